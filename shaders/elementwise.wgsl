@@ -1,0 +1,75 @@
+// Elementwise kernels over n f32 values.
+//
+//   fill:          y[i] = value
+//   scale:         y[i] = alpha * x[i]
+//   add:           y[i] = x[i] + b[i]
+//   axpy:          y[i] = y[i] + alpha * x[i]
+//   relu:          y[i] = max(x[i], 0)
+//   relu_backward: y[i] = b[i] > 0 ? x[i] : 0      (x = dy, b = forward output)
+//
+// Shapes: x, b, y all have n elements. A grid of more than 65,535 workgroups
+// is folded into two dimensions by the host; the flat index is rebuilt from
+// workgroup_id and num_workgroups, and every kernel guards i < n.
+//
+// Bindings form a prefix so that each entry point uses bindings 0..k:
+//   0 params, 1 y (read_write), 2 x, 3 b.
+
+struct Params {
+    n: u32,
+    alpha: f32,
+    value: f32,
+    _pad: u32,
+}
+
+override WG: u32 = 256u;
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+@group(0) @binding(2) var<storage, read> x: array<f32>;
+@group(0) @binding(3) var<storage, read> b: array<f32>;
+
+fn flat_index(wid: vec3<u32>, lid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return (wid.x + wid.y * nwg.x) * WG + lid.x;
+}
+
+@compute @workgroup_size(WG)
+fn fill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+        @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(wid, lid, nwg);
+    if (i < p.n) { y[i] = p.value; }
+}
+
+@compute @workgroup_size(WG)
+fn scale(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+         @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(wid, lid, nwg);
+    if (i < p.n) { y[i] = p.alpha * x[i]; }
+}
+
+@compute @workgroup_size(WG)
+fn add(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+       @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(wid, lid, nwg);
+    if (i < p.n) { y[i] = x[i] + b[i]; }
+}
+
+@compute @workgroup_size(WG)
+fn axpy(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+        @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(wid, lid, nwg);
+    if (i < p.n) { y[i] = y[i] + p.alpha * x[i]; }
+}
+
+@compute @workgroup_size(WG)
+fn relu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+        @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(wid, lid, nwg);
+    if (i < p.n) { y[i] = max(x[i], 0.0); }
+}
+
+@compute @workgroup_size(WG)
+fn relu_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+                 @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(wid, lid, nwg);
+    if (i < p.n) { y[i] = select(0.0, x[i], b[i] > 0.0); }
+}

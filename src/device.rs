@@ -1,0 +1,316 @@
+//! Adapter choice, device and queue, the pipeline cache, and wgpu errors
+//! turned into typed [`Error`]s.
+//!
+//! Adapter order: hardware first (discrete, integrated, virtual), then
+//! software (lavapipe through Vulkan, llvmpipe through GL). Two environment
+//! variables override the choice:
+//! - `TASKGRAD_BACKEND`: `vulkan`, `gl`, `metal` or `dx12` (only that backend);
+//! - `TASKGRAD_ADAPTER`: a case-insensitive substring of the adapter name.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::error::{Error, Result};
+
+/// What a kernel binding is, as seen from the shader.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Binding {
+    Uniform,
+    ReadOnly,
+    ReadWrite,
+}
+
+/// The adapter in use, for reports and test logs.
+#[derive(Clone, Debug)]
+pub struct AdapterReport {
+    pub name: String,
+    pub backend: wgpu::Backend,
+    pub device_type: wgpu::DeviceType,
+    pub driver: String,
+}
+
+impl std::fmt::Display for AdapterReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({:?}, {:?}", self.name, self.backend, self.device_type)?;
+        if !self.driver.is_empty() {
+            write!(f, ", driver {}", self.driver)?;
+        }
+        write!(f, ")")
+    }
+}
+
+type PipelineKey = (&'static str, &'static str, Vec<(String, u64)>);
+
+/// A GPU: device, queue and the compiled kernels.
+pub struct Gpu {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub adapter: wgpu::Adapter,
+    pub report: AdapterReport,
+    pub limits: wgpu::Limits,
+    pub features: wgpu::Features,
+    pipelines: Mutex<HashMap<PipelineKey, Arc<Kernel>>>,
+    uncaptured: Arc<Mutex<Option<String>>>,
+}
+
+/// A compiled compute pipeline and the layout its bind groups must follow.
+pub struct Kernel {
+    pub pipeline: wgpu::ComputePipeline,
+    pub layout: wgpu::BindGroupLayout,
+    pub bindings: Vec<Binding>,
+    pub label: String,
+}
+
+/// Parse `TASKGRAD_BACKEND`-style names.
+pub fn parse_backend(name: &str) -> Result<wgpu::Backends> {
+    match name.trim().to_ascii_lowercase().as_str() {
+        "vulkan" | "vk" => Ok(wgpu::Backends::VULKAN),
+        "gl" | "gles" | "opengl" => Ok(wgpu::Backends::GL),
+        "metal" => Ok(wgpu::Backends::METAL),
+        "dx12" | "d3d12" => Ok(wgpu::Backends::DX12),
+        _ => Err(Error::UnknownBackend { name: name.to_string() }),
+    }
+}
+
+fn backend_rank(b: wgpu::Backend) -> u32 {
+    match b {
+        wgpu::Backend::Vulkan | wgpu::Backend::Metal | wgpu::Backend::Dx12 => 0,
+        wgpu::Backend::Gl => 1,
+        _ => 2,
+    }
+}
+
+fn type_rank(t: wgpu::DeviceType) -> u32 {
+    match t {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Other => 3,
+        wgpu::DeviceType::Cpu => 4,
+    }
+}
+
+fn backends_string(b: wgpu::Backends) -> String {
+    let mut names = Vec::new();
+    for (flag, name) in [
+        (wgpu::Backends::VULKAN, "vulkan"),
+        (wgpu::Backends::GL, "gl"),
+        (wgpu::Backends::METAL, "metal"),
+        (wgpu::Backends::DX12, "dx12"),
+    ] {
+        if b.contains(flag) {
+            names.push(name);
+        }
+    }
+    names.join(", ")
+}
+
+impl Gpu {
+    /// Open the best adapter, honouring `TASKGRAD_BACKEND` and `TASKGRAD_ADAPTER`.
+    pub fn new() -> Result<Gpu> {
+        let backends = match std::env::var("TASKGRAD_BACKEND") {
+            Ok(s) if !s.trim().is_empty() => parse_backend(&s)?,
+            _ => wgpu::Backends::VULKAN
+                | wgpu::Backends::GL
+                | wgpu::Backends::METAL
+                | wgpu::Backends::DX12,
+        };
+        let name_filter = std::env::var("TASKGRAD_ADAPTER").ok().filter(|s| !s.is_empty());
+        Self::with_options(backends, name_filter.as_deref())
+    }
+
+    /// Open the best adapter among `backends` whose name contains `name_filter`.
+    pub fn with_options(backends: wgpu::Backends, name_filter: Option<&str>) -> Result<Gpu> {
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+        desc.backends = backends;
+        let instance = wgpu::Instance::new(desc);
+        let mut adapters = pollster::block_on(instance.enumerate_adapters(backends));
+        let seen: Vec<String> = adapters
+            .iter()
+            .map(|a| {
+                let i = a.get_info();
+                format!("{} ({:?})", i.name, i.backend)
+            })
+            .collect();
+        if let Some(filter) = name_filter {
+            let f = filter.to_ascii_lowercase();
+            adapters.retain(|a| a.get_info().name.to_ascii_lowercase().contains(&f));
+        }
+        adapters.sort_by_key(|a| {
+            let i = a.get_info();
+            (type_rank(i.device_type), backend_rank(i.backend))
+        });
+        let Some(adapter) = adapters.into_iter().next() else {
+            let detail = match name_filter {
+                Some(f) => format!(
+                    ". TASKGRAD_ADAPTER={f:?} matched none of the adapters found: [{}]",
+                    seen.join(", ")
+                ),
+                None => String::new(),
+            };
+            return Err(Error::NoAdapter { tried: backends_string(backends), detail });
+        };
+        let info = adapter.get_info();
+        let report = AdapterReport {
+            name: info.name.clone(),
+            backend: info.backend,
+            device_type: info.device_type,
+            driver: info.driver.clone(),
+        };
+        // Ask for everything the adapter can do: the real storage-binding limit
+        // matters for large tensors, and the optional features for later work.
+        let wanted = wgpu::Features::SHADER_F16 | wgpu::Features::TIMESTAMP_QUERY;
+        let features = adapter.features() & wanted;
+        let limits = adapter.limits();
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("taskgrad device"),
+            required_features: features,
+            required_limits: limits.clone(),
+            ..Default::default()
+        }))
+        .map_err(|e| Error::RequestDevice { adapter: info.name.clone(), reason: e.to_string() })?;
+
+        // Anything not caught by an error scope is kept and reported by the next
+        // `check`, instead of wgpu's default panic.
+        let uncaptured = Arc::new(Mutex::new(None::<String>));
+        let sink = uncaptured.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            let mut slot = sink.lock().unwrap_or_else(|p| p.into_inner());
+            if slot.is_none() {
+                *slot = Some(e.to_string());
+            }
+        }));
+
+        Ok(Gpu {
+            device,
+            queue,
+            adapter,
+            report,
+            limits,
+            features,
+            pipelines: Mutex::new(HashMap::new()),
+            uncaptured,
+        })
+    }
+
+    /// Whether the device can run f16 arithmetic in shaders.
+    pub fn has_f16(&self) -> bool {
+        self.features.contains(wgpu::Features::SHADER_F16)
+    }
+
+    /// Run `f` inside validation and out-of-memory error scopes; a wgpu error
+    /// raised by `f` comes back as a typed error naming `context`.
+    pub fn scoped<T>(&self, context: &str, f: impl FnOnce() -> T) -> Result<T> {
+        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let value = f();
+        let v = pollster::block_on(validation.pop());
+        let o = pollster::block_on(oom.pop());
+        if let Some(e) = o {
+            return Err(Error::OutOfMemory { context: context.into(), message: e.to_string() });
+        }
+        if let Some(e) = v {
+            return Err(Error::Gpu { context: context.into(), message: e.to_string() });
+        }
+        self.check(context)?;
+        Ok(value)
+    }
+
+    /// Report (once) an error that escaped every scope.
+    pub fn check(&self, context: &str) -> Result<()> {
+        let mut slot = self.uncaptured.lock().unwrap_or_else(|p| p.into_inner());
+        match slot.take() {
+            Some(message) => Err(Error::Gpu { context: context.into(), message }),
+            None => Ok(()),
+        }
+    }
+
+    /// Block until all submitted work is done.
+    pub fn wait(&self) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map(|_| ())
+            .map_err(|e| Error::Gpu { context: "device poll".into(), message: e.to_string() })
+    }
+
+    /// The compiled kernel `entry` of `source`, with override `constants`;
+    /// compiled once and cached.
+    pub fn kernel(
+        &self,
+        file: &'static str,
+        source: &'static str,
+        entry: &'static str,
+        bindings: &[Binding],
+        constants: &[(&str, f64)],
+    ) -> Result<Arc<Kernel>> {
+        let key: PipelineKey = (
+            file,
+            entry,
+            constants.iter().map(|(k, v)| (k.to_string(), v.to_bits())).collect(),
+        );
+        {
+            let cache = self.pipelines.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(k) = cache.get(&key) {
+                return Ok(k.clone());
+            }
+        }
+        let label = format!("{file}::{entry}");
+        let kernel = self.scoped(&format!("compiling kernel {label}"), || {
+            let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(file),
+                source: wgpu::ShaderSource::Wgsl(source.into()),
+            });
+            let entries: Vec<wgpu::BindGroupLayoutEntry> = bindings
+                .iter()
+                .enumerate()
+                .map(|(i, b)| wgpu::BindGroupLayoutEntry {
+                    binding: i as u32,
+                    visibility: wgpu::ShaderStages::COMPUTE,
+                    ty: match b {
+                        Binding::Uniform => wgpu::BindingType::Buffer {
+                            ty: wgpu::BufferBindingType::Uniform,
+                            has_dynamic_offset: false,
+                            min_binding_size: None,
+                        },
+                        Binding::ReadOnly | Binding::ReadWrite => wgpu::BindingType::Buffer {
+                            ty: wgpu::BufferBindingType::Storage {
+                                read_only: *b == Binding::ReadOnly,
+                            },
+                            has_dynamic_offset: false,
+                            min_binding_size: None,
+                        },
+                    },
+                    count: None,
+                })
+                .collect();
+            let layout = self.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some(&label),
+                entries: &entries,
+            });
+            let pipeline_layout =
+                self.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                    label: Some(&label),
+                    bind_group_layouts: &[Some(&layout)],
+                    immediate_size: 0,
+                });
+            let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(&label),
+                layout: Some(&pipeline_layout),
+                module: &module,
+                entry_point: Some(entry),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants,
+                    zero_initialize_workgroup_memory: false,
+                },
+                cache: None,
+            });
+            Kernel { pipeline, layout, bindings: bindings.to_vec(), label: label.clone() }
+        })?;
+        let kernel = Arc::new(kernel);
+        self.pipelines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, kernel.clone());
+        Ok(kernel)
+    }
+}

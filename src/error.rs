@@ -1,0 +1,64 @@
+//! One error type for the whole crate. Every variant carries the context a
+//! user needs to act on it; user input never panics.
+
+use std::path::PathBuf;
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    // ---- device --------------------------------------------------------
+    #[error(
+        "no GPU adapter found (backends tried: {tried}). On Linux without a GPU, install a \
+         software Vulkan driver with `apt-get install mesa-vulkan-drivers` (lavapipe), or \
+         set TASKGRAD_BACKEND=gl to use Mesa's llvmpipe through OpenGL{detail}"
+    )]
+    NoAdapter { tried: String, detail: String },
+
+    #[error("unknown backend {name:?} in TASKGRAD_BACKEND: expected one of vulkan, gl, metal, dx12")]
+    UnknownBackend { name: String },
+
+    #[error("could not open a device on adapter {adapter:?}: {reason}")]
+    RequestDevice { adapter: String, reason: String },
+
+    #[error("GPU error during {context}: {message}")]
+    Gpu { context: String, message: String },
+
+    #[error("GPU out of memory during {context}: {message}")]
+    OutOfMemory { context: String, message: String },
+
+    #[error("adapter lacks feature {feature}: {why}")]
+    MissingFeature { feature: &'static str, why: String },
+
+    // ---- shapes and sizes ----------------------------------------------
+    #[error("shape mismatch in {op}: expected {expected}, got {got}")]
+    ShapeMismatch { op: &'static str, expected: String, got: String },
+
+    #[error(
+        "tensor of {bytes} bytes exceeds this adapter's maximum storage binding of {limit} bytes"
+    )]
+    BufferTooLarge { bytes: u64, limit: u64 },
+
+    #[error("dispatch of {workgroups} workgroups exceeds {limit} even when folded into 2-D")]
+    DispatchTooLarge { workgroups: u64, limit: u64 },
+
+    // ---- data and configuration ----------------------------------------
+    #[error("{path}:{line}:{column}: {reason}")]
+    Data { path: PathBuf, line: u64, column: String, reason: String },
+
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+
+    #[error("non-finite loss for task {task:?} at step {step}")]
+    NonFinite { step: u64, task: String },
+
+    #[error("I/O error on {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+impl Error {
+    pub(crate) fn shape(op: &'static str, expected: impl Into<String>, got: impl Into<String>) -> Self {
+        Error::ShapeMismatch { op, expected: expected.into(), got: got.into() }
+    }
+}

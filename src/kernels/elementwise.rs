@@ -1,0 +1,58 @@
+//! fill, scale, add, axpy, relu and relu_backward. See shaders/elementwise.wgsl.
+
+use crate::device::{Binding, Gpu};
+use crate::error::Result;
+use crate::kernels::{grid_1d, record, Dispatch};
+use crate::tensor::Tensor;
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    n: u32,
+    alpha: f32,
+    value: f32,
+    _pad: u32,
+}
+
+fn launch(gpu: &Gpu, entry: &'static str, alpha: f32, value: f32, y: &Tensor, inputs: &[&Tensor]) -> Result<Dispatch> {
+    let n = y.numel();
+    for t in inputs {
+        t.expect_numel(entry, n)?;
+    }
+    let mut bindings = vec![Binding::Uniform, Binding::ReadWrite];
+    bindings.extend(inputs.iter().map(|_| Binding::ReadOnly));
+    let mut tensors = vec![y];
+    tensors.extend_from_slice(inputs);
+    let params = Params { n: n as u32, alpha, value, _pad: 0 };
+    record(gpu, "elementwise.wgsl", entry, &bindings, &[], &params, &tensors, grid_1d(gpu, n)?)
+}
+
+/// y = value
+pub fn fill(gpu: &Gpu, y: &Tensor, value: f32) -> Result<Dispatch> {
+    launch(gpu, "fill", 0.0, value, y, &[])
+}
+
+/// y = alpha · x
+pub fn scale(gpu: &Gpu, x: &Tensor, alpha: f32, y: &Tensor) -> Result<Dispatch> {
+    launch(gpu, "scale", alpha, 0.0, y, &[x])
+}
+
+/// y = a + b
+pub fn add(gpu: &Gpu, a: &Tensor, b: &Tensor, y: &Tensor) -> Result<Dispatch> {
+    launch(gpu, "add", 0.0, 0.0, y, &[a, b])
+}
+
+/// y += alpha · x
+pub fn axpy(gpu: &Gpu, alpha: f32, x: &Tensor, y: &Tensor) -> Result<Dispatch> {
+    launch(gpu, "axpy", alpha, 0.0, y, &[x])
+}
+
+/// y = max(x, 0)
+pub fn relu(gpu: &Gpu, x: &Tensor, y: &Tensor) -> Result<Dispatch> {
+    launch(gpu, "relu", 0.0, 0.0, y, &[x])
+}
+
+/// dx = dy where the forward output y > 0, else 0.
+pub fn relu_backward(gpu: &Gpu, dy: &Tensor, y: &Tensor, dx: &Tensor) -> Result<Dispatch> {
+    launch(gpu, "relu_backward", 0.0, 0.0, dx, &[dy, y])
+}

@@ -1,0 +1,17 @@
+//! taskgrad: multi-task learning on any GPU, with every number computed by a
+//! hand-written WGSL kernel.
+//!
+//! Layers, bottom to top: [`device`] (adapter, device, pipeline cache, typed
+//! errors), [`tensor`] (GPU tensors and flat arenas), [`kernels`] (one Rust
+//! wrapper per WGSL kernel family in `shaders/`), and [`reference`] (the plain
+//! CPU statement of every kernel, used as the test oracle).
+
+pub mod device;
+pub mod error;
+pub mod kernels;
+pub mod reference;
+pub mod tensor;
+
+pub use device::{AdapterReport, Gpu};
+pub use error::{Error, Result};
+pub use tensor::{Arena, ArenaLayout, DType, Tensor};

@@ -1,0 +1,237 @@
+//! Plain-loop CPU versions of every kernel: the readable statement of the math
+//! and the oracle for the GPU tests. Generic over f32 and f64 (f64 for
+//! finite-difference gradient checks). Layouts match the kernels: row-major.
+
+/// The float operations the reference needs.
+pub trait Real:
+    Copy
+    + PartialOrd
+    + std::ops::Add<Output = Self>
+    + std::ops::Sub<Output = Self>
+    + std::ops::Mul<Output = Self>
+    + std::ops::Div<Output = Self>
+    + std::ops::AddAssign
+{
+    fn from_f64(v: f64) -> Self;
+    fn to_f64(self) -> f64;
+    fn exp(self) -> Self;
+    fn ln(self) -> Self;
+    fn sqrt(self) -> Self;
+    fn zero() -> Self {
+        Self::from_f64(0.0)
+    }
+    fn one() -> Self {
+        Self::from_f64(1.0)
+    }
+    fn max(self, o: Self) -> Self {
+        if o > self {
+            o
+        } else {
+            self
+        }
+    }
+}
+
+macro_rules! impl_real {
+    ($t:ty) => {
+        impl Real for $t {
+            fn from_f64(v: f64) -> Self {
+                v as $t
+            }
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
+            fn exp(self) -> Self {
+                <$t>::exp(self)
+            }
+            fn ln(self) -> Self {
+                <$t>::ln(self)
+            }
+            fn sqrt(self) -> Self {
+                <$t>::sqrt(self)
+            }
+        }
+    };
+}
+impl_real!(f32);
+impl_real!(f64);
+
+/// C (M×N) = op(A)·op(B) [+ bias] [relu]. A is M×K (or K×M if `trans_a`),
+/// B is K×N (or N×K if `trans_b`).
+#[allow(clippy::too_many_arguments)]
+pub fn matmul<T: Real>(
+    a: &[T],
+    b: &[T],
+    m: usize,
+    k: usize,
+    n: usize,
+    trans_a: bool,
+    trans_b: bool,
+    bias: Option<&[T]>,
+    relu: bool,
+) -> Vec<T> {
+    let mut c = vec![T::zero(); m * n];
+    for i in 0..m {
+        for j in 0..n {
+            let mut acc = T::zero();
+            for p in 0..k {
+                let av = if trans_a { a[p * m + i] } else { a[i * k + p] };
+                let bv = if trans_b { b[j * k + p] } else { b[p * n + j] };
+                acc += av * bv;
+            }
+            if let Some(bias) = bias {
+                acc += bias[j];
+            }
+            if relu {
+                acc = acc.max(T::zero());
+            }
+            c[i * n + j] = acc;
+        }
+    }
+    c
+}
+
+/// y = max(x, 0)
+pub fn relu<T: Real>(x: &[T]) -> Vec<T> {
+    x.iter().map(|&v| v.max(T::zero())).collect()
+}
+
+/// dx = dy · [y > 0], y the forward output.
+pub fn relu_backward<T: Real>(dy: &[T], y: &[T]) -> Vec<T> {
+    dy.iter().zip(y).map(|(&d, &v)| if v > T::zero() { d } else { T::zero() }).collect()
+}
+
+/// out[j] = Σ_r x[r, j], x is rows×cols.
+pub fn sum_rows<T: Real>(x: &[T], rows: usize, cols: usize) -> Vec<T> {
+    let mut out = vec![T::zero(); cols];
+    for r in 0..rows {
+        for j in 0..cols {
+            out[j] += x[r * cols + j];
+        }
+    }
+    out
+}
+
+/// Σ_i x[i]
+pub fn sum_all<T: Real>(x: &[T]) -> T {
+    let mut s = T::zero();
+    for &v in x {
+        s += v;
+    }
+    s
+}
+
+/// y = alpha · x
+pub fn scale<T: Real>(x: &[T], alpha: T) -> Vec<T> {
+    x.iter().map(|&v| alpha * v).collect()
+}
+
+/// y = a + b
+pub fn add<T: Real>(a: &[T], b: &[T]) -> Vec<T> {
+    a.iter().zip(b).map(|(&u, &v)| u + v).collect()
+}
+
+/// y + alpha · x
+pub fn axpy<T: Real>(alpha: T, x: &[T], y: &[T]) -> Vec<T> {
+    x.iter().zip(y).map(|(&u, &v)| v + alpha * u).collect()
+}
+
+/// Result of the fused softmax cross-entropy.
+pub struct SoftmaxCe<T> {
+    pub loss: T,
+    pub loss_rows: Vec<T>,
+    pub dlogits: Vec<T>,
+}
+
+/// Softmax cross-entropy of logits (B×C) against labels, rows with mask ≤ 0.5
+/// (or a label ≥ C) ignored; mean over valid rows; dlogits scaled by `scale / n_valid`.
+pub fn softmax_ce<T: Real>(logits: &[T], labels: &[u32], mask: &[T], b: usize, c: usize, scale: T) -> SoftmaxCe<T> {
+    let half = T::from_f64(0.5);
+    let valid = |r: usize| mask[r] > half && (labels[r] as usize) < c;
+    let n_valid = (0..b).filter(|&r| valid(r)).count();
+    let inv = if n_valid > 0 { T::one() / T::from_f64(n_valid as f64) } else { T::zero() };
+    let mut loss_rows = vec![T::zero(); b];
+    let mut dlogits = vec![T::zero(); b * c];
+    let mut total = T::zero();
+    for r in 0..b {
+        if !valid(r) {
+            continue;
+        }
+        let z = &logits[r * c..(r + 1) * c];
+        let zmax = z.iter().copied().fold(z[0], T::max);
+        let mut sum = T::zero();
+        for &v in z {
+            sum += (v - zmax).exp();
+        }
+        let lse = zmax + sum.ln();
+        let y = labels[r] as usize;
+        loss_rows[r] = lse - z[y];
+        total += loss_rows[r];
+        for j in 0..c {
+            let onehot = if j == y { T::one() } else { T::zero() };
+            dlogits[r * c + j] = ((z[j] - lse).exp() - onehot) * scale * inv;
+        }
+    }
+    SoftmaxCe { loss: total * inv, loss_rows, dlogits }
+}
+
+/// Mean squared error over valid rows of pred and target (B×T); dpred scaled by `scale`.
+pub fn mse<T: Real>(pred: &[T], target: &[T], mask: &[T], b: usize, t: usize, scale: T) -> (T, Vec<T>) {
+    let half = T::from_f64(0.5);
+    let n_valid = (0..b).filter(|&r| mask[r] > half).count();
+    let denom = (n_valid * t) as f64;
+    let inv = if denom > 0.0 { T::one() / T::from_f64(denom) } else { T::zero() };
+    let mut dpred = vec![T::zero(); b * t];
+    let mut total = T::zero();
+    for r in 0..b {
+        if mask[r] <= half {
+            continue;
+        }
+        for j in 0..t {
+            let i = r * t + j;
+            let e = pred[i] - target[i];
+            total += e * e;
+            dpred[i] = T::from_f64(2.0) * e * scale * inv;
+        }
+    }
+    (total * inv, dpred)
+}
+
+/// One SGD-with-momentum step, in place.
+pub fn sgd_step<T: Real>(theta: &mut [T], velocity: &mut [T], grad: &[T], lr: T, momentum: T, weight_decay: T) {
+    for i in 0..theta.len() {
+        let g = grad[i] + weight_decay * theta[i];
+        velocity[i] = momentum * velocity[i] + g;
+        theta[i] = theta[i] - lr * velocity[i];
+    }
+}
+
+/// One Adam (or, with `decoupled`, AdamW) step t ≥ 1, in place.
+#[allow(clippy::too_many_arguments)]
+pub fn adam_step<T: Real>(
+    theta: &mut [T],
+    m: &mut [T],
+    v: &mut [T],
+    grad: &[T],
+    t: u64,
+    lr: T,
+    beta1: T,
+    beta2: T,
+    eps: T,
+    weight_decay: T,
+    decoupled: bool,
+) {
+    let bc1 = T::one() - T::from_f64(beta1.to_f64().powi(t as i32));
+    let bc2 = T::one() - T::from_f64(beta2.to_f64().powi(t as i32));
+    for i in 0..theta.len() {
+        let mut g = grad[i];
+        if decoupled {
+            theta[i] = theta[i] * (T::one() - lr * weight_decay);
+        } else {
+            g += weight_decay * theta[i];
+        }
+        m[i] = beta1 * m[i] + (T::one() - beta1) * g;
+        v[i] = beta2 * v[i] + (T::one() - beta2) * g * g;
+        theta[i] = theta[i] - lr * (m[i] / bc1) / ((v[i] / bc2).sqrt() + eps);
+    }
+}

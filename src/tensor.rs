@@ -1,0 +1,312 @@
+//! GPU tensors (a buffer, a byte offset and a shape), upload, batched
+//! readback, and flat arenas that hold many tensors in one buffer.
+
+use std::sync::Arc;
+
+use wgpu::util::DeviceExt;
+
+use crate::device::Gpu;
+use crate::error::{Error, Result};
+
+/// Element type of a tensor. Both are 4 bytes wide.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DType {
+    F32,
+    U32,
+}
+
+/// A view of `numel(shape)` 4-byte elements of a GPU buffer, starting at `offset` bytes.
+#[derive(Clone, Debug)]
+pub struct Tensor {
+    buffer: Arc<wgpu::Buffer>,
+    offset: u64,
+    shape: Vec<usize>,
+    dtype: DType,
+}
+
+fn numel(shape: &[usize]) -> usize {
+    shape.iter().product()
+}
+
+fn shape_str(shape: &[usize]) -> String {
+    format!("{shape:?}")
+}
+
+const USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
+    .union(wgpu::BufferUsages::COPY_SRC)
+    .union(wgpu::BufferUsages::COPY_DST);
+
+impl Gpu {
+    /// Fail with [`Error::BufferTooLarge`] if `bytes` cannot be bound as one storage buffer.
+    pub fn check_binding_size(&self, bytes: u64) -> Result<()> {
+        let limit = self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size);
+        if bytes > limit {
+            return Err(Error::BufferTooLarge { bytes, limit });
+        }
+        Ok(())
+    }
+
+    fn storage_buffer(&self, label: &str, bytes: u64, contents: Option<&[u8]>) -> Result<wgpu::Buffer> {
+        if bytes == 0 {
+            return Err(Error::shape("tensor", "at least one element", "0 elements"));
+        }
+        self.check_binding_size(bytes)?;
+        self.scoped(&format!("allocating {label} ({bytes} bytes)"), || match contents {
+            Some(data) => self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents: data,
+                usage: USAGE,
+            }),
+            None => self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: bytes,
+                usage: USAGE,
+                mapped_at_creation: false,
+            }),
+        })
+    }
+
+    /// Read many tensors back in one submit and one wait.
+    pub fn read(&self, tensors: &[&Tensor]) -> Result<Vec<Vec<f32>>> {
+        let raw = self.read_raw(tensors)?;
+        Ok(raw.into_iter().map(|b| bytemuck::cast_slice(&b).to_vec()).collect())
+    }
+
+    /// Read one f32 tensor back.
+    pub fn read_one(&self, t: &Tensor) -> Result<Vec<f32>> {
+        Ok(self.read(&[t])?.remove(0))
+    }
+
+    /// Read u32 tensors back.
+    pub fn read_u32(&self, tensors: &[&Tensor]) -> Result<Vec<Vec<u32>>> {
+        let raw = self.read_raw(tensors)?;
+        Ok(raw.into_iter().map(|b| bytemuck::cast_slice(&b).to_vec()).collect())
+    }
+
+    fn read_raw(&self, tensors: &[&Tensor]) -> Result<Vec<Vec<u8>>> {
+        let total: u64 = tensors.iter().map(|t| t.bytes()).sum();
+        if total == 0 {
+            return Ok(tensors.iter().map(|_| Vec::new()).collect());
+        }
+        let staging = self.scoped("readback", || {
+            let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("readback staging"),
+                size: total,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            let mut encoder = self
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
+            let mut at = 0;
+            for t in tensors {
+                encoder.copy_buffer_to_buffer(&t.buffer, t.offset, &staging, at, t.bytes());
+                at += t.bytes();
+            }
+            self.queue.submit([encoder.finish()]);
+            staging
+        })?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+            let _ = tx.send(r);
+        });
+        self.wait()?;
+        rx.recv()
+            .map_err(|e| Error::Gpu { context: "readback".into(), message: e.to_string() })?
+            .map_err(|e| Error::Gpu { context: "readback".into(), message: e.to_string() })?;
+        let data = staging
+            .get_mapped_range(..)
+            .map_err(|e| Error::Gpu { context: "readback".into(), message: e.to_string() })?
+            .to_vec();
+        staging.unmap();
+        let mut out = Vec::with_capacity(tensors.len());
+        let mut at = 0usize;
+        for t in tensors {
+            let n = t.bytes() as usize;
+            out.push(data[at..at + n].to_vec());
+            at += n;
+        }
+        Ok(out)
+    }
+}
+
+impl Tensor {
+    /// A new f32 tensor of zeros.
+    pub fn zeros(gpu: &Gpu, shape: &[usize], label: &str) -> Result<Tensor> {
+        let bytes = 4 * numel(shape) as u64;
+        // wgpu zero-initialises new buffers.
+        let buffer = gpu.storage_buffer(label, bytes, None)?;
+        Ok(Tensor { buffer: Arc::new(buffer), offset: 0, shape: shape.to_vec(), dtype: DType::F32 })
+    }
+
+    /// A new f32 tensor holding `data` (row-major, `numel(shape)` values).
+    pub fn from_slice(gpu: &Gpu, shape: &[usize], data: &[f32], label: &str) -> Result<Tensor> {
+        Self::from_bytes(gpu, shape, bytemuck::cast_slice(data), data.len(), DType::F32, label)
+    }
+
+    /// A new u32 tensor (class labels) holding `data`.
+    pub fn from_u32(gpu: &Gpu, shape: &[usize], data: &[u32], label: &str) -> Result<Tensor> {
+        Self::from_bytes(gpu, shape, bytemuck::cast_slice(data), data.len(), DType::U32, label)
+    }
+
+    fn from_bytes(
+        gpu: &Gpu,
+        shape: &[usize],
+        bytes: &[u8],
+        len: usize,
+        dtype: DType,
+        label: &str,
+    ) -> Result<Tensor> {
+        if len != numel(shape) {
+            return Err(Error::shape("upload", format!("{} values for shape {shape:?}", numel(shape)), format!("{len} values")));
+        }
+        let buffer = gpu.storage_buffer(label, bytes.len() as u64, Some(bytes))?;
+        Ok(Tensor { buffer: Arc::new(buffer), offset: 0, shape: shape.to_vec(), dtype })
+    }
+
+    /// Overwrite the tensor's contents from the host (queued; ordered before the next submit).
+    pub fn write(&self, gpu: &Gpu, data: &[f32]) -> Result<()> {
+        if data.len() != self.numel() {
+            return Err(Error::shape("write", format!("{} values", self.numel()), format!("{} values", data.len())));
+        }
+        gpu.queue.write_buffer(&self.buffer, self.offset, bytemuck::cast_slice(data));
+        Ok(())
+    }
+
+    /// Overwrite a u32 tensor's contents from the host.
+    pub fn write_u32(&self, gpu: &Gpu, data: &[u32]) -> Result<()> {
+        if data.len() != self.numel() {
+            return Err(Error::shape("write", format!("{} values", self.numel()), format!("{} values", data.len())));
+        }
+        gpu.queue.write_buffer(&self.buffer, self.offset, bytemuck::cast_slice(data));
+        Ok(())
+    }
+
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    pub fn numel(&self) -> usize {
+        numel(&self.shape)
+    }
+    pub fn bytes(&self) -> u64 {
+        4 * self.numel() as u64
+    }
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+    pub fn buffer(&self) -> &wgpu::Buffer {
+        &self.buffer
+    }
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// The same storage seen with another shape of equal size.
+    pub fn reshape(&self, shape: &[usize]) -> Result<Tensor> {
+        if numel(shape) != self.numel() {
+            return Err(Error::shape("reshape", shape_str(&self.shape), shape_str(shape)));
+        }
+        Ok(Tensor { shape: shape.to_vec(), ..self.clone() })
+    }
+
+    /// Whether two tensors share a buffer and overlap (so cannot be bound read and write at once).
+    pub fn overlaps(&self, other: &Tensor) -> bool {
+        Arc::ptr_eq(&self.buffer, &other.buffer)
+            && self.offset < other.offset + other.bytes()
+            && other.offset < self.offset + self.bytes()
+    }
+
+    pub(crate) fn binding(&self) -> wgpu::BindingResource<'_> {
+        wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+            buffer: &self.buffer,
+            offset: self.offset,
+            size: std::num::NonZeroU64::new(self.bytes()),
+        })
+    }
+
+    /// Fail unless the tensor has exactly `shape`.
+    pub fn expect_shape(&self, op: &'static str, shape: &[usize]) -> Result<()> {
+        if self.shape != shape {
+            return Err(Error::shape(op, shape_str(shape), shape_str(&self.shape)));
+        }
+        Ok(())
+    }
+
+    /// Fail unless the tensor has `n` elements.
+    pub fn expect_numel(&self, op: &'static str, n: usize) -> Result<()> {
+        if self.numel() != n {
+            return Err(Error::shape(op, format!("{n} elements"), format!("{} elements ({:?})", self.numel(), self.shape)));
+        }
+        Ok(())
+    }
+}
+
+/// One buffer holding many named tensors, each starting at an offset that the
+/// adapter accepts for a storage binding. Parameters, gradients and optimizer
+/// moments each live in an arena of the same layout, so the optimizer is one
+/// dispatch over the whole buffer and zeroing all gradients is one clear.
+#[derive(Clone, Debug, Default)]
+pub struct ArenaLayout {
+    entries: Vec<(String, usize, Vec<usize>)>,
+    len: usize,
+    align: usize,
+}
+
+impl ArenaLayout {
+    /// An empty layout whose views start at multiples of the adapter's storage offset alignment.
+    pub fn new(gpu: &Gpu) -> Self {
+        let align = (gpu.limits.min_storage_buffer_offset_alignment as usize / 4).max(1);
+        ArenaLayout { entries: Vec::new(), len: 0, align }
+    }
+
+    /// Reserve a view; returns its index.
+    pub fn add(&mut self, name: &str, shape: &[usize]) -> usize {
+        let start = self.len.div_ceil(self.align) * self.align;
+        self.entries.push((name.to_string(), start, shape.to_vec()));
+        self.len = start + numel(shape);
+        self.entries.len() - 1
+    }
+
+    /// Total elements, padding included.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    /// (name, element offset, shape) of every view.
+    pub fn entries(&self) -> &[(String, usize, Vec<usize>)] {
+        &self.entries
+    }
+}
+
+/// A buffer laid out by an [`ArenaLayout`].
+#[derive(Clone, Debug)]
+pub struct Arena {
+    pub layout: ArenaLayout,
+    pub whole: Tensor,
+}
+
+impl Arena {
+    /// Allocate a zeroed arena.
+    pub fn new(gpu: &Gpu, layout: &ArenaLayout, label: &str) -> Result<Arena> {
+        let whole = Tensor::zeros(gpu, &[layout.len().max(1)], label)?;
+        Ok(Arena { layout: layout.clone(), whole })
+    }
+
+    /// The tensor view at index `i`.
+    pub fn view(&self, i: usize) -> Tensor {
+        let (_, start, shape) = &self.layout.entries[i];
+        Tensor {
+            buffer: self.whole.buffer.clone(),
+            offset: self.whole.offset + 4 * *start as u64,
+            shape: shape.clone(),
+            dtype: DType::F32,
+        }
+    }
+
+    /// Copy the whole arena to the host (one readback).
+    pub fn read(&self, gpu: &Gpu) -> Result<Vec<f32>> {
+        gpu.read_one(&self.whole)
+    }
+}

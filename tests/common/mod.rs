@@ -1,0 +1,80 @@
+//! Shared test helpers: one GPU per test binary, seeded inputs, and the
+//! tolerance check `|got - want| <= atol + rtol·|want|` that prints the first mismatches.
+#![allow(dead_code)]
+
+use std::sync::OnceLock;
+
+use rand::{Rng, SeedableRng};
+use taskgrad::Gpu;
+
+static GPU: OnceLock<Option<Gpu>> = OnceLock::new();
+
+/// The test GPU. Under `CI=true` a missing adapter fails the test loudly;
+/// elsewhere the test is skipped with a message on stderr.
+/// `TASKGRAD_EXPECT_ADAPTER=substring` makes any other adapter a failure.
+pub fn gpu() -> Option<&'static Gpu> {
+    GPU.get_or_init(|| match Gpu::new() {
+        Ok(gpu) => {
+            println!("taskgrad test adapter: {}", gpu.report);
+            if let Ok(want) = std::env::var("TASKGRAD_EXPECT_ADAPTER") {
+                let name = gpu.report.name.to_lowercase();
+                assert!(
+                    name.contains(&want.to_lowercase()),
+                    "TASKGRAD_EXPECT_ADAPTER={want:?} but the adapter is {}",
+                    gpu.report
+                );
+            }
+            Some(gpu)
+        }
+        Err(e) => {
+            if std::env::var("CI").map(|v| v == "true" || v == "1").unwrap_or(false) {
+                panic!("CI=true and no GPU adapter: {e}");
+            }
+            eprintln!("SKIPPING GPU test: {e}");
+            None
+        }
+    })
+    .as_ref()
+}
+
+/// Get the GPU or return from the test (skips outside CI only; see [`gpu`]).
+#[macro_export]
+macro_rules! gpu_or_skip {
+    () => {
+        match common::gpu() {
+            Some(g) => g,
+            None => return,
+        }
+    };
+}
+
+pub fn rng(seed: u64) -> rand::rngs::StdRng {
+    rand::rngs::StdRng::seed_from_u64(seed)
+}
+
+/// n values uniform in [-1, 1), never all zeros.
+pub fn random(rng: &mut rand::rngs::StdRng, n: usize) -> Vec<f32> {
+    (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect()
+}
+
+/// Assert `got ≈ want` elementwise; print up to 8 mismatches with their index.
+#[track_caller]
+pub fn assert_close(what: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let mut bad = Vec::new();
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let ok = (g - w).abs() <= atol + rtol * w.abs();
+        if !ok || g.is_nan() != w.is_nan() {
+            bad.push((i, g, w));
+        }
+    }
+    if !bad.is_empty() {
+        let first: Vec<String> = bad.iter().take(8).map(|(i, g, w)| format!("[{i}] got {g} want {w}")).collect();
+        panic!(
+            "{what}: {} of {} values differ beyond atol {atol} + rtol {rtol}·|ref|; first: {}",
+            bad.len(),
+            got.len(),
+            first.join(", ")
+        );
+    }
+}

@@ -1,0 +1,384 @@
+//! Every kernel, forward and backward, against the CPU reference in
+//! `taskgrad::reference`: 1×1, a hand-checkable case with the math in a
+//! comment, and sizes that are not multiples of the tile or workgroup.
+//! Inputs are fresh seeded random values; tolerance is atol + rtol·|ref|.
+
+mod common;
+
+use common::{assert_close, random, rng};
+use taskgrad::kernels::{elementwise, loss, matmul, optim, reduce};
+use taskgrad::kernels::matmul::MatmulOptions;
+use taskgrad::reference as cpu;
+use taskgrad::Tensor;
+
+const SIZES: [usize; 8] = [1, 3, 17, 63, 65, 129, 257, 1000];
+
+fn upload(gpu: &taskgrad::Gpu, shape: &[usize], data: &[f32]) -> Tensor {
+    Tensor::from_slice(gpu, shape, data, "test input").expect("upload")
+}
+
+fn zeros(gpu: &taskgrad::Gpu, shape: &[usize]) -> Tensor {
+    Tensor::zeros(gpu, shape, "test output").expect("alloc")
+}
+
+// ---- matmul ---------------------------------------------------------------
+
+/// Run op(A)·op(B) with every epilogue on the GPU and compare with the reference.
+fn check_matmul(gpu: &taskgrad::Gpu, m: usize, k: usize, n: usize, seed: u64) {
+    let mut r = rng(seed);
+    for (trans_a, trans_b) in [(false, false), (true, false), (false, true), (true, true)] {
+        let a_shape = if trans_a { [k, m] } else { [m, k] };
+        let b_shape = if trans_b { [n, k] } else { [k, n] };
+        let a = random(&mut r, m * k);
+        let b = random(&mut r, k * n);
+        let bias = random(&mut r, n);
+        let (ga, gb, gbias) = (upload(gpu, &a_shape, &a), upload(gpu, &b_shape, &b), upload(gpu, &[n], &bias));
+        let tol = 1e-5 * k as f32 + 1e-5;
+        for (use_bias, relu) in [(false, false), (true, false), (true, true)] {
+            let c = zeros(gpu, &[m, n]);
+            let opts = MatmulOptions { trans_a, trans_b, bias: use_bias.then_some(&gbias), relu, accumulate: false };
+            let d = matmul::matmul(gpu, &ga, &gb, &c, opts).expect("matmul");
+            gpu.run(&[&d]).expect("run");
+            let want = cpu::matmul(&a, &b, m, k, n, trans_a, trans_b, use_bias.then_some(&bias[..]), relu);
+            let what = format!("matmul m={m} k={k} n={n} ta={trans_a} tb={trans_b} bias={use_bias} relu={relu}");
+            assert_close(&what, &gpu.read_one(&c).unwrap(), &want, tol, 1e-4);
+        }
+        // Accumulate: C starts at c0 and receives op(A)·op(B) on top.
+        let c0 = random(&mut r, m * n);
+        let c = upload(gpu, &[m, n], &c0);
+        let opts = MatmulOptions { trans_a, trans_b, accumulate: true, ..Default::default() };
+        gpu.run(&[&matmul::matmul(gpu, &ga, &gb, &c, opts).unwrap()]).unwrap();
+        let want = cpu::add(&c0, &cpu::matmul(&a, &b, m, k, n, trans_a, trans_b, None, false));
+        assert_close("matmul accumulate", &gpu.read_one(&c).unwrap(), &want, tol, 1e-4);
+    }
+}
+
+#[test]
+fn matmul_hand_checked_2x2() {
+    let gpu = gpu_or_skip!();
+    // [1 2] [5 6]   [1·5+2·7 1·6+2·8]   [19 22]
+    // [3 4]·[7 8] = [3·5+4·7 3·6+4·8] = [43 50];  + bias [1, -100] then ReLU: [20 0; 44 0]
+    let a = upload(gpu, &[2, 2], &[1., 2., 3., 4.]);
+    let b = upload(gpu, &[2, 2], &[5., 6., 7., 8.]);
+    let bias = upload(gpu, &[2], &[1., -100.]);
+    let c = zeros(gpu, &[2, 2]);
+    gpu.run(&[&matmul::matmul(gpu, &a, &b, &c, MatmulOptions::default()).unwrap()]).unwrap();
+    assert_eq!(gpu.read_one(&c).unwrap(), vec![19., 22., 43., 50.]);
+    let opts = MatmulOptions { bias: Some(&bias), relu: true, ..Default::default() };
+    gpu.run(&[&matmul::matmul(gpu, &a, &b, &c, opts).unwrap()]).unwrap();
+    assert_eq!(gpu.read_one(&c).unwrap(), vec![20., 0., 44., 0.]);
+}
+
+#[test]
+fn matmul_1x1() {
+    let gpu = gpu_or_skip!();
+    check_matmul(gpu, 1, 1, 1, 1);
+}
+
+#[test]
+fn matmul_shapes_not_multiple_of_tile() {
+    let gpu = gpu_or_skip!();
+    for (i, &(m, k, n)) in [(3, 17, 5), (17, 3, 63), (63, 65, 17), (65, 129, 3), (129, 33, 257), (257, 257, 65)]
+        .iter()
+        .enumerate()
+    {
+        check_matmul(gpu, m, k, n, 10 + i as u64);
+    }
+}
+
+#[test]
+fn matmul_backward_products_match_reference() {
+    // Y = X·W (X B×D, W D×H): dX = dY·Wᵀ and dW = Xᵀ·dY, as the tape will run them.
+    let gpu = gpu_or_skip!();
+    let (b, d, h) = (17, 65, 63);
+    let mut r = rng(7);
+    let (x, w, dy) = (random(&mut r, b * d), random(&mut r, d * h), random(&mut r, b * h));
+    let (gx, gw, gdy) = (upload(gpu, &[b, d], &x), upload(gpu, &[d, h], &w), upload(gpu, &[b, h], &dy));
+    let (dx, dw) = (zeros(gpu, &[b, d]), zeros(gpu, &[d, h]));
+    let d1 = matmul::matmul(gpu, &gdy, &gw, &dx, MatmulOptions { trans_b: true, ..Default::default() }).unwrap();
+    let d2 = matmul::matmul(gpu, &gx, &gdy, &dw, MatmulOptions { trans_a: true, ..Default::default() }).unwrap();
+    gpu.run(&[&d1, &d2]).unwrap();
+    assert_close("dX", &gpu.read_one(&dx).unwrap(), &cpu::matmul(&dy, &w, b, h, d, false, true, None, false), 1e-3, 1e-4);
+    assert_close("dW", &gpu.read_one(&dw).unwrap(), &cpu::matmul(&x, &dy, d, b, h, true, false, None, false), 1e-3, 1e-4);
+}
+
+// ---- elementwise --------------------------------------------------------------
+
+#[test]
+fn elementwise_hand_checked() {
+    let gpu = gpu_or_skip!();
+    // x = [-2, 0, 3], b = [1, 1, -1]
+    let x = upload(gpu, &[3], &[-2., 0., 3.]);
+    let b = upload(gpu, &[3], &[1., 1., -1.]);
+    let y = zeros(gpu, &[3]);
+    gpu.run(&[&elementwise::relu(gpu, &x, &y).unwrap()]).unwrap();
+    assert_eq!(gpu.read_one(&y).unwrap(), vec![0., 0., 3.]); // max(x, 0)
+    gpu.run(&[&elementwise::add(gpu, &x, &b, &y).unwrap()]).unwrap();
+    assert_eq!(gpu.read_one(&y).unwrap(), vec![-1., 1., 2.]); // x + b
+    gpu.run(&[&elementwise::scale(gpu, &x, 0.5, &y).unwrap()]).unwrap();
+    assert_eq!(gpu.read_one(&y).unwrap(), vec![-1., 0., 1.5]); // x / 2
+    gpu.run(&[&elementwise::axpy(gpu, 2.0, &b, &y).unwrap()]).unwrap();
+    assert_eq!(gpu.read_one(&y).unwrap(), vec![1., 2., -0.5]); // y + 2b
+    gpu.run(&[&elementwise::relu_backward(gpu, &b, &x, &y).unwrap()]).unwrap();
+    assert_eq!(gpu.read_one(&y).unwrap(), vec![0., 0., -1.]); // dy where x > 0
+    gpu.run(&[&elementwise::fill(gpu, &y, 7.5).unwrap()]).unwrap();
+    assert_eq!(gpu.read_one(&y).unwrap(), vec![7.5; 3]);
+}
+
+#[test]
+fn elementwise_against_reference_all_sizes() {
+    let gpu = gpu_or_skip!();
+    let mut r = rng(3);
+    for &n in &SIZES {
+        let (xv, bv, yv) = (random(&mut r, n), random(&mut r, n), random(&mut r, n));
+        let (x, b) = (upload(gpu, &[n], &xv), upload(gpu, &[n], &bv));
+        let y = upload(gpu, &[n], &yv);
+        let out = zeros(gpu, &[n]);
+        gpu.run(&[&elementwise::axpy(gpu, -0.75, &x, &y).unwrap()]).unwrap();
+        assert_close(&format!("axpy n={n}"), &gpu.read_one(&y).unwrap(), &cpu::axpy(-0.75, &xv, &yv), 1e-6, 1e-6);
+        gpu.run(&[&elementwise::add(gpu, &x, &b, &out).unwrap()]).unwrap();
+        assert_close(&format!("add n={n}"), &gpu.read_one(&out).unwrap(), &cpu::add(&xv, &bv), 1e-6, 1e-6);
+        gpu.run(&[&elementwise::scale(gpu, &x, 3.25, &out).unwrap()]).unwrap();
+        assert_close(&format!("scale n={n}"), &gpu.read_one(&out).unwrap(), &cpu::scale(&xv, 3.25), 1e-6, 1e-6);
+        gpu.run(&[&elementwise::relu(gpu, &x, &out).unwrap()]).unwrap();
+        let y_relu = cpu::relu(&xv);
+        assert_close(&format!("relu n={n}"), &gpu.read_one(&out).unwrap(), &y_relu, 0.0, 0.0);
+        let yr = upload(gpu, &[n], &y_relu);
+        gpu.run(&[&elementwise::relu_backward(gpu, &b, &yr, &out).unwrap()]).unwrap();
+        assert_close(&format!("relu_backward n={n}"), &gpu.read_one(&out).unwrap(), &cpu::relu_backward(&bv, &y_relu), 0.0, 0.0);
+        gpu.run(&[&elementwise::fill(gpu, &out, -1.25).unwrap()]).unwrap();
+        assert_close(&format!("fill n={n}"), &gpu.read_one(&out).unwrap(), &vec![-1.25; n], 0.0, 0.0);
+    }
+}
+
+#[test]
+fn dispatch_beyond_65535_workgroups_is_folded_into_two_dimensions() {
+    let gpu = gpu_or_skip!();
+    let max = gpu.limits.max_compute_workgroups_per_dimension as usize;
+    // One more workgroup than fits in x, plus a ragged tail.
+    let n = max * taskgrad::kernels::WG as usize + 3;
+    let grid = taskgrad::kernels::grid_1d(gpu, n).unwrap();
+    assert!(grid[1] > 1, "expected a 2-D grid, got {grid:?}");
+    let xv: Vec<f32> = (0..n).map(|i| (i % 1013) as f32).collect();
+    let x = upload(gpu, &[n], &xv);
+    let y = zeros(gpu, &[n]);
+    gpu.run(&[&elementwise::axpy(gpu, 2.0, &x, &y).unwrap()]).unwrap();
+    let got = gpu.read_one(&y).unwrap();
+    assert_close("folded axpy", &got, &cpu::scale(&xv, 2.0), 0.0, 0.0);
+}
+
+// ---- reductions -----------------------------------------------------------------
+
+#[test]
+fn reductions_hand_checked() {
+    let gpu = gpu_or_skip!();
+    // x = [[1 2] [3 4] [5 6]]: column sums [9 12], total 21.
+    let x = upload(gpu, &[3, 2], &[1., 2., 3., 4., 5., 6.]);
+    let cols = zeros(gpu, &[2]);
+    let total = zeros(gpu, &[1]);
+    gpu.run(&[&reduce::sum_rows(gpu, &x, &cols, false).unwrap(), &reduce::sum_all(gpu, &x, &total, false).unwrap()]).unwrap();
+    assert_eq!(gpu.read(&[&cols, &total]).unwrap(), vec![vec![9., 12.], vec![21.]]);
+    // Accumulating a second time doubles both.
+    gpu.run(&[&reduce::sum_rows(gpu, &x, &cols, true).unwrap(), &reduce::sum_all(gpu, &x, &total, true).unwrap()]).unwrap();
+    assert_eq!(gpu.read(&[&cols, &total]).unwrap(), vec![vec![18., 24.], vec![42.]]);
+}
+
+#[test]
+fn reductions_against_reference() {
+    let gpu = gpu_or_skip!();
+    let mut r = rng(5);
+    for &(rows, cols) in &[(1, 1), (3, 17), (63, 65), (129, 3), (1000, 257), (1, 1000)] {
+        let xv = random(&mut r, rows * cols);
+        let x = upload(gpu, &[rows, cols], &xv);
+        let (s, t) = (zeros(gpu, &[cols]), zeros(gpu, &[1]));
+        gpu.run(&[&reduce::sum_rows(gpu, &x, &s, false).unwrap(), &reduce::sum_all(gpu, &x, &t, false).unwrap()]).unwrap();
+        let got = gpu.read(&[&s, &t]).unwrap();
+        let tol = 1e-6 * (rows * cols) as f32 + 1e-6;
+        assert_close(&format!("sum_rows {rows}x{cols}"), &got[0], &cpu::sum_rows(&xv, rows, cols), tol, 1e-5);
+        assert_close(&format!("sum_all {rows}x{cols}"), &got[1], &[cpu::sum_all(&xv)], tol, 1e-5);
+    }
+}
+
+// ---- losses ------------------------------------------------------------------------
+
+struct CeRun {
+    loss: f32,
+    loss_rows: Vec<f32>,
+    dlogits: Vec<f32>,
+}
+
+fn run_softmax_ce(gpu: &taskgrad::Gpu, z: &[f32], y: &[u32], mask: &[f32], b: usize, c: usize, scale: f32) -> CeRun {
+    let logits = upload(gpu, &[b, c], z);
+    let labels = Tensor::from_u32(gpu, &[b], y, "labels").unwrap();
+    let mask = upload(gpu, &[b], mask);
+    let scale = upload(gpu, &[1], &[scale]);
+    let (dlogits, loss_rows, loss) = (zeros(gpu, &[b, c]), zeros(gpu, &[b]), zeros(gpu, &[1]));
+    let out = loss::SoftmaxCeOutputs { dlogits: &dlogits, loss_rows: &loss_rows, loss: &loss };
+    gpu.run(&[&loss::softmax_ce(gpu, &logits, &labels, &mask, &scale, out).unwrap()]).unwrap();
+    let mut got = gpu.read(&[&loss, &loss_rows, &dlogits]).unwrap();
+    CeRun { loss: got[0][0], dlogits: got.remove(2), loss_rows: got.remove(1) }
+}
+
+#[test]
+fn softmax_ce_hand_checked() {
+    let gpu = gpu_or_skip!();
+    // Two rows, two classes, all logits 0: softmax = [1/2, 1/2], each row's loss = ln 2.
+    // Row 1 is masked, so n_valid = 1: loss = ln 2; dlogits row 0 = ([1/2, 1/2] - [0, 1])·1/1,
+    // row 1 = 0.
+    let run = run_softmax_ce(gpu, &[0., 0., 0., 0.], &[1, 0], &[1., 0.], 2, 2, 1.0);
+    assert!((run.loss - 2f32.ln()).abs() < 1e-6, "loss {}", run.loss);
+    assert_close("loss_rows", &run.loss_rows, &[2f32.ln(), 0.], 1e-6, 0.0);
+    assert_close("dlogits", &run.dlogits, &[0.5, -0.5, 0., 0.], 1e-6, 0.0);
+}
+
+#[test]
+fn softmax_ce_against_reference_with_masks() {
+    let gpu = gpu_or_skip!();
+    let mut r = rng(11);
+    for &b in &SIZES {
+        for &c in &[1usize, 3, 10] {
+            // Large logits check the max-subtraction; every 4th row is unlabelled.
+            let z: Vec<f32> = random(&mut r, b * c).iter().map(|v| v * 30.0).collect();
+            let y: Vec<u32> = (0..b).map(|i| ((i * 7 + 3) % c) as u32).collect();
+            let mask: Vec<f32> = (0..b).map(|i| if i % 4 == 3 { 0.0 } else { 1.0 }).collect();
+            let run = run_softmax_ce(gpu, &z, &y, &mask, b, c, 0.7);
+            let want = cpu::softmax_ce(&z, &y, &mask, b, c, 0.7);
+            let what = format!("softmax_ce b={b} c={c}");
+            assert_close(&format!("{what} loss"), &[run.loss], &[want.loss], 1e-4, 1e-5);
+            assert_close(&format!("{what} loss_rows"), &run.loss_rows, &want.loss_rows, 1e-4, 1e-5);
+            assert_close(&format!("{what} dlogits"), &run.dlogits, &want.dlogits, 1e-6, 1e-4);
+        }
+    }
+}
+
+#[test]
+fn softmax_ce_with_every_row_masked_is_zero() {
+    let gpu = gpu_or_skip!();
+    let run = run_softmax_ce(gpu, &[1., 2., 3., 4., 5., 6.], &[0, 1, 2], &[0., 0., 0.], 3, 2, 1.0);
+    assert_eq!(run.loss, 0.0);
+    assert!(run.dlogits.iter().all(|&d| d == 0.0));
+}
+
+fn run_mse(gpu: &taskgrad::Gpu, p: &[f32], t: &[f32], mask: &[f32], b: usize, cols: usize, scale: f32) -> (f32, Vec<f32>) {
+    let pred = upload(gpu, &[b, cols], p);
+    let truth = upload(gpu, &[b, cols], t);
+    let mask = upload(gpu, &[b], mask);
+    let scale = upload(gpu, &[1], &[scale]);
+    let (dpred, loss) = (zeros(gpu, &[b, cols]), zeros(gpu, &[1]));
+    gpu.run(&[&loss::mse(gpu, &pred, &truth, &mask, &scale, &dpred, &loss).unwrap()]).unwrap();
+    let got = gpu.read(&[&loss, &dpred]).unwrap();
+    (got[0][0], got[1].clone())
+}
+
+#[test]
+fn mse_hand_checked() {
+    let gpu = gpu_or_skip!();
+    // pred [1, 2, 9], target [0, 0, NaN] with row 2 unlabelled: loss = (1² + 2²) / 2 = 2.5,
+    // dpred = 2·(pred - target)/2 = [1, 2, 0].
+    let (loss, dpred) = run_mse(gpu, &[1., 2., 9.], &[0., 0., f32::NAN], &[1., 1., 0.], 3, 1, 1.0);
+    assert_eq!(loss, 2.5);
+    assert_eq!(dpred, vec![1., 2., 0.]);
+}
+
+#[test]
+fn mse_against_reference_with_masks() {
+    let gpu = gpu_or_skip!();
+    let mut r = rng(13);
+    for &b in &SIZES {
+        for &cols in &[1usize, 3] {
+            let (p, t) = (random(&mut r, b * cols), random(&mut r, b * cols));
+            let mask: Vec<f32> = (0..b).map(|i| if i % 5 == 2 { 0.0 } else { 1.0 }).collect();
+            let (loss, dpred) = run_mse(gpu, &p, &t, &mask, b, cols, 1.5);
+            let (wl, wd) = cpu::mse(&p, &t, &mask, b, cols, 1.5);
+            assert_close(&format!("mse b={b} t={cols} loss"), &[loss], &[wl], 1e-5, 1e-5);
+            assert_close(&format!("mse b={b} t={cols} dpred"), &dpred, &wd, 1e-6, 1e-5);
+        }
+    }
+}
+
+// ---- optimizers ----------------------------------------------------------------------
+
+#[test]
+fn sgd_momentum_matches_reference_over_steps() {
+    let gpu = gpu_or_skip!();
+    let mut r = rng(17);
+    for &n in &[1usize, 17, 1000] {
+        let mut theta = random(&mut r, n);
+        let mut vel = vec![0.0f32; n];
+        let (gt, gv) = (upload(gpu, &[n], &theta), zeros(gpu, &[n]));
+        let gg = zeros(gpu, &[n]);
+        let cfg = optim::SgdConfig { lr: 0.05, momentum: 0.9, weight_decay: 0.01 };
+        let step = optim::sgd(gpu, cfg, &gt, &gv, &gg).unwrap();
+        for _ in 0..5 {
+            let g = random(&mut r, n);
+            gg.write(gpu, &g).unwrap();
+            gpu.run(&[&step]).unwrap();
+            cpu::sgd_step(&mut theta, &mut vel, &g, 0.05, 0.9, 0.01);
+        }
+        assert_close(&format!("sgd n={n}"), &gpu.read_one(&gt).unwrap(), &theta, 1e-6, 1e-5);
+    }
+}
+
+fn check_adam(decoupled: bool) {
+    let gpu = gpu_or_skip!();
+    let mut r = rng(19 + decoupled as u64);
+    for &n in &[1usize, 17, 1000] {
+        let mut theta = random(&mut r, n);
+        let (mut m, mut v) = (vec![0.0f32; n], vec![0.0f32; n]);
+        let (gt, gm, gv, gg) = (upload(gpu, &[n], &theta), zeros(gpu, &[n]), zeros(gpu, &[n]), zeros(gpu, &[n]));
+        let cfg = optim::AdamConfig { lr: 1e-2, weight_decay: 0.1, decoupled, ..Default::default() };
+        let mut adam = optim::Adam::new(gpu, cfg, &gt, &gm, &gv, &gg).unwrap();
+        for t in 1..=6 {
+            let g = random(&mut r, n);
+            gg.write(gpu, &g).unwrap();
+            adam.prepare_step(gpu);
+            gpu.run(&[&adam.dispatch]).unwrap();
+            cpu::adam_step(&mut theta, &mut m, &mut v, &g, t, 1e-2, 0.9, 0.999, 1e-8, 0.1, decoupled);
+        }
+        let got = gpu.read(&[&gt, &gm, &gv]).unwrap();
+        let name = if decoupled { "adamw" } else { "adam" };
+        assert_close(&format!("{name} theta n={n}"), &got[0], &theta, 1e-5, 1e-4);
+        assert_close(&format!("{name} m n={n}"), &got[1], &m, 1e-6, 1e-4);
+        assert_close(&format!("{name} v n={n}"), &got[2], &v, 1e-7, 1e-4);
+    }
+}
+
+#[test]
+fn adam_matches_reference_over_steps() {
+    check_adam(false);
+}
+
+#[test]
+fn adamw_matches_reference_over_steps() {
+    check_adam(true);
+}
+
+#[test]
+fn adam_first_step_moves_each_weight_by_lr() {
+    let gpu = gpu_or_skip!();
+    // At t = 1 with no weight decay, m̂ = g and v̂ = g², so θ moves by lr·g/(|g| + ε) ≈ lr·sign(g).
+    let gt = upload(gpu, &[2], &[1.0, 1.0]);
+    let (gm, gv) = (zeros(gpu, &[2]), zeros(gpu, &[2]));
+    let gg = upload(gpu, &[2], &[3.0, -0.5]);
+    let mut adam = optim::Adam::new(gpu, optim::AdamConfig { lr: 0.1, ..Default::default() }, &gt, &gm, &gv, &gg).unwrap();
+    adam.prepare_step(gpu);
+    gpu.run(&[&adam.dispatch]).unwrap();
+    assert_close("adam t=1", &gpu.read_one(&gt).unwrap(), &[0.9, 1.1], 1e-6, 0.0);
+}
+
+#[test]
+fn arena_views_are_independent_and_optimizer_covers_the_arena() {
+    let gpu = gpu_or_skip!();
+    let mut layout = taskgrad::ArenaLayout::new(gpu);
+    let w = layout.add("w", &[3, 5]);
+    let b = layout.add("b", &[5]);
+    let arena = taskgrad::Arena::new(gpu, &layout, "params").unwrap();
+    arena.view(w).write(gpu, &[1.0; 15]).unwrap();
+    arena.view(b).write(gpu, &[2.0; 5]).unwrap();
+    let got = gpu.read(&[&arena.view(w), &arena.view(b)]).unwrap();
+    assert_eq!(got, vec![vec![1.0; 15], vec![2.0; 5]]);
+    // One scale over the whole arena touches both views.
+    let out = taskgrad::Arena::new(gpu, &layout, "scaled").unwrap();
+    gpu.run(&[&elementwise::scale(gpu, &arena.whole, 3.0, &out.whole).unwrap()]).unwrap();
+    assert_eq!(gpu.read(&[&out.view(w), &out.view(b)]).unwrap(), vec![vec![3.0; 15], vec![6.0; 5]]);
+}
