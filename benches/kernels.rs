@@ -1,1 +1,135 @@
-fn main(){}
+//! Kernel benchmarks: matmul GFLOP/s beside the CPU reference, and the
+//! throughput of the fused softmax cross-entropy and of Adam over an arena.
+//!
+//!     cargo bench --bench kernels
+//!
+//! Each GPU iteration is one submit followed by a wait, so the time includes
+//! the fixed cost of a submit; criterion's "elem/s" for matmul counts
+//! floating-point operations (2·n³ per product), so Gelem/s reads as GFLOP/s.
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use std::time::Duration;
+use taskgrad::kernels::matmul::{matmul, MatmulOptions};
+use taskgrad::kernels::{loss, optim};
+use taskgrad::{reference, Gpu, Tensor};
+
+fn pattern(n: usize, seed: usize) -> Vec<f32> {
+    (0..n)
+        .map(|i| (((i * 31 + seed * 17) % 97) as f32 - 48.0) / 48.0)
+        .collect()
+}
+
+fn bench_matmul(c: &mut Criterion, gpu: &Gpu) {
+    let mut group = c.benchmark_group("matmul");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(4))
+        .warm_up_time(Duration::from_secs(1));
+    for n in [128usize, 256, 512] {
+        let a = pattern(n * n, 1);
+        let b = pattern(n * n, 2);
+        group.throughput(Throughput::Elements(2 * (n * n * n) as u64));
+        let ga = Tensor::from_slice(gpu, &[n, n], &a, "A").unwrap();
+        let gb = Tensor::from_slice(gpu, &[n, n], &b, "B").unwrap();
+        let gc = Tensor::zeros(gpu, &[n, n], "C").unwrap();
+        let d = matmul(gpu, &ga, &gb, &gc, MatmulOptions::default()).unwrap();
+        group.bench_with_input(BenchmarkId::new("gpu", n), &n, |bench, _| {
+            bench.iter(|| {
+                gpu.run(&[&d]).unwrap();
+                gpu.wait().unwrap();
+            })
+        });
+        group.bench_with_input(BenchmarkId::new("cpu_reference", n), &n, |bench, &n| {
+            bench.iter(|| reference::matmul(&a, &b, n, n, n, false, false, None, false))
+        });
+    }
+    group.finish();
+}
+
+fn bench_softmax_ce(c: &mut Criterion, gpu: &Gpu) {
+    let mut group = c.benchmark_group("softmax_ce");
+    group
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(3));
+    for (b, cl) in [(120usize, 3usize), (1024, 10)] {
+        let z = pattern(b * cl, 3);
+        let y: Vec<u32> = (0..b).map(|i| (i % cl) as u32).collect();
+        let mask = vec![1.0f32; b];
+        group.throughput(Throughput::Elements((b * cl) as u64));
+        let logits = Tensor::from_slice(gpu, &[b, cl], &z, "logits").unwrap();
+        let labels = Tensor::from_u32(gpu, &[b], &y, "labels").unwrap();
+        let gmask = Tensor::from_slice(gpu, &[b], &mask, "mask").unwrap();
+        let scale = Tensor::from_slice(gpu, &[1], &[1.0], "scale").unwrap();
+        let dl = Tensor::zeros(gpu, &[b, cl], "dlogits").unwrap();
+        let rows = Tensor::zeros(gpu, &[b], "rows").unwrap();
+        let l = Tensor::zeros(gpu, &[1], "loss").unwrap();
+        let out = loss::SoftmaxCeOutputs {
+            dlogits: &dl,
+            loss_rows: &rows,
+            loss: &l,
+        };
+        let d = loss::softmax_ce(gpu, &logits, &labels, &gmask, &scale, out).unwrap();
+        let id = format!("{b}x{cl}");
+        group.bench_function(BenchmarkId::new("gpu", &id), |bench| {
+            bench.iter(|| {
+                gpu.run(&[&d]).unwrap();
+                gpu.wait().unwrap();
+            })
+        });
+        group.bench_function(BenchmarkId::new("cpu_reference", &id), |bench| {
+            bench.iter(|| reference::softmax_ce(&z, &y, &mask, b, cl, 1.0f32))
+        });
+    }
+    group.finish();
+}
+
+fn bench_adam(c: &mut Criterion, gpu: &Gpu) {
+    let mut group = c.benchmark_group("adam");
+    group
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(3));
+    for n in [4_675usize, 1_000_000] {
+        group.throughput(Throughput::Elements(n as u64));
+        let theta = Tensor::from_slice(gpu, &[n], &pattern(n, 4), "theta").unwrap();
+        let grad = Tensor::from_slice(gpu, &[n], &pattern(n, 5), "grad").unwrap();
+        let m = Tensor::zeros(gpu, &[n], "m").unwrap();
+        let v = Tensor::zeros(gpu, &[n], "v").unwrap();
+        let mut adam =
+            optim::Adam::new(gpu, optim::AdamConfig::default(), &theta, &m, &v, &grad).unwrap();
+        group.bench_function(BenchmarkId::new("gpu", n), |bench| {
+            bench.iter(|| {
+                adam.prepare_step(gpu);
+                gpu.run(&[&adam.dispatch]).unwrap();
+                gpu.wait().unwrap();
+            })
+        });
+        let (mut t, mut mm, mut vv, g) = (
+            pattern(n, 4),
+            vec![0.0f32; n],
+            vec![0.0f32; n],
+            pattern(n, 5),
+        );
+        let mut step = 0;
+        group.bench_function(BenchmarkId::new("cpu_reference", n), |bench| {
+            bench.iter(|| {
+                step += 1;
+                reference::adam_step(
+                    &mut t, &mut mm, &mut vv, &g, step, 1e-3, 0.9, 0.999, 1e-8, 0.0, false,
+                )
+            })
+        });
+    }
+    group.finish();
+}
+
+fn benches(c: &mut Criterion) {
+    let gpu =
+        Gpu::new().expect("a GPU adapter (see README: mesa-vulkan-drivers gives a software one)");
+    eprintln!("adapter: {}", gpu.report);
+    bench_matmul(c, &gpu);
+    bench_softmax_ce(c, &gpu);
+    bench_adam(c, &gpu);
+}
+
+criterion_group!(kernel_benches, benches);
+criterion_main!(kernel_benches);

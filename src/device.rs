@@ -31,7 +31,11 @@ pub struct AdapterReport {
 
 impl std::fmt::Display for AdapterReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} ({:?}, {:?}", self.name, self.backend, self.device_type)?;
+        write!(
+            f,
+            "{} ({:?}, {:?}",
+            self.name, self.backend, self.device_type
+        )?;
         if !self.driver.is_empty() {
             write!(f, ", driver {}", self.driver)?;
         }
@@ -68,7 +72,9 @@ pub fn parse_backend(name: &str) -> Result<wgpu::Backends> {
         "gl" | "gles" | "opengl" => Ok(wgpu::Backends::GL),
         "metal" => Ok(wgpu::Backends::METAL),
         "dx12" | "d3d12" => Ok(wgpu::Backends::DX12),
-        _ => Err(Error::UnknownBackend { name: name.to_string() }),
+        _ => Err(Error::UnknownBackend {
+            name: name.to_string(),
+        }),
     }
 }
 
@@ -110,21 +116,46 @@ impl Gpu {
     pub fn new() -> Result<Gpu> {
         let backends = match std::env::var("TASKGRAD_BACKEND") {
             Ok(s) if !s.trim().is_empty() => parse_backend(&s)?,
-            _ => wgpu::Backends::VULKAN
-                | wgpu::Backends::GL
-                | wgpu::Backends::METAL
-                | wgpu::Backends::DX12,
+            _ => {
+                wgpu::Backends::VULKAN
+                    | wgpu::Backends::GL
+                    | wgpu::Backends::METAL
+                    | wgpu::Backends::DX12
+            }
         };
-        let name_filter = std::env::var("TASKGRAD_ADAPTER").ok().filter(|s| !s.is_empty());
+        let name_filter = std::env::var("TASKGRAD_ADAPTER")
+            .ok()
+            .filter(|s| !s.is_empty());
         Self::with_options(backends, name_filter.as_deref())
     }
 
     /// Open the best adapter among `backends` whose name contains `name_filter`.
     pub fn with_options(backends: wgpu::Backends, name_filter: Option<&str>) -> Result<Gpu> {
-        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
-        desc.backends = backends;
-        let instance = wgpu::Instance::new(desc);
-        let mut adapters = pollster::block_on(instance.enumerate_adapters(backends));
+        // Native APIs first; GL (EGL) is only probed when they offer nothing
+        // usable, which keeps start-up fast and quiet where Vulkan works.
+        let native = backends - wgpu::Backends::GL;
+        let mut adapters = Vec::new();
+        for group in [native, backends & wgpu::Backends::GL] {
+            if group.is_empty() {
+                continue;
+            }
+            let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+            desc.backends = group;
+            let instance = wgpu::Instance::new(desc);
+            let found = pollster::block_on(instance.enumerate_adapters(group));
+            let usable = found.iter().any(|a| match name_filter {
+                Some(f) => a
+                    .get_info()
+                    .name
+                    .to_ascii_lowercase()
+                    .contains(&f.to_ascii_lowercase()),
+                None => true,
+            });
+            adapters.extend(found);
+            if usable {
+                break;
+            }
+        }
         let seen: Vec<String> = adapters
             .iter()
             .map(|a| {
@@ -148,7 +179,10 @@ impl Gpu {
                 ),
                 None => String::new(),
             };
-            return Err(Error::NoAdapter { tried: backends_string(backends), detail });
+            return Err(Error::NoAdapter {
+                tried: backends_string(backends),
+                detail,
+            });
         };
         let info = adapter.get_info();
         let report = AdapterReport {
@@ -168,7 +202,10 @@ impl Gpu {
             required_limits: limits.clone(),
             ..Default::default()
         }))
-        .map_err(|e| Error::RequestDevice { adapter: info.name.clone(), reason: e.to_string() })?;
+        .map_err(|e| Error::RequestDevice {
+            adapter: info.name.clone(),
+            reason: e.to_string(),
+        })?;
 
         // Anything not caught by an error scope is kept and reported by the next
         // `check`, instead of wgpu's default panic.
@@ -207,10 +244,16 @@ impl Gpu {
         let v = pollster::block_on(validation.pop());
         let o = pollster::block_on(oom.pop());
         if let Some(e) = o {
-            return Err(Error::OutOfMemory { context: context.into(), message: e.to_string() });
+            return Err(Error::OutOfMemory {
+                context: context.into(),
+                message: e.to_string(),
+            });
         }
         if let Some(e) = v {
-            return Err(Error::Gpu { context: context.into(), message: e.to_string() });
+            return Err(Error::Gpu {
+                context: context.into(),
+                message: e.to_string(),
+            });
         }
         self.check(context)?;
         Ok(value)
@@ -220,7 +263,10 @@ impl Gpu {
     pub fn check(&self, context: &str) -> Result<()> {
         let mut slot = self.uncaptured.lock().unwrap_or_else(|p| p.into_inner());
         match slot.take() {
-            Some(message) => Err(Error::Gpu { context: context.into(), message }),
+            Some(message) => Err(Error::Gpu {
+                context: context.into(),
+                message,
+            }),
             None => Ok(()),
         }
     }
@@ -230,7 +276,10 @@ impl Gpu {
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
             .map(|_| ())
-            .map_err(|e| Error::Gpu { context: "device poll".into(), message: e.to_string() })
+            .map_err(|e| Error::Gpu {
+                context: "device poll".into(),
+                message: e.to_string(),
+            })
     }
 
     /// The compiled kernel `entry` of `source`, with override `constants`;
@@ -246,7 +295,10 @@ impl Gpu {
         let key: PipelineKey = (
             file,
             entry,
-            constants.iter().map(|(k, v)| (k.to_string(), v.to_bits())).collect(),
+            constants
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_bits()))
+                .collect(),
         );
         {
             let cache = self.pipelines.lock().unwrap_or_else(|p| p.into_inner());
@@ -256,10 +308,12 @@ impl Gpu {
         }
         let label = format!("{file}::{entry}");
         let kernel = self.scoped(&format!("compiling kernel {label}"), || {
-            let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(file),
-                source: wgpu::ShaderSource::Wgsl(source.into()),
-            });
+            let module = self
+                .device
+                .create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some(file),
+                    source: wgpu::ShaderSource::Wgsl(source.into()),
+                });
             let entries: Vec<wgpu::BindGroupLayoutEntry> = bindings
                 .iter()
                 .enumerate()
@@ -283,28 +337,38 @@ impl Gpu {
                     count: None,
                 })
                 .collect();
-            let layout = self.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                label: Some(&label),
-                entries: &entries,
-            });
-            let pipeline_layout =
-                self.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            let layout = self
+                .device
+                .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
                     label: Some(&label),
-                    bind_group_layouts: &[Some(&layout)],
-                    immediate_size: 0,
+                    entries: &entries,
                 });
-            let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(&label),
-                layout: Some(&pipeline_layout),
-                module: &module,
-                entry_point: Some(entry),
-                compilation_options: wgpu::PipelineCompilationOptions {
-                    constants,
-                    zero_initialize_workgroup_memory: false,
-                },
-                cache: None,
-            });
-            Kernel { pipeline, layout, bindings: bindings.to_vec(), label: label.clone() }
+            let pipeline_layout =
+                self.device
+                    .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                        label: Some(&label),
+                        bind_group_layouts: &[Some(&layout)],
+                        immediate_size: 0,
+                    });
+            let pipeline = self
+                .device
+                .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(&label),
+                    layout: Some(&pipeline_layout),
+                    module: &module,
+                    entry_point: Some(entry),
+                    compilation_options: wgpu::PipelineCompilationOptions {
+                        constants,
+                        zero_initialize_workgroup_memory: false,
+                    },
+                    cache: None,
+                });
+            Kernel {
+                pipeline,
+                layout,
+                bindings: bindings.to_vec(),
+                label: label.clone(),
+            }
         })?;
         let kernel = Arc::new(kernel);
         self.pipelines

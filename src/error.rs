@@ -16,7 +16,9 @@ pub enum Error {
     )]
     NoAdapter { tried: String, detail: String },
 
-    #[error("unknown backend {name:?} in TASKGRAD_BACKEND: expected one of vulkan, gl, metal, dx12")]
+    #[error(
+        "unknown backend {name:?} in TASKGRAD_BACKEND: expected one of vulkan, gl, metal, dx12"
+    )]
     UnknownBackend { name: String },
 
     #[error("could not open a device on adapter {adapter:?}: {reason}")]
@@ -33,7 +35,11 @@ pub enum Error {
 
     // ---- shapes and sizes ----------------------------------------------
     #[error("shape mismatch in {op}: expected {expected}, got {got}")]
-    ShapeMismatch { op: &'static str, expected: String, got: String },
+    ShapeMismatch {
+        op: &'static str,
+        expected: String,
+        got: String,
+    },
 
     #[error(
         "tensor of {bytes} bytes exceeds this adapter's maximum storage binding of {limit} bytes"
@@ -45,7 +51,12 @@ pub enum Error {
 
     // ---- data and configuration ----------------------------------------
     #[error("{path}:{line}:{column}: {reason}")]
-    Data { path: PathBuf, line: u64, column: String, reason: String },
+    Data {
+        path: PathBuf,
+        line: u64,
+        column: String,
+        reason: String,
+    },
 
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
@@ -54,11 +65,22 @@ pub enum Error {
     NonFinite { step: u64, task: String },
 
     #[error("I/O error on {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 impl Error {
-    pub(crate) fn shape(op: &'static str, expected: impl Into<String>, got: impl Into<String>) -> Self {
-        Error::ShapeMismatch { op, expected: expected.into(), got: got.into() }
+    pub(crate) fn shape(
+        op: &'static str,
+        expected: impl Into<String>,
+        got: impl Into<String>,
+    ) -> Self {
+        Error::ShapeMismatch {
+            op,
+            expected: expected.into(),
+            got: got.into(),
+        }
     }
 }

@@ -15,3 +15,4 @@ pub mod tensor;
 pub use device::{AdapterReport, Gpu};
 pub use error::{Error, Result};
 pub use tensor::{Arena, ArenaLayout, DType, Tensor};
+pub use wgpu;

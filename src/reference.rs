@@ -98,7 +98,10 @@ pub fn relu<T: Real>(x: &[T]) -> Vec<T> {
 
 /// dx = dy · [y > 0], y the forward output.
 pub fn relu_backward<T: Real>(dy: &[T], y: &[T]) -> Vec<T> {
-    dy.iter().zip(y).map(|(&d, &v)| if v > T::zero() { d } else { T::zero() }).collect()
+    dy.iter()
+        .zip(y)
+        .map(|(&d, &v)| if v > T::zero() { d } else { T::zero() })
+        .collect()
 }
 
 /// out[j] = Σ_r x[r, j], x is rows×cols.
@@ -145,11 +148,22 @@ pub struct SoftmaxCe<T> {
 
 /// Softmax cross-entropy of logits (B×C) against labels, rows with mask ≤ 0.5
 /// (or a label ≥ C) ignored; mean over valid rows; dlogits scaled by `scale / n_valid`.
-pub fn softmax_ce<T: Real>(logits: &[T], labels: &[u32], mask: &[T], b: usize, c: usize, scale: T) -> SoftmaxCe<T> {
+pub fn softmax_ce<T: Real>(
+    logits: &[T],
+    labels: &[u32],
+    mask: &[T],
+    b: usize,
+    c: usize,
+    scale: T,
+) -> SoftmaxCe<T> {
     let half = T::from_f64(0.5);
     let valid = |r: usize| mask[r] > half && (labels[r] as usize) < c;
     let n_valid = (0..b).filter(|&r| valid(r)).count();
-    let inv = if n_valid > 0 { T::one() / T::from_f64(n_valid as f64) } else { T::zero() };
+    let inv = if n_valid > 0 {
+        T::one() / T::from_f64(n_valid as f64)
+    } else {
+        T::zero()
+    };
     let mut loss_rows = vec![T::zero(); b];
     let mut dlogits = vec![T::zero(); b * c];
     let mut total = T::zero();
@@ -172,15 +186,30 @@ pub fn softmax_ce<T: Real>(logits: &[T], labels: &[u32], mask: &[T], b: usize, c
             dlogits[r * c + j] = ((z[j] - lse).exp() - onehot) * scale * inv;
         }
     }
-    SoftmaxCe { loss: total * inv, loss_rows, dlogits }
+    SoftmaxCe {
+        loss: total * inv,
+        loss_rows,
+        dlogits,
+    }
 }
 
 /// Mean squared error over valid rows of pred and target (B×T); dpred scaled by `scale`.
-pub fn mse<T: Real>(pred: &[T], target: &[T], mask: &[T], b: usize, t: usize, scale: T) -> (T, Vec<T>) {
+pub fn mse<T: Real>(
+    pred: &[T],
+    target: &[T],
+    mask: &[T],
+    b: usize,
+    t: usize,
+    scale: T,
+) -> (T, Vec<T>) {
     let half = T::from_f64(0.5);
     let n_valid = (0..b).filter(|&r| mask[r] > half).count();
     let denom = (n_valid * t) as f64;
-    let inv = if denom > 0.0 { T::one() / T::from_f64(denom) } else { T::zero() };
+    let inv = if denom > 0.0 {
+        T::one() / T::from_f64(denom)
+    } else {
+        T::zero()
+    };
     let mut dpred = vec![T::zero(); b * t];
     let mut total = T::zero();
     for r in 0..b {
@@ -198,7 +227,14 @@ pub fn mse<T: Real>(pred: &[T], target: &[T], mask: &[T], b: usize, t: usize, sc
 }
 
 /// One SGD-with-momentum step, in place.
-pub fn sgd_step<T: Real>(theta: &mut [T], velocity: &mut [T], grad: &[T], lr: T, momentum: T, weight_decay: T) {
+pub fn sgd_step<T: Real>(
+    theta: &mut [T],
+    velocity: &mut [T],
+    grad: &[T],
+    lr: T,
+    momentum: T,
+    weight_decay: T,
+) {
     for i in 0..theta.len() {
         let g = grad[i] + weight_decay * theta[i];
         velocity[i] = momentum * velocity[i] + g;

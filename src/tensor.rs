@@ -39,37 +39,53 @@ const USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
 impl Gpu {
     /// Fail with [`Error::BufferTooLarge`] if `bytes` cannot be bound as one storage buffer.
     pub fn check_binding_size(&self, bytes: u64) -> Result<()> {
-        let limit = self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size);
+        let limit = self
+            .limits
+            .max_storage_buffer_binding_size
+            .min(self.limits.max_buffer_size);
         if bytes > limit {
             return Err(Error::BufferTooLarge { bytes, limit });
         }
         Ok(())
     }
 
-    fn storage_buffer(&self, label: &str, bytes: u64, contents: Option<&[u8]>) -> Result<wgpu::Buffer> {
+    fn storage_buffer(
+        &self,
+        label: &str,
+        bytes: u64,
+        contents: Option<&[u8]>,
+    ) -> Result<wgpu::Buffer> {
         if bytes == 0 {
             return Err(Error::shape("tensor", "at least one element", "0 elements"));
         }
         self.check_binding_size(bytes)?;
-        self.scoped(&format!("allocating {label} ({bytes} bytes)"), || match contents {
-            Some(data) => self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some(label),
-                contents: data,
-                usage: USAGE,
-            }),
-            None => self.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(label),
-                size: bytes,
-                usage: USAGE,
-                mapped_at_creation: false,
-            }),
-        })
+        self.scoped(
+            &format!("allocating {label} ({bytes} bytes)"),
+            || match contents {
+                Some(data) => self
+                    .device
+                    .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                        label: Some(label),
+                        contents: data,
+                        usage: USAGE,
+                    }),
+                None => self.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some(label),
+                    size: bytes,
+                    usage: USAGE,
+                    mapped_at_creation: false,
+                }),
+            },
+        )
     }
 
     /// Read many tensors back in one submit and one wait.
     pub fn read(&self, tensors: &[&Tensor]) -> Result<Vec<Vec<f32>>> {
         let raw = self.read_raw(tensors)?;
-        Ok(raw.into_iter().map(|b| bytemuck::cast_slice(&b).to_vec()).collect())
+        Ok(raw
+            .into_iter()
+            .map(|b| bytemuck::cast_slice(&b).to_vec())
+            .collect())
     }
 
     /// Read one f32 tensor back.
@@ -80,7 +96,10 @@ impl Gpu {
     /// Read u32 tensors back.
     pub fn read_u32(&self, tensors: &[&Tensor]) -> Result<Vec<Vec<u32>>> {
         let raw = self.read_raw(tensors)?;
-        Ok(raw.into_iter().map(|b| bytemuck::cast_slice(&b).to_vec()).collect())
+        Ok(raw
+            .into_iter()
+            .map(|b| bytemuck::cast_slice(&b).to_vec())
+            .collect())
     }
 
     fn read_raw(&self, tensors: &[&Tensor]) -> Result<Vec<Vec<u8>>> {
@@ -97,7 +116,9 @@ impl Gpu {
             });
             let mut encoder = self
                 .device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("readback"),
+                });
             let mut at = 0;
             for t in tensors {
                 encoder.copy_buffer_to_buffer(&t.buffer, t.offset, &staging, at, t.bytes());
@@ -112,11 +133,20 @@ impl Gpu {
         });
         self.wait()?;
         rx.recv()
-            .map_err(|e| Error::Gpu { context: "readback".into(), message: e.to_string() })?
-            .map_err(|e| Error::Gpu { context: "readback".into(), message: e.to_string() })?;
+            .map_err(|e| Error::Gpu {
+                context: "readback".into(),
+                message: e.to_string(),
+            })?
+            .map_err(|e| Error::Gpu {
+                context: "readback".into(),
+                message: e.to_string(),
+            })?;
         let data = staging
             .get_mapped_range(..)
-            .map_err(|e| Error::Gpu { context: "readback".into(), message: e.to_string() })?
+            .map_err(|e| Error::Gpu {
+                context: "readback".into(),
+                message: e.to_string(),
+            })?
             .to_vec();
         staging.unmap();
         let mut out = Vec::with_capacity(tensors.len());
@@ -136,17 +166,36 @@ impl Tensor {
         let bytes = 4 * numel(shape) as u64;
         // wgpu zero-initialises new buffers.
         let buffer = gpu.storage_buffer(label, bytes, None)?;
-        Ok(Tensor { buffer: Arc::new(buffer), offset: 0, shape: shape.to_vec(), dtype: DType::F32 })
+        Ok(Tensor {
+            buffer: Arc::new(buffer),
+            offset: 0,
+            shape: shape.to_vec(),
+            dtype: DType::F32,
+        })
     }
 
     /// A new f32 tensor holding `data` (row-major, `numel(shape)` values).
     pub fn from_slice(gpu: &Gpu, shape: &[usize], data: &[f32], label: &str) -> Result<Tensor> {
-        Self::from_bytes(gpu, shape, bytemuck::cast_slice(data), data.len(), DType::F32, label)
+        Self::from_bytes(
+            gpu,
+            shape,
+            bytemuck::cast_slice(data),
+            data.len(),
+            DType::F32,
+            label,
+        )
     }
 
     /// A new u32 tensor (class labels) holding `data`.
     pub fn from_u32(gpu: &Gpu, shape: &[usize], data: &[u32], label: &str) -> Result<Tensor> {
-        Self::from_bytes(gpu, shape, bytemuck::cast_slice(data), data.len(), DType::U32, label)
+        Self::from_bytes(
+            gpu,
+            shape,
+            bytemuck::cast_slice(data),
+            data.len(),
+            DType::U32,
+            label,
+        )
     }
 
     fn from_bytes(
@@ -158,27 +207,46 @@ impl Tensor {
         label: &str,
     ) -> Result<Tensor> {
         if len != numel(shape) {
-            return Err(Error::shape("upload", format!("{} values for shape {shape:?}", numel(shape)), format!("{len} values")));
+            return Err(Error::shape(
+                "upload",
+                format!("{} values for shape {shape:?}", numel(shape)),
+                format!("{len} values"),
+            ));
         }
         let buffer = gpu.storage_buffer(label, bytes.len() as u64, Some(bytes))?;
-        Ok(Tensor { buffer: Arc::new(buffer), offset: 0, shape: shape.to_vec(), dtype })
+        Ok(Tensor {
+            buffer: Arc::new(buffer),
+            offset: 0,
+            shape: shape.to_vec(),
+            dtype,
+        })
     }
 
     /// Overwrite the tensor's contents from the host (queued; ordered before the next submit).
     pub fn write(&self, gpu: &Gpu, data: &[f32]) -> Result<()> {
         if data.len() != self.numel() {
-            return Err(Error::shape("write", format!("{} values", self.numel()), format!("{} values", data.len())));
+            return Err(Error::shape(
+                "write",
+                format!("{} values", self.numel()),
+                format!("{} values", data.len()),
+            ));
         }
-        gpu.queue.write_buffer(&self.buffer, self.offset, bytemuck::cast_slice(data));
+        gpu.queue
+            .write_buffer(&self.buffer, self.offset, bytemuck::cast_slice(data));
         Ok(())
     }
 
     /// Overwrite a u32 tensor's contents from the host.
     pub fn write_u32(&self, gpu: &Gpu, data: &[u32]) -> Result<()> {
         if data.len() != self.numel() {
-            return Err(Error::shape("write", format!("{} values", self.numel()), format!("{} values", data.len())));
+            return Err(Error::shape(
+                "write",
+                format!("{} values", self.numel()),
+                format!("{} values", data.len()),
+            ));
         }
-        gpu.queue.write_buffer(&self.buffer, self.offset, bytemuck::cast_slice(data));
+        gpu.queue
+            .write_buffer(&self.buffer, self.offset, bytemuck::cast_slice(data));
         Ok(())
     }
 
@@ -204,9 +272,16 @@ impl Tensor {
     /// The same storage seen with another shape of equal size.
     pub fn reshape(&self, shape: &[usize]) -> Result<Tensor> {
         if numel(shape) != self.numel() {
-            return Err(Error::shape("reshape", shape_str(&self.shape), shape_str(shape)));
+            return Err(Error::shape(
+                "reshape",
+                shape_str(&self.shape),
+                shape_str(shape),
+            ));
         }
-        Ok(Tensor { shape: shape.to_vec(), ..self.clone() })
+        Ok(Tensor {
+            shape: shape.to_vec(),
+            ..self.clone()
+        })
     }
 
     /// Whether two tensors share a buffer and overlap (so cannot be bound read and write at once).
@@ -235,7 +310,11 @@ impl Tensor {
     /// Fail unless the tensor has `n` elements.
     pub fn expect_numel(&self, op: &'static str, n: usize) -> Result<()> {
         if self.numel() != n {
-            return Err(Error::shape(op, format!("{n} elements"), format!("{} elements ({:?})", self.numel(), self.shape)));
+            return Err(Error::shape(
+                op,
+                format!("{n} elements"),
+                format!("{} elements ({:?})", self.numel(), self.shape),
+            ));
         }
         Ok(())
     }
@@ -256,7 +335,11 @@ impl ArenaLayout {
     /// An empty layout whose views start at multiples of the adapter's storage offset alignment.
     pub fn new(gpu: &Gpu) -> Self {
         let align = (gpu.limits.min_storage_buffer_offset_alignment as usize / 4).max(1);
-        ArenaLayout { entries: Vec::new(), len: 0, align }
+        ArenaLayout {
+            entries: Vec::new(),
+            len: 0,
+            align,
+        }
     }
 
     /// Reserve a view; returns its index.
@@ -291,7 +374,10 @@ impl Arena {
     /// Allocate a zeroed arena.
     pub fn new(gpu: &Gpu, layout: &ArenaLayout, label: &str) -> Result<Arena> {
         let whole = Tensor::zeros(gpu, &[layout.len().max(1)], label)?;
-        Ok(Arena { layout: layout.clone(), whole })
+        Ok(Arena {
+            layout: layout.clone(),
+            whole,
+        })
     }
 
     /// The tensor view at index `i`.

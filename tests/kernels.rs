@@ -6,8 +6,8 @@
 mod common;
 
 use common::{assert_close, random, rng};
-use taskgrad::kernels::{elementwise, loss, matmul, optim, reduce};
 use taskgrad::kernels::matmul::MatmulOptions;
+use taskgrad::kernels::{elementwise, loss, matmul, optim, reduce};
 use taskgrad::reference as cpu;
 use taskgrad::Tensor;
 
@@ -32,24 +32,61 @@ fn check_matmul(gpu: &taskgrad::Gpu, m: usize, k: usize, n: usize, seed: u64) {
         let a = random(&mut r, m * k);
         let b = random(&mut r, k * n);
         let bias = random(&mut r, n);
-        let (ga, gb, gbias) = (upload(gpu, &a_shape, &a), upload(gpu, &b_shape, &b), upload(gpu, &[n], &bias));
+        let (ga, gb, gbias) = (
+            upload(gpu, &a_shape, &a),
+            upload(gpu, &b_shape, &b),
+            upload(gpu, &[n], &bias),
+        );
         let tol = 1e-5 * k as f32 + 1e-5;
         for (use_bias, relu) in [(false, false), (true, false), (true, true)] {
             let c = zeros(gpu, &[m, n]);
-            let opts = MatmulOptions { trans_a, trans_b, bias: use_bias.then_some(&gbias), relu, accumulate: false };
+            let opts = MatmulOptions {
+                trans_a,
+                trans_b,
+                bias: use_bias.then_some(&gbias),
+                relu,
+                accumulate: false,
+            };
             let d = matmul::matmul(gpu, &ga, &gb, &c, opts).expect("matmul");
             gpu.run(&[&d]).expect("run");
-            let want = cpu::matmul(&a, &b, m, k, n, trans_a, trans_b, use_bias.then_some(&bias[..]), relu);
-            let what = format!("matmul m={m} k={k} n={n} ta={trans_a} tb={trans_b} bias={use_bias} relu={relu}");
+            let want = cpu::matmul(
+                &a,
+                &b,
+                m,
+                k,
+                n,
+                trans_a,
+                trans_b,
+                use_bias.then_some(&bias[..]),
+                relu,
+            );
+            let what = format!(
+                "matmul m={m} k={k} n={n} ta={trans_a} tb={trans_b} bias={use_bias} relu={relu}"
+            );
             assert_close(&what, &gpu.read_one(&c).unwrap(), &want, tol, 1e-4);
         }
         // Accumulate: C starts at c0 and receives op(A)·op(B) on top.
         let c0 = random(&mut r, m * n);
         let c = upload(gpu, &[m, n], &c0);
-        let opts = MatmulOptions { trans_a, trans_b, accumulate: true, ..Default::default() };
-        gpu.run(&[&matmul::matmul(gpu, &ga, &gb, &c, opts).unwrap()]).unwrap();
-        let want = cpu::add(&c0, &cpu::matmul(&a, &b, m, k, n, trans_a, trans_b, None, false));
-        assert_close("matmul accumulate", &gpu.read_one(&c).unwrap(), &want, tol, 1e-4);
+        let opts = MatmulOptions {
+            trans_a,
+            trans_b,
+            accumulate: true,
+            ..Default::default()
+        };
+        gpu.run(&[&matmul::matmul(gpu, &ga, &gb, &c, opts).unwrap()])
+            .unwrap();
+        let want = cpu::add(
+            &c0,
+            &cpu::matmul(&a, &b, m, k, n, trans_a, trans_b, None, false),
+        );
+        assert_close(
+            "matmul accumulate",
+            &gpu.read_one(&c).unwrap(),
+            &want,
+            tol,
+            1e-4,
+        );
     }
 }
 
@@ -62,10 +99,16 @@ fn matmul_hand_checked_2x2() {
     let b = upload(gpu, &[2, 2], &[5., 6., 7., 8.]);
     let bias = upload(gpu, &[2], &[1., -100.]);
     let c = zeros(gpu, &[2, 2]);
-    gpu.run(&[&matmul::matmul(gpu, &a, &b, &c, MatmulOptions::default()).unwrap()]).unwrap();
+    gpu.run(&[&matmul::matmul(gpu, &a, &b, &c, MatmulOptions::default()).unwrap()])
+        .unwrap();
     assert_eq!(gpu.read_one(&c).unwrap(), vec![19., 22., 43., 50.]);
-    let opts = MatmulOptions { bias: Some(&bias), relu: true, ..Default::default() };
-    gpu.run(&[&matmul::matmul(gpu, &a, &b, &c, opts).unwrap()]).unwrap();
+    let opts = MatmulOptions {
+        bias: Some(&bias),
+        relu: true,
+        ..Default::default()
+    };
+    gpu.run(&[&matmul::matmul(gpu, &a, &b, &c, opts).unwrap()])
+        .unwrap();
     assert_eq!(gpu.read_one(&c).unwrap(), vec![20., 0., 44., 0.]);
 }
 
@@ -78,9 +121,16 @@ fn matmul_1x1() {
 #[test]
 fn matmul_shapes_not_multiple_of_tile() {
     let gpu = gpu_or_skip!();
-    for (i, &(m, k, n)) in [(3, 17, 5), (17, 3, 63), (63, 65, 17), (65, 129, 3), (129, 33, 257), (257, 257, 65)]
-        .iter()
-        .enumerate()
+    for (i, &(m, k, n)) in [
+        (3, 17, 5),
+        (17, 3, 63),
+        (63, 65, 17),
+        (65, 129, 3),
+        (129, 33, 257),
+        (257, 257, 65),
+    ]
+    .iter()
+    .enumerate()
     {
         check_matmul(gpu, m, k, n, 10 + i as u64);
     }
@@ -92,14 +142,54 @@ fn matmul_backward_products_match_reference() {
     let gpu = gpu_or_skip!();
     let (b, d, h) = (17, 65, 63);
     let mut r = rng(7);
-    let (x, w, dy) = (random(&mut r, b * d), random(&mut r, d * h), random(&mut r, b * h));
-    let (gx, gw, gdy) = (upload(gpu, &[b, d], &x), upload(gpu, &[d, h], &w), upload(gpu, &[b, h], &dy));
+    let (x, w, dy) = (
+        random(&mut r, b * d),
+        random(&mut r, d * h),
+        random(&mut r, b * h),
+    );
+    let (gx, gw, gdy) = (
+        upload(gpu, &[b, d], &x),
+        upload(gpu, &[d, h], &w),
+        upload(gpu, &[b, h], &dy),
+    );
     let (dx, dw) = (zeros(gpu, &[b, d]), zeros(gpu, &[d, h]));
-    let d1 = matmul::matmul(gpu, &gdy, &gw, &dx, MatmulOptions { trans_b: true, ..Default::default() }).unwrap();
-    let d2 = matmul::matmul(gpu, &gx, &gdy, &dw, MatmulOptions { trans_a: true, ..Default::default() }).unwrap();
+    let d1 = matmul::matmul(
+        gpu,
+        &gdy,
+        &gw,
+        &dx,
+        MatmulOptions {
+            trans_b: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let d2 = matmul::matmul(
+        gpu,
+        &gx,
+        &gdy,
+        &dw,
+        MatmulOptions {
+            trans_a: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     gpu.run(&[&d1, &d2]).unwrap();
-    assert_close("dX", &gpu.read_one(&dx).unwrap(), &cpu::matmul(&dy, &w, b, h, d, false, true, None, false), 1e-3, 1e-4);
-    assert_close("dW", &gpu.read_one(&dw).unwrap(), &cpu::matmul(&x, &dy, d, b, h, true, false, None, false), 1e-3, 1e-4);
+    assert_close(
+        "dX",
+        &gpu.read_one(&dx).unwrap(),
+        &cpu::matmul(&dy, &w, b, h, d, false, true, None, false),
+        1e-3,
+        1e-4,
+    );
+    assert_close(
+        "dW",
+        &gpu.read_one(&dw).unwrap(),
+        &cpu::matmul(&x, &dy, d, b, h, true, false, None, false),
+        1e-3,
+        1e-4,
+    );
 }
 
 // ---- elementwise --------------------------------------------------------------
@@ -111,17 +201,23 @@ fn elementwise_hand_checked() {
     let x = upload(gpu, &[3], &[-2., 0., 3.]);
     let b = upload(gpu, &[3], &[1., 1., -1.]);
     let y = zeros(gpu, &[3]);
-    gpu.run(&[&elementwise::relu(gpu, &x, &y).unwrap()]).unwrap();
+    gpu.run(&[&elementwise::relu(gpu, &x, &y).unwrap()])
+        .unwrap();
     assert_eq!(gpu.read_one(&y).unwrap(), vec![0., 0., 3.]); // max(x, 0)
-    gpu.run(&[&elementwise::add(gpu, &x, &b, &y).unwrap()]).unwrap();
+    gpu.run(&[&elementwise::add(gpu, &x, &b, &y).unwrap()])
+        .unwrap();
     assert_eq!(gpu.read_one(&y).unwrap(), vec![-1., 1., 2.]); // x + b
-    gpu.run(&[&elementwise::scale(gpu, &x, 0.5, &y).unwrap()]).unwrap();
+    gpu.run(&[&elementwise::scale(gpu, &x, 0.5, &y).unwrap()])
+        .unwrap();
     assert_eq!(gpu.read_one(&y).unwrap(), vec![-1., 0., 1.5]); // x / 2
-    gpu.run(&[&elementwise::axpy(gpu, 2.0, &b, &y).unwrap()]).unwrap();
+    gpu.run(&[&elementwise::axpy(gpu, 2.0, &b, &y).unwrap()])
+        .unwrap();
     assert_eq!(gpu.read_one(&y).unwrap(), vec![1., 2., -0.5]); // y + 2b
-    gpu.run(&[&elementwise::relu_backward(gpu, &b, &x, &y).unwrap()]).unwrap();
+    gpu.run(&[&elementwise::relu_backward(gpu, &b, &x, &y).unwrap()])
+        .unwrap();
     assert_eq!(gpu.read_one(&y).unwrap(), vec![0., 0., -1.]); // dy where x > 0
-    gpu.run(&[&elementwise::fill(gpu, &y, 7.5).unwrap()]).unwrap();
+    gpu.run(&[&elementwise::fill(gpu, &y, 7.5).unwrap()])
+        .unwrap();
     assert_eq!(gpu.read_one(&y).unwrap(), vec![7.5; 3]);
 }
 
@@ -134,20 +230,62 @@ fn elementwise_against_reference_all_sizes() {
         let (x, b) = (upload(gpu, &[n], &xv), upload(gpu, &[n], &bv));
         let y = upload(gpu, &[n], &yv);
         let out = zeros(gpu, &[n]);
-        gpu.run(&[&elementwise::axpy(gpu, -0.75, &x, &y).unwrap()]).unwrap();
-        assert_close(&format!("axpy n={n}"), &gpu.read_one(&y).unwrap(), &cpu::axpy(-0.75, &xv, &yv), 1e-6, 1e-6);
-        gpu.run(&[&elementwise::add(gpu, &x, &b, &out).unwrap()]).unwrap();
-        assert_close(&format!("add n={n}"), &gpu.read_one(&out).unwrap(), &cpu::add(&xv, &bv), 1e-6, 1e-6);
-        gpu.run(&[&elementwise::scale(gpu, &x, 3.25, &out).unwrap()]).unwrap();
-        assert_close(&format!("scale n={n}"), &gpu.read_one(&out).unwrap(), &cpu::scale(&xv, 3.25), 1e-6, 1e-6);
-        gpu.run(&[&elementwise::relu(gpu, &x, &out).unwrap()]).unwrap();
+        gpu.run(&[&elementwise::axpy(gpu, -0.75, &x, &y).unwrap()])
+            .unwrap();
+        assert_close(
+            &format!("axpy n={n}"),
+            &gpu.read_one(&y).unwrap(),
+            &cpu::axpy(-0.75, &xv, &yv),
+            1e-6,
+            1e-6,
+        );
+        gpu.run(&[&elementwise::add(gpu, &x, &b, &out).unwrap()])
+            .unwrap();
+        assert_close(
+            &format!("add n={n}"),
+            &gpu.read_one(&out).unwrap(),
+            &cpu::add(&xv, &bv),
+            1e-6,
+            1e-6,
+        );
+        gpu.run(&[&elementwise::scale(gpu, &x, 3.25, &out).unwrap()])
+            .unwrap();
+        assert_close(
+            &format!("scale n={n}"),
+            &gpu.read_one(&out).unwrap(),
+            &cpu::scale(&xv, 3.25),
+            1e-6,
+            1e-6,
+        );
+        gpu.run(&[&elementwise::relu(gpu, &x, &out).unwrap()])
+            .unwrap();
         let y_relu = cpu::relu(&xv);
-        assert_close(&format!("relu n={n}"), &gpu.read_one(&out).unwrap(), &y_relu, 0.0, 0.0);
+        assert_close(
+            &format!("relu n={n}"),
+            &gpu.read_one(&out).unwrap(),
+            &y_relu,
+            0.0,
+            0.0,
+        );
         let yr = upload(gpu, &[n], &y_relu);
-        gpu.run(&[&elementwise::relu_backward(gpu, &b, &yr, &out).unwrap()]).unwrap();
-        assert_close(&format!("relu_backward n={n}"), &gpu.read_one(&out).unwrap(), &cpu::relu_backward(&bv, &y_relu), 0.0, 0.0);
-        gpu.run(&[&elementwise::fill(gpu, &out, -1.25).unwrap()]).unwrap();
-        assert_close(&format!("fill n={n}"), &gpu.read_one(&out).unwrap(), &vec![-1.25; n], 0.0, 0.0);
+        gpu.run(&[&elementwise::relu_backward(gpu, &b, &yr, &out).unwrap()])
+            .unwrap();
+        assert_close(
+            &format!("relu_backward n={n}"),
+            &gpu.read_one(&out).unwrap(),
+            &cpu::relu_backward(&bv, &y_relu),
+            0.0,
+            0.0,
+        );
+        gpu.run(&[&elementwise::fill(gpu, &out, -1.25).unwrap()])
+            .unwrap();
+        assert_close(
+            &format!("fill n={n}"),
+            &gpu.read_one(&out).unwrap(),
+            &vec![-1.25; n],
+            0.0,
+            0.0,
+        );
     }
 }
 
@@ -162,7 +300,8 @@ fn dispatch_beyond_65535_workgroups_is_folded_into_two_dimensions() {
     let xv: Vec<f32> = (0..n).map(|i| (i % 1013) as f32).collect();
     let x = upload(gpu, &[n], &xv);
     let y = zeros(gpu, &[n]);
-    gpu.run(&[&elementwise::axpy(gpu, 2.0, &x, &y).unwrap()]).unwrap();
+    gpu.run(&[&elementwise::axpy(gpu, 2.0, &x, &y).unwrap()])
+        .unwrap();
     let got = gpu.read_one(&y).unwrap();
     assert_close("folded axpy", &got, &cpu::scale(&xv, 2.0), 0.0, 0.0);
 }
@@ -176,11 +315,25 @@ fn reductions_hand_checked() {
     let x = upload(gpu, &[3, 2], &[1., 2., 3., 4., 5., 6.]);
     let cols = zeros(gpu, &[2]);
     let total = zeros(gpu, &[1]);
-    gpu.run(&[&reduce::sum_rows(gpu, &x, &cols, false).unwrap(), &reduce::sum_all(gpu, &x, &total, false).unwrap()]).unwrap();
-    assert_eq!(gpu.read(&[&cols, &total]).unwrap(), vec![vec![9., 12.], vec![21.]]);
+    gpu.run(&[
+        &reduce::sum_rows(gpu, &x, &cols, false).unwrap(),
+        &reduce::sum_all(gpu, &x, &total, false).unwrap(),
+    ])
+    .unwrap();
+    assert_eq!(
+        gpu.read(&[&cols, &total]).unwrap(),
+        vec![vec![9., 12.], vec![21.]]
+    );
     // Accumulating a second time doubles both.
-    gpu.run(&[&reduce::sum_rows(gpu, &x, &cols, true).unwrap(), &reduce::sum_all(gpu, &x, &total, true).unwrap()]).unwrap();
-    assert_eq!(gpu.read(&[&cols, &total]).unwrap(), vec![vec![18., 24.], vec![42.]]);
+    gpu.run(&[
+        &reduce::sum_rows(gpu, &x, &cols, true).unwrap(),
+        &reduce::sum_all(gpu, &x, &total, true).unwrap(),
+    ])
+    .unwrap();
+    assert_eq!(
+        gpu.read(&[&cols, &total]).unwrap(),
+        vec![vec![18., 24.], vec![42.]]
+    );
 }
 
 #[test]
@@ -191,11 +344,27 @@ fn reductions_against_reference() {
         let xv = random(&mut r, rows * cols);
         let x = upload(gpu, &[rows, cols], &xv);
         let (s, t) = (zeros(gpu, &[cols]), zeros(gpu, &[1]));
-        gpu.run(&[&reduce::sum_rows(gpu, &x, &s, false).unwrap(), &reduce::sum_all(gpu, &x, &t, false).unwrap()]).unwrap();
+        gpu.run(&[
+            &reduce::sum_rows(gpu, &x, &s, false).unwrap(),
+            &reduce::sum_all(gpu, &x, &t, false).unwrap(),
+        ])
+        .unwrap();
         let got = gpu.read(&[&s, &t]).unwrap();
         let tol = 1e-6 * (rows * cols) as f32 + 1e-6;
-        assert_close(&format!("sum_rows {rows}x{cols}"), &got[0], &cpu::sum_rows(&xv, rows, cols), tol, 1e-5);
-        assert_close(&format!("sum_all {rows}x{cols}"), &got[1], &[cpu::sum_all(&xv)], tol, 1e-5);
+        assert_close(
+            &format!("sum_rows {rows}x{cols}"),
+            &got[0],
+            &cpu::sum_rows(&xv, rows, cols),
+            tol,
+            1e-5,
+        );
+        assert_close(
+            &format!("sum_all {rows}x{cols}"),
+            &got[1],
+            &[cpu::sum_all(&xv)],
+            tol,
+            1e-5,
+        );
     }
 }
 
@@ -207,16 +376,33 @@ struct CeRun {
     dlogits: Vec<f32>,
 }
 
-fn run_softmax_ce(gpu: &taskgrad::Gpu, z: &[f32], y: &[u32], mask: &[f32], b: usize, c: usize, scale: f32) -> CeRun {
+fn run_softmax_ce(
+    gpu: &taskgrad::Gpu,
+    z: &[f32],
+    y: &[u32],
+    mask: &[f32],
+    b: usize,
+    c: usize,
+    scale: f32,
+) -> CeRun {
     let logits = upload(gpu, &[b, c], z);
     let labels = Tensor::from_u32(gpu, &[b], y, "labels").unwrap();
     let mask = upload(gpu, &[b], mask);
     let scale = upload(gpu, &[1], &[scale]);
     let (dlogits, loss_rows, loss) = (zeros(gpu, &[b, c]), zeros(gpu, &[b]), zeros(gpu, &[1]));
-    let out = loss::SoftmaxCeOutputs { dlogits: &dlogits, loss_rows: &loss_rows, loss: &loss };
-    gpu.run(&[&loss::softmax_ce(gpu, &logits, &labels, &mask, &scale, out).unwrap()]).unwrap();
+    let out = loss::SoftmaxCeOutputs {
+        dlogits: &dlogits,
+        loss_rows: &loss_rows,
+        loss: &loss,
+    };
+    gpu.run(&[&loss::softmax_ce(gpu, &logits, &labels, &mask, &scale, out).unwrap()])
+        .unwrap();
     let mut got = gpu.read(&[&loss, &loss_rows, &dlogits]).unwrap();
-    CeRun { loss: got[0][0], dlogits: got.remove(2), loss_rows: got.remove(1) }
+    CeRun {
+        loss: got[0][0],
+        dlogits: got.remove(2),
+        loss_rows: got.remove(1),
+    }
 }
 
 #[test]
@@ -244,9 +430,27 @@ fn softmax_ce_against_reference_with_masks() {
             let run = run_softmax_ce(gpu, &z, &y, &mask, b, c, 0.7);
             let want = cpu::softmax_ce(&z, &y, &mask, b, c, 0.7);
             let what = format!("softmax_ce b={b} c={c}");
-            assert_close(&format!("{what} loss"), &[run.loss], &[want.loss], 1e-4, 1e-5);
-            assert_close(&format!("{what} loss_rows"), &run.loss_rows, &want.loss_rows, 1e-4, 1e-5);
-            assert_close(&format!("{what} dlogits"), &run.dlogits, &want.dlogits, 1e-6, 1e-4);
+            assert_close(
+                &format!("{what} loss"),
+                &[run.loss],
+                &[want.loss],
+                1e-4,
+                1e-5,
+            );
+            assert_close(
+                &format!("{what} loss_rows"),
+                &run.loss_rows,
+                &want.loss_rows,
+                1e-4,
+                1e-5,
+            );
+            assert_close(
+                &format!("{what} dlogits"),
+                &run.dlogits,
+                &want.dlogits,
+                1e-6,
+                1e-4,
+            );
         }
     }
 }
@@ -254,18 +458,35 @@ fn softmax_ce_against_reference_with_masks() {
 #[test]
 fn softmax_ce_with_every_row_masked_is_zero() {
     let gpu = gpu_or_skip!();
-    let run = run_softmax_ce(gpu, &[1., 2., 3., 4., 5., 6.], &[0, 1, 2], &[0., 0., 0.], 3, 2, 1.0);
+    let run = run_softmax_ce(
+        gpu,
+        &[1., 2., 3., 4., 5., 6.],
+        &[0, 1, 2],
+        &[0., 0., 0.],
+        3,
+        2,
+        1.0,
+    );
     assert_eq!(run.loss, 0.0);
     assert!(run.dlogits.iter().all(|&d| d == 0.0));
 }
 
-fn run_mse(gpu: &taskgrad::Gpu, p: &[f32], t: &[f32], mask: &[f32], b: usize, cols: usize, scale: f32) -> (f32, Vec<f32>) {
+fn run_mse(
+    gpu: &taskgrad::Gpu,
+    p: &[f32],
+    t: &[f32],
+    mask: &[f32],
+    b: usize,
+    cols: usize,
+    scale: f32,
+) -> (f32, Vec<f32>) {
     let pred = upload(gpu, &[b, cols], p);
     let truth = upload(gpu, &[b, cols], t);
     let mask = upload(gpu, &[b], mask);
     let scale = upload(gpu, &[1], &[scale]);
     let (dpred, loss) = (zeros(gpu, &[b, cols]), zeros(gpu, &[1]));
-    gpu.run(&[&loss::mse(gpu, &pred, &truth, &mask, &scale, &dpred, &loss).unwrap()]).unwrap();
+    gpu.run(&[&loss::mse(gpu, &pred, &truth, &mask, &scale, &dpred, &loss).unwrap()])
+        .unwrap();
     let got = gpu.read(&[&loss, &dpred]).unwrap();
     (got[0][0], got[1].clone())
 }
@@ -275,7 +496,15 @@ fn mse_hand_checked() {
     let gpu = gpu_or_skip!();
     // pred [1, 2, 9], target [0, 0, NaN] with row 2 unlabelled: loss = (1² + 2²) / 2 = 2.5,
     // dpred = 2·(pred - target)/2 = [1, 2, 0].
-    let (loss, dpred) = run_mse(gpu, &[1., 2., 9.], &[0., 0., f32::NAN], &[1., 1., 0.], 3, 1, 1.0);
+    let (loss, dpred) = run_mse(
+        gpu,
+        &[1., 2., 9.],
+        &[0., 0., f32::NAN],
+        &[1., 1., 0.],
+        3,
+        1,
+        1.0,
+    );
     assert_eq!(loss, 2.5);
     assert_eq!(dpred, vec![1., 2., 0.]);
 }
@@ -290,8 +519,20 @@ fn mse_against_reference_with_masks() {
             let mask: Vec<f32> = (0..b).map(|i| if i % 5 == 2 { 0.0 } else { 1.0 }).collect();
             let (loss, dpred) = run_mse(gpu, &p, &t, &mask, b, cols, 1.5);
             let (wl, wd) = cpu::mse(&p, &t, &mask, b, cols, 1.5);
-            assert_close(&format!("mse b={b} t={cols} loss"), &[loss], &[wl], 1e-5, 1e-5);
-            assert_close(&format!("mse b={b} t={cols} dpred"), &dpred, &wd, 1e-6, 1e-5);
+            assert_close(
+                &format!("mse b={b} t={cols} loss"),
+                &[loss],
+                &[wl],
+                1e-5,
+                1e-5,
+            );
+            assert_close(
+                &format!("mse b={b} t={cols} dpred"),
+                &dpred,
+                &wd,
+                1e-6,
+                1e-5,
+            );
         }
     }
 }
@@ -307,7 +548,11 @@ fn sgd_momentum_matches_reference_over_steps() {
         let mut vel = vec![0.0f32; n];
         let (gt, gv) = (upload(gpu, &[n], &theta), zeros(gpu, &[n]));
         let gg = zeros(gpu, &[n]);
-        let cfg = optim::SgdConfig { lr: 0.05, momentum: 0.9, weight_decay: 0.01 };
+        let cfg = optim::SgdConfig {
+            lr: 0.05,
+            momentum: 0.9,
+            weight_decay: 0.01,
+        };
         let step = optim::sgd(gpu, cfg, &gt, &gv, &gg).unwrap();
         for _ in 0..5 {
             let g = random(&mut r, n);
@@ -315,7 +560,13 @@ fn sgd_momentum_matches_reference_over_steps() {
             gpu.run(&[&step]).unwrap();
             cpu::sgd_step(&mut theta, &mut vel, &g, 0.05, 0.9, 0.01);
         }
-        assert_close(&format!("sgd n={n}"), &gpu.read_one(&gt).unwrap(), &theta, 1e-6, 1e-5);
+        assert_close(
+            &format!("sgd n={n}"),
+            &gpu.read_one(&gt).unwrap(),
+            &theta,
+            1e-6,
+            1e-5,
+        );
     }
 }
 
@@ -325,15 +576,27 @@ fn check_adam(decoupled: bool) {
     for &n in &[1usize, 17, 1000] {
         let mut theta = random(&mut r, n);
         let (mut m, mut v) = (vec![0.0f32; n], vec![0.0f32; n]);
-        let (gt, gm, gv, gg) = (upload(gpu, &[n], &theta), zeros(gpu, &[n]), zeros(gpu, &[n]), zeros(gpu, &[n]));
-        let cfg = optim::AdamConfig { lr: 1e-2, weight_decay: 0.1, decoupled, ..Default::default() };
+        let (gt, gm, gv, gg) = (
+            upload(gpu, &[n], &theta),
+            zeros(gpu, &[n]),
+            zeros(gpu, &[n]),
+            zeros(gpu, &[n]),
+        );
+        let cfg = optim::AdamConfig {
+            lr: 1e-2,
+            weight_decay: 0.1,
+            decoupled,
+            ..Default::default()
+        };
         let mut adam = optim::Adam::new(gpu, cfg, &gt, &gm, &gv, &gg).unwrap();
         for t in 1..=6 {
             let g = random(&mut r, n);
             gg.write(gpu, &g).unwrap();
             adam.prepare_step(gpu);
             gpu.run(&[&adam.dispatch]).unwrap();
-            cpu::adam_step(&mut theta, &mut m, &mut v, &g, t, 1e-2, 0.9, 0.999, 1e-8, 0.1, decoupled);
+            cpu::adam_step(
+                &mut theta, &mut m, &mut v, &g, t, 1e-2, 0.9, 0.999, 1e-8, 0.1, decoupled,
+            );
         }
         let got = gpu.read(&[&gt, &gm, &gv]).unwrap();
         let name = if decoupled { "adamw" } else { "adam" };
@@ -360,10 +623,27 @@ fn adam_first_step_moves_each_weight_by_lr() {
     let gt = upload(gpu, &[2], &[1.0, 1.0]);
     let (gm, gv) = (zeros(gpu, &[2]), zeros(gpu, &[2]));
     let gg = upload(gpu, &[2], &[3.0, -0.5]);
-    let mut adam = optim::Adam::new(gpu, optim::AdamConfig { lr: 0.1, ..Default::default() }, &gt, &gm, &gv, &gg).unwrap();
+    let mut adam = optim::Adam::new(
+        gpu,
+        optim::AdamConfig {
+            lr: 0.1,
+            ..Default::default()
+        },
+        &gt,
+        &gm,
+        &gv,
+        &gg,
+    )
+    .unwrap();
     adam.prepare_step(gpu);
     gpu.run(&[&adam.dispatch]).unwrap();
-    assert_close("adam t=1", &gpu.read_one(&gt).unwrap(), &[0.9, 1.1], 1e-6, 0.0);
+    assert_close(
+        "adam t=1",
+        &gpu.read_one(&gt).unwrap(),
+        &[0.9, 1.1],
+        1e-6,
+        0.0,
+    );
 }
 
 #[test]
@@ -379,6 +659,10 @@ fn arena_views_are_independent_and_optimizer_covers_the_arena() {
     assert_eq!(got, vec![vec![1.0; 15], vec![2.0; 5]]);
     // One scale over the whole arena touches both views.
     let out = taskgrad::Arena::new(gpu, &layout, "scaled").unwrap();
-    gpu.run(&[&elementwise::scale(gpu, &arena.whole, 3.0, &out.whole).unwrap()]).unwrap();
-    assert_eq!(gpu.read(&[&out.view(w), &out.view(b)]).unwrap(), vec![vec![3.0; 15], vec![6.0; 5]]);
+    gpu.run(&[&elementwise::scale(gpu, &arena.whole, 3.0, &out.whole).unwrap()])
+        .unwrap();
+    assert_eq!(
+        gpu.read(&[&out.view(w), &out.view(b)]).unwrap(),
+        vec![vec![3.0; 15], vec![6.0; 5]]
+    );
 }

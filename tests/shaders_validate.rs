@@ -7,8 +7,10 @@ use std::path::Path;
 fn validate(name: &str, source: &str) {
     let module = naga::front::wgsl::parse_str(source)
         .unwrap_or_else(|e| panic!("{name}: WGSL parse error:\n{}", e.emit_to_string(source)));
-    let mut validator =
-        naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::all());
+    let mut validator = naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::all(),
+    );
     validator
         .validate(&module)
         .unwrap_or_else(|e| panic!("{name}: validation error:\n{}", e.emit_to_string(source)));
@@ -20,7 +22,12 @@ fn every_shader_file_parses_and_validates() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
     let mut files: Vec<String> = std::fs::read_dir(&dir)
         .expect("shaders/ exists")
-        .map(|e| e.expect("dir entry").file_name().into_string().expect("utf-8 name"))
+        .map(|e| {
+            e.expect("dir entry")
+                .file_name()
+                .into_string()
+                .expect("utf-8 name")
+        })
         .filter(|n| n.ends_with(".wgsl"))
         .collect();
     files.sort();
@@ -29,7 +36,10 @@ fn every_shader_file_parses_and_validates() {
         let source = std::fs::read_to_string(dir.join(name)).expect("readable shader");
         validate(name, &source);
     }
-    let mut listed: Vec<String> = taskgrad::kernels::SHADERS.iter().map(|(n, _)| n.to_string()).collect();
+    let mut listed: Vec<String> = taskgrad::kernels::SHADERS
+        .iter()
+        .map(|(n, _)| n.to_string())
+        .collect();
     listed.sort();
     assert_eq!(files, listed, "shaders/ and kernels::SHADERS disagree");
 }

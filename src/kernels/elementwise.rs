@@ -14,7 +14,14 @@ struct Params {
     _pad: u32,
 }
 
-fn launch(gpu: &Gpu, entry: &'static str, alpha: f32, value: f32, y: &Tensor, inputs: &[&Tensor]) -> Result<Dispatch> {
+fn launch(
+    gpu: &Gpu,
+    entry: &'static str,
+    alpha: f32,
+    value: f32,
+    y: &Tensor,
+    inputs: &[&Tensor],
+) -> Result<Dispatch> {
     let n = y.numel();
     for t in inputs {
         t.expect_numel(entry, n)?;
@@ -23,8 +30,22 @@ fn launch(gpu: &Gpu, entry: &'static str, alpha: f32, value: f32, y: &Tensor, in
     bindings.extend(inputs.iter().map(|_| Binding::ReadOnly));
     let mut tensors = vec![y];
     tensors.extend_from_slice(inputs);
-    let params = Params { n: n as u32, alpha, value, _pad: 0 };
-    record(gpu, "elementwise.wgsl", entry, &bindings, &[], &params, &tensors, grid_1d(gpu, n)?)
+    let params = Params {
+        n: n as u32,
+        alpha,
+        value,
+        _pad: 0,
+    };
+    record(
+        gpu,
+        "elementwise.wgsl",
+        entry,
+        &bindings,
+        &[],
+        &params,
+        &tensors,
+        grid_1d(gpu, n)?,
+    )
 }
 
 /// y = value

@@ -44,10 +44,18 @@ pub fn softmax_ce(
 ) -> Result<Dispatch> {
     let (b, c) = matrix("softmax_ce logits", logits)?;
     if c == 0 {
-        return Err(Error::shape("softmax_ce logits", "at least one class", "0 classes"));
+        return Err(Error::shape(
+            "softmax_ce logits",
+            "at least one class",
+            "0 classes",
+        ));
     }
     if labels.dtype() != DType::U32 {
-        return Err(Error::shape("softmax_ce labels", "u32 class indices", "f32 values"));
+        return Err(Error::shape(
+            "softmax_ce labels",
+            "u32 class indices",
+            "f32 values",
+        ));
     }
     labels.expect_numel("softmax_ce labels", b)?;
     mask.expect_numel("softmax_ce mask", b)?;
@@ -60,10 +68,25 @@ pub fn softmax_ce(
         gpu,
         "softmax_ce.wgsl",
         "softmax_ce",
-        &[Uniform, ReadWrite, ReadWrite, ReadWrite, ReadOnly, ReadOnly, ReadOnly, ReadOnly],
+        &[
+            Uniform, ReadWrite, ReadWrite, ReadWrite, ReadOnly, ReadOnly, ReadOnly, ReadOnly,
+        ],
         &[],
-        &Params { rows: b as u32, cols: c as u32, _pad0: 0, _pad1: 0 },
-        &[out.dlogits, out.loss_rows, out.loss, logits, labels, mask, scale],
+        &Params {
+            rows: b as u32,
+            cols: c as u32,
+            _pad0: 0,
+            _pad1: 0,
+        },
+        &[
+            out.dlogits,
+            out.loss_rows,
+            out.loss,
+            logits,
+            labels,
+            mask,
+            scale,
+        ],
         [1, 1, 1],
     )
 }
@@ -90,9 +113,16 @@ pub fn mse(
         gpu,
         "mse.wgsl",
         "mse",
-        &[Uniform, ReadWrite, ReadWrite, ReadOnly, ReadOnly, ReadOnly, ReadOnly],
+        &[
+            Uniform, ReadWrite, ReadWrite, ReadOnly, ReadOnly, ReadOnly, ReadOnly,
+        ],
         &[],
-        &Params { rows: b as u32, cols: t as u32, _pad0: 0, _pad1: 0 },
+        &Params {
+            rows: b as u32,
+            cols: t as u32,
+            _pad0: 0,
+            _pad1: 0,
+        },
         &[dpred, loss, pred, target, mask, scale],
         [1, 1, 1],
     )

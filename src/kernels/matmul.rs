@@ -40,7 +40,12 @@ fn dims(op: &'static str, t: &Tensor, trans: bool) -> Result<(usize, usize)> {
 }
 
 /// Shape (M, N) of op(A)·op(B), checking that the inner dimensions agree.
-pub fn output_shape(a: &Tensor, b: &Tensor, trans_a: bool, trans_b: bool) -> Result<(usize, usize)> {
+pub fn output_shape(
+    a: &Tensor,
+    b: &Tensor,
+    trans_a: bool,
+    trans_b: bool,
+) -> Result<(usize, usize)> {
     let (m, k) = dims("matmul", a, trans_a)?;
     let (k2, n) = dims("matmul", b, trans_b)?;
     if k != k2 {
@@ -54,12 +59,24 @@ pub fn output_shape(a: &Tensor, b: &Tensor, trans_a: bool, trans_b: bool) -> Res
 }
 
 /// Record C = op(A)·op(B) with the epilogue in `opts`.
-pub fn matmul(gpu: &Gpu, a: &Tensor, b: &Tensor, c: &Tensor, opts: MatmulOptions) -> Result<Dispatch> {
+pub fn matmul(
+    gpu: &Gpu,
+    a: &Tensor,
+    b: &Tensor,
+    c: &Tensor,
+    opts: MatmulOptions,
+) -> Result<Dispatch> {
     let (m, n) = output_shape(a, b, opts.trans_a, opts.trans_b)?;
-    let k = if opts.trans_a { a.shape()[0] } else { a.shape()[1] };
+    let k = if opts.trans_a {
+        a.shape()[0]
+    } else {
+        a.shape()[1]
+    };
     c.expect_shape("matmul output", &[m, n])?;
     if opts.accumulate && (opts.bias.is_some() || opts.relu) {
-        return Err(Error::InvalidConfig("matmul: accumulate cannot be combined with bias or relu".into()));
+        return Err(Error::InvalidConfig(
+            "matmul: accumulate cannot be combined with bias or relu".into(),
+        ));
     }
     if let Some(bias) = opts.bias {
         bias.expect_numel("matmul bias", n)?;
@@ -69,12 +86,20 @@ pub fn matmul(gpu: &Gpu, a: &Tensor, b: &Tensor, c: &Tensor, opts: MatmulOptions
         | (opts.bias.is_some() as u32) << 2
         | (opts.relu as u32) << 3
         | (opts.accumulate as u32) << 4;
-    let params = Params { m: m as u32, n: n as u32, k: k as u32, flags };
+    let params = Params {
+        m: m as u32,
+        n: n as u32,
+        k: k as u32,
+        flags,
+    };
     let gx = (n as u64).div_ceil(TILE as u64);
     let gy = (m as u64).div_ceil(TILE as u64);
     let max = gpu.limits.max_compute_workgroups_per_dimension as u64;
     if gx > max || gy > max {
-        return Err(Error::DispatchTooLarge { workgroups: gx.max(gy), limit: max });
+        return Err(Error::DispatchTooLarge {
+            workgroups: gx.max(gy),
+            limit: max,
+        });
     }
     // Without a bias the slot is bound to A; the kernel never reads it.
     let bias = opts.bias.unwrap_or(a);

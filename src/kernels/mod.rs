@@ -25,10 +25,16 @@ use crate::tensor::Tensor;
 
 /// Every WGSL source, by file name, for the naga validation test and for the pipeline cache.
 pub const SHADERS: &[(&str, &str)] = &[
-    ("elementwise.wgsl", include_str!("../../shaders/elementwise.wgsl")),
+    (
+        "elementwise.wgsl",
+        include_str!("../../shaders/elementwise.wgsl"),
+    ),
     ("matmul.wgsl", include_str!("../../shaders/matmul.wgsl")),
     ("reduce.wgsl", include_str!("../../shaders/reduce.wgsl")),
-    ("softmax_ce.wgsl", include_str!("../../shaders/softmax_ce.wgsl")),
+    (
+        "softmax_ce.wgsl",
+        include_str!("../../shaders/softmax_ce.wgsl"),
+    ),
     ("mse.wgsl", include_str!("../../shaders/mse.wgsl")),
     ("optim.wgsl", include_str!("../../shaders/optim.wgsl")),
 ];
@@ -62,7 +68,8 @@ impl std::fmt::Debug for Dispatch {
 impl Dispatch {
     /// Overwrite the uniform parameters (for example Adam's bias corrections at step t).
     pub fn write_params<P: bytemuck::Pod>(&self, gpu: &Gpu, params: &P) {
-        gpu.queue.write_buffer(&self.params, 0, bytemuck::bytes_of(params));
+        gpu.queue
+            .write_buffer(&self.params, 0, bytemuck::bytes_of(params));
     }
 }
 
@@ -75,7 +82,10 @@ pub fn grid(gpu: &Gpu, n: u64) -> Result<[u32; 3]> {
     }
     let y = n.div_ceil(max);
     if y > max {
-        return Err(Error::DispatchTooLarge { workgroups: n, limit: max * max });
+        return Err(Error::DispatchTooLarge {
+            workgroups: n,
+            limit: max * max,
+        });
     }
     Ok([max as u32, y as u32, 1])
 }
@@ -96,7 +106,11 @@ pub(crate) fn record<P: bytemuck::Pod>(
     tensors: &[&Tensor],
     workgroups: [u32; 3],
 ) -> Result<Dispatch> {
-    debug_assert_eq!(bindings.len(), tensors.len() + 1, "{file}::{entry} binding count");
+    debug_assert_eq!(
+        bindings.len(),
+        tensors.len() + 1,
+        "{file}::{entry} binding count"
+    );
     // A tensor written by the kernel must not alias any other binding.
     for (i, t) in tensors.iter().enumerate() {
         if bindings[i + 1] == Binding::ReadWrite {
@@ -114,21 +128,34 @@ pub(crate) fn record<P: bytemuck::Pod>(
     let kernel = gpu.kernel(file, source(file), entry, bindings, constants)?;
     let label = kernel.label.clone();
     gpu.scoped(&format!("binding {label}"), || {
-        let params = gpu.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some(&label),
-            contents: bytemuck::bytes_of(params),
-            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-        });
-        let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: params.as_entire_binding() }];
+        let params = gpu
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(&label),
+                contents: bytemuck::bytes_of(params),
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            });
+        let mut entries = vec![wgpu::BindGroupEntry {
+            binding: 0,
+            resource: params.as_entire_binding(),
+        }];
         for (i, t) in tensors.iter().enumerate() {
-            entries.push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource: t.binding() });
+            entries.push(wgpu::BindGroupEntry {
+                binding: i as u32 + 1,
+                resource: t.binding(),
+            });
         }
         let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(&label),
             layout: &kernel.layout,
             entries: &entries,
         });
-        Dispatch { kernel: kernel.clone(), bind_group, workgroups, params }
+        Dispatch {
+            kernel: kernel.clone(),
+            bind_group,
+            workgroups,
+            params,
+        }
     })
 }
 
@@ -138,7 +165,9 @@ impl Gpu {
         self.scoped("running kernels", || {
             let mut encoder = self
                 .device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("taskgrad step") });
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("taskgrad step"),
+                });
             {
                 let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                     label: Some("taskgrad pass"),

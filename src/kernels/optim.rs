@@ -15,7 +15,11 @@ pub struct SgdConfig {
 
 impl Default for SgdConfig {
     fn default() -> Self {
-        SgdConfig { lr: 1e-2, momentum: 0.9, weight_decay: 0.0 }
+        SgdConfig {
+            lr: 1e-2,
+            momentum: 0.9,
+            weight_decay: 0.0,
+        }
     }
 }
 
@@ -32,14 +36,26 @@ pub struct AdamConfig {
 
 impl Default for AdamConfig {
     fn default() -> Self {
-        AdamConfig { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, decoupled: false }
+        AdamConfig {
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+            decoupled: false,
+        }
     }
 }
 
 impl AdamConfig {
     /// AdamW with decoupled weight decay `weight_decay`.
     pub fn adamw(lr: f32, weight_decay: f32) -> Self {
-        AdamConfig { lr, weight_decay, decoupled: true, ..Default::default() }
+        AdamConfig {
+            lr,
+            weight_decay,
+            decoupled: true,
+            ..Default::default()
+        }
     }
 }
 
@@ -75,12 +91,32 @@ fn same_len(op: &'static str, theta: &Tensor, others: &[&Tensor]) -> Result<()> 
 }
 
 /// One SGD step: θ, velocity and gradient have the same length.
-pub fn sgd(gpu: &Gpu, cfg: SgdConfig, theta: &Tensor, velocity: &Tensor, grad: &Tensor) -> Result<Dispatch> {
+pub fn sgd(
+    gpu: &Gpu,
+    cfg: SgdConfig,
+    theta: &Tensor,
+    velocity: &Tensor,
+    grad: &Tensor,
+) -> Result<Dispatch> {
     same_len("sgd", theta, &[velocity, grad])?;
     let n = theta.numel();
-    let params = SgdParams { n: n as u32, lr: cfg.lr, momentum: cfg.momentum, weight_decay: cfg.weight_decay };
+    let params = SgdParams {
+        n: n as u32,
+        lr: cfg.lr,
+        momentum: cfg.momentum,
+        weight_decay: cfg.weight_decay,
+    };
     use Binding::*;
-    record(gpu, "optim.wgsl", "sgd", &[Uniform, ReadWrite, ReadWrite, ReadOnly], &[], &params, &[theta, velocity, grad], grid_1d(gpu, n)?)
+    record(
+        gpu,
+        "optim.wgsl",
+        "sgd",
+        &[Uniform, ReadWrite, ReadWrite, ReadOnly],
+        &[],
+        &params,
+        &[theta, velocity, grad],
+        grid_1d(gpu, n)?,
+    )
 }
 
 /// Adam or AdamW over one arena, with its step counter. The dispatch is made
@@ -93,10 +129,20 @@ pub struct Adam {
 }
 
 impl Adam {
-    pub fn new(gpu: &Gpu, cfg: AdamConfig, theta: &Tensor, m: &Tensor, v: &Tensor, grad: &Tensor) -> Result<Adam> {
+    pub fn new(
+        gpu: &Gpu,
+        cfg: AdamConfig,
+        theta: &Tensor,
+        m: &Tensor,
+        v: &Tensor,
+        grad: &Tensor,
+    ) -> Result<Adam> {
         same_len("adam", theta, &[m, v, grad])?;
         if !(cfg.beta1 >= 0.0 && cfg.beta1 < 1.0 && cfg.beta2 >= 0.0 && cfg.beta2 < 1.0) {
-            return Err(Error::InvalidConfig(format!("adam betas must be in [0, 1), got {} and {}", cfg.beta1, cfg.beta2)));
+            return Err(Error::InvalidConfig(format!(
+                "adam betas must be in [0, 1), got {} and {}",
+                cfg.beta1, cfg.beta2
+            )));
         }
         let n = theta.numel();
         let params = Self::params(cfg, n, 1);
@@ -111,7 +157,12 @@ impl Adam {
             &[theta, m, v, grad],
             grid_1d(gpu, n)?,
         )?;
-        Ok(Adam { cfg, step: 0, n, dispatch })
+        Ok(Adam {
+            cfg,
+            step: 0,
+            n,
+            dispatch,
+        })
     }
 
     fn params(cfg: AdamConfig, n: usize, t: u64) -> AdamParams {
@@ -133,7 +184,8 @@ impl Adam {
     /// Advance the step counter and write step t's parameters; then encode `self.dispatch`.
     pub fn prepare_step(&mut self, gpu: &Gpu) {
         self.step += 1;
-        self.dispatch.write_params(gpu, &Self::params(self.cfg, self.n, self.step));
+        self.dispatch
+            .write_params(gpu, &Self::params(self.cfg, self.n, self.step));
     }
 
     /// Change the learning rate (schedules); takes effect at the next `prepare_step`.

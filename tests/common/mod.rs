@@ -27,7 +27,10 @@ pub fn gpu() -> Option<&'static Gpu> {
             Some(gpu)
         }
         Err(e) => {
-            if std::env::var("CI").map(|v| v == "true" || v == "1").unwrap_or(false) {
+            if std::env::var("CI")
+                .map(|v| v == "true" || v == "1")
+                .unwrap_or(false)
+            {
                 panic!("CI=true and no GPU adapter: {e}");
             }
             eprintln!("SKIPPING GPU test: {e}");
@@ -69,7 +72,11 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32)
         }
     }
     if !bad.is_empty() {
-        let first: Vec<String> = bad.iter().take(8).map(|(i, g, w)| format!("[{i}] got {g} want {w}")).collect();
+        let first: Vec<String> = bad
+            .iter()
+            .take(8)
+            .map(|(i, g, w)| format!("[{i}] got {g} want {w}"))
+            .collect();
         panic!(
             "{what}: {} of {} values differ beyond atol {atol} + rtol {rtol}·|ref|; first: {}",
             bad.len(),

@@ -1,0 +1,234 @@
+//! Every error path of the engine core returns its typed error, never a panic.
+
+mod common;
+
+use taskgrad::kernels::matmul::{self, MatmulOptions};
+use taskgrad::kernels::{elementwise, loss, optim, reduce};
+use taskgrad::{Error, Tensor};
+
+#[test]
+fn matmul_inner_dimension_mismatch() {
+    let gpu = gpu_or_skip!();
+    let a = Tensor::zeros(gpu, &[2, 3], "a").unwrap();
+    let b = Tensor::zeros(gpu, &[4, 5], "b").unwrap();
+    let c = Tensor::zeros(gpu, &[2, 5], "c").unwrap();
+    let err = matmul::matmul(gpu, &a, &b, &c, MatmulOptions::default()).unwrap_err();
+    assert!(
+        matches!(err, Error::ShapeMismatch { op: "matmul", .. }),
+        "{err}"
+    );
+    // The same pair is fine once B is transposed the right way round: 2×3 · (5×3)ᵀ.
+    let bt = Tensor::zeros(gpu, &[5, 3], "bt").unwrap();
+    assert!(matmul::matmul(
+        gpu,
+        &a,
+        &bt,
+        &c,
+        MatmulOptions {
+            trans_b: true,
+            ..Default::default()
+        }
+    )
+    .is_ok());
+}
+
+#[test]
+fn matmul_wrong_output_shape_and_bias_length() {
+    let gpu = gpu_or_skip!();
+    let a = Tensor::zeros(gpu, &[2, 3], "a").unwrap();
+    let b = Tensor::zeros(gpu, &[3, 4], "b").unwrap();
+    let c_bad = Tensor::zeros(gpu, &[4, 2], "c").unwrap();
+    let err = matmul::matmul(gpu, &a, &b, &c_bad, MatmulOptions::default()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::ShapeMismatch {
+                op: "matmul output",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let c = Tensor::zeros(gpu, &[2, 4], "c").unwrap();
+    let bias = Tensor::zeros(gpu, &[3], "bias").unwrap();
+    let err = matmul::matmul(
+        gpu,
+        &a,
+        &b,
+        &c,
+        MatmulOptions {
+            bias: Some(&bias),
+            ..Default::default()
+        },
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::ShapeMismatch {
+                op: "matmul bias",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let v = Tensor::zeros(gpu, &[6], "vector").unwrap();
+    assert!(matches!(
+        matmul::matmul(gpu, &v, &b, &c, MatmulOptions::default()),
+        Err(Error::ShapeMismatch { .. })
+    ));
+}
+
+#[test]
+fn elementwise_reduce_loss_and_optimizer_shape_mismatches() {
+    let gpu = gpu_or_skip!();
+    let x3 = Tensor::zeros(gpu, &[3], "x3").unwrap();
+    let x4 = Tensor::zeros(gpu, &[4], "x4").unwrap();
+    assert!(matches!(
+        elementwise::add(gpu, &x3, &x4, &x3.clone()),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    assert!(matches!(
+        elementwise::axpy(gpu, 1.0, &x3, &x4),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    let m = Tensor::zeros(gpu, &[2, 3], "m").unwrap();
+    assert!(matches!(
+        reduce::sum_rows(gpu, &m, &x4, false),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    assert!(matches!(
+        reduce::sum_all(gpu, &m, &x3, false),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    let scale = Tensor::from_slice(gpu, &[1], &[1.0], "scale").unwrap();
+    let (dm, l) = (
+        Tensor::zeros(gpu, &[2, 3], "d").unwrap(),
+        Tensor::zeros(gpu, &[1], "l").unwrap(),
+    );
+    // Float labels are refused: class indices are u32.
+    let float_labels = Tensor::zeros(gpu, &[2], "labels").unwrap();
+    let mask = Tensor::zeros(gpu, &[2], "mask").unwrap();
+    let rows = Tensor::zeros(gpu, &[2], "rows").unwrap();
+    let out = loss::SoftmaxCeOutputs {
+        dlogits: &dm,
+        loss_rows: &rows,
+        loss: &l,
+    };
+    assert!(matches!(
+        loss::softmax_ce(gpu, &m, &float_labels, &mask, &scale, out),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    assert!(matches!(
+        loss::mse(gpu, &m, &x3, &mask, &scale, &dm, &l),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    let cfg = optim::AdamConfig::default();
+    assert!(matches!(
+        optim::Adam::new(gpu, cfg, &x3, &x3.clone(), &x4, &x3.clone()),
+        Err(Error::ShapeMismatch { .. })
+    ));
+}
+
+#[test]
+fn output_aliasing_an_input_is_refused() {
+    let gpu = gpu_or_skip!();
+    let x = Tensor::zeros(gpu, &[8], "x").unwrap();
+    let err = elementwise::relu(gpu, &x, &x).unwrap_err();
+    assert!(matches!(err, Error::InvalidConfig(_)), "{err}");
+}
+
+#[test]
+fn tensor_larger_than_max_storage_binding_is_a_typed_error() {
+    let gpu = gpu_or_skip!();
+    let limit = gpu
+        .limits
+        .max_storage_buffer_binding_size
+        .min(gpu.limits.max_buffer_size);
+    let elements = (limit / 4 + 1) as usize;
+    // Checked before any allocation, so this costs no memory.
+    let err = Tensor::zeros(gpu, &[elements], "too big").unwrap_err();
+    match err {
+        Error::BufferTooLarge { bytes, limit: l } => {
+            assert_eq!(bytes, 4 * elements as u64);
+            assert_eq!(l, limit);
+        }
+        other => panic!("expected BufferTooLarge, got {other}"),
+    }
+    let msg = Tensor::zeros(gpu, &[elements], "too big")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains(&limit.to_string()) && msg.contains(&(4 * elements as u64).to_string()),
+        "{msg}"
+    );
+}
+
+#[test]
+fn upload_with_wrong_length_is_a_shape_error() {
+    let gpu = gpu_or_skip!();
+    assert!(matches!(
+        Tensor::from_slice(gpu, &[2, 2], &[1.0; 3], "x"),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    assert!(matches!(
+        Tensor::zeros(gpu, &[0, 4], "empty"),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    let t = Tensor::zeros(gpu, &[4], "t").unwrap();
+    assert!(matches!(
+        t.write(gpu, &[1.0; 5]),
+        Err(Error::ShapeMismatch { .. })
+    ));
+}
+
+#[test]
+fn wgpu_validation_error_becomes_a_typed_error() {
+    let gpu = gpu_or_skip!();
+    // MAP_READ may only be combined with COPY_DST: wgpu raises a validation error,
+    // which `scoped` must return rather than panic.
+    let err = gpu
+        .scoped("making an invalid buffer", || {
+            gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("invalid"),
+                size: 16,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::STORAGE,
+                mapped_at_creation: false,
+            })
+        })
+        .unwrap_err();
+    assert!(matches!(err, Error::Gpu { .. }), "{err}");
+    assert!(
+        err.to_string().contains("making an invalid buffer"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_backend_name_is_a_typed_error() {
+    let err = taskgrad::device::parse_backend("cuda").unwrap_err();
+    assert!(
+        matches!(err, Error::UnknownBackend { ref name } if name == "cuda"),
+        "{err}"
+    );
+    for ok in ["vulkan", "GL", "metal", "dx12"] {
+        assert!(taskgrad::device::parse_backend(ok).is_ok(), "{ok}");
+    }
+}
+
+#[test]
+fn no_adapter_names_backends_and_how_to_get_a_software_one() {
+    // No adapter's name contains this, so the search must come back empty.
+    let err = match taskgrad::Gpu::with_options(
+        wgpu::Backends::VULKAN | wgpu::Backends::GL,
+        Some("no-such-adapter-xyz"),
+    ) {
+        Err(e) => e,
+        Ok(g) => panic!("unexpected adapter {}", g.report),
+    };
+    let msg = err.to_string();
+    assert!(matches!(err, Error::NoAdapter { .. }), "{msg}");
+    assert!(msg.contains("vulkan, gl"), "{msg}");
+    assert!(msg.contains("apt-get install mesa-vulkan-drivers"), "{msg}");
+    assert!(msg.contains("no-such-adapter-xyz"), "{msg}");
+}
