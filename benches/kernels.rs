@@ -68,7 +68,7 @@ fn bench_softmax_ce(c: &mut Criterion, gpu: &Gpu) {
             loss_rows: &rows,
             loss: &l,
         };
-        let d = loss::softmax_ce(gpu, &logits, &labels, &gmask, &scale, out).unwrap();
+        let d = loss::softmax_ce(gpu, &logits, &labels, &gmask, &scale, 0, out).unwrap();
         let id = format!("{b}x{cl}");
         group.bench_function(BenchmarkId::new("gpu", &id), |bench| {
             bench.iter(|| {

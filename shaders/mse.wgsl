@@ -1,11 +1,13 @@
 // Fused mean squared error with a row mask: loss and gradient in one kernel.
 //
 // Shapes: pred and truth (the targets) are B×T, mask is B (1 = labelled, 0 = label missing),
-// scale is 1 (the upstream gradient of the loss, read on the GPU).
+// scale and loss are K-element arrays shared by the K tasks, of which this
+// dispatch reads scale[slot] (the upstream gradient of its loss, set on the GPU
+// by the loss weighting) and writes loss[slot].
 //
 //   n_valid         = Σ_r [mask[r] > 0.5]
-//   loss[0]         = Σ_{valid r} Σ_t (pred[r,t] - truth[r,t])² / (n_valid · T)   (0 when n_valid = 0)
-//   dpred[r,t]      = valid(r) ? 2 (pred[r,t] - truth[r,t]) · scale[0] / (n_valid · T) : 0
+//   loss[slot]      = Σ_{valid r} Σ_t (pred[r,t] - truth[r,t])² / (n_valid · T)   (0 when n_valid = 0)
+//   dpred[r,t]      = valid(r) ? 2 (pred[r,t] - truth[r,t]) · scale[slot] / (n_valid · T) : 0
 //
 // The truth of a masked row is never read into the result, so it may hold NaN.
 // One workgroup, the same structure as softmax_ce.wgsl. WG must be a power of two.
@@ -13,8 +15,8 @@
 struct Params {
     rows: u32,
     cols: u32,
-    _pad0: u32,
-    _pad1: u32,
+    slot: u32,
+    _pad: u32,
 }
 
 override WG: u32 = 256u;
@@ -51,7 +53,7 @@ fn mse(@builtin(local_invocation_id) lid3: vec3<u32>) {
     let n_valid = tree_sum(lid, count);
     let denom = n_valid * f32(p.cols);
     let inv = select(0.0, 1.0 / denom, denom > 0.0);
-    let g = 2.0 * scale[0] * inv;
+    let g = 2.0 * scale[p.slot] * inv;
 
     var local_loss = 0.0;
     for (var r = lid; r < p.rows; r = r + WG) {
@@ -68,5 +70,5 @@ fn mse(@builtin(local_invocation_id) lid3: vec3<u32>) {
         }
     }
     let total = tree_sum(lid, local_loss);
-    if (lid == 0u) { loss[0] = total * inv; }
+    if (lid == 0u) { loss[p.slot] = total * inv; }
 }

@@ -1,14 +1,16 @@
 // Fused softmax cross-entropy with a row mask: loss and gradient in one kernel.
 //
 // Shapes: logits z is B×C, labels y is B (u32 class index), mask is B (1 = labelled,
-// 0 = label missing), scale is 1 (the upstream gradient of the loss, read on the GPU).
+// 0 = label missing), scale and loss are K-element arrays shared by the K tasks, of which this
+// dispatch reads scale[slot] (the upstream gradient of its loss, set on the GPU
+// by the loss weighting) and writes loss[slot].
 //
 //   valid(r)      = mask[r] > 0.5 and y[r] < C
 //   n_valid       = Σ_r valid(r)
 //   lse(r)        = max_j z[r,j] + log Σ_j exp(z[r,j] - max_j z[r,j])
 //   loss_rows[r]  = valid(r) ? lse(r) - z[r, y[r]] : 0
-//   loss[0]       = Σ_r loss_rows[r] / n_valid                  (0 when n_valid = 0)
-//   dlogits[r,j]  = valid(r) ? (softmax(z[r])_j - [j = y[r]]) · scale[0] / n_valid : 0
+//   loss[slot]    = Σ_r loss_rows[r] / n_valid                  (0 when n_valid = 0)
+//   dlogits[r,j]  = valid(r) ? (softmax(z[r])_j - [j = y[r]]) · scale[slot] / n_valid : 0
 //
 // One workgroup: it counts the valid rows, then each invocation handles rows
 // lid, lid + WG, ... and the per-row losses are summed by a tree in workgroup memory.
@@ -17,8 +19,8 @@
 struct Params {
     rows: u32,
     classes: u32,
-    _pad0: u32,
-    _pad1: u32,
+    slot: u32,
+    _pad: u32,
 }
 
 override WG: u32 = 256u;
@@ -60,7 +62,7 @@ fn softmax_ce(@builtin(local_invocation_id) lid3: vec3<u32>) {
     }
     let n_valid = tree_sum(lid, count);
     let inv = select(0.0, 1.0 / n_valid, n_valid > 0.0);
-    let g = scale[0] * inv;
+    let g = scale[p.slot] * inv;
 
     var local_loss = 0.0;
     for (var r = lid; r < p.rows; r = r + WG) {
@@ -85,5 +87,5 @@ fn softmax_ce(@builtin(local_invocation_id) lid3: vec3<u32>) {
         }
     }
     let total = tree_sum(lid, local_loss);
-    if (lid == 0u) { loss[0] = total * inv; }
+    if (lid == 0u) { loss[p.slot] = total * inv; }
 }

@@ -116,11 +116,11 @@ fn elementwise_reduce_loss_and_optimizer_shape_mismatches() {
         loss: &l,
     };
     assert!(matches!(
-        loss::softmax_ce(gpu, &m, &float_labels, &mask, &scale, out),
+        loss::softmax_ce(gpu, &m, &float_labels, &mask, &scale, 0, out),
         Err(Error::ShapeMismatch { .. })
     ));
     assert!(matches!(
-        loss::mse(gpu, &m, &x3, &mask, &scale, &dm, &l),
+        loss::mse(gpu, &m, &x3, &mask, &scale, 0, &dm, &l),
         Err(Error::ShapeMismatch { .. })
     ));
     let cfg = optim::AdamConfig::default();

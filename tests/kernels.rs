@@ -395,7 +395,7 @@ fn run_softmax_ce(
         loss_rows: &loss_rows,
         loss: &loss,
     };
-    gpu.run(&[&loss::softmax_ce(gpu, &logits, &labels, &mask, &scale, out).unwrap()])
+    gpu.run(&[&loss::softmax_ce(gpu, &logits, &labels, &mask, &scale, 0, out).unwrap()])
         .unwrap();
     let mut got = gpu.read(&[&loss, &loss_rows, &dlogits]).unwrap();
     CeRun {
@@ -485,7 +485,7 @@ fn run_mse(
     let mask = upload(gpu, &[b], mask);
     let scale = upload(gpu, &[1], &[scale]);
     let (dpred, loss) = (zeros(gpu, &[b, cols]), zeros(gpu, &[1]));
-    gpu.run(&[&loss::mse(gpu, &pred, &truth, &mask, &scale, &dpred, &loss).unwrap()])
+    gpu.run(&[&loss::mse(gpu, &pred, &truth, &mask, &scale, 0, &dpred, &loss).unwrap()])
         .unwrap();
     let got = gpu.read(&[&loss, &dpred]).unwrap();
     (got[0][0], got[1].clone())
@@ -665,4 +665,38 @@ fn arena_views_are_independent_and_optimizer_covers_the_arena() {
         gpu.read(&[&out.view(w), &out.view(b)]).unwrap(),
         vec![vec![3.0; 15], vec![6.0; 5]]
     );
+}
+
+#[test]
+fn losses_of_several_tasks_share_scale_and_loss_arrays_by_slot() {
+    // Task 0 is MSE, task 1 softmax-CE; each reads its own seed and writes its own loss.
+    let gpu = gpu_or_skip!();
+    let scale = upload(gpu, &[2], &[2.0, 0.5]);
+    let losses = zeros(gpu, &[2]);
+    // MSE: pred [1, 3] vs [0, 0] → loss (1 + 9)/2 = 5, dpred = 2·[1, 3]·2.0/2 = [2, 6].
+    let (pred, truth, mask2) = (
+        upload(gpu, &[2, 1], &[1., 3.]),
+        upload(gpu, &[2, 1], &[0., 0.]),
+        upload(gpu, &[2], &[1., 1.]),
+    );
+    let dpred = zeros(gpu, &[2, 1]);
+    // CE on one row of zero logits over 2 classes: loss ln 2, dlogits = ([½, ½] - [1, 0])·0.5.
+    let logits = upload(gpu, &[1, 2], &[0., 0.]);
+    let labels = Tensor::from_u32(gpu, &[1], &[0], "labels").unwrap();
+    let mask1 = upload(gpu, &[1], &[1.]);
+    let (dl, rows) = (zeros(gpu, &[1, 2]), zeros(gpu, &[1]));
+    let d0 = loss::mse(gpu, &pred, &truth, &mask2, &scale, 0, &dpred, &losses).unwrap();
+    let out = loss::SoftmaxCeOutputs {
+        dlogits: &dl,
+        loss_rows: &rows,
+        loss: &losses,
+    };
+    let d1 = loss::softmax_ce(gpu, &logits, &labels, &mask1, &scale, 1, out).unwrap();
+    gpu.run(&[&d0, &d1]).unwrap();
+    let got = gpu.read(&[&losses, &dpred, &dl]).unwrap();
+    assert_close("losses", &got[0], &[5.0, 2f32.ln()], 1e-6, 1e-6);
+    assert_close("dpred", &got[1], &[2.0, 6.0], 1e-6, 1e-6);
+    assert_close("dlogits", &got[2], &[-0.25, 0.25], 1e-6, 1e-6);
+    // A slot outside the arrays is a shape error.
+    assert!(loss::mse(gpu, &pred, &truth, &mask2, &scale, 2, &dpred, &losses).is_err());
 }

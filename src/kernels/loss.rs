@@ -11,8 +11,20 @@ use crate::tensor::{DType, Tensor};
 struct Params {
     rows: u32,
     cols: u32,
-    _pad0: u32,
-    _pad1: u32,
+    slot: u32,
+    _pad: u32,
+}
+
+/// Check that `slot` indexes both the K-element `scale` and `loss` arrays.
+fn check_slot(op: &'static str, scale: &Tensor, loss: &Tensor, slot: usize) -> Result<()> {
+    if slot >= scale.numel() || scale.numel() != loss.numel() {
+        return Err(Error::shape(
+            op,
+            format!("scale and loss of equal length K > slot {slot}"),
+            format!("scale {:?}, loss {:?}", scale.shape(), loss.shape()),
+        ));
+    }
+    Ok(())
 }
 
 fn matrix(op: &'static str, t: &Tensor) -> Result<(usize, usize)> {
@@ -28,18 +40,20 @@ pub struct SoftmaxCeOutputs<'a> {
     pub dlogits: &'a Tensor,
     /// B: each row's loss (0 on masked rows).
     pub loss_rows: &'a Tensor,
-    /// 1: the mean over valid rows.
+    /// K: the mean over valid rows is written to element `slot`.
     pub loss: &'a Tensor,
 }
 
 /// Record the fused softmax cross-entropy of `logits` (B×C) against `labels`
-/// (B, u32), with row `mask` (B, 1 = labelled) and upstream gradient `scale` (1).
+/// (B, u32), with row `mask` (B, 1 = labelled) and upstream gradient `scale[slot]`
+/// (`scale` has one element per task).
 pub fn softmax_ce(
     gpu: &Gpu,
     logits: &Tensor,
     labels: &Tensor,
     mask: &Tensor,
     scale: &Tensor,
+    slot: usize,
     out: SoftmaxCeOutputs,
 ) -> Result<Dispatch> {
     let (b, c) = matrix("softmax_ce logits", logits)?;
@@ -59,10 +73,9 @@ pub fn softmax_ce(
     }
     labels.expect_numel("softmax_ce labels", b)?;
     mask.expect_numel("softmax_ce mask", b)?;
-    scale.expect_numel("softmax_ce scale", 1)?;
+    check_slot("softmax_ce scale/loss", scale, out.loss, slot)?;
     out.dlogits.expect_shape("softmax_ce dlogits", &[b, c])?;
     out.loss_rows.expect_numel("softmax_ce loss_rows", b)?;
-    out.loss.expect_numel("softmax_ce loss", 1)?;
     use Binding::*;
     record(
         gpu,
@@ -75,8 +88,8 @@ pub fn softmax_ce(
         &Params {
             rows: b as u32,
             cols: c as u32,
-            _pad0: 0,
-            _pad1: 0,
+            slot: slot as u32,
+            _pad: 0,
         },
         &[
             out.dlogits,
@@ -92,22 +105,24 @@ pub fn softmax_ce(
 }
 
 /// Record the fused mean squared error of `pred` (B×T) against `target` (B×T),
-/// with row `mask` (B) and upstream gradient `scale` (1); writes `dpred` (B×T) and `loss` (1).
+/// with row `mask` (B) and upstream gradient `scale[slot]`; writes `dpred` (B×T)
+/// and `loss[slot]` (`scale` and `loss` have one element per task).
+#[allow(clippy::too_many_arguments)]
 pub fn mse(
     gpu: &Gpu,
     pred: &Tensor,
     target: &Tensor,
     mask: &Tensor,
     scale: &Tensor,
+    slot: usize,
     dpred: &Tensor,
     loss: &Tensor,
 ) -> Result<Dispatch> {
     let (b, t) = matrix("mse pred", pred)?;
     target.expect_shape("mse target", &[b, t])?;
     mask.expect_numel("mse mask", b)?;
-    scale.expect_numel("mse scale", 1)?;
+    check_slot("mse scale/loss", scale, loss, slot)?;
     dpred.expect_shape("mse dpred", &[b, t])?;
-    loss.expect_numel("mse loss", 1)?;
     use Binding::*;
     record(
         gpu,
@@ -120,8 +135,8 @@ pub fn mse(
         &Params {
             rows: b as u32,
             cols: t as u32,
-            _pad0: 0,
-            _pad1: 0,
+            slot: slot as u32,
+            _pad: 0,
         },
         &[dpred, loss, pred, target, mask, scale],
         [1, 1, 1],
