@@ -6,8 +6,9 @@
 //   axpy:          y[i] = y[i] + alpha * x[i]
 //   relu:          y[i] = max(x[i], 0)
 //   relu_backward: y[i] = b[i] > 0 ? x[i] : 0      (x = dy, b = forward output)
+//   broadcast:     y[i] = alpha * x[0]            (x has one element: the backward of a sum)
 //
-// Shapes: x, b, y all have n elements. A grid of more than 65,535 workgroups
+// Shapes: x, b, y all have n elements (x has 1 for broadcast). A grid of more than 65,535 workgroups
 // is folded into two dimensions by the host; the flat index is rebuilt from
 // workgroup_id and num_workgroups, and every kernel guards i < n.
 //
@@ -72,4 +73,11 @@ fn relu_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocatio
                  @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat_index(wid, lid, nwg);
     if (i < p.n) { y[i] = select(0.0, x[i], b[i] > 0.0); }
+}
+
+@compute @workgroup_size(WG)
+fn broadcast(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+             @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(wid, lid, nwg);
+    if (i < p.n) { y[i] = p.alpha * x[0]; }
 }

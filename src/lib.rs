@@ -9,10 +9,14 @@
 pub mod device;
 pub mod error;
 pub mod kernels;
+pub mod nn;
+pub mod ops;
 pub mod reference;
+pub mod tape;
 pub mod tensor;
 
 pub use device::{AdapterReport, Gpu};
 pub use error::{Error, Result};
+pub use tape::{Tape, Var};
 pub use tensor::{Arena, ArenaLayout, DType, Tensor};
 pub use wgpu;

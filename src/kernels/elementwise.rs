@@ -77,3 +77,12 @@ pub fn relu(gpu: &Gpu, x: &Tensor, y: &Tensor) -> Result<Dispatch> {
 pub fn relu_backward(gpu: &Gpu, dy: &Tensor, y: &Tensor, dx: &Tensor) -> Result<Dispatch> {
     launch(gpu, "relu_backward", 0.0, 0.0, dx, &[dy, y])
 }
+
+/// y[i] = alpha · x[0] for every i (x has one element).
+pub fn broadcast(gpu: &Gpu, x: &Tensor, alpha: f32, y: &Tensor) -> Result<Dispatch> {
+    x.expect_numel("broadcast input", 1)?;
+    let n = y.numel();
+    let params = Params { n: n as u32, alpha, value: 0.0, _pad: 0 };
+    use Binding::*;
+    record(gpu, "elementwise.wgsl", "broadcast", &[Uniform, ReadWrite, ReadOnly], &[], &params, &[y, x], grid_1d(gpu, n)?)
+}

@@ -1,0 +1,199 @@
+//! The tape's ops. Each op records its forward dispatch and, right below it,
+//! the backward rule that differentiates it (STYLE: forward and backward
+//! together). Shapes use the glossary of `kernels`: B rows, D in, H out.
+
+use crate::error::{Error, Result};
+use crate::kernels::matmul::{self, MatmulOptions};
+use crate::kernels::{elementwise, loss, reduce};
+use crate::tape::{Tape, Var};
+use crate::tensor::Tensor;
+
+impl<'g> Tape<'g> {
+    /// y = op(a)·op(b), a general product (see `kernels::matmul`).
+    pub fn matmul(&mut self, a: Var, b: Var, trans_a: bool, trans_b: bool) -> Result<Var> {
+        let gpu = self.gpu;
+        let (av, bv) = (self.value(a).clone(), self.value(b).clone());
+        let (m, n) = matmul::output_shape(&av, &bv, trans_a, trans_b)?;
+        let y = Tensor::zeros(gpu, &[m, n], "matmul")?;
+        let opts = MatmulOptions { trans_a, trans_b, ..Default::default() };
+        self.record_forward(matmul::matmul(gpu, &av, &bv, &y, opts)?);
+        // C = op(A)·op(B). Each gradient is again a product with the right transposes:
+        //   C = A B:     dA = dC Bᵀ,     dB = Aᵀ dC
+        //   C = Aᵀ B:    dA = B dCᵀ,     dB = A dC
+        //   C = A Bᵀ:    dA = dC B,      dB = dCᵀ A
+        //   C = Aᵀ Bᵀ:   dA = Bᵀ dCᵀ,    dB = dCᵀ Aᵀ
+        let rule = Box::new(move |t: &mut Tape, dc: &Tensor| -> Result<()> {
+            let gpu = t.gpu;
+            if t.requires_grad(a) {
+                let (da, acc) = t.grad_slot(a)?;
+                let (l, r, ta, tb) = match (trans_a, trans_b) {
+                    (false, false) => (dc, &bv, false, true),
+                    (true, false) => (&bv, dc, false, true),
+                    (false, true) => (dc, &bv, false, false),
+                    (true, true) => (&bv, dc, true, true),
+                };
+                let o = MatmulOptions { trans_a: ta, trans_b: tb, accumulate: acc, ..Default::default() };
+                t.record_backward(matmul::matmul(gpu, l, r, &da, o)?);
+            }
+            if t.requires_grad(b) {
+                let (db, acc) = t.grad_slot(b)?;
+                let (l, r, ta, tb) = match (trans_a, trans_b) {
+                    (false, false) => (&av, dc, true, false),
+                    (true, false) => (&av, dc, false, false),
+                    (false, true) => (dc, &av, true, false),
+                    (true, true) => (dc, &av, true, true),
+                };
+                let o = MatmulOptions { trans_a: ta, trans_b: tb, accumulate: acc, ..Default::default() };
+                t.record_backward(matmul::matmul(gpu, l, r, &db, o)?);
+            }
+            Ok(())
+        });
+        Ok(self.push_op("matmul", y, &[a, b], rule))
+    }
+
+    /// y = x·W + b, then ReLU if `relu`: one fused dispatch.
+    /// x is B×D, W is D×H, b is H, y is B×H.
+    pub fn linear(&mut self, x: Var, w: Var, b: Var, relu: bool) -> Result<Var> {
+        let gpu = self.gpu;
+        let (xv, wv, bv) = (self.value(x).clone(), self.value(w).clone(), self.value(b).clone());
+        let (rows, h) = matmul::output_shape(&xv, &wv, false, false)?;
+        let y = Tensor::zeros(gpu, &[rows, h], "linear")?;
+        let opts = MatmulOptions { bias: Some(&bv), relu, ..Default::default() };
+        self.record_forward(matmul::matmul(gpu, &xv, &wv, &y, opts)?);
+        // z = x W + b, y = relu(z) (or y = z):
+        //   dz = dy · [y > 0]        (only with relu)
+        //   dW = xᵀ dz,  db = Σ_rows dz,  dx = dz Wᵀ
+        let yv = y.clone();
+        let dz_buf = if relu { Some(Tensor::zeros(gpu, &[rows, h], "linear dz")?) } else { None };
+        let rule = Box::new(move |t: &mut Tape, dy: &Tensor| -> Result<()> {
+            let gpu = t.gpu;
+            let dz = match &dz_buf {
+                Some(dz) => {
+                    t.record_backward(elementwise::relu_backward(gpu, dy, &yv, dz)?);
+                    dz
+                }
+                None => dy,
+            };
+            if t.requires_grad(w) {
+                let (dw, acc) = t.grad_slot(w)?;
+                let o = MatmulOptions { trans_a: true, accumulate: acc, ..Default::default() };
+                t.record_backward(matmul::matmul(gpu, &xv, dz, &dw, o)?);
+            }
+            if t.requires_grad(b) {
+                let (db, acc) = t.grad_slot(b)?;
+                t.record_backward(reduce::sum_rows(gpu, dz, &db, acc)?);
+            }
+            if t.requires_grad(x) {
+                let (dx, acc) = t.grad_slot(x)?;
+                let o = MatmulOptions { trans_b: true, accumulate: acc, ..Default::default() };
+                t.record_backward(matmul::matmul(gpu, dz, &wv, &dx, o)?);
+            }
+            Ok(())
+        });
+        Ok(self.push_op("linear", y, &[x, w, b], rule))
+    }
+
+    /// y = max(x, 0)
+    pub fn relu(&mut self, x: Var) -> Result<Var> {
+        let gpu = self.gpu;
+        let xv = self.value(x).clone();
+        let y = Tensor::zeros(gpu, xv.shape(), "relu")?;
+        self.record_forward(elementwise::relu(gpu, &xv, &y)?);
+        // dx = dy · [y > 0]
+        let yv = y.clone();
+        let rule = Box::new(move |t: &mut Tape, dy: &Tensor| -> Result<()> {
+            let gpu = t.gpu;
+            t.contribute(x, |dx| elementwise::relu_backward(gpu, dy, &yv, dx))
+        });
+        Ok(self.push_op("relu", y, &[x], rule))
+    }
+
+    /// y = a + b (same shapes)
+    pub fn add(&mut self, a: Var, b: Var) -> Result<Var> {
+        let gpu = self.gpu;
+        let (av, bv) = (self.value(a).clone(), self.value(b).clone());
+        if av.shape() != bv.shape() {
+            return Err(Error::shape("add", format!("{:?}", av.shape()), format!("{:?}", bv.shape())));
+        }
+        let y = Tensor::zeros(gpu, av.shape(), "add")?;
+        self.record_forward(elementwise::add(gpu, &av, &bv, &y)?);
+        // da = dy, db = dy
+        let rule = Box::new(move |t: &mut Tape, dy: &Tensor| -> Result<()> {
+            let gpu = t.gpu;
+            t.contribute(a, |da| elementwise::scale(gpu, dy, 1.0, da))?;
+            t.contribute(b, |db| elementwise::scale(gpu, dy, 1.0, db))
+        });
+        Ok(self.push_op("add", y, &[a, b], rule))
+    }
+
+    /// y = alpha · x
+    pub fn scale(&mut self, x: Var, alpha: f32) -> Result<Var> {
+        let gpu = self.gpu;
+        let xv = self.value(x).clone();
+        let y = Tensor::zeros(gpu, xv.shape(), "scale")?;
+        self.record_forward(elementwise::scale(gpu, &xv, alpha, &y)?);
+        // dx = alpha · dy
+        let rule = Box::new(move |t: &mut Tape, dy: &Tensor| -> Result<()> {
+            let gpu = t.gpu;
+            t.contribute(x, |dx| elementwise::scale(gpu, dy, alpha, dx))
+        });
+        Ok(self.push_op("scale", y, &[x], rule))
+    }
+
+    /// y = Σ_i x[i], a 1×1 result.
+    pub fn sum(&mut self, x: Var) -> Result<Var> {
+        let gpu = self.gpu;
+        let xv = self.value(x).clone();
+        let y = Tensor::zeros(gpu, &[1, 1], "sum")?;
+        self.record_forward(reduce::sum_all(gpu, &xv, &y, false)?);
+        // dx[i] = dy for every i
+        let rule = Box::new(move |t: &mut Tape, dy: &Tensor| -> Result<()> {
+            let gpu = t.gpu;
+            t.contribute(x, |dx| elementwise::broadcast(gpu, dy, 1.0, dx))
+        });
+        Ok(self.push_op("sum", y, &[x], rule))
+    }
+
+    /// Softmax cross-entropy of `logits` (B×C) against u32 `labels` (B) with row
+    /// `mask` (B). The mean over labelled rows goes to `losses[slot]`; the
+    /// gradient is scaled by `seeds[slot]`, the loss's weight in the total.
+    pub fn softmax_ce(
+        &mut self,
+        logits: Var,
+        labels: &Tensor,
+        mask: &Tensor,
+        seeds: &Tensor,
+        losses: &Tensor,
+        slot: usize,
+    ) -> Result<Var> {
+        let gpu = self.gpu;
+        let z = self.value(logits).clone();
+        let dlogits = Tensor::zeros(gpu, z.shape(), "dlogits")?;
+        let rows = Tensor::zeros(gpu, &[z.shape()[0]], "ce loss rows")?;
+        let out = loss::SoftmaxCeOutputs { dlogits: &dlogits, loss_rows: &rows, loss: losses };
+        self.record_forward(loss::softmax_ce(gpu, &z, labels, mask, seeds, slot, out)?);
+        // dlogits = (softmax(z) - onehot(y)) · seed / n_valid, already computed by the forward kernel.
+        let rule = Box::new(move |t: &mut Tape, _seed: &Tensor| -> Result<()> { t.contribute_owned(logits, dlogits) });
+        Ok(self.push_op("softmax_ce loss", losses.clone(), &[logits], rule))
+    }
+
+    /// Mean squared error of `pred` (B×T) against `target` (B×T) with row `mask`
+    /// (B); loss to `losses[slot]`, gradient scaled by `seeds[slot]`.
+    pub fn mse(
+        &mut self,
+        pred: Var,
+        target: &Tensor,
+        mask: &Tensor,
+        seeds: &Tensor,
+        losses: &Tensor,
+        slot: usize,
+    ) -> Result<Var> {
+        let gpu = self.gpu;
+        let p = self.value(pred).clone();
+        let dpred = Tensor::zeros(gpu, p.shape(), "dpred")?;
+        self.record_forward(loss::mse(gpu, &p, target, mask, seeds, slot, &dpred, losses)?);
+        // dpred = 2 (pred - target) · seed / (n_valid · T), already computed by the forward kernel.
+        let rule = Box::new(move |t: &mut Tape, _seed: &Tensor| -> Result<()> { t.contribute_owned(pred, dpred) });
+        Ok(self.push_op("mse loss", losses.clone(), &[pred], rule))
+    }
+}

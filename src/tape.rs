@@ -1,0 +1,200 @@
+//! A reverse-mode tape over GPU tensors.
+//!
+//! Recording an op (see [`crate::ops`]) allocates its output, records its
+//! forward [`Dispatch`] and keeps a closure, its backward rule, written right
+//! beside the forward. [`Tape::backward`] walks the nodes in reverse and asks
+//! each rule to record the dispatches that push its output's gradient to its
+//! inputs. Nothing runs while recording: the result is two fixed dispatch lists
+//! (`forward`, `backward`) made once per batch shape and replayed every step,
+//! each step being one compute pass and one submit.
+//!
+//! Gradient accumulation: the first contribution to a node's gradient
+//! overwrites it, later ones add (`accumulate` in matmul and the reductions,
+//! else a temporary and an axpy). So gradients need no zeroing between steps,
+//! and a value used twice gets the sum of both contributions.
+//!
+//! Losses are terminal. The fused loss kernels produce the gradient in the same
+//! dispatch as the loss, so a loss's upstream gradient (its seed, set by the
+//! loss weighting) is bound when the loss is recorded; `backward` starts from
+//! the losses it is given.
+
+use crate::device::Gpu;
+use crate::error::{Error, Result};
+use crate::kernels::{elementwise, Dispatch};
+use crate::tensor::Tensor;
+
+/// A node of the tape: an op's output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Var(pub(crate) usize);
+
+/// An op's backward rule: given the gradient of its output, record the
+/// dispatches that contribute to its inputs' gradients.
+pub(crate) type Backward = Box<dyn for<'g> FnOnce(&mut Tape<'g>, &Tensor) -> Result<()>>;
+
+struct Node {
+    name: &'static str,
+    value: Tensor,
+    grad: Option<Tensor>,
+    written: bool,
+    requires_grad: bool,
+    backward: Option<Backward>,
+}
+
+/// The recorded computation.
+pub struct Tape<'g> {
+    pub gpu: &'g Gpu,
+    nodes: Vec<Node>,
+    /// Forward dispatches, in order (losses included).
+    pub forward: Vec<Dispatch>,
+    /// Backward dispatches, in order, once [`Tape::backward`] has run.
+    pub backward: Vec<Dispatch>,
+    backward_done: bool,
+}
+
+impl<'g> Tape<'g> {
+    pub fn new(gpu: &'g Gpu) -> Self {
+        Tape { gpu, nodes: Vec::new(), forward: Vec::new(), backward: Vec::new(), backward_done: false }
+    }
+
+    /// A constant input (no gradient).
+    pub fn input(&mut self, value: &Tensor) -> Var {
+        self.push_node("input", value.clone(), false, None)
+    }
+
+    /// A trainable tensor whose gradient is written to `grad` (for parameters, a
+    /// view of the gradient arena).
+    pub fn param(&mut self, value: &Tensor, grad: &Tensor) -> Result<Var> {
+        if value.shape() != grad.shape() {
+            return Err(Error::shape("param gradient", format!("{:?}", value.shape()), format!("{:?}", grad.shape())));
+        }
+        let v = self.push_node("param", value.clone(), true, None);
+        self.nodes[v.0].grad = Some(grad.clone());
+        Ok(v)
+    }
+
+    /// The value of a node.
+    pub fn value(&self, v: Var) -> &Tensor {
+        &self.nodes[v.0].value
+    }
+
+    /// The gradient of a node, if backward reached it.
+    pub fn grad(&self, v: Var) -> Option<&Tensor> {
+        let n = &self.nodes[v.0];
+        if n.written {
+            n.grad.as_ref()
+        } else {
+            None
+        }
+    }
+
+    pub fn requires_grad(&self, v: Var) -> bool {
+        self.nodes[v.0].requires_grad
+    }
+
+    /// Number of recorded nodes.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Record an op's output node. `backward` is dropped when no input needs a gradient.
+    pub(crate) fn push_op(&mut self, name: &'static str, value: Tensor, inputs: &[Var], backward: Backward) -> Var {
+        let requires_grad = inputs.iter().any(|v| self.nodes[v.0].requires_grad);
+        self.push_node(name, value, requires_grad, requires_grad.then_some(backward))
+    }
+
+    fn push_node(&mut self, name: &'static str, value: Tensor, requires_grad: bool, backward: Option<Backward>) -> Var {
+        self.nodes.push(Node { name, value, grad: None, written: false, requires_grad, backward });
+        Var(self.nodes.len() - 1)
+    }
+
+    pub(crate) fn record_forward(&mut self, d: Dispatch) {
+        self.forward.push(d);
+    }
+
+    pub(crate) fn record_backward(&mut self, d: Dispatch) {
+        self.backward.push(d);
+    }
+
+    /// The gradient buffer of `v` for a kernel that can overwrite or accumulate:
+    /// returns it and whether to accumulate (true after the first contribution).
+    pub(crate) fn grad_slot(&mut self, v: Var) -> Result<(Tensor, bool)> {
+        let gpu = self.gpu;
+        let node = &mut self.nodes[v.0];
+        if node.grad.is_none() {
+            node.grad = Some(Tensor::zeros(gpu, node.value.shape(), "grad")?);
+        }
+        let accumulate = node.written;
+        node.written = true;
+        Ok((node.grad.clone().expect("allocated above"), accumulate))
+    }
+
+    /// Contribute to `v`'s gradient with a kernel that only overwrites its
+    /// output: the first time straight into the gradient, later through a
+    /// temporary and an axpy.
+    pub(crate) fn contribute(&mut self, v: Var, kernel: impl FnOnce(&Tensor) -> Result<Dispatch>) -> Result<()> {
+        if !self.nodes[v.0].requires_grad {
+            return Ok(());
+        }
+        let (grad, accumulate) = self.grad_slot(v)?;
+        if !accumulate {
+            let d = kernel(&grad)?;
+            self.record_backward(d);
+        } else {
+            let tmp = Tensor::zeros(self.gpu, grad.shape(), "grad contribution")?;
+            let d = kernel(&tmp)?;
+            self.record_backward(d);
+            let d = elementwise::axpy(self.gpu, 1.0, &tmp, &grad)?;
+            self.record_backward(d);
+        }
+        Ok(())
+    }
+
+    /// Contribute a gradient held in a buffer that belongs to this contribution
+    /// alone (a fused loss's dlogits): it becomes `v`'s gradient without a copy
+    /// when `v` has no gradient buffer yet, else it is added.
+    pub(crate) fn contribute_owned(&mut self, v: Var, owned: Tensor) -> Result<()> {
+        let node = &mut self.nodes[v.0];
+        if !node.requires_grad {
+            return Ok(());
+        }
+        if node.grad.is_none() && !node.written {
+            node.grad = Some(owned);
+            node.written = true;
+            return Ok(());
+        }
+        let gpu = self.gpu;
+        self.contribute(v, |out| elementwise::scale(gpu, &owned, 1.0, out))
+    }
+
+    /// Record the backward pass from `losses` (terminal loss nodes). Can run once.
+    pub fn backward(&mut self, losses: &[Var]) -> Result<()> {
+        if self.backward_done {
+            return Err(Error::InvalidConfig("Tape::backward can be recorded only once".into()));
+        }
+        self.backward_done = true;
+        for &l in losses {
+            let node = &mut self.nodes[l.0];
+            if !node.name.ends_with("loss") {
+                return Err(Error::InvalidConfig(format!(
+                    "backward starts from loss nodes; node {} is a {}",
+                    l.0, node.name
+                )));
+            }
+            node.written = true;
+        }
+        for i in (0..self.nodes.len()).rev() {
+            let node = &mut self.nodes[i];
+            if !node.written {
+                continue;
+            }
+            let Some(rule) = node.backward.take() else { continue };
+            // Loss nodes carry their gradient inside the rule (the fused kernel's output).
+            let dy = node.grad.clone().unwrap_or_else(|| node.value.clone());
+            rule(self, &dy)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,258 @@
+//! Every tape op's backward rule against central finite differences of the
+//! same computation done in f64 with the CPU reference, and the same check for
+//! a whole three-task network (trunk, towers, one classification head, two
+//! regression heads, per-task loss weights).
+//!
+//! Finite differences: dL/dθ_i ≈ (L(θ + h e_i) - L(θ - h e_i)) / 2h with h = 1e-5 in f64;
+//! the GPU gradient (f32) must match within atol 2e-4 + rtol 2e-3.
+
+mod common;
+
+use common::{random, rng};
+use taskgrad::nn::{MultiTaskNet, NetSpec, ParamBuilder, ParamId, ParamSet};
+use taskgrad::reference as cpu;
+use taskgrad::{Gpu, Tape, Tensor};
+
+type P = Vec<Vec<f64>>;
+
+/// Parameters with host copies of their initial values.
+struct Fixture {
+    params: ParamSet,
+    host: P,
+}
+
+fn fixture(gpu: &Gpu, shapes: &[(&str, Vec<usize>)], seed: u64) -> (Fixture, Vec<ParamId>) {
+    let mut r = rng(seed);
+    let mut b = ParamBuilder::new(gpu);
+    let mut host = Vec::new();
+    let mut ids = Vec::new();
+    for (name, shape) in shapes {
+        let v = random(&mut r, shape.iter().product());
+        host.push(v.iter().map(|&x| x as f64).collect());
+        ids.push(b.add(name, shape, v).unwrap());
+    }
+    (Fixture { params: b.build(gpu).unwrap(), host }, ids)
+}
+
+fn upload(gpu: &Gpu, shape: &[usize], v: &[f32]) -> Tensor {
+    Tensor::from_slice(gpu, shape, v, "gradcheck input").unwrap()
+}
+
+/// Run the recorded forward + backward once and compare every parameter's
+/// gradient with central differences of `loss`.
+#[track_caller]
+fn check(gpu: &Gpu, tape: &Tape, fx: &Fixture, what: &str, loss: impl Fn(&P) -> f64) {
+    let all: Vec<_> = tape.forward.iter().chain(&tape.backward).collect();
+    gpu.run(&all).unwrap();
+    let grads = fx.params.grads.read(gpu).unwrap();
+    let h = 1e-5;
+    let mut bad = Vec::new();
+    for (pi, (_, start, shape)) in fx.params.grads.layout.entries().iter().enumerate() {
+        let n: usize = shape.iter().product();
+        for i in 0..n {
+            let mut plus = fx.host.clone();
+            plus[pi][i] += h;
+            let mut minus = fx.host.clone();
+            minus[pi][i] -= h;
+            let fd = (loss(&plus) - loss(&minus)) / (2.0 * h);
+            let got = grads[start + i] as f64;
+            if (got - fd).abs() > 2e-4 + 2e-3 * fd.abs() {
+                bad.push(format!("{}[{i}]: gpu {got:.6} fd {fd:.6}", fx.params.names[pi]));
+            }
+        }
+    }
+    assert!(bad.is_empty(), "{what}: {} gradients differ; first: {:?}", bad.len(), &bad[..bad.len().min(6)]);
+}
+
+fn f32s(v: &[f64]) -> Vec<f32> {
+    v.iter().map(|&x| x as f32).collect()
+}
+
+fn ones(n: usize) -> Vec<f64> {
+    vec![1.0; n]
+}
+
+/// Seeds and losses buffers for a single loss with weight `seed`.
+fn loss_buffers(gpu: &Gpu, seed: f32) -> (Tensor, Tensor) {
+    (upload(gpu, &[1], &[seed]), Tensor::zeros(gpu, &[1], "losses").unwrap())
+}
+
+#[test]
+fn linear_without_and_with_relu() {
+    let gpu = gpu_or_skip!();
+    // L = mse(x·W + b [relu], t), x (5×3) is a parameter too so dx is checked.
+    for relu in [false, true] {
+        let (b, d, h) = (5, 3, 4);
+        let (fx, ids) = fixture(gpu, &[("x", vec![b, d]), ("w", vec![d, h]), ("b", vec![h])], 1 + relu as u64);
+        let t = random(&mut rng(9), b * h);
+        let (seeds, losses) = loss_buffers(gpu, 1.0);
+        let mut tape = Tape::new(gpu);
+        let (x, w, bb) = (fx.params.var(&mut tape, ids[0]).unwrap(), fx.params.var(&mut tape, ids[1]).unwrap(), fx.params.var(&mut tape, ids[2]).unwrap());
+        let y = tape.linear(x, w, bb, relu).unwrap();
+        let (tt, mask) = (upload(gpu, &[b, h], &t), upload(gpu, &[b], &[1.0; 5]));
+        let l = tape.mse(y, &tt, &mask, &seeds, &losses, 0).unwrap();
+        tape.backward(&[l]).unwrap();
+        let t64: Vec<f64> = t.iter().map(|&v| v as f64).collect();
+        check(gpu, &tape, &fx, &format!("linear relu={relu}"), |p| {
+            let y = cpu::matmul(&p[0], &p[1], b, d, h, false, false, Some(&p[2]), relu);
+            cpu::mse(&y, &t64, &ones(b), b, h, 1.0).0
+        });
+    }
+}
+
+#[test]
+fn matmul_all_transposes() {
+    let gpu = gpu_or_skip!();
+    let (m, k, n) = (3, 4, 2);
+    for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+        let a_shape = if ta { vec![k, m] } else { vec![m, k] };
+        let b_shape = if tb { vec![n, k] } else { vec![k, n] };
+        let (fx, ids) = fixture(gpu, &[("a", a_shape), ("b", b_shape)], 20 + ta as u64 * 2 + tb as u64);
+        let t = random(&mut rng(21), m * n);
+        let (seeds, losses) = loss_buffers(gpu, 1.0);
+        let mut tape = Tape::new(gpu);
+        let (a, bv) = (fx.params.var(&mut tape, ids[0]).unwrap(), fx.params.var(&mut tape, ids[1]).unwrap());
+        let y = tape.matmul(a, bv, ta, tb).unwrap();
+        let l = tape.mse(y, &upload(gpu, &[m, n], &t), &upload(gpu, &[m], &[1.0; 3]), &seeds, &losses, 0).unwrap();
+        tape.backward(&[l]).unwrap();
+        let t64: Vec<f64> = t.iter().map(|&v| v as f64).collect();
+        check(gpu, &tape, &fx, &format!("matmul ta={ta} tb={tb}"), |p| {
+            let y = cpu::matmul(&p[0], &p[1], m, k, n, ta, tb, None, false);
+            cpu::mse(&y, &t64, &ones(m), m, n, 1.0).0
+        });
+    }
+}
+
+#[test]
+fn relu_scale_add_with_reuse_and_sum() {
+    let gpu = gpu_or_skip!();
+    // y = relu(x) + 0.5·x + x  (x used three times: gradients must accumulate)
+    // L = mse(sum(y), t) + mse(y, u)   (two losses on one graph)
+    let n = 7;
+    let (fx, ids) = fixture(gpu, &[("x", vec![1, n])], 30);
+    let u = random(&mut rng(31), n);
+    let seeds = upload(gpu, &[2], &[1.0, 1.0]);
+    let losses = Tensor::zeros(gpu, &[2], "losses").unwrap();
+    let mut tape = Tape::new(gpu);
+    let x = fx.params.var(&mut tape, ids[0]).unwrap();
+    let r = tape.relu(x).unwrap();
+    let s = tape.scale(x, 0.5).unwrap();
+    let a = tape.add(r, s).unwrap();
+    let y = tape.add(a, x).unwrap();
+    let total = tape.sum(y).unwrap();
+    let one = upload(gpu, &[1], &[1.0]);
+    let l0 = tape.mse(total, &upload(gpu, &[1, 1], &[0.3]), &one, &seeds, &losses, 0).unwrap();
+    let l1 = tape.mse(y, &upload(gpu, &[1, n], &u), &one, &seeds, &losses, 1).unwrap();
+    tape.backward(&[l0, l1]).unwrap();
+    let u64v: Vec<f64> = u.iter().map(|&v| v as f64).collect();
+    check(gpu, &tape, &fx, "relu/scale/add/sum", |p| {
+        let y: Vec<f64> = cpu::add(&cpu::add(&cpu::relu(&p[0]), &cpu::scale(&p[0], 0.5)), &p[0]);
+        let s = cpu::sum_all(&y);
+        cpu::mse(&[s], &[0.3], &[1.0], 1, 1, 1.0).0 + cpu::mse(&y, &u64v, &[1.0], 1, n, 1.0).0
+    });
+}
+
+#[test]
+fn softmax_ce_through_a_linear_layer_with_masked_rows_and_a_seed() {
+    let gpu = gpu_or_skip!();
+    // L = 0.7 · CE(x·W + b, y) over the rows with mask 1 (rows 1 and 4 unlabelled).
+    let (b, d, c) = (6, 3, 4);
+    let (fx, ids) = fixture(gpu, &[("x", vec![b, d]), ("w", vec![d, c]), ("b", vec![c])], 40);
+    let labels: Vec<u32> = vec![0, 3, 1, 2, 3, 1];
+    let mask = vec![1.0, 0.0, 1.0, 1.0, 0.0, 1.0];
+    let (seeds, losses) = loss_buffers(gpu, 0.7);
+    let mut tape = Tape::new(gpu);
+    let (x, w, bb) = (fx.params.var(&mut tape, ids[0]).unwrap(), fx.params.var(&mut tape, ids[1]).unwrap(), fx.params.var(&mut tape, ids[2]).unwrap());
+    let z = tape.linear(x, w, bb, false).unwrap();
+    let gl = Tensor::from_u32(gpu, &[b], &labels, "labels").unwrap();
+    let l = tape.softmax_ce(z, &gl, &upload(gpu, &[b], &f32s(&mask)), &seeds, &losses, 0).unwrap();
+    tape.backward(&[l]).unwrap();
+    check(gpu, &tape, &fx, "softmax_ce", |p| {
+        let z = cpu::matmul(&p[0], &p[1], b, d, c, false, false, Some(&p[2]), false);
+        0.7 * cpu::softmax_ce(&z, &labels, &mask, b, c, 1.0).loss
+    });
+}
+
+#[test]
+fn mse_with_mask_and_seed() {
+    let gpu = gpu_or_skip!();
+    // L = 2.5 · mse(p, t) over rows with mask 1; p (4×2) is the parameter.
+    let (b, t) = (4, 2);
+    let (fx, ids) = fixture(gpu, &[("p", vec![b, t])], 50);
+    let target = random(&mut rng(51), b * t);
+    let mask = vec![1.0, 1.0, 0.0, 1.0];
+    let (seeds, losses) = loss_buffers(gpu, 2.5);
+    let mut tape = Tape::new(gpu);
+    let p = fx.params.var(&mut tape, ids[0]).unwrap();
+    let l = tape.mse(p, &upload(gpu, &[b, t], &target), &upload(gpu, &[b], &f32s(&mask)), &seeds, &losses, 0).unwrap();
+    tape.backward(&[l]).unwrap();
+    let t64: Vec<f64> = target.iter().map(|&v| v as f64).collect();
+    check(gpu, &tape, &fx, "mse", |p| 2.5 * cpu::mse(&p[0], &t64, &mask, b, t, 1.0).0);
+}
+
+#[test]
+fn three_task_network_with_towers() {
+    let gpu = gpu_or_skip!();
+    // Trunk 3→5→4 (ReLU), each head a tower 4→3 (ReLU) then its output:
+    // species (3 classes, CE), two regressions (MSE). Loss = Σ_k w_k L_k, w = [1, 0.5, 2].
+    let (b, d) = (7, 3);
+    let spec = NetSpec {
+        inputs: d,
+        trunk: vec![5, 4],
+        tower: vec![3],
+        outputs: vec![3, 1, 1],
+        head_names: vec!["species".into(), "len".into(), "wid".into()],
+    };
+    let mut builder = ParamBuilder::new(gpu);
+    let net = MultiTaskNet::new(&mut builder, spec, 60).unwrap();
+    let params = builder.build(gpu).unwrap();
+    let host: P = params.read_all(gpu).unwrap().into_iter().map(|(_, _, v)| v.iter().map(|&x| x as f64).collect()).collect();
+    let fx = Fixture { params, host };
+
+    let mut r = rng(61);
+    let x = random(&mut r, b * d);
+    let labels: Vec<u32> = (0..b).map(|i| (i % 3) as u32).collect();
+    let (t1, t2) = (random(&mut r, b), random(&mut r, b));
+    let m0 = vec![1.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0]; // one species label missing
+    let m1 = vec![1.0, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0];
+    let m2 = vec![1.0; 7];
+    let w = [1.0f32, 0.5, 2.0];
+    let seeds = upload(gpu, &[3], &w);
+    let losses = Tensor::zeros(gpu, &[3], "losses").unwrap();
+
+    let mut tape = Tape::new(gpu);
+    let xv = tape.input(&upload(gpu, &[b, d], &x));
+    let outs = net.forward(&mut tape, &fx.params, xv).unwrap();
+    let gl = Tensor::from_u32(gpu, &[b], &labels, "labels").unwrap();
+    let l0 = tape.softmax_ce(outs[0], &gl, &upload(gpu, &[b], &f32s(&m0)), &seeds, &losses, 0).unwrap();
+    let l1 = tape.mse(outs[1], &upload(gpu, &[b, 1], &t1), &upload(gpu, &[b], &f32s(&m1)), &seeds, &losses, 1).unwrap();
+    let l2 = tape.mse(outs[2], &upload(gpu, &[b, 1], &t2), &upload(gpu, &[b], &f32s(&m2)), &seeds, &losses, 2).unwrap();
+    tape.backward(&[l0, l1, l2]).unwrap();
+
+    let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+    let (t1, t2): (Vec<f64>, Vec<f64>) = (t1.iter().map(|&v| v as f64).collect(), t2.iter().map(|&v| v as f64).collect());
+    // Parameter order: trunk.0 w,b; trunk.1 w,b; then per head: tower w,b; out w,b.
+    check(gpu, &tape, &fx, "three-task network", |p| {
+        let h1 = cpu::matmul(&x64, &p[0], b, d, 5, false, false, Some(&p[1]), true);
+        let z = cpu::matmul(&h1, &p[2], b, 5, 4, false, false, Some(&p[3]), true);
+        let head = |k: usize, out: usize| {
+            let base = 4 + 4 * k;
+            let t = cpu::matmul(&z, &p[base], b, 4, 3, false, false, Some(&p[base + 1]), true);
+            cpu::matmul(&t, &p[base + 2], b, 3, out, false, false, Some(&p[base + 3]), false)
+        };
+        let ce = cpu::softmax_ce(&head(0, 3), &labels, &m0, b, 3, 1.0).loss;
+        let r1 = cpu::mse(&head(1, 1), &t1, &m1, b, 1, 1.0).0;
+        let r2 = cpu::mse(&head(2, 1), &t2, &m2, b, 1, 1.0).0;
+        w[0] as f64 * ce + w[1] as f64 * r1 + w[2] as f64 * r2
+    });
+}
+
+#[test]
+fn backward_must_start_from_losses() {
+    let gpu = gpu_or_skip!();
+    let (fx, ids) = fixture(gpu, &[("x", vec![2, 2])], 70);
+    let mut tape = Tape::new(gpu);
+    let x = fx.params.var(&mut tape, ids[0]).unwrap();
+    let y = tape.relu(x).unwrap();
+    assert!(matches!(tape.backward(&[y]), Err(taskgrad::Error::InvalidConfig(_))));
+}
