@@ -6,14 +6,18 @@
 //! wrapper per WGSL kernel family in `shaders/`), and [`reference`] (the plain
 //! CPU statement of every kernel, used as the test oracle).
 
+pub mod data;
 pub mod device;
 pub mod error;
 pub mod kernels;
+pub mod metrics;
+pub mod mtl;
 pub mod nn;
 pub mod ops;
 pub mod reference;
 pub mod tape;
 pub mod tensor;
+pub mod train;
 
 pub use device::{AdapterReport, Gpu};
 pub use error::{Error, Result};

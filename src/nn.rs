@@ -23,17 +23,27 @@ pub struct ParamBuilder {
 
 impl ParamBuilder {
     pub fn new(gpu: &Gpu) -> Self {
-        ParamBuilder { layout: ArenaLayout::new(gpu), names: Vec::new(), init: Vec::new() }
+        ParamBuilder {
+            layout: ArenaLayout::new(gpu),
+            names: Vec::new(),
+            init: Vec::new(),
+        }
     }
 
     /// Add a parameter with its initial values (row-major, `shape` elements).
     pub fn add(&mut self, name: &str, shape: &[usize], init: Vec<f32>) -> Result<ParamId> {
         let n: usize = shape.iter().product();
         if init.len() != n {
-            return Err(Error::shape("parameter init", format!("{n} values for {shape:?}"), format!("{}", init.len())));
+            return Err(Error::shape(
+                "parameter init",
+                format!("{n} values for {shape:?}"),
+                format!("{}", init.len()),
+            ));
         }
         if self.names.iter().any(|x| x == name) {
-            return Err(Error::InvalidConfig(format!("duplicate parameter name {name:?}")));
+            return Err(Error::InvalidConfig(format!(
+                "duplicate parameter name {name:?}"
+            )));
         }
         self.layout.add(name, shape);
         self.names.push(name.to_string());
@@ -50,7 +60,11 @@ impl ParamBuilder {
             flat[*start..*start + self.init[i].len()].copy_from_slice(&self.init[i]);
         }
         values.whole.write(gpu, &flat)?;
-        Ok(ParamSet { names: self.names, values, grads })
+        Ok(ParamSet {
+            names: self.names,
+            values,
+            grads,
+        })
     }
 }
 
@@ -86,7 +100,12 @@ impl ParamSet {
     }
     /// Number of trainable scalars (padding excluded).
     pub fn count(&self) -> usize {
-        self.values.layout.entries().iter().map(|(_, _, s)| s.iter().product::<usize>()).sum()
+        self.values
+            .layout
+            .entries()
+            .iter()
+            .map(|(_, _, s)| s.iter().product::<usize>())
+            .sum()
     }
     /// Read every parameter back, by name, in one readback.
     pub fn read_all(&self, gpu: &Gpu) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>> {
@@ -98,7 +117,11 @@ impl ParamSet {
             .iter()
             .map(|(name, start, shape)| {
                 let n: usize = shape.iter().product();
-                (name.clone(), shape.clone(), flat[*start..*start + n].to_vec())
+                (
+                    name.clone(),
+                    shape.clone(),
+                    flat[*start..*start + n].to_vec(),
+                )
             })
             .collect())
     }
@@ -144,13 +167,31 @@ pub struct Linear {
 }
 
 impl Linear {
-    pub fn new(p: &mut ParamBuilder, name: &str, fan_in: usize, fan_out: usize, init: Init, rng: &mut StdRng) -> Result<Self> {
+    pub fn new(
+        p: &mut ParamBuilder,
+        name: &str,
+        fan_in: usize,
+        fan_out: usize,
+        init: Init,
+        rng: &mut StdRng,
+    ) -> Result<Self> {
         if fan_in == 0 || fan_out == 0 {
-            return Err(Error::InvalidConfig(format!("layer {name} has a zero dimension ({fan_in}x{fan_out})")));
+            return Err(Error::InvalidConfig(format!(
+                "layer {name} has a zero dimension ({fan_in}x{fan_out})"
+            )));
         }
-        let w = p.add(&format!("{name}.weight"), &[fan_in, fan_out], draw(rng, init, fan_in, fan_out))?;
+        let w = p.add(
+            &format!("{name}.weight"),
+            &[fan_in, fan_out],
+            draw(rng, init, fan_in, fan_out),
+        )?;
         let b = p.add(&format!("{name}.bias"), &[fan_out], vec![0.0; fan_out])?;
-        Ok(Linear { w, b, fan_in, fan_out })
+        Ok(Linear {
+            w,
+            b,
+            fan_in,
+            fan_out,
+        })
     }
 
     pub fn forward(&self, tape: &mut Tape, params: &ParamSet, x: Var, relu: bool) -> Result<Var> {
@@ -186,13 +227,22 @@ impl MultiTaskNet {
     /// Add the network's parameters to `p`, drawn from `seed`.
     pub fn new(p: &mut ParamBuilder, spec: NetSpec, seed: u64) -> Result<Self> {
         if spec.outputs.len() != spec.head_names.len() || spec.outputs.is_empty() {
-            return Err(Error::InvalidConfig("a network needs one name per head and at least one head".into()));
+            return Err(Error::InvalidConfig(
+                "a network needs one name per head and at least one head".into(),
+            ));
         }
         let mut rng = StdRng::seed_from_u64(seed);
         let mut trunk = Vec::new();
         let mut width = spec.inputs;
         for (i, &h) in spec.trunk.iter().enumerate() {
-            trunk.push(Linear::new(p, &format!("trunk.{i}"), width, h, Init::He, &mut rng)?);
+            trunk.push(Linear::new(
+                p,
+                &format!("trunk.{i}"),
+                width,
+                h,
+                Init::He,
+                &mut rng,
+            )?);
             width = h;
         }
         let mut heads = Vec::new();
@@ -200,10 +250,24 @@ impl MultiTaskNet {
             let mut tower = Vec::new();
             let mut w = width;
             for (i, &h) in spec.tower.iter().enumerate() {
-                tower.push(Linear::new(p, &format!("head.{name}.tower.{i}"), w, h, Init::He, &mut rng)?);
+                tower.push(Linear::new(
+                    p,
+                    &format!("head.{name}.tower.{i}"),
+                    w,
+                    h,
+                    Init::He,
+                    &mut rng,
+                )?);
                 w = h;
             }
-            let output = Linear::new(p, &format!("head.{name}.out"), w, out, Init::Xavier, &mut rng)?;
+            let output = Linear::new(
+                p,
+                &format!("head.{name}.out"),
+                w,
+                out,
+                Init::Xavier,
+                &mut rng,
+            )?;
             heads.push((tower, output));
         }
         Ok(MultiTaskNet { spec, trunk, heads })
@@ -219,7 +283,13 @@ impl MultiTaskNet {
     }
 
     /// Record head `k` on the shared representation `z`: logits or predictions.
-    pub fn head_forward(&self, tape: &mut Tape, params: &ParamSet, z: Var, k: usize) -> Result<Var> {
+    pub fn head_forward(
+        &self,
+        tape: &mut Tape,
+        params: &ParamSet,
+        z: Var,
+        k: usize,
+    ) -> Result<Var> {
         let (tower, out) = &self.heads[k];
         let mut h = z;
         for layer in tower {
@@ -231,6 +301,8 @@ impl MultiTaskNet {
     /// Record the whole network: one output per head.
     pub fn forward(&self, tape: &mut Tape, params: &ParamSet, x: Var) -> Result<Vec<Var>> {
         let z = self.trunk_forward(tape, params, x)?;
-        (0..self.heads.len()).map(|k| self.head_forward(tape, params, z, k)).collect()
+        (0..self.heads.len())
+            .map(|k| self.head_forward(tape, params, z, k))
+            .collect()
     }
 }

@@ -15,7 +15,11 @@ impl<'g> Tape<'g> {
         let (av, bv) = (self.value(a).clone(), self.value(b).clone());
         let (m, n) = matmul::output_shape(&av, &bv, trans_a, trans_b)?;
         let y = Tensor::zeros(gpu, &[m, n], "matmul")?;
-        let opts = MatmulOptions { trans_a, trans_b, ..Default::default() };
+        let opts = MatmulOptions {
+            trans_a,
+            trans_b,
+            ..Default::default()
+        };
         self.record_forward(matmul::matmul(gpu, &av, &bv, &y, opts)?);
         // C = op(A)·op(B). Each gradient is again a product with the right transposes:
         //   C = A B:     dA = dC Bᵀ,     dB = Aᵀ dC
@@ -32,7 +36,12 @@ impl<'g> Tape<'g> {
                     (false, true) => (dc, &bv, false, false),
                     (true, true) => (&bv, dc, true, true),
                 };
-                let o = MatmulOptions { trans_a: ta, trans_b: tb, accumulate: acc, ..Default::default() };
+                let o = MatmulOptions {
+                    trans_a: ta,
+                    trans_b: tb,
+                    accumulate: acc,
+                    ..Default::default()
+                };
                 t.record_backward(matmul::matmul(gpu, l, r, &da, o)?);
             }
             if t.requires_grad(b) {
@@ -43,7 +52,12 @@ impl<'g> Tape<'g> {
                     (false, true) => (dc, &av, true, false),
                     (true, true) => (dc, &av, true, true),
                 };
-                let o = MatmulOptions { trans_a: ta, trans_b: tb, accumulate: acc, ..Default::default() };
+                let o = MatmulOptions {
+                    trans_a: ta,
+                    trans_b: tb,
+                    accumulate: acc,
+                    ..Default::default()
+                };
                 t.record_backward(matmul::matmul(gpu, l, r, &db, o)?);
             }
             Ok(())
@@ -55,16 +69,28 @@ impl<'g> Tape<'g> {
     /// x is B×D, W is D×H, b is H, y is B×H.
     pub fn linear(&mut self, x: Var, w: Var, b: Var, relu: bool) -> Result<Var> {
         let gpu = self.gpu;
-        let (xv, wv, bv) = (self.value(x).clone(), self.value(w).clone(), self.value(b).clone());
+        let (xv, wv, bv) = (
+            self.value(x).clone(),
+            self.value(w).clone(),
+            self.value(b).clone(),
+        );
         let (rows, h) = matmul::output_shape(&xv, &wv, false, false)?;
         let y = Tensor::zeros(gpu, &[rows, h], "linear")?;
-        let opts = MatmulOptions { bias: Some(&bv), relu, ..Default::default() };
+        let opts = MatmulOptions {
+            bias: Some(&bv),
+            relu,
+            ..Default::default()
+        };
         self.record_forward(matmul::matmul(gpu, &xv, &wv, &y, opts)?);
         // z = x W + b, y = relu(z) (or y = z):
         //   dz = dy · [y > 0]        (only with relu)
         //   dW = xᵀ dz,  db = Σ_rows dz,  dx = dz Wᵀ
         let yv = y.clone();
-        let dz_buf = if relu { Some(Tensor::zeros(gpu, &[rows, h], "linear dz")?) } else { None };
+        let dz_buf = if relu {
+            Some(Tensor::zeros(gpu, &[rows, h], "linear dz")?)
+        } else {
+            None
+        };
         let rule = Box::new(move |t: &mut Tape, dy: &Tensor| -> Result<()> {
             let gpu = t.gpu;
             let dz = match &dz_buf {
@@ -76,7 +102,11 @@ impl<'g> Tape<'g> {
             };
             if t.requires_grad(w) {
                 let (dw, acc) = t.grad_slot(w)?;
-                let o = MatmulOptions { trans_a: true, accumulate: acc, ..Default::default() };
+                let o = MatmulOptions {
+                    trans_a: true,
+                    accumulate: acc,
+                    ..Default::default()
+                };
                 t.record_backward(matmul::matmul(gpu, &xv, dz, &dw, o)?);
             }
             if t.requires_grad(b) {
@@ -85,7 +115,11 @@ impl<'g> Tape<'g> {
             }
             if t.requires_grad(x) {
                 let (dx, acc) = t.grad_slot(x)?;
-                let o = MatmulOptions { trans_b: true, accumulate: acc, ..Default::default() };
+                let o = MatmulOptions {
+                    trans_b: true,
+                    accumulate: acc,
+                    ..Default::default()
+                };
                 t.record_backward(matmul::matmul(gpu, dz, &wv, &dx, o)?);
             }
             Ok(())
@@ -113,7 +147,11 @@ impl<'g> Tape<'g> {
         let gpu = self.gpu;
         let (av, bv) = (self.value(a).clone(), self.value(b).clone());
         if av.shape() != bv.shape() {
-            return Err(Error::shape("add", format!("{:?}", av.shape()), format!("{:?}", bv.shape())));
+            return Err(Error::shape(
+                "add",
+                format!("{:?}", av.shape()),
+                format!("{:?}", bv.shape()),
+            ));
         }
         let y = Tensor::zeros(gpu, av.shape(), "add")?;
         self.record_forward(elementwise::add(gpu, &av, &bv, &y)?);
@@ -170,10 +208,16 @@ impl<'g> Tape<'g> {
         let z = self.value(logits).clone();
         let dlogits = Tensor::zeros(gpu, z.shape(), "dlogits")?;
         let rows = Tensor::zeros(gpu, &[z.shape()[0]], "ce loss rows")?;
-        let out = loss::SoftmaxCeOutputs { dlogits: &dlogits, loss_rows: &rows, loss: losses };
+        let out = loss::SoftmaxCeOutputs {
+            dlogits: &dlogits,
+            loss_rows: &rows,
+            loss: losses,
+        };
         self.record_forward(loss::softmax_ce(gpu, &z, labels, mask, seeds, slot, out)?);
         // dlogits = (softmax(z) - onehot(y)) · seed / n_valid, already computed by the forward kernel.
-        let rule = Box::new(move |t: &mut Tape, _seed: &Tensor| -> Result<()> { t.contribute_owned(logits, dlogits) });
+        let rule = Box::new(move |t: &mut Tape, _seed: &Tensor| -> Result<()> {
+            t.contribute_owned(logits, dlogits)
+        });
         Ok(self.push_op("softmax_ce loss", losses.clone(), &[logits], rule))
     }
 
@@ -191,9 +235,13 @@ impl<'g> Tape<'g> {
         let gpu = self.gpu;
         let p = self.value(pred).clone();
         let dpred = Tensor::zeros(gpu, p.shape(), "dpred")?;
-        self.record_forward(loss::mse(gpu, &p, target, mask, seeds, slot, &dpred, losses)?);
+        self.record_forward(loss::mse(
+            gpu, &p, target, mask, seeds, slot, &dpred, losses,
+        )?);
         // dpred = 2 (pred - target) · seed / (n_valid · T), already computed by the forward kernel.
-        let rule = Box::new(move |t: &mut Tape, _seed: &Tensor| -> Result<()> { t.contribute_owned(pred, dpred) });
+        let rule = Box::new(move |t: &mut Tape, _seed: &Tensor| -> Result<()> {
+            t.contribute_owned(pred, dpred)
+        });
         Ok(self.push_op("mse loss", losses.clone(), &[pred], rule))
     }
 }

@@ -53,7 +53,13 @@ pub struct Tape<'g> {
 
 impl<'g> Tape<'g> {
     pub fn new(gpu: &'g Gpu) -> Self {
-        Tape { gpu, nodes: Vec::new(), forward: Vec::new(), backward: Vec::new(), backward_done: false }
+        Tape {
+            gpu,
+            nodes: Vec::new(),
+            forward: Vec::new(),
+            backward: Vec::new(),
+            backward_done: false,
+        }
     }
 
     /// A constant input (no gradient).
@@ -65,7 +71,11 @@ impl<'g> Tape<'g> {
     /// view of the gradient arena).
     pub fn param(&mut self, value: &Tensor, grad: &Tensor) -> Result<Var> {
         if value.shape() != grad.shape() {
-            return Err(Error::shape("param gradient", format!("{:?}", value.shape()), format!("{:?}", grad.shape())));
+            return Err(Error::shape(
+                "param gradient",
+                format!("{:?}", value.shape()),
+                format!("{:?}", grad.shape()),
+            ));
         }
         let v = self.push_node("param", value.clone(), true, None);
         self.nodes[v.0].grad = Some(grad.clone());
@@ -100,13 +110,37 @@ impl<'g> Tape<'g> {
     }
 
     /// Record an op's output node. `backward` is dropped when no input needs a gradient.
-    pub(crate) fn push_op(&mut self, name: &'static str, value: Tensor, inputs: &[Var], backward: Backward) -> Var {
+    pub(crate) fn push_op(
+        &mut self,
+        name: &'static str,
+        value: Tensor,
+        inputs: &[Var],
+        backward: Backward,
+    ) -> Var {
         let requires_grad = inputs.iter().any(|v| self.nodes[v.0].requires_grad);
-        self.push_node(name, value, requires_grad, requires_grad.then_some(backward))
+        self.push_node(
+            name,
+            value,
+            requires_grad,
+            requires_grad.then_some(backward),
+        )
     }
 
-    fn push_node(&mut self, name: &'static str, value: Tensor, requires_grad: bool, backward: Option<Backward>) -> Var {
-        self.nodes.push(Node { name, value, grad: None, written: false, requires_grad, backward });
+    fn push_node(
+        &mut self,
+        name: &'static str,
+        value: Tensor,
+        requires_grad: bool,
+        backward: Option<Backward>,
+    ) -> Var {
+        self.nodes.push(Node {
+            name,
+            value,
+            grad: None,
+            written: false,
+            requires_grad,
+            backward,
+        });
         Var(self.nodes.len() - 1)
     }
 
@@ -134,7 +168,11 @@ impl<'g> Tape<'g> {
     /// Contribute to `v`'s gradient with a kernel that only overwrites its
     /// output: the first time straight into the gradient, later through a
     /// temporary and an axpy.
-    pub(crate) fn contribute(&mut self, v: Var, kernel: impl FnOnce(&Tensor) -> Result<Dispatch>) -> Result<()> {
+    pub(crate) fn contribute(
+        &mut self,
+        v: Var,
+        kernel: impl FnOnce(&Tensor) -> Result<Dispatch>,
+    ) -> Result<()> {
         if !self.nodes[v.0].requires_grad {
             return Ok(());
         }
@@ -172,7 +210,9 @@ impl<'g> Tape<'g> {
     /// Record the backward pass from `losses` (terminal loss nodes). Can run once.
     pub fn backward(&mut self, losses: &[Var]) -> Result<()> {
         if self.backward_done {
-            return Err(Error::InvalidConfig("Tape::backward can be recorded only once".into()));
+            return Err(Error::InvalidConfig(
+                "Tape::backward can be recorded only once".into(),
+            ));
         }
         self.backward_done = true;
         for &l in losses {
@@ -190,7 +230,9 @@ impl<'g> Tape<'g> {
             if !node.written {
                 continue;
             }
-            let Some(rule) = node.backward.take() else { continue };
+            let Some(rule) = node.backward.take() else {
+                continue;
+            };
             // Loss nodes carry their gradient inside the rule (the fused kernel's output).
             let dy = node.grad.clone().unwrap_or_else(|| node.value.clone());
             rule(self, &dy)?;

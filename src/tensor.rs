@@ -79,6 +79,26 @@ impl Gpu {
         )
     }
 
+    /// Copy `src` into `dst` (same number of elements) on the GPU.
+    pub fn copy(&self, src: &Tensor, dst: &Tensor) -> Result<()> {
+        dst.expect_numel("copy", src.numel())?;
+        self.scoped("copying a tensor", || {
+            let mut encoder = self
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("copy"),
+                });
+            encoder.copy_buffer_to_buffer(
+                src.buffer(),
+                src.offset(),
+                dst.buffer(),
+                dst.offset(),
+                src.bytes(),
+            );
+            self.queue.submit([encoder.finish()]);
+        })
+    }
+
     /// Read many tensors back in one submit and one wait.
     pub fn read(&self, tensors: &[&Tensor]) -> Result<Vec<Vec<f32>>> {
         let raw = self.read_raw(tensors)?;

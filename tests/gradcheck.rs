@@ -31,7 +31,13 @@ fn fixture(gpu: &Gpu, shapes: &[(&str, Vec<usize>)], seed: u64) -> (Fixture, Vec
         host.push(v.iter().map(|&x| x as f64).collect());
         ids.push(b.add(name, shape, v).unwrap());
     }
-    (Fixture { params: b.build(gpu).unwrap(), host }, ids)
+    (
+        Fixture {
+            params: b.build(gpu).unwrap(),
+            host,
+        },
+        ids,
+    )
 }
 
 fn upload(gpu: &Gpu, shape: &[usize], v: &[f32]) -> Tensor {
@@ -57,11 +63,19 @@ fn check(gpu: &Gpu, tape: &Tape, fx: &Fixture, what: &str, loss: impl Fn(&P) -> 
             let fd = (loss(&plus) - loss(&minus)) / (2.0 * h);
             let got = grads[start + i] as f64;
             if (got - fd).abs() > 2e-4 + 2e-3 * fd.abs() {
-                bad.push(format!("{}[{i}]: gpu {got:.6} fd {fd:.6}", fx.params.names[pi]));
+                bad.push(format!(
+                    "{}[{i}]: gpu {got:.6} fd {fd:.6}",
+                    fx.params.names[pi]
+                ));
             }
         }
     }
-    assert!(bad.is_empty(), "{what}: {} gradients differ; first: {:?}", bad.len(), &bad[..bad.len().min(6)]);
+    assert!(
+        bad.is_empty(),
+        "{what}: {} gradients differ; first: {:?}",
+        bad.len(),
+        &bad[..bad.len().min(6)]
+    );
 }
 
 fn f32s(v: &[f64]) -> Vec<f32> {
@@ -74,7 +88,10 @@ fn ones(n: usize) -> Vec<f64> {
 
 /// Seeds and losses buffers for a single loss with weight `seed`.
 fn loss_buffers(gpu: &Gpu, seed: f32) -> (Tensor, Tensor) {
-    (upload(gpu, &[1], &[seed]), Tensor::zeros(gpu, &[1], "losses").unwrap())
+    (
+        upload(gpu, &[1], &[seed]),
+        Tensor::zeros(gpu, &[1], "losses").unwrap(),
+    )
 }
 
 #[test]
@@ -83,11 +100,19 @@ fn linear_without_and_with_relu() {
     // L = mse(x·W + b [relu], t), x (5×3) is a parameter too so dx is checked.
     for relu in [false, true] {
         let (b, d, h) = (5, 3, 4);
-        let (fx, ids) = fixture(gpu, &[("x", vec![b, d]), ("w", vec![d, h]), ("b", vec![h])], 1 + relu as u64);
+        let (fx, ids) = fixture(
+            gpu,
+            &[("x", vec![b, d]), ("w", vec![d, h]), ("b", vec![h])],
+            1 + relu as u64,
+        );
         let t = random(&mut rng(9), b * h);
         let (seeds, losses) = loss_buffers(gpu, 1.0);
         let mut tape = Tape::new(gpu);
-        let (x, w, bb) = (fx.params.var(&mut tape, ids[0]).unwrap(), fx.params.var(&mut tape, ids[1]).unwrap(), fx.params.var(&mut tape, ids[2]).unwrap());
+        let (x, w, bb) = (
+            fx.params.var(&mut tape, ids[0]).unwrap(),
+            fx.params.var(&mut tape, ids[1]).unwrap(),
+            fx.params.var(&mut tape, ids[2]).unwrap(),
+        );
         let y = tape.linear(x, w, bb, relu).unwrap();
         let (tt, mask) = (upload(gpu, &[b, h], &t), upload(gpu, &[b], &[1.0; 5]));
         let l = tape.mse(y, &tt, &mask, &seeds, &losses, 0).unwrap();
@@ -107,13 +132,29 @@ fn matmul_all_transposes() {
     for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
         let a_shape = if ta { vec![k, m] } else { vec![m, k] };
         let b_shape = if tb { vec![n, k] } else { vec![k, n] };
-        let (fx, ids) = fixture(gpu, &[("a", a_shape), ("b", b_shape)], 20 + ta as u64 * 2 + tb as u64);
+        let (fx, ids) = fixture(
+            gpu,
+            &[("a", a_shape), ("b", b_shape)],
+            20 + ta as u64 * 2 + tb as u64,
+        );
         let t = random(&mut rng(21), m * n);
         let (seeds, losses) = loss_buffers(gpu, 1.0);
         let mut tape = Tape::new(gpu);
-        let (a, bv) = (fx.params.var(&mut tape, ids[0]).unwrap(), fx.params.var(&mut tape, ids[1]).unwrap());
+        let (a, bv) = (
+            fx.params.var(&mut tape, ids[0]).unwrap(),
+            fx.params.var(&mut tape, ids[1]).unwrap(),
+        );
         let y = tape.matmul(a, bv, ta, tb).unwrap();
-        let l = tape.mse(y, &upload(gpu, &[m, n], &t), &upload(gpu, &[m], &[1.0; 3]), &seeds, &losses, 0).unwrap();
+        let l = tape
+            .mse(
+                y,
+                &upload(gpu, &[m, n], &t),
+                &upload(gpu, &[m], &[1.0; 3]),
+                &seeds,
+                &losses,
+                0,
+            )
+            .unwrap();
         tape.backward(&[l]).unwrap();
         let t64: Vec<f64> = t.iter().map(|&v| v as f64).collect();
         check(gpu, &tape, &fx, &format!("matmul ta={ta} tb={tb}"), |p| {
@@ -141,8 +182,19 @@ fn relu_scale_add_with_reuse_and_sum() {
     let y = tape.add(a, x).unwrap();
     let total = tape.sum(y).unwrap();
     let one = upload(gpu, &[1], &[1.0]);
-    let l0 = tape.mse(total, &upload(gpu, &[1, 1], &[0.3]), &one, &seeds, &losses, 0).unwrap();
-    let l1 = tape.mse(y, &upload(gpu, &[1, n], &u), &one, &seeds, &losses, 1).unwrap();
+    let l0 = tape
+        .mse(
+            total,
+            &upload(gpu, &[1, 1], &[0.3]),
+            &one,
+            &seeds,
+            &losses,
+            0,
+        )
+        .unwrap();
+    let l1 = tape
+        .mse(y, &upload(gpu, &[1, n], &u), &one, &seeds, &losses, 1)
+        .unwrap();
     tape.backward(&[l0, l1]).unwrap();
     let u64v: Vec<f64> = u.iter().map(|&v| v as f64).collect();
     check(gpu, &tape, &fx, "relu/scale/add/sum", |p| {
@@ -157,15 +209,25 @@ fn softmax_ce_through_a_linear_layer_with_masked_rows_and_a_seed() {
     let gpu = gpu_or_skip!();
     // L = 0.7 · CE(x·W + b, y) over the rows with mask 1 (rows 1 and 4 unlabelled).
     let (b, d, c) = (6, 3, 4);
-    let (fx, ids) = fixture(gpu, &[("x", vec![b, d]), ("w", vec![d, c]), ("b", vec![c])], 40);
+    let (fx, ids) = fixture(
+        gpu,
+        &[("x", vec![b, d]), ("w", vec![d, c]), ("b", vec![c])],
+        40,
+    );
     let labels: Vec<u32> = vec![0, 3, 1, 2, 3, 1];
     let mask = vec![1.0, 0.0, 1.0, 1.0, 0.0, 1.0];
     let (seeds, losses) = loss_buffers(gpu, 0.7);
     let mut tape = Tape::new(gpu);
-    let (x, w, bb) = (fx.params.var(&mut tape, ids[0]).unwrap(), fx.params.var(&mut tape, ids[1]).unwrap(), fx.params.var(&mut tape, ids[2]).unwrap());
+    let (x, w, bb) = (
+        fx.params.var(&mut tape, ids[0]).unwrap(),
+        fx.params.var(&mut tape, ids[1]).unwrap(),
+        fx.params.var(&mut tape, ids[2]).unwrap(),
+    );
     let z = tape.linear(x, w, bb, false).unwrap();
     let gl = Tensor::from_u32(gpu, &[b], &labels, "labels").unwrap();
-    let l = tape.softmax_ce(z, &gl, &upload(gpu, &[b], &f32s(&mask)), &seeds, &losses, 0).unwrap();
+    let l = tape
+        .softmax_ce(z, &gl, &upload(gpu, &[b], &f32s(&mask)), &seeds, &losses, 0)
+        .unwrap();
     tape.backward(&[l]).unwrap();
     check(gpu, &tape, &fx, "softmax_ce", |p| {
         let z = cpu::matmul(&p[0], &p[1], b, d, c, false, false, Some(&p[2]), false);
@@ -184,10 +246,21 @@ fn mse_with_mask_and_seed() {
     let (seeds, losses) = loss_buffers(gpu, 2.5);
     let mut tape = Tape::new(gpu);
     let p = fx.params.var(&mut tape, ids[0]).unwrap();
-    let l = tape.mse(p, &upload(gpu, &[b, t], &target), &upload(gpu, &[b], &f32s(&mask)), &seeds, &losses, 0).unwrap();
+    let l = tape
+        .mse(
+            p,
+            &upload(gpu, &[b, t], &target),
+            &upload(gpu, &[b], &f32s(&mask)),
+            &seeds,
+            &losses,
+            0,
+        )
+        .unwrap();
     tape.backward(&[l]).unwrap();
     let t64: Vec<f64> = target.iter().map(|&v| v as f64).collect();
-    check(gpu, &tape, &fx, "mse", |p| 2.5 * cpu::mse(&p[0], &t64, &mask, b, t, 1.0).0);
+    check(gpu, &tape, &fx, "mse", |p| {
+        2.5 * cpu::mse(&p[0], &t64, &mask, b, t, 1.0).0
+    });
 }
 
 #[test]
@@ -206,7 +279,12 @@ fn three_task_network_with_towers() {
     let mut builder = ParamBuilder::new(gpu);
     let net = MultiTaskNet::new(&mut builder, spec, 60).unwrap();
     let params = builder.build(gpu).unwrap();
-    let host: P = params.read_all(gpu).unwrap().into_iter().map(|(_, _, v)| v.iter().map(|&x| x as f64).collect()).collect();
+    let host: P = params
+        .read_all(gpu)
+        .unwrap()
+        .into_iter()
+        .map(|(_, _, v)| v.iter().map(|&x| x as f64).collect())
+        .collect();
     let fx = Fixture { params, host };
 
     let mut r = rng(61);
@@ -224,21 +302,71 @@ fn three_task_network_with_towers() {
     let xv = tape.input(&upload(gpu, &[b, d], &x));
     let outs = net.forward(&mut tape, &fx.params, xv).unwrap();
     let gl = Tensor::from_u32(gpu, &[b], &labels, "labels").unwrap();
-    let l0 = tape.softmax_ce(outs[0], &gl, &upload(gpu, &[b], &f32s(&m0)), &seeds, &losses, 0).unwrap();
-    let l1 = tape.mse(outs[1], &upload(gpu, &[b, 1], &t1), &upload(gpu, &[b], &f32s(&m1)), &seeds, &losses, 1).unwrap();
-    let l2 = tape.mse(outs[2], &upload(gpu, &[b, 1], &t2), &upload(gpu, &[b], &f32s(&m2)), &seeds, &losses, 2).unwrap();
+    let l0 = tape
+        .softmax_ce(
+            outs[0],
+            &gl,
+            &upload(gpu, &[b], &f32s(&m0)),
+            &seeds,
+            &losses,
+            0,
+        )
+        .unwrap();
+    let l1 = tape
+        .mse(
+            outs[1],
+            &upload(gpu, &[b, 1], &t1),
+            &upload(gpu, &[b], &f32s(&m1)),
+            &seeds,
+            &losses,
+            1,
+        )
+        .unwrap();
+    let l2 = tape
+        .mse(
+            outs[2],
+            &upload(gpu, &[b, 1], &t2),
+            &upload(gpu, &[b], &f32s(&m2)),
+            &seeds,
+            &losses,
+            2,
+        )
+        .unwrap();
     tape.backward(&[l0, l1, l2]).unwrap();
 
     let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
-    let (t1, t2): (Vec<f64>, Vec<f64>) = (t1.iter().map(|&v| v as f64).collect(), t2.iter().map(|&v| v as f64).collect());
+    let (t1, t2): (Vec<f64>, Vec<f64>) = (
+        t1.iter().map(|&v| v as f64).collect(),
+        t2.iter().map(|&v| v as f64).collect(),
+    );
     // Parameter order: trunk.0 w,b; trunk.1 w,b; then per head: tower w,b; out w,b.
     check(gpu, &tape, &fx, "three-task network", |p| {
         let h1 = cpu::matmul(&x64, &p[0], b, d, 5, false, false, Some(&p[1]), true);
         let z = cpu::matmul(&h1, &p[2], b, 5, 4, false, false, Some(&p[3]), true);
         let head = |k: usize, out: usize| {
             let base = 4 + 4 * k;
-            let t = cpu::matmul(&z, &p[base], b, 4, 3, false, false, Some(&p[base + 1]), true);
-            cpu::matmul(&t, &p[base + 2], b, 3, out, false, false, Some(&p[base + 3]), false)
+            let t = cpu::matmul(
+                &z,
+                &p[base],
+                b,
+                4,
+                3,
+                false,
+                false,
+                Some(&p[base + 1]),
+                true,
+            );
+            cpu::matmul(
+                &t,
+                &p[base + 2],
+                b,
+                3,
+                out,
+                false,
+                false,
+                Some(&p[base + 3]),
+                false,
+            )
         };
         let ce = cpu::softmax_ce(&head(0, 3), &labels, &m0, b, 3, 1.0).loss;
         let r1 = cpu::mse(&head(1, 1), &t1, &m1, b, 1, 1.0).0;
@@ -254,5 +382,8 @@ fn backward_must_start_from_losses() {
     let mut tape = Tape::new(gpu);
     let x = fx.params.var(&mut tape, ids[0]).unwrap();
     let y = tape.relu(x).unwrap();
-    assert!(matches!(tape.backward(&[y]), Err(taskgrad::Error::InvalidConfig(_))));
+    assert!(matches!(
+        tape.backward(&[y]),
+        Err(taskgrad::Error::InvalidConfig(_))
+    ));
 }

@@ -82,7 +82,21 @@ pub fn relu_backward(gpu: &Gpu, dy: &Tensor, y: &Tensor, dx: &Tensor) -> Result<
 pub fn broadcast(gpu: &Gpu, x: &Tensor, alpha: f32, y: &Tensor) -> Result<Dispatch> {
     x.expect_numel("broadcast input", 1)?;
     let n = y.numel();
-    let params = Params { n: n as u32, alpha, value: 0.0, _pad: 0 };
+    let params = Params {
+        n: n as u32,
+        alpha,
+        value: 0.0,
+        _pad: 0,
+    };
     use Binding::*;
-    record(gpu, "elementwise.wgsl", "broadcast", &[Uniform, ReadWrite, ReadOnly], &[], &params, &[y, x], grid_1d(gpu, n)?)
+    record(
+        gpu,
+        "elementwise.wgsl",
+        "broadcast",
+        &[Uniform, ReadWrite, ReadOnly],
+        &[],
+        &params,
+        &[y, x],
+        grid_1d(gpu, n)?,
+    )
 }

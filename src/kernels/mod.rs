@@ -14,6 +14,7 @@ pub mod loss;
 pub mod matmul;
 pub mod optim;
 pub mod reduce;
+pub mod tasks;
 
 use std::sync::Arc;
 
@@ -37,6 +38,14 @@ pub const SHADERS: &[(&str, &str)] = &[
     ),
     ("mse.wgsl", include_str!("../../shaders/mse.wgsl")),
     ("optim.wgsl", include_str!("../../shaders/optim.wgsl")),
+    (
+        "loss_weighting.wgsl",
+        include_str!("../../shaders/loss_weighting.wgsl"),
+    ),
+    (
+        "loss_tracking.wgsl",
+        include_str!("../../shaders/loss_tracking.wgsl"),
+    ),
 ];
 
 pub(crate) fn source(file: &'static str) -> &'static str {

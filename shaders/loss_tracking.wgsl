@@ -1,0 +1,39 @@
+// Per-task loss bookkeeping on the GPU, so a training step reads nothing back.
+//
+// state holds three values per task k:
+//   state[3k]     running sum of finite losses L_k since the last reset
+//   state[3k + 1] 1-based count of the first step whose L_k was NaN or ±∞ (0: none)
+//   state[3k + 2] steps counted since the last reset
+// The host reads state once per epoch and resets it.
+//
+// A value is non-finite when its exponent bits are all ones (NaN or ±∞);
+// the test is done on the bits because compilers may fold x != x away.
+
+struct Params {
+    tasks: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> state: array<f32>;
+@group(0) @binding(2) var<storage, read> loss: array<f32>;
+
+fn non_finite(x: f32) -> bool {
+    return (bitcast<u32>(x) & 0x7f800000u) == 0x7f800000u;
+}
+
+@compute @workgroup_size(64)
+fn track_losses(@builtin(local_invocation_id) lid: vec3<u32>) {
+    let k = lid.x;
+    if (k >= p.tasks) { return; }
+    let l = loss[k];
+    let steps = state[3u * k + 2u] + 1.0;
+    if (non_finite(l)) {
+        if (state[3u * k + 1u] == 0.0) { state[3u * k + 1u] = steps; }
+    } else {
+        state[3u * k] = state[3u * k] + l;
+    }
+    state[3u * k + 2u] = steps;
+}

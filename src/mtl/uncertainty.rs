@@ -1,0 +1,47 @@
+//! Uncertainty weighting (UW): Kendall, Gal & Cipolla, "Multi-Task Learning
+//! Using Uncertainty to Weigh Losses for Scene Geometry and Semantics", CVPR 2018.
+//!
+//! Each task has a learned s_k = log σ_k² (initialised to 0), and the total is
+//! the stable form used by LibMTL:
+//!
+//!   L = Σ_k [ ½ exp(-s_k) L_k + ½ s_k ]
+//!
+//! so w_k = ∂L/∂L_k = ½ exp(-s_k) and ∂L/∂s_k = ½ - w_k L_k. At the optimum
+//! for fixed losses, exp(s_k) = L_k: a task with a large loss is down-weighted.
+//! Both run on the GPU (shaders/loss_weighting.wgsl); s is updated by the
+//! model's optimizer like any other parameter.
+
+use super::{Weighting, WeightingContext, WeightingPlan};
+use crate::device::Gpu;
+use crate::error::{Error, Result};
+use crate::kernels::tasks;
+use crate::nn::{ParamBuilder, ParamId};
+
+/// Learned per-task log variances.
+#[derive(Default)]
+pub struct Uncertainty {
+    log_var: Option<ParamId>,
+}
+
+/// Name of the learned parameter in the model's arena.
+pub const PARAM_NAME: &str = "weighting.uncertainty.log_var";
+
+impl Weighting for Uncertainty {
+    fn name(&self) -> &'static str {
+        "uncertainty"
+    }
+    fn add_params(&mut self, params: &mut ParamBuilder, k: usize) -> Result<()> {
+        self.log_var = Some(params.add(PARAM_NAME, &[k], vec![0.0; k])?);
+        Ok(())
+    }
+    fn build(&mut self, gpu: &Gpu, ctx: &WeightingContext) -> Result<WeightingPlan> {
+        let id = self.log_var.ok_or_else(|| {
+            Error::InvalidConfig("uncertainty weighting: add_params was not called".into())
+        })?;
+        let (s, ds) = (ctx.params.value(id), ctx.params.grad(id));
+        Ok(WeightingPlan {
+            before: vec![tasks::uw_seeds(gpu, &s, ctx.seeds)?],
+            after_losses: vec![tasks::uw_grad(gpu, ctx.seeds, ctx.losses, &ds)?],
+        })
+    }
+}

@@ -1,0 +1,448 @@
+//! The multi-task trainer.
+//!
+//! A training step is built once for the batch shape: the loss weighting's
+//! `before` dispatches, the traced forward (network and fused losses), the
+//! backward, the weighting's `after_losses`, the loss bookkeeping and one Adam
+//! dispatch over the whole parameter arena. Each step writes the minibatch with
+//! `queue.write_buffer`, re-encodes that list into one compute pass and submits
+//! once; nothing is read back until the end of the epoch (one readback of the
+//! per-task loss sums) or an evaluation.
+
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+
+use crate::data::{Dataset, Split, TaskSpec};
+use crate::device::Gpu;
+use crate::error::{Error, Result};
+use crate::kernels::optim::{Adam, AdamConfig};
+use crate::kernels::{tasks, Dispatch};
+use crate::metrics::{task_metrics, TaskMetrics};
+use crate::mtl::{Weighting, WeightingContext};
+use crate::nn::{MultiTaskNet, NetSpec, ParamBuilder, ParamSet};
+use crate::tape::Tape;
+use crate::tensor::Tensor;
+
+/// Learning-rate schedule, as a factor of the base rate per epoch.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Schedule {
+    Constant,
+    /// Multiply by `gamma` every `every` epochs.
+    Step {
+        every: usize,
+        gamma: f32,
+    },
+    /// Cosine from 1 down to `min_factor` over the run.
+    Cosine {
+        min_factor: f32,
+    },
+}
+
+impl Schedule {
+    /// Factor for `epoch` (0-based) of `epochs`.
+    pub fn factor(&self, epoch: usize, epochs: usize) -> f32 {
+        match *self {
+            Schedule::Constant => 1.0,
+            Schedule::Step { every, gamma } => gamma.powi((epoch / every.max(1)) as i32),
+            Schedule::Cosine { min_factor } => {
+                let t = epoch as f32 / (epochs.max(2) - 1) as f32;
+                min_factor + (1.0 - min_factor) * 0.5 * (1.0 + (std::f32::consts::PI * t).cos())
+            }
+        }
+    }
+
+    /// Parse `constant`, `step:EVERY:GAMMA` or `cosine[:MIN]`.
+    pub fn parse(s: &str) -> Result<Schedule> {
+        let parts: Vec<&str> = s.trim().split(':').collect();
+        let num = |i: usize, default: f32| -> Result<f32> {
+            parts.get(i).map_or(Ok(default), |v| {
+                v.parse().map_err(|_| {
+                    Error::InvalidConfig(format!("bad number {v:?} in schedule {s:?}"))
+                })
+            })
+        };
+        match parts[0] {
+            "constant" => Ok(Schedule::Constant),
+            "step" => Ok(Schedule::Step {
+                every: num(1, 30.0)? as usize,
+                gamma: num(2, 0.5)?,
+            }),
+            "cosine" => Ok(Schedule::Cosine {
+                min_factor: num(1, 0.0)?,
+            }),
+            _ => Err(Error::InvalidConfig(format!(
+                "unknown schedule {s:?}: use constant, step:EVERY:GAMMA or cosine[:MIN]"
+            ))),
+        }
+    }
+}
+
+/// Everything a training run is configured by.
+#[derive(Clone, Debug)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f32,
+    pub weight_decay: f32,
+    pub schedule: Schedule,
+    /// Stop after this many epochs without a better validation loss; keep the best weights.
+    pub patience: Option<usize>,
+    pub seed: u64,
+    /// Hidden widths of the shared trunk.
+    pub trunk: Vec<usize>,
+    /// Hidden widths of each task's tower.
+    pub tower: Vec<usize>,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            epochs: 100,
+            batch_size: 32,
+            lr: 1e-2,
+            weight_decay: 0.0,
+            schedule: Schedule::Constant,
+            patience: Some(30),
+            seed: 0,
+            trunk: vec![64, 64],
+            tower: vec![],
+        }
+    }
+}
+
+/// One epoch's record.
+#[derive(Clone, Debug)]
+pub struct EpochLog {
+    pub epoch: usize,
+    pub lr: f32,
+    /// Mean training loss per task over the epoch's steps.
+    pub train_loss: Vec<f64>,
+    /// Validation metrics per task (empty without a validation split).
+    pub val: Vec<TaskMetrics>,
+}
+
+/// The result of [`fit`].
+pub struct FitReport {
+    pub net: MultiTaskNet,
+    pub params: ParamSet,
+    pub tasks: Vec<TaskSpec>,
+    pub history: Vec<EpochLog>,
+    pub best_epoch: usize,
+    pub stopped_early: bool,
+    pub steps: u64,
+    /// Test metrics per task with the best weights.
+    pub test: Vec<TaskMetrics>,
+    pub wall: Duration,
+    pub dispatches_per_step: usize,
+}
+
+/// The GPU side of one training run: buffers, the traced step and the optimizer.
+struct Program {
+    b: usize,
+    x: Tensor,
+    labels: Vec<Option<Tensor>>,
+    values: Vec<Option<Tensor>>,
+    masks: Vec<Tensor>,
+    losses: Tensor,
+    state: Tensor,
+    outputs: Vec<Tensor>,
+    step: Vec<Dispatch>,
+    eval_len: usize,
+    before_len: usize,
+    adam: Adam,
+}
+
+impl Program {
+    fn write_batch(
+        &self,
+        gpu: &Gpu,
+        data: &Dataset,
+        idx: &[usize],
+        subset: &[usize],
+    ) -> Result<()> {
+        let hb = data.batch(idx, self.b, subset);
+        self.x.write(gpu, &hb.x)?;
+        for k in 0..subset.len() {
+            if let Some(l) = &self.labels[k] {
+                l.write_u32(gpu, &hb.labels[k])?;
+            }
+            if let Some(v) = &self.values[k] {
+                v.write(gpu, &hb.values[k])?;
+            }
+            self.masks[k].write(gpu, &hb.masks[k])?;
+        }
+        Ok(())
+    }
+
+    /// The eval list: weighting `before` and the forward pass with its losses.
+    fn eval_dispatches(&self) -> Vec<&Dispatch> {
+        self.step[..self.before_len + self.eval_len]
+            .iter()
+            .collect()
+    }
+
+    fn train_dispatches(&self) -> Vec<&Dispatch> {
+        self.step
+            .iter()
+            .chain(std::iter::once(&self.adam.dispatch))
+            .collect()
+    }
+}
+
+/// Train a multi-task network on the tasks `subset` (indices into `data.tasks`)
+/// with `weighting`; `on_epoch` sees each epoch's log.
+pub fn fit(
+    gpu: &Gpu,
+    data: &Dataset,
+    split: &Split,
+    subset: &[usize],
+    mut weighting: Box<dyn Weighting>,
+    cfg: &TrainConfig,
+    on_epoch: &mut dyn FnMut(&EpochLog),
+) -> Result<FitReport> {
+    let start = Instant::now();
+    if cfg.epochs == 0 || cfg.batch_size == 0 {
+        return Err(Error::InvalidConfig(
+            "epochs and batch size must be at least 1".into(),
+        ));
+    }
+    if subset.is_empty() || subset.iter().any(|&k| k >= data.tasks.len()) {
+        return Err(Error::InvalidConfig(format!(
+            "task subset {subset:?} is not within the {} tasks",
+            data.tasks.len()
+        )));
+    }
+    let tasks: Vec<TaskSpec> = subset.iter().map(|&k| data.tasks[k].clone()).collect();
+    let k = tasks.len();
+    let b = cfg.batch_size.min(split.train.len());
+
+    // Parameters: the network, then the weighting's own.
+    let spec = NetSpec {
+        inputs: data.d,
+        trunk: cfg.trunk.clone(),
+        tower: cfg.tower.clone(),
+        outputs: tasks.iter().map(|t| t.outputs()).collect(),
+        head_names: tasks.iter().map(|t| t.name.clone()).collect(),
+    };
+    let mut builder = ParamBuilder::new(gpu);
+    let net = MultiTaskNet::new(&mut builder, spec, cfg.seed)?;
+    weighting.add_params(&mut builder, k)?;
+    let params = builder.build(gpu)?;
+
+    // Batch buffers and per-task scalars.
+    let x = Tensor::zeros(gpu, &[b, data.d], "batch x")?;
+    let mut labels = Vec::new();
+    let mut values = Vec::new();
+    let mut masks = Vec::new();
+    for t in &tasks {
+        if t.is_classification() {
+            labels.push(Some(Tensor::from_u32(
+                gpu,
+                &[b],
+                &vec![0; b],
+                "batch labels",
+            )?));
+            values.push(None);
+        } else {
+            labels.push(None);
+            values.push(Some(Tensor::zeros(gpu, &[b, 1], "batch targets")?));
+        }
+        masks.push(Tensor::zeros(gpu, &[b], "batch mask")?);
+    }
+    let seeds = Tensor::zeros(gpu, &[k], "task seeds")?;
+    let losses = Tensor::zeros(gpu, &[k], "task losses")?;
+    let state = Tensor::zeros(gpu, &[3 * k], "loss bookkeeping")?;
+
+    // Trace forward, losses and backward once.
+    let mut tape = Tape::new(gpu);
+    let xv = tape.input(&x);
+    let outs = net.forward(&mut tape, &params, xv)?;
+    let mut loss_vars = Vec::new();
+    for (j, &out) in outs.iter().enumerate() {
+        let l = match (&labels[j], &values[j]) {
+            (Some(lab), _) => tape.softmax_ce(out, lab, &masks[j], &seeds, &losses, j)?,
+            (None, Some(val)) => tape.mse(out, val, &masks[j], &seeds, &losses, j)?,
+            (None, None) => unreachable!("every task has labels or values"),
+        };
+        loss_vars.push(l);
+    }
+    tape.backward(&loss_vars)?;
+    let outputs: Vec<Tensor> = outs.iter().map(|&o| tape.value(o).clone()).collect();
+    let plan = weighting.build(
+        gpu,
+        &WeightingContext {
+            params: &params,
+            seeds: &seeds,
+            losses: &losses,
+        },
+    )?;
+
+    let (m, v) = (
+        crate::tensor::Arena::new(gpu, &params.values.layout, "adam m")?,
+        crate::tensor::Arena::new(gpu, &params.values.layout, "adam v")?,
+    );
+    let adam_cfg = AdamConfig {
+        lr: cfg.lr,
+        weight_decay: cfg.weight_decay,
+        decoupled: cfg.weight_decay > 0.0,
+        ..Default::default()
+    };
+    let adam = Adam::new(
+        gpu,
+        adam_cfg,
+        &params.values.whole,
+        &m.whole,
+        &v.whole,
+        &params.grads.whole,
+    )?;
+    let before_len = plan.before.len();
+    let eval_len = tape.forward.len();
+    let mut step = plan.before;
+    step.extend(std::mem::take(&mut tape.forward));
+    step.extend(std::mem::take(&mut tape.backward));
+    step.extend(plan.after_losses);
+    step.push(tasks::track_losses(gpu, &losses, &state)?);
+    let mut prog = Program {
+        b,
+        x,
+        labels,
+        values,
+        masks,
+        losses,
+        state,
+        outputs,
+        step,
+        eval_len,
+        before_len,
+        adam,
+    };
+    let dispatches_per_step = prog.train_dispatches().len();
+
+    // Epochs.
+    let mut rng = StdRng::seed_from_u64(cfg.seed ^ 0x5eed_0f_ba7c);
+    let mut order = split.train.clone();
+    let best = Tensor::zeros(gpu, &[params.values.whole.numel()], "best parameters")?;
+    let (mut best_loss, mut best_epoch, mut since_best) = (f64::INFINITY, 0usize, 0usize);
+    let mut history = Vec::new();
+    let mut steps = 0u64;
+    let mut stopped_early = false;
+    for epoch in 0..cfg.epochs {
+        let lr = cfg.lr * cfg.schedule.factor(epoch, cfg.epochs);
+        prog.adam.set_lr(lr);
+        order.shuffle(&mut rng);
+        let epoch_start = steps;
+        for chunk in order.chunks(b) {
+            prog.write_batch(gpu, data, chunk, subset)?;
+            prog.adam.prepare_step(gpu);
+            gpu.run(&prog.train_dispatches())?;
+            steps += 1;
+        }
+        // One readback per epoch: per-task loss sums, first non-finite step, count.
+        let st = gpu.read_one(&prog.state)?;
+        prog.state.write(gpu, &vec![0.0; 3 * k])?;
+        for (j, t) in tasks.iter().enumerate() {
+            if st[3 * j + 1] > 0.0 {
+                return Err(Error::NonFinite {
+                    step: epoch_start + st[3 * j + 1] as u64,
+                    task: t.name.clone(),
+                });
+            }
+        }
+        let train_loss: Vec<f64> = (0..k)
+            .map(|j| st[3 * j] as f64 / st[3 * j + 2].max(1.0) as f64)
+            .collect();
+        let val = if split.val.is_empty() {
+            Vec::new()
+        } else {
+            evaluate(gpu, &prog, data, &split.val, subset, &tasks)?
+        };
+        let monitored: f64 = if val.is_empty() {
+            train_loss.iter().sum()
+        } else {
+            val.iter().map(|m| m.loss()).sum()
+        };
+        let log = EpochLog {
+            epoch,
+            lr,
+            train_loss,
+            val,
+        };
+        on_epoch(&log);
+        history.push(log);
+        if monitored < best_loss {
+            best_loss = monitored;
+            best_epoch = epoch;
+            since_best = 0;
+            gpu.copy(&params.values.whole, &best)?;
+        } else {
+            since_best += 1;
+            if cfg.patience.is_some_and(|p| since_best >= p) {
+                stopped_early = true;
+                break;
+            }
+        }
+    }
+    gpu.copy(&best, &params.values.whole)?;
+    let test = if split.test.is_empty() {
+        Vec::new()
+    } else {
+        evaluate(gpu, &prog, data, &split.test, subset, &tasks)?
+    };
+    Ok(FitReport {
+        net,
+        params,
+        tasks,
+        history,
+        best_epoch,
+        stopped_early,
+        steps,
+        test,
+        wall: start.elapsed(),
+        dispatches_per_step,
+    })
+}
+
+/// Metrics of every task on `rows`, batch by batch (one readback per batch).
+fn evaluate(
+    gpu: &Gpu,
+    prog: &Program,
+    data: &Dataset,
+    rows: &[usize],
+    subset: &[usize],
+    tasks: &[TaskSpec],
+) -> Result<Vec<TaskMetrics>> {
+    let k = tasks.len();
+    let mut outputs: Vec<Vec<f32>> = vec![Vec::new(); k];
+    let mut loss_sum = vec![0.0f64; k];
+    let mut valid = vec![0.0f64; k];
+    let eval = prog.eval_dispatches();
+    for chunk in rows.chunks(prog.b) {
+        prog.write_batch(gpu, data, chunk, subset)?;
+        gpu.run(&eval)?;
+        let mut wanted: Vec<&Tensor> = prog.outputs.iter().collect();
+        wanted.push(&prog.losses);
+        let got = gpu.read(&wanted)?;
+        for j in 0..k {
+            let width = tasks[j].outputs();
+            outputs[j].extend_from_slice(&got[j][..chunk.len() * width]);
+            let n_valid: f64 = chunk
+                .iter()
+                .map(|&i| data.targets[subset[j]].mask()[i] as f64)
+                .sum();
+            loss_sum[j] += got[k][j] as f64 * n_valid;
+            valid[j] += n_valid;
+        }
+    }
+    Ok((0..k)
+        .map(|j| {
+            let loss = if valid[j] > 0.0 {
+                loss_sum[j] / valid[j]
+            } else {
+                0.0
+            };
+            task_metrics(&tasks[j], &data.targets[subset[j]], &outputs[j], rows, loss)
+        })
+        .collect())
+}

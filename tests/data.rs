@@ -1,0 +1,146 @@
+//! CSV loading and metrics: no GPU needed.
+
+use std::io::Write;
+
+use taskgrad::data::{Dataset, Split, Table, TaskKind, TaskType};
+use taskgrad::metrics::{delta_m, regression};
+use taskgrad::Error;
+
+fn csv(name: &str, body: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("taskgrad-data-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::File::create(&path)
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    path
+}
+
+#[test]
+fn non_numeric_value_names_file_line_and_column() {
+    let path = csv("bad.csv", "a,b,y\n1,2,3\n4,oops,6\n");
+    let table = Table::from_csv(&path).unwrap();
+    let err =
+        Dataset::from_table(&table, &["a", "b"], &[("y", TaskType::Reg)], &[0, 1]).unwrap_err();
+    match &err {
+        Error::Data {
+            path: p,
+            line,
+            column,
+            ..
+        } => {
+            assert_eq!((p, *line, column.as_str()), (&path, 3, "b"));
+        }
+        e => panic!("expected a data error, got {e}"),
+    }
+    let msg = err.to_string();
+    assert!(
+        msg.contains("bad.csv:3:b") && msg.contains("\"oops\" is not a number"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn ragged_row_empty_file_header_only_and_unknown_column() {
+    let ragged = Table::from_csv(csv("ragged.csv", "a,b\n1,2\n3\n")).unwrap_err();
+    assert!(matches!(ragged, Error::Data { line: 3, .. }), "{ragged}");
+    assert!(matches!(
+        Table::from_csv(csv("empty.csv", "")).unwrap_err(),
+        Error::Data { .. }
+    ));
+    let header_only = Table::from_csv(csv("header.csv", "a,b\n")).unwrap_err();
+    assert!(
+        header_only.to_string().contains("no data rows"),
+        "{header_only}"
+    );
+    let table = Table::from_csv(csv("ok.csv", "a,b\n1,2\n")).unwrap();
+    let err = Dataset::from_table(&table, &["zzz"], &[("b", TaskType::Reg)], &[0]).unwrap_err();
+    assert!(err.to_string().contains("no such column"), "{err}");
+    assert!(matches!(
+        Table::from_csv("/no/such/file.csv"),
+        Err(Error::Io { .. })
+    ));
+}
+
+#[test]
+fn infinity_in_data_is_refused() {
+    let table = Table::from_csv(csv("inf.csv", "a,y\n1,2\ninf,3\n")).unwrap();
+    let err = Dataset::from_table(&table, &["a"], &[("y", TaskType::Reg)], &[0, 1]).unwrap_err();
+    assert!(err.to_string().contains("not finite"), "{err}");
+}
+
+#[test]
+fn missing_labels_mask_only_their_task_and_standardisation_uses_train_rows() {
+    // Rows 0..3 train. a: mean 2, std sqrt(2/3) over train rows [1, 2, 3].
+    let table =
+        Table::from_csv(csv("mask.csv", "a,c,y\n1,x,10\n2,NA,\n3,z,30\n100,x,40\n")).unwrap();
+    let data = Dataset::from_table(
+        &table,
+        &["a"],
+        &[("c", TaskType::Class), ("y", TaskType::Reg)],
+        &[0, 1, 2],
+    )
+    .unwrap();
+    assert_eq!(
+        data.tasks[0].kind,
+        TaskKind::Classification {
+            classes: vec!["x".into(), "z".into()]
+        }
+    );
+    assert_eq!(data.targets[0].mask(), &[1.0, 0.0, 1.0, 1.0]);
+    assert_eq!(data.targets[1].mask(), &[1.0, 0.0, 1.0, 1.0]);
+    let std = (2.0f32 / 3.0).sqrt();
+    assert!((data.x[0] - (1.0 - 2.0) / std).abs() < 1e-6);
+    assert!(
+        (data.x[3] - (100.0 - 2.0) / std).abs() < 1e-4,
+        "test rows use training statistics"
+    );
+}
+
+#[test]
+fn single_class_or_all_missing_task_is_refused() {
+    let table = Table::from_csv(csv("one.csv", "a,c,y\n1,x,NA\n2,x,NA\n")).unwrap();
+    let e = Dataset::from_table(&table, &["a"], &[("c", TaskType::Class)], &[0, 1]).unwrap_err();
+    assert!(e.to_string().contains("at least two classes"), "{e}");
+    let e = Dataset::from_table(&table, &["a"], &[("y", TaskType::Reg)], &[0, 1]).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("every value of this task is missing"),
+        "{e}"
+    );
+}
+
+#[test]
+fn split_is_seeded_and_disjoint() {
+    let a = Split::new(150, 0.2, 0.2, 7).unwrap();
+    let b = Split::new(150, 0.2, 0.2, 7).unwrap();
+    assert_eq!((a.train.len(), a.val.len(), a.test.len()), (90, 30, 30));
+    assert_eq!(a.train, b.train);
+    let mut all: Vec<usize> = a
+        .train
+        .iter()
+        .chain(&a.val)
+        .chain(&a.test)
+        .copied()
+        .collect();
+    all.sort();
+    assert_eq!(all, (0..150).collect::<Vec<_>>());
+    assert_ne!(Split::new(150, 0.2, 0.2, 8).unwrap().train, a.train);
+    assert!(Split::new(10, 0.6, 0.5, 0).is_err());
+}
+
+#[test]
+fn regression_metrics_and_delta_m_by_hand() {
+    // pred [1, 2, 4] vs truth [1, 3, 3]: errors [0, -1, 1] → RMSE sqrt(2/3), MAE 2/3;
+    // truth mean 7/3, SS_tot = 16/9 + 4/9 + 4/9 = 8/3, R² = 1 - 2/(8/3) = 0.25.
+    let (rmse, mae, r2) = regression(&[1.0, 2.0, 4.0], &[1.0, 3.0, 3.0], &[1.0, 1.0, 1.0]);
+    assert!(
+        (rmse - (2.0f64 / 3.0).sqrt()).abs() < 1e-12
+            && (mae - 2.0 / 3.0).abs() < 1e-12
+            && (r2 - 0.25).abs() < 1e-12
+    );
+    // Δm: accuracy 0.9 vs 0.8 (+12.5%), RMSE 0.5 vs 0.4 (worse: -25%) → mean -6.25%.
+    let d = delta_m(&[(0.9, true), (0.5, false)], &[(0.8, true), (0.4, false)]);
+    assert!((d - (-6.25)).abs() < 1e-9, "{d}");
+}

@@ -1,0 +1,384 @@
+//! The trainer end to end on Iris, determinism, early stopping, schedules,
+//! non-finite losses, and each loss weighting on a case checkable by hand.
+
+mod common;
+
+use taskgrad::data::{Dataset, Split, Table, TaskType};
+use taskgrad::kernels::tasks;
+use taskgrad::metrics::TaskMetrics;
+use taskgrad::mtl::{self, Weighting, WeightingContext};
+use taskgrad::nn::ParamBuilder;
+use taskgrad::train::{fit, Schedule, TrainConfig};
+use taskgrad::{Error, Gpu, Tensor};
+
+fn iris(seed: u64) -> (Dataset, Split) {
+    let table = Table::from_csv(concat!(env!("CARGO_MANIFEST_DIR"), "/data/iris.csv")).unwrap();
+    let split = Split::new(table.rows.len(), 0.2, 0.2, seed).unwrap();
+    let tasks = [
+        ("species", TaskType::Class),
+        ("petal_length", TaskType::Reg),
+        ("petal_width", TaskType::Reg),
+    ];
+    let data = Dataset::from_table(
+        &table,
+        &["sepal_length", "sepal_width"],
+        &tasks,
+        &split.train,
+    )
+    .unwrap();
+    (data, split)
+}
+
+fn small_cfg(seed: u64) -> TrainConfig {
+    TrainConfig {
+        epochs: 60,
+        seed,
+        trunk: vec![32, 32],
+        ..Default::default()
+    }
+}
+
+fn assert_good(what: &str, m: &TaskMetrics) {
+    match *m {
+        // Three classes: chance is 1/3; sepal measurements separate setosa well.
+        TaskMetrics::Classification { accuracy, .. } => {
+            assert!(accuracy > 0.55, "{what}: accuracy {accuracy}")
+        }
+        TaskMetrics::Regression { r2, .. } => assert!(r2 > 0.0, "{what}: R² {r2}"),
+    }
+}
+
+#[test]
+fn iris_multi_task_and_single_task_learn_every_task() {
+    let gpu = gpu_or_skip!();
+    let (data, split) = iris(0);
+    let cfg = small_cfg(0);
+    let mtl_run = fit(
+        gpu,
+        &data,
+        &split,
+        &[0, 1, 2],
+        mtl::by_name("equal").unwrap(),
+        &cfg,
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!(mtl_run.test.len(), 3);
+    for (k, m) in mtl_run.test.iter().enumerate() {
+        assert_good(&format!("MTL task {k}"), m);
+    }
+    for k in 0..3 {
+        let stl = fit(
+            gpu,
+            &data,
+            &split,
+            &[k],
+            mtl::by_name("equal").unwrap(),
+            &cfg,
+            &mut |_| {},
+        )
+        .unwrap();
+        assert_good(&format!("STL task {k}"), &stl.test[0]);
+    }
+    // Training reduced every task's loss.
+    let (first, last) = (
+        &mtl_run.history[0].train_loss,
+        &mtl_run.history[mtl_run.best_epoch].train_loss,
+    );
+    for k in 0..3 {
+        assert!(
+            last[k] < first[k],
+            "task {k}: train loss {} -> {}",
+            first[k],
+            last[k]
+        );
+    }
+}
+
+#[test]
+fn uncertainty_weighting_trains_iris() {
+    let gpu = gpu_or_skip!();
+    let (data, split) = iris(1);
+    let run = fit(
+        gpu,
+        &data,
+        &split,
+        &[0, 1, 2],
+        mtl::by_name("uncertainty").unwrap(),
+        &small_cfg(1),
+        &mut |_| {},
+    )
+    .unwrap();
+    for (k, m) in run.test.iter().enumerate() {
+        assert_good(&format!("UW task {k}"), m);
+    }
+    // The learned log variances moved away from their initial 0.
+    let s = run
+        .params
+        .read_all(gpu)
+        .unwrap()
+        .into_iter()
+        .find(|(n, _, _)| n == mtl::uncertainty::PARAM_NAME)
+        .unwrap()
+        .2;
+    assert!(
+        s.iter().any(|v| v.abs() > 1e-3),
+        "log variances did not move: {s:?}"
+    );
+}
+
+#[test]
+fn same_seed_gives_identical_numbers() {
+    let gpu = gpu_or_skip!();
+    let (data, split) = iris(2);
+    let cfg = TrainConfig {
+        epochs: 15,
+        ..small_cfg(2)
+    };
+    let a = fit(
+        gpu,
+        &data,
+        &split,
+        &[0, 1, 2],
+        mtl::by_name("equal").unwrap(),
+        &cfg,
+        &mut |_| {},
+    )
+    .unwrap();
+    let b = fit(
+        gpu,
+        &data,
+        &split,
+        &[0, 1, 2],
+        mtl::by_name("equal").unwrap(),
+        &cfg,
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!(a.test, b.test);
+    let losses = |r: &taskgrad::train::FitReport| {
+        r.history
+            .iter()
+            .map(|h| h.train_loss.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(losses(&a), losses(&b));
+    assert_eq!(
+        a.params.read_all(gpu).unwrap(),
+        b.params.read_all(gpu).unwrap()
+    );
+    // A different seed gives a different run.
+    let c = fit(
+        gpu,
+        &data,
+        &split,
+        &[0, 1, 2],
+        mtl::by_name("equal").unwrap(),
+        &TrainConfig { seed: 3, ..cfg },
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_ne!(losses(&a), losses(&c));
+}
+
+#[test]
+fn early_stopping_stops_patience_epochs_after_the_best() {
+    let gpu = gpu_or_skip!();
+    let (data, split) = iris(4);
+    let cfg = TrainConfig {
+        epochs: 500,
+        patience: Some(3),
+        lr: 3e-2,
+        ..small_cfg(4)
+    };
+    let run = fit(
+        gpu,
+        &data,
+        &split,
+        &[0, 1, 2],
+        mtl::by_name("equal").unwrap(),
+        &cfg,
+        &mut |_| {},
+    )
+    .unwrap();
+    assert!(run.stopped_early, "ran all {} epochs", run.history.len());
+    assert_eq!(run.history.len(), run.best_epoch + 1 + 3);
+    let val = |e: usize| run.history[e].val.iter().map(|m| m.loss()).sum::<f64>();
+    for e in 0..run.history.len() {
+        assert!(
+            val(run.best_epoch) <= val(e),
+            "epoch {e} had a lower validation loss than the best"
+        );
+    }
+}
+
+#[test]
+fn schedules_follow_their_formulas() {
+    assert_eq!(Schedule::Constant.factor(7, 10), 1.0);
+    // step: 0.5^(floor(epoch / 10))
+    let step = Schedule::Step {
+        every: 10,
+        gamma: 0.5,
+    };
+    assert_eq!(
+        (
+            step.factor(0, 100),
+            step.factor(9, 100),
+            step.factor(10, 100),
+            step.factor(25, 100)
+        ),
+        (1.0, 1.0, 0.5, 0.25)
+    );
+    // cosine: min + (1 - min)(1 + cos(π t))/2 with t = epoch / (epochs - 1)
+    let cos = Schedule::Cosine { min_factor: 0.1 };
+    assert!((cos.factor(0, 11) - 1.0).abs() < 1e-6);
+    assert!((cos.factor(5, 11) - 0.55).abs() < 1e-6);
+    assert!((cos.factor(10, 11) - 0.1).abs() < 1e-6);
+    assert_eq!(
+        Schedule::parse("step:5:0.1").unwrap(),
+        Schedule::Step {
+            every: 5,
+            gamma: 0.1
+        }
+    );
+    assert!(Schedule::parse("warmup").is_err());
+}
+
+#[test]
+fn learning_rate_schedule_reaches_the_optimizer() {
+    let gpu = gpu_or_skip!();
+    let (data, split) = iris(5);
+    let cfg = TrainConfig {
+        epochs: 4,
+        patience: None,
+        schedule: Schedule::Step {
+            every: 2,
+            gamma: 0.1,
+        },
+        ..small_cfg(5)
+    };
+    let run = fit(
+        gpu,
+        &data,
+        &split,
+        &[1],
+        mtl::by_name("equal").unwrap(),
+        &cfg,
+        &mut |_| {},
+    )
+    .unwrap();
+    let lrs: Vec<f32> = run.history.iter().map(|h| h.lr).collect();
+    assert_eq!(lrs, vec![1e-2, 1e-2, 1e-3, 1e-3]);
+}
+
+#[test]
+fn non_finite_loss_stops_with_the_task_and_step() {
+    let gpu = gpu_or_skip!();
+    let (data, split) = iris(6);
+    // Adam moves each weight by about lr per step: 1e30 overflows f32 within a step or two.
+    let cfg = TrainConfig {
+        epochs: 5,
+        lr: 1e30,
+        ..small_cfg(6)
+    };
+    match fit(
+        gpu,
+        &data,
+        &split,
+        &[0, 1, 2],
+        mtl::by_name("equal").unwrap(),
+        &cfg,
+        &mut |_| {},
+    ) {
+        Err(Error::NonFinite { step, task }) => {
+            assert!(
+                ["species", "petal_length", "petal_width"].contains(&task.as_str()),
+                "{task}"
+            );
+            assert!((1..=4).contains(&step), "step {step}");
+        }
+        Err(e) => panic!("expected NonFinite, got {e}"),
+        Ok(_) => panic!("expected NonFinite, training succeeded"),
+    }
+}
+
+// ---- loss weighting, by hand -------------------------------------------------------
+
+fn seeds_after(gpu: &Gpu, w: &mut dyn Weighting, k: usize) -> Vec<f32> {
+    let mut b = ParamBuilder::new(gpu);
+    b.add("dummy", &[1], vec![0.0]).unwrap();
+    w.add_params(&mut b, k).unwrap();
+    let params = b.build(gpu).unwrap();
+    let seeds = Tensor::zeros(gpu, &[k], "seeds").unwrap();
+    let losses = Tensor::zeros(gpu, &[k], "losses").unwrap();
+    let plan = w
+        .build(
+            gpu,
+            &WeightingContext {
+                params: &params,
+                seeds: &seeds,
+                losses: &losses,
+            },
+        )
+        .unwrap();
+    gpu.run(&plan.before.iter().collect::<Vec<_>>()).unwrap();
+    gpu.read_one(&seeds).unwrap()
+}
+
+#[test]
+fn equal_and_fixed_weights_set_the_seeds() {
+    let gpu = gpu_or_skip!();
+    assert_eq!(
+        seeds_after(gpu, mtl::by_name("equal").unwrap().as_mut(), 3),
+        vec![1.0; 3]
+    );
+    assert_eq!(
+        seeds_after(gpu, mtl::by_name("fixed:1,0.5,2").unwrap().as_mut(), 3),
+        vec![1.0, 0.5, 2.0]
+    );
+    assert!(mtl::by_name("fixed:1,-1").is_err());
+    assert!(mtl::by_name("fixed:1,x").is_err());
+    assert!(matches!(
+        mtl::by_name("magic"),
+        Err(Error::InvalidConfig(_))
+    ));
+}
+
+#[test]
+fn uncertainty_weights_and_gradients_by_hand() {
+    let gpu = gpu_or_skip!();
+    // s = [0, ln 2, -ln 2]: seeds w = ½ e^{-s} = [0.5, 0.25, 1.0].
+    // losses L = [1, 4, 0.25]: ds = ½ - w·L = [0, -0.5, 0.25].
+    let s = Tensor::from_slice(gpu, &[3], &[0.0, 2f32.ln(), -(2f32.ln())], "s").unwrap();
+    let seeds = Tensor::zeros(gpu, &[3], "seeds").unwrap();
+    let losses = Tensor::from_slice(gpu, &[3], &[1.0, 4.0, 0.25], "losses").unwrap();
+    let ds = Tensor::zeros(gpu, &[3], "ds").unwrap();
+    let d1 = tasks::uw_seeds(gpu, &s, &seeds).unwrap();
+    let d2 = tasks::uw_grad(gpu, &seeds, &losses, &ds).unwrap();
+    gpu.run(&[&d1, &d2]).unwrap();
+    let got = gpu.read(&[&seeds, &ds]).unwrap();
+    common::assert_close("UW seeds", &got[0], &[0.5, 0.25, 1.0], 1e-6, 1e-6);
+    common::assert_close("UW ds", &got[1], &[0.0, -0.5, 0.25], 1e-6, 1e-6);
+    // Through the trait, with s initialised to 0: every seed is ½.
+    assert_eq!(
+        seeds_after(gpu, mtl::by_name("uw").unwrap().as_mut(), 2),
+        vec![0.5, 0.5]
+    );
+}
+
+#[test]
+fn loss_tracking_sums_and_flags_the_first_non_finite_step() {
+    let gpu = gpu_or_skip!();
+    let losses = Tensor::zeros(gpu, &[2], "losses").unwrap();
+    let state = Tensor::zeros(gpu, &[6], "state").unwrap();
+    let track = tasks::track_losses(gpu, &losses, &state).unwrap();
+    for l in [[1.0, 2.0], [3.0, f32::NAN], [0.5, f32::INFINITY]] {
+        losses.write(gpu, &l).unwrap();
+        gpu.run(&[&track]).unwrap();
+    }
+    // task 0: sum 4.5, no bad step, 3 steps; task 1: sum 2 (finite only), first bad at step 2.
+    assert_eq!(
+        gpu.read_one(&state).unwrap(),
+        vec![4.5, 0.0, 3.0, 2.0, 2.0, 3.0]
+    );
+}
