@@ -14,7 +14,7 @@ use std::time::Instant;
 use clap::Parser;
 use taskgrad::data::{Dataset, Split, Table, TaskType};
 use taskgrad::metrics::{delta_m, TaskMetrics};
-use taskgrad::train::{fit, FitReport, TrainConfig};
+use taskgrad::train::{fit, single_task_baselines, TrainConfig};
 use taskgrad::{mtl, Gpu};
 
 #[derive(Parser)]
@@ -70,18 +70,7 @@ fn run(args: Args) -> taskgrad::Result<()> {
         &cfg,
         &mut |_| {},
     )?;
-    let mut stl_runs: Vec<FitReport> = Vec::new();
-    for k in 0..tasks.len() {
-        stl_runs.push(fit(
-            &gpu,
-            &data,
-            &split,
-            &[k],
-            mtl::by_name("equal")?,
-            &cfg,
-            &mut |_| {},
-        )?);
-    }
+    let stl_runs = single_task_baselines(&gpu, &data, &split, &[0, 1, 2], &cfg)?;
 
     // The table: per task, the test metric of MTL and of STL, then Δm%.
     println!(

@@ -58,6 +58,13 @@ impl_real!(f64);
 
 /// C (M×N) = op(A)·op(B) [+ bias] [relu]. A is M×K (or K×M if `trans_a`),
 /// B is K×N (or N×K if `trans_b`).
+///
+/// ```
+/// // [1 2]   [5 6]   [19 22]
+/// // [3 4] · [7 8] = [43 50]
+/// let c = taskgrad::reference::matmul(&[1.0, 2., 3., 4.], &[5.0, 6., 7., 8.], 2, 2, 2, false, false, None, false);
+/// assert_eq!(c, vec![19.0, 22., 43., 50.]);
+/// ```
 #[allow(clippy::too_many_arguments)]
 pub fn matmul<T: Real>(
     a: &[T],
@@ -116,6 +123,10 @@ pub fn sum_rows<T: Real>(x: &[T], rows: usize, cols: usize) -> Vec<T> {
 }
 
 /// Σ_i x[i]
+///
+/// ```
+/// assert_eq!(taskgrad::reference::sum_all(&[1.0f64, 2.0, 3.5]), 6.5);
+/// ```
 pub fn sum_all<T: Real>(x: &[T]) -> T {
     let mut s = T::zero();
     for &v in x {

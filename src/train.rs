@@ -446,3 +446,28 @@ fn evaluate(
         })
         .collect())
 }
+
+/// Single-task baselines: the same architecture and budget trained on each
+/// task of `subset` alone (equal weighting), in order.
+pub fn single_task_baselines(
+    gpu: &Gpu,
+    data: &Dataset,
+    split: &Split,
+    subset: &[usize],
+    cfg: &TrainConfig,
+) -> Result<Vec<FitReport>> {
+    subset
+        .iter()
+        .map(|&k| {
+            fit(
+                gpu,
+                data,
+                split,
+                &[k],
+                Box::new(crate::mtl::Equal),
+                cfg,
+                &mut |_| {},
+            )
+        })
+        .collect()
+}
