@@ -2,6 +2,8 @@
 //! the backward rule that differentiates it (STYLE: forward and backward
 //! together). Shapes use the glossary of `kernels`: B rows, D in, H out.
 
+use std::rc::Rc;
+
 use crate::error::{Error, Result};
 use crate::kernels::matmul::{self, MatmulOptions};
 use crate::kernels::{elementwise, loss, reduce};
@@ -26,7 +28,7 @@ impl<'g> Tape<'g> {
         //   C = Aᵀ B:    dA = B dCᵀ,     dB = A dC
         //   C = A Bᵀ:    dA = dC B,      dB = dCᵀ A
         //   C = Aᵀ Bᵀ:   dA = Bᵀ dCᵀ,    dB = dCᵀ Aᵀ
-        let rule = Box::new(move |t: &mut Tape, dc: &Tensor| -> Result<()> {
+        let rule = Rc::new(move |t: &mut Tape, dc: &Tensor| -> Result<()> {
             let gpu = t.gpu;
             if t.requires_grad(a) {
                 let (da, acc) = t.grad_slot(a)?;
@@ -91,7 +93,7 @@ impl<'g> Tape<'g> {
         } else {
             None
         };
-        let rule = Box::new(move |t: &mut Tape, dy: &Tensor| -> Result<()> {
+        let rule = Rc::new(move |t: &mut Tape, dy: &Tensor| -> Result<()> {
             let gpu = t.gpu;
             let dz = match &dz_buf {
                 Some(dz) => {
@@ -135,7 +137,7 @@ impl<'g> Tape<'g> {
         self.record_forward(elementwise::relu(gpu, &xv, &y)?);
         // dx = dy · [y > 0]
         let yv = y.clone();
-        let rule = Box::new(move |t: &mut Tape, dy: &Tensor| -> Result<()> {
+        let rule = Rc::new(move |t: &mut Tape, dy: &Tensor| -> Result<()> {
             let gpu = t.gpu;
             t.contribute(x, |dx| elementwise::relu_backward(gpu, dy, &yv, dx))
         });
@@ -156,7 +158,7 @@ impl<'g> Tape<'g> {
         let y = Tensor::zeros(gpu, av.shape(), "add")?;
         self.record_forward(elementwise::add(gpu, &av, &bv, &y)?);
         // da = dy, db = dy
-        let rule = Box::new(move |t: &mut Tape, dy: &Tensor| -> Result<()> {
+        let rule = Rc::new(move |t: &mut Tape, dy: &Tensor| -> Result<()> {
             let gpu = t.gpu;
             t.contribute(a, |da| elementwise::scale(gpu, dy, 1.0, da))?;
             t.contribute(b, |db| elementwise::scale(gpu, dy, 1.0, db))
@@ -171,7 +173,7 @@ impl<'g> Tape<'g> {
         let y = Tensor::zeros(gpu, xv.shape(), "scale")?;
         self.record_forward(elementwise::scale(gpu, &xv, alpha, &y)?);
         // dx = alpha · dy
-        let rule = Box::new(move |t: &mut Tape, dy: &Tensor| -> Result<()> {
+        let rule = Rc::new(move |t: &mut Tape, dy: &Tensor| -> Result<()> {
             let gpu = t.gpu;
             t.contribute(x, |dx| elementwise::scale(gpu, dy, alpha, dx))
         });
@@ -185,7 +187,7 @@ impl<'g> Tape<'g> {
         let y = Tensor::zeros(gpu, &[1, 1], "sum")?;
         self.record_forward(reduce::sum_all(gpu, &xv, &y, false)?);
         // dx[i] = dy for every i
-        let rule = Box::new(move |t: &mut Tape, dy: &Tensor| -> Result<()> {
+        let rule = Rc::new(move |t: &mut Tape, dy: &Tensor| -> Result<()> {
             let gpu = t.gpu;
             t.contribute(x, |dx| elementwise::broadcast(gpu, dy, 1.0, dx))
         });
@@ -215,8 +217,8 @@ impl<'g> Tape<'g> {
         };
         self.record_forward(loss::softmax_ce(gpu, &z, labels, mask, seeds, slot, out)?);
         // dlogits = (softmax(z) - onehot(y)) · seed / n_valid, already computed by the forward kernel.
-        let rule = Box::new(move |t: &mut Tape, _seed: &Tensor| -> Result<()> {
-            t.contribute_owned(logits, dlogits)
+        let rule = Rc::new(move |t: &mut Tape, _seed: &Tensor| -> Result<()> {
+            t.contribute_owned(logits, dlogits.clone())
         });
         Ok(self.push_op("softmax_ce loss", losses.clone(), &[logits], rule))
     }
@@ -239,8 +241,8 @@ impl<'g> Tape<'g> {
             gpu, &p, target, mask, seeds, slot, &dpred, losses,
         )?);
         // dpred = 2 (pred - target) · seed / (n_valid · T), already computed by the forward kernel.
-        let rule = Box::new(move |t: &mut Tape, _seed: &Tensor| -> Result<()> {
-            t.contribute_owned(pred, dpred)
+        let rule = Rc::new(move |t: &mut Tape, _seed: &Tensor| -> Result<()> {
+            t.contribute_owned(pred, dpred.clone())
         });
         Ok(self.push_op("mse loss", losses.clone(), &[pred], rule))
     }

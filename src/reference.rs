@@ -282,3 +282,31 @@ pub fn adam_step<T: Real>(
         theta[i] = theta[i] - lr * (m[i] / bc1) / ((v[i] / bc2).sqrt() + eps);
     }
 }
+
+/// Gram matrix G[i][j] = Σ_c g[i, c] g[j, c] of K rows of length n, `stride` apart (K×K, row-major).
+pub fn gram<T: Real>(g: &[T], k: usize, n: usize, stride: usize) -> Vec<T> {
+    let mut out = vec![T::zero(); k * k];
+    for i in 0..k {
+        for j in 0..k {
+            let mut s = T::zero();
+            for c in 0..n {
+                s += g[i * stride + c] * g[j * stride + c];
+            }
+            out[i * k + j] = s;
+        }
+    }
+    out
+}
+
+/// out[c] = Σ_k w[k] g[k, c]
+pub fn combine<T: Real>(g: &[T], w: &[T], n: usize, stride: usize) -> Vec<T> {
+    (0..n)
+        .map(|c| {
+            let mut s = T::zero();
+            for (k, &wk) in w.iter().enumerate() {
+                s += wk * g[k * stride + c];
+            }
+            s
+        })
+        .collect()
+}

@@ -13,10 +13,16 @@
 //! else a temporary and an axpy). So gradients need no zeroing between steps,
 //! and a value used twice gets the sum of both contributions.
 //!
+//! Several backward passes can be recorded on one tape (per-task gradients:
+//! one pass per task from the shared representation, each writing its
+//! parameter gradients to its own row through [`Tape::redirect_grad`]).
+//!
 //! Losses are terminal. The fused loss kernels produce the gradient in the same
 //! dispatch as the loss, so a loss's upstream gradient (its seed, set by the
 //! loss weighting) is bound when the loss is recorded; `backward` starts from
 //! the losses it is given.
+
+use std::rc::Rc;
 
 use crate::device::Gpu;
 use crate::error::{Error, Result};
@@ -28,8 +34,9 @@ use crate::tensor::Tensor;
 pub struct Var(pub(crate) usize);
 
 /// An op's backward rule: given the gradient of its output, record the
-/// dispatches that contribute to its inputs' gradients.
-pub(crate) type Backward = Box<dyn for<'g> FnOnce(&mut Tape<'g>, &Tensor) -> Result<()>>;
+/// dispatches that contribute to its inputs' gradients. A rule can be recorded
+/// several times (one backward pass per task, for per-task gradients).
+pub(crate) type Backward = Rc<dyn for<'g> Fn(&mut Tape<'g>, &Tensor) -> Result<()>>;
 
 struct Node {
     name: &'static str,
@@ -46,9 +53,8 @@ pub struct Tape<'g> {
     nodes: Vec<Node>,
     /// Forward dispatches, in order (losses included).
     pub forward: Vec<Dispatch>,
-    /// Backward dispatches, in order, once [`Tape::backward`] has run.
+    /// Backward dispatches, in order, appended by each backward pass.
     pub backward: Vec<Dispatch>,
-    backward_done: bool,
 }
 
 impl<'g> Tape<'g> {
@@ -58,7 +64,6 @@ impl<'g> Tape<'g> {
             nodes: Vec::new(),
             forward: Vec::new(),
             backward: Vec::new(),
-            backward_done: false,
         }
     }
 
@@ -198,7 +203,9 @@ impl<'g> Tape<'g> {
         if !node.requires_grad {
             return Ok(());
         }
-        if node.grad.is_none() && !node.written {
+        // First contribution: the owned buffer becomes the gradient (on a later
+        // pass it already is, and is simply marked as written again).
+        if !node.written && (node.grad.is_none() || node.grad.as_ref().is_some_and(|g| g.overlaps(&owned))) {
             node.grad = Some(owned);
             node.written = true;
             return Ok(());
@@ -207,32 +214,71 @@ impl<'g> Tape<'g> {
         self.contribute(v, |out| elementwise::scale(gpu, &owned, 1.0, out))
     }
 
-    /// Record the backward pass from `losses` (terminal loss nodes). Can run once.
+    /// Record the backward pass from `losses` (terminal loss nodes).
     pub fn backward(&mut self, losses: &[Var]) -> Result<()> {
-        if self.backward_done {
-            return Err(Error::InvalidConfig(
-                "Tape::backward can be recorded only once".into(),
-            ));
-        }
-        self.backward_done = true;
         for &l in losses {
-            let node = &mut self.nodes[l.0];
-            if !node.name.ends_with("loss") {
+            if !self.nodes[l.0].name.ends_with("loss") {
                 return Err(Error::InvalidConfig(format!(
                     "backward starts from loss nodes; node {} is a {}",
-                    l.0, node.name
+                    l.0, self.nodes[l.0].name
                 )));
+            }
+        }
+        self.pass(losses.iter().map(|&l| (l, None)).collect())
+    }
+
+    /// Record a backward pass that starts at `from` with gradient `seed` (same
+    /// shape as `from`), e.g. one task's gradient at the shared representation.
+    pub fn backward_from(&mut self, from: Var, seed: &Tensor) -> Result<()> {
+        let shape = self.nodes[from.0].value.shape().to_vec();
+        if seed.shape() != shape {
+            return Err(Error::shape("backward_from seed", format!("{shape:?}"), format!("{:?}", seed.shape())));
+        }
+        self.pass(vec![(from, Some(seed.clone()))])
+    }
+
+    /// Send the gradient of `v` to `grad` in later passes (a parameter's
+    /// gradient into row k of a K×P buffer, say). Takes effect for the next pass.
+    pub fn redirect_grad(&mut self, v: Var, grad: &Tensor) -> Result<()> {
+        let shape = self.nodes[v.0].value.shape();
+        if grad.shape() != shape {
+            return Err(Error::shape("redirect_grad", format!("{shape:?}"), format!("{:?}", grad.shape())));
+        }
+        self.nodes[v.0].grad = Some(grad.clone());
+        Ok(())
+    }
+
+    /// y = x in the forward pass; in the backward pass y's gradient is collected
+    /// (in `grad`) but not passed on to x. Each head reads the shared
+    /// representation through one of these, so a pass over the heads stops at
+    /// the trunk and leaves each task's gradient at the representation apart.
+    pub fn stop_gradient(&mut self, x: Var, grad: &Tensor) -> Result<Var> {
+        let value = self.nodes[x.0].value.clone();
+        if grad.shape() != value.shape() {
+            return Err(Error::shape("stop_gradient", format!("{:?}", value.shape()), format!("{:?}", grad.shape())));
+        }
+        let v = self.push_node("stop_gradient", value, true, None);
+        self.nodes[v.0].grad = Some(grad.clone());
+        Ok(v)
+    }
+
+    fn pass(&mut self, starts: Vec<(Var, Option<Tensor>)>) -> Result<()> {
+        for node in &mut self.nodes {
+            node.written = false;
+        }
+        for (v, seed) in starts {
+            let node = &mut self.nodes[v.0];
+            if let Some(seed) = seed {
+                node.grad = Some(seed);
             }
             node.written = true;
         }
         for i in (0..self.nodes.len()).rev() {
-            let node = &mut self.nodes[i];
+            let node = &self.nodes[i];
             if !node.written {
                 continue;
             }
-            let Some(rule) = node.backward.take() else {
-                continue;
-            };
+            let Some(rule) = node.backward.clone() else { continue };
             // Loss nodes carry their gradient inside the rule (the fused kernel's output).
             let dy = node.grad.clone().unwrap_or_else(|| node.value.clone());
             rule(self, &dy)?;

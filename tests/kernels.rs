@@ -700,3 +700,45 @@ fn losses_of_several_tasks_share_scale_and_loss_arrays_by_slot() {
     // A slot outside the arrays is a shape error.
     assert!(loss::mse(gpu, &pred, &truth, &mask2, &scale, 2, &dpred, &losses).is_err());
 }
+
+// ---- the fused per-task gradient reduction -------------------------------------------
+
+#[test]
+fn gram_and_combine_hand_checked() {
+    let gpu = gpu_or_skip!();
+    use taskgrad::kernels::gram::{combine, gram, GradRows};
+    // g1 = [1, 2, 0], g2 = [0, 1, 3]: G = [[5, 2], [2, 10]]; 2·g1 - g2 = [2, 3, -3].
+    let rows = upload(gpu, &[2, 3], &[1., 2., 0., 0., 1., 3.]);
+    let g = GradRows::new(rows, 2, 3, 3).unwrap();
+    let gm = zeros(gpu, &[2, 2]);
+    let gd = gram(gpu, &g, &gm).unwrap();
+    let w = upload(gpu, &[2], &[2.0, -1.0]);
+    let out = zeros(gpu, &[3]);
+    let cd = combine(gpu, &g, &w, &out).unwrap();
+    gpu.run(&[&gd.partial, &gd.finish, &cd]).unwrap();
+    assert_eq!(gpu.read(&[&gm, &out]).unwrap(), vec![vec![5., 2., 2., 10.], vec![2., 3., -3.]]);
+}
+
+#[test]
+fn gram_and_combine_against_reference() {
+    let gpu = gpu_or_skip!();
+    use taskgrad::kernels::gram::{combine, gram, GradRows};
+    let mut r = rng(23);
+    for &k in &[1usize, 2, 3, 7, 16] {
+        for &n in &[1usize, 17, 63, 65, 1000, 4099, 70_001] {
+            let stride = n + 5; // rows need not be packed
+            let gv = random(&mut r, k * stride);
+            let wv = random(&mut r, k);
+            let g = GradRows::new(upload(gpu, &[k * stride], &gv), k, n, stride).unwrap();
+            let (gm, out) = (zeros(gpu, &[k, k]), zeros(gpu, &[n]));
+            let gd = gram(gpu, &g, &gm).unwrap();
+            let cd = combine(gpu, &g, &upload(gpu, &[k], &wv), &out).unwrap();
+            gpu.run(&[&gd.partial, &gd.finish, &cd]).unwrap();
+            let got = gpu.read(&[&gm, &out]).unwrap();
+            let tol = 1e-6 * n as f32 + 1e-5;
+            assert_close(&format!("gram k={k} n={n}"), &got[0], &cpu::gram(&gv, k, n, stride), tol, 1e-4);
+            assert_close(&format!("combine k={k} n={n}"), &got[1], &cpu::combine(&gv, &wv, n, stride), 1e-5, 1e-5);
+        }
+    }
+    assert!(GradRows::new(zeros(gpu, &[17 * 4]), 17, 4, 4).is_err(), "more than 16 tasks is refused");
+}

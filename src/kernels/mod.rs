@@ -10,6 +10,7 @@
 //! K tasks, P parameters; M×K · K×N = M×N for matmul.
 
 pub mod elementwise;
+pub mod gram;
 pub mod loss;
 pub mod matmul;
 pub mod optim;
@@ -42,6 +43,7 @@ pub const SHADERS: &[(&str, &str)] = &[
         "loss_weighting.wgsl",
         include_str!("../../shaders/loss_weighting.wgsl"),
     ),
+    ("gram.wgsl", include_str!("../../shaders/gram.wgsl")),
     (
         "loss_tracking.wgsl",
         include_str!("../../shaders/loss_tracking.wgsl"),

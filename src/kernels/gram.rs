@@ -1,0 +1,73 @@
+//! The fused per-task gradient reduction: Gram matrix and weighted combination
+//! of K gradient rows. See shaders/gram.wgsl.
+
+use crate::device::{Binding, Gpu};
+use crate::error::{Error, Result};
+use crate::kernels::{grid, record, Dispatch};
+use crate::tensor::Tensor;
+
+/// Most tasks the reduction handles (136 pairs in private memory).
+pub const MAX_TASKS: usize = 16;
+/// Invocations per workgroup (WGSL `override WG`).
+const WG: u64 = 64;
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    k: u32,
+    n: u32,
+    stride: u32,
+    threads: u32,
+}
+
+/// K gradient rows of length N, `stride` elements apart, in one buffer.
+#[derive(Clone, Debug)]
+pub struct GradRows {
+    pub rows: Tensor,
+    pub k: usize,
+    pub n: usize,
+    pub stride: usize,
+}
+
+impl GradRows {
+    pub fn new(rows: Tensor, k: usize, n: usize, stride: usize) -> Result<Self> {
+        if k == 0 || k > MAX_TASKS {
+            return Err(Error::InvalidConfig(format!("per-task gradients need 1 to {MAX_TASKS} tasks, got {k}")));
+        }
+        if stride < n || rows.numel() < (k - 1) * stride + n {
+            return Err(Error::shape("gradient rows", format!("{k} rows of {n} with stride {stride}"), format!("{} elements", rows.numel())));
+        }
+        Ok(GradRows { rows, k, n, stride })
+    }
+}
+
+/// The two dispatches that write G = g gᵀ (K×K) into `gram`, and the scratch they use.
+pub struct GramDispatches {
+    pub partial: Dispatch,
+    pub finish: Dispatch,
+    pub scratch: Tensor,
+}
+
+/// Record the Gram matrix of `g` into `gram` (K×K).
+pub fn gram(gpu: &Gpu, g: &GradRows, gram: &Tensor) -> Result<GramDispatches> {
+    gram.expect_numel("gram output", g.k * g.k)?;
+    let pairs = g.k * (g.k + 1) / 2;
+    // Enough invocations to spread the columns, few enough that finishing is cheap.
+    let workgroups = (g.n as u64).div_ceil(WG * 64).clamp(1, 64);
+    let threads = (workgroups * WG) as usize;
+    let scratch = Tensor::zeros(gpu, &[threads * pairs], "gram partial sums")?;
+    let params = Params { k: g.k as u32, n: g.n as u32, stride: g.stride as u32, threads: threads as u32 };
+    use Binding::*;
+    let partial = record(gpu, "gram.wgsl", "gram_partial", &[Uniform, ReadWrite, ReadOnly], &[], &params, &[&scratch, &g.rows], [workgroups as u32, 1, 1])?;
+    let finish = record(gpu, "gram.wgsl", "gram_finish", &[Uniform, ReadWrite, ReadOnly, ReadOnly], &[], &params, &[gram, &g.rows, &scratch], [1, 1, 1])?;
+    Ok(GramDispatches { partial, finish, scratch })
+}
+
+/// Record out[c] = Σ_k w[k] g[k, c] for c < N; `w` has K elements, `out` N.
+pub fn combine(gpu: &Gpu, g: &GradRows, w: &Tensor, out: &Tensor) -> Result<Dispatch> {
+    w.expect_numel("combine weights", g.k)?;
+    out.expect_numel("combine output", g.n)?;
+    let params = Params { k: g.k as u32, n: g.n as u32, stride: g.stride as u32, threads: 0 };
+    use Binding::*;
+    record(gpu, "gram.wgsl", "combine", &[Uniform, ReadWrite, ReadOnly, ReadOnly], &[], &params, &[out, &g.rows, w], grid(gpu, (g.n as u64).div_ceil(WG))?)
+}
