@@ -205,7 +205,9 @@ impl<'g> Tape<'g> {
         }
         // First contribution: the owned buffer becomes the gradient (on a later
         // pass it already is, and is simply marked as written again).
-        if !node.written && (node.grad.is_none() || node.grad.as_ref().is_some_and(|g| g.overlaps(&owned))) {
+        if !node.written
+            && (node.grad.is_none() || node.grad.as_ref().is_some_and(|g| g.overlaps(&owned)))
+        {
             node.grad = Some(owned);
             node.written = true;
             return Ok(());
@@ -232,7 +234,11 @@ impl<'g> Tape<'g> {
     pub fn backward_from(&mut self, from: Var, seed: &Tensor) -> Result<()> {
         let shape = self.nodes[from.0].value.shape().to_vec();
         if seed.shape() != shape {
-            return Err(Error::shape("backward_from seed", format!("{shape:?}"), format!("{:?}", seed.shape())));
+            return Err(Error::shape(
+                "backward_from seed",
+                format!("{shape:?}"),
+                format!("{:?}", seed.shape()),
+            ));
         }
         self.pass(vec![(from, Some(seed.clone()))])
     }
@@ -242,7 +248,11 @@ impl<'g> Tape<'g> {
     pub fn redirect_grad(&mut self, v: Var, grad: &Tensor) -> Result<()> {
         let shape = self.nodes[v.0].value.shape();
         if grad.shape() != shape {
-            return Err(Error::shape("redirect_grad", format!("{shape:?}"), format!("{:?}", grad.shape())));
+            return Err(Error::shape(
+                "redirect_grad",
+                format!("{shape:?}"),
+                format!("{:?}", grad.shape()),
+            ));
         }
         self.nodes[v.0].grad = Some(grad.clone());
         Ok(())
@@ -255,7 +265,11 @@ impl<'g> Tape<'g> {
     pub fn stop_gradient(&mut self, x: Var, grad: &Tensor) -> Result<Var> {
         let value = self.nodes[x.0].value.clone();
         if grad.shape() != value.shape() {
-            return Err(Error::shape("stop_gradient", format!("{:?}", value.shape()), format!("{:?}", grad.shape())));
+            return Err(Error::shape(
+                "stop_gradient",
+                format!("{:?}", value.shape()),
+                format!("{:?}", grad.shape()),
+            ));
         }
         let v = self.push_node("stop_gradient", value, true, None);
         self.nodes[v.0].grad = Some(grad.clone());
@@ -278,7 +292,9 @@ impl<'g> Tape<'g> {
             if !node.written {
                 continue;
             }
-            let Some(rule) = node.backward.clone() else { continue };
+            let Some(rule) = node.backward.clone() else {
+                continue;
+            };
             // Loss nodes carry their gradient inside the rule (the fused kernel's output).
             let dy = node.grad.clone().unwrap_or_else(|| node.value.clone());
             rule(self, &dy)?;

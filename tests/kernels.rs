@@ -716,7 +716,10 @@ fn gram_and_combine_hand_checked() {
     let out = zeros(gpu, &[3]);
     let cd = combine(gpu, &g, &w, &out).unwrap();
     gpu.run(&[&gd.partial, &gd.finish, &cd]).unwrap();
-    assert_eq!(gpu.read(&[&gm, &out]).unwrap(), vec![vec![5., 2., 2., 10.], vec![2., 3., -3.]]);
+    assert_eq!(
+        gpu.read(&[&gm, &out]).unwrap(),
+        vec![vec![5., 2., 2., 10.], vec![2., 3., -3.]]
+    );
 }
 
 #[test]
@@ -736,9 +739,24 @@ fn gram_and_combine_against_reference() {
             gpu.run(&[&gd.partial, &gd.finish, &cd]).unwrap();
             let got = gpu.read(&[&gm, &out]).unwrap();
             let tol = 1e-6 * n as f32 + 1e-5;
-            assert_close(&format!("gram k={k} n={n}"), &got[0], &cpu::gram(&gv, k, n, stride), tol, 1e-4);
-            assert_close(&format!("combine k={k} n={n}"), &got[1], &cpu::combine(&gv, &wv, n, stride), 1e-5, 1e-5);
+            assert_close(
+                &format!("gram k={k} n={n}"),
+                &got[0],
+                &cpu::gram(&gv, k, n, stride),
+                tol,
+                1e-4,
+            );
+            assert_close(
+                &format!("combine k={k} n={n}"),
+                &got[1],
+                &cpu::combine(&gv, &wv, n, stride),
+                1e-5,
+                1e-5,
+            );
         }
     }
-    assert!(GradRows::new(zeros(gpu, &[17 * 4]), 17, 4, 4).is_err(), "more than 16 tasks is refused");
+    assert!(
+        GradRows::new(zeros(gpu, &[17 * 4]), 17, 4, 4).is_err(),
+        "more than 16 tasks is refused"
+    );
 }

@@ -32,10 +32,16 @@ pub struct GradRows {
 impl GradRows {
     pub fn new(rows: Tensor, k: usize, n: usize, stride: usize) -> Result<Self> {
         if k == 0 || k > MAX_TASKS {
-            return Err(Error::InvalidConfig(format!("per-task gradients need 1 to {MAX_TASKS} tasks, got {k}")));
+            return Err(Error::InvalidConfig(format!(
+                "per-task gradients need 1 to {MAX_TASKS} tasks, got {k}"
+            )));
         }
         if stride < n || rows.numel() < (k - 1) * stride + n {
-            return Err(Error::shape("gradient rows", format!("{k} rows of {n} with stride {stride}"), format!("{} elements", rows.numel())));
+            return Err(Error::shape(
+                "gradient rows",
+                format!("{k} rows of {n} with stride {stride}"),
+                format!("{} elements", rows.numel()),
+            ));
         }
         Ok(GradRows { rows, k, n, stride })
     }
@@ -56,18 +62,59 @@ pub fn gram(gpu: &Gpu, g: &GradRows, gram: &Tensor) -> Result<GramDispatches> {
     let workgroups = (g.n as u64).div_ceil(WG * 64).clamp(1, 64);
     let threads = (workgroups * WG) as usize;
     let scratch = Tensor::zeros(gpu, &[threads * pairs], "gram partial sums")?;
-    let params = Params { k: g.k as u32, n: g.n as u32, stride: g.stride as u32, threads: threads as u32 };
+    let params = Params {
+        k: g.k as u32,
+        n: g.n as u32,
+        stride: g.stride as u32,
+        threads: threads as u32,
+    };
     use Binding::*;
-    let partial = record(gpu, "gram.wgsl", "gram_partial", &[Uniform, ReadWrite, ReadOnly], &[], &params, &[&scratch, &g.rows], [workgroups as u32, 1, 1])?;
-    let finish = record(gpu, "gram.wgsl", "gram_finish", &[Uniform, ReadWrite, ReadOnly, ReadOnly], &[], &params, &[gram, &g.rows, &scratch], [1, 1, 1])?;
-    Ok(GramDispatches { partial, finish, scratch })
+    let partial = record(
+        gpu,
+        "gram.wgsl",
+        "gram_partial",
+        &[Uniform, ReadWrite, ReadOnly],
+        &[],
+        &params,
+        &[&scratch, &g.rows],
+        [workgroups as u32, 1, 1],
+    )?;
+    let finish = record(
+        gpu,
+        "gram.wgsl",
+        "gram_finish",
+        &[Uniform, ReadWrite, ReadOnly, ReadOnly],
+        &[],
+        &params,
+        &[gram, &g.rows, &scratch],
+        [1, 1, 1],
+    )?;
+    Ok(GramDispatches {
+        partial,
+        finish,
+        scratch,
+    })
 }
 
 /// Record out[c] = Σ_k w[k] g[k, c] for c < N; `w` has K elements, `out` N.
 pub fn combine(gpu: &Gpu, g: &GradRows, w: &Tensor, out: &Tensor) -> Result<Dispatch> {
     w.expect_numel("combine weights", g.k)?;
     out.expect_numel("combine output", g.n)?;
-    let params = Params { k: g.k as u32, n: g.n as u32, stride: g.stride as u32, threads: 0 };
+    let params = Params {
+        k: g.k as u32,
+        n: g.n as u32,
+        stride: g.stride as u32,
+        threads: 0,
+    };
     use Binding::*;
-    record(gpu, "gram.wgsl", "combine", &[Uniform, ReadWrite, ReadOnly, ReadOnly], &[], &params, &[out, &g.rows, w], grid(gpu, (g.n as u64).div_ceil(WG))?)
+    record(
+        gpu,
+        "gram.wgsl",
+        "combine",
+        &[Uniform, ReadWrite, ReadOnly, ReadOnly],
+        &[],
+        &params,
+        &[out, &g.rows, w],
+        grid(gpu, (g.n as u64).div_ceil(WG))?,
+    )
 }

@@ -15,6 +15,7 @@ pub mod loss;
 pub mod matmul;
 pub mod optim;
 pub mod reduce;
+pub mod solve;
 pub mod tasks;
 
 use std::sync::Arc;
@@ -42,6 +43,10 @@ pub const SHADERS: &[(&str, &str)] = &[
     (
         "loss_weighting.wgsl",
         include_str!("../../shaders/loss_weighting.wgsl"),
+    ),
+    (
+        "mtl_solve.wgsl",
+        include_str!("../../shaders/mtl_solve.wgsl"),
     ),
     ("gram.wgsl", include_str!("../../shaders/gram.wgsl")),
     (

@@ -14,6 +14,7 @@
 
 mod equal;
 mod fixed;
+pub mod solve;
 pub mod uncertainty;
 
 pub use equal::Equal;

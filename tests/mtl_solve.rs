@@ -1,0 +1,350 @@
+//! Task-weight solves: each method's hand-checkable case (on the CPU
+//! reference, with the reasoning in a comment), and the GPU solve against the
+//! CPU reference on random Gram matrices for K = 1, 2, 3, 7.
+
+mod common;
+
+use common::{assert_close, random, rng};
+use taskgrad::kernels::solve::{solve, Solve, STATE_LEN};
+use taskgrad::mtl::solve as cpu;
+use taskgrad::reference;
+use taskgrad::Tensor;
+
+/// Gram matrix of explicit gradients (rows of length n).
+fn gram_of(rows: &[&[f64]]) -> Vec<f64> {
+    let k = rows.len();
+    let flat: Vec<f64> = rows.iter().flat_map(|r| r.iter().copied()).collect();
+    reference::gram(&flat, k, rows[0].len(), rows[0].len())
+}
+
+fn close(what: &str, got: &[f64], want: &[f64], tol: f64) {
+    assert_eq!(got.len(), want.len(), "{what}");
+    for (g, w) in got.iter().zip(want) {
+        assert!((g - w).abs() <= tol, "{what}: got {got:?}, want {want:?}");
+    }
+}
+
+// Two orthogonal gradients g1 = 2e1, g2 = e2 (norms 2 and 1), and two opposed unit ones.
+fn orthogonal() -> Vec<f64> {
+    gram_of(&[&[2.0, 0.0], &[0.0, 1.0]])
+}
+fn opposed() -> Vec<f64> {
+    gram_of(&[&[1.0, 0.0], &[-1.0, 0.0]])
+}
+
+#[test]
+fn pcgrad_by_hand() {
+    // Orthogonal: no conflict, nothing projected: w = (1, 1).
+    close(
+        "pcgrad orthogonal",
+        &cpu::pcgrad(&orthogonal(), 2, 0, 0),
+        &[1.0, 1.0],
+        1e-12,
+    );
+    // g1 = e1, g2 = (-1, 1): g1·g2 = -1. g1' = g1 + ½ g2 (‖g2‖² = 2), g2' = g2 + g1:
+    // w = (1 + 1, ½ + 1) = (2, 1.5), whatever the order.
+    let g = gram_of(&[&[1.0, 0.0], &[-1.0, 1.0]]);
+    for step in 0..4 {
+        close(
+            "pcgrad conflict",
+            &cpu::pcgrad(&g, 2, 7, step),
+            &[2.0, 1.5],
+            1e-12,
+        );
+    }
+}
+
+#[test]
+fn pcgrad_task_order_is_a_seeded_permutation() {
+    let a = cpu::task_order(7, 3, 10, 2);
+    let mut sorted = a.clone();
+    sorted.sort();
+    assert_eq!(sorted, (0..7).collect::<Vec<_>>());
+    assert_eq!(a, cpu::task_order(7, 3, 10, 2));
+    assert!(
+        (0..20).any(|s| cpu::task_order(7, 3, s, 2) != a),
+        "orders change with the step"
+    );
+}
+
+#[test]
+fn mgda_by_hand() {
+    // Orthogonal, norms 2 and 1: the min-norm point equalises d·g_i: w = (0.2, 0.8).
+    close(
+        "mgda orthogonal",
+        &cpu::mgda(&orthogonal(), 2, 0),
+        &[0.2, 0.8],
+        1e-12,
+    );
+    // Opposed: the hull contains 0 at w = (½, ½).
+    close(
+        "mgda opposed",
+        &cpu::mgda(&opposed(), 2, 0),
+        &[0.5, 0.5],
+        1e-12,
+    );
+    // Three orthonormal gradients: w = (⅓, ⅓, ⅓) by symmetry (Frank-Wolfe starts there).
+    let i3 = gram_of(&[&[1.0, 0.0, 0.0], &[0.0, 1.0, 0.0], &[0.0, 0.0, 1.0]]);
+    close("mgda 3", &cpu::mgda(&i3, 3, 250), &[1.0 / 3.0; 3], 1e-9);
+}
+
+#[test]
+fn cagrad_by_hand() {
+    // Orthonormal g1, g2: g0 = (g1+g2)/2, ‖g0‖ = 1/√2, √φ = c/√2; the minimiser is
+    // w = (½, ½) (‖g_w‖ = 1/√2), so λ = c and the weights are (½ + ½c)/(1 + c²) = 0.6 at c = ½.
+    let g = gram_of(&[&[1.0, 0.0], &[0.0, 1.0]]);
+    close(
+        "cagrad orthonormal",
+        &cpu::cagrad(&g, 2, 0.5, 100),
+        &[0.6, 0.6],
+        1e-9,
+    );
+    // Opposed: g0 = 0, so φ = 0 and the weights are 1/(2(1 + c²)) each (d = 0).
+    close(
+        "cagrad opposed",
+        &cpu::cagrad(&opposed(), 2, 0.5, 100),
+        &[0.4, 0.4],
+        1e-9,
+    );
+}
+
+#[test]
+fn imtl_g_by_hand() {
+    // g0 = 2e1, g1 = e2: D = (2, -1), U = (1, -1), α = (g0·U)/(D·U) = 2/3, w = (⅓, ⅔):
+    // d = (⅔, ⅔) has projection ⅔ on both unit gradients.
+    close(
+        "imtl_g",
+        &cpu::imtl_g(&orthogonal(), 2),
+        &[1.0 / 3.0, 2.0 / 3.0],
+        1e-12,
+    );
+}
+
+#[test]
+fn nash_mtl_by_hand() {
+    // Orthogonal with norms 2 and 1: α_i ‖g_i‖² = 1/α_i, so α = (½, 1).
+    close(
+        "nash orthogonal",
+        &cpu::nash_mtl(&orthogonal(), 2, 20),
+        &[0.5, 1.0],
+        1e-6,
+    );
+    // Correlated: g1 = e1, g2 = (1, 1): α solves α_i (Gα)_i = 1 (checked, not guessed).
+    let g = gram_of(&[&[1.0, 0.0], &[1.0, 1.0]]);
+    let a = cpu::nash_mtl(&g, 2, 30);
+    for i in 0..2 {
+        let ga: f64 = (0..2).map(|j| g[i * 2 + j] * a[j]).sum();
+        assert!((a[i] * ga - 1.0).abs() < 1e-6, "α = {a:?}");
+    }
+}
+
+#[test]
+fn upgrad_by_hand() {
+    // Orthogonal: each g_i already lies in the dual cone: w = (½, ½).
+    close(
+        "upgrad orthogonal",
+        &cpu::upgrad(&orthogonal(), 2, 100),
+        &[0.5, 0.5],
+        1e-9,
+    );
+    // Opposed: projecting g1 onto {x: g1·x ≥ 0, g2·x ≥ 0} gives 0 = g1 + g2, so v = (1, 1)
+    // for both, and w = (1, 1): the update g1 + g2 is 0.
+    close(
+        "upgrad opposed",
+        &cpu::upgrad(&opposed(), 2, 200),
+        &[1.0, 1.0],
+        1e-6,
+    );
+}
+
+#[test]
+fn gradnorm_by_hand() {
+    // Norms (2, 1) with w = (1, 1) and no progress yet (ratios 1): the mean norm 1.5 is the
+    // target; ∂/∂w = (+2, -1); a step of 0.1 gives (0.8, 1.1), renormalised to sum 2.
+    let w = cpu::gradnorm_step(
+        &gram_of(&[&[2.0, 0.0], &[0.0, 1.0]]),
+        2,
+        &[1.0, 1.0],
+        &[1.0, 1.0],
+        &[1.0, 1.0],
+        1.5,
+        0.1,
+    );
+    close("gradnorm", &w, &[1.6 / 1.9, 2.2 / 1.9], 1e-12);
+    // Equal norms and equal progress: nothing to correct.
+    let w = cpu::gradnorm_step(
+        &gram_of(&[&[1.0, 0.0], &[0.0, 1.0]]),
+        2,
+        &[0.5, 0.5],
+        &[1.0, 1.0],
+        &[1.0, 1.0],
+        1.5,
+        0.1,
+    );
+    close("gradnorm balanced", &w, &[1.0, 1.0], 1e-12);
+}
+
+#[test]
+fn loss_based_methods_by_hand() {
+    // DWA: a task whose loss fell by half gets less weight: r = (0.5, 1), T = 2:
+    // w = 2 softmax(0.25, 0.5).
+    let e = [(0.25f64).exp(), (0.5f64).exp()];
+    close(
+        "dwa",
+        &cpu::dwa(&[0.5, 2.0], &[1.0, 2.0], 2.0),
+        &[2.0 * e[0] / (e[0] + e[1]), 2.0 * e[1] / (e[0] + e[1])],
+        1e-12,
+    );
+    // RLW: a softmax, so positive weights summing to 1, different each step.
+    let a = cpu::rlw(3, 1, 0);
+    assert!((a.iter().sum::<f64>() - 1.0).abs() < 1e-12 && a.iter().all(|&x| x > 0.0));
+    assert_ne!(a, cpu::rlw(3, 1, 1));
+    // FAMO, first step: ξ = 0 so z = (½, ½); seeds z_k/(c L_k) with c = Σ z/L make
+    // Σ seeds·L = 1 and weight the smaller loss more: L = (1, 4) → (0.8, 0.2).
+    let mut s = cpu::FamoState::new(2);
+    close(
+        "famo first",
+        &cpu::famo_step(&mut s, &[1.0, 4.0], 0.025, 0.001),
+        &[0.8, 0.2],
+        1e-6,
+    );
+    // Then task 0's loss halves (1 → 0.5) while task 1's stays: δ = (ln 2, 0), and
+    // ∇ξ = z ⊙ (δ - z·δ) = (+, -), so the descent step lowers ξ0 and raises ξ1:
+    // FAMO shifts weight to the task that is improving more slowly.
+    cpu::famo_step(&mut s, &[0.5, 4.0], 0.025, 0.0);
+    assert!(s.xi[0] < 0.0 && s.xi[1] > 0.0, "ξ = {:?}", s.xi);
+}
+
+/// Run one GPU solve step (`steps` times) and return the weights.
+fn gpu_solve(
+    gpu: &taskgrad::Gpu,
+    method: Solve,
+    gram: &[f64],
+    losses: &[f64],
+    steps: usize,
+) -> Vec<f64> {
+    let k = losses.len();
+    let f = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<_>>();
+    let g = Tensor::from_slice(gpu, &[k, k], &f(gram), "gram").unwrap();
+    let l = Tensor::from_slice(gpu, &[k], &f(losses), "losses").unwrap();
+    let state = Tensor::zeros(gpu, &[STATE_LEN], "state").unwrap();
+    let w = Tensor::zeros(gpu, &[k], "weights").unwrap();
+    let d = solve(gpu, method, &g, &l, &state, &w).unwrap();
+    for _ in 0..steps {
+        gpu.run(&[&d]).unwrap();
+    }
+    gpu.read_one(&w)
+        .unwrap()
+        .iter()
+        .map(|&x| x as f64)
+        .collect()
+}
+
+#[test]
+fn gpu_solves_match_the_cpu_reference() {
+    let gpu = gpu_or_skip!();
+    let mut r = rng(29);
+    for &k in &[1usize, 2, 3, 7] {
+        // A Gram matrix of k random 9-dimensional gradients, some conflicting.
+        let n = 9;
+        let rows: Vec<f64> = random(&mut r, k * n).iter().map(|&x| x as f64).collect();
+        let g = reference::gram(&rows, k, n, n);
+        let losses: Vec<f64> = random(&mut r, k)
+            .iter()
+            .map(|&x| 0.5 + x.abs() as f64)
+            .collect();
+        let l0: Vec<f64> = losses.clone();
+        let check = |name: &str, got: Vec<f64>, want: Vec<f64>, tol: f32| {
+            let (got, want): (Vec<f32>, Vec<f32>) = (
+                got.iter().map(|&x| x as f32).collect(),
+                want.iter().map(|&x| x as f32).collect(),
+            );
+            assert_close(&format!("{name} k={k}"), &got, &want, tol, tol);
+        };
+        check(
+            "pcgrad",
+            gpu_solve(gpu, Solve::PcGrad { seed: 5 }, &g, &losses, 1),
+            cpu::pcgrad(&g, k, 5, 0),
+            1e-4,
+        );
+        // The step counter advances: the third call uses step 2.
+        check(
+            "pcgrad step 2",
+            gpu_solve(gpu, Solve::PcGrad { seed: 5 }, &g, &losses, 3),
+            cpu::pcgrad(&g, k, 5, 2),
+            1e-4,
+        );
+        check(
+            "mgda",
+            gpu_solve(gpu, Solve::Mgda { iters: 250 }, &g, &losses, 1),
+            cpu::mgda(&g, k, 250),
+            1e-3,
+        );
+        check(
+            "cagrad",
+            gpu_solve(gpu, Solve::CaGrad { c: 0.4, iters: 100 }, &g, &losses, 1),
+            cpu::cagrad(&g, k, 0.4, 100),
+            1e-3,
+        );
+        if k <= 3 {
+            // IMTL-G solves a linear system that random 9-D gradients make ill-conditioned for larger K.
+            check(
+                "imtl_g",
+                gpu_solve(gpu, Solve::ImtlG, &g, &losses, 1),
+                cpu::imtl_g(&g, k),
+                1e-2,
+            );
+        }
+        check(
+            "nash_mtl",
+            gpu_solve(gpu, Solve::NashMtl { iters: 20 }, &g, &losses, 1),
+            cpu::nash_mtl(&g, k, 20),
+            1e-3,
+        );
+        check(
+            "upgrad",
+            gpu_solve(gpu, Solve::UpGrad { sweeps: 100 }, &g, &losses, 1),
+            cpu::upgrad(&g, k, 100),
+            1e-3,
+        );
+        let ones = vec![1.0; k];
+        check(
+            "gradnorm",
+            gpu_solve(
+                gpu,
+                Solve::GradNorm {
+                    alpha: 1.5,
+                    lr: 0.05,
+                },
+                &g,
+                &losses,
+                1,
+            ),
+            cpu::gradnorm_step(&g, k, &losses, &l0, &ones, 1.5, 0.05),
+            1e-4,
+        );
+        check(
+            "rlw",
+            gpu_solve(gpu, Solve::Rlw { seed: 9 }, &g, &losses, 2),
+            cpu::rlw(k, 9, 1),
+            1e-4,
+        );
+        let mut s = cpu::FamoState::new(k);
+        cpu::famo_step(&mut s, &losses, 0.025, 0.001);
+        check(
+            "famo",
+            gpu_solve(
+                gpu,
+                Solve::Famo {
+                    lr: 0.025,
+                    gamma: 0.001,
+                },
+                &g,
+                &losses,
+                2,
+            ),
+            cpu::famo_step(&mut s, &losses, 0.025, 0.001),
+            1e-4,
+        );
+    }
+}
