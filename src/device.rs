@@ -55,6 +55,7 @@ pub struct Gpu {
     pub features: wgpu::Features,
     pipelines: Mutex<HashMap<PipelineKey, Arc<Kernel>>>,
     uncaptured: Arc<Mutex<Option<String>>>,
+    pub(crate) readbacks: std::sync::atomic::AtomicU64,
 }
 
 /// A compiled compute pipeline and the layout its bind groups must follow.
@@ -227,7 +228,13 @@ impl Gpu {
             features,
             pipelines: Mutex::new(HashMap::new()),
             uncaptured,
+            readbacks: std::sync::atomic::AtomicU64::new(0),
         })
+    }
+
+    /// How many GPU-to-host readbacks this device has done (each is one wait on the GPU).
+    pub fn readback_count(&self) -> u64 {
+        self.readbacks.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Whether the device can run f16 arithmetic in shaders.

@@ -15,12 +15,14 @@ pub mod mtl;
 pub mod nn;
 pub mod ops;
 pub mod reference;
+pub mod step;
 pub mod tape;
 pub mod tensor;
 pub mod train;
 
 pub use device::{AdapterReport, Gpu};
 pub use error::{Error, Result};
+pub use metrics::TaskMetrics;
 pub use tape::{Tape, Var};
 pub use tensor::{Arena, ArenaLayout, DType, Tensor};
 pub use wgpu;

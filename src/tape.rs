@@ -102,6 +102,19 @@ impl<'g> Tape<'g> {
         }
     }
 
+    /// Every parameter node, in recording order.
+    pub fn param_vars(&self) -> Vec<Var> {
+        (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].name == "param")
+            .map(Var)
+            .collect()
+    }
+
+    /// Where the next pass writes `v`'s gradient, if it has a buffer yet.
+    pub fn grad_target(&self, v: Var) -> Option<&Tensor> {
+        self.nodes[v.0].grad.as_ref()
+    }
+
     pub fn requires_grad(&self, v: Var) -> bool {
         self.nodes[v.0].requires_grad
     }

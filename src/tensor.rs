@@ -123,6 +123,8 @@ impl Gpu {
     }
 
     fn read_raw(&self, tensors: &[&Tensor]) -> Result<Vec<Vec<u8>>> {
+        self.readbacks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let total: u64 = tensors.iter().map(|t| t.bytes()).sum();
         if total == 0 {
             return Ok(tensors.iter().map(|_| Vec::new()).collect());
@@ -287,6 +289,36 @@ impl Tensor {
     }
     pub fn offset(&self) -> u64 {
         self.offset
+    }
+
+    /// A view of `numel(shape)` elements starting `start` elements into this
+    /// tensor. The start must be a multiple of the adapter's storage-offset
+    /// alignment (see [`ArenaLayout::new`]) for the view to be bindable.
+    pub fn slice(&self, start: usize, shape: &[usize]) -> Result<Tensor> {
+        if start + numel(shape) > self.numel() {
+            return Err(Error::shape(
+                "slice",
+                format!(
+                    "at most {} elements from {start}",
+                    self.numel() - start.min(self.numel())
+                ),
+                shape_str(shape),
+            ));
+        }
+        Ok(Tensor {
+            buffer: self.buffer.clone(),
+            offset: self.offset + 4 * start as u64,
+            shape: shape.to_vec(),
+            dtype: self.dtype,
+        })
+    }
+
+    /// Where this tensor starts inside `whole`, in elements, if it lies within it.
+    pub fn start_within(&self, whole: &Tensor) -> Option<usize> {
+        (Arc::ptr_eq(&self.buffer, &whole.buffer)
+            && self.offset >= whole.offset
+            && self.offset + self.bytes() <= whole.offset + whole.bytes())
+        .then(|| ((self.offset - whole.offset) / 4) as usize)
     }
 
     /// The same storage seen with another shape of equal size.

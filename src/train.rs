@@ -17,12 +17,11 @@ use rand::SeedableRng;
 use crate::data::{Dataset, Split, TaskSpec};
 use crate::device::Gpu;
 use crate::error::{Error, Result};
-use crate::kernels::optim::{Adam, AdamConfig};
-use crate::kernels::{tasks, Dispatch};
+use crate::kernels::optim::AdamConfig;
 use crate::metrics::{task_metrics, TaskMetrics};
-use crate::mtl::{Weighting, WeightingContext};
+use crate::mtl::{GradSpace, Weighting};
 use crate::nn::{MultiTaskNet, NetSpec, ParamBuilder, ParamSet};
-use crate::tape::Tape;
+use crate::step::Program;
 use crate::tensor::Tensor;
 
 /// Learning-rate schedule, as a factor of the base rate per epoch.
@@ -94,6 +93,11 @@ pub struct TrainConfig {
     pub trunk: Vec<usize>,
     /// Hidden widths of each task's tower.
     pub tower: Vec<usize>,
+    /// Where per-task gradients are taken, overriding the method's choice.
+    pub grad_space: Option<GradSpace>,
+    /// Compute per-task gradients every step even for methods that need none,
+    /// so each epoch reports gradient norms and cosines.
+    pub grad_stats: bool,
 }
 
 impl Default for TrainConfig {
@@ -108,6 +112,8 @@ impl Default for TrainConfig {
             seed: 0,
             trunk: vec![64, 64],
             tower: vec![],
+            grad_space: None,
+            grad_stats: false,
         }
     }
 }
@@ -121,6 +127,10 @@ pub struct EpochLog {
     pub train_loss: Vec<f64>,
     /// Validation metrics per task (empty without a validation split).
     pub val: Vec<TaskMetrics>,
+    /// Per-task gradient norms ‖g_k‖ at the epoch's last step (empty without per-task gradients).
+    pub grad_norms: Vec<f64>,
+    /// Pairwise cosines of the per-task gradients, K×K row-major (empty without per-task gradients).
+    pub cosines: Vec<f64>,
 }
 
 /// The result of [`fit`].
@@ -136,59 +146,6 @@ pub struct FitReport {
     pub test: Vec<TaskMetrics>,
     pub wall: Duration,
     pub dispatches_per_step: usize,
-}
-
-/// The GPU side of one training run: buffers, the traced step and the optimizer.
-struct Program {
-    b: usize,
-    x: Tensor,
-    labels: Vec<Option<Tensor>>,
-    values: Vec<Option<Tensor>>,
-    masks: Vec<Tensor>,
-    losses: Tensor,
-    state: Tensor,
-    outputs: Vec<Tensor>,
-    step: Vec<Dispatch>,
-    eval_len: usize,
-    before_len: usize,
-    adam: Adam,
-}
-
-impl Program {
-    fn write_batch(
-        &self,
-        gpu: &Gpu,
-        data: &Dataset,
-        idx: &[usize],
-        subset: &[usize],
-    ) -> Result<()> {
-        let hb = data.batch(idx, self.b, subset);
-        self.x.write(gpu, &hb.x)?;
-        for k in 0..subset.len() {
-            if let Some(l) = &self.labels[k] {
-                l.write_u32(gpu, &hb.labels[k])?;
-            }
-            if let Some(v) = &self.values[k] {
-                v.write(gpu, &hb.values[k])?;
-            }
-            self.masks[k].write(gpu, &hb.masks[k])?;
-        }
-        Ok(())
-    }
-
-    /// The eval list: weighting `before` and the forward pass with its losses.
-    fn eval_dispatches(&self) -> Vec<&Dispatch> {
-        self.step[..self.before_len + self.eval_len]
-            .iter()
-            .collect()
-    }
-
-    fn train_dispatches(&self) -> Vec<&Dispatch> {
-        self.step
-            .iter()
-            .chain(std::iter::once(&self.adam.dispatch))
-            .collect()
-    }
 }
 
 /// Train a multi-task network on the tasks `subset` (indices into `data.tasks`)
@@ -231,93 +188,32 @@ pub fn fit(
     weighting.add_params(&mut builder, k)?;
     let params = builder.build(gpu)?;
 
-    // Batch buffers and per-task scalars.
-    let x = Tensor::zeros(gpu, &[b, data.d], "batch x")?;
-    let mut labels = Vec::new();
-    let mut values = Vec::new();
-    let mut masks = Vec::new();
-    for t in &tasks {
-        if t.is_classification() {
-            labels.push(Some(Tensor::from_u32(
-                gpu,
-                &[b],
-                &vec![0; b],
-                "batch labels",
-            )?));
-            values.push(None);
-        } else {
-            labels.push(None);
-            values.push(Some(Tensor::zeros(gpu, &[b, 1], "batch targets")?));
-        }
-        masks.push(Tensor::zeros(gpu, &[b], "batch mask")?);
-    }
-    let seeds = Tensor::zeros(gpu, &[k], "task seeds")?;
-    let losses = Tensor::zeros(gpu, &[k], "task losses")?;
-    let state = Tensor::zeros(gpu, &[3 * k], "loss bookkeeping")?;
-
-    // Trace forward, losses and backward once.
-    let mut tape = Tape::new(gpu);
-    let xv = tape.input(&x);
-    let outs = net.forward(&mut tape, &params, xv)?;
-    let mut loss_vars = Vec::new();
-    for (j, &out) in outs.iter().enumerate() {
-        let l = match (&labels[j], &values[j]) {
-            (Some(lab), _) => tape.softmax_ce(out, lab, &masks[j], &seeds, &losses, j)?,
-            (None, Some(val)) => tape.mse(out, val, &masks[j], &seeds, &losses, j)?,
-            (None, None) => unreachable!("every task has labels or values"),
-        };
-        loss_vars.push(l);
-    }
-    tape.backward(&loss_vars)?;
-    let outputs: Vec<Tensor> = outs.iter().map(|&o| tape.value(o).clone()).collect();
-    let plan = weighting.build(
-        gpu,
-        &WeightingContext {
-            params: &params,
-            seeds: &seeds,
-            losses: &losses,
-        },
-    )?;
-
-    let (m, v) = (
-        crate::tensor::Arena::new(gpu, &params.values.layout, "adam m")?,
-        crate::tensor::Arena::new(gpu, &params.values.layout, "adam v")?,
-    );
+    let space = cfg
+        .grad_space
+        .filter(|_| weighting.grad_space().is_some())
+        .or(weighting.grad_space());
+    let space = if space.is_none() && cfg.grad_stats {
+        Some(cfg.grad_space.unwrap_or(GradSpace::Parameters))
+    } else {
+        space
+    };
     let adam_cfg = AdamConfig {
         lr: cfg.lr,
         weight_decay: cfg.weight_decay,
         decoupled: cfg.weight_decay > 0.0,
         ..Default::default()
     };
-    let adam = Adam::new(
+    let mut prog = Program::build(
         gpu,
-        adam_cfg,
-        &params.values.whole,
-        &m.whole,
-        &v.whole,
-        &params.grads.whole,
-    )?;
-    let before_len = plan.before.len();
-    let eval_len = tape.forward.len();
-    let mut step = plan.before;
-    step.extend(std::mem::take(&mut tape.forward));
-    step.extend(std::mem::take(&mut tape.backward));
-    step.extend(plan.after_losses);
-    step.push(tasks::track_losses(gpu, &losses, &state)?);
-    let mut prog = Program {
+        &net,
+        &params,
+        &tasks,
+        data.d,
         b,
-        x,
-        labels,
-        values,
-        masks,
-        losses,
-        state,
-        outputs,
-        step,
-        eval_len,
-        before_len,
-        adam,
-    };
+        weighting.as_mut(),
+        space,
+        adam_cfg,
+    )?;
     let dispatches_per_step = prog.train_dispatches().len();
 
     // Epochs.
@@ -339,8 +235,10 @@ pub fn fit(
             gpu.run(&prog.train_dispatches())?;
             steps += 1;
         }
-        // One readback per epoch: per-task loss sums, first non-finite step, count.
-        let st = gpu.read_one(&prog.state)?;
+        // One readback per epoch: per-task loss sums, first non-finite step,
+        // count, and the last step's Gram matrix of the per-task gradients.
+        let mut got = gpu.read(&[&prog.state, &prog.gram])?;
+        let (st, gram_m) = (got.remove(0), got.remove(0));
         prog.state.write(gpu, &vec![0.0; 3 * k])?;
         for (j, t) in tasks.iter().enumerate() {
             if st[3 * j + 1] > 0.0 {
@@ -353,6 +251,12 @@ pub fn fit(
         let train_loss: Vec<f64> = (0..k)
             .map(|j| st[3 * j] as f64 / st[3 * j + 2].max(1.0) as f64)
             .collect();
+        weighting.on_epoch_end(gpu, &prog.seeds, &train_loss)?;
+        let (grad_norms, cosines) = if prog.space.is_some() {
+            grad_stats(&gram_m, k)
+        } else {
+            (Vec::new(), Vec::new())
+        };
         let val = if split.val.is_empty() {
             Vec::new()
         } else {
@@ -368,6 +272,8 @@ pub fn fit(
             lr,
             train_loss,
             val,
+            grad_norms,
+            cosines,
         };
         on_epoch(&log);
         history.push(log);
@@ -445,6 +351,25 @@ fn evaluate(
             task_metrics(&tasks[j], &data.targets[subset[j]], &outputs[j], rows, loss)
         })
         .collect())
+}
+
+/// Norms √G_kk and cosines G_ij / √(G_ii G_jj) from a K×K Gram matrix.
+pub fn grad_stats(gram: &[f32], k: usize) -> (Vec<f64>, Vec<f64>) {
+    let norms: Vec<f64> = (0..k)
+        .map(|i| (gram[i * k + i].max(0.0) as f64).sqrt())
+        .collect();
+    let cos = (0..k * k)
+        .map(|ij| {
+            let (i, j) = (ij / k, ij % k);
+            let d = norms[i] * norms[j];
+            if d > 0.0 {
+                gram[ij] as f64 / d
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    (norms, cos)
 }
 
 /// Single-task baselines: the same architecture and budget trained on each

@@ -311,16 +311,16 @@ fn seeds_after(gpu: &Gpu, w: &mut dyn Weighting, k: usize) -> Vec<f32> {
     let params = b.build(gpu).unwrap();
     let seeds = Tensor::zeros(gpu, &[k], "seeds").unwrap();
     let losses = Tensor::zeros(gpu, &[k], "losses").unwrap();
-    let plan = w
-        .build(
-            gpu,
-            &WeightingContext {
-                params: &params,
-                seeds: &seeds,
-                losses: &losses,
-            },
-        )
-        .unwrap();
+    let gram = Tensor::zeros(gpu, &[k, k], "gram").unwrap();
+    let combine = Tensor::zeros(gpu, &[k], "combine").unwrap();
+    let ctx = WeightingContext {
+        params: &params,
+        seeds: &seeds,
+        losses: &losses,
+        gram: &gram,
+        combine: &combine,
+    };
+    let plan = w.build(gpu, &ctx).unwrap();
     gpu.run(&plan.before.iter().collect::<Vec<_>>()).unwrap();
     gpu.read_one(&seeds).unwrap()
 }

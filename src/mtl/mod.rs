@@ -1,31 +1,81 @@
-//! Multi-task loss weighting.
+//! Multi-task loss weighting and gradient-based methods.
 //!
-//! Every method implements [`Weighting`]: it may add parameters of its own
-//! (learned with the model by the same optimizer) and records dispatches that
-//! run inside the training step, so weights never cost a host round trip:
-//! - `before`: at the start of the step, writes each task's seed (the weight
+//! Every method implements [`Weighting`]. It may add parameters of its own
+//! (learned with the model by the same optimizer), and it records dispatches
+//! that run inside the training step, so no method costs a host round trip:
+//! - `before`: at the start of the step, e.g. each task's seed (the weight
 //!   w_k = ∂L/∂L_k that the fused loss kernels multiply into their gradient);
-//! - `after_losses`: after the losses and backward pass, e.g. the gradients of
-//!   the method's own parameters.
+//! - `after_forward`: once the losses are known; when present, the loss
+//!   kernels run again so their gradients use the seeds written here (FAMO);
+//! - `after_gram`: for methods that look at per-task gradients, the solve
+//!   that turns the K×K Gram matrix into the combination weights (PCGrad,
+//!   MGDA, CAGrad, IMTL-G, Nash-MTL, UPGrad) or into next step's seeds (GradNorm);
+//! - `after_backward`: e.g. the gradients of the method's own parameters (UW).
 //!
-//! Methods that need per-task gradients (GradNorm, PCGrad, MGDA, ...) plug in
-//! here too, with a third hook over the per-task gradient rows; they come with
-//! the fused per-task gradient reduction.
+//! Methods that need per-task gradients say so with [`Weighting::grad_space`]:
+//! in [`GradSpace::Parameters`] task k's gradient of the shared trunk is row k
+//! of a K×P buffer (K trunk backward passes); in [`GradSpace::Representation`]
+//! (MGDA-UB) it is task k's gradient at the trunk's output, and one trunk
+//! backward runs with the combined seed. Either way the fused reduction
+//! (shaders/gram.wgsl) forms G = g gᵀ in one pass and writes Σ_k w_k g_k.
+//! Task-specific (head) parameters get each task's own gradient, as in LibMTL.
 
+mod cagrad;
+mod dwa;
 mod equal;
+mod famo;
 mod fixed;
+mod gradnorm;
+mod imtl_g;
+mod mgda;
+mod nash_mtl;
+mod pcgrad;
+mod rlw;
 pub mod solve;
 pub mod uncertainty;
+mod upgrad;
 
+pub use cagrad::CaGrad;
+pub use dwa::Dwa;
 pub use equal::Equal;
+pub use famo::Famo;
 pub use fixed::Fixed;
+pub use gradnorm::GradNorm;
+pub use imtl_g::ImtlG;
+pub use mgda::Mgda;
+pub use nash_mtl::NashMtl;
+pub use pcgrad::PcGrad;
+pub use rlw::Rlw;
 pub use uncertainty::Uncertainty;
+pub use upgrad::UpGrad;
 
 use crate::device::Gpu;
 use crate::error::{Error, Result};
+use crate::kernels::solve::{solve, Solve, STATE_LEN};
 use crate::kernels::Dispatch;
 use crate::nn::{ParamBuilder, ParamSet};
 use crate::tensor::Tensor;
+
+/// Where per-task gradients are taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GradSpace {
+    /// Of the shared parameters (exact; K trunk backward passes).
+    Parameters,
+    /// At the shared representation, the trunk's output (MGDA-UB; one trunk backward).
+    Representation,
+}
+
+impl GradSpace {
+    pub fn parse(s: &str) -> Result<GradSpace> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "params" | "parameters" => Ok(GradSpace::Parameters),
+            "rep" | "representation" => Ok(GradSpace::Representation),
+            _ => Err(Error::InvalidConfig(format!(
+                "unknown gradient space {s:?}: use params or rep"
+            ))),
+        }
+    }
+}
 
 /// Buffers a weighting method works on.
 pub struct WeightingContext<'a> {
@@ -34,33 +84,61 @@ pub struct WeightingContext<'a> {
     pub seeds: &'a Tensor,
     /// K losses of the current step (written by the loss kernels).
     pub losses: &'a Tensor,
+    /// K×K Gram matrix of the per-task gradients (computed when the method has a `grad_space`).
+    pub gram: &'a Tensor,
+    /// K combination weights of the per-task gradients (ones unless the method writes them).
+    pub combine: &'a Tensor,
 }
 
 /// The dispatches a method adds to each training step.
 #[derive(Default)]
 pub struct WeightingPlan {
     pub before: Vec<Dispatch>,
-    pub after_losses: Vec<Dispatch>,
+    pub after_forward: Vec<Dispatch>,
+    pub after_gram: Vec<Dispatch>,
+    pub after_backward: Vec<Dispatch>,
 }
 
-/// A loss-weighting method.
+/// A multi-task weighting method.
 pub trait Weighting {
     /// Short name, as accepted by [`by_name`].
     fn name(&self) -> &'static str;
+    /// Per-task gradients the method needs, if any (the trainer may be told another space).
+    fn grad_space(&self) -> Option<GradSpace> {
+        None
+    }
     /// Add the method's own learned parameters (default: none).
     fn add_params(&mut self, _params: &mut ParamBuilder, _tasks: usize) -> Result<()> {
         Ok(())
     }
     /// Record the method's per-step dispatches (and write any constant seeds).
     fn build(&mut self, gpu: &Gpu, ctx: &WeightingContext) -> Result<WeightingPlan>;
+    /// Called after each epoch with its mean training loss per task (DWA).
+    fn on_epoch_end(&mut self, _gpu: &Gpu, _seeds: &Tensor, _train_losses: &[f64]) -> Result<()> {
+        Ok(())
+    }
 }
 
-/// Methods available by name.
-pub const METHODS: &[&str] = &["equal", "uncertainty"];
+/// Every method, by the name [`by_name`] takes.
+pub const METHODS: &[&str] = &[
+    "equal",
+    "uncertainty",
+    "dwa",
+    "rlw",
+    "famo",
+    "gradnorm",
+    "pcgrad",
+    "mgda",
+    "cagrad",
+    "imtl_g",
+    "nash_mtl",
+    "upgrad",
+];
 
-/// A method by name: `equal`, `uncertainty` (alias `uw`), or `fixed:w1,w2,...`.
-pub fn by_name(name: &str) -> Result<Box<dyn Weighting>> {
-    let lower = name.trim().to_ascii_lowercase();
+/// A method by name (one of [`METHODS`], or `fixed:w1,w2,...`), with default
+/// settings; `seed` feeds the random ones (RLW, PCGrad's task order).
+pub fn by_name_seeded(name: &str, seed: u64) -> Result<Box<dyn Weighting>> {
+    let lower = name.trim().to_ascii_lowercase().replace('-', "_");
     if let Some(list) = lower.strip_prefix("fixed:") {
         let weights = list
             .split(',')
@@ -72,12 +150,48 @@ pub fn by_name(name: &str) -> Result<Box<dyn Weighting>> {
             .collect::<Result<Vec<_>>>()?;
         return Ok(Box::new(Fixed::new(weights)?));
     }
-    match lower.as_str() {
-        "equal" | "ew" => Ok(Box::new(Equal)),
-        "uncertainty" | "uw" => Ok(Box::new(Uncertainty::default())),
-        _ => Err(Error::InvalidConfig(format!(
-            "unknown weighting {name:?}; choose one of {}, or fixed:w1,w2,...",
-            METHODS.join(", ")
-        ))),
-    }
+    let seed = (seed ^ (seed >> 32)) as u32;
+    Ok(match lower.as_str() {
+        "equal" | "ew" => Box::new(Equal),
+        "uncertainty" | "uw" => Box::new(Uncertainty::default()),
+        "dwa" => Box::new(Dwa::default()),
+        "rlw" => Box::new(Rlw { seed, state: None }),
+        "famo" => Box::new(Famo::default()),
+        "gradnorm" => Box::new(GradNorm::default()),
+        "pcgrad" => Box::new(PcGrad { seed, state: None }),
+        "mgda" | "mgda_ub" => Box::new(Mgda::default()),
+        "cagrad" => Box::new(CaGrad::default()),
+        "imtl_g" | "imtl" => Box::new(ImtlG::default()),
+        "nash_mtl" | "nash" => Box::new(NashMtl::default()),
+        "upgrad" => Box::new(UpGrad::default()),
+        _ => {
+            return Err(Error::InvalidConfig(format!(
+                "unknown weighting {name:?}; choose one of {}, or fixed:w1,w2,...",
+                METHODS.join(", ")
+            )))
+        }
+    })
+}
+
+/// [`by_name_seeded`] with seed 0.
+pub fn by_name(name: &str) -> Result<Box<dyn Weighting>> {
+    by_name_seeded(name, 0)
+}
+
+/// The solve of a Gram-based method: it writes the combination weights after
+/// the Gram matrix; its memory lives in `state`.
+pub(crate) fn gram_solve_plan(
+    gpu: &Gpu,
+    ctx: &WeightingContext,
+    method: Solve,
+    state: &mut Option<Tensor>,
+) -> Result<WeightingPlan> {
+    ctx.seeds.write(gpu, &vec![1.0; ctx.seeds.numel()])?;
+    let st = Tensor::zeros(gpu, &[STATE_LEN], "weighting state")?;
+    let d = solve(gpu, method, ctx.gram, ctx.losses, &st, ctx.combine)?;
+    *state = Some(st);
+    Ok(WeightingPlan {
+        after_gram: vec![d],
+        ..Default::default()
+    })
 }

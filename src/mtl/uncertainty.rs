@@ -41,7 +41,8 @@ impl Weighting for Uncertainty {
         let (s, ds) = (ctx.params.value(id), ctx.params.grad(id));
         Ok(WeightingPlan {
             before: vec![tasks::uw_seeds(gpu, &s, ctx.seeds)?],
-            after_losses: vec![tasks::uw_grad(gpu, ctx.seeds, ctx.losses, &ds)?],
+            after_backward: vec![tasks::uw_grad(gpu, ctx.seeds, ctx.losses, &ds)?],
+            ..Default::default()
         })
     }
 }

@@ -1,0 +1,46 @@
+//! CAGrad: Liu, Liu, Jin, Stone & Liu, "Conflict-Averse Gradient Descent for
+//! Multi-task Learning", NeurIPS 2021.
+//!
+//! With g0 the mean gradient and c ∈ [0, 1), CAGrad moves along
+//!
+//!   d = g0 + (√φ / ‖g_w‖) g_w,   w = argmin_{w ∈ simplex} g_wᵀ g0 + √φ ‖g_w‖,   φ = c² ‖g0‖²,
+//!
+//! which maximises the worst task's improvement within a ball around g0;
+//! d is rescaled by 1/(1 + c²) as in LibMTL (`solve::cagrad`).
+
+use super::{gram_solve_plan, GradSpace, Weighting, WeightingContext, WeightingPlan};
+use crate::device::Gpu;
+use crate::error::Result;
+use crate::kernels::solve::Solve;
+use crate::tensor::Tensor;
+
+pub struct CaGrad {
+    /// The radius c of the ball around the mean gradient (0.4 by default).
+    pub c: f32,
+    pub(crate) state: Option<Tensor>,
+}
+
+impl Default for CaGrad {
+    fn default() -> Self {
+        CaGrad {
+            c: 0.4,
+            state: None,
+        }
+    }
+}
+
+impl Weighting for CaGrad {
+    fn name(&self) -> &'static str {
+        "cagrad"
+    }
+    fn grad_space(&self) -> Option<GradSpace> {
+        Some(GradSpace::Parameters)
+    }
+    fn build(&mut self, gpu: &Gpu, ctx: &WeightingContext) -> Result<WeightingPlan> {
+        let method = Solve::CaGrad {
+            c: self.c,
+            iters: 100,
+        };
+        gram_solve_plan(gpu, ctx, method, &mut self.state)
+    }
+}

@@ -1,0 +1,47 @@
+//! DWA: Liu, Johns & Davison, "End-to-End Multi-Task Learning with
+//! Attention", CVPR 2019.
+//!
+//! Dynamic weight average: a task whose loss falls slowly gets more weight,
+//!
+//!   w_k(t) = K exp(r_k / T) / Σ_j exp(r_j / T),   r_k = L_k(t-1) / L_k(t-2),
+//!
+//! from the last two epochs' mean training losses (T = 2); w = 1 for the first
+//! two epochs. The weights change once per epoch, from the loss sums the
+//! trainer reads back then anyway, so no step waits on the host.
+
+use super::{solve, Weighting, WeightingContext, WeightingPlan};
+use crate::device::Gpu;
+use crate::error::Result;
+use crate::tensor::Tensor;
+
+pub struct Dwa {
+    pub temperature: f64,
+    history: Vec<Vec<f64>>,
+}
+
+impl Default for Dwa {
+    fn default() -> Self {
+        Dwa {
+            temperature: 2.0,
+            history: Vec::new(),
+        }
+    }
+}
+
+impl Weighting for Dwa {
+    fn name(&self) -> &'static str {
+        "dwa"
+    }
+    fn build(&mut self, gpu: &Gpu, ctx: &WeightingContext) -> Result<WeightingPlan> {
+        ctx.seeds.write(gpu, &vec![1.0; ctx.seeds.numel()])?;
+        Ok(WeightingPlan::default())
+    }
+    fn on_epoch_end(&mut self, gpu: &Gpu, seeds: &Tensor, train_losses: &[f64]) -> Result<()> {
+        self.history.push(train_losses.to_vec());
+        if let [.., before_last, last] = &self.history[..] {
+            let w = solve::dwa(last, before_last, self.temperature);
+            seeds.write(gpu, &w.iter().map(|&x| x as f32).collect::<Vec<_>>())?;
+        }
+        Ok(())
+    }
+}

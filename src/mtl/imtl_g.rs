@@ -1,0 +1,31 @@
+//! IMTL-G: Liu, Li, Kuang, Xue, Chen, Yang, Liao & Zhang, "Towards Impartial
+//! Multi-task Learning", ICLR 2021.
+//!
+//! The update d = Σ w_k g_k has equal projections on every unit gradient
+//! u_k = g_k/‖g_k‖. With D_i = g_0 - g_i and U_i = u_0 - u_i (i = 1..K-1):
+//!
+//!   α = g_0 Uᵀ (D Uᵀ)⁻¹,   w = [1 - Σ α, α]     (`solve::imtl_g`).
+
+use super::{gram_solve_plan, GradSpace, Weighting, WeightingContext, WeightingPlan};
+use crate::device::Gpu;
+use crate::error::Result;
+use crate::kernels::solve::Solve;
+use crate::tensor::Tensor;
+
+#[derive(Default)]
+pub struct ImtlG {
+    pub(crate) state: Option<Tensor>,
+}
+
+impl Weighting for ImtlG {
+    fn name(&self) -> &'static str {
+        "imtl_g"
+    }
+    fn grad_space(&self) -> Option<GradSpace> {
+        Some(GradSpace::Parameters)
+    }
+    fn build(&mut self, gpu: &Gpu, ctx: &WeightingContext) -> Result<WeightingPlan> {
+        let method = Solve::ImtlG;
+        gram_solve_plan(gpu, ctx, method, &mut self.state)
+    }
+}

@@ -1,0 +1,34 @@
+//! PCGrad: Yu, Kumar, Gupta, Levine, Hausman & Finn, "Gradient Surgery for
+//! Multi-Task Learning", NeurIPS 2020.
+//!
+//! When two task gradients conflict (g_i·g_j < 0), g_i is projected onto the
+//! normal plane of g_j, meeting the other tasks in a random order:
+//!
+//!   g_i ← g_i - (g_i·g_j / ‖g_j‖²) g_j   whenever g_i·g_j < 0;    d = Σ_i g_i.
+//!
+//! Every dot product comes from the Gram matrix (`solve::pcgrad`); the random
+//! order is a hash of (seed, step, task) computed on the GPU.
+
+use super::{gram_solve_plan, GradSpace, Weighting, WeightingContext, WeightingPlan};
+use crate::device::Gpu;
+use crate::error::Result;
+use crate::kernels::solve::Solve;
+use crate::tensor::Tensor;
+
+pub struct PcGrad {
+    pub seed: u32,
+    pub(crate) state: Option<Tensor>,
+}
+
+impl Weighting for PcGrad {
+    fn name(&self) -> &'static str {
+        "pcgrad"
+    }
+    fn grad_space(&self) -> Option<GradSpace> {
+        Some(GradSpace::Parameters)
+    }
+    fn build(&mut self, gpu: &Gpu, ctx: &WeightingContext) -> Result<WeightingPlan> {
+        let method = Solve::PcGrad { seed: self.seed };
+        gram_solve_plan(gpu, ctx, method, &mut self.state)
+    }
+}

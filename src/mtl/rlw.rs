@@ -1,0 +1,41 @@
+//! RLW: Lin, Ye, Xu, Shi & Zhang, "Reasonable Effectiveness of Random
+//! Weighting: A Litmus Test for Multi-Task Learning", TMLR 2022.
+//!
+//! Each step draws fresh loss weights
+//!
+//!   w = softmax(z),   z ~ N(0, I_K),
+//!
+//! on the GPU from a hash of (seed, step, task) (`solve::rlw`).
+
+use super::{Weighting, WeightingContext, WeightingPlan};
+use crate::device::Gpu;
+use crate::error::Result;
+use crate::kernels::solve::{solve, Solve, STATE_LEN};
+use crate::tensor::Tensor;
+
+pub struct Rlw {
+    pub seed: u32,
+    pub(crate) state: Option<Tensor>,
+}
+
+impl Weighting for Rlw {
+    fn name(&self) -> &'static str {
+        "rlw"
+    }
+    fn build(&mut self, gpu: &Gpu, ctx: &WeightingContext) -> Result<WeightingPlan> {
+        let state = Tensor::zeros(gpu, &[STATE_LEN], "rlw state")?;
+        let d = solve(
+            gpu,
+            Solve::Rlw { seed: self.seed },
+            ctx.gram,
+            ctx.losses,
+            &state,
+            ctx.seeds,
+        )?;
+        self.state = Some(state);
+        Ok(WeightingPlan {
+            before: vec![d],
+            ..Default::default()
+        })
+    }
+}

@@ -1,0 +1,276 @@
+//! Per-task gradients in both spaces, their combination, every method end to
+//! end, and the promise that gradient-based methods read nothing back per step.
+
+mod common;
+
+use taskgrad::data::{Dataset, Split, Table, TaskType};
+use taskgrad::kernels::optim::AdamConfig;
+use taskgrad::mtl::{self, GradSpace, Weighting};
+use taskgrad::nn::{MultiTaskNet, NetSpec, ParamBuilder, ParamSet};
+use taskgrad::step::Program;
+use taskgrad::train::{fit, TrainConfig};
+use taskgrad::{Gpu, TaskMetrics};
+
+fn iris(seed: u64) -> (Dataset, Split) {
+    let table = Table::from_csv(concat!(env!("CARGO_MANIFEST_DIR"), "/data/iris.csv")).unwrap();
+    let split = Split::new(table.rows.len(), 0.2, 0.2, seed).unwrap();
+    let tasks = [
+        ("species", TaskType::Class),
+        ("petal_length", TaskType::Reg),
+        ("petal_width", TaskType::Reg),
+    ];
+    (
+        Dataset::from_table(
+            &table,
+            &["sepal_length", "sepal_width"],
+            &tasks,
+            &split.train,
+        )
+        .unwrap(),
+        split,
+    )
+}
+
+/// One gradient computation (no optimizer step) on the first 16 training rows;
+/// returns the gradient arena and the Gram matrix.
+fn one_step(
+    gpu: &Gpu,
+    data: &Dataset,
+    split: &Split,
+    weighting: &mut dyn Weighting,
+    space: Option<GradSpace>,
+) -> (Vec<f32>, Vec<f32>) {
+    let mut b = ParamBuilder::new(gpu);
+    let spec = NetSpec {
+        inputs: 2,
+        trunk: vec![8, 6],
+        tower: vec![],
+        outputs: vec![3, 1, 1],
+        head_names: vec!["s".into(), "l".into(), "w".into()],
+    };
+    let net = MultiTaskNet::new(&mut b, spec, 3).unwrap();
+    weighting.add_params(&mut b, 3).unwrap();
+    let params: ParamSet = b.build(gpu).unwrap();
+    let prog = Program::build(
+        gpu,
+        &net,
+        &params,
+        &data.tasks,
+        2,
+        16,
+        weighting,
+        space,
+        AdamConfig::default(),
+    )
+    .unwrap();
+    prog.write_batch(gpu, data, &split.train[..16], &[0, 1, 2])
+        .unwrap();
+    let mut ds = prog.train_dispatches();
+    ds.pop(); // no Adam: look at the gradients
+    gpu.run(&ds).unwrap();
+    let got = gpu.read(&[&params.grads.whole, &prog.gram]).unwrap();
+    (got[0].clone(), got[1].clone())
+}
+
+#[test]
+fn per_task_rows_sum_to_the_joint_gradient_in_both_spaces() {
+    let gpu = gpu_or_skip!();
+    let (data, split) = iris(0);
+    // Equal weights: Σ_k g_k (combination weights 1) must equal one joint backward pass.
+    let (joint, _) = one_step(gpu, &data, &split, &mut mtl::Equal, None);
+    let (params_space, g1) = one_step(
+        gpu,
+        &data,
+        &split,
+        &mut mtl::Equal,
+        Some(GradSpace::Parameters),
+    );
+    let (rep_space, g2) = one_step(
+        gpu,
+        &data,
+        &split,
+        &mut mtl::Equal,
+        Some(GradSpace::Representation),
+    );
+    common::assert_close("parameter space", &params_space, &joint, 1e-5, 1e-4);
+    common::assert_close("representation space", &rep_space, &joint, 1e-5, 1e-4);
+    // Both Gram matrices are symmetric with positive diagonals.
+    for g in [&g1, &g2] {
+        for i in 0..3 {
+            assert!(g[i * 3 + i] > 0.0);
+            for j in 0..3 {
+                assert!(
+                    (g[i * 3 + j] - g[j * 3 + i]).abs() <= 1e-6 * g[i * 3 + i].max(g[j * 3 + j])
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn each_row_holds_only_its_own_task() {
+    let gpu = gpu_or_skip!();
+    let (data, split) = iris(1);
+    // Seeds (0, 1, 0): only task 1 contributes, so rows 0 and 2 are zero and row 1's
+    // squared norm is the squared norm of the joint trunk gradient.
+    let mut fixed = mtl::Fixed::new(vec![0.0, 1.0, 0.0]).unwrap();
+    let (grads, gram) = one_step(gpu, &data, &split, &mut fixed, Some(GradSpace::Parameters));
+    assert_eq!((gram[0], gram[8]), (0.0, 0.0), "gram {gram:?}");
+    // The trunk is the first 4 parameters (2 layers × weight, bias): read their norm from the arena.
+    let mut b = ParamBuilder::new(gpu);
+    let spec = NetSpec {
+        inputs: 2,
+        trunk: vec![8, 6],
+        tower: vec![],
+        outputs: vec![3, 1, 1],
+        head_names: vec!["s".into(), "l".into(), "w".into()],
+    };
+    MultiTaskNet::new(&mut b, spec, 3).unwrap();
+    let layout = b.build(gpu).unwrap().grads.layout;
+    let norm2: f32 = layout.entries()[..4]
+        .iter()
+        .map(|(_, s, shape)| {
+            grads[*s..*s + shape.iter().product::<usize>()]
+                .iter()
+                .map(|v| v * v)
+                .sum::<f32>()
+        })
+        .sum();
+    assert!(
+        (gram[4] - norm2).abs() <= 1e-4 * norm2,
+        "row 1: {} vs {norm2}",
+        gram[4]
+    );
+}
+
+#[test]
+fn every_method_trains_iris() {
+    let gpu = gpu_or_skip!();
+    let (data, split) = iris(2);
+    let cfg = TrainConfig {
+        epochs: 25,
+        patience: None,
+        trunk: vec![32, 32],
+        ..Default::default()
+    };
+    for name in mtl::METHODS {
+        let run = fit(
+            gpu,
+            &data,
+            &split,
+            &[0, 1, 2],
+            mtl::by_name(name).unwrap(),
+            &cfg,
+            &mut |_| {},
+        )
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let first = &run.history[0].train_loss;
+        let last = &run.history.last().unwrap().train_loss;
+        assert!(
+            last.iter().zip(first).all(|(l, f)| l.is_finite() && l < f),
+            "{name}: losses {first:?} -> {last:?}"
+        );
+        match run.test[0] {
+            TaskMetrics::Classification { accuracy, .. } => {
+                assert!(accuracy > 0.45, "{name}: accuracy {accuracy}")
+            }
+            _ => unreachable!(),
+        }
+    }
+}
+
+#[test]
+fn pcgrad_and_mgda_read_nothing_back_per_step() {
+    gpu_or_skip!();
+    // A device of its own: the readback counter must not see the other tests' readbacks.
+    let own = Gpu::new().unwrap();
+    let gpu = &own;
+    let (data, split) = iris(3);
+    // Batch 8 over 90 training rows: 12 steps per epoch; validation 30 rows = 4 batches, test 4.
+    let cfg = TrainConfig {
+        epochs: 3,
+        batch_size: 8,
+        patience: None,
+        trunk: vec![16],
+        ..Default::default()
+    };
+    for name in ["pcgrad", "mgda"] {
+        let before = gpu.readback_count();
+        let run = fit(
+            gpu,
+            &data,
+            &split,
+            &[0, 1, 2],
+            mtl::by_name(name).unwrap(),
+            &cfg,
+            &mut |_| {},
+        )
+        .unwrap();
+        let readbacks = gpu.readback_count() - before;
+        assert_eq!(run.steps, 36);
+        // Per epoch: one readback of loss sums and Gram, 4 validation batches; then 4 test batches.
+        assert_eq!(
+            readbacks,
+            3 * (1 + 4) + 4,
+            "{name}: {readbacks} readbacks for {} steps",
+            run.steps
+        );
+        assert_eq!(run.history[0].grad_norms.len(), 3);
+    }
+}
+
+#[test]
+fn grad_stats_report_norms_and_cosines_for_any_method() {
+    let gpu = gpu_or_skip!();
+    let (data, split) = iris(4);
+    let cfg = TrainConfig {
+        epochs: 2,
+        grad_stats: true,
+        trunk: vec![16],
+        ..Default::default()
+    };
+    let run = fit(
+        gpu,
+        &data,
+        &split,
+        &[0, 1, 2],
+        mtl::by_name("equal").unwrap(),
+        &cfg,
+        &mut |_| {},
+    )
+    .unwrap();
+    let h = &run.history[1];
+    assert!(h.grad_norms.iter().all(|&n| n > 0.0), "{:?}", h.grad_norms);
+    for i in 0..3 {
+        assert!((h.cosines[i * 3 + i] - 1.0).abs() < 1e-5);
+        for j in 0..3 {
+            assert!(h.cosines[i * 3 + j].abs() <= 1.0 + 1e-5);
+        }
+    }
+    // Without the flag, a loss-based method computes no per-task gradients.
+    let plain = fit(
+        gpu,
+        &data,
+        &split,
+        &[0, 1, 2],
+        mtl::by_name("equal").unwrap(),
+        &TrainConfig {
+            grad_stats: false,
+            ..cfg
+        },
+        &mut |_| {},
+    )
+    .unwrap();
+    assert!(plain.history[0].grad_norms.is_empty());
+    assert!(plain.dispatches_per_step < run.dispatches_per_step);
+}
+
+#[test]
+fn unknown_method_and_space_names_are_errors() {
+    assert!(mtl::by_name("gradvac").is_err());
+    assert!(GradSpace::parse("both").is_err());
+    assert_eq!(GradSpace::parse("rep").unwrap(), GradSpace::Representation);
+    for name in mtl::METHODS {
+        assert_eq!(mtl::by_name(name).unwrap().name(), *name);
+    }
+}
