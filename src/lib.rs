@@ -16,6 +16,7 @@ pub mod nn;
 pub mod ops;
 pub mod reference;
 pub mod step;
+pub mod synthetic;
 pub mod tape;
 pub mod tensor;
 pub mod train;

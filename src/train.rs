@@ -145,7 +145,16 @@ pub struct FitReport {
     /// Test metrics per task with the best weights.
     pub test: Vec<TaskMetrics>,
     pub wall: Duration,
+    /// Time spent in training steps (submits until the epoch's loss readback), evaluation excluded.
+    pub train_time: Duration,
     pub dispatches_per_step: usize,
+}
+
+impl FitReport {
+    /// Mean milliseconds per training step.
+    pub fn ms_per_step(&self) -> f64 {
+        1e3 * self.train_time.as_secs_f64() / self.steps.max(1) as f64
+    }
 }
 
 /// Train a multi-task network on the tasks `subset` (indices into `data.tasks`)
@@ -224,11 +233,13 @@ pub fn fit(
     let mut history = Vec::new();
     let mut steps = 0u64;
     let mut stopped_early = false;
+    let mut train_time = Duration::ZERO;
     for epoch in 0..cfg.epochs {
         let lr = cfg.lr * cfg.schedule.factor(epoch, cfg.epochs);
         prog.adam.set_lr(lr);
         order.shuffle(&mut rng);
         let epoch_start = steps;
+        let epoch_clock = Instant::now();
         for chunk in order.chunks(b) {
             prog.write_batch(gpu, data, chunk, subset)?;
             prog.adam.prepare_step(gpu);
@@ -239,6 +250,7 @@ pub fn fit(
         // count, and the last step's Gram matrix of the per-task gradients.
         let mut got = gpu.read(&[&prog.state, &prog.gram])?;
         let (st, gram_m) = (got.remove(0), got.remove(0));
+        train_time += epoch_clock.elapsed();
         prog.state.write(gpu, &vec![0.0; 3 * k])?;
         for (j, t) in tasks.iter().enumerate() {
             if st[3 * j + 1] > 0.0 {
@@ -306,6 +318,7 @@ pub fn fit(
         steps,
         test,
         wall: start.elapsed(),
+        train_time,
         dispatches_per_step,
     })
 }
