@@ -6,28 +6,38 @@
 //! each task alone (single-task baselines, same architecture and budget), and
 //! one table compares them on the test split, with Δm%.
 //!
-//!     cargo run --release --example iris_mtl -- [--weighting equal|uncertainty|fixed:1,1,1]
-//!                                               [--seed S] [--epochs N] [--profile]
+//!     cargo run --release --example iris_mtl -- [--weighting METHOD] [--space params|rep]
+//!                                               [--seed S] [--epochs N] [--grad-stats] [--profile]
+//!
+//! METHOD: equal, uncertainty, dwa, rlw, famo, gradnorm, pcgrad, mgda, cagrad,
+//! imtl_g, nash_mtl, upgrad, or fixed:w1,w2,w3.
 
 use std::time::Instant;
 
 use clap::Parser;
 use taskgrad::data::{Dataset, Split, Table, TaskType};
 use taskgrad::metrics::{delta_m, TaskMetrics};
-use taskgrad::train::{fit, single_task_baselines, TrainConfig};
-use taskgrad::{mtl, Gpu};
+use taskgrad::mtl::{self, GradSpace};
+use taskgrad::train::{fit, single_task_baselines, EpochLog, TrainConfig};
+use taskgrad::Gpu;
 
 #[derive(Parser)]
 #[command(about = "Multi-task learning on Iris: MTL against single-task baselines")]
 struct Args {
-    /// Loss weighting: equal, uncertainty, or fixed:w1,w2,w3.
+    /// Multi-task method (see the list above).
     #[arg(long, default_value = "equal")]
     weighting: String,
+    /// Where gradient-based methods take per-task gradients: params or rep.
+    #[arg(long)]
+    space: Option<String>,
     #[arg(long, default_value_t = 0)]
     seed: u64,
     #[arg(long, default_value_t = 150)]
     epochs: usize,
-    /// Report time per step (per-kernel GPU timestamps are not implemented yet).
+    /// Print each task's gradient norm and the pairwise cosines every 10 epochs.
+    #[arg(long)]
+    grad_stats: bool,
+    /// Report dispatches and time per training step.
     #[arg(long)]
     profile: bool,
 }
@@ -39,13 +49,23 @@ fn main() {
     }
 }
 
+fn print_grad_stats(log: &EpochLog) {
+    if log.epoch % 10 != 0 || log.grad_norms.is_empty() {
+        return;
+    }
+    let (n, c) = (&log.grad_norms, &log.cosines);
+    println!(
+        "epoch {:>3}: ‖g‖ species {:.4}, length {:.4}, width {:.4} | cos(s,l) {:+.3}, cos(s,w) {:+.3}, cos(l,w) {:+.3}",
+        log.epoch, n[0], n[1], n[2], c[1], c[2], c[5]
+    );
+}
+
 fn run(args: Args) -> taskgrad::Result<()> {
     let started = Instant::now();
     let gpu = Gpu::new()?;
 
     // Data: 150 rows; 60% train, 20% validation (early stopping), 20% test.
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/data/iris.csv");
-    let table = Table::from_csv(path)?;
+    let table = Table::from_csv(concat!(env!("CARGO_MANIFEST_DIR"), "/data/iris.csv"))?;
     let split = Split::new(table.rows.len(), 0.2, 0.2, args.seed)?;
     let inputs = ["sepal_length", "sepal_width"];
     let tasks = [
@@ -54,21 +74,33 @@ fn run(args: Args) -> taskgrad::Result<()> {
         ("petal_width", TaskType::Reg),
     ];
     let data = Dataset::from_table(&table, &inputs, &tasks, &split.train)?;
+    let grad_space = args.space.as_deref().map(GradSpace::parse).transpose()?;
     let cfg = TrainConfig {
         epochs: args.epochs,
         seed: args.seed,
+        grad_space,
         ..Default::default()
     };
 
     // The multi-task model, then one single-task model per task.
+    let method = mtl::by_name_seeded(&args.weighting, args.seed)?;
+    let mtl_cfg = TrainConfig {
+        grad_stats: args.grad_stats,
+        ..cfg.clone()
+    };
+    let mut on_epoch = |log: &EpochLog| {
+        if args.grad_stats {
+            print_grad_stats(log)
+        }
+    };
     let mtl_run = fit(
         &gpu,
         &data,
         &split,
         &[0, 1, 2],
-        mtl::by_name(&args.weighting)?,
-        &cfg,
-        &mut |_| {},
+        method,
+        &mtl_cfg,
+        &mut on_epoch,
     )?;
     let stl_runs = single_task_baselines(&gpu, &data, &split, &[0, 1, 2], &cfg)?;
 
@@ -85,8 +117,7 @@ fn run(args: Args) -> taskgrad::Result<()> {
     );
     println!("{:<14} {:<12} {:>9} {:>9}", "task", "metric", "MTL", "STL");
     for (k, (name, _)) in tasks.iter().enumerate() {
-        let (m, s) = (&mtl_run.test[k], &stl_runs[k].test[0]);
-        match (m, s) {
+        match (&mtl_run.test[k], &stl_runs[k].test[0]) {
             (
                 TaskMetrics::Classification { accuracy: a, .. },
                 TaskMetrics::Classification { accuracy: b, .. },
@@ -128,10 +159,11 @@ fn run(args: Args) -> taskgrad::Result<()> {
         started.elapsed().as_secs_f64()
     );
     if args.profile {
-        let per_step = 1e3 * mtl_run.wall.as_secs_f64() / mtl_run.steps.max(1) as f64;
         println!(
-            "profile: {} dispatches per step, {:.3} ms per step including evaluation (per-kernel GPU timestamps are not implemented yet)",
-            mtl_run.dispatches_per_step, per_step
+            "profile: {} dispatches per step, {:.3} ms per training step (evaluation excluded); \
+             per-kernel GPU timestamps are not implemented yet",
+            mtl_run.dispatches_per_step,
+            mtl_run.ms_per_step()
         );
     }
     Ok(())

@@ -144,3 +144,43 @@ fn regression_metrics_and_delta_m_by_hand() {
     let d = delta_m(&[(0.9, true), (0.5, false)], &[(0.8, true), (0.4, false)]);
     assert!((d - (-6.25)).abs() < 1e-9, "{d}");
 }
+
+#[test]
+fn synthetic_task_correlation_follows_p() {
+    use taskgrad::synthetic::{table, SyntheticSpec};
+    // corr(y1, y2) over the rows: at p = 1 the tasks differ only by noise (σ = 0.1);
+    // lower p gives less alike targets.
+    let corr = |p: f64| {
+        let t = table(&SyntheticSpec {
+            rows: 3000,
+            correlation: p,
+            ..Default::default()
+        });
+        let d = t.headers.len();
+        let col = |j: usize| {
+            t.rows
+                .iter()
+                .map(|r| r[j].parse::<f64>().unwrap())
+                .collect::<Vec<_>>()
+        };
+        let (a, b) = (col(d - 2), col(d - 1));
+        let n = a.len() as f64;
+        let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
+        let cov: f64 = a.iter().zip(&b).map(|(x, y)| (x - ma) * (y - mb)).sum();
+        let va: f64 = a.iter().map(|x| (x - ma).powi(2)).sum();
+        let vb: f64 = b.iter().map(|y| (y - mb).powi(2)).sum();
+        cov / (va * vb).sqrt()
+    };
+    let (c0, c5, c1) = (corr(0.0), corr(0.5), corr(1.0));
+    assert!(c1 > 0.99, "p = 1: {c1}");
+    assert!(
+        c0 < c5 && c5 < c1,
+        "corr at p = 0, 0.5, 1: {c0}, {c5}, {c1}"
+    );
+    // Same seed, same table.
+    let spec = SyntheticSpec {
+        rows: 10,
+        ..Default::default()
+    };
+    assert_eq!(table(&spec).rows, table(&spec).rows);
+}
