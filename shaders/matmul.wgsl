@@ -1,15 +1,24 @@
-// Tiled matrix product with a fused epilogue.
+// Register-blocked matrix product with fused prologue and epilogue.
 //
 //   C = op(A) · op(B)  [+ bias]  [ReLU]        or, with ACCUMULATE,  C += op(A) · op(B)
 //
 // Shapes: op(A) is M×K, op(B) is K×N, C is M×N, bias is N; all row-major.
 //   A is stored M×K, or K×M when TRANS_A (so op(A) = Aᵀ);
 //   B is stored K×N, or N×K when TRANS_B (so op(B) = Bᵀ).
-// The backward pass of Y = X·W needs both: dX = dY·Wᵀ (TRANS_B), dW = Xᵀ·dY (TRANS_A).
+// The backward pass of Y = relu(X·W + b) needs both transposes:
+//   dZ = dY ⊙ [Y > 0],  dW = Xᵀ·dZ,  db = Σ_rows dZ,  dX = dZ·Wᵀ.
+// MASK_A / MASK_B multiply the A / B operand by [mask > 0] as it is loaded
+// (mask has the operand's stored layout: the forward output Y), so dZ is never
+// written out; BIAS_GRAD also writes db (to `dbias`) = Σ_k op(B)[k, :] (the invocations of
+// the first row block), so dW and db come from one dispatch.
 //
-// Each workgroup computes a TILE×TILE block of C. It walks K in steps of TILE,
-// staging one TILE×TILE tile of op(A) and one of op(B) in workgroup memory;
-// loads outside the matrix read as zero, so M, N, K need not be multiples of TILE.
+// Each invocation computes a TM×TN = 4×4 block of C in registers, reading A
+// and B straight from memory (no workgroup barriers: they are slow on
+// software adapters, and caches serve the reuse); a workgroup covers
+// (WGY·4)×(WGX·4). Loads clamp their row/column into the matrix so the inner
+// loop has no branches; only the stores are guarded. Transposes, masks and the
+// bias gradient are pipeline constants, so each variant compiles without them
+// in its inner loop.
 
 struct Params {
     m: u32,
@@ -18,61 +27,95 @@ struct Params {
     flags: u32,
 }
 
-const TRANS_A: u32 = 1u;
-const TRANS_B: u32 = 2u;
 const BIAS: u32 = 4u;
 const RELU: u32 = 8u;
 const ACCUMULATE: u32 = 16u;
 
-override TILE: u32 = 16u;
+override TRANS_A: bool = false;
+override TRANS_B: bool = false;
+override MASK_A: bool = false;
+override MASK_B: bool = false;
+override BIAS_GRAD: bool = false;
+override WGX: u32 = 8u;
+override WGY: u32 = 8u;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> c: array<f32>;
 @group(0) @binding(2) var<storage, read> a: array<f32>;
 @group(0) @binding(3) var<storage, read> b: array<f32>;
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
+@group(0) @binding(5) var<storage, read> mask: array<f32>;
+// Separate from `bias`: a read-only and a writable binding of one buffer (the
+// parameter arena holds both W and b) cannot meet in one dispatch.
+@group(0) @binding(6) var<storage, read_write> dbias: array<f32>;
 
-var<workgroup> tile_a: array<f32, TILE * TILE>;
-var<workgroup> tile_b: array<f32, TILE * TILE>;
-
-// op(A)[row, kk]
-fn load_a(row: u32, kk: u32) -> f32 {
-    if (row >= p.m || kk >= p.k) { return 0.0; }
-    if ((p.flags & TRANS_A) != 0u) { return a[kk * p.m + row]; }
-    return a[row * p.k + kk];
+// Operand loads by flat index (the caller walks the indices), with the optional ReLU mask.
+fn load_a(i: u32) -> f32 {
+    var v = a[i];
+    if (MASK_A) { v = select(0.0, v, mask[i] > 0.0); }
+    return v;
 }
 
-// op(B)[kk, col]
-fn load_b(kk: u32, col: u32) -> f32 {
-    if (kk >= p.k || col >= p.n) { return 0.0; }
-    if ((p.flags & TRANS_B) != 0u) { return b[col * p.k + kk]; }
-    return b[kk * p.n + col];
+fn load_b(i: u32) -> f32 {
+    var v = b[i];
+    if (MASK_B) { v = select(0.0, v, mask[i] > 0.0); }
+    return v;
 }
 
-@compute @workgroup_size(TILE, TILE)
-fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let row = wid.y * TILE + lid.y;
-    let col = wid.x * TILE + lid.x;
-    var acc = 0.0;
-    let steps = (p.k + TILE - 1u) / TILE;
-    for (var s = 0u; s < steps; s = s + 1u) {
-        let k0 = s * TILE;
-        tile_a[lid.y * TILE + lid.x] = load_a(row, k0 + lid.x);
-        tile_b[lid.y * TILE + lid.x] = load_b(k0 + lid.y, col);
-        workgroupBarrier();
-        for (var t = 0u; t < TILE; t = t + 1u) {
-            acc = acc + tile_a[lid.y * TILE + t] * tile_b[t * TILE + lid.x];
-        }
-        workgroupBarrier();
+fn store(row: u32, col: u32, value: f32) {
+    if (row >= p.m || col >= p.n) { return; }
+    let i = row * p.n + col;
+    var v = value;
+    if ((p.flags & ACCUMULATE) != 0u) {
+        v = v + c[i];
+    } else {
+        if ((p.flags & BIAS) != 0u) { v = v + bias[col]; }
+        if ((p.flags & RELU) != 0u) { v = max(v, 0.0); }
     }
-    if (row < p.m && col < p.n) {
-        let i = row * p.n + col;
-        if ((p.flags & ACCUMULATE) != 0u) {
-            c[i] = c[i] + acc;
-        } else {
-            if ((p.flags & BIAS) != 0u) { acc = acc + bias[col]; }
-            if ((p.flags & RELU) != 0u) { acc = max(acc, 0.0); }
-            c[i] = acc;
+    c[i] = v;
+}
+
+@compute @workgroup_size(WGX, WGY)
+fn matmul(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let r0 = gid.y * 4u;
+    let c0 = gid.x * 4u;
+    if (r0 >= p.m || c0 >= p.n) { return; }
+    let rows = vec4<u32>(min(r0, p.m - 1u), min(r0 + 1u, p.m - 1u), min(r0 + 2u, p.m - 1u), min(r0 + 3u, p.m - 1u));
+    let cols = vec4<u32>(min(c0, p.n - 1u), min(c0 + 1u, p.n - 1u), min(c0 + 2u, p.n - 1u), min(c0 + 3u, p.n - 1u));
+    // Flat indices of op(A)[rows, 0] and op(B)[0, cols], and how far one step along k moves them.
+    var ia = select(rows * p.k, rows, TRANS_A);
+    let step_a = select(1u, p.m, TRANS_A);
+    var ib = select(cols, cols * p.k, TRANS_B);
+    let step_b = select(p.n, 1u, TRANS_B);
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+    var bsum = vec4<f32>(0.0);
+    for (var kk = 0u; kk < p.k; kk = kk + 1u) {
+        let bv = vec4<f32>(load_b(ib.x), load_b(ib.y), load_b(ib.z), load_b(ib.w));
+        acc0 = acc0 + load_a(ia.x) * bv;
+        acc1 = acc1 + load_a(ia.y) * bv;
+        acc2 = acc2 + load_a(ia.z) * bv;
+        acc3 = acc3 + load_a(ia.w) * bv;
+        if (BIAS_GRAD) { bsum = bsum + bv; }
+        ia = ia + step_a;
+        ib = ib + step_b;
+    }
+    for (var j = 0u; j < 4u; j = j + 1u) {
+        store(r0, c0 + j, acc0[j]);
+        store(r0 + 1u, c0 + j, acc1[j]);
+        store(r0 + 2u, c0 + j, acc2[j]);
+        store(r0 + 3u, c0 + j, acc3[j]);
+    }
+    if (BIAS_GRAD && r0 == 0u) {
+        for (var j = 0u; j < 4u; j = j + 1u) {
+            let col = c0 + j;
+            if (col < p.n) {
+                var v = bsum[j];
+                if ((p.flags & ACCUMULATE) != 0u) { v = v + dbias[col]; }
+                dbias[col] = v;
+            }
         }
     }
 }

@@ -56,6 +56,8 @@ pub struct Gpu {
     pipelines: Mutex<HashMap<PipelineKey, Arc<Kernel>>>,
     uncaptured: Arc<Mutex<Option<String>>>,
     pub(crate) readbacks: std::sync::atomic::AtomicU64,
+    /// The matmul workgroup shape chosen for this adapter (see `kernels::matmul`).
+    pub(crate) matmul_wg: std::sync::OnceLock<(u32, u32)>,
 }
 
 /// A compiled compute pipeline and the layout its bind groups must follow.
@@ -229,6 +231,7 @@ impl Gpu {
             pipelines: Mutex::new(HashMap::new()),
             uncaptured,
             readbacks: std::sync::atomic::AtomicU64::new(0),
+            matmul_wg: std::sync::OnceLock::new(),
         })
     }
 

@@ -5,7 +5,7 @@
 use std::rc::Rc;
 
 use crate::error::{Error, Result};
-use crate::kernels::matmul::{self, MatmulOptions};
+use crate::kernels::matmul::{self, MatmulOptions, Operand};
 use crate::kernels::{elementwise, loss, reduce};
 use crate::tape::{Tape, Var};
 use crate::tensor::Tensor;
@@ -85,44 +85,65 @@ impl<'g> Tape<'g> {
         };
         self.record_forward(matmul::matmul(gpu, &xv, &wv, &y, opts)?);
         // z = x W + b, y = relu(z) (or y = z):
-        //   dz = dy · [y > 0]        (only with relu)
-        //   dW = xᵀ dz,  db = Σ_rows dz,  dx = dz Wᵀ
+        //   dz = dy · [y > 0]        (only with relu; applied as dy is loaded, never stored)
+        //   dW = xᵀ dz and db = Σ_rows dz in one dispatch,  dx = dz Wᵀ in another.
         let yv = y.clone();
-        let dz_buf = if relu {
-            Some(Tensor::zeros(gpu, &[rows, h], "linear dz")?)
-        } else {
-            None
-        };
         let rule = Rc::new(move |t: &mut Tape, dy: &Tensor| -> Result<()> {
             let gpu = t.gpu;
-            let dz = match &dz_buf {
-                Some(dz) => {
-                    t.record_backward(elementwise::relu_backward(gpu, dy, &yv, dz)?);
-                    dz
-                }
-                None => dy,
+            let mask = |operand| relu.then_some((&yv, operand));
+            let dw = if t.requires_grad(w) {
+                Some(t.grad_slot(w)?)
+            } else {
+                None
             };
-            if t.requires_grad(w) {
-                let (dw, acc) = t.grad_slot(w)?;
-                let o = MatmulOptions {
-                    trans_a: true,
-                    accumulate: acc,
-                    ..Default::default()
-                };
-                t.record_backward(matmul::matmul(gpu, &xv, dz, &dw, o)?);
-            }
-            if t.requires_grad(b) {
-                let (db, acc) = t.grad_slot(b)?;
-                t.record_backward(reduce::sum_rows(gpu, dz, &db, acc)?);
+            let db = if t.requires_grad(b) {
+                Some(t.grad_slot(b)?)
+            } else {
+                None
+            };
+            match (dw, db) {
+                (Some((dw, acc)), Some((db, acc_b))) if acc == acc_b => {
+                    let o = MatmulOptions {
+                        trans_a: true,
+                        accumulate: acc,
+                        mask: mask(Operand::B),
+                        bias_grad: Some(&db),
+                        ..Default::default()
+                    };
+                    t.record_backward(matmul::matmul(gpu, &xv, dy, &dw, o)?);
+                }
+                (dw, db) => {
+                    // W and b at different accumulation states (one of them shared elsewhere): apart.
+                    if let Some((dw, acc)) = dw {
+                        let o = MatmulOptions {
+                            trans_a: true,
+                            accumulate: acc,
+                            mask: mask(Operand::B),
+                            ..Default::default()
+                        };
+                        t.record_backward(matmul::matmul(gpu, &xv, dy, &dw, o)?);
+                    }
+                    if let Some((db, acc)) = db {
+                        let dz = if relu {
+                            let dz = Tensor::zeros(gpu, dy.shape(), "linear dz")?;
+                            t.record_backward(elementwise::relu_backward(gpu, dy, &yv, &dz)?);
+                            dz
+                        } else {
+                            dy.clone()
+                        };
+                        t.record_backward(reduce::sum_rows(gpu, &dz, &db, acc)?);
+                    }
+                }
             }
             if t.requires_grad(x) {
                 let (dx, acc) = t.grad_slot(x)?;
                 let o = MatmulOptions {
                     trans_b: true,
                     accumulate: acc,
+                    mask: mask(Operand::A),
                     ..Default::default()
                 };
-                t.record_backward(matmul::matmul(gpu, dz, &wv, &dx, o)?);
+                t.record_backward(matmul::matmul(gpu, dy, &wv, &dx, o)?);
             }
             Ok(())
         });

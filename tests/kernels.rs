@@ -45,7 +45,7 @@ fn check_matmul(gpu: &taskgrad::Gpu, m: usize, k: usize, n: usize, seed: u64) {
                 trans_b,
                 bias: use_bias.then_some(&gbias),
                 relu,
-                accumulate: false,
+                ..Default::default()
             };
             let d = matmul::matmul(gpu, &ga, &gb, &c, opts).expect("matmul");
             gpu.run(&[&d]).expect("run");
@@ -133,6 +133,115 @@ fn matmul_shapes_not_multiple_of_tile() {
     .enumerate()
     {
         check_matmul(gpu, m, k, n, 10 + i as u64);
+    }
+}
+
+#[test]
+fn matmul_fused_relu_mask_and_bias_gradient() {
+    // Backward of Y = relu(X·W + b) with X B×D, W D×H:
+    //   dZ = dY ⊙ [Y > 0];  dW = Xᵀ·dZ and db = Σ_rows dZ in one dispatch (mask on B);
+    //   dX = dZ·Wᵀ in another (mask on A). Checked against relu_backward + products + sum_rows.
+    let gpu = gpu_or_skip!();
+    use taskgrad::kernels::matmul::Operand;
+    for &(b, d, h) in &[(1, 1, 1), (17, 3, 65), (63, 65, 17), (129, 33, 5)] {
+        let mut r = rng(31 + b as u64);
+        let (x, w, dy) = (
+            random(&mut r, b * d),
+            random(&mut r, d * h),
+            random(&mut r, b * h),
+        );
+        let y = random(&mut r, b * h); // only its sign matters: about half the mask is off
+        let dz = cpu::relu_backward(&dy, &y);
+        let (gx, gw, gdy, gy) = (
+            upload(gpu, &[b, d], &x),
+            upload(gpu, &[d, h], &w),
+            upload(gpu, &[b, h], &dy),
+            upload(gpu, &[b, h], &y),
+        );
+        let (dw, db, dx) = (zeros(gpu, &[d, h]), zeros(gpu, &[h]), zeros(gpu, &[b, d]));
+        let o1 = MatmulOptions {
+            trans_a: true,
+            mask: Some((&gy, Operand::B)),
+            bias_grad: Some(&db),
+            ..Default::default()
+        };
+        let o2 = MatmulOptions {
+            trans_b: true,
+            mask: Some((&gy, Operand::A)),
+            ..Default::default()
+        };
+        let d1 = matmul::matmul(gpu, &gx, &gdy, &dw, o1).unwrap();
+        let d2 = matmul::matmul(gpu, &gdy, &gw, &dx, o2).unwrap();
+        gpu.run(&[&d1, &d2]).unwrap();
+        let got = gpu.read(&[&dw, &db, &dx]).unwrap();
+        let tol = 1e-5 * b.max(h) as f32 + 1e-5;
+        let what = format!("b={b} d={d} h={h}");
+        assert_close(
+            &format!("dW {what}"),
+            &got[0],
+            &cpu::matmul(&x, &dz, d, b, h, true, false, None, false),
+            tol,
+            1e-4,
+        );
+        assert_close(
+            &format!("db {what}"),
+            &got[1],
+            &cpu::sum_rows(&dz, b, h),
+            tol,
+            1e-4,
+        );
+        assert_close(
+            &format!("dX {what}"),
+            &got[2],
+            &cpu::matmul(&dz, &w, b, h, d, false, true, None, false),
+            tol,
+            1e-4,
+        );
+        // Accumulating doubles dW and db.
+        let o3 = MatmulOptions {
+            accumulate: true,
+            ..o1
+        };
+        gpu.run(&[&matmul::matmul(gpu, &gx, &gdy, &dw, o3).unwrap()])
+            .unwrap();
+        let again = gpu.read(&[&dw, &db]).unwrap();
+        assert_close(
+            &format!("2dW {what}"),
+            &again[0],
+            &cpu::scale(&got[0], 2.0),
+            tol,
+            1e-4,
+        );
+        assert_close(
+            &format!("2db {what}"),
+            &again[1],
+            &cpu::scale(&got[1], 2.0),
+            tol,
+            1e-4,
+        );
+    }
+}
+
+#[test]
+fn every_matmul_workgroup_shape_gives_the_same_product() {
+    // The timed search may pick any candidate; all must compute the same C.
+    let gpu = gpu_or_skip!();
+    let (m, k, n) = (67, 45, 33);
+    let mut r = rng(37);
+    let (a, b) = (random(&mut r, m * k), random(&mut r, k * n));
+    let (ga, gb) = (upload(gpu, &[m, k], &a), upload(gpu, &[k, n], &b));
+    let want = cpu::matmul(&a, &b, m, k, n, false, false, None, false);
+    for wg in matmul::CANDIDATES {
+        let c = zeros(gpu, &[m, n]);
+        gpu.run(&[&matmul::matmul_with(gpu, &ga, &gb, &c, MatmulOptions::default(), wg).unwrap()])
+            .unwrap();
+        assert_close(
+            &format!("matmul wg {wg:?}"),
+            &gpu.read_one(&c).unwrap(),
+            &want,
+            1e-4,
+            1e-4,
+        );
     }
 }
 

@@ -1,12 +1,21 @@
-//! C = op(A)·op(B) [+ bias] [ReLU], or C += op(A)·op(B). See shaders/matmul.wgsl.
+//! C = op(A)·op(B) [+ bias] [ReLU], or C += op(A)·op(B), with the ReLU mask of
+//! the backward pass and the bias gradient fused in. See shaders/matmul.wgsl.
+//!
+//! The workgroup shape (each invocation computes a 4×4 block) is chosen per
+//! adapter at first use by a short timed search over the `WGX`/`WGY` override
+//! constants, then cached on the [`Gpu`]; `TASKGRAD_MATMUL_WG=8x8` skips it.
+
+use std::time::Instant;
 
 use crate::device::{Binding, Gpu};
 use crate::error::{Error, Result};
 use crate::kernels::{record, Dispatch};
 use crate::tensor::Tensor;
 
-/// Side of the square output tile each workgroup computes (WGSL `override TILE`).
-pub const TILE: u32 = 16;
+/// Outputs per invocation along each dimension (the register block).
+pub const BLOCK: u32 = 4;
+/// Workgroup shapes the timed search tries.
+pub const CANDIDATES: [(u32, u32); 5] = [(8, 8), (16, 4), (4, 16), (16, 16), (32, 2)];
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -15,6 +24,13 @@ struct Params {
     n: u32,
     k: u32,
     flags: u32,
+}
+
+/// Which operand the ReLU mask applies to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operand {
+    A,
+    B,
 }
 
 /// Options of one product.
@@ -30,6 +46,10 @@ pub struct MatmulOptions<'a> {
     pub relu: bool,
     /// C += op(A)·op(B) (for gradient accumulation); excludes bias and relu.
     pub accumulate: bool,
+    /// Multiply an operand by [mask > 0] as it is loaded; the mask has that operand's stored shape.
+    pub mask: Option<(&'a Tensor, Operand)>,
+    /// Also write db = Σ_k op(B)[k, :] (length N) here (accumulating when `accumulate`).
+    pub bias_grad: Option<&'a Tensor>,
 }
 
 fn dims(op: &'static str, t: &Tensor, trans: bool) -> Result<(usize, usize)> {
@@ -66,6 +86,19 @@ pub fn matmul(
     c: &Tensor,
     opts: MatmulOptions,
 ) -> Result<Dispatch> {
+    let wg = workgroup(gpu)?;
+    matmul_with(gpu, a, b, c, opts, wg)
+}
+
+/// [`matmul`] with an explicit workgroup shape (WGX, WGY).
+pub fn matmul_with(
+    gpu: &Gpu,
+    a: &Tensor,
+    b: &Tensor,
+    c: &Tensor,
+    opts: MatmulOptions,
+    wg: (u32, u32),
+) -> Result<Dispatch> {
     let (m, n) = output_shape(a, b, opts.trans_a, opts.trans_b)?;
     let k = if opts.trans_a {
         a.shape()[0]
@@ -78,22 +111,31 @@ pub fn matmul(
             "matmul: accumulate cannot be combined with bias or relu".into(),
         ));
     }
+    if opts.bias.is_some() && opts.bias_grad.is_some() {
+        return Err(Error::InvalidConfig(
+            "matmul: bias and bias_grad exclude each other".into(),
+        ));
+    }
     if let Some(bias) = opts.bias {
         bias.expect_numel("matmul bias", n)?;
     }
-    let flags = opts.trans_a as u32
-        | (opts.trans_b as u32) << 1
-        | (opts.bias.is_some() as u32) << 2
-        | (opts.relu as u32) << 3
-        | (opts.accumulate as u32) << 4;
+    if let Some(db) = opts.bias_grad {
+        db.expect_numel("matmul bias gradient", n)?;
+    }
+    if let Some((mask, operand)) = opts.mask {
+        let target = if operand == Operand::A { a } else { b };
+        mask.expect_shape("matmul mask", target.shape())?;
+    }
+    let flags =
+        (opts.bias.is_some() as u32) << 2 | (opts.relu as u32) << 3 | (opts.accumulate as u32) << 4;
     let params = Params {
         m: m as u32,
         n: n as u32,
         k: k as u32,
         flags,
     };
-    let gx = (n as u64).div_ceil(TILE as u64);
-    let gy = (m as u64).div_ceil(TILE as u64);
+    let gx = (n as u64).div_ceil((BLOCK * wg.0) as u64);
+    let gy = (m as u64).div_ceil((BLOCK * wg.1) as u64);
     let max = gpu.limits.max_compute_workgroups_per_dimension as u64;
     if gx > max || gy > max {
         return Err(Error::DispatchTooLarge {
@@ -101,17 +143,101 @@ pub fn matmul(
             limit: max,
         });
     }
-    // Without a bias the slot is bound to A; the kernel never reads it.
-    let bias = opts.bias.unwrap_or(a);
+    // Unused slots are bound to operands the kernel then never reads through them;
+    // the unused writable slot gets a one-element scratch buffer.
+    let bias_slot = opts.bias.unwrap_or(a);
+    let mask_slot = opts.mask.map(|(m, _)| m).unwrap_or(a);
+    let scratch;
+    let dbias_slot = match opts.bias_grad {
+        Some(t) => t,
+        None => {
+            scratch = Tensor::zeros(gpu, &[1], "matmul unused bias gradient")?;
+            &scratch
+        }
+    };
+    let flag = |on: bool| if on { 1.0 } else { 0.0 };
+    let constants = [
+        ("TRANS_A", flag(opts.trans_a)),
+        ("TRANS_B", flag(opts.trans_b)),
+        ("MASK_A", flag(matches!(opts.mask, Some((_, Operand::A))))),
+        ("MASK_B", flag(matches!(opts.mask, Some((_, Operand::B))))),
+        ("BIAS_GRAD", flag(opts.bias_grad.is_some())),
+        ("WGX", wg.0 as f64),
+        ("WGY", wg.1 as f64),
+    ];
     use Binding::*;
     record(
         gpu,
         "matmul.wgsl",
         "matmul",
-        &[Uniform, ReadWrite, ReadOnly, ReadOnly, ReadOnly],
-        &[("TILE", TILE as f64)],
+        &[
+            Uniform, ReadWrite, ReadOnly, ReadOnly, ReadOnly, ReadOnly, ReadWrite,
+        ],
+        &constants,
         &params,
-        &[c, a, b, bias],
+        &[c, a, b, bias_slot, mask_slot, dbias_slot],
         [gx as u32, gy as u32, 1],
     )
+}
+
+/// The workgroup shape for this adapter: `TASKGRAD_MATMUL_WG`, else a timed
+/// search (median of 3 runs of a 256×256×256 product per candidate), once.
+pub fn workgroup(gpu: &Gpu) -> Result<(u32, u32)> {
+    if let Some(&wg) = gpu.matmul_wg.get() {
+        return Ok(wg);
+    }
+    let wg = match std::env::var("TASKGRAD_MATMUL_WG") {
+        Ok(s) => parse_wg(&s)?,
+        Err(_) => search(gpu)?,
+    };
+    Ok(*gpu.matmul_wg.get_or_init(|| wg))
+}
+
+fn parse_wg(s: &str) -> Result<(u32, u32)> {
+    let bad = || {
+        Error::InvalidConfig(format!(
+            "TASKGRAD_MATMUL_WG={s:?}: expected WGXxWGY, e.g. 8x8"
+        ))
+    };
+    let (x, y) = s.split_once('x').ok_or_else(bad)?;
+    let (x, y): (u32, u32) = (
+        x.trim().parse().map_err(|_| bad())?,
+        y.trim().parse().map_err(|_| bad())?,
+    );
+    if x == 0 || y == 0 || x * y > 256 {
+        return Err(bad());
+    }
+    Ok((x, y))
+}
+
+fn search(gpu: &Gpu) -> Result<(u32, u32)> {
+    let n = 256;
+    let a = Tensor::from_slice(gpu, &[n, n], &vec![0.5; n * n], "matmul search A")?;
+    let b = Tensor::from_slice(gpu, &[n, n], &vec![0.25; n * n], "matmul search B")?;
+    let c = Tensor::zeros(gpu, &[n, n], "matmul search C")?;
+    let max_invocations = gpu.limits.max_compute_invocations_per_workgroup;
+    let mut best = (f64::INFINITY, CANDIDATES[0]);
+    for wg in CANDIDATES {
+        if wg.0 * wg.1 > max_invocations
+            || wg.0 > gpu.limits.max_compute_workgroup_size_x
+            || wg.1 > gpu.limits.max_compute_workgroup_size_y
+        {
+            continue;
+        }
+        let d = matmul_with(gpu, &a, &b, &c, MatmulOptions::default(), wg)?;
+        gpu.run(&[&d])?;
+        gpu.wait()?;
+        let mut times = Vec::new();
+        for _ in 0..3 {
+            let t = Instant::now();
+            gpu.run(&[&d])?;
+            gpu.wait()?;
+            times.push(t.elapsed().as_secs_f64());
+        }
+        times.sort_by(f64::total_cmp);
+        if times[1] < best.0 {
+            best = (times[1], wg);
+        }
+    }
+    Ok(best.1)
 }
