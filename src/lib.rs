@@ -20,6 +20,7 @@ pub mod synthetic;
 pub mod tape;
 pub mod tensor;
 pub mod train;
+pub mod workloads;
 
 pub use device::{AdapterReport, Gpu};
 pub use error::{Error, Result};

@@ -90,6 +90,16 @@ impl<'g> Tape<'g> {
         let yv = y.clone();
         let rule = Rc::new(move |t: &mut Tape, dy: &Tensor| -> Result<()> {
             let gpu = t.gpu;
+            // Unfused (for comparison): dz is written out by its own dispatch, then read plainly.
+            let dz_out = if relu && !t.fuse {
+                let dz = Tensor::zeros(gpu, dy.shape(), "linear dz")?;
+                t.record_backward(elementwise::relu_backward(gpu, dy, &yv, &dz)?);
+                Some(dz)
+            } else {
+                None
+            };
+            let dy = dz_out.as_ref().unwrap_or(dy);
+            let relu = relu && t.fuse;
             let mask = |operand| relu.then_some((&yv, operand));
             let dw = if t.requires_grad(w) {
                 Some(t.grad_slot(w)?)
@@ -102,7 +112,7 @@ impl<'g> Tape<'g> {
                 None
             };
             match (dw, db) {
-                (Some((dw, acc)), Some((db, acc_b))) if acc == acc_b => {
+                (Some((dw, acc)), Some((db, acc_b))) if acc == acc_b && t.fuse => {
                     let o = MatmulOptions {
                         trans_a: true,
                         accumulate: acc,
@@ -113,7 +123,7 @@ impl<'g> Tape<'g> {
                     t.record_backward(matmul::matmul(gpu, &xv, dy, &dw, o)?);
                 }
                 (dw, db) => {
-                    // W and b at different accumulation states (one of them shared elsewhere): apart.
+                    // Unfused, or W and b at different accumulation states (one shared elsewhere): apart.
                     if let Some((dw, acc)) = dw {
                         let o = MatmulOptions {
                             trans_a: true,

@@ -73,6 +73,26 @@ impl Program {
         space: Option<GradSpace>,
         adam_cfg: AdamConfig,
     ) -> Result<Program> {
+        Self::build_with(
+            gpu, net, params, tasks, d, b, weighting, space, adam_cfg, true,
+        )
+    }
+
+    /// [`Program::build`]; `fused: false` records the unfused backward (separate
+    /// ReLU-backward and bias-gradient dispatches), for benchmarks.
+    #[allow(clippy::too_many_arguments)]
+    pub fn build_with(
+        gpu: &Gpu,
+        net: &MultiTaskNet,
+        params: &ParamSet,
+        tasks: &[TaskSpec],
+        d: usize,
+        b: usize,
+        weighting: &mut dyn Weighting,
+        space: Option<GradSpace>,
+        adam_cfg: AdamConfig,
+        fused: bool,
+    ) -> Result<Program> {
         let k = tasks.len();
         let x = Tensor::zeros(gpu, &[b, d], "batch x")?;
         let (mut labels, mut values, mut masks) = (Vec::new(), Vec::new(), Vec::new());
@@ -100,6 +120,7 @@ impl Program {
 
         // ---- trace: trunk, heads (through stop-gradients when per-task), losses
         let mut tape = Tape::new(gpu);
+        tape.fuse = fused;
         let xv = tape.input(&x);
         let z = net.trunk_forward(&mut tape, params, xv)?;
         let z_shape = tape.value(z).shape().to_vec();

@@ -55,6 +55,9 @@ pub struct Tape<'g> {
     pub forward: Vec<Dispatch>,
     /// Backward dispatches, in order, appended by each backward pass.
     pub backward: Vec<Dispatch>,
+    /// Fuse the ReLU mask and the bias gradient into the backward matmuls
+    /// (true by default; false records them as separate dispatches).
+    pub fuse: bool,
 }
 
 impl<'g> Tape<'g> {
@@ -64,6 +67,7 @@ impl<'g> Tape<'g> {
             nodes: Vec::new(),
             forward: Vec::new(),
             backward: Vec::new(),
+            fuse: true,
         }
     }
 

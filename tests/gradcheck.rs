@@ -97,8 +97,9 @@ fn loss_buffers(gpu: &Gpu, seed: f32) -> (Tensor, Tensor) {
 #[test]
 fn linear_without_and_with_relu() {
     let gpu = gpu_or_skip!();
-    // L = mse(x·W + b [relu], t), x (5×3) is a parameter too so dx is checked.
-    for relu in [false, true] {
+    // L = mse(x·W + b [relu], t), x (5×3) is a parameter too so dx is checked;
+    // with the ReLU mask and bias gradient fused into the matmuls, and unfused.
+    for (relu, fuse) in [(false, true), (true, true), (false, false), (true, false)] {
         let (b, d, h) = (5, 3, 4);
         let (fx, ids) = fixture(
             gpu,
@@ -108,6 +109,7 @@ fn linear_without_and_with_relu() {
         let t = random(&mut rng(9), b * h);
         let (seeds, losses) = loss_buffers(gpu, 1.0);
         let mut tape = Tape::new(gpu);
+        tape.fuse = fuse;
         let (x, w, bb) = (
             fx.params.var(&mut tape, ids[0]).unwrap(),
             fx.params.var(&mut tape, ids[1]).unwrap(),
@@ -118,10 +120,16 @@ fn linear_without_and_with_relu() {
         let l = tape.mse(y, &tt, &mask, &seeds, &losses, 0).unwrap();
         tape.backward(&[l]).unwrap();
         let t64: Vec<f64> = t.iter().map(|&v| v as f64).collect();
-        check(gpu, &tape, &fx, &format!("linear relu={relu}"), |p| {
-            let y = cpu::matmul(&p[0], &p[1], b, d, h, false, false, Some(&p[2]), relu);
-            cpu::mse(&y, &t64, &ones(b), b, h, 1.0).0
-        });
+        check(
+            gpu,
+            &tape,
+            &fx,
+            &format!("linear relu={relu} fuse={fuse}"),
+            |p| {
+                let y = cpu::matmul(&p[0], &p[1], b, d, h, false, false, Some(&p[2]), relu);
+                cpu::mse(&y, &t64, &ones(b), b, h, 1.0).0
+            },
+        );
     }
 }
 

@@ -1,0 +1,140 @@
+//! workloads: run one reference workload of WORKLOADS.md exactly as defined
+//! and print one line, so the same work can be compared with other systems.
+//!
+//!     cargo run --release --example workloads -- W-iris  [--weighting M] [--unfused]
+//!     cargo run --release --example workloads -- W-synth [--weighting M] [--unfused]
+//!     cargo run --release --example workloads -- W-matmul
+//!
+//! W-iris: 500 steps after 50 warm-up steps, the losses read back every 100
+//! steps. W-synth: 50 steps after 5 warm-up steps. W-matmul: square f32
+//! products at n = 256, 512, 1024, median time per product after warm-up,
+//! the result read back once at the end. Times are wall clock around
+//! submit-and-wait, so they include every fixed cost a user pays.
+
+use std::time::Instant;
+
+use clap::Parser;
+use taskgrad::kernels::matmul::{matmul, MatmulOptions};
+use taskgrad::workloads::{w_iris, w_synth, Workload};
+use taskgrad::{Error, Gpu, Tensor};
+
+#[derive(Parser)]
+struct Args {
+    /// W-iris, W-synth or W-matmul.
+    workload: String,
+    /// Multi-task method for W-iris and W-synth.
+    #[arg(long, default_value = "equal")]
+    weighting: String,
+    /// Build the unfused step (separate ReLU-backward and bias-gradient dispatches).
+    #[arg(long)]
+    unfused: bool,
+}
+
+fn main() {
+    if let Err(e) = run(Args::parse()) {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn steps(
+    gpu: &Gpu,
+    w: &mut Workload,
+    warmup: usize,
+    measured: usize,
+    read_every: usize,
+) -> taskgrad::Result<f64> {
+    for _ in 0..warmup {
+        w.step(gpu)?;
+    }
+    gpu.wait()?;
+    let t = Instant::now();
+    for i in 1..=measured {
+        w.step(gpu)?;
+        if i % read_every == 0 {
+            let l = w.losses(gpu)?;
+            if l.iter().any(|v| !v.is_finite()) {
+                return Err(Error::NonFinite {
+                    step: i as u64,
+                    task: format!("{l:?}"),
+                });
+            }
+        }
+    }
+    gpu.wait()?;
+    Ok(measured as f64 / t.elapsed().as_secs_f64())
+}
+
+fn run(args: Args) -> taskgrad::Result<()> {
+    let gpu = Gpu::new()?;
+    let fused = !args.unfused;
+    match args.workload.to_ascii_lowercase().as_str() {
+        "w-iris" => {
+            let mut w = w_iris(&gpu, &args.weighting, fused)?;
+            let sps = steps(&gpu, &mut w, 50, 500, 100)?;
+            println!(
+                "workload=W-iris weighting={} fused={fused} steps_per_s={sps:.1} dispatches_per_step={} adapter=\"{}\"",
+                args.weighting,
+                w.dispatches_per_step(),
+                gpu.report
+            );
+        }
+        "w-synth" => {
+            let mut w = w_synth(&gpu, &args.weighting, fused)?;
+            let sps = steps(&gpu, &mut w, 5, 50, 10)?;
+            println!(
+                "workload=W-synth weighting={} fused={fused} steps_per_s={sps:.3} dispatches_per_step={} adapter=\"{}\"",
+                args.weighting,
+                w.dispatches_per_step(),
+                gpu.report
+            );
+        }
+        "w-matmul" => {
+            let mut line = String::from("workload=W-matmul");
+            for n in [256usize, 512, 1024] {
+                let a = Tensor::from_slice(&gpu, &[n, n], &vec![0.5; n * n], "A")?;
+                let b = Tensor::from_slice(&gpu, &[n, n], &vec![0.25; n * n], "B")?;
+                let c = Tensor::zeros(&gpu, &[n, n], "C")?;
+                let d = matmul(&gpu, &a, &b, &c, MatmulOptions::default())?;
+                gpu.run(&[&d])?;
+                gpu.wait()?;
+                let reps = if n <= 256 {
+                    20
+                } else if n <= 512 {
+                    8
+                } else {
+                    4
+                };
+                let mut times = Vec::new();
+                for _ in 0..reps {
+                    let t = Instant::now();
+                    gpu.run(&[&d])?;
+                    gpu.wait()?;
+                    times.push(t.elapsed().as_secs_f64());
+                }
+                times.sort_by(f64::total_cmp);
+                let got = gpu.read_one(&c)?;
+                let want = 0.5 * 0.25 * n as f32;
+                if (got[0] - want).abs() > 1e-3 * want
+                    || (got[n * n - 1] - want).abs() > 1e-3 * want
+                {
+                    return Err(Error::InvalidConfig(format!(
+                        "W-matmul n={n}: wrong product {} vs {want}",
+                        got[0]
+                    )));
+                }
+                line += &format!(
+                    " gflops_{n}={:.2}",
+                    2.0 * (n as f64).powi(3) / times[reps / 2] / 1e9
+                );
+            }
+            println!("{line} adapter=\"{}\"", gpu.report);
+        }
+        other => {
+            return Err(Error::InvalidConfig(format!(
+                "unknown workload {other:?}: use W-iris, W-synth or W-matmul"
+            )))
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,204 @@
+//! The reference workloads of WORKLOADS.md, shared by the `workloads` example
+//! and the criterion benches, so both run exactly the same work.
+//!
+//! - W-iris: Iris, inputs sepal_length and sepal_width (standardised), train
+//!   split of 120 rows as one full batch; species (3-class CE), petal_length and
+//!   petal_width (MSE, standardised); trunk 2→64→64 ReLU; heads 64→3, 64→1,
+//!   64→1; equal weights; Adam lr 1e-2.
+//! - W-synth: N = 16384 synthetic rows, d_in = 128 (seeded); two regression
+//!   tasks (MSE) and two 10-class tasks (CE); trunk 128→512→512 ReLU; heads
+//!   512→1|10; batch 1024; Adam lr 1e-3; equal weights.
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::data::{Dataset, Split, Table, TaskType};
+use crate::device::Gpu;
+use crate::error::Result;
+use crate::kernels::optim::AdamConfig;
+use crate::mtl::{self, GradSpace};
+use crate::nn::{MultiTaskNet, NetSpec, ParamBuilder, ParamSet};
+use crate::step::Program;
+
+/// A workload ready to step: data, model and the traced step.
+pub struct Workload {
+    pub data: Dataset,
+    /// Row indices of each batch, cycled through.
+    pub batches: Vec<Vec<usize>>,
+    pub net: MultiTaskNet,
+    pub params: ParamSet,
+    pub program: Program,
+    next: usize,
+}
+
+impl Workload {
+    /// One training step: write the next batch (skipped when there is only
+    /// one batch, already written), advance Adam, submit the step once.
+    pub fn step(&mut self, gpu: &Gpu) -> Result<()> {
+        if self.batches.len() > 1 || self.next == 0 {
+            let subset: Vec<usize> = (0..self.data.tasks.len()).collect();
+            self.program.write_batch(
+                gpu,
+                &self.data,
+                &self.batches[self.next % self.batches.len()],
+                &subset,
+            )?;
+        }
+        self.next += 1;
+        self.program.adam.prepare_step(gpu);
+        gpu.run(&self.program.train_dispatches())
+    }
+
+    /// Read the per-task losses of the last step (one readback).
+    pub fn losses(&self, gpu: &Gpu) -> Result<Vec<f32>> {
+        gpu.read_one(&self.program.losses)
+    }
+
+    pub fn dispatches_per_step(&self) -> usize {
+        self.program.train_dispatches().len()
+    }
+}
+
+fn build(
+    gpu: &Gpu,
+    data: Dataset,
+    batches: Vec<Vec<usize>>,
+    trunk: Vec<usize>,
+    lr: f32,
+    weighting: &str,
+    space: Option<GradSpace>,
+    fused: bool,
+) -> Result<Workload> {
+    let spec = NetSpec {
+        inputs: data.d,
+        trunk,
+        tower: vec![],
+        outputs: data.tasks.iter().map(|t| t.outputs()).collect(),
+        head_names: data.tasks.iter().map(|t| t.name.clone()).collect(),
+    };
+    let mut builder = ParamBuilder::new(gpu);
+    let net = MultiTaskNet::new(&mut builder, spec, 0)?;
+    let mut method = mtl::by_name(weighting)?;
+    method.add_params(&mut builder, data.tasks.len())?;
+    let params = builder.build(gpu)?;
+    let space = space.or(method.grad_space());
+    let b = batches[0].len();
+    let adam = AdamConfig {
+        lr,
+        ..Default::default()
+    };
+    let program = Program::build_with(
+        gpu,
+        &net,
+        &params,
+        &data.tasks,
+        data.d,
+        b,
+        method.as_mut(),
+        space,
+        adam,
+        fused,
+    )?;
+    Ok(Workload {
+        data,
+        batches,
+        net,
+        params,
+        program,
+        next: 0,
+    })
+}
+
+/// W-iris with `weighting`; `fused: false` builds the unfused step (separate
+/// ReLU-backward and bias-gradient dispatches) for comparison.
+pub fn w_iris(gpu: &Gpu, weighting: &str, fused: bool) -> Result<Workload> {
+    let table = Table::from_csv(concat!(env!("CARGO_MANIFEST_DIR"), "/data/iris.csv"))?;
+    let split = Split::new(table.rows.len(), 0.0, 0.2, 0)?;
+    let tasks = [
+        ("species", TaskType::Class),
+        ("petal_length", TaskType::Reg),
+        ("petal_width", TaskType::Reg),
+    ];
+    let data = Dataset::from_table(
+        &table,
+        &["sepal_length", "sepal_width"],
+        &tasks,
+        &split.train,
+    )?;
+    build(
+        gpu,
+        data,
+        vec![split.train.clone()],
+        vec![64, 64],
+        1e-2,
+        weighting,
+        None,
+        fused,
+    )
+}
+
+/// The W-synth table: 16384 rows of 128 standard-normal inputs, targets from
+/// fixed random projections (regressions: a linear map plus a sine; classes:
+/// the argmax of 10 random projections).
+pub fn synth_table(rows: usize) -> Table {
+    let d = 128;
+    let mut rng = StdRng::seed_from_u64(128);
+    let mut proj = |n: usize| -> Vec<f64> { (0..n).map(|_| rng.random_range(-1.0..1.0)).collect() };
+    let (r1, r2, c1, c2) = (proj(d), proj(d), proj(10 * d), proj(10 * d));
+    let mut rng = StdRng::seed_from_u64(16384);
+    let mut headers: Vec<String> = (0..d).map(|j| format!("x{j}")).collect();
+    headers.extend(["r1", "r2", "c1", "c2"].map(String::from));
+    let dot = |w: &[f64], x: &[f64]| w.iter().zip(x).map(|(a, b)| a * b).sum::<f64>();
+    let argmax = |w: &[f64], x: &[f64]| {
+        (0..10)
+            .max_by(|&i, &j| {
+                dot(&w[i * d..(i + 1) * d], x).total_cmp(&dot(&w[j * d..(j + 1) * d], x))
+            })
+            .unwrap_or(0)
+    };
+    let table_rows = (0..rows)
+        .map(|_| {
+            let x: Vec<f64> = (0..d)
+                .map(|_| rng.random_range(-1.0f64..1.0) * 1.7)
+                .collect();
+            let mut row: Vec<String> = x.iter().map(|v| format!("{v:.5}")).collect();
+            row.push(format!("{:.5}", dot(&r1, &x)));
+            row.push(format!("{:.5}", dot(&r2, &x).sin() + 0.5 * dot(&r1, &x)));
+            row.push(format!("k{}", argmax(&c1, &x)));
+            row.push(format!("k{}", argmax(&c2, &x)));
+            row
+        })
+        .collect();
+    Table {
+        path: "W-synth".into(),
+        headers,
+        lines: (2..rows as u64 + 2).collect(),
+        rows: table_rows,
+    }
+}
+
+/// W-synth with `weighting` (batches of 1024 rows, cycled).
+pub fn w_synth(gpu: &Gpu, weighting: &str, fused: bool) -> Result<Workload> {
+    let table = synth_table(16384);
+    let names: Vec<String> = (0..128).map(|j| format!("x{j}")).collect();
+    let inputs: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
+    let tasks = [
+        ("r1", TaskType::Reg),
+        ("r2", TaskType::Reg),
+        ("c1", TaskType::Class),
+        ("c2", TaskType::Class),
+    ];
+    let all: Vec<usize> = (0..table.rows.len()).collect();
+    let data = Dataset::from_table(&table, &inputs, &tasks, &all)?;
+    let batches: Vec<Vec<usize>> = all.chunks(1024).map(|c| c.to_vec()).collect();
+    build(
+        gpu,
+        data,
+        batches,
+        vec![512, 512],
+        1e-3,
+        weighting,
+        None,
+        fused,
+    )
+}
