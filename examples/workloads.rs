@@ -5,6 +5,8 @@
 //!     cargo run --release --example workloads -- W-synth [--weighting M] [--unfused]
 //!     cargo run --release --example workloads -- W-matmul
 //!
+//! `--profile` adds a per-kernel table (timestamp queries) for W-iris and W-synth.
+//!
 //! W-iris: 500 steps after 50 warm-up steps, the losses read back every 100
 //! steps. W-synth: 50 steps after 5 warm-up steps. W-matmul: square f32
 //! products at n = 256, 512, 1024, median time per product after warm-up,
@@ -28,6 +30,21 @@ struct Args {
     /// Build the unfused step (separate ReLU-backward and bias-gradient dispatches).
     #[arg(long)]
     unfused: bool,
+    /// Also print per-kernel GPU times over a few profiled steps (timestamp queries).
+    #[arg(long)]
+    profile: bool,
+}
+
+fn print_profile(gpu: &Gpu, w: &mut Workload, steps: usize) -> taskgrad::Result<()> {
+    let mut table = std::collections::BTreeMap::new();
+    for _ in 0..steps {
+        w.step_profiled(gpu, &mut table)?;
+    }
+    print!(
+        "{}",
+        taskgrad::profile::format_table(&taskgrad::profile::summarize(&table), steps)
+    );
+    Ok(())
 }
 
 fn main() {
@@ -72,20 +89,28 @@ fn run(args: Args) -> taskgrad::Result<()> {
         "w-iris" => {
             let mut w = w_iris(&gpu, &args.weighting, fused)?;
             let sps = steps(&gpu, &mut w, 50, 500, 100)?;
+            if args.profile {
+                print_profile(&gpu, &mut w, 50)?;
+            }
             println!(
-                "workload=W-iris weighting={} fused={fused} steps_per_s={sps:.1} dispatches_per_step={} adapter=\"{}\"",
+                "workload=W-iris weighting={} fused={fused} steps_per_s={sps:.1} dispatches_per_step={} matmul_wg={:?} adapter=\"{}\"",
                 args.weighting,
                 w.dispatches_per_step(),
+                taskgrad::kernels::matmul::workgroup(&gpu)?,
                 gpu.report
             );
         }
         "w-synth" => {
             let mut w = w_synth(&gpu, &args.weighting, fused)?;
             let sps = steps(&gpu, &mut w, 5, 50, 10)?;
+            if args.profile {
+                print_profile(&gpu, &mut w, 3)?;
+            }
             println!(
-                "workload=W-synth weighting={} fused={fused} steps_per_s={sps:.3} dispatches_per_step={} adapter=\"{}\"",
+                "workload=W-synth weighting={} fused={fused} steps_per_s={sps:.3} dispatches_per_step={} matmul_wg={:?} adapter=\"{}\"",
                 args.weighting,
                 w.dispatches_per_step(),
+                taskgrad::kernels::matmul::workgroup(&gpu)?,
                 gpu.report
             );
         }
@@ -128,7 +153,11 @@ fn run(args: Args) -> taskgrad::Result<()> {
                     2.0 * (n as f64).powi(3) / times[reps / 2] / 1e9
                 );
             }
-            println!("{line} adapter=\"{}\"", gpu.report);
+            println!(
+                "{line} matmul_wg={:?} adapter=\"{}\"",
+                taskgrad::kernels::matmul::workgroup(&gpu)?,
+                gpu.report
+            );
         }
         other => {
             return Err(Error::InvalidConfig(format!(

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod mtl;
 pub mod nn;
 pub mod ops;
+pub mod profile;
 pub mod reference;
 pub mod step;
 pub mod synthetic;

@@ -98,6 +98,8 @@ pub struct TrainConfig {
     /// Compute per-task gradients every step even for methods that need none,
     /// so each epoch reports gradient norms and cosines.
     pub grad_stats: bool,
+    /// Time every kernel of the first epoch's steps (after the first) with timestamp queries.
+    pub profile: bool,
 }
 
 impl Default for TrainConfig {
@@ -114,6 +116,7 @@ impl Default for TrainConfig {
             tower: vec![],
             grad_space: None,
             grad_stats: false,
+            profile: false,
         }
     }
 }
@@ -148,6 +151,9 @@ pub struct FitReport {
     /// Time spent in training steps (submits until the epoch's loss readback), evaluation excluded.
     pub train_time: Duration,
     pub dispatches_per_step: usize,
+    /// Per-kernel GPU time over `profiled_steps` steps (with `TrainConfig::profile`).
+    pub profile: Vec<crate::profile::KernelTime>,
+    pub profiled_steps: usize,
 }
 
 impl FitReport {
@@ -234,6 +240,8 @@ pub fn fit(
     let mut steps = 0u64;
     let mut stopped_early = false;
     let mut train_time = Duration::ZERO;
+    let mut profile = std::collections::BTreeMap::new();
+    let mut profiled_steps = 0usize;
     for epoch in 0..cfg.epochs {
         let lr = cfg.lr * cfg.schedule.factor(epoch, cfg.epochs);
         prog.adam.set_lr(lr);
@@ -243,7 +251,14 @@ pub fn fit(
         for chunk in order.chunks(b) {
             prog.write_batch(gpu, data, chunk, subset)?;
             prog.adam.prepare_step(gpu);
-            gpu.run(&prog.train_dispatches())?;
+            if cfg.profile && epoch == 0 && steps > 0 {
+                let ds = prog.train_dispatches();
+                let ms = gpu.run_profiled(&ds)?;
+                crate::profile::accumulate(&mut profile, &ds, &ms);
+                profiled_steps += 1;
+            } else {
+                gpu.run(&prog.train_dispatches())?;
+            }
             steps += 1;
         }
         // One readback per epoch: per-task loss sums, first non-finite step,
@@ -320,6 +335,8 @@ pub fn fit(
         wall: start.elapsed(),
         train_time,
         dispatches_per_step,
+        profile: crate::profile::summarize(&profile),
+        profiled_steps,
     })
 }
 

@@ -49,6 +49,29 @@ impl Workload {
         gpu.run(&self.program.train_dispatches())
     }
 
+    /// One training step with every kernel timed (see `profile`); returns its dispatches' times.
+    pub fn step_profiled(
+        &mut self,
+        gpu: &Gpu,
+        table: &mut std::collections::BTreeMap<String, (usize, f64)>,
+    ) -> Result<()> {
+        if self.batches.len() > 1 || self.next == 0 {
+            let subset: Vec<usize> = (0..self.data.tasks.len()).collect();
+            self.program.write_batch(
+                gpu,
+                &self.data,
+                &self.batches[self.next % self.batches.len()],
+                &subset,
+            )?;
+        }
+        self.next += 1;
+        self.program.adam.prepare_step(gpu);
+        let ds = self.program.train_dispatches();
+        let ms = gpu.run_profiled(&ds)?;
+        crate::profile::accumulate(table, &ds, &ms);
+        Ok(())
+    }
+
     /// Read the per-task losses of the last step (one readback).
     pub fn losses(&self, gpu: &Gpu) -> Result<Vec<f32>> {
         gpu.read_one(&self.program.losses)

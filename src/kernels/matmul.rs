@@ -16,6 +16,8 @@ use crate::tensor::Tensor;
 pub const BLOCK: u32 = 4;
 /// Workgroup shapes the timed search tries.
 pub const CANDIDATES: [(u32, u32); 5] = [(8, 8), (16, 4), (4, 16), (16, 16), (32, 2)];
+/// Sizes the search times: a small product (training steps of small models) and a large one.
+const SEARCH_SIZES: [usize; 2] = [64, 256];
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -181,7 +183,7 @@ pub fn matmul_with(
 }
 
 /// The workgroup shape for this adapter: `TASKGRAD_MATMUL_WG`, else a timed
-/// search (median of 3 runs of a 256×256×256 product per candidate), once.
+/// search (median of 5 runs of a 64³ and a 256³ product per candidate), once.
 pub fn workgroup(gpu: &Gpu) -> Result<(u32, u32)> {
     if let Some(&wg) = gpu.matmul_wg.get() {
         return Ok(wg);
@@ -211,33 +213,42 @@ fn parse_wg(s: &str) -> Result<(u32, u32)> {
 }
 
 fn search(gpu: &Gpu) -> Result<(u32, u32)> {
-    let n = 256;
-    let a = Tensor::from_slice(gpu, &[n, n], &vec![0.5; n * n], "matmul search A")?;
-    let b = Tensor::from_slice(gpu, &[n, n], &vec![0.25; n * n], "matmul search B")?;
-    let c = Tensor::zeros(gpu, &[n, n], "matmul search C")?;
     let max_invocations = gpu.limits.max_compute_invocations_per_workgroup;
-    let mut best = (f64::INFINITY, CANDIDATES[0]);
-    for wg in CANDIDATES {
-        if wg.0 * wg.1 > max_invocations
-            || wg.0 > gpu.limits.max_compute_workgroup_size_x
-            || wg.1 > gpu.limits.max_compute_workgroup_size_y
-        {
-            continue;
-        }
-        let d = matmul_with(gpu, &a, &b, &c, MatmulOptions::default(), wg)?;
-        gpu.run(&[&d])?;
-        gpu.wait()?;
-        let mut times = Vec::new();
-        for _ in 0..3 {
-            let t = Instant::now();
+    let fits = |wg: &(u32, u32)| {
+        wg.0 * wg.1 <= max_invocations
+            && wg.0 <= gpu.limits.max_compute_workgroup_size_x
+            && wg.1 <= gpu.limits.max_compute_workgroup_size_y
+    };
+    let candidates: Vec<(u32, u32)> = CANDIDATES.iter().copied().filter(fits).collect();
+    // Median of 5 timed runs per candidate and size; the score adds each size's
+    // time relative to the best candidate at that size.
+    let mut score = vec![0.0f64; candidates.len()];
+    for n in SEARCH_SIZES {
+        let a = Tensor::from_slice(gpu, &[n, n], &vec![0.5; n * n], "matmul search A")?;
+        let b = Tensor::from_slice(gpu, &[n, n], &vec![0.25; n * n], "matmul search B")?;
+        let c = Tensor::zeros(gpu, &[n, n], "matmul search C")?;
+        let mut medians = Vec::new();
+        for &wg in &candidates {
+            let d = matmul_with(gpu, &a, &b, &c, MatmulOptions::default(), wg)?;
             gpu.run(&[&d])?;
             gpu.wait()?;
-            times.push(t.elapsed().as_secs_f64());
+            let mut times = Vec::new();
+            for _ in 0..5 {
+                let t = Instant::now();
+                gpu.run(&[&d])?;
+                gpu.wait()?;
+                times.push(t.elapsed().as_secs_f64());
+            }
+            times.sort_by(f64::total_cmp);
+            medians.push(times[2]);
         }
-        times.sort_by(f64::total_cmp);
-        if times[1] < best.0 {
-            best = (times[1], wg);
+        let best = medians.iter().copied().fold(f64::INFINITY, f64::min);
+        for (s, m) in score.iter_mut().zip(&medians) {
+            *s += m / best;
         }
     }
-    Ok(best.1)
+    let best = (0..candidates.len())
+        .min_by(|&i, &j| score[i].total_cmp(&score[j]))
+        .unwrap_or(0);
+    Ok(candidates.get(best).copied().unwrap_or((8, 8)))
 }
