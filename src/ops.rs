@@ -10,6 +10,9 @@ use crate::kernels::{elementwise, loss, reduce};
 use crate::tape::{Tape, Var};
 use crate::tensor::Tensor;
 
+/// Largest product (multiply-adds) into which the ReLU mask of the backward pass is fused.
+pub const FUSE_MASK_MAX_MACS: usize = 1 << 22;
+
 impl<'g> Tape<'g> {
     /// y = op(a)·op(b), a general product (see `kernels::matmul`).
     pub fn matmul(&mut self, a: Var, b: Var, trans_a: bool, trans_b: bool) -> Result<Var> {
@@ -90,8 +93,14 @@ impl<'g> Tape<'g> {
         let yv = y.clone();
         let rule = Rc::new(move |t: &mut Tape, dy: &Tensor| -> Result<()> {
             let gpu = t.gpu;
-            // Unfused (for comparison): dz is written out by its own dispatch, then read plainly.
-            let dz_out = if relu && !t.fuse {
+            // The ReLU mask is applied inside the products only while they are small
+            // (dispatch-bound): in a large product every masked load reads the mask too,
+            // and one elementwise pass that writes dz out is cheaper (measured on
+            // W-synth: 421 ms fused against 351 ms unfused per step). Unfused (for
+            // comparison) always writes dz out.
+            let macs = xv.shape()[0] * xv.shape()[1] * wv.shape()[1];
+            let fuse_mask = t.fuse && macs <= t.fuse_mask_max_macs;
+            let dz_out = if relu && !fuse_mask {
                 let dz = Tensor::zeros(gpu, dy.shape(), "linear dz")?;
                 t.record_backward(elementwise::relu_backward(gpu, dy, &yv, &dz)?);
                 Some(dz)
@@ -99,7 +108,7 @@ impl<'g> Tape<'g> {
                 None
             };
             let dy = dz_out.as_ref().unwrap_or(dy);
-            let relu = relu && t.fuse;
+            let relu = relu && fuse_mask;
             let mask = |operand| relu.then_some((&yv, operand));
             let dw = if t.requires_grad(w) {
                 Some(t.grad_slot(w)?)

@@ -58,6 +58,9 @@ pub struct Tape<'g> {
     /// Fuse the ReLU mask and the bias gradient into the backward matmuls
     /// (true by default; false records them as separate dispatches).
     pub fuse: bool,
+    /// Largest product (multiply-adds) into which the ReLU mask is fused
+    /// (default [`crate::ops::FUSE_MASK_MAX_MACS`]); larger ones write dz out first.
+    pub fuse_mask_max_macs: usize,
 }
 
 impl<'g> Tape<'g> {
@@ -68,6 +71,7 @@ impl<'g> Tape<'g> {
             forward: Vec::new(),
             backward: Vec::new(),
             fuse: true,
+            fuse_mask_max_macs: crate::ops::FUSE_MASK_MAX_MACS,
         }
     }
 

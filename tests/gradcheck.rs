@@ -99,7 +99,15 @@ fn linear_without_and_with_relu() {
     let gpu = gpu_or_skip!();
     // L = mse(x·W + b [relu], t), x (5×3) is a parameter too so dx is checked;
     // with the ReLU mask and bias gradient fused into the matmuls, and unfused.
-    for (relu, fuse) in [(false, true), (true, true), (false, false), (true, false)] {
+    // The third form writes dz out but keeps the bias gradient in the dW product
+    // (what large layers do).
+    for (relu, fuse, mask_limit) in [
+        (false, true, usize::MAX),
+        (true, true, usize::MAX),
+        (true, true, 0),
+        (false, false, usize::MAX),
+        (true, false, usize::MAX),
+    ] {
         let (b, d, h) = (5, 3, 4);
         let (fx, ids) = fixture(
             gpu,
@@ -110,6 +118,7 @@ fn linear_without_and_with_relu() {
         let (seeds, losses) = loss_buffers(gpu, 1.0);
         let mut tape = Tape::new(gpu);
         tape.fuse = fuse;
+        tape.fuse_mask_max_macs = mask_limit;
         let (x, w, bb) = (
             fx.params.var(&mut tape, ids[0]).unwrap(),
             fx.params.var(&mut tape, ids[1]).unwrap(),
@@ -124,7 +133,7 @@ fn linear_without_and_with_relu() {
             gpu,
             &tape,
             &fx,
-            &format!("linear relu={relu} fuse={fuse}"),
+            &format!("linear relu={relu} fuse={fuse} mask limit {mask_limit}"),
             |p| {
                 let y = cpu::matmul(&p[0], &p[1], b, d, h, false, false, Some(&p[2]), relu);
                 cpu::mse(&y, &t64, &ones(b), b, h, 1.0).0

@@ -1,0 +1,100 @@
+//! Training-step benchmarks on the reference workloads (WORKLOADS.md):
+//! W-iris and W-synth steps with equal weights, PCGrad and MGDA, fused and
+//! unfused, and W-matmul products.
+//!
+//!     cargo bench --bench workloads
+//!
+//! One iteration is one training step: write the batch (W-synth), one submit,
+//! then a wait, so the time is what a user pays per step.
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use std::time::Duration;
+use taskgrad::kernels::matmul::{matmul, MatmulOptions};
+use taskgrad::workloads::{w_iris, w_synth};
+use taskgrad::{Gpu, Tensor};
+
+fn bench_iris(c: &mut Criterion, gpu: &Gpu) {
+    let mut group = c.benchmark_group("W-iris step");
+    group
+        .sample_size(30)
+        .measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_millis(500));
+    for (method, fused) in [
+        ("equal", true),
+        ("equal", false),
+        ("pcgrad", true),
+        ("mgda", true),
+    ] {
+        let mut w = w_iris(gpu, method, fused).expect("W-iris builds");
+        let id = format!("{method}{}", if fused { "" } else { " unfused" });
+        group.bench_function(BenchmarkId::from_parameter(id), |b| {
+            b.iter(|| {
+                w.step(gpu).unwrap();
+                gpu.wait().unwrap();
+            })
+        });
+    }
+    group.finish();
+}
+
+fn bench_synth(c: &mut Criterion, gpu: &Gpu) {
+    let mut group = c.benchmark_group("W-synth step");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(8))
+        .warm_up_time(Duration::from_secs(1));
+    for (method, fused) in [
+        ("equal", true),
+        ("equal", false),
+        ("pcgrad", true),
+        ("mgda", true),
+    ] {
+        let mut w = w_synth(gpu, method, fused).expect("W-synth builds");
+        let id = format!("{method}{}", if fused { "" } else { " unfused" });
+        group.bench_function(BenchmarkId::from_parameter(id), |b| {
+            b.iter(|| {
+                w.step(gpu).unwrap();
+                gpu.wait().unwrap();
+            })
+        });
+    }
+    group.finish();
+}
+
+fn bench_matmul(c: &mut Criterion, gpu: &Gpu) {
+    let mut group = c.benchmark_group("W-matmul");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(4))
+        .warm_up_time(Duration::from_secs(1));
+    for n in [256usize, 512, 1024] {
+        group.throughput(Throughput::Elements(2 * (n * n * n) as u64));
+        let a = Tensor::from_slice(gpu, &[n, n], &vec![0.5; n * n], "A").unwrap();
+        let b = Tensor::from_slice(gpu, &[n, n], &vec![0.25; n * n], "B").unwrap();
+        let cc = Tensor::zeros(gpu, &[n, n], "C").unwrap();
+        let d = matmul(gpu, &a, &b, &cc, MatmulOptions::default()).unwrap();
+        group.bench_with_input(BenchmarkId::from_parameter(n), &n, |bench, _| {
+            bench.iter(|| {
+                gpu.run(&[&d]).unwrap();
+                gpu.wait().unwrap();
+            })
+        });
+    }
+    group.finish();
+}
+
+fn benches(c: &mut Criterion) {
+    let gpu =
+        Gpu::new().expect("a GPU adapter (see README: mesa-vulkan-drivers gives a software one)");
+    eprintln!(
+        "adapter: {}, matmul workgroup {:?}",
+        gpu.report,
+        taskgrad::kernels::matmul::workgroup(&gpu)
+    );
+    bench_iris(c, &gpu);
+    bench_synth(c, &gpu);
+    bench_matmul(c, &gpu);
+}
+
+criterion_group!(workload_benches, benches);
+criterion_main!(workload_benches);
