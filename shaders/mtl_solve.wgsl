@@ -44,7 +44,7 @@ var<private> gb: array<f32, 16>;
 var<private> gw: array<f32, 16>;
 var<workgroup> n: array<f32, 16>;
 var<workgroup> norms: array<f32, 16>;
-var<private> perm: array<u32, 16>;
+var<private> key: array<f32, 16>;
 var<workgroup> ratio: array<f32, 16>;
 var<workgroup> total: array<f32, 16>;
 var<workgroup> w: array<f32, 16>;
@@ -78,10 +78,16 @@ fn write_weights() {
 
 // ---- random numbers shared with the CPU (src/mtl/solve.rs) ----
 
+
 fn hash(v: u32) -> u32 {
-    let state = v * 747796405u + 2891336453u;
-    let word = ((state >> ((state >> 28u) + 4u)) ^ state) * 277803737u;
-    return (word >> 22u) ^ word;
+    // lowbias32 (C. Wellons): shifts and multiplies by constants only.
+    var x = v;
+    x = x ^ (x >> 16u);
+    x = x * 0x7feb352du;
+    x = x ^ (x >> 15u);
+    x = x * 0x846ca68bu;
+    x = x ^ (x >> 16u);
+    return x;
 }
 
 fn uniform01(seed: u32, step: u32, index: u32) -> f32 {
@@ -105,15 +111,18 @@ fn pcgrad() {
     for (var i = 0u; i < k; i = i + 1u) {
         for (var m = 0u; m < k; m = m + 1u) { c[m] = 0.0; }
         c[i] = 1.0;
-        for (var m = 0u; m < k; m = m + 1u) { perm[m] = m; }
-        for (var j = k - 1u; j >= 1u; j = j - 1u) {
-            let r = min(u32(uniform01(p.seed, step, i * 16u + j) * f32(j + 1u)), j);
-            let t = perm[j];
-            perm[j] = perm[r];
-            perm[r] = t;
-        }
-        for (var jj = 0u; jj < k; jj = jj + 1u) {
-            let j = perm[jj];
+        // The order: tasks sorted by a random key (ties by index); each rank's task
+        // is found by counting smaller keys (K ≤ 16, so K³ steps are cheap).
+        for (var m = 0u; m < k; m = m + 1u) { key[m] = uniform01(p.seed, step, i * 16u + m); }
+        for (var q = 0u; q < k; q = q + 1u) {
+            var j = 0u;
+            for (var cand = 0u; cand < k; cand = cand + 1u) {
+                var rank = 0u;
+                for (var m = 0u; m < k; m = m + 1u) {
+                    if (key[m] < key[cand] || (key[m] == key[cand] && m < cand)) { rank = rank + 1u; }
+                }
+                if (rank == q) { j = cand; }
+            }
             if (j != i) {
                 var dot = 0.0;
                 for (var m = 0u; m < k; m = m + 1u) { dot = dot + c[m] * G[m * k + j]; }

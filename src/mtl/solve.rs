@@ -5,12 +5,16 @@
 //!
 //! `g` is the K×K Gram matrix G_ij = g_i·g_j, row-major, in f64.
 
-/// PCG-RXS-M-XS 32-bit hash (Jarzynski & Olano 2020), the random source
-/// shared with the GPU: the same seed gives the same task orders everywhere.
+/// The lowbias32 integer hash (C. Wellons), the random source shared with the
+/// GPU: the same seed gives the same task orders and weights everywhere.
 pub fn hash(v: u32) -> u32 {
-    let state = v.wrapping_mul(747_796_405).wrapping_add(2_891_336_453);
-    let word = ((state >> ((state >> 28) + 4)) ^ state).wrapping_mul(277_803_737);
-    (word >> 22) ^ word
+    let mut x = v;
+    x ^= x >> 16;
+    x = x.wrapping_mul(0x7feb_352d);
+    x ^= x >> 15;
+    x = x.wrapping_mul(0x846c_a68b);
+    x ^= x >> 16;
+    x
 }
 
 /// A uniform draw in [0, 1) from (seed, step, index).
@@ -20,14 +24,15 @@ pub fn uniform(seed: u32, step: u32, index: u32) -> f64 {
     (h >> 8) as f64 / (1u32 << 24) as f64
 }
 
-/// The order in which task `i` meets the others at `step` (Fisher-Yates).
+/// The order in which task `i` meets the others at `step`: all tasks sorted by
+/// a random key uniform(seed, step, 16 i + m), ties by index.
 pub fn task_order(k: usize, seed: u32, step: u32, i: usize) -> Vec<usize> {
-    let mut perm: Vec<usize> = (0..k).collect();
-    for j in (1..k).rev() {
-        let r = (uniform(seed, step, (i * 16 + j) as u32) * (j + 1) as f64) as usize;
-        perm.swap(j, r.min(j));
-    }
-    perm
+    let key: Vec<f64> = (0..k)
+        .map(|m| uniform(seed, step, (i * 16 + m) as u32))
+        .collect();
+    let mut order: Vec<usize> = (0..k).collect();
+    order.sort_by(|&a, &b| key[a].total_cmp(&key[b]).then(a.cmp(&b)));
+    order
 }
 
 /// PCGrad (Yu et al., NeurIPS 2020): each g_i, meeting the other tasks in a
