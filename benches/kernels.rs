@@ -39,6 +39,20 @@ fn bench_matmul(c: &mut Criterion, gpu: &Gpu) {
                 gpu.wait().unwrap();
             })
         });
+        if gpu.has_f16() {
+            let a16 = Tensor::from_f16(gpu, &[n, n], &a, "A16").unwrap();
+            let b16 = Tensor::from_f16(gpu, &[n, n], &b, "B16").unwrap();
+            let d16 = taskgrad::kernels::half::matmul_f16(
+                gpu, &a16, &b16, &gc, false, false, None, false,
+            )
+            .unwrap();
+            group.bench_with_input(BenchmarkId::new("gpu_f16_inputs", n), &n, |bench, _| {
+                bench.iter(|| {
+                    gpu.run(&[&d16]).unwrap();
+                    gpu.wait().unwrap();
+                })
+            });
+        }
         group.bench_with_input(BenchmarkId::new("cpu_reference", n), &n, |bench, &n| {
             bench.iter(|| reference::matmul(&a, &b, n, n, n, false, false, None, false))
         });

@@ -8,11 +8,22 @@ use wgpu::util::DeviceExt;
 use crate::device::Gpu;
 use crate::error::{Error, Result};
 
-/// Element type of a tensor. Both are 4 bytes wide.
+/// Element type of a tensor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DType {
     F32,
     U32,
+    /// IEEE half precision; needs the adapter's `SHADER_F16` feature to compute with.
+    F16,
+}
+
+impl DType {
+    pub fn size(self) -> u64 {
+        match self {
+            DType::F32 | DType::U32 => 4,
+            DType::F16 => 2,
+        }
+    }
 }
 
 /// A view of `numel(shape)` 4-byte elements of a GPU buffer, starting at `offset` bytes.
@@ -111,6 +122,19 @@ impl Gpu {
     /// Read one f32 tensor back.
     pub fn read_one(&self, t: &Tensor) -> Result<Vec<f32>> {
         Ok(self.read(&[t])?.remove(0))
+    }
+
+    /// Read f16 tensors back, widened to f32.
+    pub fn read_f16(&self, tensors: &[&Tensor]) -> Result<Vec<Vec<f32>>> {
+        let raw = self.read_raw(tensors)?;
+        Ok(raw
+            .into_iter()
+            .zip(tensors)
+            .map(|(b, t)| {
+                let h: &[half::f16] = bytemuck::cast_slice(&b);
+                h[..t.numel()].iter().map(|v| v.to_f32()).collect()
+            })
+            .collect())
     }
 
     /// Read u32 tensors back.
@@ -244,6 +268,36 @@ impl Tensor {
         })
     }
 
+    /// A new f16 tensor holding `data` (converted on the host with the `half` crate).
+    /// Computing with it needs `SHADER_F16`; storing it does not.
+    pub fn from_f16(gpu: &Gpu, shape: &[usize], data: &[f32], label: &str) -> Result<Tensor> {
+        let mut halves: Vec<half::f16> = data.iter().map(|&v| half::f16::from_f32(v)).collect();
+        let len = halves.len();
+        if len % 2 == 1 {
+            halves.push(half::f16::ZERO); // bindings are whole 4-byte words
+        }
+        Self::from_bytes(
+            gpu,
+            shape,
+            bytemuck::cast_slice(&halves),
+            len,
+            DType::F16,
+            label,
+        )
+    }
+
+    /// A new f16 tensor of zeros.
+    pub fn zeros_f16(gpu: &Gpu, shape: &[usize], label: &str) -> Result<Tensor> {
+        let bytes = (2 * numel(shape) as u64).div_ceil(4) * 4;
+        let buffer = gpu.storage_buffer(label, bytes, None)?;
+        Ok(Tensor {
+            buffer: Arc::new(buffer),
+            offset: 0,
+            shape: shape.to_vec(),
+            dtype: DType::F16,
+        })
+    }
+
     /// Overwrite the tensor's contents from the host (queued; ordered before the next submit).
     pub fn write(&self, gpu: &Gpu, data: &[f32]) -> Result<()> {
         if data.len() != self.numel() {
@@ -278,8 +332,9 @@ impl Tensor {
     pub fn numel(&self) -> usize {
         numel(&self.shape)
     }
+    /// Bytes the tensor occupies (a multiple of 4: f16 tensors of odd length are padded).
     pub fn bytes(&self) -> u64 {
-        4 * self.numel() as u64
+        (self.dtype.size() * self.numel() as u64).div_ceil(4) * 4
     }
     pub fn dtype(&self) -> DType {
         self.dtype

@@ -11,6 +11,7 @@
 
 pub mod elementwise;
 pub mod gram;
+pub mod half;
 pub mod loss;
 pub mod matmul;
 pub mod optim;
@@ -47,6 +48,10 @@ pub const SHADERS: &[(&str, &str)] = &[
     (
         "mtl_solve.wgsl",
         include_str!("../../shaders/mtl_solve.wgsl"),
+    ),
+    (
+        "matmul_f16.wgsl",
+        include_str!("../../shaders/matmul_f16.wgsl"),
     ),
     ("gram.wgsl", include_str!("../../shaders/gram.wgsl")),
     (

@@ -1,0 +1,167 @@
+//! Half precision: casts and the f16 matmul (f32 accumulation) against the CPU
+//! reference, with stated f16 tolerances; without `SHADER_F16` every f16 kernel
+//! must refuse with `Error::MissingFeature` (never a shader compile failure).
+
+mod common;
+
+use common::{assert_close, random, rng};
+use taskgrad::kernels::half::{matmul_f16, to_f16, to_f32};
+use taskgrad::reference as cpu;
+use taskgrad::{Error, Tensor};
+
+fn round16(v: &[f32]) -> Vec<f32> {
+    v.iter().map(|&x| half::f16::from_f32(x).to_f32()).collect()
+}
+
+#[test]
+fn f16_kernels_refuse_cleanly_without_the_feature() {
+    let gpu = gpu_or_skip!();
+    let a = Tensor::from_f16(gpu, &[2, 3], &[1.0; 6], "a").unwrap();
+    let b = Tensor::from_f16(gpu, &[3, 2], &[1.0; 6], "b").unwrap();
+    let c = Tensor::zeros(gpu, &[2, 2], "c").unwrap();
+    let got = matmul_f16(gpu, &a, &b, &c, false, false, None, false);
+    if gpu.has_f16() {
+        gpu.run(&[&got.unwrap()]).unwrap();
+        assert_eq!(gpu.read_one(&c).unwrap(), vec![3.0; 4]);
+    } else {
+        assert!(
+            matches!(
+                got,
+                Err(Error::MissingFeature {
+                    feature: "SHADER_F16",
+                    ..
+                })
+            ),
+            "{:?}",
+            got.err()
+        );
+        let x = Tensor::zeros(gpu, &[4], "x").unwrap();
+        assert!(matches!(
+            to_f16(gpu, &x, &a),
+            Err(Error::MissingFeature { .. })
+        ));
+    }
+}
+
+#[test]
+fn casts_round_to_nearest_f16_and_back_exactly() {
+    let gpu = gpu_or_skip!();
+    if !gpu.has_f16() {
+        eprintln!(
+            "adapter without SHADER_F16: covered by f16_kernels_refuse_cleanly_without_the_feature"
+        );
+        return;
+    }
+    let mut r = rng(41);
+    for &n in &[1usize, 3, 257, 1001] {
+        // Values across f16's range, including ones that need rounding.
+        let x: Vec<f32> = random(&mut r, n)
+            .iter()
+            .enumerate()
+            .map(|(i, v)| v * 10f32.powi((i % 7) as i32 - 3))
+            .collect();
+        let gx = Tensor::from_slice(gpu, &[n], &x, "x").unwrap();
+        let h = Tensor::zeros_f16(gpu, &[n], "h").unwrap();
+        let back = Tensor::zeros(gpu, &[n], "back").unwrap();
+        gpu.run(&[
+            &to_f16(gpu, &gx, &h).unwrap(),
+            &to_f32(gpu, &h, &back).unwrap(),
+        ])
+        .unwrap();
+        // The GPU's rounding must be the host's (the `half` crate): round to nearest even.
+        assert_close(
+            &format!("f16 round trip n={n}"),
+            &gpu.read_one(&back).unwrap(),
+            &round16(&x),
+            0.0,
+            0.0,
+        );
+        assert_close(
+            &format!("read_f16 n={n}"),
+            &gpu.read_f16(&[&h]).unwrap()[0],
+            &round16(&x),
+            0.0,
+            0.0,
+        );
+    }
+}
+
+#[test]
+fn matmul_f16_against_reference_awkward_shapes() {
+    // Tolerances: against the f32 product of the f16-rounded inputs, only f32
+    // accumulation error (1e-5·K); against the original f32 inputs, the rounding
+    // of both operands, |Δc_ij| ≤ 2·2⁻¹¹ Σ_k |a_ik b_kj| (+ the same f32 term).
+    let gpu = gpu_or_skip!();
+    if !gpu.has_f16() {
+        eprintln!(
+            "adapter without SHADER_F16: covered by f16_kernels_refuse_cleanly_without_the_feature"
+        );
+        return;
+    }
+    let mut r = rng(43);
+    for &(m, k, n) in &[(1, 1, 1), (3, 17, 5), (63, 65, 17), (129, 33, 257)] {
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            let (a, b, bias) = (
+                random(&mut r, m * k),
+                random(&mut r, k * n),
+                random(&mut r, n),
+            );
+            let a_shape = if ta { [k, m] } else { [m, k] };
+            let b_shape = if tb { [n, k] } else { [k, n] };
+            let ga = Tensor::from_f16(gpu, &a_shape, &a, "a16").unwrap();
+            let gb = Tensor::from_f16(gpu, &b_shape, &b, "b16").unwrap();
+            let gbias = Tensor::from_slice(gpu, &[n], &bias, "bias").unwrap();
+            let c = Tensor::zeros(gpu, &[m, n], "c").unwrap();
+            gpu.run(&[&matmul_f16(gpu, &ga, &gb, &c, ta, tb, Some(&gbias), true).unwrap()])
+                .unwrap();
+            let got = gpu.read_one(&c).unwrap();
+            let what = format!("matmul_f16 {m}x{k}x{n} ta={ta} tb={tb}");
+            let exact16 = cpu::matmul(
+                &round16(&a),
+                &round16(&b),
+                m,
+                k,
+                n,
+                ta,
+                tb,
+                Some(&bias),
+                true,
+            );
+            assert_close(
+                &format!("{what} vs rounded inputs"),
+                &got,
+                &exact16,
+                1e-5 * k as f32 + 1e-6,
+                1e-5,
+            );
+            let exact32 = cpu::matmul(&a, &b, m, k, n, ta, tb, Some(&bias), true);
+            let abs_a: Vec<f32> = a.iter().map(|v| v.abs()).collect();
+            let abs_b: Vec<f32> = b.iter().map(|v| v.abs()).collect();
+            let mag = cpu::matmul(&abs_a, &abs_b, m, k, n, ta, tb, None, false);
+            for i in 0..m * n {
+                let bound = 2.0 * 2f32.powi(-11) * mag[i] + 1e-5 * k as f32 + 1e-6;
+                assert!(
+                    (got[i] - exact32[i]).abs() <= bound,
+                    "{what}: [{i}] {} vs {} (bound {bound})",
+                    got[i],
+                    exact32[i]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn f16_dtype_mismatches_are_shape_errors() {
+    let gpu = gpu_or_skip!();
+    if !gpu.has_f16() {
+        return;
+    }
+    let a32 = Tensor::zeros(gpu, &[2, 2], "a").unwrap();
+    let b16 = Tensor::from_f16(gpu, &[2, 2], &[0.0; 4], "b").unwrap();
+    let c = Tensor::zeros(gpu, &[2, 2], "c").unwrap();
+    assert!(matches!(
+        matmul_f16(gpu, &a32, &b16, &c, false, false, None, false),
+        Err(Error::ShapeMismatch { .. })
+    ));
+}
