@@ -114,6 +114,25 @@ fn backends_string(b: wgpu::Backends) -> String {
     names.join(", ")
 }
 
+/// Every adapter wgpu finds on any backend, one line each (for `taskgrad info`).
+pub fn list_adapters() -> Vec<String> {
+    let backends =
+        wgpu::Backends::VULKAN | wgpu::Backends::GL | wgpu::Backends::METAL | wgpu::Backends::DX12;
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+    desc.backends = backends;
+    let instance = wgpu::Instance::new(desc);
+    pollster::block_on(instance.enumerate_adapters(backends))
+        .iter()
+        .map(|a| {
+            let i = a.get_info();
+            format!(
+                "{} ({:?}, {:?}, driver {})",
+                i.name, i.backend, i.device_type, i.driver
+            )
+        })
+        .collect()
+}
+
 impl Gpu {
     /// Open the best adapter, honouring `TASKGRAD_BACKEND` and `TASKGRAD_ADAPTER`.
     pub fn new() -> Result<Gpu> {

@@ -64,6 +64,9 @@ pub enum Error {
     #[error("non-finite loss for task {task:?} at step {step}")]
     NonFinite { step: u64, task: String },
 
+    #[error("{path}: {reason}")]
+    Checkpoint { path: PathBuf, reason: String },
+
     #[error("I/O error on {path}: {source}")]
     Io {
         path: PathBuf,

@@ -6,16 +6,21 @@
 //! wrapper per WGSL kernel family in `shaders/`), and [`reference`] (the plain
 //! CPU statement of every kernel, used as the test oracle).
 
+pub mod checkpoint;
 pub mod data;
 pub mod device;
+pub mod encode;
 pub mod error;
 pub mod kernels;
 pub mod metrics;
+pub mod model;
 pub mod mtl;
 pub mod nn;
 pub mod ops;
 pub mod profile;
 pub mod reference;
+pub mod report;
+pub mod run;
 pub mod step;
 pub mod synthetic;
 pub mod tape;

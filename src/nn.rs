@@ -202,7 +202,8 @@ impl Linear {
 }
 
 /// Widths of a multi-task network.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NetSpec {
     /// Input features D.
     pub inputs: usize,

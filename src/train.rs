@@ -100,6 +100,16 @@ pub struct TrainConfig {
     pub grad_stats: bool,
     /// Time every kernel of the first epoch's steps (after the first) with timestamp queries.
     pub profile: bool,
+    /// Start from these parameter values (by name) instead of a fresh
+    /// initialisation: resuming from a checkpoint.
+    pub init: Option<std::sync::Arc<InitParams>>,
+}
+
+/// Parameter values to start from, and where they came from (for error messages).
+#[derive(Debug)]
+pub struct InitParams {
+    pub source: std::path::PathBuf,
+    pub values: Vec<(String, Vec<usize>, Vec<f32>)>,
 }
 
 impl Default for TrainConfig {
@@ -117,6 +127,7 @@ impl Default for TrainConfig {
             grad_space: None,
             grad_stats: false,
             profile: false,
+            init: None,
         }
     }
 }
@@ -202,6 +213,9 @@ pub fn fit(
     let net = MultiTaskNet::new(&mut builder, spec, cfg.seed)?;
     weighting.add_params(&mut builder, k)?;
     let params = builder.build(gpu)?;
+    if let Some(init) = &cfg.init {
+        crate::model::load_values(gpu, &params, &init.values, &init.source)?;
+    }
 
     let space = cfg
         .grad_space
@@ -341,7 +355,7 @@ pub fn fit(
 }
 
 /// Metrics of every task on `rows`, batch by batch (one readback per batch).
-fn evaluate(
+pub(crate) fn evaluate(
     gpu: &Gpu,
     prog: &Program,
     data: &Dataset,

@@ -1,0 +1,389 @@
+//! taskgrad: train, evaluate and use multi-task models on your own CSV, on
+//! whatever GPU the machine has.
+//!
+//!     taskgrad train --data penguins.csv --inputs bill_length_mm,island \
+//!         --task species:class --task body_mass_g:reg --out runs/penguins
+//!     taskgrad eval --model runs/penguins/model.safetensors --data penguins.csv
+//!     taskgrad predict --model runs/penguins/model.safetensors --data new.csv --output preds.csv
+//!     taskgrad info
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use taskgrad::checkpoint;
+use taskgrad::data::Table;
+use taskgrad::encode::{usable_rows, SavedTask};
+use taskgrad::model::Model;
+use taskgrad::run::{results_table, train_run, RunSettings};
+use taskgrad::{Error, Gpu, Result, TaskMetrics};
+
+#[derive(Parser)]
+#[command(
+    name = "taskgrad",
+    version,
+    about = "Multi-task learning on any GPU, from a CSV file"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a multi-task model; writes model.safetensors, metrics.csv and plots/ to --out.
+    Train(TrainArgs),
+    /// Metrics of a saved model on a CSV that has the model's input and task columns.
+    Eval {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        data: PathBuf,
+    },
+    /// Predictions of a saved model for every row of a CSV (one column per task).
+    Predict {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        data: PathBuf,
+        /// Output CSV (default: standard output).
+        #[arg(long)]
+        output: Option<PathBuf>,
+        /// Also write each class's probability.
+        #[arg(long)]
+        probabilities: bool,
+    },
+    /// Adapters found, the one chosen, its backend, limits and features.
+    Info,
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// Settings from a TOML file (same names as the flags; flags given here win).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Input columns, comma-separated; non-numeric columns are one-hot encoded.
+    #[arg(long, value_delimiter = ',')]
+    inputs: Option<Vec<String>>,
+    /// A task, COLUMN:class or COLUMN:reg; repeat for several.
+    #[arg(long = "task")]
+    tasks: Option<Vec<String>>,
+    /// equal, uncertainty, dwa, rlw, famo, gradnorm, pcgrad, mgda, cagrad, imtl_g, nash_mtl, upgrad, fixed:w1,w2,...
+    #[arg(long)]
+    weighting: Option<String>,
+    #[arg(long)]
+    epochs: Option<usize>,
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Hidden widths of the shared trunk, e.g. 64,64.
+    #[arg(long, value_delimiter = ',')]
+    hidden: Option<Vec<usize>>,
+    /// Hidden widths of each task's own tower.
+    #[arg(long, value_delimiter = ',')]
+    tower: Option<Vec<usize>>,
+    #[arg(long)]
+    lr: Option<f32>,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Run folder (default runs/latest).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Rows with a missing input: drop (default) or mean (fill with the training mean).
+    #[arg(long)]
+    impute: Option<String>,
+    /// Also train single-task baselines and report Δm%.
+    #[arg(long)]
+    baselines: bool,
+    #[arg(long)]
+    val_fraction: Option<f64>,
+    #[arg(long)]
+    test_fraction: Option<f64>,
+    #[arg(long)]
+    patience: Option<usize>,
+    /// Continue training from a saved model.
+    #[arg(long)]
+    resume: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Train(args) => train(args),
+        Command::Eval { model, data } => eval(&model, &data),
+        Command::Predict {
+            model,
+            data,
+            output,
+            probabilities,
+        } => predict(&model, &data, output.as_deref(), probabilities),
+        Command::Info => info(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn train(args: TrainArgs) -> Result<()> {
+    let from_flags = RunSettings {
+        data: args.data,
+        inputs: args.inputs,
+        tasks: args.tasks,
+        weighting: args.weighting,
+        epochs: args.epochs,
+        batch: args.batch,
+        hidden: args.hidden,
+        tower: args.tower,
+        lr: args.lr,
+        seed: args.seed,
+        out: args.out,
+        impute: args.impute,
+        baselines: args.baselines.then_some(true),
+        val_fraction: args.val_fraction,
+        test_fraction: args.test_fraction,
+        patience: args.patience,
+        resume: args.resume,
+    };
+    let settings = match &args.config {
+        Some(path) => RunSettings::from_toml(path)?.overridden_by(from_flags),
+        None => from_flags,
+    };
+    let gpu = Gpu::new()?;
+    eprintln!("adapter: {}", gpu.report);
+    let epochs = settings.epochs.unwrap_or(100) as u64;
+    let bar = ProgressBar::new(epochs);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} epoch {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let outcome = train_run(&gpu, &settings, &mut |log| {
+        let losses: Vec<String> = log.train_loss.iter().map(|l| format!("{l:.4}")).collect();
+        bar.set_message(format!("train loss [{}]", losses.join(", ")));
+        bar.inc(1);
+    });
+    bar.finish_and_clear();
+    let outcome = outcome?;
+    let r = &outcome.report;
+    if outcome.dropped_rows > 0 {
+        println!(
+            "dropped {} rows with a missing input value (use --impute mean to keep them)",
+            outcome.dropped_rows
+        );
+    }
+    let (tr, va, te) = outcome.split;
+    println!(
+        "rows: train {tr}, validation {va}, test {te}; {} epochs (best {}{}), {} steps, {:.2} s",
+        r.history.len(),
+        r.best_epoch,
+        if r.stopped_early { ", early stop" } else { "" },
+        r.steps,
+        r.wall.as_secs_f64()
+    );
+    println!("\ntest split:\n{}", results_table(&outcome));
+    println!("wrote:");
+    for f in &outcome.files {
+        println!("  {}", f.display());
+    }
+    Ok(())
+}
+
+/// The model and the table, with the model's columns checked against the table's header.
+fn load(model: &std::path::Path, data: &std::path::Path) -> Result<(Gpu, Model, Table)> {
+    let ck = checkpoint::load(model)?;
+    let table = Table::from_csv(data)?;
+    for name in ck.meta.schema.input_names() {
+        if !table.headers.contains(&name) {
+            return Err(Error::Checkpoint {
+                path: model.to_path_buf(),
+                reason: format!(
+                    "the model needs input column {name:?}, which {} lacks (it has: {})",
+                    data.display(),
+                    table.headers.join(", ")
+                ),
+            });
+        }
+    }
+    let gpu = Gpu::new()?;
+    let m = Model::from_checkpoint(&gpu, &ck, model)?;
+    Ok((gpu, m, table))
+}
+
+fn eval(model: &std::path::Path, data: &std::path::Path) -> Result<()> {
+    let (gpu, m, table) = load(model, data)?;
+    let schema = &m.meta.schema;
+    if !schema
+        .tasks
+        .iter()
+        .any(|t| table.headers.iter().any(|h| h == t.name()))
+    {
+        let names: Vec<&str> = schema.tasks.iter().map(|t| t.name()).collect();
+        return Err(Error::Checkpoint {
+            path: model.to_path_buf(),
+            reason: format!(
+                "{} has none of the model's task columns ({})",
+                data.display(),
+                names.join(", ")
+            ),
+        });
+    }
+    let inputs = schema.input_names();
+    let refs: Vec<&str> = inputs.iter().map(|s| s.as_str()).collect();
+    let (rows, dropped) = usable_rows(&table, &refs, schema.missing)?;
+    let encoded = schema.encode(&table, &rows)?;
+    let metrics = m.evaluate(&gpu, &encoded)?;
+    println!(
+        "{} rows evaluated{}",
+        rows.len(),
+        if dropped > 0 {
+            format!(" ({dropped} dropped: missing input)")
+        } else {
+            String::new()
+        }
+    );
+    println!(
+        "{:<18} {:>10} {:>10} {:>10} {:>10}",
+        "task", "loss", "accuracy", "RMSE", "R²"
+    );
+    for (t, met) in schema.tasks.iter().zip(&metrics) {
+        match met {
+            TaskMetrics::Classification { loss, accuracy } => println!(
+                "{:<18} {loss:>10.4} {accuracy:>10.4} {:>10} {:>10}",
+                t.name(),
+                "",
+                ""
+            ),
+            TaskMetrics::Regression { loss, rmse, r2, .. } => println!(
+                "{:<18} {loss:>10.4} {:>10} {rmse:>10.4} {r2:>10.4}",
+                t.name(),
+                ""
+            ),
+        }
+    }
+    Ok(())
+}
+
+fn predict(
+    model: &std::path::Path,
+    data: &std::path::Path,
+    output: Option<&std::path::Path>,
+    probabilities: bool,
+) -> Result<()> {
+    let (gpu, m, table) = load(model, data)?;
+    let schema = &m.meta.schema;
+    let inputs = schema.input_names();
+    let refs: Vec<&str> = inputs.iter().map(|s| s.as_str()).collect();
+    let (rows, dropped) = usable_rows(&table, &refs, schema.missing)?;
+    let encoded = schema.encode(&table, &rows)?;
+    let outputs = m.outputs(&gpu, &encoded)?;
+    // One output row per input row; rows dropped for a missing input get empty cells.
+    let mut header = vec!["line".to_string()];
+    for t in &schema.tasks {
+        header.push(t.name().to_string());
+        if let (true, SavedTask::Class { classes, .. }) = (probabilities, t) {
+            header.extend(classes.iter().map(|c| format!("p({}={c})", t.name())));
+        }
+    }
+    let mut lines: Vec<Vec<String>> = (0..table.rows.len())
+        .map(|r| {
+            let mut v = vec![table.lines[r].to_string()];
+            v.resize(header.len(), String::new());
+            v
+        })
+        .collect();
+    for (i, &r) in rows.iter().enumerate() {
+        let mut col = 1;
+        for (k, t) in schema.tasks.iter().enumerate() {
+            match t {
+                SavedTask::Class { classes, .. } => {
+                    let z = &outputs[k][i * classes.len()..(i + 1) * classes.len()];
+                    let zmax = z.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+                    let e: Vec<f64> = z.iter().map(|&v| ((v - zmax) as f64).exp()).collect();
+                    let sum: f64 = e.iter().sum();
+                    let arg = (0..z.len()).fold(0, |b, j| if z[j] > z[b] { j } else { b });
+                    lines[r][col] = classes[arg].clone();
+                    col += 1;
+                    if probabilities {
+                        for p in &e {
+                            lines[r][col] = format!("{:.6}", p / sum);
+                            col += 1;
+                        }
+                    }
+                }
+                SavedTask::Reg { mean, std, .. } => {
+                    lines[r][col] = format!("{}", outputs[k][i] * std + mean);
+                    col += 1;
+                }
+            }
+        }
+    }
+    let mut buf = Vec::new();
+    {
+        let mut w = csv::Writer::from_writer(&mut buf);
+        let err = |e: csv::Error| Error::InvalidConfig(format!("writing CSV: {e}"));
+        w.write_record(&header).map_err(err)?;
+        for l in &lines {
+            w.write_record(l).map_err(err)?;
+        }
+        w.flush()
+            .map_err(|e| Error::InvalidConfig(format!("writing CSV: {e}")))?;
+    }
+    match output {
+        Some(path) => {
+            let tmp = path.with_extension("csv.tmp");
+            std::fs::write(&tmp, &buf).map_err(|e| Error::Io {
+                path: tmp.clone(),
+                source: e,
+            })?;
+            std::fs::rename(&tmp, path).map_err(|e| Error::Io {
+                path: path.to_path_buf(),
+                source: e,
+            })?;
+            eprintln!(
+                "wrote {} predictions to {}",
+                table.rows.len(),
+                path.display()
+            );
+        }
+        None => print!("{}", String::from_utf8_lossy(&buf)),
+    }
+    if dropped > 0 {
+        eprintln!("{dropped} rows had a missing input and were left empty (the model was trained with --impute drop)");
+    }
+    Ok(())
+}
+
+fn info() -> Result<()> {
+    let all = taskgrad::device::list_adapters();
+    println!("adapters found:");
+    if all.is_empty() {
+        println!("  (none)");
+    }
+    for a in &all {
+        println!("  {a}");
+    }
+    let gpu = Gpu::new()?;
+    let l = &gpu.limits;
+    println!("\nchosen: {}", gpu.report);
+    println!("backend: {:?}", gpu.report.backend);
+    println!("limits: max storage binding {} bytes, max buffer {} bytes, {} workgroups per dimension, {} invocations per workgroup, {} storage buffers per stage",
+        l.max_storage_buffer_binding_size, l.max_buffer_size, l.max_compute_workgroups_per_dimension, l.max_compute_invocations_per_workgroup, l.max_storage_buffers_per_shader_stage);
+    let f = gpu.adapter.features();
+    let yes = |b: bool| if b { "yes" } else { "no" };
+    println!(
+        "features: f16 {}, timestamps {}, subgroups {}",
+        yes(f.contains(taskgrad::wgpu::Features::SHADER_F16)),
+        yes(f.contains(taskgrad::wgpu::Features::TIMESTAMP_QUERY)),
+        yes(f.contains(taskgrad::wgpu::Features::SUBGROUP))
+    );
+    println!(
+        "matmul workgroup (timed search): {:?}",
+        taskgrad::kernels::matmul::workgroup(&gpu)?
+    );
+    Ok(())
+}

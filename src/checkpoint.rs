@@ -1,0 +1,154 @@
+//! Model files: safetensors with one named f32 tensor per parameter (readable
+//! by numpy, PyTorch and any safetensors reader) and the metadata needed to use
+//! the model again: input names and encodings, standardisation, task specs,
+//! architecture, training configuration and the taskgrad version.
+//!
+//! Tensor names: `trunk.<i>.weight` (fan_in × fan_out), `trunk.<i>.bias`,
+//! `head.<task>.tower.<j>.weight|bias`, `head.<task>.out.weight|bias`, and a
+//! weighting's own parameters (e.g. `weighting.uncertainty.log_var`).
+//! Metadata keys (strings): `taskgrad_version`, `format` ("taskgrad-1"), and
+//! `model` (JSON: schema, net, config).
+//!
+//! Files are written atomically: to `<name>.tmp` beside the target, then renamed,
+//! so a crash or a full disk never leaves a partial model under the real name.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::encode::Schema;
+use crate::error::{Error, Result};
+use crate::nn::NetSpec;
+
+/// The JSON kept in the `model` metadata entry.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelMeta {
+    pub schema: Schema,
+    pub net: NetSpec,
+    /// The training settings, as given (for the record and for --resume).
+    pub config: serde_json::Value,
+    /// Epochs trained so far, over all runs that resumed this model.
+    pub epochs_trained: usize,
+}
+
+/// A loaded checkpoint.
+#[derive(Clone, Debug)]
+pub struct Checkpoint {
+    pub meta: ModelMeta,
+    pub version: String,
+    /// (name, shape, values), in file order (sorted by name).
+    pub tensors: Vec<(String, Vec<usize>, Vec<f32>)>,
+}
+
+pub const FORMAT: &str = "taskgrad-1";
+
+fn bad(path: &Path, reason: impl Into<String>) -> Error {
+    Error::Checkpoint {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    }
+}
+
+/// Write `tensors` and `meta` to `path` atomically.
+pub fn save(
+    path: &Path,
+    tensors: &[(String, Vec<usize>, Vec<f32>)],
+    meta: &ModelMeta,
+) -> Result<()> {
+    let bytes: Vec<Vec<u8>> = tensors
+        .iter()
+        .map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect())
+        .collect();
+    let mut views = Vec::new();
+    for ((name, shape, _), data) in tensors.iter().zip(&bytes) {
+        let view =
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), data)
+                .map_err(|e| bad(path, format!("tensor {name}: {e}")))?;
+        views.push((name.clone(), view));
+    }
+    let mut info = HashMap::new();
+    info.insert("format".to_string(), FORMAT.to_string());
+    info.insert(
+        "taskgrad_version".to_string(),
+        env!("CARGO_PKG_VERSION").to_string(),
+    );
+    info.insert(
+        "model".to_string(),
+        serde_json::to_string(meta).map_err(|e| bad(path, e.to_string()))?,
+    );
+    let out = safetensors::serialize(views, Some(info)).map_err(|e| bad(path, e.to_string()))?;
+    let tmp = tmp_path(path);
+    let io = |p: &Path| {
+        let p = p.to_path_buf();
+        move |e| Error::Io { path: p, source: e }
+    };
+    std::fs::write(&tmp, &out).map_err(io(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::Io {
+            path: path.to_path_buf(),
+            source: e,
+        }
+    })
+}
+
+fn tmp_path(path: &Path) -> PathBuf {
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(".tmp");
+    path.with_file_name(name)
+}
+
+/// Read a checkpoint, checking that it is a taskgrad safetensors file.
+pub fn load(path: &Path) -> Result<Checkpoint> {
+    let bytes = std::fs::read(path).map_err(|e| Error::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| {
+        bad(
+            path,
+            format!(
+                "not a readable safetensors file ({e}); is it truncated, or another kind of file?"
+            ),
+        )
+    })?;
+    let (_, header) =
+        safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| bad(path, e.to_string()))?;
+    let info = header.metadata().clone().unwrap_or_default();
+    if info.get("format").map(|s| s.as_str()) != Some(FORMAT) {
+        return Err(bad(
+            path,
+            "a safetensors file, but not a taskgrad model (no format=taskgrad-1 metadata)",
+        ));
+    }
+    let meta: ModelMeta = serde_json::from_str(info.get("model").map(|s| s.as_str()).unwrap_or(""))
+        .map_err(|e| bad(path, format!("model metadata is not valid: {e}")))?;
+    let mut names: Vec<String> = st.names().into_iter().map(String::from).collect();
+    names.sort();
+    let mut tensors = Vec::new();
+    for name in names {
+        let view = st.tensor(&name).map_err(|e| bad(path, e.to_string()))?;
+        if view.dtype() != safetensors::Dtype::F32 {
+            return Err(bad(
+                path,
+                format!("tensor {name} is {:?}, expected F32", view.dtype()),
+            ));
+        }
+        let values = view
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        tensors.push((name, view.shape().to_vec(), values));
+    }
+    Ok(Checkpoint {
+        meta,
+        version: info.get("taskgrad_version").cloned().unwrap_or_default(),
+        tensors,
+    })
+}

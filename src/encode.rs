@@ -1,0 +1,384 @@
+//! From a CSV table to model inputs and targets, and back: the schema that a
+//! trained model carries with it.
+//!
+//! - Numeric input columns are standardised with statistics of the training
+//!   rows; categorical ones (any non-numeric value) are one-hot encoded over
+//!   the categories seen in the training rows (an unseen category encodes as
+//!   all zeros).
+//! - A row with a missing input is dropped ([`Missing::Drop`], counted), or the
+//!   value is replaced by the training mean ([`Missing::Mean`]; a missing
+//!   category encodes as all zeros).
+//! - A missing label masks that row for that task only.
+//!
+//! The schema is saved with the model (JSON in the checkpoint's metadata), so
+//! `eval` and `predict` encode new data exactly as training did.
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::{is_missing, Dataset, Table, Target, TaskKind, TaskSpec, TaskType};
+use crate::error::{Error, Result};
+
+/// What to do with a row whose input value is missing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Missing {
+    Drop,
+    Mean,
+}
+
+/// How one input column becomes features.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum InputColumn {
+    /// One feature: (value - mean) / std.
+    Numeric { name: String, mean: f32, std: f32 },
+    /// One feature per category: one-hot.
+    Categorical {
+        name: String,
+        categories: Vec<String>,
+    },
+}
+
+impl InputColumn {
+    pub fn name(&self) -> &str {
+        match self {
+            InputColumn::Numeric { name, .. } | InputColumn::Categorical { name, .. } => name,
+        }
+    }
+    pub fn width(&self) -> usize {
+        match self {
+            InputColumn::Numeric { .. } => 1,
+            InputColumn::Categorical { categories, .. } => categories.len(),
+        }
+    }
+}
+
+/// Input encoding and task specs of a model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Schema {
+    pub inputs: Vec<InputColumn>,
+    pub tasks: Vec<SavedTask>,
+    pub missing: Missing,
+}
+
+/// A task as saved with a model: classes, or the standardisation of a regression target.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum SavedTask {
+    Class { name: String, classes: Vec<String> },
+    Reg { name: String, mean: f32, std: f32 },
+}
+
+impl SavedTask {
+    pub fn name(&self) -> &str {
+        match self {
+            SavedTask::Class { name, .. } | SavedTask::Reg { name, .. } => name,
+        }
+    }
+    pub fn spec(&self) -> TaskSpec {
+        match self {
+            SavedTask::Class { name, classes } => TaskSpec {
+                name: name.clone(),
+                kind: TaskKind::Classification {
+                    classes: classes.clone(),
+                },
+            },
+            SavedTask::Reg { name, .. } => TaskSpec {
+                name: name.clone(),
+                kind: TaskKind::Regression,
+            },
+        }
+    }
+}
+
+fn data_err(table: &Table, row: Option<usize>, column: &str, reason: impl Into<String>) -> Error {
+    Error::Data {
+        path: table.path.clone(),
+        line: row.map_or(1, |r| table.lines[r]),
+        column: column.to_string(),
+        reason: reason.into(),
+    }
+}
+
+fn is_numeric_column(table: &Table, col: usize) -> bool {
+    table
+        .rows
+        .iter()
+        .map(|r| &r[col])
+        .filter(|s| !is_missing(s))
+        .all(|s| s.parse::<f64>().is_ok())
+}
+
+fn mean_std(values: &[f64]) -> (f32, f32) {
+    if values.is_empty() {
+        return (0.0, 1.0);
+    }
+    let mean = values.iter().sum::<f64>() / values.len() as f64;
+    let var = values.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / values.len() as f64;
+    (
+        mean as f32,
+        if var.sqrt() > 1e-12 {
+            var.sqrt() as f32
+        } else {
+            1.0
+        },
+    )
+}
+
+/// Rows of `table` usable under `missing`: all rows, or those whose `inputs` are all present.
+pub fn usable_rows(
+    table: &Table,
+    inputs: &[&str],
+    missing: Missing,
+) -> Result<(Vec<usize>, usize)> {
+    let cols = inputs
+        .iter()
+        .map(|c| table.column(c))
+        .collect::<Result<Vec<_>>>()?;
+    let rows: Vec<usize> = (0..table.rows.len())
+        .filter(|&r| {
+            missing == Missing::Mean || cols.iter().all(|&c| !is_missing(&table.rows[r][c]))
+        })
+        .collect();
+    let dropped = table.rows.len() - rows.len();
+    if rows.is_empty() {
+        return Err(data_err(
+            table,
+            None,
+            "",
+            "every row has a missing input value; pass --impute mean to fill them",
+        ));
+    }
+    Ok((rows, dropped))
+}
+
+impl Schema {
+    /// Fit the encoding on the `train` rows of `table`.
+    pub fn fit(
+        table: &Table,
+        inputs: &[&str],
+        tasks: &[(&str, TaskType)],
+        train: &[usize],
+        missing: Missing,
+    ) -> Result<Schema> {
+        if inputs.is_empty() || tasks.is_empty() {
+            return Err(Error::InvalidConfig(
+                "need at least one input column and one task".into(),
+            ));
+        }
+        let mut columns = Vec::new();
+        for &name in inputs {
+            let col = table.column(name)?;
+            if is_numeric_column(table, col) {
+                let mut values = Vec::new();
+                for &r in train {
+                    if let Some(v) = table.number(r, col)? {
+                        values.push(v as f64);
+                    }
+                }
+                let (mean, std) = mean_std(&values);
+                columns.push(InputColumn::Numeric {
+                    name: name.to_string(),
+                    mean,
+                    std,
+                });
+            } else {
+                let mut categories: Vec<String> = train
+                    .iter()
+                    .map(|&r| table.rows[r][col].clone())
+                    .filter(|s| !is_missing(s))
+                    .collect();
+                categories.sort();
+                categories.dedup();
+                if categories.is_empty() {
+                    return Err(data_err(
+                        table,
+                        None,
+                        name,
+                        "no value of this input in the training rows",
+                    ));
+                }
+                columns.push(InputColumn::Categorical {
+                    name: name.to_string(),
+                    categories,
+                });
+            }
+        }
+        let mut saved = Vec::new();
+        for &(name, ty) in tasks {
+            if inputs.contains(&name) {
+                return Err(Error::InvalidConfig(format!(
+                    "column {name:?} is both an input and a task"
+                )));
+            }
+            let col = table.column(name)?;
+            let present: Vec<usize> = (0..table.rows.len())
+                .filter(|&r| !is_missing(&table.rows[r][col]))
+                .collect();
+            if present.is_empty() {
+                return Err(data_err(
+                    table,
+                    None,
+                    name,
+                    "every value of this task is missing",
+                ));
+            }
+            match ty {
+                TaskType::Class => {
+                    let mut classes: Vec<String> = present
+                        .iter()
+                        .map(|&r| table.rows[r][col].clone())
+                        .collect();
+                    classes.sort();
+                    classes.dedup();
+                    if classes.len() < 2 {
+                        return Err(data_err(table, None, name, format!("a classification task needs at least two classes; only {:?} occurs", classes[0])));
+                    }
+                    saved.push(SavedTask::Class {
+                        name: name.to_string(),
+                        classes,
+                    });
+                }
+                TaskType::Reg => {
+                    let mut values = Vec::new();
+                    for &r in train {
+                        if let Some(v) = table.number(r, col)? {
+                            values.push(v as f64);
+                        }
+                    }
+                    // Check every row parses, not only the training ones.
+                    for &r in &present {
+                        table.number(r, col)?;
+                    }
+                    let (mean, std) = mean_std(&values);
+                    saved.push(SavedTask::Reg {
+                        name: name.to_string(),
+                        mean,
+                        std,
+                    });
+                }
+            }
+        }
+        Ok(Schema {
+            inputs: columns,
+            tasks: saved,
+            missing,
+        })
+    }
+
+    /// Feature count D.
+    pub fn width(&self) -> usize {
+        self.inputs.iter().map(|c| c.width()).sum()
+    }
+
+    /// Names of the input columns.
+    pub fn input_names(&self) -> Vec<String> {
+        self.inputs.iter().map(|c| c.name().to_string()).collect()
+    }
+
+    /// Encode the inputs of `rows` (N×D, standardised / one-hot).
+    pub fn encode_inputs(&self, table: &Table, rows: &[usize]) -> Result<Vec<f32>> {
+        let d = self.width();
+        let mut x = vec![0.0f32; rows.len() * d];
+        let mut offset = 0;
+        for column in &self.inputs {
+            let col = table.column(column.name())?;
+            for (i, &r) in rows.iter().enumerate() {
+                let cell = &table.rows[r][col];
+                match column {
+                    InputColumn::Numeric { mean, std, name } => {
+                        let v = if is_missing(cell) {
+                            match self.missing {
+                                Missing::Mean => *mean,
+                                Missing::Drop => {
+                                    return Err(data_err(
+                                        table,
+                                        Some(r),
+                                        name,
+                                        "input value is missing",
+                                    ))
+                                }
+                            }
+                        } else {
+                            table.number(r, col)?.unwrap_or(*mean)
+                        };
+                        x[i * d + offset] = (v - mean) / std;
+                    }
+                    InputColumn::Categorical { categories, .. } => {
+                        if let Ok(k) = categories.binary_search(cell) {
+                            x[i * d + offset + k] = 1.0;
+                        }
+                    }
+                }
+            }
+            offset += column.width();
+        }
+        Ok(x)
+    }
+
+    /// Encode `rows` of `table` with their targets (labels may be missing; a
+    /// task column absent from the table masks every row for that task).
+    pub fn encode(&self, table: &Table, rows: &[usize]) -> Result<Dataset> {
+        let x = self.encode_inputs(table, rows)?;
+        let n = rows.len();
+        let mut targets = Vec::new();
+        for task in &self.tasks {
+            let col = table.headers.iter().position(|h| h == task.name());
+            let mut mask = vec![0.0f32; n];
+            match task {
+                SavedTask::Class { classes, name } => {
+                    let mut labels = vec![0u32; n];
+                    if let Some(col) = col {
+                        for (i, &r) in rows.iter().enumerate() {
+                            let cell = &table.rows[r][col];
+                            if is_missing(cell) {
+                                continue;
+                            }
+                            let k = classes.binary_search(cell).map_err(|_| {
+                                data_err(
+                                    table,
+                                    Some(r),
+                                    name,
+                                    format!(
+                                        "class {cell:?} was not seen in training (classes: {})",
+                                        classes.join(", ")
+                                    ),
+                                )
+                            })?;
+                            labels[i] = k as u32;
+                            mask[i] = 1.0;
+                        }
+                    }
+                    targets.push(Target::Class { labels, mask });
+                }
+                SavedTask::Reg { mean, std, .. } => {
+                    let mut values = vec![f32::NAN; n];
+                    if let Some(col) = col {
+                        for (i, &r) in rows.iter().enumerate() {
+                            if let Some(v) = table.number(r, col)? {
+                                values[i] = (v - mean) / std;
+                                mask[i] = 1.0;
+                            }
+                        }
+                    }
+                    targets.push(Target::Value {
+                        values,
+                        mask,
+                        mean: *mean,
+                        std: *std,
+                    });
+                }
+            }
+        }
+        Ok(Dataset {
+            input_names: self.input_names(),
+            x,
+            n,
+            d: self.width(),
+            input_mean: Vec::new(),
+            input_std: Vec::new(),
+            tasks: self.tasks.iter().map(|t| t.spec()).collect(),
+            targets,
+        })
+    }
+}

@@ -1,0 +1,370 @@
+//! One training run from settings (command line or TOML): read the CSV, encode
+//! it, train, and write the run folder: `model.safetensors`, `metrics.csv`,
+//! `plots/<task>.svg|png`. Shared by the `taskgrad` binary and the examples.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::{self, ModelMeta};
+use crate::data::{Split, Table, TaskType};
+use crate::device::Gpu;
+use crate::encode::{usable_rows, Missing, Schema};
+use crate::error::{Error, Result};
+use crate::metrics::TaskMetrics;
+use crate::train::{fit, single_task_baselines, EpochLog, FitReport, InitParams, TrainConfig};
+
+/// Everything `taskgrad train` takes; every field can come from a TOML file.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunSettings {
+    pub data: Option<PathBuf>,
+    pub inputs: Option<Vec<String>>,
+    /// `column:class` or `column:reg`.
+    pub tasks: Option<Vec<String>>,
+    pub weighting: Option<String>,
+    pub epochs: Option<usize>,
+    pub batch: Option<usize>,
+    pub hidden: Option<Vec<usize>>,
+    pub tower: Option<Vec<usize>>,
+    pub lr: Option<f32>,
+    pub seed: Option<u64>,
+    pub out: Option<PathBuf>,
+    /// `drop` (default) or `mean`.
+    pub impute: Option<String>,
+    pub baselines: Option<bool>,
+    pub val_fraction: Option<f64>,
+    pub test_fraction: Option<f64>,
+    pub patience: Option<usize>,
+    pub resume: Option<PathBuf>,
+}
+
+impl RunSettings {
+    /// Read a TOML file; unknown keys are an error.
+    pub fn from_toml(path: &Path) -> Result<RunSettings> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+        toml::from_str(&text)
+            .map_err(|e| Error::InvalidConfig(format!("{}: {}", path.display(), e.message())))
+    }
+
+    /// `self`, with every field that `over` sets replaced by it.
+    pub fn overridden_by(self, over: RunSettings) -> RunSettings {
+        macro_rules! pick {
+            ($($f:ident),*) => { RunSettings { $($f: over.$f.or(self.$f)),* } };
+        }
+        pick!(
+            data,
+            inputs,
+            tasks,
+            weighting,
+            epochs,
+            batch,
+            hidden,
+            tower,
+            lr,
+            seed,
+            out,
+            impute,
+            baselines,
+            val_fraction,
+            test_fraction,
+            patience,
+            resume
+        )
+    }
+}
+
+/// Parse `column:class|reg`.
+pub fn parse_task(spec: &str) -> Result<(String, TaskType)> {
+    let (col, kind) = spec.rsplit_once(':').ok_or_else(|| {
+        Error::InvalidConfig(format!("task {spec:?} must be COLUMN:class or COLUMN:reg"))
+    })?;
+    let ty = match kind.trim().to_ascii_lowercase().as_str() {
+        "class" | "classification" => TaskType::Class,
+        "reg" | "regression" => TaskType::Reg,
+        other => {
+            return Err(Error::InvalidConfig(format!(
+                "task {spec:?}: kind {other:?} is not class or reg"
+            )))
+        }
+    };
+    Ok((col.trim().to_string(), ty))
+}
+
+/// What a run produced.
+pub struct RunOutcome {
+    pub report: FitReport,
+    pub baselines: Vec<FitReport>,
+    pub dropped_rows: usize,
+    pub files: Vec<PathBuf>,
+    pub schema: Schema,
+    pub split: (usize, usize, usize),
+}
+
+/// Check that `dir` exists (creating it) and can be written, before any training.
+pub fn prepare_out_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::Io {
+        path: dir.to_path_buf(),
+        source: e,
+    })?;
+    let probe = dir.join(".taskgrad-write-test");
+    std::fs::write(&probe, b"").map_err(|e| Error::Io {
+        path: dir.to_path_buf(),
+        source: e,
+    })?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
+}
+
+/// Train as `s` says; `on_epoch` sees every epoch (a progress bar, say).
+pub fn train_run(
+    gpu: &Gpu,
+    s: &RunSettings,
+    on_epoch: &mut dyn FnMut(&EpochLog),
+) -> Result<RunOutcome> {
+    let need = |what: &str| Error::InvalidConfig(format!("missing setting: {what}"));
+    let data_path = s.data.clone().ok_or_else(|| need("--data"))?;
+    let out = s
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs/latest"));
+    prepare_out_dir(&out)?;
+    let missing = match s.impute.as_deref().unwrap_or("drop") {
+        "drop" => Missing::Drop,
+        "mean" => Missing::Mean,
+        other => {
+            return Err(Error::InvalidConfig(format!(
+                "--impute {other:?}: use drop or mean"
+            )))
+        }
+    };
+    let resume = match &s.resume {
+        Some(p) => Some((p.clone(), checkpoint::load(p)?)),
+        None => None,
+    };
+    // Inputs and tasks: given, or the resumed model's (which must then agree).
+    let (inputs, tasks): (Vec<String>, Vec<(String, TaskType)>) = match &resume {
+        Some((p, ck)) => {
+            let inputs = ck.meta.schema.input_names();
+            let tasks: Vec<(String, TaskType)> = ck
+                .meta
+                .schema
+                .tasks
+                .iter()
+                .map(|t| {
+                    (
+                        t.name().to_string(),
+                        if t.spec().is_classification() {
+                            TaskType::Class
+                        } else {
+                            TaskType::Reg
+                        },
+                    )
+                })
+                .collect();
+            if s.inputs.as_ref().is_some_and(|i| *i != inputs) {
+                return Err(Error::Checkpoint {
+                    path: p.clone(),
+                    reason: format!(
+                        "the model's inputs are {inputs:?}, not {:?}",
+                        s.inputs.clone().unwrap_or_default()
+                    ),
+                });
+            }
+            if let Some(given) = &s.tasks {
+                let given = given
+                    .iter()
+                    .map(|t| parse_task(t))
+                    .collect::<Result<Vec<_>>>()?;
+                if given != tasks {
+                    return Err(Error::Checkpoint {
+                        path: p.clone(),
+                        reason: format!("the model's tasks are {tasks:?}, not {given:?}"),
+                    });
+                }
+            }
+            (inputs, tasks)
+        }
+        None => {
+            let inputs = s
+                .inputs
+                .clone()
+                .filter(|i| !i.is_empty())
+                .ok_or_else(|| need("--inputs"))?;
+            let tasks = s
+                .tasks
+                .clone()
+                .filter(|t| !t.is_empty())
+                .ok_or_else(|| need("--task"))?;
+            (
+                inputs,
+                tasks
+                    .iter()
+                    .map(|t| parse_task(t))
+                    .collect::<Result<Vec<_>>>()?,
+            )
+        }
+    };
+    let table = Table::from_csv(&data_path)?;
+    let input_refs: Vec<&str> = inputs.iter().map(|s| s.as_str()).collect();
+    let task_refs: Vec<(&str, TaskType)> = tasks.iter().map(|(c, t)| (c.as_str(), *t)).collect();
+    for (c, _) in &task_refs {
+        table.column(c)?;
+    }
+    let (kept, dropped_rows) = usable_rows(&table, &input_refs, missing)?;
+    let seed = s.seed.unwrap_or(0);
+    let split = Split::new(
+        kept.len(),
+        s.val_fraction.unwrap_or(0.15),
+        s.test_fraction.unwrap_or(0.15),
+        seed,
+    )?;
+    let schema = match &resume {
+        Some((_, ck)) => Schema {
+            missing,
+            ..ck.meta.schema.clone()
+        },
+        None => {
+            let train_rows: Vec<usize> = split.train.iter().map(|&i| kept[i]).collect();
+            Schema::fit(&table, &input_refs, &task_refs, &train_rows, missing)?
+        }
+    };
+    let data = schema.encode(&table, &kept)?;
+    let trunk = match &resume {
+        Some((_, ck)) => ck.meta.net.trunk.clone(),
+        None => s.hidden.clone().unwrap_or_else(|| vec![64, 64]),
+    };
+    let tower = match &resume {
+        Some((_, ck)) => ck.meta.net.tower.clone(),
+        None => s.tower.clone().unwrap_or_default(),
+    };
+    let cfg = TrainConfig {
+        epochs: s.epochs.unwrap_or(100),
+        batch_size: s.batch.unwrap_or(32),
+        lr: s.lr.unwrap_or(1e-2),
+        seed,
+        trunk,
+        tower,
+        patience: Some(s.patience.unwrap_or(30)),
+        init: resume.as_ref().map(|(p, ck)| {
+            Arc::new(InitParams {
+                source: p.clone(),
+                values: ck.tensors.clone(),
+            })
+        }),
+        ..Default::default()
+    };
+    let weighting = s.weighting.clone().unwrap_or_else(|| "equal".into());
+    let all: Vec<usize> = (0..data.tasks.len()).collect();
+    let report = fit(
+        gpu,
+        &data,
+        &split,
+        &all,
+        crate::mtl::by_name_seeded(&weighting, seed)?,
+        &cfg,
+        on_epoch,
+    )?;
+    let baselines = if s.baselines.unwrap_or(false) {
+        let fresh = TrainConfig {
+            init: None,
+            ..cfg.clone()
+        };
+        single_task_baselines(gpu, &data, &split, &all, &fresh)?
+    } else {
+        Vec::new()
+    };
+
+    // The run folder.
+    let before = resume.as_ref().map_or(0, |(_, ck)| ck.meta.epochs_trained);
+    let mut recorded = s.clone();
+    recorded.out = Some(out.clone());
+    let meta = ModelMeta {
+        schema: schema.clone(),
+        net: report.net.spec.clone(),
+        config: serde_json::to_value(&recorded).map_err(|e| Error::InvalidConfig(e.to_string()))?,
+        epochs_trained: before + report.history.len(),
+    };
+    let model_path = out.join("model.safetensors");
+    checkpoint::save(&model_path, &report.params.read_all(gpu)?, &meta)?;
+    let metrics_path = out.join("metrics.csv");
+    crate::report::write_metrics_csv(&metrics_path, &report.tasks, &report.history)?;
+    let mut files = vec![model_path, metrics_path];
+    files.extend(crate::report::write_plots(
+        &out.join("plots"),
+        &report.tasks,
+        &report.history,
+    )?);
+    let split_sizes = (split.train.len(), split.val.len(), split.test.len());
+    Ok(RunOutcome {
+        report,
+        baselines,
+        dropped_rows,
+        files,
+        schema,
+        split: split_sizes,
+    })
+}
+
+/// The MTL-versus-STL table (STL columns only when baselines ran), as printed by iris_mtl.
+pub fn results_table(outcome: &RunOutcome) -> String {
+    let mut t = String::new();
+    if outcome.report.test.is_empty() || outcome.baselines.iter().any(|b| b.test.is_empty()) {
+        return "no test rows (raise --test-fraction or add data): nothing to report\n".into();
+    }
+    let with_stl = !outcome.baselines.is_empty();
+    t += &format!(
+        "{:<18} {:<10} {:>9}{}\n",
+        "task",
+        "metric",
+        "MTL",
+        if with_stl {
+            format!(" {:>9}", "STL")
+        } else {
+            String::new()
+        }
+    );
+    for (k, task) in outcome.report.tasks.iter().enumerate() {
+        let stl = outcome.baselines.get(k).map(|r| &r.test[0]);
+        let rows: Vec<(&str, f64, Option<f64>)> = match (&outcome.report.test[k], stl) {
+            (TaskMetrics::Classification { accuracy, .. }, s) => {
+                vec![("accuracy", *accuracy, s.map(|m| m.primary().0))]
+            }
+            (TaskMetrics::Regression { rmse, mae, r2, .. }, s) => {
+                let st = |i: usize| match s {
+                    Some(TaskMetrics::Regression { rmse, mae, r2, .. }) => {
+                        Some([*rmse, *mae, *r2][i])
+                    }
+                    _ => None,
+                };
+                vec![
+                    ("RMSE", *rmse, st(0)),
+                    ("MAE", *mae, st(1)),
+                    ("R²", *r2, st(2)),
+                ]
+            }
+        };
+        for (i, (name, m, s)) in rows.into_iter().enumerate() {
+            let label = if i == 0 { task.name.as_str() } else { "" };
+            let stl_col = s.map(|v| format!(" {v:>9.4}")).unwrap_or_default();
+            t += &format!("{label:<18} {name:<10} {m:>9.4}{stl_col}\n");
+        }
+    }
+    if with_stl {
+        let m: Vec<_> = outcome.report.test.iter().map(|x| x.primary()).collect();
+        let s: Vec<_> = outcome
+            .baselines
+            .iter()
+            .map(|r| r.test[0].primary())
+            .collect();
+        t += &format!(
+            "\nΔm% (accuracy and RMSE against the single-task baselines): {:+.2}\n",
+            crate::metrics::delta_m(&m, &s)
+        );
+    }
+    t
+}
