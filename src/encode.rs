@@ -2,7 +2,7 @@
 //! trained model carries with it.
 //!
 //! - Numeric input columns are standardised with statistics of the training
-//!   rows; categorical ones (any non-numeric value) are one-hot encoded over
+//!   rows; categorical ones (no value is a number) are one-hot encoded over
 //!   the categories seen in the training rows (an unseen category encodes as
 //!   all zeros).
 //! - A row with a missing input is dropped ([`Missing::Drop`], counted), or the
@@ -100,13 +100,26 @@ fn data_err(table: &Table, row: Option<usize>, column: &str, reason: impl Into<S
     }
 }
 
-fn is_numeric_column(table: &Table, col: usize) -> bool {
-    table
-        .rows
-        .iter()
-        .map(|r| &r[col])
-        .filter(|s| !is_missing(s))
-        .all(|s| s.parse::<f64>().is_ok())
+/// A column is numeric when its values parse as numbers, categorical when none
+/// does; a mix is a data error at the first value that is not a number.
+fn is_numeric_column(table: &Table, col: usize) -> Result<bool> {
+    let present: Vec<usize> = (0..table.rows.len())
+        .filter(|&r| !is_missing(&table.rows[r][col]))
+        .collect();
+    let numeric = |r: &usize| table.rows[*r][col].parse::<f64>().is_ok();
+    if present.iter().all(numeric) {
+        return Ok(true);
+    }
+    if !present.iter().any(numeric) {
+        return Ok(false);
+    }
+    let r = present.iter().copied().find(|r| !numeric(r)).unwrap_or(0);
+    Err(data_err(
+        table,
+        Some(r),
+        &table.headers[col],
+        format!("{:?} is not a number (other values of this column are; a categorical column must have no numbers)", table.rows[r][col]),
+    ))
 }
 
 fn mean_std(values: &[f64]) -> (f32, f32) {
@@ -169,7 +182,7 @@ impl Schema {
         let mut columns = Vec::new();
         for &name in inputs {
             let col = table.column(name)?;
-            if is_numeric_column(table, col) {
+            if is_numeric_column(table, col)? {
                 let mut values = Vec::new();
                 for &r in train {
                     if let Some(v) = table.number(r, col)? {

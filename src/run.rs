@@ -120,19 +120,28 @@ pub fn prepare_out_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Train as `s` says; `on_epoch` sees every epoch (a progress bar, say).
-pub fn train_run(
-    gpu: &Gpu,
-    s: &RunSettings,
-    on_epoch: &mut dyn FnMut(&EpochLog),
-) -> Result<RunOutcome> {
+/// A run whose data and settings have been read and checked, before any GPU work.
+pub struct PreparedRun {
+    pub settings: RunSettings,
+    pub out: PathBuf,
+    pub data: crate::data::Dataset,
+    pub split: Split,
+    pub schema: Schema,
+    pub cfg: TrainConfig,
+    pub weighting: String,
+    pub dropped_rows: usize,
+    epochs_before: usize,
+}
+
+/// Read and check everything `s` names (data, columns, output folder, resumed
+/// model) without touching the GPU, so bad input fails fast and clearly.
+pub fn prepare_run(s: &RunSettings) -> Result<PreparedRun> {
     let need = |what: &str| Error::InvalidConfig(format!("missing setting: {what}"));
     let data_path = s.data.clone().ok_or_else(|| need("--data"))?;
     let out = s
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from("runs/latest"));
-    prepare_out_dir(&out)?;
     let missing = match s.impute.as_deref().unwrap_or("drop") {
         "drop" => Missing::Drop,
         "mean" => Missing::Mean,
@@ -234,13 +243,12 @@ pub fn train_run(
         }
     };
     let data = schema.encode(&table, &kept)?;
-    let trunk = match &resume {
-        Some((_, ck)) => ck.meta.net.trunk.clone(),
-        None => s.hidden.clone().unwrap_or_else(|| vec![64, 64]),
-    };
-    let tower = match &resume {
-        Some((_, ck)) => ck.meta.net.tower.clone(),
-        None => s.tower.clone().unwrap_or_default(),
+    let (trunk, tower) = match &resume {
+        Some((_, ck)) => (ck.meta.net.trunk.clone(), ck.meta.net.tower.clone()),
+        None => (
+            s.hidden.clone().unwrap_or_else(|| vec![64, 64]),
+            s.tower.clone().unwrap_or_default(),
+        ),
     };
     let cfg = TrainConfig {
         epochs: s.epochs.unwrap_or(100),
@@ -259,17 +267,50 @@ pub fn train_run(
         ..Default::default()
     };
     let weighting = s.weighting.clone().unwrap_or_else(|| "equal".into());
+    crate::mtl::by_name(&weighting)?; // an unknown name fails here, before any work
+    prepare_out_dir(&out)?;
+    let epochs_before = resume.as_ref().map_or(0, |(_, ck)| ck.meta.epochs_trained);
+    Ok(PreparedRun {
+        settings: s.clone(),
+        out,
+        data,
+        split,
+        schema,
+        cfg,
+        weighting,
+        dropped_rows,
+        epochs_before,
+    })
+}
+
+/// Train a prepared run and write its folder; `on_epoch` sees every epoch (a progress bar, say).
+pub fn execute_run(
+    gpu: &Gpu,
+    p: PreparedRun,
+    on_epoch: &mut dyn FnMut(&EpochLog),
+) -> Result<RunOutcome> {
+    let PreparedRun {
+        settings,
+        out,
+        data,
+        split,
+        schema,
+        cfg,
+        weighting,
+        dropped_rows,
+        epochs_before,
+    } = p;
     let all: Vec<usize> = (0..data.tasks.len()).collect();
     let report = fit(
         gpu,
         &data,
         &split,
         &all,
-        crate::mtl::by_name_seeded(&weighting, seed)?,
+        crate::mtl::by_name_seeded(&weighting, cfg.seed)?,
         &cfg,
         on_epoch,
     )?;
-    let baselines = if s.baselines.unwrap_or(false) {
+    let baselines = if settings.baselines.unwrap_or(false) {
         let fresh = TrainConfig {
             init: None,
             ..cfg.clone()
@@ -278,16 +319,13 @@ pub fn train_run(
     } else {
         Vec::new()
     };
-
-    // The run folder.
-    let before = resume.as_ref().map_or(0, |(_, ck)| ck.meta.epochs_trained);
-    let mut recorded = s.clone();
+    let mut recorded = settings.clone();
     recorded.out = Some(out.clone());
     let meta = ModelMeta {
         schema: schema.clone(),
         net: report.net.spec.clone(),
         config: serde_json::to_value(&recorded).map_err(|e| Error::InvalidConfig(e.to_string()))?,
-        epochs_trained: before + report.history.len(),
+        epochs_trained: epochs_before + report.history.len(),
     };
     let model_path = out.join("model.safetensors");
     checkpoint::save(&model_path, &report.params.read_all(gpu)?, &meta)?;
@@ -308,6 +346,15 @@ pub fn train_run(
         schema,
         split: split_sizes,
     })
+}
+
+/// [`prepare_run`] then [`execute_run`].
+pub fn train_run(
+    gpu: &Gpu,
+    s: &RunSettings,
+    on_epoch: &mut dyn FnMut(&EpochLog),
+) -> Result<RunOutcome> {
+    execute_run(gpu, prepare_run(s)?, on_epoch)
 }
 
 /// The MTL-versus-STL table (STL columns only when baselines ran), as printed by iris_mtl.

@@ -16,7 +16,7 @@ use taskgrad::checkpoint;
 use taskgrad::data::Table;
 use taskgrad::encode::{usable_rows, SavedTask};
 use taskgrad::model::Model;
-use taskgrad::run::{results_table, train_run, RunSettings};
+use taskgrad::run::{execute_run, prepare_run, results_table, RunSettings};
 use taskgrad::{Error, Gpu, Result, TaskMetrics};
 
 #[derive(Parser)]
@@ -154,15 +154,15 @@ fn train(args: TrainArgs) -> Result<()> {
         Some(path) => RunSettings::from_toml(path)?.overridden_by(from_flags),
         None => from_flags,
     };
+    let prepared = prepare_run(&settings)?;
     let gpu = Gpu::new()?;
     eprintln!("adapter: {}", gpu.report);
-    let epochs = settings.epochs.unwrap_or(100) as u64;
-    let bar = ProgressBar::new(epochs);
+    let bar = ProgressBar::new(prepared.cfg.epochs as u64);
     bar.set_style(
         ProgressStyle::with_template("{bar:30} epoch {pos}/{len} {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let outcome = train_run(&gpu, &settings, &mut |log| {
+    let outcome = execute_run(&gpu, prepared, &mut |log| {
         let losses: Vec<String> = log.train_loss.iter().map(|l| format!("{l:.4}")).collect();
         bar.set_message(format!("train loss [{}]", losses.join(", ")));
         bar.inc(1);

@@ -1,0 +1,456 @@
+//! The `taskgrad` binary end to end: train, predict, eval, resume and a TOML
+//! config on the penguins data; and every bad input the tool must survive,
+//! each giving a clear message and a non-zero exit, never a panic, and never
+//! leaving a partial model file behind.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use taskgrad::checkpoint;
+
+const BIN: &str = env!("CARGO_BIN_EXE_taskgrad");
+const PENGUINS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/penguins.csv");
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("taskgrad-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("the taskgrad binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+/// A failure: non-zero exit, one `error:` message containing `needle`, no panic or backtrace.
+#[track_caller]
+fn assert_fails(o: &Output, needle: &str) {
+    let err = stderr(o);
+    assert!(
+        !o.status.success(),
+        "expected failure, got success; stderr: {err}"
+    );
+    assert!(err.contains("error: "), "no error message: {err}");
+    assert!(err.contains(needle), "message lacks {needle:?}: {err}");
+    assert!(
+        !err.contains("panicked")
+            && !err.contains("stack backtrace")
+            && !err.contains("RUST_BACKTRACE"),
+        "panic: {err}"
+    );
+}
+
+fn no_model_left(out: &Path) {
+    assert!(
+        !out.join("model.safetensors").exists(),
+        "a model file was left in {}",
+        out.display()
+    );
+    assert!(
+        !out.join("model.safetensors.tmp").exists(),
+        "a partial model file was left in {}",
+        out.display()
+    );
+}
+
+fn write(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, body).unwrap();
+    p
+}
+
+const PENGUIN_ARGS: [&str; 10] = [
+    "--inputs",
+    "bill_length_mm,bill_depth_mm,flipper_length_mm,island",
+    "--task",
+    "species:class",
+    "--task",
+    "sex:class",
+    "--task",
+    "body_mass_g:reg",
+    "--epochs",
+    "12",
+];
+
+#[test]
+fn train_predict_eval_and_resume_on_penguins() {
+    gpu_or_skip!();
+    let dir = scratch("penguins");
+    let out = dir.join("run");
+    let out_s = out.to_str().unwrap();
+    let mut args = vec!["train", "--data", PENGUINS, "--out", out_s];
+    args.extend(PENGUIN_ARGS);
+    let o = run(&args);
+    assert!(o.status.success(), "train failed: {}", stderr(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("dropped 2 rows"), "{stdout}");
+    for f in [
+        "model.safetensors",
+        "metrics.csv",
+        "plots/species.svg",
+        "plots/species.png",
+        "plots/body_mass_g.png",
+    ] {
+        assert!(out.join(f).exists(), "missing {f}");
+    }
+    // metrics.csv: a header and one row per epoch run.
+    let metrics = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    assert!(
+        metrics.starts_with("epoch,lr,species_train_loss,species_val_loss,species_val_accuracy"),
+        "{metrics}"
+    );
+    // The checkpoint: documented names and shapes, schema with island one-hot.
+    let ck = checkpoint::load(&out.join("model.safetensors")).unwrap();
+    let names: Vec<&str> = ck.tensors.iter().map(|(n, _, _)| n.as_str()).collect();
+    assert!(
+        names.contains(&"trunk.0.weight") && names.contains(&"head.body_mass_g.out.bias"),
+        "{names:?}"
+    );
+    let (_, shape, _) = ck
+        .tensors
+        .iter()
+        .find(|(n, _, _)| n == "trunk.0.weight")
+        .unwrap();
+    assert_eq!(shape, &vec![6, 64], "3 numeric inputs + 3 islands");
+    assert_eq!(
+        ck.meta.schema.input_names(),
+        vec![
+            "bill_length_mm",
+            "bill_depth_mm",
+            "flipper_length_mm",
+            "island"
+        ]
+    );
+    let trained = ck.meta.epochs_trained;
+
+    // predict: one line per data row, class labels and grams.
+    let preds = dir.join("preds.csv");
+    let model = out.join("model.safetensors");
+    let o = run(&[
+        "predict",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        PENGUINS,
+        "--output",
+        preds.to_str().unwrap(),
+        "--probabilities",
+    ]);
+    assert!(o.status.success(), "predict failed: {}", stderr(&o));
+    let text = std::fs::read_to_string(&preds).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1 + 344, "a header and every row");
+    assert!(
+        lines[0].starts_with("line,species,p(species=Adelie)"),
+        "{}",
+        lines[0]
+    );
+    let first: Vec<&str> = lines[1].split(',').collect();
+    assert!(
+        ["Adelie", "Chinstrap", "Gentoo"].contains(&first[1]),
+        "{}",
+        lines[1]
+    );
+    let mass: f64 = first.last().unwrap().parse().unwrap();
+    assert!((2000.0..7000.0).contains(&mass), "body mass {mass}");
+
+    // eval on the same file.
+    let o = run(&[
+        "eval",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        PENGUINS,
+    ]);
+    assert!(o.status.success(), "eval failed: {}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("species"));
+
+    // resume: continue for 3 more epochs; the epoch count adds up.
+    let out2 = dir.join("resumed");
+    let o = run(&[
+        "train",
+        "--data",
+        PENGUINS,
+        "--resume",
+        model.to_str().unwrap(),
+        "--epochs",
+        "3",
+        "--patience",
+        "100",
+        "--out",
+        out2.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "resume failed: {}", stderr(&o));
+    let ck2 = checkpoint::load(&out2.join("model.safetensors")).unwrap();
+    assert_eq!(ck2.meta.epochs_trained, trained + 3);
+}
+
+#[test]
+fn settings_from_a_toml_file() {
+    gpu_or_skip!();
+    let dir = scratch("toml");
+    let out = dir.join("run");
+    let cfg = write(
+        &dir,
+        "run.toml",
+        &format!(
+            "data = {PENGUINS:?}\ninputs = [\"bill_length_mm\", \"flipper_length_mm\"]\ntasks = [\"species:class\", \"body_mass_g:reg\"]\nepochs = 3\nhidden = [16]\nout = {:?}\n",
+            out.to_str().unwrap()
+        ),
+    );
+    let o = run(&["train", "--config", cfg.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ck = checkpoint::load(&out.join("model.safetensors")).unwrap();
+    assert_eq!(ck.meta.net.trunk, vec![16]);
+}
+
+// ---- bad input ------------------------------------------------------------------
+
+fn train_on(dir: &Path, csv: &Path, inputs: &str, tasks: &[&str]) -> (Output, PathBuf) {
+    let out = dir.join("out");
+    let mut args = vec![
+        "train",
+        "--data",
+        csv.to_str().unwrap(),
+        "--inputs",
+        inputs,
+        "--epochs",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    for t in tasks {
+        args.extend(["--task", t]);
+    }
+    (run(&args), out)
+}
+
+#[test]
+fn bad_data_files() {
+    let dir = scratch("bad-data");
+    let missing = dir.join("nope.csv");
+    let (o, out) = train_on(&dir, &missing, "a", &["y:reg"]);
+    assert_fails(&o, "nope.csv");
+    no_model_left(&out);
+
+    let cases: &[(&str, &str, &str, &[&str], &str)] = &[
+        ("empty.csv", "", "a", &["y:reg"], "empty"),
+        ("header.csv", "a,y\n", "a", &["y:reg"], "no data rows"),
+        (
+            "unknown.csv",
+            "a,y\n1,2\n3,4\n",
+            "zzz",
+            &["y:reg"],
+            "no such column",
+        ),
+        (
+            "text.csv",
+            "a,y\n1,2\n3,4\nfive,6\n",
+            "a",
+            &["y:reg"],
+            "text.csv:4:a: \"five\" is not a number",
+        ),
+        (
+            "oneclass.csv",
+            "a,c\n1,x\n2,x\n3,x\n",
+            "a",
+            &["c:class"],
+            "at least two classes",
+        ),
+        (
+            "allmissing.csv",
+            "a,y\n1,NA\n2,NA\n3,\n",
+            "a",
+            &["y:reg"],
+            "every value of this task is missing",
+        ),
+        (
+            "nan.csv",
+            "a,y\n1,2\nNaN,3\n4,5\n",
+            "a",
+            &["y:reg"],
+            "not finite",
+        ),
+        (
+            "inf.csv",
+            "a,y\n1,2\n2,inf\n4,5\n",
+            "a",
+            &["y:reg"],
+            "not finite",
+        ),
+        (
+            "ragged.csv",
+            "a,y\n1,2\n3\n",
+            "a",
+            &["y:reg"],
+            "expected 2 fields",
+        ),
+    ];
+    for (name, body, inputs, tasks, needle) in cases {
+        let sub = dir.join(name.trim_end_matches(".csv"));
+        std::fs::create_dir_all(&sub).unwrap();
+        let csv = write(&sub, name, body);
+        let (o, out) = train_on(&sub, &csv, inputs, tasks);
+        eprintln!("case {name}");
+        assert_fails(&o, needle);
+        no_model_left(&out);
+    }
+}
+
+#[test]
+fn bad_checkpoints_and_mismatched_data() {
+    gpu_or_skip!();
+    let dir = scratch("bad-ckpt");
+    // A real model to damage.
+    let out = dir.join("run");
+    let o = run(&[
+        "train",
+        "--data",
+        PENGUINS,
+        "--inputs",
+        "bill_length_mm,island",
+        "--task",
+        "species:class",
+        "--epochs",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let model = out.join("model.safetensors");
+    let bytes = std::fs::read(&model).unwrap();
+
+    let truncated = dir.join("truncated.safetensors");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    assert_fails(
+        &run(&[
+            "predict",
+            "--model",
+            truncated.to_str().unwrap(),
+            "--data",
+            PENGUINS,
+        ]),
+        "truncated",
+    );
+
+    let not_st = write(&dir, "notes.safetensors", "this is not a model\n");
+    assert_fails(
+        &run(&[
+            "predict",
+            "--model",
+            not_st.to_str().unwrap(),
+            "--data",
+            PENGUINS,
+        ]),
+        "not a readable safetensors file",
+    );
+
+    // Data without the model's input column (island), and without its task column.
+    let other = write(
+        &dir,
+        "other.csv",
+        "bill_length_mm,flipper_length_mm,species\n40,190,Adelie\n50,210,Gentoo\n",
+    );
+    assert_fails(
+        &run(&[
+            "eval",
+            "--model",
+            model.to_str().unwrap(),
+            "--data",
+            other.to_str().unwrap(),
+        ]),
+        "needs input column \"island\"",
+    );
+    let no_task = write(&dir, "notask.csv", "bill_length_mm,island\n40,Dream\n");
+    assert_fails(
+        &run(&[
+            "eval",
+            "--model",
+            model.to_str().unwrap(),
+            "--data",
+            no_task.to_str().unwrap(),
+        ]),
+        "none of the model's task columns",
+    );
+    // Resuming with other tasks than the model's.
+    let o = run(&[
+        "train",
+        "--data",
+        PENGUINS,
+        "--resume",
+        model.to_str().unwrap(),
+        "--task",
+        "sex:class",
+        "--out",
+        dir.join("r2").to_str().unwrap(),
+    ]);
+    assert_fails(&o, "the model's tasks are");
+    no_model_left(&dir.join("r2"));
+}
+
+#[test]
+fn bad_config_and_unwritable_output() {
+    let dir = scratch("bad-config");
+    let cfg = write(
+        &dir,
+        "run.toml",
+        &format!("data = {PENGUINS:?}\nepochz = 3\n"),
+    );
+    assert_fails(
+        &run(&["train", "--config", cfg.to_str().unwrap()]),
+        "unknown field `epochz`",
+    );
+
+    // An output folder below a regular file cannot be created (root can write anywhere else).
+    let file = write(&dir, "a-file", "x");
+    let out = file.join("run");
+    let o = run(&[
+        "train",
+        "--data",
+        PENGUINS,
+        "--inputs",
+        "bill_length_mm",
+        "--task",
+        "species:class",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_fails(&o, "a-file/run");
+    assert_fails(
+        &run(&[
+            "train",
+            "--data",
+            PENGUINS,
+            "--inputs",
+            "bill_length_mm",
+            "--task",
+            "species:klass",
+        ]),
+        "not class or reg",
+    );
+    assert_fails(
+        &run(&[
+            "train",
+            "--data",
+            PENGUINS,
+            "--inputs",
+            "bill_length_mm",
+            "--task",
+            "species:class",
+            "--weighting",
+            "magic",
+            "--out",
+            dir.join("o").to_str().unwrap(),
+        ]),
+        "unknown weighting",
+    );
+}
