@@ -10,14 +10,22 @@
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::time::Duration;
 use taskgrad::kernels::matmul::{matmul, MatmulOptions};
-use taskgrad::workloads::{w_iris, w_synth};
+use taskgrad::workloads::{w_iris, w_synth, Workload};
 use taskgrad::{Gpu, Tensor};
 
-fn bench_iris(c: &mut Criterion, gpu: &Gpu) {
-    let mut group = c.benchmark_group("W-iris step");
+/// One benchmark per (method, fused) on the workload that `build` makes.
+fn bench_steps(
+    c: &mut Criterion,
+    gpu: &Gpu,
+    name: &str,
+    build: fn(&Gpu, &str, bool) -> taskgrad::Result<Workload>,
+    samples: usize,
+    secs: u64,
+) {
+    let mut group = c.benchmark_group(name);
     group
-        .sample_size(30)
-        .measurement_time(Duration::from_secs(3))
+        .sample_size(samples)
+        .measurement_time(Duration::from_secs(secs))
         .warm_up_time(Duration::from_millis(500));
     for (method, fused) in [
         ("equal", true),
@@ -25,31 +33,7 @@ fn bench_iris(c: &mut Criterion, gpu: &Gpu) {
         ("pcgrad", true),
         ("mgda", true),
     ] {
-        let mut w = w_iris(gpu, method, fused).expect("W-iris builds");
-        let id = format!("{method}{}", if fused { "" } else { " unfused" });
-        group.bench_function(BenchmarkId::from_parameter(id), |b| {
-            b.iter(|| {
-                w.step(gpu).unwrap();
-                gpu.wait().unwrap();
-            })
-        });
-    }
-    group.finish();
-}
-
-fn bench_synth(c: &mut Criterion, gpu: &Gpu) {
-    let mut group = c.benchmark_group("W-synth step");
-    group
-        .sample_size(10)
-        .measurement_time(Duration::from_secs(8))
-        .warm_up_time(Duration::from_secs(1));
-    for (method, fused) in [
-        ("equal", true),
-        ("equal", false),
-        ("pcgrad", true),
-        ("mgda", true),
-    ] {
-        let mut w = w_synth(gpu, method, fused).expect("W-synth builds");
+        let mut w = build(gpu, method, fused).expect("the workload builds");
         let id = format!("{method}{}", if fused { "" } else { " unfused" });
         group.bench_function(BenchmarkId::from_parameter(id), |b| {
             b.iter(|| {
@@ -91,8 +75,8 @@ fn benches(c: &mut Criterion) {
         gpu.report,
         taskgrad::kernels::matmul::workgroup(&gpu)
     );
-    bench_iris(c, &gpu);
-    bench_synth(c, &gpu);
+    bench_steps(c, &gpu, "W-iris step", w_iris, 30, 3);
+    bench_steps(c, &gpu, "W-synth step", w_synth, 10, 8);
     bench_matmul(c, &gpu);
 }
 

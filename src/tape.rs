@@ -183,12 +183,17 @@ impl<'g> Tape<'g> {
     pub(crate) fn grad_slot(&mut self, v: Var) -> Result<(Tensor, bool)> {
         let gpu = self.gpu;
         let node = &mut self.nodes[v.0];
-        if node.grad.is_none() {
-            node.grad = Some(Tensor::zeros(gpu, node.value.shape(), "grad")?);
-        }
+        let grad = match &node.grad {
+            Some(g) => g.clone(),
+            None => {
+                let g = Tensor::zeros(gpu, node.value.shape(), "grad")?;
+                node.grad = Some(g.clone());
+                g
+            }
+        };
         let accumulate = node.written;
         node.written = true;
-        Ok((node.grad.clone().expect("allocated above"), accumulate))
+        Ok((grad, accumulate))
     }
 
     /// Contribute to `v`'s gradient with a kernel that only overwrites its

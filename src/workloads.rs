@@ -32,40 +32,32 @@ pub struct Workload {
 }
 
 impl Workload {
-    /// One training step: write the next batch (skipped when there is only
-    /// one batch, already written), advance Adam, submit the step once.
-    pub fn step(&mut self, gpu: &Gpu) -> Result<()> {
+    /// Write the next batch (skipped when there is only one batch, already
+    /// written) and advance Adam: everything a step does before its submit.
+    fn prepare(&mut self, gpu: &Gpu) -> Result<()> {
         if self.batches.len() > 1 || self.next == 0 {
             let subset: Vec<usize> = (0..self.data.tasks.len()).collect();
-            self.program.write_batch(
-                gpu,
-                &self.data,
-                &self.batches[self.next % self.batches.len()],
-                &subset,
-            )?;
+            let batch = &self.batches[self.next % self.batches.len()];
+            self.program.write_batch(gpu, &self.data, batch, &subset)?;
         }
         self.next += 1;
         self.program.adam.prepare_step(gpu);
+        Ok(())
+    }
+
+    /// One training step: prepare, then submit the step once.
+    pub fn step(&mut self, gpu: &Gpu) -> Result<()> {
+        self.prepare(gpu)?;
         gpu.run(&self.program.train_dispatches())
     }
 
-    /// One training step with every kernel timed (see `profile`); returns its dispatches' times.
+    /// One training step with every kernel timed (see `profile`), added to `table`.
     pub fn step_profiled(
         &mut self,
         gpu: &Gpu,
         table: &mut std::collections::BTreeMap<String, (usize, f64)>,
     ) -> Result<()> {
-        if self.batches.len() > 1 || self.next == 0 {
-            let subset: Vec<usize> = (0..self.data.tasks.len()).collect();
-            self.program.write_batch(
-                gpu,
-                &self.data,
-                &self.batches[self.next % self.batches.len()],
-                &subset,
-            )?;
-        }
-        self.next += 1;
-        self.program.adam.prepare_step(gpu);
+        self.prepare(gpu)?;
         let ds = self.program.train_dispatches();
         let ms = gpu.run_profiled(&ds)?;
         crate::profile::accumulate(table, &ds, &ms);

@@ -3,33 +3,13 @@
 
 mod common;
 
-use taskgrad::data::{Dataset, Split, Table, TaskType};
+use taskgrad::data::{Dataset, Split};
 use taskgrad::kernels::optim::AdamConfig;
 use taskgrad::mtl::{self, GradSpace, Weighting};
 use taskgrad::nn::{MultiTaskNet, NetSpec, ParamBuilder, ParamSet};
 use taskgrad::step::Program;
 use taskgrad::train::{fit, TrainConfig};
 use taskgrad::{Gpu, TaskMetrics};
-
-fn iris(seed: u64) -> (Dataset, Split) {
-    let table = Table::from_csv(concat!(env!("CARGO_MANIFEST_DIR"), "/data/iris.csv")).unwrap();
-    let split = Split::new(table.rows.len(), 0.2, 0.2, seed).unwrap();
-    let tasks = [
-        ("species", TaskType::Class),
-        ("petal_length", TaskType::Reg),
-        ("petal_width", TaskType::Reg),
-    ];
-    (
-        Dataset::from_table(
-            &table,
-            &["sepal_length", "sepal_width"],
-            &tasks,
-            &split.train,
-        )
-        .unwrap(),
-        split,
-    )
-}
 
 /// One gradient computation (no optimizer step) on the first 16 training rows;
 /// returns the gradient arena and the Gram matrix.
@@ -75,7 +55,7 @@ fn one_step(
 #[test]
 fn per_task_rows_sum_to_the_joint_gradient_in_both_spaces() {
     let gpu = gpu_or_skip!();
-    let (data, split) = iris(0);
+    let (data, split) = common::iris(0);
     // Equal weights: Σ_k g_k (combination weights 1) must equal one joint backward pass.
     let (joint, _) = one_step(gpu, &data, &split, &mut mtl::Equal, None);
     let (params_space, g1) = one_step(
@@ -110,7 +90,7 @@ fn per_task_rows_sum_to_the_joint_gradient_in_both_spaces() {
 #[test]
 fn each_row_holds_only_its_own_task() {
     let gpu = gpu_or_skip!();
-    let (data, split) = iris(1);
+    let (data, split) = common::iris(1);
     // Seeds (0, 1, 0): only task 1 contributes, so rows 0 and 2 are zero and row 1's
     // squared norm is the squared norm of the joint trunk gradient.
     let mut fixed = mtl::Fixed::new(vec![0.0, 1.0, 0.0]).unwrap();
@@ -146,7 +126,7 @@ fn each_row_holds_only_its_own_task() {
 #[test]
 fn every_method_trains_iris() {
     let gpu = gpu_or_skip!();
-    let (data, split) = iris(2);
+    let (data, split) = common::iris(2);
     let cfg = TrainConfig {
         epochs: 25,
         patience: None,
@@ -185,7 +165,7 @@ fn pcgrad_and_mgda_read_nothing_back_per_step() {
     // A device of its own: the readback counter must not see the other tests' readbacks.
     let own = Gpu::new().unwrap();
     let gpu = &own;
-    let (data, split) = iris(3);
+    let (data, split) = common::iris(3);
     // Batch 8 over 90 training rows: 12 steps per epoch; validation 30 rows = 4 batches, test 4.
     let cfg = TrainConfig {
         epochs: 3,
@@ -222,7 +202,7 @@ fn pcgrad_and_mgda_read_nothing_back_per_step() {
 #[test]
 fn grad_stats_report_norms_and_cosines_for_any_method() {
     let gpu = gpu_or_skip!();
-    let (data, split) = iris(4);
+    let (data, split) = common::iris(4);
     let cfg = TrainConfig {
         epochs: 2,
         grad_stats: true,

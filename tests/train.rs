@@ -3,31 +3,12 @@
 
 mod common;
 
-use taskgrad::data::{Dataset, Split, Table, TaskType};
 use taskgrad::kernels::tasks;
 use taskgrad::metrics::TaskMetrics;
 use taskgrad::mtl::{self, Weighting, WeightingContext};
 use taskgrad::nn::ParamBuilder;
 use taskgrad::train::{fit, Schedule, TrainConfig};
 use taskgrad::{Error, Gpu, Tensor};
-
-fn iris(seed: u64) -> (Dataset, Split) {
-    let table = Table::from_csv(concat!(env!("CARGO_MANIFEST_DIR"), "/data/iris.csv")).unwrap();
-    let split = Split::new(table.rows.len(), 0.2, 0.2, seed).unwrap();
-    let tasks = [
-        ("species", TaskType::Class),
-        ("petal_length", TaskType::Reg),
-        ("petal_width", TaskType::Reg),
-    ];
-    let data = Dataset::from_table(
-        &table,
-        &["sepal_length", "sepal_width"],
-        &tasks,
-        &split.train,
-    )
-    .unwrap();
-    (data, split)
-}
 
 fn small_cfg(seed: u64) -> TrainConfig {
     TrainConfig {
@@ -51,7 +32,7 @@ fn assert_good(what: &str, m: &TaskMetrics) {
 #[test]
 fn iris_multi_task_and_single_task_learn_every_task() {
     let gpu = gpu_or_skip!();
-    let (data, split) = iris(0);
+    let (data, split) = common::iris(0);
     let cfg = small_cfg(0);
     let mtl_run = fit(
         gpu,
@@ -98,7 +79,7 @@ fn iris_multi_task_and_single_task_learn_every_task() {
 #[test]
 fn uncertainty_weighting_trains_iris() {
     let gpu = gpu_or_skip!();
-    let (data, split) = iris(1);
+    let (data, split) = common::iris(1);
     let run = fit(
         gpu,
         &data,
@@ -130,7 +111,7 @@ fn uncertainty_weighting_trains_iris() {
 #[test]
 fn same_seed_gives_identical_numbers() {
     let gpu = gpu_or_skip!();
-    let (data, split) = iris(2);
+    let (data, split) = common::iris(2);
     let cfg = TrainConfig {
         epochs: 15,
         ..small_cfg(2)
@@ -184,7 +165,7 @@ fn same_seed_gives_identical_numbers() {
 #[test]
 fn early_stopping_stops_patience_epochs_after_the_best() {
     let gpu = gpu_or_skip!();
-    let (data, split) = iris(4);
+    let (data, split) = common::iris(4);
     let cfg = TrainConfig {
         epochs: 500,
         patience: Some(3),
@@ -247,7 +228,7 @@ fn schedules_follow_their_formulas() {
 #[test]
 fn learning_rate_schedule_reaches_the_optimizer() {
     let gpu = gpu_or_skip!();
-    let (data, split) = iris(5);
+    let (data, split) = common::iris(5);
     let cfg = TrainConfig {
         epochs: 4,
         patience: None,
@@ -274,7 +255,7 @@ fn learning_rate_schedule_reaches_the_optimizer() {
 #[test]
 fn non_finite_loss_stops_with_the_task_and_step() {
     let gpu = gpu_or_skip!();
-    let (data, split) = iris(6);
+    let (data, split) = common::iris(6);
     // Adam moves each weight by about lr per step: 1e30 overflows f32 within a step or two.
     let cfg = TrainConfig {
         epochs: 5,

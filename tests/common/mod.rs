@@ -85,3 +85,24 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32)
         );
     }
 }
+
+/// Iris with the three tasks of iris_mtl, split 60/20/20 by `seed`.
+pub fn iris(seed: u64) -> (taskgrad::data::Dataset, taskgrad::data::Split) {
+    use taskgrad::data::{Dataset, Split, Table, TaskType};
+    let table = Table::from_csv(concat!(env!("CARGO_MANIFEST_DIR"), "/data/iris.csv"))
+        .expect("data/iris.csv");
+    let split = Split::new(table.rows.len(), 0.2, 0.2, seed).expect("split");
+    let tasks = [
+        ("species", TaskType::Class),
+        ("petal_length", TaskType::Reg),
+        ("petal_width", TaskType::Reg),
+    ];
+    let data = Dataset::from_table(
+        &table,
+        &["sepal_length", "sepal_width"],
+        &tasks,
+        &split.train,
+    )
+    .expect("iris encodes");
+    (data, split)
+}
