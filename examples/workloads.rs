@@ -60,11 +60,12 @@ fn steps(
     warmup: usize,
     measured: usize,
     read_every: usize,
-) -> taskgrad::Result<f64> {
+) -> taskgrad::Result<(f64, f64)> {
     for _ in 0..warmup {
         w.step(gpu)?;
     }
     gpu.wait()?;
+    let bytes_before = gpu.readback_bytes();
     let t = Instant::now();
     for i in 1..=measured {
         w.step(gpu)?;
@@ -79,7 +80,8 @@ fn steps(
         }
     }
     gpu.wait()?;
-    Ok(measured as f64 / t.elapsed().as_secs_f64())
+    let per_step = (gpu.readback_bytes() - bytes_before) as f64 / measured as f64;
+    Ok((measured as f64 / t.elapsed().as_secs_f64(), per_step))
 }
 
 fn run(args: Args) -> taskgrad::Result<()> {
@@ -88,12 +90,12 @@ fn run(args: Args) -> taskgrad::Result<()> {
     match args.workload.to_ascii_lowercase().as_str() {
         "w-iris" => {
             let mut w = w_iris(&gpu, &args.weighting, fused)?;
-            let sps = steps(&gpu, &mut w, 50, 500, 100)?;
+            let (sps, bytes) = steps(&gpu, &mut w, 50, 500, 100)?;
             if args.profile {
                 print_profile(&gpu, &mut w, 50)?;
             }
             println!(
-                "workload=W-iris weighting={} fused={fused} steps_per_s={sps:.1} dispatches_per_step={} matmul_wg={:?} adapter=\"{}\"",
+                "workload=W-iris weighting={} fused={fused} steps_per_s={sps:.1} dispatches_per_step={} readback_bytes_per_step={bytes:.2} matmul_wg={:?} adapter=\"{}\"",
                 args.weighting,
                 w.dispatches_per_step(),
                 taskgrad::kernels::matmul::workgroup(&gpu)?,
@@ -102,12 +104,12 @@ fn run(args: Args) -> taskgrad::Result<()> {
         }
         "w-synth" => {
             let mut w = w_synth(&gpu, &args.weighting, fused)?;
-            let sps = steps(&gpu, &mut w, 5, 50, 10)?;
+            let (sps, bytes) = steps(&gpu, &mut w, 5, 50, 10)?;
             if args.profile {
                 print_profile(&gpu, &mut w, 3)?;
             }
             println!(
-                "workload=W-synth weighting={} fused={fused} steps_per_s={sps:.3} dispatches_per_step={} matmul_wg={:?} adapter=\"{}\"",
+                "workload=W-synth weighting={} fused={fused} steps_per_s={sps:.3} dispatches_per_step={} readback_bytes_per_step={bytes:.2} matmul_wg={:?} adapter=\"{}\"",
                 args.weighting,
                 w.dispatches_per_step(),
                 taskgrad::kernels::matmul::workgroup(&gpu)?,

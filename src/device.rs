@@ -56,6 +56,7 @@ pub struct Gpu {
     pipelines: Mutex<HashMap<PipelineKey, Arc<Kernel>>>,
     uncaptured: Arc<Mutex<Option<String>>>,
     pub(crate) readbacks: std::sync::atomic::AtomicU64,
+    pub(crate) readback_bytes: std::sync::atomic::AtomicU64,
     /// The matmul workgroup shape chosen for this adapter (see `kernels::matmul`).
     pub(crate) matmul_wg: std::sync::OnceLock<(u32, u32)>,
 }
@@ -250,6 +251,7 @@ impl Gpu {
             pipelines: Mutex::new(HashMap::new()),
             uncaptured,
             readbacks: std::sync::atomic::AtomicU64::new(0),
+            readback_bytes: std::sync::atomic::AtomicU64::new(0),
             matmul_wg: std::sync::OnceLock::new(),
         })
     }
@@ -257,6 +259,12 @@ impl Gpu {
     /// How many GPU-to-host readbacks this device has done (each is one wait on the GPU).
     pub fn readback_count(&self) -> u64 {
         self.readbacks.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// How many bytes all readbacks have copied to the host.
+    pub fn readback_bytes(&self) -> u64 {
+        self.readback_bytes
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Whether the device can run f16 arithmetic in shaders.

@@ -150,6 +150,8 @@ impl Gpu {
         self.readbacks
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let total: u64 = tensors.iter().map(|t| t.bytes()).sum();
+        self.readback_bytes
+            .fetch_add(total, std::sync::atomic::Ordering::Relaxed);
         if total == 0 {
             return Ok(tensors.iter().map(|_| Vec::new()).collect());
         }

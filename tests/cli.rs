@@ -149,6 +149,19 @@ fn train_predict_eval_and_resume_on_penguins() {
     let text = std::fs::read_to_string(&preds).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 1 + 344, "a header and every row");
+    // Two rows of the file have no measurements: they are predicted from training means.
+    assert!(
+        lines
+            .iter()
+            .skip(1)
+            .all(|l| l.split(',').all(|cell| !cell.is_empty())),
+        "an empty prediction cell"
+    );
+    assert!(
+        stderr(&o).contains("2 rows had a missing input"),
+        "{}",
+        stderr(&o)
+    );
     assert!(
         lines[0].starts_with("line,species,p(species=Adelie)"),
         "{}",

@@ -275,10 +275,17 @@ fn predict(
     probabilities: bool,
 ) -> Result<()> {
     let (gpu, m, table) = load(model, data)?;
-    let schema = &m.meta.schema;
+    // Every row gets a prediction: a missing input is filled with its training
+    // mean (a missing category encodes as all zeros), and such rows are counted.
+    let schema = &taskgrad::encode::Schema {
+        missing: taskgrad::encode::Missing::Mean,
+        ..m.meta.schema.clone()
+    };
     let inputs = schema.input_names();
     let refs: Vec<&str> = inputs.iter().map(|s| s.as_str()).collect();
-    let (rows, dropped) = usable_rows(&table, &refs, schema.missing)?;
+    let (rows, _) = usable_rows(&table, &refs, schema.missing)?;
+    let (_, imputed) = usable_rows(&table, &refs, taskgrad::encode::Missing::Drop)
+        .unwrap_or((Vec::new(), table.rows.len()));
     let encoded = schema.encode(&table, &rows)?;
     let outputs = m.outputs(&gpu, &encoded)?;
     // One output row per input row; rows dropped for a missing input get empty cells.
@@ -352,8 +359,8 @@ fn predict(
         }
         None => print!("{}", String::from_utf8_lossy(&buf)),
     }
-    if dropped > 0 {
-        eprintln!("{dropped} rows had a missing input and were left empty (the model was trained with --impute drop)");
+    if imputed > 0 {
+        eprintln!("{imputed} rows had a missing input, filled with the training mean (a missing category as none)");
     }
     Ok(())
 }
