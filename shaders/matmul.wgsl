@@ -35,6 +35,9 @@ override TRANS_A: bool = false;
 override TRANS_B: bool = false;
 override MASK_A: bool = false;
 override MASK_B: bool = false;
+// B row-major (not transposed, no mask) with N a multiple of 4: each step
+// along k loads op(B)[k, c0..c0+4] as one vec4 through `b4`, the same buffer.
+override B_VEC4: bool = false;
 override BIAS_GRAD: bool = false;
 override WGX: u32 = 8u;
 override WGY: u32 = 8u;
@@ -48,6 +51,7 @@ override WGY: u32 = 8u;
 // Separate from `bias`: a read-only and a writable binding of one buffer (the
 // parameter arena holds both W and b) cannot meet in one dispatch.
 @group(0) @binding(6) var<storage, read_write> dbias: array<f32>;
+@group(0) @binding(7) var<storage, read> b4: array<vec4<f32>>;
 
 // Operand loads by flat index (the caller walks the indices), with the optional ReLU mask.
 fn load_a(i: u32) -> f32 {
@@ -93,7 +97,12 @@ fn matmul(@builtin(global_invocation_id) gid: vec3<u32>) {
     var acc3 = vec4<f32>(0.0);
     var bsum = vec4<f32>(0.0);
     for (var kk = 0u; kk < p.k; kk = kk + 1u) {
-        let bv = vec4<f32>(load_b(ib.x), load_b(ib.y), load_b(ib.z), load_b(ib.w));
+        var bv: vec4<f32>;
+        if (B_VEC4) {
+            bv = b4[ib.x / 4u];
+        } else {
+            bv = vec4<f32>(load_b(ib.x), load_b(ib.y), load_b(ib.z), load_b(ib.w));
+        }
         acc0 = acc0 + load_a(ia.x) * bv;
         acc1 = acc1 + load_a(ia.y) * bv;
         acc2 = acc2 + load_a(ia.z) * bv;

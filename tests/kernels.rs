@@ -123,6 +123,8 @@ fn matmul_shapes_not_multiple_of_tile() {
     let gpu = gpu_or_skip!();
     for (i, &(m, k, n)) in [
         (3, 17, 5),
+        (3, 5, 4),
+        (65, 33, 128),
         (17, 3, 63),
         (63, 65, 17),
         (65, 129, 3),

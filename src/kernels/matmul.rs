@@ -157,6 +157,20 @@ pub fn matmul_with(
             &scratch
         }
     };
+    // vec4 loads of B: row-major, unmasked, rows of a multiple of 4 floats, and a
+    // binding offset the vec4 view can start at.
+    let b_vec4 = !opts.trans_b
+        && opts.mask.is_none_or(|(_, o)| o != Operand::B)
+        && n % 4 == 0
+        && b.offset() % 16 == 0;
+    // The vec4 view must be at least one vec4 long even when unused.
+    let scratch4;
+    let b4_slot = if b_vec4 {
+        b
+    } else {
+        scratch4 = Tensor::zeros(gpu, &[4], "matmul unused vec4 view")?;
+        &scratch4
+    };
     let flag = |on: bool| if on { 1.0 } else { 0.0 };
     let constants = [
         ("TRANS_A", flag(opts.trans_a)),
@@ -164,6 +178,7 @@ pub fn matmul_with(
         ("MASK_A", flag(matches!(opts.mask, Some((_, Operand::A))))),
         ("MASK_B", flag(matches!(opts.mask, Some((_, Operand::B))))),
         ("BIAS_GRAD", flag(opts.bias_grad.is_some())),
+        ("B_VEC4", flag(b_vec4)),
         ("WGX", wg.0 as f64),
         ("WGY", wg.1 as f64),
     ];
@@ -173,11 +188,11 @@ pub fn matmul_with(
         "matmul.wgsl",
         "matmul",
         &[
-            Uniform, ReadWrite, ReadOnly, ReadOnly, ReadOnly, ReadOnly, ReadWrite,
+            Uniform, ReadWrite, ReadOnly, ReadOnly, ReadOnly, ReadOnly, ReadWrite, ReadOnly,
         ],
         &constants,
         &params,
-        &[c, a, b, bias_slot, mask_slot, dbias_slot],
+        &[c, a, b, bias_slot, mask_slot, dbias_slot, b4_slot],
         [gx as u32, gy as u32, 1],
     )
 }
