@@ -254,3 +254,55 @@ fn unknown_method_and_space_names_are_errors() {
         assert_eq!(mtl::by_name(name).unwrap().name(), *name);
     }
 }
+
+#[test]
+fn gradient_methods_run_on_top_of_loss_weights() {
+    let gpu = gpu_or_skip!();
+    let (data, split) = common::iris(5);
+    // Seeds (0, 1, 0) zero rows 0 and 2; PCGrad finds no conflict with a zero row, so it
+    // combines the rows with weight 1 each: the result is the joint gradient of L_1 alone.
+    let mut alone = mtl::Fixed::new(vec![0.0, 1.0, 0.0]).unwrap();
+    let (want, _) = one_step(gpu, &data, &split, &mut alone, None);
+    let mut composed = mtl::by_name("pcgrad+fixed:0,1,0").unwrap();
+    let (got, gram) = one_step(
+        gpu,
+        &data,
+        &split,
+        composed.as_mut(),
+        Some(GradSpace::Parameters),
+    );
+    assert_eq!((gram[0], gram[8]), (0.0, 0.0));
+    common::assert_close("pcgrad over fixed seeds", &got, &want, 1e-5, 1e-4);
+    // And a learned weighting under a gradient method trains.
+    let cfg = TrainConfig {
+        epochs: 10,
+        patience: None,
+        trunk: vec![16],
+        ..Default::default()
+    };
+    let run = fit(
+        gpu,
+        &data,
+        &split,
+        &[0, 1, 2],
+        mtl::by_name("mgda+uncertainty").unwrap(),
+        &cfg,
+        &mut |_| {},
+    )
+    .unwrap();
+    assert!(run
+        .history
+        .last()
+        .unwrap()
+        .train_loss
+        .iter()
+        .all(|l| l.is_finite()));
+    assert!(
+        mtl::by_name("uncertainty+pcgrad").is_err(),
+        "the gradient method comes first"
+    );
+    assert!(
+        mtl::by_name("gradnorm+fixed:1,1,1").is_err(),
+        "GradNorm sets its own seeds"
+    );
+}

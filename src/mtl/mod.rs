@@ -19,8 +19,13 @@
 //! backward runs with the combined seed. Either way the fused reduction
 //! (shaders/gram.wgsl) forms G = g gᵀ in one pass and writes Σ_k w_k g_k.
 //! Task-specific (head) parameters get each task's own gradient, as in LibMTL.
+//!
+//! Every gradient method also runs on top of loss weights ([`Compose`],
+//! `pcgrad+uncertainty` by name): the loss weighting sets the seeds, so the
+//! per-task rows are gradients of w_k L_k, and the gradient method combines them.
 
 mod cagrad;
+mod compose;
 mod dwa;
 mod equal;
 mod famo;
@@ -36,6 +41,7 @@ pub mod uncertainty;
 mod upgrad;
 
 pub use cagrad::CaGrad;
+pub use compose::Compose;
 pub use dwa::Dwa;
 pub use equal::Equal;
 pub use famo::Famo;
@@ -135,10 +141,17 @@ pub const METHODS: &[&str] = &[
     "upgrad",
 ];
 
-/// A method by name (one of [`METHODS`], or `fixed:w1,w2,...`), with default
+/// A method by name (one of [`METHODS`], `fixed:w1,w2,...`, or `GRAD+LOSS`:
+/// a gradient method over loss weights, e.g. `pcgrad+uncertainty`), with default
 /// settings; `seed` feeds the random ones (RLW, PCGrad's task order).
 pub fn by_name_seeded(name: &str, seed: u64) -> Result<Box<dyn Weighting>> {
     let lower = name.trim().to_ascii_lowercase().replace('-', "_");
+    if let Some((grad, loss)) = lower.split_once('+') {
+        return Ok(Box::new(Compose::new(
+            by_name_seeded(grad, seed)?,
+            by_name_seeded(loss, seed)?,
+        )?));
+    }
     if let Some(list) = lower.strip_prefix("fixed:") {
         let weights = list
             .split(',')

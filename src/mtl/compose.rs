@@ -1,0 +1,70 @@
+//! A gradient-based method on top of loss weights: `pcgrad+uncertainty`,
+//! `mgda+fixed:1,2,1`, `cagrad+dwa`, ...
+//!
+//! The loss weighting sets each task's seed w_k, so task k's gradient row is
+//! the gradient of w_k L_k; the gradient method then combines those rows from
+//! their Gram matrix as usual. Task-specific (head) parameters get w_k ∇L_k.
+
+use super::{GradSpace, Weighting, WeightingContext, WeightingPlan};
+use crate::device::Gpu;
+use crate::error::{Error, Result};
+use crate::nn::ParamBuilder;
+use crate::tensor::Tensor;
+
+pub struct Compose {
+    pub grad: Box<dyn Weighting>,
+    pub loss: Box<dyn Weighting>,
+}
+
+impl Compose {
+    pub fn new(grad: Box<dyn Weighting>, loss: Box<dyn Weighting>) -> Result<Compose> {
+        if grad.grad_space().is_none() || grad.name() == "gradnorm" {
+            return Err(Error::InvalidConfig(format!(
+                "{:?}+{:?}: the first method must combine per-task gradients (pcgrad, mgda, cagrad, imtl_g, nash_mtl, upgrad)",
+                grad.name(),
+                loss.name()
+            )));
+        }
+        if loss.grad_space().is_some() {
+            return Err(Error::InvalidConfig(format!(
+                "{:?}+{:?}: the second method must weight losses",
+                grad.name(),
+                loss.name()
+            )));
+        }
+        Ok(Compose { grad, loss })
+    }
+}
+
+impl Weighting for Compose {
+    fn name(&self) -> &'static str {
+        "composed"
+    }
+    fn grad_space(&self) -> Option<GradSpace> {
+        self.grad.grad_space()
+    }
+    fn add_params(&mut self, params: &mut ParamBuilder, tasks: usize) -> Result<()> {
+        self.grad.add_params(params, tasks)?;
+        self.loss.add_params(params, tasks)
+    }
+    fn build(&mut self, gpu: &Gpu, ctx: &WeightingContext) -> Result<WeightingPlan> {
+        // The gradient method writes seeds of 1; the loss weighting's seeds,
+        // written after them, are the ones that stay.
+        let g = self.grad.build(gpu, ctx)?;
+        let l = self.loss.build(gpu, ctx)?;
+        let join = |mut a: Vec<_>, b: Vec<_>| {
+            a.extend(b);
+            a
+        };
+        Ok(WeightingPlan {
+            before: join(l.before, g.before),
+            after_forward: join(l.after_forward, g.after_forward),
+            after_gram: join(l.after_gram, g.after_gram),
+            after_backward: join(g.after_backward, l.after_backward),
+        })
+    }
+    fn on_epoch_end(&mut self, gpu: &Gpu, seeds: &Tensor, train_losses: &[f64]) -> Result<()> {
+        self.grad.on_epoch_end(gpu, seeds, train_losses)?;
+        self.loss.on_epoch_end(gpu, seeds, train_losses)
+    }
+}
