@@ -1,6 +1,6 @@
 //! Training-step benchmarks on the reference workloads (WORKLOADS.md):
-//! W-iris and W-synth steps with equal weights, PCGrad and MGDA, fused and
-//! unfused, and W-matmul products.
+//! W-iris and W-synth steps with equal weights, PCGrad and MGDA, fused,
+//! unfused and in f16 (where the adapter has it), and W-matmul products.
 //!
 //!     cargo bench --bench workloads
 //!
@@ -10,6 +10,7 @@
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::time::Duration;
 use taskgrad::kernels::matmul::{matmul, MatmulOptions};
+use taskgrad::step::StepOptions;
 use taskgrad::workloads::{w_iris, w_synth, Workload};
 use taskgrad::{Gpu, Tensor};
 
@@ -18,7 +19,7 @@ fn bench_steps(
     c: &mut Criterion,
     gpu: &Gpu,
     name: &str,
-    build: fn(&Gpu, &str, bool) -> taskgrad::Result<Workload>,
+    build: fn(&Gpu, &str, StepOptions) -> taskgrad::Result<Workload>,
     samples: usize,
     secs: u64,
 ) {
@@ -27,14 +28,31 @@ fn bench_steps(
         .sample_size(samples)
         .measurement_time(Duration::from_secs(secs))
         .warm_up_time(Duration::from_millis(500));
-    for (method, fused) in [
-        ("equal", true),
-        ("equal", false),
-        ("pcgrad", true),
-        ("mgda", true),
-    ] {
-        let mut w = build(gpu, method, fused).expect("the workload builds");
-        let id = format!("{method}{}", if fused { "" } else { " unfused" });
+    let plain = StepOptions::default();
+    let mut cases = vec![
+        ("equal", plain),
+        (
+            "equal unfused",
+            StepOptions {
+                fused: false,
+                ..plain
+            },
+        ),
+        ("pcgrad", plain),
+        ("mgda", plain),
+    ];
+    if gpu.has_f16() {
+        cases.push((
+            "equal f16",
+            StepOptions {
+                half: true,
+                ..plain
+            },
+        ));
+    }
+    for (id, opts) in cases {
+        let method = id.split(' ').next().unwrap_or("equal");
+        let mut w = build(gpu, method, opts).expect("the workload builds");
         group.bench_function(BenchmarkId::from_parameter(id), |b| {
             b.iter(|| {
                 w.step(gpu).unwrap();

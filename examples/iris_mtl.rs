@@ -7,7 +7,7 @@
 //! one table compares them on the test split, with Δm%.
 //!
 //!     cargo run --release --example iris_mtl -- [--weighting METHOD] [--space params|rep]
-//!                                               [--seed S] [--epochs N] [--grad-stats] [--profile]
+//!                                               [--seed S] [--epochs N] [--grad-stats] [--half] [--profile]
 //!
 //! METHOD: equal, uncertainty, dwa, rlw, famo, gradnorm, pcgrad, mgda, cagrad,
 //! imtl_g, nash_mtl, upgrad, or fixed:w1,w2,w3.
@@ -37,6 +37,9 @@ struct Args {
     /// Print each task's gradient norm and the pairwise cosines every 10 epochs.
     #[arg(long)]
     grad_stats: bool,
+    /// Train the multi-task model with f16 matmuls and activations (f32 master weights).
+    #[arg(long)]
+    half: bool,
     /// Report dispatches and time per step, and per-kernel GPU times (timestamp queries).
     #[arg(long)]
     profile: bool,
@@ -88,6 +91,7 @@ fn run(args: Args) -> taskgrad::Result<()> {
     let mtl_cfg = TrainConfig {
         grad_stats: args.grad_stats,
         profile,
+        half: args.half,
         ..cfg.clone()
     };
     let mut on_epoch = |log: &EpochLog| {

@@ -1,8 +1,8 @@
 //! workloads: run one reference workload of WORKLOADS.md exactly as defined
 //! and print one line, so the same work can be compared with other systems.
 //!
-//!     cargo run --release --example workloads -- W-iris  [--weighting M] [--unfused]
-//!     cargo run --release --example workloads -- W-synth [--weighting M] [--unfused]
+//!     cargo run --release --example workloads -- W-iris  [--weighting M] [--unfused | --half]
+//!     cargo run --release --example workloads -- W-synth [--weighting M] [--unfused | --half]
 //!     cargo run --release --example workloads -- W-matmul
 //!
 //! `--profile` adds a per-kernel table (timestamp queries) for W-iris and W-synth.
@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use clap::Parser;
 use taskgrad::kernels::matmul::{matmul, MatmulOptions};
+use taskgrad::step::StepOptions;
 use taskgrad::workloads::{w_iris, w_synth, Workload};
 use taskgrad::{Error, Gpu, Tensor};
 
@@ -30,6 +31,9 @@ struct Args {
     /// Build the unfused step (separate ReLU-backward and bias-gradient dispatches).
     #[arg(long)]
     unfused: bool,
+    /// Matmuls and hidden activations in f16 (f32 accumulation, f32 master weights).
+    #[arg(long)]
+    half: bool,
     /// Also print per-kernel GPU times over a few profiled steps (timestamp queries).
     #[arg(long)]
     profile: bool,
@@ -87,15 +91,20 @@ fn steps(
 fn run(args: Args) -> taskgrad::Result<()> {
     let gpu = Gpu::new()?;
     let fused = !args.unfused;
+    let opts = StepOptions {
+        fused,
+        half: args.half,
+    };
+    let half = args.half;
     match args.workload.to_ascii_lowercase().as_str() {
         "w-iris" => {
-            let mut w = w_iris(&gpu, &args.weighting, fused)?;
+            let mut w = w_iris(&gpu, &args.weighting, opts)?;
             let (sps, bytes) = steps(&gpu, &mut w, 50, 500, 100)?;
             if args.profile {
                 print_profile(&gpu, &mut w, 50)?;
             }
             println!(
-                "workload=W-iris weighting={} fused={fused} steps_per_s={sps:.1} dispatches_per_step={} readback_bytes_per_step={bytes:.2} matmul_wg={:?} adapter=\"{}\"",
+                "workload=W-iris weighting={} fused={fused} half={half} steps_per_s={sps:.1} dispatches_per_step={} readback_bytes_per_step={bytes:.2} matmul_wg={:?} adapter=\"{}\"",
                 args.weighting,
                 w.dispatches_per_step(),
                 taskgrad::kernels::matmul::workgroup(&gpu)?,
@@ -103,13 +112,13 @@ fn run(args: Args) -> taskgrad::Result<()> {
             );
         }
         "w-synth" => {
-            let mut w = w_synth(&gpu, &args.weighting, fused)?;
+            let mut w = w_synth(&gpu, &args.weighting, opts)?;
             let (sps, bytes) = steps(&gpu, &mut w, 5, 50, 10)?;
             if args.profile {
                 print_profile(&gpu, &mut w, 3)?;
             }
             println!(
-                "workload=W-synth weighting={} fused={fused} steps_per_s={sps:.3} dispatches_per_step={} readback_bytes_per_step={bytes:.2} matmul_wg={:?} adapter=\"{}\"",
+                "workload=W-synth weighting={} fused={fused} half={half} steps_per_s={sps:.3} dispatches_per_step={} readback_bytes_per_step={bytes:.2} matmul_wg={:?} adapter=\"{}\"",
                 args.weighting,
                 w.dispatches_per_step(),
                 taskgrad::kernels::matmul::workgroup(&gpu)?,

@@ -1,12 +1,14 @@
-// Half-precision matrix product with single-precision accumulation.
+// Mixed-precision matrix product: any operand in f16 or f32, f32 accumulation.
 //
-//   C (f32) = op(A) · op(B) [+ bias] [ReLU]    with A, B stored as f16
+//   C = op(A) · op(B)  [+ bias]  [ReLU]        or, with ACCUMULATE,  C += op(A) · op(B)
 //
-// Shapes and layouts as in matmul.wgsl (op(A) M×K, op(B) K×N, row-major; TRANS_A /
-// TRANS_B read the stored transpose). Each f16 operand is widened to f32 as it is
-// loaded and every product and sum is f32, so the result differs from the f32
-// product of the f16-rounded inputs only by f32 rounding; the error against the
-// f32 inputs is the f16 rounding of A and B (relative 2⁻¹¹ each). Bias is f32.
+// The same product, layouts and fused options as matmul.wgsl (TRANS_A/B,
+// MASK_A/B with the ReLU mask, BIAS_GRAD), where A_F16 / B_F16 / C_F16 /
+// MASK_F16 say which buffers hold f16 (each read through its own binding of
+// the right type; the other binding of the pair is unused). Every f16 value
+// is widened to f32 as it is loaded and all products and sums are f32, so the
+// error is the f16 rounding of the stored inputs (relative 2⁻¹¹ each) and, with
+// C_F16, of the output. Bias and bias gradient are f32.
 // Register-blocked like matmul.wgsl: a 4×4 block of C per invocation.
 // Needs the adapter's SHADER_F16 feature.
 //
@@ -23,28 +25,66 @@ struct Params {
 
 const BIAS: u32 = 4u;
 const RELU: u32 = 8u;
+const ACCUMULATE: u32 = 16u;
 
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
+override A_F16: bool = false;
+override B_F16: bool = false;
+override C_F16: bool = false;
+override MASK_A: bool = false;
+override MASK_B: bool = false;
+override MASK_F16: bool = false;
+override BIAS_GRAD: bool = false;
 override WGX: u32 = 8u;
 override WGY: u32 = 8u;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> c: array<f32>;
-@group(0) @binding(2) var<storage, read> a: array<f16>;
-@group(0) @binding(3) var<storage, read> b: array<f16>;
+@group(0) @binding(2) var<storage, read> a: array<f32>;
+@group(0) @binding(3) var<storage, read> b: array<f32>;
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
+@group(0) @binding(5) var<storage, read> mask: array<f32>;
+@group(0) @binding(6) var<storage, read_write> dbias: array<f32>;
+@group(0) @binding(7) var<storage, read_write> c16: array<f16>;
+@group(0) @binding(8) var<storage, read> a16: array<f16>;
+@group(0) @binding(9) var<storage, read> b16: array<f16>;
+@group(0) @binding(10) var<storage, read> mask16: array<f16>;
+
+fn mask_on(i: u32) -> bool {
+    if (MASK_F16) { return mask16[i] > 0.0h; }
+    return mask[i] > 0.0;
+}
+
+fn load_a(i: u32) -> f32 {
+    var v: f32;
+    if (A_F16) { v = f32(a16[i]); } else { v = a[i]; }
+    if (MASK_A) { v = select(0.0, v, mask_on(i)); }
+    return v;
+}
+
+fn load_b(i: u32) -> f32 {
+    var v: f32;
+    if (B_F16) { v = f32(b16[i]); } else { v = b[i]; }
+    if (MASK_B) { v = select(0.0, v, mask_on(i)); }
+    return v;
+}
 
 fn store(row: u32, col: u32, value: f32) {
     if (row >= p.m || col >= p.n) { return; }
+    let i = row * p.n + col;
     var v = value;
-    if ((p.flags & BIAS) != 0u) { v = v + bias[col]; }
-    if ((p.flags & RELU) != 0u) { v = max(v, 0.0); }
-    c[row * p.n + col] = v;
+    if ((p.flags & ACCUMULATE) != 0u) {
+        if (C_F16) { v = v + f32(c16[i]); } else { v = v + c[i]; }
+    } else {
+        if ((p.flags & BIAS) != 0u) { v = v + bias[col]; }
+        if ((p.flags & RELU) != 0u) { v = max(v, 0.0); }
+    }
+    if (C_F16) { c16[i] = f16(v); } else { c[i] = v; }
 }
 
 @compute @workgroup_size(WGX, WGY)
-fn matmul_f16(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn matmul_mixed(@builtin(global_invocation_id) gid: vec3<u32>) {
     let r0 = gid.y * 4u;
     let c0 = gid.x * 4u;
     if (r0 >= p.m || c0 >= p.n) { return; }
@@ -58,12 +98,14 @@ fn matmul_f16(@builtin(global_invocation_id) gid: vec3<u32>) {
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
+    var bsum = vec4<f32>(0.0);
     for (var kk = 0u; kk < p.k; kk = kk + 1u) {
-        let bv = vec4<f32>(f32(b[ib.x]), f32(b[ib.y]), f32(b[ib.z]), f32(b[ib.w]));
-        acc0 = acc0 + f32(a[ia.x]) * bv;
-        acc1 = acc1 + f32(a[ia.y]) * bv;
-        acc2 = acc2 + f32(a[ia.z]) * bv;
-        acc3 = acc3 + f32(a[ia.w]) * bv;
+        let bv = vec4<f32>(load_b(ib.x), load_b(ib.y), load_b(ib.z), load_b(ib.w));
+        acc0 = acc0 + load_a(ia.x) * bv;
+        acc1 = acc1 + load_a(ia.y) * bv;
+        acc2 = acc2 + load_a(ia.z) * bv;
+        acc3 = acc3 + load_a(ia.w) * bv;
+        if (BIAS_GRAD) { bsum = bsum + bv; }
         ia = ia + step_a;
         ib = ib + step_b;
     }
@@ -72,6 +114,16 @@ fn matmul_f16(@builtin(global_invocation_id) gid: vec3<u32>) {
         store(r0 + 1u, c0 + j, acc1[j]);
         store(r0 + 2u, c0 + j, acc2[j]);
         store(r0 + 3u, c0 + j, acc3[j]);
+    }
+    if (BIAS_GRAD && r0 == 0u) {
+        for (var j = 0u; j < 4u; j = j + 1u) {
+            let col = c0 + j;
+            if (col < p.n) {
+                var v = bsum[j];
+                if ((p.flags & ACCUMULATE) != 0u) { v = v + dbias[col]; }
+                dbias[col] = v;
+            }
+        }
     }
 }
 

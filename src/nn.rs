@@ -19,6 +19,7 @@ pub struct ParamBuilder {
     layout: ArenaLayout,
     names: Vec<String>,
     init: Vec<Vec<f32>>,
+    half: bool,
 }
 
 impl ParamBuilder {
@@ -27,6 +28,18 @@ impl ParamBuilder {
             layout: ArenaLayout::new(gpu),
             names: Vec::new(),
             init: Vec::new(),
+            half: false,
+        }
+    }
+
+    /// A builder whose set also keeps an f16 copy of the values, for training
+    /// with f16 matmuls and activations (f32 master weights and gradients).
+    pub fn new_half(gpu: &Gpu) -> Self {
+        ParamBuilder {
+            layout: ArenaLayout::with_element_bytes(gpu, 2),
+            names: Vec::new(),
+            init: Vec::new(),
+            half: true,
         }
     }
 
@@ -60,10 +73,16 @@ impl ParamBuilder {
             flat[*start..*start + self.init[i].len()].copy_from_slice(&self.init[i]);
         }
         values.whole.write(gpu, &flat)?;
+        let values16 = if self.half {
+            Some(Arena::new_f16(gpu, &self.layout, "parameters (f16 copy)")?)
+        } else {
+            None
+        };
         Ok(ParamSet {
             names: self.names,
             values,
             grads,
+            values16,
         })
     }
 }
@@ -73,6 +92,9 @@ pub struct ParamSet {
     pub names: Vec<String>,
     pub values: Arena,
     pub grads: Arena,
+    /// An f16 copy of `values` (same element offsets), refreshed once per step
+    /// by the training step, when the set was built for half precision.
+    pub values16: Option<Arena>,
 }
 
 impl ParamSet {
@@ -82,8 +104,17 @@ impl ParamSet {
     pub fn grad(&self, id: ParamId) -> Tensor {
         self.grads.view(id.0)
     }
-    /// Put a parameter on the tape.
+    /// Put a parameter on the tape: its f16 copy when the set has one (the
+    /// matmuls read f16 weights), with its gradient in the f32 arena.
     pub fn var(&self, tape: &mut Tape, id: ParamId) -> Result<Var> {
+        match &self.values16 {
+            Some(v16) => tape.param(&v16.view(id.0), &self.grad(id)),
+            None => tape.param(&self.value(id), &self.grad(id)),
+        }
+    }
+    /// Put a parameter on the tape in f32 whatever the set's precision (biases:
+    /// the matmul epilogue adds them in f32).
+    pub fn var_f32(&self, tape: &mut Tape, id: ParamId) -> Result<Var> {
         tape.param(&self.value(id), &self.grad(id))
     }
     pub fn len(&self) -> usize {
@@ -196,7 +227,7 @@ impl Linear {
 
     pub fn forward(&self, tape: &mut Tape, params: &ParamSet, x: Var, relu: bool) -> Result<Var> {
         let w = params.var(tape, self.w)?;
-        let b = params.var(tape, self.b)?;
+        let b = params.var_f32(tape, self.b)?;
         tape.linear(x, w, b, relu)
     }
 }

@@ -80,7 +80,13 @@ impl<'g> Tape<'g> {
             self.value(b).clone(),
         );
         let (rows, h) = matmul::output_shape(&xv, &wv, false, false)?;
-        let y = Tensor::zeros(gpu, &[rows, h], "linear")?;
+        // In half precision, hidden activations (ReLU layers) are stored in f16;
+        // outputs that feed a loss stay f32.
+        let y = if self.half && relu {
+            Tensor::zeros_f16(gpu, &[rows, h], "linear (f16)")?
+        } else {
+            Tensor::zeros(gpu, &[rows, h], "linear")?
+        };
         let opts = MatmulOptions {
             bias: Some(&bv),
             relu,
@@ -99,7 +105,8 @@ impl<'g> Tape<'g> {
             // W-synth: 421 ms fused against 351 ms unfused per step). Unfused (for
             // comparison) always writes dz out.
             let macs = xv.shape()[0] * xv.shape()[1] * wv.shape()[1];
-            let fuse_mask = t.fuse && macs <= t.fuse_mask_max_macs;
+            // (f16 activations have no elementwise ReLU-backward: the mask is always fused then.)
+            let fuse_mask = t.half || (t.fuse && macs <= t.fuse_mask_max_macs);
             let dz_out = if relu && !fuse_mask {
                 let dz = Tensor::zeros(gpu, dy.shape(), "linear dz")?;
                 t.record_backward(elementwise::relu_backward(gpu, dy, &yv, &dz)?);

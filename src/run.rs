@@ -38,6 +38,8 @@ pub struct RunSettings {
     pub test_fraction: Option<f64>,
     pub patience: Option<usize>,
     pub resume: Option<PathBuf>,
+    /// f16 matmuls and activations, f32 master weights (needs SHADER_F16).
+    pub half: Option<bool>,
 }
 
 impl RunSettings {
@@ -73,7 +75,8 @@ impl RunSettings {
             val_fraction,
             test_fraction,
             patience,
-            resume
+            resume,
+            half
         )
     }
 }
@@ -264,6 +267,7 @@ pub fn prepare_run(s: &RunSettings) -> Result<PreparedRun> {
                 values: ck.tensors.clone(),
             })
         }),
+        half: s.half.unwrap_or(false),
         ..Default::default()
     };
     let weighting = s.weighting.clone().unwrap_or_else(|| "equal".into());

@@ -37,6 +37,25 @@ fn aligned(gpu: &Gpu, n: usize) -> usize {
     n.div_ceil(a) * a
 }
 
+/// How a step is built.
+#[derive(Clone, Copy, Debug)]
+pub struct StepOptions {
+    /// Fuse the ReLU mask and the bias gradient into the backward matmuls (default true).
+    pub fused: bool,
+    /// Matmuls and hidden activations in f16, f32 accumulation, f32 master
+    /// weights and gradients (needs `SHADER_F16` and a half-precision ParamSet).
+    pub half: bool,
+}
+
+impl Default for StepOptions {
+    fn default() -> Self {
+        StepOptions {
+            fused: true,
+            half: false,
+        }
+    }
+}
+
 /// The GPU side of one training run.
 pub struct Program {
     pub b: usize,
@@ -74,12 +93,21 @@ impl Program {
         adam_cfg: AdamConfig,
     ) -> Result<Program> {
         Self::build_with(
-            gpu, net, params, tasks, d, b, weighting, space, adam_cfg, true,
+            gpu,
+            net,
+            params,
+            tasks,
+            d,
+            b,
+            weighting,
+            space,
+            adam_cfg,
+            StepOptions::default(),
         )
     }
 
-    /// [`Program::build`]; `fused: false` records the unfused backward (separate
-    /// ReLU-backward and bias-gradient dispatches), for benchmarks.
+    /// [`Program::build`] with [`StepOptions`]: the unfused backward (for
+    /// benchmarks) or half precision.
     #[allow(clippy::too_many_arguments)]
     pub fn build_with(
         gpu: &Gpu,
@@ -91,8 +119,26 @@ impl Program {
         weighting: &mut dyn Weighting,
         space: Option<GradSpace>,
         adam_cfg: AdamConfig,
-        fused: bool,
+        opts: StepOptions,
     ) -> Result<Program> {
+        if opts.half {
+            if !gpu.has_f16() {
+                return Err(Error::MissingFeature {
+                    feature: "SHADER_F16",
+                    why: format!("{} cannot compute in f16; train in f32", gpu.report),
+                });
+            }
+            if params.values16.is_none() {
+                return Err(Error::InvalidConfig(
+                    "half precision needs parameters built with ParamBuilder::new_half".into(),
+                ));
+            }
+            if !opts.fused {
+                return Err(Error::InvalidConfig(
+                    "half precision has only the fused backward".into(),
+                ));
+            }
+        }
         let k = tasks.len();
         let x = Tensor::zeros(gpu, &[b, d], "batch x")?;
         let (mut labels, mut values, mut masks) = (Vec::new(), Vec::new(), Vec::new());
@@ -120,7 +166,8 @@ impl Program {
 
         // ---- trace: trunk, heads (through stop-gradients when per-task), losses
         let mut tape = Tape::new(gpu);
-        tape.fuse = fused;
+        tape.fuse = opts.fused;
+        tape.half = opts.half;
         let xv = tape.input(&x);
         let z = net.trunk_forward(&mut tape, params, xv)?;
         let z_shape = tape.value(z).shape().to_vec();
@@ -244,6 +291,18 @@ impl Program {
             pool.extend(ds);
             (start..pool.len()).collect()
         };
+        // Half precision: refresh the f16 copy of the weights (one dispatch over the arena).
+        let cast = match &params.values16 {
+            Some(v16) if opts.half => push_all(
+                &mut pool,
+                vec![crate::kernels::half::to_f16(
+                    gpu,
+                    &params.values.whole,
+                    &v16.whole,
+                )?],
+            ),
+            _ => Vec::new(),
+        };
         let before = push_all(&mut pool, plan.before);
         let mut forward_ds: Vec<Dispatch> = std::mem::take(&mut tape.forward);
         let loss_ds = forward_ds.split_off(n_net);
@@ -261,8 +320,9 @@ impl Program {
         let after_backward = push_all(&mut pool, plan.after_backward);
         let track_idx = push_all(&mut pool, vec![tasks::track_losses(gpu, &losses, &state)?]);
 
-        let eval_order: Vec<usize> = before
+        let eval_order: Vec<usize> = cast
             .iter()
+            .chain(&before)
             .chain(&net_idx)
             .chain(&loss_idx)
             .copied()

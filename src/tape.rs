@@ -61,6 +61,10 @@ pub struct Tape<'g> {
     /// Largest product (multiply-adds) into which the ReLU mask is fused
     /// (default [`crate::ops::FUSE_MASK_MAX_MACS`]); larger ones write dz out first.
     pub fuse_mask_max_macs: usize,
+    /// Half precision: Linear layers with ReLU store their outputs in f16 and
+    /// every matmul reads f16 operands where it has them (f32 accumulation;
+    /// gradients stay f32). Needs `SHADER_F16`.
+    pub half: bool,
 }
 
 impl<'g> Tape<'g> {
@@ -72,6 +76,7 @@ impl<'g> Tape<'g> {
             backward: Vec::new(),
             fuse: true,
             fuse_mask_max_macs: crate::ops::FUSE_MASK_MAX_MACS,
+            half: false,
         }
     }
 

@@ -364,7 +364,7 @@ impl Tensor {
         }
         Ok(Tensor {
             buffer: self.buffer.clone(),
-            offset: self.offset + 4 * start as u64,
+            offset: self.offset + self.dtype.size() * start as u64,
             shape: shape.to_vec(),
             dtype: self.dtype,
         })
@@ -443,7 +443,13 @@ pub struct ArenaLayout {
 impl ArenaLayout {
     /// An empty layout whose views start at multiples of the adapter's storage offset alignment.
     pub fn new(gpu: &Gpu) -> Self {
-        let align = (gpu.limits.min_storage_buffer_offset_alignment as usize / 4).max(1);
+        Self::with_element_bytes(gpu, 4)
+    }
+
+    /// A layout whose views are bindable in arenas of `bytes`-wide elements and
+    /// of every wider kind (2: f16 and f32 arenas share the element offsets).
+    pub fn with_element_bytes(gpu: &Gpu, bytes: usize) -> Self {
+        let align = (gpu.limits.min_storage_buffer_offset_alignment as usize / bytes.max(1)).max(1);
         ArenaLayout {
             entries: Vec::new(),
             len: 0,
@@ -489,14 +495,23 @@ impl Arena {
         })
     }
 
+    /// Allocate a zeroed f16 arena (its layout must come from `with_element_bytes(gpu, 2)`).
+    pub fn new_f16(gpu: &Gpu, layout: &ArenaLayout, label: &str) -> Result<Arena> {
+        let whole = Tensor::zeros_f16(gpu, &[layout.len().max(1)], label)?;
+        Ok(Arena {
+            layout: layout.clone(),
+            whole,
+        })
+    }
+
     /// The tensor view at index `i`.
     pub fn view(&self, i: usize) -> Tensor {
         let (_, start, shape) = &self.layout.entries[i];
         Tensor {
             buffer: self.whole.buffer.clone(),
-            offset: self.whole.offset + 4 * *start as u64,
+            offset: self.whole.offset + self.whole.dtype.size() * *start as u64,
             shape: shape.clone(),
-            dtype: DType::F32,
+            dtype: self.whole.dtype,
         }
     }
 

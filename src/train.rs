@@ -103,6 +103,9 @@ pub struct TrainConfig {
     /// Start from these parameter values (by name) instead of a fresh
     /// initialisation: resuming from a checkpoint.
     pub init: Option<std::sync::Arc<InitParams>>,
+    /// Matmuls and hidden activations in f16 with f32 accumulation and f32
+    /// master weights, gradients and optimizer (needs `SHADER_F16`).
+    pub half: bool,
 }
 
 /// Parameter values to start from, and where they came from (for error messages).
@@ -128,6 +131,7 @@ impl Default for TrainConfig {
             grad_stats: false,
             profile: false,
             init: None,
+            half: false,
         }
     }
 }
@@ -209,7 +213,11 @@ pub fn fit(
         outputs: tasks.iter().map(|t| t.outputs()).collect(),
         head_names: tasks.iter().map(|t| t.name.clone()).collect(),
     };
-    let mut builder = ParamBuilder::new(gpu);
+    let mut builder = if cfg.half {
+        ParamBuilder::new_half(gpu)
+    } else {
+        ParamBuilder::new(gpu)
+    };
     let net = MultiTaskNet::new(&mut builder, spec, cfg.seed)?;
     weighting.add_params(&mut builder, k)?;
     let params = builder.build(gpu)?;
@@ -232,7 +240,11 @@ pub fn fit(
         decoupled: cfg.weight_decay > 0.0,
         ..Default::default()
     };
-    let mut prog = Program::build(
+    let step_opts = crate::step::StepOptions {
+        fused: true,
+        half: cfg.half,
+    };
+    let mut prog = Program::build_with(
         gpu,
         &net,
         &params,
@@ -242,6 +254,7 @@ pub fn fit(
         weighting.as_mut(),
         space,
         adam_cfg,
+        step_opts,
     )?;
     let dispatches_per_step = prog.train_dispatches().len();
 

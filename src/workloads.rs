@@ -18,7 +18,7 @@ use crate::error::Result;
 use crate::kernels::optim::AdamConfig;
 use crate::mtl::{self, GradSpace};
 use crate::nn::{MultiTaskNet, NetSpec, ParamBuilder, ParamSet};
-use crate::step::Program;
+use crate::step::{Program, StepOptions};
 
 /// A workload ready to step: data, model and the traced step.
 pub struct Workload {
@@ -82,7 +82,7 @@ fn build(
     lr: f32,
     weighting: &str,
     space: Option<GradSpace>,
-    fused: bool,
+    opts: StepOptions,
 ) -> Result<Workload> {
     let spec = NetSpec {
         inputs: data.d,
@@ -91,7 +91,11 @@ fn build(
         outputs: data.tasks.iter().map(|t| t.outputs()).collect(),
         head_names: data.tasks.iter().map(|t| t.name.clone()).collect(),
     };
-    let mut builder = ParamBuilder::new(gpu);
+    let mut builder = if opts.half {
+        ParamBuilder::new_half(gpu)
+    } else {
+        ParamBuilder::new(gpu)
+    };
     let net = MultiTaskNet::new(&mut builder, spec, 0)?;
     let mut method = mtl::by_name(weighting)?;
     method.add_params(&mut builder, data.tasks.len())?;
@@ -112,7 +116,7 @@ fn build(
         method.as_mut(),
         space,
         adam,
-        fused,
+        opts,
     )?;
     Ok(Workload {
         data,
@@ -124,9 +128,9 @@ fn build(
     })
 }
 
-/// W-iris with `weighting`; `fused: false` builds the unfused step (separate
-/// ReLU-backward and bias-gradient dispatches) for comparison.
-pub fn w_iris(gpu: &Gpu, weighting: &str, fused: bool) -> Result<Workload> {
+/// W-iris with `weighting`; `StepOptions` selects the unfused step (separate
+/// ReLU-backward and bias-gradient dispatches) or half precision, for comparison.
+pub fn w_iris(gpu: &Gpu, weighting: &str, opts: StepOptions) -> Result<Workload> {
     let table = Table::from_csv(concat!(env!("CARGO_MANIFEST_DIR"), "/data/iris.csv"))?;
     let split = Split::new(table.rows.len(), 0.0, 0.2, 0)?;
     let tasks = [
@@ -148,7 +152,7 @@ pub fn w_iris(gpu: &Gpu, weighting: &str, fused: bool) -> Result<Workload> {
         1e-2,
         weighting,
         None,
-        fused,
+        opts,
     )
 }
 
@@ -193,7 +197,7 @@ pub fn synth_table(rows: usize) -> Table {
 }
 
 /// W-synth with `weighting` (batches of 1024 rows, cycled).
-pub fn w_synth(gpu: &Gpu, weighting: &str, fused: bool) -> Result<Workload> {
+pub fn w_synth(gpu: &Gpu, weighting: &str, opts: StepOptions) -> Result<Workload> {
     let table = synth_table(16384);
     let names: Vec<String> = (0..128).map(|j| format!("x{j}")).collect();
     let inputs: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
@@ -214,6 +218,6 @@ pub fn w_synth(gpu: &Gpu, weighting: &str, fused: bool) -> Result<Workload> {
         1e-3,
         weighting,
         None,
-        fused,
+        opts,
     )
 }

@@ -106,6 +106,9 @@ struct TrainArgs {
     /// Continue training from a saved model.
     #[arg(long)]
     resume: Option<PathBuf>,
+    /// f16 matmuls and activations with f32 master weights (adapters with SHADER_F16).
+    #[arg(long)]
+    half: bool,
 }
 
 fn main() -> ExitCode {
@@ -149,6 +152,7 @@ fn train(args: TrainArgs) -> Result<()> {
         test_fraction: args.test_fraction,
         patience: args.patience,
         resume: args.resume,
+        half: args.half.then_some(true),
     };
     let settings = match &args.config {
         Some(path) => RunSettings::from_toml(path)?.overridden_by(from_flags),

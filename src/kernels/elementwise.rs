@@ -23,8 +23,15 @@ fn launch(
     inputs: &[&Tensor],
 ) -> Result<Dispatch> {
     let n = y.numel();
-    for t in inputs {
+    for t in inputs.iter().chain(std::iter::once(&y)) {
         t.expect_numel(entry, n)?;
+        if t.dtype() != crate::tensor::DType::F32 {
+            return Err(crate::error::Error::shape(
+                entry,
+                "f32 elements",
+                format!("{:?}", t.dtype()),
+            ));
+        }
     }
     let mut bindings = vec![Binding::Uniform, Binding::ReadWrite];
     bindings.extend(inputs.iter().map(|_| Binding::ReadOnly));

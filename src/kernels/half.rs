@@ -1,11 +1,11 @@
-//! Half precision: an f16 matmul with f32 accumulation, and casts between f32
-//! and f16. See shaders/matmul_f16.wgsl. Every entry point checks the
+//! Half precision: a mixed-precision matmul (any operand f16, f32
+//! accumulation), and casts between f32 and f16. See shaders/matmul_f16.wgsl. Every entry point checks the
 //! adapter's `SHADER_F16` feature first and returns [`Error::MissingFeature`]
 //! without it, so a shader is never compiled where it cannot run.
 
 use crate::device::{Binding, Gpu};
 use crate::error::{Error, Result};
-use crate::kernels::matmul::{output_shape, workgroup, BLOCK};
+use crate::kernels::matmul::{output_shape, workgroup, MatmulOptions, Operand, BLOCK};
 use crate::kernels::{grid_1d, record, Dispatch};
 use crate::tensor::{DType, Tensor};
 
@@ -40,7 +40,133 @@ fn expect_dtype(op: &'static str, t: &Tensor, dtype: DType) -> Result<()> {
     Ok(())
 }
 
+/// Record C = op(A)·op(B) with the options of [`MatmulOptions`], where any of
+/// A, B, C and the mask may be f16 (f32 accumulation). `kernels::matmul`
+/// comes here by itself when one of its tensors is f16.
+pub fn matmul_mixed(
+    gpu: &Gpu,
+    a: &Tensor,
+    b: &Tensor,
+    c: &Tensor,
+    opts: MatmulOptions,
+    wg: (u32, u32),
+) -> Result<Dispatch> {
+    require_f16(gpu)?;
+    if gpu.limits.max_storage_buffers_per_shader_stage < 10 {
+        return Err(Error::MissingFeature {
+            feature: "10 storage buffers per shader stage",
+            why: format!(
+                "{} allows {}; the mixed-precision matmul binds 10",
+                gpu.report, gpu.limits.max_storage_buffers_per_shader_stage
+            ),
+        });
+    }
+    let (m, n) = output_shape(a, b, opts.trans_a, opts.trans_b)?;
+    let k = if opts.trans_a {
+        a.shape()[0]
+    } else {
+        a.shape()[1]
+    };
+    c.expect_shape("matmul output", &[m, n])?;
+    for (what, t) in [("bias", opts.bias), ("bias gradient", opts.bias_grad)] {
+        if let Some(t) = t {
+            expect_dtype(
+                if what == "bias" {
+                    "matmul bias"
+                } else {
+                    "matmul bias gradient"
+                },
+                t,
+                DType::F32,
+            )?;
+            t.expect_numel("matmul bias", n)?;
+        }
+    }
+    if opts.accumulate && (opts.bias.is_some() || opts.relu) {
+        return Err(Error::InvalidConfig(
+            "matmul: accumulate cannot be combined with bias or relu".into(),
+        ));
+    }
+    if let Some((mask, operand)) = opts.mask {
+        mask.expect_shape(
+            "matmul mask",
+            if operand == Operand::A {
+                a.shape()
+            } else {
+                b.shape()
+            },
+        )?;
+    }
+    for (what, t) in [("matmul A", a), ("matmul B", b), ("matmul C", c)] {
+        if t.dtype() == DType::U32 {
+            return Err(Error::shape(what, "f32 or f16 elements", "u32"));
+        }
+    }
+    let f16 = |t: &Tensor| t.dtype() == DType::F16;
+    let mask_f16 = opts.mask.is_some_and(|(t, _)| f16(t));
+    let params = Params {
+        m: m as u32,
+        n: n as u32,
+        k: k as u32,
+        flags: (opts.bias.is_some() as u32) << 2
+            | (opts.relu as u32) << 3
+            | (opts.accumulate as u32) << 4,
+    };
+    let grid = [
+        (n as u32).div_ceil(BLOCK * wg.0),
+        (m as u32).div_ceil(BLOCK * wg.1),
+        1,
+    ];
+    let flag = |on: bool| if on { 1.0 } else { 0.0 };
+    let constants = [
+        ("TRANS_A", flag(opts.trans_a)),
+        ("TRANS_B", flag(opts.trans_b)),
+        ("A_F16", flag(f16(a))),
+        ("B_F16", flag(f16(b))),
+        ("C_F16", flag(f16(c))),
+        ("MASK_A", flag(matches!(opts.mask, Some((_, Operand::A))))),
+        ("MASK_B", flag(matches!(opts.mask, Some((_, Operand::B))))),
+        ("MASK_F16", flag(mask_f16)),
+        ("BIAS_GRAD", flag(opts.bias_grad.is_some())),
+        ("WGX", wg.0 as f64),
+        ("WGY", wg.1 as f64),
+    ];
+    // Each typed pair binds the real tensor on its side and a small scratch
+    // buffer of the other type (never read) on the other.
+    let s32 = Tensor::zeros(gpu, &[4], "matmul unused f32")?;
+    let s32w = Tensor::zeros(gpu, &[4], "matmul unused f32 out")?;
+    let s16 = Tensor::zeros_f16(gpu, &[4], "matmul unused f16")?;
+    let s16w = Tensor::zeros_f16(gpu, &[4], "matmul unused f16 out")?;
+    let pick = |t: &'_ Tensor, want16: bool| -> bool { f16(t) == want16 };
+    let (c32, c16) = if f16(c) { (&s32w, c) } else { (c, &s16w) };
+    let (a32, a16) = if pick(a, true) { (&s32, a) } else { (a, &s16) };
+    let (b32, b16) = if pick(b, true) { (&s32, b) } else { (b, &s16) };
+    let (m32, m16) = match opts.mask {
+        Some((t, _)) if f16(t) => (&s32, t),
+        Some((t, _)) => (t, &s16),
+        None => (&s32, &s16),
+    };
+    let bias = opts.bias.unwrap_or(&s32);
+    let dbias_scratch = Tensor::zeros(gpu, &[4], "matmul unused bias gradient")?;
+    let dbias = opts.bias_grad.unwrap_or(&dbias_scratch);
+    use Binding::*;
+    record(
+        gpu,
+        "matmul_f16.wgsl",
+        "matmul_mixed",
+        &[
+            Uniform, ReadWrite, ReadOnly, ReadOnly, ReadOnly, ReadOnly, ReadWrite, ReadWrite,
+            ReadOnly, ReadOnly, ReadOnly,
+        ],
+        &constants,
+        &params,
+        &[c32, a32, b32, bias, m32, dbias, c16, a16, b16, m16],
+        grid,
+    )
+}
+
 /// Record C (f32) = op(A)·op(B) [+ bias] [ReLU] with A and B in f16.
+#[allow(clippy::too_many_arguments)]
 pub fn matmul_f16(
     gpu: &Gpu,
     a: &Tensor,
@@ -55,52 +181,14 @@ pub fn matmul_f16(
     expect_dtype("matmul_f16 A", a, DType::F16)?;
     expect_dtype("matmul_f16 B", b, DType::F16)?;
     expect_dtype("matmul_f16 C", c, DType::F32)?;
-    let (m, n) = output_shape(a, b, trans_a, trans_b)?;
-    let k = if trans_a { a.shape()[0] } else { a.shape()[1] };
-    c.expect_shape("matmul_f16 output", &[m, n])?;
-    if let Some(bias) = bias {
-        expect_dtype("matmul_f16 bias", bias, DType::F32)?;
-        bias.expect_numel("matmul_f16 bias", n)?;
-    }
-    let wg = workgroup(gpu)?;
-    let params = Params {
-        m: m as u32,
-        n: n as u32,
-        k: k as u32,
-        flags: (bias.is_some() as u32) << 2 | (relu as u32) << 3,
+    let opts = MatmulOptions {
+        trans_a,
+        trans_b,
+        bias,
+        relu,
+        ..Default::default()
     };
-    let grid = [
-        (n as u32).div_ceil(BLOCK * wg.0),
-        (m as u32).div_ceil(BLOCK * wg.1),
-        1,
-    ];
-    let flag = |on: bool| if on { 1.0 } else { 0.0 };
-    let constants = [
-        ("TRANS_A", flag(trans_a)),
-        ("TRANS_B", flag(trans_b)),
-        ("WGX", wg.0 as f64),
-        ("WGY", wg.1 as f64),
-    ];
-    // Without a bias the f32 slot gets a one-element buffer the kernel never reads.
-    let unused;
-    let bias_slot = match bias {
-        Some(t) => t,
-        None => {
-            unused = Tensor::zeros(gpu, &[1], "matmul_f16 unused bias")?;
-            &unused
-        }
-    };
-    use Binding::*;
-    record(
-        gpu,
-        "matmul_f16.wgsl",
-        "matmul_f16",
-        &[Uniform, ReadWrite, ReadOnly, ReadOnly, ReadOnly],
-        &constants,
-        &params,
-        &[c, a, b, bias_slot],
-        grid,
-    )
+    matmul_mixed(gpu, a, b, c, opts, workgroup(gpu)?)
 }
 
 /// Record y16 = f16(x), elementwise.

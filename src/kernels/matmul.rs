@@ -101,6 +101,10 @@ pub fn matmul_with(
     opts: MatmulOptions,
     wg: (u32, u32),
 ) -> Result<Dispatch> {
+    let half = |t: &Tensor| t.dtype() == crate::tensor::DType::F16;
+    if half(a) || half(b) || half(c) || opts.mask.is_some_and(|(t, _)| half(t)) {
+        return crate::kernels::half::matmul_mixed(gpu, a, b, c, opts, wg);
+    }
     let (m, n) = output_shape(a, b, opts.trans_a, opts.trans_b)?;
     let k = if opts.trans_a {
         a.shape()[0]
