@@ -9,7 +9,9 @@
 // is widened to f32 as it is loaded and all products and sums are f32, so the
 // error is the f16 rounding of the stored inputs (relative 2⁻¹¹ each) and, with
 // C_F16, of the output. Bias and bias gradient are f32.
-// Register-blocked like matmul.wgsl: a 4×4 block of C per invocation.
+// Register-blocked like matmul.wgsl: a 4×4 block of C per invocation. It is a
+// file of its own, repeating matmul.wgsl's loop, because `enable f16;` must
+// never reach an adapter without SHADER_F16 (the f32 kernel runs everywhere).
 // Needs the adapter's SHADER_F16 feature.
 //
 //   to_f16: y16[i] = f16(x[i])      to_f32: y[i] = f32(x16[i])     (n elements)
