@@ -53,7 +53,7 @@ fn main() {
 }
 
 fn print_grad_stats(log: &EpochLog) {
-    if log.epoch % 10 != 0 || log.grad_norms.is_empty() {
+    if !log.epoch.is_multiple_of(10) || log.grad_norms.is_empty() {
         return;
     }
     let (n, c) = (&log.grad_norms, &log.cosines);

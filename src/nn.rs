@@ -10,6 +10,9 @@ use crate::error::{Error, Result};
 use crate::tape::{Tape, Var};
 use crate::tensor::{Arena, ArenaLayout, Tensor};
 
+/// A parameter by value: (name, shape, row-major values).
+pub type NamedTensor = (String, Vec<usize>, Vec<f32>);
+
 /// Index of a parameter in a [`ParamSet`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ParamId(pub usize);
@@ -139,7 +142,7 @@ impl ParamSet {
             .sum()
     }
     /// Read every parameter back, by name, in one readback.
-    pub fn read_all(&self, gpu: &Gpu) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>> {
+    pub fn read_all(&self, gpu: &Gpu) -> Result<Vec<NamedTensor>> {
         let flat = self.values.read(gpu)?;
         Ok(self
             .values

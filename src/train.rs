@@ -259,7 +259,7 @@ pub fn fit(
     let dispatches_per_step = prog.train_dispatches().len();
 
     // Epochs.
-    let mut rng = StdRng::seed_from_u64(cfg.seed ^ 0x5eed_0f_ba7c);
+    let mut rng = StdRng::seed_from_u64(cfg.seed ^ 0x005e_ed0f_ba7c);
     let mut order = split.train.clone();
     let best = Tensor::zeros(gpu, &[params.values.whole.numel()], "best parameters")?;
     let (mut best_loss, mut best_epoch, mut since_best) = (f64::INFINITY, 0usize, 0usize);

@@ -74,6 +74,7 @@ impl Workload {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn build(
     gpu: &Gpu,
     data: Dataset,

@@ -33,7 +33,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Train a multi-task model; writes model.safetensors, metrics.csv and plots/ to --out.
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Metrics of a saved model on a CSV that has the model's input and task columns.
     Eval {
         #[arg(long)]
@@ -114,7 +114,7 @@ struct TrainArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Train(args) => train(args),
+        Command::Train(args) => train(*args),
         Command::Eval { model, data } => eval(&model, &data),
         Command::Predict {
             model,

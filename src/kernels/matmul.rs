@@ -166,7 +166,7 @@ pub fn matmul_with(
     let b_vec4 = !opts.trans_b
         && opts.mask.is_none_or(|(_, o)| o != Operand::B)
         && n % 4 == 0
-        && b.offset() % 16 == 0;
+        && b.offset().is_multiple_of(16);
     // The vec4 view must be at least one vec4 long even when unused.
     let scratch4;
     let b4_slot = if b_vec4 {

@@ -117,6 +117,7 @@ pub fn grid_1d(gpu: &Gpu, n: usize) -> Result<[u32; 3]> {
 }
 
 /// Bind `params` at binding 0 and `tensors` at bindings 1.. and record the dispatch.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn record<P: bytemuck::Pod>(
     gpu: &Gpu,
     file: &'static str,
