@@ -33,21 +33,22 @@ struct Params {
 @group(0) @binding(3) var<storage, read> gram: array<f32>;
 @group(0) @binding(4) var<storage, read> losses: array<f32>;
 
-// The 256-element matrices and most vectors live in workgroup memory: lavapipe
-// (Mesa 22) runs dynamically indexed private arrays of that size tens of times
-// slower (measured per solve: 30 ms against 0.2 ms); a few short vectors stay
-// private where that measured faster.
+// The 256-element matrices live in workgroup memory and the 16-element vectors
+// in private memory: that is what measured fastest on lavapipe (Mesa 22), where
+// the other placements ran some solves 10-100× slower (e.g. 30 ms against
+// 0.2 ms for a 256-element private matrix, 1.2 ms against 0.15 ms for GradNorm
+// with workgroup vectors).
 var<workgroup> G: array<f32, 256>;
 var<private> c: array<f32, 16>;
-var<workgroup> delta: array<f32, 16>;
+var<private> delta: array<f32, 16>;
 var<private> gb: array<f32, 16>;
 var<private> gw: array<f32, 16>;
-var<workgroup> n: array<f32, 16>;
-var<workgroup> norms: array<f32, 16>;
+var<private> n: array<f32, 16>;
+var<private> norms: array<f32, 16>;
 var<private> key: array<f32, 16>;
-var<workgroup> ratio: array<f32, 16>;
-var<workgroup> total: array<f32, 16>;
-var<workgroup> w: array<f32, 16>;
+var<private> ratio: array<f32, 16>;
+var<private> total: array<f32, 16>;
+var<private> w: array<f32, 16>;
 
 fn load_gram() {
     for (var i = 0u; i < p.k * p.k; i = i + 1u) { G[i] = gram[i]; }
@@ -206,7 +207,7 @@ fn cagrad() {
 
 // Solve A x = r in place (n ≤ 16; A in `A`, r in `x`), Gaussian elimination with partial pivoting.
 var<workgroup> A: array<f32, 256>;
-var<workgroup> x: array<f32, 16>;
+var<private> x: array<f32, 16>;
 
 fn solve_linear(n: u32) {
     for (var col = 0u; col < n; col = col + 1u) {
