@@ -5,6 +5,27 @@
 //! errors), [`tensor`] (GPU tensors and flat arenas), [`kernels`] (one Rust
 //! wrapper per WGSL kernel family in `shaders/`), and [`reference`] (the plain
 //! CPU statement of every kernel, used as the test oracle).
+//!
+//! Training in code (the README's example, compiled here so it stays true):
+//!
+//! ```no_run
+//! use taskgrad::data::{Dataset, Split, Table, TaskType};
+//! use taskgrad::train::{fit, TrainConfig};
+//!
+//! fn main() -> taskgrad::Result<()> {
+//!     let gpu = taskgrad::Gpu::new()?;
+//!     let table = Table::from_csv("data/iris.csv")?;
+//!     let split = Split::new(table.rows.len(), 0.2, 0.2, 0)?;
+//!     let tasks = [("species", TaskType::Class), ("petal_length", TaskType::Reg)];
+//!     let data = Dataset::from_table(&table, &["sepal_length", "sepal_width"], &tasks, &split.train)?;
+//!     let method = taskgrad::mtl::by_name("uncertainty")?;
+//!     let report = fit(&gpu, &data, &split, &[0, 1], method, &TrainConfig::default(), &mut |epoch| {
+//!         println!("epoch {}: train losses {:?}", epoch.epoch, epoch.train_loss)
+//!     })?;
+//!     println!("test metrics: {:?}", report.test);
+//!     Ok(())
+//! }
+//! ```
 
 pub mod checkpoint;
 pub mod data;
