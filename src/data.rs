@@ -245,142 +245,26 @@ pub struct Dataset {
     pub x: Vec<f32>,
     pub n: usize,
     pub d: usize,
-    pub input_mean: Vec<f32>,
-    pub input_std: Vec<f32>,
     pub tasks: Vec<TaskSpec>,
     pub targets: Vec<Target>,
 }
 
-fn mean_std(values: impl Iterator<Item = f32>) -> (f32, f32) {
-    let v: Vec<f64> = values.map(|x| x as f64).collect();
-    if v.is_empty() {
-        return (0.0, 1.0);
-    }
-    let mean = v.iter().sum::<f64>() / v.len() as f64;
-    let var = v.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / v.len() as f64;
-    let std = var.sqrt();
-    (mean as f32, if std > 1e-12 { std as f32 } else { 1.0 })
-}
-
 impl Dataset {
-    /// Build inputs and task targets from `table`. Standardisation statistics
-    /// come from the `train` rows only. Classes are the sorted distinct labels.
+    /// Build inputs and task targets from `table` (numeric inputs standardised,
+    /// non-numeric ones one-hot): a thin
+    /// front to [`crate::encode::Schema`], which fits standardisation on the
+    /// `train` rows only (classes are the sorted distinct labels). A missing
+    /// input is an error naming its line and column.
     pub fn from_table(
         table: &Table,
         inputs: &[&str],
         tasks: &[(&str, TaskType)],
         train: &[usize],
     ) -> Result<Dataset> {
-        if inputs.is_empty() || tasks.is_empty() {
-            return Err(Error::InvalidConfig(
-                "need at least one input column and one task".into(),
-            ));
-        }
-        let n = table.rows.len();
-        let d = inputs.len();
-        let mut x = vec![0.0f32; n * d];
-        let (mut input_mean, mut input_std) = (Vec::new(), Vec::new());
-        for (j, name) in inputs.iter().enumerate() {
-            let col = table.column(name)?;
-            for i in 0..n {
-                x[i * d + j] = table.number(i, col)?.ok_or_else(|| {
-                    data_err(&table.path, table.lines[i], name, "input value is missing")
-                })?;
-            }
-            let (m, s) = mean_std(train.iter().map(|&i| x[i * d + j]));
-            for i in 0..n {
-                x[i * d + j] = (x[i * d + j] - m) / s;
-            }
-            input_mean.push(m);
-            input_std.push(s);
-        }
-        let mut specs = Vec::new();
-        let mut targets = Vec::new();
-        for &(name, ty) in tasks {
-            let col = table.column(name)?;
-            let mut mask = vec![1.0f32; n];
-            match ty {
-                TaskType::Class => {
-                    let mut classes: Vec<String> = table
-                        .rows
-                        .iter()
-                        .map(|r| r[col].clone())
-                        .filter(|s| !is_missing(s))
-                        .collect();
-                    classes.sort();
-                    classes.dedup();
-                    if classes.is_empty() {
-                        return Err(data_err(
-                            &table.path,
-                            1,
-                            name,
-                            "every value of this task is missing",
-                        ));
-                    }
-                    if classes.len() < 2 {
-                        return Err(data_err(&table.path, 1, name, format!("a classification task needs at least two classes; only {:?} occurs", classes[0])));
-                    }
-                    let labels = (0..n)
-                        .map(|i| {
-                            let s = &table.rows[i][col];
-                            if is_missing(s) {
-                                mask[i] = 0.0;
-                                0
-                            } else {
-                                classes.binary_search(s).map(|c| c as u32).unwrap_or(0)
-                            }
-                        })
-                        .collect();
-                    specs.push(TaskSpec {
-                        name: name.to_string(),
-                        kind: TaskKind::Classification { classes },
-                    });
-                    targets.push(Target::Class { labels, mask });
-                }
-                TaskType::Reg => {
-                    let mut values = vec![f32::NAN; n];
-                    for (i, v) in values.iter_mut().enumerate() {
-                        match table.number(i, col)? {
-                            Some(x) => *v = x,
-                            None => mask[i] = 0.0,
-                        }
-                    }
-                    if mask.iter().all(|&m| m == 0.0) {
-                        return Err(data_err(
-                            &table.path,
-                            1,
-                            name,
-                            "every value of this task is missing",
-                        ));
-                    }
-                    let (mean, std) =
-                        mean_std(train.iter().filter(|&&i| mask[i] > 0.0).map(|&i| values[i]));
-                    for v in &mut values {
-                        *v = (*v - mean) / std;
-                    }
-                    specs.push(TaskSpec {
-                        name: name.to_string(),
-                        kind: TaskKind::Regression,
-                    });
-                    targets.push(Target::Value {
-                        values,
-                        mask,
-                        mean,
-                        std,
-                    });
-                }
-            }
-        }
-        Ok(Dataset {
-            input_names: inputs.iter().map(|s| s.to_string()).collect(),
-            x,
-            n,
-            d,
-            input_mean,
-            input_std,
-            tasks: specs,
-            targets,
-        })
+        let schema =
+            crate::encode::Schema::fit(table, inputs, tasks, train, crate::encode::Missing::Drop)?;
+        let rows: Vec<usize> = (0..table.rows.len()).collect();
+        schema.encode(table, &rows)
     }
 }
 

@@ -388,8 +388,6 @@ impl Schema {
             x,
             n,
             d: self.width(),
-            input_mean: Vec::new(),
-            input_std: Vec::new(),
             tasks: self.tasks.iter().map(|t| t.spec()).collect(),
             targets,
         })
