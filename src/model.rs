@@ -105,17 +105,7 @@ impl Model {
     pub fn outputs(&self, gpu: &Gpu, data: &Dataset) -> Result<Vec<Vec<f32>>> {
         let prog = self.program(gpu, data)?;
         let subset: Vec<usize> = (0..data.tasks.len()).collect();
-        let mut out: Vec<Vec<f32>> = vec![Vec::new(); data.tasks.len()];
         let rows: Vec<usize> = (0..data.n).collect();
-        let eval = prog.eval_dispatches();
-        for chunk in rows.chunks(prog.b) {
-            prog.write_batch(gpu, data, chunk, &subset)?;
-            gpu.run(&eval)?;
-            let got = gpu.read(&prog.outputs.iter().collect::<Vec<_>>())?;
-            for (k, o) in got.into_iter().enumerate() {
-                out[k].extend_from_slice(&o[..chunk.len() * data.tasks[k].outputs()]);
-            }
-        }
-        Ok(out)
+        Ok(crate::train::forward_rows(gpu, &prog, data, &rows, &subset, &data.tasks)?.0)
     }
 }

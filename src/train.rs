@@ -376,6 +376,30 @@ pub(crate) fn evaluate(
     subset: &[usize],
     tasks: &[TaskSpec],
 ) -> Result<Vec<TaskMetrics>> {
+    let (outputs, losses) = forward_rows(gpu, prog, data, rows, subset, tasks)?;
+    Ok((0..tasks.len())
+        .map(|j| {
+            task_metrics(
+                &tasks[j],
+                &data.targets[subset[j]],
+                &outputs[j],
+                rows,
+                losses[j],
+            )
+        })
+        .collect())
+}
+
+/// Run the forward pass over `rows`, batch by batch (one readback per batch):
+/// each task's outputs (rows × width) and its mean loss over labelled rows.
+pub(crate) fn forward_rows(
+    gpu: &Gpu,
+    prog: &Program,
+    data: &Dataset,
+    rows: &[usize],
+    subset: &[usize],
+    tasks: &[TaskSpec],
+) -> Result<(Vec<Vec<f32>>, Vec<f64>)> {
     let k = tasks.len();
     let mut outputs: Vec<Vec<f32>> = vec![Vec::new(); k];
     let mut loss_sum = vec![0.0f64; k];
@@ -388,8 +412,7 @@ pub(crate) fn evaluate(
         wanted.push(&prog.losses);
         let got = gpu.read(&wanted)?;
         for j in 0..k {
-            let width = tasks[j].outputs();
-            outputs[j].extend_from_slice(&got[j][..chunk.len() * width]);
+            outputs[j].extend_from_slice(&got[j][..chunk.len() * tasks[j].outputs()]);
             let n_valid: f64 = chunk
                 .iter()
                 .map(|&i| data.targets[subset[j]].mask()[i] as f64)
@@ -398,16 +421,16 @@ pub(crate) fn evaluate(
             valid[j] += n_valid;
         }
     }
-    Ok((0..k)
+    let losses = (0..k)
         .map(|j| {
-            let loss = if valid[j] > 0.0 {
+            if valid[j] > 0.0 {
                 loss_sum[j] / valid[j]
             } else {
                 0.0
-            };
-            task_metrics(&tasks[j], &data.targets[subset[j]], &outputs[j], rows, loss)
+            }
         })
-        .collect())
+        .collect();
+    Ok((outputs, losses))
 }
 
 /// Norms √G_kk and cosines G_ij / √(G_ii G_jj) from a K×K Gram matrix.
