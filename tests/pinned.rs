@@ -1,0 +1,99 @@
+//! Behaviour pinned across refactors: Iris trained for 15 epochs with a fixed
+//! seed by several methods (a loss weighting, a learned one, gradient methods
+//! in both spaces, a method that rewrites its seeds after the forward pass),
+//! compared with the numbers this code produced on lavapipe (llvmpipe,
+//! Mesa, 2026-11-27) before the layout change of issue 9.
+//!
+//! Same seeds give the same numbers on one adapter; another adapter may sum in
+//! another order, hence a tolerance rather than bit equality. The pinned values
+//! are the final epoch's mean training losses and the test loss of each task.
+
+mod common;
+
+use taskgrad::metrics::TaskMetrics;
+use taskgrad::mtl;
+use taskgrad::train::{fit, TrainConfig};
+
+fn test_loss(m: &TaskMetrics) -> f64 {
+    match *m {
+        TaskMetrics::Classification { loss, .. } | TaskMetrics::Regression { loss, .. } => loss,
+    }
+}
+
+/// (method, last epoch's training losses, test losses), as measured before the move.
+const PINNED: &[(&str, [f64; 3], [f64; 3])] = &[
+    (
+        "equal",
+        [0.41995541, 0.07789281, 0.14576036],
+        [0.41789135, 0.09154341, 0.19711436],
+    ),
+    (
+        "uncertainty",
+        [0.41680662, 0.07709656, 0.14648174],
+        [0.41385999, 0.09891159, 0.20443231],
+    ),
+    (
+        "pcgrad",
+        [0.41028563, 0.07873143, 0.14538137],
+        [0.41210240, 0.09514736, 0.20322290],
+    ),
+    (
+        "mgda",
+        [0.38029798, 0.08842093, 0.14434005],
+        [0.37861869, 0.09215707, 0.20357311],
+    ),
+    (
+        "famo",
+        [0.47612516, 0.07451450, 0.14541543],
+        [0.46899709, 0.09154062, 0.19829550],
+    ),
+    (
+        "gradnorm",
+        [0.38157022, 0.09980587, 0.14289234],
+        [0.40222294, 0.11725581, 0.19607989],
+    ),
+];
+
+#[test]
+fn iris_runs_match_the_numbers_pinned_before_the_refactor() {
+    let gpu = gpu_or_skip!();
+    let (data, split) = common::iris(0);
+    let cfg = TrainConfig {
+        epochs: 15,
+        seed: 3,
+        trunk: vec![16, 16],
+        patience: None,
+        ..Default::default()
+    };
+    let mut failures = Vec::new();
+    for method in ["equal", "uncertainty", "pcgrad", "mgda", "famo", "gradnorm"] {
+        let report = fit(
+            gpu,
+            &data,
+            &split,
+            &[0, 1, 2],
+            mtl::by_name_seeded(method, 3).unwrap(),
+            &cfg,
+            &mut |_| {},
+        )
+        .unwrap();
+        let train = report.history.last().unwrap().train_loss.clone();
+        let test: Vec<f64> = report.test.iter().map(test_loss).collect();
+        println!("(\"{method}\", {train:?}, {test:?}),");
+        if let Some((_, want_train, want_test)) = PINNED.iter().find(|(m, _, _)| *m == method) {
+            for (what, got, want) in [("train", &train, want_train), ("test", &test, want_test)] {
+                for k in 0..3 {
+                    if (got[k] - want[k]).abs() > 1e-4 + 1e-3 * want[k].abs() {
+                        failures.push(format!(
+                            "{method} {what} loss of task {k}: {} pinned, {} now",
+                            want[k], got[k]
+                        ));
+                    }
+                }
+            }
+        } else {
+            failures.push(format!("{method} has no pinned numbers"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
