@@ -10,7 +10,7 @@
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::time::Duration;
 use taskgrad::kernels::matmul::{matmul, MatmulOptions};
-use taskgrad::kernels::{loss, optim};
+use taskgrad::kernels::{optim, softmax_ce};
 use taskgrad::{reference, Gpu, Tensor};
 
 fn pattern(n: usize, seed: usize) -> Vec<f32> {
@@ -42,7 +42,7 @@ fn bench_matmul(c: &mut Criterion, gpu: &Gpu) {
         if gpu.has_f16() {
             let a16 = Tensor::from_f16(gpu, &[n, n], &a, "A16").unwrap();
             let b16 = Tensor::from_f16(gpu, &[n, n], &b, "B16").unwrap();
-            let d16 = taskgrad::kernels::half::matmul_f16(
+            let d16 = taskgrad::kernels::matmul_f16::matmul_f16(
                 gpu, &a16, &b16, &gc, false, false, None, false,
             )
             .unwrap();
@@ -77,12 +77,12 @@ fn bench_softmax_ce(c: &mut Criterion, gpu: &Gpu) {
         let dl = Tensor::zeros(gpu, &[b, cl], "dlogits").unwrap();
         let rows = Tensor::zeros(gpu, &[b], "rows").unwrap();
         let l = Tensor::zeros(gpu, &[1], "loss").unwrap();
-        let out = loss::SoftmaxCeOutputs {
+        let out = softmax_ce::SoftmaxCeOutputs {
             dlogits: &dl,
             loss_rows: &rows,
             loss: &l,
         };
-        let d = loss::softmax_ce(gpu, &logits, &labels, &gmask, &scale, 0, out).unwrap();
+        let d = softmax_ce::softmax_ce(gpu, &logits, &labels, &gmask, &scale, 0, out).unwrap();
         let id = format!("{b}x{cl}");
         group.bench_function(BenchmarkId::new("gpu", &id), |bench| {
             bench.iter(|| {

@@ -10,9 +10,11 @@
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::time::Duration;
 use taskgrad::kernels::matmul::{matmul, MatmulOptions};
-use taskgrad::step::StepOptions;
-use taskgrad::workloads::{w_iris, w_synth, Workload};
+use taskgrad::train::step::StepOptions;
+#[path = "../examples/common/workloads.rs"]
+mod workloads;
 use taskgrad::{Gpu, Tensor};
+use workloads::{w_iris, w_synth, Workload};
 
 /// One benchmark per (method, fused) on the workload that `build` makes.
 fn bench_steps(

@@ -16,8 +16,8 @@ use std::time::Instant;
 
 use clap::Parser;
 use taskgrad::data::{Dataset, Split, Table, TaskType};
-use taskgrad::metrics::{delta_m, TaskMetrics};
 use taskgrad::mtl::{self, GradSpace};
+use taskgrad::train::metrics::{delta_m, TaskMetrics};
 use taskgrad::train::{fit, single_task_baselines, EpochLog, TrainConfig};
 use taskgrad::Gpu;
 
@@ -173,7 +173,7 @@ fn run(args: Args) -> taskgrad::Result<()> {
         if gpu.can_profile() {
             print!(
                 "{}",
-                taskgrad::profile::format_table(&mtl_run.profile, mtl_run.profiled_steps)
+                taskgrad::gpu::profile::format_table(&mtl_run.profile, mtl_run.profiled_steps)
             );
         } else {
             println!(

@@ -11,9 +11,9 @@
 //! weight vectors have cosine p) shows how the gain of sharing changes with p.
 
 use clap::Parser;
+use taskgrad::data::synthetic::{dataset, SyntheticSpec};
 use taskgrad::data::{Dataset, Split, Table, TaskType};
-use taskgrad::metrics::delta_m;
-use taskgrad::synthetic::{dataset, SyntheticSpec};
+use taskgrad::train::metrics::delta_m;
 use taskgrad::train::{fit, single_task_baselines, TrainConfig};
 use taskgrad::{mtl, Gpu, TaskMetrics};
 

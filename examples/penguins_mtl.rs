@@ -10,7 +10,7 @@
 //!     cargo run --release --example penguins_mtl -- [--weighting M] [--seed S] [--out DIR]
 
 use clap::Parser;
-use taskgrad::run::{results_table, train_run, RunSettings};
+use taskgrad::cli::run::{results_table, train_run, RunSettings};
 use taskgrad::Gpu;
 
 #[derive(Parser)]

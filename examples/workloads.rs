@@ -17,9 +17,11 @@ use std::time::Instant;
 
 use clap::Parser;
 use taskgrad::kernels::matmul::{matmul, MatmulOptions};
-use taskgrad::step::StepOptions;
-use taskgrad::workloads::{w_iris, w_synth, Workload};
+use taskgrad::train::step::StepOptions;
+#[path = "common/workloads.rs"]
+mod workloads;
 use taskgrad::{Error, Gpu, Tensor};
+use workloads::{w_iris, w_synth, Workload};
 
 #[derive(Parser)]
 struct Args {
@@ -46,7 +48,7 @@ fn print_profile(gpu: &Gpu, w: &mut Workload, steps: usize) -> taskgrad::Result<
     }
     print!(
         "{}",
-        taskgrad::profile::format_table(&taskgrad::profile::summarize(&table), steps)
+        taskgrad::gpu::profile::format_table(&taskgrad::gpu::profile::summarize(&table), steps)
     );
     Ok(())
 }

@@ -1,10 +1,23 @@
 //! taskgrad: multi-task learning on any GPU, with every number computed by a
 //! hand-written WGSL kernel.
 //!
-//! Layers, bottom to top: [`device`] (adapter, device, pipeline cache, typed
-//! errors), [`tensor`] (GPU tensors and flat arenas), [`kernels`] (one Rust
-//! wrapper per WGSL kernel family in `shaders/`), and [`reference`] (the plain
-//! CPU statement of every kernel, used as the test oracle).
+//! Layers, bottom to top (each uses only those above it in this list):
+//!
+//! | layer | module | owns |
+//! | --- | --- | --- |
+//! | GPU runtime | [`gpu`] | adapter choice, device, pipeline cache, typed wgpu errors; tensors, flat arenas, readback; [`gpu::Dispatch`] and one-submit execution; timestamps |
+//! | kernels | [`kernels`] | one Rust wrapper per WGSL file in `shaders/` (same stem): shape checks, grid, dispatch |
+//! | reference | [`reference`] | the plain-loop CPU statement of every kernel, the test oracle |
+//! | autodiff | [`autodiff`] | the reverse-mode tape; each op's backward beside its forward |
+//! | nn | [`nn`] | named parameters in arenas, Linear, the multi-task net |
+//! | mtl | [`mtl`] | the multi-task methods, one file each, and their registry |
+//! | optim | [`optim`] | SGD with momentum, Adam, AdamW behind one interface |
+//! | data | [`data`] | CSV tables, schema and encoding, datasets, splits, the synthetic generator (no GPU) |
+//! | train | [`train`] | the step in named phases, the trainer, schedules, metrics, baselines |
+//! | model | [`model`] | checkpoints, a forward-only inference program, predictions |
+//! | front ends | [`cli`], `src/bin/`, `examples/` | settings, run folders, reports, the examples |
+//!
+//! [`error`] holds the one error type every layer returns.
 //!
 //! Training in code (the README's example, compiled here so it stays true):
 //!
@@ -27,31 +40,20 @@
 //! }
 //! ```
 
-pub mod checkpoint;
+pub mod autodiff;
+pub mod cli;
 pub mod data;
-pub mod device;
-pub mod encode;
 pub mod error;
+pub mod gpu;
 pub mod kernels;
-pub mod metrics;
 pub mod model;
 pub mod mtl;
 pub mod nn;
-pub mod ops;
-pub mod profile;
 pub mod reference;
-pub mod report;
-pub mod run;
-pub mod step;
-pub mod synthetic;
-pub mod tape;
-pub mod tensor;
 pub mod train;
-pub mod workloads;
 
-pub use device::{AdapterReport, Gpu};
+pub use autodiff::{Tape, Var};
 pub use error::{Error, Result};
-pub use metrics::TaskMetrics;
-pub use tape::{Tape, Var};
-pub use tensor::{Arena, ArenaLayout, DType, Tensor};
+pub use gpu::{AdapterReport, Arena, ArenaLayout, DType, Gpu, Tensor};
+pub use train::metrics::TaskMetrics;
 pub use wgpu;

@@ -8,7 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use taskgrad::checkpoint;
+use taskgrad::model::checkpoint;
 
 const BIN: &str = env!("CARGO_BIN_EXE_taskgrad");
 const PENGUINS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/penguins.csv");

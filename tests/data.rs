@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use taskgrad::data::{Dataset, Split, Table, TaskKind, TaskType};
-use taskgrad::metrics::{delta_m, regression};
+use taskgrad::train::metrics::{delta_m, regression};
 use taskgrad::Error;
 
 fn csv(name: &str, body: &str) -> std::path::PathBuf {
@@ -147,7 +147,7 @@ fn regression_metrics_and_delta_m_by_hand() {
 
 #[test]
 fn synthetic_task_correlation_follows_p() {
-    use taskgrad::synthetic::{table, SyntheticSpec};
+    use taskgrad::data::synthetic::{table, SyntheticSpec};
     // corr(y1, y2) over the rows: at p = 1 the tasks differ only by noise (σ = 0.1);
     // lower p gives less alike targets.
     let corr = |p: f64| {

@@ -3,7 +3,7 @@
 mod common;
 
 use taskgrad::kernels::matmul::{self, MatmulOptions};
-use taskgrad::kernels::{elementwise, loss, optim, reduce};
+use taskgrad::kernels::{elementwise, mse, optim, reduce, softmax_ce};
 use taskgrad::{Error, Tensor};
 
 #[test]
@@ -110,17 +110,17 @@ fn elementwise_reduce_loss_and_optimizer_shape_mismatches() {
     let float_labels = Tensor::zeros(gpu, &[2], "labels").unwrap();
     let mask = Tensor::zeros(gpu, &[2], "mask").unwrap();
     let rows = Tensor::zeros(gpu, &[2], "rows").unwrap();
-    let out = loss::SoftmaxCeOutputs {
+    let out = softmax_ce::SoftmaxCeOutputs {
         dlogits: &dm,
         loss_rows: &rows,
         loss: &l,
     };
     assert!(matches!(
-        loss::softmax_ce(gpu, &m, &float_labels, &mask, &scale, 0, out),
+        softmax_ce::softmax_ce(gpu, &m, &float_labels, &mask, &scale, 0, out),
         Err(Error::ShapeMismatch { .. })
     ));
     assert!(matches!(
-        loss::mse(gpu, &m, &x3, &mask, &scale, 0, &dm, &l),
+        mse::mse(gpu, &m, &x3, &mask, &scale, 0, &dm, &l),
         Err(Error::ShapeMismatch { .. })
     ));
     let cfg = optim::AdamConfig::default();
@@ -206,13 +206,13 @@ fn wgpu_validation_error_becomes_a_typed_error() {
 
 #[test]
 fn unknown_backend_name_is_a_typed_error() {
-    let err = taskgrad::device::parse_backend("cuda").unwrap_err();
+    let err = taskgrad::gpu::parse_backend("cuda").unwrap_err();
     assert!(
         matches!(err, Error::UnknownBackend { ref name } if name == "cuda"),
         "{err}"
     );
     for ok in ["vulkan", "GL", "metal", "dx12"] {
-        assert!(taskgrad::device::parse_backend(ok).is_ok(), "{ok}");
+        assert!(taskgrad::gpu::parse_backend(ok).is_ok(), "{ok}");
     }
 }
 

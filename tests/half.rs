@@ -5,7 +5,7 @@
 mod common;
 
 use common::{assert_close, random, rng};
-use taskgrad::kernels::half::{matmul_f16, to_f16, to_f32};
+use taskgrad::kernels::matmul_f16::{matmul_f16, to_f16, to_f32};
 use taskgrad::reference as cpu;
 use taskgrad::{Error, Tensor};
 
@@ -171,7 +171,7 @@ fn f16_dtype_mismatches_are_shape_errors() {
 use taskgrad::kernels::optim::AdamConfig;
 use taskgrad::mtl::{self, GradSpace};
 use taskgrad::nn::{MultiTaskNet, NetSpec, ParamBuilder};
-use taskgrad::step::{Program, StepOptions};
+use taskgrad::train::step::{Program, StepOptions};
 use taskgrad::train::{fit, TrainConfig};
 
 /// Gradients of one step (no optimizer) on 32 Iris rows, f32 or half precision,

@@ -7,7 +7,7 @@ mod common;
 
 use common::{assert_close, random, rng};
 use taskgrad::kernels::matmul::MatmulOptions;
-use taskgrad::kernels::{elementwise, loss, matmul, optim, reduce};
+use taskgrad::kernels::{elementwise, matmul, mse, optim, reduce, softmax_ce};
 use taskgrad::reference as cpu;
 use taskgrad::Tensor;
 
@@ -501,12 +501,12 @@ fn run_softmax_ce(
     let mask = upload(gpu, &[b], mask);
     let scale = upload(gpu, &[1], &[scale]);
     let (dlogits, loss_rows, loss) = (zeros(gpu, &[b, c]), zeros(gpu, &[b]), zeros(gpu, &[1]));
-    let out = loss::SoftmaxCeOutputs {
+    let out = softmax_ce::SoftmaxCeOutputs {
         dlogits: &dlogits,
         loss_rows: &loss_rows,
         loss: &loss,
     };
-    gpu.run(&[&loss::softmax_ce(gpu, &logits, &labels, &mask, &scale, 0, out).unwrap()])
+    gpu.run(&[&softmax_ce::softmax_ce(gpu, &logits, &labels, &mask, &scale, 0, out).unwrap()])
         .unwrap();
     let mut got = gpu.read(&[&loss, &loss_rows, &dlogits]).unwrap();
     CeRun {
@@ -596,7 +596,7 @@ fn run_mse(
     let mask = upload(gpu, &[b], mask);
     let scale = upload(gpu, &[1], &[scale]);
     let (dpred, loss) = (zeros(gpu, &[b, cols]), zeros(gpu, &[1]));
-    gpu.run(&[&loss::mse(gpu, &pred, &truth, &mask, &scale, 0, &dpred, &loss).unwrap()])
+    gpu.run(&[&mse::mse(gpu, &pred, &truth, &mask, &scale, 0, &dpred, &loss).unwrap()])
         .unwrap();
     let got = gpu.read(&[&loss, &dpred]).unwrap();
     (got[0][0], got[1].clone())
@@ -796,20 +796,20 @@ fn losses_of_several_tasks_share_scale_and_loss_arrays_by_slot() {
     let labels = Tensor::from_u32(gpu, &[1], &[0], "labels").unwrap();
     let mask1 = upload(gpu, &[1], &[1.]);
     let (dl, rows) = (zeros(gpu, &[1, 2]), zeros(gpu, &[1]));
-    let d0 = loss::mse(gpu, &pred, &truth, &mask2, &scale, 0, &dpred, &losses).unwrap();
-    let out = loss::SoftmaxCeOutputs {
+    let d0 = mse::mse(gpu, &pred, &truth, &mask2, &scale, 0, &dpred, &losses).unwrap();
+    let out = softmax_ce::SoftmaxCeOutputs {
         dlogits: &dl,
         loss_rows: &rows,
         loss: &losses,
     };
-    let d1 = loss::softmax_ce(gpu, &logits, &labels, &mask1, &scale, 1, out).unwrap();
+    let d1 = softmax_ce::softmax_ce(gpu, &logits, &labels, &mask1, &scale, 1, out).unwrap();
     gpu.run(&[&d0, &d1]).unwrap();
     let got = gpu.read(&[&losses, &dpred, &dl]).unwrap();
     assert_close("losses", &got[0], &[5.0, 2f32.ln()], 1e-6, 1e-6);
     assert_close("dpred", &got[1], &[2.0, 6.0], 1e-6, 1e-6);
     assert_close("dlogits", &got[2], &[-0.25, 0.25], 1e-6, 1e-6);
     // A slot outside the arrays is a shape error.
-    assert!(loss::mse(gpu, &pred, &truth, &mask2, &scale, 2, &dpred, &losses).is_err());
+    assert!(mse::mse(gpu, &pred, &truth, &mask2, &scale, 2, &dpred, &losses).is_err());
 }
 
 // ---- the fused per-task gradient reduction -------------------------------------------

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{assert_close, random, rng};
-use taskgrad::kernels::solve::{solve, Solve, STATE_LEN};
+use taskgrad::kernels::mtl_solve::{solve, Solve, STATE_LEN};
 use taskgrad::mtl::solve as cpu;
 use taskgrad::reference;
 use taskgrad::Tensor;

@@ -7,7 +7,7 @@ use taskgrad::data::{Dataset, Split};
 use taskgrad::kernels::optim::AdamConfig;
 use taskgrad::mtl::{self, GradSpace, Weighting};
 use taskgrad::nn::{MultiTaskNet, NetSpec, ParamBuilder, ParamSet};
-use taskgrad::step::Program;
+use taskgrad::train::step::Program;
 use taskgrad::train::{fit, TrainConfig};
 use taskgrad::{Gpu, TaskMetrics};
 

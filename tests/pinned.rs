@@ -10,8 +10,8 @@
 
 mod common;
 
-use taskgrad::metrics::TaskMetrics;
 use taskgrad::mtl;
+use taskgrad::train::metrics::TaskMetrics;
 use taskgrad::train::{fit, TrainConfig};
 
 fn test_loss(m: &TaskMetrics) -> f64 {

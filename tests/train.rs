@@ -3,10 +3,10 @@
 
 mod common;
 
-use taskgrad::kernels::tasks;
-use taskgrad::metrics::TaskMetrics;
+use taskgrad::kernels::{loss_tracking, loss_weighting};
 use taskgrad::mtl::{self, Weighting, WeightingContext};
 use taskgrad::nn::ParamBuilder;
+use taskgrad::train::metrics::TaskMetrics;
 use taskgrad::train::{fit, Schedule, TrainConfig};
 use taskgrad::{Error, Gpu, Tensor};
 
@@ -334,8 +334,8 @@ fn uncertainty_weights_and_gradients_by_hand() {
     let seeds = Tensor::zeros(gpu, &[3], "seeds").unwrap();
     let losses = Tensor::from_slice(gpu, &[3], &[1.0, 4.0, 0.25], "losses").unwrap();
     let ds = Tensor::zeros(gpu, &[3], "ds").unwrap();
-    let d1 = tasks::uw_seeds(gpu, &s, &seeds).unwrap();
-    let d2 = tasks::uw_grad(gpu, &seeds, &losses, &ds).unwrap();
+    let d1 = loss_weighting::uw_seeds(gpu, &s, &seeds).unwrap();
+    let d2 = loss_weighting::uw_grad(gpu, &seeds, &losses, &ds).unwrap();
     gpu.run(&[&d1, &d2]).unwrap();
     let got = gpu.read(&[&seeds, &ds]).unwrap();
     common::assert_close("UW seeds", &got[0], &[0.5, 0.25, 1.0], 1e-6, 1e-6);
@@ -352,7 +352,7 @@ fn loss_tracking_sums_and_flags_the_first_non_finite_step() {
     let gpu = gpu_or_skip!();
     let losses = Tensor::zeros(gpu, &[2], "losses").unwrap();
     let state = Tensor::zeros(gpu, &[6], "state").unwrap();
-    let track = tasks::track_losses(gpu, &losses, &state).unwrap();
+    let track = loss_tracking::track_losses(gpu, &losses, &state).unwrap();
     for l in [[1.0, 2.0], [3.0, f32::NAN], [0.5, f32::INFINITY]] {
         losses.write(gpu, &l).unwrap();
         gpu.run(&[&track]).unwrap();

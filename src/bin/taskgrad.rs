@@ -12,11 +12,11 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use taskgrad::checkpoint;
+use taskgrad::cli::run::{execute_run, prepare_run, results_table, RunSettings};
+use taskgrad::data::encode::{usable_rows, SavedTask};
 use taskgrad::data::Table;
-use taskgrad::encode::{usable_rows, SavedTask};
+use taskgrad::model::checkpoint;
 use taskgrad::model::Model;
-use taskgrad::run::{execute_run, prepare_run, results_table, RunSettings};
 use taskgrad::{Error, Gpu, Result, TaskMetrics};
 
 #[derive(Parser)]
@@ -281,14 +281,14 @@ fn predict(
     let (gpu, m, table) = load(model, data)?;
     // Every row gets a prediction: a missing input is filled with its training
     // mean (a missing category encodes as all zeros), and such rows are counted.
-    let schema = &taskgrad::encode::Schema {
-        missing: taskgrad::encode::Missing::Mean,
+    let schema = &taskgrad::data::encode::Schema {
+        missing: taskgrad::data::encode::Missing::Mean,
         ..m.meta.schema.clone()
     };
     let inputs = schema.input_names();
     let refs: Vec<&str> = inputs.iter().map(|s| s.as_str()).collect();
     let (rows, _) = usable_rows(&table, &refs, schema.missing)?;
-    let (_, imputed) = usable_rows(&table, &refs, taskgrad::encode::Missing::Drop)
+    let (_, imputed) = usable_rows(&table, &refs, taskgrad::data::encode::Missing::Drop)
         .unwrap_or((Vec::new(), table.rows.len()));
     let encoded = schema.encode(&table, &rows)?;
     let outputs = m.outputs(&gpu, &encoded)?;
@@ -370,7 +370,7 @@ fn predict(
 }
 
 fn info() -> Result<()> {
-    let all = taskgrad::device::list_adapters();
+    let all = taskgrad::gpu::list_adapters();
     println!("adapters found:");
     if all.is_empty() {
         println!("  (none)");

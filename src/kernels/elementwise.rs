@@ -1,9 +1,10 @@
 //! fill, scale, add, axpy, relu and relu_backward. See shaders/elementwise.wgsl.
 
-use crate::device::{Binding, Gpu};
 use crate::error::Result;
-use crate::kernels::{grid_1d, record, Dispatch};
-use crate::tensor::Tensor;
+use crate::gpu::Dispatch;
+use crate::gpu::Tensor;
+use crate::gpu::{Binding, Gpu};
+use crate::kernels::{grid_1d, record};
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -25,7 +26,7 @@ fn launch(
     let n = y.numel();
     for t in inputs.iter().chain(std::iter::once(&y)) {
         t.expect_numel(entry, n)?;
-        if t.dtype() != crate::tensor::DType::F32 {
+        if t.dtype() != crate::gpu::DType::F32 {
             return Err(crate::error::Error::shape(
                 entry,
                 "f32 elements",

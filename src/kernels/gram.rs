@@ -1,10 +1,11 @@
 //! The fused per-task gradient reduction: Gram matrix and weighted combination
 //! of K gradient rows. See shaders/gram.wgsl.
 
-use crate::device::{Binding, Gpu};
 use crate::error::{Error, Result};
-use crate::kernels::{grid, record, Dispatch};
-use crate::tensor::Tensor;
+use crate::gpu::Dispatch;
+use crate::gpu::Tensor;
+use crate::gpu::{Binding, Gpu};
+use crate::kernels::{grid, record};
 
 /// Most tasks the reduction handles (136 pairs in private memory).
 pub const MAX_TASKS: usize = 16;

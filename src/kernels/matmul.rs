@@ -7,10 +7,11 @@
 
 use std::time::Instant;
 
-use crate::device::{Binding, Gpu};
 use crate::error::{Error, Result};
-use crate::kernels::{record, Dispatch};
-use crate::tensor::Tensor;
+use crate::gpu::Dispatch;
+use crate::gpu::Tensor;
+use crate::gpu::{Binding, Gpu};
+use crate::kernels::record;
 
 /// Outputs per invocation along each dimension (the register block).
 pub const BLOCK: u32 = 4;
@@ -101,9 +102,9 @@ pub fn matmul_with(
     opts: MatmulOptions,
     wg: (u32, u32),
 ) -> Result<Dispatch> {
-    let half = |t: &Tensor| t.dtype() == crate::tensor::DType::F16;
+    let half = |t: &Tensor| t.dtype() == crate::gpu::DType::F16;
     if half(a) || half(b) || half(c) || opts.mask.is_some_and(|(t, _)| half(t)) {
-        return crate::kernels::half::matmul_mixed(gpu, a, b, c, opts, wg);
+        return crate::kernels::matmul_f16::matmul_mixed(gpu, a, b, c, opts, wg);
     }
     let (m, n) = output_shape(a, b, opts.trans_a, opts.trans_b)?;
     let k = if opts.trans_a {

@@ -1,8 +1,8 @@
 //! Rust wrappers of the WGSL kernels in `shaders/`.
 //!
 //! Each wrapper checks shapes, picks the workgroup grid and returns a
-//! [`Dispatch`]: a compiled pipeline, its bind group and its grid, made once and
-//! encodable any number of times. [`Gpu::run`] encodes a list of dispatches
+//! [`Dispatch`](crate::gpu::Dispatch): a compiled pipeline, its bind group and its grid, made once and
+//! encodable any number of times. [`Gpu::run`](crate::gpu::Gpu::run) encodes a list of dispatches
 //! into one compute pass and submits once, which is also how a cached training
 //! step replays.
 //!
@@ -11,21 +11,18 @@
 
 pub mod elementwise;
 pub mod gram;
-pub mod half;
-pub mod loss;
+pub mod loss_tracking;
+pub mod loss_weighting;
 pub mod matmul;
+pub mod matmul_f16;
+pub mod mse;
+pub mod mtl_solve;
 pub mod optim;
 pub mod reduce;
-pub mod solve;
-pub mod tasks;
+pub mod softmax_ce;
 
-use std::sync::Arc;
-
-use wgpu::util::DeviceExt;
-
-use crate::device::{Binding, Gpu, Kernel};
 use crate::error::{Error, Result};
-use crate::tensor::Tensor;
+use crate::gpu::{Binding, Dispatch, Gpu, Tensor};
 
 /// Every WGSL source, by file name, for the naga validation test and for the pipeline cache.
 pub const SHADERS: &[(&str, &str)] = &[
@@ -68,55 +65,14 @@ pub(crate) fn source(file: &'static str) -> &'static str {
         .unwrap_or_else(|| panic!("shader {file} is not listed in kernels::SHADERS"))
 }
 
-/// Invocations per workgroup of the 1-D kernels (the WGSL `override WG` default).
-pub const WG: u32 = 256;
+/// Most tasks any per-task kernel or solve handles (the solves keep K×K
+/// matrices of at most 16×16 in workgroup memory; the Gram kernel K(K+1)/2
+/// partial sums per invocation).
+pub const MAX_TASKS: usize = 16;
 
-/// One recorded kernel launch.
-pub struct Dispatch {
-    pub kernel: Arc<Kernel>,
-    pub bind_group: wgpu::BindGroup,
-    pub workgroups: [u32; 3],
-    /// The uniform parameters; kept so that per-step values can be rewritten in place.
-    pub params: wgpu::Buffer,
-}
+pub use crate::gpu::dispatch::{grid, grid_1d, WG};
 
-impl std::fmt::Debug for Dispatch {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Dispatch({}, {:?})", self.kernel.label, self.workgroups)
-    }
-}
-
-impl Dispatch {
-    /// Overwrite the uniform parameters (for example Adam's bias corrections at step t).
-    pub fn write_params<P: bytemuck::Pod>(&self, gpu: &Gpu, params: &P) {
-        gpu.queue
-            .write_buffer(&self.params, 0, bytemuck::bytes_of(params));
-    }
-}
-
-/// Grid for `n` workgroups: one dimension while it fits, else folded into two.
-pub fn grid(gpu: &Gpu, n: u64) -> Result<[u32; 3]> {
-    let max = gpu.limits.max_compute_workgroups_per_dimension as u64;
-    let n = n.max(1);
-    if n <= max {
-        return Ok([n as u32, 1, 1]);
-    }
-    let y = n.div_ceil(max);
-    if y > max {
-        return Err(Error::DispatchTooLarge {
-            workgroups: n,
-            limit: max * max,
-        });
-    }
-    Ok([max as u32, y as u32, 1])
-}
-
-/// Grid covering `n` elements with one invocation each, `WG` per workgroup.
-pub fn grid_1d(gpu: &Gpu, n: usize) -> Result<[u32; 3]> {
-    grid(gpu, (n as u64).div_ceil(WG as u64))
-}
-
-/// Bind `params` at binding 0 and `tensors` at bindings 1.. and record the dispatch.
+/// [`crate::gpu::dispatch::record`] for a kernel of `shaders/` named by its file.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn record<P: bytemuck::Pod>(
     gpu: &Gpu,
@@ -128,86 +84,71 @@ pub(crate) fn record<P: bytemuck::Pod>(
     tensors: &[&Tensor],
     workgroups: [u32; 3],
 ) -> Result<Dispatch> {
-    debug_assert_eq!(
-        bindings.len(),
-        tensors.len() + 1,
-        "{file}::{entry} binding count"
-    );
-    // A tensor written by the kernel must not alias any other binding.
-    for (i, t) in tensors.iter().enumerate() {
-        if bindings[i + 1] == Binding::ReadWrite {
-            for (j, u) in tensors.iter().enumerate() {
-                if i != j && t.overlaps(u) {
-                    return Err(Error::InvalidConfig(format!(
-                        "{file}::{entry}: output binding {} overlaps binding {}",
-                        i + 1,
-                        j + 1
-                    )));
-                }
-            }
-        }
+    crate::gpu::dispatch::record(
+        gpu,
+        file,
+        source(file),
+        entry,
+        bindings,
+        constants,
+        params,
+        tensors,
+        workgroups,
+    )
+}
+
+/// The uniform parameters of both fused losses.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+pub(crate) struct LossParams {
+    pub rows: u32,
+    pub cols: u32,
+    pub slot: u32,
+    pub _pad: u32,
+}
+
+/// Check that `slot` indexes both the K-element `scale` and `loss` arrays.
+pub(crate) fn check_slot(
+    op: &'static str,
+    scale: &Tensor,
+    loss: &Tensor,
+    slot: usize,
+) -> Result<()> {
+    if slot >= scale.numel() || scale.numel() != loss.numel() {
+        return Err(Error::shape(
+            op,
+            format!("scale and loss of equal length K > slot {slot}"),
+            format!("scale {:?}, loss {:?}", scale.shape(), loss.shape()),
+        ));
     }
-    let kernel = gpu.kernel(file, source(file), entry, bindings, constants)?;
-    let label = kernel.label.clone();
-    gpu.scoped(&format!("binding {label}"), || {
-        let params = gpu
-            .device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some(&label),
-                contents: bytemuck::bytes_of(params),
-                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-            });
-        let mut entries = vec![wgpu::BindGroupEntry {
-            binding: 0,
-            resource: params.as_entire_binding(),
-        }];
-        for (i, t) in tensors.iter().enumerate() {
-            entries.push(wgpu::BindGroupEntry {
-                binding: i as u32 + 1,
-                resource: t.binding(),
-            });
-        }
-        let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(&label),
-            layout: &kernel.layout,
-            entries: &entries,
-        });
-        Dispatch {
-            kernel: kernel.clone(),
-            bind_group,
-            workgroups,
-            params,
-        }
+    Ok(())
+}
+
+/// The (rows, columns) of a 2-D tensor.
+pub(crate) fn matrix(op: &'static str, t: &Tensor) -> Result<(usize, usize)> {
+    match *t.shape() {
+        [r, c] => Ok((r, c)),
+        _ => Err(Error::shape(op, "a 2-D matrix", format!("{:?}", t.shape()))),
+    }
+}
+
+/// The uniform parameters of the single-workgroup per-task kernels (K ≤ [`MAX_TASKS`]).
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+pub(crate) struct TaskParams {
+    tasks: u32,
+    _pad: [u32; 3],
+}
+
+pub(crate) fn tasks_of(t: &Tensor) -> Result<TaskParams> {
+    let k = t.numel();
+    if k > MAX_TASKS {
+        return Err(Error::InvalidConfig(format!(
+            "at most {MAX_TASKS} tasks are supported, got {k}"
+        )));
+    }
+    Ok(TaskParams {
+        tasks: k as u32,
+        _pad: [0; 3],
     })
-}
-
-impl Gpu {
-    /// Encode `dispatches` into one compute pass and submit once.
-    pub fn run(&self, dispatches: &[&Dispatch]) -> Result<()> {
-        self.scoped("running kernels", || {
-            let mut encoder = self
-                .device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                    label: Some("taskgrad step"),
-                });
-            {
-                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                    label: Some("taskgrad pass"),
-                    timestamp_writes: None,
-                });
-                encode(&mut pass, dispatches);
-            }
-            self.queue.submit([encoder.finish()]);
-        })
-    }
-}
-
-/// Record `dispatches` into an open compute pass.
-pub fn encode(pass: &mut wgpu::ComputePass<'_>, dispatches: &[&Dispatch]) {
-    for d in dispatches {
-        pass.set_pipeline(&d.kernel.pipeline);
-        pass.set_bind_group(0, &d.bind_group, &[]);
-        let [x, y, z] = d.workgroups;
-        pass.dispatch_workgroups(x, y, z);
-    }
 }

@@ -1,9 +1,10 @@
 //! Optimizer updates over a whole flat arena in one dispatch. See shaders/optim.wgsl.
 
-use crate::device::{Binding, Gpu};
 use crate::error::{Error, Result};
-use crate::kernels::{grid_1d, record, Dispatch};
-use crate::tensor::Tensor;
+use crate::gpu::Dispatch;
+use crate::gpu::Tensor;
+use crate::gpu::{Binding, Gpu};
+use crate::kernels::{grid_1d, record};
 
 /// Hyper-parameters of SGD with momentum.
 #[derive(Clone, Copy, Debug)]

@@ -1,9 +1,10 @@
 //! Column sums (the bias gradient) and the sum of all elements. See shaders/reduce.wgsl.
 
-use crate::device::{Binding, Gpu};
 use crate::error::{Error, Result};
-use crate::kernels::{grid_1d, record, Dispatch};
-use crate::tensor::Tensor;
+use crate::gpu::Dispatch;
+use crate::gpu::Tensor;
+use crate::gpu::{Binding, Gpu};
+use crate::kernels::{grid_1d, record};
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]

@@ -9,10 +9,10 @@
 //! d is rescaled by 1/(1 + c²) as in LibMTL (`solve::cagrad`).
 
 use super::{gram_solve_plan, GradSpace, Weighting, WeightingContext, WeightingPlan};
-use crate::device::Gpu;
 use crate::error::Result;
-use crate::kernels::solve::Solve;
-use crate::tensor::Tensor;
+use crate::gpu::Gpu;
+use crate::gpu::Tensor;
+use crate::kernels::mtl_solve::Solve;
 
 pub struct CaGrad {
     /// The radius c of the ball around the mean gradient (0.4 by default).

@@ -6,10 +6,10 @@
 //! their Gram matrix as usual. Task-specific (head) parameters get w_k ∇L_k.
 
 use super::{GradSpace, Weighting, WeightingContext, WeightingPlan};
-use crate::device::Gpu;
 use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::gpu::Tensor;
 use crate::nn::ParamBuilder;
-use crate::tensor::Tensor;
 
 pub struct Compose {
     pub grad: Box<dyn Weighting>,

@@ -10,9 +10,9 @@
 //! trainer reads back then anyway, so no step waits on the host.
 
 use super::{solve, Weighting, WeightingContext, WeightingPlan};
-use crate::device::Gpu;
 use crate::error::Result;
-use crate::tensor::Tensor;
+use crate::gpu::Gpu;
+use crate::gpu::Tensor;
 
 pub struct Dwa {
     pub temperature: f64,

@@ -1,8 +1,8 @@
 //! Equal weighting (EW): L = Σ_k L_k, so every seed is 1.
 
 use super::{Weighting, WeightingContext, WeightingPlan};
-use crate::device::Gpu;
 use crate::error::Result;
+use crate::gpu::Gpu;
 
 /// w_k = 1 for every task.
 pub struct Equal;

@@ -13,10 +13,10 @@
 //! previous losses are those of the previous minibatch.
 
 use super::{Weighting, WeightingContext, WeightingPlan};
-use crate::device::Gpu;
 use crate::error::Result;
-use crate::kernels::solve::{solve, Solve, STATE_LEN};
-use crate::tensor::Tensor;
+use crate::gpu::Gpu;
+use crate::gpu::Tensor;
+use crate::kernels::mtl_solve::{solve, Solve, STATE_LEN};
 
 pub struct Famo {
     pub lr: f32,

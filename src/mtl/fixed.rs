@@ -1,8 +1,8 @@
 //! Fixed user weights: L = Σ_k w_k L_k with w given up front.
 
 use super::{Weighting, WeightingContext, WeightingPlan};
-use crate::device::Gpu;
 use crate::error::{Error, Result};
+use crate::gpu::Gpu;
 
 /// w_k given by the user, finite and non-negative.
 pub struct Fixed {

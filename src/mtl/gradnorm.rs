@@ -10,10 +10,10 @@
 //! step's seeds.
 
 use super::{GradSpace, Weighting, WeightingContext, WeightingPlan};
-use crate::device::Gpu;
 use crate::error::Result;
-use crate::kernels::solve::{solve, Solve, STATE_LEN};
-use crate::tensor::Tensor;
+use crate::gpu::Gpu;
+use crate::gpu::Tensor;
+use crate::kernels::mtl_solve::{solve, Solve, STATE_LEN};
 
 pub struct GradNorm {
     /// The asymmetry α (1.5 by default).

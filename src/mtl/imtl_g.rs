@@ -7,10 +7,10 @@
 //!   α = g_0 Uᵀ (D Uᵀ)⁻¹,   w = [1 - Σ α, α]     (`solve::imtl_g`).
 
 use super::{gram_solve_plan, GradSpace, Weighting, WeightingContext, WeightingPlan};
-use crate::device::Gpu;
 use crate::error::Result;
-use crate::kernels::solve::Solve;
-use crate::tensor::Tensor;
+use crate::gpu::Gpu;
+use crate::gpu::Tensor;
+use crate::kernels::mtl_solve::Solve;
 
 #[derive(Default)]
 pub struct ImtlG {

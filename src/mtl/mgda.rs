@@ -10,10 +10,10 @@
 //! gradients are taken at the shared representation (the "upper bound", UB).
 
 use super::{gram_solve_plan, GradSpace, Weighting, WeightingContext, WeightingPlan};
-use crate::device::Gpu;
 use crate::error::Result;
-use crate::kernels::solve::Solve;
-use crate::tensor::Tensor;
+use crate::gpu::Gpu;
+use crate::gpu::Tensor;
+use crate::kernels::mtl_solve::Solve;
 
 #[derive(Default)]
 pub struct Mgda {

@@ -55,12 +55,12 @@ pub use rlw::Rlw;
 pub use uncertainty::Uncertainty;
 pub use upgrad::UpGrad;
 
-use crate::device::Gpu;
 use crate::error::{Error, Result};
-use crate::kernels::solve::{solve, Solve, STATE_LEN};
-use crate::kernels::Dispatch;
+use crate::gpu::Dispatch;
+use crate::gpu::Gpu;
+use crate::gpu::Tensor;
+use crate::kernels::mtl_solve::{solve, Solve, STATE_LEN};
 use crate::nn::{ParamBuilder, ParamSet};
-use crate::tensor::Tensor;
 
 /// Where per-task gradients are taken.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -10,10 +10,10 @@
 //! order is a hash of (seed, step, task) computed on the GPU.
 
 use super::{gram_solve_plan, GradSpace, Weighting, WeightingContext, WeightingPlan};
-use crate::device::Gpu;
 use crate::error::Result;
-use crate::kernels::solve::Solve;
-use crate::tensor::Tensor;
+use crate::gpu::Gpu;
+use crate::gpu::Tensor;
+use crate::kernels::mtl_solve::Solve;
 
 pub struct PcGrad {
     pub seed: u32,

@@ -8,10 +8,10 @@
 //! on the GPU from a hash of (seed, step, task) (`solve::rlw`).
 
 use super::{Weighting, WeightingContext, WeightingPlan};
-use crate::device::Gpu;
 use crate::error::Result;
-use crate::kernels::solve::{solve, Solve, STATE_LEN};
-use crate::tensor::Tensor;
+use crate::gpu::Gpu;
+use crate::gpu::Tensor;
+use crate::kernels::mtl_solve::{solve, Solve, STATE_LEN};
 
 pub struct Rlw {
     pub seed: u32,

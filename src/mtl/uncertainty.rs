@@ -12,9 +12,9 @@
 //! model's optimizer like any other parameter.
 
 use super::{Weighting, WeightingContext, WeightingPlan};
-use crate::device::Gpu;
 use crate::error::{Error, Result};
-use crate::kernels::tasks;
+use crate::gpu::Gpu;
+use crate::kernels::loss_weighting;
 use crate::nn::{ParamBuilder, ParamId};
 
 /// Learned per-task log variances.
@@ -40,8 +40,8 @@ impl Weighting for Uncertainty {
         })?;
         let (s, ds) = (ctx.params.value(id), ctx.params.grad(id));
         Ok(WeightingPlan {
-            before: vec![tasks::uw_seeds(gpu, &s, ctx.seeds)?],
-            after_backward: vec![tasks::uw_grad(gpu, ctx.seeds, ctx.losses, &ds)?],
+            before: vec![loss_weighting::uw_seeds(gpu, &s, ctx.seeds)?],
+            after_backward: vec![loss_weighting::uw_grad(gpu, ctx.seeds, ctx.losses, &ds)?],
             ..Default::default()
         })
     }

@@ -9,10 +9,10 @@
 //! so no task's loss increases to first order.
 
 use super::{gram_solve_plan, GradSpace, Weighting, WeightingContext, WeightingPlan};
-use crate::device::Gpu;
 use crate::error::Result;
-use crate::kernels::solve::Solve;
-use crate::tensor::Tensor;
+use crate::gpu::Gpu;
+use crate::gpu::Tensor;
+use crate::kernels::mtl_solve::Solve;
 
 #[derive(Default)]
 pub struct UpGrad {

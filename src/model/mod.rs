@@ -1,55 +1,17 @@
 //! A trained model in use: rebuilt from a checkpoint, it evaluates and
 //! predicts on new data encoded with the schema it was trained with.
 
-use crate::checkpoint::{Checkpoint, ModelMeta};
-use crate::data::Dataset;
-use crate::device::Gpu;
-use crate::error::{Error, Result};
-use crate::kernels::optim::AdamConfig;
-use crate::metrics::TaskMetrics;
-use crate::mtl::Equal;
-use crate::nn::{MultiTaskNet, ParamBuilder, ParamSet};
-use crate::step::Program;
+pub mod checkpoint;
 
-/// Parameters named in `values` overwrite those of `params` (same names and
-/// shapes required); names under `weighting.` are skipped unless `params` has them.
-pub fn load_values(
-    gpu: &Gpu,
-    params: &ParamSet,
-    values: &[(String, Vec<usize>, Vec<f32>)],
-    source: &std::path::Path,
-) -> Result<()> {
-    let bad = |reason: String| Error::Checkpoint {
-        path: source.to_path_buf(),
-        reason,
-    };
-    let mut seen = vec![false; params.len()];
-    for (name, shape, v) in values {
-        match params.id(name) {
-            Some(id) => {
-                if params.shape(id) != shape.as_slice() {
-                    return Err(bad(format!(
-                        "tensor {name} has shape {shape:?}, the model needs {:?}",
-                        params.shape(id)
-                    )));
-                }
-                params.value(id).write(gpu, v)?;
-                seen[id.0] = true;
-            }
-            None if name.starts_with("weighting.") => {}
-            None => return Err(bad(format!("tensor {name} does not belong to this model"))),
-        }
-    }
-    if let Some(i) =
-        (0..params.len()).find(|&i| !seen[i] && !params.names[i].starts_with("weighting."))
-    {
-        return Err(bad(format!(
-            "tensor {} is missing from the checkpoint",
-            params.names[i]
-        )));
-    }
-    Ok(())
-}
+use crate::data::Dataset;
+use crate::error::Result;
+use crate::gpu::Gpu;
+use crate::kernels::optim::AdamConfig;
+use crate::mtl::Equal;
+use crate::nn::{load_values, MultiTaskNet, ParamBuilder, ParamSet};
+use crate::train::metrics::TaskMetrics;
+use crate::train::step::Program;
+use checkpoint::{Checkpoint, ModelMeta};
 
 /// A model ready for inference.
 pub struct Model {

@@ -8,9 +8,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::device::Gpu;
 use crate::error::{Error, Result};
-use crate::kernels::Dispatch;
+use crate::gpu::Dispatch;
+use crate::gpu::Gpu;
 
 /// Time of one kernel (by label) summed over the profiled steps.
 #[derive(Clone, Debug, PartialEq)]
@@ -76,7 +76,7 @@ impl Gpu {
                         end_of_pass_write_index: Some(2 * i + 1),
                     }),
                 });
-                crate::kernels::encode(&mut pass, &[d]);
+                super::dispatch::encode(&mut pass, &[d]);
             }
             encoder.resolve_query_set(&set, 0..2 * n, &resolve, 0);
             encoder.copy_buffer_to_buffer(&resolve, 0, &staging, 0, bytes);

@@ -1,10 +1,11 @@
 //! Task-weight solves on the GPU (one invocation, K ≤ 16). See
 //! shaders/mtl_solve.wgsl and the CPU reference in `mtl::solve`.
 
-use crate::device::{Binding, Gpu};
 use crate::error::{Error, Result};
-use crate::kernels::{record, Dispatch};
-use crate::tensor::Tensor;
+use crate::gpu::Dispatch;
+use crate::gpu::Tensor;
+use crate::gpu::{Binding, Gpu};
+use crate::kernels::record;
 
 /// Values of method memory every solve gets (kept between steps).
 pub const STATE_LEN: usize = 80;

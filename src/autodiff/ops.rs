@@ -4,11 +4,11 @@
 
 use std::rc::Rc;
 
+use crate::autodiff::{Tape, Var};
 use crate::error::{Error, Result};
+use crate::gpu::Tensor;
 use crate::kernels::matmul::{self, MatmulOptions, Operand};
-use crate::kernels::{elementwise, loss, reduce};
-use crate::tape::{Tape, Var};
-use crate::tensor::Tensor;
+use crate::kernels::{elementwise, mse, reduce, softmax_ce};
 
 /// Largest product (multiply-adds) into which the ReLU mask of the backward pass is fused.
 pub const FUSE_MASK_MAX_MACS: usize = 1 << 22;
@@ -257,12 +257,14 @@ impl<'g> Tape<'g> {
         let z = self.value(logits).clone();
         let dlogits = Tensor::zeros(gpu, z.shape(), "dlogits")?;
         let rows = Tensor::zeros(gpu, &[z.shape()[0]], "ce loss rows")?;
-        let out = loss::SoftmaxCeOutputs {
+        let out = softmax_ce::SoftmaxCeOutputs {
             dlogits: &dlogits,
             loss_rows: &rows,
             loss: losses,
         };
-        self.record_forward(loss::softmax_ce(gpu, &z, labels, mask, seeds, slot, out)?);
+        self.record_forward(softmax_ce::softmax_ce(
+            gpu, &z, labels, mask, seeds, slot, out,
+        )?);
         // dlogits = (softmax(z) - onehot(y)) · seed / n_valid, already computed by the forward kernel.
         let rule = Rc::new(move |t: &mut Tape, _seed: &Tensor| -> Result<()> {
             t.contribute_owned(logits, dlogits.clone())
@@ -284,7 +286,7 @@ impl<'g> Tape<'g> {
         let gpu = self.gpu;
         let p = self.value(pred).clone();
         let dpred = Tensor::zeros(gpu, p.shape(), "dpred")?;
-        self.record_forward(loss::mse(
+        self.record_forward(mse::mse(
             gpu, &p, target, mask, seeds, slot, &dpred, losses,
         )?);
         // dpred = 2 (pred - target) · seed / (n_valid · T), already computed by the forward kernel.

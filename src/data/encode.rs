@@ -393,3 +393,21 @@ impl Schema {
         })
     }
 }
+
+impl Dataset {
+    /// Build inputs and task targets from `table` (numeric inputs standardised,
+    /// non-numeric ones one-hot): a thin
+    /// front to [`Schema`], which fits standardisation on the
+    /// `train` rows only (classes are the sorted distinct labels). A missing
+    /// input is an error naming its line and column.
+    pub fn from_table(
+        table: &Table,
+        inputs: &[&str],
+        tasks: &[(&str, TaskType)],
+        train: &[usize],
+    ) -> Result<Dataset> {
+        let schema = Schema::fit(table, inputs, tasks, train, Missing::Drop)?;
+        let rows: Vec<usize> = (0..table.rows.len()).collect();
+        schema.encode(table, &rows)
+    }
+}

@@ -7,10 +7,10 @@ use plotters::prelude::*;
 
 use crate::data::TaskSpec;
 use crate::error::{Error, Result};
-use crate::metrics::TaskMetrics;
+use crate::train::metrics::TaskMetrics;
 use crate::train::EpochLog;
 
-static FONT: &[u8] = include_bytes!("../assets/fonts/DejaVuSans.ttf");
+static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
     move |e| Error::Io {

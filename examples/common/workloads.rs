@@ -9,16 +9,19 @@
 //!   tasks (MSE) and two 10-class tasks (CE); trunk 128→512→512 ReLU; heads
 //!   512→1|10; batch 1024; Adam lr 1e-3; equal weights.
 
+// Each user (the example, the benches) uses part of this module.
+#![allow(dead_code)]
+
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::data::{Dataset, Split, Table, TaskType};
-use crate::device::Gpu;
-use crate::error::Result;
-use crate::kernels::optim::AdamConfig;
-use crate::mtl::{self, GradSpace};
-use crate::nn::{MultiTaskNet, NetSpec, ParamBuilder, ParamSet};
-use crate::step::{Program, StepOptions};
+use taskgrad::data::{Dataset, Split, Table, TaskType};
+use taskgrad::error::Result;
+use taskgrad::gpu::Gpu;
+use taskgrad::kernels::optim::AdamConfig;
+use taskgrad::mtl::{self, GradSpace};
+use taskgrad::nn::{MultiTaskNet, NetSpec, ParamBuilder, ParamSet};
+use taskgrad::train::step::{Program, StepOptions};
 
 /// A workload ready to step: data, model and the traced step.
 pub struct Workload {
@@ -60,7 +63,7 @@ impl Workload {
         self.prepare(gpu)?;
         let ds = self.program.train_dispatches();
         let ms = gpu.run_profiled(&ds)?;
-        crate::profile::accumulate(table, &ds, &ms);
+        taskgrad::gpu::profile::accumulate(table, &ds, &ms);
         Ok(())
     }
 

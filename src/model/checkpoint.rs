@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::encode::Schema;
+use crate::data::encode::Schema;
 use crate::error::{Error, Result};
 use crate::nn::NetSpec;
 

@@ -20,16 +20,17 @@
 //!      the solve; dz = Σ_k w_k DZ_k; one trunk pass from dz;
 //! 5. the weighting's `after_backward`; loss bookkeeping; Adam.
 
+use crate::autodiff::Tape;
 use crate::data::{Dataset, TaskSpec};
-use crate::device::Gpu;
 use crate::error::{Error, Result};
+use crate::gpu::Dispatch;
+use crate::gpu::Gpu;
+use crate::gpu::{Arena, Tensor};
 use crate::kernels::gram::{self, GradRows};
+use crate::kernels::loss_tracking;
 use crate::kernels::optim::{Adam, AdamConfig};
-use crate::kernels::{tasks, Dispatch};
 use crate::mtl::{GradSpace, Weighting, WeightingContext};
 use crate::nn::{MultiTaskNet, ParamSet};
-use crate::tape::Tape;
-use crate::tensor::{Arena, Tensor};
 
 /// Round `n` up to the storage-offset alignment (in elements).
 fn aligned(gpu: &Gpu, n: usize) -> usize {
@@ -295,7 +296,7 @@ impl Program {
         let cast = match &params.values16 {
             Some(v16) if opts.half => push_all(
                 &mut pool,
-                vec![crate::kernels::half::to_f16(
+                vec![crate::kernels::matmul_f16::to_f16(
                     gpu,
                     &params.values.whole,
                     &v16.whole,
@@ -318,7 +319,10 @@ impl Program {
         let solve_idx = push_all(&mut pool, plan.after_gram);
         let combine_idx = push_all(&mut pool, combine_d.into_iter().collect());
         let after_backward = push_all(&mut pool, plan.after_backward);
-        let track_idx = push_all(&mut pool, vec![tasks::track_losses(gpu, &losses, &state)?]);
+        let track_idx = push_all(
+            &mut pool,
+            vec![loss_tracking::track_losses(gpu, &losses, &state)?],
+        );
 
         let eval_order: Vec<usize> = cast
             .iter()

@@ -7,12 +7,12 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::{self, ModelMeta};
+use crate::data::encode::{usable_rows, Missing, Schema};
 use crate::data::{Split, Table, TaskType};
-use crate::device::Gpu;
-use crate::encode::{usable_rows, Missing, Schema};
 use crate::error::{Error, Result};
-use crate::metrics::TaskMetrics;
+use crate::gpu::Gpu;
+use crate::model::checkpoint::{self, ModelMeta};
+use crate::train::metrics::TaskMetrics;
 use crate::train::{fit, single_task_baselines, EpochLog, FitReport, InitParams, TrainConfig};
 
 /// Everything `taskgrad train` takes; every field can come from a TOML file.
@@ -334,9 +334,9 @@ pub fn execute_run(
     let model_path = out.join("model.safetensors");
     checkpoint::save(&model_path, &report.params.read_all(gpu)?, &meta)?;
     let metrics_path = out.join("metrics.csv");
-    crate::report::write_metrics_csv(&metrics_path, &report.tasks, &report.history)?;
+    crate::cli::report::write_metrics_csv(&metrics_path, &report.tasks, &report.history)?;
     let mut files = vec![model_path, metrics_path];
-    files.extend(crate::report::write_plots(
+    files.extend(crate::cli::report::write_plots(
         &out.join("plots"),
         &report.tasks,
         &report.history,
@@ -414,7 +414,7 @@ pub fn results_table(outcome: &RunOutcome) -> String {
             .collect();
         t += &format!(
             "\nΔm% (accuracy and RMSE against the single-task baselines): {:+.2}\n",
-            crate::metrics::delta_m(&m, &s)
+            crate::train::metrics::delta_m(&m, &s)
         );
     }
     t

@@ -3,11 +3,12 @@
 //! adapter's `SHADER_F16` feature first and returns [`Error::MissingFeature`]
 //! without it, so a shader is never compiled where it cannot run.
 
-use crate::device::{Binding, Gpu};
 use crate::error::{Error, Result};
+use crate::gpu::Dispatch;
+use crate::gpu::{Binding, Gpu};
+use crate::gpu::{DType, Tensor};
 use crate::kernels::matmul::{output_shape, workgroup, MatmulOptions, Operand, BLOCK};
-use crate::kernels::{grid_1d, record, Dispatch};
-use crate::tensor::{DType, Tensor};
+use crate::kernels::{grid_1d, record};
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]

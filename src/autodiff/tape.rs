@@ -24,10 +24,11 @@
 
 use std::rc::Rc;
 
-use crate::device::Gpu;
 use crate::error::{Error, Result};
-use crate::kernels::{elementwise, Dispatch};
-use crate::tensor::Tensor;
+use crate::gpu::Dispatch;
+use crate::gpu::Gpu;
+use crate::gpu::Tensor;
+use crate::kernels::elementwise;
 
 /// A node of the tape: an op's output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -59,7 +60,7 @@ pub struct Tape<'g> {
     /// (true by default; false records them as separate dispatches).
     pub fuse: bool,
     /// Largest product (multiply-adds) into which the ReLU mask is fused
-    /// (default [`crate::ops::FUSE_MASK_MAX_MACS`]); larger ones write dz out first.
+    /// (default [`crate::autodiff::ops::FUSE_MASK_MAX_MACS`]); larger ones write dz out first.
     pub fuse_mask_max_macs: usize,
     /// Half precision: Linear layers with ReLU store their outputs in f16 and
     /// every matmul reads f16 operands where it has them (f32 accumulation;
@@ -75,7 +76,7 @@ impl<'g> Tape<'g> {
             forward: Vec::new(),
             backward: Vec::new(),
             fuse: true,
-            fuse_mask_max_macs: crate::ops::FUSE_MASK_MAX_MACS,
+            fuse_mask_max_macs: crate::autodiff::ops::FUSE_MASK_MAX_MACS,
             half: false,
         }
     }

@@ -1,9 +1,9 @@
 //! The multi-task trainer.
 //!
-//! A training step is built once for the batch shape: the loss weighting's
-//! `before` dispatches, the traced forward (network and fused losses), the
-//! backward, the weighting's `after_losses`, the loss bookkeeping and one Adam
-//! dispatch over the whole parameter arena. Each step writes the minibatch with
+//! A training step is built once for the batch shape ([`super::step`]): the
+//! loss weighting's seeds, the traced forward (network and fused losses), the
+//! backward with its per-task gradient path, the weighting's solve, the loss
+//! bookkeeping and one optimizer dispatch over the whole parameter arena. Each step writes the minibatch with
 //! `queue.write_buffer`, re-encodes that list into one compute pass and submits
 //! once; nothing is read back until the end of the epoch (one readback of the
 //! per-task loss sums) or an evaluation.
@@ -14,69 +14,16 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
+use super::step::Program;
+use super::Schedule;
 use crate::data::{Dataset, Split, TaskSpec};
-use crate::device::Gpu;
 use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::gpu::Tensor;
 use crate::kernels::optim::AdamConfig;
-use crate::metrics::{task_metrics, TaskMetrics};
 use crate::mtl::{GradSpace, Weighting};
 use crate::nn::{MultiTaskNet, NetSpec, ParamBuilder, ParamSet};
-use crate::step::Program;
-use crate::tensor::Tensor;
-
-/// Learning-rate schedule, as a factor of the base rate per epoch.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Schedule {
-    Constant,
-    /// Multiply by `gamma` every `every` epochs.
-    Step {
-        every: usize,
-        gamma: f32,
-    },
-    /// Cosine from 1 down to `min_factor` over the run.
-    Cosine {
-        min_factor: f32,
-    },
-}
-
-impl Schedule {
-    /// Factor for `epoch` (0-based) of `epochs`.
-    pub fn factor(&self, epoch: usize, epochs: usize) -> f32 {
-        match *self {
-            Schedule::Constant => 1.0,
-            Schedule::Step { every, gamma } => gamma.powi((epoch / every.max(1)) as i32),
-            Schedule::Cosine { min_factor } => {
-                let t = epoch as f32 / (epochs.max(2) - 1) as f32;
-                min_factor + (1.0 - min_factor) * 0.5 * (1.0 + (std::f32::consts::PI * t).cos())
-            }
-        }
-    }
-
-    /// Parse `constant`, `step:EVERY:GAMMA` or `cosine[:MIN]`.
-    pub fn parse(s: &str) -> Result<Schedule> {
-        let parts: Vec<&str> = s.trim().split(':').collect();
-        let num = |i: usize, default: f32| -> Result<f32> {
-            parts.get(i).map_or(Ok(default), |v| {
-                v.parse().map_err(|_| {
-                    Error::InvalidConfig(format!("bad number {v:?} in schedule {s:?}"))
-                })
-            })
-        };
-        match parts[0] {
-            "constant" => Ok(Schedule::Constant),
-            "step" => Ok(Schedule::Step {
-                every: num(1, 30.0)? as usize,
-                gamma: num(2, 0.5)?,
-            }),
-            "cosine" => Ok(Schedule::Cosine {
-                min_factor: num(1, 0.0)?,
-            }),
-            _ => Err(Error::InvalidConfig(format!(
-                "unknown schedule {s:?}: use constant, step:EVERY:GAMMA or cosine[:MIN]"
-            ))),
-        }
-    }
-}
+use crate::train::metrics::{task_metrics, TaskMetrics};
 
 /// Everything a training run is configured by.
 #[derive(Clone, Debug)]
@@ -167,7 +114,7 @@ pub struct FitReport {
     pub train_time: Duration,
     pub dispatches_per_step: usize,
     /// Per-kernel GPU time over `profiled_steps` steps (with `TrainConfig::profile`).
-    pub profile: Vec<crate::profile::KernelTime>,
+    pub profile: Vec<crate::gpu::profile::KernelTime>,
     pub profiled_steps: usize,
 }
 
@@ -222,7 +169,7 @@ pub fn fit(
     weighting.add_params(&mut builder, k)?;
     let params = builder.build(gpu)?;
     if let Some(init) = &cfg.init {
-        crate::model::load_values(gpu, &params, &init.values, &init.source)?;
+        crate::nn::load_values(gpu, &params, &init.values, &init.source)?;
     }
 
     let space = cfg
@@ -240,7 +187,7 @@ pub fn fit(
         decoupled: cfg.weight_decay > 0.0,
         ..Default::default()
     };
-    let step_opts = crate::step::StepOptions {
+    let step_opts = crate::train::step::StepOptions {
         fused: true,
         half: cfg.half,
     };
@@ -281,7 +228,7 @@ pub fn fit(
             if cfg.profile && epoch == 0 && steps > 0 {
                 let ds = prog.train_dispatches();
                 let ms = gpu.run_profiled(&ds)?;
-                crate::profile::accumulate(&mut profile, &ds, &ms);
+                crate::gpu::profile::accumulate(&mut profile, &ds, &ms);
                 profiled_steps += 1;
             } else {
                 gpu.run(&prog.train_dispatches())?;
@@ -362,7 +309,7 @@ pub fn fit(
         wall: start.elapsed(),
         train_time,
         dispatches_per_step,
-        profile: crate::profile::summarize(&profile),
+        profile: crate::gpu::profile::summarize(&profile),
         profiled_steps,
     })
 }

@@ -1,0 +1,162 @@
+//! Encoded data ready for training: each task's kind and targets (with masks
+//! for missing labels), seeded train/validation/test splits and fixed-shape
+//! minibatches.
+
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+
+use crate::error::{Error, Result};
+
+/// What a task predicts.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TaskKind {
+    /// One of `classes` (softmax cross-entropy; accuracy).
+    Classification { classes: Vec<String> },
+    /// A real value (MSE on the standardised value; RMSE, MAE, R² in original units).
+    Regression,
+}
+
+/// One task: a target column and how to learn it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TaskSpec {
+    pub name: String,
+    pub kind: TaskKind,
+}
+
+impl TaskSpec {
+    /// Width of the task's head: classes, or 1.
+    pub fn outputs(&self) -> usize {
+        match &self.kind {
+            TaskKind::Classification { classes } => classes.len(),
+            TaskKind::Regression => 1,
+        }
+    }
+    pub fn is_classification(&self) -> bool {
+        matches!(self.kind, TaskKind::Classification { .. })
+    }
+}
+
+/// The kind of task asked for on the command line or in code, before classes are known.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaskType {
+    Class,
+    Reg,
+}
+
+/// Targets of one task over all rows; `mask[i]` is 0 where the label is missing.
+#[derive(Clone, Debug)]
+pub enum Target {
+    Class {
+        labels: Vec<u32>,
+        mask: Vec<f32>,
+    },
+    /// Standardised values (NaN where missing); `mean`/`std` undo the standardisation.
+    Value {
+        values: Vec<f32>,
+        mask: Vec<f32>,
+        mean: f32,
+        std: f32,
+    },
+}
+
+impl Target {
+    pub fn mask(&self) -> &[f32] {
+        match self {
+            Target::Class { mask, .. } | Target::Value { mask, .. } => mask,
+        }
+    }
+}
+
+/// Rows of the train, validation and test splits.
+#[derive(Clone, Debug)]
+pub struct Split {
+    pub train: Vec<usize>,
+    pub val: Vec<usize>,
+    pub test: Vec<usize>,
+}
+
+impl Split {
+    /// Seeded shuffle, then the first `test` fraction is the test set, the next `val` fraction validation.
+    pub fn new(n: usize, val: f64, test: f64, seed: u64) -> Result<Split> {
+        if !(0.0..1.0).contains(&val) || !(0.0..1.0).contains(&test) || val + test >= 1.0 {
+            return Err(Error::InvalidConfig(format!(
+                "split fractions val={val} test={test} must be in [0, 1) with sum < 1"
+            )));
+        }
+        let mut idx: Vec<usize> = (0..n).collect();
+        idx.shuffle(&mut StdRng::seed_from_u64(seed));
+        let n_test = (n as f64 * test).round() as usize;
+        let n_val = (n as f64 * val).round() as usize;
+        let test_rows = idx[..n_test].to_vec();
+        let val_rows = idx[n_test..n_test + n_val].to_vec();
+        let train = idx[n_test + n_val..].to_vec();
+        if train.is_empty() {
+            return Err(Error::InvalidConfig(format!(
+                "{n} rows leave no training rows after the split"
+            )));
+        }
+        Ok(Split {
+            train,
+            val: val_rows,
+            test: test_rows,
+        })
+    }
+}
+
+/// Inputs (standardised with training-split statistics) and targets of every task.
+#[derive(Clone, Debug)]
+pub struct Dataset {
+    pub input_names: Vec<String>,
+    /// N×D, standardised.
+    pub x: Vec<f32>,
+    pub n: usize,
+    pub d: usize,
+    pub tasks: Vec<TaskSpec>,
+    pub targets: Vec<Target>,
+}
+
+/// One fixed-shape minibatch on the host: `rows` real rows, padded to B with masked rows.
+pub struct HostBatch {
+    pub x: Vec<f32>,
+    pub labels: Vec<Vec<u32>>,
+    pub values: Vec<Vec<f32>>,
+    pub masks: Vec<Vec<f32>>,
+    pub rows: usize,
+}
+
+impl Dataset {
+    /// Gather `idx` (at most `b` rows) for the tasks `subset`, padding to `b` rows whose masks are 0.
+    pub fn batch(&self, idx: &[usize], b: usize, subset: &[usize]) -> HostBatch {
+        let d = self.d;
+        let mut x = vec![0.0f32; b * d];
+        for (r, &i) in idx.iter().enumerate() {
+            x[r * d..(r + 1) * d].copy_from_slice(&self.x[i * d..(i + 1) * d]);
+        }
+        let (mut labels, mut values, mut masks) = (Vec::new(), Vec::new(), Vec::new());
+        for &k in subset {
+            let mut mask = vec![0.0f32; b];
+            let mut lab = vec![0u32; b];
+            let mut val = vec![0.0f32; b];
+            for (r, &i) in idx.iter().enumerate() {
+                mask[r] = self.targets[k].mask()[i];
+                match &self.targets[k] {
+                    Target::Class { labels, .. } => lab[r] = labels[i],
+                    Target::Value { values, .. } => {
+                        val[r] = if mask[r] > 0.0 { values[i] } else { 0.0 }
+                    }
+                }
+            }
+            labels.push(lab);
+            values.push(val);
+            masks.push(mask);
+        }
+        HostBatch {
+            x,
+            labels,
+            values,
+            masks,
+            rows: idx.len(),
+        }
+    }
+}

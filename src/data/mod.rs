@@ -1,0 +1,12 @@
+//! Data: CSV tables, the schema that encodes them (standardised numbers,
+//! one-hot categories, missing values), datasets with masked targets, splits
+//! and minibatches, and Ma et al. (2018)'s synthetic two-task generator.
+//! Nothing here touches the GPU.
+
+mod dataset;
+pub mod encode;
+pub mod synthetic;
+mod table;
+
+pub use dataset::{Dataset, HostBatch, Split, Target, TaskKind, TaskSpec, TaskType};
+pub use table::{is_missing, Table};

@@ -1,0 +1,138 @@
+//! CSV loading: a file as header names and text rows, each with its line
+//! number for error messages, and the missing-value markers.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// A CSV file as text: header names and rows, with each row's line number.
+#[derive(Clone, Debug)]
+pub struct Table {
+    pub path: PathBuf,
+    pub headers: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+    pub lines: Vec<u64>,
+}
+
+fn data_err(path: &Path, line: u64, column: &str, reason: impl Into<String>) -> Error {
+    Error::Data {
+        path: path.to_path_buf(),
+        line,
+        column: column.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// Values read as a missing label or input.
+pub fn is_missing(s: &str) -> bool {
+    matches!(s.trim(), "" | "NA" | "N/A" | "na" | "null" | "NULL")
+}
+
+impl Table {
+    /// Read a CSV file with a header row.
+    pub fn from_csv(path: impl AsRef<Path>) -> Result<Table> {
+        let path = path.as_ref();
+        let file = std::fs::File::open(path).map_err(|e| Error::Io {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .flexible(true)
+            .from_reader(file);
+        let headers: Vec<String> = reader
+            .headers()
+            .map_err(|e| data_err(path, 1, "", format!("cannot read the header: {e}")))?
+            .iter()
+            .map(|h| h.trim().to_string())
+            .collect();
+        if headers.is_empty() || headers.iter().all(|h| h.is_empty()) {
+            return Err(data_err(
+                path,
+                1,
+                "",
+                "the file is empty: expected a header row naming the columns",
+            ));
+        }
+        let mut rows = Vec::new();
+        let mut lines = Vec::new();
+        for record in reader.records() {
+            let record = record.map_err(|e| {
+                let line = e.position().map(|p| p.line()).unwrap_or(0);
+                data_err(path, line, "", format!("malformed CSV: {e}"))
+            })?;
+            let line = record.position().map(|p| p.line()).unwrap_or(0);
+            if record.len() == 1 && record[0].trim().is_empty() {
+                continue; // blank line
+            }
+            if record.len() != headers.len() {
+                return Err(data_err(
+                    path,
+                    line,
+                    "",
+                    format!(
+                        "expected {} fields as in the header, found {}",
+                        headers.len(),
+                        record.len()
+                    ),
+                ));
+            }
+            rows.push(record.iter().map(|s| s.trim().to_string()).collect());
+            lines.push(line);
+        }
+        if rows.is_empty() {
+            return Err(data_err(
+                path,
+                1,
+                "",
+                "the file has a header but no data rows",
+            ));
+        }
+        Ok(Table {
+            path: path.to_path_buf(),
+            headers,
+            rows,
+            lines,
+        })
+    }
+
+    /// Index of a column by name.
+    pub fn column(&self, name: &str) -> Result<usize> {
+        self.headers.iter().position(|h| h == name).ok_or_else(|| {
+            data_err(
+                &self.path,
+                1,
+                name,
+                format!(
+                    "no such column; the header has: {}",
+                    self.headers.join(", ")
+                ),
+            )
+        })
+    }
+
+    /// Parse cell (row, col) as a finite number; `Ok(None)` when missing.
+    pub fn number(&self, row: usize, col: usize) -> Result<Option<f32>> {
+        let s = &self.rows[row][col];
+        if is_missing(s) {
+            return Ok(None);
+        }
+        let v: f32 = s.parse().map_err(|_| {
+            data_err(
+                &self.path,
+                self.lines[row],
+                &self.headers[col],
+                format!("{s:?} is not a number"),
+            )
+        })?;
+        if !v.is_finite() {
+            return Err(data_err(
+                &self.path,
+                self.lines[row],
+                &self.headers[col],
+                format!("{s:?} is not finite"),
+            ));
+        }
+        Ok(Some(v))
+    }
+}

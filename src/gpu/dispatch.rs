@@ -1,0 +1,159 @@
+//! One recorded kernel launch ([`Dispatch`]: pipeline, bind group, grid and
+//! the tensors it binds), made once and encodable any number of times, and
+//! one-submit execution of a list of them ([`Gpu::run`]).
+
+use std::sync::Arc;
+
+use wgpu::util::DeviceExt;
+
+use super::{Binding, Gpu, Kernel, Tensor};
+use crate::error::{Error, Result};
+
+/// Invocations per workgroup of the 1-D kernels (the WGSL `override WG` default).
+pub const WG: u32 = 256;
+
+/// One recorded kernel launch.
+pub struct Dispatch {
+    pub kernel: Arc<Kernel>,
+    pub bind_group: wgpu::BindGroup,
+    pub workgroups: [u32; 3],
+    /// The uniform parameters; kept so that per-step values can be rewritten in place.
+    pub params: wgpu::Buffer,
+    /// The tensors bound at bindings 1.., owned so that a recorded step keeps
+    /// every buffer it reads or writes alive for as long as it can be replayed.
+    pub tensors: Vec<Tensor>,
+}
+
+impl std::fmt::Debug for Dispatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Dispatch({}, {:?})", self.kernel.label, self.workgroups)
+    }
+}
+
+impl Dispatch {
+    /// Overwrite the uniform parameters (for example Adam's bias corrections at step t).
+    pub fn write_params<P: bytemuck::Pod>(&self, gpu: &Gpu, params: &P) {
+        gpu.queue
+            .write_buffer(&self.params, 0, bytemuck::bytes_of(params));
+    }
+}
+
+/// Grid for `n` workgroups: one dimension while it fits, else folded into two.
+pub fn grid(gpu: &Gpu, n: u64) -> Result<[u32; 3]> {
+    let max = gpu.limits.max_compute_workgroups_per_dimension as u64;
+    let n = n.max(1);
+    if n <= max {
+        return Ok([n as u32, 1, 1]);
+    }
+    let y = n.div_ceil(max);
+    if y > max {
+        return Err(Error::DispatchTooLarge {
+            workgroups: n,
+            limit: max * max,
+        });
+    }
+    Ok([max as u32, y as u32, 1])
+}
+
+/// Grid covering `n` elements with one invocation each, `WG` per workgroup.
+pub fn grid_1d(gpu: &Gpu, n: usize) -> Result<[u32; 3]> {
+    grid(gpu, (n as u64).div_ceil(WG as u64))
+}
+
+/// Bind `params` at binding 0 and `tensors` at bindings 1.. and record the dispatch.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn record<P: bytemuck::Pod>(
+    gpu: &Gpu,
+    file: &'static str,
+    source: &'static str,
+    entry: &'static str,
+    bindings: &[Binding],
+    constants: &[(&str, f64)],
+    params: &P,
+    tensors: &[&Tensor],
+    workgroups: [u32; 3],
+) -> Result<Dispatch> {
+    debug_assert_eq!(
+        bindings.len(),
+        tensors.len() + 1,
+        "{file}::{entry} binding count"
+    );
+    // A tensor written by the kernel must not alias any other binding.
+    for (i, t) in tensors.iter().enumerate() {
+        if bindings[i + 1] == Binding::ReadWrite {
+            for (j, u) in tensors.iter().enumerate() {
+                if i != j && t.overlaps(u) {
+                    return Err(Error::InvalidConfig(format!(
+                        "{file}::{entry}: output binding {} overlaps binding {}",
+                        i + 1,
+                        j + 1
+                    )));
+                }
+            }
+        }
+    }
+    let kernel = gpu.kernel(file, source, entry, bindings, constants)?;
+    let label = kernel.label.clone();
+    gpu.scoped(&format!("binding {label}"), || {
+        let params = gpu
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(&label),
+                contents: bytemuck::bytes_of(params),
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            });
+        let mut entries = vec![wgpu::BindGroupEntry {
+            binding: 0,
+            resource: params.as_entire_binding(),
+        }];
+        for (i, t) in tensors.iter().enumerate() {
+            entries.push(wgpu::BindGroupEntry {
+                binding: i as u32 + 1,
+                resource: t.binding(),
+            });
+        }
+        let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(&label),
+            layout: &kernel.layout,
+            entries: &entries,
+        });
+        Dispatch {
+            kernel: kernel.clone(),
+            bind_group,
+            workgroups,
+            params,
+            tensors: tensors.iter().map(|&t| t.clone()).collect(),
+        }
+    })
+}
+
+impl Gpu {
+    /// Encode `dispatches` into one compute pass and submit once.
+    pub fn run(&self, dispatches: &[&Dispatch]) -> Result<()> {
+        self.scoped("running kernels", || {
+            let mut encoder = self
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("taskgrad step"),
+                });
+            {
+                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("taskgrad pass"),
+                    timestamp_writes: None,
+                });
+                encode(&mut pass, dispatches);
+            }
+            self.queue.submit([encoder.finish()]);
+        })
+    }
+}
+
+/// Record `dispatches` into an open compute pass.
+pub fn encode(pass: &mut wgpu::ComputePass<'_>, dispatches: &[&Dispatch]) {
+    for d in dispatches {
+        pass.set_pipeline(&d.kernel.pipeline);
+        pass.set_bind_group(0, &d.bind_group, &[]);
+        let [x, y, z] = d.workgroups;
+        pass.dispatch_workgroups(x, y, z);
+    }
+}

@@ -1,0 +1,82 @@
+//! Linear layers with seeded initialisation (He for hidden layers, Xavier for outputs).
+
+use rand::rngs::StdRng;
+use rand::Rng;
+
+use super::{ParamBuilder, ParamId, ParamSet};
+use crate::autodiff::{Tape, Var};
+use crate::error::{Error, Result};
+
+/// How a layer's weights are drawn.
+#[derive(Clone, Copy, Debug)]
+pub enum Init {
+    /// He (Kaiming) normal, std = sqrt(2 / fan_in): for layers followed by ReLU.
+    He,
+    /// Xavier (Glorot) uniform, ±sqrt(6 / (fan_in + fan_out)): for output layers.
+    Xavier,
+}
+
+fn draw(rng: &mut StdRng, init: Init, fan_in: usize, fan_out: usize) -> Vec<f32> {
+    let n = fan_in * fan_out;
+    match init {
+        Init::He => {
+            let std = (2.0 / fan_in as f64).sqrt();
+            // Box-Muller: two uniforms to one standard normal.
+            (0..n)
+                .map(|_| {
+                    let u1: f64 = rng.random_range(f64::EPSILON..1.0);
+                    let u2: f64 = rng.random();
+                    (std * (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32
+                })
+                .collect()
+        }
+        Init::Xavier => {
+            let a = (6.0 / (fan_in + fan_out) as f64).sqrt();
+            (0..n).map(|_| rng.random_range(-a..a) as f32).collect()
+        }
+    }
+}
+
+/// y = x·W + b (then ReLU when asked); W is fan_in×fan_out, b is fan_out (zeros).
+#[derive(Clone, Debug)]
+pub struct Linear {
+    pub w: ParamId,
+    pub b: ParamId,
+    pub fan_in: usize,
+    pub fan_out: usize,
+}
+
+impl Linear {
+    pub fn new(
+        p: &mut ParamBuilder,
+        name: &str,
+        fan_in: usize,
+        fan_out: usize,
+        init: Init,
+        rng: &mut StdRng,
+    ) -> Result<Self> {
+        if fan_in == 0 || fan_out == 0 {
+            return Err(Error::InvalidConfig(format!(
+                "layer {name} has a zero dimension ({fan_in}x{fan_out})"
+            )));
+        }
+        let w = p.add(
+            &format!("{name}.weight"),
+            &[fan_in, fan_out],
+            draw(rng, init, fan_in, fan_out),
+        )?;
+        let b = p.add(&format!("{name}.bias"), &[fan_out], vec![0.0; fan_out])?;
+        Ok(Linear {
+            w,
+            b,
+            fan_in,
+            fan_out,
+        })
+    }
+
+    pub fn forward(&self, tape: &mut Tape, params: &ParamSet, x: Var, relu: bool) -> Result<Var> {
+        let w = params.var(tape, self.w)?;
+        let b = params.var_f32(tape, self.b)?;
+        tape.linear(x, w, b, relu)
+    }
+}

@@ -1,0 +1,11 @@
+//! Layers and models: named parameters in flat arenas ([`ParamSet`]), Linear
+//! layers, and the multi-task network ([`MultiTaskNet`]: shared trunk, a head
+//! and optional tower per task).
+
+mod linear;
+mod net;
+mod params;
+
+pub use linear::{Init, Linear};
+pub use net::{MultiTaskNet, NetSpec};
+pub use params::{load_values, NamedTensor, ParamBuilder, ParamId, ParamSet};

@@ -1,0 +1,198 @@
+//! Parameters by name in flat arenas: one arena of values, one of gradients
+//! (same layout), and an optional f16 copy of the values for half precision.
+
+use crate::autodiff::{Tape, Var};
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::gpu::{Arena, ArenaLayout, Tensor};
+
+/// A parameter by value: (name, shape, row-major values).
+pub type NamedTensor = (String, Vec<usize>, Vec<f32>);
+
+/// Index of a parameter in a [`ParamSet`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ParamId(pub usize);
+
+/// Names, shapes and initial values, before anything is on the GPU.
+pub struct ParamBuilder {
+    layout: ArenaLayout,
+    names: Vec<String>,
+    init: Vec<Vec<f32>>,
+    half: bool,
+}
+
+impl ParamBuilder {
+    pub fn new(gpu: &Gpu) -> Self {
+        ParamBuilder {
+            layout: ArenaLayout::new(gpu),
+            names: Vec::new(),
+            init: Vec::new(),
+            half: false,
+        }
+    }
+
+    /// A builder whose set also keeps an f16 copy of the values, for training
+    /// with f16 matmuls and activations (f32 master weights and gradients).
+    pub fn new_half(gpu: &Gpu) -> Self {
+        ParamBuilder {
+            layout: ArenaLayout::with_element_bytes(gpu, 2),
+            names: Vec::new(),
+            init: Vec::new(),
+            half: true,
+        }
+    }
+
+    /// Add a parameter with its initial values (row-major, `shape` elements).
+    pub fn add(&mut self, name: &str, shape: &[usize], init: Vec<f32>) -> Result<ParamId> {
+        let n: usize = shape.iter().product();
+        if init.len() != n {
+            return Err(Error::shape(
+                "parameter init",
+                format!("{n} values for {shape:?}"),
+                format!("{}", init.len()),
+            ));
+        }
+        if self.names.iter().any(|x| x == name) {
+            return Err(Error::InvalidConfig(format!(
+                "duplicate parameter name {name:?}"
+            )));
+        }
+        self.layout.add(name, shape);
+        self.names.push(name.to_string());
+        self.init.push(init);
+        Ok(ParamId(self.names.len() - 1))
+    }
+
+    /// Allocate the value and gradient arenas and upload the initial values.
+    pub fn build(self, gpu: &Gpu) -> Result<ParamSet> {
+        let values = Arena::new(gpu, &self.layout, "parameters")?;
+        let grads = Arena::new(gpu, &self.layout, "gradients")?;
+        let mut flat = vec![0.0f32; self.layout.len().max(1)];
+        for (i, (_, start, _)) in self.layout.entries().iter().enumerate() {
+            flat[*start..*start + self.init[i].len()].copy_from_slice(&self.init[i]);
+        }
+        values.whole.write(gpu, &flat)?;
+        let values16 = if self.half {
+            Some(Arena::new_f16(gpu, &self.layout, "parameters (f16 copy)")?)
+        } else {
+            None
+        };
+        Ok(ParamSet {
+            names: self.names,
+            values,
+            grads,
+            values16,
+        })
+    }
+}
+
+/// Every parameter of a model: one arena of values, one of gradients, same layout.
+pub struct ParamSet {
+    pub names: Vec<String>,
+    pub values: Arena,
+    pub grads: Arena,
+    /// An f16 copy of `values` (same element offsets), refreshed once per step
+    /// by the training step, when the set was built for half precision.
+    pub values16: Option<Arena>,
+}
+
+impl ParamSet {
+    pub fn value(&self, id: ParamId) -> Tensor {
+        self.values.view(id.0)
+    }
+    pub fn grad(&self, id: ParamId) -> Tensor {
+        self.grads.view(id.0)
+    }
+    /// Put a parameter on the tape: its f16 copy when the set has one (the
+    /// matmuls read f16 weights), with its gradient in the f32 arena.
+    pub fn var(&self, tape: &mut Tape, id: ParamId) -> Result<Var> {
+        match &self.values16 {
+            Some(v16) => tape.param(&v16.view(id.0), &self.grad(id)),
+            None => tape.param(&self.value(id), &self.grad(id)),
+        }
+    }
+    /// Put a parameter on the tape in f32 whatever the set's precision (biases:
+    /// the matmul epilogue adds them in f32).
+    pub fn var_f32(&self, tape: &mut Tape, id: ParamId) -> Result<Var> {
+        tape.param(&self.value(id), &self.grad(id))
+    }
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+    pub fn shape(&self, id: ParamId) -> &[usize] {
+        &self.values.layout.entries()[id.0].2
+    }
+    pub fn id(&self, name: &str) -> Option<ParamId> {
+        self.names.iter().position(|n| n == name).map(ParamId)
+    }
+    /// Number of trainable scalars (padding excluded).
+    pub fn count(&self) -> usize {
+        self.values
+            .layout
+            .entries()
+            .iter()
+            .map(|(_, _, s)| s.iter().product::<usize>())
+            .sum()
+    }
+    /// Read every parameter back, by name, in one readback.
+    pub fn read_all(&self, gpu: &Gpu) -> Result<Vec<NamedTensor>> {
+        let flat = self.values.read(gpu)?;
+        Ok(self
+            .values
+            .layout
+            .entries()
+            .iter()
+            .map(|(name, start, shape)| {
+                let n: usize = shape.iter().product();
+                (
+                    name.clone(),
+                    shape.clone(),
+                    flat[*start..*start + n].to_vec(),
+                )
+            })
+            .collect())
+    }
+}
+
+/// Parameters named in `values` overwrite those of `params` (same names and
+/// shapes required); names under `weighting.` are skipped unless `params` has them.
+pub fn load_values(
+    gpu: &Gpu,
+    params: &ParamSet,
+    values: &[(String, Vec<usize>, Vec<f32>)],
+    source: &std::path::Path,
+) -> Result<()> {
+    let bad = |reason: String| Error::Checkpoint {
+        path: source.to_path_buf(),
+        reason,
+    };
+    let mut seen = vec![false; params.len()];
+    for (name, shape, v) in values {
+        match params.id(name) {
+            Some(id) => {
+                if params.shape(id) != shape.as_slice() {
+                    return Err(bad(format!(
+                        "tensor {name} has shape {shape:?}, the model needs {:?}",
+                        params.shape(id)
+                    )));
+                }
+                params.value(id).write(gpu, v)?;
+                seen[id.0] = true;
+            }
+            None if name.starts_with("weighting.") => {}
+            None => return Err(bad(format!("tensor {name} does not belong to this model"))),
+        }
+    }
+    if let Some(i) =
+        (0..params.len()).find(|&i| !seen[i] && !params.names[i].starts_with("weighting."))
+    {
+        return Err(bad(format!(
+            "tensor {} is missing from the checkpoint",
+            params.names[i]
+        )));
+    }
+    Ok(())
+}

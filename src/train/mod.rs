@@ -1,0 +1,14 @@
+//! Training: the step built once in named phases and replayed ([`step`]), the
+//! trainer ([`fit`]: epochs, minibatches, schedules, early stopping,
+//! evaluation), metrics and Δm%, and single-task baselines.
+
+pub mod metrics;
+mod schedule;
+pub mod step;
+mod trainer;
+
+pub use schedule::Schedule;
+pub(crate) use trainer::{evaluate, forward_rows};
+pub use trainer::{
+    fit, grad_stats, single_task_baselines, EpochLog, FitReport, InitParams, TrainConfig,
+};
