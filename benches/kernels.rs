@@ -109,7 +109,8 @@ fn bench_adam(c: &mut Criterion, gpu: &Gpu) {
         let m = Tensor::zeros(gpu, &[n], "m").unwrap();
         let v = Tensor::zeros(gpu, &[n], "v").unwrap();
         let mut adam =
-            optim::Adam::new(gpu, optim::AdamConfig::default(), &theta, &m, &v, &grad).unwrap();
+            taskgrad::optim::Adam::new(gpu, optim::AdamConfig::default(), &theta, &m, &v, &grad)
+                .unwrap();
         group.bench_function(BenchmarkId::new("gpu", n), |bench| {
             bench.iter(|| {
                 adam.prepare_step(gpu);

@@ -49,6 +49,7 @@ pub mod kernels;
 pub mod model;
 pub mod mtl;
 pub mod nn;
+pub mod optim;
 pub mod reference;
 pub mod train;
 

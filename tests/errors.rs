@@ -125,7 +125,7 @@ fn elementwise_reduce_loss_and_optimizer_shape_mismatches() {
     ));
     let cfg = optim::AdamConfig::default();
     assert!(matches!(
-        optim::Adam::new(gpu, cfg, &x3, &x3.clone(), &x4, &x3.clone()),
+        taskgrad::optim::Adam::new(gpu, cfg, &x3, &x3.clone(), &x4, &x3.clone()),
         Err(Error::ShapeMismatch { .. })
     ));
 }

@@ -168,9 +168,9 @@ fn f16_dtype_mismatches_are_shape_errors() {
 
 // ---- training in half precision ----------------------------------------------------
 
-use taskgrad::kernels::optim::AdamConfig;
 use taskgrad::mtl::{self, GradSpace};
 use taskgrad::nn::{MultiTaskNet, NetSpec, ParamBuilder};
+use taskgrad::optim::OptimizerConfig;
 use taskgrad::train::step::{Program, StepOptions};
 use taskgrad::train::{fit, TrainConfig};
 
@@ -203,7 +203,7 @@ fn iris_grads(gpu: &taskgrad::Gpu, half: bool, space: Option<GradSpace>) -> Vec<
         32,
         &mut method,
         space,
-        AdamConfig::default(),
+        OptimizerConfig::default(),
         opts,
     )
     .unwrap();

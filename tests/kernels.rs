@@ -699,7 +699,7 @@ fn check_adam(decoupled: bool) {
             decoupled,
             ..Default::default()
         };
-        let mut adam = optim::Adam::new(gpu, cfg, &gt, &gm, &gv, &gg).unwrap();
+        let mut adam = taskgrad::optim::Adam::new(gpu, cfg, &gt, &gm, &gv, &gg).unwrap();
         for t in 1..=6 {
             let g = random(&mut r, n);
             gg.write(gpu, &g).unwrap();
@@ -734,7 +734,7 @@ fn adam_first_step_moves_each_weight_by_lr() {
     let gt = upload(gpu, &[2], &[1.0, 1.0]);
     let (gm, gv) = (zeros(gpu, &[2]), zeros(gpu, &[2]));
     let gg = upload(gpu, &[2], &[3.0, -0.5]);
-    let mut adam = optim::Adam::new(
+    let mut adam = taskgrad::optim::Adam::new(
         gpu,
         optim::AdamConfig {
             lr: 0.1,

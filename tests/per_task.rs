@@ -4,9 +4,9 @@
 mod common;
 
 use taskgrad::data::{Dataset, Split};
-use taskgrad::kernels::optim::AdamConfig;
 use taskgrad::mtl::{self, GradSpace, Weighting};
 use taskgrad::nn::{MultiTaskNet, NetSpec, ParamBuilder, ParamSet};
+use taskgrad::optim::OptimizerConfig;
 use taskgrad::train::step::Program;
 use taskgrad::train::{fit, TrainConfig};
 use taskgrad::{Gpu, TaskMetrics};
@@ -40,7 +40,7 @@ fn one_step(
         16,
         weighting,
         space,
-        AdamConfig::default(),
+        OptimizerConfig::default(),
     )
     .unwrap();
     prog.write_batch(gpu, data, &split.train[..16], &[0, 1, 2])
@@ -48,7 +48,7 @@ fn one_step(
     let mut ds = prog.train_dispatches();
     ds.pop(); // no Adam: look at the gradients
     gpu.run(&ds).unwrap();
-    let got = gpu.read(&[&params.grads.whole, &prog.gram]).unwrap();
+    let got = gpu.read(&[&params.grads.whole, &prog.tasks.gram]).unwrap();
     (got[0].clone(), got[1].clone())
 }
 

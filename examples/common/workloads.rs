@@ -18,9 +18,9 @@ use rand::{Rng, SeedableRng};
 use taskgrad::data::{Dataset, Split, Table, TaskType};
 use taskgrad::error::Result;
 use taskgrad::gpu::Gpu;
-use taskgrad::kernels::optim::AdamConfig;
 use taskgrad::mtl::{self, GradSpace};
 use taskgrad::nn::{MultiTaskNet, NetSpec, ParamBuilder, ParamSet};
+use taskgrad::optim::OptimizerConfig;
 use taskgrad::train::step::{Program, StepOptions};
 
 /// A workload ready to step: data, model and the traced step.
@@ -36,7 +36,7 @@ pub struct Workload {
 
 impl Workload {
     /// Write the next batch (skipped when there is only one batch, already
-    /// written) and advance Adam: everything a step does before its submit.
+    /// written) and advance the optimizer: everything a step does before its submit.
     fn prepare(&mut self, gpu: &Gpu) -> Result<()> {
         if self.batches.len() > 1 || self.next == 0 {
             let subset: Vec<usize> = (0..self.data.tasks.len()).collect();
@@ -44,7 +44,7 @@ impl Workload {
             self.program.write_batch(gpu, &self.data, batch, &subset)?;
         }
         self.next += 1;
-        self.program.adam.prepare_step(gpu);
+        self.program.optimizer.prepare_step(gpu);
         Ok(())
     }
 
@@ -69,7 +69,7 @@ impl Workload {
 
     /// Read the per-task losses of the last step (one readback).
     pub fn losses(&self, gpu: &Gpu) -> Result<Vec<f32>> {
-        gpu.read_one(&self.program.losses)
+        gpu.read_one(&self.program.tasks.losses)
     }
 
     pub fn dispatches_per_step(&self) -> usize {
@@ -106,7 +106,7 @@ fn build(
     let params = builder.build(gpu)?;
     let space = space.or(method.grad_space());
     let b = batches[0].len();
-    let adam = AdamConfig {
+    let adam = OptimizerConfig {
         lr,
         ..Default::default()
     };

@@ -1,4 +1,6 @@
-//! Optimizer updates over a whole flat arena in one dispatch. See shaders/optim.wgsl.
+//! Optimizer updates over a whole flat arena in one dispatch. See
+//! shaders/optim.wgsl; the optimizers that drive them step by step are in
+//! [`crate::optim`].
 
 use crate::error::{Error, Result};
 use crate::gpu::Dispatch;
@@ -62,11 +64,22 @@ impl AdamConfig {
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct SgdParams {
+pub(crate) struct SgdParams {
     n: u32,
     lr: f32,
     momentum: f32,
     weight_decay: f32,
+}
+
+impl SgdParams {
+    pub(crate) fn new(cfg: SgdConfig, n: usize) -> Self {
+        SgdParams {
+            n: n as u32,
+            lr: cfg.lr,
+            momentum: cfg.momentum,
+            weight_decay: cfg.weight_decay,
+        }
+    }
 }
 
 #[repr(C)]
@@ -82,6 +95,25 @@ pub(crate) struct AdamParams {
     bc2: f32,
     decoupled: u32,
     _pad: [u32; 3],
+}
+
+impl AdamParams {
+    /// Step t's parameters (t ≥ 1): the bias corrections 1 - β^t are computed here.
+    pub(crate) fn new(cfg: AdamConfig, n: usize, t: u64) -> Self {
+        let t = t.min(i32::MAX as u64) as i32;
+        AdamParams {
+            n: n as u32,
+            lr: cfg.lr,
+            beta1: cfg.beta1,
+            beta2: cfg.beta2,
+            eps: cfg.eps,
+            weight_decay: cfg.weight_decay,
+            bc1: (1.0 - (cfg.beta1 as f64).powi(t)) as f32,
+            bc2: (1.0 - (cfg.beta2 as f64).powi(t)) as f32,
+            decoupled: cfg.decoupled as u32,
+            _pad: [0; 3],
+        }
+    }
 }
 
 fn same_len(op: &'static str, theta: &Tensor, others: &[&Tensor]) -> Result<()> {
@@ -101,12 +133,7 @@ pub fn sgd(
 ) -> Result<Dispatch> {
     same_len("sgd", theta, &[velocity, grad])?;
     let n = theta.numel();
-    let params = SgdParams {
-        n: n as u32,
-        lr: cfg.lr,
-        momentum: cfg.momentum,
-        weight_decay: cfg.weight_decay,
-    };
+    let params = SgdParams::new(cfg, n);
     use Binding::*;
     record(
         gpu,
@@ -120,77 +147,34 @@ pub fn sgd(
     )
 }
 
-/// Adam or AdamW over one arena, with its step counter. The dispatch is made
-/// once; [`Adam::prepare_step`] rewrites the bias corrections before each step.
-pub struct Adam {
-    pub cfg: AdamConfig,
-    pub step: u64,
-    n: usize,
-    pub dispatch: Dispatch,
-}
-
-impl Adam {
-    pub fn new(
-        gpu: &Gpu,
-        cfg: AdamConfig,
-        theta: &Tensor,
-        m: &Tensor,
-        v: &Tensor,
-        grad: &Tensor,
-    ) -> Result<Adam> {
-        same_len("adam", theta, &[m, v, grad])?;
-        if !(cfg.beta1 >= 0.0 && cfg.beta1 < 1.0 && cfg.beta2 >= 0.0 && cfg.beta2 < 1.0) {
-            return Err(Error::InvalidConfig(format!(
-                "adam betas must be in [0, 1), got {} and {}",
-                cfg.beta1, cfg.beta2
-            )));
-        }
-        let n = theta.numel();
-        let params = Self::params(cfg, n, 1);
-        use Binding::*;
-        let dispatch = record(
-            gpu,
-            "optim.wgsl",
-            "adam",
-            &[Uniform, ReadWrite, ReadWrite, ReadWrite, ReadOnly],
-            &[],
-            &params,
-            &[theta, m, v, grad],
-            grid_1d(gpu, n)?,
-        )?;
-        Ok(Adam {
-            cfg,
-            step: 0,
-            n,
-            dispatch,
-        })
+/// One Adam (or AdamW) step over θ with moments m, v, recorded with step 1's
+/// bias corrections; rewrite them per step with [`AdamParams::new`] (the
+/// [`crate::optim::Adam`] optimizer does).
+pub fn adam(
+    gpu: &Gpu,
+    cfg: AdamConfig,
+    theta: &Tensor,
+    m: &Tensor,
+    v: &Tensor,
+    grad: &Tensor,
+) -> Result<Dispatch> {
+    same_len("adam", theta, &[m, v, grad])?;
+    if !(cfg.beta1 >= 0.0 && cfg.beta1 < 1.0 && cfg.beta2 >= 0.0 && cfg.beta2 < 1.0) {
+        return Err(Error::InvalidConfig(format!(
+            "adam betas must be in [0, 1), got {} and {}",
+            cfg.beta1, cfg.beta2
+        )));
     }
-
-    fn params(cfg: AdamConfig, n: usize, t: u64) -> AdamParams {
-        let t = t.min(i32::MAX as u64) as i32;
-        AdamParams {
-            n: n as u32,
-            lr: cfg.lr,
-            beta1: cfg.beta1,
-            beta2: cfg.beta2,
-            eps: cfg.eps,
-            weight_decay: cfg.weight_decay,
-            bc1: (1.0 - (cfg.beta1 as f64).powi(t)) as f32,
-            bc2: (1.0 - (cfg.beta2 as f64).powi(t)) as f32,
-            decoupled: cfg.decoupled as u32,
-            _pad: [0; 3],
-        }
-    }
-
-    /// Advance the step counter and write step t's parameters; then encode `self.dispatch`.
-    pub fn prepare_step(&mut self, gpu: &Gpu) {
-        self.step += 1;
-        self.dispatch
-            .write_params(gpu, &Self::params(self.cfg, self.n, self.step));
-    }
-
-    /// Change the learning rate (schedules); takes effect at the next `prepare_step`.
-    pub fn set_lr(&mut self, lr: f32) {
-        self.cfg.lr = lr;
-    }
+    let n = theta.numel();
+    use Binding::*;
+    record(
+        gpu,
+        "optim.wgsl",
+        "adam",
+        &[Uniform, ReadWrite, ReadWrite, ReadWrite, ReadOnly],
+        &[],
+        &AdamParams::new(cfg, n, 1),
+        &[theta, m, v, grad],
+        grid_1d(gpu, n)?,
+    )
 }

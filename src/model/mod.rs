@@ -6,9 +6,9 @@ pub mod checkpoint;
 use crate::data::Dataset;
 use crate::error::Result;
 use crate::gpu::Gpu;
-use crate::kernels::optim::AdamConfig;
 use crate::mtl::Equal;
 use crate::nn::{load_values, MultiTaskNet, ParamBuilder, ParamSet};
+use crate::optim::OptimizerConfig;
 use crate::train::metrics::TaskMetrics;
 use crate::train::step::Program;
 use checkpoint::{Checkpoint, ModelMeta};
@@ -51,7 +51,7 @@ impl Model {
             b,
             &mut Equal,
             None,
-            AdamConfig::default(),
+            OptimizerConfig::default(),
         )
     }
 

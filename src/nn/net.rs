@@ -1,6 +1,8 @@
 //! The multi-task network: a shared MLP trunk and one head per task, each head
 //! optionally with its own tower of hidden layers.
 
+use std::ops::Range;
+
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
@@ -79,6 +81,27 @@ impl MultiTaskNet {
             heads.push((tower, output));
         }
         Ok(MultiTaskNet { spec, trunk, heads })
+    }
+
+    /// The elements of the parameter arena that hold the shared trunk: the
+    /// part whose per-task gradients the MTL methods combine (empty without a
+    /// trunk). Read from the layout, wherever the trunk was placed.
+    pub fn shared_range(&self, params: &ParamSet) -> Range<usize> {
+        let entries = params.values.layout.entries();
+        let (lo, hi) = self
+            .trunk
+            .iter()
+            .flat_map(|l| [l.w, l.b])
+            .map(|id| {
+                let (_, start, shape) = &entries[id.0];
+                (*start, start + shape.iter().product::<usize>())
+            })
+            .fold((usize::MAX, 0), |(lo, hi), (s, e)| (lo.min(s), hi.max(e)));
+        if lo < hi {
+            lo..hi
+        } else {
+            0..0
+        }
     }
 
     /// Record the trunk: its output is the shared representation z (B×H).

@@ -2,35 +2,39 @@
 //! bind group and dispatch is made here, and a step is one ordered list of
 //! dispatches encoded into one compute pass and submitted once.
 //!
-//! Order of a step (indices into one pool of dispatches):
+//! [`Program::build`] runs these phases, each a function below, and collects
+//! their dispatches in a [`StepPlan`] with one named list per phase:
 //!
-//! 1. the weighting's `before` (seeds);
-//! 2. the forward pass: trunk, heads, fused losses;
-//! 3. if the weighting has `after_forward` (seeds from this step's losses):
-//!    those, then the loss kernels again;
-//! 4. backward:
-//!    - no per-task gradients: one joint pass from all losses;
-//!    - per-task, parameter space: a pass over the heads (each head reads the
-//!      trunk output through a stop-gradient, so task k's gradient at the
-//!      representation lands in row k of DZ), then K trunk passes, pass k
-//!      writing the trunk's parameter gradients to row k of G; the Gram matrix
-//!      of G; the weighting's solve; Σ_k w_k G_k written over the trunk's part
-//!      of the gradient arena;
-//!    - per-task, representation space: the heads pass; the Gram matrix of DZ;
-//!      the solve; dz = Σ_k w_k DZ_k; one trunk pass from dz;
-//! 5. the weighting's `after_backward`; loss bookkeeping; Adam.
+//! 1. [`BatchBuffers::new`]: the minibatch's inputs, labels and masks;
+//! 2. [`trace`]: the forward pass (trunk, heads, fused losses); with per-task
+//!    gradients each head reads the trunk output through a stop-gradient, so
+//!    the heads' backward pass leaves task k's gradient at the representation
+//!    in row k of DZ;
+//! 3. the backward pass from the losses over the heads (and, without per-task
+//!    gradients, the trunk);
+//! 4. the per-task gradient path of the chosen space,
+//!    [`per_task_in_parameters`] (K trunk passes, pass k writing the shared
+//!    parameters' gradients to row k of a K×P buffer; Gram; solve; Σ_k w_k g_k
+//!    over the shared part of the gradient arena) or
+//!    [`per_task_in_representation`] (Gram of DZ; solve; dz = Σ_k w_k DZ_k;
+//!    one trunk pass from dz);
+//! 5. the weighting's dispatches ([`crate::mtl::WeightingPlan`]);
+//! 6. the loss bookkeeping and the optimizer.
+//!
+//! [`StepPlan::train`] lists a training step in order, [`StepPlan::eval`] a
+//! forward-only one (seeds, network, losses).
 
-use crate::autodiff::Tape;
+use std::ops::Range;
+
+use crate::autodiff::{Tape, Var};
 use crate::data::{Dataset, TaskSpec};
 use crate::error::{Error, Result};
-use crate::gpu::Dispatch;
-use crate::gpu::Gpu;
-use crate::gpu::{Arena, Tensor};
+use crate::gpu::{Dispatch, Gpu, Tensor};
 use crate::kernels::gram::{self, GradRows};
-use crate::kernels::loss_tracking;
-use crate::kernels::optim::{Adam, AdamConfig};
-use crate::mtl::{GradSpace, Weighting, WeightingContext};
+use crate::kernels::{loss_tracking, matmul_f16};
+use crate::mtl::{GradSpace, Weighting, WeightingContext, WeightingPlan};
 use crate::nn::{MultiTaskNet, ParamSet};
+use crate::optim::{Optimizer, OptimizerConfig};
 
 /// Round `n` up to the storage-offset alignment (in elements).
 fn aligned(gpu: &Gpu, n: usize) -> usize {
@@ -57,90 +61,18 @@ impl Default for StepOptions {
     }
 }
 
-/// The GPU side of one training run.
-pub struct Program {
+/// The minibatch's buffers: inputs (B×D), and per task labels (classes) or
+/// values (regression) and a row mask (1 = labelled).
+pub struct BatchBuffers {
     pub b: usize,
-    x: Tensor,
-    labels: Vec<Option<Tensor>>,
-    values: Vec<Option<Tensor>>,
-    masks: Vec<Tensor>,
-    pub seeds: Tensor,
-    pub losses: Tensor,
-    /// Per-task loss sums, first non-finite step and count (3K).
-    pub state: Tensor,
-    /// K×K Gram matrix of the per-task gradients (meaningful when `space` is set).
-    pub gram: Tensor,
-    pub space: Option<GradSpace>,
-    pub outputs: Vec<Tensor>,
-    pool: Vec<Dispatch>,
-    train_order: Vec<usize>,
-    eval_order: Vec<usize>,
-    pub adam: Adam,
-    _keep: Vec<Tensor>,
+    pub x: Tensor,
+    pub labels: Vec<Option<Tensor>>,
+    pub values: Vec<Option<Tensor>>,
+    pub masks: Vec<Tensor>,
 }
 
-impl Program {
-    /// Trace `net` on batches of `b` rows and build the step for `tasks`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn build(
-        gpu: &Gpu,
-        net: &MultiTaskNet,
-        params: &ParamSet,
-        tasks: &[TaskSpec],
-        d: usize,
-        b: usize,
-        weighting: &mut dyn Weighting,
-        space: Option<GradSpace>,
-        adam_cfg: AdamConfig,
-    ) -> Result<Program> {
-        Self::build_with(
-            gpu,
-            net,
-            params,
-            tasks,
-            d,
-            b,
-            weighting,
-            space,
-            adam_cfg,
-            StepOptions::default(),
-        )
-    }
-
-    /// [`Program::build`] with [`StepOptions`]: the unfused backward (for
-    /// benchmarks) or half precision.
-    #[allow(clippy::too_many_arguments)]
-    pub fn build_with(
-        gpu: &Gpu,
-        net: &MultiTaskNet,
-        params: &ParamSet,
-        tasks: &[TaskSpec],
-        d: usize,
-        b: usize,
-        weighting: &mut dyn Weighting,
-        space: Option<GradSpace>,
-        adam_cfg: AdamConfig,
-        opts: StepOptions,
-    ) -> Result<Program> {
-        if opts.half {
-            if !gpu.has_f16() {
-                return Err(Error::MissingFeature {
-                    feature: "SHADER_F16",
-                    why: format!("{} cannot compute in f16; train in f32", gpu.report),
-                });
-            }
-            if params.values16.is_none() {
-                return Err(Error::InvalidConfig(
-                    "half precision needs parameters built with ParamBuilder::new_half".into(),
-                ));
-            }
-            if !opts.fused {
-                return Err(Error::InvalidConfig(
-                    "half precision has only the fused backward".into(),
-                ));
-            }
-        }
-        let k = tasks.len();
+impl BatchBuffers {
+    pub fn new(gpu: &Gpu, tasks: &[TaskSpec], d: usize, b: usize) -> Result<BatchBuffers> {
         let x = Tensor::zeros(gpu, &[b, d], "batch x")?;
         let (mut labels, mut values, mut masks) = (Vec::new(), Vec::new(), Vec::new());
         for t in tasks {
@@ -158,245 +90,17 @@ impl Program {
             }
             masks.push(Tensor::zeros(gpu, &[b], "batch mask")?);
         }
-        let seeds = Tensor::zeros(gpu, &[k], "task seeds")?;
-        let losses = Tensor::zeros(gpu, &[k], "task losses")?;
-        let state = Tensor::zeros(gpu, &[3 * k], "loss bookkeeping")?;
-        let gram_m = Tensor::zeros(gpu, &[k, k], "task gradient gram")?;
-        let combine = Tensor::from_slice(gpu, &[k], &vec![1.0; k], "combination weights")?;
-        let mut keep = Vec::new();
-
-        // ---- trace: trunk, heads (through stop-gradients when per-task), losses
-        let mut tape = Tape::new(gpu);
-        tape.fuse = opts.fused;
-        tape.half = opts.half;
-        let xv = tape.input(&x);
-        let z = net.trunk_forward(&mut tape, params, xv)?;
-        let z_shape = tape.value(z).shape().to_vec();
-        let z_len: usize = z_shape.iter().product();
-        let z_stride = aligned(gpu, z_len);
-        let dz_rows = match space {
-            Some(_) => Some(Tensor::zeros(
-                gpu,
-                &[k * z_stride],
-                "per-task representation gradients",
-            )?),
-            None => None,
-        };
-        let mut outs = Vec::new();
-        for j in 0..k {
-            let input = match &dz_rows {
-                Some(rows) => tape.stop_gradient(z, &rows.slice(j * z_stride, &z_shape)?)?,
-                None => z,
-            };
-            outs.push(net.head_forward(&mut tape, params, input, j)?);
-        }
-        let n_net = tape.forward.len();
-        let mut loss_vars = Vec::new();
-        for (j, &out) in outs.iter().enumerate() {
-            let l = match (&labels[j], &values[j]) {
-                (Some(lab), _) => tape.softmax_ce(out, lab, &masks[j], &seeds, &losses, j)?,
-                (None, Some(val)) => tape.mse(out, val, &masks[j], &seeds, &losses, j)?,
-                (None, None) => {
-                    return Err(Error::InvalidConfig(
-                        "a task has neither labels nor values".into(),
-                    ))
-                }
-            };
-            loss_vars.push(l);
-        }
-        let n_forward = tape.forward.len();
-        let outputs: Vec<Tensor> = outs.iter().map(|&o| tape.value(o).clone()).collect();
-
-        // ---- backward passes
-        tape.backward(&loss_vars)?;
-        let n_heads = tape.backward.len();
-        let mut gram_ds = Vec::new();
-        let mut combine_d = None;
-        // Parameters of the trunk occupy the start of the arena: [0, shared).
-        let shared = match net.trunk.last() {
-            Some(last) => {
-                let entries = params.values.layout.entries();
-                let (_, start, shape) = &entries[last.b.0];
-                aligned(gpu, start + shape.iter().product::<usize>())
-            }
-            None => 0,
-        };
-        match (space, &dz_rows) {
-            (Some(GradSpace::Parameters), Some(dz)) if shared > 0 => {
-                let g = Tensor::zeros(gpu, &[k * shared], "per-task parameter gradients")?;
-                let trunk_params: Vec<_> = tape
-                    .param_vars()
-                    .into_iter()
-                    .filter_map(|v| {
-                        tape.grad_target(v)
-                            .and_then(|t| t.start_within(&params.grads.whole))
-                            .filter(|&s| s < shared)
-                            .map(|s| (v, s))
-                    })
-                    .collect();
-                for j in 0..k {
-                    for &(v, start) in &trunk_params {
-                        let shape = tape.value(v).shape().to_vec();
-                        tape.redirect_grad(v, &g.slice(j * shared + start, &shape)?)?;
-                    }
-                    tape.backward_from(z, &dz.slice(j * z_stride, &z_shape)?)?;
-                }
-                let rows = GradRows::new(g.clone(), k, shared, shared)?;
-                let gd = gram::gram(gpu, &rows, &gram_m)?;
-                keep.push(gd.scratch.clone());
-                gram_ds = vec![gd.partial, gd.finish];
-                combine_d = Some(gram::combine(
-                    gpu,
-                    &rows,
-                    &combine,
-                    &params.grads.whole.slice(0, &[shared])?,
-                )?);
-                keep.push(g);
-            }
-            (Some(_), Some(dz)) => {
-                // Representation space (or a trunk without parameters): combine at z, one trunk pass.
-                let rows = GradRows::new(dz.clone(), k, z_len, z_stride)?;
-                let gd = gram::gram(gpu, &rows, &gram_m)?;
-                keep.push(gd.scratch.clone());
-                gram_ds = vec![gd.partial, gd.finish];
-                let dz_sum = Tensor::zeros(gpu, &z_shape, "combined representation gradient")?;
-                combine_d = Some(gram::combine(
-                    gpu,
-                    &rows,
-                    &combine,
-                    &dz_sum.reshape(&[z_len])?,
-                )?);
-                if shared > 0 {
-                    tape.backward_from(z, &dz_sum)?;
-                }
-                keep.push(dz_sum);
-            }
-            _ => {}
-        }
-        let plan = weighting.build(
-            gpu,
-            &WeightingContext {
-                params,
-                seeds: &seeds,
-                losses: &losses,
-                gram: &gram_m,
-                combine: &combine,
-            },
-        )?;
-        keep.extend([combine, x.clone()]);
-
-        // ---- order the pool
-        let mut pool: Vec<Dispatch> = Vec::new();
-        let push_all = |pool: &mut Vec<Dispatch>, ds: Vec<Dispatch>| -> Vec<usize> {
-            let start = pool.len();
-            pool.extend(ds);
-            (start..pool.len()).collect()
-        };
-        // Half precision: refresh the f16 copy of the weights (one dispatch over the arena).
-        let cast = match &params.values16 {
-            Some(v16) if opts.half => push_all(
-                &mut pool,
-                vec![crate::kernels::matmul_f16::to_f16(
-                    gpu,
-                    &params.values.whole,
-                    &v16.whole,
-                )?],
-            ),
-            _ => Vec::new(),
-        };
-        let before = push_all(&mut pool, plan.before);
-        let mut forward_ds: Vec<Dispatch> = std::mem::take(&mut tape.forward);
-        let loss_ds = forward_ds.split_off(n_net);
-        debug_assert_eq!(loss_ds.len(), n_forward - n_net);
-        let net_idx = push_all(&mut pool, forward_ds);
-        let loss_idx = push_all(&mut pool, loss_ds);
-        let after_forward = push_all(&mut pool, plan.after_forward);
-        let mut backward_ds = std::mem::take(&mut tape.backward);
-        let trunk_tail = backward_ds.split_off(n_heads);
-        let heads_idx = push_all(&mut pool, backward_ds);
-        let trunk_idx = push_all(&mut pool, trunk_tail);
-        let gram_idx = push_all(&mut pool, gram_ds);
-        let solve_idx = push_all(&mut pool, plan.after_gram);
-        let combine_idx = push_all(&mut pool, combine_d.into_iter().collect());
-        let after_backward = push_all(&mut pool, plan.after_backward);
-        let track_idx = push_all(
-            &mut pool,
-            vec![loss_tracking::track_losses(gpu, &losses, &state)?],
-        );
-
-        let eval_order: Vec<usize> = cast
-            .iter()
-            .chain(&before)
-            .chain(&net_idx)
-            .chain(&loss_idx)
-            .copied()
-            .collect();
-        let mut train_order = eval_order.clone();
-        if !after_forward.is_empty() {
-            train_order.extend(&after_forward);
-            train_order.extend(&loss_idx);
-        }
-        train_order.extend(&heads_idx);
-        match space {
-            Some(GradSpace::Parameters) if shared > 0 => {
-                for list in [&trunk_idx, &gram_idx, &solve_idx, &combine_idx] {
-                    train_order.extend(list);
-                }
-            }
-            Some(_) => {
-                for list in [&gram_idx, &solve_idx, &combine_idx, &trunk_idx] {
-                    train_order.extend(list);
-                }
-            }
-            None => train_order.extend(&trunk_idx),
-        }
-        train_order.extend(&after_backward);
-        train_order.extend(&track_idx);
-
-        let (m, v) = (
-            Arena::new(gpu, &params.values.layout, "adam m")?,
-            Arena::new(gpu, &params.values.layout, "adam v")?,
-        );
-        let adam = Adam::new(
-            gpu,
-            adam_cfg,
-            &params.values.whole,
-            &m.whole,
-            &v.whole,
-            &params.grads.whole,
-        )?;
-        keep.extend([m.whole, v.whole]);
-        if let Some(dz) = dz_rows {
-            keep.push(dz);
-        }
-        Ok(Program {
+        Ok(BatchBuffers {
             b,
             x,
             labels,
             values,
             masks,
-            seeds,
-            losses,
-            state,
-            gram: gram_m,
-            space,
-            outputs,
-            pool,
-            train_order,
-            eval_order,
-            adam,
-            _keep: keep,
         })
     }
 
-    /// Write the minibatch `idx` (tasks `subset` of `data`) into the batch buffers.
-    pub fn write_batch(
-        &self,
-        gpu: &Gpu,
-        data: &Dataset,
-        idx: &[usize],
-        subset: &[usize],
-    ) -> Result<()> {
+    /// Write the minibatch `idx` (tasks `subset` of `data`), padded to B masked rows.
+    pub fn write(&self, gpu: &Gpu, data: &Dataset, idx: &[usize], subset: &[usize]) -> Result<()> {
         let hb = data.batch(idx, self.b, subset);
         self.x.write(gpu, &hb.x)?;
         for k in 0..subset.len() {
@@ -410,18 +114,406 @@ impl Program {
         }
         Ok(())
     }
+}
 
-    /// The dispatches of one training step, Adam last.
-    pub fn train_dispatches(&self) -> Vec<&Dispatch> {
-        self.train_order
-            .iter()
-            .map(|&i| &self.pool[i])
-            .chain(std::iter::once(&self.adam.dispatch))
+/// Buffers every phase shares: the per-task scalars and the Gram matrix.
+pub struct TaskBuffers {
+    /// K seeds: the weight of each task's loss in the total.
+    pub seeds: Tensor,
+    /// K losses of the current step.
+    pub losses: Tensor,
+    /// Per-task loss sums, first non-finite step and count (3K).
+    pub state: Tensor,
+    /// K×K Gram matrix of the per-task gradients (meaningful with a gradient space).
+    pub gram: Tensor,
+    /// K combination weights of the per-task gradients (ones unless a method writes them).
+    pub combine: Tensor,
+}
+
+impl TaskBuffers {
+    fn new(gpu: &Gpu, k: usize) -> Result<TaskBuffers> {
+        Ok(TaskBuffers {
+            seeds: Tensor::zeros(gpu, &[k], "task seeds")?,
+            losses: Tensor::zeros(gpu, &[k], "task losses")?,
+            state: Tensor::zeros(gpu, &[3 * k], "loss bookkeeping")?,
+            gram: Tensor::zeros(gpu, &[k, k], "task gradient gram")?,
+            combine: Tensor::from_slice(gpu, &[k], &vec![1.0; k], "combination weights")?,
+        })
+    }
+}
+
+/// What the forward trace leaves for the backward phases.
+pub struct Traced {
+    /// The shared representation (trunk output) and its shape.
+    pub z: Var,
+    pub z_shape: Vec<usize>,
+    /// Each row of DZ is one task's gradient at z (with a gradient space):
+    /// K rows of `z_stride` elements.
+    pub dz_rows: Option<Tensor>,
+    pub z_stride: usize,
+    /// Each head's output (logits or predictions).
+    pub outputs: Vec<Tensor>,
+    /// The fused loss nodes, one per task.
+    pub loss_vars: Vec<Var>,
+    /// How many of the tape's forward dispatches belong to the network (the rest are losses).
+    pub n_net: usize,
+}
+
+/// Phase 2: record the network and the fused losses on `tape`.
+pub fn trace(
+    tape: &mut Tape,
+    net: &MultiTaskNet,
+    params: &ParamSet,
+    batch: &BatchBuffers,
+    tb: &TaskBuffers,
+    space: Option<GradSpace>,
+) -> Result<Traced> {
+    let gpu = tape.gpu;
+    let k = batch.masks.len();
+    let xv = tape.input(&batch.x);
+    let z = net.trunk_forward(tape, params, xv)?;
+    let z_shape = tape.value(z).shape().to_vec();
+    let z_stride = aligned(gpu, z_shape.iter().product());
+    let dz_rows = match space {
+        Some(_) => Some(Tensor::zeros(
+            gpu,
+            &[k * z_stride],
+            "per-task representation gradients",
+        )?),
+        None => None,
+    };
+    let mut outs = Vec::new();
+    for j in 0..k {
+        let input = match &dz_rows {
+            Some(rows) => tape.stop_gradient(z, &rows.slice(j * z_stride, &z_shape)?)?,
+            None => z,
+        };
+        outs.push(net.head_forward(tape, params, input, j)?);
+    }
+    let n_net = tape.forward.len();
+    let mut loss_vars = Vec::new();
+    for (j, &out) in outs.iter().enumerate() {
+        let (mask, seeds, losses) = (&batch.masks[j], &tb.seeds, &tb.losses);
+        let l = match (&batch.labels[j], &batch.values[j]) {
+            (Some(lab), _) => tape.softmax_ce(out, lab, mask, seeds, losses, j)?,
+            (None, Some(val)) => tape.mse(out, val, mask, seeds, losses, j)?,
+            (None, None) => {
+                return Err(Error::InvalidConfig(
+                    "a task has neither labels nor values".into(),
+                ))
+            }
+        };
+        loss_vars.push(l);
+    }
+    let outputs = outs.iter().map(|&o| tape.value(o).clone()).collect();
+    Ok(Traced {
+        z,
+        z_shape,
+        dz_rows,
+        z_stride,
+        outputs,
+        loss_vars,
+        n_net,
+    })
+}
+
+/// The dispatches of a per-task gradient path (phase 4).
+#[derive(Default)]
+pub struct PerTaskPath {
+    pub gram: Vec<Dispatch>,
+    pub combine: Vec<Dispatch>,
+}
+
+/// Phase 4, parameter space: K passes through the trunk, pass k writing the
+/// gradients of the shared parameters (`shared`, a range of the arena) to row k
+/// of G (K×P); the Gram matrix of G; Σ_k w_k G_k over the shared gradients.
+pub fn per_task_in_parameters(
+    tape: &mut Tape,
+    params: &ParamSet,
+    traced: &Traced,
+    dz: &Tensor,
+    shared: Range<usize>,
+    tb: &TaskBuffers,
+) -> Result<PerTaskPath> {
+    let gpu = tape.gpu;
+    let k = tb.seeds.numel();
+    let p = shared.len();
+    let g = Tensor::zeros(gpu, &[k * p], "per-task parameter gradients")?;
+    let shared_params: Vec<(Var, usize)> = tape
+        .param_vars()
+        .into_iter()
+        .filter_map(|v| {
+            tape.grad_target(v)
+                .and_then(|t| t.start_within(&params.grads.whole))
+                .filter(|s| shared.contains(s))
+                .map(|s| (v, s - shared.start))
+        })
+        .collect();
+    for j in 0..k {
+        for &(v, at) in &shared_params {
+            let shape = tape.value(v).shape().to_vec();
+            tape.redirect_grad(v, &g.slice(j * p + at, &shape)?)?;
+        }
+        let seed = dz.slice(j * traced.z_stride, &traced.z_shape)?;
+        tape.backward_from(traced.z, &seed)?;
+    }
+    let rows = GradRows::new(g, k, p, p)?;
+    let gd = gram::gram(gpu, &rows, &tb.gram)?;
+    let target = params.grads.whole.slice(shared.start, &[p])?;
+    Ok(PerTaskPath {
+        gram: vec![gd.partial, gd.finish],
+        combine: vec![gram::combine(gpu, &rows, &tb.combine, &target)?],
+    })
+}
+
+/// Phase 4, representation space (MGDA-UB): the Gram matrix of DZ,
+/// dz = Σ_k w_k DZ_k, then one trunk pass from dz (when the trunk has parameters).
+pub fn per_task_in_representation(
+    tape: &mut Tape,
+    traced: &Traced,
+    dz: &Tensor,
+    trunk_has_params: bool,
+    tb: &TaskBuffers,
+) -> Result<PerTaskPath> {
+    let gpu = tape.gpu;
+    let k = tb.seeds.numel();
+    let z_len: usize = traced.z_shape.iter().product();
+    let rows = GradRows::new(dz.clone(), k, z_len, traced.z_stride)?;
+    let gd = gram::gram(gpu, &rows, &tb.gram)?;
+    let dz_sum = Tensor::zeros(gpu, &traced.z_shape, "combined representation gradient")?;
+    let combine = gram::combine(gpu, &rows, &tb.combine, &dz_sum.reshape(&[z_len])?)?;
+    if trunk_has_params {
+        tape.backward_from(traced.z, &dz_sum)?;
+    }
+    Ok(PerTaskPath {
+        gram: vec![gd.partial, gd.finish],
+        combine: vec![combine],
+    })
+}
+
+/// Every dispatch of a step, by phase.
+#[derive(Default)]
+pub struct StepPlan {
+    /// Half precision: refresh the f16 copy of the weights.
+    pub cast: Vec<Dispatch>,
+    /// The weighting's seeds, before the forward pass.
+    pub seeds: Vec<Dispatch>,
+    pub network: Vec<Dispatch>,
+    pub losses: Vec<Dispatch>,
+    /// Seeds from this step's losses (FAMO); the losses run again after them.
+    pub reseed: Vec<Dispatch>,
+    /// Backward over the heads (and, with no gradient space, the trunk).
+    pub heads_backward: Vec<Dispatch>,
+    /// The trunk's backward passes of the per-task path.
+    pub trunk_backward: Vec<Dispatch>,
+    pub gram: Vec<Dispatch>,
+    /// The weighting's solve: the Gram matrix to combination weights or seeds.
+    pub solve: Vec<Dispatch>,
+    pub combine: Vec<Dispatch>,
+    pub after_backward: Vec<Dispatch>,
+    pub track: Vec<Dispatch>,
+    /// Where per-task gradients are taken; decides the order of the phases.
+    pub space: Option<GradSpace>,
+}
+
+impl StepPlan {
+    /// A forward-only step: seeds, network, losses.
+    pub fn eval(&self) -> Vec<&Dispatch> {
+        [&self.cast, &self.seeds, &self.network, &self.losses]
+            .into_iter()
+            .flatten()
             .collect()
+    }
+
+    /// A training step, in order, without the optimizer.
+    pub fn train(&self) -> Vec<&Dispatch> {
+        let mut lists = vec![&self.cast, &self.seeds, &self.network, &self.losses];
+        if !self.reseed.is_empty() {
+            lists.extend([&self.reseed, &self.losses]);
+        }
+        lists.push(&self.heads_backward);
+        match self.space {
+            // The combination overwrites the shared gradients the trunk passes wrote.
+            Some(GradSpace::Parameters) => {
+                lists.extend([&self.trunk_backward, &self.gram, &self.solve, &self.combine])
+            }
+            // The trunk pass starts from the combined representation gradient.
+            Some(GradSpace::Representation) => {
+                lists.extend([&self.gram, &self.solve, &self.combine, &self.trunk_backward])
+            }
+            None => lists.push(&self.trunk_backward),
+        }
+        lists.extend([&self.after_backward, &self.track]);
+        lists.into_iter().flatten().collect()
+    }
+}
+
+/// The GPU side of one training run.
+pub struct Program {
+    pub batch: BatchBuffers,
+    pub tasks: TaskBuffers,
+    /// Where per-task gradients are taken (None: one joint backward pass).
+    pub space: Option<GradSpace>,
+    /// Each head's output buffer.
+    pub outputs: Vec<Tensor>,
+    pub plan: StepPlan,
+    pub optimizer: Box<dyn Optimizer>,
+}
+
+impl Program {
+    /// Trace `net` on batches of `b` rows and build the step for `tasks`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn build(
+        gpu: &Gpu,
+        net: &MultiTaskNet,
+        params: &ParamSet,
+        tasks: &[TaskSpec],
+        d: usize,
+        b: usize,
+        weighting: &mut dyn Weighting,
+        space: Option<GradSpace>,
+        optimizer: OptimizerConfig,
+    ) -> Result<Program> {
+        let opts = StepOptions::default();
+        Self::build_with(
+            gpu, net, params, tasks, d, b, weighting, space, optimizer, opts,
+        )
+    }
+
+    /// [`Program::build`] with [`StepOptions`]: the unfused backward (for
+    /// benchmarks) or half precision.
+    #[allow(clippy::too_many_arguments)]
+    pub fn build_with(
+        gpu: &Gpu,
+        net: &MultiTaskNet,
+        params: &ParamSet,
+        tasks: &[TaskSpec],
+        d: usize,
+        b: usize,
+        weighting: &mut dyn Weighting,
+        space: Option<GradSpace>,
+        optimizer: OptimizerConfig,
+        opts: StepOptions,
+    ) -> Result<Program> {
+        check_half(gpu, params, opts)?;
+        let batch = BatchBuffers::new(gpu, tasks, d, b)?;
+        let tb = TaskBuffers::new(gpu, tasks.len())?;
+
+        let mut tape = Tape::new(gpu);
+        tape.fuse = opts.fused;
+        tape.half = opts.half;
+        let traced = trace(&mut tape, net, params, &batch, &tb, space)?;
+        tape.backward(&traced.loss_vars)?;
+        let n_heads = tape.backward.len();
+        let shared = net.shared_range(params);
+        let path = match (space, &traced.dz_rows) {
+            (Some(GradSpace::Parameters), Some(dz)) if !shared.is_empty() => {
+                let shared = shared.start..aligned(gpu, shared.end).min(params.values.layout.len());
+                per_task_in_parameters(&mut tape, params, &traced, dz, shared, &tb)?
+            }
+            // Representation space, or a trunk without parameters: combine at z.
+            (Some(_), Some(dz)) => {
+                per_task_in_representation(&mut tape, &traced, dz, !shared.is_empty(), &tb)?
+            }
+            _ => PerTaskPath::default(),
+        };
+        let ctx = WeightingContext {
+            params,
+            seeds: &tb.seeds,
+            losses: &tb.losses,
+            gram: &tb.gram,
+            combine: &tb.combine,
+        };
+        let weights: WeightingPlan = weighting.build(gpu, &ctx)?;
+
+        let cast = match &params.values16 {
+            Some(v16) if opts.half => {
+                vec![matmul_f16::to_f16(gpu, &params.values.whole, &v16.whole)?]
+            }
+            _ => Vec::new(),
+        };
+        let mut network = std::mem::take(&mut tape.forward);
+        let losses = network.split_off(traced.n_net);
+        let mut heads_backward = std::mem::take(&mut tape.backward);
+        let trunk_backward = heads_backward.split_off(n_heads);
+        let plan = StepPlan {
+            cast,
+            seeds: weights.before,
+            network,
+            losses,
+            reseed: weights.after_forward,
+            heads_backward,
+            trunk_backward,
+            gram: path.gram,
+            solve: weights.after_gram,
+            combine: path.combine,
+            after_backward: weights.after_backward,
+            track: vec![loss_tracking::track_losses(gpu, &tb.losses, &tb.state)?],
+            // A parameter-space path over a trunk without parameters ran in representation space.
+            space: match space {
+                Some(GradSpace::Parameters) if shared.is_empty() => Some(GradSpace::Representation),
+                s => s,
+            },
+        };
+        Ok(Program {
+            batch,
+            tasks: tb,
+            space,
+            outputs: traced.outputs,
+            plan,
+            optimizer: optimizer.build(gpu, params)?,
+        })
+    }
+
+    /// Batch rows B.
+    pub fn b(&self) -> usize {
+        self.batch.b
+    }
+
+    /// Write the minibatch `idx` (tasks `subset` of `data`) into the batch buffers.
+    pub fn write_batch(
+        &self,
+        gpu: &Gpu,
+        data: &Dataset,
+        idx: &[usize],
+        subset: &[usize],
+    ) -> Result<()> {
+        self.batch.write(gpu, data, idx, subset)
+    }
+
+    /// The dispatches of one training step, the optimizer last.
+    pub fn train_dispatches(&self) -> Vec<&Dispatch> {
+        let mut ds = self.plan.train();
+        ds.push(self.optimizer.dispatch());
+        ds
     }
 
     /// The dispatches of an evaluation batch: seeds, forward, losses.
     pub fn eval_dispatches(&self) -> Vec<&Dispatch> {
-        self.eval_order.iter().map(|&i| &self.pool[i]).collect()
+        self.plan.eval()
     }
+}
+
+/// Half precision needs the feature, an f16 copy of the weights, and the fused backward.
+fn check_half(gpu: &Gpu, params: &ParamSet, opts: StepOptions) -> Result<()> {
+    if !opts.half {
+        return Ok(());
+    }
+    if !gpu.has_f16() {
+        return Err(Error::MissingFeature {
+            feature: "SHADER_F16",
+            why: format!("{} cannot compute in f16; train in f32", gpu.report),
+        });
+    }
+    if params.values16.is_none() {
+        return Err(Error::InvalidConfig(
+            "half precision needs parameters built with ParamBuilder::new_half".into(),
+        ));
+    }
+    if !opts.fused {
+        return Err(Error::InvalidConfig(
+            "half precision has only the fused backward".into(),
+        ));
+    }
+    Ok(())
 }

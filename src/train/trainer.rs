@@ -20,9 +20,9 @@ use crate::data::{Dataset, Split, TaskSpec};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::gpu::Tensor;
-use crate::kernels::optim::AdamConfig;
 use crate::mtl::{GradSpace, Weighting};
 use crate::nn::{MultiTaskNet, NetSpec, ParamBuilder, ParamSet};
+use crate::optim::{OptimizerConfig, OptimizerKind};
 use crate::train::metrics::{task_metrics, TaskMetrics};
 
 /// Everything a training run is configured by.
@@ -30,7 +30,11 @@ use crate::train::metrics::{task_metrics, TaskMetrics};
 pub struct TrainConfig {
     pub epochs: usize,
     pub batch_size: usize,
+    /// The optimizer (default Adam), its base learning rate, SGD's momentum,
+    /// and the weight decay (L2 for SGD and Adam, decoupled for AdamW).
+    pub optimizer: OptimizerKind,
     pub lr: f32,
+    pub momentum: f32,
     pub weight_decay: f32,
     pub schedule: Schedule,
     /// Stop after this many epochs without a better validation loss; keep the best weights.
@@ -62,12 +66,26 @@ pub struct InitParams {
     pub values: Vec<(String, Vec<usize>, Vec<f32>)>,
 }
 
+impl TrainConfig {
+    /// The optimizer these settings name.
+    pub fn optimizer_config(&self) -> OptimizerConfig {
+        OptimizerConfig {
+            kind: self.optimizer,
+            lr: self.lr,
+            momentum: self.momentum,
+            weight_decay: self.weight_decay,
+        }
+    }
+}
+
 impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
             epochs: 100,
             batch_size: 32,
+            optimizer: OptimizerKind::Adam,
             lr: 1e-2,
+            momentum: 0.9,
             weight_decay: 0.0,
             schedule: Schedule::Constant,
             patience: Some(30),
@@ -142,6 +160,7 @@ pub fn fit(
             "epochs and batch size must be at least 1".into(),
         ));
     }
+    cfg.optimizer_config().validate()?;
     if subset.is_empty() || subset.iter().any(|&k| k >= data.tasks.len()) {
         return Err(Error::InvalidConfig(format!(
             "task subset {subset:?} is not within the {} tasks",
@@ -181,12 +200,6 @@ pub fn fit(
     } else {
         space
     };
-    let adam_cfg = AdamConfig {
-        lr: cfg.lr,
-        weight_decay: cfg.weight_decay,
-        decoupled: cfg.weight_decay > 0.0,
-        ..Default::default()
-    };
     let step_opts = crate::train::step::StepOptions {
         fused: true,
         half: cfg.half,
@@ -200,7 +213,7 @@ pub fn fit(
         b,
         weighting.as_mut(),
         space,
-        adam_cfg,
+        cfg.optimizer_config(),
         step_opts,
     )?;
     let dispatches_per_step = prog.train_dispatches().len();
@@ -218,13 +231,13 @@ pub fn fit(
     let mut profiled_steps = 0usize;
     for epoch in 0..cfg.epochs {
         let lr = cfg.lr * cfg.schedule.factor(epoch, cfg.epochs);
-        prog.adam.set_lr(lr);
+        prog.optimizer.set_lr(lr);
         order.shuffle(&mut rng);
         let epoch_start = steps;
         let epoch_clock = Instant::now();
         for chunk in order.chunks(b) {
             prog.write_batch(gpu, data, chunk, subset)?;
-            prog.adam.prepare_step(gpu);
+            prog.optimizer.prepare_step(gpu);
             if cfg.profile && epoch == 0 && steps > 0 {
                 let ds = prog.train_dispatches();
                 let ms = gpu.run_profiled(&ds)?;
@@ -237,10 +250,10 @@ pub fn fit(
         }
         // One readback per epoch: per-task loss sums, first non-finite step,
         // count, and the last step's Gram matrix of the per-task gradients.
-        let mut got = gpu.read(&[&prog.state, &prog.gram])?;
+        let mut got = gpu.read(&[&prog.tasks.state, &prog.tasks.gram])?;
         let (st, gram_m) = (got.remove(0), got.remove(0));
         train_time += epoch_clock.elapsed();
-        prog.state.write(gpu, &vec![0.0; 3 * k])?;
+        prog.tasks.state.write(gpu, &vec![0.0; 3 * k])?;
         for (j, t) in tasks.iter().enumerate() {
             if st[3 * j + 1] > 0.0 {
                 return Err(Error::NonFinite {
@@ -252,7 +265,7 @@ pub fn fit(
         let train_loss: Vec<f64> = (0..k)
             .map(|j| st[3 * j] as f64 / st[3 * j + 2].max(1.0) as f64)
             .collect();
-        weighting.on_epoch_end(gpu, &prog.seeds, &train_loss)?;
+        weighting.on_epoch_end(gpu, &prog.tasks.seeds, &train_loss)?;
         let (grad_norms, cosines) = if prog.space.is_some() {
             grad_stats(&gram_m, k)
         } else {
@@ -352,11 +365,11 @@ pub(crate) fn forward_rows(
     let mut loss_sum = vec![0.0f64; k];
     let mut valid = vec![0.0f64; k];
     let eval = prog.eval_dispatches();
-    for chunk in rows.chunks(prog.b) {
+    for chunk in rows.chunks(prog.b()) {
         prog.write_batch(gpu, data, chunk, subset)?;
         gpu.run(&eval)?;
         let mut wanted: Vec<&Tensor> = prog.outputs.iter().collect();
-        wanted.push(&prog.losses);
+        wanted.push(&prog.tasks.losses);
         let got = gpu.read(&wanted)?;
         for j in 0..k {
             outputs[j].extend_from_slice(&got[j][..chunk.len() * tasks[j].outputs()]);
