@@ -6,6 +6,11 @@
 //   axpy:          y[i] = y[i] + alpha * x[i]
 //   relu:          y[i] = max(x[i], 0)
 //   relu_backward: y[i] = b[i] > 0 ? x[i] : 0      (x = dy, b = forward output)
+//   gelu:          y[i] = ½ x (1 + tanh u),  u = √(2/π) (x + 0.044715 x³)   (GELU, tanh form)
+//   gelu_backward: y[i] = x[i] · (½ (1 + tanh u) + ½ b (1 - tanh² u) √(2/π) (1 + 3·0.044715 b²))
+//                                                   (x = dy, b = the forward input, u of b)
+//   tanh_fwd:      y[i] = tanh(x[i])
+//   tanh_backward: y[i] = x[i] · (1 - b[i]²)        (x = dy, b = forward output)
 //   broadcast:     y[i] = alpha * x[0]            (x has one element: the backward of a sum)
 //
 // Shapes: x, b, y all have n elements (x has 1 for broadcast). A grid of more than 65,535 workgroups
@@ -73,6 +78,52 @@ fn relu_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocatio
                  @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat_index(wid, lid, nwg);
     if (i < p.n) { y[i] = select(0.0, x[i], b[i] > 0.0); }
+}
+
+const SQRT_2_OVER_PI: f32 = 0.7978845608028654;
+const GELU_C: f32 = 0.044715;
+
+// tanh with its argument clamped: tanh(±15) is ±1 in f32, and some drivers
+// compute tanh through exp(2x), which overflows to NaN for large |x|.
+fn tanh_safe(v: f32) -> f32 {
+    return tanh(clamp(v, -15.0, 15.0));
+}
+
+@compute @workgroup_size(WG)
+fn gelu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+        @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(wid, lid, nwg);
+    if (i < p.n) {
+        let v = x[i];
+        let t = tanh_safe(SQRT_2_OVER_PI * (v + GELU_C * v * v * v));
+        y[i] = 0.5 * v * (1.0 + t);
+    }
+}
+
+@compute @workgroup_size(WG)
+fn gelu_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+                 @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(wid, lid, nwg);
+    if (i < p.n) {
+        let v = b[i];
+        let t = tanh_safe(SQRT_2_OVER_PI * (v + GELU_C * v * v * v));
+        let du = SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_C * v * v);
+        y[i] = x[i] * (0.5 * (1.0 + t) + 0.5 * v * (1.0 - t * t) * du);
+    }
+}
+
+@compute @workgroup_size(WG)
+fn tanh_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+            @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(wid, lid, nwg);
+    if (i < p.n) { y[i] = tanh_safe(x[i]); }
+}
+
+@compute @workgroup_size(WG)
+fn tanh_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+                 @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(wid, lid, nwg);
+    if (i < p.n) { y[i] = x[i] * (1.0 - b[i] * b[i]); }
 }
 
 @compute @workgroup_size(WG)

@@ -111,6 +111,53 @@ pub fn relu_backward<T: Real>(dy: &[T], y: &[T]) -> Vec<T> {
         .collect()
 }
 
+/// tanh through exp, for any [`Real`]: 1 - 2 / (e^{2x} + 1).
+fn tanh_of<T: Real>(v: T) -> T {
+    let x = v.to_f64().clamp(-15.0, 15.0);
+    T::from_f64(1.0 - 2.0 / ((2.0 * x).exp() + 1.0))
+}
+
+const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
+const GELU_C: f64 = 0.044715;
+
+/// GELU, tanh form: y = ½ x (1 + tanh u), u = √(2/π) (x + 0.044715 x³).
+pub fn gelu<T: Real>(x: &[T]) -> Vec<T> {
+    x.iter()
+        .map(|&v| {
+            let u = T::from_f64(SQRT_2_OVER_PI) * (v + T::from_f64(GELU_C) * v * v * v);
+            T::from_f64(0.5) * v * (T::one() + tanh_of(u))
+        })
+        .collect()
+}
+
+/// dx = dy · (½ (1 + tanh u) + ½ x (1 - tanh² u) √(2/π) (1 + 3·0.044715 x²)), x the forward input.
+pub fn gelu_backward<T: Real>(dy: &[T], x: &[T]) -> Vec<T> {
+    dy.iter()
+        .zip(x)
+        .map(|(&d, &v)| {
+            let c = T::from_f64(GELU_C);
+            let s = T::from_f64(SQRT_2_OVER_PI);
+            let t = tanh_of(s * (v + c * v * v * v));
+            let du = s * (T::one() + T::from_f64(3.0) * c * v * v);
+            let half = T::from_f64(0.5);
+            d * (half * (T::one() + t) + half * v * (T::one() - t * t) * du)
+        })
+        .collect()
+}
+
+/// y = tanh(x)
+pub fn tanh<T: Real>(x: &[T]) -> Vec<T> {
+    x.iter().map(|&v| tanh_of(v)).collect()
+}
+
+/// dx = dy · (1 - y²), y the forward output.
+pub fn tanh_backward<T: Real>(dy: &[T], y: &[T]) -> Vec<T> {
+    dy.iter()
+        .zip(y)
+        .map(|(&d, &v)| d * (T::one() - v * v))
+        .collect()
+}
+
 /// out[j] = Σ_r x[r, j], x is rows×cols.
 pub fn sum_rows<T: Real>(x: &[T], rows: usize, cols: usize) -> Vec<T> {
     let mut out = vec![T::zero(); cols];

@@ -9,7 +9,7 @@
 mod common;
 
 use common::{random, rng};
-use taskgrad::nn::{MultiTaskNet, NetSpec, ParamBuilder, ParamId, ParamSet};
+use taskgrad::nn::{Activation, MultiTaskNet, NetSpec, ParamBuilder, ParamId, ParamSet};
 use taskgrad::reference as cpu;
 use taskgrad::{Gpu, Tape, Tensor};
 
@@ -283,7 +283,13 @@ fn mse_with_mask_and_seed() {
 #[test]
 fn three_task_network_with_towers() {
     let gpu = gpu_or_skip!();
-    // Trunk 3→5→4 (ReLU), each head a tower 4→3 (ReLU) then its output:
+    for act in [Activation::Relu, Activation::Gelu, Activation::Tanh] {
+        three_task_network(gpu, act);
+    }
+}
+
+fn three_task_network(gpu: &Gpu, act: Activation) {
+    // Trunk 3→5→4, each head a tower 4→3 then its output (hidden layers ReLU, GELU or tanh):
     // species (3 classes, CE), two regressions (MSE). Loss = Σ_k w_k L_k, w = [1, 0.5, 2].
     let (b, d) = (7, 3);
     let spec = NetSpec {
@@ -292,6 +298,7 @@ fn three_task_network_with_towers() {
         tower: vec![3],
         outputs: vec![3, 1, 1],
         head_names: vec!["species".into(), "len".into(), "wid".into()],
+        activation: act,
     };
     let mut builder = ParamBuilder::new(gpu);
     let net = MultiTaskNet::new(&mut builder, spec, 60).unwrap();
@@ -357,39 +364,108 @@ fn three_task_network_with_towers() {
         t2.iter().map(|&v| v as f64).collect(),
     );
     // Parameter order: trunk.0 w,b; trunk.1 w,b; then per head: tower w,b; out w,b.
-    check(gpu, &tape, &fx, "three-task network", |p| {
-        let h1 = cpu::matmul(&x64, &p[0], b, d, 5, false, false, Some(&p[1]), true);
-        let z = cpu::matmul(&h1, &p[2], b, 5, 4, false, false, Some(&p[3]), true);
-        let head = |k: usize, out: usize| {
-            let base = 4 + 4 * k;
-            let t = cpu::matmul(
-                &z,
-                &p[base],
+    // ReLU is fused into the reference matmul; GELU and tanh follow it.
+    let relu = act == Activation::Relu;
+    let hidden = |v: Vec<f64>| match act {
+        Activation::Gelu => cpu::gelu(&v),
+        Activation::Tanh => cpu::tanh(&v),
+        _ => v,
+    };
+    check(
+        gpu,
+        &tape,
+        &fx,
+        &format!("three-task network, {act:?}"),
+        |p| {
+            let h1 = hidden(cpu::matmul(
+                &x64,
+                &p[0],
                 b,
+                d,
+                5,
+                false,
+                false,
+                Some(&p[1]),
+                relu,
+            ));
+            let z = hidden(cpu::matmul(
+                &h1,
+                &p[2],
+                b,
+                5,
                 4,
-                3,
                 false,
                 false,
-                Some(&p[base + 1]),
-                true,
-            );
-            cpu::matmul(
-                &t,
-                &p[base + 2],
-                b,
-                3,
-                out,
-                false,
-                false,
-                Some(&p[base + 3]),
-                false,
-            )
+                Some(&p[3]),
+                relu,
+            ));
+            let head = |k: usize, out: usize| {
+                let base = 4 + 4 * k;
+                let t = hidden(cpu::matmul(
+                    &z,
+                    &p[base],
+                    b,
+                    4,
+                    3,
+                    false,
+                    false,
+                    Some(&p[base + 1]),
+                    relu,
+                ));
+                cpu::matmul(
+                    &t,
+                    &p[base + 2],
+                    b,
+                    3,
+                    out,
+                    false,
+                    false,
+                    Some(&p[base + 3]),
+                    false,
+                )
+            };
+            let ce = cpu::softmax_ce(&head(0, 3), &labels, &m0, b, 3, 1.0).loss;
+            let r1 = cpu::mse(&head(1, 1), &t1, &m1, b, 1, 1.0).0;
+            let r2 = cpu::mse(&head(2, 1), &t2, &m2, b, 1, 1.0).0;
+            w[0] as f64 * ce + w[1] as f64 * r1 + w[2] as f64 * r2
+        },
+    );
+}
+
+#[test]
+fn gelu_and_tanh() {
+    let gpu = gpu_or_skip!();
+    // L = mse(act(x), t) with x spread over [-3, 3] (both tails of GELU and tanh):
+    //   GELU: dx = dy · (½(1 + tanh u) + ½ x (1 - tanh² u) √(2/π)(1 + 3·0.044715 x²))
+    //   tanh: dx = dy · (1 - tanh² x)
+    for act in [Activation::Gelu, Activation::Tanh] {
+        let n = 9;
+        let (fx, ids) = fixture(gpu, &[("x", vec![1, n])], 40);
+        let spread: Vec<f64> = fx.host[0].iter().map(|&v| 3.0 * v).collect();
+        fx.params.value(ids[0]).write(gpu, &f32s(&spread)).unwrap();
+        let fx = Fixture {
+            params: fx.params,
+            host: vec![f32s(&spread).iter().map(|&v| v as f64).collect()],
         };
-        let ce = cpu::softmax_ce(&head(0, 3), &labels, &m0, b, 3, 1.0).loss;
-        let r1 = cpu::mse(&head(1, 1), &t1, &m1, b, 1, 1.0).0;
-        let r2 = cpu::mse(&head(2, 1), &t2, &m2, b, 1, 1.0).0;
-        w[0] as f64 * ce + w[1] as f64 * r1 + w[2] as f64 * r2
-    });
+        let t = random(&mut rng(41), n);
+        let (seeds, losses) = loss_buffers(gpu, 1.0);
+        let mut tape = Tape::new(gpu);
+        let x = fx.params.var(&mut tape, ids[0]).unwrap();
+        let y = tape.activation(x, act).unwrap();
+        let mask = upload(gpu, &[1], &[1.0]);
+        let l = tape
+            .mse(y, &upload(gpu, &[1, n], &t), &mask, &seeds, &losses, 0)
+            .unwrap();
+        tape.backward(&[l]).unwrap();
+        let t64: Vec<f64> = t.iter().map(|&v| v as f64).collect();
+        check(gpu, &tape, &fx, &format!("{act:?}"), |p| {
+            let y = match act {
+                Activation::Gelu => cpu::gelu(&p[0]),
+                _ => cpu::tanh(&p[0]),
+            };
+            cpu::mse(&y, &t64, &[1.0], 1, n, 1.0).0
+        });
+    }
 }
 
 #[test]

@@ -388,6 +388,47 @@ fn elementwise_against_reference_all_sizes() {
             0.0,
             0.0,
         );
+        // GELU and tanh on x spread over [-4, 4], and their backwards.
+        let wide: Vec<f32> = xv.iter().map(|&v| 4.0 * v).collect();
+        let xw = upload(gpu, &[n], &wide);
+        gpu.run(&[&elementwise::gelu(gpu, &xw, &out).unwrap()])
+            .unwrap();
+        assert_close(
+            &format!("gelu n={n}"),
+            &gpu.read_one(&out).unwrap(),
+            &cpu::gelu(&wide),
+            1e-6,
+            1e-5,
+        );
+        gpu.run(&[&elementwise::gelu_backward(gpu, &b, &xw, &out).unwrap()])
+            .unwrap();
+        assert_close(
+            &format!("gelu_backward n={n}"),
+            &gpu.read_one(&out).unwrap(),
+            &cpu::gelu_backward(&bv, &wide),
+            1e-6,
+            1e-5,
+        );
+        let y_tanh = cpu::tanh(&wide);
+        gpu.run(&[&elementwise::tanh(gpu, &xw, &out).unwrap()])
+            .unwrap();
+        assert_close(
+            &format!("tanh n={n}"),
+            &gpu.read_one(&out).unwrap(),
+            &y_tanh,
+            1e-6,
+            1e-5,
+        );
+        let yt = upload(gpu, &[n], &y_tanh);
+        gpu.run(&[&elementwise::tanh_backward(gpu, &b, &yt, &out).unwrap()])
+            .unwrap();
+        assert_close(
+            &format!("tanh_backward n={n}"),
+            &gpu.read_one(&out).unwrap(),
+            &cpu::tanh_backward(&bv, &y_tanh),
+            1e-6,
+            1e-5,
+        );
         gpu.run(&[&elementwise::fill(gpu, &out, -1.25).unwrap()])
             .unwrap();
         assert_close(

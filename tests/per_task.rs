@@ -27,6 +27,7 @@ fn one_step(
         tower: vec![],
         outputs: vec![3, 1, 1],
         head_names: vec!["s".into(), "l".into(), "w".into()],
+        activation: Default::default(),
     };
     let net = MultiTaskNet::new(&mut b, spec, 3).unwrap();
     weighting.add_params(&mut b, 3).unwrap();
@@ -104,6 +105,7 @@ fn each_row_holds_only_its_own_task() {
         tower: vec![],
         outputs: vec![3, 1, 1],
         head_names: vec!["s".into(), "l".into(), "w".into()],
+        activation: Default::default(),
     };
     MultiTaskNet::new(&mut b, spec, 3).unwrap();
     let layout = b.build(gpu).unwrap().grads.layout;

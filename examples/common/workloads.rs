@@ -94,6 +94,7 @@ fn build(
         tower: vec![],
         outputs: data.tasks.iter().map(|t| t.outputs()).collect(),
         head_names: data.tasks.iter().map(|t| t.name.clone()).collect(),
+        activation: Default::default(),
     };
     let mut builder = if opts.half {
         ParamBuilder::new_half(gpu)

@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::gpu::Tensor;
 use crate::kernels::matmul::{self, MatmulOptions, Operand};
 use crate::kernels::{elementwise, mse, reduce, softmax_ce};
+use crate::nn::Activation;
 
 /// Largest product (multiply-adds) into which the ReLU mask of the backward pass is fused.
 pub const FUSE_MASK_MAX_MACS: usize = 1 << 22;
@@ -189,6 +190,39 @@ impl<'g> Tape<'g> {
             t.contribute(x, |dx| elementwise::relu_backward(gpu, dy, &yv, dx))
         });
         Ok(self.push_op("relu", y, &[x], rule))
+    }
+
+    /// y = act(x), elementwise; ReLU here is the unfused form (Linear fuses it).
+    pub fn activation(&mut self, x: Var, act: Activation) -> Result<Var> {
+        let gpu = self.gpu;
+        let xv = self.value(x).clone();
+        let y = match act {
+            Activation::Identity => return Ok(x),
+            Activation::Relu => return self.relu(x),
+            Activation::Gelu => {
+                let y = Tensor::zeros(gpu, xv.shape(), "gelu")?;
+                self.record_forward(elementwise::gelu(gpu, &xv, &y)?);
+                y
+            }
+            Activation::Tanh => {
+                let y = Tensor::zeros(gpu, xv.shape(), "tanh")?;
+                self.record_forward(elementwise::tanh(gpu, &xv, &y)?);
+                y
+            }
+        };
+        // GELU: dx = dy · GELU'(x) (needs the input x);
+        // tanh: dx = dy · (1 - y²)  (needs the output y).
+        let yv = y.clone();
+        let rule = Rc::new(move |t: &mut Tape, dy: &Tensor| -> Result<()> {
+            let gpu = t.gpu;
+            match act {
+                Activation::Gelu => {
+                    t.contribute(x, |dx| elementwise::gelu_backward(gpu, dy, &xv, dx))
+                }
+                _ => t.contribute(x, |dx| elementwise::tanh_backward(gpu, dy, &yv, dx)),
+            }
+        });
+        Ok(self.push_op(act.name(), y, &[x], rule))
     }
 
     /// y = a + b (same shapes)

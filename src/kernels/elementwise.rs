@@ -1,4 +1,5 @@
-//! fill, scale, add, axpy, relu and relu_backward. See shaders/elementwise.wgsl.
+//! fill, scale, add, axpy, broadcast, and the activations with their
+//! backwards (relu, gelu, tanh). See shaders/elementwise.wgsl.
 
 use crate::error::Result;
 use crate::gpu::Dispatch;
@@ -84,6 +85,26 @@ pub fn relu(gpu: &Gpu, x: &Tensor, y: &Tensor) -> Result<Dispatch> {
 /// dx = dy where the forward output y > 0, else 0.
 pub fn relu_backward(gpu: &Gpu, dy: &Tensor, y: &Tensor, dx: &Tensor) -> Result<Dispatch> {
     launch(gpu, "relu_backward", 0.0, 0.0, dx, &[dy, y])
+}
+
+/// y = GELU(x) = ½ x (1 + tanh(√(2/π) (x + 0.044715 x³)))
+pub fn gelu(gpu: &Gpu, x: &Tensor, y: &Tensor) -> Result<Dispatch> {
+    launch(gpu, "gelu", 0.0, 0.0, y, &[x])
+}
+
+/// dx = dy · GELU'(x), x the forward input.
+pub fn gelu_backward(gpu: &Gpu, dy: &Tensor, x: &Tensor, dx: &Tensor) -> Result<Dispatch> {
+    launch(gpu, "gelu_backward", 0.0, 0.0, dx, &[dy, x])
+}
+
+/// y = tanh(x)
+pub fn tanh(gpu: &Gpu, x: &Tensor, y: &Tensor) -> Result<Dispatch> {
+    launch(gpu, "tanh_fwd", 0.0, 0.0, y, &[x])
+}
+
+/// dx = dy · (1 - y²), y the forward output.
+pub fn tanh_backward(gpu: &Gpu, dy: &Tensor, y: &Tensor, dx: &Tensor) -> Result<Dispatch> {
+    launch(gpu, "tanh_backward", 0.0, 0.0, dx, &[dy, y])
 }
 
 /// y[i] = alpha · x[0] for every i (x has one element).

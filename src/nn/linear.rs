@@ -3,7 +3,7 @@
 use rand::rngs::StdRng;
 use rand::Rng;
 
-use super::{ParamBuilder, ParamId, ParamSet};
+use super::{Activation, ParamBuilder, ParamId, ParamSet};
 use crate::autodiff::{Tape, Var};
 use crate::error::{Error, Result};
 
@@ -37,7 +37,7 @@ fn draw(rng: &mut StdRng, init: Init, fan_in: usize, fan_out: usize) -> Vec<f32>
     }
 }
 
-/// y = x·W + b (then ReLU when asked); W is fan_in×fan_out, b is fan_out (zeros).
+/// y = act(x·W + b); W is fan_in×fan_out, b is fan_out (zeros).
 #[derive(Clone, Debug)]
 pub struct Linear {
     pub w: ParamId,
@@ -74,9 +74,20 @@ impl Linear {
         })
     }
 
-    pub fn forward(&self, tape: &mut Tape, params: &ParamSet, x: Var, relu: bool) -> Result<Var> {
+    /// y = act(x·W + b): ReLU fused into the matmul, other activations as a pass of their own.
+    pub fn forward(
+        &self,
+        tape: &mut Tape,
+        params: &ParamSet,
+        x: Var,
+        act: Activation,
+    ) -> Result<Var> {
         let w = params.var(tape, self.w)?;
         let b = params.var_f32(tape, self.b)?;
-        tape.linear(x, w, b, relu)
+        let y = tape.linear(x, w, b, act == Activation::Relu)?;
+        match act {
+            Activation::Relu | Activation::Identity => Ok(y),
+            _ => tape.activation(y, act),
+        }
     }
 }

@@ -6,7 +6,7 @@ use std::ops::Range;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
-use super::{Init, Linear, ParamBuilder, ParamSet};
+use super::{Activation, Init, Linear, ParamBuilder, ParamSet};
 use crate::autodiff::{Tape, Var};
 use crate::error::{Error, Result};
 
@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 pub struct NetSpec {
     /// Input features D.
     pub inputs: usize,
-    /// Hidden widths of the shared trunk (each Linear + ReLU).
+    /// Hidden widths of the shared trunk (each Linear + activation).
     pub trunk: Vec<usize>,
     /// Hidden widths of each task's own tower (empty: the head reads the trunk directly).
     pub tower: Vec<usize>,
@@ -24,6 +24,10 @@ pub struct NetSpec {
     pub outputs: Vec<usize>,
     /// Names of the heads (parameter names are `head.<name>...`).
     pub head_names: Vec<String>,
+    /// The hidden layers' activation (trunk and towers); models saved before
+    /// it existed used ReLU, the default.
+    #[serde(default)]
+    pub activation: Activation,
 }
 
 /// Shared trunk and one head (tower + output layer) per task.
@@ -108,7 +112,7 @@ impl MultiTaskNet {
     pub fn trunk_forward(&self, tape: &mut Tape, params: &ParamSet, x: Var) -> Result<Var> {
         let mut h = x;
         for layer in &self.trunk {
-            h = layer.forward(tape, params, h, true)?;
+            h = layer.forward(tape, params, h, self.spec.activation)?;
         }
         Ok(h)
     }
@@ -124,9 +128,9 @@ impl MultiTaskNet {
         let (tower, out) = &self.heads[k];
         let mut h = z;
         for layer in tower {
-            h = layer.forward(tape, params, h, true)?;
+            h = layer.forward(tape, params, h, self.spec.activation)?;
         }
-        out.forward(tape, params, h, false)
+        out.forward(tape, params, h, Activation::Identity)
     }
 
     /// Record the whole network: one output per head.

@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::gpu::Tensor;
 use crate::mtl::{GradSpace, Weighting};
-use crate::nn::{MultiTaskNet, NetSpec, ParamBuilder, ParamSet};
+use crate::nn::{Activation, MultiTaskNet, NetSpec, ParamBuilder, ParamSet};
 use crate::optim::{OptimizerConfig, OptimizerKind};
 use crate::train::metrics::{task_metrics, TaskMetrics};
 
@@ -44,6 +44,8 @@ pub struct TrainConfig {
     pub trunk: Vec<usize>,
     /// Hidden widths of each task's tower.
     pub tower: Vec<usize>,
+    /// The hidden layers' activation.
+    pub activation: Activation,
     /// Where per-task gradients are taken, overriding the method's choice.
     pub grad_space: Option<GradSpace>,
     /// Compute per-task gradients every step even for methods that need none,
@@ -92,6 +94,7 @@ impl Default for TrainConfig {
             seed: 0,
             trunk: vec![64, 64],
             tower: vec![],
+            activation: Activation::Relu,
             grad_space: None,
             grad_stats: false,
             profile: false,
@@ -178,6 +181,7 @@ pub fn fit(
         tower: cfg.tower.clone(),
         outputs: tasks.iter().map(|t| t.outputs()).collect(),
         head_names: tasks.iter().map(|t| t.name.clone()).collect(),
+        activation: cfg.activation,
     };
     let mut builder = if cfg.half {
         ParamBuilder::new_half(gpu)
