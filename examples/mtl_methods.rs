@@ -99,7 +99,7 @@ fn run(args: Args) -> taskgrad::Result<()> {
         stl[0].dispatches_per_step
     );
     let methods: Vec<String> = if args.methods.is_empty() {
-        mtl::METHODS.iter().map(|s| s.to_string()).collect()
+        mtl::names().iter().map(|s| s.to_string()).collect()
     } else {
         args.methods.clone()
     };

@@ -32,7 +32,7 @@ fn main() {
 
 fn run(args: Args) -> taskgrad::Result<()> {
     let gpu = Gpu::new()?;
-    let strings = |v: &[&str]| Some(v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+    let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     let settings = RunSettings {
         data: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/data/penguins.csv").into()),
         inputs: strings(&[
@@ -42,11 +42,11 @@ fn run(args: Args) -> taskgrad::Result<()> {
             "island",
         ]),
         tasks: strings(&["species:class", "sex:class", "body_mass_g:reg"]),
-        weighting: Some(args.weighting.clone()),
-        seed: Some(args.seed),
-        epochs: Some(150),
-        out: Some(args.out),
-        baselines: Some(true),
+        weighting: args.weighting.clone(),
+        seed: args.seed,
+        epochs: 150,
+        out: args.out,
+        baselines: true,
         ..Default::default()
     };
     let outcome = train_run(&gpu, &settings, &mut |_| {})?;

@@ -467,3 +467,105 @@ fn bad_config_and_unwritable_output() {
         "unknown weighting",
     );
 }
+
+#[test]
+fn sgd_and_gelu_train_penguins_and_are_saved_with_the_model() {
+    gpu_or_skip!();
+    let dir = scratch("sgd-gelu");
+    let out = dir.join("run");
+    // The config file asks for AdamW and tanh; the flags given win.
+    let cfg = write(
+        &dir,
+        "run.toml",
+        "optimizer = \"adamw\"\nactivation = \"tanh\"\nmomentum = 0.8\nlr = 0.05\n",
+    );
+    let mut args = vec![
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--data",
+        PENGUINS,
+        "--out",
+        out.to_str().unwrap(),
+        "--optimizer",
+        "sgd",
+        "--activation",
+        "gelu",
+    ];
+    args.extend(PENGUIN_ARGS);
+    let o = run(&args);
+    assert!(o.status.success(), "train failed: {}", stderr(&o));
+    let model = out.join("model.safetensors");
+    let ck = checkpoint::load(&model).unwrap();
+    assert_eq!(ck.meta.net.activation, taskgrad::nn::Activation::Gelu);
+    let cfg = &ck.meta.config;
+    assert_eq!(cfg["optimizer"], "sgd", "{cfg}");
+    assert_eq!(cfg["activation"], "gelu", "{cfg}");
+    // From the file (no flag given), and defaults recorded as the values used.
+    assert_eq!(
+        cfg["momentum"].as_f64().map(|m| (m * 10.0).round()),
+        Some(8.0),
+        "{cfg}"
+    );
+    assert_eq!(cfg["epochs"], 12, "{cfg}");
+    assert_eq!(cfg["batch"], 32, "{cfg}");
+    let preds = dir.join("preds.csv");
+    let o = run(&[
+        "predict",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        PENGUINS,
+        "--output",
+        preds.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "predict failed: {}", stderr(&o));
+    let text = std::fs::read_to_string(&preds).unwrap();
+    assert_eq!(text.lines().count(), 345, "one header and 344 rows");
+}
+
+#[test]
+fn train_help_lists_every_registered_method_and_the_defaults() {
+    let o = run(&["train", "--help"]);
+    assert!(o.status.success());
+    let help = String::from_utf8_lossy(&o.stdout);
+    for name in taskgrad::mtl::names() {
+        assert!(
+            help.contains(&format!("  {name} ")),
+            "{name} missing from: {help}"
+        );
+    }
+    for default in [
+        "[default: 100]",
+        "[default: adam]",
+        "[default: relu]",
+        "[default: 64,64]",
+    ] {
+        assert!(help.contains(default), "{default} missing from: {help}");
+    }
+}
+
+#[test]
+fn bad_optimizer_settings_fail_before_the_gpu() {
+    let dir = scratch("bad-optim");
+    let out = dir.join("run");
+    for (flag, value, needle) in [
+        ("--lr", "0", "learning rate"),
+        ("--momentum", "1.5", "momentum"),
+        ("--optimizer", "lion", "lion"),
+        ("--activation", "swish", "swish"),
+    ] {
+        let mut args = vec![
+            "train",
+            "--data",
+            PENGUINS,
+            "--out",
+            out.to_str().unwrap(),
+            flag,
+            value,
+        ];
+        args.extend(PENGUIN_ARGS);
+        assert_fails(&run(&args), needle);
+        no_model_left(&out);
+    }
+}

@@ -135,7 +135,7 @@ fn every_method_trains_iris() {
         trunk: vec![32, 32],
         ..Default::default()
     };
-    for name in mtl::METHODS {
+    for name in mtl::names() {
         let run = fit(
             gpu,
             &data,
@@ -252,8 +252,8 @@ fn unknown_method_and_space_names_are_errors() {
     assert!(mtl::by_name("gradvac").is_err());
     assert!(GradSpace::parse("both").is_err());
     assert_eq!(GradSpace::parse("rep").unwrap(), GradSpace::Representation);
-    for name in mtl::METHODS {
-        assert_eq!(mtl::by_name(name).unwrap().name(), *name);
+    for name in mtl::names() {
+        assert_eq!(mtl::by_name(name).unwrap().name(), name);
     }
 }
 

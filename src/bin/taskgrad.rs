@@ -10,7 +10,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use taskgrad::cli::run::{execute_run, prepare_run, results_table, RunSettings};
 use taskgrad::data::encode::{usable_rows, SavedTask};
@@ -63,58 +63,21 @@ struct TrainArgs {
     /// Settings from a TOML file (same names as the flags; flags given here win).
     #[arg(long)]
     config: Option<PathBuf>,
-    #[arg(long)]
-    data: Option<PathBuf>,
-    /// Input columns, comma-separated; non-numeric columns are one-hot encoded.
-    #[arg(long, value_delimiter = ',')]
-    inputs: Option<Vec<String>>,
-    /// A task, COLUMN:class or COLUMN:reg; repeat for several.
-    #[arg(long = "task")]
-    tasks: Option<Vec<String>>,
-    /// equal, uncertainty, dwa, rlw, famo, gradnorm, pcgrad, mgda, cagrad, imtl_g, nash_mtl, upgrad, fixed:w1,w2,...
-    #[arg(long)]
-    weighting: Option<String>,
-    #[arg(long)]
-    epochs: Option<usize>,
-    #[arg(long)]
-    batch: Option<usize>,
-    /// Hidden widths of the shared trunk, e.g. 64,64.
-    #[arg(long, value_delimiter = ',')]
-    hidden: Option<Vec<usize>>,
-    /// Hidden widths of each task's own tower.
-    #[arg(long, value_delimiter = ',')]
-    tower: Option<Vec<usize>>,
-    #[arg(long)]
-    lr: Option<f32>,
-    #[arg(long)]
-    seed: Option<u64>,
-    /// Run folder (default runs/latest).
-    #[arg(long)]
-    out: Option<PathBuf>,
-    /// Rows with a missing input: drop (default) or mean (fill with the training mean).
-    #[arg(long)]
-    impute: Option<String>,
-    /// Also train single-task baselines and report Δm%.
-    #[arg(long)]
-    baselines: bool,
-    #[arg(long)]
-    val_fraction: Option<f64>,
-    #[arg(long)]
-    test_fraction: Option<f64>,
-    #[arg(long)]
-    patience: Option<usize>,
-    /// Continue training from a saved model.
-    #[arg(long)]
-    resume: Option<PathBuf>,
-    /// f16 matmuls and activations with f32 master weights (adapters with SHADER_F16).
-    #[arg(long)]
-    half: bool,
+    #[command(flatten)]
+    settings: RunSettings,
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let result = match cli.command {
-        Command::Train(args) => train(*args),
+        Command::Train(args) => train(
+            matches.subcommand_matches("train").unwrap_or(&matches),
+            args.config.as_deref(),
+        ),
         Command::Eval { model, data } => eval(&model, &data),
         Command::Predict {
             model,
@@ -133,31 +96,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn train(args: TrainArgs) -> Result<()> {
-    let from_flags = RunSettings {
-        data: args.data,
-        inputs: args.inputs,
-        tasks: args.tasks,
-        weighting: args.weighting,
-        epochs: args.epochs,
-        batch: args.batch,
-        hidden: args.hidden,
-        tower: args.tower,
-        lr: args.lr,
-        seed: args.seed,
-        out: args.out,
-        impute: args.impute,
-        baselines: args.baselines.then_some(true),
-        val_fraction: args.val_fraction,
-        test_fraction: args.test_fraction,
-        patience: args.patience,
-        resume: args.resume,
-        half: args.half.then_some(true),
-    };
-    let settings = match &args.config {
-        Some(path) => RunSettings::from_toml(path)?.overridden_by(from_flags),
-        None => from_flags,
-    };
+fn train(matches: &ArgMatches, config: Option<&std::path::Path>) -> Result<()> {
+    let settings = RunSettings::with_file(matches, config)?;
     let prepared = prepare_run(&settings)?;
     let gpu = Gpu::new()?;
     eprintln!("adapter: {}", gpu.report);

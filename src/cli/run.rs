@@ -5,8 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
-
+pub use super::settings::RunSettings;
 use crate::data::encode::{usable_rows, Missing, Schema};
 use crate::data::{Split, Table, TaskType};
 use crate::error::{Error, Result};
@@ -14,72 +13,6 @@ use crate::gpu::Gpu;
 use crate::model::checkpoint::{self, ModelMeta};
 use crate::train::metrics::TaskMetrics;
 use crate::train::{fit, single_task_baselines, EpochLog, FitReport, InitParams, TrainConfig};
-
-/// Everything `taskgrad train` takes; every field can come from a TOML file.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RunSettings {
-    pub data: Option<PathBuf>,
-    pub inputs: Option<Vec<String>>,
-    /// `column:class` or `column:reg`.
-    pub tasks: Option<Vec<String>>,
-    pub weighting: Option<String>,
-    pub epochs: Option<usize>,
-    pub batch: Option<usize>,
-    pub hidden: Option<Vec<usize>>,
-    pub tower: Option<Vec<usize>>,
-    pub lr: Option<f32>,
-    pub seed: Option<u64>,
-    pub out: Option<PathBuf>,
-    /// `drop` (default) or `mean`.
-    pub impute: Option<String>,
-    pub baselines: Option<bool>,
-    pub val_fraction: Option<f64>,
-    pub test_fraction: Option<f64>,
-    pub patience: Option<usize>,
-    pub resume: Option<PathBuf>,
-    /// f16 matmuls and activations, f32 master weights (needs SHADER_F16).
-    pub half: Option<bool>,
-}
-
-impl RunSettings {
-    /// Read a TOML file; unknown keys are an error.
-    pub fn from_toml(path: &Path) -> Result<RunSettings> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
-            path: path.to_path_buf(),
-            source: e,
-        })?;
-        toml::from_str(&text)
-            .map_err(|e| Error::InvalidConfig(format!("{}: {}", path.display(), e.message())))
-    }
-
-    /// `self`, with every field that `over` sets replaced by it.
-    pub fn overridden_by(self, over: RunSettings) -> RunSettings {
-        macro_rules! pick {
-            ($($f:ident),*) => { RunSettings { $($f: over.$f.or(self.$f)),* } };
-        }
-        pick!(
-            data,
-            inputs,
-            tasks,
-            weighting,
-            epochs,
-            batch,
-            hidden,
-            tower,
-            lr,
-            seed,
-            out,
-            impute,
-            baselines,
-            val_fraction,
-            test_fraction,
-            patience,
-            resume,
-            half
-        )
-    }
-}
 
 /// Parse `column:class|reg`.
 pub fn parse_task(spec: &str) -> Result<(String, TaskType)> {
@@ -141,11 +74,8 @@ pub struct PreparedRun {
 pub fn prepare_run(s: &RunSettings) -> Result<PreparedRun> {
     let need = |what: &str| Error::InvalidConfig(format!("missing setting: {what}"));
     let data_path = s.data.clone().ok_or_else(|| need("--data"))?;
-    let out = s
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("runs/latest"));
-    let missing = match s.impute.as_deref().unwrap_or("drop") {
+    let out = s.out.clone();
+    let missing = match s.impute.as_str() {
         "drop" => Missing::Drop,
         "mean" => Missing::Mean,
         other => {
@@ -178,17 +108,15 @@ pub fn prepare_run(s: &RunSettings) -> Result<PreparedRun> {
                     )
                 })
                 .collect();
-            if s.inputs.as_ref().is_some_and(|i| *i != inputs) {
+            if !s.inputs.is_empty() && s.inputs != inputs {
                 return Err(Error::Checkpoint {
                     path: p.clone(),
-                    reason: format!(
-                        "the model's inputs are {inputs:?}, not {:?}",
-                        s.inputs.clone().unwrap_or_default()
-                    ),
+                    reason: format!("the model's inputs are {inputs:?}, not {:?}", s.inputs),
                 });
             }
-            if let Some(given) = &s.tasks {
-                let given = given
+            if !s.tasks.is_empty() {
+                let given = s
+                    .tasks
                     .iter()
                     .map(|t| parse_task(t))
                     .collect::<Result<Vec<_>>>()?;
@@ -202,16 +130,13 @@ pub fn prepare_run(s: &RunSettings) -> Result<PreparedRun> {
             (inputs, tasks)
         }
         None => {
-            let inputs = s
-                .inputs
-                .clone()
-                .filter(|i| !i.is_empty())
-                .ok_or_else(|| need("--inputs"))?;
-            let tasks = s
-                .tasks
-                .clone()
-                .filter(|t| !t.is_empty())
-                .ok_or_else(|| need("--task"))?;
+            if s.inputs.is_empty() {
+                return Err(need("--inputs"));
+            }
+            if s.tasks.is_empty() {
+                return Err(need("--task"));
+            }
+            let (inputs, tasks) = (s.inputs.clone(), s.tasks.clone());
             (
                 inputs,
                 tasks
@@ -228,13 +153,8 @@ pub fn prepare_run(s: &RunSettings) -> Result<PreparedRun> {
         table.column(c)?;
     }
     let (kept, dropped_rows) = usable_rows(&table, &input_refs, missing)?;
-    let seed = s.seed.unwrap_or(0);
-    let split = Split::new(
-        kept.len(),
-        s.val_fraction.unwrap_or(0.15),
-        s.test_fraction.unwrap_or(0.15),
-        seed,
-    )?;
+    let seed = s.seed;
+    let split = Split::new(kept.len(), s.val_fraction, s.test_fraction, seed)?;
     let schema = match &resume {
         Some((_, ck)) => Schema {
             missing,
@@ -248,29 +168,35 @@ pub fn prepare_run(s: &RunSettings) -> Result<PreparedRun> {
     let data = schema.encode(&table, &kept)?;
     let (trunk, tower) = match &resume {
         Some((_, ck)) => (ck.meta.net.trunk.clone(), ck.meta.net.tower.clone()),
-        None => (
-            s.hidden.clone().unwrap_or_else(|| vec![64, 64]),
-            s.tower.clone().unwrap_or_default(),
-        ),
+        None => (s.hidden.clone(), s.tower.clone()),
+    };
+    let activation = match &resume {
+        Some((_, ck)) => ck.meta.net.activation,
+        None => s.activation,
     };
     let cfg = TrainConfig {
-        epochs: s.epochs.unwrap_or(100),
-        batch_size: s.batch.unwrap_or(32),
-        lr: s.lr.unwrap_or(1e-2),
+        epochs: s.epochs,
+        batch_size: s.batch,
+        optimizer: s.optimizer,
+        lr: s.lr,
+        momentum: s.momentum,
+        weight_decay: s.weight_decay,
         seed,
         trunk,
         tower,
-        patience: Some(s.patience.unwrap_or(30)),
+        activation,
+        patience: Some(s.patience),
         init: resume.as_ref().map(|(p, ck)| {
             Arc::new(InitParams {
                 source: p.clone(),
                 values: ck.tensors.clone(),
             })
         }),
-        half: s.half.unwrap_or(false),
+        half: s.half,
         ..Default::default()
     };
-    let weighting = s.weighting.clone().unwrap_or_else(|| "equal".into());
+    cfg.optimizer_config().validate()?;
+    let weighting = s.weighting.clone();
     crate::mtl::by_name(&weighting)?; // an unknown name fails here, before any work
     prepare_out_dir(&out)?;
     let epochs_before = resume.as_ref().map_or(0, |(_, ck)| ck.meta.epochs_trained);
@@ -314,7 +240,7 @@ pub fn execute_run(
         &cfg,
         on_epoch,
     )?;
-    let baselines = if settings.baselines.unwrap_or(false) {
+    let baselines = if settings.baselines {
         let fresh = TrainConfig {
             init: None,
             ..cfg.clone()
@@ -324,7 +250,7 @@ pub fn execute_run(
         Vec::new()
     };
     let mut recorded = settings.clone();
-    recorded.out = Some(out.clone());
+    recorded.out = out.clone();
     let meta = ModelMeta {
         schema: schema.clone(),
         net: report.net.spec.clone(),

@@ -8,7 +8,10 @@
 //! which maximises the worst task's improvement within a ball around g0;
 //! d is rescaled by 1/(1 + c²) as in LibMTL (`solve::cagrad`).
 
-use super::{gram_solve_plan, GradSpace, Weighting, WeightingContext, WeightingPlan};
+use super::{
+    gram_solve_plan, Capabilities, GradSpace, MethodInfo, Weighting, WeightingContext,
+    WeightingPlan,
+};
 use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::gpu::Tensor;
@@ -29,12 +32,26 @@ impl Default for CaGrad {
     }
 }
 
+/// The registry's entry.
+pub(crate) const INFO: MethodInfo = MethodInfo {
+    name: "cagrad",
+    aliases: &[],
+    summary: "CAGrad (Liu et al. 2021): best worst-task improvement near the mean gradient",
+    defaults: "c 0.4, 100 steps",
+    caps: Capabilities {
+        grad_space: Some(GradSpace::Parameters),
+        combines: true,
+        seeds: false,
+    },
+    build: |_seed| Box::new(CaGrad::default()),
+};
+
 impl Weighting for CaGrad {
     fn name(&self) -> &'static str {
         "cagrad"
     }
-    fn grad_space(&self) -> Option<GradSpace> {
-        Some(GradSpace::Parameters)
+    fn capabilities(&self) -> Capabilities {
+        INFO.caps
     }
     fn build(&mut self, gpu: &Gpu, ctx: &WeightingContext) -> Result<WeightingPlan> {
         let method = Solve::CaGrad {

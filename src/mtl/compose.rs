@@ -5,7 +5,7 @@
 //! the gradient of w_k L_k; the gradient method then combines those rows from
 //! their Gram matrix as usual. Task-specific (head) parameters get w_k ∇L_k.
 
-use super::{GradSpace, Weighting, WeightingContext, WeightingPlan};
+use super::{Capabilities, Weighting, WeightingContext, WeightingPlan};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::gpu::Tensor;
@@ -18,14 +18,14 @@ pub struct Compose {
 
 impl Compose {
     pub fn new(grad: Box<dyn Weighting>, loss: Box<dyn Weighting>) -> Result<Compose> {
-        if grad.grad_space().is_none() || grad.name() == "gradnorm" {
+        if !grad.capabilities().combines {
             return Err(Error::InvalidConfig(format!(
                 "{:?}+{:?}: the first method must combine per-task gradients (pcgrad, mgda, cagrad, imtl_g, nash_mtl, upgrad)",
                 grad.name(),
                 loss.name()
             )));
         }
-        if loss.grad_space().is_some() {
+        if loss.capabilities().grad_space.is_some() {
             return Err(Error::InvalidConfig(format!(
                 "{:?}+{:?}: the second method must weight losses",
                 grad.name(),
@@ -40,8 +40,13 @@ impl Weighting for Compose {
     fn name(&self) -> &'static str {
         "composed"
     }
-    fn grad_space(&self) -> Option<GradSpace> {
-        self.grad.grad_space()
+    fn capabilities(&self) -> Capabilities {
+        let (g, l) = (self.grad.capabilities(), self.loss.capabilities());
+        Capabilities {
+            grad_space: g.grad_space,
+            combines: g.combines,
+            seeds: l.seeds,
+        }
     }
     fn add_params(&mut self, params: &mut ParamBuilder, tasks: usize) -> Result<()> {
         self.grad.add_params(params, tasks)?;

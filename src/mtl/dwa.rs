@@ -9,7 +9,7 @@
 //! two epochs. The weights change once per epoch, from the loss sums the
 //! trainer reads back then anyway, so no step waits on the host.
 
-use super::{solve, Weighting, WeightingContext, WeightingPlan};
+use super::{solve, Capabilities, MethodInfo, Weighting, WeightingContext, WeightingPlan};
 use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::gpu::Tensor;
@@ -28,9 +28,26 @@ impl Default for Dwa {
     }
 }
 
+/// The registry's entry.
+pub(crate) const INFO: MethodInfo = MethodInfo {
+    name: "dwa",
+    aliases: &[],
+    summary: "dynamic weight average (Liu et al. 2019): weights from the loss ratios of the last two epochs",
+    defaults: "temperature 2",
+    caps: Capabilities {
+        grad_space: None,
+        combines: false,
+        seeds: true,
+    },
+    build: |_seed| Box::new(Dwa::default()),
+};
+
 impl Weighting for Dwa {
     fn name(&self) -> &'static str {
         "dwa"
+    }
+    fn capabilities(&self) -> Capabilities {
+        INFO.caps
     }
     fn build(&mut self, gpu: &Gpu, ctx: &WeightingContext) -> Result<WeightingPlan> {
         ctx.seeds.write(gpu, &vec![1.0; ctx.seeds.numel()])?;

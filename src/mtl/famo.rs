@@ -12,7 +12,7 @@
 //! time once the solve has written them (`after_forward`); like LibMTL, the
 //! previous losses are those of the previous minibatch.
 
-use super::{Weighting, WeightingContext, WeightingPlan};
+use super::{Capabilities, MethodInfo, Weighting, WeightingContext, WeightingPlan};
 use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::gpu::Tensor;
@@ -34,9 +34,26 @@ impl Default for Famo {
     }
 }
 
+/// The registry's entry.
+pub(crate) const INFO: MethodInfo = MethodInfo {
+    name: "famo",
+    aliases: &[],
+    summary: "FAMO (Liu et al. 2023): fast adaptive weights from the log-loss change",
+    defaults: "lr 0.025, decay 0.001",
+    caps: Capabilities {
+        grad_space: None,
+        combines: false,
+        seeds: true,
+    },
+    build: |_seed| Box::new(Famo::default()),
+};
+
 impl Weighting for Famo {
     fn name(&self) -> &'static str {
         "famo"
+    }
+    fn capabilities(&self) -> Capabilities {
+        INFO.caps
     }
     fn build(&mut self, gpu: &Gpu, ctx: &WeightingContext) -> Result<WeightingPlan> {
         ctx.seeds.write(gpu, &vec![1.0; ctx.seeds.numel()])?;

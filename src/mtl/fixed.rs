@@ -1,6 +1,6 @@
 //! Fixed user weights: L = Σ_k w_k L_k with w given up front.
 
-use super::{Weighting, WeightingContext, WeightingPlan};
+use super::{Capabilities, Weighting, WeightingContext, WeightingPlan};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 
@@ -23,6 +23,13 @@ impl Fixed {
 impl Weighting for Fixed {
     fn name(&self) -> &'static str {
         "fixed"
+    }
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            grad_space: None,
+            combines: false,
+            seeds: true,
+        }
     }
     fn build(&mut self, gpu: &Gpu, ctx: &WeightingContext) -> Result<WeightingPlan> {
         if self.weights.len() != ctx.seeds.numel() {

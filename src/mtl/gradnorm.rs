@@ -9,7 +9,7 @@
 //! the renormalisation run on the GPU (`solve::gradnorm_step`), writing next
 //! step's seeds.
 
-use super::{GradSpace, Weighting, WeightingContext, WeightingPlan};
+use super::{Capabilities, GradSpace, MethodInfo, Weighting, WeightingContext, WeightingPlan};
 use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::gpu::Tensor;
@@ -33,12 +33,26 @@ impl Default for GradNorm {
     }
 }
 
+/// The registry's entry.
+pub(crate) const INFO: MethodInfo = MethodInfo {
+    name: "gradnorm",
+    aliases: &[],
+    summary: "GradNorm (Chen et al. 2018): weights that balance per-task gradient norms",
+    defaults: "alpha 1.5, lr 0.025",
+    caps: Capabilities {
+        grad_space: Some(GradSpace::Parameters),
+        combines: false,
+        seeds: true,
+    },
+    build: |_seed| Box::new(GradNorm::default()),
+};
+
 impl Weighting for GradNorm {
     fn name(&self) -> &'static str {
         "gradnorm"
     }
-    fn grad_space(&self) -> Option<GradSpace> {
-        Some(GradSpace::Parameters)
+    fn capabilities(&self) -> Capabilities {
+        INFO.caps
     }
     fn build(&mut self, gpu: &Gpu, ctx: &WeightingContext) -> Result<WeightingPlan> {
         // Seeds start at 1 and are rewritten by the solve after each step's Gram matrix;

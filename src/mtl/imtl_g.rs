@@ -6,7 +6,10 @@
 //!
 //!   α = g_0 Uᵀ (D Uᵀ)⁻¹,   w = [1 - Σ α, α]     (`solve::imtl_g`).
 
-use super::{gram_solve_plan, GradSpace, Weighting, WeightingContext, WeightingPlan};
+use super::{
+    gram_solve_plan, Capabilities, GradSpace, MethodInfo, Weighting, WeightingContext,
+    WeightingPlan,
+};
 use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::gpu::Tensor;
@@ -17,12 +20,26 @@ pub struct ImtlG {
     pub(crate) state: Option<Tensor>,
 }
 
+/// The registry's entry.
+pub(crate) const INFO: MethodInfo = MethodInfo {
+    name: "imtl_g",
+    aliases: &["imtl"],
+    summary: "IMTL-G (Liu et al. 2021): equal projections onto every task's unit gradient",
+    defaults: "",
+    caps: Capabilities {
+        grad_space: Some(GradSpace::Parameters),
+        combines: true,
+        seeds: false,
+    },
+    build: |_seed| Box::new(ImtlG::default()),
+};
+
 impl Weighting for ImtlG {
     fn name(&self) -> &'static str {
         "imtl_g"
     }
-    fn grad_space(&self) -> Option<GradSpace> {
-        Some(GradSpace::Parameters)
+    fn capabilities(&self) -> Capabilities {
+        INFO.caps
     }
     fn build(&mut self, gpu: &Gpu, ctx: &WeightingContext) -> Result<WeightingPlan> {
         let method = Solve::ImtlG;

@@ -9,7 +9,10 @@
 //! Frank-Wolfe with exact line search for more (`solve::mgda`). By default the
 //! gradients are taken at the shared representation (the "upper bound", UB).
 
-use super::{gram_solve_plan, GradSpace, Weighting, WeightingContext, WeightingPlan};
+use super::{
+    gram_solve_plan, Capabilities, GradSpace, MethodInfo, Weighting, WeightingContext,
+    WeightingPlan,
+};
 use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::gpu::Tensor;
@@ -20,12 +23,26 @@ pub struct Mgda {
     pub(crate) state: Option<Tensor>,
 }
 
+/// The registry's entry.
+pub(crate) const INFO: MethodInfo = MethodInfo {
+    name: "mgda",
+    aliases: &["mgda_ub"],
+    summary: "MGDA-UB (Sener & Koltun 2018): min-norm point of the gradients' convex hull",
+    defaults: "250 Frank-Wolfe steps; representation space",
+    caps: Capabilities {
+        grad_space: Some(GradSpace::Representation),
+        combines: true,
+        seeds: false,
+    },
+    build: |_seed| Box::new(Mgda::default()),
+};
+
 impl Weighting for Mgda {
     fn name(&self) -> &'static str {
         "mgda"
     }
-    fn grad_space(&self) -> Option<GradSpace> {
-        Some(GradSpace::Representation)
+    fn capabilities(&self) -> Capabilities {
+        INFO.caps
     }
     fn build(&mut self, gpu: &Gpu, ctx: &WeightingContext) -> Result<WeightingPlan> {
         let method = Solve::Mgda { iters: 250 };

@@ -105,13 +105,81 @@ pub struct WeightingPlan {
     pub after_backward: Vec<Dispatch>,
 }
 
+/// What a method needs from the training step and what it writes, declared
+/// by each method (never inferred from its name).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Where the method needs per-task gradients by default (None: it needs none).
+    pub grad_space: Option<GradSpace>,
+    /// It combines per-task gradient rows (writes the combination weights).
+    pub combines: bool,
+    /// It writes the task seeds (the loss weights).
+    pub seeds: bool,
+}
+
+/// A method's entry in the [`REGISTRY`].
+pub struct MethodInfo {
+    /// The name [`by_name`] takes.
+    pub name: &'static str,
+    /// Other names it takes.
+    pub aliases: &'static [&'static str],
+    /// The method and its paper, in one line.
+    pub summary: &'static str,
+    /// Its default hyper-parameters, in words (empty: none).
+    pub defaults: &'static str,
+    pub caps: Capabilities,
+    /// A new instance with default settings; the argument seeds random methods.
+    pub build: fn(u32) -> Box<dyn Weighting>,
+}
+
+/// Every method, in the order the tools list them. `fixed:w1,w2,...` and
+/// `GRAD+LOSS` compositions are parsed by [`by_name`] on top of these.
+pub const REGISTRY: &[MethodInfo] = &[
+    equal::INFO,
+    uncertainty::INFO,
+    dwa::INFO,
+    rlw::INFO,
+    famo::INFO,
+    gradnorm::INFO,
+    pcgrad::INFO,
+    mgda::INFO,
+    cagrad::INFO,
+    imtl_g::INFO,
+    nash_mtl::INFO,
+    upgrad::INFO,
+];
+
+/// The registered method names.
+pub fn names() -> Vec<&'static str> {
+    REGISTRY.iter().map(|m| m.name).collect()
+}
+
+/// The methods and their defaults, one per line, for `--help`.
+pub fn weighting_help() -> String {
+    let mut out = String::from(
+        "The multi-task method: one of the names below, fixed:w1,w2,... (one weight per task), \
+         or GRAD+LOSS, a gradient method over loss weights (e.g. pcgrad+uncertainty).\n",
+    );
+    for m in REGISTRY {
+        let defaults = if m.defaults.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", m.defaults)
+        };
+        out.push_str(&format!("\n  {:<12} {}{defaults}", m.name, m.summary));
+    }
+    out
+}
+
 /// A multi-task weighting method.
 pub trait Weighting {
     /// Short name, as accepted by [`by_name`].
     fn name(&self) -> &'static str;
+    /// What the method needs and writes.
+    fn capabilities(&self) -> Capabilities;
     /// Per-task gradients the method needs, if any (the trainer may be told another space).
     fn grad_space(&self) -> Option<GradSpace> {
-        None
+        self.capabilities().grad_space
     }
     /// Add the method's own learned parameters (default: none).
     fn add_params(&mut self, _params: &mut ParamBuilder, _tasks: usize) -> Result<()> {
@@ -125,23 +193,7 @@ pub trait Weighting {
     }
 }
 
-/// Every method, by the name [`by_name`] takes.
-pub const METHODS: &[&str] = &[
-    "equal",
-    "uncertainty",
-    "dwa",
-    "rlw",
-    "famo",
-    "gradnorm",
-    "pcgrad",
-    "mgda",
-    "cagrad",
-    "imtl_g",
-    "nash_mtl",
-    "upgrad",
-];
-
-/// A method by name (one of [`METHODS`], `fixed:w1,w2,...`, or `GRAD+LOSS`:
+/// A method by name (one of the [`REGISTRY`], `fixed:w1,w2,...`, or `GRAD+LOSS`:
 /// a gradient method over loss weights, e.g. `pcgrad+uncertainty`), with default
 /// settings; `seed` feeds the random ones (RLW, PCGrad's task order).
 pub fn by_name_seeded(name: &str, seed: u64) -> Result<Box<dyn Weighting>> {
@@ -164,26 +216,16 @@ pub fn by_name_seeded(name: &str, seed: u64) -> Result<Box<dyn Weighting>> {
         return Ok(Box::new(Fixed::new(weights)?));
     }
     let seed = (seed ^ (seed >> 32)) as u32;
-    Ok(match lower.as_str() {
-        "equal" | "ew" => Box::new(Equal),
-        "uncertainty" | "uw" => Box::new(Uncertainty::default()),
-        "dwa" => Box::new(Dwa::default()),
-        "rlw" => Box::new(Rlw { seed, state: None }),
-        "famo" => Box::new(Famo::default()),
-        "gradnorm" => Box::new(GradNorm::default()),
-        "pcgrad" => Box::new(PcGrad { seed, state: None }),
-        "mgda" | "mgda_ub" => Box::new(Mgda::default()),
-        "cagrad" => Box::new(CaGrad::default()),
-        "imtl_g" | "imtl" => Box::new(ImtlG::default()),
-        "nash_mtl" | "nash" => Box::new(NashMtl::default()),
-        "upgrad" => Box::new(UpGrad::default()),
-        _ => {
-            return Err(Error::InvalidConfig(format!(
+    REGISTRY
+        .iter()
+        .find(|m| m.name == lower || m.aliases.contains(&lower.as_str()))
+        .map(|m| (m.build)(seed))
+        .ok_or_else(|| {
+            Error::InvalidConfig(format!(
                 "unknown weighting {name:?}; choose one of {}, or fixed:w1,w2,...",
-                METHODS.join(", ")
-            )))
-        }
-    })
+                names().join(", ")
+            ))
+        })
 }
 
 /// [`by_name_seeded`] with seed 0.

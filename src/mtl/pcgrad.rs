@@ -9,7 +9,10 @@
 //! Every dot product comes from the Gram matrix (`solve::pcgrad`); the random
 //! order is a hash of (seed, step, task) computed on the GPU.
 
-use super::{gram_solve_plan, GradSpace, Weighting, WeightingContext, WeightingPlan};
+use super::{
+    gram_solve_plan, Capabilities, GradSpace, MethodInfo, Weighting, WeightingContext,
+    WeightingPlan,
+};
 use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::gpu::Tensor;
@@ -20,12 +23,26 @@ pub struct PcGrad {
     pub(crate) state: Option<Tensor>,
 }
 
+/// The registry's entry.
+pub(crate) const INFO: MethodInfo = MethodInfo {
+    name: "pcgrad",
+    aliases: &[],
+    summary: "PCGrad (Yu et al. 2020): project away conflicting gradients in random order",
+    defaults: "",
+    caps: Capabilities {
+        grad_space: Some(GradSpace::Parameters),
+        combines: true,
+        seeds: false,
+    },
+    build: |seed| Box::new(PcGrad { seed, state: None }),
+};
+
 impl Weighting for PcGrad {
     fn name(&self) -> &'static str {
         "pcgrad"
     }
-    fn grad_space(&self) -> Option<GradSpace> {
-        Some(GradSpace::Parameters)
+    fn capabilities(&self) -> Capabilities {
+        INFO.caps
     }
     fn build(&mut self, gpu: &Gpu, ctx: &WeightingContext) -> Result<WeightingPlan> {
         let method = Solve::PcGrad { seed: self.seed };

@@ -7,7 +7,7 @@
 //!
 //! on the GPU from a hash of (seed, step, task) (`solve::rlw`).
 
-use super::{Weighting, WeightingContext, WeightingPlan};
+use super::{Capabilities, MethodInfo, Weighting, WeightingContext, WeightingPlan};
 use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::gpu::Tensor;
@@ -18,9 +18,26 @@ pub struct Rlw {
     pub(crate) state: Option<Tensor>,
 }
 
+/// The registry's entry.
+pub(crate) const INFO: MethodInfo = MethodInfo {
+    name: "rlw",
+    aliases: &[],
+    summary: "random loss weighting (Lin et al. 2022): softmax of a normal draw per step",
+    defaults: "",
+    caps: Capabilities {
+        grad_space: None,
+        combines: false,
+        seeds: true,
+    },
+    build: |seed| Box::new(Rlw { seed, state: None }),
+};
+
 impl Weighting for Rlw {
     fn name(&self) -> &'static str {
         "rlw"
+    }
+    fn capabilities(&self) -> Capabilities {
+        INFO.caps
     }
     fn build(&mut self, gpu: &Gpu, ctx: &WeightingContext) -> Result<WeightingPlan> {
         let state = Tensor::zeros(gpu, &[STATE_LEN], "rlw state")?;

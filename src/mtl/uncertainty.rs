@@ -11,7 +11,7 @@
 //! Both run on the GPU (shaders/loss_weighting.wgsl); s is updated by the
 //! model's optimizer like any other parameter.
 
-use super::{Weighting, WeightingContext, WeightingPlan};
+use super::{Capabilities, MethodInfo, Weighting, WeightingContext, WeightingPlan};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::kernels::loss_weighting;
@@ -26,9 +26,26 @@ pub struct Uncertainty {
 /// Name of the learned parameter in the model's arena.
 pub const PARAM_NAME: &str = "weighting.uncertainty.log_var";
 
+/// The registry's entry.
+pub(crate) const INFO: MethodInfo = MethodInfo {
+    name: "uncertainty",
+    aliases: &["uw"],
+    summary: "uncertainty weighting (Kendall et al. 2018): learned log σ²_k",
+    defaults: "log σ² starts at 0",
+    caps: Capabilities {
+        grad_space: None,
+        combines: false,
+        seeds: true,
+    },
+    build: |_seed| Box::new(Uncertainty::default()),
+};
+
 impl Weighting for Uncertainty {
     fn name(&self) -> &'static str {
         "uncertainty"
+    }
+    fn capabilities(&self) -> Capabilities {
+        INFO.caps
     }
     fn add_params(&mut self, params: &mut ParamBuilder, k: usize) -> Result<()> {
         self.log_var = Some(params.add(PARAM_NAME, &[k], vec![0.0; k])?);

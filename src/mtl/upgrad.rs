@@ -8,7 +8,10 @@
 //!
 //! so no task's loss increases to first order.
 
-use super::{gram_solve_plan, GradSpace, Weighting, WeightingContext, WeightingPlan};
+use super::{
+    gram_solve_plan, Capabilities, GradSpace, MethodInfo, Weighting, WeightingContext,
+    WeightingPlan,
+};
 use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::gpu::Tensor;
@@ -19,12 +22,26 @@ pub struct UpGrad {
     pub(crate) state: Option<Tensor>,
 }
 
+/// The registry's entry.
+pub(crate) const INFO: MethodInfo = MethodInfo {
+    name: "upgrad",
+    aliases: &[],
+    summary: "UPGrad (Quinton & Rey 2024): mean of projections onto the dual cone",
+    defaults: "100 sweeps",
+    caps: Capabilities {
+        grad_space: Some(GradSpace::Parameters),
+        combines: true,
+        seeds: false,
+    },
+    build: |_seed| Box::new(UpGrad::default()),
+};
+
 impl Weighting for UpGrad {
     fn name(&self) -> &'static str {
         "upgrad"
     }
-    fn grad_space(&self) -> Option<GradSpace> {
-        Some(GradSpace::Parameters)
+    fn capabilities(&self) -> Capabilities {
+        INFO.caps
     }
     fn build(&mut self, gpu: &Gpu, ctx: &WeightingContext) -> Result<WeightingPlan> {
         let method = Solve::UpGrad { sweeps: 100 };

@@ -1,0 +1,140 @@
+//! Every setting of a training run, in one struct that is at once the
+//! command line's flags (clap, with each default shown in `--help`), the
+//! config file's keys (serde, TOML; unknown keys refused), and the record
+//! saved in the model's metadata (the effective values, defaults included).
+//!
+//! Defaults are written once, on the clap attributes; [`RunSettings::default`]
+//! reads them back by parsing an empty command line, and serde fills keys a
+//! file leaves out from that. A flag given on the command line wins over the
+//! file ([`RunSettings::with_file`]).
+
+use std::path::{Path, PathBuf};
+
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, FromArgMatches, Parser};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::nn::Activation;
+use crate::optim::OptimizerKind;
+
+/// Everything `taskgrad train` takes, from flags or a TOML file.
+#[derive(Args, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunSettings {
+    /// The CSV file.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Input columns, comma-separated; non-numeric columns are one-hot encoded.
+    #[arg(long, value_delimiter = ',')]
+    pub inputs: Vec<String>,
+    /// A task, COLUMN:class or COLUMN:reg; repeat for several.
+    #[arg(long = "task")]
+    pub tasks: Vec<String>,
+    /// The multi-task method.
+    #[arg(long, default_value = "equal", long_help = crate::mtl::weighting_help())]
+    pub weighting: String,
+    #[arg(long, default_value_t = 100)]
+    pub epochs: usize,
+    /// Rows per minibatch.
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+    /// Hidden widths of the shared trunk, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "64,64")]
+    pub hidden: Vec<usize>,
+    /// Hidden widths of each task's own tower (none by default).
+    #[arg(long, value_delimiter = ',')]
+    pub tower: Vec<usize>,
+    /// The hidden layers' activation.
+    #[arg(long, value_enum, default_value_t = Activation::Relu)]
+    pub activation: Activation,
+    /// The optimizer.
+    #[arg(long, value_enum, default_value_t = OptimizerKind::Adam)]
+    pub optimizer: OptimizerKind,
+    /// Learning rate.
+    #[arg(long, default_value_t = 1e-2)]
+    pub lr: f32,
+    /// SGD's momentum.
+    #[arg(long, default_value_t = 0.9)]
+    pub momentum: f32,
+    /// Weight decay: an L2 penalty for sgd and adam, decoupled for adamw.
+    #[arg(long, default_value_t = 0.0)]
+    pub weight_decay: f32,
+    /// Seed of the split, the initial weights, the minibatch order and random methods.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Run folder.
+    #[arg(long, default_value = "runs/latest")]
+    pub out: PathBuf,
+    /// Rows with a missing input: drop them, or mean (fill with the training mean).
+    #[arg(long, default_value = "drop")]
+    pub impute: String,
+    /// Also train single-task baselines and report Δm%.
+    #[arg(long)]
+    pub baselines: bool,
+    /// Fraction of rows held out for validation (early stopping).
+    #[arg(long, default_value_t = 0.15)]
+    pub val_fraction: f64,
+    /// Fraction of rows held out for the test metrics.
+    #[arg(long, default_value_t = 0.15)]
+    pub test_fraction: f64,
+    /// Stop after this many epochs without a better validation loss.
+    #[arg(long, default_value_t = 30)]
+    pub patience: usize,
+    /// Continue training from a saved model (its inputs, tasks and architecture).
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+    /// f16 matmuls and activations with f32 master weights (adapters with SHADER_F16).
+    #[arg(long)]
+    pub half: bool,
+}
+
+/// [`RunSettings`] alone on a command line, to read the defaults back from clap.
+#[derive(Parser)]
+struct Defaults {
+    #[command(flatten)]
+    settings: RunSettings,
+}
+
+impl Default for RunSettings {
+    fn default() -> Self {
+        Defaults::parse_from(["taskgrad"]).settings
+    }
+}
+
+impl RunSettings {
+    /// Read a TOML file; unknown keys are an error, missing keys take the defaults.
+    pub fn from_toml(path: &Path) -> Result<RunSettings> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+        toml::from_str(&text)
+            .map_err(|e| Error::InvalidConfig(format!("{}: {}", path.display(), e.message())))
+    }
+
+    /// The settings parsed from `matches` (a command whose arguments flatten
+    /// [`RunSettings`]) over those of the TOML file `file`, if any: each flag
+    /// given on the command line replaces the file's value.
+    pub fn with_file(matches: &ArgMatches, file: Option<&Path>) -> Result<RunSettings> {
+        let flags = RunSettings::from_arg_matches(matches)
+            .map_err(|e| Error::InvalidConfig(e.to_string()))?;
+        let Some(file) = file else {
+            return Ok(flags);
+        };
+        let base = RunSettings::from_toml(file)?;
+        let json = |s: &RunSettings| {
+            serde_json::to_value(s).map_err(|e| Error::InvalidConfig(e.to_string()))
+        };
+        let (mut merged, given) = (json(&base)?, json(&flags)?);
+        for id in matches.ids() {
+            let id = id.as_str();
+            if matches.value_source(id) == Some(ValueSource::CommandLine) {
+                if let Some(v) = given.get(id) {
+                    merged[id] = v.clone();
+                }
+            }
+        }
+        serde_json::from_value(merged).map_err(|e| Error::InvalidConfig(e.to_string()))
+    }
+}
