@@ -5,8 +5,11 @@
 mod common;
 
 use common::{assert_close, random, rng};
-use taskgrad::kernels::mtl_solve::{solve, Solve, STATE_LEN};
-use taskgrad::mtl::solve as cpu;
+use taskgrad::kernels::mtl::STATE_LEN;
+use taskgrad::mtl::{
+    cagrad, famo, gradnorm, imtl_g, mgda, nash_mtl, pcgrad, rlw, upgrad, CaGrad, Famo, GpuSolve,
+    GradNorm, ImtlG, Mgda, NashMtl, PcGrad, Rlw, UpGrad,
+};
 use taskgrad::reference;
 use taskgrad::Tensor;
 
@@ -37,7 +40,7 @@ fn pcgrad_by_hand() {
     // Orthogonal: no conflict, nothing projected: w = (1, 1).
     close(
         "pcgrad orthogonal",
-        &cpu::pcgrad(&orthogonal(), 2, 0, 0),
+        &pcgrad::reference(&orthogonal(), 2, 0, 0),
         &[1.0, 1.0],
         1e-12,
     );
@@ -47,7 +50,7 @@ fn pcgrad_by_hand() {
     for step in 0..4 {
         close(
             "pcgrad conflict",
-            &cpu::pcgrad(&g, 2, 7, step),
+            &pcgrad::reference(&g, 2, 7, step),
             &[2.0, 1.5],
             1e-12,
         );
@@ -56,13 +59,13 @@ fn pcgrad_by_hand() {
 
 #[test]
 fn pcgrad_task_order_is_a_seeded_permutation() {
-    let a = cpu::task_order(7, 3, 10, 2);
+    let a = pcgrad::task_order(7, 3, 10, 2);
     let mut sorted = a.clone();
     sorted.sort();
     assert_eq!(sorted, (0..7).collect::<Vec<_>>());
-    assert_eq!(a, cpu::task_order(7, 3, 10, 2));
+    assert_eq!(a, pcgrad::task_order(7, 3, 10, 2));
     assert!(
-        (0..20).any(|s| cpu::task_order(7, 3, s, 2) != a),
+        (0..20).any(|s| pcgrad::task_order(7, 3, s, 2) != a),
         "orders change with the step"
     );
 }
@@ -72,20 +75,25 @@ fn mgda_by_hand() {
     // Orthogonal, norms 2 and 1: the min-norm point equalises d·g_i: w = (0.2, 0.8).
     close(
         "mgda orthogonal",
-        &cpu::mgda(&orthogonal(), 2, 0),
+        &mgda::reference(&orthogonal(), 2, 0),
         &[0.2, 0.8],
         1e-12,
     );
     // Opposed: the hull contains 0 at w = (½, ½).
     close(
         "mgda opposed",
-        &cpu::mgda(&opposed(), 2, 0),
+        &mgda::reference(&opposed(), 2, 0),
         &[0.5, 0.5],
         1e-12,
     );
     // Three orthonormal gradients: w = (⅓, ⅓, ⅓) by symmetry (Frank-Wolfe starts there).
     let i3 = gram_of(&[&[1.0, 0.0, 0.0], &[0.0, 1.0, 0.0], &[0.0, 0.0, 1.0]]);
-    close("mgda 3", &cpu::mgda(&i3, 3, 250), &[1.0 / 3.0; 3], 1e-9);
+    close(
+        "mgda 3",
+        &mgda::reference(&i3, 3, 250),
+        &[1.0 / 3.0; 3],
+        1e-9,
+    );
 }
 
 #[test]
@@ -95,14 +103,14 @@ fn cagrad_by_hand() {
     let g = gram_of(&[&[1.0, 0.0], &[0.0, 1.0]]);
     close(
         "cagrad orthonormal",
-        &cpu::cagrad(&g, 2, 0.5, 100),
+        &cagrad::reference(&g, 2, 0.5, 100),
         &[0.6, 0.6],
         1e-9,
     );
     // Opposed: g0 = 0, so φ = 0 and the weights are 1/(2(1 + c²)) each (d = 0).
     close(
         "cagrad opposed",
-        &cpu::cagrad(&opposed(), 2, 0.5, 100),
+        &cagrad::reference(&opposed(), 2, 0.5, 100),
         &[0.4, 0.4],
         1e-9,
     );
@@ -114,7 +122,7 @@ fn imtl_g_by_hand() {
     // d = (⅔, ⅔) has projection ⅔ on both unit gradients.
     close(
         "imtl_g",
-        &cpu::imtl_g(&orthogonal(), 2),
+        &imtl_g::reference(&orthogonal(), 2),
         &[1.0 / 3.0, 2.0 / 3.0],
         1e-12,
     );
@@ -125,13 +133,13 @@ fn nash_mtl_by_hand() {
     // Orthogonal with norms 2 and 1: α_i ‖g_i‖² = 1/α_i, so α = (½, 1).
     close(
         "nash orthogonal",
-        &cpu::nash_mtl(&orthogonal(), 2, 20),
+        &nash_mtl::reference(&orthogonal(), 2, 20),
         &[0.5, 1.0],
         1e-6,
     );
     // Correlated: g1 = e1, g2 = (1, 1): α solves α_i (Gα)_i = 1 (checked, not guessed).
     let g = gram_of(&[&[1.0, 0.0], &[1.0, 1.0]]);
-    let a = cpu::nash_mtl(&g, 2, 30);
+    let a = nash_mtl::reference(&g, 2, 30);
     for i in 0..2 {
         let ga: f64 = (0..2).map(|j| g[i * 2 + j] * a[j]).sum();
         assert!((a[i] * ga - 1.0).abs() < 1e-6, "α = {a:?}");
@@ -143,7 +151,7 @@ fn upgrad_by_hand() {
     // Orthogonal: each g_i already lies in the dual cone: w = (½, ½).
     close(
         "upgrad orthogonal",
-        &cpu::upgrad(&orthogonal(), 2, 100),
+        &upgrad::reference(&orthogonal(), 2, 100),
         &[0.5, 0.5],
         1e-9,
     );
@@ -151,7 +159,7 @@ fn upgrad_by_hand() {
     // for both, and w = (1, 1): the update g1 + g2 is 0.
     close(
         "upgrad opposed",
-        &cpu::upgrad(&opposed(), 2, 200),
+        &upgrad::reference(&opposed(), 2, 200),
         &[1.0, 1.0],
         1e-6,
     );
@@ -161,7 +169,7 @@ fn upgrad_by_hand() {
 fn gradnorm_by_hand() {
     // Norms (2, 1) with w = (1, 1) and no progress yet (ratios 1): the mean norm 1.5 is the
     // target; ∂/∂w = (+2, -1); a step of 0.1 gives (0.8, 1.1), renormalised to sum 2.
-    let w = cpu::gradnorm_step(
+    let w = gradnorm::reference_step(
         &gram_of(&[&[2.0, 0.0], &[0.0, 1.0]]),
         2,
         &[1.0, 1.0],
@@ -172,7 +180,7 @@ fn gradnorm_by_hand() {
     );
     close("gradnorm", &w, &[1.6 / 1.9, 2.2 / 1.9], 1e-12);
     // Equal norms and equal progress: nothing to correct.
-    let w = cpu::gradnorm_step(
+    let w = gradnorm::reference_step(
         &gram_of(&[&[1.0, 0.0], &[0.0, 1.0]]),
         2,
         &[0.5, 0.5],
@@ -191,34 +199,34 @@ fn loss_based_methods_by_hand() {
     let e = [(0.25f64).exp(), (0.5f64).exp()];
     close(
         "dwa",
-        &cpu::dwa(&[0.5, 2.0], &[1.0, 2.0], 2.0),
+        &taskgrad::mtl::dwa::reference(&[0.5, 2.0], &[1.0, 2.0], 2.0),
         &[2.0 * e[0] / (e[0] + e[1]), 2.0 * e[1] / (e[0] + e[1])],
         1e-12,
     );
     // RLW: a softmax, so positive weights summing to 1, different each step.
-    let a = cpu::rlw(3, 1, 0);
+    let a = rlw::reference(3, 1, 0);
     assert!((a.iter().sum::<f64>() - 1.0).abs() < 1e-12 && a.iter().all(|&x| x > 0.0));
-    assert_ne!(a, cpu::rlw(3, 1, 1));
+    assert_ne!(a, rlw::reference(3, 1, 1));
     // FAMO, first step: ξ = 0 so z = (½, ½); seeds z_k/(c L_k) with c = Σ z/L make
     // Σ seeds·L = 1 and weight the smaller loss more: L = (1, 4) → (0.8, 0.2).
-    let mut s = cpu::FamoState::new(2);
+    let mut s = famo::State::new(2);
     close(
         "famo first",
-        &cpu::famo_step(&mut s, &[1.0, 4.0], 0.025, 0.001),
+        &famo::reference_step(&mut s, &[1.0, 4.0], 0.025, 0.001),
         &[0.8, 0.2],
         1e-6,
     );
     // Then task 0's loss halves (1 → 0.5) while task 1's stays: δ = (ln 2, 0), and
     // ∇ξ = z ⊙ (δ - z·δ) = (+, -), so the descent step lowers ξ0 and raises ξ1:
     // FAMO shifts weight to the task that is improving more slowly.
-    cpu::famo_step(&mut s, &[0.5, 4.0], 0.025, 0.0);
+    famo::reference_step(&mut s, &[0.5, 4.0], 0.025, 0.0);
     assert!(s.xi[0] < 0.0 && s.xi[1] > 0.0, "ξ = {:?}", s.xi);
 }
 
 /// Run one GPU solve step (`steps` times) and return the weights.
 fn gpu_solve(
     gpu: &taskgrad::Gpu,
-    method: Solve,
+    method: &dyn GpuSolve,
     gram: &[f64],
     losses: &[f64],
     steps: usize,
@@ -229,7 +237,7 @@ fn gpu_solve(
     let l = Tensor::from_slice(gpu, &[k], &f(losses), "losses").unwrap();
     let state = Tensor::zeros(gpu, &[STATE_LEN], "state").unwrap();
     let w = Tensor::zeros(gpu, &[k], "weights").unwrap();
-    let d = solve(gpu, method, &g, &l, &state, &w).unwrap();
+    let d = method.record_solve(gpu, &g, &l, &state, &w).unwrap();
     for _ in 0..steps {
         gpu.run(&[&d]).unwrap();
     }
@@ -263,48 +271,48 @@ fn gpu_solves_match_the_cpu_reference() {
         };
         check(
             "pcgrad",
-            gpu_solve(gpu, Solve::PcGrad { seed: 5 }, &g, &losses, 1),
-            cpu::pcgrad(&g, k, 5, 0),
+            gpu_solve(gpu, &PcGrad { seed: 5 }, &g, &losses, 1),
+            pcgrad::reference(&g, k, 5, 0),
             1e-4,
         );
         // The step counter advances: the third call uses step 2.
         check(
             "pcgrad step 2",
-            gpu_solve(gpu, Solve::PcGrad { seed: 5 }, &g, &losses, 3),
-            cpu::pcgrad(&g, k, 5, 2),
+            gpu_solve(gpu, &PcGrad { seed: 5 }, &g, &losses, 3),
+            pcgrad::reference(&g, k, 5, 2),
             1e-4,
         );
         check(
             "mgda",
-            gpu_solve(gpu, Solve::Mgda { iters: 250 }, &g, &losses, 1),
-            cpu::mgda(&g, k, 250),
+            gpu_solve(gpu, &Mgda { iters: 250 }, &g, &losses, 1),
+            mgda::reference(&g, k, 250),
             1e-3,
         );
         check(
             "cagrad",
-            gpu_solve(gpu, Solve::CaGrad { c: 0.4, iters: 100 }, &g, &losses, 1),
-            cpu::cagrad(&g, k, 0.4, 100),
+            gpu_solve(gpu, &CaGrad { c: 0.4, iters: 100 }, &g, &losses, 1),
+            cagrad::reference(&g, k, 0.4, 100),
             1e-3,
         );
         if k <= 3 {
             // IMTL-G solves a linear system that random 9-D gradients make ill-conditioned for larger K.
             check(
                 "imtl_g",
-                gpu_solve(gpu, Solve::ImtlG, &g, &losses, 1),
-                cpu::imtl_g(&g, k),
+                gpu_solve(gpu, &ImtlG, &g, &losses, 1),
+                imtl_g::reference(&g, k),
                 1e-2,
             );
         }
         check(
             "nash_mtl",
-            gpu_solve(gpu, Solve::NashMtl { iters: 20 }, &g, &losses, 1),
-            cpu::nash_mtl(&g, k, 20),
+            gpu_solve(gpu, &NashMtl { iters: 20 }, &g, &losses, 1),
+            nash_mtl::reference(&g, k, 20),
             1e-3,
         );
         check(
             "upgrad",
-            gpu_solve(gpu, Solve::UpGrad { sweeps: 100 }, &g, &losses, 1),
-            cpu::upgrad(&g, k, 100),
+            gpu_solve(gpu, &UpGrad { sweeps: 100 }, &g, &losses, 1),
+            upgrad::reference(&g, k, 100),
             1e-3,
         );
         let ones = vec![1.0; k];
@@ -312,7 +320,7 @@ fn gpu_solves_match_the_cpu_reference() {
             "gradnorm",
             gpu_solve(
                 gpu,
-                Solve::GradNorm {
+                &GradNorm {
                     alpha: 1.5,
                     lr: 0.05,
                 },
@@ -320,22 +328,22 @@ fn gpu_solves_match_the_cpu_reference() {
                 &losses,
                 1,
             ),
-            cpu::gradnorm_step(&g, k, &losses, &l0, &ones, 1.5, 0.05),
+            gradnorm::reference_step(&g, k, &losses, &l0, &ones, 1.5, 0.05),
             1e-4,
         );
         check(
             "rlw",
-            gpu_solve(gpu, Solve::Rlw { seed: 9 }, &g, &losses, 2),
-            cpu::rlw(k, 9, 1),
+            gpu_solve(gpu, &Rlw { seed: 9 }, &g, &losses, 2),
+            rlw::reference(k, 9, 1),
             1e-4,
         );
-        let mut s = cpu::FamoState::new(k);
-        cpu::famo_step(&mut s, &losses, 0.025, 0.001);
+        let mut s = famo::State::new(k);
+        famo::reference_step(&mut s, &losses, 0.025, 0.001);
         check(
             "famo",
             gpu_solve(
                 gpu,
-                Solve::Famo {
+                &Famo {
                     lr: 0.025,
                     gamma: 0.001,
                 },
@@ -343,7 +351,7 @@ fn gpu_solves_match_the_cpu_reference() {
                 &losses,
                 2,
             ),
-            cpu::famo_step(&mut s, &losses, 0.025, 0.001),
+            famo::reference_step(&mut s, &losses, 0.025, 0.001),
             1e-4,
         );
     }

@@ -45,6 +45,38 @@ fn every_shader_file_parses_and_validates() {
 }
 
 #[test]
+fn every_method_solve_validates_with_its_prelude() {
+    // Each file of shaders/mtl/ but the prelude is one registered method's
+    // solve, compiled as prelude + file.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders/mtl");
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .expect("shaders/mtl/ exists")
+        .map(|e| {
+            e.expect("dir entry")
+                .file_name()
+                .into_string()
+                .expect("utf-8 name")
+        })
+        .filter(|n| n.ends_with(".wgsl") && n != "prelude.wgsl")
+        .map(|n| format!("mtl/{n}"))
+        .collect();
+    files.sort();
+    let mut listed = Vec::new();
+    for m in taskgrad::mtl::REGISTRY {
+        if let Some(shader) = m.shader {
+            assert!(shader.source.starts_with(taskgrad::kernels::mtl::PRELUDE));
+            validate(shader.file, shader.source);
+            listed.push(shader.file.to_string());
+        }
+    }
+    listed.sort();
+    assert_eq!(
+        files, listed,
+        "shaders/mtl/ and the registry's solves disagree"
+    );
+}
+
+#[test]
 fn a_broken_shader_is_rejected() {
     // The check above must be able to fail: an out-of-scope identifier is caught.
     let bad = "@compute @workgroup_size(1) fn main() { let x = undefined_thing; }";

@@ -16,7 +16,7 @@ pub mod loss_weighting;
 pub mod matmul;
 pub mod matmul_f16;
 pub mod mse;
-pub mod mtl_solve;
+pub mod mtl;
 pub mod optim;
 pub mod reduce;
 pub mod softmax_ce;
@@ -24,7 +24,9 @@ pub mod softmax_ce;
 use crate::error::{Error, Result};
 use crate::gpu::{Binding, Dispatch, Gpu, Tensor};
 
-/// Every WGSL source, by file name, for the naga validation test and for the pipeline cache.
+/// Every WGSL source of this folder, by file name, for the naga validation test
+/// and for the pipeline cache (the solves of `shaders/mtl/` are listed by their
+/// methods: `mtl::REGISTRY`).
 pub const SHADERS: &[(&str, &str)] = &[
     (
         "elementwise.wgsl",
@@ -41,10 +43,6 @@ pub const SHADERS: &[(&str, &str)] = &[
     (
         "loss_weighting.wgsl",
         include_str!("../../shaders/loss_weighting.wgsl"),
-    ),
-    (
-        "mtl_solve.wgsl",
-        include_str!("../../shaders/mtl_solve.wgsl"),
     ),
     (
         "matmul_f16.wgsl",

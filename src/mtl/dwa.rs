@@ -9,7 +9,8 @@
 //! two epochs. The weights change once per epoch, from the loss sums the
 //! trainer reads back then anyway, so no step waits on the host.
 
-use super::{solve, Capabilities, MethodInfo, Weighting, WeightingContext, WeightingPlan};
+use super::solve::softmax;
+use super::{Capabilities, MethodInfo, Weighting, WeightingContext, WeightingPlan};
 use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::gpu::Tensor;
@@ -39,6 +40,7 @@ pub(crate) const INFO: MethodInfo = MethodInfo {
         combines: false,
         seeds: true,
     },
+    shader: None,
     build: |_seed| Box::new(Dwa::default()),
 };
 
@@ -56,9 +58,19 @@ impl Weighting for Dwa {
     fn on_epoch_end(&mut self, gpu: &Gpu, seeds: &Tensor, train_losses: &[f64]) -> Result<()> {
         self.history.push(train_losses.to_vec());
         if let [.., before_last, last] = &self.history[..] {
-            let w = solve::dwa(last, before_last, self.temperature);
+            let w = reference(last, before_last, self.temperature);
             seeds.write(gpu, &w.iter().map(|&x| x as f32).collect::<Vec<_>>())?;
         }
         Ok(())
     }
+}
+
+/// DWA (Liu, Johns & Davison, CVPR 2019): w_k = K softmax(r / T)_k with
+/// r_k = L_k(t-1) / L_k(t-2), the ratio of the last two epochs' mean losses.
+pub fn reference(last: &[f64], before_last: &[f64], temperature: f64) -> Vec<f64> {
+    let k = last.len();
+    let r: Vec<f64> = (0..k)
+        .map(|i| last[i] / before_last[i].max(1e-20) / temperature)
+        .collect();
+    softmax(&r).iter().map(|v| v * k as f64).collect()
 }

@@ -18,6 +18,7 @@ pub(crate) const INFO: MethodInfo = MethodInfo {
         combines: false,
         seeds: true,
     },
+    shader: None,
     build: |_seed| Box::new(Equal),
 };
 

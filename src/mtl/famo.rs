@@ -12,16 +12,22 @@
 //! time once the solve has written them (`after_forward`); like LibMTL, the
 //! previous losses are those of the previous minibatch.
 
-use super::{Capabilities, MethodInfo, Weighting, WeightingContext, WeightingPlan};
+use super::solve::softmax;
+use super::{
+    solve_plan, Capabilities, GpuSolve, MethodInfo, SolvePhase, Weighting, WeightingContext,
+    WeightingPlan,
+};
 use crate::error::Result;
-use crate::gpu::Gpu;
-use crate::gpu::Tensor;
-use crate::kernels::mtl_solve::{solve, Solve, STATE_LEN};
+use crate::gpu::{Dispatch, Gpu, Tensor};
+use crate::kernels::mtl::{solve, SolveParams, SolveShader};
 
+/// Famo's hyper-parameters.
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Famo {
+    /// Learning rate of the logits ξ (Adam).
     pub lr: f32,
+    /// L2 decay of the logits.
     pub gamma: f32,
-    state: Option<Tensor>,
 }
 
 impl Default for Famo {
@@ -29,8 +35,33 @@ impl Default for Famo {
         Famo {
             lr: 0.025,
             gamma: 0.001,
-            state: None,
         }
+    }
+}
+
+/// The WGSL solve: the shared prelude, then shaders/mtl/famo.wgsl.
+pub const SHADER: SolveShader = SolveShader {
+    file: "mtl/famo.wgsl",
+    entry: "famo",
+    source: concat!(
+        include_str!("../../shaders/mtl/prelude.wgsl"),
+        include_str!("../../shaders/mtl/famo.wgsl")
+    ),
+};
+
+/// The WGSL `Params` of shaders/mtl/famo.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    k: u32,
+    _pad: u32,
+    lr: f32,
+    gamma: f32,
+}
+
+impl SolveParams for Params {
+    fn with_tasks(self, k: u32) -> Self {
+        Params { k, ..self }
     }
 }
 
@@ -45,6 +76,7 @@ pub(crate) const INFO: MethodInfo = MethodInfo {
         combines: false,
         seeds: true,
     },
+    shader: Some(&SHADER),
     build: |_seed| Box::new(Famo::default()),
 };
 
@@ -56,23 +88,82 @@ impl Weighting for Famo {
         INFO.caps
     }
     fn build(&mut self, gpu: &Gpu, ctx: &WeightingContext) -> Result<WeightingPlan> {
-        ctx.seeds.write(gpu, &vec![1.0; ctx.seeds.numel()])?;
-        let state = Tensor::zeros(gpu, &[STATE_LEN], "famo state")?;
-        let d = solve(
-            gpu,
-            Solve::Famo {
-                lr: self.lr,
-                gamma: self.gamma,
-            },
-            ctx.gram,
-            ctx.losses,
-            &state,
-            ctx.seeds,
-        )?;
-        self.state = Some(state);
-        Ok(WeightingPlan {
-            after_forward: vec![d],
-            ..Default::default()
-        })
+        solve_plan(gpu, ctx, self, SolvePhase::SeedsAfterForward)
     }
+}
+
+impl GpuSolve for Famo {
+    fn record_solve(
+        &self,
+        gpu: &Gpu,
+        gram: &Tensor,
+        losses: &Tensor,
+        state: &Tensor,
+        out: &Tensor,
+    ) -> Result<Dispatch> {
+        let params = Params {
+            k: 0,
+            _pad: 0,
+            lr: self.lr,
+            gamma: self.gamma,
+        };
+        solve(gpu, &SHADER, params, gram, losses, state, out)
+    }
+}
+
+/// FAMO state: logits ξ, Adam moments, previous losses.
+#[derive(Clone, Debug)]
+pub struct State {
+    pub has_prev: bool,
+    pub xi: Vec<f64>,
+    pub prev: Vec<f64>,
+    pub m: Vec<f64>,
+    pub v: Vec<f64>,
+    pub t: i32,
+}
+
+impl State {
+    pub fn new(k: usize) -> Self {
+        State {
+            has_prev: false,
+            xi: vec![0.0; k],
+            prev: vec![0.0; k],
+            m: vec![0.0; k],
+            v: vec![0.0; k],
+            t: 0,
+        }
+    }
+}
+
+/// One FAMO step (Liu et al., NeurIPS 2023) given this step's losses: update
+/// the logits ξ from the change of log-losses since the previous step,
+///   δ_k = log L_k(prev) - log L_k,  ∇_ξ = (diag(z) - z zᵀ) δ,  z = softmax(ξ),
+/// by Adam (rate `lr`, L2 decay `gamma`), then return the seeds
+///   w_k = z_k / (c L_k),  c = Σ_j z_j / L_j,
+/// so that Σ_k w_k ∇L_k = ∇ (Σ_k z_k log L_k) / c.
+pub fn reference_step(s: &mut State, losses: &[f64], lr: f64, gamma: f64) -> Vec<f64> {
+    let k = losses.len();
+    let eps = 1e-8;
+    if s.has_prev {
+        let delta: Vec<f64> = (0..k)
+            .map(|i| (s.prev[i] + eps).ln() - (losses[i] + eps).ln())
+            .collect();
+        let z = softmax(&s.xi);
+        let zd: f64 = (0..k).map(|i| z[i] * delta[i]).sum();
+        s.t += 1;
+        let (b1, b2) = (0.9f64, 0.999f64);
+        for i in 0..k {
+            let gi = z[i] * (delta[i] - zd) + gamma * s.xi[i];
+            s.m[i] = b1 * s.m[i] + (1.0 - b1) * gi;
+            s.v[i] = b2 * s.v[i] + (1.0 - b2) * gi * gi;
+            let mh = s.m[i] / (1.0 - b1.powi(s.t));
+            let vh = s.v[i] / (1.0 - b2.powi(s.t));
+            s.xi[i] -= lr * mh / (vh.sqrt() + 1e-8);
+        }
+    }
+    let z = softmax(&s.xi);
+    let c: f64 = (0..k).map(|i| z[i] / (losses[i] + eps)).sum();
+    s.prev = losses.to_vec();
+    s.has_prev = true;
+    (0..k).map(|i| z[i] / ((losses[i] + eps) * c)).collect()
 }

@@ -6,21 +6,24 @@
 //! r_k = (L_k / L_k(0)) / mean_j (L_j / L_j(0)) is the task's relative inverse
 //! training rate: tasks that train slowly get larger gradients. The norms come
 //! from the Gram matrix of the weighted per-task gradients; the step on w and
-//! the renormalisation run on the GPU (`solve::gradnorm_step`), writing next
+//! the renormalisation run on the GPU (`reference`), writing next
 //! step's seeds.
 
-use super::{Capabilities, GradSpace, MethodInfo, Weighting, WeightingContext, WeightingPlan};
+use super::{
+    solve_plan, Capabilities, GpuSolve, GradSpace, MethodInfo, SolvePhase, Weighting,
+    WeightingContext, WeightingPlan,
+};
 use crate::error::Result;
-use crate::gpu::Gpu;
-use crate::gpu::Tensor;
-use crate::kernels::mtl_solve::{solve, Solve, STATE_LEN};
+use crate::gpu::{Dispatch, Gpu, Tensor};
+use crate::kernels::mtl::{solve, SolveParams, SolveShader};
 
+/// GradNorm's hyper-parameters.
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct GradNorm {
-    /// The asymmetry α (1.5 by default).
+    /// The asymmetry α.
     pub alpha: f32,
-    /// Learning rate of the weights (0.025 by default).
+    /// Learning rate of the weights.
     pub lr: f32,
-    state: Option<Tensor>,
 }
 
 impl Default for GradNorm {
@@ -28,8 +31,33 @@ impl Default for GradNorm {
         GradNorm {
             alpha: 1.5,
             lr: 0.025,
-            state: None,
         }
+    }
+}
+
+/// The WGSL solve: the shared prelude, then shaders/mtl/gradnorm.wgsl.
+pub const SHADER: SolveShader = SolveShader {
+    file: "mtl/gradnorm.wgsl",
+    entry: "gradnorm",
+    source: concat!(
+        include_str!("../../shaders/mtl/prelude.wgsl"),
+        include_str!("../../shaders/mtl/gradnorm.wgsl")
+    ),
+};
+
+/// The WGSL `Params` of shaders/mtl/gradnorm.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    k: u32,
+    _pad: u32,
+    alpha: f32,
+    lr: f32,
+}
+
+impl SolveParams for Params {
+    fn with_tasks(self, k: u32) -> Self {
+        Params { k, ..self }
     }
 }
 
@@ -44,6 +72,7 @@ pub(crate) const INFO: MethodInfo = MethodInfo {
         combines: false,
         seeds: true,
     },
+    shader: Some(&SHADER),
     build: |_seed| Box::new(GradNorm::default()),
 };
 
@@ -55,25 +84,65 @@ impl Weighting for GradNorm {
         INFO.caps
     }
     fn build(&mut self, gpu: &Gpu, ctx: &WeightingContext) -> Result<WeightingPlan> {
-        // Seeds start at 1 and are rewritten by the solve after each step's Gram matrix;
-        // the per-task rows already carry the weights, so they combine with weight 1.
-        ctx.seeds.write(gpu, &vec![1.0; ctx.seeds.numel()])?;
-        let state = Tensor::zeros(gpu, &[STATE_LEN], "gradnorm state")?;
-        let d = solve(
-            gpu,
-            Solve::GradNorm {
-                alpha: self.alpha,
-                lr: self.lr,
-            },
-            ctx.gram,
-            ctx.losses,
-            &state,
-            ctx.seeds,
-        )?;
-        self.state = Some(state);
-        Ok(WeightingPlan {
-            after_gram: vec![d],
-            ..Default::default()
-        })
+        solve_plan(gpu, ctx, self, SolvePhase::SeedsAfterGram)
     }
+}
+
+impl GpuSolve for GradNorm {
+    fn record_solve(
+        &self,
+        gpu: &Gpu,
+        gram: &Tensor,
+        losses: &Tensor,
+        state: &Tensor,
+        out: &Tensor,
+    ) -> Result<Dispatch> {
+        let params = Params {
+            k: 0,
+            _pad: 0,
+            alpha: self.alpha,
+            lr: self.lr,
+        };
+        solve(gpu, &SHADER, params, gram, losses, state, out)
+    }
+}
+
+/// One GradNorm update (Chen et al., ICML 2018). The rows behind `g` were
+/// computed with the current weights, so ‖w_k ∇L_k‖ = √G_kk. With
+/// r_k = (L_k/L_k(0)) / mean_j(L_j/L_j(0)) and target t_k = mean(‖·‖) r_k^α,
+/// the loss Σ_k |‖w_k∇L_k‖ - t_k| has gradient sign(‖w_k∇L_k‖ - t_k) ‖∇L_k‖ in w_k;
+/// one step of rate `lr`, then renormalise to Σ w = K.
+pub fn reference_step(
+    g: &[f64],
+    k: usize,
+    losses: &[f64],
+    initial: &[f64],
+    w: &[f64],
+    alpha: f64,
+    lr: f64,
+) -> Vec<f64> {
+    let norms: Vec<f64> = (0..k).map(|i| g[i * k + i].max(0.0).sqrt()).collect();
+    let mean_norm = norms.iter().sum::<f64>() / k as f64;
+    let ratio: Vec<f64> = (0..k).map(|i| losses[i] / initial[i].max(1e-20)).collect();
+    let mean_ratio = ratio.iter().sum::<f64>() / k as f64;
+    let mut new: Vec<f64> = (0..k)
+        .map(|i| {
+            let target = mean_norm * (ratio[i] / mean_ratio.max(1e-20)).powf(alpha);
+            let diff = norms[i] - target;
+            let sign = if diff > 0.0 {
+                1.0
+            } else if diff < 0.0 {
+                -1.0
+            } else {
+                0.0
+            };
+            let grad = sign * norms[i] / w[i].max(1e-20);
+            (w[i] - lr * grad).max(1e-4)
+        })
+        .collect();
+    let total: f64 = new.iter().sum();
+    for x in &mut new {
+        *x *= k as f64 / total;
+    }
+    new
 }

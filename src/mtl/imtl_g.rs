@@ -4,20 +4,45 @@
 //! The update d = Σ w_k g_k has equal projections on every unit gradient
 //! u_k = g_k/‖g_k‖. With D_i = g_0 - g_i and U_i = u_0 - u_i (i = 1..K-1):
 //!
-//!   α = g_0 Uᵀ (D Uᵀ)⁻¹,   w = [1 - Σ α, α]     (`solve::imtl_g`).
+//!   α = g_0 Uᵀ (D Uᵀ)⁻¹,   w = [1 - Σ α, α]     (`reference`).
 
+use super::solve::solve_linear;
 use super::{
-    gram_solve_plan, Capabilities, GradSpace, MethodInfo, Weighting, WeightingContext,
-    WeightingPlan,
+    solve_plan, Capabilities, GpuSolve, GradSpace, MethodInfo, SolvePhase, Weighting,
+    WeightingContext, WeightingPlan,
 };
 use crate::error::Result;
-use crate::gpu::Gpu;
-use crate::gpu::Tensor;
-use crate::kernels::mtl_solve::Solve;
+use crate::gpu::{Dispatch, Gpu, Tensor};
+use crate::kernels::mtl::{solve, SolveParams, SolveShader};
 
-#[derive(Default)]
-pub struct ImtlG {
-    pub(crate) state: Option<Tensor>,
+/// ImtlG has no hyper-parameters.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ImtlG;
+
+/// The WGSL solve: the shared prelude, then shaders/mtl/imtl_g.wgsl.
+pub const SHADER: SolveShader = SolveShader {
+    file: "mtl/imtl_g.wgsl",
+    entry: "imtl_g",
+    source: concat!(
+        include_str!("../../shaders/mtl/prelude.wgsl"),
+        include_str!("../../shaders/mtl/imtl_g.wgsl")
+    ),
+};
+
+/// The WGSL `Params` of shaders/mtl/imtl_g.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    k: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+impl SolveParams for Params {
+    fn with_tasks(self, k: u32) -> Self {
+        Params { k, ..self }
+    }
 }
 
 /// The registry's entry.
@@ -31,6 +56,7 @@ pub(crate) const INFO: MethodInfo = MethodInfo {
         combines: true,
         seeds: false,
     },
+    shader: Some(&SHADER),
     build: |_seed| Box::new(ImtlG::default()),
 };
 
@@ -42,7 +68,51 @@ impl Weighting for ImtlG {
         INFO.caps
     }
     fn build(&mut self, gpu: &Gpu, ctx: &WeightingContext) -> Result<WeightingPlan> {
-        let method = Solve::ImtlG;
-        gram_solve_plan(gpu, ctx, method, &mut self.state)
+        solve_plan(gpu, ctx, self, SolvePhase::Weights)
     }
+}
+
+impl GpuSolve for ImtlG {
+    fn record_solve(
+        &self,
+        gpu: &Gpu,
+        gram: &Tensor,
+        losses: &Tensor,
+        state: &Tensor,
+        out: &Tensor,
+    ) -> Result<Dispatch> {
+        let params = Params {
+            k: 0,
+            _pad0: 0,
+            _pad1: 0,
+            _pad2: 0,
+        };
+        solve(gpu, &SHADER, params, gram, losses, state, out)
+    }
+}
+
+/// IMTL-G (Liu et al., ICLR 2021): the update d = Σ w_i g_i has equal
+/// projections on every unit gradient u_i = g_i/‖g_i‖. With D_i = g_0 - g_i and
+/// U_i = u_0 - u_i (i = 1..K-1):  α = g_0 Uᵀ (D Uᵀ)⁻¹,  w = [1 - Σα, α].
+pub fn reference(g: &[f64], k: usize) -> Vec<f64> {
+    if k == 1 {
+        return vec![1.0];
+    }
+    let n: Vec<f64> = (0..k).map(|i| g[i * k + i].max(1e-20).sqrt()).collect();
+    let m = k - 1;
+    // A = (D Uᵀ)ᵀ so that A αᵀ = (g_0 Uᵀ)ᵀ; D_a·U_b = G00/n0 - G0b/nb - Ga0/n0 + Gab/nb.
+    let mut a = vec![0.0; m * m];
+    let mut r = vec![0.0; m];
+    for bi in 0..m {
+        let b = bi + 1;
+        r[bi] = g[0] / n[0] - g[b] / n[b];
+        for ai in 0..m {
+            let aa = ai + 1;
+            a[bi * m + ai] = g[0] / n[0] - g[b] / n[b] - g[aa * k] / n[0] + g[aa * k + b] / n[b];
+        }
+    }
+    let alpha = solve_linear(&a, &r, m);
+    let mut w = vec![1.0 - alpha.iter().sum::<f64>()];
+    w.extend(alpha);
+    w
 }

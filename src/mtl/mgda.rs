@@ -6,21 +6,54 @@
 //!   w = argmin_{w ≥ 0, Σ w = 1} ‖Σ_k w_k g_k‖² = argmin wᵀ G w,
 //!
 //! in closed form for two tasks, γ = clamp((G₂₂ - G₁₂)/(G₁₁ + G₂₂ - 2G₁₂)), and by
-//! Frank-Wolfe with exact line search for more (`solve::mgda`). By default the
+//! Frank-Wolfe with exact line search for more (`reference`). By default the
 //! gradients are taken at the shared representation (the "upper bound", UB).
 
 use super::{
-    gram_solve_plan, Capabilities, GradSpace, MethodInfo, Weighting, WeightingContext,
-    WeightingPlan,
+    solve_plan, Capabilities, GpuSolve, GradSpace, MethodInfo, SolvePhase, Weighting,
+    WeightingContext, WeightingPlan,
 };
 use crate::error::Result;
-use crate::gpu::Gpu;
-use crate::gpu::Tensor;
-use crate::kernels::mtl_solve::Solve;
+use crate::gpu::{Dispatch, Gpu, Tensor};
+use crate::kernels::mtl::{solve, SolveParams, SolveShader};
 
-#[derive(Default)]
+/// Mgda's hyper-parameters.
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Mgda {
-    pub(crate) state: Option<Tensor>,
+    /// Frank-Wolfe steps for K > 2.
+    pub iters: u32,
+}
+
+impl Default for Mgda {
+    fn default() -> Self {
+        Mgda { iters: 250 }
+    }
+}
+
+/// The WGSL solve: the shared prelude, then shaders/mtl/mgda.wgsl.
+pub const SHADER: SolveShader = SolveShader {
+    file: "mtl/mgda.wgsl",
+    entry: "mgda",
+    source: concat!(
+        include_str!("../../shaders/mtl/prelude.wgsl"),
+        include_str!("../../shaders/mtl/mgda.wgsl")
+    ),
+};
+
+/// The WGSL `Params` of shaders/mtl/mgda.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    k: u32,
+    iters: u32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+impl SolveParams for Params {
+    fn with_tasks(self, k: u32) -> Self {
+        Params { k, ..self }
+    }
 }
 
 /// The registry's entry.
@@ -34,6 +67,7 @@ pub(crate) const INFO: MethodInfo = MethodInfo {
         combines: true,
         seeds: false,
     },
+    shader: Some(&SHADER),
     build: |_seed| Box::new(Mgda::default()),
 };
 
@@ -45,7 +79,63 @@ impl Weighting for Mgda {
         INFO.caps
     }
     fn build(&mut self, gpu: &Gpu, ctx: &WeightingContext) -> Result<WeightingPlan> {
-        let method = Solve::Mgda { iters: 250 };
-        gram_solve_plan(gpu, ctx, method, &mut self.state)
+        solve_plan(gpu, ctx, self, SolvePhase::Weights)
     }
+}
+
+impl GpuSolve for Mgda {
+    fn record_solve(
+        &self,
+        gpu: &Gpu,
+        gram: &Tensor,
+        losses: &Tensor,
+        state: &Tensor,
+        out: &Tensor,
+    ) -> Result<Dispatch> {
+        let params = Params {
+            k: 0,
+            iters: self.iters,
+            _pad0: 0,
+            _pad1: 0,
+        };
+        solve(gpu, &SHADER, params, gram, losses, state, out)
+    }
+}
+
+/// γ minimising ‖γ a + (1-γ) b‖² given a·a, a·b, b·b (Sener & Koltun's MinNormSolver).
+pub fn min_norm_2(v11: f64, v12: f64, v22: f64) -> f64 {
+    if v12 >= v11 {
+        0.999
+    } else if v12 >= v22 {
+        0.001
+    } else {
+        (v22 - v12) / (v11 + v22 - 2.0 * v12)
+    }
+}
+
+/// MGDA (Sener & Koltun, NeurIPS 2018): the min-norm point of the convex hull,
+///   w = argmin_{w ≥ 0, Σw = 1} wᵀ G w,
+/// in closed form for two tasks and by Frank-Wolfe with exact line search
+/// (`iters` steps) for more.
+pub fn reference(g: &[f64], k: usize, iters: usize) -> Vec<f64> {
+    if k == 1 {
+        return vec![1.0];
+    }
+    if k == 2 {
+        let gamma = min_norm_2(g[0], g[1], g[3]);
+        return vec![gamma, 1.0 - gamma];
+    }
+    let mut w = vec![1.0 / k as f64; k];
+    for _ in 0..iters {
+        let gw: Vec<f64> = (0..k)
+            .map(|i| (0..k).map(|j| g[i * k + j] * w[j]).sum())
+            .collect();
+        let t = (0..k).fold(0, |b, i| if gw[i] < gw[b] { i } else { b });
+        let v11: f64 = (0..k).map(|i| w[i] * gw[i]).sum();
+        let gamma = min_norm_2(v11, gw[t], g[t * k + t]);
+        for (i, wi) in w.iter_mut().enumerate() {
+            *wi = gamma * *wi + if i == t { 1.0 - gamma } else { 0.0 };
+        }
+    }
+    w
 }

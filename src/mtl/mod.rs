@@ -24,21 +24,21 @@
 //! `pcgrad+uncertainty` by name): the loss weighting sets the seeds, so the
 //! per-task rows are gradients of w_k L_k, and the gradient method combines them.
 
-mod cagrad;
-mod compose;
-mod dwa;
-mod equal;
-mod famo;
-mod fixed;
-mod gradnorm;
-mod imtl_g;
-mod mgda;
-mod nash_mtl;
-mod pcgrad;
-mod rlw;
+pub mod cagrad;
+pub mod compose;
+pub mod dwa;
+pub mod equal;
+pub mod famo;
+pub mod fixed;
+pub mod gradnorm;
+pub mod imtl_g;
+pub mod mgda;
+pub mod nash_mtl;
+pub mod pcgrad;
+pub mod rlw;
 pub mod solve;
 pub mod uncertainty;
-mod upgrad;
+pub mod upgrad;
 
 pub use cagrad::CaGrad;
 pub use compose::Compose;
@@ -59,7 +59,7 @@ use crate::error::{Error, Result};
 use crate::gpu::Dispatch;
 use crate::gpu::Gpu;
 use crate::gpu::Tensor;
-use crate::kernels::mtl_solve::{solve, Solve, STATE_LEN};
+use crate::kernels::mtl::{SolveShader, STATE_LEN};
 use crate::nn::{ParamBuilder, ParamSet};
 
 /// Where per-task gradients are taken.
@@ -128,6 +128,8 @@ pub struct MethodInfo {
     /// Its default hyper-parameters, in words (empty: none).
     pub defaults: &'static str,
     pub caps: Capabilities,
+    /// Its GPU solve, if it has one (the naga test validates every one).
+    pub shader: Option<&'static SolveShader>,
     /// A new instance with default settings; the argument seeds random methods.
     pub build: fn(u32) -> Box<dyn Weighting>,
 }
@@ -233,20 +235,55 @@ pub fn by_name(name: &str) -> Result<Box<dyn Weighting>> {
     by_name_seeded(name, 0)
 }
 
-/// The solve of a Gram-based method: it writes the combination weights after
-/// the Gram matrix; its memory lives in `state`.
-pub(crate) fn gram_solve_plan(
+/// A method whose per-step work is one K×K solve on the GPU
+/// (shaders/mtl/<method>.wgsl after the shared prelude).
+pub trait GpuSolve {
+    /// Record the solve writing `out` (K weights or seeds) from `gram` (K×K)
+    /// and `losses` (K), with its memory in `state` (see `kernels::mtl::STATE_LEN`).
+    fn record_solve(
+        &self,
+        gpu: &Gpu,
+        gram: &Tensor,
+        losses: &Tensor,
+        state: &Tensor,
+        out: &Tensor,
+    ) -> Result<Dispatch>;
+}
+
+/// Where a solve runs in the step and what it writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SolvePhase {
+    /// After the Gram matrix: the combination weights of the per-task gradients.
+    Weights,
+    /// After the Gram matrix: next step's seeds (GradNorm).
+    SeedsAfterGram,
+    /// Before the forward pass: this step's seeds (RLW).
+    SeedsBeforeForward,
+    /// After the forward pass, from this step's losses: its seeds; the loss
+    /// kernels run again with them (FAMO).
+    SeedsAfterForward,
+}
+
+/// The plan of a method that is one GPU solve: seeds start at 1, the solve
+/// runs where `phase` says, with its memory in a state buffer of its own.
+pub(crate) fn solve_plan(
     gpu: &Gpu,
     ctx: &WeightingContext,
-    method: Solve,
-    state: &mut Option<Tensor>,
+    method: &dyn GpuSolve,
+    phase: SolvePhase,
 ) -> Result<WeightingPlan> {
     ctx.seeds.write(gpu, &vec![1.0; ctx.seeds.numel()])?;
-    let st = Tensor::zeros(gpu, &[STATE_LEN], "weighting state")?;
-    let d = solve(gpu, method, ctx.gram, ctx.losses, &st, ctx.combine)?;
-    *state = Some(st);
-    Ok(WeightingPlan {
-        after_gram: vec![d],
-        ..Default::default()
-    })
+    let state = Tensor::zeros(gpu, &[STATE_LEN], "solve state")?;
+    let out = match phase {
+        SolvePhase::Weights => ctx.combine,
+        _ => ctx.seeds,
+    };
+    let d = method.record_solve(gpu, ctx.gram, ctx.losses, &state, out)?;
+    let mut plan = WeightingPlan::default();
+    match phase {
+        SolvePhase::Weights | SolvePhase::SeedsAfterGram => plan.after_gram.push(d),
+        SolvePhase::SeedsBeforeForward => plan.before.push(d),
+        SolvePhase::SeedsAfterForward => plan.after_forward.push(d),
+    }
+    Ok(plan)
 }

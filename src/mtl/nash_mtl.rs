@@ -6,20 +6,54 @@
 //!   α_k (G α)_k = 1 for every k,  α > 0,
 //!
 //! the stationary point of the convex ½ αᵀGα - Σ log α_k, solved by damped
-//! Newton (`solve::nash_mtl`) instead of the paper's sequence of convex programs.
+//! Newton (`reference`) instead of the paper's sequence of convex programs.
 
+use super::solve::solve_linear;
 use super::{
-    gram_solve_plan, Capabilities, GradSpace, MethodInfo, Weighting, WeightingContext,
-    WeightingPlan,
+    solve_plan, Capabilities, GpuSolve, GradSpace, MethodInfo, SolvePhase, Weighting,
+    WeightingContext, WeightingPlan,
 };
 use crate::error::Result;
-use crate::gpu::Gpu;
-use crate::gpu::Tensor;
-use crate::kernels::mtl_solve::Solve;
+use crate::gpu::{Dispatch, Gpu, Tensor};
+use crate::kernels::mtl::{solve, SolveParams, SolveShader};
 
-#[derive(Default)]
+/// NashMtl's hyper-parameters.
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct NashMtl {
-    pub(crate) state: Option<Tensor>,
+    /// Damped Newton steps.
+    pub iters: u32,
+}
+
+impl Default for NashMtl {
+    fn default() -> Self {
+        NashMtl { iters: 20 }
+    }
+}
+
+/// The WGSL solve: the shared prelude, then shaders/mtl/nash_mtl.wgsl.
+pub const SHADER: SolveShader = SolveShader {
+    file: "mtl/nash_mtl.wgsl",
+    entry: "nash_mtl",
+    source: concat!(
+        include_str!("../../shaders/mtl/prelude.wgsl"),
+        include_str!("../../shaders/mtl/nash_mtl.wgsl")
+    ),
+};
+
+/// The WGSL `Params` of shaders/mtl/nash_mtl.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    k: u32,
+    iters: u32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+impl SolveParams for Params {
+    fn with_tasks(self, k: u32) -> Self {
+        Params { k, ..self }
+    }
 }
 
 /// The registry's entry.
@@ -33,6 +67,7 @@ pub(crate) const INFO: MethodInfo = MethodInfo {
         combines: true,
         seeds: false,
     },
+    shader: Some(&SHADER),
     build: |_seed| Box::new(NashMtl::default()),
 };
 
@@ -44,7 +79,56 @@ impl Weighting for NashMtl {
         INFO.caps
     }
     fn build(&mut self, gpu: &Gpu, ctx: &WeightingContext) -> Result<WeightingPlan> {
-        let method = Solve::NashMtl { iters: 20 };
-        gram_solve_plan(gpu, ctx, method, &mut self.state)
+        solve_plan(gpu, ctx, self, SolvePhase::Weights)
     }
+}
+
+impl GpuSolve for NashMtl {
+    fn record_solve(
+        &self,
+        gpu: &Gpu,
+        gram: &Tensor,
+        losses: &Tensor,
+        state: &Tensor,
+        out: &Tensor,
+    ) -> Result<Dispatch> {
+        let params = Params {
+            k: 0,
+            iters: self.iters,
+            _pad0: 0,
+            _pad1: 0,
+        };
+        solve(gpu, &SHADER, params, gram, losses, state, out)
+    }
+}
+
+/// Nash-MTL (Navon et al., ICML 2022): the bargaining solution d = Σ α_i g_i with
+/// α_i (Gα)_i = 1, i.e. the minimiser of ½ αᵀGα - Σ log α_i over α > 0 (convex),
+/// found by damped Newton (`iters` steps) on G + εI.
+pub fn reference(g: &[f64], k: usize, iters: usize) -> Vec<f64> {
+    let mean = (0..k).map(|i| g[i * k + i]).sum::<f64>() / k as f64;
+    let eps = 1e-8 * mean.max(1e-30);
+    let mut a: Vec<f64> = (0..k).map(|i| 1.0 / (g[i * k + i] + eps).sqrt()).collect();
+    for _ in 0..iters {
+        let ga: Vec<f64> = (0..k)
+            .map(|i| (0..k).map(|j| g[i * k + j] * a[j]).sum::<f64>() + eps * a[i])
+            .collect();
+        let r: Vec<f64> = (0..k).map(|i| ga[i] - 1.0 / a[i]).collect();
+        let mut h = g.to_vec();
+        for i in 0..k {
+            h[i * k + i] += eps + 1.0 / (a[i] * a[i]);
+        }
+        let delta = solve_linear(&h, &r, k);
+        let mut s = 1.0;
+        for _ in 0..40 {
+            if (0..k).all(|i| a[i] - s * delta[i] > 0.0) {
+                break;
+            }
+            s *= 0.5;
+        }
+        for i in 0..k {
+            a[i] = (a[i] - s * delta[i]).max(1e-12);
+        }
+    }
+    a
 }

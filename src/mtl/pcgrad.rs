@@ -6,21 +6,55 @@
 //!
 //!   g_i ← g_i - (g_i·g_j / ‖g_j‖²) g_j   whenever g_i·g_j < 0;    d = Σ_i g_i.
 //!
-//! Every dot product comes from the Gram matrix (`solve::pcgrad`); the random
+//! Every dot product comes from the Gram matrix (`reference`); the random
 //! order is a hash of (seed, step, task) computed on the GPU.
 
+use super::solve::uniform;
 use super::{
-    gram_solve_plan, Capabilities, GradSpace, MethodInfo, Weighting, WeightingContext,
-    WeightingPlan,
+    solve_plan, Capabilities, GpuSolve, GradSpace, MethodInfo, SolvePhase, Weighting,
+    WeightingContext, WeightingPlan,
 };
 use crate::error::Result;
-use crate::gpu::Gpu;
-use crate::gpu::Tensor;
-use crate::kernels::mtl_solve::Solve;
+use crate::gpu::{Dispatch, Gpu, Tensor};
+use crate::kernels::mtl::{solve, SolveParams, SolveShader};
 
+/// PcGrad's hyper-parameters.
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct PcGrad {
+    /// Seed of the random task order (the run's seed by default).
     pub seed: u32,
-    pub(crate) state: Option<Tensor>,
+}
+
+impl Default for PcGrad {
+    fn default() -> Self {
+        PcGrad { seed: 0 }
+    }
+}
+
+/// The WGSL solve: the shared prelude, then shaders/mtl/pcgrad.wgsl.
+pub const SHADER: SolveShader = SolveShader {
+    file: "mtl/pcgrad.wgsl",
+    entry: "pcgrad",
+    source: concat!(
+        include_str!("../../shaders/mtl/prelude.wgsl"),
+        include_str!("../../shaders/mtl/pcgrad.wgsl")
+    ),
+};
+
+/// The WGSL `Params` of shaders/mtl/pcgrad.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    k: u32,
+    seed: u32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+impl SolveParams for Params {
+    fn with_tasks(self, k: u32) -> Self {
+        Params { k, ..self }
+    }
 }
 
 /// The registry's entry.
@@ -34,7 +68,8 @@ pub(crate) const INFO: MethodInfo = MethodInfo {
         combines: true,
         seeds: false,
     },
-    build: |seed| Box::new(PcGrad { seed, state: None }),
+    shader: Some(&SHADER),
+    build: |seed| Box::new(PcGrad { seed }),
 };
 
 impl Weighting for PcGrad {
@@ -45,7 +80,62 @@ impl Weighting for PcGrad {
         INFO.caps
     }
     fn build(&mut self, gpu: &Gpu, ctx: &WeightingContext) -> Result<WeightingPlan> {
-        let method = Solve::PcGrad { seed: self.seed };
-        gram_solve_plan(gpu, ctx, method, &mut self.state)
+        solve_plan(gpu, ctx, self, SolvePhase::Weights)
     }
+}
+
+impl GpuSolve for PcGrad {
+    fn record_solve(
+        &self,
+        gpu: &Gpu,
+        gram: &Tensor,
+        losses: &Tensor,
+        state: &Tensor,
+        out: &Tensor,
+    ) -> Result<Dispatch> {
+        let params = Params {
+            k: 0,
+            seed: self.seed,
+            _pad0: 0,
+            _pad1: 0,
+        };
+        solve(gpu, &SHADER, params, gram, losses, state, out)
+    }
+}
+
+/// The order in which task `i` meets the others at `step`: all tasks sorted by
+/// a random key uniform(seed, step, 16 i + m), ties by index.
+pub fn task_order(k: usize, seed: u32, step: u32, i: usize) -> Vec<usize> {
+    let key: Vec<f64> = (0..k)
+        .map(|m| uniform(seed, step, (i * 16 + m) as u32))
+        .collect();
+    let mut order: Vec<usize> = (0..k).collect();
+    order.sort_by(|&a, &b| key[a].total_cmp(&key[b]).then(a.cmp(&b)));
+    order
+}
+
+/// PCGrad (Yu et al., NeurIPS 2020): each g_i, meeting the other tasks in a
+/// random order, loses its component along g_j whenever g_i·g_j < 0:
+///   g_i ← g_i - (g_i·g_j / ‖g_j‖²) g_j,
+/// and the update is Σ_i g_i. Writing g_i = Σ_m c_im g_m, every dot product is
+/// c_i·G_j, so the weights are w = Σ_i c_i.
+pub fn reference(g: &[f64], k: usize, seed: u32, step: u32) -> Vec<f64> {
+    let mut w = vec![0.0; k];
+    for i in 0..k {
+        let mut c = vec![0.0; k];
+        c[i] = 1.0;
+        for j in task_order(k, seed, step, i) {
+            if j == i {
+                continue;
+            }
+            let dot: f64 = (0..k).map(|m| c[m] * g[m * k + j]).sum();
+            if dot < 0.0 && g[j * k + j] > 0.0 {
+                c[j] -= dot / g[j * k + j];
+            }
+        }
+        for m in 0..k {
+            w[m] += c[m];
+        }
+    }
+    w
 }

@@ -5,17 +5,54 @@
 //!
 //!   w = softmax(z),   z ~ N(0, I_K),
 //!
-//! on the GPU from a hash of (seed, step, task) (`solve::rlw`).
+//! on the GPU from a hash of (seed, step, task) (`reference`).
 
-use super::{Capabilities, MethodInfo, Weighting, WeightingContext, WeightingPlan};
+use super::solve::{softmax, uniform};
+use super::{
+    solve_plan, Capabilities, GpuSolve, MethodInfo, SolvePhase, Weighting, WeightingContext,
+    WeightingPlan,
+};
 use crate::error::Result;
-use crate::gpu::Gpu;
-use crate::gpu::Tensor;
-use crate::kernels::mtl_solve::{solve, Solve, STATE_LEN};
+use crate::gpu::{Dispatch, Gpu, Tensor};
+use crate::kernels::mtl::{solve, SolveParams, SolveShader};
 
+/// Rlw's hyper-parameters.
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Rlw {
+    /// Seed of the random draws (the run's seed by default).
     pub seed: u32,
-    pub(crate) state: Option<Tensor>,
+}
+
+impl Default for Rlw {
+    fn default() -> Self {
+        Rlw { seed: 0 }
+    }
+}
+
+/// The WGSL solve: the shared prelude, then shaders/mtl/rlw.wgsl.
+pub const SHADER: SolveShader = SolveShader {
+    file: "mtl/rlw.wgsl",
+    entry: "rlw",
+    source: concat!(
+        include_str!("../../shaders/mtl/prelude.wgsl"),
+        include_str!("../../shaders/mtl/rlw.wgsl")
+    ),
+};
+
+/// The WGSL `Params` of shaders/mtl/rlw.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    k: u32,
+    seed: u32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+impl SolveParams for Params {
+    fn with_tasks(self, k: u32) -> Self {
+        Params { k, ..self }
+    }
 }
 
 /// The registry's entry.
@@ -29,7 +66,8 @@ pub(crate) const INFO: MethodInfo = MethodInfo {
         combines: false,
         seeds: true,
     },
-    build: |seed| Box::new(Rlw { seed, state: None }),
+    shader: Some(&SHADER),
+    build: |seed| Box::new(Rlw { seed }),
 };
 
 impl Weighting for Rlw {
@@ -40,19 +78,37 @@ impl Weighting for Rlw {
         INFO.caps
     }
     fn build(&mut self, gpu: &Gpu, ctx: &WeightingContext) -> Result<WeightingPlan> {
-        let state = Tensor::zeros(gpu, &[STATE_LEN], "rlw state")?;
-        let d = solve(
-            gpu,
-            Solve::Rlw { seed: self.seed },
-            ctx.gram,
-            ctx.losses,
-            &state,
-            ctx.seeds,
-        )?;
-        self.state = Some(state);
-        Ok(WeightingPlan {
-            before: vec![d],
-            ..Default::default()
-        })
+        solve_plan(gpu, ctx, self, SolvePhase::SeedsBeforeForward)
     }
+}
+
+impl GpuSolve for Rlw {
+    fn record_solve(
+        &self,
+        gpu: &Gpu,
+        gram: &Tensor,
+        losses: &Tensor,
+        state: &Tensor,
+        out: &Tensor,
+    ) -> Result<Dispatch> {
+        let params = Params {
+            k: 0,
+            seed: self.seed,
+            _pad0: 0,
+            _pad1: 0,
+        };
+        solve(gpu, &SHADER, params, gram, losses, state, out)
+    }
+}
+
+/// RLW (Lin et al., TMLR 2022): w = softmax(z), z ~ N(0, I) drawn afresh each step.
+pub fn reference(k: usize, seed: u32, step: u32) -> Vec<f64> {
+    let z: Vec<f64> = (0..k)
+        .map(|i| {
+            let u1 = uniform(seed, step, 2 * i as u32).max(1e-7);
+            let u2 = uniform(seed, step, 2 * i as u32 + 1);
+            (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+        })
+        .collect();
+    softmax(&z)
 }

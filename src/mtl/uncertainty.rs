@@ -37,6 +37,7 @@ pub(crate) const INFO: MethodInfo = MethodInfo {
         combines: false,
         seeds: true,
     },
+    shader: None,
     build: |_seed| Box::new(Uncertainty::default()),
 };
 

@@ -4,22 +4,56 @@
 //! Each g_i is projected onto the dual cone of the gradients, {x : g_j·x ≥ 0 ∀j},
 //! and the projections are averaged. The projection of g_i is Σ_j v_j g_j with
 //!
-//!   v = argmin_{v ≥ e_i} ½ vᵀ G v,     w = (1/K) Σ_i v⁽ⁱ⁾     (`solve::upgrad`),
+//!   v = argmin_{v ≥ e_i} ½ vᵀ G v,     w = (1/K) Σ_i v⁽ⁱ⁾     (`reference`),
 //!
 //! so no task's loss increases to first order.
 
+use super::solve::normalized;
 use super::{
-    gram_solve_plan, Capabilities, GradSpace, MethodInfo, Weighting, WeightingContext,
-    WeightingPlan,
+    solve_plan, Capabilities, GpuSolve, GradSpace, MethodInfo, SolvePhase, Weighting,
+    WeightingContext, WeightingPlan,
 };
 use crate::error::Result;
-use crate::gpu::Gpu;
-use crate::gpu::Tensor;
-use crate::kernels::mtl_solve::Solve;
+use crate::gpu::{Dispatch, Gpu, Tensor};
+use crate::kernels::mtl::{solve, SolveParams, SolveShader};
 
-#[derive(Default)]
+/// UpGrad's hyper-parameters.
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct UpGrad {
-    pub(crate) state: Option<Tensor>,
+    /// Projected coordinate-descent sweeps per projection.
+    pub sweeps: u32,
+}
+
+impl Default for UpGrad {
+    fn default() -> Self {
+        UpGrad { sweeps: 100 }
+    }
+}
+
+/// The WGSL solve: the shared prelude, then shaders/mtl/upgrad.wgsl.
+pub const SHADER: SolveShader = SolveShader {
+    file: "mtl/upgrad.wgsl",
+    entry: "upgrad",
+    source: concat!(
+        include_str!("../../shaders/mtl/prelude.wgsl"),
+        include_str!("../../shaders/mtl/upgrad.wgsl")
+    ),
+};
+
+/// The WGSL `Params` of shaders/mtl/upgrad.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    k: u32,
+    sweeps: u32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+impl SolveParams for Params {
+    fn with_tasks(self, k: u32) -> Self {
+        Params { k, ..self }
+    }
 }
 
 /// The registry's entry.
@@ -33,6 +67,7 @@ pub(crate) const INFO: MethodInfo = MethodInfo {
         combines: true,
         seeds: false,
     },
+    shader: Some(&SHADER),
     build: |_seed| Box::new(UpGrad::default()),
 };
 
@@ -44,7 +79,49 @@ impl Weighting for UpGrad {
         INFO.caps
     }
     fn build(&mut self, gpu: &Gpu, ctx: &WeightingContext) -> Result<WeightingPlan> {
-        let method = Solve::UpGrad { sweeps: 100 };
-        gram_solve_plan(gpu, ctx, method, &mut self.state)
+        solve_plan(gpu, ctx, self, SolvePhase::Weights)
     }
+}
+
+impl GpuSolve for UpGrad {
+    fn record_solve(
+        &self,
+        gpu: &Gpu,
+        gram: &Tensor,
+        losses: &Tensor,
+        state: &Tensor,
+        out: &Tensor,
+    ) -> Result<Dispatch> {
+        let params = Params {
+            k: 0,
+            sweeps: self.sweeps,
+            _pad0: 0,
+            _pad1: 0,
+        };
+        solve(gpu, &SHADER, params, gram, losses, state, out)
+    }
+}
+
+/// UPGrad (Quinton & Rey 2024, torchjd): the mean of each g_i projected onto
+/// the dual cone {x : G-rows · x ≥ 0}. The projection of g_i is Σ_j v_j g_j
+/// with v = argmin_{v ≥ e_i} ½ vᵀ G v, solved by projected coordinate descent
+/// (`sweeps` sweeps) on the normalised G; w = (1/K) Σ_i v⁽ⁱ⁾.
+pub fn reference(g: &[f64], k: usize, sweeps: usize) -> Vec<f64> {
+    let gn = normalized(g, k, 1e-6);
+    let mut w = vec![0.0; k];
+    for i in 0..k {
+        let mut v = vec![0.0; k];
+        v[i] = 1.0;
+        for _ in 0..sweeps {
+            for j in 0..k {
+                let gv: f64 = (0..k).map(|m| gn[j * k + m] * v[m]).sum();
+                let lb = if j == i { 1.0 } else { 0.0 };
+                v[j] = (v[j] - gv / gn[j * k + j]).max(lb);
+            }
+        }
+        for j in 0..k {
+            w[j] += v[j] / k as f64;
+        }
+    }
+    w
 }

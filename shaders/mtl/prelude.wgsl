@@ -1,0 +1,123 @@
+// The shared part of every task-weight solve: the bindings, the Gram matrix
+// in workgroup memory, the weights being built, and helpers. Each method's
+// file in this folder (shaders/mtl/<method>.wgsl) is appended to this text at
+// build time (`concat!` in src/mtl/<method>.rs) and declares its own
+// `struct Params`, whose first field is K; its CPU twin is src/mtl/solve.rs
+// (helpers) and each method's `reference` function.
+//
+// One invocation solves K ≤ 16 (small K×K problems: a whole GPU would wait on
+// a readback longer than this takes), so no training step waits on the host.
+//
+// Bindings: 0 params (the method's Params), 1 out (K weights or seeds,
+// written), 2 state (the method's memory, kept between steps, zero at the
+// start), 3 gram (K×K, row-major), 4 losses (K).
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> weights: array<f32>;
+@group(0) @binding(2) var<storage, read_write> state: array<f32>;
+@group(0) @binding(3) var<storage, read> gram: array<f32>;
+@group(0) @binding(4) var<storage, read> losses: array<f32>;
+
+// The 256-element matrices live in workgroup memory and the 16-element vectors
+// in private memory: that is what measured fastest on lavapipe (Mesa 22), where
+// the other placements ran some solves 10-100× slower (e.g. 30 ms against
+// 0.2 ms for a 256-element private matrix, 1.2 ms against 0.15 ms for GradNorm
+// with workgroup vectors).
+var<workgroup> G: array<f32, 256>;
+var<private> w: array<f32, 16>;
+
+// state[STEP]: the step counter of the random methods (its bits, as f32).
+const STEP: u32 = 0u;
+
+fn load_gram() {
+    for (var i = 0u; i < p.k * p.k; i = i + 1u) { G[i] = gram[i]; }
+}
+
+// G / mean diagonal, plus eps on the diagonal.
+fn normalize_gram(eps: f32) {
+    let k = p.k;
+    var mean = 0.0;
+    for (var i = 0u; i < k; i = i + 1u) { mean = mean + G[i * k + i]; }
+    mean = mean / f32(k);
+    var s = 1.0;
+    if (mean > 0.0) { s = 1.0 / mean; }
+    for (var i = 0u; i < k * k; i = i + 1u) { G[i] = G[i] * s; }
+    for (var i = 0u; i < k; i = i + 1u) { G[i * k + i] = G[i * k + i] + eps; }
+}
+
+// (G w)_i
+fn gdot(i: u32) -> f32 {
+    var s = 0.0;
+    for (var j = 0u; j < p.k; j = j + 1u) { s = s + G[i * p.k + j] * w[j]; }
+    return s;
+}
+
+fn write_weights() {
+    for (var i = 0u; i < p.k; i = i + 1u) { weights[i] = w[i]; }
+}
+
+fn hash(v: u32) -> u32 {
+    // lowbias32 (C. Wellons): shifts and multiplies by constants only.
+    var x = v;
+    x = x ^ (x >> 16u);
+    x = x * 0x7feb352du;
+    x = x ^ (x >> 15u);
+    x = x * 0x846ca68bu;
+    x = x ^ (x >> 16u);
+    return x;
+}
+
+fn uniform01(seed: u32, step: u32, index: u32) -> f32 {
+    let h = hash(seed ^ hash((step * 0x9E3779B9u) ^ hash(index + 0x85EBCA6Bu)));
+    return f32(h >> 8u) / 16777216.0;
+}
+
+// Advance and return the step counter kept (as bits) in state[STEP].
+fn next_step() -> u32 {
+    let step = bitcast<u32>(state[STEP]);
+    state[STEP] = bitcast<f32>(step + 1u);
+    return step;
+}
+
+fn softmax_w() {
+    var m = w[0];
+    for (var i = 1u; i < p.k; i = i + 1u) { m = max(m, w[i]); }
+    var s = 0.0;
+    for (var i = 0u; i < p.k; i = i + 1u) { w[i] = exp(w[i] - m); s = s + w[i]; }
+    for (var i = 0u; i < p.k; i = i + 1u) { w[i] = w[i] / s; }
+}
+
+// Solve A x = r in place (n ≤ 16; A in `A`, r in `x`), Gaussian elimination with partial pivoting.
+var<workgroup> A: array<f32, 256>;
+var<private> x: array<f32, 16>;
+
+fn solve_linear(n: u32) {
+    for (var col = 0u; col < n; col = col + 1u) {
+        var piv = col;
+        for (var i = col; i < n; i = i + 1u) {
+            if (abs(A[i * n + col]) > abs(A[piv * n + col])) { piv = i; }
+        }
+        for (var j = 0u; j < n; j = j + 1u) {
+            let t = A[col * n + j];
+            A[col * n + j] = A[piv * n + j];
+            A[piv * n + j] = t;
+        }
+        let tx = x[col];
+        x[col] = x[piv];
+        x[piv] = tx;
+        let d = A[col * n + col];
+        if (abs(d) < 1e-30) { continue; }
+        for (var i = col + 1u; i < n; i = i + 1u) {
+            let f = A[i * n + col] / d;
+            for (var j = col; j < n; j = j + 1u) { A[i * n + j] = A[i * n + j] - f * A[col * n + j]; }
+            x[i] = x[i] - f * x[col];
+        }
+    }
+    for (var cc = 0u; cc < n; cc = cc + 1u) {
+        let col = n - 1u - cc;
+        var s = x[col];
+        for (var j = col + 1u; j < n; j = j + 1u) { s = s - A[col * n + j] * x[j]; }
+        let d = A[col * n + col];
+        x[col] = select(s / d, 0.0, abs(d) < 1e-30);
+    }
+}

@@ -1,0 +1,73 @@
+//! Task-weight solves on the GPU: one invocation turns the K×K Gram matrix
+//! (and the losses) into K combination weights or seeds. Each method's solve
+//! is `shaders/mtl/prelude.wgsl` followed by `shaders/mtl/<method>.wgsl`,
+//! joined at build time in the method's file under `src/mtl/` (its
+//! [`SolveShader`]); this wrapper checks shapes and records the dispatch.
+
+use crate::error::{Error, Result};
+use crate::gpu::dispatch::record;
+use crate::gpu::{Binding, Dispatch, Gpu, Tensor};
+use crate::kernels::MAX_TASKS;
+
+/// Values of method memory every solve gets (kept between steps); each
+/// method's WGSL file names the offsets it uses.
+pub const STATE_LEN: usize = 80;
+
+/// The shared prelude of every solve (bindings, Gram matrix, helpers).
+pub const PRELUDE: &str = include_str!("../../shaders/mtl/prelude.wgsl");
+
+/// One method's solve: prelude + its own file, and its entry point.
+pub struct SolveShader {
+    /// `mtl/<method>.wgsl`: the pipeline cache's key and the kernel's label.
+    pub file: &'static str,
+    pub entry: &'static str,
+    /// The whole WGSL text, prelude first.
+    pub source: &'static str,
+}
+
+/// A solve's uniform parameters: a `#[repr(C)]` struct matching the WGSL
+/// `Params` of its file, whose first field is K.
+pub trait SolveParams: bytemuck::Pod {
+    /// These parameters for K tasks.
+    fn with_tasks(self, k: u32) -> Self;
+}
+
+/// Record `shader`'s solve writing `out` (K) from `gram` (K×K) and `losses`
+/// (K), with its memory in `state` (at least [`STATE_LEN`] values, zero at the start).
+pub fn solve<P: SolveParams>(
+    gpu: &Gpu,
+    shader: &SolveShader,
+    params: P,
+    gram: &Tensor,
+    losses: &Tensor,
+    state: &Tensor,
+    out: &Tensor,
+) -> Result<Dispatch> {
+    let k = out.numel();
+    if k == 0 || k > MAX_TASKS {
+        return Err(Error::InvalidConfig(format!(
+            "task-weight solves handle 1 to {MAX_TASKS} tasks, got {k}"
+        )));
+    }
+    gram.expect_numel("solve gram", k * k)?;
+    losses.expect_numel("solve losses", k)?;
+    if state.numel() < STATE_LEN {
+        return Err(Error::shape(
+            "solve state",
+            format!("at least {STATE_LEN} values"),
+            format!("{}", state.numel()),
+        ));
+    }
+    use Binding::*;
+    record(
+        gpu,
+        shader.file,
+        shader.source,
+        shader.entry,
+        &[Uniform, ReadWrite, ReadWrite, ReadOnly, ReadOnly],
+        &[],
+        &params.with_tasks(k as u32),
+        &[out, state, gram, losses],
+        [1, 1, 1],
+    )
+}
