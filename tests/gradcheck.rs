@@ -50,10 +50,18 @@ fn upload(gpu: &Gpu, shape: &[usize], v: &[f32]) -> Tensor {
 fn check(gpu: &Gpu, tape: &Tape, fx: &Fixture, what: &str, loss: impl Fn(&P) -> f64) {
     let all: Vec<_> = tape.forward.iter().chain(&tape.backward).collect();
     gpu.run(&all).unwrap();
-    let grads = fx.params.grads.read(gpu).unwrap();
+    let grads = fx.params.grads().unwrap().read(gpu).unwrap();
     let h = 1e-5;
     let mut bad = Vec::new();
-    for (pi, (_, start, shape)) in fx.params.grads.layout.entries().iter().enumerate() {
+    for (pi, (_, start, shape)) in fx
+        .params
+        .grads()
+        .unwrap()
+        .layout
+        .entries()
+        .iter()
+        .enumerate()
+    {
         let n: usize = shape.iter().product();
         for i in 0..n {
             let mut plus = fx.host.clone();

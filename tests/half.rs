@@ -214,9 +214,10 @@ fn iris_grads(gpu: &taskgrad::Gpu, half: bool, space: Option<GradSpace>) -> Vec<
     ds.pop();
     gpu.run(&ds).unwrap();
     // Compare per parameter, in the f32 layout's order (the layouts' paddings differ).
-    let grads = params.grads.read(gpu).unwrap();
+    let grads = params.grads().unwrap().read(gpu).unwrap();
     params
-        .grads
+        .grads()
+        .unwrap()
         .layout
         .entries()
         .iter()

@@ -49,7 +49,9 @@ fn one_step(
     let mut ds = prog.train_dispatches();
     ds.pop(); // no Adam: look at the gradients
     gpu.run(&ds).unwrap();
-    let got = gpu.read(&[&params.grads.whole, &prog.tasks.gram]).unwrap();
+    let got = gpu
+        .read(&[&params.grads().unwrap().whole, &prog.tasks.gram])
+        .unwrap();
     (got[0].clone(), got[1].clone())
 }
 
@@ -108,7 +110,7 @@ fn each_row_holds_only_its_own_task() {
         activation: Default::default(),
     };
     MultiTaskNet::new(&mut b, spec, 3).unwrap();
-    let layout = b.build(gpu).unwrap().grads.layout;
+    let layout = b.build(gpu).unwrap().grads().unwrap().layout.clone();
     let norm2: f32 = layout.entries()[..4]
         .iter()
         .map(|(_, s, shape)| {

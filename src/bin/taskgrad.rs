@@ -13,10 +13,10 @@ use std::process::ExitCode;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use taskgrad::cli::run::{execute_run, prepare_run, results_table, RunSettings};
-use taskgrad::data::encode::{usable_rows, SavedTask};
+use taskgrad::data::encode::usable_rows;
 use taskgrad::data::Table;
 use taskgrad::model::checkpoint;
-use taskgrad::model::Model;
+use taskgrad::model::{Model, TaskPrediction};
 use taskgrad::{Error, Gpu, Result, TaskMetrics};
 
 #[derive(Parser)]
@@ -141,18 +141,7 @@ fn train(matches: &ArgMatches, config: Option<&std::path::Path>) -> Result<()> {
 fn load(model: &std::path::Path, data: &std::path::Path) -> Result<(Gpu, Model, Table)> {
     let ck = checkpoint::load(model)?;
     let table = Table::from_csv(data)?;
-    for name in ck.meta.schema.input_names() {
-        if !table.headers.contains(&name) {
-            return Err(Error::Checkpoint {
-                path: model.to_path_buf(),
-                reason: format!(
-                    "the model needs input column {name:?}, which {} lacks (it has: {})",
-                    data.display(),
-                    table.headers.join(", ")
-                ),
-            });
-        }
-    }
+    ck.meta.check_inputs(&table, model)?;
     let gpu = Gpu::new()?;
     let m = Model::from_checkpoint(&gpu, &ck, model)?;
     Ok((gpu, m, table))
@@ -219,24 +208,12 @@ fn predict(
     probabilities: bool,
 ) -> Result<()> {
     let (gpu, m, table) = load(model, data)?;
-    // Every row gets a prediction: a missing input is filled with its training
-    // mean (a missing category encodes as all zeros), and such rows are counted.
-    let schema = &taskgrad::data::encode::Schema {
-        missing: taskgrad::data::encode::Missing::Mean,
-        ..m.meta.schema.clone()
-    };
-    let inputs = schema.input_names();
-    let refs: Vec<&str> = inputs.iter().map(|s| s.as_str()).collect();
-    let (rows, _) = usable_rows(&table, &refs, schema.missing)?;
-    let (_, imputed) = usable_rows(&table, &refs, taskgrad::data::encode::Missing::Drop)
-        .unwrap_or((Vec::new(), table.rows.len()));
-    let encoded = schema.encode(&table, &rows)?;
-    let outputs = m.outputs(&gpu, &encoded)?;
-    // One output row per input row; rows dropped for a missing input get empty cells.
+    let preds = m.predict(&gpu, &table)?;
+    // One output row per input row (every row is predicted).
     let mut header = vec!["line".to_string()];
-    for t in &schema.tasks {
+    for t in &preds.tasks {
         header.push(t.name().to_string());
-        if let (true, SavedTask::Class { classes, .. }) = (probabilities, t) {
+        if let (true, TaskPrediction::Class { classes, .. }) = (probabilities, t) {
             header.extend(classes.iter().map(|c| format!("p({}={c})", t.name())));
         }
     }
@@ -247,30 +224,25 @@ fn predict(
             v
         })
         .collect();
-    for (i, &r) in rows.iter().enumerate() {
-        let mut col = 1;
-        for (k, t) in schema.tasks.iter().enumerate() {
+    for (i, &r) in preds.rows.iter().enumerate() {
+        let mut cells = Vec::new();
+        for t in &preds.tasks {
             match t {
-                SavedTask::Class { classes, .. } => {
-                    let z = &outputs[k][i * classes.len()..(i + 1) * classes.len()];
-                    let zmax = z.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-                    let e: Vec<f64> = z.iter().map(|&v| ((v - zmax) as f64).exp()).collect();
-                    let sum: f64 = e.iter().sum();
-                    let arg = (0..z.len()).fold(0, |b, j| if z[j] > z[b] { j } else { b });
-                    lines[r][col] = classes[arg].clone();
-                    col += 1;
+                TaskPrediction::Class {
+                    labels,
+                    probabilities: p,
+                    ..
+                } => {
+                    cells.push(labels[i].clone());
                     if probabilities {
-                        for p in &e {
-                            lines[r][col] = format!("{:.6}", p / sum);
-                            col += 1;
-                        }
+                        cells.extend(p[i].iter().map(|v| format!("{v:.6}")));
                     }
                 }
-                SavedTask::Reg { mean, std, .. } => {
-                    lines[r][col] = format!("{}", outputs[k][i] * std + mean);
-                    col += 1;
-                }
+                TaskPrediction::Value { values, .. } => cells.push(format!("{}", values[i])),
             }
+        }
+        for (c, cell) in cells.into_iter().enumerate() {
+            lines[r][1 + c] = cell;
         }
     }
     let mut buf = Vec::new();
@@ -303,7 +275,8 @@ fn predict(
         }
         None => print!("{}", String::from_utf8_lossy(&buf)),
     }
-    if imputed > 0 {
+    if preds.imputed > 0 {
+        let imputed = preds.imputed;
         eprintln!("{imputed} rows had a missing input, filled with the training mean (a missing category as none)");
     }
     Ok(())

@@ -1,17 +1,23 @@
-//! A trained model in use: rebuilt from a checkpoint, it evaluates and
-//! predicts on new data encoded with the schema it was trained with.
+//! A trained model in use: checkpoints ([`checkpoint`]), and a [`Model`]
+//! rebuilt from one that evaluates and predicts on new data, encoded with the
+//! schema it was trained with, through the forward-only program.
 
 pub mod checkpoint;
 
-use crate::data::Dataset;
-use crate::error::Result;
+mod predict;
+
+use std::path::Path;
+
+use crate::data::encode::{usable_rows, Missing, Schema};
+use crate::data::{Dataset, Table};
+use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::mtl::Equal;
 use crate::nn::{load_values, MultiTaskNet, ParamBuilder, ParamSet};
-use crate::optim::OptimizerConfig;
 use crate::train::metrics::TaskMetrics;
-use crate::train::step::Program;
+use crate::train::step::StepOptions;
+use crate::train::ForwardProgram;
 use checkpoint::{Checkpoint, ModelMeta};
+pub use predict::{Predictions, TaskPrediction};
 
 /// A model ready for inference.
 pub struct Model {
@@ -21,11 +27,12 @@ pub struct Model {
 }
 
 impl Model {
-    /// Rebuild the network from a checkpoint and load its weights.
-    pub fn from_checkpoint(gpu: &Gpu, ck: &Checkpoint, source: &std::path::Path) -> Result<Model> {
+    /// Rebuild the network from a checkpoint and load its weights (values
+    /// only: a model in use has no gradients or optimizer state).
+    pub fn from_checkpoint(gpu: &Gpu, ck: &Checkpoint, source: &Path) -> Result<Model> {
         let mut builder = ParamBuilder::new(gpu);
         let net = MultiTaskNet::new(&mut builder, ck.meta.net.clone(), 0)?;
-        let params = builder.build(gpu)?;
+        let params = builder.build_frozen(gpu)?;
         let own: Vec<_> = ck
             .tensors
             .iter()
@@ -40,34 +47,72 @@ impl Model {
         })
     }
 
-    fn program(&self, gpu: &Gpu, data: &Dataset) -> Result<Program> {
+    /// The forward-only program over batches of up to 256 rows of `data`.
+    fn program(&self, gpu: &Gpu, data: &Dataset) -> Result<ForwardProgram> {
         let b = data.n.clamp(1, 256);
-        Program::build(
-            gpu,
-            &self.net,
-            &self.params,
-            &data.tasks,
-            data.d,
-            b,
-            &mut Equal,
-            None,
-            OptimizerConfig::default(),
-        )
+        let opts = StepOptions::default();
+        ForwardProgram::build(gpu, &self.net, &self.params, &data.tasks, data.d, b, opts)
     }
 
     /// Metrics of every task on all rows of `data` (rows without a label are skipped per task).
     pub fn evaluate(&self, gpu: &Gpu, data: &Dataset) -> Result<Vec<TaskMetrics>> {
-        let prog = self.program(gpu, data)?;
         let rows: Vec<usize> = (0..data.n).collect();
         let subset: Vec<usize> = (0..data.tasks.len()).collect();
-        crate::train::evaluate(gpu, &prog, data, &rows, &subset, &data.tasks)
+        self.program(gpu, data)?.evaluate(gpu, data, &rows, &subset)
     }
 
     /// Raw outputs per task (rows × outputs: logits, or standardised values), all rows.
     pub fn outputs(&self, gpu: &Gpu, data: &Dataset) -> Result<Vec<Vec<f32>>> {
-        let prog = self.program(gpu, data)?;
         let subset: Vec<usize> = (0..data.tasks.len()).collect();
         let rows: Vec<usize> = (0..data.n).collect();
-        Ok(crate::train::forward_rows(gpu, &prog, data, &rows, &subset, &data.tasks)?.0)
+        Ok(self.program(gpu, data)?.run(gpu, data, &rows, &subset)?.0)
+    }
+
+    /// Predictions for every row of `table`, in the units of the training data:
+    /// each class task's label and probabilities, each regression's value with
+    /// the standardisation undone. A missing input is filled with its training
+    /// mean (a missing category encodes as none), so every row gets one.
+    pub fn predict(&self, gpu: &Gpu, table: &Table) -> Result<Predictions> {
+        let schema = Schema {
+            missing: Missing::Mean,
+            ..self.meta.schema.clone()
+        };
+        let inputs = schema.input_names();
+        let refs: Vec<&str> = inputs.iter().map(|s| s.as_str()).collect();
+        let (rows, _) = usable_rows(table, &refs, Missing::Mean)?;
+        // Counted for the report only: a table with no complete row still predicts.
+        let imputed = usable_rows(table, &refs, Missing::Drop).map_or(table.rows.len(), |(_, n)| n);
+        let encoded = schema.encode(table, &rows)?;
+        let outputs = self.outputs(gpu, &encoded)?;
+        let tasks = schema
+            .tasks
+            .iter()
+            .zip(&outputs)
+            .map(|(t, out)| TaskPrediction::from_outputs(t, out, rows.len()))
+            .collect();
+        Ok(Predictions {
+            rows,
+            imputed,
+            tasks,
+        })
+    }
+}
+
+impl ModelMeta {
+    /// Refuse a table that lacks one of the model's input columns, naming it.
+    pub fn check_inputs(&self, table: &Table, source: &Path) -> Result<()> {
+        for name in self.schema.input_names() {
+            if !table.headers.contains(&name) {
+                return Err(Error::Checkpoint {
+                    path: source.to_path_buf(),
+                    reason: format!(
+                        "the model needs input column {name:?}, which {} lacks (it has: {})",
+                        table.path.display(),
+                        table.headers.join(", ")
+                    ),
+                });
+            }
+        }
+        Ok(())
     }
 }

@@ -56,7 +56,7 @@ impl Weighting for Uncertainty {
         let id = self.log_var.ok_or_else(|| {
             Error::InvalidConfig("uncertainty weighting: add_params was not called".into())
         })?;
-        let (s, ds) = (ctx.params.value(id), ctx.params.grad(id));
+        let (s, ds) = (ctx.params.value(id), ctx.params.grad(id)?);
         Ok(WeightingPlan {
             before: vec![loss_weighting::uw_seeds(gpu, &s, ctx.seeds)?],
             after_backward: vec![loss_weighting::uw_grad(gpu, ctx.seeds, ctx.losses, &ds)?],

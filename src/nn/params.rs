@@ -65,8 +65,18 @@ impl ParamBuilder {
 
     /// Allocate the value and gradient arenas and upload the initial values.
     pub fn build(self, gpu: &Gpu) -> Result<ParamSet> {
+        let grads = Some(Arena::new(gpu, &self.layout, "gradients")?);
+        self.allocate(gpu, grads)
+    }
+
+    /// Allocate the values alone, for inference: parameters go on the tape as
+    /// constants, and nothing can train them.
+    pub fn build_frozen(self, gpu: &Gpu) -> Result<ParamSet> {
+        self.allocate(gpu, None)
+    }
+
+    fn allocate(self, gpu: &Gpu, grads: Option<Arena>) -> Result<ParamSet> {
         let values = Arena::new(gpu, &self.layout, "parameters")?;
-        let grads = Arena::new(gpu, &self.layout, "gradients")?;
         let mut flat = vec![0.0f32; self.layout.len().max(1)];
         for (i, (_, start, _)) in self.layout.entries().iter().enumerate() {
             flat[*start..*start + self.init[i].len()].copy_from_slice(&self.init[i]);
@@ -86,11 +96,12 @@ impl ParamBuilder {
     }
 }
 
-/// Every parameter of a model: one arena of values, one of gradients, same layout.
+/// Every parameter of a model: one arena of values and, unless the set is
+/// frozen (inference), one of gradients with the same layout.
 pub struct ParamSet {
     pub names: Vec<String>,
     pub values: Arena,
-    pub grads: Arena,
+    grads: Option<Arena>,
     /// An f16 copy of `values` (same element offsets), refreshed once per step
     /// by the training step, when the set was built for half precision.
     pub values16: Option<Arena>,
@@ -100,21 +111,37 @@ impl ParamSet {
     pub fn value(&self, id: ParamId) -> Tensor {
         self.values.view(id.0)
     }
-    pub fn grad(&self, id: ParamId) -> Tensor {
-        self.grads.view(id.0)
+    /// The gradient arena; a frozen set (built for inference) has none.
+    pub fn grads(&self) -> Result<&Arena> {
+        self.grads.as_ref().ok_or_else(|| {
+            Error::InvalidConfig(
+                "these parameters were loaded for inference and have no gradients".into(),
+            )
+        })
+    }
+    pub fn grad(&self, id: ParamId) -> Result<Tensor> {
+        Ok(self.grads()?.view(id.0))
     }
     /// Put a parameter on the tape: its f16 copy when the set has one (the
-    /// matmuls read f16 weights), with its gradient in the f32 arena.
+    /// matmuls read f16 weights), with its gradient in the f32 arena; a
+    /// constant when the set is frozen.
     pub fn var(&self, tape: &mut Tape, id: ParamId) -> Result<Var> {
-        match &self.values16 {
-            Some(v16) => tape.param(&v16.view(id.0), &self.grad(id)),
-            None => tape.param(&self.value(id), &self.grad(id)),
-        }
+        let value = match &self.values16 {
+            Some(v16) => v16.view(id.0),
+            None => self.value(id),
+        };
+        self.on_tape(tape, &value, id)
     }
     /// Put a parameter on the tape in f32 whatever the set's precision (biases:
     /// the matmul epilogue adds them in f32).
     pub fn var_f32(&self, tape: &mut Tape, id: ParamId) -> Result<Var> {
-        tape.param(&self.value(id), &self.grad(id))
+        self.on_tape(tape, &self.value(id), id)
+    }
+    fn on_tape(&self, tape: &mut Tape, value: &Tensor, id: ParamId) -> Result<Var> {
+        match &self.grads {
+            Some(g) => tape.param(value, &g.view(id.0)),
+            None => Ok(tape.input(value)),
+        }
     }
     pub fn len(&self) -> usize {
         self.names.len()

@@ -105,7 +105,7 @@ impl OptimizerConfig {
     /// The optimizer over every parameter of `params`, with its state arenas.
     pub fn build(&self, gpu: &Gpu, params: &ParamSet) -> Result<Box<dyn Optimizer>> {
         self.validate()?;
-        let (theta, grad) = (&params.values.whole, &params.grads.whole);
+        let (theta, grad) = (&params.values.whole, &params.grads()?.whole);
         let state = |label: &str| Tensor::zeros(gpu, &[theta.numel()], label);
         Ok(match self.kind {
             OptimizerKind::Sgd => Box::new(Sgd::new(

@@ -2,13 +2,14 @@
 //! trainer ([`fit`]: epochs, minibatches, schedules, early stopping,
 //! evaluation), metrics and Δm%, and single-task baselines.
 
+mod forward;
 pub mod metrics;
 mod schedule;
 pub mod step;
 mod trainer;
 
+pub use forward::ForwardProgram;
 pub use schedule::Schedule;
-pub(crate) use trainer::{evaluate, forward_rows};
 pub use trainer::{
     fit, grad_stats, single_task_baselines, EpochLog, FitReport, InitParams, TrainConfig,
 };

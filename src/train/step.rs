@@ -21,8 +21,8 @@
 //! 5. the weighting's dispatches ([`crate::mtl::WeightingPlan`]);
 //! 6. the loss bookkeeping and the optimizer.
 //!
-//! [`StepPlan::train`] lists a training step in order, [`StepPlan::eval`] a
-//! forward-only one (seeds, network, losses).
+//! [`StepPlan::train`] lists a training step in order. Evaluation and
+//! inference use the forward-only [`super::ForwardProgram`].
 
 use std::ops::Range;
 
@@ -131,7 +131,7 @@ pub struct TaskBuffers {
 }
 
 impl TaskBuffers {
-    fn new(gpu: &Gpu, k: usize) -> Result<TaskBuffers> {
+    pub(crate) fn new(gpu: &Gpu, k: usize) -> Result<TaskBuffers> {
         Ok(TaskBuffers {
             seeds: Tensor::zeros(gpu, &[k], "task seeds")?,
             losses: Tensor::zeros(gpu, &[k], "task losses")?,
@@ -238,13 +238,14 @@ pub fn per_task_in_parameters(
     let gpu = tape.gpu;
     let k = tb.seeds.numel();
     let p = shared.len();
+    let grads = params.grads()?;
     let g = Tensor::zeros(gpu, &[k * p], "per-task parameter gradients")?;
     let shared_params: Vec<(Var, usize)> = tape
         .param_vars()
         .into_iter()
         .filter_map(|v| {
             tape.grad_target(v)
-                .and_then(|t| t.start_within(&params.grads.whole))
+                .and_then(|t| t.start_within(&grads.whole))
                 .filter(|s| shared.contains(s))
                 .map(|s| (v, s - shared.start))
         })
@@ -259,7 +260,7 @@ pub fn per_task_in_parameters(
     }
     let rows = GradRows::new(g, k, p, p)?;
     let gd = gram::gram(gpu, &rows, &tb.gram)?;
-    let target = params.grads.whole.slice(shared.start, &[p])?;
+    let target = grads.whole.slice(shared.start, &[p])?;
     Ok(PerTaskPath {
         gram: vec![gd.partial, gd.finish],
         combine: vec![gram::combine(gpu, &rows, &tb.combine, &target)?],
@@ -317,14 +318,6 @@ pub struct StepPlan {
 }
 
 impl StepPlan {
-    /// A forward-only step: seeds, network, losses.
-    pub fn eval(&self) -> Vec<&Dispatch> {
-        [&self.cast, &self.seeds, &self.network, &self.losses]
-            .into_iter()
-            .flatten()
-            .collect()
-    }
-
     /// A training step, in order, without the optimizer.
     pub fn train(&self) -> Vec<&Dispatch> {
         let mut lists = vec![&self.cast, &self.seeds, &self.network, &self.losses];
@@ -486,11 +479,6 @@ impl Program {
         let mut ds = self.plan.train();
         ds.push(self.optimizer.dispatch());
         ds
-    }
-
-    /// The dispatches of an evaluation batch: seeds, forward, losses.
-    pub fn eval_dispatches(&self) -> Vec<&Dispatch> {
-        self.plan.eval()
     }
 }
 

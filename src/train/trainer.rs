@@ -14,6 +14,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
+use super::forward::ForwardProgram;
 use super::step::Program;
 use super::Schedule;
 use crate::data::{Dataset, Split, TaskSpec};
@@ -23,7 +24,7 @@ use crate::gpu::Tensor;
 use crate::mtl::{GradSpace, Weighting};
 use crate::nn::{Activation, MultiTaskNet, NetSpec, ParamBuilder, ParamSet};
 use crate::optim::{OptimizerConfig, OptimizerKind};
-use crate::train::metrics::{task_metrics, TaskMetrics};
+use crate::train::metrics::TaskMetrics;
 
 /// Everything a training run is configured by.
 #[derive(Clone, Debug)]
@@ -221,6 +222,7 @@ pub fn fit(
         step_opts,
     )?;
     let dispatches_per_step = prog.train_dispatches().len();
+    let eval = ForwardProgram::build(gpu, &net, &params, &tasks, data.d, b, step_opts)?;
 
     // Epochs.
     let mut rng = StdRng::seed_from_u64(cfg.seed ^ 0x005e_ed0f_ba7c);
@@ -278,7 +280,7 @@ pub fn fit(
         let val = if split.val.is_empty() {
             Vec::new()
         } else {
-            evaluate(gpu, &prog, data, &split.val, subset, &tasks)?
+            eval.evaluate(gpu, data, &split.val, subset)?
         };
         let monitored: f64 = if val.is_empty() {
             train_loss.iter().sum()
@@ -312,7 +314,7 @@ pub fn fit(
     let test = if split.test.is_empty() {
         Vec::new()
     } else {
-        evaluate(gpu, &prog, data, &split.test, subset, &tasks)?
+        eval.evaluate(gpu, data, &split.test, subset)?
     };
     Ok(FitReport {
         net,
@@ -329,72 +331,6 @@ pub fn fit(
         profile: crate::gpu::profile::summarize(&profile),
         profiled_steps,
     })
-}
-
-/// Metrics of every task on `rows`, batch by batch (one readback per batch).
-pub(crate) fn evaluate(
-    gpu: &Gpu,
-    prog: &Program,
-    data: &Dataset,
-    rows: &[usize],
-    subset: &[usize],
-    tasks: &[TaskSpec],
-) -> Result<Vec<TaskMetrics>> {
-    let (outputs, losses) = forward_rows(gpu, prog, data, rows, subset, tasks)?;
-    Ok((0..tasks.len())
-        .map(|j| {
-            task_metrics(
-                &tasks[j],
-                &data.targets[subset[j]],
-                &outputs[j],
-                rows,
-                losses[j],
-            )
-        })
-        .collect())
-}
-
-/// Run the forward pass over `rows`, batch by batch (one readback per batch):
-/// each task's outputs (rows × width) and its mean loss over labelled rows.
-pub(crate) fn forward_rows(
-    gpu: &Gpu,
-    prog: &Program,
-    data: &Dataset,
-    rows: &[usize],
-    subset: &[usize],
-    tasks: &[TaskSpec],
-) -> Result<(Vec<Vec<f32>>, Vec<f64>)> {
-    let k = tasks.len();
-    let mut outputs: Vec<Vec<f32>> = vec![Vec::new(); k];
-    let mut loss_sum = vec![0.0f64; k];
-    let mut valid = vec![0.0f64; k];
-    let eval = prog.eval_dispatches();
-    for chunk in rows.chunks(prog.b()) {
-        prog.write_batch(gpu, data, chunk, subset)?;
-        gpu.run(&eval)?;
-        let mut wanted: Vec<&Tensor> = prog.outputs.iter().collect();
-        wanted.push(&prog.tasks.losses);
-        let got = gpu.read(&wanted)?;
-        for j in 0..k {
-            outputs[j].extend_from_slice(&got[j][..chunk.len() * tasks[j].outputs()]);
-            let n_valid: f64 = chunk
-                .iter()
-                .map(|&i| data.targets[subset[j]].mask()[i] as f64)
-                .sum();
-            loss_sum[j] += got[k][j] as f64 * n_valid;
-            valid[j] += n_valid;
-        }
-    }
-    let losses = (0..k)
-        .map(|j| {
-            if valid[j] > 0.0 {
-                loss_sum[j] / valid[j]
-            } else {
-                0.0
-            }
-        })
-        .collect();
-    Ok((outputs, losses))
 }
 
 /// Norms √G_kk and cosines G_ij / √(G_ii G_jj) from a K×K Gram matrix.

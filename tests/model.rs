@@ -1,0 +1,63 @@
+//! A saved model in use through the library: rebuilt from its checkpoint with
+//! values only (no gradients), evaluated and asked for predictions in the
+//! training data's units.
+
+mod common;
+
+use taskgrad::cli::run::{train_run, RunSettings};
+use taskgrad::data::Table;
+use taskgrad::model::{checkpoint, Model, TaskPrediction};
+
+#[test]
+fn predictions_come_back_in_original_units() {
+    let gpu = gpu_or_skip!();
+    let out = std::env::temp_dir().join(format!("taskgrad-model-{}", std::process::id()));
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/data/penguins.csv");
+    let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let settings = RunSettings {
+        data: Some(data.into()),
+        inputs: strings(&["bill_length_mm", "flipper_length_mm", "island"]),
+        tasks: strings(&["species:class", "body_mass_g:reg"]),
+        epochs: 15,
+        out: out.clone(),
+        ..Default::default()
+    };
+    train_run(gpu, &settings, &mut |_| {}).unwrap();
+    let path = out.join("model.safetensors");
+    let ck = checkpoint::load(&path).unwrap();
+    let model = Model::from_checkpoint(gpu, &ck, &path).unwrap();
+    assert!(
+        model.params.grads().is_err(),
+        "an inference model has no gradients"
+    );
+
+    let table = Table::from_csv(data).unwrap();
+    let preds = model.predict(gpu, &table).unwrap();
+    assert_eq!(preds.rows.len(), table.rows.len(), "every row is predicted");
+    assert_eq!(
+        preds.imputed, 2,
+        "the two rows without measurements are imputed"
+    );
+    let TaskPrediction::Class {
+        classes,
+        labels,
+        probabilities,
+        ..
+    } = &preds.tasks[0]
+    else {
+        panic!("species is a class task")
+    };
+    assert_eq!(classes, &["Adelie", "Chinstrap", "Gentoo"]);
+    for (label, p) in labels.iter().zip(probabilities) {
+        assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+        let best = (0..3).fold(0, |b, j| if p[j] > p[b] { j } else { b });
+        assert_eq!(label, &classes[best]);
+    }
+    let TaskPrediction::Value { values, .. } = &preds.tasks[1] else {
+        panic!("body mass is a regression")
+    };
+    // Grams, not standardised units: penguins weigh 2.7-6.3 kg.
+    let mean = values.iter().sum::<f32>() / values.len() as f32;
+    assert!((3500.0..5000.0).contains(&mean), "mean prediction {mean} g");
+    let _ = std::fs::remove_dir_all(&out);
+}
