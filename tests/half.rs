@@ -166,6 +166,43 @@ fn f16_dtype_mismatches_are_shape_errors() {
     ));
 }
 
+#[test]
+fn both_matmul_kernels_check_options_the_same_way() {
+    // One plan checks every product: what the f32 kernel refuses, the mixed one
+    // refuses too (they had drifted: the f16 copy took bias with bias_grad).
+    use taskgrad::kernels::matmul::{matmul, MatmulOptions};
+    use taskgrad::kernels::matmul_f16::matmul_mixed;
+    let gpu = gpu_or_skip!();
+    let a = Tensor::zeros(gpu, &[2, 3], "a").unwrap();
+    let b = Tensor::zeros(gpu, &[3, 2], "b").unwrap();
+    let c = Tensor::zeros(gpu, &[2, 2], "c").unwrap();
+    let bias = Tensor::zeros(gpu, &[2], "bias").unwrap();
+    let db = Tensor::zeros(gpu, &[2], "db").unwrap();
+    let both = MatmulOptions {
+        bias: Some(&bias),
+        bias_grad: Some(&db),
+        ..Default::default()
+    };
+    assert!(matches!(
+        matmul(gpu, &a, &b, &c, both),
+        Err(Error::InvalidConfig(_))
+    ));
+    if gpu.has_f16() {
+        let b16 = Tensor::from_f16(gpu, &[3, 2], &[0.0; 6], "b16").unwrap();
+        assert!(matches!(
+            matmul_mixed(gpu, &a, &b16, &c, both, (8, 8)),
+            Err(Error::InvalidConfig(_))
+        ));
+        // The f32 kernel never takes f16 operands; it names the kernel that does.
+        let got = matmul(gpu, &a, &b16, &c, MatmulOptions::default());
+        assert!(
+            matches!(&got, Err(Error::ShapeMismatch { .. })),
+            "{:?}",
+            got.err()
+        );
+    }
+}
+
 // ---- training in half precision ----------------------------------------------------
 
 use taskgrad::mtl::{self, GradSpace};

@@ -9,8 +9,8 @@ use std::time::Instant;
 
 use crate::error::{Error, Result};
 use crate::gpu::Dispatch;
-use crate::gpu::Tensor;
 use crate::gpu::{Binding, Gpu};
+use crate::gpu::{DType, Tensor};
 use crate::kernels::record;
 
 /// Outputs per invocation along each dimension (the register block).
@@ -20,9 +20,10 @@ pub const CANDIDATES: [(u32, u32); 5] = [(8, 8), (16, 4), (4, 16), (16, 16), (32
 /// Sizes the search times: a small product (training steps of small models) and a large one.
 const SEARCH_SIZES: [usize; 2] = [64, 256];
 
+/// The uniform parameters of both matmul kernels.
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+pub(crate) struct Params {
     m: u32,
     n: u32,
     k: u32,
@@ -81,7 +82,108 @@ pub fn output_shape(
     Ok((m, n))
 }
 
-/// Record C = op(A)·op(B) with the epilogue in `opts`.
+/// A product checked once for every matmul kernel (f32 and mixed
+/// precision): its sizes, uniform parameters, grid and the override constants
+/// all variants share.
+pub struct MatmulPlan {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub(crate) params: Params,
+    pub grid: [u32; 3],
+    /// TRANS_A, TRANS_B, MASK_A, MASK_B, BIAS_GRAD, WGX, WGY.
+    pub constants: Vec<(&'static str, f64)>,
+}
+
+/// Check `opts` against the operands and size the grid for workgroup `wg`
+/// (each invocation computes a [`BLOCK`]×[`BLOCK`] block of C).
+pub fn plan(
+    gpu: &Gpu,
+    a: &Tensor,
+    b: &Tensor,
+    c: &Tensor,
+    opts: &MatmulOptions,
+    wg: (u32, u32),
+) -> Result<MatmulPlan> {
+    let (m, n) = output_shape(a, b, opts.trans_a, opts.trans_b)?;
+    let k = if opts.trans_a {
+        a.shape()[0]
+    } else {
+        a.shape()[1]
+    };
+    c.expect_shape("matmul output", &[m, n])?;
+    for (what, t) in [("matmul A", a), ("matmul B", b), ("matmul C", c)] {
+        if t.dtype() == DType::U32 {
+            return Err(Error::shape(what, "f32 or f16 elements", "u32"));
+        }
+    }
+    if opts.accumulate && (opts.bias.is_some() || opts.relu) {
+        return Err(Error::InvalidConfig(
+            "matmul: accumulate cannot be combined with bias or relu".into(),
+        ));
+    }
+    if opts.bias.is_some() && opts.bias_grad.is_some() {
+        return Err(Error::InvalidConfig(
+            "matmul: bias and bias_grad exclude each other".into(),
+        ));
+    }
+    for (what, t) in [
+        ("matmul bias", opts.bias),
+        ("matmul bias gradient", opts.bias_grad),
+    ] {
+        if let Some(t) = t {
+            t.expect_numel(what, n)?;
+            if t.dtype() != DType::F32 {
+                return Err(Error::shape(
+                    what,
+                    "f32 elements",
+                    format!("{:?}", t.dtype()),
+                ));
+            }
+        }
+    }
+    if let Some((mask, operand)) = opts.mask {
+        let target = if operand == Operand::A { a } else { b };
+        mask.expect_shape("matmul mask", target.shape())?;
+    }
+    let gx = (n as u64).div_ceil((BLOCK * wg.0) as u64);
+    let gy = (m as u64).div_ceil((BLOCK * wg.1) as u64);
+    let max = gpu.limits.max_compute_workgroups_per_dimension as u64;
+    if gx > max || gy > max {
+        return Err(Error::DispatchTooLarge {
+            workgroups: gx.max(gy),
+            limit: max,
+        });
+    }
+    let flag = |on: bool| if on { 1.0 } else { 0.0 };
+    Ok(MatmulPlan {
+        m,
+        n,
+        k,
+        params: Params {
+            m: m as u32,
+            n: n as u32,
+            k: k as u32,
+            flags: (opts.bias.is_some() as u32) << 2
+                | (opts.relu as u32) << 3
+                | (opts.accumulate as u32) << 4,
+        },
+        grid: [gx as u32, gy as u32, 1],
+        constants: vec![
+            ("TRANS_A", flag(opts.trans_a)),
+            ("TRANS_B", flag(opts.trans_b)),
+            ("MASK_A", flag(matches!(opts.mask, Some((_, Operand::A))))),
+            ("MASK_B", flag(matches!(opts.mask, Some((_, Operand::B))))),
+            ("BIAS_GRAD", flag(opts.bias_grad.is_some())),
+            ("WGX", wg.0 as f64),
+            ("WGY", wg.1 as f64),
+        ],
+    })
+}
+
+/// Record C = op(A)·op(B) with the epilogue in `opts`, all in f32 (the
+/// mixed-precision product is `kernels::matmul_f16::matmul_mixed`;
+/// `kernels::product` picks by dtype).
 pub fn matmul(
     gpu: &Gpu,
     a: &Tensor,
@@ -102,58 +204,26 @@ pub fn matmul_with(
     opts: MatmulOptions,
     wg: (u32, u32),
 ) -> Result<Dispatch> {
-    let half = |t: &Tensor| t.dtype() == crate::gpu::DType::F16;
-    if half(a) || half(b) || half(c) || opts.mask.is_some_and(|(t, _)| half(t)) {
-        return crate::kernels::matmul_f16::matmul_mixed(gpu, a, b, c, opts, wg);
+    let mask = opts.mask.map(|(t, _)| t);
+    for (what, t) in [
+        ("matmul A", Some(a)),
+        ("matmul B", Some(b)),
+        ("matmul C", Some(c)),
+        ("matmul mask", mask),
+    ] {
+        if let Some(t) = t.filter(|t| t.dtype() != DType::F32) {
+            return Err(Error::shape(
+                what,
+                "f32 elements (f16 products: matmul_f16::matmul_mixed)",
+                format!("{:?}", t.dtype()),
+            ));
+        }
     }
-    let (m, n) = output_shape(a, b, opts.trans_a, opts.trans_b)?;
-    let k = if opts.trans_a {
-        a.shape()[0]
-    } else {
-        a.shape()[1]
-    };
-    c.expect_shape("matmul output", &[m, n])?;
-    if opts.accumulate && (opts.bias.is_some() || opts.relu) {
-        return Err(Error::InvalidConfig(
-            "matmul: accumulate cannot be combined with bias or relu".into(),
-        ));
-    }
-    if opts.bias.is_some() && opts.bias_grad.is_some() {
-        return Err(Error::InvalidConfig(
-            "matmul: bias and bias_grad exclude each other".into(),
-        ));
-    }
-    if let Some(bias) = opts.bias {
-        bias.expect_numel("matmul bias", n)?;
-    }
-    if let Some(db) = opts.bias_grad {
-        db.expect_numel("matmul bias gradient", n)?;
-    }
-    if let Some((mask, operand)) = opts.mask {
-        let target = if operand == Operand::A { a } else { b };
-        mask.expect_shape("matmul mask", target.shape())?;
-    }
-    let flags =
-        (opts.bias.is_some() as u32) << 2 | (opts.relu as u32) << 3 | (opts.accumulate as u32) << 4;
-    let params = Params {
-        m: m as u32,
-        n: n as u32,
-        k: k as u32,
-        flags,
-    };
-    let gx = (n as u64).div_ceil((BLOCK * wg.0) as u64);
-    let gy = (m as u64).div_ceil((BLOCK * wg.1) as u64);
-    let max = gpu.limits.max_compute_workgroups_per_dimension as u64;
-    if gx > max || gy > max {
-        return Err(Error::DispatchTooLarge {
-            workgroups: gx.max(gy),
-            limit: max,
-        });
-    }
+    let plan = plan(gpu, a, b, c, &opts, wg)?;
     // Unused slots are bound to operands the kernel then never reads through them;
     // the unused writable slot gets a one-element scratch buffer.
     let bias_slot = opts.bias.unwrap_or(a);
-    let mask_slot = opts.mask.map(|(m, _)| m).unwrap_or(a);
+    let mask_slot = mask.unwrap_or(a);
     let scratch;
     let dbias_slot = match opts.bias_grad {
         Some(t) => t,
@@ -166,7 +236,7 @@ pub fn matmul_with(
     // binding offset the vec4 view can start at.
     let b_vec4 = !opts.trans_b
         && opts.mask.is_none_or(|(_, o)| o != Operand::B)
-        && n % 4 == 0
+        && plan.n % 4 == 0
         && b.offset().is_multiple_of(16);
     // The vec4 view must be at least one vec4 long even when unused.
     let scratch4;
@@ -176,17 +246,8 @@ pub fn matmul_with(
         scratch4 = Tensor::zeros(gpu, &[4], "matmul unused vec4 view")?;
         &scratch4
     };
-    let flag = |on: bool| if on { 1.0 } else { 0.0 };
-    let constants = [
-        ("TRANS_A", flag(opts.trans_a)),
-        ("TRANS_B", flag(opts.trans_b)),
-        ("MASK_A", flag(matches!(opts.mask, Some((_, Operand::A))))),
-        ("MASK_B", flag(matches!(opts.mask, Some((_, Operand::B))))),
-        ("BIAS_GRAD", flag(opts.bias_grad.is_some())),
-        ("B_VEC4", flag(b_vec4)),
-        ("WGX", wg.0 as f64),
-        ("WGY", wg.1 as f64),
-    ];
+    let mut constants = plan.constants.clone();
+    constants.push(("B_VEC4", if b_vec4 { 1.0 } else { 0.0 }));
     use Binding::*;
     record(
         gpu,
@@ -196,9 +257,9 @@ pub fn matmul_with(
             Uniform, ReadWrite, ReadOnly, ReadOnly, ReadOnly, ReadOnly, ReadWrite, ReadOnly,
         ],
         &constants,
-        &params,
+        &plan.params,
         &[c, a, b, bias_slot, mask_slot, dbias_slot, b4_slot],
-        [gx as u32, gy as u32, 1],
+        plan.grid,
     )
 }
 

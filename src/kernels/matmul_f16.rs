@@ -7,12 +7,13 @@ use crate::error::{Error, Result};
 use crate::gpu::Dispatch;
 use crate::gpu::{Binding, Gpu};
 use crate::gpu::{DType, Tensor};
-use crate::kernels::matmul::{output_shape, workgroup, MatmulOptions, Operand, BLOCK};
+use crate::kernels::matmul::{plan, workgroup, MatmulOptions};
 use crate::kernels::{grid_1d, record};
 
+/// The casts' parameters (the WGSL `Params` with m = n elements).
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+struct CastParams {
     m: u32,
     n: u32,
     k: u32,
@@ -42,8 +43,8 @@ fn expect_dtype(op: &'static str, t: &Tensor, dtype: DType) -> Result<()> {
 }
 
 /// Record C = op(A)·op(B) with the options of [`MatmulOptions`], where any of
-/// A, B, C and the mask may be f16 (f32 accumulation). `kernels::matmul`
-/// comes here by itself when one of its tensors is f16.
+/// A, B, C and the mask may be f16 (f32 accumulation); checked by the same
+/// [`plan`] as the f32 kernel.
 pub fn matmul_mixed(
     gpu: &Gpu,
     a: &Tensor,
@@ -62,76 +63,16 @@ pub fn matmul_mixed(
             ),
         });
     }
-    let (m, n) = output_shape(a, b, opts.trans_a, opts.trans_b)?;
-    let k = if opts.trans_a {
-        a.shape()[0]
-    } else {
-        a.shape()[1]
-    };
-    c.expect_shape("matmul output", &[m, n])?;
-    for (what, t) in [("bias", opts.bias), ("bias gradient", opts.bias_grad)] {
-        if let Some(t) = t {
-            expect_dtype(
-                if what == "bias" {
-                    "matmul bias"
-                } else {
-                    "matmul bias gradient"
-                },
-                t,
-                DType::F32,
-            )?;
-            t.expect_numel("matmul bias", n)?;
-        }
-    }
-    if opts.accumulate && (opts.bias.is_some() || opts.relu) {
-        return Err(Error::InvalidConfig(
-            "matmul: accumulate cannot be combined with bias or relu".into(),
-        ));
-    }
-    if let Some((mask, operand)) = opts.mask {
-        mask.expect_shape(
-            "matmul mask",
-            if operand == Operand::A {
-                a.shape()
-            } else {
-                b.shape()
-            },
-        )?;
-    }
-    for (what, t) in [("matmul A", a), ("matmul B", b), ("matmul C", c)] {
-        if t.dtype() == DType::U32 {
-            return Err(Error::shape(what, "f32 or f16 elements", "u32"));
-        }
-    }
+    let plan = plan(gpu, a, b, c, &opts, wg)?;
     let f16 = |t: &Tensor| t.dtype() == DType::F16;
-    let mask_f16 = opts.mask.is_some_and(|(t, _)| f16(t));
-    let params = Params {
-        m: m as u32,
-        n: n as u32,
-        k: k as u32,
-        flags: (opts.bias.is_some() as u32) << 2
-            | (opts.relu as u32) << 3
-            | (opts.accumulate as u32) << 4,
-    };
-    let grid = [
-        (n as u32).div_ceil(BLOCK * wg.0),
-        (m as u32).div_ceil(BLOCK * wg.1),
-        1,
-    ];
     let flag = |on: bool| if on { 1.0 } else { 0.0 };
-    let constants = [
-        ("TRANS_A", flag(opts.trans_a)),
-        ("TRANS_B", flag(opts.trans_b)),
+    let mut constants = plan.constants.clone();
+    constants.extend([
         ("A_F16", flag(f16(a))),
         ("B_F16", flag(f16(b))),
         ("C_F16", flag(f16(c))),
-        ("MASK_A", flag(matches!(opts.mask, Some((_, Operand::A))))),
-        ("MASK_B", flag(matches!(opts.mask, Some((_, Operand::B))))),
-        ("MASK_F16", flag(mask_f16)),
-        ("BIAS_GRAD", flag(opts.bias_grad.is_some())),
-        ("WGX", wg.0 as f64),
-        ("WGY", wg.1 as f64),
-    ];
+        ("MASK_F16", flag(opts.mask.is_some_and(|(t, _)| f16(t)))),
+    ]);
     // Each typed pair binds the real tensor on its side and a small scratch
     // buffer of the other type (never read) on the other.
     let s32 = Tensor::zeros(gpu, &[4], "matmul unused f32")?;
@@ -160,9 +101,9 @@ pub fn matmul_mixed(
             ReadOnly, ReadOnly, ReadOnly,
         ],
         &constants,
-        &params,
+        &plan.params,
         &[c32, a32, b32, bias, m32, dbias, c16, a16, b16, m16],
-        grid,
+        plan.grid,
     )
 }
 
@@ -198,7 +139,7 @@ pub fn to_f16(gpu: &Gpu, x: &Tensor, y16: &Tensor) -> Result<Dispatch> {
     expect_dtype("to_f16 input", x, DType::F32)?;
     expect_dtype("to_f16 output", y16, DType::F16)?;
     y16.expect_numel("to_f16 output", x.numel())?;
-    let params = Params {
+    let params = CastParams {
         m: x.numel() as u32,
         n: 0,
         k: 0,
@@ -223,7 +164,7 @@ pub fn to_f32(gpu: &Gpu, x16: &Tensor, y: &Tensor) -> Result<Dispatch> {
     expect_dtype("to_f32 input", x16, DType::F16)?;
     expect_dtype("to_f32 output", y, DType::F32)?;
     y.expect_numel("to_f32 output", x16.numel())?;
-    let params = Params {
+    let params = CastParams {
         m: x16.numel() as u32,
         n: 0,
         k: 0,

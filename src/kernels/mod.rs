@@ -95,6 +95,23 @@ pub(crate) fn record<P: bytemuck::Pod>(
     )
 }
 
+/// C = op(A)·op(B) by the f32 kernel, or by the mixed-precision one when any
+/// of A, B, C or the mask is f16 (the autodiff ops call this).
+pub fn product(
+    gpu: &Gpu,
+    a: &Tensor,
+    b: &Tensor,
+    c: &Tensor,
+    opts: matmul::MatmulOptions,
+) -> Result<Dispatch> {
+    let f16 = |t: &Tensor| t.dtype() == crate::gpu::DType::F16;
+    if f16(a) || f16(b) || f16(c) || opts.mask.is_some_and(|(t, _)| f16(t)) {
+        matmul_f16::matmul_mixed(gpu, a, b, c, opts, matmul::workgroup(gpu)?)
+    } else {
+        matmul::matmul(gpu, a, b, c, opts)
+    }
+}
+
 /// The uniform parameters of both fused losses.
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
