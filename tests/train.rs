@@ -99,7 +99,7 @@ fn uncertainty_weighting_trains_iris() {
         .read_all(gpu)
         .unwrap()
         .into_iter()
-        .find(|(n, _, _)| n == mtl::uncertainty::PARAM_NAME)
+        .find(|(n, _, _)| n == "weighting.uncertainty.log_var")
         .unwrap()
         .2;
     assert!(

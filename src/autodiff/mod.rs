@@ -5,4 +5,4 @@ mod ops;
 mod tape;
 
 pub use ops::FUSE_MASK_MAX_MACS;
-pub use tape::{Tape, Var};
+pub use tape::{NodeKind, Tape, Var};

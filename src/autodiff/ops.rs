@@ -4,6 +4,7 @@
 
 use std::rc::Rc;
 
+use super::tape::NodeKind;
 use crate::autodiff::{Tape, Var};
 use crate::error::{Error, Result};
 use crate::gpu::Tensor;
@@ -69,7 +70,7 @@ impl<'g> Tape<'g> {
             }
             Ok(())
         });
-        Ok(self.push_op("matmul", y, &[a, b], rule))
+        Ok(self.push_op(NodeKind::Op("matmul"), y, &[a, b], rule))
     }
 
     /// y = x·W + b, then ReLU if `relu`: one fused dispatch.
@@ -175,7 +176,7 @@ impl<'g> Tape<'g> {
             }
             Ok(())
         });
-        Ok(self.push_op("linear", y, &[x, w, b], rule))
+        Ok(self.push_op(NodeKind::Op("linear"), y, &[x, w, b], rule))
     }
 
     /// y = max(x, 0)
@@ -190,7 +191,7 @@ impl<'g> Tape<'g> {
             let gpu = t.gpu;
             t.contribute(x, |dx| elementwise::relu_backward(gpu, dy, &yv, dx))
         });
-        Ok(self.push_op("relu", y, &[x], rule))
+        Ok(self.push_op(NodeKind::Op("relu"), y, &[x], rule))
     }
 
     /// y = act(x), elementwise; ReLU here is the unfused form (Linear fuses it).
@@ -223,7 +224,7 @@ impl<'g> Tape<'g> {
                 _ => t.contribute(x, |dx| elementwise::tanh_backward(gpu, dy, &yv, dx)),
             }
         });
-        Ok(self.push_op(act.name(), y, &[x], rule))
+        Ok(self.push_op(NodeKind::Op(act.name()), y, &[x], rule))
     }
 
     /// y = a + b (same shapes)
@@ -245,7 +246,7 @@ impl<'g> Tape<'g> {
             t.contribute(a, |da| elementwise::scale(gpu, dy, 1.0, da))?;
             t.contribute(b, |db| elementwise::scale(gpu, dy, 1.0, db))
         });
-        Ok(self.push_op("add", y, &[a, b], rule))
+        Ok(self.push_op(NodeKind::Op("add"), y, &[a, b], rule))
     }
 
     /// y = alpha · x
@@ -259,7 +260,7 @@ impl<'g> Tape<'g> {
             let gpu = t.gpu;
             t.contribute(x, |dx| elementwise::scale(gpu, dy, alpha, dx))
         });
-        Ok(self.push_op("scale", y, &[x], rule))
+        Ok(self.push_op(NodeKind::Op("scale"), y, &[x], rule))
     }
 
     /// y = Σ_i x[i], a 1×1 result.
@@ -273,7 +274,7 @@ impl<'g> Tape<'g> {
             let gpu = t.gpu;
             t.contribute(x, |dx| elementwise::broadcast(gpu, dy, 1.0, dx))
         });
-        Ok(self.push_op("sum", y, &[x], rule))
+        Ok(self.push_op(NodeKind::Op("sum"), y, &[x], rule))
     }
 
     /// Softmax cross-entropy of `logits` (B×C) against u32 `labels` (B) with row
@@ -304,7 +305,12 @@ impl<'g> Tape<'g> {
         let rule = Rc::new(move |t: &mut Tape, _seed: &Tensor| -> Result<()> {
             t.contribute_owned(logits, dlogits.clone())
         });
-        Ok(self.push_op("softmax_ce loss", losses.clone(), &[logits], rule))
+        Ok(self.push_op(
+            NodeKind::Loss("softmax_ce"),
+            losses.clone(),
+            &[logits],
+            rule,
+        ))
     }
 
     /// Mean squared error of `pred` (B×T) against `target` (B×T) with row `mask`
@@ -328,6 +334,6 @@ impl<'g> Tape<'g> {
         let rule = Rc::new(move |t: &mut Tape, _seed: &Tensor| -> Result<()> {
             t.contribute_owned(pred, dpred.clone())
         });
-        Ok(self.push_op("mse loss", losses.clone(), &[pred], rule))
+        Ok(self.push_op(NodeKind::Loss("mse"), losses.clone(), &[pred], rule))
     }
 }

@@ -34,13 +34,40 @@ use crate::kernels::elementwise;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Var(pub(crate) usize);
 
+/// What a node of the tape is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NodeKind {
+    /// A constant (no gradient).
+    Input,
+    /// A trainable tensor with a gradient buffer.
+    Param,
+    /// The representation a head reads: gradient collected, not passed on.
+    StopGradient,
+    /// A fused loss (terminal: backward starts here).
+    Loss(&'static str),
+    /// Any other op, by name.
+    Op(&'static str),
+}
+
+impl std::fmt::Display for NodeKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NodeKind::Input => write!(f, "input"),
+            NodeKind::Param => write!(f, "param"),
+            NodeKind::StopGradient => write!(f, "stop_gradient"),
+            NodeKind::Loss(name) => write!(f, "{name} loss"),
+            NodeKind::Op(name) => write!(f, "{name}"),
+        }
+    }
+}
+
 /// An op's backward rule: given the gradient of its output, record the
 /// dispatches that contribute to its inputs' gradients. A rule can be recorded
 /// several times (one backward pass per task, for per-task gradients).
 pub(crate) type Backward = Rc<dyn for<'g> Fn(&mut Tape<'g>, &Tensor) -> Result<()>>;
 
 struct Node {
-    name: &'static str,
+    kind: NodeKind,
     value: Tensor,
     grad: Option<Tensor>,
     written: bool,
@@ -83,7 +110,7 @@ impl<'g> Tape<'g> {
 
     /// A constant input (no gradient).
     pub fn input(&mut self, value: &Tensor) -> Var {
-        self.push_node("input", value.clone(), false, None)
+        self.push_node(NodeKind::Input, value.clone(), false, None)
     }
 
     /// A trainable tensor whose gradient is written to `grad` (for parameters, a
@@ -96,7 +123,7 @@ impl<'g> Tape<'g> {
                 format!("{:?}", grad.shape()),
             ));
         }
-        let v = self.push_node("param", value.clone(), true, None);
+        let v = self.push_node(NodeKind::Param, value.clone(), true, None);
         self.nodes[v.0].grad = Some(grad.clone());
         Ok(v)
     }
@@ -119,7 +146,7 @@ impl<'g> Tape<'g> {
     /// Every parameter node, in recording order.
     pub fn param_vars(&self) -> Vec<Var> {
         (0..self.nodes.len())
-            .filter(|&i| self.nodes[i].name == "param")
+            .filter(|&i| self.nodes[i].kind == NodeKind::Param)
             .map(Var)
             .collect()
     }
@@ -133,6 +160,11 @@ impl<'g> Tape<'g> {
         self.nodes[v.0].requires_grad
     }
 
+    /// What node `v` is.
+    pub fn kind(&self, v: Var) -> NodeKind {
+        self.nodes[v.0].kind
+    }
+
     /// Number of recorded nodes.
     pub fn len(&self) -> usize {
         self.nodes.len()
@@ -144,14 +176,14 @@ impl<'g> Tape<'g> {
     /// Record an op's output node. `backward` is dropped when no input needs a gradient.
     pub(crate) fn push_op(
         &mut self,
-        name: &'static str,
+        kind: NodeKind,
         value: Tensor,
         inputs: &[Var],
         backward: Backward,
     ) -> Var {
         let requires_grad = inputs.iter().any(|v| self.nodes[v.0].requires_grad);
         self.push_node(
-            name,
+            kind,
             value,
             requires_grad,
             requires_grad.then_some(backward),
@@ -160,13 +192,13 @@ impl<'g> Tape<'g> {
 
     fn push_node(
         &mut self,
-        name: &'static str,
+        kind: NodeKind,
         value: Tensor,
         requires_grad: bool,
         backward: Option<Backward>,
     ) -> Var {
         self.nodes.push(Node {
-            name,
+            kind,
             value,
             grad: None,
             written: false,
@@ -251,10 +283,10 @@ impl<'g> Tape<'g> {
     /// Record the backward pass from `losses` (terminal loss nodes).
     pub fn backward(&mut self, losses: &[Var]) -> Result<()> {
         for &l in losses {
-            if !self.nodes[l.0].name.ends_with("loss") {
+            if !matches!(self.nodes[l.0].kind, NodeKind::Loss(_)) {
                 return Err(Error::InvalidConfig(format!(
                     "backward starts from loss nodes; node {} is a {}",
-                    l.0, self.nodes[l.0].name
+                    l.0, self.nodes[l.0].kind
                 )));
             }
         }
@@ -303,7 +335,7 @@ impl<'g> Tape<'g> {
                 format!("{:?}", grad.shape()),
             ));
         }
-        let v = self.push_node("stop_gradient", value, true, None);
+        let v = self.push_node(NodeKind::StopGradient, value, true, None);
         self.nodes[v.0].grad = Some(grad.clone());
         Ok(v)
     }

@@ -12,7 +12,7 @@ use crate::data::encode::{usable_rows, Missing, Schema};
 use crate::data::{Dataset, Table};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::nn::{load_values, MultiTaskNet, ParamBuilder, ParamSet};
+use crate::nn::{load_values, MultiTaskNet, ParamBuilder, ParamSet, METHOD_PARAM_PREFIX};
 use crate::train::metrics::TaskMetrics;
 use crate::train::step::StepOptions;
 use crate::train::ForwardProgram;
@@ -36,7 +36,7 @@ impl Model {
         let own: Vec<_> = ck
             .tensors
             .iter()
-            .filter(|(n, _, _)| !n.starts_with("weighting."))
+            .filter(|(n, _, _)| !n.starts_with(METHOD_PARAM_PREFIX))
             .cloned()
             .collect();
         load_values(gpu, &params, &own, source)?;

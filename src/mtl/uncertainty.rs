@@ -23,9 +23,6 @@ pub struct Uncertainty {
     log_var: Option<ParamId>,
 }
 
-/// Name of the learned parameter in the model's arena.
-pub const PARAM_NAME: &str = "weighting.uncertainty.log_var";
-
 /// The registry's entry.
 pub(crate) const INFO: MethodInfo = MethodInfo {
     name: "uncertainty",
@@ -49,7 +46,8 @@ impl Weighting for Uncertainty {
         INFO.caps
     }
     fn add_params(&mut self, params: &mut ParamBuilder, k: usize) -> Result<()> {
-        self.log_var = Some(params.add(PARAM_NAME, &[k], vec![0.0; k])?);
+        self.log_var =
+            Some(params.add_method_param("uncertainty", "log_var", &[k], vec![0.0; k])?);
         Ok(())
     }
     fn build(&mut self, gpu: &Gpu, ctx: &WeightingContext) -> Result<WeightingPlan> {

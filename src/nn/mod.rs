@@ -10,4 +10,4 @@ mod params;
 pub use activation::Activation;
 pub use linear::{Init, Linear};
 pub use net::{MultiTaskNet, NetSpec};
-pub use params::{load_values, NamedTensor, ParamBuilder, ParamId, ParamSet};
+pub use params::{load_values, NamedTensor, ParamBuilder, ParamId, ParamSet, METHOD_PARAM_PREFIX};

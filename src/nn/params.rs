@@ -13,10 +13,17 @@ pub type NamedTensor = (String, Vec<usize>, Vec<f32>);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ParamId(pub usize);
 
+/// Where a multi-task method's own parameters are named
+/// (`weighting.<method>.<name>`): a checkpoint carries them, and a model built
+/// without that method skips them on load.
+pub const METHOD_PARAM_PREFIX: &str = "weighting.";
+
 /// Names, shapes and initial values, before anything is on the GPU.
 pub struct ParamBuilder {
     layout: ArenaLayout,
     names: Vec<String>,
+    /// Whether each parameter belongs to a multi-task method (not the network).
+    method: Vec<bool>,
     init: Vec<Vec<f32>>,
     half: bool,
 }
@@ -26,6 +33,7 @@ impl ParamBuilder {
         ParamBuilder {
             layout: ArenaLayout::new(gpu),
             names: Vec::new(),
+            method: Vec::new(),
             init: Vec::new(),
             half: false,
         }
@@ -37,6 +45,7 @@ impl ParamBuilder {
         ParamBuilder {
             layout: ArenaLayout::with_element_bytes(gpu, 2),
             names: Vec::new(),
+            method: Vec::new(),
             init: Vec::new(),
             half: true,
         }
@@ -59,8 +68,27 @@ impl ParamBuilder {
         }
         self.layout.add(name, shape);
         self.names.push(name.to_string());
+        self.method.push(false);
         self.init.push(init);
         Ok(ParamId(self.names.len() - 1))
+    }
+
+    /// Add a multi-task method's own parameter, named
+    /// `weighting.<method>.<name>` ([`METHOD_PARAM_PREFIX`]).
+    pub fn add_method_param(
+        &mut self,
+        method: &str,
+        name: &str,
+        shape: &[usize],
+        init: Vec<f32>,
+    ) -> Result<ParamId> {
+        let id = self.add(
+            &format!("{METHOD_PARAM_PREFIX}{method}.{name}"),
+            shape,
+            init,
+        )?;
+        self.method[id.0] = true;
+        Ok(id)
     }
 
     /// Allocate the value and gradient arenas and upload the initial values.
@@ -89,6 +117,7 @@ impl ParamBuilder {
         };
         Ok(ParamSet {
             names: self.names,
+            method: self.method,
             values,
             grads,
             values16,
@@ -100,6 +129,7 @@ impl ParamBuilder {
 /// frozen (inference), one of gradients with the same layout.
 pub struct ParamSet {
     pub names: Vec<String>,
+    method: Vec<bool>,
     pub values: Arena,
     grads: Option<Arena>,
     /// An f16 copy of `values` (same element offsets), refreshed once per step
@@ -146,6 +176,10 @@ impl ParamSet {
     pub fn len(&self) -> usize {
         self.names.len()
     }
+    /// Whether parameter `id` belongs to a multi-task method rather than the network.
+    pub fn is_method_param(&self, id: ParamId) -> bool {
+        self.method[id.0]
+    }
     pub fn is_empty(&self) -> bool {
         self.names.is_empty()
     }
@@ -185,7 +219,9 @@ impl ParamSet {
 }
 
 /// Parameters named in `values` overwrite those of `params` (same names and
-/// shapes required); names under `weighting.` are skipped unless `params` has them.
+/// shapes required). A method's parameter ([`METHOD_PARAM_PREFIX`]) that
+/// `params` lacks is skipped (a model used without its training method), and
+/// one of `params` that `values` lacks keeps its initial value.
 pub fn load_values(
     gpu: &Gpu,
     params: &ParamSet,
@@ -209,13 +245,11 @@ pub fn load_values(
                 params.value(id).write(gpu, v)?;
                 seen[id.0] = true;
             }
-            None if name.starts_with("weighting.") => {}
+            None if name.starts_with(METHOD_PARAM_PREFIX) => {}
             None => return Err(bad(format!("tensor {name} does not belong to this model"))),
         }
     }
-    if let Some(i) =
-        (0..params.len()).find(|&i| !seen[i] && !params.names[i].starts_with("weighting."))
-    {
+    if let Some(i) = (0..params.len()).find(|&i| !seen[i] && !params.method[i]) {
         return Err(bad(format!(
             "tensor {} is missing from the checkpoint",
             params.names[i]
