@@ -26,7 +26,8 @@ impl DType {
     }
 }
 
-/// A view of `numel(shape)` 4-byte elements of a GPU buffer, starting at `offset` bytes.
+/// A view of `numel(shape)` elements of `dtype` (4 bytes for f32 and u32, 2
+/// for f16) of a GPU buffer, starting at `offset` bytes.
 #[derive(Clone, Debug)]
 pub struct Tensor {
     buffer: Arc<wgpu::Buffer>,
