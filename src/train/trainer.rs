@@ -15,7 +15,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
 use super::forward::ForwardProgram;
-use super::step::Program;
+use super::step::{Program, StepOptions};
 use super::Schedule;
 use crate::data::{Dataset, Split, TaskSpec};
 use crate::error::{Error, Result};
@@ -140,6 +140,18 @@ pub struct FitReport {
     pub profiled_steps: usize,
 }
 
+impl EpochLog {
+    /// What early stopping watches: the summed validation loss, or the summed
+    /// training loss without a validation split.
+    pub fn monitored_loss(&self) -> f64 {
+        if self.val.is_empty() {
+            self.train_loss.iter().sum()
+        } else {
+            self.val.iter().map(|m| m.loss()).sum()
+        }
+    }
+}
+
 impl FitReport {
     /// Mean milliseconds per training step.
     pub fn ms_per_step(&self) -> f64 {
@@ -159,6 +171,85 @@ pub fn fit(
     on_epoch: &mut dyn FnMut(&EpochLog),
 ) -> Result<FitReport> {
     let start = Instant::now();
+    check_settings(data, subset, cfg)?;
+    let tasks: Vec<TaskSpec> = subset.iter().map(|&k| data.tasks[k].clone()).collect();
+    let b = cfg.batch_size.min(split.train.len());
+    let (net, params) = build_model(gpu, data.d, &tasks, cfg, weighting.as_mut())?;
+    let space = grad_space(cfg, weighting.as_ref());
+    let opts = StepOptions {
+        fused: true,
+        half: cfg.half,
+    };
+    let optimizer = cfg.optimizer_config();
+    let mut prog = Program::build_with(
+        gpu,
+        &net,
+        &params,
+        &tasks,
+        data.d,
+        b,
+        weighting.as_mut(),
+        space,
+        optimizer,
+        opts,
+    )?;
+    let dispatches_per_step = prog.train_dispatches().len();
+    let eval = ForwardProgram::build(gpu, &net, &params, &tasks, data.d, b, opts)?;
+
+    let mut epochs = Epochs::new(gpu, &params, split, cfg)?;
+    let mut history = Vec::new();
+    for epoch in 0..cfg.epochs {
+        let lr = cfg.lr * cfg.schedule.factor(epoch, cfg.epochs);
+        prog.optimizer.set_lr(lr);
+        let (train_loss, gram) = epochs.train(gpu, &mut prog, data, subset, &tasks, epoch)?;
+        weighting.on_epoch_end(gpu, &prog.tasks.seeds, &train_loss)?;
+        let (grad_norms, cosines) = match prog.space {
+            Some(_) => grad_stats(&gram, tasks.len()),
+            None => (Vec::new(), Vec::new()),
+        };
+        let val = match split.val.is_empty() {
+            true => Vec::new(),
+            false => eval.evaluate(gpu, data, &split.val, subset)?,
+        };
+        let log = EpochLog {
+            epoch,
+            lr,
+            train_loss,
+            val,
+            grad_norms,
+            cosines,
+        };
+        on_epoch(&log);
+        let stop = epochs.keep_best(gpu, &params, epoch, log.monitored_loss())?;
+        history.push(log);
+        if stop {
+            break;
+        }
+    }
+    gpu.copy(&epochs.best, &params.values.whole)?;
+    let test = match split.test.is_empty() {
+        true => Vec::new(),
+        false => eval.evaluate(gpu, data, &split.test, subset)?,
+    };
+    Ok(FitReport {
+        net,
+        params,
+        tasks,
+        history,
+        best_epoch: epochs.best_epoch,
+        stopped_early: epochs.stopped_early,
+        steps: epochs.steps,
+        test,
+        wall: start.elapsed(),
+        train_time: epochs.train_time,
+        dispatches_per_step,
+        profile: crate::gpu::profile::summarize(&epochs.profile),
+        profiled_steps: epochs.profiled_steps,
+    })
+}
+
+/// Refuse settings no run can use, before any GPU work.
+fn check_settings(data: &Dataset, subset: &[usize], cfg: &TrainConfig) -> Result<()> {
     if cfg.epochs == 0 || cfg.batch_size == 0 {
         return Err(Error::InvalidConfig(
             "epochs and batch size must be at least 1".into(),
@@ -171,13 +262,20 @@ pub fn fit(
             data.tasks.len()
         )));
     }
-    let tasks: Vec<TaskSpec> = subset.iter().map(|&k| data.tasks[k].clone()).collect();
-    let k = tasks.len();
-    let b = cfg.batch_size.min(split.train.len());
+    Ok(())
+}
 
-    // Parameters: the network, then the weighting's own.
+/// The network for `tasks` on `d` inputs, then the weighting's own
+/// parameters; initial values from `cfg.init` when resuming.
+fn build_model(
+    gpu: &Gpu,
+    d: usize,
+    tasks: &[TaskSpec],
+    cfg: &TrainConfig,
+    weighting: &mut dyn Weighting,
+) -> Result<(MultiTaskNet, ParamSet)> {
     let spec = NetSpec {
-        inputs: data.d,
+        inputs: d,
         trunk: cfg.trunk.clone(),
         tower: cfg.tower.clone(),
         outputs: tasks.iter().map(|t| t.outputs()).collect(),
@@ -190,147 +288,123 @@ pub fn fit(
         ParamBuilder::new(gpu)
     };
     let net = MultiTaskNet::new(&mut builder, spec, cfg.seed)?;
-    weighting.add_params(&mut builder, k)?;
+    weighting.add_params(&mut builder, tasks.len())?;
     let params = builder.build(gpu)?;
     if let Some(init) = &cfg.init {
         crate::nn::load_values(gpu, &params, &init.values, &init.source)?;
     }
+    Ok((net, params))
+}
 
-    let space = cfg
-        .grad_space
-        .filter(|_| weighting.grad_space().is_some())
-        .or(weighting.grad_space());
-    let space = if space.is_none() && cfg.grad_stats {
-        Some(cfg.grad_space.unwrap_or(GradSpace::Parameters))
-    } else {
-        space
-    };
-    let step_opts = crate::train::step::StepOptions {
-        fused: true,
-        half: cfg.half,
-    };
-    let mut prog = Program::build_with(
-        gpu,
-        &net,
-        &params,
-        &tasks,
-        data.d,
-        b,
-        weighting.as_mut(),
-        space,
-        cfg.optimizer_config(),
-        step_opts,
-    )?;
-    let dispatches_per_step = prog.train_dispatches().len();
-    let eval = ForwardProgram::build(gpu, &net, &params, &tasks, data.d, b, step_opts)?;
+/// Where per-task gradients are taken: the configured space for a method
+/// that needs them, else the method's own; with `grad_stats`, always somewhere.
+fn grad_space(cfg: &TrainConfig, weighting: &dyn Weighting) -> Option<GradSpace> {
+    let own = weighting.grad_space();
+    match (own, cfg.grad_space) {
+        (Some(_), Some(given)) => Some(given),
+        (Some(own), None) => Some(own),
+        (None, given) if cfg.grad_stats => Some(given.unwrap_or(GradSpace::Parameters)),
+        (None, _) => None,
+    }
+}
 
-    // Epochs.
-    let mut rng = StdRng::seed_from_u64(cfg.seed ^ 0x005e_ed0f_ba7c);
-    let mut order = split.train.clone();
-    let best = Tensor::zeros(gpu, &[params.values.whole.numel()], "best parameters")?;
-    let (mut best_loss, mut best_epoch, mut since_best) = (f64::INFINITY, 0usize, 0usize);
-    let mut history = Vec::new();
-    let mut steps = 0u64;
-    let mut stopped_early = false;
-    let mut train_time = Duration::ZERO;
-    let mut profile = std::collections::BTreeMap::new();
-    let mut profiled_steps = 0usize;
-    for epoch in 0..cfg.epochs {
-        let lr = cfg.lr * cfg.schedule.factor(epoch, cfg.epochs);
-        prog.optimizer.set_lr(lr);
-        order.shuffle(&mut rng);
-        let epoch_start = steps;
-        let epoch_clock = Instant::now();
-        for chunk in order.chunks(b) {
+/// The epoch loop's state: minibatch order, best weights, counters, profile.
+struct Epochs {
+    rng: StdRng,
+    order: Vec<usize>,
+    batch: usize,
+    profile_first_epoch: bool,
+    patience: Option<usize>,
+    best: Tensor,
+    best_loss: f64,
+    best_epoch: usize,
+    since_best: usize,
+    stopped_early: bool,
+    steps: u64,
+    train_time: Duration,
+    profile: std::collections::BTreeMap<String, (usize, f64)>,
+    profiled_steps: usize,
+}
+
+impl Epochs {
+    fn new(gpu: &Gpu, params: &ParamSet, split: &Split, cfg: &TrainConfig) -> Result<Epochs> {
+        Ok(Epochs {
+            rng: StdRng::seed_from_u64(cfg.seed ^ 0x005e_ed0f_ba7c),
+            order: split.train.clone(),
+            batch: cfg.batch_size.min(split.train.len()),
+            profile_first_epoch: cfg.profile,
+            patience: cfg.patience,
+            best: Tensor::zeros(gpu, &[params.values.whole.numel()], "best parameters")?,
+            best_loss: f64::INFINITY,
+            best_epoch: 0,
+            since_best: 0,
+            stopped_early: false,
+            steps: 0,
+            train_time: Duration::ZERO,
+            profile: Default::default(),
+            profiled_steps: 0,
+        })
+    }
+
+    /// One epoch of steps (one submit each), then its one readback: each
+    /// task's mean training loss, and the last step's Gram matrix. A
+    /// non-finite loss stops the run with its task and step.
+    fn train(
+        &mut self,
+        gpu: &Gpu,
+        prog: &mut Program,
+        data: &Dataset,
+        subset: &[usize],
+        tasks: &[TaskSpec],
+        epoch: usize,
+    ) -> Result<(Vec<f64>, Vec<f32>)> {
+        self.order.shuffle(&mut self.rng);
+        let epoch_start = self.steps;
+        let clock = Instant::now();
+        for chunk in self.order.chunks(self.batch) {
             prog.write_batch(gpu, data, chunk, subset)?;
             prog.optimizer.prepare_step(gpu);
-            if cfg.profile && epoch == 0 && steps > 0 {
-                let ds = prog.train_dispatches();
+            let ds = prog.train_dispatches();
+            // Profile the first epoch's steps but its first (pipelines still warming).
+            if self.profile_first_epoch && epoch == 0 && self.steps > 0 {
                 let ms = gpu.run_profiled(&ds)?;
-                crate::gpu::profile::accumulate(&mut profile, &ds, &ms);
-                profiled_steps += 1;
+                crate::gpu::profile::accumulate(&mut self.profile, &ds, &ms);
+                self.profiled_steps += 1;
             } else {
-                gpu.run(&prog.train_dispatches())?;
+                gpu.run(&ds)?;
             }
-            steps += 1;
+            self.steps += 1;
         }
-        // One readback per epoch: per-task loss sums, first non-finite step,
-        // count, and the last step's Gram matrix of the per-task gradients.
+        // Per task: loss sum, first non-finite step, count (3K values).
         let mut got = gpu.read(&[&prog.tasks.state, &prog.tasks.gram])?;
-        let (st, gram_m) = (got.remove(0), got.remove(0));
-        train_time += epoch_clock.elapsed();
-        prog.tasks.state.write(gpu, &vec![0.0; 3 * k])?;
-        for (j, t) in tasks.iter().enumerate() {
-            if st[3 * j + 1] > 0.0 {
-                return Err(Error::NonFinite {
-                    step: epoch_start + st[3 * j + 1] as u64,
-                    task: t.name.clone(),
-                });
-            }
+        let (st, gram) = (got.remove(0), got.remove(0));
+        self.train_time += clock.elapsed();
+        prog.tasks.state.write(gpu, &vec![0.0; 3 * tasks.len()])?;
+        if let Some((j, t)) = tasks.iter().enumerate().find(|(j, _)| st[3 * j + 1] > 0.0) {
+            return Err(Error::NonFinite {
+                step: epoch_start + st[3 * j + 1] as u64,
+                task: t.name.clone(),
+            });
         }
-        let train_loss: Vec<f64> = (0..k)
+        let losses = (0..tasks.len())
             .map(|j| st[3 * j] as f64 / st[3 * j + 2].max(1.0) as f64)
             .collect();
-        weighting.on_epoch_end(gpu, &prog.tasks.seeds, &train_loss)?;
-        let (grad_norms, cosines) = if prog.space.is_some() {
-            grad_stats(&gram_m, k)
-        } else {
-            (Vec::new(), Vec::new())
-        };
-        let val = if split.val.is_empty() {
-            Vec::new()
-        } else {
-            eval.evaluate(gpu, data, &split.val, subset)?
-        };
-        let monitored: f64 = if val.is_empty() {
-            train_loss.iter().sum()
-        } else {
-            val.iter().map(|m| m.loss()).sum()
-        };
-        let log = EpochLog {
-            epoch,
-            lr,
-            train_loss,
-            val,
-            grad_norms,
-            cosines,
-        };
-        on_epoch(&log);
-        history.push(log);
-        if monitored < best_loss {
-            best_loss = monitored;
-            best_epoch = epoch;
-            since_best = 0;
-            gpu.copy(&params.values.whole, &best)?;
-        } else {
-            since_best += 1;
-            if cfg.patience.is_some_and(|p| since_best >= p) {
-                stopped_early = true;
-                break;
-            }
-        }
+        Ok((losses, gram))
     }
-    gpu.copy(&best, &params.values.whole)?;
-    let test = if split.test.is_empty() {
-        Vec::new()
-    } else {
-        eval.evaluate(gpu, data, &split.test, subset)?
-    };
-    Ok(FitReport {
-        net,
-        params,
-        tasks,
-        history,
-        best_epoch,
-        stopped_early,
-        steps,
-        test,
-        wall: start.elapsed(),
-        train_time,
-        dispatches_per_step,
-        profile: crate::gpu::profile::summarize(&profile),
-        profiled_steps,
-    })
+
+    /// Keep the weights of the best epoch so far; true when patience has run out.
+    fn keep_best(&mut self, gpu: &Gpu, params: &ParamSet, epoch: usize, loss: f64) -> Result<bool> {
+        if loss < self.best_loss {
+            self.best_loss = loss;
+            self.best_epoch = epoch;
+            self.since_best = 0;
+            gpu.copy(&params.values.whole, &self.best)?;
+        } else {
+            self.since_best += 1;
+            self.stopped_early = self.patience.is_some_and(|p| self.since_best >= p);
+        }
+        Ok(self.stopped_early)
+    }
 }
 
 /// Norms √G_kk and cosines G_ij / √(G_ii G_jj) from a K×K Gram matrix.
