@@ -69,12 +69,13 @@ pub struct PreparedRun {
     epochs_before: usize,
 }
 
+/// A model being resumed: where it came from and what it holds.
+type Resumed = (PathBuf, checkpoint::Checkpoint);
+
 /// Read and check everything `s` names (data, columns, output folder, resumed
 /// model) without touching the GPU, so bad input fails fast and clearly.
 pub fn prepare_run(s: &RunSettings) -> Result<PreparedRun> {
-    let need = |what: &str| Error::InvalidConfig(format!("missing setting: {what}"));
     let data_path = s.data.clone().ok_or_else(|| need("--data"))?;
-    let out = s.out.clone();
     let missing = match s.impute.as_str() {
         "drop" => Missing::Drop,
         "mean" => Missing::Mean,
@@ -84,68 +85,11 @@ pub fn prepare_run(s: &RunSettings) -> Result<PreparedRun> {
             )))
         }
     };
-    let resume = match &s.resume {
+    let resume: Option<Resumed> = match &s.resume {
         Some(p) => Some((p.clone(), checkpoint::load(p)?)),
         None => None,
     };
-    // Inputs and tasks: given, or the resumed model's (which must then agree).
-    let (inputs, tasks): (Vec<String>, Vec<(String, TaskType)>) = match &resume {
-        Some((p, ck)) => {
-            let inputs = ck.meta.schema.input_names();
-            let tasks: Vec<(String, TaskType)> = ck
-                .meta
-                .schema
-                .tasks
-                .iter()
-                .map(|t| {
-                    (
-                        t.name().to_string(),
-                        if t.spec().is_classification() {
-                            TaskType::Class
-                        } else {
-                            TaskType::Reg
-                        },
-                    )
-                })
-                .collect();
-            if !s.inputs.is_empty() && s.inputs != inputs {
-                return Err(Error::Checkpoint {
-                    path: p.clone(),
-                    reason: format!("the model's inputs are {inputs:?}, not {:?}", s.inputs),
-                });
-            }
-            if !s.tasks.is_empty() {
-                let given = s
-                    .tasks
-                    .iter()
-                    .map(|t| parse_task(t))
-                    .collect::<Result<Vec<_>>>()?;
-                if given != tasks {
-                    return Err(Error::Checkpoint {
-                        path: p.clone(),
-                        reason: format!("the model's tasks are {tasks:?}, not {given:?}"),
-                    });
-                }
-            }
-            (inputs, tasks)
-        }
-        None => {
-            if s.inputs.is_empty() {
-                return Err(need("--inputs"));
-            }
-            if s.tasks.is_empty() {
-                return Err(need("--task"));
-            }
-            let (inputs, tasks) = (s.inputs.clone(), s.tasks.clone());
-            (
-                inputs,
-                tasks
-                    .iter()
-                    .map(|t| parse_task(t))
-                    .collect::<Result<Vec<_>>>()?,
-            )
-        }
-    };
+    let (inputs, tasks) = columns(s, resume.as_ref())?;
     let table = Table::from_csv(&data_path)?;
     let input_refs: Vec<&str> = inputs.iter().map(|s| s.as_str()).collect();
     let task_refs: Vec<(&str, TaskType)> = tasks.iter().map(|(c, t)| (c.as_str(), *t)).collect();
@@ -153,8 +97,7 @@ pub fn prepare_run(s: &RunSettings) -> Result<PreparedRun> {
         table.column(c)?;
     }
     let (kept, dropped_rows) = usable_rows(&table, &input_refs, missing)?;
-    let seed = s.seed;
-    let split = Split::new(kept.len(), s.val_fraction, s.test_fraction, seed)?;
+    let split = Split::new(kept.len(), s.val_fraction, s.test_fraction, s.seed)?;
     let schema = match &resume {
         Some((_, ck)) => Schema {
             missing,
@@ -166,27 +109,94 @@ pub fn prepare_run(s: &RunSettings) -> Result<PreparedRun> {
         }
     };
     let data = schema.encode(&table, &kept)?;
-    let (trunk, tower) = match &resume {
-        Some((_, ck)) => (ck.meta.net.trunk.clone(), ck.meta.net.tower.clone()),
-        None => (s.hidden.clone(), s.tower.clone()),
+    let cfg = train_config(s, resume.as_ref());
+    cfg.optimizer_config().validate()?;
+    crate::mtl::by_name(&s.weighting)?; // an unknown name fails here, before any work
+    prepare_out_dir(&s.out)?;
+    Ok(PreparedRun {
+        settings: s.clone(),
+        out: s.out.clone(),
+        data,
+        split,
+        schema,
+        cfg,
+        weighting: s.weighting.clone(),
+        dropped_rows,
+        epochs_before: resume.as_ref().map_or(0, |(_, ck)| ck.meta.epochs_trained),
+    })
+}
+
+fn need(what: &str) -> Error {
+    Error::InvalidConfig(format!("missing setting: {what}"))
+}
+
+/// The input columns and tasks: as given, or the resumed model's (which the
+/// given ones, if any, must then match).
+fn columns(
+    s: &RunSettings,
+    resume: Option<&Resumed>,
+) -> Result<(Vec<String>, Vec<(String, TaskType)>)> {
+    let given_tasks =
+        || -> Result<Vec<(String, TaskType)>> { s.tasks.iter().map(|t| parse_task(t)).collect() };
+    let Some((path, ck)) = resume else {
+        if s.inputs.is_empty() {
+            return Err(need("--inputs"));
+        }
+        if s.tasks.is_empty() {
+            return Err(need("--task"));
+        }
+        return Ok((s.inputs.clone(), given_tasks()?));
     };
-    let activation = match &resume {
-        Some((_, ck)) => ck.meta.net.activation,
-        None => s.activation,
+    let mismatch = |reason: String| Error::Checkpoint {
+        path: path.clone(),
+        reason,
     };
-    let cfg = TrainConfig {
+    let inputs = ck.meta.schema.input_names();
+    let tasks: Vec<(String, TaskType)> = ck
+        .meta
+        .schema
+        .tasks
+        .iter()
+        .map(|t| (t.name().to_string(), t.task_type()))
+        .collect();
+    if !s.inputs.is_empty() && s.inputs != inputs {
+        let reason = format!("the model's inputs are {inputs:?}, not {:?}", s.inputs);
+        return Err(mismatch(reason));
+    }
+    if !s.tasks.is_empty() {
+        let given = given_tasks()?;
+        if given != tasks {
+            let reason = format!("the model's tasks are {tasks:?}, not {given:?}");
+            return Err(mismatch(reason));
+        }
+    }
+    Ok((inputs, tasks))
+}
+
+/// The trainer's settings; a resumed model keeps its architecture and starts
+/// from its weights.
+fn train_config(s: &RunSettings, resume: Option<&Resumed>) -> TrainConfig {
+    let (trunk, tower, activation) = match resume {
+        Some((_, ck)) => (
+            ck.meta.net.trunk.clone(),
+            ck.meta.net.tower.clone(),
+            ck.meta.net.activation,
+        ),
+        None => (s.hidden.clone(), s.tower.clone(), s.activation),
+    };
+    TrainConfig {
         epochs: s.epochs,
         batch_size: s.batch,
         optimizer: s.optimizer,
         lr: s.lr,
         momentum: s.momentum,
         weight_decay: s.weight_decay,
-        seed,
+        seed: s.seed,
         trunk,
         tower,
         activation,
         patience: Some(s.patience),
-        init: resume.as_ref().map(|(p, ck)| {
+        init: resume.map(|(p, ck)| {
             Arc::new(InitParams {
                 source: p.clone(),
                 values: ck.tensors.clone(),
@@ -194,23 +204,7 @@ pub fn prepare_run(s: &RunSettings) -> Result<PreparedRun> {
         }),
         half: s.half,
         ..Default::default()
-    };
-    cfg.optimizer_config().validate()?;
-    let weighting = s.weighting.clone();
-    crate::mtl::by_name(&weighting)?; // an unknown name fails here, before any work
-    prepare_out_dir(&out)?;
-    let epochs_before = resume.as_ref().map_or(0, |(_, ck)| ck.meta.epochs_trained);
-    Ok(PreparedRun {
-        settings: s.clone(),
-        out,
-        data,
-        split,
-        schema,
-        cfg,
-        weighting,
-        dropped_rows,
-        epochs_before,
-    })
+    }
 }
 
 /// Train a prepared run and write its folder; `on_epoch` sees every epoch (a progress bar, say).

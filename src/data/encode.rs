@@ -75,6 +75,13 @@ impl SavedTask {
             SavedTask::Class { name, .. } | SavedTask::Reg { name, .. } => name,
         }
     }
+    /// Class or regression.
+    pub fn task_type(&self) -> TaskType {
+        match self {
+            SavedTask::Class { .. } => TaskType::Class,
+            SavedTask::Reg { .. } => TaskType::Reg,
+        }
+    }
     pub fn spec(&self) -> TaskSpec {
         match self {
             SavedTask::Class { name, classes } => TaskSpec {
