@@ -145,6 +145,94 @@ fn mean_std(values: &[f64]) -> (f32, f32) {
     )
 }
 
+/// An input column's encoding, fitted on the training rows: a numeric
+/// column's mean and spread, or a text column's categories.
+fn fit_input(table: &Table, name: &str, train: &[usize]) -> Result<InputColumn> {
+    let col = table.column(name)?;
+    if is_numeric_column(table, col)? {
+        let (mean, std) = mean_std(&numbers(table, col, train)?);
+        return Ok(InputColumn::Numeric {
+            name: name.to_string(),
+            mean,
+            std,
+        });
+    }
+    let mut categories: Vec<String> = train
+        .iter()
+        .map(|&r| table.rows[r][col].clone())
+        .filter(|s| !is_missing(s))
+        .collect();
+    categories.sort();
+    categories.dedup();
+    if categories.is_empty() {
+        let reason = "no value of this input in the training rows";
+        return Err(data_err(table, None, name, reason));
+    }
+    Ok(InputColumn::Categorical {
+        name: name.to_string(),
+        categories,
+    })
+}
+
+/// The numbers of column `col` on `rows` (missing values skipped).
+fn numbers(table: &Table, col: usize, rows: &[usize]) -> Result<Vec<f64>> {
+    let mut values = Vec::new();
+    for &r in rows {
+        if let Some(v) = table.number(r, col)? {
+            values.push(v as f64);
+        }
+    }
+    Ok(values)
+}
+
+/// A task's classes (from every labelled row), or its standardisation
+/// (fitted on the training rows; every row must parse).
+fn fit_task(table: &Table, name: &str, ty: TaskType, train: &[usize]) -> Result<SavedTask> {
+    let col = table.column(name)?;
+    let present: Vec<usize> = (0..table.rows.len())
+        .filter(|&r| !is_missing(&table.rows[r][col]))
+        .collect();
+    if present.is_empty() {
+        return Err(data_err(
+            table,
+            None,
+            name,
+            "every value of this task is missing",
+        ));
+    }
+    match ty {
+        TaskType::Class => {
+            let mut classes: Vec<String> = present
+                .iter()
+                .map(|&r| table.rows[r][col].clone())
+                .collect();
+            classes.sort();
+            classes.dedup();
+            if classes.len() < 2 {
+                let reason = format!(
+                    "a classification task needs at least two classes; only {:?} occurs",
+                    classes[0]
+                );
+                return Err(data_err(table, None, name, reason));
+            }
+            Ok(SavedTask::Class {
+                name: name.to_string(),
+                classes,
+            })
+        }
+        TaskType::Reg => {
+            let values = numbers(table, col, train)?;
+            numbers(table, col, &present)?; // every row parses, not only the training ones
+            let (mean, std) = mean_std(&values);
+            Ok(SavedTask::Reg {
+                name: name.to_string(),
+                mean,
+                std,
+            })
+        }
+    }
+}
+
 /// Rows of `table` usable under `missing`: all rows, or those whose `inputs` are all present.
 pub fn usable_rows(
     table: &Table,
@@ -186,44 +274,10 @@ impl Schema {
                 "need at least one input column and one task".into(),
             ));
         }
-        let mut columns = Vec::new();
-        for &name in inputs {
-            let col = table.column(name)?;
-            if is_numeric_column(table, col)? {
-                let mut values = Vec::new();
-                for &r in train {
-                    if let Some(v) = table.number(r, col)? {
-                        values.push(v as f64);
-                    }
-                }
-                let (mean, std) = mean_std(&values);
-                columns.push(InputColumn::Numeric {
-                    name: name.to_string(),
-                    mean,
-                    std,
-                });
-            } else {
-                let mut categories: Vec<String> = train
-                    .iter()
-                    .map(|&r| table.rows[r][col].clone())
-                    .filter(|s| !is_missing(s))
-                    .collect();
-                categories.sort();
-                categories.dedup();
-                if categories.is_empty() {
-                    return Err(data_err(
-                        table,
-                        None,
-                        name,
-                        "no value of this input in the training rows",
-                    ));
-                }
-                columns.push(InputColumn::Categorical {
-                    name: name.to_string(),
-                    categories,
-                });
-            }
-        }
+        let columns = inputs
+            .iter()
+            .map(|&name| fit_input(table, name, train))
+            .collect::<Result<Vec<_>>>()?;
         let mut saved = Vec::new();
         for &(name, ty) in tasks {
             if inputs.contains(&name) {
@@ -231,53 +285,7 @@ impl Schema {
                     "column {name:?} is both an input and a task"
                 )));
             }
-            let col = table.column(name)?;
-            let present: Vec<usize> = (0..table.rows.len())
-                .filter(|&r| !is_missing(&table.rows[r][col]))
-                .collect();
-            if present.is_empty() {
-                return Err(data_err(
-                    table,
-                    None,
-                    name,
-                    "every value of this task is missing",
-                ));
-            }
-            match ty {
-                TaskType::Class => {
-                    let mut classes: Vec<String> = present
-                        .iter()
-                        .map(|&r| table.rows[r][col].clone())
-                        .collect();
-                    classes.sort();
-                    classes.dedup();
-                    if classes.len() < 2 {
-                        return Err(data_err(table, None, name, format!("a classification task needs at least two classes; only {:?} occurs", classes[0])));
-                    }
-                    saved.push(SavedTask::Class {
-                        name: name.to_string(),
-                        classes,
-                    });
-                }
-                TaskType::Reg => {
-                    let mut values = Vec::new();
-                    for &r in train {
-                        if let Some(v) = table.number(r, col)? {
-                            values.push(v as f64);
-                        }
-                    }
-                    // Check every row parses, not only the training ones.
-                    for &r in &present {
-                        table.number(r, col)?;
-                    }
-                    let (mean, std) = mean_std(&values);
-                    saved.push(SavedTask::Reg {
-                        name: name.to_string(),
-                        mean,
-                        std,
-                    });
-                }
-            }
+            saved.push(fit_task(table, name, ty, train)?);
         }
         Ok(Schema {
             inputs: columns,
