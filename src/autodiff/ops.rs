@@ -120,50 +120,7 @@ impl<'g> Tape<'g> {
             let dy = dz_out.as_ref().unwrap_or(dy);
             let relu = relu && fuse_mask;
             let mask = |operand| relu.then_some((&yv, operand));
-            let dw = if t.requires_grad(w) {
-                Some(t.grad_slot(w)?)
-            } else {
-                None
-            };
-            let db = if t.requires_grad(b) {
-                Some(t.grad_slot(b)?)
-            } else {
-                None
-            };
-            match (dw, db) {
-                (Some((dw, acc)), Some((db, acc_b))) if acc == acc_b && t.fuse => {
-                    let o = MatmulOptions {
-                        trans_a: true,
-                        accumulate: acc,
-                        mask: mask(Operand::B),
-                        bias_grad: Some(&db),
-                        ..Default::default()
-                    };
-                    t.record_backward(kernels::product(gpu, &xv, dy, &dw, o)?);
-                }
-                (dw, db) => {
-                    // Unfused, or W and b at different accumulation states (one shared elsewhere): apart.
-                    if let Some((dw, acc)) = dw {
-                        let o = MatmulOptions {
-                            trans_a: true,
-                            accumulate: acc,
-                            mask: mask(Operand::B),
-                            ..Default::default()
-                        };
-                        t.record_backward(kernels::product(gpu, &xv, dy, &dw, o)?);
-                    }
-                    if let Some((db, acc)) = db {
-                        let dz = if relu {
-                            let dz = Tensor::zeros(gpu, dy.shape(), "linear dz")?;
-                            t.record_backward(elementwise::relu_backward(gpu, dy, &yv, &dz)?);
-                            dz
-                        } else {
-                            dy.clone()
-                        };
-                        t.record_backward(reduce::sum_rows(gpu, &dz, &db, acc)?);
-                    }
-                }
-            }
+            t.linear_weight_grads(&xv, dy, &yv, (w, b), relu)?;
             if t.requires_grad(x) {
                 let (dx, acc) = t.grad_slot(x)?;
                 let o = MatmulOptions {
@@ -177,6 +134,68 @@ impl<'g> Tape<'g> {
             Ok(())
         });
         Ok(self.push_op(NodeKind::Op("linear"), y, &[x, w, b], rule))
+    }
+
+    /// The Linear rule's dW = xᵀ dz and db = Σ_rows dz: one product with the
+    /// bias gradient fused in, or apart (unfused, or when W and b are at
+    /// different accumulation states because one is shared elsewhere). `relu`:
+    /// dz = dy · [y > 0], the mask applied as dy is loaded.
+    fn linear_weight_grads(
+        &mut self,
+        xv: &Tensor,
+        dy: &Tensor,
+        yv: &Tensor,
+        (w, b): (Var, Var),
+        relu: bool,
+    ) -> Result<()> {
+        let t = self;
+        let gpu = t.gpu;
+        let mask = |operand| relu.then_some((yv, operand));
+        let dw = if t.requires_grad(w) {
+            Some(t.grad_slot(w)?)
+        } else {
+            None
+        };
+        let db = if t.requires_grad(b) {
+            Some(t.grad_slot(b)?)
+        } else {
+            None
+        };
+        match (dw, db) {
+            (Some((dw, acc)), Some((db, acc_b))) if acc == acc_b && t.fuse => {
+                let o = MatmulOptions {
+                    trans_a: true,
+                    accumulate: acc,
+                    mask: mask(Operand::B),
+                    bias_grad: Some(&db),
+                    ..Default::default()
+                };
+                t.record_backward(kernels::product(gpu, xv, dy, &dw, o)?);
+            }
+            (dw, db) => {
+                // Unfused, or W and b at different accumulation states (one shared elsewhere): apart.
+                if let Some((dw, acc)) = dw {
+                    let o = MatmulOptions {
+                        trans_a: true,
+                        accumulate: acc,
+                        mask: mask(Operand::B),
+                        ..Default::default()
+                    };
+                    t.record_backward(kernels::product(gpu, xv, dy, &dw, o)?);
+                }
+                if let Some((db, acc)) = db {
+                    let dz = if relu {
+                        let dz = Tensor::zeros(gpu, dy.shape(), "linear dz")?;
+                        t.record_backward(elementwise::relu_backward(gpu, dy, yv, &dz)?);
+                        dz
+                    } else {
+                        dy.clone()
+                    };
+                    t.record_backward(reduce::sum_rows(gpu, &dz, &db, acc)?);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// y = max(x, 0)

@@ -79,6 +79,9 @@ pub fn write_metrics_csv(path: &Path, tasks: &[TaskSpec], history: &[EpochLog]) 
     w.flush().map_err(io(path))
 }
 
+/// One task's chart: loss curves on the left, the metric on the right.
+/// (Longer than most functions here: plotters' builder calls for two panes
+/// read best in one place, top to bottom.)
 fn plot_task<DB: DrawingBackend>(
     root: DrawingArea<DB, plotters::coord::Shift>,
     task: &TaskSpec,

@@ -154,59 +154,12 @@ impl Gpu {
 
     /// Open the best adapter among `backends` whose name contains `name_filter`.
     pub fn with_options(backends: wgpu::Backends, name_filter: Option<&str>) -> Result<Gpu> {
-        // Native APIs first; GL (EGL) is only probed when they offer nothing
-        // usable, which keeps start-up fast and quiet where Vulkan works.
-        let native = backends - wgpu::Backends::GL;
-        let mut adapters = Vec::new();
-        for group in [native, backends & wgpu::Backends::GL] {
-            if group.is_empty() {
-                continue;
-            }
-            let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
-            desc.backends = group;
-            let instance = wgpu::Instance::new(desc);
-            let found = pollster::block_on(instance.enumerate_adapters(group));
-            let usable = found.iter().any(|a| match name_filter {
-                Some(f) => a
-                    .get_info()
-                    .name
-                    .to_ascii_lowercase()
-                    .contains(&f.to_ascii_lowercase()),
-                None => true,
-            });
-            adapters.extend(found);
-            if usable {
-                break;
-            }
-        }
-        let seen: Vec<String> = adapters
-            .iter()
-            .map(|a| {
-                let i = a.get_info();
-                format!("{} ({:?})", i.name, i.backend)
-            })
-            .collect();
-        if let Some(filter) = name_filter {
-            let f = filter.to_ascii_lowercase();
-            adapters.retain(|a| a.get_info().name.to_ascii_lowercase().contains(&f));
-        }
-        adapters.sort_by_key(|a| {
-            let i = a.get_info();
-            (type_rank(i.device_type), backend_rank(i.backend))
-        });
-        let Some(adapter) = adapters.into_iter().next() else {
-            let detail = match name_filter {
-                Some(f) => format!(
-                    ". TASKGRAD_ADAPTER={f:?} matched none of the adapters found: [{}]",
-                    seen.join(", ")
-                ),
-                None => String::new(),
-            };
-            return Err(Error::NoAdapter {
-                tried: backends_string(backends),
-                detail,
-            });
-        };
+        Self::open(choose_adapter(backends, name_filter)?)
+    }
+
+    /// A device and queue on `adapter`, with its limits and the optional
+    /// features taskgrad uses, and uncaptured errors kept for [`Gpu::check`].
+    fn open(adapter: wgpu::Adapter) -> Result<Gpu> {
         let info = adapter.get_info();
         let report = AdapterReport {
             name: info.name.clone(),
@@ -362,25 +315,7 @@ impl Gpu {
             let entries: Vec<wgpu::BindGroupLayoutEntry> = bindings
                 .iter()
                 .enumerate()
-                .map(|(i, b)| wgpu::BindGroupLayoutEntry {
-                    binding: i as u32,
-                    visibility: wgpu::ShaderStages::COMPUTE,
-                    ty: match b {
-                        Binding::Uniform => wgpu::BindingType::Buffer {
-                            ty: wgpu::BufferBindingType::Uniform,
-                            has_dynamic_offset: false,
-                            min_binding_size: None,
-                        },
-                        Binding::ReadOnly | Binding::ReadWrite => wgpu::BindingType::Buffer {
-                            ty: wgpu::BufferBindingType::Storage {
-                                read_only: *b == Binding::ReadOnly,
-                            },
-                            has_dynamic_offset: false,
-                            min_binding_size: None,
-                        },
-                    },
-                    count: None,
-                })
+                .map(|(i, &b)| layout_entry(i as u32, b))
                 .collect();
             let layout = self
                 .device
@@ -421,5 +356,82 @@ impl Gpu {
             .unwrap_or_else(|p| p.into_inner())
             .insert(key, kernel.clone());
         Ok(kernel)
+    }
+}
+
+/// The best adapter among `backends` whose name contains `name_filter`:
+/// hardware before software, native APIs before GL.
+fn choose_adapter(backends: wgpu::Backends, name_filter: Option<&str>) -> Result<wgpu::Adapter> {
+    // Native APIs first; GL (EGL) is only probed when they offer nothing
+    // usable, which keeps start-up fast and quiet where Vulkan works.
+    let native = backends - wgpu::Backends::GL;
+    let mut adapters = Vec::new();
+    for group in [native, backends & wgpu::Backends::GL] {
+        if group.is_empty() {
+            continue;
+        }
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+        desc.backends = group;
+        let instance = wgpu::Instance::new(desc);
+        let found = pollster::block_on(instance.enumerate_adapters(group));
+        let usable = found.iter().any(|a| match name_filter {
+            Some(f) => a
+                .get_info()
+                .name
+                .to_ascii_lowercase()
+                .contains(&f.to_ascii_lowercase()),
+            None => true,
+        });
+        adapters.extend(found);
+        if usable {
+            break;
+        }
+    }
+    let seen: Vec<String> = adapters
+        .iter()
+        .map(|a| {
+            let i = a.get_info();
+            format!("{} ({:?})", i.name, i.backend)
+        })
+        .collect();
+    if let Some(filter) = name_filter {
+        let f = filter.to_ascii_lowercase();
+        adapters.retain(|a| a.get_info().name.to_ascii_lowercase().contains(&f));
+    }
+    adapters.sort_by_key(|a| {
+        let i = a.get_info();
+        (type_rank(i.device_type), backend_rank(i.backend))
+    });
+    adapters.into_iter().next().ok_or_else(|| {
+        let detail = match name_filter {
+            Some(f) => format!(
+                ". TASKGRAD_ADAPTER={f:?} matched none of the adapters found: [{}]",
+                seen.join(", ")
+            ),
+            None => String::new(),
+        };
+        Error::NoAdapter {
+            tried: backends_string(backends),
+            detail,
+        }
+    })
+}
+
+/// The bind-group layout entry of one binding of a compute kernel.
+fn layout_entry(binding: u32, b: Binding) -> wgpu::BindGroupLayoutEntry {
+    let ty = match b {
+        Binding::Uniform => wgpu::BufferBindingType::Uniform,
+        Binding::ReadOnly => wgpu::BufferBindingType::Storage { read_only: true },
+        Binding::ReadWrite => wgpu::BufferBindingType::Storage { read_only: false },
+    };
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty,
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
+        count: None,
     }
 }
