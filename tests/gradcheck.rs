@@ -459,7 +459,7 @@ fn gelu_and_tanh() {
         let (seeds, losses) = loss_buffers(gpu, 1.0);
         let mut tape = Tape::new(gpu);
         let x = fx.params.var(&mut tape, ids[0]).unwrap();
-        let y = tape.activation(x, act).unwrap();
+        let y = act.apply(&mut tape, x).unwrap();
         let mask = upload(gpu, &[1], &[1.0]);
         let l = tape
             .mse(y, &upload(gpu, &[1, n], &t), &mask, &seeds, &losses, 0)

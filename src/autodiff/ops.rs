@@ -11,7 +11,6 @@ use crate::gpu::Tensor;
 use crate::kernels;
 use crate::kernels::matmul::{self, MatmulOptions, Operand};
 use crate::kernels::{elementwise, mse, reduce, softmax_ce};
-use crate::nn::Activation;
 
 /// Largest product (multiply-adds) into which the ReLU mask of the backward pass is fused.
 pub const FUSE_MASK_MAX_MACS: usize = 1 << 22;
@@ -213,37 +212,33 @@ impl<'g> Tape<'g> {
         Ok(self.push_op(NodeKind::Op("relu"), y, &[x], rule))
     }
 
-    /// y = act(x), elementwise; ReLU here is the unfused form (Linear fuses it).
-    pub fn activation(&mut self, x: Var, act: Activation) -> Result<Var> {
+    /// y = GELU(x) = ½ x (1 + tanh(√(2/π) (x + 0.044715 x³))), elementwise.
+    pub fn gelu(&mut self, x: Var) -> Result<Var> {
         let gpu = self.gpu;
         let xv = self.value(x).clone();
-        let y = match act {
-            Activation::Identity => return Ok(x),
-            Activation::Relu => return self.relu(x),
-            Activation::Gelu => {
-                let y = Tensor::zeros(gpu, xv.shape(), "gelu")?;
-                self.record_forward(elementwise::gelu(gpu, &xv, &y)?);
-                y
-            }
-            Activation::Tanh => {
-                let y = Tensor::zeros(gpu, xv.shape(), "tanh")?;
-                self.record_forward(elementwise::tanh(gpu, &xv, &y)?);
-                y
-            }
-        };
-        // GELU: dx = dy · GELU'(x) (needs the input x);
-        // tanh: dx = dy · (1 - y²)  (needs the output y).
+        let y = Tensor::zeros(gpu, xv.shape(), "gelu")?;
+        self.record_forward(elementwise::gelu(gpu, &xv, &y)?);
+        // dx = dy · GELU'(x): the rule needs the input x.
+        let rule = Rc::new(move |t: &mut Tape, dy: &Tensor| -> Result<()> {
+            let gpu = t.gpu;
+            t.contribute(x, |dx| elementwise::gelu_backward(gpu, dy, &xv, dx))
+        });
+        Ok(self.push_op(NodeKind::Op("gelu"), y, &[x], rule))
+    }
+
+    /// y = tanh(x), elementwise.
+    pub fn tanh(&mut self, x: Var) -> Result<Var> {
+        let gpu = self.gpu;
+        let xv = self.value(x).clone();
+        let y = Tensor::zeros(gpu, xv.shape(), "tanh")?;
+        self.record_forward(elementwise::tanh(gpu, &xv, &y)?);
+        // dx = dy · (1 - y²): the rule needs the output y.
         let yv = y.clone();
         let rule = Rc::new(move |t: &mut Tape, dy: &Tensor| -> Result<()> {
             let gpu = t.gpu;
-            match act {
-                Activation::Gelu => {
-                    t.contribute(x, |dx| elementwise::gelu_backward(gpu, dy, &xv, dx))
-                }
-                _ => t.contribute(x, |dx| elementwise::tanh_backward(gpu, dy, &yv, dx)),
-            }
+            t.contribute(x, |dx| elementwise::tanh_backward(gpu, dy, &yv, dx))
         });
-        Ok(self.push_op(NodeKind::Op(act.name()), y, &[x], rule))
+        Ok(self.push_op(NodeKind::Op("tanh"), y, &[x], rule))
     }
 
     /// y = a + b (same shapes)

@@ -1,6 +1,6 @@
 //! A reverse-mode tape over GPU tensors.
 //!
-//! Recording an op (see [`crate::ops`]) allocates its output, records its
+//! Recording an op (see `ops.rs`) allocates its output, records its
 //! forward [`Dispatch`] and keeps a closure, its backward rule, written right
 //! beside the forward. [`Tape::backward`] walks the nodes in reverse and asks
 //! each rule to record the dispatches that push its output's gradient to its

@@ -1,6 +1,6 @@
 //! Optimizer updates over a whole flat arena in one dispatch. See
 //! shaders/optim.wgsl; the optimizers that drive them step by step are in
-//! [`crate::optim`].
+//! the `optim` layer above.
 
 use crate::error::{Error, Result};
 use crate::gpu::Dispatch;
@@ -149,7 +149,7 @@ pub fn sgd(
 
 /// One Adam (or AdamW) step over θ with moments m, v, recorded with step 1's
 /// bias corrections; rewrite them per step with [`AdamParams::new`] (the
-/// [`crate::optim::Adam`] optimizer does).
+/// `optim::Adam` optimizer does).
 pub fn adam(
     gpu: &Gpu,
     cfg: AdamConfig,

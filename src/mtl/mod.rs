@@ -25,19 +25,19 @@
 //! per-task rows are gradients of w_k L_k, and the gradient method combines them.
 
 pub mod cagrad;
-pub mod compose;
+mod compose;
 pub mod dwa;
-pub mod equal;
+mod equal;
 pub mod famo;
-pub mod fixed;
+mod fixed;
 pub mod gradnorm;
 pub mod imtl_g;
 pub mod mgda;
 pub mod nash_mtl;
 pub mod pcgrad;
 pub mod rlw;
-pub mod solve;
-pub mod uncertainty;
+pub(crate) mod solve;
+mod uncertainty;
 pub mod upgrad;
 
 pub use cagrad::CaGrad;

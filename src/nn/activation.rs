@@ -4,9 +4,12 @@
 //! into the backward products); GELU and tanh run as a separate elementwise
 //! pass after the Linear layer, forward and backward (shaders/elementwise.wgsl).
 //! Adding one: its two kernels there with their CPU reference, a tape op in
-//! `autodiff/ops.rs` (`Tape::activation`), and a variant here.
+//! `autodiff/ops.rs` (forward and backward rule together), and a variant here.
 
 use serde::{Deserialize, Serialize};
+
+use crate::autodiff::{Tape, Var};
+use crate::error::Result;
 
 /// A hidden layer's nonlinearity.
 #[derive(
@@ -26,6 +29,16 @@ pub enum Activation {
 }
 
 impl Activation {
+    /// Record y = act(x) on the tape as a pass of its own (ReLU unfused).
+    pub fn apply(self, tape: &mut Tape, x: Var) -> Result<Var> {
+        match self {
+            Activation::Relu => tape.relu(x),
+            Activation::Gelu => tape.gelu(x),
+            Activation::Tanh => tape.tanh(x),
+            Activation::Identity => Ok(x),
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Activation::Relu => "relu",

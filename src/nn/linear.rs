@@ -87,7 +87,7 @@ impl Linear {
         let y = tape.linear(x, w, b, act == Activation::Relu)?;
         match act {
             Activation::Relu | Activation::Identity => Ok(y),
-            _ => tape.activation(y, act),
+            _ => act.apply(tape, y),
         }
     }
 }
