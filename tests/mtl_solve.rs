@@ -224,9 +224,9 @@ fn loss_based_methods_by_hand() {
 }
 
 /// Run one GPU solve step (`steps` times) and return the weights.
-fn gpu_solve(
+fn gpu_solve<M: GpuSolve>(
     gpu: &taskgrad::Gpu,
-    method: &dyn GpuSolve,
+    method: &M,
     gram: &[f64],
     losses: &[f64],
     steps: usize,

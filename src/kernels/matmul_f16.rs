@@ -135,10 +135,25 @@ pub fn matmul_f16(
 
 /// Record y16 = f16(x), elementwise.
 pub fn to_f16(gpu: &Gpu, x: &Tensor, y16: &Tensor) -> Result<Dispatch> {
+    cast(gpu, "to_f16", (x, DType::F32), (y16, DType::F16))
+}
+
+/// Record y = f32(x16), elementwise.
+pub fn to_f32(gpu: &Gpu, x16: &Tensor, y: &Tensor) -> Result<Dispatch> {
+    cast(gpu, "to_f32", (x16, DType::F16), (y, DType::F32))
+}
+
+/// One of the casts: `from` and `to` with the dtypes they must have.
+fn cast(
+    gpu: &Gpu,
+    entry: &'static str,
+    (x, from): (&Tensor, DType),
+    (y, to): (&Tensor, DType),
+) -> Result<Dispatch> {
     require_f16(gpu)?;
-    expect_dtype("to_f16 input", x, DType::F32)?;
-    expect_dtype("to_f16 output", y16, DType::F16)?;
-    y16.expect_numel("to_f16 output", x.numel())?;
+    expect_dtype(entry, x, from)?;
+    expect_dtype(entry, y, to)?;
+    y.expect_numel(entry, x.numel())?;
     let params = CastParams {
         m: x.numel() as u32,
         n: 0,
@@ -149,36 +164,11 @@ pub fn to_f16(gpu: &Gpu, x: &Tensor, y16: &Tensor) -> Result<Dispatch> {
     record(
         gpu,
         "matmul_f16.wgsl",
-        "to_f16",
+        entry,
         &[Uniform, ReadWrite, ReadOnly],
         &[],
         &params,
-        &[y16, x],
+        &[y, x],
         grid_1d(gpu, x.numel())?,
-    )
-}
-
-/// Record y = f32(x16), elementwise.
-pub fn to_f32(gpu: &Gpu, x16: &Tensor, y: &Tensor) -> Result<Dispatch> {
-    require_f16(gpu)?;
-    expect_dtype("to_f32 input", x16, DType::F16)?;
-    expect_dtype("to_f32 output", y, DType::F32)?;
-    y.expect_numel("to_f32 output", x16.numel())?;
-    let params = CastParams {
-        m: x16.numel() as u32,
-        n: 0,
-        k: 0,
-        flags: 0,
-    };
-    use Binding::*;
-    record(
-        gpu,
-        "matmul_f16.wgsl",
-        "to_f32",
-        &[Uniform, ReadWrite, ReadOnly],
-        &[],
-        &params,
-        &[y, x16],
-        grid_1d(gpu, x16.numel())?,
     )
 }

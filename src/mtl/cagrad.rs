@@ -9,10 +9,7 @@
 //! d is rescaled by 1/(1 + c²) as in LibMTL (`reference`).
 
 use super::solve::normalized;
-use super::{
-    solve_plan, Capabilities, GpuSolve, GradSpace, MethodInfo, SolvePhase, Weighting,
-    WeightingContext, WeightingPlan,
-};
+use super::{Capabilities, GpuSolve, GradSpace, MethodInfo, SolvePhase};
 use crate::error::Result;
 use crate::gpu::{Dispatch, Gpu, Tensor};
 use crate::kernels::mtl::{solve, SolveParams, SolveShader};
@@ -73,19 +70,10 @@ pub(crate) const INFO: MethodInfo = MethodInfo {
     build: |_seed| Box::new(CaGrad::default()),
 };
 
-impl Weighting for CaGrad {
-    fn name(&self) -> &'static str {
-        "cagrad"
-    }
-    fn capabilities(&self) -> Capabilities {
-        INFO.caps
-    }
-    fn build(&mut self, gpu: &Gpu, ctx: &WeightingContext) -> Result<WeightingPlan> {
-        solve_plan(gpu, ctx, self, SolvePhase::Weights)
-    }
-}
-
 impl GpuSolve for CaGrad {
+    const INFO: &'static MethodInfo = &INFO;
+    const PHASE: SolvePhase = SolvePhase::Weights;
+
     fn record_solve(
         &self,
         gpu: &Gpu,

@@ -13,10 +13,7 @@
 //! previous losses are those of the previous minibatch.
 
 use super::solve::softmax;
-use super::{
-    solve_plan, Capabilities, GpuSolve, MethodInfo, SolvePhase, Weighting, WeightingContext,
-    WeightingPlan,
-};
+use super::{Capabilities, GpuSolve, MethodInfo, SolvePhase};
 use crate::error::Result;
 use crate::gpu::{Dispatch, Gpu, Tensor};
 use crate::kernels::mtl::{solve, SolveParams, SolveShader};
@@ -80,19 +77,10 @@ pub(crate) const INFO: MethodInfo = MethodInfo {
     build: |_seed| Box::new(Famo::default()),
 };
 
-impl Weighting for Famo {
-    fn name(&self) -> &'static str {
-        "famo"
-    }
-    fn capabilities(&self) -> Capabilities {
-        INFO.caps
-    }
-    fn build(&mut self, gpu: &Gpu, ctx: &WeightingContext) -> Result<WeightingPlan> {
-        solve_plan(gpu, ctx, self, SolvePhase::SeedsAfterForward)
-    }
-}
-
 impl GpuSolve for Famo {
+    const INFO: &'static MethodInfo = &INFO;
+    const PHASE: SolvePhase = SolvePhase::SeedsAfterForward;
+
     fn record_solve(
         &self,
         gpu: &Gpu,

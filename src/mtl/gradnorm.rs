@@ -9,10 +9,7 @@
 //! the renormalisation run on the GPU (`reference`), writing next
 //! step's seeds.
 
-use super::{
-    solve_plan, Capabilities, GpuSolve, GradSpace, MethodInfo, SolvePhase, Weighting,
-    WeightingContext, WeightingPlan,
-};
+use super::{Capabilities, GpuSolve, GradSpace, MethodInfo, SolvePhase};
 use crate::error::Result;
 use crate::gpu::{Dispatch, Gpu, Tensor};
 use crate::kernels::mtl::{solve, SolveParams, SolveShader};
@@ -76,19 +73,10 @@ pub(crate) const INFO: MethodInfo = MethodInfo {
     build: |_seed| Box::new(GradNorm::default()),
 };
 
-impl Weighting for GradNorm {
-    fn name(&self) -> &'static str {
-        "gradnorm"
-    }
-    fn capabilities(&self) -> Capabilities {
-        INFO.caps
-    }
-    fn build(&mut self, gpu: &Gpu, ctx: &WeightingContext) -> Result<WeightingPlan> {
-        solve_plan(gpu, ctx, self, SolvePhase::SeedsAfterGram)
-    }
-}
-
 impl GpuSolve for GradNorm {
+    const INFO: &'static MethodInfo = &INFO;
+    const PHASE: SolvePhase = SolvePhase::SeedsAfterGram;
+
     fn record_solve(
         &self,
         gpu: &Gpu,

@@ -7,10 +7,7 @@
 //!   α = g_0 Uᵀ (D Uᵀ)⁻¹,   w = [1 - Σ α, α]     (`reference`).
 
 use super::solve::solve_linear;
-use super::{
-    solve_plan, Capabilities, GpuSolve, GradSpace, MethodInfo, SolvePhase, Weighting,
-    WeightingContext, WeightingPlan,
-};
+use super::{Capabilities, GpuSolve, GradSpace, MethodInfo, SolvePhase};
 use crate::error::Result;
 use crate::gpu::{Dispatch, Gpu, Tensor};
 use crate::kernels::mtl::{solve, SolveParams, SolveShader};
@@ -60,19 +57,10 @@ pub(crate) const INFO: MethodInfo = MethodInfo {
     build: |_seed| Box::new(ImtlG::default()),
 };
 
-impl Weighting for ImtlG {
-    fn name(&self) -> &'static str {
-        "imtl_g"
-    }
-    fn capabilities(&self) -> Capabilities {
-        INFO.caps
-    }
-    fn build(&mut self, gpu: &Gpu, ctx: &WeightingContext) -> Result<WeightingPlan> {
-        solve_plan(gpu, ctx, self, SolvePhase::Weights)
-    }
-}
-
 impl GpuSolve for ImtlG {
+    const INFO: &'static MethodInfo = &INFO;
+    const PHASE: SolvePhase = SolvePhase::Weights;
+
     fn record_solve(
         &self,
         gpu: &Gpu,

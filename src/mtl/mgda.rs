@@ -9,10 +9,7 @@
 //! Frank-Wolfe with exact line search for more (`reference`). By default the
 //! gradients are taken at the shared representation (the "upper bound", UB).
 
-use super::{
-    solve_plan, Capabilities, GpuSolve, GradSpace, MethodInfo, SolvePhase, Weighting,
-    WeightingContext, WeightingPlan,
-};
+use super::{Capabilities, GpuSolve, GradSpace, MethodInfo, SolvePhase};
 use crate::error::Result;
 use crate::gpu::{Dispatch, Gpu, Tensor};
 use crate::kernels::mtl::{solve, SolveParams, SolveShader};
@@ -71,19 +68,10 @@ pub(crate) const INFO: MethodInfo = MethodInfo {
     build: |_seed| Box::new(Mgda::default()),
 };
 
-impl Weighting for Mgda {
-    fn name(&self) -> &'static str {
-        "mgda"
-    }
-    fn capabilities(&self) -> Capabilities {
-        INFO.caps
-    }
-    fn build(&mut self, gpu: &Gpu, ctx: &WeightingContext) -> Result<WeightingPlan> {
-        solve_plan(gpu, ctx, self, SolvePhase::Weights)
-    }
-}
-
 impl GpuSolve for Mgda {
+    const INFO: &'static MethodInfo = &INFO;
+    const PHASE: SolvePhase = SolvePhase::Weights;
+
     fn record_solve(
         &self,
         gpu: &Gpu,

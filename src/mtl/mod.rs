@@ -236,8 +236,13 @@ pub fn by_name(name: &str) -> Result<Box<dyn Weighting>> {
 }
 
 /// A method whose per-step work is one K×K solve on the GPU
-/// (shaders/mtl/<method>.wgsl after the shared prelude).
+/// (shaders/mtl/<method>.wgsl after the shared prelude); it is a
+/// [`Weighting`] by that alone.
 pub trait GpuSolve {
+    /// Its registry entry (name, capabilities).
+    const INFO: &'static MethodInfo;
+    /// Where the solve runs in the step and what it writes.
+    const PHASE: SolvePhase;
     /// Record the solve writing `out` (K weights or seeds) from `gram` (K×K)
     /// and `losses` (K), with its memory in `state` (see `kernels::mtl::STATE_LEN`).
     fn record_solve(
@@ -248,6 +253,18 @@ pub trait GpuSolve {
         state: &Tensor,
         out: &Tensor,
     ) -> Result<Dispatch>;
+}
+
+impl<M: GpuSolve> Weighting for M {
+    fn name(&self) -> &'static str {
+        M::INFO.name
+    }
+    fn capabilities(&self) -> Capabilities {
+        M::INFO.caps
+    }
+    fn build(&mut self, gpu: &Gpu, ctx: &WeightingContext) -> Result<WeightingPlan> {
+        solve_plan(gpu, ctx, self, M::PHASE)
+    }
 }
 
 /// Where a solve runs in the step and what it writes.
@@ -266,10 +283,10 @@ pub enum SolvePhase {
 
 /// The plan of a method that is one GPU solve: seeds start at 1, the solve
 /// runs where `phase` says, with its memory in a state buffer of its own.
-pub(crate) fn solve_plan(
+fn solve_plan<M: GpuSolve>(
     gpu: &Gpu,
     ctx: &WeightingContext,
-    method: &dyn GpuSolve,
+    method: &M,
     phase: SolvePhase,
 ) -> Result<WeightingPlan> {
     ctx.seeds.write(gpu, &vec![1.0; ctx.seeds.numel()])?;

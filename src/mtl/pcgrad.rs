@@ -10,10 +10,7 @@
 //! order is a hash of (seed, step, task) computed on the GPU.
 
 use super::solve::uniform;
-use super::{
-    solve_plan, Capabilities, GpuSolve, GradSpace, MethodInfo, SolvePhase, Weighting,
-    WeightingContext, WeightingPlan,
-};
+use super::{Capabilities, GpuSolve, GradSpace, MethodInfo, SolvePhase};
 use crate::error::Result;
 use crate::gpu::{Dispatch, Gpu, Tensor};
 use crate::kernels::mtl::{solve, SolveParams, SolveShader};
@@ -72,19 +69,10 @@ pub(crate) const INFO: MethodInfo = MethodInfo {
     build: |seed| Box::new(PcGrad { seed }),
 };
 
-impl Weighting for PcGrad {
-    fn name(&self) -> &'static str {
-        "pcgrad"
-    }
-    fn capabilities(&self) -> Capabilities {
-        INFO.caps
-    }
-    fn build(&mut self, gpu: &Gpu, ctx: &WeightingContext) -> Result<WeightingPlan> {
-        solve_plan(gpu, ctx, self, SolvePhase::Weights)
-    }
-}
-
 impl GpuSolve for PcGrad {
+    const INFO: &'static MethodInfo = &INFO;
+    const PHASE: SolvePhase = SolvePhase::Weights;
+
     fn record_solve(
         &self,
         gpu: &Gpu,

@@ -8,10 +8,7 @@
 //! on the GPU from a hash of (seed, step, task) (`reference`).
 
 use super::solve::{softmax, uniform};
-use super::{
-    solve_plan, Capabilities, GpuSolve, MethodInfo, SolvePhase, Weighting, WeightingContext,
-    WeightingPlan,
-};
+use super::{Capabilities, GpuSolve, MethodInfo, SolvePhase};
 use crate::error::Result;
 use crate::gpu::{Dispatch, Gpu, Tensor};
 use crate::kernels::mtl::{solve, SolveParams, SolveShader};
@@ -70,19 +67,10 @@ pub(crate) const INFO: MethodInfo = MethodInfo {
     build: |seed| Box::new(Rlw { seed }),
 };
 
-impl Weighting for Rlw {
-    fn name(&self) -> &'static str {
-        "rlw"
-    }
-    fn capabilities(&self) -> Capabilities {
-        INFO.caps
-    }
-    fn build(&mut self, gpu: &Gpu, ctx: &WeightingContext) -> Result<WeightingPlan> {
-        solve_plan(gpu, ctx, self, SolvePhase::SeedsBeforeForward)
-    }
-}
-
 impl GpuSolve for Rlw {
+    const INFO: &'static MethodInfo = &INFO;
+    const PHASE: SolvePhase = SolvePhase::SeedsBeforeForward;
+
     fn record_solve(
         &self,
         gpu: &Gpu,

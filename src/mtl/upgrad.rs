@@ -9,10 +9,7 @@
 //! so no task's loss increases to first order.
 
 use super::solve::normalized;
-use super::{
-    solve_plan, Capabilities, GpuSolve, GradSpace, MethodInfo, SolvePhase, Weighting,
-    WeightingContext, WeightingPlan,
-};
+use super::{Capabilities, GpuSolve, GradSpace, MethodInfo, SolvePhase};
 use crate::error::Result;
 use crate::gpu::{Dispatch, Gpu, Tensor};
 use crate::kernels::mtl::{solve, SolveParams, SolveShader};
@@ -71,19 +68,10 @@ pub(crate) const INFO: MethodInfo = MethodInfo {
     build: |_seed| Box::new(UpGrad::default()),
 };
 
-impl Weighting for UpGrad {
-    fn name(&self) -> &'static str {
-        "upgrad"
-    }
-    fn capabilities(&self) -> Capabilities {
-        INFO.caps
-    }
-    fn build(&mut self, gpu: &Gpu, ctx: &WeightingContext) -> Result<WeightingPlan> {
-        solve_plan(gpu, ctx, self, SolvePhase::Weights)
-    }
-}
-
 impl GpuSolve for UpGrad {
+    const INFO: &'static MethodInfo = &INFO;
+    const PHASE: SolvePhase = SolvePhase::Weights;
+
     fn record_solve(
         &self,
         gpu: &Gpu,
