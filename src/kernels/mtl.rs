@@ -25,16 +25,27 @@ pub struct SolveShader {
     pub source: &'static str,
 }
 
-/// A solve's uniform parameters: a `#[repr(C)]` struct matching the WGSL
-/// `Params` of its file, whose first field is K.
-pub trait SolveParams: bytemuck::Pod {
-    /// These parameters for K tasks.
-    fn with_tasks(self, k: u32) -> Self;
+/// The [`SolveShader`] of `shaders/mtl/<stem>.wgsl`, joined to the prelude
+/// at build time; used in `src/mtl/<stem>.rs`.
+#[macro_export]
+macro_rules! solve_shader {
+    ($stem:literal) => {
+        $crate::kernels::mtl::SolveShader {
+            file: concat!("mtl/", $stem, ".wgsl"),
+            entry: $stem,
+            source: concat!(
+                include_str!("../../shaders/mtl/prelude.wgsl"),
+                include_str!(concat!("../../shaders/mtl/", $stem, ".wgsl"))
+            ),
+        }
+    };
 }
 
 /// Record `shader`'s solve writing `out` (K) from `gram` (K×K) and `losses`
-/// (K), with its memory in `state` (at least [`STATE_LEN`] values, zero at the start).
-pub fn solve<P: SolveParams>(
+/// (K), with its memory in `state` (at least [`STATE_LEN`] values, zero at
+/// the start). `params` is the `#[repr(C)]` twin of the file's WGSL
+/// `Params`, whose first field is K.
+pub fn solve<P: bytemuck::Pod>(
     gpu: &Gpu,
     shader: &SolveShader,
     params: P,
@@ -66,7 +77,7 @@ pub fn solve<P: SolveParams>(
         shader.entry,
         &[Uniform, ReadWrite, ReadWrite, ReadOnly, ReadOnly],
         &[],
-        &params.with_tasks(k as u32),
+        &params,
         &[out, state, gram, losses],
         [1, 1, 1],
     )

@@ -10,9 +10,8 @@
 
 use super::solve::normalized;
 use super::{Capabilities, GpuSolve, GradSpace, MethodInfo, SolvePhase};
-use crate::error::Result;
-use crate::gpu::{Dispatch, Gpu, Tensor};
-use crate::kernels::mtl::{solve, SolveParams, SolveShader};
+use crate::kernels::mtl::SolveShader;
+use crate::solve_shader;
 
 /// CaGrad's hyper-parameters.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -30,29 +29,16 @@ impl Default for CaGrad {
 }
 
 /// The WGSL solve: the shared prelude, then shaders/mtl/cagrad.wgsl.
-pub const SHADER: SolveShader = SolveShader {
-    file: "mtl/cagrad.wgsl",
-    entry: "cagrad",
-    source: concat!(
-        include_str!("../../shaders/mtl/prelude.wgsl"),
-        include_str!("../../shaders/mtl/cagrad.wgsl")
-    ),
-};
+pub const SHADER: SolveShader = solve_shader!("cagrad");
 
 /// The WGSL `Params` of shaders/mtl/cagrad.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+pub struct Params {
     k: u32,
     iters: u32,
     c: f32,
     _pad: u32,
-}
-
-impl SolveParams for Params {
-    fn with_tasks(self, k: u32) -> Self {
-        Params { k, ..self }
-    }
 }
 
 /// The registry's entry.
@@ -73,22 +59,16 @@ pub(crate) const INFO: MethodInfo = MethodInfo {
 impl GpuSolve for CaGrad {
     const INFO: &'static MethodInfo = &INFO;
     const PHASE: SolvePhase = SolvePhase::Weights;
+    const SHADER: &'static SolveShader = &SHADER;
+    type Params = Params;
 
-    fn record_solve(
-        &self,
-        gpu: &Gpu,
-        gram: &Tensor,
-        losses: &Tensor,
-        state: &Tensor,
-        out: &Tensor,
-    ) -> Result<Dispatch> {
-        let params = Params {
-            k: 0,
+    fn params(&self, k: u32) -> Params {
+        Params {
+            k,
             iters: self.iters,
             c: self.c,
             _pad: 0,
-        };
-        solve(gpu, &SHADER, params, gram, losses, state, out)
+        }
     }
 }
 

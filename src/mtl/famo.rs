@@ -14,9 +14,8 @@
 
 use super::solve::softmax;
 use super::{Capabilities, GpuSolve, MethodInfo, SolvePhase};
-use crate::error::Result;
-use crate::gpu::{Dispatch, Gpu, Tensor};
-use crate::kernels::mtl::{solve, SolveParams, SolveShader};
+use crate::kernels::mtl::SolveShader;
+use crate::solve_shader;
 
 /// Famo's hyper-parameters.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -37,29 +36,16 @@ impl Default for Famo {
 }
 
 /// The WGSL solve: the shared prelude, then shaders/mtl/famo.wgsl.
-pub const SHADER: SolveShader = SolveShader {
-    file: "mtl/famo.wgsl",
-    entry: "famo",
-    source: concat!(
-        include_str!("../../shaders/mtl/prelude.wgsl"),
-        include_str!("../../shaders/mtl/famo.wgsl")
-    ),
-};
+pub const SHADER: SolveShader = solve_shader!("famo");
 
 /// The WGSL `Params` of shaders/mtl/famo.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+pub struct Params {
     k: u32,
     _pad: u32,
     lr: f32,
     gamma: f32,
-}
-
-impl SolveParams for Params {
-    fn with_tasks(self, k: u32) -> Self {
-        Params { k, ..self }
-    }
 }
 
 /// The registry's entry.
@@ -80,22 +66,16 @@ pub(crate) const INFO: MethodInfo = MethodInfo {
 impl GpuSolve for Famo {
     const INFO: &'static MethodInfo = &INFO;
     const PHASE: SolvePhase = SolvePhase::SeedsAfterForward;
+    const SHADER: &'static SolveShader = &SHADER;
+    type Params = Params;
 
-    fn record_solve(
-        &self,
-        gpu: &Gpu,
-        gram: &Tensor,
-        losses: &Tensor,
-        state: &Tensor,
-        out: &Tensor,
-    ) -> Result<Dispatch> {
-        let params = Params {
-            k: 0,
+    fn params(&self, k: u32) -> Params {
+        Params {
+            k,
             _pad: 0,
             lr: self.lr,
             gamma: self.gamma,
-        };
-        solve(gpu, &SHADER, params, gram, losses, state, out)
+        }
     }
 }
 

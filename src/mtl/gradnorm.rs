@@ -10,9 +10,8 @@
 //! step's seeds.
 
 use super::{Capabilities, GpuSolve, GradSpace, MethodInfo, SolvePhase};
-use crate::error::Result;
-use crate::gpu::{Dispatch, Gpu, Tensor};
-use crate::kernels::mtl::{solve, SolveParams, SolveShader};
+use crate::kernels::mtl::SolveShader;
+use crate::solve_shader;
 
 /// GradNorm's hyper-parameters.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -33,29 +32,16 @@ impl Default for GradNorm {
 }
 
 /// The WGSL solve: the shared prelude, then shaders/mtl/gradnorm.wgsl.
-pub const SHADER: SolveShader = SolveShader {
-    file: "mtl/gradnorm.wgsl",
-    entry: "gradnorm",
-    source: concat!(
-        include_str!("../../shaders/mtl/prelude.wgsl"),
-        include_str!("../../shaders/mtl/gradnorm.wgsl")
-    ),
-};
+pub const SHADER: SolveShader = solve_shader!("gradnorm");
 
 /// The WGSL `Params` of shaders/mtl/gradnorm.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+pub struct Params {
     k: u32,
     _pad: u32,
     alpha: f32,
     lr: f32,
-}
-
-impl SolveParams for Params {
-    fn with_tasks(self, k: u32) -> Self {
-        Params { k, ..self }
-    }
 }
 
 /// The registry's entry.
@@ -76,22 +62,16 @@ pub(crate) const INFO: MethodInfo = MethodInfo {
 impl GpuSolve for GradNorm {
     const INFO: &'static MethodInfo = &INFO;
     const PHASE: SolvePhase = SolvePhase::SeedsAfterGram;
+    const SHADER: &'static SolveShader = &SHADER;
+    type Params = Params;
 
-    fn record_solve(
-        &self,
-        gpu: &Gpu,
-        gram: &Tensor,
-        losses: &Tensor,
-        state: &Tensor,
-        out: &Tensor,
-    ) -> Result<Dispatch> {
-        let params = Params {
-            k: 0,
+    fn params(&self, k: u32) -> Params {
+        Params {
+            k,
             _pad: 0,
             alpha: self.alpha,
             lr: self.lr,
-        };
-        solve(gpu, &SHADER, params, gram, losses, state, out)
+        }
     }
 }
 

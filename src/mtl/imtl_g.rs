@@ -8,38 +8,24 @@
 
 use super::solve::solve_linear;
 use super::{Capabilities, GpuSolve, GradSpace, MethodInfo, SolvePhase};
-use crate::error::Result;
-use crate::gpu::{Dispatch, Gpu, Tensor};
-use crate::kernels::mtl::{solve, SolveParams, SolveShader};
+use crate::kernels::mtl::SolveShader;
+use crate::solve_shader;
 
 /// ImtlG has no hyper-parameters.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct ImtlG;
 
 /// The WGSL solve: the shared prelude, then shaders/mtl/imtl_g.wgsl.
-pub const SHADER: SolveShader = SolveShader {
-    file: "mtl/imtl_g.wgsl",
-    entry: "imtl_g",
-    source: concat!(
-        include_str!("../../shaders/mtl/prelude.wgsl"),
-        include_str!("../../shaders/mtl/imtl_g.wgsl")
-    ),
-};
+pub const SHADER: SolveShader = solve_shader!("imtl_g");
 
 /// The WGSL `Params` of shaders/mtl/imtl_g.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+pub struct Params {
     k: u32,
     _pad0: u32,
     _pad1: u32,
     _pad2: u32,
-}
-
-impl SolveParams for Params {
-    fn with_tasks(self, k: u32) -> Self {
-        Params { k, ..self }
-    }
 }
 
 /// The registry's entry.
@@ -60,22 +46,16 @@ pub(crate) const INFO: MethodInfo = MethodInfo {
 impl GpuSolve for ImtlG {
     const INFO: &'static MethodInfo = &INFO;
     const PHASE: SolvePhase = SolvePhase::Weights;
+    const SHADER: &'static SolveShader = &SHADER;
+    type Params = Params;
 
-    fn record_solve(
-        &self,
-        gpu: &Gpu,
-        gram: &Tensor,
-        losses: &Tensor,
-        state: &Tensor,
-        out: &Tensor,
-    ) -> Result<Dispatch> {
-        let params = Params {
-            k: 0,
+    fn params(&self, k: u32) -> Params {
+        Params {
+            k,
             _pad0: 0,
             _pad1: 0,
             _pad2: 0,
-        };
-        solve(gpu, &SHADER, params, gram, losses, state, out)
+        }
     }
 }
 

@@ -59,6 +59,7 @@ use crate::error::{Error, Result};
 use crate::gpu::Dispatch;
 use crate::gpu::Gpu;
 use crate::gpu::Tensor;
+use crate::kernels;
 use crate::kernels::mtl::{SolveShader, STATE_LEN};
 use crate::nn::{ParamBuilder, ParamSet};
 
@@ -243,6 +244,13 @@ pub trait GpuSolve {
     const INFO: &'static MethodInfo;
     /// Where the solve runs in the step and what it writes.
     const PHASE: SolvePhase;
+    /// Its WGSL: the prelude, then shaders/mtl/<method>.wgsl.
+    const SHADER: &'static SolveShader;
+    /// The `#[repr(C)]` twin of the file's WGSL `Params` (first field K).
+    type Params: bytemuck::Pod;
+    /// The parameters of a solve over `k` tasks, from the method's settings.
+    fn params(&self, k: u32) -> Self::Params;
+
     /// Record the solve writing `out` (K weights or seeds) from `gram` (K×K)
     /// and `losses` (K), with its memory in `state` (see `kernels::mtl::STATE_LEN`).
     fn record_solve(
@@ -252,7 +260,10 @@ pub trait GpuSolve {
         losses: &Tensor,
         state: &Tensor,
         out: &Tensor,
-    ) -> Result<Dispatch>;
+    ) -> Result<Dispatch> {
+        let params = self.params(out.numel() as u32);
+        kernels::mtl::solve(gpu, Self::SHADER, params, gram, losses, state, out)
+    }
 }
 
 impl<M: GpuSolve> Weighting for M {

@@ -10,9 +10,8 @@
 
 use super::solve::solve_linear;
 use super::{Capabilities, GpuSolve, GradSpace, MethodInfo, SolvePhase};
-use crate::error::Result;
-use crate::gpu::{Dispatch, Gpu, Tensor};
-use crate::kernels::mtl::{solve, SolveParams, SolveShader};
+use crate::kernels::mtl::SolveShader;
+use crate::solve_shader;
 
 /// NashMtl's hyper-parameters.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -28,29 +27,16 @@ impl Default for NashMtl {
 }
 
 /// The WGSL solve: the shared prelude, then shaders/mtl/nash_mtl.wgsl.
-pub const SHADER: SolveShader = SolveShader {
-    file: "mtl/nash_mtl.wgsl",
-    entry: "nash_mtl",
-    source: concat!(
-        include_str!("../../shaders/mtl/prelude.wgsl"),
-        include_str!("../../shaders/mtl/nash_mtl.wgsl")
-    ),
-};
+pub const SHADER: SolveShader = solve_shader!("nash_mtl");
 
 /// The WGSL `Params` of shaders/mtl/nash_mtl.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+pub struct Params {
     k: u32,
     iters: u32,
     _pad0: u32,
     _pad1: u32,
-}
-
-impl SolveParams for Params {
-    fn with_tasks(self, k: u32) -> Self {
-        Params { k, ..self }
-    }
 }
 
 /// The registry's entry.
@@ -71,22 +57,16 @@ pub(crate) const INFO: MethodInfo = MethodInfo {
 impl GpuSolve for NashMtl {
     const INFO: &'static MethodInfo = &INFO;
     const PHASE: SolvePhase = SolvePhase::Weights;
+    const SHADER: &'static SolveShader = &SHADER;
+    type Params = Params;
 
-    fn record_solve(
-        &self,
-        gpu: &Gpu,
-        gram: &Tensor,
-        losses: &Tensor,
-        state: &Tensor,
-        out: &Tensor,
-    ) -> Result<Dispatch> {
-        let params = Params {
-            k: 0,
+    fn params(&self, k: u32) -> Params {
+        Params {
+            k,
             iters: self.iters,
             _pad0: 0,
             _pad1: 0,
-        };
-        solve(gpu, &SHADER, params, gram, losses, state, out)
+        }
     }
 }
 

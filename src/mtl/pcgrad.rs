@@ -11,9 +11,8 @@
 
 use super::solve::uniform;
 use super::{Capabilities, GpuSolve, GradSpace, MethodInfo, SolvePhase};
-use crate::error::Result;
-use crate::gpu::{Dispatch, Gpu, Tensor};
-use crate::kernels::mtl::{solve, SolveParams, SolveShader};
+use crate::kernels::mtl::SolveShader;
+use crate::solve_shader;
 
 /// PcGrad's hyper-parameters.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -29,29 +28,16 @@ impl Default for PcGrad {
 }
 
 /// The WGSL solve: the shared prelude, then shaders/mtl/pcgrad.wgsl.
-pub const SHADER: SolveShader = SolveShader {
-    file: "mtl/pcgrad.wgsl",
-    entry: "pcgrad",
-    source: concat!(
-        include_str!("../../shaders/mtl/prelude.wgsl"),
-        include_str!("../../shaders/mtl/pcgrad.wgsl")
-    ),
-};
+pub const SHADER: SolveShader = solve_shader!("pcgrad");
 
 /// The WGSL `Params` of shaders/mtl/pcgrad.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+pub struct Params {
     k: u32,
     seed: u32,
     _pad0: u32,
     _pad1: u32,
-}
-
-impl SolveParams for Params {
-    fn with_tasks(self, k: u32) -> Self {
-        Params { k, ..self }
-    }
 }
 
 /// The registry's entry.
@@ -72,22 +58,16 @@ pub(crate) const INFO: MethodInfo = MethodInfo {
 impl GpuSolve for PcGrad {
     const INFO: &'static MethodInfo = &INFO;
     const PHASE: SolvePhase = SolvePhase::Weights;
+    const SHADER: &'static SolveShader = &SHADER;
+    type Params = Params;
 
-    fn record_solve(
-        &self,
-        gpu: &Gpu,
-        gram: &Tensor,
-        losses: &Tensor,
-        state: &Tensor,
-        out: &Tensor,
-    ) -> Result<Dispatch> {
-        let params = Params {
-            k: 0,
+    fn params(&self, k: u32) -> Params {
+        Params {
+            k,
             seed: self.seed,
             _pad0: 0,
             _pad1: 0,
-        };
-        solve(gpu, &SHADER, params, gram, losses, state, out)
+        }
     }
 }
 

@@ -9,9 +9,8 @@
 
 use super::solve::{softmax, uniform};
 use super::{Capabilities, GpuSolve, MethodInfo, SolvePhase};
-use crate::error::Result;
-use crate::gpu::{Dispatch, Gpu, Tensor};
-use crate::kernels::mtl::{solve, SolveParams, SolveShader};
+use crate::kernels::mtl::SolveShader;
+use crate::solve_shader;
 
 /// Rlw's hyper-parameters.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -27,29 +26,16 @@ impl Default for Rlw {
 }
 
 /// The WGSL solve: the shared prelude, then shaders/mtl/rlw.wgsl.
-pub const SHADER: SolveShader = SolveShader {
-    file: "mtl/rlw.wgsl",
-    entry: "rlw",
-    source: concat!(
-        include_str!("../../shaders/mtl/prelude.wgsl"),
-        include_str!("../../shaders/mtl/rlw.wgsl")
-    ),
-};
+pub const SHADER: SolveShader = solve_shader!("rlw");
 
 /// The WGSL `Params` of shaders/mtl/rlw.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+pub struct Params {
     k: u32,
     seed: u32,
     _pad0: u32,
     _pad1: u32,
-}
-
-impl SolveParams for Params {
-    fn with_tasks(self, k: u32) -> Self {
-        Params { k, ..self }
-    }
 }
 
 /// The registry's entry.
@@ -70,22 +56,16 @@ pub(crate) const INFO: MethodInfo = MethodInfo {
 impl GpuSolve for Rlw {
     const INFO: &'static MethodInfo = &INFO;
     const PHASE: SolvePhase = SolvePhase::SeedsBeforeForward;
+    const SHADER: &'static SolveShader = &SHADER;
+    type Params = Params;
 
-    fn record_solve(
-        &self,
-        gpu: &Gpu,
-        gram: &Tensor,
-        losses: &Tensor,
-        state: &Tensor,
-        out: &Tensor,
-    ) -> Result<Dispatch> {
-        let params = Params {
-            k: 0,
+    fn params(&self, k: u32) -> Params {
+        Params {
+            k,
             seed: self.seed,
             _pad0: 0,
             _pad1: 0,
-        };
-        solve(gpu, &SHADER, params, gram, losses, state, out)
+        }
     }
 }
 
