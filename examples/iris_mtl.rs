@@ -24,8 +24,8 @@ use taskgrad::Gpu;
 #[derive(Parser)]
 #[command(about = "Multi-task learning on Iris: MTL against single-task baselines")]
 struct Args {
-    /// Multi-task method (see the list above).
-    #[arg(long, default_value = "equal")]
+    /// The multi-task method.
+    #[arg(long, default_value = "equal", long_help = taskgrad::mtl::weighting_help())]
     weighting: String,
     /// Where gradient-based methods take per-task gradients: params or rep.
     #[arg(long)]

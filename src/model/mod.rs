@@ -1,6 +1,24 @@
 //! A trained model in use: checkpoints ([`checkpoint`]), and a [`Model`]
 //! rebuilt from one that evaluates and predicts on new data, encoded with the
 //! schema it was trained with, through the forward-only program.
+//!
+//! ```no_run
+//! use taskgrad::model::{checkpoint, Model, TaskPrediction};
+//!
+//! fn main() -> taskgrad::Result<()> {
+//!     let path = std::path::Path::new("runs/penguins/model.safetensors");
+//!     let gpu = taskgrad::Gpu::new()?;
+//!     let model = Model::from_checkpoint(&gpu, &checkpoint::load(path)?, path)?;
+//!     let table = taskgrad::data::Table::from_csv("data/penguins.csv")?;
+//!     for task in model.predict(&gpu, &table)?.tasks {
+//!         match task {
+//!             TaskPrediction::Class { name, labels, .. } => println!("{name}: {:?}", &labels[..3]),
+//!             TaskPrediction::Value { name, values } => println!("{name}: {:?}", &values[..3]),
+//!         }
+//!     }
+//!     Ok(())
+//! }
+//! ```
 
 pub mod checkpoint;
 
