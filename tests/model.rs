@@ -61,3 +61,14 @@ fn predictions_come_back_in_original_units() {
     assert!((3500.0..5000.0).contains(&mean), "mean prediction {mean} g");
     let _ = std::fs::remove_dir_all(&out);
 }
+
+#[test]
+fn a_net_spec_saved_before_activations_existed_loads_as_relu() {
+    // The `net` entry of a model file written before issue 9 had no activation.
+    let old = r#"{"inputs": 4, "trunk": [64, 64], "tower": [], "outputs": [3, 1],
+                  "head_names": ["species", "body_mass_g"]}"#;
+    let spec: taskgrad::nn::NetSpec = serde_json::from_str(old).unwrap();
+    assert_eq!(spec.activation, taskgrad::nn::Activation::Relu);
+    let new = serde_json::to_value(&spec).unwrap();
+    assert_eq!(new["activation"], "relu");
+}

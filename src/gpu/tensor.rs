@@ -303,20 +303,16 @@ impl Tensor {
 
     /// Overwrite the tensor's contents from the host (queued; ordered before the next submit).
     pub fn write(&self, gpu: &Gpu, data: &[f32]) -> Result<()> {
-        if data.len() != self.numel() {
-            return Err(Error::shape(
-                "write",
-                format!("{} values", self.numel()),
-                format!("{} values", data.len()),
-            ));
-        }
-        gpu.queue
-            .write_buffer(&self.buffer, self.offset, bytemuck::cast_slice(data));
-        Ok(())
+        self.write_elements(gpu, data)
     }
 
     /// Overwrite a u32 tensor's contents from the host.
     pub fn write_u32(&self, gpu: &Gpu, data: &[u32]) -> Result<()> {
+        self.write_elements(gpu, data)
+    }
+
+    /// Typed wrappers above keep literals from being written as the wrong type.
+    fn write_elements<T: bytemuck::Pod>(&self, gpu: &Gpu, data: &[T]) -> Result<()> {
         if data.len() != self.numel() {
             return Err(Error::shape(
                 "write",
