@@ -3,7 +3,7 @@
 //!
 //!     cargo run --release --example workloads -- W-iris  [--weighting M] [--unfused | --half]
 //!     cargo run --release --example workloads -- W-synth [--weighting M] [--unfused | --half]
-//!     cargo run --release --example workloads -- W-matmul
+//!     cargo run --release --example workloads -- W-matmul [--sizes 256,512,1024] [--kernel naive|register|tiled] [--half] [--per-submit N]
 //!
 //! `--profile` adds a per-kernel table (timestamp queries) for W-iris and W-synth.
 //!
@@ -16,7 +16,8 @@
 use std::time::Instant;
 
 use clap::Parser;
-use taskgrad::kernels::matmul::{matmul, MatmulOptions};
+use taskgrad::kernels::matmul::{self, MatmulKernel, MatmulOptions};
+use taskgrad::kernels::matmul_f16;
 use taskgrad::train::step::StepOptions;
 #[path = "common/workloads.rs"]
 mod workloads;
@@ -39,6 +40,15 @@ struct Args {
     /// Also print per-kernel GPU times over a few profiled steps (timestamp queries).
     #[arg(long)]
     profile: bool,
+    /// W-matmul: the square sizes n.
+    #[arg(long, value_delimiter = ',', default_value = "256,512,1024")]
+    sizes: Vec<usize>,
+    /// W-matmul: naive, register or tiled (default: the kernel chosen for this adapter and size).
+    #[arg(long)]
+    kernel: Option<String>,
+    /// W-matmul: products per submit (1: each product is submitted and waited for alone).
+    #[arg(long, default_value_t = 1)]
+    per_submit: usize,
 }
 
 fn print_profile(gpu: &Gpu, w: &mut Workload, steps: usize) -> taskgrad::Result<()> {
@@ -128,49 +138,8 @@ fn run(args: Args) -> taskgrad::Result<()> {
             );
         }
         "w-matmul" => {
-            let mut line = String::from("workload=W-matmul");
-            for n in [256usize, 512, 1024] {
-                let a = Tensor::from_slice(&gpu, &[n, n], &vec![0.5; n * n], "A")?;
-                let b = Tensor::from_slice(&gpu, &[n, n], &vec![0.25; n * n], "B")?;
-                let c = Tensor::zeros(&gpu, &[n, n], "C")?;
-                let d = matmul(&gpu, &a, &b, &c, MatmulOptions::default())?;
-                gpu.run(&[&d])?;
-                gpu.wait()?;
-                let reps = if n <= 256 {
-                    20
-                } else if n <= 512 {
-                    8
-                } else {
-                    4
-                };
-                let mut times = Vec::new();
-                for _ in 0..reps {
-                    let t = Instant::now();
-                    gpu.run(&[&d])?;
-                    gpu.wait()?;
-                    times.push(t.elapsed().as_secs_f64());
-                }
-                times.sort_by(f64::total_cmp);
-                let got = gpu.read_one(&c)?;
-                let want = 0.5 * 0.25 * n as f32;
-                if (got[0] - want).abs() > 1e-3 * want
-                    || (got[n * n - 1] - want).abs() > 1e-3 * want
-                {
-                    return Err(Error::InvalidConfig(format!(
-                        "W-matmul n={n}: wrong product {} vs {want}",
-                        got[0]
-                    )));
-                }
-                line += &format!(
-                    " gflops_{n}={:.2}",
-                    2.0 * (n as f64).powi(3) / times[reps / 2] / 1e9
-                );
-            }
-            println!(
-                "{line} matmul_wg={:?} adapter=\"{}\"",
-                taskgrad::kernels::matmul::workgroup(&gpu)?,
-                gpu.report
-            );
+            let line = w_matmul(&gpu, &args)?;
+            println!("{line} adapter=\"{}\"", gpu.report);
         }
         other => {
             return Err(Error::InvalidConfig(format!(
@@ -179,4 +148,68 @@ fn run(args: Args) -> taskgrad::Result<()> {
         }
     }
     Ok(())
+}
+
+/// W-matmul: C = A·B for square n, median time per product after a warm-up,
+/// the result checked once at the end. With `--half`, A and B are f16 (f32
+/// accumulation and output, `matmul_mixed`).
+fn w_matmul(gpu: &Gpu, args: &Args) -> taskgrad::Result<String> {
+    let forced = match &args.kernel {
+        Some(k) => Some(MatmulKernel::parse(k)?),
+        None => matmul::forced_kernel()?,
+    };
+    let choice = matmul::choice(gpu)?;
+    let mut line = format!(
+        "workload=W-matmul half={} per_submit={} choice={:?}",
+        args.half, args.per_submit, choice
+    );
+    for &n in &args.sizes {
+        let (av, bv) = (vec![0.5; n * n], vec![0.25; n * n]);
+        let (a, b) = if args.half {
+            (
+                Tensor::from_f16(gpu, &[n, n], &av, "A")?,
+                Tensor::from_f16(gpu, &[n, n], &bv, "B")?,
+            )
+        } else {
+            (
+                Tensor::from_slice(gpu, &[n, n], &av, "A")?,
+                Tensor::from_slice(gpu, &[n, n], &bv, "B")?,
+            )
+        };
+        let c = Tensor::zeros(gpu, &[n, n], "C")?;
+        let opts = MatmulOptions::default();
+        let (kernel, wg) = choice.for_product(n * n * n, forced);
+        let d = if args.half {
+            matmul_f16::matmul_mixed(gpu, &a, &b, &c, opts, matmul::workgroup(gpu)?)?
+        } else {
+            matmul::matmul_kernel(gpu, &a, &b, &c, opts, kernel, wg)?
+        };
+        let per = args.per_submit.max(1);
+        let ds: Vec<_> = std::iter::repeat_n(&d, per).collect();
+        gpu.run(&ds)?;
+        gpu.wait()?;
+        let reps = (2e10 / (2.0 * (n as f64).powi(3) * per as f64)).clamp(3.0, 20.0) as usize;
+        let mut times = Vec::new();
+        for _ in 0..reps {
+            let t = Instant::now();
+            gpu.run(&ds)?;
+            gpu.wait()?;
+            times.push(t.elapsed().as_secs_f64() / per as f64);
+        }
+        times.sort_by(f64::total_cmp);
+        let got = gpu.read_one(&c)?;
+        let want = 0.5 * 0.25 * n as f32;
+        if (got[0] - want).abs() > 1e-3 * want || (got[n * n - 1] - want).abs() > 1e-3 * want {
+            return Err(Error::InvalidConfig(format!(
+                "W-matmul n={n}: wrong product {} vs {want}",
+                got[0]
+            )));
+        }
+        let name = if args.half { "mixed" } else { kernel.name() };
+        line += &format!(
+            " gflops_{n}={:.2} kernel_{n}={name}",
+            2.0 * (n as f64).powi(3) / times[reps / 2] / 1e9
+        );
+    }
+    Ok(line)
 }

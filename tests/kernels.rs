@@ -6,7 +6,7 @@
 mod common;
 
 use common::{assert_close, random, rng};
-use taskgrad::kernels::matmul::MatmulOptions;
+use taskgrad::kernels::matmul::{MatmulKernel, MatmulOptions};
 use taskgrad::kernels::{elementwise, matmul, mse, optim, reduce, softmax_ce};
 use taskgrad::reference as cpu;
 use taskgrad::Tensor;
@@ -23,8 +23,38 @@ fn zeros(gpu: &taskgrad::Gpu, shape: &[usize]) -> Tensor {
 
 // ---- matmul ---------------------------------------------------------------
 
-/// Run op(A)·op(B) with every epilogue on the GPU and compare with the reference.
+/// op(A)·op(B) by one kernel of the ladder with its default workgroup shape.
+fn mm(
+    gpu: &taskgrad::Gpu,
+    kernel: MatmulKernel,
+    a: &Tensor,
+    b: &Tensor,
+    c: &Tensor,
+    opts: MatmulOptions,
+) -> taskgrad::gpu::Dispatch {
+    let wg = kernel.default_wg();
+    matmul::matmul_kernel(gpu, a, b, c, opts, kernel, wg).expect("matmul")
+}
+
+/// Run op(A)·op(B) with every epilogue on the GPU, by every kernel of the
+/// ladder and by the chosen one, and compare with the reference.
 fn check_matmul(gpu: &taskgrad::Gpu, m: usize, k: usize, n: usize, seed: u64) {
+    for kernel in MatmulKernel::ALL {
+        check_matmul_with(gpu, m, k, n, seed, |a, b, c, o| mm(gpu, kernel, a, b, c, o));
+    }
+    check_matmul_with(gpu, m, k, n, seed, |a, b, c, o| {
+        matmul::matmul(gpu, a, b, c, o).expect("matmul")
+    });
+}
+
+fn check_matmul_with(
+    gpu: &taskgrad::Gpu,
+    m: usize,
+    k: usize,
+    n: usize,
+    seed: u64,
+    product: impl Fn(&Tensor, &Tensor, &Tensor, MatmulOptions) -> taskgrad::gpu::Dispatch,
+) {
     let mut r = rng(seed);
     for (trans_a, trans_b) in [(false, false), (true, false), (false, true), (true, true)] {
         let a_shape = if trans_a { [k, m] } else { [m, k] };
@@ -47,7 +77,7 @@ fn check_matmul(gpu: &taskgrad::Gpu, m: usize, k: usize, n: usize, seed: u64) {
                 relu,
                 ..Default::default()
             };
-            let d = matmul::matmul(gpu, &ga, &gb, &c, opts).expect("matmul");
+            let d = product(&ga, &gb, &c, opts);
             gpu.run(&[&d]).expect("run");
             let want = cpu::matmul(
                 &a,
@@ -74,8 +104,7 @@ fn check_matmul(gpu: &taskgrad::Gpu, m: usize, k: usize, n: usize, seed: u64) {
             accumulate: true,
             ..Default::default()
         };
-        gpu.run(&[&matmul::matmul(gpu, &ga, &gb, &c, opts).unwrap()])
-            .unwrap();
+        gpu.run(&[&product(&ga, &gb, &c, opts)]).unwrap();
         let want = cpu::add(
             &c0,
             &cpu::matmul(&a, &b, m, k, n, trans_a, trans_b, None, false),
@@ -145,82 +174,89 @@ fn matmul_fused_relu_mask_and_bias_gradient() {
     //   dX = dZ·Wᵀ in another (mask on A). Checked against relu_backward + products + sum_rows.
     let gpu = gpu_or_skip!();
     use taskgrad::kernels::matmul::Operand;
-    for &(b, d, h) in &[(1, 1, 1), (17, 3, 65), (63, 65, 17), (129, 33, 5)] {
-        let mut r = rng(31 + b as u64);
-        let (x, w, dy) = (
-            random(&mut r, b * d),
-            random(&mut r, d * h),
-            random(&mut r, b * h),
-        );
-        let y = random(&mut r, b * h); // only its sign matters: about half the mask is off
-        let dz = cpu::relu_backward(&dy, &y);
-        let (gx, gw, gdy, gy) = (
-            upload(gpu, &[b, d], &x),
-            upload(gpu, &[d, h], &w),
-            upload(gpu, &[b, h], &dy),
-            upload(gpu, &[b, h], &y),
-        );
-        let (dw, db, dx) = (zeros(gpu, &[d, h]), zeros(gpu, &[h]), zeros(gpu, &[b, d]));
-        let o1 = MatmulOptions {
-            trans_a: true,
-            mask: Some((&gy, Operand::B)),
-            bias_grad: Some(&db),
-            ..Default::default()
-        };
-        let o2 = MatmulOptions {
-            trans_b: true,
-            mask: Some((&gy, Operand::A)),
-            ..Default::default()
-        };
-        let d1 = matmul::matmul(gpu, &gx, &gdy, &dw, o1).unwrap();
-        let d2 = matmul::matmul(gpu, &gdy, &gw, &dx, o2).unwrap();
-        gpu.run(&[&d1, &d2]).unwrap();
-        let got = gpu.read(&[&dw, &db, &dx]).unwrap();
-        let tol = 1e-5 * b.max(h) as f32 + 1e-5;
-        let what = format!("b={b} d={d} h={h}");
-        assert_close(
-            &format!("dW {what}"),
-            &got[0],
-            &cpu::matmul(&x, &dz, d, b, h, true, false, None, false),
-            tol,
-            1e-4,
-        );
-        assert_close(
-            &format!("db {what}"),
-            &got[1],
-            &cpu::sum_rows(&dz, b, h),
-            tol,
-            1e-4,
-        );
-        assert_close(
-            &format!("dX {what}"),
-            &got[2],
-            &cpu::matmul(&dz, &w, b, h, d, false, true, None, false),
-            tol,
-            1e-4,
-        );
-        // Accumulating doubles dW and db.
-        let o3 = MatmulOptions {
-            accumulate: true,
-            ..o1
-        };
-        gpu.run(&[&matmul::matmul(gpu, &gx, &gdy, &dw, o3).unwrap()])
-            .unwrap();
-        let again = gpu.read(&[&dw, &db]).unwrap();
-        assert_close(
-            &format!("2dW {what}"),
-            &again[0],
-            &cpu::scale(&got[0], 2.0),
-            tol,
-            1e-4,
-        );
-        assert_close(
-            &format!("2db {what}"),
-            &again[1],
-            &cpu::scale(&got[1], 2.0),
-            tol,
-            1e-4,
-        );
+    for kernel in MatmulKernel::ALL {
+        for &(b, d, h) in &[
+            (1, 1, 1),
+            (17, 3, 65),
+            (63, 65, 17),
+            (129, 33, 5),
+            (130, 70, 140),
+        ] {
+            let mut r = rng(31 + b as u64);
+            let (x, w, dy) = (
+                random(&mut r, b * d),
+                random(&mut r, d * h),
+                random(&mut r, b * h),
+            );
+            let y = random(&mut r, b * h); // only its sign matters: about half the mask is off
+            let dz = cpu::relu_backward(&dy, &y);
+            let (gx, gw, gdy, gy) = (
+                upload(gpu, &[b, d], &x),
+                upload(gpu, &[d, h], &w),
+                upload(gpu, &[b, h], &dy),
+                upload(gpu, &[b, h], &y),
+            );
+            let (dw, db, dx) = (zeros(gpu, &[d, h]), zeros(gpu, &[h]), zeros(gpu, &[b, d]));
+            let o1 = MatmulOptions {
+                trans_a: true,
+                mask: Some((&gy, Operand::B)),
+                bias_grad: Some(&db),
+                ..Default::default()
+            };
+            let o2 = MatmulOptions {
+                trans_b: true,
+                mask: Some((&gy, Operand::A)),
+                ..Default::default()
+            };
+            let d1 = mm(gpu, kernel, &gx, &gdy, &dw, o1);
+            let d2 = mm(gpu, kernel, &gdy, &gw, &dx, o2);
+            gpu.run(&[&d1, &d2]).unwrap();
+            let got = gpu.read(&[&dw, &db, &dx]).unwrap();
+            let tol = 1e-5 * b.max(h) as f32 + 1e-5;
+            let what = format!("{kernel:?} b={b} d={d} h={h}");
+            assert_close(
+                &format!("dW {what}"),
+                &got[0],
+                &cpu::matmul(&x, &dz, d, b, h, true, false, None, false),
+                tol,
+                1e-4,
+            );
+            assert_close(
+                &format!("db {what}"),
+                &got[1],
+                &cpu::sum_rows(&dz, b, h),
+                tol,
+                1e-4,
+            );
+            assert_close(
+                &format!("dX {what}"),
+                &got[2],
+                &cpu::matmul(&dz, &w, b, h, d, false, true, None, false),
+                tol,
+                1e-4,
+            );
+            // Accumulating doubles dW and db.
+            let o3 = MatmulOptions {
+                accumulate: true,
+                ..o1
+            };
+            gpu.run(&[&mm(gpu, kernel, &gx, &gdy, &dw, o3)]).unwrap();
+            let again = gpu.read(&[&dw, &db]).unwrap();
+            assert_close(
+                &format!("2dW {what}"),
+                &again[0],
+                &cpu::scale(&got[0], 2.0),
+                tol,
+                1e-4,
+            );
+            assert_close(
+                &format!("2db {what}"),
+                &again[1],
+                &cpu::scale(&got[1], 2.0),
+                tol,
+                1e-4,
+            );
+        }
     }
 }
 

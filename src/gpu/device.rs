@@ -57,8 +57,9 @@ pub struct Gpu {
     uncaptured: Arc<Mutex<Option<String>>>,
     pub(crate) readbacks: std::sync::atomic::AtomicU64,
     pub(crate) readback_bytes: std::sync::atomic::AtomicU64,
-    /// The matmul workgroup shape chosen for this adapter (see `kernels::matmul`).
-    pub(crate) matmul_wg: std::sync::OnceLock<(u32, u32)>,
+    /// Values computed once per device by the layers above (a kernel's tuned
+    /// shape, say), by key: see [`Gpu::memo`].
+    memos: Mutex<HashMap<&'static str, Arc<dyn std::any::Any + Send + Sync>>>,
 }
 
 /// A compiled compute pipeline and the layout its bind groups must follow.
@@ -205,8 +206,25 @@ impl Gpu {
             uncaptured,
             readbacks: std::sync::atomic::AtomicU64::new(0),
             readback_bytes: std::sync::atomic::AtomicU64::new(0),
-            matmul_wg: std::sync::OnceLock::new(),
+            memos: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The value stored under `key` for this device, made by `make` the first
+    /// time (a choice measured once per adapter, such as a kernel's tuning).
+    /// `make` runs without any lock held, so it may use the device freely.
+    pub fn memo<T: Clone + Send + Sync + 'static>(
+        &self,
+        key: &'static str,
+        make: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
+        let lock = || self.memos.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(v) = lock().get(key).and_then(|v| v.downcast_ref::<T>()) {
+            return Ok(v.clone());
+        }
+        let v = make()?;
+        lock().entry(key).or_insert_with(|| Arc::new(v.clone()));
+        Ok(v)
     }
 
     /// How many GPU-to-host readbacks this device has done (each is one wait on the GPU).

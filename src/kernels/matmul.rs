@@ -1,11 +1,17 @@
 //! C = op(A)·op(B) [+ bias] [ReLU], or C += op(A)·op(B), with the ReLU mask of
 //! the backward pass and the bias gradient fused in. See shaders/matmul.wgsl.
 //!
-//! The workgroup shape (each invocation computes a 4×4 block) is chosen per
-//! adapter at first use by a short timed search over the `WGX`/`WGY` override
-//! constants, then cached on the [`Gpu`]; `TASKGRAD_MATMUL_WG=8x8` skips it.
+//! Three kernels compute the same product (the ladder of BENCHMARKS.md):
+//! naive (one output per invocation), register-blocked (4×4 per invocation,
+//! no barriers) and block-tiled (8×8 per invocation, k-slices staged in
+//! workgroup memory). Small products use the register-blocked kernel; for
+//! large ones ([`LARGE_MACS`]) a timed search per adapter picks the faster
+//! kernel, and the register kernel's workgroup shape
+//! (`kernels::matmul_choice`). `TASKGRAD_MATMUL=naive|register|tiled` forces
+//! one kernel for every product, `TASKGRAD_MATMUL_WG=8x8` the register
+//! kernel's shape.
 
-use std::time::Instant;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::gpu::Dispatch;
@@ -15,10 +21,8 @@ use crate::kernels::record;
 
 /// Outputs per invocation along each dimension (the register block).
 pub const BLOCK: u32 = 4;
-/// Workgroup shapes the timed search tries.
+/// Workgroup shapes the timed search tries for the register-blocked kernel.
 pub const CANDIDATES: [(u32, u32); 5] = [(8, 8), (16, 4), (4, 16), (16, 16), (32, 2)];
-/// Sizes the search times: a small product (training steps of small models) and a large one.
-const SEARCH_SIZES: [usize; 2] = [64, 256];
 
 /// The uniform parameters of both matmul kernels.
 #[repr(C)]
@@ -95,8 +99,8 @@ pub struct MatmulPlan {
     pub constants: Vec<(&'static str, f64)>,
 }
 
-/// Check `opts` against the operands and size the grid for workgroup `wg`
-/// (each invocation computes a [`BLOCK`]×[`BLOCK`] block of C).
+/// Check `opts` against the operands and size the grid for workgroup `wg`,
+/// each invocation computing a `block`×`block` block of C.
 pub fn plan(
     gpu: &Gpu,
     a: &Tensor,
@@ -104,6 +108,7 @@ pub fn plan(
     c: &Tensor,
     opts: &MatmulOptions,
     wg: (u32, u32),
+    block: u32,
 ) -> Result<MatmulPlan> {
     let (m, n) = output_shape(a, b, opts.trans_a, opts.trans_b)?;
     let k = if opts.trans_a {
@@ -146,8 +151,8 @@ pub fn plan(
         let target = if operand == Operand::A { a } else { b };
         mask.expect_shape("matmul mask", target.shape())?;
     }
-    let gx = (n as u64).div_ceil((BLOCK * wg.0) as u64);
-    let gy = (m as u64).div_ceil((BLOCK * wg.1) as u64);
+    let gx = (n as u64).div_ceil((block * wg.0) as u64);
+    let gy = (m as u64).div_ceil((block * wg.1) as u64);
     let max = gpu.limits.max_compute_workgroups_per_dimension as u64;
     if gx > max || gy > max {
         return Err(Error::DispatchTooLarge {
@@ -183,7 +188,8 @@ pub fn plan(
 
 /// Record C = op(A)·op(B) with the epilogue in `opts`, all in f32 (the
 /// mixed-precision product is `kernels::matmul_f16::matmul_mixed`;
-/// `kernels::product` picks by dtype).
+/// `kernels::product` picks by dtype). The kernel is the one chosen for this
+/// adapter and the product's size class ([`choice`]), or `TASKGRAD_MATMUL`'s.
 pub fn matmul(
     gpu: &Gpu,
     a: &Tensor,
@@ -191,17 +197,36 @@ pub fn matmul(
     c: &Tensor,
     opts: MatmulOptions,
 ) -> Result<Dispatch> {
-    let wg = workgroup(gpu)?;
-    matmul_with(gpu, a, b, c, opts, wg)
+    let (m, n) = output_shape(a, b, opts.trans_a, opts.trans_b)?;
+    let k = if opts.trans_a {
+        a.shape()[0]
+    } else {
+        a.shape()[1]
+    };
+    let (kernel, wg) = super::matmul_choice::choice(gpu)?.for_product(m * n * k, forced_kernel()?);
+    matmul_kernel(gpu, a, b, c, opts, kernel, wg)
 }
 
-/// [`matmul`] with an explicit workgroup shape (WGX, WGY).
+/// The register-blocked kernel with an explicit workgroup shape (WGX, WGY).
 pub fn matmul_with(
     gpu: &Gpu,
     a: &Tensor,
     b: &Tensor,
     c: &Tensor,
     opts: MatmulOptions,
+    wg: (u32, u32),
+) -> Result<Dispatch> {
+    matmul_kernel(gpu, a, b, c, opts, MatmulKernel::Register, wg)
+}
+
+/// Record the product with a given kernel of the ladder and workgroup shape.
+pub fn matmul_kernel(
+    gpu: &Gpu,
+    a: &Tensor,
+    b: &Tensor,
+    c: &Tensor,
+    opts: MatmulOptions,
+    kernel: MatmulKernel,
     wg: (u32, u32),
 ) -> Result<Dispatch> {
     let mask = opts.mask.map(|(t, _)| t);
@@ -219,7 +244,10 @@ pub fn matmul_with(
             ));
         }
     }
-    let plan = plan(gpu, a, b, c, &opts, wg)?;
+    let plan = plan(gpu, a, b, c, &opts, wg, kernel.block())?;
+    if kernel != MatmulKernel::Register {
+        return record_plain(gpu, kernel, &plan, a, b, c, &opts);
+    }
     // Unused slots are bound to operands the kernel then never reads through them;
     // the unused writable slot gets a one-element scratch buffer.
     let bias_slot = opts.bias.unwrap_or(a);
@@ -263,73 +291,143 @@ pub fn matmul_with(
     )
 }
 
-/// The workgroup shape for this adapter: `TASKGRAD_MATMUL_WG`, else a timed
-/// search (median of 5 runs of a 64³ and a 256³ product per candidate), once.
-pub fn workgroup(gpu: &Gpu) -> Result<(u32, u32)> {
-    if let Some(&wg) = gpu.matmul_wg.get() {
-        return Ok(wg);
-    }
-    let wg = match std::env::var("TASKGRAD_MATMUL_WG") {
-        Ok(s) => parse_wg(&s)?,
-        Err(_) => search(gpu)?,
-    };
-    Ok(*gpu.matmul_wg.get_or_init(|| wg))
+/// Record the naive or the tiled kernel: the register kernel's bindings
+/// without its vec4 view of B.
+fn record_plain(
+    gpu: &Gpu,
+    kernel: MatmulKernel,
+    plan: &MatmulPlan,
+    a: &Tensor,
+    b: &Tensor,
+    c: &Tensor,
+    opts: &MatmulOptions,
+) -> Result<Dispatch> {
+    let scratch = Tensor::zeros(gpu, &[1], "matmul unused bias gradient")?;
+    let bias_slot = opts.bias.unwrap_or(a);
+    let mask_slot = opts.mask.map(|(t, _)| t).unwrap_or(a);
+    let dbias_slot = opts.bias_grad.unwrap_or(&scratch);
+    use Binding::*;
+    record(
+        gpu,
+        kernel.file(),
+        kernel.entry(),
+        &[
+            Uniform, ReadWrite, ReadOnly, ReadOnly, ReadOnly, ReadOnly, ReadWrite,
+        ],
+        &plan.constants,
+        &plan.params,
+        &[c, a, b, bias_slot, mask_slot, dbias_slot],
+        plan.grid,
+    )
 }
 
-fn parse_wg(s: &str) -> Result<(u32, u32)> {
-    let bad = || {
-        Error::InvalidConfig(format!(
-            "TASKGRAD_MATMUL_WG={s:?}: expected WGXxWGY, e.g. 8x8"
-        ))
-    };
-    let (x, y) = s.split_once('x').ok_or_else(bad)?;
-    let (x, y): (u32, u32) = (
-        x.trim().parse().map_err(|_| bad())?,
-        y.trim().parse().map_err(|_| bad())?,
-    );
-    if x == 0 || y == 0 || x * y > 256 {
-        return Err(bad());
-    }
-    Ok((x, y))
+/// The f32 matmul kernels, simplest first: the ladder of BENCHMARKS.md.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MatmulKernel {
+    /// One output per invocation, straight from memory (shaders/matmul_naive.wgsl).
+    Naive,
+    /// 4×4 outputs per invocation from registers, no barriers (shaders/matmul.wgsl).
+    Register,
+    /// 8×8 outputs per invocation, k-slices staged in workgroup memory
+    /// (shaders/matmul_tiled.wgsl).
+    Tiled,
 }
 
-fn search(gpu: &Gpu) -> Result<(u32, u32)> {
-    let max_invocations = gpu.limits.max_compute_invocations_per_workgroup;
-    let fits = |wg: &(u32, u32)| {
-        wg.0 * wg.1 <= max_invocations
-            && wg.0 <= gpu.limits.max_compute_workgroup_size_x
-            && wg.1 <= gpu.limits.max_compute_workgroup_size_y
-    };
-    let candidates: Vec<(u32, u32)> = CANDIDATES.iter().copied().filter(fits).collect();
-    // Median of 5 timed runs per candidate and size; the score adds each size's
-    // time relative to the best candidate at that size.
-    let mut score = vec![0.0f64; candidates.len()];
-    for n in SEARCH_SIZES {
-        let a = Tensor::from_slice(gpu, &[n, n], &vec![0.5; n * n], "matmul search A")?;
-        let b = Tensor::from_slice(gpu, &[n, n], &vec![0.25; n * n], "matmul search B")?;
-        let c = Tensor::zeros(gpu, &[n, n], "matmul search C")?;
-        let mut medians = Vec::new();
-        for &wg in &candidates {
-            let d = matmul_with(gpu, &a, &b, &c, MatmulOptions::default(), wg)?;
-            gpu.run(&[&d])?;
-            gpu.wait()?;
-            let mut times = Vec::new();
-            for _ in 0..5 {
-                let t = Instant::now();
-                gpu.run(&[&d])?;
-                gpu.wait()?;
-                times.push(t.elapsed().as_secs_f64());
-            }
-            times.sort_by(f64::total_cmp);
-            medians.push(times[2]);
-        }
-        let best = medians.iter().copied().fold(f64::INFINITY, f64::min);
-        for (s, m) in score.iter_mut().zip(&medians) {
-            *s += m / best;
+impl MatmulKernel {
+    pub const ALL: [MatmulKernel; 3] = [
+        MatmulKernel::Naive,
+        MatmulKernel::Register,
+        MatmulKernel::Tiled,
+    ];
+
+    /// `naive`, `register` or `tiled`.
+    pub fn parse(s: &str) -> Result<MatmulKernel> {
+        MatmulKernel::ALL
+            .into_iter()
+            .find(|k| k.name() == s.trim().to_ascii_lowercase())
+            .ok_or_else(|| {
+                Error::InvalidConfig(format!(
+                    "TASKGRAD_MATMUL={s:?}: use naive, register or tiled"
+                ))
+            })
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            MatmulKernel::Naive => "naive",
+            MatmulKernel::Register => "register",
+            MatmulKernel::Tiled => "tiled",
         }
     }
-    let best = (0..candidates.len())
-        .min_by(|&i, &j| score[i].total_cmp(&score[j]))
-        .unwrap_or(0);
-    Ok(candidates.get(best).copied().unwrap_or((8, 8)))
+    fn file(self) -> &'static str {
+        match self {
+            MatmulKernel::Naive => "matmul_naive.wgsl",
+            MatmulKernel::Register => "matmul.wgsl",
+            MatmulKernel::Tiled => "matmul_tiled.wgsl",
+        }
+    }
+    fn entry(self) -> &'static str {
+        match self {
+            MatmulKernel::Naive => "matmul_naive",
+            MatmulKernel::Register => "matmul",
+            MatmulKernel::Tiled => "matmul_tiled",
+        }
+    }
+    /// Outputs per invocation along each dimension.
+    pub fn block(self) -> u32 {
+        match self {
+            MatmulKernel::Naive => 1,
+            MatmulKernel::Register => BLOCK,
+            MatmulKernel::Tiled => 8,
+        }
+    }
+    /// The workgroup shape used when nothing was searched for this kernel.
+    pub fn default_wg(self) -> (u32, u32) {
+        match self {
+            MatmulKernel::Register => (8, 8),
+            MatmulKernel::Naive | MatmulKernel::Tiled => (16, 16),
+        }
+    }
 }
+
+/// Products of at least this many multiply-adds (256³) are "large": they may
+/// use another kernel than the small ones, as measured per adapter.
+pub const LARGE_MACS: usize = 1 << 24;
+
+/// What the timed search chose for an adapter.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MatmulChoice {
+    /// Workgroup shape of the register-blocked kernel (every small product).
+    pub register_wg: (u32, u32),
+    /// Kernel and workgroup shape for large products.
+    pub large: MatmulKernel,
+    pub large_wg: (u32, u32),
+}
+
+impl MatmulChoice {
+    /// Kernel and workgroup for a product of `macs` multiply-adds, or for the
+    /// `forced` kernel (`TASKGRAD_MATMUL`).
+    pub fn for_product(
+        &self,
+        macs: usize,
+        forced: Option<MatmulKernel>,
+    ) -> (MatmulKernel, (u32, u32)) {
+        match forced {
+            Some(MatmulKernel::Register) => (MatmulKernel::Register, self.register_wg),
+            Some(k) if k == self.large => (k, self.large_wg),
+            Some(k) => (k, k.default_wg()),
+            None if macs >= LARGE_MACS => (self.large, self.large_wg),
+            None => (MatmulKernel::Register, self.register_wg),
+        }
+    }
+}
+
+/// `TASKGRAD_MATMUL`, if set: one kernel for every product.
+pub fn forced_kernel() -> Result<Option<MatmulKernel>> {
+    match std::env::var("TASKGRAD_MATMUL") {
+        Ok(s) if !s.trim().is_empty() => Ok(Some(MatmulKernel::parse(&s)?)),
+        _ => Ok(None),
+    }
+}
+
+pub use super::matmul_choice::{choice, workgroup};

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::gpu::Dispatch;
 use crate::gpu::{Binding, Gpu};
 use crate::gpu::{DType, Tensor};
-use crate::kernels::matmul::{plan, workgroup, MatmulOptions};
+use crate::kernels::matmul::{plan, workgroup, MatmulOptions, BLOCK};
 use crate::kernels::{grid_1d, record};
 
 /// The casts' parameters (the WGSL `Params` with m = n elements).
@@ -63,7 +63,7 @@ pub fn matmul_mixed(
             ),
         });
     }
-    let plan = plan(gpu, a, b, c, &opts, wg)?;
+    let plan = plan(gpu, a, b, c, &opts, wg, BLOCK)?;
     let f16 = |t: &Tensor| t.dtype() == DType::F16;
     let flag = |on: bool| if on { 1.0 } else { 0.0 };
     let mut constants = plan.constants.clone();

@@ -14,6 +14,7 @@ pub mod gram;
 pub mod loss_tracking;
 pub mod loss_weighting;
 pub mod matmul;
+pub mod matmul_choice;
 pub mod matmul_f16;
 pub mod mse;
 pub mod mtl;
@@ -33,6 +34,14 @@ pub const SHADERS: &[(&str, &str)] = &[
         include_str!("../../shaders/elementwise.wgsl"),
     ),
     ("matmul.wgsl", include_str!("../../shaders/matmul.wgsl")),
+    (
+        "matmul_naive.wgsl",
+        include_str!("../../shaders/matmul_naive.wgsl"),
+    ),
+    (
+        "matmul_tiled.wgsl",
+        include_str!("../../shaders/matmul_tiled.wgsl"),
+    ),
     ("reduce.wgsl", include_str!("../../shaders/reduce.wgsl")),
     (
         "softmax_ce.wgsl",

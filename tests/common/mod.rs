@@ -13,7 +13,25 @@ static GPU: OnceLock<Option<Gpu>> = OnceLock::new();
 /// elsewhere the test is skipped with a message on stderr.
 /// `TASKGRAD_EXPECT_ADAPTER=substring` makes any other adapter a failure.
 pub fn gpu() -> Option<&'static Gpu> {
-    GPU.get_or_init(|| match Gpu::new() {
+    GPU.get_or_init(|| {
+        keep_tuning_out_of_the_user_cache();
+        open_gpu()
+    })
+    .as_ref()
+}
+
+/// Tests time kernels while other tests run, so the matmul choice they make
+/// is noisy: keep it out of the user's cache (`TASKGRAD_CACHE_DIR`, read by
+/// `kernels::matmul_choice`, and inherited by the binaries the tests run).
+pub fn keep_tuning_out_of_the_user_cache() {
+    let dir = std::env::temp_dir().join("taskgrad-test-cache");
+    // SAFETY: set once, before this test binary starts any GPU work or thread
+    // that reads the environment (the GPU is opened right after, under a OnceLock).
+    unsafe { std::env::set_var("TASKGRAD_CACHE_DIR", dir) };
+}
+
+fn open_gpu() -> Option<Gpu> {
+    match Gpu::new() {
         Ok(gpu) => {
             println!("taskgrad test adapter: {}", gpu.report);
             if let Ok(want) = std::env::var("TASKGRAD_EXPECT_ADAPTER") {
@@ -36,8 +54,7 @@ pub fn gpu() -> Option<&'static Gpu> {
             eprintln!("SKIPPING GPU test: {e}");
             None
         }
-    })
-    .as_ref()
+    }
 }
 
 /// Get the GPU or return from the test (skips outside CI only; see [`gpu`]).

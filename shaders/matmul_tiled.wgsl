@@ -1,0 +1,168 @@
+// Block-tiled matrix product for large products, with the same fused
+// prologue and epilogue as matmul.wgsl.
+//
+//   C = op(A) · op(B)  [+ bias]  [ReLU]        or, with ACCUMULATE,  C += op(A) · op(B)
+//
+// Shapes and options as matmul.wgsl: op(A) is M×K (A stored K×M when
+// TRANS_A), op(B) is K×N (B stored N×K when TRANS_B), C is M×N, bias is N;
+// MASK_A / MASK_B multiply an operand by [mask > 0] as it is loaded (mask has
+// that operand's stored layout); BIAS_GRAD also writes dbias = Σ_k op(B)[k, :]
+// (added to it with ACCUMULATE), from the workgroups of the first row block.
+//
+// A workgroup of WGX×WGY invocations computes a BM×BN = (WGY·8)×(WGX·8) tile
+// of C. Each step along k stages a BK-wide slice of op(A) (BM×BK) and of
+// op(B) (BK×BN) in workgroup memory, each invocation loading its share with
+// consecutive invocations reading consecutive addresses; then every
+// invocation computes its 8×8 block of C from registers: per k, two vec4 of
+// op(A) (broadcast along the row of invocations) and two vec4 of op(B), 64
+// multiply-adds. Out-of-range elements are staged as zeros, so the inner loop
+// has no bounds checks; only the stores are guarded.
+//
+//   work per workgroup and k-slice: BM·BN·BK multiply-adds for (BM + BN)·BK loads
+//   workgroup memory: 2 · BK · 128 f32 (16 KiB at BK = 16), whatever WGX, WGY ≤ 16
+
+struct Params {
+    m: u32,
+    n: u32,
+    k: u32,
+    flags: u32,
+}
+
+const BIAS: u32 = 4u;
+const RELU: u32 = 8u;
+const ACCUMULATE: u32 = 16u;
+
+// Outputs per invocation along each dimension, and the k-slice width.
+const TM: u32 = 8u;
+const TN: u32 = 8u;
+const BK: u32 = 16u;
+// Largest tile side (WGX, WGY ≤ 16): the staging arrays' row length.
+const MAX_TILE: u32 = 128u;
+
+override TRANS_A: bool = false;
+override TRANS_B: bool = false;
+override MASK_A: bool = false;
+override MASK_B: bool = false;
+override BIAS_GRAD: bool = false;
+override WGX: u32 = 16u;
+override WGY: u32 = 16u;
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> c: array<f32>;
+@group(0) @binding(2) var<storage, read> a: array<f32>;
+@group(0) @binding(3) var<storage, read> b: array<f32>;
+@group(0) @binding(4) var<storage, read> bias: array<f32>;
+@group(0) @binding(5) var<storage, read> mask: array<f32>;
+@group(0) @binding(6) var<storage, read_write> dbias: array<f32>;
+
+// The staged slices, k-major: as_[k][row] and bs[k][col], MAX_TILE per k, as
+// vec4 so that each invocation reads its 8 rows (columns) in two loads.
+var<workgroup> as_: array<vec4<f32>, 512>; // BK · MAX_TILE / 4
+var<workgroup> bs: array<vec4<f32>, 512>;
+
+// op(A)[row, kk], zero outside the matrix.
+fn load_a(row: u32, kk: u32) -> f32 {
+    if (row >= p.m || kk >= p.k) { return 0.0; }
+    let i = select(row * p.k + kk, kk * p.m + row, TRANS_A);
+    var v = a[i];
+    if (MASK_A) { v = select(0.0, v, mask[i] > 0.0); }
+    return v;
+}
+
+// op(B)[kk, col], zero outside the matrix.
+fn load_b(kk: u32, col: u32) -> f32 {
+    if (kk >= p.k || col >= p.n) { return 0.0; }
+    let i = select(kk * p.n + col, col * p.k + kk, TRANS_B);
+    var v = b[i];
+    if (MASK_B) { v = select(0.0, v, mask[i] > 0.0); }
+    return v;
+}
+
+// Element e of the flat workgroup arrays (as f32), for staging.
+fn put_a(kk: u32, row: u32, v: f32) { as_[(kk * MAX_TILE + row) / 4u][row % 4u] = v; }
+fn put_b(kk: u32, col: u32, v: f32) { bs[(kk * MAX_TILE + col) / 4u][col % 4u] = v; }
+
+fn store(row: u32, col: u32, value: f32) {
+    if (row >= p.m || col >= p.n) { return; }
+    let i = row * p.n + col;
+    var v = value;
+    if ((p.flags & ACCUMULATE) != 0u) {
+        v = v + c[i];
+    } else {
+        if ((p.flags & BIAS) != 0u) { v = v + bias[col]; }
+        if ((p.flags & RELU) != 0u) { v = max(v, 0.0); }
+    }
+    c[i] = v;
+}
+
+@compute @workgroup_size(WGX, WGY)
+fn matmul_tiled(@builtin(workgroup_id) wid: vec3<u32>,
+                @builtin(local_invocation_id) lid: vec3<u32>) {
+    let bm = WGY * TM;
+    let bn = WGX * TN;
+    let row0 = wid.y * bm;
+    let col0 = wid.x * bn;
+    let threads = WGX * WGY;
+    let t = lid.y * WGX + lid.x;
+    var acc: array<vec4<f32>, 16>; // acc[2i + h] = C[row i, cols 4h..4h+4] of this invocation's block
+    for (var i = 0u; i < 16u; i = i + 1u) { acc[i] = vec4<f32>(0.0); }
+    var bsum0 = vec4<f32>(0.0);
+    var bsum1 = vec4<f32>(0.0);
+    for (var k0 = 0u; k0 < p.k; k0 = k0 + BK) {
+        // Stage op(A)[row0.., k0..] (bm×BK) and op(B)[k0.., col0..] (BK×bn).
+        // The index order follows the stored layout, so that neighbouring
+        // invocations read neighbouring addresses.
+        for (var e = t; e < bm * BK; e = e + threads) {
+            var r: u32;
+            var kk: u32;
+            if (TRANS_A) { r = e % bm; kk = e / bm; } else { kk = e % BK; r = e / BK; }
+            put_a(kk, r, load_a(row0 + r, k0 + kk));
+        }
+        for (var e = t; e < bn * BK; e = e + threads) {
+            var cc: u32;
+            var kk: u32;
+            if (TRANS_B) { kk = e % BK; cc = e / BK; } else { cc = e % bn; kk = e / bn; }
+            put_b(kk, cc, load_b(k0 + kk, col0 + cc));
+        }
+        workgroupBarrier();
+        let ra = lid.y * (TM / 4u);
+        let cb = lid.x * (TN / 4u);
+        for (var kk = 0u; kk < BK; kk = kk + 1u) {
+            let base = kk * (MAX_TILE / 4u);
+            let a0 = as_[base + ra];
+            let a1 = as_[base + ra + 1u];
+            let b0 = bs[base + cb];
+            let b1 = bs[base + cb + 1u];
+            acc[0] = acc[0] + a0.x * b0;   acc[1] = acc[1] + a0.x * b1;
+            acc[2] = acc[2] + a0.y * b0;   acc[3] = acc[3] + a0.y * b1;
+            acc[4] = acc[4] + a0.z * b0;   acc[5] = acc[5] + a0.z * b1;
+            acc[6] = acc[6] + a0.w * b0;   acc[7] = acc[7] + a0.w * b1;
+            acc[8] = acc[8] + a1.x * b0;   acc[9] = acc[9] + a1.x * b1;
+            acc[10] = acc[10] + a1.y * b0; acc[11] = acc[11] + a1.y * b1;
+            acc[12] = acc[12] + a1.z * b0; acc[13] = acc[13] + a1.z * b1;
+            acc[14] = acc[14] + a1.w * b0; acc[15] = acc[15] + a1.w * b1;
+            if (BIAS_GRAD) { bsum0 = bsum0 + b0; bsum1 = bsum1 + b1; }
+        }
+        workgroupBarrier();
+    }
+    let r0 = row0 + lid.y * TM;
+    let c0 = col0 + lid.x * TN;
+    for (var i = 0u; i < TM; i = i + 1u) {
+        for (var j = 0u; j < 4u; j = j + 1u) {
+            store(r0 + i, c0 + j, acc[2u * i][j]);
+            store(r0 + i, c0 + 4u + j, acc[2u * i + 1u][j]);
+        }
+    }
+    // The bias gradient: every invocation of the first row block has summed
+    // op(B) over all of k for its 8 columns; those of the first row write it.
+    if (BIAS_GRAD && wid.y == 0u && lid.y == 0u) {
+        for (var j = 0u; j < TN; j = j + 1u) {
+            let col = c0 + j;
+            if (col < p.n) {
+                var v = select(bsum1, bsum0, j < 4u)[j % 4u];
+                if ((p.flags & ACCUMULATE) != 0u) { v = v + dbias[col]; }
+                dbias[col] = v;
+            }
+        }
+    }
+}

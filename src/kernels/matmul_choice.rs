@@ -1,0 +1,242 @@
+//! Which matmul kernel, with which workgroup shape, an adapter runs fastest:
+//! a short timed search at first use, cached on the [`Gpu`] and on disk.
+//!
+//! The search times each candidate [`REPS`] times (after a warm-up run, the
+//! candidates' runs interleaved round by round) and keeps its fastest run:
+//! - the register-blocked kernel's workgroup shapes ([`CANDIDATES`]) on a 64³
+//!   and a 256³ product, scoring each by its time relative to the best at each
+//!   size; a shape replaces the default (8, 8) only when it scores at least
+//!   [`MARGIN`] better, so noise does not flip the choice from run to run;
+//! - for large products, the register-blocked kernel against the block-tiled
+//!   one (16×16 and 8×8 workgroups) on one product of 512³ (software adapters)
+//!   or 2048³ (hardware); again the register kernel keeps its place unless
+//!   beaten by [`MARGIN`].
+//!
+//! The result is written to `matmul-choice.json` in `TASKGRAD_CACHE_DIR`, else
+//! `$XDG_CACHE_HOME/taskgrad`, else `~/.cache/taskgrad`, under a key naming
+//! the adapter, its driver and backend and this crate's version; a later
+//! process on the same adapter reads it back instead of searching. The cache
+//! is only a cache: a file that cannot be read or written is ignored.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use super::matmul::{matmul_kernel, MatmulChoice, MatmulKernel, MatmulOptions, CANDIDATES};
+use crate::error::{Error, Result};
+use crate::gpu::{Dispatch, Gpu, Tensor};
+
+/// Timed runs per candidate (the fastest counts: noise only ever adds time).
+pub const REPS: usize = 9;
+/// How much faster a challenger must be than the incumbent to replace it.
+pub const MARGIN: f64 = 0.10;
+/// Bumped when the search or the kernels change, so old cache entries are ignored.
+const SEARCH_VERSION: u32 = 1;
+
+/// The choice for this adapter: cached on the `Gpu`, else read from disk, else searched.
+/// `TASKGRAD_MATMUL_WG=WxH` fixes the register kernel's shape.
+pub fn choice(gpu: &Gpu) -> Result<MatmulChoice> {
+    gpu.memo("matmul choice", || choose(gpu))
+}
+
+fn choose(gpu: &Gpu) -> Result<MatmulChoice> {
+    let fixed_wg = match std::env::var("TASKGRAD_MATMUL_WG") {
+        Ok(s) => Some(parse_wg(&s)?),
+        Err(_) => None,
+    };
+    let mut c = match load_cached(gpu) {
+        Some(c) => c,
+        None => {
+            let c = search(gpu, fixed_wg)?;
+            store_cached(gpu, &c);
+            c
+        }
+    };
+    if let Some(wg) = fixed_wg {
+        c.register_wg = wg;
+    }
+    Ok(c)
+}
+
+/// The register-blocked kernel's workgroup shape on this adapter.
+pub fn workgroup(gpu: &Gpu) -> Result<(u32, u32)> {
+    Ok(choice(gpu)?.register_wg)
+}
+
+fn parse_wg(s: &str) -> Result<(u32, u32)> {
+    let bad = || {
+        Error::InvalidConfig(format!(
+            "TASKGRAD_MATMUL_WG={s:?}: expected WGXxWGY, e.g. 8x8"
+        ))
+    };
+    let (x, y) = s.split_once('x').ok_or_else(bad)?;
+    let (x, y): (u32, u32) = (
+        x.trim().parse().map_err(|_| bad())?,
+        y.trim().parse().map_err(|_| bad())?,
+    );
+    if x == 0 || y == 0 || x * y > 256 {
+        return Err(bad());
+    }
+    Ok((x, y))
+}
+
+fn search(gpu: &Gpu, fixed_wg: Option<(u32, u32)>) -> Result<MatmulChoice> {
+    let register_wg = match fixed_wg {
+        Some(wg) => wg,
+        None => search_register_wg(gpu)?,
+    };
+    let n = if gpu.report.device_type == wgpu::DeviceType::Cpu {
+        512
+    } else {
+        2048
+    };
+    let mut contenders = vec![(MatmulKernel::Register, register_wg)];
+    for wg in [(16, 16), (8, 8)] {
+        if fits(gpu, wg) {
+            contenders.push((MatmulKernel::Tiled, wg));
+        }
+    }
+    let (a, b, c) = operands(gpu, n)?;
+    let ds = contenders
+        .iter()
+        .map(|&(kernel, wg)| matmul_kernel(gpu, &a, &b, &c, MatmulOptions::default(), kernel, wg))
+        .collect::<Result<Vec<_>>>()?;
+    let times = best_times(gpu, &ds)?;
+    let (large, large_wg) = contenders[pick(&times)];
+    Ok(MatmulChoice {
+        register_wg,
+        large,
+        large_wg,
+    })
+}
+
+/// Index of the fastest, unless it beats the first (the incumbent) by less than [`MARGIN`].
+fn pick(times: &[f64]) -> usize {
+    let best = (0..times.len())
+        .min_by(|&i, &j| times[i].total_cmp(&times[j]))
+        .unwrap_or(0);
+    if times[best] < times[0] * (1.0 - MARGIN) {
+        best
+    } else {
+        0
+    }
+}
+
+fn fits(gpu: &Gpu, wg: (u32, u32)) -> bool {
+    let l = &gpu.limits;
+    wg.0 * wg.1 <= l.max_compute_invocations_per_workgroup
+        && wg.0 <= l.max_compute_workgroup_size_x
+        && wg.1 <= l.max_compute_workgroup_size_y
+}
+
+fn search_register_wg(gpu: &Gpu) -> Result<(u32, u32)> {
+    let mut candidates: Vec<(u32, u32)> = CANDIDATES
+        .iter()
+        .copied()
+        .filter(|&w| fits(gpu, w))
+        .collect();
+    if candidates.is_empty() {
+        candidates.push((8, 8));
+    }
+    // Each size's time relative to the best candidate at that size, summed.
+    let mut score = vec![0.0f64; candidates.len()];
+    for n in [64, 256] {
+        let (a, b, c) = operands(gpu, n)?;
+        let opts = MatmulOptions::default();
+        let ds = candidates
+            .iter()
+            .map(|&wg| matmul_kernel(gpu, &a, &b, &c, opts, MatmulKernel::Register, wg))
+            .collect::<Result<Vec<_>>>()?;
+        let times = best_times(gpu, &ds)?;
+        let best = times.iter().copied().fold(f64::INFINITY, f64::min);
+        for (s, m) in score.iter_mut().zip(&times) {
+            *s += m / best;
+        }
+    }
+    // (8, 8), the default, is the incumbent when it fits.
+    if let Some(i) = candidates.iter().position(|&w| w == (8, 8)) {
+        candidates.swap(0, i);
+        score.swap(0, i);
+    }
+    Ok(candidates[pick(&score)])
+}
+
+fn operands(gpu: &Gpu, n: usize) -> Result<(Tensor, Tensor, Tensor)> {
+    Ok((
+        Tensor::from_slice(gpu, &[n, n], &vec![0.5; n * n], "matmul search A")?,
+        Tensor::from_slice(gpu, &[n, n], &vec![0.25; n * n], "matmul search B")?,
+        Tensor::zeros(gpu, &[n, n], "matmul search C")?,
+    ))
+}
+
+/// Each dispatch's fastest wall time over [`REPS`] submit-and-wait runs,
+/// after one warm-up each. The runs are interleaved (every candidate once per
+/// round), so a burst of load from elsewhere slows all of them alike.
+fn best_times(gpu: &Gpu, ds: &[Dispatch]) -> Result<Vec<f64>> {
+    for d in ds {
+        gpu.run(&[d])?;
+        gpu.wait()?;
+    }
+    let mut times = vec![Vec::with_capacity(REPS); ds.len()];
+    for _ in 0..REPS {
+        for (d, t) in ds.iter().zip(&mut times) {
+            let clock = Instant::now();
+            gpu.run(&[d])?;
+            gpu.wait()?;
+            t.push(clock.elapsed().as_secs_f64());
+        }
+    }
+    Ok(times
+        .into_iter()
+        .map(|t| t.into_iter().fold(f64::INFINITY, f64::min))
+        .collect())
+}
+
+fn cache_file() -> Option<PathBuf> {
+    let dir = match std::env::var_os("TASKGRAD_CACHE_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => match std::env::var_os("XDG_CACHE_HOME") {
+            Some(d) => PathBuf::from(d).join("taskgrad"),
+            None => PathBuf::from(std::env::var_os("HOME")?).join(".cache/taskgrad"),
+        },
+    };
+    Some(dir.join("matmul-choice.json"))
+}
+
+fn cache_key(gpu: &Gpu) -> String {
+    let r = &gpu.report;
+    format!(
+        "{} | {:?} | {} | taskgrad {} | search {SEARCH_VERSION}",
+        r.name,
+        r.backend,
+        r.driver,
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+fn read_cache(path: &PathBuf) -> BTreeMap<String, MatmulChoice> {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default()
+}
+
+fn load_cached(gpu: &Gpu) -> Option<MatmulChoice> {
+    read_cache(&cache_file()?).get(&cache_key(gpu)).copied()
+}
+
+/// Add this adapter's choice to the cache file (temporary file, then rename).
+fn store_cached(gpu: &Gpu, c: &MatmulChoice) {
+    let Some(path) = cache_file() else { return };
+    let mut all = read_cache(&path);
+    all.insert(cache_key(gpu), *c);
+    let Some(dir) = path.parent() else { return };
+    let tmp = path.with_extension(format!("json.{}.tmp", std::process::id()));
+    let written = std::fs::create_dir_all(dir).is_ok()
+        && serde_json::to_string_pretty(&all)
+            .ok()
+            .is_some_and(|text| std::fs::write(&tmp, text).is_ok());
+    if !written || std::fs::rename(&tmp, &path).is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+}
