@@ -3,10 +3,12 @@
 # real GPU, from binaries built elsewhere (no Rust toolchain needed there).
 #
 # Build here:   cargo build --release --examples --benches
-#               mkdir -p .bin && cp target/release/examples/workloads .bin/ \
+#               mkdir -p .bin && strip -o .bin/workloads target/release/examples/workloads \
 #                 && cp "$(ls -t target/release/deps/kernels-* | grep -v '\.d$' | head -1)" .bin/kernels-bench
 # Vulkan loader (where the GPU machine lacks one), once, in the repo root:
 #   mkdir -p .gl && (cd .gl && apt-get download libvulkan1)
+# W-iris reads data/iris.csv at the path fixed at build time: copy data/ there
+# first (e.g. mkdir -p /work/main && cp -r data /work/main/).
 # There:        bash scripts/gpu_bench.sh [.bin]  [OUT_DIR]
 #
 # Prints one table: workload, steps/s or GFLOP/s, adapter. With an NVIDIA
@@ -26,10 +28,18 @@ export TASKGRAD_BACKEND=${TASKGRAD_BACKEND:-vulkan}
 log="$out/gpu_bench.log"
 : > "$log"
 run() { echo "+ $*" >> "$log"; timeout 300 "$@" 2>>"$log" | tee -a "$log"; }
-run "$bin/workloads" W-matmul
+export TASKGRAD_CACHE_DIR=${TASKGRAD_CACHE_DIR:-$out/cache}
+sizes=1024,2048,4096,8192
+run "$bin/workloads" W-matmul --sizes 256,512,$sizes            # the kernels chosen for this adapter
+for k in naive register tiled; do run "$bin/workloads" W-matmul --sizes $sizes --kernel $k; done
+run "$bin/workloads" W-matmul --sizes $sizes --kernel tiled --per-submit 10
+run "$bin/workloads" W-matmul --sizes $sizes --half
 for m in equal pcgrad mgda; do run "$bin/workloads" W-iris --weighting "$m"; done
 for m in equal pcgrad mgda; do run "$bin/workloads" W-synth --weighting "$m"; done
+run env TASKGRAD_MATMUL=register "$bin/workloads" W-synth
+run "$bin/workloads" W-synth --half
 run "$bin/workloads" W-iris --profile
+run "$bin/workloads" W-synth --profile
 if [ -x "$bin/kernels-bench" ]; then
     run "$bin/kernels-bench" --bench matmul --noplot
 fi

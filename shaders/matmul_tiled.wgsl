@@ -78,9 +78,27 @@ fn load_b(kk: u32, col: u32) -> f32 {
     return v;
 }
 
-// Element e of the flat workgroup arrays (as f32), for staging.
-fn put_a(kk: u32, row: u32, v: f32) { as_[(kk * MAX_TILE + row) / 4u][row % 4u] = v; }
-fn put_b(kk: u32, col: u32, v: f32) { bs[(kk * MAX_TILE + col) / 4u][col % 4u] = v; }
+// Stage op(A)[row0 + 4·r4 .. +4, k0 + kk] as one vec4 of as_[kk][4·r4 ..].
+fn stage_a(row0: u32, k0: u32, r4: u32, kk: u32) {
+    let r = row0 + 4u * r4;
+    let k = k0 + kk;
+    as_[kk * (MAX_TILE / 4u) + r4] = vec4<f32>(load_a(r, k), load_a(r + 1u, k), load_a(r + 2u, k), load_a(r + 3u, k));
+}
+
+// Stage op(B)[k0 + kk, col0 + 4·c4 .. +4] as one vec4 of bs[kk][4·c4 ..].
+fn stage_b(col0: u32, k0: u32, c4: u32, kk: u32) {
+    let c = col0 + 4u * c4;
+    let k = k0 + kk;
+    bs[kk * (MAX_TILE / 4u) + c4] = vec4<f32>(load_b(k, c), load_b(k, c + 1u), load_b(k, c + 2u), load_b(k, c + 3u));
+}
+
+// Four outputs of one row.
+fn store4(row: u32, col: u32, v: vec4<f32>) {
+    store(row, col, v.x);
+    store(row, col + 1u, v.y);
+    store(row, col + 2u, v.z);
+    store(row, col + 3u, v.w);
+}
 
 fn store(row: u32, col: u32, value: f32) {
     if (row >= p.m || col >= p.n) { return; }
@@ -104,55 +122,61 @@ fn matmul_tiled(@builtin(workgroup_id) wid: vec3<u32>,
     let col0 = wid.x * bn;
     let threads = WGX * WGY;
     let t = lid.y * WGX + lid.x;
-    var acc: array<vec4<f32>, 16>; // acc[2i + h] = C[row i, cols 4h..4h+4] of this invocation's block
-    for (var i = 0u; i < 16u; i = i + 1u) { acc[i] = vec4<f32>(0.0); }
+    // This invocation's 8×8 block of C: rows i = 0..8, each two vec4 (columns
+    // 0..4, 4..8), in named registers (an indexed array would live in memory).
+    var c00 = vec4<f32>(0.0); var c01 = vec4<f32>(0.0);
+    var c10 = vec4<f32>(0.0); var c11 = vec4<f32>(0.0);
+    var c20 = vec4<f32>(0.0); var c21 = vec4<f32>(0.0);
+    var c30 = vec4<f32>(0.0); var c31 = vec4<f32>(0.0);
+    var c40 = vec4<f32>(0.0); var c41 = vec4<f32>(0.0);
+    var c50 = vec4<f32>(0.0); var c51 = vec4<f32>(0.0);
+    var c60 = vec4<f32>(0.0); var c61 = vec4<f32>(0.0);
+    var c70 = vec4<f32>(0.0); var c71 = vec4<f32>(0.0);
     var bsum0 = vec4<f32>(0.0);
     var bsum1 = vec4<f32>(0.0);
+    let ra = lid.y * (TM / 4u);
+    let cb = lid.x * (TN / 4u);
     for (var k0 = 0u; k0 < p.k; k0 = k0 + BK) {
-        // Stage op(A)[row0.., k0..] (bm×BK) and op(B)[k0.., col0..] (BK×bn).
-        // The index order follows the stored layout, so that neighbouring
-        // invocations read neighbouring addresses.
-        for (var e = t; e < bm * BK; e = e + threads) {
-            var r: u32;
-            var kk: u32;
-            if (TRANS_A) { r = e % bm; kk = e / bm; } else { kk = e % BK; r = e / BK; }
-            put_a(kk, r, load_a(row0 + r, k0 + kk));
+        // Stage op(A)[row0.., k0..] (bm×BK) and op(B)[k0.., col0..] (BK×bn),
+        // four elements per vec4; the index order follows the stored layout,
+        // so that neighbouring invocations read neighbouring addresses.
+        for (var e = t; e < (bm / 4u) * BK; e = e + threads) {
+            if (TRANS_A) { stage_a(row0, k0, e % (bm / 4u), e / (bm / 4u)); }
+            else { stage_a(row0, k0, e / BK, e % BK); }
         }
-        for (var e = t; e < bn * BK; e = e + threads) {
-            var cc: u32;
-            var kk: u32;
-            if (TRANS_B) { kk = e % BK; cc = e / BK; } else { cc = e % bn; kk = e / bn; }
-            put_b(kk, cc, load_b(k0 + kk, col0 + cc));
+        for (var e = t; e < (bn / 4u) * BK; e = e + threads) {
+            if (TRANS_B) { stage_b(col0, k0, e / BK, e % BK); }
+            else { stage_b(col0, k0, e % (bn / 4u), e / (bn / 4u)); }
         }
         workgroupBarrier();
-        let ra = lid.y * (TM / 4u);
-        let cb = lid.x * (TN / 4u);
         for (var kk = 0u; kk < BK; kk = kk + 1u) {
             let base = kk * (MAX_TILE / 4u);
             let a0 = as_[base + ra];
             let a1 = as_[base + ra + 1u];
             let b0 = bs[base + cb];
             let b1 = bs[base + cb + 1u];
-            acc[0] = acc[0] + a0.x * b0;   acc[1] = acc[1] + a0.x * b1;
-            acc[2] = acc[2] + a0.y * b0;   acc[3] = acc[3] + a0.y * b1;
-            acc[4] = acc[4] + a0.z * b0;   acc[5] = acc[5] + a0.z * b1;
-            acc[6] = acc[6] + a0.w * b0;   acc[7] = acc[7] + a0.w * b1;
-            acc[8] = acc[8] + a1.x * b0;   acc[9] = acc[9] + a1.x * b1;
-            acc[10] = acc[10] + a1.y * b0; acc[11] = acc[11] + a1.y * b1;
-            acc[12] = acc[12] + a1.z * b0; acc[13] = acc[13] + a1.z * b1;
-            acc[14] = acc[14] + a1.w * b0; acc[15] = acc[15] + a1.w * b1;
+            c00 = c00 + a0.x * b0; c01 = c01 + a0.x * b1;
+            c10 = c10 + a0.y * b0; c11 = c11 + a0.y * b1;
+            c20 = c20 + a0.z * b0; c21 = c21 + a0.z * b1;
+            c30 = c30 + a0.w * b0; c31 = c31 + a0.w * b1;
+            c40 = c40 + a1.x * b0; c41 = c41 + a1.x * b1;
+            c50 = c50 + a1.y * b0; c51 = c51 + a1.y * b1;
+            c60 = c60 + a1.z * b0; c61 = c61 + a1.z * b1;
+            c70 = c70 + a1.w * b0; c71 = c71 + a1.w * b1;
             if (BIAS_GRAD) { bsum0 = bsum0 + b0; bsum1 = bsum1 + b1; }
         }
         workgroupBarrier();
     }
     let r0 = row0 + lid.y * TM;
     let c0 = col0 + lid.x * TN;
-    for (var i = 0u; i < TM; i = i + 1u) {
-        for (var j = 0u; j < 4u; j = j + 1u) {
-            store(r0 + i, c0 + j, acc[2u * i][j]);
-            store(r0 + i, c0 + 4u + j, acc[2u * i + 1u][j]);
-        }
-    }
+    store4(r0, c0, c00);      store4(r0, c0 + 4u, c01);
+    store4(r0 + 1u, c0, c10); store4(r0 + 1u, c0 + 4u, c11);
+    store4(r0 + 2u, c0, c20); store4(r0 + 2u, c0 + 4u, c21);
+    store4(r0 + 3u, c0, c30); store4(r0 + 3u, c0 + 4u, c31);
+    store4(r0 + 4u, c0, c40); store4(r0 + 4u, c0 + 4u, c41);
+    store4(r0 + 5u, c0, c50); store4(r0 + 5u, c0 + 4u, c51);
+    store4(r0 + 6u, c0, c60); store4(r0 + 6u, c0 + 4u, c61);
+    store4(r0 + 7u, c0, c70); store4(r0 + 7u, c0 + 4u, c71);
     // The bias gradient: every invocation of the first row block has summed
     // op(B) over all of k for its 8 columns; those of the first row write it.
     if (BIAS_GRAD && wid.y == 0u && lid.y == 0u) {
