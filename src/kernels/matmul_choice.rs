@@ -14,7 +14,8 @@
 //!
 //! The result is written to `matmul-choice.json` in `TASKGRAD_CACHE_DIR`, else
 //! `$XDG_CACHE_HOME/taskgrad`, else `~/.cache/taskgrad`, under a key naming
-//! the adapter, its driver and backend and this crate's version; a later
+//! the adapter, its driver and backend, this crate's version and a hash of
+//! the kernels' sources; a later
 //! process on the same adapter reads it back instead of searching. The cache
 //! is only a cache: a file that cannot be read or written is ignored.
 
@@ -30,8 +31,9 @@ use crate::gpu::{Dispatch, Gpu, Tensor};
 pub const REPS: usize = 9;
 /// How much faster a challenger must be than the incumbent to replace it.
 pub const MARGIN: f64 = 0.10;
-/// Bumped when the search or the kernels change, so old cache entries are ignored.
-const SEARCH_VERSION: u32 = 1;
+/// Bumped when the search changes, so old cache entries are ignored (a change
+/// to a kernel's source changes the key by itself: see [`cache_key`]).
+const SEARCH_VERSION: u32 = 2;
 
 /// The choice for this adapter: cached on the `Gpu`, else read from disk, else searched.
 /// `TASKGRAD_MATMUL_WG=WxH` fixes the register kernel's shape.
@@ -203,10 +205,18 @@ fn cache_file() -> Option<PathBuf> {
     Some(dir.join("matmul-choice.json"))
 }
 
+/// The adapter, its driver and backend, this crate's version, the search's
+/// version and a hash (FNV-1a) of the kernels' sources.
 fn cache_key(gpu: &Gpu) -> String {
     let r = &gpu.report;
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for file in ["matmul.wgsl", "matmul_tiled.wgsl"] {
+        for byte in super::source(file).bytes() {
+            hash = (hash ^ byte as u64).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
     format!(
-        "{} | {:?} | {} | taskgrad {} | search {SEARCH_VERSION}",
+        "{} | {:?} | {} | taskgrad {} | search {SEARCH_VERSION} | kernels {hash:016x}",
         r.name,
         r.backend,
         r.driver,
