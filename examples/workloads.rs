@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use clap::Parser;
 use taskgrad::kernels::matmul::{self, MatmulKernel, MatmulOptions};
-use taskgrad::kernels::matmul_f16;
+use taskgrad::kernels::{matmul_coop, matmul_f16};
 use taskgrad::train::step::StepOptions;
 #[path = "common/workloads.rs"]
 mod workloads;
@@ -43,7 +43,8 @@ struct Args {
     /// W-matmul: the square sizes n.
     #[arg(long, value_delimiter = ',', default_value = "256,512,1024")]
     sizes: Vec<usize>,
-    /// W-matmul: naive, register or tiled (default: the kernel chosen for this adapter and size).
+    /// W-matmul: naive, register or tiled (default: the kernel chosen for this
+    /// adapter and size); with --half, coop or mixed (default: coop where the adapter has it).
     #[arg(long)]
     kernel: Option<String>,
     /// W-matmul: products per submit (1: each product is submitted and waited for alone).
@@ -154,9 +155,10 @@ fn run(args: Args) -> taskgrad::Result<()> {
 /// the result checked once at the end. With `--half`, A and B are f16 (f32
 /// accumulation and output, `matmul_mixed`).
 fn w_matmul(gpu: &Gpu, args: &Args) -> taskgrad::Result<String> {
+    let half_kernel = args.kernel.clone().unwrap_or_else(|| "coop".into());
     let forced = match &args.kernel {
-        Some(k) => Some(MatmulKernel::parse(k)?),
-        None => matmul::forced_kernel()?,
+        Some(k) if !args.half => Some(MatmulKernel::parse(k)?),
+        _ => matmul::forced_kernel()?,
     };
     let choice = matmul::choice(gpu)?;
     let mut line = format!(
@@ -179,7 +181,11 @@ fn w_matmul(gpu: &Gpu, args: &Args) -> taskgrad::Result<String> {
         let c = Tensor::zeros(gpu, &[n, n], "C")?;
         let opts = MatmulOptions::default();
         let (kernel, wg) = choice.for_product(n * n * n, forced);
-        let d = if args.half {
+        let coop =
+            args.half && half_kernel == "coop" && matmul_coop::supports(gpu, &a, &b, &c, &opts);
+        let d = if coop {
+            matmul_coop::matmul_coop(gpu, &a, &b, &c, opts)?
+        } else if args.half {
             matmul_f16::matmul_mixed(gpu, &a, &b, &c, opts, matmul::workgroup(gpu)?)?
         } else {
             matmul::matmul_kernel(gpu, &a, &b, &c, opts, kernel, wg)?
@@ -205,7 +211,11 @@ fn w_matmul(gpu: &Gpu, args: &Args) -> taskgrad::Result<String> {
                 got[0]
             )));
         }
-        let name = if args.half { "mixed" } else { kernel.name() };
+        let name = match (coop, args.half) {
+            (true, _) => "coop",
+            (false, true) => "mixed",
+            (false, false) => kernel.name(),
+        };
         line += &format!(
             " gflops_{n}={:.2} kernel_{n}={name}",
             2.0 * (n as f64).powi(3) / times[reps / 2] / 1e9

@@ -203,6 +203,91 @@ fn both_matmul_kernels_check_options_the_same_way() {
     }
 }
 
+#[test]
+fn cooperative_matrix_matmul_against_the_reference_where_the_adapter_has_it() {
+    // C = op(A)·op(B) [+ bias] [ReLU] or C += op(A)·op(B) with A, B in f16 on
+    // the tensor cores, against the f64 reference of the f16-rounded inputs.
+    use taskgrad::kernels::matmul::MatmulOptions;
+    use taskgrad::kernels::{matmul_coop, product};
+    let gpu = gpu_or_skip!();
+    if !gpu.has_coop_f16() {
+        println!(
+            "SKIPPED: {} offers no 16x16x16 f16 x f16 -> f32 cooperative matrices \
+             (EXPERIMENTAL_COOPERATIVE_MATRIX); the tensor-core matmul was not run",
+            gpu.report
+        );
+        return;
+    }
+    let mut r = rng(77);
+    for &(m, k, n) in &[(64, 16, 64), (128, 48, 192), (192, 272, 64)] {
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            let a = round16(&random(&mut r, m * k));
+            let b = round16(&random(&mut r, k * n));
+            let bias = random(&mut r, n);
+            let c0 = random(&mut r, m * n);
+            let a_shape = if ta { [k, m] } else { [m, k] };
+            let b_shape = if tb { [n, k] } else { [k, n] };
+            let ga = Tensor::from_f16(gpu, &a_shape, &a, "a").unwrap();
+            let gb = Tensor::from_f16(gpu, &b_shape, &b, "b").unwrap();
+            let gbias = Tensor::from_slice(gpu, &[n], &bias, "bias").unwrap();
+            let tol = 1e-4 * k as f32;
+            for (use_bias, relu, acc) in [
+                (false, false, false),
+                (true, true, false),
+                (false, false, true),
+            ] {
+                let c = Tensor::from_slice(gpu, &[m, n], &c0, "c").unwrap();
+                let opts = MatmulOptions {
+                    trans_a: ta,
+                    trans_b: tb,
+                    bias: use_bias.then_some(&gbias),
+                    relu,
+                    accumulate: acc,
+                    ..Default::default()
+                };
+                assert!(matmul_coop::supports(gpu, &ga, &gb, &c, &opts));
+                gpu.run(&[&matmul_coop::matmul_coop(gpu, &ga, &gb, &c, opts).unwrap()])
+                    .unwrap();
+                let mut want =
+                    cpu::matmul(&a, &b, m, k, n, ta, tb, use_bias.then_some(&bias[..]), relu);
+                if acc {
+                    want = cpu::add(&c0, &want);
+                }
+                let what = format!(
+                    "coop m={m} k={k} n={n} ta={ta} tb={tb} bias={use_bias} relu={relu} acc={acc}"
+                );
+                assert_close(&what, &gpu.read_one(&c).unwrap(), &want, tol, 1e-3);
+            }
+        }
+    }
+    // A shape the tensor cores do not take goes to the mixed-precision kernel, still right.
+    let (m, k, n) = (65, 17, 63);
+    let (a, b) = (
+        round16(&random(&mut r, m * k)),
+        round16(&random(&mut r, k * n)),
+    );
+    let ga = Tensor::from_f16(gpu, &[m, k], &a, "a").unwrap();
+    let gb = Tensor::from_f16(gpu, &[k, n], &b, "b").unwrap();
+    let c = Tensor::zeros(gpu, &[m, n], "c").unwrap();
+    assert!(!matmul_coop::supports(
+        gpu,
+        &ga,
+        &gb,
+        &c,
+        &MatmulOptions::default()
+    ));
+    gpu.run(&[&product(gpu, &ga, &gb, &c, MatmulOptions::default()).unwrap()])
+        .unwrap();
+    let want = cpu::matmul(&a, &b, m, k, n, false, false, None, false);
+    assert_close(
+        "fallback 65x17x63",
+        &gpu.read_one(&c).unwrap(),
+        &want,
+        1e-4 * k as f32,
+        1e-3,
+    );
+}
+
 // ---- training in half precision ----------------------------------------------------
 
 use taskgrad::mtl::{self, GradSpace};

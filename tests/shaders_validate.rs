@@ -4,6 +4,57 @@
 
 use std::path::Path;
 
+/// Every shader as the crate compiles it: the files of `kernels::SHADERS`
+/// and each registered method's solve (prelude + file).
+fn all_sources() -> Vec<(String, &'static str)> {
+    let mut all: Vec<(String, &'static str)> = taskgrad::kernels::SHADERS
+        .iter()
+        .map(|(n, s)| (n.to_string(), *s))
+        .collect();
+    for m in taskgrad::mtl::REGISTRY {
+        if let Some(shader) = m.shader {
+            all.push((shader.file.to_string(), shader.source));
+        }
+    }
+    all
+}
+
+/// Compile to SPIR-V with every override at its default, as the Vulkan
+/// backend does: a shader naga validates can still make its SPIR-V writer
+/// fail (for example a `coopLoad` whose index is computed inline in a loop).
+fn to_spirv(name: &str, source: &str) -> Vec<u32> {
+    let module = naga::front::wgsl::parse_str(source).expect(name);
+    let info = naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::all(),
+    )
+    .validate(&module)
+    .expect(name);
+    let (module, info) = naga::back::pipeline_constants::process_overrides(
+        &module,
+        &info,
+        None,
+        &Default::default(),
+    )
+    .unwrap_or_else(|e| panic!("{name}: overrides: {e}"));
+    let options = naga::back::spv::Options {
+        lang_version: (1, 3),
+        ..Default::default()
+    };
+    naga::back::spv::write_vec(&module, &info, &options, None)
+        .unwrap_or_else(|e| panic!("{name}: SPIR-V: {e}"))
+}
+
+#[test]
+fn every_shader_compiles_to_spirv() {
+    for (name, source) in all_sources() {
+        // The writer panics on some inputs: name the shader when it does.
+        let words = std::panic::catch_unwind(|| to_spirv(&name, source))
+            .unwrap_or_else(|_| panic!("{name}: naga's SPIR-V writer panicked (see above)"));
+        assert_eq!(words[0], 0x0723_0203, "{name}: not a SPIR-V module");
+    }
+}
+
 fn validate(name: &str, source: &str) {
     let module = naga::front::wgsl::parse_str(source)
         .unwrap_or_else(|e| panic!("{name}: WGSL parse error:\n{}", e.emit_to_string(source)));

@@ -305,9 +305,38 @@ fn info() -> Result<()> {
         yes(f.contains(taskgrad::wgpu::Features::TIMESTAMP_QUERY)),
         yes(f.contains(taskgrad::wgpu::Features::SUBGROUP))
     );
+    let coop: Vec<String> = gpu
+        .adapter
+        .cooperative_matrix_properties()
+        .iter()
+        .map(|c| {
+            format!(
+                "{}x{}x{} {:?}->{:?}",
+                c.m_size, c.n_size, c.k_size, c.ab_type, c.cr_type
+            )
+        })
+        .collect();
     println!(
-        "matmul workgroup (timed search): {:?}",
-        taskgrad::kernels::matmul::workgroup(&gpu)?
+        "cooperative matrices: {}{}",
+        if coop.is_empty() {
+            "none".to_string()
+        } else {
+            coop.join(", ")
+        },
+        if gpu.has_coop_f16() {
+            " (the f16 tensor-core matmul is in use)"
+        } else {
+            ""
+        }
+    );
+    let choice = taskgrad::kernels::matmul::choice(&gpu)?;
+    println!(
+        "matmul (timed search, cached): register-blocked workgroup {:?}; products of {} multiply-adds \
+         and more: {} {:?}",
+        choice.register_wg,
+        taskgrad::kernels::matmul::LARGE_MACS,
+        choice.large.name(),
+        choice.large_wg
     );
     Ok(())
 }

@@ -170,13 +170,25 @@ impl Gpu {
         };
         // Ask for everything the adapter can do: the real storage-binding limit
         // matters for large tensors, and the optional features for later work.
-        let wanted = wgpu::Features::SHADER_F16 | wgpu::Features::TIMESTAMP_QUERY;
+        let coop = coop_f16_16(&adapter);
+        let mut wanted = wgpu::Features::SHADER_F16 | wgpu::Features::TIMESTAMP_QUERY;
+        if coop {
+            wanted |= wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX;
+        }
         let features = adapter.features() & wanted;
         let limits = adapter.limits();
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("taskgrad device"),
             required_features: features,
             required_limits: limits.clone(),
+            // SAFETY: the one experimental feature asked for is the cooperative
+            // matrix, used by shaders/matmul_coop.wgsl alone, whose loads and
+            // stores stay inside the matrices (sizes checked by its wrapper).
+            experimental_features: if coop {
+                unsafe { wgpu::ExperimentalFeatures::enabled() }
+            } else {
+                wgpu::ExperimentalFeatures::disabled()
+            },
             ..Default::default()
         }))
         .map_err(|e| Error::RequestDevice {
@@ -225,6 +237,15 @@ impl Gpu {
         let v = make()?;
         lock().entry(key).or_insert_with(|| Arc::new(v.clone()));
         Ok(v)
+    }
+
+    /// Whether the device computes 16×16×16 cooperative matrices with f16
+    /// inputs and an f32 accumulator (the tensor cores of `kernels::matmul_coop`).
+    pub fn has_coop_f16(&self) -> bool {
+        self.features
+            .contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX)
+            && self.features.contains(wgpu::Features::SHADER_F16)
+            && coop_f16_16(&self.adapter)
     }
 
     /// How many GPU-to-host readbacks this device has done (each is one wait on the GPU).
@@ -452,4 +473,18 @@ fn layout_entry(binding: u32, b: Binding) -> wgpu::BindGroupLayoutEntry {
         },
         count: None,
     }
+}
+
+/// Whether `adapter` offers the cooperative-matrix configuration
+/// `matmul_coop.wgsl` uses: 16×16×16, f16 A and B, f32 C.
+fn coop_f16_16(adapter: &wgpu::Adapter) -> bool {
+    use wgpu::wgt::CooperativeScalarType as S;
+    adapter
+        .features()
+        .contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX)
+        && adapter.cooperative_matrix_properties().iter().any(|p| {
+            (p.m_size, p.n_size, p.k_size) == (16, 16, 16)
+                && p.ab_type == S::F16
+                && p.cr_type == S::F32
+        })
 }

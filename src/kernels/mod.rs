@@ -15,6 +15,7 @@ pub mod loss_tracking;
 pub mod loss_weighting;
 pub mod matmul;
 pub mod matmul_choice;
+pub mod matmul_coop;
 pub mod matmul_f16;
 pub mod mse;
 pub mod mtl;
@@ -37,6 +38,10 @@ pub const SHADERS: &[(&str, &str)] = &[
     (
         "matmul_naive.wgsl",
         include_str!("../../shaders/matmul_naive.wgsl"),
+    ),
+    (
+        "matmul_coop.wgsl",
+        include_str!("../../shaders/matmul_coop.wgsl"),
     ),
     (
         "matmul_tiled.wgsl",
@@ -104,8 +109,10 @@ pub(crate) fn record<P: bytemuck::Pod>(
     )
 }
 
-/// C = op(A)·op(B) by the f32 kernel, or by the mixed-precision one when any
-/// of A, B, C or the mask is f16 (the autodiff ops call this).
+/// C = op(A)·op(B) by the f32 kernels, or, when any of A, B, C or the mask
+/// is f16, by the tensor cores where the adapter has them and the product
+/// suits them (`matmul_coop::supports`), else by the mixed-precision kernel
+/// (the autodiff ops call this).
 pub fn product(
     gpu: &Gpu,
     a: &Tensor,
@@ -114,7 +121,9 @@ pub fn product(
     opts: matmul::MatmulOptions,
 ) -> Result<Dispatch> {
     let f16 = |t: &Tensor| t.dtype() == crate::gpu::DType::F16;
-    if f16(a) || f16(b) || f16(c) || opts.mask.is_some_and(|(t, _)| f16(t)) {
+    if matmul_coop::supports(gpu, a, b, c, &opts) {
+        matmul_coop::matmul_coop(gpu, a, b, c, opts)
+    } else if f16(a) || f16(b) || f16(c) || opts.mask.is_some_and(|(t, _)| f16(t)) {
         matmul_f16::matmul_mixed(gpu, a, b, c, opts, matmul::workgroup(gpu)?)
     } else {
         matmul::matmul(gpu, a, b, c, opts)

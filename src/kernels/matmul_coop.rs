@@ -1,0 +1,86 @@
+//! The tensor-core product: C (f32) = op(A)·op(B) [+ bias] [ReLU] or
+//! C += op(A)·op(B), with A and B in f16, through 16×16×16 cooperative
+//! matrices (shaders/matmul_coop.wgsl). It runs only where the adapter offers
+//! `EXPERIMENTAL_COOPERATIVE_MATRIX` with an f16 × f16 → f32 16×16×16
+//! configuration ([`Gpu::has_coop_f16`]), and only for the products it can do
+//! exactly ([`supports`]); `kernels::product` sends everything else to the
+//! mixed-precision kernel, so no shape is ever computed wrong.
+
+use crate::error::{Error, Result};
+use crate::gpu::{Binding, DType, Dispatch, Gpu, Tensor};
+use crate::kernels::matmul::{plan, MatmulOptions};
+use crate::kernels::record;
+
+/// Outputs per workgroup along each dimension (4×4 tiles of 16×16).
+pub const BLOCK: u32 = 64;
+
+/// Whether the cooperative-matrix kernel computes this product: A and B f16,
+/// C f32, no ReLU mask or bias gradient, M and N multiples of 64, K of 16.
+pub fn supports(gpu: &Gpu, a: &Tensor, b: &Tensor, c: &Tensor, opts: &MatmulOptions) -> bool {
+    let multiple = |v: usize, of: usize| v > 0 && v.is_multiple_of(of);
+    gpu.has_coop_f16()
+        && a.dtype() == DType::F16
+        && b.dtype() == DType::F16
+        && c.dtype() == DType::F32
+        && opts.mask.is_none()
+        && opts.bias_grad.is_none()
+        && c.shape().len() == 2
+        && a.shape().len() == 2
+        && multiple(c.shape()[0], 64)
+        && multiple(c.shape()[1], 64)
+        && multiple(
+            if opts.trans_a {
+                a.shape()[0]
+            } else {
+                a.shape()[1]
+            },
+            16,
+        )
+}
+
+/// Record the product on the tensor cores; refuses what [`supports`] refuses.
+pub fn matmul_coop(
+    gpu: &Gpu,
+    a: &Tensor,
+    b: &Tensor,
+    c: &Tensor,
+    opts: MatmulOptions,
+) -> Result<Dispatch> {
+    if !gpu.has_coop_f16() {
+        return Err(Error::MissingFeature {
+            feature: "EXPERIMENTAL_COOPERATIVE_MATRIX (16x16x16, f16 inputs, f32 accumulator)",
+            why: format!("{} has no such cooperative matrices", gpu.report),
+        });
+    }
+    let plan = plan(gpu, a, b, c, &opts, (1, 1), 1)?;
+    if !supports(gpu, a, b, c, &opts) {
+        return Err(Error::InvalidConfig(format!(
+            "matmul_coop takes f16 A and B, f32 C, no mask or bias gradient, M and N multiples \
+             of 64 and K of 16; got {:?} x {:?} -> {:?}",
+            a.shape(),
+            b.shape(),
+            c.shape()
+        )));
+    }
+    let blocks = (plan.m as u64).div_ceil(BLOCK as u64) * (plan.n as u64).div_ceil(BLOCK as u64);
+    let grid = crate::kernels::grid(gpu, blocks)?;
+    let flag = |on: bool| if on { 1.0 } else { 0.0 };
+    let constants = [
+        ("TRANS_A", flag(opts.trans_a)),
+        ("TRANS_B", flag(opts.trans_b)),
+    ];
+    // Without a bias its binding gets a scratch element (never read).
+    let scratch = Tensor::zeros(gpu, &[1], "matmul_coop unused bias")?;
+    let bias = opts.bias.unwrap_or(&scratch);
+    use Binding::*;
+    record(
+        gpu,
+        "matmul_coop.wgsl",
+        "matmul_coop",
+        &[Uniform, ReadWrite, ReadOnly, ReadOnly, ReadOnly],
+        &constants,
+        &plan.params,
+        &[c, a, b, bias],
+        grid,
+    )
+}
