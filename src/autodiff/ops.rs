@@ -7,7 +7,7 @@ use std::rc::Rc;
 use super::tape::NodeKind;
 use crate::autodiff::{Tape, Var};
 use crate::error::{Error, Result};
-use crate::gpu::Tensor;
+use crate::gpu::{Dispatch, Gpu, Tensor};
 use crate::kernels;
 use crate::kernels::matmul::{self, MatmulOptions, Operand};
 use crate::kernels::{elementwise, mse, reduce, softmax_ce};
@@ -199,46 +199,63 @@ impl<'g> Tape<'g> {
 
     /// y = max(x, 0)
     pub fn relu(&mut self, x: Var) -> Result<Var> {
-        let gpu = self.gpu;
-        let xv = self.value(x).clone();
-        let y = Tensor::zeros(gpu, xv.shape(), "relu")?;
-        self.record_forward(elementwise::relu(gpu, &xv, &y)?);
-        // dx = dy · [y > 0]
-        let yv = y.clone();
-        let rule = Rc::new(move |t: &mut Tape, dy: &Tensor| -> Result<()> {
-            let gpu = t.gpu;
-            t.contribute(x, |dx| elementwise::relu_backward(gpu, dy, &yv, dx))
-        });
-        Ok(self.push_op(NodeKind::Op("relu"), y, &[x], rule))
+        // dx = dy · [y > 0]: the rule reads the output y.
+        self.activation_op(
+            x,
+            "relu",
+            elementwise::relu,
+            elementwise::relu_backward,
+            Saved::Output,
+        )
     }
 
     /// y = GELU(x) = ½ x (1 + tanh(√(2/π) (x + 0.044715 x³))), elementwise.
     pub fn gelu(&mut self, x: Var) -> Result<Var> {
-        let gpu = self.gpu;
-        let xv = self.value(x).clone();
-        let y = Tensor::zeros(gpu, xv.shape(), "gelu")?;
-        self.record_forward(elementwise::gelu(gpu, &xv, &y)?);
-        // dx = dy · GELU'(x): the rule needs the input x.
-        let rule = Rc::new(move |t: &mut Tape, dy: &Tensor| -> Result<()> {
-            let gpu = t.gpu;
-            t.contribute(x, |dx| elementwise::gelu_backward(gpu, dy, &xv, dx))
-        });
-        Ok(self.push_op(NodeKind::Op("gelu"), y, &[x], rule))
+        // dx = dy · GELU'(x): the rule reads the input x.
+        self.activation_op(
+            x,
+            "gelu",
+            elementwise::gelu,
+            elementwise::gelu_backward,
+            Saved::Input,
+        )
     }
 
     /// y = tanh(x), elementwise.
     pub fn tanh(&mut self, x: Var) -> Result<Var> {
+        // dx = dy · (1 - y²): the rule reads the output y.
+        self.activation_op(
+            x,
+            "tanh",
+            elementwise::tanh,
+            elementwise::tanh_backward,
+            Saved::Output,
+        )
+    }
+
+    /// An elementwise activation: `forward(x) -> y` recorded now, and the rule
+    /// dx = `backward(dy, saved)`, where `saved` is x or y as the derivative needs.
+    fn activation_op(
+        &mut self,
+        x: Var,
+        name: &'static str,
+        forward: fn(&Gpu, &Tensor, &Tensor) -> Result<Dispatch>,
+        backward: fn(&Gpu, &Tensor, &Tensor, &Tensor) -> Result<Dispatch>,
+        saved: Saved,
+    ) -> Result<Var> {
         let gpu = self.gpu;
         let xv = self.value(x).clone();
-        let y = Tensor::zeros(gpu, xv.shape(), "tanh")?;
-        self.record_forward(elementwise::tanh(gpu, &xv, &y)?);
-        // dx = dy · (1 - y²): the rule needs the output y.
-        let yv = y.clone();
+        let y = Tensor::zeros(gpu, xv.shape(), name)?;
+        self.record_forward(forward(gpu, &xv, &y)?);
+        let keep = match saved {
+            Saved::Input => xv,
+            Saved::Output => y.clone(),
+        };
         let rule = Rc::new(move |t: &mut Tape, dy: &Tensor| -> Result<()> {
             let gpu = t.gpu;
-            t.contribute(x, |dx| elementwise::tanh_backward(gpu, dy, &yv, dx))
+            t.contribute(x, |dx| backward(gpu, dy, &keep, dx))
         });
-        Ok(self.push_op(NodeKind::Op("tanh"), y, &[x], rule))
+        Ok(self.push_op(NodeKind::Op(name), y, &[x], rule))
     }
 
     /// y = a + b (same shapes)
@@ -350,4 +367,11 @@ impl<'g> Tape<'g> {
         });
         Ok(self.push_op(NodeKind::Loss("mse"), losses.clone(), &[pred], rule))
     }
+}
+
+/// Which value an elementwise activation's backward rule reads.
+#[derive(Clone, Copy)]
+enum Saved {
+    Input,
+    Output,
 }
