@@ -20,37 +20,12 @@
 // bias gradient are pipeline constants, so each variant compiles without them
 // in its inner loop.
 
-struct Params {
-    m: u32,
-    n: u32,
-    k: u32,
-    flags: u32,
-}
 
-const BIAS: u32 = 4u;
-const RELU: u32 = 8u;
-const ACCUMULATE: u32 = 16u;
-
-override TRANS_A: bool = false;
-override TRANS_B: bool = false;
-override MASK_A: bool = false;
-override MASK_B: bool = false;
+// (Params, the options, bindings 0-6 and `store`: shaders/matmul_prelude.wgsl.)
 // B row-major (not transposed, no mask) with N a multiple of 4: each step
 // along k loads op(B)[k, c0..c0+4] as one vec4 through `b4`, the same buffer.
 override B_VEC4: bool = false;
-override BIAS_GRAD: bool = false;
-override WGX: u32 = 8u;
-override WGY: u32 = 8u;
 
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read_write> c: array<f32>;
-@group(0) @binding(2) var<storage, read> a: array<f32>;
-@group(0) @binding(3) var<storage, read> b: array<f32>;
-@group(0) @binding(4) var<storage, read> bias: array<f32>;
-@group(0) @binding(5) var<storage, read> mask: array<f32>;
-// Separate from `bias`: a read-only and a writable binding of one buffer (the
-// parameter arena holds both W and b) cannot meet in one dispatch.
-@group(0) @binding(6) var<storage, read_write> dbias: array<f32>;
 @group(0) @binding(7) var<storage, read> b4: array<vec4<f32>>;
 
 // Operand loads by flat index (the caller walks the indices), with the optional ReLU mask.
@@ -66,18 +41,6 @@ fn load_b(i: u32) -> f32 {
     return v;
 }
 
-fn store(row: u32, col: u32, value: f32) {
-    if (row >= p.m || col >= p.n) { return; }
-    let i = row * p.n + col;
-    var v = value;
-    if ((p.flags & ACCUMULATE) != 0u) {
-        v = v + c[i];
-    } else {
-        if ((p.flags & BIAS) != 0u) { v = v + bias[col]; }
-        if ((p.flags & RELU) != 0u) { v = max(v, 0.0); }
-    }
-    c[i] = v;
-}
 
 @compute @workgroup_size(WGX, WGY)
 fn matmul(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -118,13 +81,6 @@ fn matmul(@builtin(global_invocation_id) gid: vec3<u32>) {
         store(r0 + 3u, c0 + j, acc3[j]);
     }
     if (BIAS_GRAD && r0 == 0u) {
-        for (var j = 0u; j < 4u; j = j + 1u) {
-            let col = c0 + j;
-            if (col < p.n) {
-                var v = bsum[j];
-                if ((p.flags & ACCUMULATE) != 0u) { v = v + dbias[col]; }
-                dbias[col] = v;
-            }
-        }
+        for (var j = 0u; j < 4u; j = j + 1u) { store_bias_grad(c0 + j, bsum[j]); }
     }
 }

@@ -12,32 +12,8 @@
 //
 //   C[r, c] = Σ_k op(A)[r, k] · op(B)[k, c]
 
-struct Params {
-    m: u32,
-    n: u32,
-    k: u32,
-    flags: u32,
-}
 
-const BIAS: u32 = 4u;
-const RELU: u32 = 8u;
-const ACCUMULATE: u32 = 16u;
-
-override TRANS_A: bool = false;
-override TRANS_B: bool = false;
-override MASK_A: bool = false;
-override MASK_B: bool = false;
-override BIAS_GRAD: bool = false;
-override WGX: u32 = 16u;
-override WGY: u32 = 16u;
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read_write> c: array<f32>;
-@group(0) @binding(2) var<storage, read> a: array<f32>;
-@group(0) @binding(3) var<storage, read> b: array<f32>;
-@group(0) @binding(4) var<storage, read> bias: array<f32>;
-@group(0) @binding(5) var<storage, read> mask: array<f32>;
-@group(0) @binding(6) var<storage, read_write> dbias: array<f32>;
+// (Params, the options, the bindings and `store`: shaders/matmul_prelude.wgsl.)
 
 @compute @workgroup_size(WGX, WGY)
 fn matmul_naive(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -56,16 +32,6 @@ fn matmul_naive(@builtin(global_invocation_id) gid: vec3<u32>) {
         sum = sum + av * bv;
         bsum = bsum + bv;
     }
-    let i = row * p.n + col;
-    if ((p.flags & ACCUMULATE) != 0u) {
-        sum = sum + c[i];
-    } else {
-        if ((p.flags & BIAS) != 0u) { sum = sum + bias[col]; }
-        if ((p.flags & RELU) != 0u) { sum = max(sum, 0.0); }
-    }
-    c[i] = sum;
-    if (BIAS_GRAD && row == 0u) {
-        if ((p.flags & ACCUMULATE) != 0u) { bsum = bsum + dbias[col]; }
-        dbias[col] = bsum;
-    }
+    store(row, col, sum);
+    if (BIAS_GRAD && row == 0u) { store_bias_grad(col, bsum); }
 }

@@ -21,16 +21,6 @@
 //   work per workgroup and k-slice: BM·BN·BK multiply-adds for (BM + BN)·BK loads
 //   workgroup memory: 2 · BK · 128 f32 (16 KiB at BK = 16), whatever WGX, WGY ≤ 16
 
-struct Params {
-    m: u32,
-    n: u32,
-    k: u32,
-    flags: u32,
-}
-
-const BIAS: u32 = 4u;
-const RELU: u32 = 8u;
-const ACCUMULATE: u32 = 16u;
 
 // Outputs per invocation along each dimension, and the k-slice width.
 const TM: u32 = 8u;
@@ -39,21 +29,7 @@ const BK: u32 = 16u;
 // Largest tile side (WGX, WGY ≤ 16): the staging arrays' row length.
 const MAX_TILE: u32 = 128u;
 
-override TRANS_A: bool = false;
-override TRANS_B: bool = false;
-override MASK_A: bool = false;
-override MASK_B: bool = false;
-override BIAS_GRAD: bool = false;
-override WGX: u32 = 16u;
-override WGY: u32 = 16u;
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read_write> c: array<f32>;
-@group(0) @binding(2) var<storage, read> a: array<f32>;
-@group(0) @binding(3) var<storage, read> b: array<f32>;
-@group(0) @binding(4) var<storage, read> bias: array<f32>;
-@group(0) @binding(5) var<storage, read> mask: array<f32>;
-@group(0) @binding(6) var<storage, read_write> dbias: array<f32>;
+// (Params, the options, the bindings and `store`: shaders/matmul_prelude.wgsl.)
 
 // The staged slices, k-major: as_[k][row] and bs[k][col], MAX_TILE per k, as
 // vec4 so that each invocation reads its 8 rows (columns) in two loads.
@@ -100,18 +76,6 @@ fn store4(row: u32, col: u32, v: vec4<f32>) {
     store(row, col + 3u, v.w);
 }
 
-fn store(row: u32, col: u32, value: f32) {
-    if (row >= p.m || col >= p.n) { return; }
-    let i = row * p.n + col;
-    var v = value;
-    if ((p.flags & ACCUMULATE) != 0u) {
-        v = v + c[i];
-    } else {
-        if ((p.flags & BIAS) != 0u) { v = v + bias[col]; }
-        if ((p.flags & RELU) != 0u) { v = max(v, 0.0); }
-    }
-    c[i] = v;
-}
 
 @compute @workgroup_size(WGX, WGY)
 fn matmul_tiled(@builtin(workgroup_id) wid: vec3<u32>,
@@ -180,13 +144,9 @@ fn matmul_tiled(@builtin(workgroup_id) wid: vec3<u32>,
     // The bias gradient: every invocation of the first row block has summed
     // op(B) over all of k for its 8 columns; those of the first row write it.
     if (BIAS_GRAD && wid.y == 0u && lid.y == 0u) {
-        for (var j = 0u; j < TN; j = j + 1u) {
-            let col = c0 + j;
-            if (col < p.n) {
-                var v = select(bsum1, bsum0, j < 4u)[j % 4u];
-                if ((p.flags & ACCUMULATE) != 0u) { v = v + dbias[col]; }
-                dbias[col] = v;
-            }
+        for (var j = 0u; j < 4u; j = j + 1u) {
+            store_bias_grad(c0 + j, bsum0[j]);
+            store_bias_grad(c0 + 4u + j, bsum1[j]);
         }
     }
 }

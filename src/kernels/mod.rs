@@ -27,17 +27,27 @@ use crate::error::{Error, Result};
 use crate::gpu::{Binding, Dispatch, Gpu, Tensor};
 
 /// Every WGSL source of this folder, by file name, for the naga validation test
-/// and for the pipeline cache (the solves of `shaders/mtl/` are listed by their
-/// methods: `mtl::REGISTRY`).
+/// and for the pipeline cache. The f32 matmul kernels are
+/// `shaders/matmul_prelude.wgsl` followed by their own file; the solves of
+/// `shaders/mtl/` are listed by their methods (`mtl::REGISTRY`).
 pub const SHADERS: &[(&str, &str)] = &[
     (
         "elementwise.wgsl",
         include_str!("../../shaders/elementwise.wgsl"),
     ),
-    ("matmul.wgsl", include_str!("../../shaders/matmul.wgsl")),
+    (
+        "matmul.wgsl",
+        concat!(
+            include_str!("../../shaders/matmul_prelude.wgsl"),
+            include_str!("../../shaders/matmul.wgsl")
+        ),
+    ),
     (
         "matmul_naive.wgsl",
-        include_str!("../../shaders/matmul_naive.wgsl"),
+        concat!(
+            include_str!("../../shaders/matmul_prelude.wgsl"),
+            include_str!("../../shaders/matmul_naive.wgsl")
+        ),
     ),
     (
         "matmul_coop.wgsl",
@@ -45,7 +55,10 @@ pub const SHADERS: &[(&str, &str)] = &[
     ),
     (
         "matmul_tiled.wgsl",
-        include_str!("../../shaders/matmul_tiled.wgsl"),
+        concat!(
+            include_str!("../../shaders/matmul_prelude.wgsl"),
+            include_str!("../../shaders/matmul_tiled.wgsl")
+        ),
     ),
     ("reduce.wgsl", include_str!("../../shaders/reduce.wgsl")),
     (

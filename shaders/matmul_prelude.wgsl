@@ -1,0 +1,65 @@
+// The shared part of the f32 matmul kernels (matmul_naive.wgsl,
+// matmul.wgsl, matmul_tiled.wgsl), joined in front of each at build time
+// (`kernels::SHADERS`): the parameters, the options as pipeline constants,
+// the bindings, and the epilogue.
+//
+//   C = op(A) · op(B)  [+ bias]  [ReLU]        or, with ACCUMULATE,  C += op(A) · op(B)
+//
+// op(A) is M×K (A stored K×M when TRANS_A), op(B) is K×N (B stored N×K when
+// TRANS_B), C is M×N, bias is N; all row-major f32. MASK_A / MASK_B multiply
+// an operand by [mask > 0] as it is loaded (mask has that operand's stored
+// layout); BIAS_GRAD also writes dbias = Σ_k op(B)[k, :] (added to it with
+// ACCUMULATE). The flags select the epilogue per dispatch; the transposes,
+// masks and bias gradient are pipeline constants, so each variant compiles
+// without them in its inner loop. WGX×WGY is the workgroup shape.
+
+struct Params {
+    m: u32,
+    n: u32,
+    k: u32,
+    flags: u32,
+}
+
+const BIAS: u32 = 4u;
+const RELU: u32 = 8u;
+const ACCUMULATE: u32 = 16u;
+
+override TRANS_A: bool = false;
+override TRANS_B: bool = false;
+override MASK_A: bool = false;
+override MASK_B: bool = false;
+override BIAS_GRAD: bool = false;
+override WGX: u32 = 8u;
+override WGY: u32 = 8u;
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> c: array<f32>;
+@group(0) @binding(2) var<storage, read> a: array<f32>;
+@group(0) @binding(3) var<storage, read> b: array<f32>;
+@group(0) @binding(4) var<storage, read> bias: array<f32>;
+@group(0) @binding(5) var<storage, read> mask: array<f32>;
+// Separate from `bias`: a read-only and a writable binding of one buffer (the
+// parameter arena holds both W and b) cannot meet in one dispatch.
+@group(0) @binding(6) var<storage, read_write> dbias: array<f32>;
+
+// C[row, col] = value, through the epilogue; nothing outside the matrix.
+fn store(row: u32, col: u32, value: f32) {
+    if (row >= p.m || col >= p.n) { return; }
+    let i = row * p.n + col;
+    var v = value;
+    if ((p.flags & ACCUMULATE) != 0u) {
+        v = v + c[i];
+    } else {
+        if ((p.flags & BIAS) != 0u) { v = v + bias[col]; }
+        if ((p.flags & RELU) != 0u) { v = max(v, 0.0); }
+    }
+    c[i] = v;
+}
+
+// dbias[col] = sum (added to it with ACCUMULATE).
+fn store_bias_grad(col: u32, sum: f32) {
+    if (col >= p.n) { return; }
+    var v = sum;
+    if ((p.flags & ACCUMULATE) != 0u) { v = v + dbias[col]; }
+    dbias[col] = v;
+}
