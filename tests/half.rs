@@ -276,8 +276,8 @@ fn cooperative_matrix_matmul_against_the_reference_where_the_adapter_has_it() {
         &c,
         &MatmulOptions::default()
     ));
-    gpu.run(&[&product(gpu, &ga, &gb, &c, MatmulOptions::default()).unwrap()])
-        .unwrap();
+    let ds = product(gpu, &ga, &gb, &c, MatmulOptions::default()).unwrap();
+    gpu.run(&ds.iter().collect::<Vec<_>>()).unwrap();
     let want = cpu::matmul(&a, &b, m, k, n, false, false, None, false);
     assert_close(
         "fallback 65x17x63",

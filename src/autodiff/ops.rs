@@ -27,7 +27,7 @@ impl<'g> Tape<'g> {
             trans_b,
             ..Default::default()
         };
-        self.record_forward(kernels::product(gpu, &av, &bv, &y, opts)?);
+        self.record_all_forward(kernels::product(gpu, &av, &bv, &y, opts)?);
         // C = op(A)·op(B). Each gradient is again a product with the right transposes:
         //   C = A B:     dA = dC Bᵀ,     dB = Aᵀ dC
         //   C = Aᵀ B:    dA = B dCᵀ,     dB = A dC
@@ -49,7 +49,7 @@ impl<'g> Tape<'g> {
                     accumulate: acc,
                     ..Default::default()
                 };
-                t.record_backward(kernels::product(gpu, l, r, &da, o)?);
+                t.record_all_backward(kernels::product(gpu, l, r, &da, o)?);
             }
             if t.requires_grad(b) {
                 let (db, acc) = t.grad_slot(b)?;
@@ -65,7 +65,7 @@ impl<'g> Tape<'g> {
                     accumulate: acc,
                     ..Default::default()
                 };
-                t.record_backward(kernels::product(gpu, l, r, &db, o)?);
+                t.record_all_backward(kernels::product(gpu, l, r, &db, o)?);
             }
             Ok(())
         });
@@ -94,7 +94,7 @@ impl<'g> Tape<'g> {
             relu,
             ..Default::default()
         };
-        self.record_forward(kernels::product(gpu, &xv, &wv, &y, opts)?);
+        self.record_all_forward(kernels::product(gpu, &xv, &wv, &y, opts)?);
         // z = x W + b, y = relu(z) (or y = z):
         //   dz = dy · [y > 0]        (only with relu; applied as dy is loaded, never stored)
         //   dW = xᵀ dz and db = Σ_rows dz in one dispatch,  dx = dz Wᵀ in another.
@@ -128,7 +128,7 @@ impl<'g> Tape<'g> {
                     mask: mask(Operand::A),
                     ..Default::default()
                 };
-                t.record_backward(kernels::product(gpu, dy, &wv, &dx, o)?);
+                t.record_all_backward(kernels::product(gpu, dy, &wv, &dx, o)?);
             }
             Ok(())
         });
@@ -169,7 +169,7 @@ impl<'g> Tape<'g> {
                     bias_grad: Some(&db),
                     ..Default::default()
                 };
-                t.record_backward(kernels::product(gpu, xv, dy, &dw, o)?);
+                t.record_all_backward(kernels::product(gpu, xv, dy, &dw, o)?);
             }
             (dw, db) => {
                 // Unfused, or W and b at different accumulation states (one shared elsewhere): apart.
@@ -180,7 +180,7 @@ impl<'g> Tape<'g> {
                         mask: mask(Operand::B),
                         ..Default::default()
                     };
-                    t.record_backward(kernels::product(gpu, xv, dy, &dw, o)?);
+                    t.record_all_backward(kernels::product(gpu, xv, dy, &dw, o)?);
                 }
                 if let Some((db, acc)) = db {
                     let dz = if relu {

@@ -216,6 +216,14 @@ impl<'g> Tape<'g> {
         self.backward.push(d);
     }
 
+    pub(crate) fn record_all_forward(&mut self, ds: Vec<Dispatch>) {
+        self.forward.extend(ds);
+    }
+
+    pub(crate) fn record_all_backward(&mut self, ds: Vec<Dispatch>) {
+        self.backward.extend(ds);
+    }
+
     /// The gradient buffer of `v` for a kernel that can overwrite or accumulate:
     /// returns it and whether to accumulate (true after the first contribution).
     pub(crate) fn grad_slot(&mut self, v: Var) -> Result<(Tensor, bool)> {

@@ -207,6 +207,160 @@ pub fn matmul(
     matmul_kernel(gpu, a, b, c, opts, kernel, wg)
 }
 
+/// Workgroups a product should keep busy on a GPU: fewer, and a long k is
+/// split ([`splits_for`]).
+pub const SPLIT_TARGET_WORKGROUPS: u64 = 512;
+/// Shortest k-slice of a split.
+pub const MIN_SPLIT_K: usize = 32;
+
+/// How many k-slices the register kernel should split a product into (1: no
+/// split): on a hardware adapter, when its grid has fewer than
+/// [`SPLIT_TARGET_WORKGROUPS`] workgroups and k is long enough to share. On
+/// software adapters every workgroup already queues behind a few cores, and a
+/// split would only add a dispatch. `TASKGRAD_SPLITK=N` forces N.
+pub fn splits_for(gpu: &Gpu, m: usize, n: usize, k: usize, wg: (u32, u32)) -> usize {
+    if let Some(forced) = std::env::var("TASKGRAD_SPLITK")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        return usize::max(forced, 1).min(k.max(1));
+    }
+    if gpu.report.device_type == wgpu::DeviceType::Cpu {
+        return 1;
+    }
+    let grid =
+        (n as u64).div_ceil((BLOCK * wg.0) as u64) * (m as u64).div_ceil((BLOCK * wg.1) as u64);
+    let wanted = SPLIT_TARGET_WORKGROUPS.div_ceil(grid.max(1)) as usize;
+    wanted.min(k / MIN_SPLIT_K).max(1)
+}
+
+/// The product as the autodiff ops record it: the kernel chosen for the
+/// adapter and size ([`matmul`]), or, for a register-kernel product that
+/// [`splits_for`] says to split, split-K (two dispatches).
+pub fn matmul_auto(
+    gpu: &Gpu,
+    a: &Tensor,
+    b: &Tensor,
+    c: &Tensor,
+    opts: MatmulOptions,
+) -> Result<Vec<Dispatch>> {
+    let (m, n) = output_shape(a, b, opts.trans_a, opts.trans_b)?;
+    let k = if opts.trans_a {
+        a.shape()[0]
+    } else {
+        a.shape()[1]
+    };
+    let (kernel, wg) = super::matmul_choice::choice(gpu)?.for_product(m * n * k, forced_kernel()?);
+    let splits = if kernel == MatmulKernel::Register {
+        splits_for(gpu, m, n, k, wg)
+    } else {
+        1
+    };
+    if splits > 1 {
+        matmul_split(gpu, a, b, c, opts, wg, splits)
+    } else {
+        Ok(vec![matmul_kernel(gpu, a, b, c, opts, kernel, wg)?])
+    }
+}
+
+/// Split-K with the register kernel: `splits` workgroup layers each sum a
+/// slice of k into a scratch buffer of partial products (raw, no epilogue),
+/// then shaders/matmul_reduce.wgsl adds them up and applies the epilogue (and
+/// the bias gradient's partial sums). Two dispatches; the scratch buffers
+/// belong to them.
+pub fn matmul_split(
+    gpu: &Gpu,
+    a: &Tensor,
+    b: &Tensor,
+    c: &Tensor,
+    opts: MatmulOptions,
+    wg: (u32, u32),
+    splits: usize,
+) -> Result<Vec<Dispatch>> {
+    let mut plan = plan(gpu, a, b, c, &opts, wg, BLOCK)?;
+    for t in [Some(a), Some(b), Some(c), opts.mask.map(|(t, _)| t)]
+        .into_iter()
+        .flatten()
+    {
+        if t.dtype() != DType::F32 {
+            return Err(Error::shape(
+                "matmul_split",
+                "f32 elements",
+                format!("{:?}", t.dtype()),
+            ));
+        }
+    }
+    let splits = splits.clamp(1, plan.k.max(1));
+    let kc = plan.k.div_ceil(splits);
+    let splits = plan.k.div_ceil(kc).max(1);
+    let max = gpu.limits.max_compute_workgroups_per_dimension as usize;
+    if splits > max {
+        return Err(Error::DispatchTooLarge {
+            workgroups: splits as u64,
+            limit: max as u64,
+        });
+    }
+    let (m, n) = (plan.m, plan.n);
+    let partial = Tensor::zeros(gpu, &[splits * m * n], "matmul split-K partial sums")?;
+    let pbias = Tensor::zeros(gpu, &[splits * n], "matmul split-K bias-gradient partials")?;
+    let epilogue_flags = plan.params.flags;
+    plan.params.flags = 0;
+    plan.grid[2] = splits as u32;
+    plan.constants.push(("KC", kc as f64));
+    plan.constants.push(("B_VEC4", 0.0));
+    let mask_slot = opts.mask.map(|(t, _)| t).unwrap_or(a);
+    let scratch4 = Tensor::zeros(gpu, &[4], "matmul unused vec4 view")?;
+    use Binding::*;
+    let first = record(
+        gpu,
+        "matmul.wgsl",
+        "matmul",
+        &[
+            Uniform, ReadWrite, ReadOnly, ReadOnly, ReadOnly, ReadOnly, ReadWrite, ReadOnly,
+        ],
+        &plan.constants,
+        &plan.params,
+        &[&partial, a, b, a, mask_slot, &pbias, &scratch4],
+        plan.grid,
+    )?;
+    let unused_bias = Tensor::zeros(gpu, &[1], "matmul split-K unused bias")?;
+    let unused_dbias = Tensor::zeros(gpu, &[1], "matmul split-K unused bias gradient")?;
+    let params = ReduceParams {
+        m: m as u32,
+        n: n as u32,
+        splits: splits as u32,
+        flags: epilogue_flags,
+    };
+    let flag = |on: bool| if on { 1.0 } else { 0.0 };
+    let second = record(
+        gpu,
+        "matmul_reduce.wgsl",
+        "matmul_reduce",
+        &[Uniform, ReadWrite, ReadOnly, ReadOnly, ReadWrite, ReadOnly],
+        &[("BIAS_GRAD", flag(opts.bias_grad.is_some()))],
+        &params,
+        &[
+            c,
+            &partial,
+            opts.bias.unwrap_or(&unused_bias),
+            opts.bias_grad.unwrap_or(&unused_dbias),
+            &pbias,
+        ],
+        super::grid_1d(gpu, (m * n).max(n))?,
+    )?;
+    Ok(vec![first, second])
+}
+
+/// The uniform parameters of shaders/matmul_reduce.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct ReduceParams {
+    m: u32,
+    n: u32,
+    splits: u32,
+    flags: u32,
+}
+
 /// The register-blocked kernel with an explicit workgroup shape (WGX, WGY).
 pub fn matmul_with(
     gpu: &Gpu,

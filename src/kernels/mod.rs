@@ -43,6 +43,10 @@ pub const SHADERS: &[(&str, &str)] = &[
         ),
     ),
     (
+        "matmul_reduce.wgsl",
+        include_str!("../../shaders/matmul_reduce.wgsl"),
+    ),
+    (
         "matmul_naive.wgsl",
         concat!(
             include_str!("../../shaders/matmul_prelude.wgsl"),
@@ -122,24 +126,26 @@ pub(crate) fn record<P: bytemuck::Pod>(
     )
 }
 
-/// C = op(A)·op(B) by the f32 kernels, or, when any of A, B, C or the mask
-/// is f16, by the tensor cores where the adapter has them and the product
-/// suits them (`matmul_coop::supports`), else by the mixed-precision kernel
-/// (the autodiff ops call this).
+/// C = op(A)·op(B) by the f32 kernels (`matmul::matmul_auto`: the chosen
+/// kernel, split along k where the grid is small), or, when any of A, B, C or
+/// the mask is f16, by the tensor cores where the adapter has them and the
+/// product suits them (`matmul_coop::supports`), else by the mixed-precision
+/// kernel. One or two dispatches; the autodiff ops call this.
 pub fn product(
     gpu: &Gpu,
     a: &Tensor,
     b: &Tensor,
     c: &Tensor,
     opts: matmul::MatmulOptions,
-) -> Result<Dispatch> {
+) -> Result<Vec<Dispatch>> {
     let f16 = |t: &Tensor| t.dtype() == crate::gpu::DType::F16;
     if matmul_coop::supports(gpu, a, b, c, &opts) {
-        matmul_coop::matmul_coop(gpu, a, b, c, opts)
+        Ok(vec![matmul_coop::matmul_coop(gpu, a, b, c, opts)?])
     } else if f16(a) || f16(b) || f16(c) || opts.mask.is_some_and(|(t, _)| f16(t)) {
-        matmul_f16::matmul_mixed(gpu, a, b, c, opts, matmul::workgroup(gpu)?)
+        let wg = matmul::workgroup(gpu)?;
+        Ok(vec![matmul_f16::matmul_mixed(gpu, a, b, c, opts, wg)?])
     } else {
-        matmul::matmul(gpu, a, b, c, opts)
+        matmul::matmul_auto(gpu, a, b, c, opts)
     }
 }
 
