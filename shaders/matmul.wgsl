@@ -25,12 +25,6 @@
 // B row-major (not transposed, no mask) with N a multiple of 4: each step
 // along k loads op(B)[k, c0..c0+4] as one vec4 through `b4`, the same buffer.
 override B_VEC4: bool = false;
-// Split-K: with KC > 0, workgroup z sums only k in [z·KC, (z+1)·KC) and
-// writes its raw partial sums to c[z·M·N + r·N + col] (and the bias
-// gradient's to dbias[z·N + col]), with no epilogue; matmul_reduce.wgsl adds
-// the partials up and applies it. For products with few outputs and a long k
-// (a head's weight gradient, say), which otherwise leave most of a GPU idle.
-override KC: u32 = 0u;
 
 @group(0) @binding(7) var<storage, read> b4: array<vec4<f32>>;
 
@@ -48,11 +42,6 @@ fn load_b(i: u32) -> f32 {
 }
 
 
-// Split-K's raw partial sum of split z.
-fn store_partial(z: u32, row: u32, col: u32, value: f32) {
-    if (row < p.m && col < p.n) { c[z * p.m * p.n + row * p.n + col] = value; }
-}
-
 @compute @workgroup_size(WGX, WGY)
 fn matmul(@builtin(global_invocation_id) gid: vec3<u32>) {
     let r0 = gid.y * 4u;
@@ -63,10 +52,11 @@ fn matmul(@builtin(global_invocation_id) gid: vec3<u32>) {
     // Flat indices of op(A)[rows, 0] and op(B)[0, cols], and how far one step along k moves them.
     let step_a = select(1u, p.m, TRANS_A);
     let step_b = select(p.n, 1u, TRANS_B);
-    // This workgroup's range of k: all of it, or split z's slice.
-    let z = gid.z;
-    let k0 = select(0u, z * KC, KC > 0u);
-    let k1 = select(p.k, min(p.k, k0 + KC), KC > 0u);
+    // This workgroup's range of k: all of it, or split-K layer z's slice.
+    split_z = gid.z;
+    let ks = k_range(gid.z);
+    let k0 = ks.x;
+    let k1 = ks.y;
     var ia = select(rows * p.k, rows, TRANS_A) + k0 * step_a;
     var ib = select(cols, cols * p.k, TRANS_B) + k0 * step_b;
     var acc0 = vec4<f32>(0.0);
@@ -88,16 +78,6 @@ fn matmul(@builtin(global_invocation_id) gid: vec3<u32>) {
         if (BIAS_GRAD) { bsum = bsum + bv; }
         ia = ia + step_a;
         ib = ib + step_b;
-    }
-    if (KC > 0u) {
-        for (var j = 0u; j < 4u; j = j + 1u) {
-            store_partial(z, r0, c0 + j, acc0[j]);
-            store_partial(z, r0 + 1u, c0 + j, acc1[j]);
-            store_partial(z, r0 + 2u, c0 + j, acc2[j]);
-            store_partial(z, r0 + 3u, c0 + j, acc3[j]);
-            if (BIAS_GRAD && r0 == 0u && c0 + j < p.n) { dbias[z * p.n + c0 + j] = bsum[j]; }
-        }
-        return;
     }
     for (var j = 0u; j < 4u; j = j + 1u) {
         store(r0, c0 + j, acc0[j]);

@@ -31,6 +31,20 @@ override MASK_B: bool = false;
 override BIAS_GRAD: bool = false;
 override WGX: u32 = 8u;
 override WGY: u32 = 8u;
+// Split-K (matmul.wgsl and matmul_tiled.wgsl): with KC > 0, workgroup layer z
+// sums only k in [z·KC, (z+1)·KC) and `store` writes raw partial sums to
+// c[z·M·N + row·N + col] (the bias gradient's to dbias[z·N + col]), with no
+// epilogue; matmul_reduce.wgsl adds the partials up and applies it. For
+// products with few outputs and a long k, which otherwise leave a GPU idle.
+override KC: u32 = 0u;
+// The workgroup layer z of a split-K dispatch (set by each entry point).
+var<private> split_z: u32;
+
+// This workgroup's range [begin, end) of k: all of it, or layer z's slice.
+fn k_range(z: u32) -> vec2<u32> {
+    if (KC == 0u) { return vec2<u32>(0u, p.k); }
+    return vec2<u32>(min(p.k, z * KC), min(p.k, z * KC + KC));
+}
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> c: array<f32>;
@@ -42,10 +56,15 @@ override WGY: u32 = 8u;
 // parameter arena holds both W and b) cannot meet in one dispatch.
 @group(0) @binding(6) var<storage, read_write> dbias: array<f32>;
 
-// C[row, col] = value, through the epilogue; nothing outside the matrix.
+// C[row, col] = value, through the epilogue (split-K: the raw partial sum of
+// layer split_z); nothing outside the matrix.
 fn store(row: u32, col: u32, value: f32) {
     if (row >= p.m || col >= p.n) { return; }
     let i = row * p.n + col;
+    if (KC > 0u) {
+        c[split_z * p.m * p.n + i] = value;
+        return;
+    }
     var v = value;
     if ((p.flags & ACCUMULATE) != 0u) {
         v = v + c[i];
@@ -56,9 +75,13 @@ fn store(row: u32, col: u32, value: f32) {
     c[i] = v;
 }
 
-// dbias[col] = sum (added to it with ACCUMULATE).
+// dbias[col] = sum (added to it with ACCUMULATE; split-K: layer split_z's raw partial).
 fn store_bias_grad(col: u32, sum: f32) {
     if (col >= p.n) { return; }
+    if (KC > 0u) {
+        dbias[split_z * p.n + col] = sum;
+        return;
+    }
     var v = sum;
     if ((p.flags & ACCUMULATE) != 0u) { v = v + dbias[col]; }
     dbias[col] = v;

@@ -100,7 +100,10 @@ fn matmul_tiled(@builtin(workgroup_id) wid: vec3<u32>,
     var bsum1 = vec4<f32>(0.0);
     let ra = lid.y * (TM / 4u);
     let cb = lid.x * (TN / 4u);
-    for (var k0 = 0u; k0 < p.k; k0 = k0 + BK) {
+    // All of k, or split-K layer z's slice (KC is a multiple of BK there).
+    split_z = wid.z;
+    let ks = k_range(wid.z);
+    for (var k0 = ks.x; k0 < ks.y; k0 = k0 + BK) {
         // Stage op(A)[row0.., k0..] (bm×BK) and op(B)[k0.., col0..] (BK×bn),
         // four elements per vec4; the index order follows the stored layout,
         // so that neighbouring invocations read neighbouring addresses.

@@ -127,58 +127,64 @@ fn split_k_matmul_matches_the_reference_with_every_option() {
     use taskgrad::kernels::matmul::Operand;
     let gpu = gpu_or_skip!();
     let mut r = rng(91);
-    for &(m, k, n, splits) in &[
-        (3, 17, 5, 3),
-        (33, 130, 10, 7),
-        (64, 257, 1, 16),
-        (5, 2, 9, 4),
+    for (kernel, wg) in [
+        (MatmulKernel::Register, (8, 8)),
+        (MatmulKernel::Tiled, (16, 16)),
     ] {
-        check_matmul_with(gpu, m, k, n, 91 + splits as u64, |a, b, c, o| {
-            let ds = matmul::matmul_split(gpu, a, b, c, o, (8, 8), splits).expect("split");
-            assert_eq!(ds.len(), 2);
-            // One dispatch is what check_matmul_with runs: a pass that records both.
-            gpu.run(&[&ds[0]]).unwrap();
-            ds.into_iter().nth(1).unwrap()
-        });
-        // The fused backward of Y = relu(X·W + b): dW and db in one split product.
-        let (b_rows, d, h) = (k, m, n);
-        let (x, dy, y) = (
-            random(&mut r, b_rows * d),
-            random(&mut r, b_rows * h),
-            random(&mut r, b_rows * h),
-        );
-        let dz = cpu::relu_backward(&dy, &y);
-        let (gx, gdy, gy) = (
-            upload(gpu, &[b_rows, d], &x),
-            upload(gpu, &[b_rows, h], &dy),
-            upload(gpu, &[b_rows, h], &y),
-        );
-        let (dw, db) = (zeros(gpu, &[d, h]), zeros(gpu, &[h]));
-        let o = MatmulOptions {
-            trans_a: true,
-            mask: Some((&gy, Operand::B)),
-            bias_grad: Some(&db),
-            ..Default::default()
-        };
-        let ds = matmul::matmul_split(gpu, &gx, &gdy, &dw, o, (8, 8), splits).unwrap();
-        gpu.run(&ds.iter().collect::<Vec<_>>()).unwrap();
-        let got = gpu.read(&[&dw, &db]).unwrap();
-        let tol = 1e-5 * b_rows as f32 + 1e-5;
-        let what = format!("split-K backward k={b_rows} d={d} h={h} splits={splits}");
-        assert_close(
-            &format!("dW {what}"),
-            &got[0],
-            &cpu::matmul(&x, &dz, d, b_rows, h, true, false, None, false),
-            tol,
-            1e-4,
-        );
-        assert_close(
-            &format!("db {what}"),
-            &got[1],
-            &cpu::sum_rows(&dz, b_rows, h),
-            tol,
-            1e-4,
-        );
+        for &(m, k, n, splits) in &[
+            (3, 17, 5, 3),
+            (33, 130, 10, 7),
+            (64, 257, 1, 16),
+            (5, 2, 9, 4),
+        ] {
+            check_matmul_with(gpu, m, k, n, 91 + splits as u64, |a, b, c, o| {
+                let ds = matmul::matmul_split(gpu, a, b, c, o, kernel, wg, splits).expect("split");
+                assert_eq!(ds.len(), 2);
+                // One dispatch is what check_matmul_with runs: a pass that records both.
+                gpu.run(&[&ds[0]]).unwrap();
+                ds.into_iter().nth(1).unwrap()
+            });
+            // The fused backward of Y = relu(X·W + b): dW and db in one split product.
+            let (b_rows, d, h) = (k, m, n);
+            let (x, dy, y) = (
+                random(&mut r, b_rows * d),
+                random(&mut r, b_rows * h),
+                random(&mut r, b_rows * h),
+            );
+            let dz = cpu::relu_backward(&dy, &y);
+            let (gx, gdy, gy) = (
+                upload(gpu, &[b_rows, d], &x),
+                upload(gpu, &[b_rows, h], &dy),
+                upload(gpu, &[b_rows, h], &y),
+            );
+            let (dw, db) = (zeros(gpu, &[d, h]), zeros(gpu, &[h]));
+            let o = MatmulOptions {
+                trans_a: true,
+                mask: Some((&gy, Operand::B)),
+                bias_grad: Some(&db),
+                ..Default::default()
+            };
+            let ds = matmul::matmul_split(gpu, &gx, &gdy, &dw, o, kernel, wg, splits).unwrap();
+            gpu.run(&ds.iter().collect::<Vec<_>>()).unwrap();
+            let got = gpu.read(&[&dw, &db]).unwrap();
+            let tol = 1e-5 * b_rows as f32 + 1e-5;
+            let what =
+                format!("split-K {kernel:?} backward k={b_rows} d={d} h={h} splits={splits}");
+            assert_close(
+                &format!("dW {what}"),
+                &got[0],
+                &cpu::matmul(&x, &dz, d, b_rows, h, true, false, None, false),
+                tol,
+                1e-4,
+            );
+            assert_close(
+                &format!("db {what}"),
+                &got[1],
+                &cpu::sum_rows(&dz, b_rows, h),
+                tol,
+                1e-4,
+            );
+        }
     }
 }
 

@@ -213,12 +213,17 @@ pub const SPLIT_TARGET_WORKGROUPS: u64 = 512;
 /// Shortest k-slice of a split.
 pub const MIN_SPLIT_K: usize = 32;
 
-/// How many k-slices the register kernel should split a product into (1: no
-/// split): on a hardware adapter, when its grid has fewer than
+/// How many k-slices `kernel` should split a product into (1: no split): on
+/// a hardware adapter, when its grid has fewer than
 /// [`SPLIT_TARGET_WORKGROUPS`] workgroups and k is long enough to share. On
 /// software adapters every workgroup already queues behind a few cores, and a
 /// split would only add a dispatch. `TASKGRAD_SPLITK=N` forces N.
-pub fn splits_for(gpu: &Gpu, m: usize, n: usize, k: usize, wg: (u32, u32)) -> usize {
+pub fn splits_for(
+    gpu: &Gpu,
+    kernel: MatmulKernel,
+    (m, n, k): (usize, usize, usize),
+    wg: (u32, u32),
+) -> usize {
     if let Some(forced) = std::env::var("TASKGRAD_SPLITK")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -228,15 +233,15 @@ pub fn splits_for(gpu: &Gpu, m: usize, n: usize, k: usize, wg: (u32, u32)) -> us
     if gpu.report.device_type == wgpu::DeviceType::Cpu {
         return 1;
     }
-    let grid =
-        (n as u64).div_ceil((BLOCK * wg.0) as u64) * (m as u64).div_ceil((BLOCK * wg.1) as u64);
+    let tile = (kernel.block() * wg.0, kernel.block() * wg.1);
+    let grid = (n as u64).div_ceil(tile.0 as u64) * (m as u64).div_ceil(tile.1 as u64);
     let wanted = SPLIT_TARGET_WORKGROUPS.div_ceil(grid.max(1)) as usize;
     wanted.min(k / MIN_SPLIT_K).max(1)
 }
 
 /// The product as the autodiff ops record it: the kernel chosen for the
-/// adapter and size ([`matmul`]), or, for a register-kernel product that
-/// [`splits_for`] says to split, split-K (two dispatches).
+/// adapter and size ([`matmul`]), split along k (two dispatches) when
+/// [`splits_for`] says so.
 pub fn matmul_auto(
     gpu: &Gpu,
     a: &Tensor,
@@ -251,33 +256,39 @@ pub fn matmul_auto(
         a.shape()[1]
     };
     let (kernel, wg) = super::matmul_choice::choice(gpu)?.for_product(m * n * k, forced_kernel()?);
-    let splits = if kernel == MatmulKernel::Register {
-        splits_for(gpu, m, n, k, wg)
-    } else {
-        1
+    let splits = match kernel {
+        MatmulKernel::Naive => 1,
+        _ => splits_for(gpu, kernel, (m, n, k), wg),
     };
     if splits > 1 {
-        matmul_split(gpu, a, b, c, opts, wg, splits)
+        matmul_split(gpu, a, b, c, opts, kernel, wg, splits)
     } else {
         Ok(vec![matmul_kernel(gpu, a, b, c, opts, kernel, wg)?])
     }
 }
 
-/// Split-K with the register kernel: `splits` workgroup layers each sum a
-/// slice of k into a scratch buffer of partial products (raw, no epilogue),
-/// then shaders/matmul_reduce.wgsl adds them up and applies the epilogue (and
-/// the bias gradient's partial sums). Two dispatches; the scratch buffers
-/// belong to them.
+/// Split-K with the register-blocked or the tiled kernel: `splits` workgroup
+/// layers each sum a slice of k into a scratch buffer of partial products
+/// (raw, no epilogue), then shaders/matmul_reduce.wgsl adds them up and
+/// applies the epilogue (and the bias gradient's partial sums). Two
+/// dispatches; the scratch buffers belong to them.
+#[allow(clippy::too_many_arguments)]
 pub fn matmul_split(
     gpu: &Gpu,
     a: &Tensor,
     b: &Tensor,
     c: &Tensor,
     opts: MatmulOptions,
+    kernel: MatmulKernel,
     wg: (u32, u32),
     splits: usize,
 ) -> Result<Vec<Dispatch>> {
-    let mut plan = plan(gpu, a, b, c, &opts, wg, BLOCK)?;
+    if kernel == MatmulKernel::Naive {
+        return Err(Error::InvalidConfig(
+            "the naive matmul has no split-K".into(),
+        ));
+    }
+    let mut plan = plan(gpu, a, b, c, &opts, wg, kernel.block())?;
     for t in [Some(a), Some(b), Some(c), opts.mask.map(|(t, _)| t)]
         .into_iter()
         .flatten()
@@ -290,8 +301,10 @@ pub fn matmul_split(
             ));
         }
     }
+    // Slices of whole k-steps (the tiled kernel stages 16 k at a time).
+    let step = if kernel == MatmulKernel::Tiled { 16 } else { 1 };
     let splits = splits.clamp(1, plan.k.max(1));
-    let kc = plan.k.div_ceil(splits);
+    let kc = plan.k.div_ceil(splits).div_ceil(step) * step;
     let splits = plan.k.div_ceil(kc).max(1);
     let max = gpu.limits.max_compute_workgroups_per_dimension as usize;
     if splits > max {
@@ -307,20 +320,27 @@ pub fn matmul_split(
     plan.params.flags = 0;
     plan.grid[2] = splits as u32;
     plan.constants.push(("KC", kc as f64));
-    plan.constants.push(("B_VEC4", 0.0));
     let mask_slot = opts.mask.map(|(t, _)| t).unwrap_or(a);
     let scratch4 = Tensor::zeros(gpu, &[4], "matmul unused vec4 view")?;
     use Binding::*;
+    let mut bindings = vec![
+        Uniform, ReadWrite, ReadOnly, ReadOnly, ReadOnly, ReadOnly, ReadWrite,
+    ];
+    let mut tensors = vec![&partial, a, b, a, mask_slot, &pbias];
+    if kernel == MatmulKernel::Register {
+        // Its vec4 view of B, unused here.
+        plan.constants.push(("B_VEC4", 0.0));
+        bindings.push(ReadOnly);
+        tensors.push(&scratch4);
+    }
     let first = record(
         gpu,
-        "matmul.wgsl",
-        "matmul",
-        &[
-            Uniform, ReadWrite, ReadOnly, ReadOnly, ReadOnly, ReadOnly, ReadWrite, ReadOnly,
-        ],
+        kernel.file(),
+        kernel.entry(),
+        &bindings,
         &plan.constants,
         &plan.params,
-        &[&partial, a, b, a, mask_slot, &pbias, &scratch4],
+        &tensors,
         plan.grid,
     )?;
     let unused_bias = Tensor::zeros(gpu, &[1], "matmul split-K unused bias")?;
