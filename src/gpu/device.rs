@@ -239,6 +239,69 @@ impl Gpu {
         Ok(v)
     }
 
+    /// Compile `entry` of `source` with its bind-group layout and constants.
+    fn compile(
+        &self,
+        file: &'static str,
+        source: &'static str,
+        entry: &'static str,
+        bindings: &[Binding],
+        constants: &[(&str, f64)],
+        label: String,
+    ) -> Kernel {
+        let desc = wgpu::ShaderModuleDescriptor {
+            label: Some(file),
+            source: wgpu::ShaderSource::Wgsl(source.into()),
+        };
+        // Our kernels' loops all run to bounds read from their parameters, so
+        // the loop counter wgpu would inject is dropped: on lavapipe it made
+        // loop-heavy kernels up to 50× slower. Bounds checks stay on.
+        let checks = wgpu::ShaderRuntimeChecks {
+            force_loop_bounding: false,
+            ..wgpu::ShaderRuntimeChecks::checked()
+        };
+        // SAFETY: every shader in shaders/ terminates: each loop is bounded by a
+        // uniform parameter or a constant (reviewed with each kernel).
+        let module = unsafe { self.device.create_shader_module_trusted(desc, checks) };
+        let entries: Vec<wgpu::BindGroupLayoutEntry> = bindings
+            .iter()
+            .enumerate()
+            .map(|(i, &b)| layout_entry(i as u32, b))
+            .collect();
+        let layout = self
+            .device
+            .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some(&label),
+                entries: &entries,
+            });
+        let pipeline_layout = self
+            .device
+            .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some(&label),
+                bind_group_layouts: &[Some(&layout)],
+                immediate_size: 0,
+            });
+        let pipeline = self
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(&label),
+                layout: Some(&pipeline_layout),
+                module: &module,
+                entry_point: Some(entry),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants,
+                    zero_initialize_workgroup_memory: false,
+                },
+                cache: None,
+            });
+        Kernel {
+            pipeline,
+            layout,
+            bindings: bindings.to_vec(),
+            label: label.clone(),
+        }
+    }
+
     /// Whether the device computes 16×16×16 cooperative matrices with f16
     /// inputs and an f32 accumulator (the tensor cores of `kernels::matmul_coop`).
     pub fn has_coop_f16(&self) -> bool {
@@ -337,57 +400,7 @@ impl Gpu {
         }
         let label = format!("{file}::{entry}");
         let kernel = self.scoped(&format!("compiling kernel {label}"), || {
-            let desc = wgpu::ShaderModuleDescriptor {
-                label: Some(file),
-                source: wgpu::ShaderSource::Wgsl(source.into()),
-            };
-            // Our kernels' loops all run to bounds read from their parameters, so
-            // the loop counter wgpu would inject is dropped: on lavapipe it made
-            // loop-heavy kernels up to 50× slower. Bounds checks stay on.
-            let checks = wgpu::ShaderRuntimeChecks {
-                force_loop_bounding: false,
-                ..wgpu::ShaderRuntimeChecks::checked()
-            };
-            // SAFETY: every shader in shaders/ terminates: each loop is bounded by a
-            // uniform parameter or a constant (reviewed with each kernel).
-            let module = unsafe { self.device.create_shader_module_trusted(desc, checks) };
-            let entries: Vec<wgpu::BindGroupLayoutEntry> = bindings
-                .iter()
-                .enumerate()
-                .map(|(i, &b)| layout_entry(i as u32, b))
-                .collect();
-            let layout = self
-                .device
-                .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                    label: Some(&label),
-                    entries: &entries,
-                });
-            let pipeline_layout =
-                self.device
-                    .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                        label: Some(&label),
-                        bind_group_layouts: &[Some(&layout)],
-                        immediate_size: 0,
-                    });
-            let pipeline = self
-                .device
-                .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                    label: Some(&label),
-                    layout: Some(&pipeline_layout),
-                    module: &module,
-                    entry_point: Some(entry),
-                    compilation_options: wgpu::PipelineCompilationOptions {
-                        constants,
-                        zero_initialize_workgroup_memory: false,
-                    },
-                    cache: None,
-                });
-            Kernel {
-                pipeline,
-                layout,
-                bindings: bindings.to_vec(),
-                label: label.clone(),
-            }
+            self.compile(file, source, entry, bindings, constants, label.clone())
         })?;
         let kernel = Arc::new(kernel);
         self.pipelines

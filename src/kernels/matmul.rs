@@ -99,29 +99,8 @@ pub struct MatmulPlan {
     pub constants: Vec<(&'static str, f64)>,
 }
 
-/// Check `opts` against the operands and size the grid for workgroup `wg`,
-/// each invocation computing a `block`×`block` block of C.
-pub fn plan(
-    gpu: &Gpu,
-    a: &Tensor,
-    b: &Tensor,
-    c: &Tensor,
-    opts: &MatmulOptions,
-    wg: (u32, u32),
-    block: u32,
-) -> Result<MatmulPlan> {
-    let (m, n) = output_shape(a, b, opts.trans_a, opts.trans_b)?;
-    let k = if opts.trans_a {
-        a.shape()[0]
-    } else {
-        a.shape()[1]
-    };
-    c.expect_shape("matmul output", &[m, n])?;
-    for (what, t) in [("matmul A", a), ("matmul B", b), ("matmul C", c)] {
-        if t.dtype() == DType::U32 {
-            return Err(Error::shape(what, "f32 or f16 elements", "u32"));
-        }
-    }
+/// The options' own rules, and their tensors against the operands (N columns).
+fn check_options(opts: &MatmulOptions, a: &Tensor, b: &Tensor, n: usize) -> Result<()> {
     if opts.accumulate && (opts.bias.is_some() || opts.relu) {
         return Err(Error::InvalidConfig(
             "matmul: accumulate cannot be combined with bias or relu".into(),
@@ -151,6 +130,33 @@ pub fn plan(
         let target = if operand == Operand::A { a } else { b };
         mask.expect_shape("matmul mask", target.shape())?;
     }
+    Ok(())
+}
+
+/// Check `opts` against the operands and size the grid for workgroup `wg`,
+/// each invocation computing a `block`×`block` block of C.
+pub fn plan(
+    gpu: &Gpu,
+    a: &Tensor,
+    b: &Tensor,
+    c: &Tensor,
+    opts: &MatmulOptions,
+    wg: (u32, u32),
+    block: u32,
+) -> Result<MatmulPlan> {
+    let (m, n) = output_shape(a, b, opts.trans_a, opts.trans_b)?;
+    let k = if opts.trans_a {
+        a.shape()[0]
+    } else {
+        a.shape()[1]
+    };
+    c.expect_shape("matmul output", &[m, n])?;
+    for (what, t) in [("matmul A", a), ("matmul B", b), ("matmul C", c)] {
+        if t.dtype() == DType::U32 {
+            return Err(Error::shape(what, "f32 or f16 elements", "u32"));
+        }
+    }
+    check_options(opts, a, b, n)?;
     let gx = (n as u64).div_ceil((block * wg.0) as u64);
     let gy = (m as u64).div_ceil((block * wg.1) as u64);
     let max = gpu.limits.max_compute_workgroups_per_dimension as u64;
@@ -320,55 +326,81 @@ pub fn matmul_split(
     plan.params.flags = 0;
     plan.grid[2] = splits as u32;
     plan.constants.push(("KC", kc as f64));
-    let mask_slot = opts.mask.map(|(t, _)| t).unwrap_or(a);
-    let scratch4 = Tensor::zeros(gpu, &[4], "matmul unused vec4 view")?;
-    use Binding::*;
-    let mut bindings = vec![
-        Uniform, ReadWrite, ReadOnly, ReadOnly, ReadOnly, ReadOnly, ReadWrite,
-    ];
-    let mut tensors = vec![&partial, a, b, a, mask_slot, &pbias];
-    if kernel == MatmulKernel::Register {
-        // Its vec4 view of B, unused here.
-        plan.constants.push(("B_VEC4", 0.0));
-        bindings.push(ReadOnly);
-        tensors.push(&scratch4);
-    }
-    let first = record(
-        gpu,
-        kernel.file(),
-        kernel.entry(),
-        &bindings,
-        &plan.constants,
-        &plan.params,
-        &tensors,
-        plan.grid,
-    )?;
-    let unused_bias = Tensor::zeros(gpu, &[1], "matmul split-K unused bias")?;
-    let unused_dbias = Tensor::zeros(gpu, &[1], "matmul split-K unused bias gradient")?;
+    let first = record_partials(gpu, kernel, &plan, (a, b, &opts), (&partial, &pbias))?;
     let params = ReduceParams {
         m: m as u32,
         n: n as u32,
         splits: splits as u32,
         flags: epilogue_flags,
     };
+    let second = record_reduce(gpu, &params, c, &opts, (&partial, &pbias))?;
+    Ok(vec![first, second])
+}
+
+/// Split-K's first dispatch: each layer's raw partial sums into `partial`
+/// (and the bias gradient's into `pbias`), by the register or tiled kernel.
+fn record_partials(
+    gpu: &Gpu,
+    kernel: MatmulKernel,
+    plan: &MatmulPlan,
+    (a, b, opts): (&Tensor, &Tensor, &MatmulOptions),
+    (partial, pbias): (&Tensor, &Tensor),
+) -> Result<Dispatch> {
+    let mask_slot = opts.mask.map(|(t, _)| t).unwrap_or(a);
+    let scratch4 = Tensor::zeros(gpu, &[4], "matmul unused vec4 view")?;
+    use Binding::*;
+    let mut bindings = vec![
+        Uniform, ReadWrite, ReadOnly, ReadOnly, ReadOnly, ReadOnly, ReadWrite,
+    ];
+    let mut tensors = vec![partial, a, b, a, mask_slot, pbias];
+    let mut constants = plan.constants.clone();
+    if kernel == MatmulKernel::Register {
+        // Its vec4 view of B, unused here.
+        constants.push(("B_VEC4", 0.0));
+        bindings.push(ReadOnly);
+        tensors.push(&scratch4);
+    }
+    record(
+        gpu,
+        kernel.file(),
+        kernel.entry(),
+        &bindings,
+        &constants,
+        &plan.params,
+        &tensors,
+        plan.grid,
+    )
+}
+
+/// Split-K's second dispatch: the partials added up, the epilogue applied.
+fn record_reduce(
+    gpu: &Gpu,
+    params: &ReduceParams,
+    c: &Tensor,
+    opts: &MatmulOptions,
+    (partial, pbias): (&Tensor, &Tensor),
+) -> Result<Dispatch> {
+    let unused_bias = Tensor::zeros(gpu, &[1], "matmul split-K unused bias")?;
+    let unused_dbias = Tensor::zeros(gpu, &[1], "matmul split-K unused bias gradient")?;
     let flag = |on: bool| if on { 1.0 } else { 0.0 };
-    let second = record(
+    let (m, n) = (params.m as usize, params.n as usize);
+    use Binding::*;
+    record(
         gpu,
         "matmul_reduce.wgsl",
         "matmul_reduce",
         &[Uniform, ReadWrite, ReadOnly, ReadOnly, ReadWrite, ReadOnly],
         &[("BIAS_GRAD", flag(opts.bias_grad.is_some()))],
-        &params,
+        params,
         &[
             c,
-            &partial,
+            partial,
             opts.bias.unwrap_or(&unused_bias),
             opts.bias_grad.unwrap_or(&unused_dbias),
-            &pbias,
+            pbias,
         ],
         super::grid_1d(gpu, (m * n).max(n))?,
-    )?;
-    Ok(vec![first, second])
+    )
 }
 
 /// The uniform parameters of shaders/matmul_reduce.wgsl.

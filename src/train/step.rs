@@ -419,12 +419,7 @@ impl Program {
         };
         let weights: WeightingPlan = weighting.build(gpu, &ctx)?;
 
-        let cast = match &params.values16 {
-            Some(v16) if opts.half => {
-                vec![matmul_f16::to_f16(gpu, &params.values.whole, &v16.whole)?]
-            }
-            _ => Vec::new(),
-        };
+        let cast = cast_weights(gpu, params, opts)?;
         let mut network = std::mem::take(&mut tape.forward);
         let losses = network.split_off(traced.n_net);
         let mut heads_backward = std::mem::take(&mut tape.backward);
@@ -479,6 +474,18 @@ impl Program {
         let mut ds = self.plan.train();
         ds.push(self.optimizer.dispatch());
         ds
+    }
+}
+
+/// Half precision: refresh the f16 copy of the weights (one dispatch over the arena).
+fn cast_weights(gpu: &Gpu, params: &ParamSet, opts: StepOptions) -> Result<Vec<Dispatch>> {
+    match &params.values16 {
+        Some(v16) if opts.half => Ok(vec![matmul_f16::to_f16(
+            gpu,
+            &params.values.whole,
+            &v16.whole,
+        )?]),
+        _ => Ok(Vec::new()),
     }
 }
 

@@ -175,26 +175,14 @@ pub fn fit(
     let tasks: Vec<TaskSpec> = subset.iter().map(|&k| data.tasks[k].clone()).collect();
     let b = cfg.batch_size.min(split.train.len());
     let (net, params) = build_model(gpu, data.d, &tasks, cfg, weighting.as_mut())?;
-    let space = grad_space(cfg, weighting.as_ref());
-    let opts = StepOptions {
-        fused: true,
-        half: cfg.half,
-    };
-    let optimizer = cfg.optimizer_config();
-    let mut prog = Program::build_with(
+    let (mut prog, eval) = build_programs(
         gpu,
-        &net,
-        &params,
-        &tasks,
-        data.d,
-        b,
+        (&net, &params),
+        (&tasks, data.d, b),
         weighting.as_mut(),
-        space,
-        optimizer,
-        opts,
+        cfg,
     )?;
     let dispatches_per_step = prog.train_dispatches().len();
-    let eval = ForwardProgram::build(gpu, &net, &params, &tasks, data.d, b, opts)?;
 
     let mut epochs = Epochs::new(gpu, &params, split, cfg)?;
     let mut history = Vec::new();
@@ -246,6 +234,28 @@ pub fn fit(
         profile: crate::gpu::profile::summarize(&epochs.profile),
         profiled_steps: epochs.profiled_steps,
     })
+}
+
+/// The training step and the forward-only program for evaluation, over
+/// batches of `b` rows of `d` inputs.
+fn build_programs(
+    gpu: &Gpu,
+    (net, params): (&MultiTaskNet, &ParamSet),
+    (tasks, d, b): (&[TaskSpec], usize, usize),
+    weighting: &mut dyn Weighting,
+    cfg: &TrainConfig,
+) -> Result<(Program, ForwardProgram)> {
+    let space = grad_space(cfg, weighting);
+    let opts = StepOptions {
+        fused: true,
+        half: cfg.half,
+    };
+    let optimizer = cfg.optimizer_config();
+    let prog = Program::build_with(
+        gpu, net, params, tasks, d, b, weighting, space, optimizer, opts,
+    )?;
+    let eval = ForwardProgram::build(gpu, net, params, tasks, d, b, opts)?;
+    Ok((prog, eval))
 }
 
 /// Refuse settings no run can use, before any GPU work.
