@@ -44,7 +44,8 @@ struct Args {
     #[arg(long, value_delimiter = ',', default_value = "256,512,1024")]
     sizes: Vec<usize>,
     /// W-matmul: naive, register or tiled (default: the kernel chosen for this
-    /// adapter and size); with --half, coop or mixed (default: coop where the adapter has it).
+    /// adapter and size); with --half, coop, coop-staged or mixed (default: coop where the
+    /// adapter has it).
     #[arg(long)]
     kernel: Option<String>,
     /// W-matmul: products per submit (1: each product is submitted and waited for alone).
@@ -181,10 +182,17 @@ fn w_matmul(gpu: &Gpu, args: &Args) -> taskgrad::Result<String> {
         let c = Tensor::zeros(gpu, &[n, n], "C")?;
         let opts = MatmulOptions::default();
         let (kernel, wg) = choice.for_product(n * n * n, forced);
-        let coop =
-            args.half && half_kernel == "coop" && matmul_coop::supports(gpu, &a, &b, &c, &opts);
+        let coop = args.half
+            && half_kernel.starts_with("coop")
+            && matmul_coop::supports(gpu, &a, &b, &c, &opts);
+        let staged = coop && half_kernel == "coop-staged" && matmul_coop::staged_fits(gpu, n, n, n);
         let d = if coop {
-            matmul_coop::matmul_coop(gpu, &a, &b, &c, opts)?
+            let variant = if staged {
+                matmul_coop::CoopVariant::Staged
+            } else {
+                matmul_coop::CoopVariant::Direct
+            };
+            matmul_coop::matmul_coop_variant(gpu, &a, &b, &c, opts, variant)?
         } else if args.half {
             matmul_f16::matmul_mixed(gpu, &a, &b, &c, opts, matmul::workgroup(gpu)?)?
         } else {
@@ -212,6 +220,7 @@ fn w_matmul(gpu: &Gpu, args: &Args) -> taskgrad::Result<String> {
             )));
         }
         let name = match (coop, args.half) {
+            (true, _) if staged => "coop-staged",
             (true, _) => "coop",
             (false, true) => "mixed",
             (false, false) => kernel.name(),

@@ -150,3 +150,121 @@ fn matmul_coop(@builtin(workgroup_id) wid: vec3<u32>,
         }
     }
 }
+
+// ---- matmul_coop_staged: several subgroups per workgroup, operands staged
+// through workgroup memory.
+//
+// A workgroup of 128 invocations (four subgroups of 32; the wrapper uses this
+// entry only where the adapter's subgroups are exactly 32 wide) computes a
+// 128×128 block of C, each subgroup a 64×64 quarter as above. Per 32-wide
+// step along k the whole workgroup stages op(A)[block rows, k..k+32] (128×32)
+// and op(B)[k..k+32, block columns] (32×128) in workgroup memory, neighbouring
+// invocations reading neighbouring addresses; each subgroup then loads its
+// tiles from there, so every operand element is read from storage once per
+// workgroup instead of once per subgroup. M and N must be multiples of 128,
+// K of 32.
+
+const SBK: u32 = 32u;
+var<workgroup> sa: array<f16, 4096>; // op(A) slice, row-major 128 × SBK
+var<workgroup> sb: array<f16, 4096>; // op(B) slice, row-major SBK × 128
+
+fn tile_sa(row: u32, kk: u32) -> coop_mat16x16<f16, A> {
+    let at = row * SBK + kk;
+    let stride = SBK;
+    return coopLoadT<coop_mat16x16<f16, A>>(&sa[at], stride);
+}
+
+fn tile_sb(kk: u32, col: u32) -> coop_mat16x16<f16, B> {
+    let at = kk * 128u + col;
+    let stride = 128u;
+    return coopLoadT<coop_mat16x16<f16, B>>(&sb[at], stride);
+}
+
+@compute @workgroup_size(128)
+fn matmul_coop_staged(@builtin(workgroup_id) wid: vec3<u32>,
+                      @builtin(num_workgroups) nwg: vec3<u32>,
+                      @builtin(local_invocation_index) lane: u32) {
+    let blocks_m = p.m / 128u;
+    let blocks_n = p.n / 128u;
+    let pid = wid.x + wid.y * nwg.x;
+    if (pid >= blocks_m * blocks_n) { return; }
+    let per_group = GROUP * blocks_n;
+    let first_m = (pid / per_group) * GROUP;
+    let group_m = min(blocks_m - first_m, GROUP);
+    let row0 = (first_m + (pid % per_group) % group_m) * 128u;
+    let col0 = ((pid % per_group) / group_m) * 128u;
+    // This subgroup's 64×64 quarter, in block and in C coordinates.
+    let sg = lane / 32u;
+    let qr = (sg / 2u) * 64u;
+    let qc = (sg % 2u) * 64u;
+    let r0 = row0 + qr;
+    let c0 = col0 + qc;
+    var t00 = start(r0, c0);             var t01 = start(r0, c0 + 16u);
+    var t02 = start(r0, c0 + 32u);       var t03 = start(r0, c0 + 48u);
+    var t10 = start(r0 + 16u, c0);       var t11 = start(r0 + 16u, c0 + 16u);
+    var t12 = start(r0 + 16u, c0 + 32u); var t13 = start(r0 + 16u, c0 + 48u);
+    var t20 = start(r0 + 32u, c0);       var t21 = start(r0 + 32u, c0 + 16u);
+    var t22 = start(r0 + 32u, c0 + 32u); var t23 = start(r0 + 32u, c0 + 48u);
+    var t30 = start(r0 + 48u, c0);       var t31 = start(r0 + 48u, c0 + 16u);
+    var t32 = start(r0 + 48u, c0 + 32u); var t33 = start(r0 + 48u, c0 + 48u);
+    for (var k0 = 0u; k0 < p.k; k0 = k0 + SBK) {
+        for (var e = lane; e < 128u * SBK; e = e + 128u) {
+            if (TRANS_A) {
+                let r = e % 128u;
+                let kk = e / 128u;
+                sa[r * SBK + kk] = a[(k0 + kk) * p.m + row0 + r];
+            } else {
+                let r = e / SBK;
+                let kk = e % SBK;
+                sa[r * SBK + kk] = a[(row0 + r) * p.k + k0 + kk];
+            }
+            if (TRANS_B) {
+                let kk = e % SBK;
+                let cc = e / SBK;
+                sb[kk * 128u + cc] = b[(col0 + cc) * p.k + k0 + kk];
+            } else {
+                let cc = e % 128u;
+                let kk = e / 128u;
+                sb[kk * 128u + cc] = b[(k0 + kk) * p.n + col0 + cc];
+            }
+        }
+        workgroupBarrier();
+        for (var ks = 0u; ks < SBK; ks = ks + 16u) {
+            let a0 = tile_sa(qr, ks);
+            let a1 = tile_sa(qr + 16u, ks);
+            let a2 = tile_sa(qr + 32u, ks);
+            let a3 = tile_sa(qr + 48u, ks);
+            let b0 = tile_sb(ks, qc);
+            let b1 = tile_sb(ks, qc + 16u);
+            let b2 = tile_sb(ks, qc + 32u);
+            let b3 = tile_sb(ks, qc + 48u);
+            t00 = coopMultiplyAdd(a0, b0, t00); t01 = coopMultiplyAdd(a0, b1, t01);
+            t02 = coopMultiplyAdd(a0, b2, t02); t03 = coopMultiplyAdd(a0, b3, t03);
+            t10 = coopMultiplyAdd(a1, b0, t10); t11 = coopMultiplyAdd(a1, b1, t11);
+            t12 = coopMultiplyAdd(a1, b2, t12); t13 = coopMultiplyAdd(a1, b3, t13);
+            t20 = coopMultiplyAdd(a2, b0, t20); t21 = coopMultiplyAdd(a2, b1, t21);
+            t22 = coopMultiplyAdd(a2, b2, t22); t23 = coopMultiplyAdd(a2, b3, t23);
+            t30 = coopMultiplyAdd(a3, b0, t30); t31 = coopMultiplyAdd(a3, b1, t31);
+            t32 = coopMultiplyAdd(a3, b2, t32); t33 = coopMultiplyAdd(a3, b3, t33);
+        }
+        workgroupBarrier();
+    }
+    put(t00, r0, c0);             put(t01, r0, c0 + 16u);
+    put(t02, r0, c0 + 32u);       put(t03, r0, c0 + 48u);
+    put(t10, r0 + 16u, c0);       put(t11, r0 + 16u, c0 + 16u);
+    put(t12, r0 + 16u, c0 + 32u); put(t13, r0 + 16u, c0 + 48u);
+    put(t20, r0 + 32u, c0);       put(t21, r0 + 32u, c0 + 16u);
+    put(t22, r0 + 32u, c0 + 32u); put(t23, r0 + 32u, c0 + 48u);
+    put(t30, r0 + 48u, c0);       put(t31, r0 + 48u, c0 + 16u);
+    put(t32, r0 + 48u, c0 + 32u); put(t33, r0 + 48u, c0 + 48u);
+    if ((p.flags & (BIAS | RELU)) != 0u && (p.flags & ACCUMULATE) == 0u) {
+        storageBarrier();
+        for (var e = lane; e < 128u * 128u; e = e + 128u) {
+            let at = (row0 + e / 128u) * p.n + col0 + e % 128u;
+            var v = c[at];
+            if ((p.flags & BIAS) != 0u) { v = v + bias[col0 + e % 128u]; }
+            if ((p.flags & RELU) != 0u) { v = max(v, 0.0); }
+            c[at] = v;
+        }
+    }
+}

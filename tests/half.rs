@@ -219,7 +219,7 @@ fn cooperative_matrix_matmul_against_the_reference_where_the_adapter_has_it() {
         return;
     }
     let mut r = rng(77);
-    for &(m, k, n) in &[(64, 16, 64), (128, 48, 192), (192, 272, 64)] {
+    for &(m, k, n) in &[(64, 16, 64), (128, 48, 192), (192, 272, 64), (256, 96, 128)] {
         for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
             let a = round16(&random(&mut r, m * k));
             let b = round16(&random(&mut r, k * n));
@@ -246,6 +246,22 @@ fn cooperative_matrix_matmul_against_the_reference_where_the_adapter_has_it() {
                     ..Default::default()
                 };
                 assert!(matmul_coop::supports(gpu, &ga, &gb, &c, &opts));
+                let mut variants = vec![matmul_coop::CoopVariant::Direct];
+                if matmul_coop::staged_fits(gpu, m, n, k) {
+                    variants.push(matmul_coop::CoopVariant::Staged);
+                }
+                for variant in variants {
+                    let c = Tensor::from_slice(gpu, &[m, n], &c0, "c").unwrap();
+                    let d = matmul_coop::matmul_coop_variant(gpu, &ga, &gb, &c, opts, variant);
+                    gpu.run(&[&d.unwrap()]).unwrap();
+                    let mut want =
+                        cpu::matmul(&a, &b, m, k, n, ta, tb, use_bias.then_some(&bias[..]), relu);
+                    if acc {
+                        want = cpu::add(&c0, &want);
+                    }
+                    let what = format!("coop {variant:?} m={m} k={k} n={n} ta={ta} tb={tb} bias={use_bias} relu={relu} acc={acc}");
+                    assert_close(&what, &gpu.read_one(&c).unwrap(), &want, tol, 1e-3);
+                }
                 gpu.run(&[&matmul_coop::matmul_coop(gpu, &ga, &gb, &c, opts).unwrap()])
                     .unwrap();
                 let mut want =

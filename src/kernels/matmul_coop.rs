@@ -38,13 +38,59 @@ pub fn supports(gpu: &Gpu, a: &Tensor, b: &Tensor, c: &Tensor, opts: &MatmulOpti
         )
 }
 
-/// Record the product on the tensor cores; refuses what [`supports`] refuses.
+/// The two entry points of shaders/matmul_coop.wgsl.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CoopVariant {
+    /// One subgroup per 64×64 block, operands straight from storage.
+    Direct,
+    /// Four subgroups per 128×128 block, operands staged in workgroup memory:
+    /// needs subgroups of exactly 32 and M, N multiples of 128, K of 32.
+    /// Slower than `Direct` today (scalar staging loads); the next rung
+    /// toward the tensor cores' peak is vector loads here.
+    Staged,
+}
+
+/// Whether the staged variant can run this product on this adapter.
+pub fn staged_fits(gpu: &Gpu, m: usize, n: usize, k: usize) -> bool {
+    let info = gpu.adapter.get_info();
+    info.subgroup_min_size == 32
+        && info.subgroup_max_size == 32
+        && m.is_multiple_of(128)
+        && n.is_multiple_of(128)
+        && k.is_multiple_of(32)
+}
+
+/// Record the product on the tensor cores, staged where it fits; refuses
+/// what [`supports`] refuses.
 pub fn matmul_coop(
     gpu: &Gpu,
     a: &Tensor,
     b: &Tensor,
     c: &Tensor,
     opts: MatmulOptions,
+) -> Result<Dispatch> {
+    let (m, n) = (c.shape()[0], c.shape().get(1).copied().unwrap_or(0));
+    let k = if opts.trans_a {
+        a.shape()[0]
+    } else {
+        a.shape().get(1).copied().unwrap_or(0)
+    };
+    let variant = if staged_fits(gpu, m, n, k) {
+        CoopVariant::Staged
+    } else {
+        CoopVariant::Direct
+    };
+    matmul_coop_variant(gpu, a, b, c, opts, variant)
+}
+
+/// [`matmul_coop`] with a given variant.
+pub fn matmul_coop_variant(
+    gpu: &Gpu,
+    a: &Tensor,
+    b: &Tensor,
+    c: &Tensor,
+    opts: MatmulOptions,
+    variant: CoopVariant,
 ) -> Result<Dispatch> {
     if !gpu.has_coop_f16() {
         return Err(Error::MissingFeature {
@@ -62,7 +108,16 @@ pub fn matmul_coop(
             c.shape()
         )));
     }
-    let blocks = (plan.m as u64).div_ceil(BLOCK as u64) * (plan.n as u64).div_ceil(BLOCK as u64);
+    let staged = variant == CoopVariant::Staged;
+    if staged && !staged_fits(gpu, plan.m, plan.n, plan.k) {
+        return Err(Error::InvalidConfig(format!(
+            "the staged tensor-core matmul needs subgroups of 32 and M, N multiples of 128, K of \
+             32; got {}x{}x{}",
+            plan.m, plan.k, plan.n
+        )));
+    }
+    let block = if staged { 2 * BLOCK } else { BLOCK } as u64;
+    let blocks = (plan.m as u64).div_ceil(block) * (plan.n as u64).div_ceil(block);
     let grid = crate::kernels::grid(gpu, blocks)?;
     let flag = |on: bool| if on { 1.0 } else { 0.0 };
     let constants = [
@@ -76,7 +131,11 @@ pub fn matmul_coop(
     record(
         gpu,
         "matmul_coop.wgsl",
-        "matmul_coop",
+        if staged {
+            "matmul_coop_staged"
+        } else {
+            "matmul_coop"
+        },
         &[Uniform, ReadWrite, ReadOnly, ReadOnly, ReadOnly],
         &constants,
         &plan.params,
