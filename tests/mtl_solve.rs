@@ -356,3 +356,50 @@ fn gpu_solves_match_the_cpu_reference() {
         );
     }
 }
+
+#[test]
+fn aggregate_combines_your_own_gradients_as_each_method_s_reference_does() {
+    // d = Σ_k w_k g_k with w from the method's CPU reference on G = g gᵀ:
+    // the public API runs the same Gram kernel, solve and combination as training.
+    let gpu = gpu_or_skip!();
+    let (k, p) = (3, 50);
+    let rows: Vec<f32> = random(&mut rng(123), k * p);
+    let r64: Vec<f64> = rows.iter().map(|&v| v as f64).collect();
+    let g = reference::gram(&r64, k, p, p);
+    let expected: [(&str, Vec<f64>); 6] = [
+        ("pcgrad", pcgrad::reference(&g, k, 0, 0)),
+        ("mgda", mgda::reference(&g, k, 250)),
+        ("cagrad", cagrad::reference(&g, k, 0.4, 100)),
+        ("imtl_g", imtl_g::reference(&g, k)),
+        ("nash_mtl", nash_mtl::reference(&g, k, 20)),
+        ("upgrad", upgrad::reference(&g, k, 100)),
+    ];
+    for (name, w) in expected {
+        let got = taskgrad::mtl::aggregate_with(
+            gpu,
+            taskgrad::mtl::by_name(name).unwrap().as_mut(),
+            &rows,
+            k,
+        )
+        .unwrap();
+        let d: Vec<f32> = (0..p)
+            .map(|j| (0..k).map(|i| w[i] * r64[i * p + j]).sum::<f64>() as f32)
+            .collect();
+        let w32: Vec<f32> = w.iter().map(|&v| v as f32).collect();
+        assert_close(&format!("{name} weights"), &got.weights, &w32, 1e-3, 1e-3);
+        assert_close(&format!("{name} direction"), &got.direction, &d, 1e-3, 1e-3);
+        assert_eq!(
+            taskgrad::mtl::aggregate(gpu, name, &rows, k).unwrap(),
+            got.direction
+        );
+    }
+    // Loss weightings combine nothing; rows must split into K equal parts.
+    assert!(matches!(
+        taskgrad::mtl::aggregate(gpu, "uncertainty", &rows, k),
+        Err(taskgrad::Error::InvalidConfig(_))
+    ));
+    assert!(matches!(
+        taskgrad::mtl::aggregate(gpu, "upgrad", &rows[..149], k),
+        Err(taskgrad::Error::ShapeMismatch { .. })
+    ));
+}

@@ -24,6 +24,7 @@
 //! `pcgrad+uncertainty` by name): the loss weighting sets the seeds, so the
 //! per-task rows are gradients of w_k L_k, and the gradient method combines them.
 
+mod aggregate;
 pub mod cagrad;
 mod compose;
 pub mod dwa;
@@ -40,6 +41,7 @@ pub(crate) mod solve;
 mod uncertainty;
 pub mod upgrad;
 
+pub use aggregate::{aggregate, aggregate_with, Aggregation};
 pub use cagrad::CaGrad;
 pub use compose::Compose;
 pub use dwa::Dwa;

@@ -1,0 +1,106 @@
+//! The methods on your own gradients: give the K×P matrix of per-task
+//! gradients (row-major, task k's gradient in row k), get the direction a
+//! method combines them into, computed by the same kernels training uses (the
+//! fused Gram kernel, the method's solve, the weighted combination), each
+//! method with its default settings.
+//!
+//! ```no_run
+//! # fn main() -> taskgrad::Result<()> {
+//! let gpu = taskgrad::Gpu::new()?;
+//! // Two tasks, three parameters: the gradients conflict (g0·g1 < 0).
+//! let rows = [1.0, 0.0, 1.0, -0.5, 1.0, 0.0];
+//! let d = taskgrad::mtl::aggregate(&gpu, "upgrad", &rows, 2)?;
+//! assert_eq!(d.len(), 3);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! This is what torchjd's aggregators do for a Jacobian; [`aggregate_with`]
+//! takes a method with chosen settings and also returns its weights.
+
+use super::{by_name, Weighting, WeightingContext};
+use crate::error::{Error, Result};
+use crate::gpu::{Gpu, Tensor};
+use crate::kernels::gram::{self, GradRows};
+use crate::nn::ParamBuilder;
+
+/// A combined direction and the weights that make it: d = Σ_k w_k g_k.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Aggregation {
+    /// P values.
+    pub direction: Vec<f32>,
+    /// K weights.
+    pub weights: Vec<f32>,
+}
+
+/// The direction `method` (a name [`by_name`] takes, e.g. `"pcgrad"`,
+/// `"mgda"`, `"upgrad"`) combines the K rows of `rows` (K×P, row-major) into,
+/// with the method's default settings.
+pub fn aggregate(gpu: &Gpu, method: &str, rows: &[f32], k: usize) -> Result<Vec<f32>> {
+    Ok(aggregate_with(gpu, by_name(method)?.as_mut(), rows, k)?.direction)
+}
+
+/// [`aggregate`] with a method built with chosen settings (for example
+/// `&mut taskgrad::mtl::CaGrad { c: 0.5, iters: 100 }`), returning the
+/// weights too. The method must combine per-task gradients; loss weightings
+/// (equal, uncertainty, ...) are refused.
+pub fn aggregate_with(
+    gpu: &Gpu,
+    method: &mut dyn Weighting,
+    rows: &[f32],
+    k: usize,
+) -> Result<Aggregation> {
+    if k == 0 || rows.is_empty() || !rows.len().is_multiple_of(k) {
+        return Err(Error::shape(
+            "aggregate rows",
+            format!("K = {k} rows of equal length"),
+            format!("{} values", rows.len()),
+        ));
+    }
+    if !method.capabilities().combines {
+        return Err(Error::InvalidConfig(format!(
+            "{} weights losses, not gradients: aggregate takes a method that combines \
+             per-task gradients ({})",
+            method.name(),
+            super::REGISTRY
+                .iter()
+                .filter(|m| m.caps.combines)
+                .map(|m| m.name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    let p = rows.len() / k;
+    let g = GradRows::new(
+        Tensor::from_slice(gpu, &[k * p], rows, "aggregate rows")?,
+        k,
+        p,
+        p,
+    )?;
+    let gram_m = Tensor::zeros(gpu, &[k, k], "aggregate gram")?;
+    let ones = vec![1.0; k];
+    let seeds = Tensor::from_slice(gpu, &[k], &ones, "aggregate seeds")?;
+    let losses = Tensor::from_slice(gpu, &[k], &ones, "aggregate losses")?;
+    let weights = Tensor::from_slice(gpu, &[k], &ones, "aggregate weights")?;
+    let direction = Tensor::zeros(gpu, &[p], "aggregate direction")?;
+    let params = ParamBuilder::new(gpu).build_frozen(gpu)?;
+    let ctx = WeightingContext {
+        params: &params,
+        seeds: &seeds,
+        losses: &losses,
+        gram: &gram_m,
+        combine: &weights,
+    };
+    let plan = method.build(gpu, &ctx)?;
+    let gd = gram::gram(gpu, &g, &gram_m)?;
+    let combine = gram::combine(gpu, &g, &weights, &direction)?;
+    let mut ds = vec![&gd.partial, &gd.finish];
+    ds.extend(plan.after_gram.iter());
+    ds.push(&combine);
+    gpu.run(&ds)?;
+    let mut got = gpu.read(&[&direction, &weights])?;
+    Ok(Aggregation {
+        weights: got.remove(1),
+        direction: got.remove(0),
+    })
+}
