@@ -133,13 +133,21 @@ fn nash_mtl_by_hand() {
     // Orthogonal with norms 2 and 1: α_i ‖g_i‖² = 1/α_i, so α = (½, 1).
     close(
         "nash orthogonal",
-        &nash_mtl::reference(&orthogonal(), 2, 20),
+        &nash_mtl::reference(&orthogonal(), 2, 20, 0.0),
         &[0.5, 1.0],
+        1e-6,
+    );
+    // With the default clip: d = ½ g1 + g2 has norm √(¼·4 + 1) = √2 > 1, so α ← α / √2.
+    let s = 1.0 / 2f64.sqrt();
+    close(
+        "nash orthogonal clipped",
+        &nash_mtl::reference(&orthogonal(), 2, 20, 1.0),
+        &[0.5 * s, s],
         1e-6,
     );
     // Correlated: g1 = e1, g2 = (1, 1): α solves α_i (Gα)_i = 1 (checked, not guessed).
     let g = gram_of(&[&[1.0, 0.0], &[1.0, 1.0]]);
-    let a = nash_mtl::reference(&g, 2, 30);
+    let a = nash_mtl::reference(&g, 2, 30, 0.0);
     for i in 0..2 {
         let ga: f64 = (0..2).map(|j| g[i * 2 + j] * a[j]).sum();
         assert!((a[i] * ga - 1.0).abs() < 1e-6, "α = {a:?}");
@@ -305,8 +313,17 @@ fn gpu_solves_match_the_cpu_reference() {
         }
         check(
             "nash_mtl",
-            gpu_solve(gpu, &NashMtl { iters: 20 }, &g, &losses, 1),
-            nash_mtl::reference(&g, k, 20),
+            gpu_solve(
+                gpu,
+                &NashMtl {
+                    iters: 20,
+                    max_norm: 1.0,
+                },
+                &g,
+                &losses,
+                1,
+            ),
+            nash_mtl::reference(&g, k, 20, 1.0),
             1e-3,
         );
         check(
@@ -371,7 +388,7 @@ fn aggregate_combines_your_own_gradients_as_each_method_s_reference_does() {
         ("mgda", mgda::reference(&g, k, 250)),
         ("cagrad", cagrad::reference(&g, k, 0.4, 100)),
         ("imtl_g", imtl_g::reference(&g, k)),
-        ("nash_mtl", nash_mtl::reference(&g, k, 20)),
+        ("nash_mtl", nash_mtl::reference(&g, k, 20, 1.0)),
         ("upgrad", upgrad::reference(&g, k, 100)),
     ];
     for (name, w) in expected {

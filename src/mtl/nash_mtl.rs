@@ -7,6 +7,8 @@
 //!
 //! the stationary point of the convex ½ αᵀGα - Σ log α_k, solved by damped
 //! Newton (`reference`) instead of the paper's sequence of convex programs.
+//! As in LibMTL and torchjd, the direction is then clipped to norm
+//! `max_norm` (default 1; 0 disables it): α ← α · min(1, max_norm / √(αᵀGα)).
 
 use super::solve::solve_linear;
 use super::{Capabilities, GpuSolve, GradSpace, MethodInfo, SolvePhase};
@@ -18,11 +20,16 @@ use crate::solve_shader;
 pub struct NashMtl {
     /// Damped Newton steps.
     pub iters: u32,
+    /// Clip the direction to this norm (LibMTL's and torchjd's default 1; 0: no clip).
+    pub max_norm: f32,
 }
 
 impl Default for NashMtl {
     fn default() -> Self {
-        NashMtl { iters: 20 }
+        NashMtl {
+            iters: 20,
+            max_norm: 1.0,
+        }
     }
 }
 
@@ -35,8 +42,8 @@ pub const SHADER: SolveShader = solve_shader!("nash_mtl");
 pub struct Params {
     k: u32,
     iters: u32,
-    _pad0: u32,
-    _pad1: u32,
+    max_norm: f32,
+    _pad: u32,
 }
 
 /// The registry's entry.
@@ -44,7 +51,7 @@ pub(crate) const INFO: MethodInfo = MethodInfo {
     name: "nash_mtl",
     aliases: &["nash"],
     summary: "Nash-MTL (Navon et al. 2022): the bargaining solution α_i (Gα)_i = 1",
-    defaults: "20 Newton steps",
+    defaults: "20 Newton steps, max_norm 1",
     caps: Capabilities {
         grad_space: Some(GradSpace::Parameters),
         combines: true,
@@ -64,8 +71,8 @@ impl GpuSolve for NashMtl {
         Params {
             k,
             iters: self.iters,
-            _pad0: 0,
-            _pad1: 0,
+            max_norm: self.max_norm,
+            _pad: 0,
         }
     }
 }
@@ -73,7 +80,7 @@ impl GpuSolve for NashMtl {
 /// Nash-MTL (Navon et al., ICML 2022): the bargaining solution d = Σ α_i g_i with
 /// α_i (Gα)_i = 1, i.e. the minimiser of ½ αᵀGα - Σ log α_i over α > 0 (convex),
 /// found by damped Newton (`iters` steps) on G + εI.
-pub fn reference(g: &[f64], k: usize, iters: usize) -> Vec<f64> {
+pub fn reference(g: &[f64], k: usize, iters: usize, max_norm: f64) -> Vec<f64> {
     let mean = (0..k).map(|i| g[i * k + i]).sum::<f64>() / k as f64;
     let eps = 1e-8 * mean.max(1e-30);
     let mut a: Vec<f64> = (0..k).map(|i| 1.0 / (g[i * k + i] + eps).sqrt()).collect();
@@ -97,6 +104,14 @@ pub fn reference(g: &[f64], k: usize, iters: usize) -> Vec<f64> {
         for i in 0..k {
             a[i] = (a[i] - s * delta[i]).max(1e-12);
         }
+    }
+    // Clip the direction's norm ‖d‖ = √(αᵀGα) to max_norm (0: no clip).
+    let q: f64 = (0..k)
+        .map(|i| a[i] * (0..k).map(|j| g[i * k + j] * a[j]).sum::<f64>())
+        .sum();
+    let norm = q.max(0.0).sqrt();
+    if max_norm > 0.0 && norm > max_norm {
+        a.iter_mut().for_each(|v| *v *= max_norm / norm);
     }
     a
 }
