@@ -340,9 +340,18 @@ fn uncertainty_weights_and_gradients_by_hand() {
     let got = gpu.read(&[&seeds, &ds]).unwrap();
     common::assert_close("UW seeds", &got[0], &[0.5, 0.25, 1.0], 1e-6, 1e-6);
     common::assert_close("UW ds", &got[1], &[0.0, -0.5, 0.25], 1e-6, 1e-6);
-    // Through the trait, with s initialised to 0: every seed is ½.
+    // Through the trait, s starts at LibMTL's -0.5: every seed is ½ e^{0.5};
+    // from 0, every seed is ½.
+    let w = 0.5 * 0.5f32.exp();
+    common::assert_close(
+        "UW seeds from -0.5",
+        &seeds_after(gpu, mtl::by_name("uw").unwrap().as_mut(), 2),
+        &[w, w],
+        1e-6,
+        1e-6,
+    );
     assert_eq!(
-        seeds_after(gpu, mtl::by_name("uw").unwrap().as_mut(), 2),
+        seeds_after(gpu, &mut mtl::Uncertainty::starting_at(0.0), 2),
         vec![0.5, 0.5]
     );
 }

@@ -1,8 +1,9 @@
 //! Uncertainty weighting (UW): Kendall, Gal & Cipolla, "Multi-Task Learning
 //! Using Uncertainty to Weigh Losses for Scene Geometry and Semantics", CVPR 2018.
 //!
-//! Each task has a learned s_k = log σ_k² (initialised to 0), and the total is
-//! the stable form used by LibMTL:
+//! Each task has a learned s_k = log σ_k² (initialised to -0.5, as LibMTL
+//! does; `Uncertainty { init, .. }` chooses), and the total is the stable form
+//! used by LibMTL:
 //!
 //!   L = Σ_k [ ½ exp(-s_k) L_k + ½ s_k ]
 //!
@@ -18,9 +19,26 @@ use crate::kernels::loss_weighting;
 use crate::nn::{ParamBuilder, ParamId};
 
 /// Learned per-task log variances.
-#[derive(Default)]
 pub struct Uncertainty {
+    /// The starting log σ² of every task (LibMTL's -0.5 by default).
+    pub init: f32,
     log_var: Option<ParamId>,
+}
+
+impl Default for Uncertainty {
+    fn default() -> Self {
+        Uncertainty::starting_at(-0.5)
+    }
+}
+
+impl Uncertainty {
+    /// Uncertainty weighting whose log variances start at `init`.
+    pub fn starting_at(init: f32) -> Self {
+        Uncertainty {
+            init,
+            log_var: None,
+        }
+    }
 }
 
 /// The registry's entry.
@@ -28,7 +46,7 @@ pub(crate) const INFO: MethodInfo = MethodInfo {
     name: "uncertainty",
     aliases: &["uw"],
     summary: "uncertainty weighting (Kendall et al. 2018): learned log σ²_k",
-    defaults: "log σ² starts at 0",
+    defaults: "log σ² starts at -0.5, as LibMTL",
     caps: Capabilities {
         grad_space: None,
         combines: false,
@@ -47,7 +65,7 @@ impl Weighting for Uncertainty {
     }
     fn add_params(&mut self, params: &mut ParamBuilder, k: usize) -> Result<()> {
         self.log_var =
-            Some(params.add_method_param("uncertainty", "log_var", &[k], vec![0.0; k])?);
+            Some(params.add_method_param("uncertainty", "log_var", &[k], vec![self.init; k])?);
         Ok(())
     }
     fn build(&mut self, gpu: &Gpu, ctx: &WeightingContext) -> Result<WeightingPlan> {
