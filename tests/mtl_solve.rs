@@ -420,3 +420,28 @@ fn aggregate_combines_your_own_gradients_as_each_method_s_reference_does() {
         Err(taskgrad::Error::ShapeMismatch { .. })
     ));
 }
+
+#[test]
+fn mgda_with_a_zero_gradient_returns_the_zero_direction() {
+    // g0 = (1, 2), g1 = 0, g2 = (-1, 0.5): 0 is in the hull, so the min-norm
+    // point is 0 — all weight on task 1, on the CPU and on the GPU.
+    let g = gram_of(&[&[1.0, 2.0], &[0.0, 0.0], &[-1.0, 0.5]]);
+    close(
+        "mgda zero row",
+        &mgda::reference(&g, 3, 250),
+        &[0.0, 1.0, 0.0],
+        0.0,
+    );
+    let g2 = gram_of(&[&[0.0, 0.0], &[3.0, 1.0]]);
+    close(
+        "mgda zero row k=2",
+        &mgda::reference(&g2, 2, 250),
+        &[1.0, 0.0],
+        0.0,
+    );
+    let gpu = gpu_or_skip!();
+    let rows = [1.0f32, 2.0, 0.0, 0.0, -1.0, 0.5];
+    let a = taskgrad::mtl::aggregate_with(gpu, &mut Mgda { iters: 250 }, &rows, 3).unwrap();
+    assert_eq!(a.weights, vec![0.0, 1.0, 0.0]);
+    assert_eq!(a.direction, vec![0.0, 0.0]);
+}

@@ -85,7 +85,15 @@ pub fn min_norm_2(v11: f64, v12: f64, v22: f64) -> f64 {
 ///   w = argmin_{w ≥ 0, Σw = 1} wᵀ G w,
 /// in closed form for two tasks and by Frank-Wolfe with exact line search
 /// (`iters` steps) for more.
+///
+/// A task with a zero gradient (squared norm ≤ 1e-12 of the largest) puts 0
+/// in the hull, so the min-norm point is 0: all the weight goes to the first
+/// such task and the shared parameters get no update that step.
 pub fn reference(g: &[f64], k: usize, iters: usize) -> Vec<f64> {
+    let maxd = (0..k).map(|i| g[i * k + i]).fold(0.0, f64::max);
+    if let Some(z) = (0..k).find(|&i| g[i * k + i] <= 1e-12 * maxd) {
+        return (0..k).map(|i| if i == z { 1.0 } else { 0.0 }).collect();
+    }
     if k == 1 {
         return vec![1.0];
     }
