@@ -569,3 +569,45 @@ fn bad_optimizer_settings_fail_before_the_gpu() {
         no_model_left(&out);
     }
 }
+
+#[test]
+fn impossible_sizes_and_weights_fail_before_the_gpu_and_create_no_folder() {
+    // Each of these used to be refused only once the GPU had started, leaving
+    // an empty --out folder (issue 11, item 16).
+    let dir = scratch("sizes");
+    let out = dir.join("never");
+    for (extra, needle) in [
+        (vec!["--epochs", "0"], "--epochs"),
+        (vec!["--batch", "0"], "--batch"),
+        (vec!["--hidden", "16,0"], "widths"),
+        (vec!["--tower", "0"], "widths"),
+        (
+            vec!["--weighting", "fixed:1,2"],
+            "2 fixed weights for 3 tasks",
+        ),
+        (vec!["--task", "species:class"], "given twice"),
+    ] {
+        let mut args = vec!["train", "--data", PENGUINS, "--out", out.to_str().unwrap()];
+        args.extend(PENGUIN_ARGS);
+        args.extend(extra.iter().copied());
+        assert_fails(&run(&args), needle);
+        assert!(!out.exists(), "{extra:?} created {}", out.display());
+    }
+}
+
+#[test]
+fn fixed_weights_may_be_written_with_exponents() {
+    // `fixed:1e-3,1,1` was read as "1e_3" (every '-' became '_'; issue 11, item 17).
+    gpu_or_skip!();
+    let dir = scratch("fixed-exp");
+    let out = dir.join("run");
+    let mut args = vec!["train", "--data", PENGUINS, "--out", out.to_str().unwrap()];
+    args.extend(PENGUIN_ARGS);
+    args.extend(["--weighting", "fixed:1e-3,1,1"]);
+    let o = run(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        taskgrad::mtl::by_name("nash-mtl").is_ok(),
+        "names still take '-' for '_'"
+    );
+}

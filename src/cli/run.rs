@@ -75,6 +75,7 @@ type Resumed = (PathBuf, checkpoint::Checkpoint);
 /// Read and check everything `s` names (data, columns, output folder, resumed
 /// model) without touching the GPU, so bad input fails fast and clearly.
 pub fn prepare_run(s: &RunSettings) -> Result<PreparedRun> {
+    check_sizes(s)?;
     let data_path = s.data.clone().ok_or_else(|| need("--data"))?;
     let missing = match s.impute.as_str() {
         "drop" => Missing::Drop,
@@ -111,7 +112,8 @@ pub fn prepare_run(s: &RunSettings) -> Result<PreparedRun> {
     let data = schema.encode(&table, &kept)?;
     let cfg = train_config(s, resume.as_ref());
     cfg.optimizer_config().validate()?;
-    crate::mtl::by_name(&s.weighting)?; // an unknown name fails here, before any work
+    // An unknown name or a wrong count of fixed weights fails here, before any work.
+    crate::mtl::check_for_tasks(&s.weighting, tasks.len())?;
     prepare_out_dir(&s.out)?;
     Ok(PreparedRun {
         settings: s.clone(),
@@ -124,6 +126,31 @@ pub fn prepare_run(s: &RunSettings) -> Result<PreparedRun> {
         dropped_rows,
         epochs_before: resume.as_ref().map_or(0, |(_, ck)| ck.meta.epochs_trained),
     })
+}
+
+/// Sizes no run can use, refused before anything is read or created.
+fn check_sizes(s: &RunSettings) -> Result<()> {
+    let bad = |what: String| Err(Error::InvalidConfig(what));
+    if s.epochs == 0 {
+        return bad("--epochs must be at least 1".into());
+    }
+    if s.batch == 0 {
+        return bad("--batch must be at least 1".into());
+    }
+    if let Some(w) = s.hidden.iter().chain(&s.tower).find(|&&w| w == 0) {
+        return bad(format!(
+            "layer widths must be at least 1 (--hidden {:?}, --tower {:?}; got {w})",
+            s.hidden, s.tower
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for t in &s.tasks {
+        let (name, _) = parse_task(t)?;
+        if !seen.insert(name.clone()) {
+            return bad(format!("--task {name:?} is given twice"));
+        }
+    }
+    Ok(())
 }
 
 fn need(what: &str) -> Error {

@@ -202,7 +202,8 @@ pub trait Weighting {
 /// a gradient method over loss weights, e.g. `pcgrad+uncertainty`), with default
 /// settings; `seed` feeds the random ones (RLW, PCGrad's task order).
 pub fn by_name_seeded(name: &str, seed: u64) -> Result<Box<dyn Weighting>> {
-    let lower = name.trim().to_ascii_lowercase().replace('-', "_");
+    // Names may say `-` for `_` (nash-mtl); the numbers of fixed:… keep theirs (1e-3).
+    let lower = name.trim().to_ascii_lowercase();
     if let Some((grad, loss)) = lower.split_once('+') {
         return Ok(Box::new(Compose::new(
             by_name_seeded(grad, seed)?,
@@ -220,6 +221,7 @@ pub fn by_name_seeded(name: &str, seed: u64) -> Result<Box<dyn Weighting>> {
             .collect::<Result<Vec<_>>>()?;
         return Ok(Box::new(Fixed::new(weights)?));
     }
+    let lower = lower.replace('-', "_");
     let seed = (seed ^ (seed >> 32)) as u32;
     REGISTRY
         .iter()
@@ -231,6 +233,25 @@ pub fn by_name_seeded(name: &str, seed: u64) -> Result<Box<dyn Weighting>> {
                 names().join(", ")
             ))
         })
+}
+
+/// Check a method name against the number of tasks it will weight, before
+/// any work: a known name, and as many `fixed:` weights as tasks.
+pub fn check_for_tasks(name: &str, k: usize) -> Result<()> {
+    by_name(name)?;
+    let lower = name.trim().to_ascii_lowercase();
+    let fixed = lower
+        .split('+')
+        .find_map(|part| part.strip_prefix("fixed:"));
+    if let Some(list) = fixed {
+        let n = list.split(',').count();
+        if n != k {
+            return Err(Error::InvalidConfig(format!(
+                "--weighting {name:?} gives {n} fixed weights for {k} tasks"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// [`by_name_seeded`] with seed 0.
