@@ -184,3 +184,23 @@ fn synthetic_task_correlation_follows_p() {
     };
     assert_eq!(table(&spec).rows, table(&spec).rows);
 }
+
+#[test]
+fn line_numbers_are_right_with_crlf_line_endings() {
+    // Windows line endings: the error on the third line says line 3 (it said 2;
+    // issue 11, item 10), and each row keeps its own line, blank lines counted.
+    for (name, nl) in [("lf.csv", "\n"), ("crlf.csv", "\r\n")] {
+        let body = ["a,b,y", "1,2,3", "", "4,oops,6", "7,8,9"].join(nl) + nl;
+        let path = csv(name, &body);
+        let table = Table::from_csv(&path).unwrap();
+        assert_eq!(table.lines, vec![2, 4, 5], "{name}");
+        let err =
+            Dataset::from_table(&table, &["a", "b"], &[("y", TaskType::Reg)], &[0, 2]).unwrap_err();
+        assert!(matches!(err, Error::Data { line: 4, .. }), "{name}: {err}");
+        let ragged = csv(&format!("ragged-{name}"), &["a,b", "1,2", "3"].join(nl));
+        assert!(
+            matches!(Table::from_csv(&ragged), Err(Error::Data { line: 3, .. })),
+            "{name}"
+        );
+    }
+}

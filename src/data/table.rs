@@ -32,14 +32,34 @@ impl Table {
     /// Read a CSV file with a header row.
     pub fn from_csv(path: impl AsRef<Path>) -> Result<Table> {
         let path = path.as_ref();
-        let file = std::fs::File::open(path).map_err(|e| Error::Io {
+        let bytes = std::fs::read(path).map_err(|e| Error::Io {
             path: path.to_path_buf(),
             source: e,
         })?;
+        // Line numbers from byte offsets: the csv crate's own count is one
+        // short per record with CRLF line endings.
+        let newlines: Vec<u64> = bytes
+            .iter()
+            .enumerate()
+            .filter(|(_, &b)| b == b'\n')
+            .map(|(i, _)| i as u64)
+            .collect();
+        // A record's position can sit on the line breaks before it (blank lines
+        // skipped): its line is that of its first byte past them.
+        let line_of = |p: Option<&csv::Position>| match p {
+            Some(p) => {
+                let mut at = p.byte() as usize;
+                while at < bytes.len() && matches!(bytes[at], b'\n' | b'\r') {
+                    at += 1;
+                }
+                newlines.partition_point(|&n| (n as usize) < at) as u64 + 1
+            }
+            None => 0,
+        };
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(true)
             .flexible(true)
-            .from_reader(file);
+            .from_reader(&bytes[..]);
         let headers: Vec<String> = reader
             .headers()
             .map_err(|e| data_err(path, 1, "", format!("cannot read the header: {e}")))?
@@ -58,10 +78,10 @@ impl Table {
         let mut lines = Vec::new();
         for record in reader.records() {
             let record = record.map_err(|e| {
-                let line = e.position().map(|p| p.line()).unwrap_or(0);
+                let line = line_of(e.position());
                 data_err(path, line, "", format!("malformed CSV: {e}"))
             })?;
-            let line = record.position().map(|p| p.line()).unwrap_or(0);
+            let line = line_of(record.position());
             if record.len() == 1 && record[0].trim().is_empty() {
                 continue; // blank line
             }
