@@ -9,6 +9,8 @@ use taskgrad::kernels::matmul::{matmul, MatmulOptions};
 use taskgrad::{reference, Gpu, Tensor};
 
 fn main() -> taskgrad::Result<()> {
+    // 0. Keep the graphics stack's start-up messages off stderr (see the function).
+    taskgrad::gpu::quiet_graphics_stack();
     // 1. Pick an adapter: a hardware GPU if there is one, else a software one
     //    (lavapipe through Vulkan, llvmpipe through GL). TASKGRAD_BACKEND and
     //    TASKGRAD_ADAPTER override the choice.

@@ -24,6 +24,7 @@ struct Args {
 }
 
 fn main() {
+    taskgrad::gpu::quiet_graphics_stack();
     if let Err(e) = run(Args::parse()) {
         eprintln!("error: {e}");
         std::process::exit(1);

@@ -66,6 +66,7 @@ fn print_profile(gpu: &Gpu, w: &mut Workload, steps: usize) -> taskgrad::Result<
 }
 
 fn main() {
+    taskgrad::gpu::quiet_graphics_stack();
     if let Err(e) = run(Args::parse()) {
         eprintln!("error: {e}");
         std::process::exit(1);

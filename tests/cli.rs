@@ -611,3 +611,19 @@ fn fixed_weights_may_be_written_with_exponents() {
         "names still take '-' for '_'"
     );
 }
+
+#[test]
+fn no_graphics_stack_noise_on_stderr() {
+    // Without XDG_RUNTIME_DIR, Mesa's Wayland client printed two or four
+    // "error: XDG_RUNTIME_DIR is invalid…" lines per command (issue 11, item 4);
+    // taskgrad's own errors must be the only lines that start with "error:".
+    gpu_or_skip!();
+    let o = Command::new(BIN)
+        .arg("info")
+        .env_remove("XDG_RUNTIME_DIR")
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let err = stderr(&o);
+    assert!(!err.contains("error:"), "stderr: {err}");
+}

@@ -68,6 +68,7 @@ struct TrainArgs {
 }
 
 fn main() -> ExitCode {
+    taskgrad::gpu::quiet_graphics_stack();
     let matches = Cli::command().get_matches();
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,

@@ -117,6 +117,20 @@ fn backends_string(b: wgpu::Backends) -> String {
 }
 
 /// Every adapter wgpu finds on any backend, one line each (for `taskgrad info`).
+/// Keep the graphics stack's start-up noise off stderr. Where
+/// `XDG_RUNTIME_DIR` is unset (a container, a CI job, a service), the Wayland
+/// client library that Mesa's drivers load prints "error: XDG_RUNTIME_DIR is
+/// invalid or not set in the environment." at start-up, in the same form as a
+/// program's own errors. This points the variable at the temporary directory
+/// when it is unset; no Wayland display is used either way. It changes the
+/// process environment, so call it at the start of `main`, before any thread
+/// starts (the `taskgrad` tool and the examples do).
+pub fn quiet_graphics_stack() {
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir());
+    }
+}
+
 pub fn list_adapters() -> Vec<String> {
     let backends =
         wgpu::Backends::VULKAN | wgpu::Backends::GL | wgpu::Backends::METAL | wgpu::Backends::DX12;

@@ -9,6 +9,8 @@ pub mod dispatch;
 pub mod profile;
 mod tensor;
 
-pub use device::{list_adapters, parse_backend, AdapterReport, Binding, Gpu, Kernel};
+pub use device::{
+    list_adapters, parse_backend, quiet_graphics_stack, AdapterReport, Binding, Gpu, Kernel,
+};
 pub use dispatch::Dispatch;
 pub use tensor::{Arena, ArenaLayout, DType, Tensor};

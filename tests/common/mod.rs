@@ -14,6 +14,7 @@ static GPU: OnceLock<Option<Gpu>> = OnceLock::new();
 /// `TASKGRAD_EXPECT_ADAPTER=substring` makes any other adapter a failure.
 pub fn gpu() -> Option<&'static Gpu> {
     GPU.get_or_init(|| {
+        taskgrad::gpu::quiet_graphics_stack();
         keep_tuning_out_of_the_user_cache();
         open_gpu()
     })
