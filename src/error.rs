@@ -61,8 +61,22 @@ pub enum Error {
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
 
-    #[error("non-finite loss for task {task:?} at step {step}")]
+    #[error(
+        "non-finite loss for task {task:?} at step {step}: lower the learning rate (--lr), \
+         or look for extreme values in the data"
+    )]
     NonFinite { step: u64, task: String },
+
+    #[error(
+        "training diverged: task {task:?}'s mean training loss went from {first} in the first \
+         epoch to {now} in epoch {epoch}; lower the learning rate (--lr)"
+    )]
+    Diverged {
+        task: String,
+        epoch: usize,
+        first: f64,
+        now: f64,
+    },
 
     #[error("{path}: {reason}")]
     Checkpoint { path: PathBuf, reason: String },

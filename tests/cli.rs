@@ -627,3 +627,59 @@ fn no_graphics_stack_noise_on_stderr() {
     let err = stderr(&o);
     assert!(!err.contains("error:"), "stderr: {err}");
 }
+
+#[test]
+fn divergence_is_stopped_with_advice_and_no_model() {
+    // --lr 1e9 used to train to a loss of 2.5e29 and save the model, exit 0
+    // (issue 11, item 7): now the run stops, names the task and says to lower --lr.
+    gpu_or_skip!();
+    let dir = scratch("diverge");
+    let out = dir.join("run");
+    let mut args = vec!["train", "--data", PENGUINS, "--out", out.to_str().unwrap()];
+    args.extend(PENGUIN_ARGS);
+    args.extend(["--lr", "1e9"]);
+    assert_fails(&run(&args), "--lr");
+    no_model_left(&out);
+}
+
+#[test]
+fn tasks_whose_names_meet_as_file_names_get_their_own_plots() {
+    // "a b" and "a_b" both became plots/a_b.svg, the second overwriting the first
+    // (issue 11, item 13); every file of the run folder is written through a
+    // temporary file, none of which is left behind.
+    gpu_or_skip!();
+    let dir = scratch("plot-names");
+    let mut body = String::from("x,a b,a_b\n");
+    for i in 0..40 {
+        body += &format!("{},{},{}\n", i as f32 / 10.0, i % 2, (i * 7) % 5);
+    }
+    let data = write(&dir, "names.csv", &body);
+    let out = dir.join("run");
+    let o = run(&[
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--inputs",
+        "x",
+        "--task",
+        "a b:class",
+        "--task",
+        "a_b:reg",
+        "--epochs",
+        "3",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let plots = out.join("plots");
+    for f in ["a_b.svg", "a_b.png", "a_b-1.svg", "a_b-1.png"] {
+        assert!(plots.join(f).exists(), "{f} missing");
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .chain(std::fs::read_dir(&plots).unwrap())
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("partial") || n.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}

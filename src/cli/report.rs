@@ -30,6 +30,27 @@ fn metric(m: &TaskMetrics) -> (&'static str, f64) {
 /// Write metrics.csv: epoch, lr, then per task train_loss, val_loss, val metric
 /// (accuracy or RMSE in original units) and, with per-task gradients, grad_norm.
 pub fn write_metrics_csv(path: &Path, tasks: &[TaskSpec], history: &[EpochLog]) -> Result<()> {
+    atomically(path, |tmp| write_metrics_to(tmp, tasks, history))
+}
+
+/// Write `path` through `write` on a temporary file beside it, then rename:
+/// a crash or a full disk leaves the old file or none, never a partial one,
+/// and the temporary file is removed on every error.
+fn atomically(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    // The extension stays last: the plotting backends choose the format by it.
+    let tmp = path.with_file_name(format!(".partial-{}", name));
+    let written = write(&tmp).and_then(|()| std::fs::rename(&tmp, path).map_err(io(path)));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
+fn write_metrics_to(path: &Path, tasks: &[TaskSpec], history: &[EpochLog]) -> Result<()> {
     let mut w = csv::Writer::from_path(path).map_err(|e| Error::Io {
         path: path.to_path_buf(),
         source: e.into(),
@@ -186,8 +207,11 @@ pub fn write_plots(
     let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let mut files = Vec::new();
+    let mut used = std::collections::HashSet::new();
     for (k, task) in tasks.iter().enumerate() {
-        let safe: String = task
+        // A file name from the task's name: other characters as '_', at most
+        // 100 characters, and the task's index added where two would meet.
+        let mut safe: String = task
             .name
             .chars()
             .map(|c| {
@@ -197,27 +221,26 @@ pub fn write_plots(
                     '_'
                 }
             })
+            .take(100)
             .collect();
+        if !used.insert(safe.clone()) {
+            safe = format!("{safe}-{k}");
+            used.insert(safe.clone());
+        }
         let svg = dir.join(format!("{safe}.svg"));
         let png = dir.join(format!("{safe}.png"));
         let plot_err = |p: &Path, m: String| Error::Io {
             path: p.to_path_buf(),
             source: std::io::Error::other(m),
         };
-        plot_task(
-            SVGBackend::new(&svg, (960, 400)).into_drawing_area(),
-            task,
-            k,
-            history,
-        )
-        .map_err(|m| plot_err(&svg, m))?;
-        plot_task(
-            BitMapBackend::new(&png, (960, 400)).into_drawing_area(),
-            task,
-            k,
-            history,
-        )
-        .map_err(|m| plot_err(&png, m))?;
+        atomically(&svg, |tmp| {
+            let area = SVGBackend::new(tmp, (960, 400)).into_drawing_area();
+            plot_task(area, task, k, history).map_err(|m| plot_err(&svg, m))
+        })?;
+        atomically(&png, |tmp| {
+            let area = BitMapBackend::new(tmp, (960, 400)).into_drawing_area();
+            plot_task(area, task, k, history).map_err(|m| plot_err(&png, m))
+        })?;
         files.extend([svg, png]);
     }
     Ok(files)

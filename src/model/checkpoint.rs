@@ -84,7 +84,11 @@ pub fn save(
         let p = p.to_path_buf();
         move |e| Error::Io { path: p, source: e }
     };
-    std::fs::write(&tmp, &out).map_err(io(&tmp))?;
+    // A failed write (a full disk, say) leaves no partial temporary file behind.
+    std::fs::write(&tmp, &out).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        io(&tmp)(e)
+    })?;
     std::fs::rename(&tmp, path).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
         Error::Io {

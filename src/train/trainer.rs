@@ -190,6 +190,12 @@ pub fn fit(
         let lr = cfg.lr * cfg.schedule.factor(epoch, cfg.epochs);
         prog.optimizer.set_lr(lr);
         let (train_loss, gram) = epochs.train(gpu, &mut prog, data, subset, &tasks, epoch)?;
+        check_divergence(
+            &tasks,
+            history.first().map(|h: &EpochLog| &h.train_loss),
+            &train_loss,
+            epoch,
+        )?;
         weighting.on_epoch_end(gpu, &prog.tasks.seeds, &train_loss)?;
         let (grad_norms, cosines) = match prog.space {
             Some(_) => grad_stats(&gram, tasks.len()),
@@ -256,6 +262,30 @@ fn build_programs(
     )?;
     let eval = ForwardProgram::build(gpu, net, params, tasks, d, b, opts)?;
     Ok((prog, eval))
+}
+
+/// A task's mean training loss this many times its first epoch's is
+/// divergence, not training: the run stops with [`Error::Diverged`].
+pub const DIVERGENCE_FACTOR: f64 = 100.0;
+
+fn check_divergence(
+    tasks: &[TaskSpec],
+    first: Option<&Vec<f64>>,
+    now: &[f64],
+    epoch: usize,
+) -> Result<()> {
+    let Some(first) = first else { return Ok(()) };
+    for (k, t) in tasks.iter().enumerate() {
+        if first[k] > 0.0 && now[k] > DIVERGENCE_FACTOR * first[k] {
+            return Err(Error::Diverged {
+                task: t.name.clone(),
+                epoch,
+                first: first[k],
+                now: now[k],
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Refuse settings no run can use, before any GPU work.
@@ -459,4 +489,37 @@ pub fn single_task_baselines(
             )
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::TaskKind;
+
+    #[test]
+    fn a_loss_grown_past_the_divergence_factor_stops_the_run() {
+        let tasks = vec![
+            TaskSpec {
+                name: "a".into(),
+                kind: TaskKind::Regression,
+            },
+            TaskSpec {
+                name: "b".into(),
+                kind: TaskKind::Regression,
+            },
+        ];
+        let first = vec![1.0, 0.5];
+        assert!(check_divergence(&tasks, None, &[1e30, 1e30], 0).is_ok());
+        assert!(check_divergence(&tasks, Some(&first), &[99.0, 49.0], 3).is_ok());
+        match check_divergence(&tasks, Some(&first), &[2.0, 51.0], 4) {
+            Err(Error::Diverged { task, epoch, .. }) => {
+                assert_eq!((task.as_str(), epoch), ("b", 4))
+            }
+            other => panic!("expected divergence, got {other:?}"),
+        }
+        let msg = check_divergence(&tasks, Some(&first), &[101.0, 0.1], 2)
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("\"a\"") && msg.contains("--lr"), "{msg}");
+    }
 }
