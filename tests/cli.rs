@@ -683,3 +683,38 @@ fn tasks_whose_names_meet_as_file_names_get_their_own_plots() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+#[test]
+fn predict_never_overwrites_its_input_and_duplicate_headers_are_refused() {
+    // `predict --data x.csv --output x.csv` overwrote its own input (item 7's list);
+    // a duplicated header name silently used the first column (item 11).
+    gpu_or_skip!();
+    let dir = scratch("overwrite");
+    let copy = dir.join("data.csv");
+    std::fs::copy(PENGUINS, &copy).unwrap();
+    let before = std::fs::read(&copy).unwrap();
+    let o = run(&[
+        "predict",
+        "--model",
+        "no-such-model.safetensors",
+        "--data",
+        copy.to_str().unwrap(),
+        "--output",
+        copy.to_str().unwrap(),
+    ]);
+    assert_fails(&o, "would overwrite");
+    assert_eq!(std::fs::read(&copy).unwrap(), before);
+    let dup = write(&dir, "dup.csv", "a,b,a\n1,2,3\n4,5,6\n");
+    let o = run(&[
+        "train",
+        "--data",
+        dup.to_str().unwrap(),
+        "--inputs",
+        "a",
+        "--task",
+        "b:reg",
+        "--out",
+        dir.join("run").to_str().unwrap(),
+    ]);
+    assert_fails(&o, "columns 1 and 3 are both named \"a\"");
+}

@@ -208,6 +208,19 @@ fn predict(
     output: Option<&std::path::Path>,
     probabilities: bool,
 ) -> Result<()> {
+    if let Some(out) = output {
+        let same =
+            |a: &std::path::Path, b: &std::path::Path| match (a.canonicalize(), b.canonicalize()) {
+                (Ok(a), Ok(b)) => a == b,
+                _ => a == b,
+            };
+        if same(out, data) || same(out, model) {
+            return Err(Error::InvalidConfig(format!(
+                "--output {} would overwrite an input of this command; choose another file",
+                out.display()
+            )));
+        }
+    }
     let (gpu, m, table) = load(model, data)?;
     let preds = m.predict(&gpu, &table)?;
     // One output row per input row (every row is predicted).

@@ -74,6 +74,16 @@ impl Table {
                 "the file is empty: expected a header row naming the columns",
             ));
         }
+        for (j, h) in headers.iter().enumerate() {
+            if let Some(i) = headers[..j].iter().position(|g| g == h && !h.is_empty()) {
+                return Err(data_err(
+                    path,
+                    1,
+                    h,
+                    format!("columns {} and {} are both named {h:?}", i + 1, j + 1),
+                ));
+            }
+        }
         let mut rows = Vec::new();
         let mut lines = Vec::new();
         for record in reader.records() {
