@@ -718,3 +718,43 @@ fn predict_never_overwrites_its_input_and_duplicate_headers_are_refused() {
     ]);
     assert_fails(&o, "columns 1 and 3 are both named \"a\"");
 }
+
+#[test]
+fn predict_never_reads_label_columns() {
+    // An unseen class or text in a label column made predict fail, though it
+    // does not need labels (issue 11, item 14).
+    gpu_or_skip!();
+    let dir = scratch("predict-labels");
+    let out = dir.join("run");
+    let mut args = vec!["train", "--data", PENGUINS, "--out", out.to_str().unwrap()];
+    args.extend(PENGUIN_ARGS);
+    let o = run(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(PENGUINS).unwrap();
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    let header: Vec<&str> = lines[0].split(',').collect();
+    let (species, mass) = (
+        header.iter().position(|h| *h == "species").unwrap(),
+        header.iter().position(|h| *h == "body_mass_g").unwrap(),
+    );
+    let mut cells: Vec<String> = lines[1].split(',').map(String::from).collect();
+    cells[species] = "Emperor".into();
+    cells[mass] = "heavy".into();
+    lines[1] = cells.join(",");
+    let data = write(&dir, "odd-labels.csv", &(lines.join("\n") + "\n"));
+    let preds = dir.join("preds.csv");
+    let o = run(&[
+        "predict",
+        "--model",
+        out.join("model.safetensors").to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--output",
+        preds.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read_to_string(&preds).unwrap().lines().count(),
+        lines.len()
+    );
+}

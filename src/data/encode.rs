@@ -347,11 +347,25 @@ impl Schema {
     /// Encode `rows` of `table` with their targets (labels may be missing; a
     /// task column absent from the table masks every row for that task).
     pub fn encode(&self, table: &Table, rows: &[usize]) -> Result<Dataset> {
+        self.encode_with(table, rows, true)
+    }
+
+    /// [`Schema::encode`] for prediction: the inputs alone, every label masked,
+    /// so label columns are never read (they may be absent, or hold classes
+    /// or text the model never saw).
+    pub fn encode_unlabelled(&self, table: &Table, rows: &[usize]) -> Result<Dataset> {
+        self.encode_with(table, rows, false)
+    }
+
+    fn encode_with(&self, table: &Table, rows: &[usize], labels: bool) -> Result<Dataset> {
         let x = self.encode_inputs(table, rows)?;
         let n = rows.len();
         let mut targets = Vec::new();
         for task in &self.tasks {
-            let col = table.headers.iter().position(|h| h == task.name());
+            let col = match labels {
+                true => table.headers.iter().position(|h| h == task.name()),
+                false => None,
+            };
             let mut mask = vec![0.0f32; n];
             match task {
                 SavedTask::Class { classes, name } => {

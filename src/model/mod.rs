@@ -100,7 +100,7 @@ impl Model {
         let (rows, _) = usable_rows(table, &refs, Missing::Mean)?;
         // Counted for the report only: a table with no complete row still predicts.
         let imputed = usable_rows(table, &refs, Missing::Drop).map_or(table.rows.len(), |(_, n)| n);
-        let encoded = schema.encode(table, &rows)?;
+        let encoded = schema.encode_unlabelled(table, &rows)?;
         let outputs = self.outputs(gpu, &encoded)?;
         let tasks = schema
             .tasks
