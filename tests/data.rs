@@ -204,3 +204,26 @@ fn line_numbers_are_right_with_crlf_line_endings() {
         );
     }
 }
+
+#[test]
+fn tiny_but_real_spreads_are_standardised() {
+    // A column in units of 1e-30 was treated as constant (its spread was under
+    // 1e-12) and trained to chance (issue 11, item 8); it standardises like the
+    // same column in ordinary units. An exactly constant column stays at 0.
+    let mut body = String::from("x,tiny,flat,y\n");
+    for i in 0..20 {
+        let x = i as f32 * 0.37 - 2.0;
+        body += &format!("{x},{:e},5,{}\n", x * 1e-30, i % 2);
+    }
+    let path = csv("tiny.csv", &body);
+    let table = Table::from_csv(&path).unwrap();
+    let rows: Vec<usize> = (0..20).collect();
+    let tasks = [("y", TaskType::Class)];
+    let a = Dataset::from_table(&table, &["x"], &tasks, &rows).unwrap();
+    let b = Dataset::from_table(&table, &["tiny"], &tasks, &rows).unwrap();
+    for (u, v) in a.x.iter().zip(&b.x) {
+        assert!((u - v).abs() < 1e-4 * (1.0 + u.abs()), "{u} vs {v}");
+    }
+    let c = Dataset::from_table(&table, &["flat"], &tasks, &rows).unwrap();
+    assert!(c.x.iter().all(|&v| v == 0.0), "{:?}", c.x);
+}

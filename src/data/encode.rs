@@ -135,14 +135,11 @@ fn mean_std(values: &[f64]) -> (f32, f32) {
     }
     let mean = values.iter().sum::<f64>() / values.len() as f64;
     let var = values.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / values.len() as f64;
-    (
-        mean as f32,
-        if var.sqrt() > 1e-12 {
-            var.sqrt() as f32
-        } else {
-            1.0
-        },
-    )
+    // The column's real spread, however small (data in units of 1e-30 is
+    // still data); only an exactly constant column (or a spread f32 cannot
+    // hold) is left unscaled.
+    let std = var.sqrt() as f32;
+    (mean as f32, if std.is_normal() { std } else { 1.0 })
 }
 
 /// An input column's encoding, fitted on the training rows: a numeric
