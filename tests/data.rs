@@ -227,3 +227,22 @@ fn tiny_but_real_spreads_are_standardised() {
     let c = Dataset::from_table(&table, &["flat"], &tasks, &rows).unwrap();
     assert!(c.x.iter().all(|&v| v == 0.0), "{:?}", c.x);
 }
+
+#[test]
+fn one_rule_for_class_labels_and_missing_markers() {
+    // `1` and `1.0` were two classes, and NaN or `?` became classes in a class
+    // column while NaN was an error in a numeric one (issue 11, item 12).
+    let path = csv("labels.csv", "x,y\n1,1\n2,1.0\n3,2\n4,?\n5,2.00\n");
+    let table = Table::from_csv(&path).unwrap();
+    let rows: Vec<usize> = (0..5).collect();
+    let data = Dataset::from_table(&table, &["x"], &[("y", TaskType::Class)], &rows).unwrap();
+    match &data.tasks[0].kind {
+        TaskKind::Classification { classes } => assert_eq!(classes, &["1", "2"]),
+        k => panic!("{k:?}"),
+    }
+    assert_eq!(data.targets[0].mask(), &[1.0, 1.0, 1.0, 0.0, 1.0]);
+    let nan = csv("nan-class.csv", "x,y\n1,a\n2,NaN\n3,b\n");
+    let table = Table::from_csv(&nan).unwrap();
+    let err = Dataset::from_table(&table, &["x"], &[("y", TaskType::Class)], &[0, 1, 2]);
+    assert!(matches!(err, Err(Error::Data { line: 3, .. })), "{err:?}");
+}

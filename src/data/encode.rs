@@ -142,6 +142,23 @@ fn mean_std(values: &[f64]) -> (f32, f32) {
     (mean as f32, if std.is_normal() { std } else { 1.0 })
 }
 
+/// A class label as the model keeps it: a number in its shortest form (so
+/// `1` and `1.0` are one class), other text as written. NaN and infinities
+/// are refused here as in numeric columns; missing markers never get here.
+fn class_label(table: &Table, row: usize, col: usize, name: &str) -> Result<String> {
+    let cell = &table.rows[row][col];
+    match cell.parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok(format!("{v}")),
+        Ok(_) => Err(data_err(
+            table,
+            Some(row),
+            name,
+            format!("{cell:?} is not finite"),
+        )),
+        Err(_) => Ok(cell.clone()),
+    }
+}
+
 /// An input column's encoding, fitted on the training rows: a numeric
 /// column's mean and spread, or a text column's categories.
 fn fit_input(table: &Table, name: &str, train: &[usize]) -> Result<InputColumn> {
@@ -201,8 +218,8 @@ fn fit_task(table: &Table, name: &str, ty: TaskType, train: &[usize]) -> Result<
         TaskType::Class => {
             let mut classes: Vec<String> = present
                 .iter()
-                .map(|&r| table.rows[r][col].clone())
-                .collect();
+                .map(|&r| class_label(table, r, col, name))
+                .collect::<Result<_>>()?;
             classes.sort();
             classes.dedup();
             if classes.len() < 2 {
@@ -373,17 +390,23 @@ impl Schema {
                             if is_missing(cell) {
                                 continue;
                             }
-                            let k = classes.binary_search(cell).map_err(|_| {
-                                data_err(
-                                    table,
-                                    Some(r),
-                                    name,
-                                    format!(
+                            // Models saved before labels were normalised hold them as written.
+                            let label = class_label(table, r, col, name)?;
+                            let found = classes.binary_search(&label);
+                            let k =
+                                found
+                                    .or_else(|_| classes.binary_search(cell))
+                                    .map_err(|_| {
+                                        data_err(
+                                            table,
+                                            Some(r),
+                                            name,
+                                            format!(
                                         "class {cell:?} was not seen in training (classes: {})",
                                         classes.join(", ")
                                     ),
-                                )
-                            })?;
+                                        )
+                                    })?;
                             labels[i] = k as u32;
                             mask[i] = 1.0;
                         }

@@ -23,9 +23,11 @@ fn data_err(path: &Path, line: u64, column: &str, reason: impl Into<String>) -> 
     }
 }
 
-/// Values read as a missing label or input.
+/// Values read as a missing label or input, in every kind of column: empty,
+/// NA, N/A, null and `?` (NaN and infinities are refused as not finite, in
+/// every kind of column too).
 pub fn is_missing(s: &str) -> bool {
-    matches!(s.trim(), "" | "NA" | "N/A" | "na" | "null" | "NULL")
+    matches!(s.trim(), "" | "NA" | "N/A" | "na" | "null" | "NULL" | "?")
 }
 
 impl Table {
