@@ -758,3 +758,49 @@ fn predict_never_reads_label_columns() {
         lines.len()
     );
 }
+
+#[test]
+fn metadata_that_does_not_fit_the_tensors_is_an_error_not_a_panic() {
+    // A model whose metadata listed 4 classes for a 3-output head made
+    // predict and eval panic (exit 101), and 2 classes gave misaligned
+    // probabilities with exit 0 (issue 11, item 1).
+    use taskgrad::data::encode::SavedTask;
+    gpu_or_skip!();
+    let dir = scratch("meta-mismatch");
+    let out = dir.join("run");
+    let o = run(&[
+        "train",
+        "--data",
+        PENGUINS,
+        "--inputs",
+        "bill_length_mm,island",
+        "--task",
+        "species:class",
+        "--epochs",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ck = checkpoint::load(&out.join("model.safetensors")).unwrap();
+    for (name, extra) in [
+        ("four.safetensors", Some("Emperor")),
+        ("two.safetensors", None),
+    ] {
+        let mut meta = ck.meta.clone();
+        if let SavedTask::Class { classes, .. } = &mut meta.schema.tasks[0] {
+            match extra {
+                Some(c) => classes.push(c.to_string()),
+                None => {
+                    classes.pop();
+                }
+            }
+        }
+        let edited = dir.join(name);
+        checkpoint::save(&edited, &ck.tensors, &meta).unwrap();
+        for cmd in ["predict", "eval"] {
+            let o = run(&[cmd, "--model", edited.to_str().unwrap(), "--data", PENGUINS]);
+            assert_fails(&o, "its head has 3");
+        }
+    }
+}

@@ -142,6 +142,7 @@ fn train(matches: &ArgMatches, config: Option<&std::path::Path>) -> Result<()> {
 fn load(model: &std::path::Path, data: &std::path::Path) -> Result<(Gpu, Model, Table)> {
     let ck = checkpoint::load(model)?;
     let table = Table::from_csv(data)?;
+    ck.meta.check_consistent(model)?;
     ck.meta.check_inputs(&table, model)?;
     let gpu = Gpu::new()?;
     let m = Model::from_checkpoint(&gpu, &ck, model)?;

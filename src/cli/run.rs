@@ -87,7 +87,11 @@ pub fn prepare_run(s: &RunSettings) -> Result<PreparedRun> {
         }
     };
     let resume: Option<Resumed> = match &s.resume {
-        Some(p) => Some((p.clone(), checkpoint::load(p)?)),
+        Some(p) => {
+            let ck = checkpoint::load(p)?;
+            ck.meta.check_consistent(p)?;
+            Some((p.clone(), ck))
+        }
         None => None,
     };
     let (inputs, tasks) = columns(s, resume.as_ref())?;

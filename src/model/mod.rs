@@ -48,6 +48,7 @@ impl Model {
     /// Rebuild the network from a checkpoint and load its weights (values
     /// only: a model in use has no gradients or optimizer state).
     pub fn from_checkpoint(gpu: &Gpu, ck: &Checkpoint, source: &Path) -> Result<Model> {
+        ck.meta.check_consistent(source)?;
         let mut builder = ParamBuilder::new(gpu);
         let net = MultiTaskNet::new(&mut builder, ck.meta.net.clone(), 0)?;
         let params = builder.build_frozen(gpu)?;
@@ -129,6 +130,43 @@ impl ModelMeta {
                         table.headers.join(", ")
                     ),
                 });
+            }
+        }
+        Ok(())
+    }
+
+    /// The network the metadata describes must fit the encoding it records:
+    /// as many input features as the schema makes, one head per task, each
+    /// as wide as its task's classes (1 for a regression). An edited or
+    /// foreign file fails here with a message, not later with a panic.
+    pub fn check_consistent(&self, source: &Path) -> Result<()> {
+        let bad = |reason: String| {
+            Err(Error::Checkpoint {
+                path: source.to_path_buf(),
+                reason,
+            })
+        };
+        if self.net.inputs != self.schema.width() {
+            return bad(format!(
+                "the network takes {} input features, but the saved encoding of its inputs makes {}",
+                self.net.inputs,
+                self.schema.width()
+            ));
+        }
+        if self.net.outputs.len() != self.schema.tasks.len() {
+            return bad(format!(
+                "the network has {} heads for {} tasks",
+                self.net.outputs.len(),
+                self.schema.tasks.len()
+            ));
+        }
+        for (t, &width) in self.schema.tasks.iter().zip(&self.net.outputs) {
+            let want = t.spec().outputs();
+            if width != want {
+                return bad(format!(
+                    "task {:?} has {want} outputs in the saved schema but its head has {width}",
+                    t.name()
+                ));
             }
         }
         Ok(())
