@@ -804,3 +804,65 @@ fn metadata_that_does_not_fit_the_tensors_is_an_error_not_a_panic() {
         }
     }
 }
+
+#[test]
+fn a_damaged_model_file_is_refused() {
+    // 50 of 50 bit flips in tensor data were accepted, giving changed
+    // predictions or NaN probabilities with exit 0 (issue 11, item 6): each
+    // tensor and the metadata now carry a checksum, and values must be finite.
+    gpu_or_skip!();
+    let dir = scratch("damaged");
+    let out = dir.join("run");
+    let o = run(&[
+        "train",
+        "--data",
+        PENGUINS,
+        "--inputs",
+        "bill_length_mm,island",
+        "--task",
+        "species:class",
+        "--epochs",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let bytes = std::fs::read(out.join("model.safetensors")).unwrap();
+    let header = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let data_start = 8 + header;
+    // Flips spread over the tensor data, and one inside the metadata JSON.
+    let mut spots: Vec<(usize, &str)> = (0..10)
+        .map(|i| {
+            (
+                data_start + i * (bytes.len() - data_start - 1) / 9,
+                "checksum",
+            )
+        })
+        .collect();
+    // A digit of a standardisation mean: still valid JSON, another model.
+    let mean = bytes[..data_start]
+        .windows(4)
+        .position(|w| w == b"mean")
+        .expect("a mean in the metadata");
+    let digit = mean
+        + bytes[mean..data_start]
+            .iter()
+            .position(|b| b.is_ascii_digit())
+            .unwrap();
+    spots.push((digit, "checksum"));
+    for (at, needle) in spots {
+        let mut damaged = bytes.clone();
+        // Flip the lowest bit: a digit stays a digit, a float another float.
+        damaged[at] ^= 0x01;
+        let path = dir.join(format!("damaged-{at}.safetensors"));
+        std::fs::write(&path, &damaged).unwrap();
+        let o = run(&[
+            "predict",
+            "--model",
+            path.to_str().unwrap(),
+            "--data",
+            PENGUINS,
+        ]);
+        assert_fails(&o, needle);
+    }
+}

@@ -6,8 +6,11 @@
 //! Tensor names: `trunk.<i>.weight` (fan_in × fan_out), `trunk.<i>.bias`,
 //! `head.<task>.tower.<j>.weight|bias`, `head.<task>.out.weight|bias`, and a
 //! weighting's own parameters (e.g. `weighting.uncertainty.log_var`).
-//! Metadata keys (strings): `taskgrad_version`, `format` ("taskgrad-1"), and
-//! `model` (JSON: schema, net, config).
+//! Metadata keys (strings): `taskgrad_version`, `format` ("taskgrad-1"),
+//! `model` (JSON: schema, net, config), `model_checksum` (FNV-1a 64 of the
+//! `model` text, hex) and `checksums` (JSON: tensor name -> FNV-1a 64 of its
+//! bytes). Loading checks both (files without them load as before) and
+//! refuses non-finite values.
 //!
 //! Files are written atomically: to `<name>.tmp` beside the target, then renamed,
 //! so a crash or a full disk never leaves a partial model under the real name.
@@ -70,14 +73,22 @@ pub fn save(
     }
     let mut info = HashMap::new();
     info.insert("format".to_string(), FORMAT.to_string());
+    let sums: std::collections::BTreeMap<&str, String> = tensors
+        .iter()
+        .zip(&bytes)
+        .map(|((name, _, _), data)| (name.as_str(), checksum(data)))
+        .collect();
+    info.insert(
+        "checksums".to_string(),
+        serde_json::to_string(&sums).map_err(|e| bad(path, e.to_string()))?,
+    );
     info.insert(
         "taskgrad_version".to_string(),
         env!("CARGO_PKG_VERSION").to_string(),
     );
-    info.insert(
-        "model".to_string(),
-        serde_json::to_string(meta).map_err(|e| bad(path, e.to_string()))?,
-    );
+    let model = serde_json::to_string(meta).map_err(|e| bad(path, e.to_string()))?;
+    info.insert("model_checksum".to_string(), checksum(model.as_bytes()));
+    info.insert("model".to_string(), model);
     let out = safetensors::serialize(views, Some(info)).map_err(|e| bad(path, e.to_string()))?;
     let tmp = tmp_path(path);
     let io = |p: &Path| {
@@ -96,6 +107,16 @@ pub fn save(
             source: e,
         }
     })
+}
+
+/// FNV-1a (64 bits) of `bytes`, in hex: enough to notice a changed or
+/// damaged byte (not a defence against deliberate forgery).
+fn checksum(bytes: &[u8]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{h:016x}")
 }
 
 fn tmp_path(path: &Path) -> PathBuf {
@@ -130,7 +151,22 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
             "a safetensors file, but not a taskgrad model (no format=taskgrad-1 metadata)",
         ));
     }
-    let meta: ModelMeta = serde_json::from_str(info.get("model").map(|s| s.as_str()).unwrap_or(""))
+    let model_text = info.get("model").map(|s| s.as_str()).unwrap_or("");
+    // Files written before checksums existed have none, and load as before.
+    if let Some(sum) = info.get("model_checksum") {
+        if *sum != checksum(model_text.as_bytes()) {
+            return Err(bad(
+                path,
+                "the model metadata does not match its checksum: the file was changed or damaged",
+            ));
+        }
+    }
+    let sums: std::collections::BTreeMap<String, String> = match info.get("checksums") {
+        Some(text) => serde_json::from_str(text)
+            .map_err(|e| bad(path, format!("the tensor checksums are not valid: {e}")))?,
+        None => Default::default(),
+    };
+    let meta: ModelMeta = serde_json::from_str(model_text)
         .map_err(|e| bad(path, format!("model metadata is not valid: {e}")))?;
     let mut names: Vec<String> = st.names().into_iter().map(String::from).collect();
     names.sort();
@@ -143,11 +179,28 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
                 format!("tensor {name} is {:?}, expected F32", view.dtype()),
             ));
         }
-        let values = view
+        if sums
+            .get(&name)
+            .is_some_and(|sum| *sum != checksum(view.data()))
+        {
+            return Err(bad(
+                path,
+                format!(
+                    "tensor {name} does not match its checksum: the file was changed or damaged"
+                ),
+            ));
+        }
+        let values: Vec<f32> = view
             .data()
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect();
+        if values.iter().any(|v| !v.is_finite()) {
+            return Err(bad(
+                path,
+                format!("tensor {name} holds a value that is not finite"),
+            ));
+        }
         tensors.push((name, view.shape().to_vec(), values));
     }
     Ok(Checkpoint {
