@@ -48,6 +48,8 @@ fn run(args: Args) -> taskgrad::Result<()> {
         epochs: 150,
         out: args.out,
         baselines: true,
+        // The example rewrites its own folder on every run.
+        force: true,
         ..Default::default()
     };
     let outcome = train_run(&gpu, &settings, &mut |_| {})?;

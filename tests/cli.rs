@@ -866,3 +866,32 @@ fn a_damaged_model_file_is_refused() {
         assert_fails(&o, needle);
     }
 }
+
+#[test]
+fn a_run_folder_is_neither_overwritten_silently_nor_shared() {
+    // Two train runs into one --out both succeeded, the last writer winning
+    // silently (issue 11, item 5): now a folder with a model needs --force, and
+    // a run under way holds a lock that a second run is refused by.
+    gpu_or_skip!();
+    let dir = scratch("out-lock");
+    let out = dir.join("run");
+    let mut args = vec!["train", "--data", PENGUINS, "--out", out.to_str().unwrap()];
+    args.extend(PENGUIN_ARGS);
+    let o = run(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        !out.join(".taskgrad.lock").exists(),
+        "the lock outlived the run"
+    );
+    assert_fails(&run(&args), "--force");
+    let mut forced = args.clone();
+    forced.push("--force");
+    let o = run(&forced);
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::fs::write(out.join(".taskgrad.lock"), b"").unwrap();
+    assert_fails(&run(&forced), "another taskgrad run is writing");
+    assert!(
+        out.join("model.safetensors").exists(),
+        "the refused run removed the model"
+    );
+}

@@ -67,6 +67,40 @@ pub struct PreparedRun {
     pub weighting: String,
     pub dropped_rows: usize,
     epochs_before: usize,
+    /// Held while the run writes its folder; removed when the run ends.
+    _lock: OutLock,
+}
+
+/// `<out>/.taskgrad.lock`, made with create-new: a second run into the same
+/// folder is refused while one is under way, and the file goes when this
+/// value is dropped (the run ended, well or not).
+struct OutLock(PathBuf);
+
+impl OutLock {
+    fn take(out: &Path) -> Result<OutLock> {
+        let path = out.join(".taskgrad.lock");
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(_) => Ok(OutLock(path)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                Err(Error::InvalidConfig(format!(
+                    "another taskgrad run is writing to {} (if none is, remove {})",
+                    out.display(),
+                    path.display()
+                )))
+            }
+            Err(e) => Err(Error::Io { path, source: e }),
+        }
+    }
+}
+
+impl Drop for OutLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 /// A model being resumed: where it came from and what it holds.
@@ -118,7 +152,16 @@ pub fn prepare_run(s: &RunSettings) -> Result<PreparedRun> {
     cfg.optimizer_config().validate()?;
     // An unknown name or a wrong count of fixed weights fails here, before any work.
     crate::mtl::check_for_tasks(&s.weighting, tasks.len())?;
+    let existing = s.out.join("model.safetensors");
+    if existing.exists() && !s.force {
+        return Err(Error::InvalidConfig(format!(
+            "--out {} already holds a model ({}); choose another folder, or --force to replace it",
+            s.out.display(),
+            existing.display()
+        )));
+    }
     prepare_out_dir(&s.out)?;
+    let lock = OutLock::take(&s.out)?;
     Ok(PreparedRun {
         settings: s.clone(),
         out: s.out.clone(),
@@ -129,6 +172,7 @@ pub fn prepare_run(s: &RunSettings) -> Result<PreparedRun> {
         weighting: s.weighting.clone(),
         dropped_rows,
         epochs_before: resume.as_ref().map_or(0, |(_, ck)| ck.meta.epochs_trained),
+        _lock: lock,
     })
 }
 
@@ -254,6 +298,7 @@ pub fn execute_run(
         weighting,
         dropped_rows,
         epochs_before,
+        _lock,
     } = p;
     let all: Vec<usize> = (0..data.tasks.len()).collect();
     let report = fit(

@@ -87,6 +87,9 @@ pub struct RunSettings {
     /// f16 matmuls and activations with f32 master weights (adapters with SHADER_F16).
     #[arg(long)]
     pub half: bool,
+    /// Replace the model of an --out folder that already holds one.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// [`RunSettings`] alone on a command line, to read the defaults back from clap.
