@@ -16,7 +16,7 @@ use taskgrad::cli::run::{execute_run, prepare_run, results_table, RunSettings};
 use taskgrad::data::encode::usable_rows;
 use taskgrad::data::Table;
 use taskgrad::model::checkpoint;
-use taskgrad::model::{Model, TaskPrediction};
+use taskgrad::model::{Model, Predictions, TaskPrediction};
 use taskgrad::{Error, Gpu, Result, TaskMetrics};
 
 #[derive(Parser)]
@@ -210,21 +210,69 @@ fn predict(
     probabilities: bool,
 ) -> Result<()> {
     if let Some(out) = output {
-        let same =
-            |a: &std::path::Path, b: &std::path::Path| match (a.canonicalize(), b.canonicalize()) {
-                (Ok(a), Ok(b)) => a == b,
-                _ => a == b,
-            };
-        if same(out, data) || same(out, model) {
-            return Err(Error::InvalidConfig(format!(
-                "--output {} would overwrite an input of this command; choose another file",
-                out.display()
-            )));
-        }
+        refuse_to_overwrite_inputs(out, &[data, model])?;
     }
     let (gpu, m, table) = load(model, data)?;
     let preds = m.predict(&gpu, &table)?;
-    // One output row per input row (every row is predicted).
+    let (header, lines) = prediction_table(&table, &preds, probabilities);
+    let mut buf = Vec::new();
+    {
+        let err = |e: csv::Error| Error::InvalidConfig(format!("writing CSV: {e}"));
+        let mut w = csv::Writer::from_writer(&mut buf);
+        w.write_record(&header).map_err(err)?;
+        for l in &lines {
+            w.write_record(l).map_err(err)?;
+        }
+        w.flush()
+            .map_err(|e| Error::InvalidConfig(format!("writing CSV: {e}")))?;
+    }
+    match output {
+        Some(path) => {
+            checkpoint::write_atomically(path, |tmp| {
+                std::fs::write(tmp, &buf).map_err(|e| Error::Io {
+                    path: tmp.to_path_buf(),
+                    source: e,
+                })
+            })?;
+            eprintln!(
+                "wrote {} predictions to {}",
+                table.rows.len(),
+                path.display()
+            );
+        }
+        None => print!("{}", String::from_utf8_lossy(&buf)),
+    }
+    if preds.imputed > 0 {
+        let imputed = preds.imputed;
+        eprintln!("{imputed} rows had a missing input, filled with the training mean (a missing category as none)");
+    }
+    Ok(())
+}
+
+/// `--output` naming the data or the model file would destroy an input.
+fn refuse_to_overwrite_inputs(out: &std::path::Path, inputs: &[&std::path::Path]) -> Result<()> {
+    let same = |a: &std::path::Path, b: &std::path::Path| match (a.canonicalize(), b.canonicalize())
+    {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    };
+    if inputs.iter().any(|i| same(out, i)) {
+        return Err(Error::InvalidConfig(format!(
+            "--output {} would overwrite an input of this command; choose another file",
+            out.display()
+        )));
+    }
+    Ok(())
+}
+
+/// The header and one row per input row (its CSV line number first; every row
+/// is predicted): per task the label or value, then with `probabilities` one
+/// column per class.
+fn prediction_table(
+    table: &Table,
+    preds: &Predictions,
+    probabilities: bool,
+) -> (Vec<String>, Vec<Vec<String>>) {
     let mut header = vec!["line".to_string()];
     for t in &preds.tasks {
         header.push(t.name().to_string());
@@ -260,41 +308,7 @@ fn predict(
             lines[r][1 + c] = cell;
         }
     }
-    let mut buf = Vec::new();
-    {
-        let mut w = csv::Writer::from_writer(&mut buf);
-        let err = |e: csv::Error| Error::InvalidConfig(format!("writing CSV: {e}"));
-        w.write_record(&header).map_err(err)?;
-        for l in &lines {
-            w.write_record(l).map_err(err)?;
-        }
-        w.flush()
-            .map_err(|e| Error::InvalidConfig(format!("writing CSV: {e}")))?;
-    }
-    match output {
-        Some(path) => {
-            let tmp = path.with_extension("csv.tmp");
-            std::fs::write(&tmp, &buf).map_err(|e| Error::Io {
-                path: tmp.clone(),
-                source: e,
-            })?;
-            std::fs::rename(&tmp, path).map_err(|e| Error::Io {
-                path: path.to_path_buf(),
-                source: e,
-            })?;
-            eprintln!(
-                "wrote {} predictions to {}",
-                table.rows.len(),
-                path.display()
-            );
-        }
-        None => print!("{}", String::from_utf8_lossy(&buf)),
-    }
-    if preds.imputed > 0 {
-        let imputed = preds.imputed;
-        eprintln!("{imputed} rows had a missing input, filled with the training mean (a missing category as none)");
-    }
-    Ok(())
+    (header, lines)
 }
 
 fn info() -> Result<()> {

@@ -7,6 +7,7 @@ use plotters::prelude::*;
 
 use crate::data::TaskSpec;
 use crate::error::{Error, Result};
+use crate::model::checkpoint::write_atomically;
 use crate::train::metrics::TaskMetrics;
 use crate::train::EpochLog;
 
@@ -30,24 +31,7 @@ fn metric(m: &TaskMetrics) -> (&'static str, f64) {
 /// Write metrics.csv: epoch, lr, then per task train_loss, val_loss, val metric
 /// (accuracy or RMSE in original units) and, with per-task gradients, grad_norm.
 pub fn write_metrics_csv(path: &Path, tasks: &[TaskSpec], history: &[EpochLog]) -> Result<()> {
-    atomically(path, |tmp| write_metrics_to(tmp, tasks, history))
-}
-
-/// Write `path` through `write` on a temporary file beside it, then rename:
-/// a crash or a full disk leaves the old file or none, never a partial one,
-/// and the temporary file is removed on every error.
-fn atomically(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    // The extension stays last: the plotting backends choose the format by it.
-    let tmp = path.with_file_name(format!(".partial-{}", name));
-    let written = write(&tmp).and_then(|()| std::fs::rename(&tmp, path).map_err(io(path)));
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written
+    write_atomically(path, |tmp| write_metrics_to(tmp, tasks, history))
 }
 
 fn write_metrics_to(path: &Path, tasks: &[TaskSpec], history: &[EpochLog]) -> Result<()> {
@@ -233,11 +217,11 @@ pub fn write_plots(
             path: p.to_path_buf(),
             source: std::io::Error::other(m),
         };
-        atomically(&svg, |tmp| {
+        write_atomically(&svg, |tmp| {
             let area = SVGBackend::new(tmp, (960, 400)).into_drawing_area();
             plot_task(area, task, k, history).map_err(|m| plot_err(&svg, m))
         })?;
-        atomically(&png, |tmp| {
+        write_atomically(&png, |tmp| {
             let area = BitMapBackend::new(tmp, (960, 400)).into_drawing_area();
             plot_task(area, task, k, history).map_err(|m| plot_err(&png, m))
         })?;

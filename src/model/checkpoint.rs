@@ -12,11 +12,12 @@
 //! bytes). Loading checks both (files without them load as before) and
 //! refuses non-finite values.
 //!
-//! Files are written atomically: to `<name>.tmp` beside the target, then renamed,
-//! so a crash or a full disk never leaves a partial model under the real name.
+//! Files are written atomically ([`write_atomically`]): to `.partial-<name>`
+//! beside the target, then renamed, so a crash or a full disk never leaves a
+//! partial model under the real name.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -90,23 +91,35 @@ pub fn save(
     info.insert("model_checksum".to_string(), checksum(model.as_bytes()));
     info.insert("model".to_string(), model);
     let out = safetensors::serialize(views, Some(info)).map_err(|e| bad(path, e.to_string()))?;
-    let tmp = tmp_path(path);
-    let io = |p: &Path| {
-        let p = p.to_path_buf();
-        move |e| Error::Io { path: p, source: e }
-    };
-    // A failed write (a full disk, say) leaves no partial temporary file behind.
-    std::fs::write(&tmp, &out).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        io(&tmp)(e)
-    })?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::Io {
+    write_atomically(path, |tmp| {
+        std::fs::write(tmp, &out).map_err(|e| Error::Io {
+            path: tmp.to_path_buf(),
+            source: e,
+        })
+    })
+}
+
+/// Write `path` through `write` on a temporary file beside it, then rename:
+/// a crash or a full disk leaves the old file or none, never a partial one,
+/// and the temporary file is removed on every error. Every file taskgrad
+/// writes (models, metrics, plots, predictions) goes through here.
+pub fn write_atomically(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    // The extension stays last: the plotting backends choose the format by it.
+    let tmp = path.with_file_name(format!(".partial-{name}"));
+    let written = write(&tmp).and_then(|()| {
+        std::fs::rename(&tmp, path).map_err(|e| Error::Io {
             path: path.to_path_buf(),
             source: e,
-        }
-    })
+        })
+    });
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// FNV-1a (64 bits) of `bytes`, in hex: enough to notice a changed or
@@ -117,15 +130,6 @@ fn checksum(bytes: &[u8]) -> String {
         h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
     }
     format!("{h:016x}")
-}
-
-fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    name.push(".tmp");
-    path.with_file_name(name)
 }
 
 /// Read a checkpoint, checking that it is a taskgrad safetensors file.
