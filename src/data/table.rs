@@ -38,26 +38,8 @@ impl Table {
             path: path.to_path_buf(),
             source: e,
         })?;
-        // Line numbers from byte offsets: the csv crate's own count is one
-        // short per record with CRLF line endings.
-        let newlines: Vec<u64> = bytes
-            .iter()
-            .enumerate()
-            .filter(|(_, &b)| b == b'\n')
-            .map(|(i, _)| i as u64)
-            .collect();
-        // A record's position can sit on the line breaks before it (blank lines
-        // skipped): its line is that of its first byte past them.
-        let line_of = |p: Option<&csv::Position>| match p {
-            Some(p) => {
-                let mut at = p.byte() as usize;
-                while at < bytes.len() && matches!(bytes[at], b'\n' | b'\r') {
-                    at += 1;
-                }
-                newlines.partition_point(|&n| (n as usize) < at) as u64 + 1
-            }
-            None => 0,
-        };
+        let lines_index = LineIndex::new(&bytes);
+        let line_of = |p: Option<&csv::Position>| p.map_or(0, |p| lines_index.line(p.byte()));
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(true)
             .flexible(true)
@@ -68,24 +50,7 @@ impl Table {
             .iter()
             .map(|h| h.trim().to_string())
             .collect();
-        if headers.is_empty() || headers.iter().all(|h| h.is_empty()) {
-            return Err(data_err(
-                path,
-                1,
-                "",
-                "the file is empty: expected a header row naming the columns",
-            ));
-        }
-        for (j, h) in headers.iter().enumerate() {
-            if let Some(i) = headers[..j].iter().position(|g| g == h && !h.is_empty()) {
-                return Err(data_err(
-                    path,
-                    1,
-                    h,
-                    format!("columns {} and {} are both named {h:?}", i + 1, j + 1),
-                ));
-            }
-        }
+        check_headers(path, &headers)?;
         let mut rows = Vec::new();
         let mut lines = Vec::new();
         for record in reader.records() {
@@ -167,4 +132,52 @@ impl Table {
         }
         Ok(Some(v))
     }
+}
+
+/// Line numbers from byte offsets: the csv crate's own count is one short per
+/// record with CRLF line endings.
+struct LineIndex<'a> {
+    bytes: &'a [u8],
+    newlines: Vec<usize>,
+}
+
+impl<'a> LineIndex<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        let newlines = (0..bytes.len()).filter(|&i| bytes[i] == b'\n').collect();
+        LineIndex { bytes, newlines }
+    }
+
+    /// The 1-based line of the record starting at byte `at`. A record's
+    /// position can sit on the line breaks before it (blank lines skipped):
+    /// its line is that of its first byte past them.
+    fn line(&self, at: u64) -> u64 {
+        let mut at = at as usize;
+        while at < self.bytes.len() && matches!(self.bytes[at], b'\n' | b'\r') {
+            at += 1;
+        }
+        self.newlines.partition_point(|&n| n < at) as u64 + 1
+    }
+}
+
+/// A header row must name at least one column, and no name twice.
+fn check_headers(path: &Path, headers: &[String]) -> Result<()> {
+    if headers.is_empty() || headers.iter().all(|h| h.is_empty()) {
+        return Err(data_err(
+            path,
+            1,
+            "",
+            "the file is empty: expected a header row naming the columns",
+        ));
+    }
+    for (j, h) in headers.iter().enumerate() {
+        if let Some(i) = headers[..j].iter().position(|g| g == h && !h.is_empty()) {
+            return Err(data_err(
+                path,
+                1,
+                h,
+                format!("columns {} and {} are both named {h:?}", i + 1, j + 1),
+            ));
+        }
+    }
+    Ok(())
 }
