@@ -40,7 +40,7 @@ pub(crate) const INFO: MethodInfo = MethodInfo {
         seeds: false,
     },
     shader: Some(&SHADER),
-    build: |_seed| Box::new(ImtlG::default()),
+    build: |_seed| Box::new(ImtlG),
 };
 
 impl GpuSolve for ImtlG {

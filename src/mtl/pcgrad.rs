@@ -15,16 +15,10 @@ use crate::kernels::mtl::SolveShader;
 use crate::solve_shader;
 
 /// PcGrad's hyper-parameters.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct PcGrad {
     /// Seed of the random task order (the run's seed by default).
     pub seed: u32,
-}
-
-impl Default for PcGrad {
-    fn default() -> Self {
-        PcGrad { seed: 0 }
-    }
 }
 
 /// The WGSL solve: the shared prelude, then shaders/mtl/pcgrad.wgsl.

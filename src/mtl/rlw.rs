@@ -13,16 +13,10 @@ use crate::kernels::mtl::SolveShader;
 use crate::solve_shader;
 
 /// Rlw's hyper-parameters.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Rlw {
     /// Seed of the random draws (the run's seed by default).
     pub seed: u32,
-}
-
-impl Default for Rlw {
-    fn default() -> Self {
-        Rlw { seed: 0 }
-    }
 }
 
 /// The WGSL solve: the shared prelude, then shaders/mtl/rlw.wgsl.
