@@ -1,6 +1,6 @@
 //! Every .wgsl file in shaders/ is parsed and validated by naga, as the crate
 //! compiles it (with its prelude where it has one), and compiled to SPIR-V,
-//! with no GPU. The file list is read from the directory, so a new shader
+//! Metal and HLSL (the tensor-core matmul to SPIR-V only), with no GPU. The file list is read from the directory, so a new shader
 //! cannot be missed, and it must match `kernels::SHADERS` and the registry.
 
 use std::path::Path;
@@ -24,20 +24,7 @@ fn all_sources() -> Vec<(String, &'static str)> {
 /// backend does: a shader naga validates can still make its SPIR-V writer
 /// fail (for example a `coopLoad` whose index is computed inline in a loop).
 fn to_spirv(name: &str, source: &str) -> Vec<u32> {
-    let module = naga::front::wgsl::parse_str(source).expect(name);
-    let info = naga::valid::Validator::new(
-        naga::valid::ValidationFlags::all(),
-        naga::valid::Capabilities::all(),
-    )
-    .validate(&module)
-    .expect(name);
-    let (module, info) = naga::back::pipeline_constants::process_overrides(
-        &module,
-        &info,
-        None,
-        &Default::default(),
-    )
-    .unwrap_or_else(|e| panic!("{name}: overrides: {e}"));
+    let (module, info) = processed(name, source);
     let options = naga::back::spv::Options {
         lang_version: (1, 3),
         ..Default::default()
@@ -140,4 +127,56 @@ fn a_broken_shader_is_rejected() {
     // The check above must be able to fail: an out-of-scope identifier is caught.
     let bad = "@compute @workgroup_size(1) fn main() { let x = undefined_thing; }";
     assert!(naga::front::wgsl::parse_str(bad).is_err());
+}
+
+/// The module with every override at its default, validated, as a backend
+/// writer receives it.
+fn processed(name: &str, source: &str) -> (naga::Module, naga::valid::ModuleInfo) {
+    let module = naga::front::wgsl::parse_str(source).expect(name);
+    let info = naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::all(),
+    )
+    .validate(&module)
+    .expect(name);
+    let (module, info) = naga::back::pipeline_constants::process_overrides(
+        &module,
+        &info,
+        None,
+        &Default::default(),
+    )
+    .unwrap_or_else(|e| panic!("{name}: overrides: {e}"));
+    (module.into_owned(), info.into_owned())
+}
+
+#[test]
+fn every_portable_shader_compiles_to_metal_and_hlsl() {
+    // The README promises Metal and DX12: each shader but the tensor-core
+    // matmul (Vulkan's cooperative matrices, used only where the adapter
+    // offers them) goes through naga's MSL and HLSL writers, as wgpu does.
+    for (name, source) in all_sources() {
+        if name.contains("coop") {
+            continue;
+        }
+        let (module, info) = processed(&name, source);
+        naga::back::msl::write_string(
+            &module,
+            &info,
+            &naga::back::msl::Options::default(),
+            &naga::back::msl::PipelineOptions::default(),
+        )
+        .unwrap_or_else(|e| panic!("{name}: MSL: {e}"));
+        let mut hlsl = String::new();
+        naga::back::hlsl::Writer::new(
+            &mut hlsl,
+            &naga::back::hlsl::Options::default(),
+            &naga::back::hlsl::PipelineOptions::default(),
+        )
+        .write(&module, &info, None)
+        .unwrap_or_else(|e| panic!("{name}: HLSL: {e}"));
+        assert!(
+            hlsl.contains("numthreads"),
+            "{name}: no compute entry in HLSL"
+        );
+    }
 }
