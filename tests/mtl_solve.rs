@@ -75,24 +75,28 @@ fn mgda_by_hand() {
     // Orthogonal, norms 2 and 1: the min-norm point equalises d·g_i: w = (0.2, 0.8).
     close(
         "mgda orthogonal",
-        &mgda::reference(&orthogonal(), 2, 0),
+        &mgda::reference(&orthogonal(), 2),
         &[0.2, 0.8],
         1e-12,
     );
     // Opposed: the hull contains 0 at w = (½, ½).
     close(
         "mgda opposed",
-        &mgda::reference(&opposed(), 2, 0),
+        &mgda::reference(&opposed(), 2),
         &[0.5, 0.5],
         1e-12,
     );
-    // Three orthonormal gradients: w = (⅓, ⅓, ⅓) by symmetry (Frank-Wolfe starts there).
+    // Three orthonormal gradients: w = (⅓, ⅓, ⅓) by symmetry.
     let i3 = gram_of(&[&[1.0, 0.0, 0.0], &[0.0, 1.0, 0.0], &[0.0, 0.0, 1.0]]);
+    close("mgda 3", &mgda::reference(&i3, 3), &[1.0 / 3.0; 3], 1e-12);
+    // g3 = g1 + g2 lies beyond the segment [g1, g2], whose min-norm point
+    // (½, ½, 0) is also the hull's: the active set leaves task 3 out.
+    let g = gram_of(&[&[1.0, 0.0], &[0.0, 1.0], &[1.0, 1.0]]);
     close(
-        "mgda 3",
-        &mgda::reference(&i3, 3, 250),
-        &[1.0 / 3.0; 3],
-        1e-9,
+        "mgda beyond",
+        &mgda::reference(&g, 3),
+        &[0.5, 0.5, 0.0],
+        1e-12,
     );
 }
 
@@ -103,15 +107,25 @@ fn cagrad_by_hand() {
     let g = gram_of(&[&[1.0, 0.0], &[0.0, 1.0]]);
     close(
         "cagrad orthonormal",
-        &cagrad::reference(&g, 2, 0.5, 100),
+        &cagrad::reference(&g, 2, 0.5),
         &[0.6, 0.6],
         1e-9,
     );
     // Opposed: g0 = 0, so φ = 0 and the weights are 1/(2(1 + c²)) each (d = 0).
     close(
         "cagrad opposed",
-        &cagrad::reference(&opposed(), 2, 0.5, 100),
+        &cagrad::reference(&opposed(), 2, 0.5),
         &[0.4, 0.4],
+        1e-9,
+    );
+    // A zero gradient g2 gains nothing whatever d is and is left out of the
+    // max-min: g1 = e1, g0 = e1/2, √φ = c/2; the only hull point left is g1,
+    // so λ = c/2 and w = (½ + c/2, ½)/(1 + c²) = (0.6, 0.4) at c = ½.
+    let g = gram_of(&[&[1.0, 0.0], &[0.0, 0.0]]);
+    close(
+        "cagrad zero row",
+        &cagrad::reference(&g, 2, 0.5),
+        &[0.6, 0.4],
         1e-9,
     );
 }
@@ -125,6 +139,31 @@ fn imtl_g_by_hand() {
         &imtl_g::reference(&orthogonal(), 2),
         &[1.0 / 3.0, 2.0 / 3.0],
         1e-12,
+    );
+    // Identical gradients: G = 11ᵀ, G⁺n ∝ 1: w = (½, ½) (the gradient form divides 0 by 0).
+    let g = gram_of(&[&[1.0, 2.0], &[1.0, 2.0]]);
+    close(
+        "imtl_g identical",
+        &imtl_g::reference(&g, 2),
+        &[0.5, 0.5],
+        1e-9,
+    );
+    // Parallel, g2 = 2 g1: G = ‖g1‖² vvᵀ with v = (1, 2), n = ‖g1‖ v, so
+    // G⁺n ∝ v: w = (⅓, ⅔), as torchjd.
+    let g = gram_of(&[&[1.0, 2.0], &[2.0, 4.0]]);
+    close(
+        "imtl_g parallel",
+        &imtl_g::reference(&g, 2),
+        &[1.0 / 3.0, 2.0 / 3.0],
+        1e-9,
+    );
+    // A zero gradient gets no weight; the others keep theirs (here one task: w = (0, 1)).
+    let g = gram_of(&[&[0.0, 0.0], &[3.0, 1.0]]);
+    close(
+        "imtl_g zero row",
+        &imtl_g::reference(&g, 2),
+        &[0.0, 1.0],
+        1e-9,
     );
 }
 
@@ -159,17 +198,27 @@ fn upgrad_by_hand() {
     // Orthogonal: each g_i already lies in the dual cone: w = (½, ½).
     close(
         "upgrad orthogonal",
-        &upgrad::reference(&orthogonal(), 2, 100),
+        &upgrad::reference(&orthogonal(), 2, 1e-4, 1e-4),
         &[0.5, 0.5],
-        1e-9,
+        1e-12,
     );
-    // Opposed: projecting g1 onto {x: g1·x ≥ 0, g2·x ≥ 0} gives 0 = g1 + g2, so v = (1, 1)
-    // for both, and w = (1, 1): the update g1 + g2 is 0.
+    // Opposed: projecting g1 onto {x: g1·x ≥ 0, g2·x ≥ 0} gives 0 = g1 + g2, v = (1, 1).
+    // With torchjd's regularisation Ĝ = G/2 + 1e-4 I the free v₂ solves
+    // Ĝ₂₂ v₂ = -Ĝ₂₁: v₂ = ½/(½ + 1e-4), for both projections.
+    let v2 = 0.5 / (0.5 + 1e-4);
     close(
         "upgrad opposed",
-        &upgrad::reference(&opposed(), 2, 200),
-        &[1.0, 1.0],
-        1e-6,
+        &upgrad::reference(&opposed(), 2, 1e-4, 1e-4),
+        &[(1.0 + v2) / 2.0, (1.0 + v2) / 2.0],
+        1e-12,
+    );
+    // Below norm_eps the Gram matrix counts as zero: Ĝ = reg·I, v = e_i, w = mean.
+    let tiny = gram_of(&[&[1e-3, 0.0], &[-1e-3, 0.0]]);
+    close(
+        "upgrad tiny",
+        &upgrad::reference(&tiny, 2, 1e-4, 1e-4),
+        &[0.5, 0.5],
+        1e-12,
     );
 }
 
@@ -292,25 +341,22 @@ fn gpu_solves_match_the_cpu_reference() {
         );
         check(
             "mgda",
-            gpu_solve(gpu, &Mgda { iters: 250 }, &g, &losses, 1),
-            mgda::reference(&g, k, 250),
-            1e-3,
+            gpu_solve(gpu, &Mgda, &g, &losses, 1),
+            mgda::reference(&g, k),
+            1e-4,
         );
         check(
             "cagrad",
-            gpu_solve(gpu, &CaGrad { c: 0.4, iters: 100 }, &g, &losses, 1),
-            cagrad::reference(&g, k, 0.4, 100),
+            gpu_solve(gpu, &CaGrad { c: 0.4 }, &g, &losses, 1),
+            cagrad::reference(&g, k, 0.4),
+            1e-4,
+        );
+        check(
+            "imtl_g",
+            gpu_solve(gpu, &ImtlG, &g, &losses, 1),
+            imtl_g::reference(&g, k),
             1e-3,
         );
-        if k <= 3 {
-            // IMTL-G solves a linear system that random 9-D gradients make ill-conditioned for larger K.
-            check(
-                "imtl_g",
-                gpu_solve(gpu, &ImtlG, &g, &losses, 1),
-                imtl_g::reference(&g, k),
-                1e-2,
-            );
-        }
         check(
             "nash_mtl",
             gpu_solve(
@@ -328,8 +374,8 @@ fn gpu_solves_match_the_cpu_reference() {
         );
         check(
             "upgrad",
-            gpu_solve(gpu, &UpGrad { sweeps: 100 }, &g, &losses, 1),
-            upgrad::reference(&g, k, 100),
+            gpu_solve(gpu, &UpGrad::default(), &g, &losses, 1),
+            upgrad::reference(&g, k, 1e-4, 1e-4),
             1e-3,
         );
         let ones = vec![1.0; k];
@@ -385,11 +431,11 @@ fn aggregate_combines_your_own_gradients_as_each_method_s_reference_does() {
     let g = reference::gram(&r64, k, p, p);
     let expected: [(&str, Vec<f64>); 6] = [
         ("pcgrad", pcgrad::reference(&g, k, 0, 0)),
-        ("mgda", mgda::reference(&g, k, 250)),
-        ("cagrad", cagrad::reference(&g, k, 0.4, 100)),
+        ("mgda", mgda::reference(&g, k)),
+        ("cagrad", cagrad::reference(&g, k, 0.4)),
         ("imtl_g", imtl_g::reference(&g, k)),
         ("nash_mtl", nash_mtl::reference(&g, k, 20, 1.0)),
-        ("upgrad", upgrad::reference(&g, k, 100)),
+        ("upgrad", upgrad::reference(&g, k, 1e-4, 1e-4)),
     ];
     for (name, w) in expected {
         let got = taskgrad::mtl::aggregate_with(
@@ -428,20 +474,20 @@ fn mgda_with_a_zero_gradient_returns_the_zero_direction() {
     let g = gram_of(&[&[1.0, 2.0], &[0.0, 0.0], &[-1.0, 0.5]]);
     close(
         "mgda zero row",
-        &mgda::reference(&g, 3, 250),
+        &mgda::reference(&g, 3),
         &[0.0, 1.0, 0.0],
         0.0,
     );
     let g2 = gram_of(&[&[0.0, 0.0], &[3.0, 1.0]]);
     close(
         "mgda zero row k=2",
-        &mgda::reference(&g2, 2, 250),
+        &mgda::reference(&g2, 2),
         &[1.0, 0.0],
         0.0,
     );
     let gpu = gpu_or_skip!();
     let rows = [1.0f32, 2.0, 0.0, 0.0, -1.0, 0.5];
-    let a = taskgrad::mtl::aggregate_with(gpu, &mut Mgda { iters: 250 }, &rows, 3).unwrap();
+    let a = taskgrad::mtl::aggregate_with(gpu, &mut Mgda, &rows, 3).unwrap();
     assert_eq!(a.weights, vec![0.0, 1.0, 0.0]);
     assert_eq!(a.direction, vec![0.0, 0.0]);
 }

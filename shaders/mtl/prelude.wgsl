@@ -87,9 +87,9 @@ fn softmax_w() {
     for (var i = 0u; i < p.k; i = i + 1u) { w[i] = w[i] / s; }
 }
 
-// Solve A x = r in place (n ≤ 16; A in `A`, r in `x`), Gaussian elimination with partial pivoting.
-var<workgroup> A: array<f32, 256>;
-var<private> x: array<f32, 16>;
+// Solve A x = r in place (n ≤ 17; A in `A`, r in `x`), Gaussian elimination with partial pivoting.
+var<workgroup> A: array<f32, 289>;
+var<private> x: array<f32, 17>;
 
 fn solve_linear(n: u32) {
     for (var col = 0u; col < n; col = col + 1u) {
@@ -120,4 +120,118 @@ fn solve_linear(n: u32) {
         let d = A[col * n + col];
         x[col] = select(s / d, 0.0, abs(d) < 1e-30);
     }
+}
+
+// A task whose squared gradient norm is at most this fraction of the largest
+// counts as a zero gradient.
+const ZERO_NORM: f32 = 1e-12;
+
+// The small quadratic programs, exactly, by a primal active set (Nocedal &
+// Wright, Algorithm 16.3); the CPU twin is `active_set_qp` in src/mtl/solve.rs:
+//
+//   minimise ½ vᵀ G v + linᵀ v   over v ≥ lo   (and Σ v = 1 when `simplex`),
+//
+// G as it stands in workgroup memory, tasks with live[i] == 0 held at lo[i];
+// the result in w. Each step solves the problem on the free set (the tasks
+// above their bound) as one linear system; a step that would cross a bound
+// stops there and fixes that task; at the optimum of a free set the task whose
+// bound multiplier is most negative is freed, until none is (the KKT
+// conditions, to QP_TOL of the largest |G_ii| or |lin_i|). At most 3K + 8
+// steps. The simplex form starts at the best vertex (lo = 0 there).
+const QP_TOL: f32 = 1e-6;
+var<private> lo: array<f32, 16>;
+var<private> lin: array<f32, 16>;
+var<private> live: array<u32, 16>;
+var<private> free: array<u32, 16>;
+var<private> idx: array<u32, 16>;
+
+fn qp(simplex: bool) {
+    let k = p.k;
+    var scale = 1e-30;
+    for (var i = 0u; i < k; i = i + 1u) { scale = max(scale, max(abs(G[i * k + i]), abs(lin[i]))); }
+    let tol = QP_TOL * scale;
+    for (var i = 0u; i < k; i = i + 1u) { w[i] = lo[i]; free[i] = 0u; }
+    if (simplex) {
+        var best = k;
+        for (var i = 0u; i < k; i = i + 1u) {
+            if (live[i] == 1u && (best == k || 0.5 * G[i * k + i] + lin[i] < 0.5 * G[best * k + best] + lin[best])) { best = i; }
+        }
+        if (best == k) { return; }
+        w[best] = 1.0;
+        free[best] = 1u;
+    }
+    for (var step = 0u; step < 3u * k + 8u; step = step + 1u) {
+        var n = 0u;
+        for (var i = 0u; i < k; i = i + 1u) { if (free[i] == 1u) { idx[n] = i; n = n + 1u; } }
+        var blocked = false;
+        if (n > 0u) {
+            // The problem on the free set, the other tasks at their bounds:
+            // G_FF z + ν 1 = -lin_F - G_FB lo_B  (and Σ z = 1 - Σ lo_B).
+            let m = select(n, n + 1u, simplex);
+            for (var a = 0u; a < n; a = a + 1u) {
+                let i = idx[a];
+                var r = -lin[i];
+                for (var j = 0u; j < k; j = j + 1u) { if (free[j] == 0u) { r = r - G[i * k + j] * lo[j]; } }
+                for (var b = 0u; b < n; b = b + 1u) { A[a * m + b] = G[i * k + idx[b]]; }
+                if (simplex) { A[a * m + n] = 1.0; }
+                x[a] = r;
+            }
+            if (simplex) {
+                var rest = 1.0;
+                for (var j = 0u; j < k; j = j + 1u) { if (free[j] == 0u) { rest = rest - lo[j]; } }
+                for (var b = 0u; b < n; b = b + 1u) { A[n * m + b] = 1.0; }
+                A[n * m + n] = 0.0;
+                x[n] = rest;
+            }
+            solve_linear(m);
+            // Go as far toward z as the bounds allow (z < lo <= w, so t < 1).
+            var theta = 1.0;
+            var block = k;
+            for (var a = 0u; a < n; a = a + 1u) {
+                let i = idx[a];
+                if (x[a] < lo[i] && (w[i] - lo[i]) / (w[i] - x[a]) < theta) {
+                    theta = (w[i] - lo[i]) / (w[i] - x[a]);
+                    block = i;
+                }
+            }
+            for (var a = 0u; a < n; a = a + 1u) { let i = idx[a]; w[i] = w[i] + theta * (x[a] - w[i]); }
+            if (block < k) {
+                for (var a = 0u; a < n; a = a + 1u) {
+                    let i = idx[a];
+                    if (i == block || w[i] <= lo[i]) { w[i] = lo[i]; free[i] = 0u; }
+                }
+                blocked = true;
+            }
+        }
+        if (blocked) { continue; }
+        // Optimal on the free set: free the most violated bound, if any.
+        var nu = 0.0;
+        if (simplex && n > 0u) {
+            for (var a = 0u; a < n; a = a + 1u) { nu = nu - (gdot(idx[a]) + lin[idx[a]]); }
+            nu = nu / f32(n);
+        }
+        var enter = k;
+        var most = -tol;
+        for (var i = 0u; i < k; i = i + 1u) {
+            if (free[i] == 0u && live[i] == 1u) {
+                let mu = gdot(i) + lin[i] + nu;
+                if (mu < most) { most = mu; enter = i; }
+            }
+        }
+        if (enter == k) { break; }
+        free[enter] = 1u;
+    }
+}
+
+// Which tasks have a non-zero gradient, into live; returns how many.
+fn find_live() -> u32 {
+    let k = p.k;
+    var maxd = 0.0;
+    for (var i = 0u; i < k; i = i + 1u) { maxd = max(maxd, G[i * k + i]); }
+    var n = 0u;
+    for (var i = 0u; i < k; i = i + 1u) {
+        live[i] = select(0u, 1u, G[i * k + i] > ZERO_NORM * maxd);
+        n = n + live[i];
+    }
+    return n;
 }

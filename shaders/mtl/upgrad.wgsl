@@ -1,13 +1,16 @@
 // UPGrad (Quinton & Rey 2024): the mean of each g_i projected onto the dual
 // cone {x : G-rows · x ≥ 0}. The projection of g_i is Σ_j v_j g_j with
-// v = argmin_{v ≥ e_i} ½ vᵀ G v, by projected coordinate descent (`sweeps`
-// sweeps) on the normalised G (+1e-6 on the diagonal); w = (1/K) Σ_i v⁽ⁱ⁾.
+//
+//   v = argmin_{v ≥ e_i} ½ vᵀ Ĝ v,   Ĝ = G / tr G + reg_eps·I,
+//
+// (G / tr G taken as 0 when tr G < norm_eps, as torchjd), by the prelude's
+// active-set `qp`; w = (1/K) Σ_i v⁽ⁱ⁾. CPU twin: src/mtl/upgrad.rs.
 
 struct Params {
     k: u32,
-    sweeps: u32,
-    _pad0: u32,
-    _pad1: u32,
+    norm_eps: f32,
+    reg_eps: f32,
+    _pad: u32,
 }
 
 var<private> total: array<f32, 16>;
@@ -16,17 +19,20 @@ var<private> total: array<f32, 16>;
 fn upgrad() {
     let k = p.k;
     load_gram();
-    normalize_gram(1e-6);
-    for (var j = 0u; j < k; j = j + 1u) { total[j] = 0.0; }
+    var trace = 0.0;
+    for (var i = 0u; i < k; i = i + 1u) { trace = trace + G[i * k + i]; }
+    var s = 0.0;
+    if (trace >= p.norm_eps) { s = 1.0 / trace; }
+    for (var i = 0u; i < k * k; i = i + 1u) { G[i] = G[i] * s; }
     for (var i = 0u; i < k; i = i + 1u) {
-        for (var j = 0u; j < k; j = j + 1u) { w[j] = 0.0; }
-        w[i] = 1.0;
-        for (var sw = 0u; sw < p.sweeps; sw = sw + 1u) {
-            for (var j = 0u; j < k; j = j + 1u) {
-                let lb = select(0.0, 1.0, j == i);
-                w[j] = max(w[j] - gdot(j) / G[j * k + j], lb);
-            }
-        }
+        G[i * k + i] = G[i * k + i] + p.reg_eps;
+        total[i] = 0.0;
+        lin[i] = 0.0;
+        live[i] = 1u;
+    }
+    for (var i = 0u; i < k; i = i + 1u) {
+        for (var j = 0u; j < k; j = j + 1u) { lo[j] = select(0.0, 1.0, j == i); }
+        qp(false);
         for (var j = 0u; j < k; j = j + 1u) { total[j] = total[j] + w[j] / f32(k); }
     }
     for (var j = 0u; j < k; j = j + 1u) { w[j] = total[j]; }

@@ -41,7 +41,7 @@ pub fn aggregate(gpu: &Gpu, method: &str, rows: &[f32], k: usize) -> Result<Vec<
 }
 
 /// [`aggregate`] with a method built with chosen settings (for example
-/// `&mut taskgrad::mtl::CaGrad { c: 0.5, iters: 100 }`), returning the
+/// `&mut taskgrad::mtl::CaGrad { c: 0.5 }`), returning the
 /// weights too. The method must combine per-task gradients; loss weightings
 /// (equal, uncertainty, ...) are refused.
 pub fn aggregate_with(

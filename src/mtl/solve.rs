@@ -79,3 +79,133 @@ pub fn softmax(z: &[f64]) -> Vec<f64> {
     let s: f64 = e.iter().sum();
     e.iter().map(|v| v / s).collect()
 }
+
+/// The relative tolerance of [`active_set_qp`] (of the largest |H_ii| or |lin_i|).
+pub const QP_TOL: f64 = 1e-6;
+
+/// A task whose squared gradient norm is at most this fraction of the largest
+/// counts as a zero gradient.
+pub const ZERO_NORM: f64 = 1e-12;
+
+/// Which tasks have a non-zero gradient (G_ii > ZERO_NORM · max G_jj).
+pub(crate) fn live_tasks(g: &[f64], k: usize) -> Vec<bool> {
+    let maxd = (0..k).map(|i| g[i * k + i]).fold(0.0, f64::max);
+    (0..k).map(|i| g[i * k + i] > ZERO_NORM * maxd).collect()
+}
+
+/// The small quadratic programs of the methods, exactly, by a primal active
+/// set (Nocedal & Wright, Algorithm 16.3):
+///
+///   minimise ½ vᵀ H v + linᵀ v   over v ≥ lo   (and Σ v = 1 when `simplex`),
+///
+/// H (K×K) positive semi-definite, tasks with `live[i] == false` held at
+/// lo[i]. Each step solves the problem on the free set (the tasks above their
+/// bound) as a linear system; a step that would cross a bound stops there and
+/// fixes that task; at the optimum of a free set, the task whose bound
+/// multiplier is most negative is freed, until none is (the KKT conditions,
+/// to QP_TOL). At most 3K + 8 steps. The simplex form starts from the best
+/// vertex (lo must be 0 there), the other from v = lo.
+/// Mirrors `qp` in shaders/mtl/prelude.wgsl.
+pub fn active_set_qp(
+    h: &[f64],
+    lin: &[f64],
+    lo: &[f64],
+    live: &[bool],
+    k: usize,
+    simplex: bool,
+) -> Vec<f64> {
+    let scale = (0..k).fold(0.0f64, |s, i| s.max(h[i * k + i].abs()).max(lin[i].abs()));
+    let tol = QP_TOL * scale.max(1e-30);
+    let mut v = lo.to_vec();
+    let mut free = vec![false; k];
+    if simplex {
+        let best = (0..k)
+            .filter(|&i| live[i])
+            .fold(None, |b: Option<usize>, i| {
+                let val = 0.5 * h[i * k + i] + lin[i];
+                match b {
+                    Some(j) if 0.5 * h[j * k + j] + lin[j] <= val => Some(j),
+                    _ => Some(i),
+                }
+            });
+        let Some(best) = best else { return v };
+        v[best] = 1.0;
+        free[best] = true;
+    }
+    let grad = |v: &[f64], i: usize| (0..k).map(|j| h[i * k + j] * v[j]).sum::<f64>() + lin[i];
+    for _ in 0..3 * k + 8 {
+        let idx: Vec<usize> = (0..k).filter(|&i| free[i]).collect();
+        let n = idx.len();
+        if n > 0 {
+            // The problem on the free set, the other tasks at their bounds:
+            // H_FF z + ν 1 = -lin_F - H_FB lo_B  (and Σ z = 1 - Σ lo_B).
+            let m = if simplex { n + 1 } else { n };
+            let mut a = vec![0.0; m * m];
+            let mut r = vec![0.0; m];
+            for (ai, &i) in idx.iter().enumerate() {
+                r[ai] = -lin[i]
+                    - (0..k)
+                        .filter(|&j| !free[j])
+                        .map(|j| h[i * k + j] * lo[j])
+                        .sum::<f64>();
+                for (bi, &j) in idx.iter().enumerate() {
+                    a[ai * m + bi] = h[i * k + j];
+                }
+                if simplex {
+                    a[ai * m + n] = 1.0;
+                }
+            }
+            if simplex {
+                for bi in 0..n {
+                    a[n * m + bi] = 1.0;
+                }
+                r[n] = 1.0 - (0..k).filter(|&j| !free[j]).map(|j| lo[j]).sum::<f64>();
+            }
+            let z = solve_linear(&a, &r, m);
+            // Go as far toward z as the bounds allow.
+            let mut theta = 1.0;
+            let mut block = k;
+            for (ai, &i) in idx.iter().enumerate() {
+                // z < lo <= v, so t < 1.
+                if z[ai] < lo[i] && (v[i] - lo[i]) / (v[i] - z[ai]) < theta {
+                    theta = (v[i] - lo[i]) / (v[i] - z[ai]);
+                    block = i;
+                }
+            }
+            for (ai, &i) in idx.iter().enumerate() {
+                v[i] += theta * (z[ai] - v[i]);
+            }
+            if block < k {
+                for &i in &idx {
+                    if i == block || v[i] <= lo[i] {
+                        v[i] = lo[i];
+                        free[i] = false;
+                    }
+                }
+                continue;
+            }
+        }
+        // Optimal on the free set: free the most violated bound, if any.
+        let nu = if simplex && n > 0 {
+            -idx.iter().map(|&i| grad(&v, i)).sum::<f64>() / n as f64
+        } else {
+            0.0
+        };
+        let mut enter = k;
+        let mut most = -tol;
+        for i in 0..k {
+            if !free[i] && live[i] {
+                let mu = grad(&v, i) + nu;
+                if mu < most {
+                    most = mu;
+                    enter = i;
+                }
+            }
+        }
+        if enter == k {
+            break;
+        }
+        free[enter] = true;
+    }
+    v
+}

@@ -6,9 +6,12 @@
 //!
 //!   v = argmin_{v ≥ e_i} ½ vᵀ G v,     w = (1/K) Σ_i v⁽ⁱ⁾     (`reference`),
 //!
-//! so no task's loss increases to first order.
+//! so no task's loss increases to first order. As torchjd's `UPGrad()`: G is
+//! divided by its trace (or taken as 0 when the trace is below `norm_eps`),
+//! `reg_eps` is added to its diagonal, and each projection is solved exactly
+//! (torchjd: quadprog; here the active-set `qp`).
 
-use super::solve::normalized;
+use super::solve::active_set_qp;
 use super::{Capabilities, GpuSolve, GradSpace, MethodInfo, SolvePhase};
 use crate::kernels::mtl::SolveShader;
 use crate::solve_shader;
@@ -16,13 +19,20 @@ use crate::solve_shader;
 /// UpGrad's hyper-parameters.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct UpGrad {
-    /// Projected coordinate-descent sweeps per projection.
-    pub sweeps: u32,
+    /// Below this trace of G (the squared Frobenius norm of the gradients),
+    /// G counts as zero and the update is the mean gradient (torchjd: 1e-4).
+    pub norm_eps: f32,
+    /// Added to the diagonal of G / trace, so that it is positive definite
+    /// (torchjd: 1e-4).
+    pub reg_eps: f32,
 }
 
 impl Default for UpGrad {
     fn default() -> Self {
-        UpGrad { sweeps: 100 }
+        UpGrad {
+            norm_eps: 1e-4,
+            reg_eps: 1e-4,
+        }
     }
 }
 
@@ -34,9 +44,9 @@ pub const SHADER: SolveShader = solve_shader!("upgrad");
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct Params {
     k: u32,
-    sweeps: u32,
-    _pad0: u32,
-    _pad1: u32,
+    norm_eps: f32,
+    reg_eps: f32,
+    _pad: u32,
 }
 
 /// The registry's entry.
@@ -44,7 +54,7 @@ pub(crate) const INFO: MethodInfo = MethodInfo {
     name: "upgrad",
     aliases: &[],
     summary: "UPGrad (Quinton & Rey 2024): mean of projections onto the dual cone",
-    defaults: "100 sweeps",
+    defaults: "norm_eps 1e-4, reg_eps 1e-4 (as torchjd), solved exactly",
     caps: Capabilities {
         grad_space: Some(GradSpace::Parameters),
         combines: true,
@@ -63,30 +73,29 @@ impl GpuSolve for UpGrad {
     fn params(&self, k: u32) -> Params {
         Params {
             k,
-            sweeps: self.sweeps,
-            _pad0: 0,
-            _pad1: 0,
+            norm_eps: self.norm_eps,
+            reg_eps: self.reg_eps,
+            _pad: 0,
         }
     }
 }
 
 /// UPGrad (Quinton & Rey 2024, torchjd): the mean of each g_i projected onto
 /// the dual cone {x : G-rows · x ≥ 0}. The projection of g_i is Σ_j v_j g_j
-/// with v = argmin_{v ≥ e_i} ½ vᵀ G v, solved by projected coordinate descent
-/// (`sweeps` sweeps) on the normalised G; w = (1/K) Σ_i v⁽ⁱ⁾.
-pub fn reference(g: &[f64], k: usize, sweeps: usize) -> Vec<f64> {
-    let gn = normalized(g, k, 1e-6);
+/// with v = argmin_{v ≥ e_i} ½ vᵀ Ĝ v, Ĝ = G / tr G + reg_eps·I (G / tr G
+/// taken as 0 when tr G < norm_eps), solved by the active-set QP;
+/// w = (1/K) Σ_i v⁽ⁱ⁾.
+pub fn reference(g: &[f64], k: usize, norm_eps: f64, reg_eps: f64) -> Vec<f64> {
+    let trace: f64 = (0..k).map(|i| g[i * k + i]).sum();
+    let s = if trace >= norm_eps { 1.0 / trace } else { 0.0 };
+    let mut h: Vec<f64> = g.iter().map(|&v| v * s).collect();
+    for i in 0..k {
+        h[i * k + i] += reg_eps;
+    }
     let mut w = vec![0.0; k];
     for i in 0..k {
-        let mut v = vec![0.0; k];
-        v[i] = 1.0;
-        for _ in 0..sweeps {
-            for j in 0..k {
-                let gv: f64 = (0..k).map(|m| gn[j * k + m] * v[m]).sum();
-                let lb = if j == i { 1.0 } else { 0.0 };
-                v[j] = (v[j] - gv / gn[j * k + j]).max(lb);
-            }
-        }
+        let lo: Vec<f64> = (0..k).map(|j| if j == i { 1.0 } else { 0.0 }).collect();
+        let v = active_set_qp(&h, &vec![0.0; k], &lo, &vec![true; k], k, false);
         for j in 0..k {
             w[j] += v[j] / k as f64;
         }
