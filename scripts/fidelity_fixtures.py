@@ -1,0 +1,362 @@
+#!/usr/bin/env python3
+"""Write tests/fixtures/fidelity.json: fixed gradient matrices and the
+directions that the reference implementations (LibMTL, torchjd) combine them
+into, for tests/fidelity.rs to compare taskgrad's `mtl::aggregate` against.
+
+Nothing here is taskgrad code; the numbers come from running the references
+themselves, in float64, on matrices whose entries are float32 values (so that
+the GPU sees exactly the same matrix).
+
+Setup (the versions the committed fixture was made with; the script records
+what it finds):
+
+    pip install torch torchjd[cagrad,nash_mtl]==0.8.1 scipy ecos
+    git clone https://github.com/median-research-group/LibMTL /tmp/libmtl
+    git -C /tmp/libmtl checkout 4336804
+    python3 scripts/fidelity_fixtures.py --libmtl /tmp/libmtl > tests/fixtures/fidelity.json
+
+PCGrad shuffles the task order with Python's `random`; here the shuffle is
+replaced by the order taskgrad draws for seed 0 at step 0 (the same lowbias32
+hash as src/mtl/solve.rs), so that both meet the tasks in the same order.
+"""
+
+import argparse
+import re
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+
+
+# --- the matrices ---------------------------------------------------------
+
+
+def f32(a):
+    return np.asarray(a, dtype=np.float32).astype(np.float64)
+
+
+def pair_with_cosine(rng, p, cos, n0=1.0, n1=2.0):
+    """Two rows of norms n0, n1 whose cosine is `cos`."""
+    a = rng.standard_normal(p)
+    a /= np.linalg.norm(a)
+    b = rng.standard_normal(p)
+    b -= (b @ a) * a
+    b /= np.linalg.norm(b)
+    return np.stack([n0 * a, n1 * (cos * a + math.sqrt(1 - cos * cos) * b)])
+
+
+def cases():
+    rng = np.random.default_rng(20261127)
+    p = 50
+    out = []
+    for name, cos in [("cos_0.9", 0.9), ("cos_0", 0.0), ("cos_-0.5", -0.5), ("cos_-0.99", -0.99)]:
+        out.append((name, False, pair_with_cosine(rng, p, cos)))
+    out.append(("gauss_k3", False, rng.standard_normal((3, p))))
+    out.append(("gauss_k4", False, rng.standard_normal((4, p))))
+    # A conflicting K = 3 draw (mean of rows 0 and 1 against row 2).
+    g = rng.standard_normal((3, p))
+    g[2] -= 1.5 * (g[0] + g[1])
+    out.append(("conflict_k3", False, g))
+    g = rng.standard_normal((3, p))
+    g[1] *= 100.0
+    out.append(("row_x100", False, g))
+    g = rng.standard_normal((3, p))
+    g[1] = g[0]
+    out.append(("identical", True, g))
+    g = rng.standard_normal((3, p))
+    g[1] = g[0] + 1e-3 * rng.standard_normal(p)
+    out.append(("near_identical", True, g))
+    g = rng.standard_normal((3, p))
+    g[1] = 2.0 * g[0]
+    out.append(("parallel", True, g))
+    g = rng.standard_normal((3, p))
+    g[2] = 0.0
+    out.append(("zero_row", True, g))
+    return [(n, d, f32(g)) for n, d, g in out]
+
+
+# --- taskgrad's PCGrad order (src/mtl/solve.rs, src/mtl/pcgrad.rs) ----------
+
+M32 = 0xFFFFFFFF
+
+
+def lowbias32(v):
+    x = v & M32
+    x ^= x >> 16
+    x = (x * 0x7FEB352D) & M32
+    x ^= x >> 15
+    x = (x * 0x846CA68B) & M32
+    x ^= x >> 16
+    return x
+
+
+def uniform(seed, step, index):
+    h = lowbias32(seed ^ lowbias32(((step * 0x9E3779B9) & M32) ^ lowbias32((index + 0x85EBCA6B) & M32)))
+    return (h >> 8) / float(1 << 24)
+
+
+def task_order(k, seed, step, i):
+    key = [uniform(seed, step, i * 16 + m) for m in range(k)]
+    return sorted(range(k), key=lambda m: (key[m], m))
+
+
+# --- LibMTL ---------------------------------------------------------------
+
+
+def libmtl_direction(cls, g, kwargs, pcgrad_seed=None):
+    """Run a LibMTL weighting's backward on losses L_k = g_k·θ, whose
+    gradients are exactly the rows of g, and read the update it leaves in θ.grad."""
+    import torch
+
+    k, p = g.shape
+    theta = torch.zeros(p, dtype=torch.float64, requires_grad=True)
+    rows = torch.tensor(g, dtype=torch.float64)
+
+    class Harness(cls):
+        def __init__(self):
+            super().__init__()
+            self.task_num = k
+            self.device = torch.device("cpu")
+            self.rep_grad = False
+            self.task_name = [f"t{i}" for i in range(k)]
+
+        def get_share_params(self):
+            return [theta]
+
+        def zero_grad_share_params(self):
+            if theta.grad is not None:
+                theta.grad.zero_()
+
+    w = Harness()
+    w.init_param()
+    if pcgrad_seed is not None:
+        # (`LibMTL.weighting.PCGrad` is the class; its module is in sys.modules.)
+        pc = sys.modules["LibMTL.weighting.PCGrad"]
+
+        orders = iter([task_order(k, pcgrad_seed, 0, i) for i in range(k)])
+
+        class Shuffle:
+            @staticmethod
+            def shuffle(lst):
+                lst[:] = next(orders)
+
+        pc.random = Shuffle
+    losses = torch.stack([rows[i] @ theta for i in range(k)])
+    out = w.backward(losses, **kwargs)
+    weights = None if out is None else [float(v) for v in np.asarray(out).reshape(-1)]
+    return theta.grad.detach().numpy().tolist(), weights
+
+
+# --- torchjd --------------------------------------------------------------
+
+
+def torchjd_direction(aggregator, weighting, g):
+    import torch
+
+    j = torch.tensor(g, dtype=torch.float64)
+    d = aggregator(j)
+    w = weighting(j @ j.T) if weighting is not None else None
+    return d.numpy().tolist(), None if w is None else w.numpy().tolist()
+
+
+# --- exact solutions, where a convex problem defines the method ------------
+
+
+def rel(a, b):
+    a, b = np.asarray(a), np.asarray(b)
+    nb = np.linalg.norm(b)
+    return float(np.linalg.norm(a - b) / nb if nb > 0 else np.linalg.norm(a - b))
+
+
+def zero_rows(g):
+    sq = (g * g).sum(1)
+    return sq <= 1e-12 * sq.max()
+
+
+def mgda_exact(g):
+    import cvxpy as cp
+
+    k = g.shape[0]
+    w = cp.Variable(k)
+    # The norm itself (not its square) as the objective: CLARABEL's tolerance
+    # then bounds the error of ‖d‖, which matters when the min-norm point is 0.
+    cp.Problem(cp.Minimize(cp.norm(g.T @ w, 2)), [w >= 0, cp.sum(w) == 1]).solve(cp.CLARABEL)
+    w = np.asarray(w.value)
+    return g.T @ w, w
+
+
+def cagrad_exact(g, c, s):
+    """max-min improvement in the ball |d - g0| <= c|g0|; a task whose gradient
+    is zero gains or loses nothing whatever d is, and is left out of the max-min."""
+    import cvxpy as cp
+
+    k = g.shape[0]
+    g0 = g.mean(0)
+    sqrt_phi = c * np.linalg.norm(g0)
+    w = cp.Variable(k)
+    cons = [w >= 0, cp.sum(w) == 1] + [w[i] == 0 for i in np.flatnonzero(zero_rows(g))]
+    cost = (g @ g0) @ w + sqrt_phi * cp.norm(g.T @ w, 2)
+    cp.Problem(cp.Minimize(cost), cons).solve(cp.CLARABEL)
+    w = np.asarray(w.value)
+    weights = np.ones(k) / k + sqrt_phi / np.linalg.norm(g.T @ w) * w
+    return g.T @ (weights * s), weights * s
+
+
+def imtl_g_truncated(g, rtol=1e-5):
+    G = g @ g.T
+    v = np.linalg.pinv(G, rtol=rtol, hermitian=True) @ np.sqrt(np.diag(G))
+    w = v / v.sum()
+    return g.T @ w, w
+
+
+def nash_exact(g, max_norm=1.0):
+    """The bargaining point α_i (Gα)_i = 1: the minimiser of ½αᵀGα - Σ log α.
+    A task whose gradient is zero cannot bargain (α_i·0 = 1 has no solution):
+    the point is that of the other tasks, and the zero row adds nothing to d."""
+    live = ~zero_rows(g)
+    full = g
+    g = g[live]
+    G = g @ g.T
+    a = 1.0 / np.sqrt(np.diag(G))
+    for _ in range(200):
+        r = G @ a - 1.0 / a
+        h = G + np.diag(1.0 / a**2)
+        step = np.linalg.solve(h, r)
+        t = 1.0
+        while np.any(a - t * step <= 0):
+            t *= 0.5
+        a = a - t * step
+        if np.linalg.norm(r) < 1e-15:
+            break
+    norm = np.sqrt(a @ G @ a)
+    if max_norm > 0 and norm > max_norm:
+        a = a * max_norm / norm
+    return g.T @ a, None if not live.all() else a
+
+
+# --- all of it ------------------------------------------------------------
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--libmtl", required=True, help="a LibMTL checkout")
+    args = ap.parse_args()
+    sys.path.insert(0, args.libmtl)
+
+    import torch
+    import torchjd
+    import scipy
+    import cvxpy
+    from importlib.metadata import version
+    from torchjd.aggregation import CAGrad, IMTLG, NashMTL, UPGrad
+    from torchjd.aggregation._imtl_g import IMTLGWeighting
+    from torchjd.aggregation._upgrad import UPGradWeighting
+    from torchjd.aggregation._cagrad import CAGradWeighting
+    # LibMTL/__init__.py imports its trainer (and torch_geometric); the
+    # weightings need none of it, so the package is entered below its top.
+    import types, os
+
+    pkg = types.ModuleType("LibMTL")
+    pkg.__path__ = [os.path.join(args.libmtl, "LibMTL")]
+    sys.modules["LibMTL"] = pkg
+    import LibMTL.weighting as lw
+
+    torch.set_default_dtype(torch.float64)
+    libmtl_commit = subprocess.run(
+        ["git", "-C", args.libmtl, "rev-parse", "HEAD"], capture_output=True, text=True
+    ).stdout.strip() or "unknown (not a git checkout)"
+
+    c = 0.4  # taskgrad's CAGrad default; LibMTL's is 0.5, torchjd has none
+    s = 1.0 / (1.0 + c * c)  # LibMTL's CAGrad rescale 1; torchjd does not rescale
+    out_cases = []
+    for name, degenerate, g in cases():
+        k = g.shape[0]
+        m = {}
+
+        def entry(source, d, w=None):
+            e = {"source": source, "direction": list(map(float, d))}
+            if w is not None:
+                e["weights"] = list(map(float, w))
+            return e
+
+        d, _ = libmtl_direction(lw.PCGrad, g, {}, pcgrad_seed=0)
+        m["pcgrad"] = {"refs": [entry("LibMTL PCGrad (task order: taskgrad's, seed 0, step 0)", d)]}
+
+        d, w = libmtl_direction(lw.MGDA, g, {"mgda_gn": "none"})
+        m["mgda"] = {
+            "refs": [entry("LibMTL MGDA (mgda_gn none; MinNormSolver, 250 steps)", d, w)],
+            "exact": entry("the min-norm point of the hull, cvxpy + CLARABEL", *mgda_exact(g)),
+        }
+
+        d, w = torchjd_direction(CAGrad(c=c), CAGradWeighting(c=c), g)
+        refs = [entry(f"torchjd CAGrad(c={c}) (CLARABEL), times 1/(1+c²)", np.multiply(d, s), np.multiply(w, s))]
+        d, w = libmtl_direction(lw.CAGrad, g, {"calpha": c, "rescale": 1})
+        refs.append(entry(f"LibMTL CAGrad (calpha {c}, rescale 1; SLSQP)", d, w))
+        m["cagrad"] = {
+            "refs": refs,
+            "exact": entry(
+                "CAGrad's problem by cvxpy + CLARABEL, zero-gradient tasks left out of the max-min, times 1/(1+c²)",
+                *cagrad_exact(g, c, s),
+            ),
+        }
+
+        d, w = torchjd_direction(IMTLG(), IMTLGWeighting(), g)
+        refs = [entry("torchjd IMTLG (pseudo-inverse form)", d, w)]
+        if not degenerate:
+            d, _ = libmtl_direction(lw.IMTL, g, {})
+            refs.append(entry("LibMTL IMTL (gradient form)", d))
+        m["imtl_g"] = {
+            "refs": refs,
+            "exact": entry(
+                "torchjd's formula with the eigenvalues of G below 1e-5 of the largest dropped "
+                "(taskgrad's documented answer: f32 cannot resolve them)",
+                *imtl_g_truncated(g),
+            ),
+        }
+
+        d, w = torchjd_direction(UPGrad(), UPGradWeighting(), g)
+        m["upgrad"] = {"refs": [entry("torchjd UPGrad() (norm_eps 1e-4, reg_eps 1e-4, quadprog)", d, w)]}
+
+        refs = []
+        if not degenerate:
+            d, _ = libmtl_direction(
+                lw.Nash_MTL, g, {"update_weights_every": 1, "optim_niter": 20, "max_norm": 1.0}
+            )
+            refs.append(entry("LibMTL Nash_MTL (20 CCP iterations by ECOS, max_norm 1, first step)", d))
+            d, _ = torchjd_direction(NashMTL(n_tasks=k), None, g)
+            refs.append(entry("torchjd NashMTL(n_tasks) (first step)", d))
+        m["nash_mtl"] = {
+            "refs": refs,
+            "exact": entry("α_i (Gα)_i = 1 by Newton's method in float64, clipped to norm 1", *nash_exact(g)),
+        }
+        for v in m.values():
+            if "exact" in v:
+                for r in v["refs"]:
+                    r["vs_exact"] = rel(r["direction"], v["exact"]["direction"])
+        out_cases.append({"name": name, "degenerate": degenerate, "k": k, "p": g.shape[1],
+                          "rows": g.reshape(-1).tolist(), "methods": m})
+
+    fixture = {
+        "made_by": "scripts/fidelity_fixtures.py",
+        "provenance": {
+            "libmtl_commit": libmtl_commit,
+            "torchjd": version("torchjd"),
+            "torch": torch.__version__,
+            "scipy": scipy.__version__,
+            "cvxpy": cvxpy.__version__,
+            "numpy": np.__version__,
+            "dtype": "float64 on float32-representable inputs",
+            "cagrad_c": c,
+        },
+        "cases": out_cases,
+    }
+    text = json.dumps(fixture, indent=1)
+    # One line per list of numbers.
+    text = re.sub(r"\[\s+([-0-9.e+,\s]+?)\s+\]", lambda m: "[" + " ".join(m.group(1).split()) + "]", text)
+    sys.stdout.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
