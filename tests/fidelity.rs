@@ -65,6 +65,11 @@ fn rel_err(a: &[f32], b: &[f64], case: &Case) -> f64 {
     diff / norm(b).max(1e-6 * largest)
 }
 
+/// Within the 2e-3 (a NaN is not).
+fn within(err: f64) -> bool {
+    err <= 2e-3
+}
+
 fn norm(v: &[f64]) -> f64 {
     v.iter().map(|y| y * y).sum::<f64>().sqrt()
 }
@@ -141,7 +146,7 @@ fn every_method_agrees_with_its_reference_implementation() {
                     "{:<15} {method:<9} {err:.1e}  exact: {}",
                     case.name, exact.source
                 );
-                if !(err <= 2e-3) {
+                if !within(err) {
                     failures.push(format!("{} {method} vs exact: {err:.2e}", case.name));
                 }
             }
@@ -155,7 +160,7 @@ fn every_method_agrees_with_its_reference_implementation() {
                     why.map(|w| format!("  [differs: {w}]")).unwrap_or_default()
                 );
                 match why {
-                    None if !(err <= 2e-3) => {
+                    None if !within(err) => {
                         failures.push(format!("{} {method} vs {}: {err:.2e}", case.name, r.source))
                     }
                     None => {}

@@ -409,6 +409,7 @@ fn gpu_solves_match_the_cpu_reference() {
                 &Famo {
                     lr: 0.025,
                     gamma: 0.001,
+                    same_batch: false,
                 },
                 &g,
                 &losses,
@@ -418,6 +419,78 @@ fn gpu_solves_match_the_cpu_reference() {
             1e-4,
         );
     }
+}
+
+#[test]
+fn famo_learns_from_the_same_batch_after_the_update() {
+    // LibMTL's order: seeds from this step's losses L (kept as "before"),
+    // then — after the optimizer and a forward pass over the same batch —
+    // `famo_update` reads the losses L' at the new weights and moves ξ by
+    // Adam on (diag(z) - z zᵀ)(log L - log L'). Three steps on the GPU
+    // against the CPU reference, logits and seeds.
+    use taskgrad::mtl::{Weighting, WeightingContext};
+    let gpu = gpu_or_skip!();
+    let k = 3;
+    let steps: [([f64; 3], [f64; 3]); 3] = [
+        ([1.0, 2.0, 0.5], [0.8, 1.9, 0.5]),
+        ([0.9, 1.8, 0.6], [0.5, 1.7, 0.55]),
+        ([0.7, 1.7, 0.5], [0.6, 1.2, 0.45]),
+    ];
+    let f = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<_>>();
+    let seeds = Tensor::zeros(gpu, &[k], "seeds").unwrap();
+    let losses = Tensor::zeros(gpu, &[k], "losses").unwrap();
+    let gram = Tensor::zeros(gpu, &[k, k], "gram").unwrap();
+    let combine = Tensor::zeros(gpu, &[k], "combine").unwrap();
+    let params = taskgrad::nn::ParamBuilder::new(gpu)
+        .build_frozen(gpu)
+        .unwrap();
+    let ctx = WeightingContext {
+        params: &params,
+        seeds: &seeds,
+        losses: &losses,
+        gram: &gram,
+        combine: &combine,
+    };
+    let mut famo = Famo::default();
+    let plan = famo.build(gpu, &ctx).unwrap();
+    assert_eq!((plan.after_forward.len(), plan.after_update.len()), (1, 1));
+    let mut s = famo::State::new(k);
+    for (before, after) in steps {
+        losses.write(gpu, &f(&before)).unwrap();
+        gpu.run(&[&plan.after_forward[0]]).unwrap();
+        let want = famo::reference_seeds(&mut s, &before);
+        let got: Vec<f64> = gpu
+            .read_one(&seeds)
+            .unwrap()
+            .iter()
+            .map(|&x| x as f64)
+            .collect();
+        close("famo seeds", &got, &want, 1e-5);
+        losses.write(gpu, &f(&after)).unwrap();
+        gpu.run(&[&plan.after_update[0]]).unwrap();
+        famo::reference_update(&mut s, &after, 0.025, 0.001);
+    }
+    // The logits the next step's seeds come from.
+    losses.write(gpu, &f(&[1.0, 1.0, 1.0])).unwrap();
+    gpu.run(&[&plan.after_forward[0]]).unwrap();
+    let want = famo::reference_seeds(&mut s, &[1.0, 1.0, 1.0]);
+    let got: Vec<f64> = gpu
+        .read_one(&seeds)
+        .unwrap()
+        .iter()
+        .map(|&x| x as f64)
+        .collect();
+    close("famo seeds after three updates", &got, &want, 1e-5);
+    assert!(
+        want.iter().any(|&w| (w - 1.0 / 3.0).abs() > 1e-3),
+        "ξ moved: {want:?}"
+    );
+    // The previous-batch variant dispatches nothing after the update.
+    let mut prev = Famo {
+        same_batch: false,
+        ..Famo::default()
+    };
+    assert!(prev.build(gpu, &ctx).unwrap().after_update.is_empty());
 }
 
 #[test]

@@ -310,3 +310,79 @@ fn gradient_methods_run_on_top_of_loss_weights() {
         "GradNorm sets its own seeds"
     );
 }
+
+#[test]
+fn famo_sees_the_same_batch_again_after_the_update_in_the_same_submit() {
+    // LibMTL's FAMO compares each loss before the step with the same batch's
+    // loss after it: the step list ends with the optimizer, the forward pass
+    // and losses again, and FAMO's update — all in the one submit.
+    let gpu = gpu_or_skip!();
+    let (data, split) = common::iris(0);
+    let mut b = ParamBuilder::new(gpu);
+    let spec = NetSpec {
+        inputs: 2,
+        trunk: vec![8],
+        tower: vec![],
+        outputs: vec![3, 1, 1],
+        head_names: vec!["s".into(), "l".into(), "w".into()],
+        activation: Default::default(),
+    };
+    let net = MultiTaskNet::new(&mut b, spec, 3).unwrap();
+    let params: ParamSet = b.build(gpu).unwrap();
+    let mut famo = mtl::Famo::default();
+    let prog = Program::build(
+        gpu,
+        &net,
+        &params,
+        &data.tasks,
+        2,
+        16,
+        &mut famo,
+        None,
+        OptimizerConfig {
+            lr: 0.05,
+            ..OptimizerConfig::default()
+        },
+    )
+    .unwrap();
+    let ds = prog.train_dispatches();
+    let opt = ds
+        .iter()
+        .position(|d| std::ptr::eq(*d, prog.optimizer.dispatch()))
+        .unwrap();
+    let tail: Vec<_> = prog
+        .plan
+        .network
+        .iter()
+        .chain(&prog.plan.losses)
+        .chain(&prog.plan.after_update)
+        .collect();
+    assert_eq!(ds.len() - opt - 1, tail.len());
+    assert!(ds[opt + 1..]
+        .iter()
+        .zip(&tail)
+        .all(|(a, b)| std::ptr::eq(*a, *b)));
+
+    prog.write_batch(gpu, &data, &split.train[..16], &[0, 1, 2])
+        .unwrap();
+    gpu.run(&ds).unwrap();
+    // The tracked losses are the step's (before the update); the losses
+    // buffer holds the same batch at the updated weights, which a separate
+    // forward pass reproduces.
+    let got = gpu.read(&[&prog.tasks.state, &prog.tasks.losses]).unwrap();
+    let before: Vec<f32> = (0..3).map(|j| got[0][3 * j]).collect();
+    let after = got[1].clone();
+    let again: Vec<_> = prog.plan.network.iter().chain(&prog.plan.losses).collect();
+    gpu.run(&again).unwrap();
+    common::assert_close(
+        "losses after the update",
+        &gpu.read_one(&prog.tasks.losses).unwrap(),
+        &after,
+        1e-6,
+        1e-5,
+    );
+    assert!(
+        before.iter().zip(&after).any(|(b, a)| (b - a).abs() > 1e-4),
+        "the second forward pass saw the updated weights: {before:?} vs {after:?}"
+    );
+}

@@ -66,6 +66,7 @@ impl Weighting for Compose {
             after_forward: join(l.after_forward, g.after_forward),
             after_gram: join(l.after_gram, g.after_gram),
             after_backward: join(g.after_backward, l.after_backward),
+            after_update: join(g.after_update, l.after_update),
         })
     }
     fn on_epoch_end(&mut self, gpu: &Gpu, seeds: &Tensor, train_losses: &[f64]) -> Result<()> {

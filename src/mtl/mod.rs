@@ -10,7 +10,10 @@
 //! - `after_gram`: for methods that look at per-task gradients, the solve
 //!   that turns the K×K Gram matrix into the combination weights (PCGrad,
 //!   MGDA, CAGrad, IMTL-G, Nash-MTL, UPGrad) or into next step's seeds (GradNorm);
-//! - `after_backward`: e.g. the gradients of the method's own parameters (UW).
+//! - `after_backward`: e.g. the gradients of the method's own parameters (UW);
+//! - `after_update`: after the optimizer, once the forward pass has run again
+//!   on the same batch with the updated weights, so that the method sees how
+//!   its step changed each loss (FAMO, as LibMTL).
 //!
 //! Methods that need per-task gradients say so with [`Weighting::grad_space`]:
 //! in [`GradSpace::Parameters`] task k's gradient of the shared trunk is row k
@@ -106,6 +109,9 @@ pub struct WeightingPlan {
     pub after_forward: Vec<Dispatch>,
     pub after_gram: Vec<Dispatch>,
     pub after_backward: Vec<Dispatch>,
+    /// After the optimizer and a second forward pass over the same batch
+    /// (the losses buffer then holds the losses at the updated weights).
+    pub after_update: Vec<Dispatch>,
 }
 
 /// What a method needs from the training step and what it writes, declared
@@ -274,6 +280,12 @@ pub trait GpuSolve {
     /// The parameters of a solve over `k` tasks, from the method's settings.
     fn params(&self, k: u32) -> Self::Params;
 
+    /// A second entry point of the same WGSL file (same bindings and state),
+    /// run after the optimizer and a forward pass over the same batch.
+    fn after_update_entry(&self) -> Option<&'static str> {
+        None
+    }
+
     /// Record the solve writing `out` (K weights or seeds) from `gram` (K×K)
     /// and `losses` (K), with its memory in `state` (see `kernels::mtl::STATE_LEN`).
     fn record_solve(
@@ -331,6 +343,16 @@ fn solve_plan<M: GpuSolve>(
     };
     let d = method.record_solve(gpu, ctx.gram, ctx.losses, &state, out)?;
     let mut plan = WeightingPlan::default();
+    if let Some(entry) = method.after_update_entry() {
+        let shader = SolveShader {
+            entry,
+            ..*M::SHADER
+        };
+        let params = method.params(out.numel() as u32);
+        plan.after_update.push(kernels::mtl::solve(
+            gpu, &shader, params, ctx.gram, ctx.losses, &state, out,
+        )?);
+    }
     match phase {
         SolvePhase::Weights | SolvePhase::SeedsAfterGram => plan.after_gram.push(d),
         SolvePhase::SeedsBeforeForward => plan.before.push(d),

@@ -19,7 +19,9 @@
 //!    [`per_task_in_representation`] (Gram of DZ; solve; dz = Σ_k w_k DZ_k;
 //!    one trunk pass from dz);
 //! 5. the weighting's dispatches ([`crate::mtl::WeightingPlan`]);
-//! 6. the loss bookkeeping and the optimizer.
+//! 6. the loss bookkeeping and the optimizer;
+//! 7. for a weighting that looks at what the update did (FAMO): the forward
+//!    pass and losses again on the same batch, then its `after_update`.
 //!
 //! [`StepPlan::train`] lists a training step in order. Evaluation and
 //! inference use the forward-only [`super::ForwardProgram`].
@@ -313,6 +315,9 @@ pub struct StepPlan {
     pub combine: Vec<Dispatch>,
     pub after_backward: Vec<Dispatch>,
     pub track: Vec<Dispatch>,
+    /// After the optimizer: the weighting's look at the losses that its step
+    /// produced on the same batch (FAMO), run after the forward pass again.
+    pub after_update: Vec<Dispatch>,
     /// Where per-task gradients are taken; decides the order of the phases.
     pub space: Option<GradSpace>,
 }
@@ -338,6 +343,19 @@ impl StepPlan {
         }
         lists.extend([&self.after_backward, &self.track]);
         lists.into_iter().flatten().collect()
+    }
+
+    /// What runs after the optimizer: nothing, or (FAMO) the forward pass and
+    /// losses again on the same batch at the updated weights, then the
+    /// weighting's `after_update`.
+    pub fn after_update(&self) -> Vec<&Dispatch> {
+        if self.after_update.is_empty() {
+            return Vec::new();
+        }
+        [&self.cast, &self.network, &self.losses, &self.after_update]
+            .into_iter()
+            .flatten()
+            .collect()
     }
 }
 
@@ -437,6 +455,7 @@ impl Program {
             combine: path.combine,
             after_backward: weights.after_backward,
             track: vec![loss_tracking::track_losses(gpu, &tb.losses, &tb.state)?],
+            after_update: weights.after_update,
             // A parameter-space path over a trunk without parameters ran in representation space.
             space: match space {
                 Some(GradSpace::Parameters) if shared.is_empty() => Some(GradSpace::Representation),
@@ -469,10 +488,12 @@ impl Program {
         self.batch.write(gpu, data, idx, subset)
     }
 
-    /// The dispatches of one training step, the optimizer last.
+    /// The dispatches of one training step: the step, the optimizer, and
+    /// what the weighting runs after the update (FAMO).
     pub fn train_dispatches(&self) -> Vec<&Dispatch> {
         let mut ds = self.plan.train();
         ds.push(self.optimizer.dispatch());
+        ds.extend(self.plan.after_update());
         ds
     }
 }
