@@ -224,29 +224,93 @@ fn upgrad_by_hand() {
 
 #[test]
 fn gradnorm_by_hand() {
-    // Norms (2, 1) with w = (1, 1) and no progress yet (ratios 1): the mean norm 1.5 is the
-    // target; ∂/∂w = (+2, -1); a step of 0.1 gives (0.8, 1.1), renormalised to sum 2.
-    let w = gradnorm::reference_step(
-        &gram_of(&[&[2.0, 0.0], &[0.0, 1.0]]),
-        2,
-        &[1.0, 1.0],
-        &[1.0, 1.0],
-        &[1.0, 1.0],
-        1.5,
-        0.1,
+    // Weighted norms n = (2, 1) and no progress yet (ratios 1): the target is the mean
+    // norm 1.5 for both, so u = sign(n - t) n = (+2, -1); with equal logits
+    // (z = (½, ½)) ∂L/∂s = u - z Σu = (1.5, -1.5): descending s moves weight
+    // from the task with the larger gradient to the other.
+    let g = gram_of(&[&[2.0, 0.0], &[0.0, 1.0]]);
+    let u = gradnorm::reference_u(&g, 2, &[1.0, 1.0], Some(&[1.0, 1.0]), 1.5);
+    close("gradnorm u", &u, &[2.0, -1.0], 1e-12);
+    close(
+        "gradnorm ds",
+        &gradnorm::reference_seeds_grad(&[1.0, 1.0], &u),
+        &[1.5, -1.5],
+        1e-12,
     );
-    close("gradnorm", &w, &[1.6 / 1.9, 2.2 / 1.9], 1e-12);
-    // Equal norms and equal progress: nothing to correct.
-    let w = gradnorm::reference_step(
-        &gram_of(&[&[1.0, 0.0], &[0.0, 1.0]]),
-        2,
-        &[0.5, 0.5],
+    close(
+        "gradnorm seeds",
+        &gradnorm::reference_seeds(&[1.0, 1.0]),
         &[1.0, 1.0],
-        &[1.0, 1.0],
-        1.5,
-        0.1,
+        1e-12,
     );
-    close("gradnorm balanced", &w, &[1.0, 1.0], 1e-12);
+    // Equal norms and equal progress: nothing to correct (t = n, sign 0).
+    let g = gram_of(&[&[1.0, 0.0], &[0.0, 1.0]]);
+    let u = gradnorm::reference_u(&g, 2, &[0.5, 0.5], Some(&[1.0, 1.0]), 1.5);
+    close("gradnorm balanced", &u, &[0.0, 0.0], 1e-12);
+    // The first epoch (no L(0) yet): equal weights, no gradient on s.
+    close(
+        "gradnorm first epoch",
+        &gradnorm::reference_u(&g, 2, &[0.5, 0.5], None, 1.5),
+        &[0.0, 0.0],
+        0.0,
+    );
+}
+
+#[test]
+fn gradnorm_seeds_and_logit_gradient_on_the_gpu() {
+    // The plan's three dispatches against the CPU reference: seeds = K softmax(s)
+    // before the forward pass; after the Gram matrix, u from the solve and
+    // ∂L/∂s into s's gradient; L(0) arrives through on_epoch_end.
+    use taskgrad::mtl::{Weighting, WeightingContext};
+    let gpu = gpu_or_skip!();
+    let k = 3;
+    let mut r = rng(31);
+    let rows: Vec<f64> = random(&mut r, k * 5).iter().map(|&x| x as f64).collect();
+    let g = reference::gram(&rows, k, 5, 5);
+    let (losses, l0) = ([0.9, 0.4, 1.3], [1.0, 1.0, 1.5]);
+    let s = [0.3, -0.2, 0.5];
+    let f = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<_>>();
+    let mut gn = GradNorm::default();
+    let mut b = taskgrad::nn::ParamBuilder::new(gpu);
+    gn.add_params(&mut b, k).unwrap();
+    let params = b.build(gpu).unwrap();
+    let mut arena = vec![0.0f32; params.values.whole.numel()];
+    arena[..k].copy_from_slice(&f(&s));
+    params.values.whole.write(gpu, &arena).unwrap();
+    let seeds = Tensor::zeros(gpu, &[k], "seeds").unwrap();
+    let loss_t = Tensor::from_slice(gpu, &[k], &f(&losses), "losses").unwrap();
+    let gram = Tensor::from_slice(gpu, &[k, k], &f(&g), "gram").unwrap();
+    let combine = Tensor::zeros(gpu, &[k], "combine").unwrap();
+    let ctx = WeightingContext {
+        params: &params,
+        seeds: &seeds,
+        losses: &loss_t,
+        gram: &gram,
+        combine: &combine,
+    };
+    let plan = gn.build(gpu, &ctx).unwrap();
+    let grads = &params.grads().unwrap().whole;
+    let run_all = || {
+        let ds: Vec<_> = plan.before.iter().chain(&plan.after_gram).collect();
+        gpu.run(&ds).unwrap();
+        let got = gpu.read(&[&seeds, grads]).unwrap();
+        let to64 = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
+        (to64(&got[0]), to64(&got[1][..k]))
+    };
+    // First epoch: seeds from s, no gradient on s.
+    let (got_seeds, got_ds) = run_all();
+    close("seeds", &got_seeds, &gradnorm::reference_seeds(&s), 1e-6);
+    close("first epoch ds", &got_ds, &[0.0; 3], 0.0);
+    // After it, L(0) is known.
+    gn.on_epoch_end(gpu, &seeds, &l0).unwrap();
+    let (_, got_ds) = run_all();
+    let u = gradnorm::reference_u(&g, k, &losses, Some(&l0), 1.5);
+    assert!(u.iter().any(|&x| x != 0.0));
+    close("ds", &got_ds, &gradnorm::reference_seeds_grad(&s, &u), 1e-5);
+    // Only the first epoch's losses are L(0).
+    gn.on_epoch_end(gpu, &seeds, &[9.0, 9.0, 9.0]).unwrap();
+    let (_, again) = run_all();
+    close("L(0) kept", &again, &got_ds, 1e-7);
 }
 
 #[test]
@@ -318,7 +382,6 @@ fn gpu_solves_match_the_cpu_reference() {
             .iter()
             .map(|&x| 0.5 + x.abs() as f64)
             .collect();
-        let l0: Vec<f64> = losses.clone();
         let check = |name: &str, got: Vec<f64>, want: Vec<f64>, tol: f32| {
             let (got, want): (Vec<f32>, Vec<f32>) = (
                 got.iter().map(|&x| x as f32).collect(),
@@ -377,22 +440,6 @@ fn gpu_solves_match_the_cpu_reference() {
             gpu_solve(gpu, &UpGrad::default(), &g, &losses, 1),
             upgrad::reference(&g, k, 1e-4, 1e-4),
             1e-3,
-        );
-        let ones = vec![1.0; k];
-        check(
-            "gradnorm",
-            gpu_solve(
-                gpu,
-                &GradNorm {
-                    alpha: 1.5,
-                    lr: 0.05,
-                },
-                &g,
-                &losses,
-                1,
-            ),
-            gradnorm::reference_step(&g, k, &losses, &l0, &ones, 1.5, 0.05),
-            1e-4,
         );
         check(
             "rlw",

@@ -1,21 +1,25 @@
-// GradNorm (Chen et al. 2018), one update of the learned loss weights per
-// step; writes them as next step's seeds. The rows behind G were computed
-// with the current weights, so ‖w_k ∇L_k‖ = √G_kk. With
-// r_k = (L_k/L_k(0)) / mean_j(L_j/L_j(0)) and target t_k = mean(‖·‖) r_k^α,
-// the loss Σ_k |‖w_k∇L_k‖ - t_k| has gradient sign(‖w_k∇L_k‖ - t_k) ‖∇L_k‖ in
-// w_k; one step of rate lr (weights floored at 1e-4), then Σ w = K.
+// GradNorm (Chen et al. 2018) as LibMTL: w = K softmax(s), s learned by the
+// model's optimizer. This solve writes u_k = w_k ∂L_grad/∂w_k, the input of
+// `softmax_seeds_grad` (shaders/loss_weighting.wgsl), which turns it into
+// ∂L_grad/∂s. The rows behind G were computed with the current weights, so
+// n_k = ‖w_k ∇L_k‖ = √G_kk, and with r_k = (L_k/L_k(0)) / mean_j(L_j/L_j(0))
+// and the target t_k = mean(n) r_k^α (held constant),
+//
+//   L_grad = Σ_k |n_k - t_k|,   u_k = sign(n_k - t_k) n_k.
+//
+// Until L(0) (the first epoch's mean losses) is in the state, u = 0: the
+// first epoch trains with equal weights. CPU twin: src/mtl/gradnorm.rs.
 
 struct Params {
     k: u32,
     _pad: u32,
     alpha: f32,
-    lr: f32,
+    _pad1: u32,
 }
 
-// The state's layout.
+// The state's layout (written by the host once, after the first epoch).
 const INITIALISED: u32 = 1u;
-const WEIGHTS: u32 = 2u;
-const INITIAL_LOSSES: u32 = 18u;
+const INITIAL_LOSSES: u32 = 2u;
 
 var<private> norms: array<f32, 16>;
 var<private> ratio: array<f32, 16>;
@@ -25,8 +29,9 @@ fn gradnorm() {
     let k = p.k;
     load_gram();
     if (state[INITIALISED] == 0.0) {
-        for (var i = 0u; i < k; i = i + 1u) { state[WEIGHTS + i] = 1.0; state[INITIAL_LOSSES + i] = losses[i]; }
-        state[INITIALISED] = 1.0;
+        for (var i = 0u; i < k; i = i + 1u) { w[i] = 0.0; }
+        write_weights();
+        return;
     }
     var mean_norm = 0.0;
     var mean_ratio = 0.0;
@@ -36,16 +41,9 @@ fn gradnorm() {
         mean_norm = mean_norm + norms[i] / f32(k);
         mean_ratio = mean_ratio + ratio[i] / f32(k);
     }
-    var total = 0.0;
     for (var i = 0u; i < k; i = i + 1u) {
         let goal = mean_norm * pow(ratio[i] / max(mean_ratio, 1e-20), p.alpha);
-        let grad = sign(norms[i] - goal) * norms[i] / max(state[WEIGHTS + i], 1e-20);
-        w[i] = max(state[WEIGHTS + i] - p.lr * grad, 1e-4);
-        total = total + w[i];
-    }
-    for (var i = 0u; i < k; i = i + 1u) {
-        w[i] = w[i] * f32(k) / total;
-        state[WEIGHTS + i] = w[i];
+        w[i] = sign(norms[i] - goal) * norms[i];
     }
     write_weights();
 }

@@ -1,5 +1,6 @@
-//! Uncertainty weighting's per-task kernels: seeds from the learned log
-//! variances and their gradient. See shaders/loss_weighting.wgsl.
+//! Learned loss weights' per-task kernels: uncertainty weighting's seeds from
+//! the log variances and their gradient, and GradNorm's softmax-parametrised
+//! seeds and theirs. See shaders/loss_weighting.wgsl.
 
 use crate::error::Result;
 use crate::gpu::{Binding, Dispatch, Gpu, Tensor};
@@ -34,6 +35,45 @@ pub fn uw_grad(gpu: &Gpu, seeds: &Tensor, losses: &Tensor, dlog_var: &Tensor) ->
         &[],
         &tasks_of(dlog_var)?,
         &[dlog_var, seeds, losses],
+        [1, 1, 1],
+    )
+}
+
+/// seed[k] = K softmax(s)_k
+pub fn softmax_seeds(gpu: &Gpu, logits: &Tensor, seeds: &Tensor) -> Result<Dispatch> {
+    logits.expect_numel("softmax_seeds logits", seeds.numel())?;
+    use Binding::*;
+    record(
+        gpu,
+        "loss_weighting.wgsl",
+        "softmax_seeds",
+        &[Uniform, ReadWrite, ReadOnly],
+        &[],
+        &tasks_of(seeds)?,
+        &[seeds, logits],
+        [1, 1, 1],
+    )
+}
+
+/// ds[k] = u[k] - softmax(s)_k Σ_j u[j]  (the gradient of `softmax_seeds`
+/// given u = w ⊙ ∂L/∂w)
+pub fn softmax_seeds_grad(
+    gpu: &Gpu,
+    logits: &Tensor,
+    u: &Tensor,
+    dlogits: &Tensor,
+) -> Result<Dispatch> {
+    logits.expect_numel("softmax_seeds_grad logits", dlogits.numel())?;
+    u.expect_numel("softmax_seeds_grad u", dlogits.numel())?;
+    use Binding::*;
+    record(
+        gpu,
+        "loss_weighting.wgsl",
+        "softmax_seeds_grad",
+        &[Uniform, ReadWrite, ReadOnly, ReadOnly],
+        &[],
+        &tasks_of(dlogits)?,
+        &[dlogits, logits, u],
         [1, 1, 1],
     )
 }
