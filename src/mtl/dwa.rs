@@ -8,6 +8,8 @@
 //! from the last two epochs' mean training losses (T = 2); w = 1 for the first
 //! two epochs. The weights change once per epoch, from the loss sums the
 //! trainer reads back then anyway, so no step waits on the host.
+//!
+//! Follows LibMTL's DWA (T = 2, equal weights for the first two epochs).
 
 use super::solve::softmax;
 use super::{Capabilities, MethodInfo, Weighting, WeightingContext, WeightingPlan};

@@ -1,4 +1,5 @@
 //! Equal weighting (EW): L = Σ_k L_k, so every seed is 1.
+//! Follows LibMTL's EW.
 
 use super::{Capabilities, MethodInfo, Weighting, WeightingContext, WeightingPlan};
 use crate::error::Result;

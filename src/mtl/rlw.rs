@@ -6,6 +6,9 @@
 //!   w = softmax(z),   z ~ N(0, I_K),
 //!
 //! on the GPU from a hash of (seed, step, task) (`reference`).
+//!
+//! Follows LibMTL's RLW (its default normal distribution); the draws come
+//! from the seeded hash (Box-Muller), so CPU and GPU agree, not from torch.
 
 use super::solve::{softmax, uniform};
 use super::{Capabilities, GpuSolve, MethodInfo, SolvePhase};
