@@ -192,7 +192,55 @@ fn train_predict_eval_and_resume_on_penguins() {
         PENGUINS,
     ]);
     assert!(o.status.success(), "eval failed: {}", stderr(&o));
-    assert!(String::from_utf8_lossy(&o.stdout).contains("species"));
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(text.contains("species"));
+    // On the training file, eval scores the held-out test rows: as many as
+    // train reported (it scored every row, training rows included, before).
+    let test_rows = stdout
+        .split("test ")
+        .nth(1)
+        .and_then(|t| t.split(';').next())
+        .unwrap()
+        .to_string();
+    assert!(
+        text.starts_with(&format!(
+            "{test_rows} rows evaluated: the held-out test rows"
+        )),
+        "train said test {test_rows}: {text}"
+    );
+    let o = run(&[
+        "eval",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        PENGUINS,
+        "--all-rows",
+    ]);
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        text.starts_with("342 rows evaluated: every row (--all-rows)"),
+        "{text}"
+    );
+    // Another file (the first 100 data lines): all of it is unseen.
+    let head: String = std::fs::read_to_string(PENGUINS)
+        .unwrap()
+        .lines()
+        .take(101)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let other = write(&dir, "head.csv", &head);
+    let o = run(&[
+        "eval",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        other.to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        text.contains("rows evaluated: every row (not the file the model was trained on)"),
+        "{text}"
+    );
 
     // resume: continue for 3 more epochs; the epoch count adds up.
     let out2 = dir.join("resumed");
@@ -212,6 +260,30 @@ fn train_predict_eval_and_resume_on_penguins() {
     assert!(o.status.success(), "resume failed: {}", stderr(&o));
     let ck2 = checkpoint::load(&out2.join("model.safetensors")).unwrap();
     assert_eq!(ck2.meta.epochs_trained, trained + 3);
+
+    // Architecture flags with --resume were ignored and recorded as if used
+    // (issue 11, item 9): now refused before any work, naming both sides.
+    let out3 = dir.join("resumed-wider");
+    let o = run(&[
+        "train",
+        "--data",
+        PENGUINS,
+        "--resume",
+        model.to_str().unwrap(),
+        "--hidden",
+        "8",
+        "--tower",
+        "4",
+        "--out",
+        out3.to_str().unwrap(),
+    ]);
+    assert_fails(
+        &o,
+        "--hidden 8 (the model's: 64,64), --tower 4 (the model's: none)",
+    );
+    no_model_left(&out3);
+    // The recorded settings are the effective ones.
+    assert_eq!(ck2.meta.config["hidden"], serde_json::json!([64, 64]));
 }
 
 #[test]

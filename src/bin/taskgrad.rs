@@ -14,7 +14,7 @@ use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand}
 use indicatif::{ProgressBar, ProgressStyle};
 use taskgrad::cli::run::{execute_run, prepare_run, results_table, RunSettings};
 use taskgrad::data::encode::usable_rows;
-use taskgrad::data::Table;
+use taskgrad::data::{Split, Table};
 use taskgrad::model::checkpoint;
 use taskgrad::model::{Model, Predictions, TaskPrediction};
 use taskgrad::{Error, Gpu, Result, TaskMetrics};
@@ -34,12 +34,17 @@ struct Cli {
 enum Command {
     /// Train a multi-task model; writes model.safetensors, metrics.csv and plots/ to --out.
     Train(Box<TrainArgs>),
-    /// Metrics of a saved model on a CSV that has the model's input and task columns.
+    /// Metrics of a saved model on a CSV that has the model's input and task
+    /// columns: on the training file, its held-out test rows (the split is
+    /// saved with the model); on any other file, every row.
     Eval {
         #[arg(long)]
         model: PathBuf,
         #[arg(long)]
         data: PathBuf,
+        /// Score every row, even of the training file (its training rows included).
+        #[arg(long)]
+        all_rows: bool,
     },
     /// Predictions of a saved model for every row of a CSV (one column per task).
     Predict {
@@ -79,7 +84,11 @@ fn main() -> ExitCode {
             matches.subcommand_matches("train").unwrap_or(&matches),
             args.config.as_deref(),
         ),
-        Command::Eval { model, data } => eval(&model, &data),
+        Command::Eval {
+            model,
+            data,
+            all_rows,
+        } => eval(&model, &data, all_rows),
         Command::Predict {
             model,
             data,
@@ -138,6 +147,53 @@ fn train(matches: &ArgMatches, config: Option<&std::path::Path>) -> Result<()> {
     Ok(())
 }
 
+/// The rows `eval` scores, and how to say which: the training file's
+/// held-out test rows (the model's saved split, rebuilt when the file's usable
+/// rows are the very rows it was trained on), or every row of any other
+/// file, or of any file with `--all-rows`.
+fn rows_to_score(
+    meta: &checkpoint::ModelMeta,
+    table: &Table,
+    rows: Vec<usize>,
+    all_rows: bool,
+) -> Result<(Vec<usize>, String)> {
+    if all_rows {
+        return Ok((rows, "every row (--all-rows)".into()));
+    }
+    let Some(rec) = &meta.split else {
+        return Ok((
+            rows,
+            "every row (the model records no split: it was saved before taskgrad kept one)".into(),
+        ));
+    };
+    let names: Vec<String> = meta
+        .schema
+        .input_names()
+        .into_iter()
+        .chain(meta.schema.tasks.iter().map(|t| t.name().to_string()))
+        .collect();
+    let cols: Option<Vec<usize>> = names.iter().map(|n| table.column(n).ok()).collect();
+    let same = cols.is_some_and(|cols| {
+        rows.len() == rec.rows
+            && format!("{:016x}", table.fingerprint(&rows, &cols)) == rec.fingerprint
+    });
+    if !same {
+        return Ok((
+            rows,
+            "every row (not the file the model was trained on)".into(),
+        ));
+    }
+    let split = Split::new(rec.rows, rec.val_fraction, rec.test_fraction, rec.seed)?;
+    let test: Vec<usize> = split.test.iter().map(|&i| rows[i]).collect();
+    Ok((
+        test,
+        format!(
+            "the held-out test rows of the training file (seed {}, test fraction {}; --all-rows for every row)",
+            rec.seed, rec.test_fraction
+        ),
+    ))
+}
+
 /// The model and the table, with the model's columns checked against the table's header.
 fn load(model: &std::path::Path, data: &std::path::Path) -> Result<(Gpu, Model, Table)> {
     let ck = checkpoint::load(model)?;
@@ -149,7 +205,7 @@ fn load(model: &std::path::Path, data: &std::path::Path) -> Result<(Gpu, Model, 
     Ok((gpu, m, table))
 }
 
-fn eval(model: &std::path::Path, data: &std::path::Path) -> Result<()> {
+fn eval(model: &std::path::Path, data: &std::path::Path, all_rows: bool) -> Result<()> {
     let (gpu, m, table) = load(model, data)?;
     let schema = &m.meta.schema;
     if !schema
@@ -170,10 +226,11 @@ fn eval(model: &std::path::Path, data: &std::path::Path) -> Result<()> {
     let inputs = schema.input_names();
     let refs: Vec<&str> = inputs.iter().map(|s| s.as_str()).collect();
     let (rows, dropped) = usable_rows(&table, &refs, schema.missing)?;
+    let (rows, which) = rows_to_score(&m.meta, &table, rows, all_rows)?;
     let encoded = schema.encode(&table, &rows)?;
     let metrics = m.evaluate(&gpu, &encoded)?;
     println!(
-        "{} rows evaluated{}",
+        "{} rows evaluated: {which}{}",
         rows.len(),
         if dropped > 0 {
             format!(" ({dropped} dropped: missing input)")

@@ -10,7 +10,7 @@ use crate::data::encode::{usable_rows, Missing, Schema};
 use crate::data::{Split, Table, TaskType};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::model::checkpoint::{self, ModelMeta};
+use crate::model::checkpoint::{self, ModelMeta, SplitRecord};
 use crate::train::metrics::TaskMetrics;
 use crate::train::{fit, single_task_baselines, EpochLog, FitReport, InitParams, TrainConfig};
 
@@ -66,6 +66,8 @@ pub struct PreparedRun {
     pub cfg: TrainConfig,
     pub weighting: String,
     pub dropped_rows: usize,
+    /// The split, as the model will record it for `eval`.
+    pub split_record: SplitRecord,
     epochs_before: usize,
     /// Held while the run writes its folder; removed when the run ends.
     _lock: OutLock,
@@ -124,6 +126,7 @@ pub fn prepare_run(s: &RunSettings) -> Result<PreparedRun> {
         Some(p) => {
             let ck = checkpoint::load(p)?;
             ck.meta.check_consistent(p)?;
+            check_resumed_architecture(s, p, &ck)?;
             Some((p.clone(), ck))
         }
         None => None,
@@ -137,6 +140,18 @@ pub fn prepare_run(s: &RunSettings) -> Result<PreparedRun> {
     }
     let (kept, dropped_rows) = usable_rows(&table, &input_refs, missing)?;
     let split = Split::new(kept.len(), s.val_fraction, s.test_fraction, s.seed)?;
+    let fingerprint_columns = input_refs
+        .iter()
+        .chain(task_refs.iter().map(|(c, _)| c))
+        .map(|c| table.column(c))
+        .collect::<Result<Vec<_>>>()?;
+    let split_record = SplitRecord {
+        seed: s.seed,
+        val_fraction: s.val_fraction,
+        test_fraction: s.test_fraction,
+        rows: kept.len(),
+        fingerprint: format!("{:016x}", table.fingerprint(&kept, &fingerprint_columns)),
+    };
     let schema = match &resume {
         Some((_, ck)) => Schema {
             missing,
@@ -171,6 +186,7 @@ pub fn prepare_run(s: &RunSettings) -> Result<PreparedRun> {
         cfg,
         weighting: s.weighting.clone(),
         dropped_rows,
+        split_record,
         epochs_before: resume.as_ref().map_or(0, |(_, ck)| ck.meta.epochs_trained),
         _lock: lock,
     })
@@ -199,6 +215,62 @@ fn check_sizes(s: &RunSettings) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `--resume` continues the model's own architecture: a `--hidden`, `--tower`
+/// or `--activation` that asks for another is refused (they used to be
+/// ignored, and recorded as if used). A flag left at its default is taken to
+/// be unset.
+fn check_resumed_architecture(
+    s: &RunSettings,
+    path: &Path,
+    ck: &checkpoint::Checkpoint,
+) -> Result<()> {
+    let d = RunSettings::default();
+    let net = &ck.meta.net;
+    let list = |v: &[usize]| {
+        if v.is_empty() {
+            "none".to_string()
+        } else {
+            v.iter()
+                .map(|w| w.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        }
+    };
+    let mut clash = Vec::new();
+    if s.hidden != d.hidden && s.hidden != net.trunk {
+        clash.push(format!(
+            "--hidden {} (the model's: {})",
+            list(&s.hidden),
+            list(&net.trunk)
+        ));
+    }
+    if s.tower != d.tower && s.tower != net.tower {
+        clash.push(format!(
+            "--tower {} (the model's: {})",
+            list(&s.tower),
+            list(&net.tower)
+        ));
+    }
+    if s.activation != d.activation && s.activation != net.activation {
+        clash.push(format!(
+            "--activation {} (the model's: {})",
+            s.activation.name(),
+            net.activation.name()
+        ));
+    }
+    if clash.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Checkpoint {
+        path: path.to_path_buf(),
+        reason: format!(
+            "--resume continues the model's architecture, so {} cannot apply; \
+             drop the flag, or train a new model without --resume",
+            clash.join(", ")
+        ),
+    })
 }
 
 fn need(what: &str) -> Error {
@@ -297,6 +369,7 @@ pub fn execute_run(
         cfg,
         weighting,
         dropped_rows,
+        split_record,
         epochs_before,
         _lock,
     } = p;
@@ -319,13 +392,18 @@ pub fn execute_run(
     } else {
         Vec::new()
     };
+    // The effective settings: a resumed model's architecture, not the flags'.
     let mut recorded = settings.clone();
     recorded.out = out.clone();
+    recorded.hidden = report.net.spec.trunk.clone();
+    recorded.tower = report.net.spec.tower.clone();
+    recorded.activation = report.net.spec.activation;
     let meta = ModelMeta {
         schema: schema.clone(),
         net: report.net.spec.clone(),
         config: serde_json::to_value(&recorded).map_err(|e| Error::InvalidConfig(e.to_string()))?,
         epochs_trained: epochs_before + report.history.len(),
+        split: Some(split_record),
     };
     let model_path = out.join("model.safetensors");
     checkpoint::save(&model_path, &report.params.read_all(gpu)?, &meta)?;

@@ -35,6 +35,25 @@ pub struct ModelMeta {
     pub config: serde_json::Value,
     /// Epochs trained so far, over all runs that resumed this model.
     pub epochs_trained: usize,
+    /// How the last run split its rows (absent in older files).
+    #[serde(default)]
+    pub split: Option<SplitRecord>,
+}
+
+/// How a run split the rows of its file, so that `eval` can find the
+/// held-out test rows again: the split is rebuilt from the seed and fractions
+/// over the file's usable rows, which must be the very rows trained on (the
+/// count and a fingerprint of their input and task cells say so).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SplitRecord {
+    pub seed: u64,
+    pub val_fraction: f64,
+    pub test_fraction: f64,
+    /// Usable rows (after the missing-input rule) of the training file.
+    pub rows: usize,
+    /// [`crate::data::Table::fingerprint`] of those rows, in hexadecimal.
+    pub fingerprint: String,
 }
 
 /// A loaded checkpoint.
