@@ -974,3 +974,70 @@ fn a_run_folder_is_neither_overwritten_silently_nor_shared() {
         "the refused run removed the model"
     );
 }
+
+#[test]
+fn train_shows_and_logs_per_task_gradients_weights_and_a_profile() {
+    // --space, --grad-stats and --profile were only in iris_mtl, and the
+    // weights a method chooses were never shown or logged (issue 11).
+    gpu_or_skip!();
+    let dir = scratch("grad-stats");
+    let out = dir.join("run");
+    let mut args = vec!["train", "--data", PENGUINS, "--out", out.to_str().unwrap()];
+    args.extend(&PENGUIN_ARGS[..PENGUIN_ARGS.len() - 2]); // all but --epochs 12
+    args.extend([
+        "--epochs",
+        "2",
+        "--weighting",
+        "mgda",
+        "--space",
+        "params",
+        "--grad-stats",
+        "--profile",
+    ]);
+    let o = run(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("epoch   2: ‖g‖ species ") && text.contains("cos(species,sex) "),
+        "{text}"
+    );
+    assert!(text.contains("| weights species "), "{text}");
+    assert!(text.contains("dispatches per step"), "{text}");
+    // Not a terminal: one plain progress line per epoch on stderr.
+    assert!(
+        stderr(&o).contains("epoch 2/2 train loss ["),
+        "{}",
+        stderr(&o)
+    );
+    // metrics.csv: each task's weight, and the cosines of each pair.
+    let metrics = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    let header: Vec<&str> = metrics.lines().next().unwrap().split(',').collect();
+    for col in [
+        "species_weight",
+        "body_mass_g_weight",
+        "cos_species_sex",
+        "cos_sex_body_mass_g",
+    ] {
+        assert!(header.contains(&col), "{header:?}");
+    }
+    // MGDA's weights are a convex combination: they sum to 1 in every row.
+    let at = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    for line in metrics.lines().skip(1) {
+        let cells: Vec<f64> = line
+            .split(',')
+            .map(|c| c.parse().unwrap_or(f64::NAN))
+            .collect();
+        let sum: f64 = ["species_weight", "sex_weight", "body_mass_g_weight"]
+            .iter()
+            .map(|n| cells[at(n)])
+            .sum();
+        assert!((sum - 1.0).abs() < 1e-4, "{line}");
+    }
+    // A bad space is refused before any work.
+    let bad = dir.join("bad");
+    let mut args = vec!["train", "--data", PENGUINS, "--out", bad.to_str().unwrap()];
+    args.extend(PENGUIN_ARGS);
+    args.extend(["--space", "sideways"]);
+    assert_fails(&run(&args), "--space");
+    assert!(!bad.exists(), "no folder for a refused run");
+}

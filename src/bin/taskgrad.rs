@@ -108,10 +108,19 @@ fn main() -> ExitCode {
 
 fn train(matches: &ArgMatches, config: Option<&std::path::Path>) -> Result<()> {
     let settings = RunSettings::with_file(matches, config)?;
-    let prepared = prepare_run(&settings)?;
+    let mut prepared = prepare_run(&settings)?;
     let gpu = Gpu::new()?;
     eprintln!("adapter: {}", gpu.report);
-    let bar = ProgressBar::new(prepared.cfg.epochs as u64);
+    if settings.profile && !gpu.can_profile() {
+        eprintln!(
+            "--profile: {} offers no timestamp queries; no per-kernel table",
+            gpu.report
+        );
+        prepared.cfg.profile = false;
+    }
+    let names: Vec<String> = prepared.data.tasks.iter().map(|t| t.name.clone()).collect();
+    let epochs = prepared.cfg.epochs;
+    let bar = ProgressBar::new(epochs as u64);
     bar.set_style(
         ProgressStyle::with_template("{bar:30} epoch {pos}/{len} {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
@@ -119,6 +128,22 @@ fn train(matches: &ArgMatches, config: Option<&std::path::Path>) -> Result<()> {
     let outcome = execute_run(&gpu, prepared, &mut |log| {
         let losses: Vec<String> = log.train_loss.iter().map(|l| format!("{l:.4}")).collect();
         bar.set_message(format!("train loss [{}]", losses.join(", ")));
+        // Not on a terminal the bar is hidden: one plain line per epoch instead.
+        if bar.is_hidden() {
+            eprintln!(
+                "epoch {}/{} train loss [{}]",
+                log.epoch + 1,
+                epochs,
+                losses.join(", ")
+            );
+        }
+        if settings.grad_stats {
+            let line = grad_stats_line(&names, log);
+            match bar.is_hidden() {
+                true => println!("{line}"),
+                false => bar.println(line),
+            }
+        }
         bar.inc(1);
     });
     bar.finish_and_clear();
@@ -140,11 +165,53 @@ fn train(matches: &ArgMatches, config: Option<&std::path::Path>) -> Result<()> {
         r.wall.as_secs_f64()
     );
     println!("\ntest split:\n{}", results_table(&outcome));
+    if settings.profile {
+        println!(
+            "profile: {} dispatches per step, {:.3} ms per training step (wall clock, evaluation excluded)",
+            r.dispatches_per_step,
+            r.ms_per_step()
+        );
+        if !r.profile.is_empty() {
+            print!(
+                "{}",
+                taskgrad::gpu::profile::format_table(&r.profile, r.profiled_steps)
+            );
+        }
+    }
     println!("wrote:");
     for f in &outcome.files {
         println!("  {}", f.display());
     }
     Ok(())
+}
+
+/// One epoch's per-task gradient norms, pairwise cosines and task weights.
+fn grad_stats_line(names: &[String], log: &taskgrad::train::EpochLog) -> String {
+    let k = names.len();
+    let mut line = format!("epoch {:>3}:", log.epoch + 1);
+    if log.grad_norms.is_empty() {
+        line += " (no per-task gradients)";
+    } else {
+        let norms: Vec<String> = (0..k)
+            .map(|i| format!("{} {:.4}", names[i], log.grad_norms[i]))
+            .collect();
+        let cos: Vec<String> = (0..k)
+            .flat_map(|a| (a + 1..k).map(move |b| (a, b)))
+            .map(|(a, b)| {
+                format!(
+                    "cos({},{}) {:+.3}",
+                    names[a],
+                    names[b],
+                    log.cosines[a * k + b]
+                )
+            })
+            .collect();
+        line += &format!(" ‖g‖ {} | {}", norms.join(", "), cos.join(", "));
+    }
+    let weights: Vec<String> = (0..k)
+        .map(|i| format!("{} {:.3}", names[i], log.weights[i]))
+        .collect();
+    line + &format!(" | weights {}", weights.join(", "))
 }
 
 /// The rows `eval` scores, and how to say which: the training file's

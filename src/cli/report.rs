@@ -55,6 +55,19 @@ fn write_metrics_to(path: &Path, tasks: &[TaskSpec], history: &[EpochLog]) -> Re
         header.push(format!("{}_val_loss", t.name));
         header.push(format!("{}_val_{m}", t.name));
         header.push(format!("{}_grad_norm", t.name));
+        header.push(format!("{}_weight", t.name));
+    }
+    // Pairwise cosines of the per-task gradients, when they were taken.
+    let k = tasks.len();
+    let with_cos = history.iter().any(|l| !l.cosines.is_empty());
+    let pairs: Vec<(usize, usize)> = match with_cos {
+        true => (0..k)
+            .flat_map(|a| (a + 1..k).map(move |b| (a, b)))
+            .collect(),
+        false => Vec::new(),
+    };
+    for &(a, b) in &pairs {
+        header.push(format!("cos_{}_{}", tasks[a].name, tasks[b].name));
     }
     let csv_err = |e: csv::Error| Error::Io {
         path: path.to_path_buf(),
@@ -76,6 +89,20 @@ fn write_metrics_to(path: &Path, tasks: &[TaskSpec], history: &[EpochLog]) -> Re
                 log.grad_norms
                     .get(k)
                     .map(|g| format!("{g}"))
+                    .unwrap_or_default(),
+            );
+            row.push(
+                log.weights
+                    .get(k)
+                    .map(|v| format!("{v}"))
+                    .unwrap_or_default(),
+            );
+        }
+        for &(a, b) in &pairs {
+            row.push(
+                log.cosines
+                    .get(a * k + b)
+                    .map(|c| format!("{c}"))
                     .unwrap_or_default(),
             );
         }

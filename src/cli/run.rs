@@ -163,7 +163,13 @@ pub fn prepare_run(s: &RunSettings) -> Result<PreparedRun> {
         }
     };
     let data = schema.encode(&table, &kept)?;
-    let cfg = train_config(s, resume.as_ref());
+    let grad_space = s
+        .space
+        .as_deref()
+        .map(crate::mtl::GradSpace::parse)
+        .transpose()
+        .map_err(|e| Error::InvalidConfig(format!("--space: {e}")))?;
+    let cfg = train_config(s, resume.as_ref(), grad_space);
     cfg.optimizer_config().validate()?;
     // An unknown name or a wrong count of fixed weights fails here, before any work.
     crate::mtl::check_for_tasks(&s.weighting, tasks.len())?;
@@ -322,7 +328,11 @@ fn columns(
 
 /// The trainer's settings; a resumed model keeps its architecture and starts
 /// from its weights.
-fn train_config(s: &RunSettings, resume: Option<&Resumed>) -> TrainConfig {
+fn train_config(
+    s: &RunSettings,
+    resume: Option<&Resumed>,
+    grad_space: Option<crate::mtl::GradSpace>,
+) -> TrainConfig {
     let (trunk, tower, activation) = match resume {
         Some((_, ck)) => (
             ck.meta.net.trunk.clone(),
@@ -350,6 +360,9 @@ fn train_config(s: &RunSettings, resume: Option<&Resumed>) -> TrainConfig {
             })
         }),
         half: s.half,
+        grad_space,
+        grad_stats: s.grad_stats,
+        profile: s.profile,
         ..Default::default()
     }
 }

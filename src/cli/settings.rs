@@ -87,6 +87,18 @@ pub struct RunSettings {
     /// f16 matmuls and activations with f32 master weights (adapters with SHADER_F16).
     #[arg(long)]
     pub half: bool,
+    /// Where gradient methods take per-task gradients: params (of the shared
+    /// parameters) or rep (at the shared representation); default: the method's own.
+    #[arg(long)]
+    pub space: Option<String>,
+    /// Print each task's gradient norm and the pairwise cosines every epoch
+    /// (they go to metrics.csv too); takes per-task gradients for any method.
+    #[arg(long)]
+    pub grad_stats: bool,
+    /// Time each kernel over the first epoch's steps and print the table
+    /// (adapters with timestamp queries).
+    #[arg(long)]
+    pub profile: bool,
     /// Replace the model of an --out folder that already holds one.
     #[arg(long)]
     pub force: bool,

@@ -118,6 +118,10 @@ pub struct EpochLog {
     pub grad_norms: Vec<f64>,
     /// Pairwise cosines of the per-task gradients, K×K row-major (empty without per-task gradients).
     pub cosines: Vec<f64>,
+    /// The weight of each task's gradient in the epoch's last update: its
+    /// seed (the loss weight) times its combination weight (a gradient
+    /// method's; 1 otherwise).
+    pub weights: Vec<f64>,
 }
 
 /// The result of [`fit`].
@@ -189,7 +193,8 @@ pub fn fit(
     for epoch in 0..cfg.epochs {
         let lr = cfg.lr * cfg.schedule.factor(epoch, cfg.epochs);
         prog.optimizer.set_lr(lr);
-        let (train_loss, gram) = epochs.train(gpu, &mut prog, data, subset, &tasks, epoch)?;
+        let (train_loss, gram, weights) =
+            epochs.train(gpu, &mut prog, data, subset, &tasks, epoch)?;
         check_divergence(
             &tasks,
             history.first().map(|h: &EpochLog| &h.train_loss),
@@ -212,6 +217,7 @@ pub fn fit(
             val,
             grad_norms,
             cosines,
+            weights,
         };
         on_epoch(&log);
         let stop = epochs.keep_best(gpu, &params, epoch, log.monitored_loss())?;
@@ -397,7 +403,7 @@ impl Epochs {
         subset: &[usize],
         tasks: &[TaskSpec],
         epoch: usize,
-    ) -> Result<(Vec<f64>, Vec<f32>)> {
+    ) -> Result<(Vec<f64>, Vec<f32>, Vec<f64>)> {
         self.order.shuffle(&mut self.rng);
         let epoch_start = self.steps;
         let clock = Instant::now();
@@ -415,9 +421,13 @@ impl Epochs {
             }
             self.steps += 1;
         }
-        // Per task: loss sum, first non-finite step, count (3K values).
-        let mut got = gpu.read(&[&prog.tasks.state, &prog.tasks.gram])?;
-        let (st, gram) = (got.remove(0), got.remove(0));
+        // Per task: loss sum, first non-finite step, count (3K values); the
+        // Gram matrix, seeds and combination weights of the last step.
+        let tb = &prog.tasks;
+        let got = gpu.read(&[&tb.state, &tb.gram, &tb.seeds, &tb.combine])?;
+        let [st, gram, seeds, combine]: [Vec<f32>; 4] = got
+            .try_into()
+            .map_err(|_| Error::InvalidConfig("epoch readback: four buffers expected".into()))?;
         self.train_time += clock.elapsed();
         prog.tasks.state.write(gpu, &vec![0.0; 3 * tasks.len()])?;
         if let Some((j, t)) = tasks.iter().enumerate().find(|(j, _)| st[3 * j + 1] > 0.0) {
@@ -429,7 +439,12 @@ impl Epochs {
         let losses = (0..tasks.len())
             .map(|j| st[3 * j] as f64 / st[3 * j + 2].max(1.0) as f64)
             .collect();
-        Ok((losses, gram))
+        let weights = seeds
+            .iter()
+            .zip(&combine)
+            .map(|(&s, &c)| s as f64 * c as f64)
+            .collect();
+        Ok((losses, gram, weights))
     }
 
     /// Keep the weights of the best epoch so far; true when patience has run out.
