@@ -55,6 +55,10 @@ fn no_model_left(out: &Path) {
         "a model file was left in {}",
         out.display()
     );
+    no_temporary_files(out);
+}
+
+fn no_temporary_files(out: &Path) {
     // A run that failed before creating its folder leaves nothing to scan.
     let partial: Vec<_> = std::fs::read_dir(out)
         .into_iter()
@@ -1040,4 +1044,105 @@ fn train_shows_and_logs_per_task_gradients_weights_and_a_profile() {
     args.extend(["--space", "sideways"]);
     assert_fails(&run(&args), "--space");
     assert!(!bad.exists(), "no folder for a refused run");
+}
+
+#[test]
+fn compare_methods_over_seeds_on_penguins() {
+    // Issue 11's first "done means": 4 methods and 3 seeds on penguins give
+    // the mean ± std table, results.csv and the comparison plot.
+    gpu_or_skip!();
+    let dir = scratch("compare");
+    let out = dir.join("cmp");
+    let mut args = vec![
+        "compare",
+        "--data",
+        PENGUINS,
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend(&PENGUIN_ARGS[..PENGUIN_ARGS.len() - 2]);
+    args.extend([
+        "--epochs",
+        "6",
+        "--methods",
+        "equal,uncertainty,pcgrad,mgda",
+        "--seeds",
+        "3",
+    ]);
+    let o = run(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        text.starts_with("3 seeds (0, 1, 2); mean ± standard deviation"),
+        "{text}"
+    );
+    for m in ["equal", "uncertainty", "pcgrad", "mgda", "single-task"] {
+        let row = text
+            .lines()
+            .find(|l| l.starts_with(m))
+            .unwrap_or_else(|| panic!("{m}: {text}"));
+        assert_eq!(
+            row.matches('±').count(),
+            if m == "single-task" { 3 } else { 4 },
+            "{row}"
+        );
+    }
+    // Every column has a best method.
+    assert!(text.matches('*').count() >= 4, "{text}");
+    // Non-terminal progress: one line per model, 3 × (3 baselines + 4 methods).
+    assert!(
+        stderr(&o).contains("[21/21] seed 2, mgda"),
+        "{}",
+        stderr(&o)
+    );
+    // results.csv: per model, a row per seed then mean and std.
+    let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines[0],
+        "method,seed,species_accuracy,sex_accuracy,body_mass_g_rmse,delta_m"
+    );
+    assert_eq!(lines.len(), 1 + 5 * (3 + 2));
+    let mean: Vec<f64> = lines
+        .iter()
+        .find(|l| l.starts_with("mgda,mean,"))
+        .unwrap()
+        .split(',')
+        .skip(2)
+        .map(|c| c.parse().unwrap())
+        .collect();
+    let per_seed: Vec<Vec<f64>> = lines
+        .iter()
+        .filter(|l| l.starts_with("mgda,") && !l.contains("mean") && !l.contains("std"))
+        .map(|l| l.split(',').skip(2).map(|c| c.parse().unwrap()).collect())
+        .collect();
+    assert_eq!(per_seed.len(), 3);
+    for c in 0..4 {
+        let m = per_seed.iter().map(|r| r[c]).sum::<f64>() / 3.0;
+        assert!((m - mean[c]).abs() < 1e-9, "column {c}: {m} vs {}", mean[c]);
+    }
+    for f in ["results.txt", "compare.svg", "compare.png"] {
+        assert!(out.join(f).metadata().unwrap().len() > 0, "{f}");
+    }
+    no_temporary_files(&out);
+    // The folder holds results: a second compare into it needs --force.
+    assert_fails(&run(&args), "already holds results");
+    // A bad method, or no seeds, fail before any work and make no folder.
+    for (flag, value, needle) in [
+        ("--methods", "equal,magic", "--methods magic"),
+        ("--seeds", "0", "--seeds must be at least 1"),
+    ] {
+        let bad = dir.join(format!("bad{}", value.len()));
+        let mut args = vec![
+            "compare",
+            "--data",
+            PENGUINS,
+            "--out",
+            bad.to_str().unwrap(),
+        ];
+        args.extend(&PENGUIN_ARGS[..PENGUIN_ARGS.len() - 2]);
+        args.extend([flag, value]);
+        assert_fails(&run(&args), needle);
+        assert!(!bad.exists());
+    }
 }

@@ -12,6 +12,7 @@ use std::process::ExitCode;
 
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
+use taskgrad::cli::compare::{execute_compare, prepare_compare};
 use taskgrad::cli::run::{execute_run, prepare_run, results_table, RunSettings};
 use taskgrad::data::encode::usable_rows;
 use taskgrad::data::{Split, Table};
@@ -59,8 +60,31 @@ enum Command {
         #[arg(long)]
         probabilities: bool,
     },
+    /// Several methods on one CSV over several seeds, against single-task
+    /// baselines: writes results.txt, results.csv and compare.svg|png to --out.
+    Compare(Box<CompareArgs>),
     /// Adapters found, the one chosen, its backend, limits and features.
     Info,
+}
+
+#[derive(Args)]
+struct CompareArgs {
+    /// The methods to compare, comma-separated (any name --weighting takes).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "equal,uncertainty,pcgrad,mgda"
+    )]
+    methods: Vec<String>,
+    /// Seeds: --seed, --seed + 1, …; each splits the rows, initialises and
+    /// orders every model trained for it.
+    #[arg(long, default_value_t = 3)]
+    seeds: usize,
+    /// Settings from a TOML file (same names as the flags; flags given here win).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    settings: RunSettings,
 }
 
 #[derive(Args)]
@@ -95,6 +119,10 @@ fn main() -> ExitCode {
             output,
             probabilities,
         } => predict(&model, &data, output.as_deref(), probabilities),
+        Command::Compare(args) => compare(
+            matches.subcommand_matches("compare").unwrap_or(&matches),
+            &args,
+        ),
         Command::Info => info(),
     };
     match result {
@@ -178,6 +206,43 @@ fn train(matches: &ArgMatches, config: Option<&std::path::Path>) -> Result<()> {
             );
         }
     }
+    println!("wrote:");
+    for f in &outcome.files {
+        println!("  {}", f.display());
+    }
+    Ok(())
+}
+
+fn compare(matches: &ArgMatches, args: &CompareArgs) -> Result<()> {
+    let mut settings = RunSettings::with_file(matches, args.config.as_deref())?;
+    if matches.value_source("out") != Some(clap::parser::ValueSource::CommandLine)
+        && args.config.is_none()
+    {
+        settings.out = PathBuf::from("runs/compare");
+    }
+    let prepared = prepare_compare(&settings, &args.methods, args.seeds)?;
+    let gpu = Gpu::new()?;
+    eprintln!("adapter: {}", gpu.report);
+    let bar = ProgressBar::new(prepared.fits() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} models, {elapsed} (ETA {eta}) {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let total = prepared.fits();
+    let mut started = 0usize;
+    let outcome = execute_compare(&gpu, prepared, &mut |what| {
+        if started > 0 {
+            bar.inc(1);
+        }
+        started += 1;
+        bar.set_message(what.to_string());
+        if bar.is_hidden() {
+            eprintln!("[{started}/{total}] {what}");
+        }
+    });
+    bar.finish_and_clear();
+    let outcome = outcome?;
+    print!("{}", outcome.table());
     println!("wrote:");
     for f in &outcome.files {
         println!("  {}", f.display());

@@ -13,6 +13,12 @@ use crate::train::EpochLog;
 
 static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 
+/// Text needs a font; the one shipped in assets/ makes PNGs independent of
+/// the system's fonts.
+pub(crate) fn register_font() {
+    let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
+}
+
 fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
     move |e| Error::Io {
         path: path.to_path_buf(),
@@ -214,8 +220,7 @@ pub fn write_plots(
     tasks: &[TaskSpec],
     history: &[EpochLog],
 ) -> Result<Vec<std::path::PathBuf>> {
-    // Text needs a font; the one shipped in assets/ makes PNGs independent of the system's fonts.
-    let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
+    register_font();
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let mut files = Vec::new();
     let mut used = std::collections::HashSet::new();

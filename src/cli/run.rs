@@ -76,10 +76,10 @@ pub struct PreparedRun {
 /// `<out>/.taskgrad.lock`, made with create-new: a second run into the same
 /// folder is refused while one is under way, and the file goes when this
 /// value is dropped (the run ended, well or not).
-struct OutLock(PathBuf);
+pub(crate) struct OutLock(PathBuf);
 
 impl OutLock {
-    fn take(out: &Path) -> Result<OutLock> {
+    pub(crate) fn take(out: &Path) -> Result<OutLock> {
         let path = out.join(".taskgrad.lock");
         match std::fs::OpenOptions::new()
             .write(true)
@@ -106,12 +106,81 @@ impl Drop for OutLock {
 }
 
 /// A model being resumed: where it came from and what it holds.
-type Resumed = (PathBuf, checkpoint::Checkpoint);
+pub(crate) type Resumed = (PathBuf, checkpoint::Checkpoint);
 
 /// Read and check everything `s` names (data, columns, output folder, resumed
 /// model) without touching the GPU, so bad input fails fast and clearly.
 pub fn prepare_run(s: &RunSettings) -> Result<PreparedRun> {
     check_sizes(s)?;
+    let resume: Option<Resumed> = match &s.resume {
+        Some(p) => {
+            let ck = checkpoint::load(p)?;
+            ck.meta.check_consistent(p)?;
+            check_resumed_architecture(s, p, &ck)?;
+            Some((p.clone(), ck))
+        }
+        None => None,
+    };
+    let loaded = load_data(s, resume.as_ref())?;
+    let seeded = for_seed(&loaded, s, s.seed, resume.as_ref())?;
+    let grad_space = s
+        .space
+        .as_deref()
+        .map(crate::mtl::GradSpace::parse)
+        .transpose()
+        .map_err(|e| Error::InvalidConfig(format!("--space: {e}")))?;
+    let cfg = train_config(s, resume.as_ref(), grad_space);
+    cfg.optimizer_config().validate()?;
+    // An unknown name or a wrong count of fixed weights fails here, before any work.
+    crate::mtl::check_for_tasks(&s.weighting, loaded.tasks.len())?;
+    refuse_to_replace(&s.out, "model.safetensors", s.force)?;
+    prepare_out_dir(&s.out)?;
+    let lock = OutLock::take(&s.out)?;
+    Ok(PreparedRun {
+        settings: s.clone(),
+        out: s.out.clone(),
+        data: seeded.data,
+        split: seeded.split,
+        schema: seeded.schema,
+        cfg,
+        weighting: s.weighting.clone(),
+        dropped_rows: loaded.dropped_rows,
+        split_record: seeded.split_record,
+        epochs_before: resume.as_ref().map_or(0, |(_, ck)| ck.meta.epochs_trained),
+        _lock: lock,
+    })
+}
+
+/// `--out` already holding `file` is refused unless `force`.
+pub(crate) fn refuse_to_replace(out: &Path, file: &str, force: bool) -> Result<()> {
+    let existing = out.join(file);
+    if existing.exists() && !force {
+        return Err(Error::InvalidConfig(format!(
+            "--out {} already holds {} ({}); choose another folder, or --force to replace it",
+            out.display(),
+            if file == "model.safetensors" {
+                "a model"
+            } else {
+                "results"
+            },
+            existing.display()
+        )));
+    }
+    Ok(())
+}
+
+/// The CSV read and its columns checked: what every seed of a run shares.
+pub(crate) struct LoadedData {
+    pub table: Table,
+    pub inputs: Vec<String>,
+    pub tasks: Vec<(String, TaskType)>,
+    /// The usable rows (after the missing-input rule) and how many were dropped.
+    pub kept: Vec<usize>,
+    pub dropped_rows: usize,
+    pub missing: Missing,
+}
+
+pub(crate) fn load_data(s: &RunSettings, resume: Option<&Resumed>) -> Result<LoadedData> {
     let data_path = s.data.clone().ok_or_else(|| need("--data"))?;
     let missing = match s.impute.as_str() {
         "drop" => Missing::Drop,
@@ -122,84 +191,78 @@ pub fn prepare_run(s: &RunSettings) -> Result<PreparedRun> {
             )))
         }
     };
-    let resume: Option<Resumed> = match &s.resume {
-        Some(p) => {
-            let ck = checkpoint::load(p)?;
-            ck.meta.check_consistent(p)?;
-            check_resumed_architecture(s, p, &ck)?;
-            Some((p.clone(), ck))
-        }
-        None => None,
-    };
-    let (inputs, tasks) = columns(s, resume.as_ref())?;
+    let (inputs, tasks) = columns(s, resume)?;
     let table = Table::from_csv(&data_path)?;
-    let input_refs: Vec<&str> = inputs.iter().map(|s| s.as_str()).collect();
-    let task_refs: Vec<(&str, TaskType)> = tasks.iter().map(|(c, t)| (c.as_str(), *t)).collect();
-    for (c, _) in &task_refs {
+    for (c, _) in &tasks {
         table.column(c)?;
     }
+    let input_refs: Vec<&str> = inputs.iter().map(|s| s.as_str()).collect();
     let (kept, dropped_rows) = usable_rows(&table, &input_refs, missing)?;
-    let split = Split::new(kept.len(), s.val_fraction, s.test_fraction, s.seed)?;
+    Ok(LoadedData {
+        table,
+        inputs,
+        tasks,
+        kept,
+        dropped_rows,
+        missing,
+    })
+}
+
+/// One seed's split of the usable rows, the schema (a resumed model's, or
+/// fitted on this split's training rows), the encoded rows and the record
+/// of the split the model keeps.
+pub(crate) struct Seeded {
+    pub data: crate::data::Dataset,
+    pub split: Split,
+    pub schema: Schema,
+    pub split_record: SplitRecord,
+}
+
+pub(crate) fn for_seed(
+    l: &LoadedData,
+    s: &RunSettings,
+    seed: u64,
+    resume: Option<&Resumed>,
+) -> Result<Seeded> {
+    let input_refs: Vec<&str> = l.inputs.iter().map(|s| s.as_str()).collect();
+    let task_refs: Vec<(&str, TaskType)> = l.tasks.iter().map(|(c, t)| (c.as_str(), *t)).collect();
+    let split = Split::new(l.kept.len(), s.val_fraction, s.test_fraction, seed)?;
     let fingerprint_columns = input_refs
         .iter()
         .chain(task_refs.iter().map(|(c, _)| c))
-        .map(|c| table.column(c))
+        .map(|c| l.table.column(c))
         .collect::<Result<Vec<_>>>()?;
     let split_record = SplitRecord {
-        seed: s.seed,
+        seed,
         val_fraction: s.val_fraction,
         test_fraction: s.test_fraction,
-        rows: kept.len(),
-        fingerprint: format!("{:016x}", table.fingerprint(&kept, &fingerprint_columns)),
+        rows: l.kept.len(),
+        fingerprint: format!(
+            "{:016x}",
+            l.table.fingerprint(&l.kept, &fingerprint_columns)
+        ),
     };
-    let schema = match &resume {
+    let schema = match resume {
         Some((_, ck)) => Schema {
-            missing,
+            missing: l.missing,
             ..ck.meta.schema.clone()
         },
         None => {
-            let train_rows: Vec<usize> = split.train.iter().map(|&i| kept[i]).collect();
-            Schema::fit(&table, &input_refs, &task_refs, &train_rows, missing)?
+            let train_rows: Vec<usize> = split.train.iter().map(|&i| l.kept[i]).collect();
+            Schema::fit(&l.table, &input_refs, &task_refs, &train_rows, l.missing)?
         }
     };
-    let data = schema.encode(&table, &kept)?;
-    let grad_space = s
-        .space
-        .as_deref()
-        .map(crate::mtl::GradSpace::parse)
-        .transpose()
-        .map_err(|e| Error::InvalidConfig(format!("--space: {e}")))?;
-    let cfg = train_config(s, resume.as_ref(), grad_space);
-    cfg.optimizer_config().validate()?;
-    // An unknown name or a wrong count of fixed weights fails here, before any work.
-    crate::mtl::check_for_tasks(&s.weighting, tasks.len())?;
-    let existing = s.out.join("model.safetensors");
-    if existing.exists() && !s.force {
-        return Err(Error::InvalidConfig(format!(
-            "--out {} already holds a model ({}); choose another folder, or --force to replace it",
-            s.out.display(),
-            existing.display()
-        )));
-    }
-    prepare_out_dir(&s.out)?;
-    let lock = OutLock::take(&s.out)?;
-    Ok(PreparedRun {
-        settings: s.clone(),
-        out: s.out.clone(),
+    let data = schema.encode(&l.table, &l.kept)?;
+    Ok(Seeded {
         data,
         split,
         schema,
-        cfg,
-        weighting: s.weighting.clone(),
-        dropped_rows,
         split_record,
-        epochs_before: resume.as_ref().map_or(0, |(_, ck)| ck.meta.epochs_trained),
-        _lock: lock,
     })
 }
 
 /// Sizes no run can use, refused before anything is read or created.
-fn check_sizes(s: &RunSettings) -> Result<()> {
+pub(crate) fn check_sizes(s: &RunSettings) -> Result<()> {
     let bad = |what: String| Err(Error::InvalidConfig(what));
     if s.epochs == 0 {
         return bad("--epochs must be at least 1".into());
@@ -328,7 +391,7 @@ fn columns(
 
 /// The trainer's settings; a resumed model keeps its architecture and starts
 /// from its weights.
-fn train_config(
+pub(crate) fn train_config(
     s: &RunSettings,
     resume: Option<&Resumed>,
     grad_space: Option<crate::mtl::GradSpace>,

@@ -1,0 +1,408 @@
+//! `taskgrad compare`: several methods on one CSV over several seeds, against
+//! single-task baselines trained once per seed, into one results folder:
+//! the table (mean ± standard deviation over seeds, per task and Δm%, the
+//! best method of each column marked), `results.csv` (every seed, then the
+//! mean and standard deviation) and `compare.svg|png` (Δm% per method with
+//! error bars).
+//!
+//! Seed s splits the rows, initialises the weights and orders the minibatches
+//! of every model trained for it (the baselines and each method), so the
+//! methods of one seed meet the same split and the same starting point.
+
+use std::path::{Path, PathBuf};
+
+use plotters::prelude::*;
+
+use super::run::{
+    check_sizes, for_seed, load_data, prepare_out_dir, refuse_to_replace, train_config, OutLock,
+    RunSettings,
+};
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::model::checkpoint::write_atomically;
+use crate::train::metrics::{delta_m, TaskMetrics};
+use crate::train::{fit, single_task_baselines, TrainConfig};
+
+/// A comparison checked and its data read, before any GPU work.
+pub struct PreparedCompare {
+    settings: RunSettings,
+    methods: Vec<String>,
+    seeds: Vec<u64>,
+    loaded: super::run::LoadedData,
+    cfg: TrainConfig,
+    _lock: OutLock,
+}
+
+impl PreparedCompare {
+    /// Models to train: per seed, one per task (the baselines) and one per method.
+    pub fn fits(&self) -> usize {
+        self.seeds.len() * (self.loaded.tasks.len() + self.methods.len())
+    }
+}
+
+/// Check everything (sizes, methods, data, output folder) before the GPU starts.
+/// Seeds are `settings.seed`, `settings.seed + 1`, … (`seeds` of them).
+pub fn prepare_compare(
+    s: &RunSettings,
+    methods: &[String],
+    seeds: usize,
+) -> Result<PreparedCompare> {
+    check_sizes(s)?;
+    if seeds == 0 {
+        return Err(Error::InvalidConfig("--seeds must be at least 1".into()));
+    }
+    if methods.is_empty() {
+        return Err(Error::InvalidConfig(
+            "--methods names no method (e.g. --methods equal,uncertainty,pcgrad,mgda)".into(),
+        ));
+    }
+    if s.resume.is_some() {
+        return Err(Error::InvalidConfig(
+            "compare trains every model from scratch: --resume does not apply".into(),
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for m in methods {
+        if !seen.insert(m.trim().to_ascii_lowercase()) {
+            return Err(Error::InvalidConfig(format!("--methods lists {m:?} twice")));
+        }
+    }
+    let loaded = load_data(s, None)?;
+    for m in methods {
+        crate::mtl::check_for_tasks(m, loaded.tasks.len())
+            .map_err(|e| Error::InvalidConfig(format!("--methods {m}: {e}")))?;
+    }
+    let grad_space = s
+        .space
+        .as_deref()
+        .map(crate::mtl::GradSpace::parse)
+        .transpose()
+        .map_err(|e| Error::InvalidConfig(format!("--space: {e}")))?;
+    let cfg = train_config(s, None, grad_space);
+    cfg.optimizer_config().validate()?;
+    refuse_to_replace(&s.out, "results.csv", s.force)?;
+    prepare_out_dir(&s.out)?;
+    let lock = OutLock::take(&s.out)?;
+    Ok(PreparedCompare {
+        settings: s.clone(),
+        methods: methods.iter().map(|m| m.trim().to_string()).collect(),
+        seeds: (0..seeds as u64).map(|i| s.seed + i).collect(),
+        loaded,
+        cfg,
+        _lock: lock,
+    })
+}
+
+/// Each model's test metrics: `[seed][task]`.
+type PerSeed = Vec<Vec<TaskMetrics>>;
+
+/// What a comparison measured.
+pub struct CompareOutcome {
+    pub tasks: Vec<String>,
+    pub methods: Vec<String>,
+    pub seeds: Vec<u64>,
+    /// The single-task baselines' test metrics.
+    pub baselines: PerSeed,
+    /// Each method's test metrics, in `methods` order.
+    pub results: Vec<PerSeed>,
+    pub files: Vec<PathBuf>,
+}
+
+/// Train the grid and write the folder. `progress` is told before each model
+/// is trained what it is ("seed 3, pcgrad").
+pub fn execute_compare(
+    gpu: &Gpu,
+    p: PreparedCompare,
+    progress: &mut dyn FnMut(&str),
+) -> Result<CompareOutcome> {
+    let tasks: Vec<String> = p.loaded.tasks.iter().map(|(c, _)| c.clone()).collect();
+    let all: Vec<usize> = (0..tasks.len()).collect();
+    let mut baselines = Vec::new();
+    let mut results: Vec<PerSeed> = vec![Vec::new(); p.methods.len()];
+    for &seed in &p.seeds {
+        let seeded = for_seed(&p.loaded, &p.settings, seed, None)?;
+        let cfg = TrainConfig {
+            seed,
+            ..p.cfg.clone()
+        };
+        let mut stl = Vec::new();
+        for (k, task) in tasks.iter().enumerate() {
+            progress(&format!("seed {seed}, single-task {task}"));
+            let r = single_task_baselines(gpu, &seeded.data, &seeded.split, &[k], &cfg)?;
+            stl.extend(r.into_iter().flat_map(|r| r.test));
+        }
+        baselines.push(stl);
+        for (mi, method) in p.methods.iter().enumerate() {
+            progress(&format!("seed {seed}, {method}"));
+            let report = fit(
+                gpu,
+                &seeded.data,
+                &seeded.split,
+                &all,
+                crate::mtl::by_name_seeded(method, seed)?,
+                &cfg,
+                &mut |_| {},
+            )?;
+            results[mi].push(report.test);
+        }
+    }
+    if baselines.iter().flatten().count() == 0 {
+        return Err(Error::InvalidConfig(
+            "no test rows (raise --test-fraction or add data): nothing to compare".into(),
+        ));
+    }
+    let mut outcome = CompareOutcome {
+        tasks,
+        methods: p.methods,
+        seeds: p.seeds,
+        baselines,
+        results,
+        files: Vec::new(),
+    };
+    let out = &p.settings.out;
+    let csv_path = out.join("results.csv");
+    write_atomically(&csv_path, |tmp| write_results_csv(tmp, &outcome))?;
+    let table_path = out.join("results.txt");
+    let table = outcome.table();
+    write_atomically(&table_path, |tmp| {
+        std::fs::write(tmp, &table).map_err(|e| Error::Io {
+            path: tmp.to_path_buf(),
+            source: e,
+        })
+    })?;
+    let mut files = vec![csv_path, table_path];
+    files.extend(write_plot(out, &outcome)?);
+    outcome.files = files;
+    Ok(outcome)
+}
+
+/// Mean and sample standard deviation (0 for one value).
+fn mean_std(v: &[f64]) -> (f64, f64) {
+    let n = v.len().max(1) as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let var = if v.len() > 1 {
+        v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
+    } else {
+        0.0
+    };
+    (mean, var.sqrt())
+}
+
+impl CompareOutcome {
+    /// The primary metric (accuracy or RMSE) of task `k` over the seeds.
+    fn column(per_seed: &PerSeed, k: usize) -> Vec<f64> {
+        per_seed.iter().map(|m| m[k].primary().0).collect()
+    }
+
+    /// Δm% of method `mi` against the same seed's baselines, per seed.
+    pub fn delta_m(&self, mi: usize) -> Vec<f64> {
+        self.results[mi]
+            .iter()
+            .zip(&self.baselines)
+            .map(|(m, b)| {
+                let m: Vec<_> = m.iter().map(|x| x.primary()).collect();
+                let b: Vec<_> = b.iter().map(|x| x.primary()).collect();
+                delta_m(&m, &b)
+            })
+            .collect()
+    }
+
+    /// The table: a row per method (and the baselines), a column per task's
+    /// primary metric and Δm%, each cell mean ± std over the seeds; `*`
+    /// marks the best method of each column.
+    pub fn table(&self) -> String {
+        let k = self.tasks.len();
+        let higher: Vec<bool> = self.baselines[0].iter().map(|m| m.primary().1).collect();
+        let cell = |(m, s): (f64, f64)| format!("{m:.4} ± {s:.4}");
+        let mut head = vec![format!("{:<16}", "method")];
+        for (t, &h) in self.tasks.iter().zip(&higher) {
+            let name = format!("{t} {}", if h { "acc" } else { "RMSE" });
+            head.push(format!("{name:>22}"));
+        }
+        head.push(format!("{:>22}", "Δm% vs STL"));
+        let mut out = format!(
+            "{} seeds ({}); mean ± standard deviation; * best of the column\n{}\n",
+            self.seeds.len(),
+            self.seeds
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            head.join(" ")
+        );
+        // The best method per column: by its mean.
+        let stats: Vec<Vec<(f64, f64)>> = (0..self.methods.len())
+            .map(|mi| {
+                let mut row: Vec<(f64, f64)> = (0..k)
+                    .map(|t| mean_std(&Self::column(&self.results[mi], t)))
+                    .collect();
+                row.push(mean_std(&self.delta_m(mi)));
+                row
+            })
+            .collect();
+        // The best mean per column (ties all marked).
+        let best: Vec<f64> = (0..=k)
+            .map(|c| {
+                let up = c == k || higher[c];
+                let means = stats.iter().map(|row| row[c].0);
+                if up {
+                    means.fold(f64::MIN, f64::max)
+                } else {
+                    means.fold(f64::MAX, f64::min)
+                }
+            })
+            .collect();
+        for (mi, m) in self.methods.iter().enumerate() {
+            let mut row = vec![format!("{m:<16}")];
+            for (c, &st) in stats[mi].iter().enumerate() {
+                let mark = if st.0 == best[c] { "*" } else { " " };
+                row.push(format!("{:>21}{mark}", cell(st)));
+            }
+            out += &(row.join(" ") + "\n");
+        }
+        let mut row = vec![format!("{:<16}", "single-task")];
+        for t in 0..k {
+            row.push(format!(
+                "{:>21} ",
+                cell(mean_std(&Self::column(&self.baselines, t)))
+            ));
+        }
+        row.push(format!("{:>21} ", "0 (reference)"));
+        out += &(row.join(" ") + "\n");
+        out
+    }
+}
+
+/// results.csv: a row per (model, seed) with each task's primary metric and
+/// Δm%, then per model a `mean` and a `std` row.
+fn write_results_csv(path: &Path, o: &CompareOutcome) -> Result<()> {
+    let csv_err = |e: csv::Error| Error::Io {
+        path: path.to_path_buf(),
+        source: e.into(),
+    };
+    let mut w = csv::Writer::from_path(path).map_err(csv_err)?;
+    let mut header = vec!["method".to_string(), "seed".to_string()];
+    for (t, m) in o.tasks.iter().zip(&o.baselines[0]) {
+        header.push(format!(
+            "{t}_{}",
+            if m.primary().1 { "accuracy" } else { "rmse" }
+        ));
+    }
+    header.push("delta_m".into());
+    w.write_record(&header).map_err(csv_err)?;
+    let k = o.tasks.len();
+    let mut rows = |name: &str, per_seed: &PerSeed, dm: Vec<f64>| -> Result<()> {
+        for (si, seed) in o.seeds.iter().enumerate() {
+            let mut r = vec![name.to_string(), seed.to_string()];
+            r.extend(per_seed[si].iter().map(|m| m.primary().0.to_string()));
+            r.push(dm[si].to_string());
+            w.write_record(&r).map_err(csv_err)?;
+        }
+        for (label, pick) in [("mean", 0), ("std", 1)] {
+            let mut r = vec![name.to_string(), label.to_string()];
+            for t in 0..k {
+                let (m, s) = mean_std(&CompareOutcome::column(per_seed, t));
+                r.push([m, s][pick].to_string());
+            }
+            let (m, s) = mean_std(&dm);
+            r.push([m, s][pick].to_string());
+            w.write_record(&r).map_err(csv_err)?;
+        }
+        Ok(())
+    };
+    for (mi, m) in o.methods.iter().enumerate() {
+        rows(m, &o.results[mi], o.delta_m(mi))?;
+    }
+    rows("single-task", &o.baselines, vec![0.0; o.seeds.len()])?;
+    w.flush().map_err(|e| Error::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })
+}
+
+/// compare.svg and compare.png: Δm% per method, mean with ± std error bars.
+fn write_plot(out: &Path, o: &CompareOutcome) -> Result<Vec<PathBuf>> {
+    super::report::register_font();
+    let stats: Vec<(f64, f64)> = (0..o.methods.len())
+        .map(|mi| mean_std(&o.delta_m(mi)))
+        .collect();
+    let mut files = Vec::new();
+    for ext in ["svg", "png"] {
+        let path = out.join(format!("compare.{ext}"));
+        let fail = |m: String| Error::Io {
+            path: path.clone(),
+            source: std::io::Error::other(m),
+        };
+        write_atomically(&path, |tmp| {
+            let size = (120 + 110 * o.methods.len() as u32, 420);
+            match ext {
+                "svg" => draw_compare(SVGBackend::new(tmp, size).into_drawing_area(), o, &stats),
+                _ => draw_compare(BitMapBackend::new(tmp, size).into_drawing_area(), o, &stats),
+            }
+            .map_err(fail)
+        })?;
+        files.push(path);
+    }
+    Ok(files)
+}
+
+fn draw_compare<DB: DrawingBackend>(
+    root: DrawingArea<DB, plotters::coord::Shift>,
+    o: &CompareOutcome,
+    stats: &[(f64, f64)],
+) -> std::result::Result<(), String> {
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    root.fill(&WHITE).map_err(err)?;
+    let lo = stats.iter().map(|(m, s)| m - s).fold(0.0, f64::min);
+    let hi = stats.iter().map(|(m, s)| m + s).fold(0.0, f64::max);
+    let pad = 0.1 * (hi - lo).max(1e-3);
+    let n = o.methods.len();
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!(
+                "Δm% against single-task baselines ({} seeds; higher is better)",
+                o.seeds.len()
+            ),
+            ("sans-serif", 18),
+        )
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), (lo - pad)..(hi + pad))
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(n)
+        .x_label_formatter(&|x| {
+            let i = x.round();
+            if (x - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < n {
+                o.methods[i as usize].clone()
+            } else {
+                String::new()
+            }
+        })
+        .y_desc("Δm% (mean ± std over seeds)")
+        .draw()
+        .map_err(err)?;
+    // The Okabe-Ito blue: colour-blind safe.
+    let blue = RGBColor(0, 114, 178);
+    chart
+        .draw_series(stats.iter().enumerate().map(|(i, &(m, _))| {
+            let x = i as f64;
+            Rectangle::new([(x - 0.3, 0.0), (x + 0.3, m)], blue.mix(0.8).filled())
+        }))
+        .map_err(err)?;
+    chart
+        .draw_series(stats.iter().enumerate().map(|(i, &(m, s))| {
+            ErrorBar::new_vertical(i as f64, m - s, m, m + s, BLACK.stroke_width(2), 12)
+        }))
+        .map_err(err)?;
+    chart
+        .draw_series(LineSeries::new(
+            [(-0.5, 0.0), (n as f64 - 0.5, 0.0)],
+            BLACK.stroke_width(1),
+        ))
+        .map_err(err)?;
+    root.present().map_err(err)
+}
