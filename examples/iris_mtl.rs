@@ -7,7 +7,7 @@
 //! one table compares them on the test split, with Δm%.
 //!
 //!     cargo run --release --example iris_mtl -- [--weighting METHOD] [--space params|rep]
-//!                                               [--seed S] [--epochs N] [--grad-stats] [--half] [--profile]
+//!                                               [--seed S] [--seeds N] [--epochs N] [--grad-stats] [--half] [--profile]
 //!
 //! METHOD: equal, uncertainty, dwa, rlw, famo, gradnorm, pcgrad, mgda, cagrad,
 //! imtl_g, nash_mtl, upgrad, or fixed:w1,w2,w3.
@@ -32,6 +32,9 @@ struct Args {
     space: Option<String>,
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Also train seeds seed+1, … (this many in all) and print Δm% as mean ± std.
+    #[arg(long, default_value_t = 1)]
+    seeds: usize,
     #[arg(long, default_value_t = 150)]
     epochs: usize,
     /// Print each task's gradient norm and the pairwise cosines every 10 epochs.
@@ -64,6 +67,49 @@ fn print_grad_stats(log: &EpochLog) {
     );
 }
 
+const INPUTS: [&str; 2] = ["sepal_length", "sepal_width"];
+const TASKS: [(&str, TaskType); 3] = [
+    ("species", TaskType::Class),
+    ("petal_length", TaskType::Reg),
+    ("petal_width", TaskType::Reg),
+];
+
+/// Δm% of the method against the single-task baselines on another seed's split.
+fn delta_m_for_seed(
+    gpu: &Gpu,
+    table: &Table,
+    seed: u64,
+    args: &Args,
+    grad_space: Option<GradSpace>,
+) -> taskgrad::Result<f64> {
+    let split = Split::new(table.rows.len(), 0.2, 0.2, seed)?;
+    let data = Dataset::from_table(table, &INPUTS, &TASKS, &split.train)?;
+    let cfg = TrainConfig {
+        epochs: args.epochs,
+        seed,
+        grad_space,
+        ..Default::default()
+    };
+    let method = mtl::by_name_seeded(&args.weighting, seed)?;
+    let mtl_cfg = TrainConfig {
+        half: args.half,
+        ..cfg.clone()
+    };
+    let run = fit(
+        gpu,
+        &data,
+        &split,
+        &[0, 1, 2],
+        method,
+        &mtl_cfg,
+        &mut |_| {},
+    )?;
+    let stl = single_task_baselines(gpu, &data, &split, &[0, 1, 2], &cfg)?;
+    let m: Vec<_> = run.test.iter().map(|t| t.primary()).collect();
+    let s: Vec<_> = stl.iter().map(|r| r.test[0].primary()).collect();
+    Ok(delta_m(&m, &s))
+}
+
 fn run(args: Args) -> taskgrad::Result<()> {
     let started = Instant::now();
     let gpu = Gpu::new()?;
@@ -71,13 +117,8 @@ fn run(args: Args) -> taskgrad::Result<()> {
     // Data: 150 rows; 60% train, 20% validation (early stopping), 20% test.
     let table = Table::from_csv(concat!(env!("CARGO_MANIFEST_DIR"), "/data/iris.csv"))?;
     let split = Split::new(table.rows.len(), 0.2, 0.2, args.seed)?;
-    let inputs = ["sepal_length", "sepal_width"];
-    let tasks = [
-        ("species", TaskType::Class),
-        ("petal_length", TaskType::Reg),
-        ("petal_width", TaskType::Reg),
-    ];
-    let data = Dataset::from_table(&table, &inputs, &tasks, &split.train)?;
+    let tasks = TASKS;
+    let data = Dataset::from_table(&table, &INPUTS, &tasks, &split.train)?;
     let grad_space = args.space.as_deref().map(GradSpace::parse).transpose()?;
     let cfg = TrainConfig {
         epochs: args.epochs,
@@ -147,10 +188,24 @@ fn run(args: Args) -> taskgrad::Result<()> {
     }
     let mtl_primary: Vec<_> = mtl_run.test.iter().map(|m| m.primary()).collect();
     let stl_primary: Vec<_> = stl_runs.iter().map(|r| r.test[0].primary()).collect();
-    println!(
-        "\nΔm% (MTL vs STL, accuracy and RMSE): {:+.2}",
-        delta_m(&mtl_primary, &stl_primary)
-    );
+    let dm = delta_m(&mtl_primary, &stl_primary);
+    println!("\nΔm% (MTL vs STL, accuracy and RMSE): {dm:+.2}");
+    if args.seeds > 1 {
+        let mut dms = vec![dm];
+        for seed in args.seed + 1..args.seed + args.seeds as u64 {
+            dms.push(delta_m_for_seed(&gpu, &table, seed, &args, grad_space)?);
+        }
+        let n = dms.len() as f64;
+        let mean = dms.iter().sum::<f64>() / n;
+        let sd = (dms.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+        let each: Vec<String> = dms.iter().map(|d| format!("{d:+.2}")).collect();
+        println!(
+            "Δm% over seeds {}..={}: {mean:+.2} ± {sd:.2} (each: {})",
+            args.seed,
+            args.seed + args.seeds as u64 - 1,
+            each.join(", ")
+        );
+    }
     let stl_wall: f64 = stl_runs.iter().map(|r| r.wall.as_secs_f64()).sum();
     println!(
         "MTL: {} steps, best epoch {}{}; wall time MTL {:.2} s, STL {:.2} s, total {:.2} s",

@@ -1,6 +1,7 @@
 //! mtl_methods: every multi-task method on the same data, in one table.
 //!
 //!     cargo run --release --example mtl_methods                  # Iris, every method
+//!     cargo run --release --example mtl_methods -- --seeds 5      # mean ± std over 5 seeds
 //!     cargo run --release --example mtl_methods -- --synthetic   # MTL gain as task correlation p goes 0 → 1
 //!     cargo run --release --example mtl_methods -- --synthetic --correlation 0.8
 //!
@@ -33,9 +34,9 @@ struct Args {
     seed: u64,
     #[arg(long, default_value_t = 100)]
     epochs: usize,
-    /// Synthetic mode: seeds to average over (seed, seed + 1, ...).
-    #[arg(long, default_value_t = 3)]
-    repeats: usize,
+    /// Seeds to average over (seed, seed + 1, ...); default 1 on Iris, 3 in synthetic mode.
+    #[arg(long, alias = "repeats")]
+    seeds: Option<usize>,
 }
 
 fn main() {
@@ -60,73 +61,125 @@ fn run(args: Args) -> taskgrad::Result<()> {
         return synthetic(&gpu, &args);
     }
     let table = Table::from_csv(concat!(env!("CARGO_MANIFEST_DIR"), "/data/iris.csv"))?;
-    let split = Split::new(table.rows.len(), 0.2, 0.2, args.seed)?;
     let tasks = [
         ("species", TaskType::Class),
         ("petal_length", TaskType::Reg),
         ("petal_width", TaskType::Reg),
     ];
-    let data = Dataset::from_table(
-        &table,
-        &["sepal_length", "sepal_width"],
-        &tasks,
-        &split.train,
-    )?;
-    let cfg = TrainConfig {
-        epochs: args.epochs,
-        seed: args.seed,
-        ..Default::default()
-    };
-    let stl = single_task_baselines(&gpu, &data, &split, &[0, 1, 2], &cfg)?;
-    let stl_primary: Vec<_> = stl.iter().map(|r| r.test[0].primary()).collect();
-
-    println!(
-        "Iris test split ({} rows); accuracy ↑, RMSE in cm ↓\n",
-        split.test.len()
-    );
-    println!(
-        "{:<12} {:>8} {:>10} {:>10} {:>8} {:>9} {:>11}",
-        "method", "species", "p_length", "p_width", "Δm%", "ms/step", "dispatches"
-    );
-    let stl_ms = stl.iter().map(|r| r.ms_per_step()).sum::<f64>() / 3.0;
-    println!(
-        "{:<12} {:>8.3} {:>10.3} {:>10.3} {:>8} {:>9.3} {:>11}",
-        "STL",
-        metric(&stl[0].test[0]),
-        metric(&stl[1].test[0]),
-        metric(&stl[2].test[0]),
-        "-",
-        stl_ms,
-        stl[0].dispatches_per_step
-    );
+    let seeds: Vec<u64> = (0..args.seeds.unwrap_or(1).max(1) as u64)
+        .map(|i| args.seed + i)
+        .collect();
     let methods: Vec<String> = if args.methods.is_empty() {
         mtl::names().iter().map(|s| s.to_string()).collect()
     } else {
         args.methods.clone()
     };
-    for name in &methods {
-        let run = fit(
-            &gpu,
-            &data,
-            &split,
-            &[0, 1, 2],
-            mtl::by_name_seeded(name, args.seed)?,
-            &cfg,
-            &mut |_| {},
+    // Per row (STL, then each method): per seed, the three test metrics,
+    // Δm% and ms/step; and dispatches per step.
+    let mut rows: Vec<(String, Vec<[f64; 5]>, usize)> = Vec::new();
+    for (si, &seed) in seeds.iter().enumerate() {
+        let split = Split::new(table.rows.len(), 0.2, 0.2, seed)?;
+        let data = Dataset::from_table(
+            &table,
+            &["sepal_length", "sepal_width"],
+            &tasks,
+            &split.train,
         )?;
-        let primary: Vec<_> = run.test.iter().map(|m| m.primary()).collect();
+        let cfg = TrainConfig {
+            epochs: args.epochs,
+            seed,
+            ..Default::default()
+        };
+        let stl = single_task_baselines(&gpu, &data, &split, &[0, 1, 2], &cfg)?;
+        let stl_primary: Vec<_> = stl.iter().map(|r| r.test[0].primary()).collect();
+        let stl_ms = stl.iter().map(|r| r.ms_per_step()).sum::<f64>() / 3.0;
+        let mut here = vec![(
+            "STL".to_string(),
+            [
+                metric(&stl[0].test[0]),
+                metric(&stl[1].test[0]),
+                metric(&stl[2].test[0]),
+                0.0,
+                stl_ms,
+            ],
+            stl[0].dispatches_per_step,
+        )];
+        for name in &methods {
+            let run = fit(
+                &gpu,
+                &data,
+                &split,
+                &[0, 1, 2],
+                mtl::by_name_seeded(name, seed)?,
+                &cfg,
+                &mut |_| {},
+            )?;
+            let primary: Vec<_> = run.test.iter().map(|m| m.primary()).collect();
+            here.push((
+                name.clone(),
+                [
+                    metric(&run.test[0]),
+                    metric(&run.test[1]),
+                    metric(&run.test[2]),
+                    delta_m(&primary, &stl_primary),
+                    run.ms_per_step(),
+                ],
+                run.dispatches_per_step,
+            ));
+        }
+        if si == 0 {
+            rows = here.into_iter().map(|(n, v, d)| (n, vec![v], d)).collect();
+        } else {
+            for (row, (_, v, _)) in rows.iter_mut().zip(here) {
+                row.1.push(v);
+            }
+        }
+    }
+    let n = seeds.len();
+    println!(
+        "Iris test split (30 rows); accuracy ↑, RMSE in cm ↓; {}\n",
+        if n > 1 {
+            format!("mean ± std over seeds {seeds:?}")
+        } else {
+            format!("seed {}", seeds[0])
+        }
+    );
+    let w = if n > 1 { 15 } else { 8 };
+    println!(
+        "{:<12} {:>w$} {:>w$} {:>w$} {:>w$} {:>9} {:>11}",
+        "method", "species", "p_length", "p_width", "Δm%", "ms/step", "dispatches"
+    );
+    let cell = |v: &[[f64; 5]], i: usize, signed: bool| {
+        let mean = v.iter().map(|r| r[i]).sum::<f64>() / n as f64;
+        let sd = if n > 1 {
+            (v.iter().map(|r| (r[i] - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt()
+        } else {
+            0.0
+        };
+        match (n > 1, signed) {
+            (false, false) => format!("{mean:.3}"),
+            (false, true) => format!("{mean:+.2}"),
+            (true, false) => format!("{mean:.3}±{sd:.3}"),
+            (true, true) => format!("{mean:+.2}±{sd:.2}"),
+        }
+    };
+    for (name, v, dispatches) in &rows {
+        let dm = if name == "STL" {
+            "-".to_string()
+        } else {
+            cell(v, 3, true)
+        };
+        let ms = v.iter().map(|r| r[4]).sum::<f64>() / n as f64;
         println!(
-            "{:<12} {:>8.3} {:>10.3} {:>10.3} {:>+8.2} {:>9.3} {:>11}",
-            name,
-            metric(&run.test[0]),
-            metric(&run.test[1]),
-            metric(&run.test[2]),
-            delta_m(&primary, &stl_primary),
-            run.ms_per_step(),
-            run.dispatches_per_step
+            "{name:<12} {:>w$} {:>w$} {:>w$} {dm:>w$} {ms:>9.3} {dispatches:>11}",
+            cell(v, 0, false),
+            cell(v, 1, false),
+            cell(v, 2, false),
         );
     }
-    println!("\nWith 30 test rows one species error moves accuracy by 0.033: compare over several --seed values.");
+    if n == 1 {
+        println!("\nWith 30 test rows one species error moves accuracy by 0.033: use --seeds 5 for mean ± std.");
+    }
     Ok(())
 }
 
@@ -136,7 +189,9 @@ fn synthetic(gpu: &Gpu, args: &Args) -> taskgrad::Result<()> {
         None => vec![0.0, 0.25, 0.5, 0.75, 0.9, 1.0],
     };
     let method = args.methods.first().map(|s| s.as_str()).unwrap_or("equal");
-    let seeds: Vec<u64> = (0..args.repeats as u64).map(|r| args.seed + r).collect();
+    let seeds: Vec<u64> = (0..args.seeds.unwrap_or(3) as u64)
+        .map(|r| args.seed + r)
+        .collect();
     println!(
         "synthetic (Ma et al. 2018): 2 regression tasks, 16 inputs, 600 rows; MTL with {method}; \
          test RMSE ↓, mean over seeds {seeds:?}\n"

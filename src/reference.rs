@@ -270,8 +270,8 @@ pub fn mse<T: Real>(
     };
     let mut dpred = vec![T::zero(); b * t];
     let mut total = T::zero();
-    for r in 0..b {
-        if mask[r] <= half {
+    for (r, &m) in mask.iter().enumerate().take(b) {
+        if m <= half {
             continue;
         }
         for j in 0..t {

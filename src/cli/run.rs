@@ -105,6 +105,9 @@ impl Drop for OutLock {
     }
 }
 
+/// Task columns and their kinds, in the order given.
+type Tasks = Vec<(String, TaskType)>;
+
 /// A model being resumed: where it came from and what it holds.
 pub(crate) type Resumed = (PathBuf, checkpoint::Checkpoint);
 
@@ -351,7 +354,7 @@ fn need(what: &str) -> Error {
 fn columns(
     s: &RunSettings,
     resume: Option<&Resumed>,
-) -> Result<(Vec<String>, Vec<(String, TaskType)>)> {
+) -> Result<(Vec<String>, Tasks)> {
     let given_tasks =
         || -> Result<Vec<(String, TaskType)>> { s.tasks.iter().map(|t| parse_task(t)).collect() };
     let Some((path, ck)) = resume else {
