@@ -1146,3 +1146,81 @@ fn compare_methods_over_seeds_on_penguins() {
         assert!(!bad.exists());
     }
 }
+
+#[test]
+fn errors_found_late_are_found_early_and_messages_name_what_is_at_fault() {
+    // Issue 11, items 15 and 18: a directory where the model or metrics.csv
+    // goes failed only after training; a 300-character task name made a plot
+    // file name too long; `--inputs "a, b"` was not trimmed; a huge network
+    // was reported as a byte count (after minutes drawing its weights); 1e39
+    // was called "not finite".
+    gpu_or_skip!();
+    let dir = scratch("late-errors");
+    let long = "t".repeat(300);
+    let mut body = format!("a,b,{long},y\n");
+    for i in 0..40 {
+        body += &format!("{},{},{},{}\n", i % 7, (i * 3) % 5, i % 2, i % 3);
+    }
+    let data = write(&dir, "d.csv", &body);
+    let d = data.to_str().unwrap();
+    let train = |out: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            "--data",
+            d,
+            "--inputs",
+            "a, b",
+            "--task",
+            "y:class",
+            "--epochs",
+            "2",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        run(&args)
+    };
+    // "a, b": the names are trimmed, and a 300-character task trains and plots.
+    let out = dir.join("ok");
+    let long_task = format!("{long}:class");
+    let o = train(&out, &["--task", &long_task]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let plots: Vec<_> = std::fs::read_dir(out.join("plots")).unwrap().collect();
+    assert_eq!(plots.len(), 4, "two tasks, svg and png each");
+    // A directory where a file of the run goes: refused before training.
+    for blocked in ["model.safetensors", "metrics.csv"] {
+        let out = dir.join(format!("blocked-{blocked}"));
+        std::fs::create_dir_all(out.join(blocked)).unwrap();
+        let o = train(&out, &[]);
+        assert_fails(&o, &format!("{blocked} is a directory"));
+        assert!(
+            !stderr(&o).contains("epoch 1/"),
+            "it trained first: {}",
+            stderr(&o)
+        );
+    }
+    // A network no adapter binds: the flags named, at once, no folder left.
+    let out = dir.join("huge");
+    let clock = std::time::Instant::now();
+    let o = train(&out, &["--hidden", "65536,65536"]);
+    assert_fails(
+        &o,
+        "the network (--hidden 65536,65536) with --batch 32 needs a buffer of",
+    );
+    assert!(clock.elapsed().as_secs() < 60, "{:?}", clock.elapsed());
+    assert!(!out.exists(), "an empty folder was left");
+    // A number too large for f32 is called that.
+    let big = write(&dir, "big.csv", "a,b,y\n1,2,x\n3,1e39,y\n5,6,x\n7,8,y\n");
+    let o = run(&[
+        "train",
+        "--data",
+        big.to_str().unwrap(),
+        "--inputs",
+        "a,b",
+        "--task",
+        "y:class",
+        "--out",
+        dir.join("big").to_str().unwrap(),
+    ]);
+    assert_fails(&o, "\"1e39\" is too large: taskgrad computes in f32");
+}

@@ -80,9 +80,15 @@ pub fn prepare_compare(
         .map_err(|e| Error::InvalidConfig(format!("--space: {e}")))?;
     let cfg = train_config(s, None, grad_space);
     cfg.optimizer_config().validate()?;
+    super::run::check_output_paths(
+        &s.out,
+        &["results.csv", "results.txt", "compare.svg", "compare.png"],
+        &[],
+    )?;
     refuse_to_replace(&s.out, "results.csv", s.force)?;
+    let created = !s.out.exists();
     prepare_out_dir(&s.out)?;
-    let lock = OutLock::take(&s.out)?;
+    let lock = OutLock::take(&s.out, created)?;
     Ok(PreparedCompare {
         settings: s.clone(),
         methods: methods.iter().map(|m| m.trim().to_string()).collect(),
@@ -125,10 +131,12 @@ pub fn execute_compare(
             seed,
             ..p.cfg.clone()
         };
+        super::run::check_fits(gpu, &cfg, &seeded.data)?;
         let mut stl = Vec::new();
         for (k, task) in tasks.iter().enumerate() {
             progress(&format!("seed {seed}, single-task {task}"));
-            let r = single_task_baselines(gpu, &seeded.data, &seeded.split, &[k], &cfg)?;
+            let r = single_task_baselines(gpu, &seeded.data, &seeded.split, &[k], &cfg)
+                .map_err(|e| super::run::explain_size(e, &cfg))?;
             stl.extend(r.into_iter().flat_map(|r| r.test));
         }
         baselines.push(stl);
@@ -142,7 +150,8 @@ pub fn execute_compare(
                 crate::mtl::by_name_seeded(method, seed)?,
                 &cfg,
                 &mut |_| {},
-            )?;
+            )
+            .map_err(|e| super::run::explain_size(e, &cfg))?;
             results[mi].push(report.test);
         }
     }

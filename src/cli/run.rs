@@ -75,18 +75,27 @@ pub struct PreparedRun {
 
 /// `<out>/.taskgrad.lock`, made with create-new: a second run into the same
 /// folder is refused while one is under way, and the file goes when this
-/// value is dropped (the run ended, well or not).
-pub(crate) struct OutLock(PathBuf);
+/// value is dropped (the run ended, well or not), with the folder itself if
+/// the run made it and left it empty.
+pub(crate) struct OutLock {
+    path: PathBuf,
+    /// The folder, when this run created it: removed again if the run leaves it empty.
+    created: Option<PathBuf>,
+}
 
 impl OutLock {
-    pub(crate) fn take(out: &Path) -> Result<OutLock> {
+    /// `created`: the folder did not exist before this run.
+    pub(crate) fn take(out: &Path, created: bool) -> Result<OutLock> {
         let path = out.join(".taskgrad.lock");
         match std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&path)
         {
-            Ok(_) => Ok(OutLock(path)),
+            Ok(_) => Ok(OutLock {
+                path,
+                created: created.then(|| out.to_path_buf()),
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 Err(Error::InvalidConfig(format!(
                     "another taskgrad run is writing to {} (if none is, remove {})",
@@ -101,8 +110,18 @@ impl OutLock {
 
 impl Drop for OutLock {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+        let _ = std::fs::remove_file(&self.path);
+        // A run that failed before writing anything leaves no empty folder
+        // (remove_dir refuses a folder that holds anything).
+        if let Some(dir) = &self.created {
+            let _ = std::fs::remove_dir(dir);
+        }
     }
+}
+
+/// Column names as given, without the spaces around them (`--inputs "a, b"`).
+fn trimmed(names: &[String]) -> Vec<String> {
+    names.iter().map(|n| n.trim().to_string()).collect()
 }
 
 /// Task columns and their kinds, in the order given.
@@ -136,9 +155,11 @@ pub fn prepare_run(s: &RunSettings) -> Result<PreparedRun> {
     cfg.optimizer_config().validate()?;
     // An unknown name or a wrong count of fixed weights fails here, before any work.
     crate::mtl::check_for_tasks(&s.weighting, loaded.tasks.len())?;
+    check_output_paths(&s.out, &["model.safetensors", "metrics.csv"], &["plots"])?;
     refuse_to_replace(&s.out, "model.safetensors", s.force)?;
+    let created = !s.out.exists();
     prepare_out_dir(&s.out)?;
-    let lock = OutLock::take(&s.out)?;
+    let lock = OutLock::take(&s.out, created)?;
     Ok(PreparedRun {
         settings: s.clone(),
         out: s.out.clone(),
@@ -152,6 +173,35 @@ pub fn prepare_run(s: &RunSettings) -> Result<PreparedRun> {
         epochs_before: resume.as_ref().map_or(0, |(_, ck)| ck.meta.epochs_trained),
         _lock: lock,
     })
+}
+
+/// What the run will write must be writable as what it is: a file where a
+/// directory stands (or the other way round) would only fail after training.
+pub(crate) fn check_output_paths(out: &Path, files: &[&str], dirs: &[&str]) -> Result<()> {
+    let clash = |p: PathBuf, what: &str| {
+        Err(Error::InvalidConfig(format!(
+            "{} is {what}, where this run writes its {}; move it away or choose another --out",
+            p.display(),
+            if what == "a directory" {
+                "file"
+            } else {
+                "plots folder"
+            }
+        )))
+    };
+    for f in files {
+        let p = out.join(f);
+        if p.is_dir() {
+            return clash(p, "a directory");
+        }
+    }
+    for d in dirs {
+        let p = out.join(d);
+        if p.exists() && !p.is_dir() {
+            return clash(p, "a file");
+        }
+    }
+    Ok(())
 }
 
 /// `--out` already holding `file` is refused unless `force`.
@@ -351,10 +401,7 @@ fn need(what: &str) -> Error {
 
 /// The input columns and tasks: as given, or the resumed model's (which the
 /// given ones, if any, must then match).
-fn columns(
-    s: &RunSettings,
-    resume: Option<&Resumed>,
-) -> Result<(Vec<String>, Tasks)> {
+fn columns(s: &RunSettings, resume: Option<&Resumed>) -> Result<(Vec<String>, Tasks)> {
     let given_tasks =
         || -> Result<Vec<(String, TaskType)>> { s.tasks.iter().map(|t| parse_task(t)).collect() };
     let Some((path, ck)) = resume else {
@@ -364,7 +411,7 @@ fn columns(
         if s.tasks.is_empty() {
             return Err(need("--task"));
         }
-        return Ok((s.inputs.clone(), given_tasks()?));
+        return Ok((trimmed(&s.inputs), given_tasks()?));
     };
     let mismatch = |reason: String| Error::Checkpoint {
         path: path.clone(),
@@ -378,7 +425,7 @@ fn columns(
         .iter()
         .map(|t| (t.name().to_string(), t.task_type()))
         .collect();
-    if !s.inputs.is_empty() && s.inputs != inputs {
+    if !s.inputs.is_empty() && trimmed(&s.inputs) != inputs {
         let reason = format!("the model's inputs are {inputs:?}, not {:?}", s.inputs);
         return Err(mismatch(reason));
     }
@@ -453,6 +500,7 @@ pub fn execute_run(
         _lock,
     } = p;
     let all: Vec<usize> = (0..data.tasks.len()).collect();
+    check_fits(gpu, &cfg, &data)?;
     let report = fit(
         gpu,
         &data,
@@ -461,7 +509,8 @@ pub fn execute_run(
         crate::mtl::by_name_seeded(&weighting, cfg.seed)?,
         &cfg,
         on_epoch,
-    )?;
+    )
+    .map_err(|e| explain_size(e, &cfg))?;
     let baselines = if settings.baselines {
         let fresh = TrainConfig {
             init: None,
@@ -503,6 +552,56 @@ pub fn execute_run(
         schema,
         split: split_sizes,
     })
+}
+
+/// Refuse, before the weights are drawn, a network whose parameters or
+/// widest activation cannot be bound on this adapter: drawing billions of
+/// initial weights on the CPU took minutes before the GPU said no.
+pub(crate) fn check_fits(gpu: &Gpu, cfg: &TrainConfig, data: &crate::data::Dataset) -> Result<()> {
+    let layers = |w: &[usize]| -> u64 { w.windows(2).map(|p| ((p[0] + 1) * p[1]) as u64).sum() };
+    let mut trunk = vec![data.d];
+    trunk.extend(&cfg.trunk);
+    let last = *trunk.last().unwrap_or(&data.d);
+    let mut params = layers(&trunk);
+    for t in &data.tasks {
+        let mut head = vec![last];
+        head.extend(&cfg.tower);
+        head.push(t.outputs());
+        params += layers(&head);
+    }
+    let widest = trunk.iter().chain(&cfg.tower).copied().max().unwrap_or(1) as u64;
+    let bytes = 4 * params.max(widest * cfg.batch_size as u64);
+    gpu.check_binding_size(bytes)
+        .map_err(|e| explain_size(e, cfg))
+}
+
+/// A buffer beyond the adapter's limit, said in the settings that made it.
+pub(crate) fn explain_size(e: Error, cfg: &TrainConfig) -> Error {
+    match e {
+        Error::BufferTooLarge { bytes, limit } => Error::InvalidConfig(format!(
+            "the network (--hidden {}{}) with --batch {} needs a buffer of {bytes} bytes, \
+             and this adapter binds at most {limit}: use narrower layers or a smaller batch",
+            cfg.trunk
+                .iter()
+                .map(|w| w.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+            if cfg.tower.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    ", --tower {}",
+                    cfg.tower
+                        .iter()
+                        .map(|w| w.to_string())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                )
+            },
+            cfg.batch_size
+        )),
+        other => other,
+    }
 }
 
 /// [`prepare_run`] then [`execute_run`].

@@ -144,11 +144,17 @@ impl Table {
             )
         })?;
         if !v.is_finite() {
+            // 1e39 parses (as infinity) but is a finite number too large for f32.
+            let too_large = s.trim().parse::<f64>().is_ok_and(f64::is_finite);
             return Err(data_err(
                 &self.path,
                 self.lines[row],
                 &self.headers[col],
-                format!("{s:?} is not finite"),
+                if too_large {
+                    format!("{s:?} is too large: taskgrad computes in f32, whose largest value is 3.4e38")
+                } else {
+                    format!("{s:?} is not finite")
+                },
             ));
         }
         Ok(Some(v))
