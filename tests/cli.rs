@@ -1224,3 +1224,53 @@ fn errors_found_late_are_found_early_and_messages_name_what_is_at_fault() {
     ]);
     assert_fails(&o, "\"1e39\" is too large: taskgrad computes in f32");
 }
+
+#[test]
+fn a_header_only_column_swap_is_pointed_out() {
+    // Issue 11, item 11: swapping two input names in the header (not the
+    // data) trained and predicted silently on the wrong columns. The model's
+    // standardisation says what each column looked like in training.
+    gpu_or_skip!();
+    let dir = scratch("swap");
+    let out = dir.join("run");
+    let mut args = vec!["train", "--data", PENGUINS, "--out", out.to_str().unwrap()];
+    args.extend(&PENGUIN_ARGS[..PENGUIN_ARGS.len() - 2]);
+    args.extend(["--epochs", "2"]);
+    assert!(run(&args).status.success());
+    let text = std::fs::read_to_string(PENGUINS).unwrap();
+    let (header, rest) = text.split_once('\n').unwrap();
+    let swapped_header = header
+        .replace("bill_length_mm", "TMP")
+        .replace("flipper_length_mm", "bill_length_mm")
+        .replace("TMP", "flipper_length_mm");
+    let swapped = write(&dir, "swapped.csv", &format!("{swapped_header}\n{rest}"));
+    let model = out.join("model.safetensors");
+    let m = model.to_str().unwrap();
+    let o = run(&["eval", "--model", m, "--data", swapped.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    for col in ["\"bill_length_mm\"", "\"flipper_length_mm\""] {
+        assert!(
+            err.contains(&format!("warning: {}: column {col}", swapped.display())),
+            "{err}"
+        );
+    }
+    assert!(err.contains("a renamed or swapped header"), "{err}");
+    // The file it was trained on raises nothing.
+    let o = run(&["eval", "--model", m, "--data", PENGUINS]);
+    assert!(!stderr(&o).contains("warning"), "{}", stderr(&o));
+    // Nor does resuming on it; resuming on the swapped file says so.
+    let o = run(&[
+        "train",
+        "--data",
+        swapped.to_str().unwrap(),
+        "--resume",
+        m,
+        "--epochs",
+        "1",
+        "--out",
+        dir.join("resumed").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("warning: --resume"), "{}", stderr(&o));
+}

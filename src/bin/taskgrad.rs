@@ -137,6 +137,9 @@ fn main() -> ExitCode {
 fn train(matches: &ArgMatches, config: Option<&std::path::Path>) -> Result<()> {
     let settings = RunSettings::with_file(matches, config)?;
     let mut prepared = prepare_run(&settings)?;
+    for w in &prepared.warnings {
+        eprintln!("warning: {w}");
+    }
     let gpu = Gpu::new()?;
     eprintln!("adapter: {}", gpu.report);
     if settings.profile && !gpu.can_profile() {
@@ -332,6 +335,10 @@ fn load(model: &std::path::Path, data: &std::path::Path) -> Result<(Gpu, Model, 
     let table = Table::from_csv(data)?;
     ck.meta.check_consistent(model)?;
     ck.meta.check_inputs(&table, model)?;
+    let all: Vec<usize> = (0..table.rows.len()).collect();
+    for w in ck.meta.schema.drift(&table, &all) {
+        eprintln!("warning: {}: {w}", data.display());
+    }
     let gpu = Gpu::new()?;
     let m = Model::from_checkpoint(&gpu, &ck, model)?;
     Ok((gpu, m, table))

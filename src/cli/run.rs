@@ -68,6 +68,9 @@ pub struct PreparedRun {
     pub dropped_rows: usize,
     /// The split, as the model will record it for `eval`.
     pub split_record: SplitRecord,
+    /// What looks wrong but does not stop the run (a resumed model's input
+    /// column that does not look like its training data).
+    pub warnings: Vec<String>,
     epochs_before: usize,
     /// Held while the run writes its folder; removed when the run ends.
     _lock: OutLock,
@@ -145,6 +148,15 @@ pub fn prepare_run(s: &RunSettings) -> Result<PreparedRun> {
     };
     let loaded = load_data(s, resume.as_ref())?;
     let seeded = for_seed(&loaded, s, s.seed, resume.as_ref())?;
+    let warnings = match &resume {
+        Some((p, _)) => seeded
+            .schema
+            .drift(&loaded.table, &loaded.kept)
+            .into_iter()
+            .map(|w| format!("--resume {}: {w}", p.display()))
+            .collect(),
+        None => Vec::new(),
+    };
     let grad_space = s
         .space
         .as_deref()
@@ -170,6 +182,7 @@ pub fn prepare_run(s: &RunSettings) -> Result<PreparedRun> {
         weighting: s.weighting.clone(),
         dropped_rows: loaded.dropped_rows,
         split_record: seeded.split_record,
+        warnings,
         epochs_before: resume.as_ref().map_or(0, |(_, ck)| ck.meta.epochs_trained),
         _lock: lock,
     })
@@ -498,6 +511,7 @@ pub fn execute_run(
         split_record,
         epochs_before,
         _lock,
+        ..
     } = p;
     let all: Vec<usize> = (0..data.tasks.len()).collect();
     check_fits(gpu, &cfg, &data)?;

@@ -275,6 +275,44 @@ pub fn usable_rows(
 }
 
 impl Schema {
+    /// Numeric input columns of `table` (over `rows`) that do not look like
+    /// the data the encoding was fitted on: a mean more than 3 training
+    /// standard deviations away, or a spread 4× larger or smaller. A column
+    /// renamed in the header only (two inputs swapped, say) trains or
+    /// predicts silently on the wrong values; this is how it shows. One line
+    /// per column; none with fewer than 10 values.
+    pub fn drift(&self, table: &Table, rows: &[usize]) -> Vec<String> {
+        let mut out = Vec::new();
+        for input in &self.inputs {
+            let InputColumn::Numeric { name, mean, std } = input else {
+                continue;
+            };
+            let Ok(col) = table.column(name) else {
+                continue;
+            };
+            let values: Vec<f64> = rows
+                .iter()
+                .filter_map(|&r| table.number(r, col).ok().flatten())
+                .map(|v| v as f64)
+                .collect();
+            if values.len() < 10 || *std <= 0.0 {
+                continue;
+            }
+            let n = values.len() as f64;
+            let m = values.iter().sum::<f64>() / n;
+            let sd = (values.iter().map(|v| (v - m).powi(2)).sum::<f64>() / n).sqrt();
+            let (mean, std) = (*mean as f64, *std as f64);
+            if (m - mean).abs() > 3.0 * std || sd > 4.0 * std || sd < std / 4.0 {
+                out.push(format!(
+                    "column {name:?} has mean {m:.4} and spread {sd:.4} here, \
+                     where the model was trained on mean {mean:.4} and spread {std:.4}: \
+                     is it the same column (a renamed or swapped header)?"
+                ));
+            }
+        }
+        out
+    }
+
     /// Fit the encoding on the `train` rows of `table`.
     pub fn fit(
         table: &Table,
