@@ -1274,3 +1274,63 @@ fn a_header_only_column_swap_is_pointed_out() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("warning: --resume"), "{}", stderr(&o));
 }
+
+#[test]
+fn plots_say_what_they_show() {
+    // Issue 11: no y-axis labels, a legend over the curves, 0-1 accuracy axes,
+    // epoch ticks reading "5.0", a low-contrast green, no best epoch, no STL.
+    gpu_or_skip!();
+    let dir = scratch("plots");
+    let out = dir.join("run");
+    let mut args = vec!["train", "--data", PENGUINS, "--out", out.to_str().unwrap()];
+    args.extend(&PENGUIN_ARGS[..PENGUIN_ARGS.len() - 2]);
+    args.extend(["--epochs", "4", "--baselines"]);
+    let o = run(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let svg = |task: &str| std::fs::read_to_string(out.join(format!("plots/{task}.svg"))).unwrap();
+    let texts = |svg: &str| -> Vec<String> {
+        svg.split("<text")
+            .skip(1)
+            .map(|t| {
+                t.split_once('>')
+                    .unwrap()
+                    .1
+                    .split("</text>")
+                    .next()
+                    .unwrap()
+                    .trim()
+                    .to_string()
+            })
+            .collect()
+    };
+    let species = texts(&svg("species"));
+    for want in [
+        "train",
+        "validation",
+        "single-task validation",
+        "best epoch (weights kept)",
+        "cross-entropy (nats)",
+        "accuracy",
+        "epoch",
+        "1",
+        "2",
+        "3",
+        "4",
+    ] {
+        assert!(
+            species.iter().any(|t| t == want),
+            "{want:?} not in {species:?}"
+        );
+    }
+    assert!(
+        !species.iter().any(|t| t == "5.0" || t == "1.0e0"),
+        "{species:?}"
+    );
+    let mass = texts(&svg("body_mass_g"));
+    for want in ["MSE (standardised target)", "RMSE (original units)"] {
+        assert!(mass.iter().any(|t| t == want), "{want:?} not in {mass:?}");
+    }
+    // The Okabe-Ito blue and orange, not plotters' pure green.
+    let s = svg("species");
+    assert!(s.contains("#0072B2") && s.contains("#E69F00") && !s.contains("#00FF00"));
+}

@@ -117,100 +117,217 @@ fn write_metrics_to(path: &Path, tasks: &[TaskSpec], history: &[EpochLog]) -> Re
     w.flush().map_err(io(path))
 }
 
-/// One task's chart: loss curves on the left, the metric on the right.
-/// (Longer than most functions here: plotters' builder calls for two panes
-/// read best in one place, top to bottom.)
+/// The Okabe-Ito palette: told apart with every common colour-vision deficiency.
+const BLUE_OI: RGBColor = RGBColor(0, 114, 178);
+const ORANGE_OI: RGBColor = RGBColor(230, 159, 0);
+const GREEN_OI: RGBColor = RGBColor(0, 158, 115);
+const GREY: RGBColor = RGBColor(110, 110, 110);
+
+/// What one task's chart draws: this run's curves, the best epoch (the
+/// weights kept), and the single-task baseline's curves when one ran.
+pub struct TaskCurves<'a> {
+    pub task: &'a TaskSpec,
+    /// The task's index in `history`'s per-task vectors.
+    pub k: usize,
+    pub history: &'a [EpochLog],
+    /// The epoch whose weights were kept (0-based).
+    pub best_epoch: Option<usize>,
+    /// The baseline's history (one task: index 0).
+    pub stl: Option<&'a [EpochLog]>,
+}
+
+/// (epoch counted from 1, value) of each epoch that has one.
+fn series(history: &[EpochLog], f: impl Fn(&EpochLog) -> Option<f64>) -> Vec<(f64, f64)> {
+    history
+        .iter()
+        .filter_map(|h| {
+            f(h).filter(|v| v.is_finite())
+                .map(|v| (h.epoch as f64 + 1.0, v))
+        })
+        .collect()
+}
+
+/// An axis range that fits the values with 5% to spare (`floor`/`ceil` bound it).
+fn fit_range(values: impl Iterator<Item = f64>, floor: f64, ceil: f64) -> std::ops::Range<f64> {
+    let (lo, hi) = values.fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
+    if lo > hi {
+        return floor.max(0.0)..ceil.min(1.0);
+    }
+    let pad = ((hi - lo) * 0.05).max(hi.abs() * 1e-3).max(1e-9);
+    (lo - pad).max(floor)..(hi + pad).min(ceil)
+}
+
+/// One pane: lines (label, points, colour, dashed) over epochs 1..=n,
+/// integer epoch ticks, the y axis named, the best epoch marked.
+#[allow(clippy::too_many_arguments)]
+fn pane<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    title: &str,
+    y_desc: &str,
+    lines: &[(&[(f64, f64)], RGBColor, bool)],
+    y: std::ops::Range<f64>,
+    epochs: usize,
+    best: Option<usize>,
+) -> std::result::Result<(), String> {
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, ("sans-serif", 18))
+        .margin(10)
+        .x_label_area_size(34)
+        .y_label_area_size(62)
+        .build_cartesian_2d(0.5..epochs as f64 + 0.5, y.clone())
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("epoch")
+        .y_desc(y_desc)
+        .x_labels(epochs.min(10))
+        .x_label_formatter(&|x| {
+            if (x - x.round()).abs() < 1e-6 {
+                format!("{}", x.round() as i64)
+            } else {
+                String::new()
+            }
+        })
+        .label_style(("sans-serif", 13))
+        .draw()
+        .map_err(err)?;
+    if let Some(b) = best {
+        let x = b as f64 + 1.0;
+        chart
+            .draw_series(DashedLineSeries::new(
+                [(x, y.start), (x, y.end)],
+                4,
+                4,
+                GREY.stroke_width(1),
+            ))
+            .map_err(err)?;
+    }
+    for &(points, colour, dashed) in lines {
+        if dashed {
+            chart
+                .draw_series(DashedLineSeries::new(
+                    points.iter().copied(),
+                    6,
+                    4,
+                    colour.stroke_width(2),
+                ))
+                .map_err(err)?;
+        } else {
+            chart
+                .draw_series(LineSeries::new(
+                    points.iter().copied(),
+                    colour.stroke_width(2),
+                ))
+                .map_err(err)?;
+        }
+    }
+    Ok(())
+}
+
+/// One task's chart: a legend strip on top (outside the curves), loss curves
+/// on the left, the validation metric on the right.
 fn plot_task<DB: DrawingBackend>(
     root: DrawingArea<DB, plotters::coord::Shift>,
-    task: &TaskSpec,
-    k: usize,
-    history: &[EpochLog],
+    c: &TaskCurves,
 ) -> std::result::Result<(), String> {
     let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     root.fill(&WHITE).map_err(err)?;
-    let (left, right) = root.split_horizontally(root.dim_in_pixel().0 / 2);
-    let epochs = history.len().max(2) as f64;
-    let train: Vec<(f64, f64)> = history
-        .iter()
-        .map(|h| (h.epoch as f64, h.train_loss[k]))
-        .collect();
-    let val: Vec<(f64, f64)> = history
-        .iter()
-        .filter_map(|h| h.val.get(k).map(|m| (h.epoch as f64, m.loss())))
-        .collect();
-    let loss_max = train
-        .iter()
-        .chain(&val)
-        .map(|p| p.1)
-        .filter(|v| v.is_finite())
-        .fold(1e-9, f64::max)
-        * 1.05;
-    let mut chart = ChartBuilder::on(&left)
-        .caption(format!("{}: loss", task.name), ("sans-serif", 20))
-        .margin(12)
-        .x_label_area_size(32)
-        .y_label_area_size(48)
-        .build_cartesian_2d(0.0..epochs, 0.0..loss_max)
-        .map_err(err)?;
-    chart
-        .configure_mesh()
-        .x_desc("epoch")
-        .label_style(("sans-serif", 13))
-        .draw()
-        .map_err(err)?;
-    chart
-        .draw_series(LineSeries::new(train, &BLUE))
-        .map_err(err)?
-        .label("train")
-        .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], BLUE));
-    chart
-        .draw_series(LineSeries::new(val, &RED))
-        .map_err(err)?
-        .label("validation")
-        .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], RED));
-    chart
-        .configure_series_labels()
-        .border_style(BLACK)
-        .background_style(WHITE.mix(0.8))
-        .label_font(("sans-serif", 13))
-        .draw()
-        .map_err(err)?;
+    let (legend, body) = root.split_vertically(30);
+    let (left, right) = body.split_horizontally(body.dim_in_pixel().0 / 2);
+    let (k, history) = (c.k, c.history);
+    let epochs = history.len().max(1);
+    let train = series(history, |h| h.train_loss.get(k).copied());
+    let val = series(history, |h| h.val.get(k).map(|m| m.loss()));
+    let metric_of = |h: &EpochLog, i: usize| h.val.get(i).map(|m| metric(m).1);
+    let points = series(history, |h| metric_of(h, k));
+    let stl_val = c
+        .stl
+        .map(|s| series(s, |h| h.val.first().map(|m| m.loss())));
+    let stl_metric = c.stl.map(|s| series(s, |h| metric_of(h, 0)));
 
-    let name = if task.is_classification() {
-        "validation accuracy"
+    // The legend: what each line and mark is.
+    let mut items: Vec<(&str, RGBColor, bool)> =
+        vec![("train", BLUE_OI, false), ("validation", ORANGE_OI, false)];
+    if c.stl.is_some() {
+        items.push(("single-task validation", GREEN_OI, true));
+    }
+    if c.best_epoch.is_some() {
+        items.push(("best epoch (weights kept)", GREY, true));
+    }
+    let mut x = 60;
+    for (label, colour, dashed) in items {
+        let y = 15;
+        let style = colour.stroke_width(2);
+        if dashed {
+            legend
+                .draw(&PathElement::new([(x, y), (x + 8, y)], style))
+                .map_err(err)?;
+            legend
+                .draw(&PathElement::new([(x + 14, y), (x + 22, y)], style))
+                .map_err(err)?;
+        } else {
+            legend
+                .draw(&PathElement::new([(x, y), (x + 22, y)], style))
+                .map_err(err)?;
+        }
+        legend
+            .draw(&Text::new(label, (x + 28, y - 8), ("sans-serif", 14)))
+            .map_err(err)?;
+        x += 40 + 8 * label.chars().count() as i32;
+    }
+
+    let (loss_desc, metric_title, metric_desc) = if c.task.is_classification() {
+        ("cross-entropy (nats)", "validation accuracy", "accuracy")
     } else {
-        "validation RMSE"
+        (
+            "MSE (standardised target)",
+            "validation RMSE",
+            "RMSE (original units)",
+        )
     };
-    let points: Vec<(f64, f64)> = history
-        .iter()
-        .filter_map(|h| h.val.get(k).map(|m| (h.epoch as f64, metric(m).1)))
-        .collect();
-    let top = if task.is_classification() {
+    let mut loss_lines: Vec<(&[(f64, f64)], RGBColor, bool)> =
+        vec![(&train, BLUE_OI, false), (&val, ORANGE_OI, false)];
+    if let Some(s) = &stl_val {
+        loss_lines.push((s, GREEN_OI, true));
+    }
+    let loss_y = fit_range(
+        loss_lines.iter().flat_map(|l| l.0.iter().map(|p| p.1)),
+        0.0,
+        f64::MAX,
+    );
+    pane(
+        &left,
+        &format!("{}: loss", c.task.name),
+        loss_desc,
+        &loss_lines,
+        loss_y,
+        epochs,
+        c.best_epoch,
+    )?;
+    let mut metric_lines: Vec<(&[(f64, f64)], RGBColor, bool)> = vec![(&points, ORANGE_OI, false)];
+    if let Some(s) = &stl_metric {
+        metric_lines.push((s, GREEN_OI, true));
+    }
+    let ceil = if c.task.is_classification() {
         1.0
     } else {
-        points
-            .iter()
-            .map(|p| p.1)
-            .filter(|v| v.is_finite())
-            .fold(1e-9, f64::max)
-            * 1.05
+        f64::MAX
     };
-    let mut chart = ChartBuilder::on(&right)
-        .caption(format!("{}: {name}", task.name), ("sans-serif", 20))
-        .margin(12)
-        .x_label_area_size(32)
-        .y_label_area_size(48)
-        .build_cartesian_2d(0.0..epochs, 0.0..top)
-        .map_err(err)?;
-    chart
-        .configure_mesh()
-        .x_desc("epoch")
-        .label_style(("sans-serif", 13))
-        .draw()
-        .map_err(err)?;
-    chart
-        .draw_series(LineSeries::new(points, &GREEN))
-        .map_err(err)?;
+    let metric_y = fit_range(
+        metric_lines.iter().flat_map(|l| l.0.iter().map(|p| p.1)),
+        0.0,
+        ceil,
+    );
+    pane(
+        &right,
+        &format!("{}: {metric_title}", c.task.name),
+        metric_desc,
+        &metric_lines,
+        metric_y,
+        epochs,
+        c.best_epoch,
+    )?;
     root.present().map_err(err)
 }
 
@@ -219,6 +336,8 @@ pub fn write_plots(
     dir: &Path,
     tasks: &[TaskSpec],
     history: &[EpochLog],
+    best_epoch: Option<usize>,
+    baselines: &[&[EpochLog]],
 ) -> Result<Vec<std::path::PathBuf>> {
     register_font();
     std::fs::create_dir_all(dir).map_err(io(dir))?;
@@ -249,13 +368,20 @@ pub fn write_plots(
             path: p.to_path_buf(),
             source: std::io::Error::other(m),
         };
+        let curves = TaskCurves {
+            task,
+            k,
+            history,
+            best_epoch,
+            stl: baselines.get(k).copied(),
+        };
         write_atomically(&svg, |tmp| {
-            let area = SVGBackend::new(tmp, (960, 400)).into_drawing_area();
-            plot_task(area, task, k, history).map_err(|m| plot_err(&svg, m))
+            let area = SVGBackend::new(tmp, (1000, 430)).into_drawing_area();
+            plot_task(area, &curves).map_err(|m| plot_err(&svg, m))
         })?;
         write_atomically(&png, |tmp| {
-            let area = BitMapBackend::new(tmp, (960, 400)).into_drawing_area();
-            plot_task(area, task, k, history).map_err(|m| plot_err(&png, m))
+            let area = BitMapBackend::new(tmp, (1000, 430)).into_drawing_area();
+            plot_task(area, &curves).map_err(|m| plot_err(&png, m))
         })?;
         files.extend([svg, png]);
     }

@@ -552,10 +552,13 @@ pub fn execute_run(
     let metrics_path = out.join("metrics.csv");
     crate::cli::report::write_metrics_csv(&metrics_path, &report.tasks, &report.history)?;
     let mut files = vec![model_path, metrics_path];
+    let stl: Vec<&[EpochLog]> = baselines.iter().map(|b| b.history.as_slice()).collect();
     files.extend(crate::cli::report::write_plots(
         &out.join("plots"),
         &report.tasks,
         &report.history,
+        Some(report.best_epoch),
+        &stl,
     )?);
     let split_sizes = (split.train.len(), split.val.len(), split.test.len());
     Ok(RunOutcome {
