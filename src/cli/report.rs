@@ -136,6 +136,9 @@ pub struct TaskCurves<'a> {
     pub stl: Option<&'a [EpochLog]>,
 }
 
+/// A curve to draw: its points, colour, and whether it is dashed.
+type Line<'a> = (&'a [(f64, f64)], RGBColor, bool);
+
 /// (epoch counted from 1, value) of each epoch that has one.
 fn series(history: &[EpochLog], f: impl Fn(&EpochLog) -> Option<f64>) -> Vec<(f64, f64)> {
     history
@@ -164,7 +167,7 @@ fn pane<DB: DrawingBackend>(
     area: &DrawingArea<DB, plotters::coord::Shift>,
     title: &str,
     y_desc: &str,
-    lines: &[(&[(f64, f64)], RGBColor, bool)],
+    lines: &[Line],
     y: std::ops::Range<f64>,
     epochs: usize,
     best: Option<usize>,
@@ -286,8 +289,7 @@ fn plot_task<DB: DrawingBackend>(
             "RMSE (original units)",
         )
     };
-    let mut loss_lines: Vec<(&[(f64, f64)], RGBColor, bool)> =
-        vec![(&train, BLUE_OI, false), (&val, ORANGE_OI, false)];
+    let mut loss_lines: Vec<Line> = vec![(&train, BLUE_OI, false), (&val, ORANGE_OI, false)];
     if let Some(s) = &stl_val {
         loss_lines.push((s, GREEN_OI, true));
     }
@@ -305,7 +307,7 @@ fn plot_task<DB: DrawingBackend>(
         epochs,
         c.best_epoch,
     )?;
-    let mut metric_lines: Vec<(&[(f64, f64)], RGBColor, bool)> = vec![(&points, ORANGE_OI, false)];
+    let mut metric_lines: Vec<Line> = vec![(&points, ORANGE_OI, false)];
     if let Some(s) = &stl_metric {
         metric_lines.push((s, GREEN_OI, true));
     }
