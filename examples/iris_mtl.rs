@@ -82,7 +82,7 @@ fn delta_m_for_seed(
     args: &Args,
     grad_space: Option<GradSpace>,
 ) -> taskgrad::Result<f64> {
-    let split = Split::new(table.rows.len(), 0.2, 0.2, seed)?;
+    let split = Split::new(table.n_rows(), 0.2, 0.2, seed)?;
     let data = Dataset::from_table(table, &INPUTS, &TASKS, &split.train)?;
     let cfg = TrainConfig {
         epochs: args.epochs,
@@ -116,7 +116,7 @@ fn run(args: Args) -> taskgrad::Result<()> {
 
     // Data: 150 rows; 60% train, 20% validation (early stopping), 20% test.
     let table = Table::from_csv(concat!(env!("CARGO_MANIFEST_DIR"), "/data/iris.csv"))?;
-    let split = Split::new(table.rows.len(), 0.2, 0.2, args.seed)?;
+    let split = Split::new(table.n_rows(), 0.2, 0.2, args.seed)?;
     let tasks = TASKS;
     let data = Dataset::from_table(&table, &INPUTS, &tasks, &split.train)?;
     let grad_space = args.space.as_deref().map(GradSpace::parse).transpose()?;

@@ -78,7 +78,7 @@ fn run(args: Args) -> taskgrad::Result<()> {
     // Δm% and ms/step; and dispatches per step.
     let mut rows: Vec<(String, Vec<[f64; 5]>, usize)> = Vec::new();
     for (si, &seed) in seeds.iter().enumerate() {
-        let split = Split::new(table.rows.len(), 0.2, 0.2, seed)?;
+        let split = Split::new(table.n_rows(), 0.2, 0.2, seed)?;
         let data = Dataset::from_table(
             &table,
             &["sepal_length", "sepal_width"],

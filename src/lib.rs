@@ -28,7 +28,7 @@
 //! fn main() -> taskgrad::Result<()> {
 //!     let gpu = taskgrad::Gpu::new()?;
 //!     let table = Table::from_csv("data/iris.csv")?;
-//!     let split = Split::new(table.rows.len(), 0.2, 0.2, 0)?;
+//!     let split = Split::new(table.n_rows(), 0.2, 0.2, 0)?;
 //!     let tasks = [("species", TaskType::Class), ("petal_length", TaskType::Reg)];
 //!     let data = Dataset::from_table(&table, &["sepal_length", "sepal_width"], &tasks, &split.train)?;
 //!     let method = taskgrad::mtl::by_name("uncertainty")?;

@@ -33,7 +33,7 @@ fn predictions_come_back_in_original_units() {
 
     let table = Table::from_csv(data).unwrap();
     let preds = model.predict(gpu, &table).unwrap();
-    assert_eq!(preds.rows.len(), table.rows.len(), "every row is predicted");
+    assert_eq!(preds.rows.len(), table.n_rows(), "every row is predicted");
     assert_eq!(
         preds.imputed, 2,
         "the two rows without measurements are imputed"

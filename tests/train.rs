@@ -450,3 +450,40 @@ fn optimizer_settings_are_checked_before_training() {
         );
     }
 }
+
+#[test]
+fn every_step_reports_its_progress() {
+    // Progress moved once per epoch: nothing for a minute during a 1M-row
+    // epoch. The step hook sees each step, with the run's planned total.
+    use std::sync::{Arc, Mutex};
+    use taskgrad::train::{StepHook, StepProgress};
+    let gpu = gpu_or_skip!();
+    let (data, split) = common::iris(0);
+    let seen: Arc<Mutex<Vec<StepProgress>>> = Arc::default();
+    let sink = seen.clone();
+    let cfg = TrainConfig {
+        epochs: 3,
+        batch_size: 16,
+        patience: None,
+        on_step: Some(StepHook::new(move |p| sink.lock().unwrap().push(p))),
+        ..Default::default()
+    };
+    let report = fit(
+        gpu,
+        &data,
+        &split,
+        &[0, 1, 2],
+        mtl::by_name("equal").unwrap(),
+        &cfg,
+        &mut |_| {},
+    )
+    .unwrap();
+    let seen = seen.lock().unwrap();
+    let per_epoch = split.train.len().div_ceil(16) as u64;
+    assert_eq!(seen.len() as u64, report.steps);
+    assert_eq!(report.steps, 3 * per_epoch);
+    for (i, p) in seen.iter().enumerate() {
+        assert_eq!((p.done, p.total), (i as u64 + 1, 3 * per_epoch));
+        assert!(p.rows >= 1 && p.rows <= 16);
+    }
+}

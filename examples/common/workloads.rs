@@ -137,7 +137,7 @@ fn build(
 /// ReLU-backward and bias-gradient dispatches) or half precision, for comparison.
 pub fn w_iris(gpu: &Gpu, weighting: &str, opts: StepOptions) -> Result<Workload> {
     let table = Table::from_csv(concat!(env!("CARGO_MANIFEST_DIR"), "/data/iris.csv"))?;
-    let split = Split::new(table.rows.len(), 0.0, 0.2, 0)?;
+    let split = Split::new(table.n_rows(), 0.0, 0.2, 0)?;
     let tasks = [
         ("species", TaskType::Class),
         ("petal_length", TaskType::Reg),
@@ -193,12 +193,12 @@ pub fn synth_table(rows: usize) -> Table {
             row
         })
         .collect();
-    Table {
-        path: "W-synth".into(),
+    Table::from_rows(
+        "W-synth",
         headers,
-        lines: (2..rows as u64 + 2).collect(),
-        rows: table_rows,
-    }
+        table_rows,
+        (2..rows as u64 + 2).collect(),
+    )
 }
 
 /// W-synth with `weighting` (batches of 1024 rows, cycled).
@@ -212,7 +212,7 @@ pub fn w_synth(gpu: &Gpu, weighting: &str, opts: StepOptions) -> Result<Workload
         ("c1", TaskType::Class),
         ("c2", TaskType::Class),
     ];
-    let all: Vec<usize> = (0..table.rows.len()).collect();
+    let all: Vec<usize> = (0..table.n_rows()).collect();
     let data = Dataset::from_table(&table, &inputs, &tasks, &all)?;
     let batches: Vec<Vec<usize>> = all.chunks(1024).map(|c| c.to_vec()).collect();
     build(

@@ -13,11 +13,12 @@ use std::process::ExitCode;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use taskgrad::cli::compare::{execute_compare, prepare_compare};
-use taskgrad::cli::run::{execute_run, prepare_run, results_table, RunSettings};
+use taskgrad::cli::run::{execute_run, prepare_run_with_progress, results_table, RunSettings};
 use taskgrad::data::encode::usable_rows;
 use taskgrad::data::{Split, Table};
 use taskgrad::model::checkpoint;
 use taskgrad::model::{Model, Predictions, TaskPrediction};
+use taskgrad::train::{StepHook, StepProgress};
 use taskgrad::{Error, Gpu, Result, TaskMetrics};
 
 #[derive(Parser)]
@@ -136,7 +137,7 @@ fn main() -> ExitCode {
 
 fn train(matches: &ArgMatches, config: Option<&std::path::Path>) -> Result<()> {
     let settings = RunSettings::with_file(matches, config)?;
-    let mut prepared = prepare_run(&settings)?;
+    let mut prepared = read_with_progress(&settings)?;
     for w in &prepared.warnings {
         eprintln!("warning: {w}");
     }
@@ -151,14 +152,30 @@ fn train(matches: &ArgMatches, config: Option<&std::path::Path>) -> Result<()> {
     }
     let names: Vec<String> = prepared.data.tasks.iter().map(|t| t.name.clone()).collect();
     let epochs = prepared.cfg.epochs;
-    let bar = ProgressBar::new(epochs as u64);
+    // Steps, rows per second and the time left, moving every step; the
+    // epoch's losses as the message.
+    let bar = ProgressBar::new(0);
     bar.set_style(
-        ProgressStyle::with_template("{bar:30} epoch {pos}/{len} {msg}")
+        ProgressStyle::with_template("{bar:30} {pos}/{len} steps ({prefix}, {eta} left) {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
+    let (hook_bar, started) = (bar.clone(), std::time::Instant::now());
+    let rows_done = std::sync::atomic::AtomicU64::new(0);
+    prepared.cfg.on_step = Some(StepHook::new(move |p: StepProgress| {
+        let rows = rows_done.fetch_add(p.rows as u64, std::sync::atomic::Ordering::Relaxed)
+            + p.rows as u64;
+        hook_bar.set_length(p.total);
+        hook_bar.set_position(p.done);
+        let secs = started.elapsed().as_secs_f64().max(1e-3);
+        hook_bar.set_prefix(format!("{:.0} rows/s", rows as f64 / secs));
+    }));
     let outcome = execute_run(&gpu, prepared, &mut |log| {
         let losses: Vec<String> = log.train_loss.iter().map(|l| format!("{l:.4}")).collect();
-        bar.set_message(format!("train loss [{}]", losses.join(", ")));
+        bar.set_message(format!(
+            "epoch {}/{epochs} train loss [{}]",
+            log.epoch + 1,
+            losses.join(", ")
+        ));
         // Not on a terminal the bar is hidden: one plain line per epoch instead.
         if bar.is_hidden() {
             eprintln!(
@@ -175,7 +192,6 @@ fn train(matches: &ArgMatches, config: Option<&std::path::Path>) -> Result<()> {
                 false => bar.println(line),
             }
         }
-        bar.inc(1);
     });
     bar.finish_and_clear();
     let outcome = outcome?;
@@ -214,6 +230,34 @@ fn train(matches: &ArgMatches, config: Option<&std::path::Path>) -> Result<()> {
         println!("  {}", f.display());
     }
     Ok(())
+}
+
+/// Read and check the run's data, with a byte progress bar while a large CSV
+/// loads (a line when it is done, off a terminal).
+fn read_with_progress(settings: &RunSettings) -> Result<taskgrad::cli::run::PreparedRun> {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} reading {bytes}/{total_bytes} ({eta} left)")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let started = std::time::Instant::now();
+    let mut size = 0;
+    let prepared = prepare_run_with_progress(settings, &mut |at, total| {
+        size = total;
+        bar.set_length(total);
+        bar.set_position(at);
+    });
+    bar.finish_and_clear();
+    let prepared = prepared?;
+    if size > 8 << 20 {
+        eprintln!(
+            "read {} MB, {} rows, in {:.1} s",
+            size >> 20,
+            prepared.data.n,
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(prepared)
 }
 
 fn compare(matches: &ArgMatches, args: &CompareArgs) -> Result<()> {
@@ -335,7 +379,7 @@ fn load(model: &std::path::Path, data: &std::path::Path) -> Result<(Gpu, Model, 
     let table = Table::from_csv(data)?;
     ck.meta.check_consistent(model)?;
     ck.meta.check_inputs(&table, model)?;
-    let all: Vec<usize> = (0..table.rows.len()).collect();
+    let all: Vec<usize> = (0..table.n_rows()).collect();
     for w in ck.meta.schema.drift(&table, &all) {
         eprintln!("warning: {}: {w}", data.display());
     }
@@ -410,33 +454,20 @@ fn predict(
     }
     let (gpu, m, table) = load(model, data)?;
     let preds = m.predict(&gpu, &table)?;
-    let (header, lines) = prediction_table(&table, &preds, probabilities);
-    let mut buf = Vec::new();
-    {
-        let err = |e: csv::Error| Error::InvalidConfig(format!("writing CSV: {e}"));
-        let mut w = csv::Writer::from_writer(&mut buf);
-        w.write_record(&header).map_err(err)?;
-        for l in &lines {
-            w.write_record(l).map_err(err)?;
-        }
-        w.flush()
-            .map_err(|e| Error::InvalidConfig(format!("writing CSV: {e}")))?;
-    }
+    // Rows are written as they are formed, straight to the file (through a
+    // temporary one, renamed at the end) or to standard output.
     match output {
         Some(path) => {
             checkpoint::write_atomically(path, |tmp| {
-                std::fs::write(tmp, &buf).map_err(|e| Error::Io {
+                let file = std::fs::File::create(tmp).map_err(|e| Error::Io {
                     path: tmp.to_path_buf(),
                     source: e,
-                })
+                })?;
+                write_predictions(std::io::BufWriter::new(file), &table, &preds, probabilities)
             })?;
-            eprintln!(
-                "wrote {} predictions to {}",
-                table.rows.len(),
-                path.display()
-            );
+            eprintln!("wrote {} predictions to {}", table.n_rows(), path.display());
         }
-        None => print!("{}", String::from_utf8_lossy(&buf)),
+        None => write_predictions(std::io::stdout().lock(), &table, &preds, probabilities)?,
     }
     if preds.imputed > 0 {
         let imputed = preds.imputed;
@@ -461,14 +492,17 @@ fn refuse_to_overwrite_inputs(out: &std::path::Path, inputs: &[&std::path::Path]
     Ok(())
 }
 
-/// The header and one row per input row (its CSV line number first; every row
-/// is predicted): per task the label or value, then with `probabilities` one
-/// column per class.
-fn prediction_table(
+/// The header and one row per input row, written as each is formed: its CSV
+/// line number first; per task the label or value, then with `probabilities`
+/// one column per class (empty cells for a row that could not be predicted).
+fn write_predictions(
+    out: impl std::io::Write,
     table: &Table,
     preds: &Predictions,
     probabilities: bool,
-) -> (Vec<String>, Vec<Vec<String>>) {
+) -> Result<()> {
+    let err = |e: csv::Error| Error::InvalidConfig(format!("writing CSV: {e}"));
+    let mut w = csv::Writer::from_writer(out);
     let mut header = vec!["line".to_string()];
     for t in &preds.tasks {
         header.push(t.name().to_string());
@@ -476,35 +510,40 @@ fn prediction_table(
             header.extend(classes.iter().map(|c| format!("p({}={c})", t.name())));
         }
     }
-    let mut lines: Vec<Vec<String>> = (0..table.rows.len())
-        .map(|r| {
-            let mut v = vec![table.lines[r].to_string()];
-            v.resize(header.len(), String::new());
-            v
-        })
-        .collect();
-    for (i, &r) in preds.rows.iter().enumerate() {
-        let mut cells = Vec::new();
-        for t in &preds.tasks {
-            match t {
-                TaskPrediction::Class {
-                    labels,
-                    probabilities: p,
-                    ..
-                } => {
-                    cells.push(labels[i].clone());
-                    if probabilities {
-                        cells.extend(p[i].iter().map(|v| format!("{v:.6}")));
+    w.write_record(&header).map_err(err)?;
+    // preds.rows is ascending: walk it beside the table's rows.
+    let mut next = preds.rows.iter().enumerate().peekable();
+    let mut cells: Vec<String> = Vec::with_capacity(header.len());
+    for r in 0..table.n_rows() {
+        cells.clear();
+        cells.push(table.lines[r].to_string());
+        match next.peek() {
+            Some(&(i, &row)) if row == r => {
+                next.next();
+                for t in &preds.tasks {
+                    match t {
+                        TaskPrediction::Class {
+                            labels,
+                            probabilities: p,
+                            ..
+                        } => {
+                            cells.push(labels[i].clone());
+                            if probabilities {
+                                cells.extend(p[i].iter().map(|v| format!("{v:.6}")));
+                            }
+                        }
+                        TaskPrediction::Value { values, .. } => {
+                            cells.push(format!("{}", values[i]))
+                        }
                     }
                 }
-                TaskPrediction::Value { values, .. } => cells.push(format!("{}", values[i])),
             }
+            _ => cells.resize(header.len(), String::new()),
         }
-        for (c, cell) in cells.into_iter().enumerate() {
-            lines[r][1 + c] = cell;
-        }
+        w.write_record(&cells).map_err(err)?;
     }
-    (header, lines)
+    w.flush()
+        .map_err(|e| Error::InvalidConfig(format!("writing CSV: {e}")))
 }
 
 fn info() -> Result<()> {

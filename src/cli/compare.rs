@@ -67,7 +67,7 @@ pub fn prepare_compare(
             return Err(Error::InvalidConfig(format!("--methods lists {m:?} twice")));
         }
     }
-    let loaded = load_data(s, None)?;
+    let loaded = load_data(s, None, &mut |_, _| {})?;
     for m in methods {
         crate::mtl::check_for_tasks(m, loaded.tasks.len())
             .map_err(|e| Error::InvalidConfig(format!("--methods {m}: {e}")))?;

@@ -136,6 +136,14 @@ pub(crate) type Resumed = (PathBuf, checkpoint::Checkpoint);
 /// Read and check everything `s` names (data, columns, output folder, resumed
 /// model) without touching the GPU, so bad input fails fast and clearly.
 pub fn prepare_run(s: &RunSettings) -> Result<PreparedRun> {
+    prepare_run_with_progress(s, &mut |_, _| {})
+}
+
+/// [`prepare_run`], telling `reading(bytes read, file size)` while the CSV loads.
+pub fn prepare_run_with_progress(
+    s: &RunSettings,
+    reading: &mut dyn FnMut(u64, u64),
+) -> Result<PreparedRun> {
     check_sizes(s)?;
     let resume: Option<Resumed> = match &s.resume {
         Some(p) => {
@@ -146,7 +154,7 @@ pub fn prepare_run(s: &RunSettings) -> Result<PreparedRun> {
         }
         None => None,
     };
-    let loaded = load_data(s, resume.as_ref())?;
+    let loaded = load_data(s, resume.as_ref(), reading)?;
     let seeded = for_seed(&loaded, s, s.seed, resume.as_ref())?;
     let warnings = match &resume {
         Some((p, _)) => seeded
@@ -246,7 +254,11 @@ pub(crate) struct LoadedData {
     pub missing: Missing,
 }
 
-pub(crate) fn load_data(s: &RunSettings, resume: Option<&Resumed>) -> Result<LoadedData> {
+pub(crate) fn load_data(
+    s: &RunSettings,
+    resume: Option<&Resumed>,
+    reading: &mut dyn FnMut(u64, u64),
+) -> Result<LoadedData> {
     let data_path = s.data.clone().ok_or_else(|| need("--data"))?;
     let missing = match s.impute.as_str() {
         "drop" => Missing::Drop,
@@ -258,7 +270,7 @@ pub(crate) fn load_data(s: &RunSettings, resume: Option<&Resumed>) -> Result<Loa
         }
     };
     let (inputs, tasks) = columns(s, resume)?;
-    let table = Table::from_csv(&data_path)?;
+    let table = Table::from_csv_with_progress(&data_path, reading)?;
     for (c, _) in &tasks {
         table.column(c)?;
     }

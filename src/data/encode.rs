@@ -110,10 +110,10 @@ fn data_err(table: &Table, row: Option<usize>, column: &str, reason: impl Into<S
 /// A column is numeric when its values parse as numbers, categorical when none
 /// does; a mix is a data error at the first value that is not a number.
 fn is_numeric_column(table: &Table, col: usize) -> Result<bool> {
-    let present: Vec<usize> = (0..table.rows.len())
-        .filter(|&r| !is_missing(&table.rows[r][col]))
+    let present: Vec<usize> = (0..table.n_rows())
+        .filter(|&r| !is_missing(&table.cell(r, col)))
         .collect();
-    let numeric = |r: &usize| table.rows[*r][col].parse::<f64>().is_ok();
+    let numeric = |r: &usize| table.cell(*r, col).parse::<f64>().is_ok();
     if present.iter().all(numeric) {
         return Ok(true);
     }
@@ -125,7 +125,7 @@ fn is_numeric_column(table: &Table, col: usize) -> Result<bool> {
         table,
         Some(r),
         &table.headers[col],
-        format!("{:?} is not a number (other values of this column are; a categorical column must have no numbers)", table.rows[r][col]),
+        format!("{:?} is not a number (other values of this column are; a categorical column must have no numbers)", table.cell(r, col)),
     ))
 }
 
@@ -146,7 +146,7 @@ fn mean_std(values: &[f64]) -> (f32, f32) {
 /// `1` and `1.0` are one class), other text as written. NaN and infinities
 /// are refused here as in numeric columns; missing markers never get here.
 fn class_label(table: &Table, row: usize, col: usize, name: &str) -> Result<String> {
-    let cell = &table.rows[row][col];
+    let cell = &table.cell(row, col);
     match cell.parse::<f64>() {
         Ok(v) if v.is_finite() => Ok(format!("{v}")),
         Ok(_) => Err(data_err(
@@ -155,7 +155,7 @@ fn class_label(table: &Table, row: usize, col: usize, name: &str) -> Result<Stri
             name,
             format!("{cell:?} is not finite"),
         )),
-        Err(_) => Ok(cell.clone()),
+        Err(_) => Ok(cell.to_string()),
     }
 }
 
@@ -173,7 +173,7 @@ fn fit_input(table: &Table, name: &str, train: &[usize]) -> Result<InputColumn> 
     }
     let mut categories: Vec<String> = train
         .iter()
-        .map(|&r| table.rows[r][col].clone())
+        .map(|&r| table.cell(r, col).to_string())
         .filter(|s| !is_missing(s))
         .collect();
     categories.sort();
@@ -203,8 +203,8 @@ fn numbers(table: &Table, col: usize, rows: &[usize]) -> Result<Vec<f64>> {
 /// (fitted on the training rows; every row must parse).
 fn fit_task(table: &Table, name: &str, ty: TaskType, train: &[usize]) -> Result<SavedTask> {
     let col = table.column(name)?;
-    let present: Vec<usize> = (0..table.rows.len())
-        .filter(|&r| !is_missing(&table.rows[r][col]))
+    let present: Vec<usize> = (0..table.n_rows())
+        .filter(|&r| !is_missing(&table.cell(r, col)))
         .collect();
     if present.is_empty() {
         return Err(data_err(
@@ -257,12 +257,12 @@ pub fn usable_rows(
         .iter()
         .map(|c| table.column(c))
         .collect::<Result<Vec<_>>>()?;
-    let rows: Vec<usize> = (0..table.rows.len())
+    let rows: Vec<usize> = (0..table.n_rows())
         .filter(|&r| {
-            missing == Missing::Mean || cols.iter().all(|&c| !is_missing(&table.rows[r][c]))
+            missing == Missing::Mean || cols.iter().all(|&c| !is_missing(&table.cell(r, c)))
         })
         .collect();
-    let dropped = table.rows.len() - rows.len();
+    let dropped = table.n_rows() - rows.len();
     if rows.is_empty() {
         return Err(data_err(
             table,
@@ -364,7 +364,7 @@ impl Schema {
         for column in &self.inputs {
             let col = table.column(column.name())?;
             for (i, &r) in rows.iter().enumerate() {
-                let cell = &table.rows[r][col];
+                let cell = &table.cell(r, col);
                 match column {
                     InputColumn::Numeric { mean, std, name } => {
                         let v = if is_missing(cell) {
@@ -385,7 +385,7 @@ impl Schema {
                         x[i * d + offset] = (v - mean) / std;
                     }
                     InputColumn::Categorical { categories, .. } => {
-                        if let Ok(k) = categories.binary_search(cell) {
+                        if let Ok(k) = categories.binary_search_by(|c| c.as_str().cmp(cell)) {
                             x[i * d + offset + k] = 1.0;
                         }
                     }
@@ -424,27 +424,26 @@ impl Schema {
                     let mut labels = vec![0u32; n];
                     if let Some(col) = col {
                         for (i, &r) in rows.iter().enumerate() {
-                            let cell = &table.rows[r][col];
+                            let cell = &table.cell(r, col);
                             if is_missing(cell) {
                                 continue;
                             }
                             // Models saved before labels were normalised hold them as written.
                             let label = class_label(table, r, col, name)?;
                             let found = classes.binary_search(&label);
-                            let k =
-                                found
-                                    .or_else(|_| classes.binary_search(cell))
-                                    .map_err(|_| {
-                                        data_err(
-                                            table,
-                                            Some(r),
-                                            name,
-                                            format!(
-                                        "class {cell:?} was not seen in training (classes: {})",
-                                        classes.join(", ")
-                                    ),
-                                        )
-                                    })?;
+                            let k = found
+                                .or_else(|_| classes.binary_search_by(|c| c.as_str().cmp(cell)))
+                                .map_err(|_| {
+                                    data_err(
+                                        table,
+                                        Some(r),
+                                        name,
+                                        format!(
+                                            "class {cell:?} was not seen in training (classes: {})",
+                                            classes.join(", ")
+                                        ),
+                                    )
+                                })?;
                             labels[i] = k as u32;
                             mask[i] = 1.0;
                         }
@@ -494,7 +493,7 @@ impl Dataset {
         train: &[usize],
     ) -> Result<Dataset> {
         let schema = Schema::fit(table, inputs, tasks, train, Missing::Drop)?;
-        let rows: Vec<usize> = (0..table.rows.len()).collect();
+        let rows: Vec<usize> = (0..table.n_rows()).collect();
         schema.encode(table, &rows)
     }
 }

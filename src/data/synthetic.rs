@@ -87,18 +87,18 @@ pub fn table(spec: &SyntheticSpec) -> Table {
         row.extend([format!("{y1}"), format!("{y2}")]);
         rows.push(row);
     }
-    Table {
-        path: format!("synthetic(p={p})").into(),
+    Table::from_rows(
+        format!("synthetic(p={p})"),
         headers,
-        lines: (2..spec.rows as u64 + 2).collect(),
         rows,
-    }
+        (2..spec.rows as u64 + 2).collect(),
+    )
 }
 
 /// The dataset (two regression tasks y1, y2) and a seeded 60/20/20 split.
 pub fn dataset(spec: &SyntheticSpec) -> Result<(Dataset, Split)> {
     let t = table(spec);
-    let split = Split::new(t.rows.len(), 0.2, 0.2, spec.seed)?;
+    let split = Split::new(t.n_rows(), 0.2, 0.2, spec.seed)?;
     let names: Vec<String> = (0..spec.inputs.max(2)).map(|j| format!("x{j}")).collect();
     let inputs: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
     let data = Dataset::from_table(

@@ -100,7 +100,7 @@ impl Model {
         let refs: Vec<&str> = inputs.iter().map(|s| s.as_str()).collect();
         let (rows, _) = usable_rows(table, &refs, Missing::Mean)?;
         // Counted for the report only: a table with no complete row still predicts.
-        let imputed = usable_rows(table, &refs, Missing::Drop).map_or(table.rows.len(), |(_, n)| n);
+        let imputed = usable_rows(table, &refs, Missing::Drop).map_or(table.n_rows(), |(_, n)| n);
         let encoded = schema.encode_unlabelled(table, &rows)?;
         let outputs = self.outputs(gpu, &encoded)?;
         let tasks = schema

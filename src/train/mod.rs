@@ -11,5 +11,6 @@ mod trainer;
 pub use forward::ForwardProgram;
 pub use schedule::Schedule;
 pub use trainer::{
-    fit, grad_stats, single_task_baselines, EpochLog, FitReport, InitParams, TrainConfig,
+    fit, grad_stats, single_task_baselines, EpochLog, FitReport, InitParams, StepHook,
+    StepProgress, TrainConfig,
 };

@@ -60,6 +60,35 @@ pub struct TrainConfig {
     /// Matmuls and hidden activations in f16 with f32 accumulation and f32
     /// master weights, gradients and optimizer (needs `SHADER_F16`).
     pub half: bool,
+    /// Told after every training step how far the run is (a progress bar).
+    pub on_step: Option<StepHook>,
+}
+
+/// How far a run is, after a step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StepProgress {
+    /// Steps done in this run.
+    pub done: u64,
+    /// Steps the run takes if it does not stop early (epochs × steps per epoch).
+    pub total: u64,
+    /// Rows per step.
+    pub rows: usize,
+}
+
+/// A step callback that can sit in [`TrainConfig`] (cloned with it).
+#[derive(Clone)]
+pub struct StepHook(pub std::sync::Arc<dyn Fn(StepProgress) + Send + Sync>);
+
+impl StepHook {
+    pub fn new(f: impl Fn(StepProgress) + Send + Sync + 'static) -> StepHook {
+        StepHook(std::sync::Arc::new(f))
+    }
+}
+
+impl std::fmt::Debug for StepHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StepHook")
+    }
 }
 
 /// Parameter values to start from, and where they came from (for error messages).
@@ -101,6 +130,7 @@ impl Default for TrainConfig {
             profile: false,
             init: None,
             half: false,
+            on_step: None,
         }
     }
 }
@@ -370,6 +400,8 @@ struct Epochs {
     train_time: Duration,
     profile: std::collections::BTreeMap<String, (usize, f64)>,
     profiled_steps: usize,
+    on_step: Option<StepHook>,
+    total_steps: u64,
 }
 
 impl Epochs {
@@ -389,6 +421,9 @@ impl Epochs {
             train_time: Duration::ZERO,
             profile: Default::default(),
             profiled_steps: 0,
+            on_step: cfg.on_step.clone(),
+            total_steps: (cfg.epochs * split.train.len().div_ceil(cfg.batch_size.max(1)).max(1))
+                as u64,
         })
     }
 
@@ -420,6 +455,13 @@ impl Epochs {
                 gpu.run(&ds)?;
             }
             self.steps += 1;
+            if let Some(hook) = &self.on_step {
+                (hook.0)(StepProgress {
+                    done: self.steps,
+                    total: self.total_steps,
+                    rows: chunk.len(),
+                });
+            }
         }
         // Per task: loss sum, first non-finite step, count (3K values); the
         // Gram matrix, seeds and combination weights of the last step.

@@ -109,7 +109,7 @@ pub fn iris(seed: u64) -> (taskgrad::data::Dataset, taskgrad::data::Split) {
     use taskgrad::data::{Dataset, Split, Table, TaskType};
     let table = Table::from_csv(concat!(env!("CARGO_MANIFEST_DIR"), "/data/iris.csv"))
         .expect("data/iris.csv");
-    let split = Split::new(table.rows.len(), 0.2, 0.2, seed).expect("split");
+    let split = Split::new(table.n_rows(), 0.2, 0.2, seed).expect("split");
     let tasks = [
         ("species", TaskType::Class),
         ("petal_length", TaskType::Reg),
