@@ -111,7 +111,7 @@ fn data_err(table: &Table, row: Option<usize>, column: &str, reason: impl Into<S
 /// does; a mix is a data error at the first value that is not a number.
 fn is_numeric_column(table: &Table, col: usize) -> Result<bool> {
     let present: Vec<usize> = (0..table.n_rows())
-        .filter(|&r| !is_missing(&table.cell(r, col)))
+        .filter(|&r| !is_missing(table.cell(r, col)))
         .collect();
     let numeric = |r: &usize| table.cell(*r, col).parse::<f64>().is_ok();
     if present.iter().all(numeric) {
@@ -146,7 +146,7 @@ fn mean_std(values: &[f64]) -> (f32, f32) {
 /// `1` and `1.0` are one class), other text as written. NaN and infinities
 /// are refused here as in numeric columns; missing markers never get here.
 fn class_label(table: &Table, row: usize, col: usize, name: &str) -> Result<String> {
-    let cell = &table.cell(row, col);
+    let cell = table.cell(row, col);
     match cell.parse::<f64>() {
         Ok(v) if v.is_finite() => Ok(format!("{v}")),
         Ok(_) => Err(data_err(
@@ -204,7 +204,7 @@ fn numbers(table: &Table, col: usize, rows: &[usize]) -> Result<Vec<f64>> {
 fn fit_task(table: &Table, name: &str, ty: TaskType, train: &[usize]) -> Result<SavedTask> {
     let col = table.column(name)?;
     let present: Vec<usize> = (0..table.n_rows())
-        .filter(|&r| !is_missing(&table.cell(r, col)))
+        .filter(|&r| !is_missing(table.cell(r, col)))
         .collect();
     if present.is_empty() {
         return Err(data_err(
@@ -259,7 +259,7 @@ pub fn usable_rows(
         .collect::<Result<Vec<_>>>()?;
     let rows: Vec<usize> = (0..table.n_rows())
         .filter(|&r| {
-            missing == Missing::Mean || cols.iter().all(|&c| !is_missing(&table.cell(r, c)))
+            missing == Missing::Mean || cols.iter().all(|&c| !is_missing(table.cell(r, c)))
         })
         .collect();
     let dropped = table.n_rows() - rows.len();
@@ -364,7 +364,7 @@ impl Schema {
         for column in &self.inputs {
             let col = table.column(column.name())?;
             for (i, &r) in rows.iter().enumerate() {
-                let cell = &table.cell(r, col);
+                let cell = table.cell(r, col);
                 match column {
                     InputColumn::Numeric { mean, std, name } => {
                         let v = if is_missing(cell) {
@@ -424,7 +424,7 @@ impl Schema {
                     let mut labels = vec![0u32; n];
                     if let Some(col) = col {
                         for (i, &r) in rows.iter().enumerate() {
-                            let cell = &table.cell(r, col);
+                            let cell = table.cell(r, col);
                             if is_missing(cell) {
                                 continue;
                             }
