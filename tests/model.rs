@@ -72,3 +72,40 @@ fn a_net_spec_saved_before_activations_existed_loads_as_relu() {
     let new = serde_json::to_value(&spec).unwrap();
     assert_eq!(new["activation"], "relu");
 }
+
+#[test]
+fn a_failed_write_leaves_the_old_file_and_no_temporary_one() {
+    // A full disk left model.safetensors.tmp (and preds.csv.tmp) behind, and
+    // a truncated plot beside a complete model (issue 11, item 2). Every file
+    // goes through write_atomically: a write that fails half-way (as on a
+    // full disk) leaves the old file whole and removes its temporary file.
+    use taskgrad::model::checkpoint::write_atomically;
+    let dir = std::env::temp_dir().join(format!("taskgrad-atomic-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("metrics.csv");
+    std::fs::write(&path, "old, whole\n").unwrap();
+    let r = write_atomically(&path, |tmp| {
+        std::fs::write(tmp, "new, but cut sh").unwrap();
+        Err(taskgrad::Error::Io {
+            path: tmp.to_path_buf(),
+            source: std::io::Error::other("No space left on device"),
+        })
+    });
+    assert!(r.is_err());
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "old, whole\n");
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, vec!["metrics.csv".to_string()], "{left:?}");
+    // And a write that succeeds replaces it whole.
+    write_atomically(&path, |tmp| {
+        std::fs::write(tmp, "new, whole\n").map_err(|e| taskgrad::Error::Io {
+            path: tmp.to_path_buf(),
+            source: e,
+        })
+    })
+    .unwrap();
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "new, whole\n");
+    let _ = std::fs::remove_dir_all(&dir);
+}
