@@ -154,7 +154,7 @@ fn mutated_csv_files_give_a_result_or_an_error() {
         let out = dir.join(format!("out{case}"));
         let s = settings(&path, &out);
         let result = no_panic_no_hang(format!("case {case}"), Duration::from_secs(20), move || {
-            let table = Table::from_csv(&s.data.clone().unwrap());
+            let table = Table::from_csv(s.data.clone().unwrap());
             (
                 table.is_ok(),
                 prepare_run(&s).map(|_| ()).map_err(|e| e.to_string()),
