@@ -197,6 +197,78 @@ pub fn axpy<T: Real>(alpha: T, x: &[T], y: &[T]) -> Vec<T> {
     x.iter().zip(y).map(|(&u, &v)| v + alpha * u).collect()
 }
 
+/// The gate of a mixture of experts: the softmax of each row of x (B×E).
+pub fn gate<T: Real>(x: &[T], rows: usize, experts: usize) -> Vec<T> {
+    let mut g = vec![T::zero(); rows * experts];
+    for r in 0..rows {
+        let row = &x[r * experts..(r + 1) * experts];
+        let m = row.iter().copied().fold(row[0], T::max);
+        let mut s = T::zero();
+        for &v in row {
+            s += (v - m).exp();
+        }
+        for (e, &v) in row.iter().enumerate() {
+            g[r * experts + e] = (v - m).exp() / s;
+        }
+    }
+    g
+}
+
+/// The gate's backward: dx = g ⊙ (dg - rowsum(g ⊙ dg)).
+pub fn gate_backward<T: Real>(g: &[T], dg: &[T], rows: usize, experts: usize) -> Vec<T> {
+    let mut dx = vec![T::zero(); rows * experts];
+    for r in 0..rows {
+        let at = r * experts;
+        let mut dot = T::zero();
+        for e in 0..experts {
+            dot += g[at + e] * dg[at + e];
+        }
+        for e in 0..experts {
+            dx[at + e] = g[at + e] * (dg[at + e] - dot);
+        }
+    }
+    dx
+}
+
+/// The gated mixture: out[b,h] = Σ_e g[b,e] · z[b, e·H + h]; g is B×E, z B×(E·H).
+pub fn mixture<T: Real>(g: &[T], z: &[T], rows: usize, experts: usize, width: usize) -> Vec<T> {
+    let mut out = vec![T::zero(); rows * width];
+    for b in 0..rows {
+        for e in 0..experts {
+            let ge = g[b * experts + e];
+            for h in 0..width {
+                out[b * width + h] += ge * z[(b * experts + e) * width + h];
+            }
+        }
+    }
+    out
+}
+
+/// The mixture's backward: (dg, dz) with dz[b,e,h] = g[b,e] dout[b,h] and
+/// dg[b,e] = Σ_h z[b,e,h] dout[b,h].
+pub fn mixture_backward<T: Real>(
+    g: &[T],
+    z: &[T],
+    dout: &[T],
+    rows: usize,
+    experts: usize,
+    width: usize,
+) -> (Vec<T>, Vec<T>) {
+    let mut dg = vec![T::zero(); rows * experts];
+    let mut dz = vec![T::zero(); rows * experts * width];
+    for b in 0..rows {
+        for e in 0..experts {
+            let i = b * experts + e;
+            for h in 0..width {
+                let d = dout[b * width + h];
+                dz[i * width + h] = g[i] * d;
+                dg[i] += z[i * width + h] * d;
+            }
+        }
+    }
+    (dg, dz)
+}
+
 /// Result of the fused softmax cross-entropy.
 pub struct SoftmaxCe<T> {
     pub loss: T,

@@ -488,3 +488,32 @@ fn backward_must_start_from_losses() {
         Err(taskgrad::Error::InvalidConfig(_))
     ));
 }
+
+#[test]
+fn gate_and_gated_mixture() {
+    // A mixture of E = 4 experts, each H = 5 wide, over B = 3 rows:
+    //   g = softmax(xg) per row,   out[b,h] = Σ_e g[b,e] z[b, e·H + h],
+    //   L = mse(out, t).
+    // dz = g ⊗ dout, dg = Σ_h z dout, then dxg = g ⊙ (dg - g·dg).
+    let gpu = gpu_or_skip!();
+    let (b, e, h) = (3, 4, 5);
+    let (fx, ids) = fixture(gpu, &[("xg", vec![b, e]), ("z", vec![b, e * h])], 50);
+    let t = random(&mut rng(51), b * h);
+    let (seeds, losses) = loss_buffers(gpu, 1.0);
+    let mut tape = Tape::new(gpu);
+    let xg = fx.params.var(&mut tape, ids[0]).unwrap();
+    let z = fx.params.var(&mut tape, ids[1]).unwrap();
+    let g = tape.gate(xg).unwrap();
+    let out = tape.mixture(g, z).unwrap();
+    let mask = upload(gpu, &[b], &vec![1.0; b]);
+    let l = tape
+        .mse(out, &upload(gpu, &[b, h], &t), &mask, &seeds, &losses, 0)
+        .unwrap();
+    tape.backward(&[l]).unwrap();
+    let t64: Vec<f64> = t.iter().map(|&v| v as f64).collect();
+    check(gpu, &tape, &fx, "gate + mixture", |p| {
+        let g = cpu::gate(&p[0], b, e);
+        let out = cpu::mixture(&g, &p[1], b, e, h);
+        cpu::mse(&out, &t64, &ones(b), b, h, 1.0).0
+    });
+}

@@ -1017,3 +1017,136 @@ fn gram_and_combine_against_reference() {
         "more than 16 tasks is refused"
     );
 }
+
+// ---- mixture of experts: the gate and the gated mixture --------------------
+
+#[test]
+fn gate_and_mixture_hand_checked() {
+    let gpu = gpu_or_skip!();
+    // Gate: logits (0, ln 3) give softmax (¼, ¾); a row of equal logits gives ½, ½.
+    let x = upload(gpu, &[2, 2], &[0.0, 3f32.ln(), 5.0, 5.0]);
+    let g = zeros(gpu, &[2, 2]);
+    gpu.run(&[&taskgrad::kernels::gate::gate(gpu, &x, &g).unwrap()])
+        .unwrap();
+    assert_close(
+        "gate",
+        &gpu.read_one(&g).unwrap(),
+        &[0.25, 0.75, 0.5, 0.5],
+        1e-6,
+        1e-6,
+    );
+    // Mixture of E = 2 experts of width H = 2 for one row, g = (¼, ¾):
+    // out = ¼ (1, 2) + ¾ (3, 4) = (2.5, 3.5). With dout = (1, 1):
+    // dz = (¼, ¼, ¾, ¾), dg = (1 + 2, 3 + 4) = (3, 7).
+    let g = upload(gpu, &[1, 2], &[0.25, 0.75]);
+    let z = upload(gpu, &[1, 4], &[1.0, 2.0, 3.0, 4.0]);
+    let out = zeros(gpu, &[1, 2]);
+    let dout = upload(gpu, &[1, 2], &[1.0, 1.0]);
+    let (dg, dz) = (zeros(gpu, &[1, 2]), zeros(gpu, &[1, 4]));
+    use taskgrad::kernels::mixture;
+    gpu.run(&[
+        &mixture::mixture(gpu, &g, &z, &out).unwrap(),
+        &mixture::mixture_backward(gpu, &g, &z, &dout, &dg, &dz).unwrap(),
+    ])
+    .unwrap();
+    assert_close(
+        "mixture",
+        &gpu.read_one(&out).unwrap(),
+        &[2.5, 3.5],
+        1e-6,
+        1e-6,
+    );
+    assert_close("dg", &gpu.read_one(&dg).unwrap(), &[3.0, 7.0], 1e-6, 1e-6);
+    assert_close(
+        "dz",
+        &gpu.read_one(&dz).unwrap(),
+        &[0.25, 0.25, 0.75, 0.75],
+        1e-6,
+        1e-6,
+    );
+}
+
+#[test]
+fn gate_and_mixture_against_reference_on_awkward_shapes() {
+    use taskgrad::kernels::{gate, mixture};
+    let gpu = gpu_or_skip!();
+    // Rows across workgroup edges (1, 255, 257, 1000), one expert and odd counts, widths 1 and 33.
+    for &(b, e, h) in &[
+        (1, 1, 1),
+        (3, 5, 7),
+        (255, 2, 33),
+        (257, 8, 16),
+        (1000, 3, 1),
+    ] {
+        let mut r = rng((b * 31 + e * 7 + h) as u64);
+        let xs: Vec<f32> = random(&mut r, b * e).iter().map(|v| 4.0 * v).collect();
+        let zs = random(&mut r, b * e * h);
+        let douts = random(&mut r, b * h);
+        let dgs = random(&mut r, b * e);
+        let (x, zt, dout, dg_in) = (
+            upload(gpu, &[b, e], &xs),
+            upload(gpu, &[b, e * h], &zs),
+            upload(gpu, &[b, h], &douts),
+            upload(gpu, &[b, e], &dgs),
+        );
+        let (g, dx, out, dg, dz) = (
+            zeros(gpu, &[b, e]),
+            zeros(gpu, &[b, e]),
+            zeros(gpu, &[b, h]),
+            zeros(gpu, &[b, e]),
+            zeros(gpu, &[b, e * h]),
+        );
+        gpu.run(&[
+            &gate::gate(gpu, &x, &g).unwrap(),
+            &gate::gate_backward(gpu, &g, &dg_in, &dx).unwrap(),
+            &mixture::mixture(gpu, &g, &zt, &out).unwrap(),
+            &mixture::mixture_backward(gpu, &g, &zt, &dout, &dg, &dz).unwrap(),
+        ])
+        .unwrap();
+        let what = format!("B={b} E={e} H={h}");
+        let g_ref = cpu::gate(&xs, b, e);
+        assert_close(
+            &format!("gate {what}"),
+            &gpu.read_one(&g).unwrap(),
+            &g_ref,
+            1e-6,
+            1e-5,
+        );
+        let g_gpu = gpu.read_one(&g).unwrap();
+        let dx_ref = cpu::gate_backward(&g_gpu, &dgs, b, e);
+        assert_close(
+            &format!("gate_backward {what}"),
+            &gpu.read_one(&dx).unwrap(),
+            &dx_ref,
+            1e-6,
+            1e-5,
+        );
+        let out_ref = cpu::mixture(&g_gpu, &zs, b, e, h);
+        assert_close(
+            &format!("mixture {what}"),
+            &gpu.read_one(&out).unwrap(),
+            &out_ref,
+            1e-5,
+            1e-5,
+        );
+        let (dg_ref, dz_ref) = cpu::mixture_backward(&g_gpu, &zs, &douts, b, e, h);
+        assert_close(
+            &format!("mixture dg {what}"),
+            &gpu.read_one(&dg).unwrap(),
+            &dg_ref,
+            1e-5,
+            1e-5,
+        );
+        assert_close(
+            &format!("mixture dz {what}"),
+            &gpu.read_one(&dz).unwrap(),
+            &dz_ref,
+            1e-6,
+            1e-5,
+        );
+    }
+    // Shapes that do not fit are errors, not panics.
+    let g = zeros(gpu, &[4, 3]);
+    assert!(mixture::mixture(gpu, &g, &zeros(gpu, &[4, 10]), &zeros(gpu, &[4, 3])).is_err());
+    assert!(gate::gate(gpu, &zeros(gpu, &[4, 3]), &zeros(gpu, &[3, 4])).is_err());
+}

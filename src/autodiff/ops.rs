@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, Tensor};
 use crate::kernels;
 use crate::kernels::matmul::{self, MatmulOptions, Operand};
-use crate::kernels::{elementwise, mse, reduce, softmax_ce};
+use crate::kernels::{elementwise, gate, mixture, mse, reduce, softmax_ce};
 
 /// Largest product (multiply-adds) into which the ReLU mask of the backward pass is fused.
 pub const FUSE_MASK_MAX_MACS: usize = 1 << 22;
@@ -70,6 +70,49 @@ impl<'g> Tape<'g> {
             Ok(())
         });
         Ok(self.push_op(NodeKind::Op("matmul"), y, &[a, b], rule))
+    }
+
+    /// g = the softmax of each row of x (B×E): a mixture-of-experts gate.
+    pub fn gate(&mut self, x: Var) -> Result<Var> {
+        let gpu = self.gpu;
+        let xv = self.value(x).clone();
+        let g = Tensor::zeros(gpu, xv.shape(), "gate")?;
+        self.record_forward(gate::gate(gpu, &xv, &g)?);
+        // g = softmax(x) per row:  dx = (diag(g) - g gᵀ) dg = g ⊙ (dg - g·dg).
+        let gv = g.clone();
+        let rule = Rc::new(move |t: &mut Tape, dg: &Tensor| -> Result<()> {
+            let gpu = t.gpu;
+            t.contribute(x, |dx| gate::gate_backward(gpu, &gv, dg, dx))
+        });
+        Ok(self.push_op(NodeKind::Op("gate"), g, &[x], rule))
+    }
+
+    /// out = Σ_e g[:, e] ⊙ z[:, e·H..(e+1)·H]: the gated mixture of E experts'
+    /// outputs (g B×E, z B×(E·H), out B×H).
+    pub fn mixture(&mut self, g: Var, z: Var) -> Result<Var> {
+        let gpu = self.gpu;
+        let (gv, zv) = (self.value(g).clone(), self.value(z).clone());
+        let (b, e) = (gv.shape()[0], gv.shape().get(1).copied().unwrap_or(0));
+        let h = zv.shape().get(1).copied().unwrap_or(0) / e.max(1);
+        let out = Tensor::zeros(gpu, &[b, h], "mixture")?;
+        self.record_forward(mixture::mixture(gpu, &gv, &zv, &out)?);
+        // out[b,h] = Σ_e g[b,e] z[b,e,h]:
+        //   dz[b,e,h] = g[b,e] dout[b,h],   dg[b,e] = Σ_h z[b,e,h] dout[b,h],
+        // both from one pass over (b, e); each then joins its input's gradient.
+        let rule = Rc::new(move |t: &mut Tape, dout: &Tensor| -> Result<()> {
+            let gpu = t.gpu;
+            let dg = Tensor::zeros(gpu, gv.shape(), "mixture dg")?;
+            let dz = Tensor::zeros(gpu, zv.shape(), "mixture dz")?;
+            t.record_backward(mixture::mixture_backward(gpu, &gv, &zv, dout, &dg, &dz)?);
+            if t.requires_grad(g) {
+                t.contribute_owned(g, dg)?;
+            }
+            if t.requires_grad(z) {
+                t.contribute_owned(z, dz)?;
+            }
+            Ok(())
+        });
+        Ok(self.push_op(NodeKind::Op("mixture"), out, &[g, z], rule))
     }
 
     /// y = x·W + b, then ReLU if `relu`: one fused dispatch.

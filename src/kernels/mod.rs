@@ -10,6 +10,7 @@
 //! K tasks, P parameters; M×K · K×N = M×N for matmul.
 
 pub mod elementwise;
+pub mod gate;
 pub mod gram;
 pub mod loss_tracking;
 pub mod loss_weighting;
@@ -17,6 +18,7 @@ pub mod matmul;
 pub mod matmul_choice;
 pub mod matmul_coop;
 pub mod matmul_f16;
+pub mod mixture;
 pub mod mse;
 pub mod mtl;
 pub mod optim;
@@ -84,6 +86,8 @@ pub const SHADERS: &[(&str, &str)] = &[
         "loss_tracking.wgsl",
         include_str!("../../shaders/loss_tracking.wgsl"),
     ),
+    ("gate.wgsl", include_str!("../../shaders/gate.wgsl")),
+    ("mixture.wgsl", include_str!("../../shaders/mixture.wgsl")),
 ];
 
 pub(crate) fn source(file: &'static str) -> &'static str {
