@@ -197,6 +197,26 @@ pub fn axpy<T: Real>(alpha: T, x: &[T], y: &[T]) -> Vec<T> {
     x.iter().zip(y).map(|(&u, &v)| v + alpha * u).collect()
 }
 
+/// dst[:, dst_offset..+width] = src[:, src_offset..+width] (both row-major,
+/// `rows` rows; src has `src_cols` columns, dst `dst_cols`).
+#[allow(clippy::too_many_arguments)]
+pub fn copy_columns<T: Real>(
+    src: &[T],
+    src_cols: usize,
+    src_offset: usize,
+    dst: &mut [T],
+    dst_cols: usize,
+    dst_offset: usize,
+    rows: usize,
+    width: usize,
+) {
+    for b in 0..rows {
+        for j in 0..width {
+            dst[b * dst_cols + dst_offset + j] = src[b * src_cols + src_offset + j];
+        }
+    }
+}
+
 /// The gate of a mixture of experts: the softmax of each row of x (B×E).
 pub fn gate<T: Real>(x: &[T], rows: usize, experts: usize) -> Vec<T> {
     let mut g = vec![T::zero(); rows * experts];

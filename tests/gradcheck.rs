@@ -517,3 +517,32 @@ fn gate_and_gated_mixture() {
         cpu::mse(&out, &t64, &ones(b), b, h, 1.0).0
     });
 }
+
+#[test]
+fn concat_columns_with_an_input_used_twice() {
+    // y = [a b a] (3×2, 3×4, 3×2 → 3×8), L = mse(y, t): each input's gradient
+    // is its block of dy, a's the sum of its two blocks.
+    let gpu = gpu_or_skip!();
+    let (fx, ids) = fixture(gpu, &[("a", vec![3, 2]), ("b", vec![3, 4])], 52);
+    let t = random(&mut rng(53), 3 * 8);
+    let (seeds, losses) = loss_buffers(gpu, 1.0);
+    let mut tape = Tape::new(gpu);
+    let a = fx.params.var(&mut tape, ids[0]).unwrap();
+    let b = fx.params.var(&mut tape, ids[1]).unwrap();
+    let y = tape.concat_columns(&[a, b, a]).unwrap();
+    let mask = upload(gpu, &[3], &[1.0; 3]);
+    let l = tape
+        .mse(y, &upload(gpu, &[3, 8], &t), &mask, &seeds, &losses, 0)
+        .unwrap();
+    tape.backward(&[l]).unwrap();
+    let t64: Vec<f64> = t.iter().map(|&v| v as f64).collect();
+    check(gpu, &tape, &fx, "concat", |p| {
+        let mut y = Vec::new();
+        for r in 0..3 {
+            y.extend_from_slice(&p[0][r * 2..r * 2 + 2]);
+            y.extend_from_slice(&p[1][r * 4..r * 4 + 4]);
+            y.extend_from_slice(&p[0][r * 2..r * 2 + 2]);
+        }
+        cpu::mse(&y, &t64, &ones(3), 3, 8, 1.0).0
+    });
+}

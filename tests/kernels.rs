@@ -1150,3 +1150,39 @@ fn gate_and_mixture_against_reference_on_awkward_shapes() {
     assert!(mixture::mixture(gpu, &g, &zeros(gpu, &[4, 10]), &zeros(gpu, &[4, 3])).is_err());
     assert!(gate::gate(gpu, &zeros(gpu, &[4, 3]), &zeros(gpu, &[3, 4])).is_err());
 }
+
+#[test]
+fn copy_columns_against_reference_on_awkward_shapes() {
+    use taskgrad::kernels::columns::copy_columns;
+    let gpu = gpu_or_skip!();
+    for &(rows, src_cols, src_off, dst_cols, dst_off, width) in &[
+        (1, 1, 0, 1, 0, 1),
+        (3, 7, 2, 11, 5, 4),
+        (257, 33, 0, 66, 33, 33),
+        (1000, 5, 4, 3, 2, 1),
+    ] {
+        let src = random(&mut rng(rows as u64), rows * src_cols);
+        let before = random(&mut rng(rows as u64 + 1), rows * dst_cols);
+        let (s, d) = (
+            upload(gpu, &[rows, src_cols], &src),
+            upload(gpu, &[rows, dst_cols], &before),
+        );
+        gpu.run(&[&copy_columns(gpu, &s, src_off, &d, dst_off, width).unwrap()])
+            .unwrap();
+        let mut want = before.clone();
+        cpu::copy_columns(
+            &src, src_cols, src_off, &mut want, dst_cols, dst_off, rows, width,
+        );
+        assert_close(
+            &format!("copy_columns {rows}×{src_cols}"),
+            &gpu.read_one(&d).unwrap(),
+            &want,
+            0.0,
+            0.0,
+        );
+    }
+    // A block past either edge is an error.
+    let (s, d) = (zeros(gpu, &[2, 3]), zeros(gpu, &[2, 3]));
+    assert!(copy_columns(gpu, &s, 1, &d, 0, 3).is_err());
+    assert!(copy_columns(gpu, &s, 0, &d, 2, 2).is_err());
+}

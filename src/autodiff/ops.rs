@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, Tensor};
 use crate::kernels;
 use crate::kernels::matmul::{self, MatmulOptions, Operand};
-use crate::kernels::{elementwise, gate, mixture, mse, reduce, softmax_ce};
+use crate::kernels::{columns, elementwise, gate, mixture, mse, reduce, softmax_ce};
 
 /// Largest product (multiply-adds) into which the ReLU mask of the backward pass is fused.
 pub const FUSE_MASK_MAX_MACS: usize = 1 << 22;
@@ -70,6 +70,36 @@ impl<'g> Tape<'g> {
             Ok(())
         });
         Ok(self.push_op(NodeKind::Op("matmul"), y, &[a, b], rule))
+    }
+
+    /// The inputs side by side: B×(c₁ + c₂ + …) from B×c₁, B×c₂, ….
+    pub fn concat_columns(&mut self, xs: &[Var]) -> Result<Var> {
+        let gpu = self.gpu;
+        let vals: Vec<Tensor> = xs.iter().map(|&x| self.value(x).clone()).collect();
+        let rows = vals.first().map_or(0, |v| v.shape()[0]);
+        let widths: Vec<usize> = vals
+            .iter()
+            .map(|v| v.shape().get(1).copied().unwrap_or(0))
+            .collect();
+        let total: usize = widths.iter().sum();
+        let y = Tensor::zeros(gpu, &[rows, total], "concat")?;
+        let mut at = 0;
+        for (v, &w) in vals.iter().zip(&widths) {
+            self.record_forward(columns::copy_columns(gpu, v, 0, &y, at, w)?);
+            at += w;
+        }
+        // y = [x₁ x₂ …]: each input's gradient is its block of columns of dy.
+        let inputs = xs.to_vec();
+        let rule = Rc::new(move |t: &mut Tape, dy: &Tensor| -> Result<()> {
+            let gpu = t.gpu;
+            let mut at = 0;
+            for (&x, &w) in inputs.iter().zip(&widths) {
+                t.contribute(x, |dx| columns::copy_columns(gpu, dy, at, dx, 0, w))?;
+                at += w;
+            }
+            Ok(())
+        });
+        Ok(self.push_op(NodeKind::Op("concat"), y, xs, rule))
     }
 
     /// g = the softmax of each row of x (B×E): a mixture-of-experts gate.

@@ -9,6 +9,7 @@
 //! Glossary: B batch rows, D input features, H hidden width, C classes,
 //! K tasks, P parameters; M×K · K×N = M×N for matmul.
 
+pub mod columns;
 pub mod elementwise;
 pub mod gate;
 pub mod gram;
@@ -87,6 +88,7 @@ pub const SHADERS: &[(&str, &str)] = &[
         include_str!("../../shaders/loss_tracking.wgsl"),
     ),
     ("gate.wgsl", include_str!("../../shaders/gate.wgsl")),
+    ("columns.wgsl", include_str!("../../shaders/columns.wgsl")),
     ("mixture.wgsl", include_str!("../../shaders/mixture.wgsl")),
 ];
 
