@@ -12,6 +12,9 @@
 //                  one pass over g, whatever K.
 //   gram_finish:   G[i, j] = G[j, i] = Σ_t partial[t, p]   (fixed order: deterministic)
 //   combine:       out[c] = Σ_k w[k] · g[k, c]             for c < N
+//   scale_rows:    out[k, c] = w[k] · g[k, c]              for k < K, c < N
+//                  (each task's row weighted on its own: the seeds of K
+//                  backward passes when each task has its own representation)
 //
 // K ≤ 16 (136 pairs). WG must be a power of two.
 
@@ -84,4 +87,15 @@ fn combine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) 
     var s = 0.0;
     for (var k = 0u; k < p.k; k = k + 1u) { s = s + aux[k] * g[k * p.stride + c]; }
     out[c] = s;
+}
+
+// out (K rows of stride `stride`) = w[k] g[k, :], aux = w (K)
+@compute @workgroup_size(WG)
+fn scale_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+              @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = (wid.x + wid.y * nwg.x) * WG + lid.x;
+    if (i >= p.k * p.n) { return; }
+    let k = i / p.n;
+    let c = i % p.n;
+    out[k * p.stride + c] = aux[k] * g[k * p.stride + c];
 }

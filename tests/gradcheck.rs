@@ -9,7 +9,7 @@
 mod common;
 
 use common::{random, rng};
-use taskgrad::nn::{Activation, MultiTaskNet, NetSpec, ParamBuilder, ParamId, ParamSet};
+use taskgrad::nn::{Activation, Arch, MultiTaskNet, NetSpec, ParamBuilder, ParamId, ParamSet};
 use taskgrad::reference as cpu;
 use taskgrad::{Gpu, Tape, Tensor};
 
@@ -307,6 +307,7 @@ fn three_task_network(gpu: &Gpu, act: Activation) {
         outputs: vec![3, 1, 1],
         head_names: vec!["species".into(), "len".into(), "wid".into()],
         activation: act,
+        arch: Default::default(),
     };
     let mut builder = ParamBuilder::new(gpu);
     let net = MultiTaskNet::new(&mut builder, spec, 60).unwrap();
@@ -545,4 +546,263 @@ fn concat_columns_with_an_input_used_twice() {
         }
         cpu::mse(&y, &t64, &ones(3), 3, 8, 1.0).0
     });
+}
+
+/// Columns side by side (row-major blocks of `widths`).
+fn concat_cols(parts: &[&[f64]], widths: &[usize], rows: usize) -> Vec<f64> {
+    let mut out = Vec::new();
+    for r in 0..rows {
+        for (p, &w) in parts.iter().zip(widths) {
+            out.extend_from_slice(&p[r * w..(r + 1) * w]);
+        }
+    }
+    out
+}
+
+/// The CPU forward of a mixture-of-experts block, by parameter name, mirroring
+/// `nn::moe` (experts one layer each with ReLU, gates linear then softmax).
+#[allow(clippy::too_many_arguments)]
+fn cpu_moe(
+    p: &P,
+    names: &[String],
+    x: &[f64],
+    b: usize,
+    d: usize,
+    arch: &Arch,
+    tasks: usize,
+) -> Vec<Vec<f64>> {
+    let at = |n: &str| {
+        names
+            .iter()
+            .position(|m| m == n)
+            .unwrap_or_else(|| panic!("{n}"))
+    };
+    let lin = |name: &str, x: &[f64], fan_in: usize, fan_out: usize, relu: bool| {
+        let (w, bias) = (at(&format!("{name}.weight")), at(&format!("{name}.bias")));
+        cpu::matmul(
+            x,
+            &p[w],
+            b,
+            fan_in,
+            fan_out,
+            false,
+            false,
+            Some(&p[bias]),
+            relu,
+        )
+    };
+    let (sn, tn, h, levels, omoe) = match *arch {
+        Arch::Omoe {
+            experts,
+            expert_hidden,
+        } => (experts, 0, expert_hidden, 1, true),
+        Arch::Mmoe {
+            experts,
+            expert_hidden,
+        } => (experts, 0, expert_hidden, 1, false),
+        Arch::Cgc {
+            shared,
+            per_task,
+            expert_hidden,
+        } => (shared, per_task, expert_hidden, 1, false),
+        Arch::Ple {
+            shared,
+            per_task,
+            expert_hidden,
+            levels,
+        } => (shared, per_task, expert_hidden, levels, false),
+        Arch::Shared => unreachable!(),
+    };
+    let mut shared_in = x.to_vec();
+    let mut task_in = vec![x.to_vec(); tasks];
+    for l in 0..levels {
+        let fan_in = if l == 0 { d } else { h };
+        let last = l + 1 == levels;
+        let zs =
+            (sn > 0).then(|| lin(&format!("moe.{l}.shared"), &shared_in, fan_in, sn * h, true));
+        let zt: Vec<Option<Vec<f64>>> = (0..tasks)
+            .map(|k| {
+                (tn > 0).then(|| {
+                    lin(
+                        &format!("moe.{l}.task{k}"),
+                        &task_in[k],
+                        fan_in,
+                        tn * h,
+                        true,
+                    )
+                })
+            })
+            .collect();
+        if omoe {
+            let g = cpu::gate(
+                &lin(&format!("moe.{l}.gate"), &shared_in, fan_in, sn, false),
+                b,
+                sn,
+            );
+            let m = cpu::mixture(&g, zs.as_ref().unwrap(), b, sn, h);
+            return vec![m; tasks];
+        }
+        let mut next = Vec::new();
+        for k in 0..tasks {
+            let mut parts: Vec<&[f64]> = Vec::new();
+            let mut widths = Vec::new();
+            if let Some(z) = &zs {
+                parts.push(z);
+                widths.push(sn * h);
+            }
+            if let Some(z) = &zt[k] {
+                parts.push(z);
+                widths.push(tn * h);
+            }
+            let pool = concat_cols(&parts, &widths, b);
+            let n = sn + tn;
+            let g = cpu::gate(
+                &lin(&format!("moe.{l}.gate{k}"), &task_in[k], fan_in, n, false),
+                b,
+                n,
+            );
+            next.push(cpu::mixture(&g, &pool, b, n, h));
+        }
+        if !last {
+            let mut parts: Vec<&[f64]> = Vec::new();
+            let mut widths = Vec::new();
+            if let Some(z) = &zs {
+                parts.push(z);
+                widths.push(sn * h);
+            }
+            for z in zt.iter().flatten() {
+                parts.push(z);
+                widths.push(tn * h);
+            }
+            let pool = concat_cols(&parts, &widths, b);
+            let n = sn + tasks * tn;
+            let g = cpu::gate(
+                &lin(
+                    &format!("moe.{l}.shared_gate"),
+                    &shared_in,
+                    fan_in,
+                    n,
+                    false,
+                ),
+                b,
+                n,
+            );
+            shared_in = cpu::mixture(&g, &pool, b, n, h);
+        }
+        task_in = next;
+    }
+    task_in
+}
+
+#[test]
+fn mixture_of_experts_networks_mmoe_cgc_and_ple() {
+    // Whole networks: three tasks (3-class CE, two MSE) on a mixture of
+    // experts, every parameter's gradient against finite differences of the
+    // CPU forward (experts, gates, concatenations, mixtures, heads).
+    let gpu = gpu_or_skip!();
+    for arch in [
+        Arch::Mmoe {
+            experts: 3,
+            expert_hidden: 4,
+        },
+        Arch::Omoe {
+            experts: 2,
+            expert_hidden: 3,
+        },
+        Arch::Cgc {
+            shared: 2,
+            per_task: 1,
+            expert_hidden: 3,
+        },
+        Arch::Ple {
+            shared: 2,
+            per_task: 1,
+            expert_hidden: 3,
+            levels: 2,
+        },
+    ] {
+        let (b, d) = (5, 3);
+        let spec = NetSpec {
+            inputs: d,
+            trunk: vec![],
+            tower: vec![],
+            outputs: vec![3, 1, 1],
+            head_names: vec!["species".into(), "len".into(), "wid".into()],
+            activation: Activation::Relu,
+            arch: arch.clone(),
+        };
+        let mut builder = ParamBuilder::new(gpu);
+        let net = MultiTaskNet::new(&mut builder, spec, 70).unwrap();
+        let params = builder.build(gpu).unwrap();
+        let names = params.names.clone();
+        let host: P = params
+            .read_all(gpu)
+            .unwrap()
+            .into_iter()
+            .map(|(_, _, v)| v.iter().map(|&x| x as f64).collect())
+            .collect();
+        let fx = Fixture { params, host };
+        let mut r = rng(71);
+        let x = random(&mut r, b * d);
+        let labels: Vec<u32> = (0..b).map(|i| (i % 3) as u32).collect();
+        let (t1, t2) = (random(&mut r, b), random(&mut r, b));
+        let w = [1.0f32, 0.5, 2.0];
+        let seeds = upload(gpu, &[3], &w);
+        let losses = Tensor::zeros(gpu, &[3], "losses").unwrap();
+        let mask = upload(gpu, &[b], &vec![1.0; b]);
+        let mut tape = Tape::new(gpu);
+        let xv = tape.input(&upload(gpu, &[b, d], &x));
+        let outs = net.forward(&mut tape, &fx.params, xv).unwrap();
+        let gl = Tensor::from_u32(gpu, &[b], &labels, "labels").unwrap();
+        let l0 = tape
+            .softmax_ce(outs[0], &gl, &mask, &seeds, &losses, 0)
+            .unwrap();
+        let l1 = tape
+            .mse(
+                outs[1],
+                &upload(gpu, &[b, 1], &t1),
+                &mask,
+                &seeds,
+                &losses,
+                1,
+            )
+            .unwrap();
+        let l2 = tape
+            .mse(
+                outs[2],
+                &upload(gpu, &[b, 1], &t2),
+                &mask,
+                &seeds,
+                &losses,
+                2,
+            )
+            .unwrap();
+        tape.backward(&[l0, l1, l2]).unwrap();
+        let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+        let (t1, t2): (Vec<f64>, Vec<f64>) = (
+            t1.iter().map(|&v| v as f64).collect(),
+            t2.iter().map(|&v| v as f64).collect(),
+        );
+        let h = arch.width().unwrap();
+        check(gpu, &tape, &fx, &format!("{arch:?}"), |p| {
+            let zs = cpu_moe(p, &names, &x64, b, d, &arch, 3);
+            let head = |k: usize, name: &str, out: usize| {
+                let (wi, bi) = (
+                    names
+                        .iter()
+                        .position(|n| *n == format!("head.{name}.out.weight"))
+                        .unwrap(),
+                    names
+                        .iter()
+                        .position(|n| *n == format!("head.{name}.out.bias"))
+                        .unwrap(),
+                );
+                cpu::matmul(&zs[k], &p[wi], b, h, out, false, false, Some(&p[bi]), false)
+            };
+            let ce = cpu::softmax_ce(&head(0, "species", 3), &labels, &ones(b), b, 3, 1.0).loss;
+            let r1 = cpu::mse(&head(1, "len", 1), &t1, &ones(b), b, 1, 1.0).0;
+            let r2 = cpu::mse(&head(2, "wid", 1), &t2, &ones(b), b, 1, 1.0).0;
+            w[0] as f64 * ce + w[1] as f64 * r1 + w[2] as f64 * r2
+        });
+    }
 }

@@ -323,6 +323,7 @@ fn iris_grads(gpu: &taskgrad::Gpu, half: bool, space: Option<GradSpace>) -> Vec<
         outputs: vec![3, 1, 1],
         head_names: vec!["s".into(), "l".into(), "w".into()],
         activation: Default::default(),
+        arch: Default::default(),
     };
     let mut b = if half {
         ParamBuilder::new_half(gpu)

@@ -5,7 +5,7 @@ mod common;
 
 use taskgrad::data::{Dataset, Split};
 use taskgrad::mtl::{self, GradSpace, Weighting};
-use taskgrad::nn::{MultiTaskNet, NetSpec, ParamBuilder, ParamSet};
+use taskgrad::nn::{Arch, MultiTaskNet, NetSpec, ParamBuilder, ParamSet};
 use taskgrad::optim::OptimizerConfig;
 use taskgrad::train::step::Program;
 use taskgrad::train::{fit, TrainConfig};
@@ -20,14 +20,30 @@ fn one_step(
     weighting: &mut dyn Weighting,
     space: Option<GradSpace>,
 ) -> (Vec<f32>, Vec<f32>) {
+    one_step_with(gpu, data, split, weighting, space, Arch::Shared)
+}
+
+fn one_step_with(
+    gpu: &Gpu,
+    data: &Dataset,
+    split: &Split,
+    weighting: &mut dyn Weighting,
+    space: Option<GradSpace>,
+    arch: Arch,
+) -> (Vec<f32>, Vec<f32>) {
     let mut b = ParamBuilder::new(gpu);
+    let trunk = match arch {
+        Arch::Shared => vec![8, 6],
+        _ => vec![],
+    };
     let spec = NetSpec {
         inputs: 2,
-        trunk: vec![8, 6],
+        trunk,
         tower: vec![],
         outputs: vec![3, 1, 1],
         head_names: vec!["s".into(), "l".into(), "w".into()],
         activation: Default::default(),
+        arch,
     };
     let net = MultiTaskNet::new(&mut b, spec, 3).unwrap();
     weighting.add_params(&mut b, 3).unwrap();
@@ -91,6 +107,52 @@ fn per_task_rows_sum_to_the_joint_gradient_in_both_spaces() {
 }
 
 #[test]
+fn per_task_rows_sum_to_the_joint_gradient_for_mixtures_of_experts() {
+    // With one representation per task (MMoE, CGC, PLE) the per-task paths
+    // run one backward pass from each task's own mixture: in parameter space
+    // each writes its row of the shared experts' gradients, in
+    // representation space each starts from w_k DZ_k. With equal weights
+    // either must give the joint gradient, gates and task experts included.
+    let gpu = gpu_or_skip!();
+    let (data, split) = common::iris(2);
+    for arch in [
+        Arch::Mmoe {
+            experts: 3,
+            expert_hidden: 5,
+        },
+        Arch::Omoe {
+            experts: 2,
+            expert_hidden: 4,
+        },
+        Arch::Cgc {
+            shared: 2,
+            per_task: 1,
+            expert_hidden: 4,
+        },
+        Arch::Ple {
+            shared: 2,
+            per_task: 1,
+            expert_hidden: 4,
+            levels: 2,
+        },
+    ] {
+        let (joint, _) = one_step_with(gpu, &data, &split, &mut mtl::Equal, None, arch.clone());
+        for space in [GradSpace::Parameters, GradSpace::Representation] {
+            let (got, gram) = one_step_with(
+                gpu,
+                &data,
+                &split,
+                &mut mtl::Equal,
+                Some(space),
+                arch.clone(),
+            );
+            common::assert_close(&format!("{arch:?} {space:?}"), &got, &joint, 1e-5, 1e-4);
+            assert!(gram[0] > 0.0 && gram[4] > 0.0 && gram[8] > 0.0, "{gram:?}");
+        }
+    }
+}
+
+#[test]
 fn each_row_holds_only_its_own_task() {
     let gpu = gpu_or_skip!();
     let (data, split) = common::iris(1);
@@ -108,6 +170,7 @@ fn each_row_holds_only_its_own_task() {
         outputs: vec![3, 1, 1],
         head_names: vec!["s".into(), "l".into(), "w".into()],
         activation: Default::default(),
+        arch: Default::default(),
     };
     MultiTaskNet::new(&mut b, spec, 3).unwrap();
     let layout = b.build(gpu).unwrap().grads().unwrap().layout.clone();
@@ -326,6 +389,7 @@ fn famo_sees_the_same_batch_again_after_the_update_in_the_same_submit() {
         outputs: vec![3, 1, 1],
         head_names: vec!["s".into(), "l".into(), "w".into()],
         activation: Default::default(),
+        arch: Default::default(),
     };
     let net = MultiTaskNet::new(&mut b, spec, 3).unwrap();
     let params: ParamSet = b.build(gpu).unwrap();

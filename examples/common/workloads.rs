@@ -95,6 +95,7 @@ fn build(
         outputs: data.tasks.iter().map(|t| t.outputs()).collect(),
         head_names: data.tasks.iter().map(|t| t.name.clone()).collect(),
         activation: Default::default(),
+        arch: Default::default(),
     };
     let mut builder = if opts.half {
         ParamBuilder::new_half(gpu)

@@ -315,6 +315,23 @@ impl<'g> Tape<'g> {
         self.pass(vec![(from, Some(seed.clone()))])
     }
 
+    /// One backward pass from several nodes at once, each with its own seed:
+    /// what they share accumulates the contributions of all of them (where K
+    /// separate passes would each overwrite it).
+    pub fn backward_from_many(&mut self, starts: &[(Var, Tensor)]) -> Result<()> {
+        for (v, seed) in starts {
+            let shape = self.nodes[v.0].value.shape();
+            if seed.shape() != shape {
+                return Err(Error::shape(
+                    "backward_from_many seed",
+                    format!("{shape:?}"),
+                    format!("{:?}", seed.shape()),
+                ));
+            }
+        }
+        self.pass(starts.iter().map(|(v, s)| (*v, Some(s.clone()))).collect())
+    }
+
     /// Send the gradient of `v` to `grad` in later passes (a parameter's
     /// gradient into row k of a K×P buffer, say). Takes effect for the next pass.
     pub fn redirect_grad(&mut self, v: Var, grad: &Tensor) -> Result<()> {

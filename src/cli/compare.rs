@@ -78,7 +78,7 @@ pub fn prepare_compare(
         .map(crate::mtl::GradSpace::parse)
         .transpose()
         .map_err(|e| Error::InvalidConfig(format!("--space: {e}")))?;
-    let cfg = train_config(s, None, grad_space);
+    let cfg = train_config(s, None, grad_space, super::run::arch_of(s)?);
     cfg.optimizer_config().validate()?;
     super::run::check_output_paths(
         &s.out,

@@ -171,7 +171,8 @@ pub fn prepare_run_with_progress(
         .map(crate::mtl::GradSpace::parse)
         .transpose()
         .map_err(|e| Error::InvalidConfig(format!("--space: {e}")))?;
-    let cfg = train_config(s, resume.as_ref(), grad_space);
+    let arch = arch_of(s)?;
+    let cfg = train_config(s, resume.as_ref(), grad_space, arch);
     cfg.optimizer_config().validate()?;
     // An unknown name or a wrong count of fixed weights fails here, before any work.
     crate::mtl::check_for_tasks(&s.weighting, loaded.tasks.len())?;
@@ -400,6 +401,13 @@ fn check_resumed_architecture(
             list(&net.tower)
         ));
     }
+    if s.arch != d.arch && s.arch.trim().to_ascii_lowercase() != net.arch.name() {
+        clash.push(format!(
+            "--arch {} (the model's: {})",
+            s.arch,
+            net.arch.name()
+        ));
+    }
     if s.activation != d.activation && s.activation != net.activation {
         clash.push(format!(
             "--activation {} (the model's: {})",
@@ -466,18 +474,31 @@ fn columns(s: &RunSettings, resume: Option<&Resumed>) -> Result<(Vec<String>, Ta
 
 /// The trainer's settings; a resumed model keeps its architecture and starts
 /// from its weights.
+/// The architecture the settings ask for (checked before any work).
+pub(crate) fn arch_of(s: &RunSettings) -> Result<crate::nn::Arch> {
+    crate::nn::Arch::parse(
+        &s.arch,
+        s.experts,
+        s.task_experts,
+        s.expert_hidden,
+        s.levels,
+    )
+}
+
 pub(crate) fn train_config(
     s: &RunSettings,
     resume: Option<&Resumed>,
     grad_space: Option<crate::mtl::GradSpace>,
+    arch: crate::nn::Arch,
 ) -> TrainConfig {
-    let (trunk, tower, activation) = match resume {
+    let (trunk, tower, activation, arch) = match resume {
         Some((_, ck)) => (
             ck.meta.net.trunk.clone(),
             ck.meta.net.tower.clone(),
             ck.meta.net.activation,
+            ck.meta.net.arch.clone(),
         ),
-        None => (s.hidden.clone(), s.tower.clone(), s.activation),
+        None => (s.hidden.clone(), s.tower.clone(), s.activation, arch),
     };
     TrainConfig {
         epochs: s.epochs,
@@ -490,6 +511,7 @@ pub(crate) fn train_config(
         trunk,
         tower,
         activation,
+        arch,
         patience: Some(s.patience),
         init: resume.map(|(p, ck)| {
             Arc::new(InitParams {
@@ -552,6 +574,41 @@ pub fn execute_run(
     recorded.hidden = report.net.spec.trunk.clone();
     recorded.tower = report.net.spec.tower.clone();
     recorded.activation = report.net.spec.activation;
+    recorded.arch = report.net.spec.arch.name().to_string();
+    match report.net.spec.arch {
+        crate::nn::Arch::Shared => {}
+        crate::nn::Arch::Omoe {
+            experts,
+            expert_hidden,
+        }
+        | crate::nn::Arch::Mmoe {
+            experts,
+            expert_hidden,
+        } => {
+            recorded.experts = experts;
+            recorded.expert_hidden = expert_hidden;
+        }
+        crate::nn::Arch::Cgc {
+            shared,
+            per_task,
+            expert_hidden,
+        } => {
+            recorded.experts = shared;
+            recorded.task_experts = per_task;
+            recorded.expert_hidden = expert_hidden;
+        }
+        crate::nn::Arch::Ple {
+            shared,
+            per_task,
+            expert_hidden,
+            levels,
+        } => {
+            recorded.experts = shared;
+            recorded.task_experts = per_task;
+            recorded.expert_hidden = expert_hidden;
+            recorded.levels = levels;
+        }
+    }
     let meta = ModelMeta {
         schema: schema.clone(),
         net: report.net.spec.clone(),
@@ -589,7 +646,10 @@ pub fn execute_run(
 pub(crate) fn check_fits(gpu: &Gpu, cfg: &TrainConfig, data: &crate::data::Dataset) -> Result<()> {
     let layers = |w: &[usize]| -> u64 { w.windows(2).map(|p| ((p[0] + 1) * p[1]) as u64).sum() };
     let mut trunk = vec![data.d];
-    trunk.extend(&cfg.trunk);
+    match cfg.arch.width() {
+        None => trunk.extend(&cfg.trunk),
+        Some(h) => trunk.push(h),
+    }
     let last = *trunk.last().unwrap_or(&data.d);
     let mut params = layers(&trunk);
     for t in &data.tasks {

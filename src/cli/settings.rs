@@ -48,6 +48,23 @@ pub struct RunSettings {
     /// The hidden layers' activation.
     #[arg(long, value_enum, default_value_t = Activation::Relu)]
     pub activation: Activation,
+    /// The shared part: shared (a trunk of --hidden widths), or a mixture of
+    /// experts: omoe (one gate), mmoe (a gate per task), cgc (shared and
+    /// per-task experts), ple (--levels stacked cgc layers).
+    #[arg(long, default_value = "shared")]
+    pub arch: String,
+    /// Experts of a mixture (the shared ones for cgc and ple).
+    #[arg(long, default_value_t = 4)]
+    pub experts: usize,
+    /// Each task's own experts (cgc, ple).
+    #[arg(long, default_value_t = 1)]
+    pub task_experts: usize,
+    /// Width of each expert's output (a mixture's representation).
+    #[arg(long, default_value_t = 32)]
+    pub expert_hidden: usize,
+    /// Stacked extraction layers (ple).
+    #[arg(long, default_value_t = 2)]
+    pub levels: usize,
     /// The optimizer.
     #[arg(long, value_enum, default_value_t = OptimizerKind::Adam)]
     pub optimizer: OptimizerKind,

@@ -119,3 +119,27 @@ pub fn combine(gpu: &Gpu, g: &GradRows, w: &Tensor, out: &Tensor) -> Result<Disp
         grid(gpu, (g.n as u64).div_ceil(WG))?,
     )
 }
+
+/// out row k = w[k] · g row k (K rows of g's stride): each task's gradient
+/// weighted on its own.
+pub fn scale_rows(gpu: &Gpu, g: &GradRows, w: &Tensor, out: &Tensor) -> Result<Dispatch> {
+    w.expect_numel("scale_rows weights", g.k)?;
+    out.expect_numel("scale_rows output", g.rows.numel())?;
+    let params = Params {
+        k: g.k as u32,
+        n: g.n as u32,
+        stride: g.stride as u32,
+        threads: 0,
+    };
+    use Binding::*;
+    record(
+        gpu,
+        "gram.wgsl",
+        "scale_rows",
+        &[Uniform, ReadWrite, ReadOnly, ReadOnly],
+        &[],
+        &params,
+        &[out, &g.rows, w],
+        grid(gpu, ((g.k * g.n) as u64).div_ceil(WG))?,
+    )
+}

@@ -1,13 +1,15 @@
 //! Layers and models: named parameters in flat arenas ([`ParamSet`]), Linear
-//! layers, activations ([`Activation`]), and the multi-task network ([`MultiTaskNet`]: shared trunk, a head
-//! and optional tower per task).
+//! layers, activations ([`Activation`]), and the multi-task network ([`MultiTaskNet`]: shared trunk
+//! or a mixture of experts ([`Arch`], [`moe`]), a head and optional tower per task).
 
 mod activation;
 mod linear;
+pub mod moe;
 mod net;
 mod params;
 
 pub use activation::Activation;
 pub use linear::{Init, Linear};
+pub use moe::Arch;
 pub use net::{MultiTaskNet, NetSpec};
 pub use params::{load_values, NamedTensor, ParamBuilder, ParamId, ParamSet, METHOD_PARAM_PREFIX};

@@ -6,7 +6,8 @@ use std::ops::Range;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
-use super::{Activation, Init, Linear, ParamBuilder, ParamSet};
+use super::moe::{Arch, Moe};
+use super::{Activation, Init, Linear, ParamBuilder, ParamId, ParamSet};
 use crate::autodiff::{Tape, Var};
 use crate::error::{Error, Result};
 
@@ -28,12 +29,18 @@ pub struct NetSpec {
     /// it existed used ReLU, the default.
     #[serde(default)]
     pub activation: Activation,
+    /// The shared part: a trunk, or a mixture of experts (then `trunk` is
+    /// empty); models saved before it existed are `Shared`.
+    #[serde(default)]
+    pub arch: Arch,
 }
 
-/// Shared trunk and one head (tower + output layer) per task.
+/// Shared trunk (or mixture of experts) and one head (tower + output layer) per task.
 pub struct MultiTaskNet {
     pub spec: NetSpec,
     pub trunk: Vec<Linear>,
+    /// The mixture of experts, for an `Arch` other than `Shared`.
+    pub moe: Option<Moe>,
     pub heads: Vec<(Vec<Linear>, Linear)>,
 }
 
@@ -48,6 +55,28 @@ impl MultiTaskNet {
         let mut rng = StdRng::seed_from_u64(seed);
         let mut trunk = Vec::new();
         let mut width = spec.inputs;
+        let moe = match &spec.arch {
+            Arch::Shared => None,
+            arch => {
+                if !spec.trunk.is_empty() {
+                    return Err(Error::InvalidConfig(format!(
+                        "--arch {} has experts instead of a trunk: the trunk widths {:?} do not apply",
+                        arch.name(),
+                        spec.trunk
+                    )));
+                }
+                let moe = Moe::new(
+                    p,
+                    arch,
+                    spec.inputs,
+                    spec.outputs.len(),
+                    spec.activation,
+                    &mut rng,
+                )?;
+                width = moe.width();
+                Some(moe)
+            }
+        };
         for (i, &h) in spec.trunk.iter().enumerate() {
             trunk.push(Linear::new(
                 p,
@@ -84,18 +113,32 @@ impl MultiTaskNet {
             )?;
             heads.push((tower, output));
         }
-        Ok(MultiTaskNet { spec, trunk, heads })
+        Ok(MultiTaskNet {
+            spec,
+            trunk,
+            moe,
+            heads,
+        })
     }
 
-    /// The elements of the parameter arena that hold the shared trunk: the
-    /// part whose per-task gradients the MTL methods combine (empty without a
-    /// trunk). Read from the layout, wherever the trunk was placed.
+    /// The parameters that reach more than one task's output: the trunk, or
+    /// the shared experts and gates of a mixture.
+    pub fn shared_params(&self) -> Vec<ParamId> {
+        match &self.moe {
+            Some(moe) => moe.shared_params.clone(),
+            None => self.trunk.iter().flat_map(|l| [l.w, l.b]).collect(),
+        }
+    }
+
+    /// The elements of the parameter arena that hold the shared parameters:
+    /// the part whose per-task gradients the MTL methods combine (empty
+    /// without a trunk). Read from the layout, wherever they were placed
+    /// (created first, they are contiguous).
     pub fn shared_range(&self, params: &ParamSet) -> Range<usize> {
         let entries = params.values.layout.entries();
         let (lo, hi) = self
-            .trunk
-            .iter()
-            .flat_map(|l| [l.w, l.b])
+            .shared_params()
+            .into_iter()
             .map(|id| {
                 let (_, start, shape) = &entries[id.0];
                 (*start, start + shape.iter().product::<usize>())
@@ -133,11 +176,21 @@ impl MultiTaskNet {
         out.forward(tape, params, h, Activation::Identity)
     }
 
+    /// Record the shared part: each task's representation (B×H). A trunk
+    /// and OMoE give every task the same one; MMoE, CGC and PLE one each.
+    pub fn shared_forward(&self, tape: &mut Tape, params: &ParamSet, x: Var) -> Result<Vec<Var>> {
+        match &self.moe {
+            Some(moe) => moe.forward(tape, params, x, self.heads.len()),
+            None => Ok(vec![self.trunk_forward(tape, params, x)?; self.heads.len()]),
+        }
+    }
+
     /// Record the whole network: one output per head.
     pub fn forward(&self, tape: &mut Tape, params: &ParamSet, x: Var) -> Result<Vec<Var>> {
-        let z = self.trunk_forward(tape, params, x)?;
-        (0..self.heads.len())
-            .map(|k| self.head_forward(tape, params, z, k))
+        let zs = self.shared_forward(tape, params, x)?;
+        zs.into_iter()
+            .enumerate()
+            .map(|(k, z)| self.head_forward(tape, params, z, k))
             .collect()
     }
 }

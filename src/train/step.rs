@@ -146,11 +146,12 @@ impl TaskBuffers {
 
 /// What the forward trace leaves for the backward phases.
 pub struct Traced {
-    /// The shared representation (trunk output) and its shape.
-    pub z: Var,
+    /// Each task's representation (the trunk's output, the same for every
+    /// task; or a mixture of experts' per-task mixture) and its shape.
+    pub zs: Vec<Var>,
     pub z_shape: Vec<usize>,
-    /// Each row of DZ is one task's gradient at z (with a gradient space):
-    /// K rows of `z_stride` elements.
+    /// Each row of DZ is one task's gradient at its representation (with a
+    /// gradient space): K rows of `z_stride` elements.
     pub dz_rows: Option<Tensor>,
     pub z_stride: usize,
     /// Each head's output (logits or predictions).
@@ -159,6 +160,13 @@ pub struct Traced {
     pub loss_vars: Vec<Var>,
     /// How many of the tape's forward dispatches belong to the network (the rest are losses).
     pub n_net: usize,
+}
+
+impl Traced {
+    /// Every task reads the same representation (a trunk, OMoE).
+    pub fn one_representation(&self) -> bool {
+        self.zs.windows(2).all(|w| w[0] == w[1])
+    }
 }
 
 /// Phase 2: record the network and the fused losses on `tape`.
@@ -173,8 +181,8 @@ pub fn trace(
     let gpu = tape.gpu;
     let k = batch.masks.len();
     let xv = tape.input(&batch.x);
-    let z = net.trunk_forward(tape, params, xv)?;
-    let z_shape = tape.value(z).shape().to_vec();
+    let zs = net.shared_forward(tape, params, xv)?;
+    let z_shape = tape.value(zs[0]).shape().to_vec();
     let z_stride = aligned(gpu, z_shape.iter().product());
     let dz_rows = match space {
         Some(_) => Some(Tensor::zeros(
@@ -185,7 +193,7 @@ pub fn trace(
         None => None,
     };
     let mut outs = Vec::new();
-    for j in 0..k {
+    for (j, &z) in zs.iter().enumerate() {
         let input = match &dz_rows {
             Some(rows) => tape.stop_gradient(z, &rows.slice(j * z_stride, &z_shape)?)?,
             None => z,
@@ -209,7 +217,7 @@ pub fn trace(
     }
     let outputs = outs.iter().map(|&o| tape.value(o).clone()).collect();
     Ok(Traced {
-        z,
+        zs,
         z_shape,
         dz_rows,
         z_stride,
@@ -258,7 +266,7 @@ pub fn per_task_in_parameters(
             tape.redirect_grad(v, &g.slice(j * p + at, &shape)?)?;
         }
         let seed = dz.slice(j * traced.z_stride, &traced.z_shape)?;
-        tape.backward_from(traced.z, &seed)?;
+        tape.backward_from(traced.zs[j], &seed)?;
     }
     let rows = GradRows::new(g, k, p, p)?;
     let gd = gram::gram(gpu, &rows, &tb.gram)?;
@@ -269,8 +277,12 @@ pub fn per_task_in_parameters(
     })
 }
 
-/// Phase 4, representation space (MGDA-UB): the Gram matrix of DZ,
-/// dz = Σ_k w_k DZ_k, then one trunk pass from dz (when the trunk has parameters).
+/// Phase 4, representation space (MGDA-UB): the Gram matrix of DZ, then
+/// with one representation dz = Σ_k w_k DZ_k and one trunk pass from dz
+/// (when the trunk has parameters); with one representation per task (MMoE,
+/// CGC, PLE) each task's row weighted on its own, w_k DZ_k, and one pass
+/// from all the tasks' representations at once (the shared experts sum
+/// what every task sends them).
 pub fn per_task_in_representation(
     tape: &mut Tape,
     traced: &Traced,
@@ -283,10 +295,29 @@ pub fn per_task_in_representation(
     let z_len: usize = traced.z_shape.iter().product();
     let rows = GradRows::new(dz.clone(), k, z_len, traced.z_stride)?;
     let gd = gram::gram(gpu, &rows, &tb.gram)?;
+    if !traced.one_representation() {
+        let scaled = Tensor::zeros(
+            gpu,
+            &[k * traced.z_stride],
+            "weighted representation gradients",
+        )?;
+        let combine = gram::scale_rows(gpu, &rows, &tb.combine, &scaled)?;
+        let starts = traced
+            .zs
+            .iter()
+            .enumerate()
+            .map(|(j, &z)| Ok((z, scaled.slice(j * traced.z_stride, &traced.z_shape)?)))
+            .collect::<Result<Vec<_>>>()?;
+        tape.backward_from_many(&starts)?;
+        return Ok(PerTaskPath {
+            gram: vec![gd.partial, gd.finish],
+            combine: vec![combine],
+        });
+    }
     let dz_sum = Tensor::zeros(gpu, &traced.z_shape, "combined representation gradient")?;
     let combine = gram::combine(gpu, &rows, &tb.combine, &dz_sum.reshape(&[z_len])?)?;
     if trunk_has_params {
-        tape.backward_from(traced.z, &dz_sum)?;
+        tape.backward_from(traced.zs[0], &dz_sum)?;
     }
     Ok(PerTaskPath {
         gram: vec![gd.partial, gd.finish],

@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::gpu::Tensor;
 use crate::mtl::{GradSpace, Weighting};
-use crate::nn::{Activation, MultiTaskNet, NetSpec, ParamBuilder, ParamSet};
+use crate::nn::{Activation, Arch, MultiTaskNet, NetSpec, ParamBuilder, ParamSet};
 use crate::optim::{OptimizerConfig, OptimizerKind};
 use crate::train::metrics::TaskMetrics;
 
@@ -47,6 +47,9 @@ pub struct TrainConfig {
     pub tower: Vec<usize>,
     /// The hidden layers' activation.
     pub activation: Activation,
+    /// The shared part: a trunk of `trunk` widths, or a mixture of experts
+    /// (which then replaces the trunk).
+    pub arch: Arch,
     /// Where per-task gradients are taken, overriding the method's choice.
     pub grad_space: Option<GradSpace>,
     /// Compute per-task gradients every step even for methods that need none,
@@ -125,6 +128,7 @@ impl Default for TrainConfig {
             trunk: vec![64, 64],
             tower: vec![],
             activation: Activation::Relu,
+            arch: Arch::Shared,
             grad_space: None,
             grad_stats: false,
             profile: false,
@@ -352,11 +356,16 @@ fn build_model(
 ) -> Result<(MultiTaskNet, ParamSet)> {
     let spec = NetSpec {
         inputs: d,
-        trunk: cfg.trunk.clone(),
+        // A mixture of experts replaces the trunk.
+        trunk: match cfg.arch {
+            Arch::Shared => cfg.trunk.clone(),
+            _ => Vec::new(),
+        },
         tower: cfg.tower.clone(),
         outputs: tasks.iter().map(|t| t.outputs()).collect(),
         head_names: tasks.iter().map(|t| t.name.clone()).collect(),
         activation: cfg.activation,
+        arch: cfg.arch.clone(),
     };
     let mut builder = if cfg.half {
         ParamBuilder::new_half(gpu)

@@ -1,0 +1,373 @@
+//! Gated mixtures of experts: the shared part of the network when tasks are
+//! only partly related. Each expert is one layer (in → H, the hidden
+//! activation); the experts of a group are one matmul over their
+//! concatenated weights (B×in · in×(E·H)); a gate is a linear layer and a
+//! row softmax over the experts it mixes (`Tape::gate`); the mixture
+//! out[b,h] = Σ_e g[b,e] Z[b,e,h] is one kernel (`Tape::mixture`).
+//!
+//! - OMoE: one gate over E shared experts; every task reads the same mixture.
+//! - MMoE (Ma et al., KDD 2018): a gate per task over the E shared experts.
+//! - CGC (Tang et al., RecSys 2020): shared experts and each task's own; task
+//!   k's gate mixes the shared ones and its own.
+//! - PLE: CGC layers stacked; below the last, a shared gate over every expert
+//!   feeds the next layer's shared experts, and task k's mixture its experts
+//!   and gate.
+//!
+//! Shared parameters (those that reach more than one task's output: shared
+//! experts and gates, and below PLE's last layer the task experts too, which
+//! the shared gate mixes) are created first, so that they sit together in the
+//! arena: parameter-space methods combine per-task gradients over that range.
+
+use rand::rngs::StdRng;
+
+use super::{Activation, Init, Linear, ParamBuilder, ParamId, ParamSet};
+use crate::autodiff::{Tape, Var};
+use crate::error::{Error, Result};
+
+/// The shared part of a multi-task network.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Arch {
+    /// Hard parameter sharing: one trunk (`NetSpec::trunk`), one
+    /// representation for every task.
+    #[default]
+    Shared,
+    /// One gate over `experts` shared experts, the same mixture for every task.
+    Omoe {
+        experts: usize,
+        expert_hidden: usize,
+    },
+    /// A gate per task over `experts` shared experts.
+    Mmoe {
+        experts: usize,
+        expert_hidden: usize,
+    },
+    /// `shared` shared experts and `per_task` experts of each task's own; a
+    /// gate per task over the shared ones and its own.
+    Cgc {
+        shared: usize,
+        per_task: usize,
+        expert_hidden: usize,
+    },
+    /// `levels` CGC layers; below the last, a shared gate over every expert.
+    Ple {
+        shared: usize,
+        per_task: usize,
+        expert_hidden: usize,
+        levels: usize,
+    },
+}
+
+impl Arch {
+    /// The name `--arch` takes.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Arch::Shared => "shared",
+            Arch::Omoe { .. } => "omoe",
+            Arch::Mmoe { .. } => "mmoe",
+            Arch::Cgc { .. } => "cgc",
+            Arch::Ple { .. } => "ple",
+        }
+    }
+
+    /// The architecture `name` with these sizes (`per_task` and `levels` only
+    /// where they apply).
+    pub fn parse(
+        name: &str,
+        experts: usize,
+        per_task: usize,
+        expert_hidden: usize,
+        levels: usize,
+    ) -> Result<Arch> {
+        let arch = match name.trim().to_ascii_lowercase().as_str() {
+            "shared" | "hard" => Arch::Shared,
+            "omoe" => Arch::Omoe {
+                experts,
+                expert_hidden,
+            },
+            "mmoe" => Arch::Mmoe {
+                experts,
+                expert_hidden,
+            },
+            "cgc" => Arch::Cgc {
+                shared: experts,
+                per_task,
+                expert_hidden,
+            },
+            "ple" => Arch::Ple {
+                shared: experts,
+                per_task,
+                expert_hidden,
+                levels,
+            },
+            other => {
+                return Err(Error::InvalidConfig(format!(
+                    "--arch {other:?}: use shared, omoe, mmoe, cgc or ple"
+                )))
+            }
+        };
+        arch.check()?;
+        Ok(arch)
+    }
+
+    /// Sizes no network can have.
+    pub fn check(&self) -> Result<()> {
+        let bad = |what: String| Err(Error::InvalidConfig(what));
+        let (shared, per_task, hidden, levels) = match *self {
+            Arch::Shared => return Ok(()),
+            Arch::Omoe {
+                experts,
+                expert_hidden,
+            }
+            | Arch::Mmoe {
+                experts,
+                expert_hidden,
+            } => (experts, 0, expert_hidden, 1),
+            Arch::Cgc {
+                shared,
+                per_task,
+                expert_hidden,
+            } => (shared, per_task, expert_hidden, 1),
+            Arch::Ple {
+                shared,
+                per_task,
+                expert_hidden,
+                levels,
+            } => (shared, per_task, expert_hidden, levels),
+        };
+        if hidden == 0 {
+            return bad(format!(
+                "--arch {}: --expert-hidden must be at least 1",
+                self.name()
+            ));
+        }
+        if levels == 0 {
+            return bad("--arch ple: --levels must be at least 1".into());
+        }
+        if shared + per_task == 0 {
+            return bad(format!(
+                "--arch {}: a gate needs at least one expert",
+                self.name()
+            ));
+        }
+        if matches!(self, Arch::Omoe { .. } | Arch::Mmoe { .. }) && shared == 0 {
+            return bad(format!(
+                "--arch {}: --experts must be at least 1",
+                self.name()
+            ));
+        }
+        Ok(())
+    }
+
+    /// The width of each task's representation (None: the trunk's).
+    pub fn width(&self) -> Option<usize> {
+        match *self {
+            Arch::Shared => None,
+            Arch::Omoe { expert_hidden, .. }
+            | Arch::Mmoe { expert_hidden, .. }
+            | Arch::Cgc { expert_hidden, .. }
+            | Arch::Ple { expert_hidden, .. } => Some(expert_hidden),
+        }
+    }
+}
+
+/// One extraction layer: expert groups and the gates that mix them.
+struct Level {
+    /// The shared experts (in → E_s·H), if any.
+    shared: Option<Linear>,
+    /// Each task's own experts (in → E_t·H), if any.
+    task: Vec<Option<Linear>>,
+    /// Each task's gate (over the shared experts and its own), or none (OMoE).
+    task_gates: Vec<Linear>,
+    /// The shared gate: OMoE's only gate, or below PLE's last layer the gate
+    /// over every expert that feeds the next layer's shared experts.
+    shared_gate: Option<Linear>,
+}
+
+/// The mixture-of-experts block of a [`super::MultiTaskNet`].
+pub struct Moe {
+    levels: Vec<Level>,
+    hidden: usize,
+    activation: Activation,
+    /// The parameters that reach more than one task's output.
+    pub shared_params: Vec<ParamId>,
+}
+
+impl Moe {
+    /// Add the block's parameters (shared ones first) for `tasks` tasks.
+    pub fn new(
+        p: &mut ParamBuilder,
+        arch: &Arch,
+        inputs: usize,
+        tasks: usize,
+        activation: Activation,
+        rng: &mut StdRng,
+    ) -> Result<Moe> {
+        arch.check()?;
+        let (shared_n, task_n, hidden, n_levels, omoe) = match *arch {
+            Arch::Shared => {
+                return Err(Error::InvalidConfig("a shared trunk has no experts".into()))
+            }
+            Arch::Omoe {
+                experts,
+                expert_hidden,
+            } => (experts, 0, expert_hidden, 1, true),
+            Arch::Mmoe {
+                experts,
+                expert_hidden,
+            } => (experts, 0, expert_hidden, 1, false),
+            Arch::Cgc {
+                shared,
+                per_task,
+                expert_hidden,
+            } => (shared, per_task, expert_hidden, 1, false),
+            Arch::Ple {
+                shared,
+                per_task,
+                expert_hidden,
+                levels,
+            } => (shared, per_task, expert_hidden, levels, false),
+        };
+        let experts =
+            |p: &mut ParamBuilder, name: String, fan_in: usize, n: usize, rng: &mut StdRng| {
+                (n > 0)
+                    .then(|| Linear::new(p, &name, fan_in, n * hidden, Init::He, rng))
+                    .transpose()
+            };
+        let gate =
+            |p: &mut ParamBuilder, name: String, fan_in: usize, n: usize, rng: &mut StdRng| {
+                Linear::new(p, &name, fan_in, n, Init::Xavier, rng)
+            };
+        // First every shared parameter, level by level; then the task-specific ones.
+        let mut levels = Vec::new();
+        let mut shared_params = Vec::new();
+        for l in 0..n_levels {
+            let fan_in = if l == 0 { inputs } else { hidden };
+            let last = l + 1 == n_levels;
+            let shared = experts(p, format!("moe.{l}.shared"), fan_in, shared_n, rng)?;
+            let mut task = Vec::new();
+            if !last {
+                for k in 0..tasks {
+                    task.push(experts(p, format!("moe.{l}.task{k}"), fan_in, task_n, rng)?);
+                }
+            }
+            let shared_gate = if omoe {
+                Some(gate(p, format!("moe.{l}.gate"), fan_in, shared_n, rng)?)
+            } else if !last {
+                let all = shared_n + tasks * task_n;
+                Some(gate(p, format!("moe.{l}.shared_gate"), fan_in, all, rng)?)
+            } else {
+                None
+            };
+            for layer in shared
+                .iter()
+                .chain(task.iter().flatten())
+                .chain(&shared_gate)
+            {
+                shared_params.extend([layer.w, layer.b]);
+            }
+            levels.push(Level {
+                shared,
+                task,
+                task_gates: Vec::new(),
+                shared_gate,
+            });
+        }
+        for (l, level) in levels.iter_mut().enumerate() {
+            let fan_in = if l == 0 { inputs } else { hidden };
+            if level.task.is_empty() {
+                for k in 0..tasks {
+                    level
+                        .task
+                        .push(experts(p, format!("moe.{l}.task{k}"), fan_in, task_n, rng)?);
+                }
+            }
+            if !omoe {
+                for k in 0..tasks {
+                    let n = shared_n + task_n;
+                    level
+                        .task_gates
+                        .push(gate(p, format!("moe.{l}.gate{k}"), fan_in, n, rng)?);
+                }
+            }
+        }
+        Ok(Moe {
+            levels,
+            hidden,
+            activation,
+            shared_params,
+        })
+    }
+
+    /// Record the block on input x (B×D): each task's representation (B×H).
+    pub fn forward(
+        &self,
+        tape: &mut Tape,
+        params: &ParamSet,
+        x: Var,
+        tasks: usize,
+    ) -> Result<Vec<Var>> {
+        let act = self.activation;
+        let mut shared_in = x;
+        let mut task_in = vec![x; tasks];
+        for (l, level) in self.levels.iter().enumerate() {
+            let last = l + 1 == self.levels.len();
+            let zs = match &level.shared {
+                Some(e) => Some(e.forward(tape, params, shared_in, act)?),
+                None => None,
+            };
+            let mut zt = Vec::new();
+            for (k, e) in level.task.iter().enumerate() {
+                zt.push(match e {
+                    Some(e) => Some(e.forward(tape, params, task_in[k], act)?),
+                    None => None,
+                });
+            }
+            // OMoE: one gate, one mixture for every task.
+            if level.task_gates.is_empty() {
+                let (Some(gate), Some(z)) = (&level.shared_gate, zs) else {
+                    return Err(Error::InvalidConfig(
+                        "OMoE needs its gate and experts".into(),
+                    ));
+                };
+                let logits = gate.forward(tape, params, shared_in, Activation::Identity)?;
+                let g = tape.gate(logits)?;
+                let m = tape.mixture(g, z)?;
+                return Ok(vec![m; tasks]);
+            }
+            let mut next_task = Vec::new();
+            for k in 0..tasks {
+                let pool: Vec<Var> = zs.iter().chain(zt[k].iter()).copied().collect();
+                let z = concat(tape, &pool)?;
+                let logits =
+                    level.task_gates[k].forward(tape, params, task_in[k], Activation::Identity)?;
+                let g = tape.gate(logits)?;
+                next_task.push(tape.mixture(g, z)?);
+            }
+            if !last {
+                if let Some(gate) = &level.shared_gate {
+                    let pool: Vec<Var> = zs.iter().chain(zt.iter().flatten()).copied().collect();
+                    let z = concat(tape, &pool)?;
+                    let logits = gate.forward(tape, params, shared_in, Activation::Identity)?;
+                    let g = tape.gate(logits)?;
+                    shared_in = tape.mixture(g, z)?;
+                }
+            }
+            task_in = next_task;
+        }
+        Ok(task_in)
+    }
+
+    /// Each task's representation width.
+    pub fn width(&self) -> usize {
+        self.hidden
+    }
+}
+
+/// The expert groups side by side (one group: itself, no copy).
+fn concat(tape: &mut Tape, groups: &[Var]) -> Result<Var> {
+    match groups {
+        [one] => Ok(*one),
+        _ => tape.concat_columns(groups),
+    }
+}
