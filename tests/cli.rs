@@ -1334,3 +1334,95 @@ fn plots_say_what_they_show() {
     let s = svg("species");
     assert!(s.contains("#0072B2") && s.contains("#E69F00") && !s.contains("#00FF00"));
 }
+
+#[test]
+fn a_mixture_of_experts_trains_penguins_and_loads_back() {
+    // Issue 13: `taskgrad train --arch mmoe --experts 4` trains penguins and
+    // the model loads back for predict; the architecture is in the metadata.
+    gpu_or_skip!();
+    let dir = scratch("mmoe");
+    let out = dir.join("run");
+    let mut args = vec!["train", "--data", PENGUINS, "--out", out.to_str().unwrap()];
+    args.extend(&PENGUIN_ARGS[..PENGUIN_ARGS.len() - 2]);
+    args.extend([
+        "--epochs",
+        "5",
+        "--arch",
+        "mmoe",
+        "--experts",
+        "4",
+        "--expert-hidden",
+        "16",
+    ]);
+    let o = run(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let model = out.join("model.safetensors");
+    let ck = checkpoint::load(&model).unwrap();
+    assert_eq!(
+        ck.meta.net.arch,
+        taskgrad::nn::Arch::Mmoe {
+            experts: 4,
+            expert_hidden: 16
+        }
+    );
+    assert!(ck.meta.net.trunk.is_empty());
+    assert_eq!(ck.meta.config["arch"], "mmoe");
+    let names: Vec<&str> = ck.tensors.iter().map(|(n, _, _)| n.as_str()).collect();
+    for n in [
+        "moe.0.shared.weight",
+        "moe.0.gate0.weight",
+        "moe.0.gate2.bias",
+    ] {
+        assert!(names.contains(&n), "{names:?}");
+    }
+    let preds = dir.join("preds.csv");
+    let o = run(&[
+        "predict",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        PENGUINS,
+        "--output",
+        preds.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read_to_string(&preds).unwrap().lines().count(),
+        345
+    );
+    // Resuming keeps the architecture; asking for another is refused.
+    let o = run(&[
+        "train",
+        "--data",
+        PENGUINS,
+        "--resume",
+        model.to_str().unwrap(),
+        "--arch",
+        "ple",
+        "--out",
+        dir.join("r").to_str().unwrap(),
+    ]);
+    assert_fails(&o, "--arch ple (the model's: mmoe)");
+    // Bad architectures fail before any work.
+    for (extra, needle) in [
+        (
+            vec!["--arch", "moe"],
+            "--arch \"moe\": use shared, omoe, mmoe, cgc or ple",
+        ),
+        (
+            vec!["--arch", "mmoe", "--experts", "0"],
+            "--experts must be at least 1",
+        ),
+        (
+            vec!["--arch", "ple", "--levels", "0"],
+            "--levels must be at least 1",
+        ),
+    ] {
+        let bad = dir.join("bad");
+        let mut args = vec!["train", "--data", PENGUINS, "--out", bad.to_str().unwrap()];
+        args.extend(&PENGUIN_ARGS[..PENGUIN_ARGS.len() - 2]);
+        args.extend(extra);
+        assert_fails(&run(&args), needle);
+        assert!(!bad.exists());
+    }
+}

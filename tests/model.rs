@@ -69,8 +69,11 @@ fn a_net_spec_saved_before_activations_existed_loads_as_relu() {
                   "head_names": ["species", "body_mass_g"]}"#;
     let spec: taskgrad::nn::NetSpec = serde_json::from_str(old).unwrap();
     assert_eq!(spec.activation, taskgrad::nn::Activation::Relu);
+    // Nor an architecture (issue 13): it is the shared trunk.
+    assert_eq!(spec.arch, taskgrad::nn::Arch::Shared);
     let new = serde_json::to_value(&spec).unwrap();
     assert_eq!(new["activation"], "relu");
+    assert_eq!(new["arch"]["kind"], "shared");
 }
 
 #[test]

@@ -144,15 +144,15 @@ impl Arch {
         if levels == 0 {
             return bad("--arch ple: --levels must be at least 1".into());
         }
-        if shared + per_task == 0 {
-            return bad(format!(
-                "--arch {}: a gate needs at least one expert",
-                self.name()
-            ));
-        }
         if matches!(self, Arch::Omoe { .. } | Arch::Mmoe { .. }) && shared == 0 {
             return bad(format!(
                 "--arch {}: --experts must be at least 1",
+                self.name()
+            ));
+        }
+        if shared + per_task == 0 {
+            return bad(format!(
+                "--arch {}: a gate needs at least one expert (--experts or --task-experts)",
                 self.name()
             ));
         }
