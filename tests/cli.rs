@@ -1375,6 +1375,26 @@ fn a_mixture_of_experts_trains_penguins_and_loads_back() {
     ] {
         assert!(names.contains(&n), "{names:?}");
     }
+    // Which experts each task uses: metrics.csv has each task's gate weights
+    // (a distribution over the 4 experts in every row), and plots/gates.*.
+    let metrics = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    let header: Vec<&str> = metrics.lines().next().unwrap().split(',').collect();
+    for task in ["species", "sex", "body_mass_g"] {
+        let cols: Vec<usize> = (0..4)
+            .map(|j| {
+                header
+                    .iter()
+                    .position(|h| *h == format!("{task}_gate{j}"))
+                    .unwrap_or_else(|| panic!("{task}_gate{j} in {header:?}"))
+            })
+            .collect();
+        for line in metrics.lines().skip(1) {
+            let cells: Vec<&str> = line.split(',').collect();
+            let sum: f64 = cols.iter().map(|&c| cells[c].parse::<f64>().unwrap()).sum();
+            assert!((sum - 1.0).abs() < 1e-4, "{task}: {line}");
+        }
+    }
+    assert!(out.join("plots/gates.svg").exists() && out.join("plots/gates.png").exists());
     let preds = dir.join("preds.csv");
     let o = run(&[
         "predict",

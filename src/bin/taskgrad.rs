@@ -323,7 +323,17 @@ fn grad_stats_line(names: &[String], log: &taskgrad::train::EpochLog) -> String 
     let weights: Vec<String> = (0..k)
         .map(|i| format!("{} {:.3}", names[i], log.weights[i]))
         .collect();
-    line + &format!(" | weights {}", weights.join(", "))
+    line += &format!(" | weights {}", weights.join(", "));
+    if !log.gates.is_empty() {
+        let gates: Vec<String> = (0..k)
+            .map(|i| {
+                let g: Vec<String> = log.gates[i].iter().map(|v| format!("{v:.2}")).collect();
+                format!("{} [{}]", names[i], g.join(" "))
+            })
+            .collect();
+        line += &format!(" | gates {}", gates.join(", "));
+    }
+    line
 }
 
 /// The rows `eval` scores, and how to say which: the training file's

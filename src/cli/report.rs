@@ -75,6 +75,16 @@ fn write_metrics_to(path: &Path, tasks: &[TaskSpec], history: &[EpochLog]) -> Re
     for &(a, b) in &pairs {
         header.push(format!("cos_{}_{}", tasks[a].name, tasks[b].name));
     }
+    // A mixture of experts: each task's gate weight on each expert.
+    let gate_widths: Vec<usize> = history
+        .last()
+        .map(|l| l.gates.iter().map(|g| g.len()).collect())
+        .unwrap_or_default();
+    for (t, &e) in tasks.iter().zip(&gate_widths) {
+        for j in 0..e {
+            header.push(format!("{}_gate{j}", t.name));
+        }
+    }
     let csv_err = |e: csv::Error| Error::Io {
         path: path.to_path_buf(),
         source: e.into(),
@@ -111,6 +121,17 @@ fn write_metrics_to(path: &Path, tasks: &[TaskSpec], history: &[EpochLog]) -> Re
                     .map(|c| format!("{c}"))
                     .unwrap_or_default(),
             );
+        }
+        for (t, &e) in gate_widths.iter().enumerate() {
+            for j in 0..e {
+                row.push(
+                    log.gates
+                        .get(t)
+                        .and_then(|g| g.get(j))
+                        .map(|v| format!("{v}"))
+                        .unwrap_or_default(),
+                );
+            }
         }
         w.write_record(&row).map_err(csv_err)?;
     }
@@ -388,4 +409,114 @@ pub fn write_plots(
         files.extend([svg, png]);
     }
     Ok(files)
+}
+
+/// With a mixture of experts, `<dir>/gates.svg|png`: one pane per task, each
+/// expert's gate weight over the epochs (which experts each task uses).
+/// Returns the files written (none without gates).
+pub fn write_gate_plot(
+    dir: &Path,
+    tasks: &[TaskSpec],
+    history: &[EpochLog],
+) -> Result<Vec<std::path::PathBuf>> {
+    if history.iter().all(|l| l.gates.is_empty()) {
+        return Ok(Vec::new());
+    }
+    register_font();
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let mut files = Vec::new();
+    for ext in ["svg", "png"] {
+        let path = dir.join(format!("gates.{ext}"));
+        let fail = |m: String| Error::Io {
+            path: path.clone(),
+            source: std::io::Error::other(m),
+        };
+        let size = (360 * tasks.len().max(1) as u32, 340);
+        write_atomically(&path, |tmp| {
+            match ext {
+                "svg" => draw_gates(
+                    SVGBackend::new(tmp, size).into_drawing_area(),
+                    tasks,
+                    history,
+                ),
+                _ => draw_gates(
+                    BitMapBackend::new(tmp, size).into_drawing_area(),
+                    tasks,
+                    history,
+                ),
+            }
+            .map_err(fail)
+        })?;
+        files.push(path);
+    }
+    Ok(files)
+}
+
+fn draw_gates<DB: DrawingBackend>(
+    root: DrawingArea<DB, plotters::coord::Shift>,
+    tasks: &[TaskSpec],
+    history: &[EpochLog],
+) -> std::result::Result<(), String> {
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    root.fill(&WHITE).map_err(err)?;
+    let panes = root.split_evenly((1, tasks.len().max(1)));
+    // Okabe-Ito, then greys for more than seven experts.
+    let palette = [
+        RGBColor(0, 114, 178),
+        RGBColor(230, 159, 0),
+        RGBColor(0, 158, 115),
+        RGBColor(213, 94, 0),
+        RGBColor(204, 121, 167),
+        RGBColor(86, 180, 233),
+        RGBColor(240, 228, 66),
+    ];
+    let epochs = history.len().max(1);
+    for (k, (task, pane)) in tasks.iter().zip(&panes).enumerate() {
+        let experts = history
+            .last()
+            .and_then(|l| l.gates.get(k))
+            .map_or(0, |g| g.len());
+        let mut chart = ChartBuilder::on(pane)
+            .caption(format!("{}: gate weights", task.name), ("sans-serif", 16))
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(46)
+            .build_cartesian_2d(0.5..epochs as f64 + 0.5, 0.0..1.0)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("epoch")
+            .y_desc("weight (mean over a minibatch)")
+            .x_labels(epochs.min(10))
+            .x_label_formatter(&|x| {
+                if (x - x.round()).abs() < 1e-6 {
+                    format!("{}", x.round() as i64)
+                } else {
+                    String::new()
+                }
+            })
+            .label_style(("sans-serif", 12))
+            .draw()
+            .map_err(err)?;
+        for j in 0..experts {
+            let colour = palette.get(j).copied().unwrap_or(GREY);
+            let points = series(history, |h| h.gates.get(k).and_then(|g| g.get(j)).copied());
+            chart
+                .draw_series(LineSeries::new(points, colour.stroke_width(2)))
+                .map_err(err)?
+                .label(format!("expert {j}"))
+                .legend(move |(x, y)| {
+                    PathElement::new([(x, y), (x + 14, y)], colour.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.8))
+            .border_style(GREY)
+            .label_font(("sans-serif", 11))
+            .draw()
+            .map_err(err)?;
+    }
+    root.present().map_err(err)
 }

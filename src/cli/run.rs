@@ -629,6 +629,11 @@ pub fn execute_run(
         Some(report.best_epoch),
         &stl,
     )?);
+    files.extend(crate::cli::report::write_gate_plot(
+        &out.join("plots"),
+        &report.tasks,
+        &report.history,
+    )?);
     let split_sizes = (split.train.len(), split.val.len(), split.test.len());
     Ok(RunOutcome {
         report,

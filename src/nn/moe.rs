@@ -299,17 +299,20 @@ impl Moe {
         })
     }
 
-    /// Record the block on input x (B×D): each task's representation (B×H).
+    /// Record the block on input x (B×D): each task's representation (B×H),
+    /// and the gate (B×E) that mixed it in the last layer (which experts each
+    /// task uses).
     pub fn forward(
         &self,
         tape: &mut Tape,
         params: &ParamSet,
         x: Var,
         tasks: usize,
-    ) -> Result<Vec<Var>> {
+    ) -> Result<(Vec<Var>, Vec<Var>)> {
         let act = self.activation;
         let mut shared_in = x;
         let mut task_in = vec![x; tasks];
+        let mut gates = Vec::new();
         for (l, level) in self.levels.iter().enumerate() {
             let last = l + 1 == self.levels.len();
             let zs = match &level.shared {
@@ -333,15 +336,17 @@ impl Moe {
                 let logits = gate.forward(tape, params, shared_in, Activation::Identity)?;
                 let g = tape.gate(logits)?;
                 let m = tape.mixture(g, z)?;
-                return Ok(vec![m; tasks]);
+                return Ok((vec![m; tasks], vec![g; tasks]));
             }
             let mut next_task = Vec::new();
+            gates.clear();
             for k in 0..tasks {
                 let pool: Vec<Var> = zs.iter().chain(zt[k].iter()).copied().collect();
                 let z = concat(tape, &pool)?;
                 let logits =
                     level.task_gates[k].forward(tape, params, task_in[k], Activation::Identity)?;
                 let g = tape.gate(logits)?;
+                gates.push(g);
                 next_task.push(tape.mixture(g, z)?);
             }
             if !last {
@@ -355,7 +360,7 @@ impl Moe {
             }
             task_in = next_task;
         }
-        Ok(task_in)
+        Ok((task_in, gates))
     }
 
     /// Each task's representation width.

@@ -179,9 +179,23 @@ impl MultiTaskNet {
     /// Record the shared part: each task's representation (B×H). A trunk
     /// and OMoE give every task the same one; MMoE, CGC and PLE one each.
     pub fn shared_forward(&self, tape: &mut Tape, params: &ParamSet, x: Var) -> Result<Vec<Var>> {
+        Ok(self.shared_forward_with_gates(tape, params, x)?.0)
+    }
+
+    /// [`MultiTaskNet::shared_forward`], and each task's last gate (B×E) for a
+    /// mixture of experts (none for a trunk).
+    pub fn shared_forward_with_gates(
+        &self,
+        tape: &mut Tape,
+        params: &ParamSet,
+        x: Var,
+    ) -> Result<(Vec<Var>, Vec<Var>)> {
         match &self.moe {
             Some(moe) => moe.forward(tape, params, x, self.heads.len()),
-            None => Ok(vec![self.trunk_forward(tape, params, x)?; self.heads.len()]),
+            None => Ok((
+                vec![self.trunk_forward(tape, params, x)?; self.heads.len()],
+                Vec::new(),
+            )),
         }
     }
 

@@ -160,6 +160,8 @@ pub struct Traced {
     pub loss_vars: Vec<Var>,
     /// How many of the tape's forward dispatches belong to the network (the rest are losses).
     pub n_net: usize,
+    /// Each task's last gate (B×E), for a mixture of experts.
+    pub gates: Vec<Tensor>,
 }
 
 impl Traced {
@@ -181,7 +183,8 @@ pub fn trace(
     let gpu = tape.gpu;
     let k = batch.masks.len();
     let xv = tape.input(&batch.x);
-    let zs = net.shared_forward(tape, params, xv)?;
+    let (zs, gate_vars) = net.shared_forward_with_gates(tape, params, xv)?;
+    let gates = gate_vars.iter().map(|&g| tape.value(g).clone()).collect();
     let z_shape = tape.value(zs[0]).shape().to_vec();
     let z_stride = aligned(gpu, z_shape.iter().product());
     let dz_rows = match space {
@@ -224,6 +227,7 @@ pub fn trace(
         outputs,
         loss_vars,
         n_net,
+        gates,
     })
 }
 
@@ -398,6 +402,8 @@ pub struct Program {
     pub space: Option<GradSpace>,
     /// Each head's output buffer.
     pub outputs: Vec<Tensor>,
+    /// Each task's last gate (B×E) of a mixture of experts, as the step leaves it.
+    pub gates: Vec<Tensor>,
     pub plan: StepPlan,
     pub optimizer: Box<dyn Optimizer>,
 }
@@ -498,6 +504,7 @@ impl Program {
             tasks: tb,
             space,
             outputs: traced.outputs,
+            gates: traced.gates,
             plan,
             optimizer: optimizer.build(gpu, params)?,
         })

@@ -139,6 +139,10 @@ impl Default for TrainConfig {
     }
 }
 
+/// What an epoch reads back: the mean training losses, the last step's Gram
+/// matrix, task weights and gates.
+type EpochReadback = (Vec<f64>, Vec<f32>, Vec<f64>, Vec<Vec<f64>>);
+
 /// One epoch's record.
 #[derive(Clone, Debug)]
 pub struct EpochLog {
@@ -156,6 +160,10 @@ pub struct EpochLog {
     /// seed (the loss weight) times its combination weight (a gradient
     /// method's; 1 otherwise).
     pub weights: Vec<f64>,
+    /// With a mixture of experts, each task's gate weights over the experts
+    /// of its last layer, averaged over the epoch's last minibatch (which
+    /// experts each task uses); empty otherwise.
+    pub gates: Vec<Vec<f64>>,
 }
 
 /// The result of [`fit`].
@@ -227,7 +235,7 @@ pub fn fit(
     for epoch in 0..cfg.epochs {
         let lr = cfg.lr * cfg.schedule.factor(epoch, cfg.epochs);
         prog.optimizer.set_lr(lr);
-        let (train_loss, gram, weights) =
+        let (train_loss, gram, weights, gates) =
             epochs.train(gpu, &mut prog, data, subset, &tasks, epoch)?;
         check_divergence(
             &tasks,
@@ -252,6 +260,7 @@ pub fn fit(
             grad_norms,
             cosines,
             weights,
+            gates,
         };
         on_epoch(&log);
         let stop = epochs.keep_best(gpu, &params, epoch, log.monitored_loss())?;
@@ -447,7 +456,7 @@ impl Epochs {
         subset: &[usize],
         tasks: &[TaskSpec],
         epoch: usize,
-    ) -> Result<(Vec<f64>, Vec<f32>, Vec<f64>)> {
+    ) -> Result<EpochReadback> {
         self.order.shuffle(&mut self.rng);
         let epoch_start = self.steps;
         let clock = Instant::now();
@@ -475,10 +484,26 @@ impl Epochs {
         // Per task: loss sum, first non-finite step, count (3K values); the
         // Gram matrix, seeds and combination weights of the last step.
         let tb = &prog.tasks;
-        let got = gpu.read(&[&tb.state, &tb.gram, &tb.seeds, &tb.combine])?;
-        let [st, gram, seeds, combine]: [Vec<f32>; 4] = got
-            .try_into()
-            .map_err(|_| Error::InvalidConfig("epoch readback: four buffers expected".into()))?;
+        let mut reads = vec![&tb.state, &tb.gram, &tb.seeds, &tb.combine];
+        reads.extend(prog.gates.iter());
+        let mut got = gpu.read(&reads)?.into_iter();
+        let mut next = || {
+            got.next()
+                .ok_or_else(|| Error::InvalidConfig("epoch readback: a buffer is missing".into()))
+        };
+        let (st, gram, seeds, combine) = (next()?, next()?, next()?, next()?);
+        // Each task's gate, averaged over the minibatch's rows.
+        let gates = prog
+            .gates
+            .iter()
+            .map(|g| {
+                let v = next()?;
+                let (rows, e) = (g.shape()[0].max(1), g.shape()[1]);
+                Ok((0..e)
+                    .map(|j| (0..rows).map(|r| v[r * e + j] as f64).sum::<f64>() / rows as f64)
+                    .collect())
+            })
+            .collect::<Result<Vec<Vec<f64>>>>()?;
         self.train_time += clock.elapsed();
         prog.tasks.state.write(gpu, &vec![0.0; 3 * tasks.len()])?;
         if let Some((j, t)) = tasks.iter().enumerate().find(|(j, _)| st[3 * j + 1] > 0.0) {
@@ -495,7 +520,7 @@ impl Epochs {
             .zip(&combine)
             .map(|(&s, &c)| s as f64 * c as f64)
             .collect();
-        Ok((losses, gram, weights))
+        Ok((losses, gram, weights, gates))
     }
 
     /// Keep the weights of the best epoch so far; true when patience has run out.
