@@ -8,6 +8,7 @@
 //!
 //!     cargo run --release --example iris_mtl -- [--weighting METHOD] [--space params|rep]
 //!                                               [--seed S] [--seeds N] [--epochs N] [--grad-stats] [--half] [--profile]
+//!                                               [--arch shared|omoe|mmoe|cgc|ple --experts E --expert-hidden H]
 //!
 //! METHOD: equal, uncertainty, dwa, rlw, famo, gradnorm, pcgrad, mgda, cagrad,
 //! imtl_g, nash_mtl, upgrad, or fixed:w1,w2,w3.
@@ -19,6 +20,7 @@ use taskgrad::data::{Dataset, Split, Table, TaskType};
 use taskgrad::mtl::{self, GradSpace};
 use taskgrad::train::metrics::{delta_m, TaskMetrics};
 use taskgrad::train::{fit, single_task_baselines, EpochLog, TrainConfig};
+use taskgrad::nn::Arch;
 use taskgrad::Gpu;
 
 #[derive(Parser)]
@@ -30,6 +32,21 @@ struct Args {
     /// Where gradient-based methods take per-task gradients: params or rep.
     #[arg(long)]
     space: Option<String>,
+    /// The shared part: shared (a trunk), omoe, mmoe, cgc or ple.
+    #[arg(long, default_value = "shared")]
+    arch: String,
+    /// Experts of a mixture (the shared ones for cgc and ple).
+    #[arg(long, default_value_t = 4)]
+    experts: usize,
+    /// Each task's own experts (cgc, ple).
+    #[arg(long, default_value_t = 1)]
+    task_experts: usize,
+    /// Width of each expert's output.
+    #[arg(long, default_value_t = 32)]
+    expert_hidden: usize,
+    /// Stacked extraction layers (ple).
+    #[arg(long, default_value_t = 2)]
+    levels: usize,
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Also train seeds seed+1, … (this many in all) and print Δm% as mean ± std.
@@ -93,6 +110,13 @@ fn delta_m_for_seed(
     let method = mtl::by_name_seeded(&args.weighting, seed)?;
     let mtl_cfg = TrainConfig {
         half: args.half,
+        arch: Arch::parse(
+            &args.arch,
+            args.experts,
+            args.task_experts,
+            args.expert_hidden,
+            args.levels,
+        )?,
         ..cfg.clone()
     };
     let run = fit(
@@ -120,6 +144,13 @@ fn run(args: Args) -> taskgrad::Result<()> {
     let tasks = TASKS;
     let data = Dataset::from_table(&table, &INPUTS, &tasks, &split.train)?;
     let grad_space = args.space.as_deref().map(GradSpace::parse).transpose()?;
+    let arch = Arch::parse(
+        &args.arch,
+        args.experts,
+        args.task_experts,
+        args.expert_hidden,
+        args.levels,
+    )?;
     let cfg = TrainConfig {
         epochs: args.epochs,
         seed: args.seed,
@@ -134,6 +165,7 @@ fn run(args: Args) -> taskgrad::Result<()> {
         grad_stats: args.grad_stats,
         profile,
         half: args.half,
+        arch: arch.clone(),
         ..cfg.clone()
     };
     let mut on_epoch = |log: &EpochLog| {
@@ -154,8 +186,8 @@ fn run(args: Args) -> taskgrad::Result<()> {
 
     // The table: per task, the test metric of MTL and of STL, then Δm%.
     println!(
-        "taskgrad iris_mtl | adapter: {} | weighting: {} | seed {}",
-        gpu.report, args.weighting, args.seed
+        "taskgrad iris_mtl | adapter: {} | weighting: {} | arch: {} | seed {}",
+        gpu.report, args.weighting, args.arch, args.seed
     );
     println!(
         "test split: {} rows (train {}, validation {})\n",
