@@ -15,7 +15,7 @@ static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 
 /// Text needs a font; the one shipped in assets/ makes PNGs independent of
 /// the system's fonts.
-pub(crate) fn register_font() {
+pub fn register_font() {
     let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
 }
 
