@@ -22,7 +22,7 @@ use taskgrad::train::step::StepOptions;
 #[path = "common/workloads.rs"]
 mod workloads;
 use taskgrad::{Error, Gpu, Tensor};
-use workloads::{w_iris, w_synth, Workload};
+use workloads::{w_iris, w_synth_arch, Workload};
 
 #[derive(Parser)]
 struct Args {
@@ -51,6 +51,14 @@ struct Args {
     /// W-matmul: products per submit (1: each product is submitted and waited for alone).
     #[arg(long, default_value_t = 1)]
     per_submit: usize,
+    /// W-synth: the shared part, shared (the 512-512 trunk) or a mixture of
+    /// experts (mmoe, omoe, cgc, ple) of --experts × --expert-hidden.
+    #[arg(long, default_value = "shared")]
+    arch: String,
+    #[arg(long, default_value_t = 8)]
+    experts: usize,
+    #[arg(long, default_value_t = 64)]
+    expert_hidden: usize,
 }
 
 fn print_profile(gpu: &Gpu, w: &mut Workload, steps: usize) -> taskgrad::Result<()> {
@@ -127,7 +135,8 @@ fn run(args: Args) -> taskgrad::Result<()> {
             );
         }
         "w-synth" => {
-            let mut w = w_synth(&gpu, &args.weighting, opts)?;
+            let arch = taskgrad::nn::Arch::parse(&args.arch, args.experts, 1, args.expert_hidden, 2)?;
+            let mut w = w_synth_arch(&gpu, &args.weighting, opts, arch)?;
             let (sps, bytes) = steps(&gpu, &mut w, 5, 50, 10)?;
             if args.profile {
                 print_profile(&gpu, &mut w, 3)?;

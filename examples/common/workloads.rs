@@ -19,7 +19,7 @@ use taskgrad::data::{Dataset, Split, Table, TaskType};
 use taskgrad::error::Result;
 use taskgrad::gpu::Gpu;
 use taskgrad::mtl::{self, GradSpace};
-use taskgrad::nn::{MultiTaskNet, NetSpec, ParamBuilder, ParamSet};
+use taskgrad::nn::{Arch, MultiTaskNet, NetSpec, ParamBuilder, ParamSet};
 use taskgrad::optim::OptimizerConfig;
 use taskgrad::train::step::{Program, StepOptions};
 
@@ -87,7 +87,13 @@ fn build(
     weighting: &str,
     space: Option<GradSpace>,
     opts: StepOptions,
+    arch: Arch,
 ) -> Result<Workload> {
+    // A mixture of experts replaces the trunk.
+    let trunk = match arch {
+        Arch::Shared => trunk,
+        _ => Vec::new(),
+    };
     let spec = NetSpec {
         inputs: data.d,
         trunk,
@@ -95,7 +101,7 @@ fn build(
         outputs: data.tasks.iter().map(|t| t.outputs()).collect(),
         head_names: data.tasks.iter().map(|t| t.name.clone()).collect(),
         activation: Default::default(),
-        arch: Default::default(),
+        arch,
     };
     let mut builder = if opts.half {
         ParamBuilder::new_half(gpu)
@@ -159,6 +165,7 @@ pub fn w_iris(gpu: &Gpu, weighting: &str, opts: StepOptions) -> Result<Workload>
         weighting,
         None,
         opts,
+        Arch::Shared,
     )
 }
 
@@ -204,6 +211,12 @@ pub fn synth_table(rows: usize) -> Table {
 
 /// W-synth with `weighting` (batches of 1024 rows, cycled).
 pub fn w_synth(gpu: &Gpu, weighting: &str, opts: StepOptions) -> Result<Workload> {
+    w_synth_arch(gpu, weighting, opts, Arch::Shared)
+}
+
+/// W-synth with another shared part (a mixture of experts for issue 13's
+/// comparison: 8 experts of 64 units, as wide as the trunk's first layer).
+pub fn w_synth_arch(gpu: &Gpu, weighting: &str, opts: StepOptions, arch: Arch) -> Result<Workload> {
     let table = synth_table(16384);
     let names: Vec<String> = (0..128).map(|j| format!("x{j}")).collect();
     let inputs: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
@@ -225,5 +238,6 @@ pub fn w_synth(gpu: &Gpu, weighting: &str, opts: StepOptions) -> Result<Workload
         weighting,
         None,
         opts,
+        arch,
     )
 }
