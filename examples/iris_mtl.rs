@@ -18,9 +18,9 @@ use std::time::Instant;
 use clap::Parser;
 use taskgrad::data::{Dataset, Split, Table, TaskType};
 use taskgrad::mtl::{self, GradSpace};
+use taskgrad::nn::Arch;
 use taskgrad::train::metrics::{delta_m, TaskMetrics};
 use taskgrad::train::{fit, single_task_baselines, EpochLog, TrainConfig};
-use taskgrad::nn::Arch;
 use taskgrad::Gpu;
 
 #[derive(Parser)]

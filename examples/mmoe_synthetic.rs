@@ -31,7 +31,9 @@ use taskgrad::train::{fit, TrainConfig};
 use taskgrad::{mtl, Gpu, TaskMetrics};
 
 #[derive(Parser)]
-#[command(about = "Ma et al. (2018)'s synthetic experiment: Shared-Bottom, OMoE and MMoE as p varies")]
+#[command(
+    about = "Ma et al. (2018)'s synthetic experiment: Shared-Bottom, OMoE and MMoE as p varies"
+)]
 struct Args {
     /// Seeds per (p, model).
     #[arg(long, default_value_t = 5)]
@@ -159,15 +161,34 @@ fn run(args: Args) -> taskgrad::Result<()> {
                     patience: Some(args.epochs),
                     ..Default::default()
                 };
-                let r = fit(&gpu, d, split, &[0, 1], mtl::by_name("equal")?, &cfg, &mut |_| {})?;
-                params = r.params.values.layout.entries().iter().map(|(_, _, s)| s.iter().product::<usize>()).sum();
+                let r = fit(
+                    &gpu,
+                    d,
+                    split,
+                    &[0, 1],
+                    mtl::by_name("equal")?,
+                    &cfg,
+                    &mut |_| {},
+                )?;
+                params = r
+                    .params
+                    .values
+                    .layout
+                    .entries()
+                    .iter()
+                    .map(|(_, _, s)| s.iter().product::<usize>())
+                    .sum();
                 let mse = |m: &TaskMetrics| m.loss();
                 y1.push(mse(&r.test[0]));
                 y2.push(mse(&r.test[1]));
                 for (e, log) in r.history.iter().enumerate() {
                     curve[e] += log.train_loss.iter().sum::<f64>() / args.seeds as f64;
                 }
-                csv += &format!("{p},{name},{s},{params},{},{}\n", y1.last().unwrap(), y2.last().unwrap());
+                csv += &format!(
+                    "{p},{name},{s},{params},{},{}\n",
+                    y1.last().unwrap(),
+                    y2.last().unwrap()
+                );
             }
             let ((m1, s1), (m2, s2)) = (mean_std(&y1), mean_std(&y2));
             let both: Vec<f64> = y1.iter().zip(&y2).map(|(a, b)| (a + b) / 2.0).collect();
@@ -222,9 +243,19 @@ fn plot(path: &Path, ps: &[f64], names: &[&str], curves: &[Vec<Vec<f64>>]) -> Re
         path.file_name().unwrap().to_string_lossy()
     ));
     let drawn = if path.extension().is_some_and(|e| e == "svg") {
-        draw(SVGBackend::new(&tmp, size).into_drawing_area(), ps, names, curves)
+        draw(
+            SVGBackend::new(&tmp, size).into_drawing_area(),
+            ps,
+            names,
+            curves,
+        )
     } else {
-        draw(BitMapBackend::new(&tmp, size).into_drawing_area(), ps, names, curves)
+        draw(
+            BitMapBackend::new(&tmp, size).into_drawing_area(),
+            ps,
+            names,
+            curves,
+        )
     };
     match drawn.and_then(|()| std::fs::rename(&tmp, path).map_err(|e| e.to_string())) {
         Ok(()) => Ok(()),
@@ -241,7 +272,11 @@ fn draw<DB: DrawingBackend>(
     names: &[&str],
     curves: &[Vec<Vec<f64>>],
 ) -> Result<(), String> {
-    let colours = [RGBColor(0, 114, 178), RGBColor(230, 159, 0), RGBColor(0, 158, 115)];
+    let colours = [
+        RGBColor(0, 114, 178),
+        RGBColor(230, 159, 0),
+        RGBColor(0, 158, 115),
+    ];
     let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     root.fill(&WHITE).map_err(err)?;
     for (pi, area) in root.split_evenly((1, ps.len())).iter().enumerate() {
@@ -259,20 +294,17 @@ fn draw<DB: DrawingBackend>(
             .x_desc("epoch")
             .y_desc("training loss (MSE y1 + y2)")
             .x_labels(epochs.min(10))
-            .x_label_formatter(&|x| {
-                if (x - x.round()).abs() < 1e-6 {
-                    format!("{}", x.round() as i64)
-                } else {
-                    String::new()
-                }
-            })
+            .x_label_formatter(&taskgrad::cli::report::epoch_label)
             .draw()
             .map_err(err)?;
         for (mi, name) in names.iter().enumerate() {
             let c = colours[mi % colours.len()];
             chart
                 .draw_series(LineSeries::new(
-                    curves[pi][mi].iter().enumerate().map(|(e, &v)| (e as f64 + 1.0, v)),
+                    curves[pi][mi]
+                        .iter()
+                        .enumerate()
+                        .map(|(e, &v)| (e as f64 + 1.0, v)),
                     c.stroke_width(2),
                 ))
                 .map_err(err)?

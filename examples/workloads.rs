@@ -135,7 +135,8 @@ fn run(args: Args) -> taskgrad::Result<()> {
             );
         }
         "w-synth" => {
-            let arch = taskgrad::nn::Arch::parse(&args.arch, args.experts, 1, args.expert_hidden, 2)?;
+            let arch =
+                taskgrad::nn::Arch::parse(&args.arch, args.experts, 1, args.expert_hidden, 2)?;
             let mut w = w_synth_arch(&gpu, &args.weighting, opts, arch)?;
             let (sps, bytes) = steps(&gpu, &mut w, 5, 50, 10)?;
             if args.profile {

@@ -72,13 +72,7 @@ pub fn prepare_compare(
         crate::mtl::check_for_tasks(m, loaded.tasks.len())
             .map_err(|e| Error::InvalidConfig(format!("--methods {m}: {e}")))?;
     }
-    let grad_space = s
-        .space
-        .as_deref()
-        .map(crate::mtl::GradSpace::parse)
-        .transpose()
-        .map_err(|e| Error::InvalidConfig(format!("--space: {e}")))?;
-    let cfg = train_config(s, None, grad_space, super::run::arch_of(s)?);
+    let cfg = train_config(s, None, super::run::space_of(s)?, super::run::arch_of(s)?);
     cfg.optimizer_config().validate()?;
     super::run::check_output_paths(
         &s.out,

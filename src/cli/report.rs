@@ -157,6 +157,15 @@ pub struct TaskCurves<'a> {
     pub stl: Option<&'a [EpochLog]>,
 }
 
+/// An epoch axis label: the integer at whole epochs, nothing between.
+pub fn epoch_label(x: &f64) -> String {
+    if (x - x.round()).abs() < 1e-6 {
+        format!("{}", x.round() as i64)
+    } else {
+        String::new()
+    }
+}
+
 /// A curve to draw: its points, colour, and whether it is dashed.
 type Line<'a> = (&'a [(f64, f64)], RGBColor, bool);
 
@@ -206,13 +215,7 @@ fn pane<DB: DrawingBackend>(
         .x_desc("epoch")
         .y_desc(y_desc)
         .x_labels(epochs.min(10))
-        .x_label_formatter(&|x| {
-            if (x - x.round()).abs() < 1e-6 {
-                format!("{}", x.round() as i64)
-            } else {
-                String::new()
-            }
-        })
+        .x_label_formatter(&epoch_label)
         .label_style(("sans-serif", 13))
         .draw()
         .map_err(err)?;
@@ -488,13 +491,7 @@ fn draw_gates<DB: DrawingBackend>(
             .x_desc("epoch")
             .y_desc("weight (mean over a minibatch)")
             .x_labels(epochs.min(10))
-            .x_label_formatter(&|x| {
-                if (x - x.round()).abs() < 1e-6 {
-                    format!("{}", x.round() as i64)
-                } else {
-                    String::new()
-                }
-            })
+            .x_label_formatter(&epoch_label)
             .label_style(("sans-serif", 12))
             .draw()
             .map_err(err)?;

@@ -165,14 +165,7 @@ pub fn prepare_run_with_progress(
             .collect(),
         None => Vec::new(),
     };
-    let grad_space = s
-        .space
-        .as_deref()
-        .map(crate::mtl::GradSpace::parse)
-        .transpose()
-        .map_err(|e| Error::InvalidConfig(format!("--space: {e}")))?;
-    let arch = arch_of(s)?;
-    let cfg = train_config(s, resume.as_ref(), grad_space, arch);
+    let cfg = train_config(s, resume.as_ref(), space_of(s)?, arch_of(s)?);
     cfg.optimizer_config().validate()?;
     // An unknown name or a wrong count of fixed weights fails here, before any work.
     crate::mtl::check_for_tasks(&s.weighting, loaded.tasks.len())?;
@@ -474,6 +467,15 @@ fn columns(s: &RunSettings, resume: Option<&Resumed>) -> Result<(Vec<String>, Ta
 
 /// The trainer's settings; a resumed model keeps its architecture and starts
 /// from its weights.
+/// The gradient space `--space` asks for, if any (checked before any work).
+pub(crate) fn space_of(s: &RunSettings) -> Result<Option<crate::mtl::GradSpace>> {
+    s.space
+        .as_deref()
+        .map(crate::mtl::GradSpace::parse)
+        .transpose()
+        .map_err(|e| Error::InvalidConfig(format!("--space: {e}")))
+}
+
 /// The architecture the settings ask for (checked before any work).
 pub(crate) fn arch_of(s: &RunSettings) -> Result<crate::nn::Arch> {
     crate::nn::Arch::parse(
@@ -574,41 +576,7 @@ pub fn execute_run(
     recorded.hidden = report.net.spec.trunk.clone();
     recorded.tower = report.net.spec.tower.clone();
     recorded.activation = report.net.spec.activation;
-    recorded.arch = report.net.spec.arch.name().to_string();
-    match report.net.spec.arch {
-        crate::nn::Arch::Shared => {}
-        crate::nn::Arch::Omoe {
-            experts,
-            expert_hidden,
-        }
-        | crate::nn::Arch::Mmoe {
-            experts,
-            expert_hidden,
-        } => {
-            recorded.experts = experts;
-            recorded.expert_hidden = expert_hidden;
-        }
-        crate::nn::Arch::Cgc {
-            shared,
-            per_task,
-            expert_hidden,
-        } => {
-            recorded.experts = shared;
-            recorded.task_experts = per_task;
-            recorded.expert_hidden = expert_hidden;
-        }
-        crate::nn::Arch::Ple {
-            shared,
-            per_task,
-            expert_hidden,
-            levels,
-        } => {
-            recorded.experts = shared;
-            recorded.task_experts = per_task;
-            recorded.expert_hidden = expert_hidden;
-            recorded.levels = levels;
-        }
-    }
+    recorded.record_arch(&report.net.spec.arch);
     let meta = ModelMeta {
         schema: schema.clone(),
         net: report.net.spec.clone(),
@@ -671,26 +639,21 @@ pub(crate) fn check_fits(gpu: &Gpu, cfg: &TrainConfig, data: &crate::data::Datas
 
 /// A buffer beyond the adapter's limit, said in the settings that made it.
 pub(crate) fn explain_size(e: Error, cfg: &TrainConfig) -> Error {
+    let list = |v: &[usize]| {
+        v.iter()
+            .map(|w| w.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
     match e {
         Error::BufferTooLarge { bytes, limit } => Error::InvalidConfig(format!(
             "the network (--hidden {}{}) with --batch {} needs a buffer of {bytes} bytes, \
              and this adapter binds at most {limit}: use narrower layers or a smaller batch",
-            cfg.trunk
-                .iter()
-                .map(|w| w.to_string())
-                .collect::<Vec<_>>()
-                .join(","),
+            list(&cfg.trunk),
             if cfg.tower.is_empty() {
                 String::new()
             } else {
-                format!(
-                    ", --tower {}",
-                    cfg.tower
-                        .iter()
-                        .map(|w| w.to_string())
-                        .collect::<Vec<_>>()
-                        .join(",")
-                )
+                format!(", --tower {}", list(&cfg.tower))
             },
             cfg.batch_size
         )),

@@ -135,6 +135,47 @@ impl Default for RunSettings {
 }
 
 impl RunSettings {
+    /// Set the architecture flags to what `arch` is (the effective settings
+    /// of a run, recorded with its model).
+    pub fn record_arch(&mut self, arch: &crate::nn::Arch) {
+        use crate::nn::Arch;
+        self.arch = arch.name().to_string();
+        match *arch {
+            Arch::Shared => {}
+            Arch::Omoe {
+                experts,
+                expert_hidden,
+            }
+            | Arch::Mmoe {
+                experts,
+                expert_hidden,
+            } => {
+                self.experts = experts;
+                self.expert_hidden = expert_hidden;
+            }
+            Arch::Cgc {
+                shared,
+                per_task,
+                expert_hidden,
+            } => {
+                self.experts = shared;
+                self.task_experts = per_task;
+                self.expert_hidden = expert_hidden;
+            }
+            Arch::Ple {
+                shared,
+                per_task,
+                expert_hidden,
+                levels,
+            } => {
+                self.experts = shared;
+                self.task_experts = per_task;
+                self.expert_hidden = expert_hidden;
+                self.levels = levels;
+            }
+        }
+    }
+
     /// Read a TOML file; unknown keys are an error, missing keys take the defaults.
     pub fn from_toml(path: &Path) -> Result<RunSettings> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
