@@ -41,6 +41,7 @@
 //! ```
 
 pub mod autodiff;
+#[cfg(feature = "cli")]
 pub mod cli;
 pub mod data;
 pub mod error;

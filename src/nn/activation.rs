@@ -12,9 +12,8 @@ use crate::autodiff::{Tape, Var};
 use crate::error::Result;
 
 /// A hidden layer's nonlinearity.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Activation {
     /// max(x, 0), fused into the matmul.

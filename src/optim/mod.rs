@@ -34,7 +34,8 @@ pub trait Optimizer {
 }
 
 /// Which optimizer.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum OptimizerKind {
     /// SGD with momentum (PyTorch's form; weight decay added to the gradient).
@@ -44,7 +45,7 @@ pub enum OptimizerKind {
     Adam,
     /// AdamW (Loshchilov & Hutter 2019; weight decay decoupled from the moments).
     #[serde(rename = "adamw")]
-    #[value(name = "adamw")]
+    #[cfg_attr(feature = "cli", value(name = "adamw"))]
     AdamW,
 }
 
