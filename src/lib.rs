@@ -9,13 +9,13 @@
 //! | kernels | [`kernels`] | one Rust wrapper per WGSL file in `shaders/` (same stem): shape checks, grid, dispatch |
 //! | reference | [`reference`] | the plain-loop CPU statement of every kernel, the test oracle |
 //! | autodiff | [`autodiff`] | the reverse-mode tape; each op's backward beside its forward |
-//! | nn | [`nn`] | named parameters in arenas, Linear, the multi-task net |
+//! | nn | [`nn`] | named parameters in arenas, Linear, the multi-task net, mixtures of experts |
 //! | mtl | [`mtl`] | the multi-task methods, one file each, and their registry |
 //! | optim | [`optim`] | SGD with momentum, Adam, AdamW behind one interface |
 //! | data | [`data`] | CSV tables, schema and encoding, datasets, splits, the synthetic generator (no GPU) |
 //! | train | [`train`] | the step in named phases, the trainer, schedules, metrics, baselines |
 //! | model | [`model`] | checkpoints, a forward-only inference program, predictions |
-//! | front ends | [`cli`], `src/bin/`, `examples/` | settings, run folders, reports, the examples |
+//! | front ends | `cli` (the default `cli` feature), `src/bin/`, `examples/` | settings, run folders, reports, `compare`, the examples |
 //!
 //! [`error`] holds the one error type every layer returns.
 //!
