@@ -9,6 +9,7 @@
 //!     cargo run --release --example iris_mtl -- [--weighting METHOD] [--space params|rep]
 //!                                               [--seed S] [--seeds N] [--epochs N] [--grad-stats] [--half] [--profile]
 //!                                               [--arch shared|omoe|mmoe|cgc|ple --experts E --expert-hidden H]
+//!                                               [--dump-step]
 //!
 //! METHOD: equal, uncertainty, dwa, rlw, famo, gradnorm, pcgrad, mgda, cagrad,
 //! imtl_g, nash_mtl, upgrad, or fixed:w1,w2,w3.
@@ -63,6 +64,9 @@ struct Args {
     /// Report dispatches and time per step, and per-kernel GPU times (timestamp queries).
     #[arg(long)]
     profile: bool,
+    /// Print the training step's dispatches, in order (kernel, grid, tensors).
+    #[arg(long)]
+    dump_step: bool,
 }
 
 fn main() {
@@ -166,6 +170,7 @@ fn run(args: Args) -> taskgrad::Result<()> {
         profile,
         half: args.half,
         arch: arch.clone(),
+        dump_step: args.dump_step,
         ..cfg.clone()
     };
     let mut on_epoch = |log: &EpochLog| {
@@ -252,6 +257,15 @@ fn run(args: Args) -> taskgrad::Result<()> {
         stl_wall,
         started.elapsed().as_secs_f64()
     );
+    if args.dump_step {
+        println!(
+            "\none training step: {} dispatches, one submit",
+            mtl_run.step_listing.len()
+        );
+        for line in &mtl_run.step_listing {
+            println!("{line}");
+        }
+    }
     if args.profile {
         println!(
             "\nprofile: {} dispatches per step, {:.3} ms per training step (wall clock, evaluation excluded)",

@@ -997,6 +997,7 @@ fn train_shows_and_logs_per_task_gradients_weights_and_a_profile() {
         "params",
         "--grad-stats",
         "--profile",
+        "--dump-step",
     ]);
     let o = run(&args);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -1007,6 +1008,37 @@ fn train_shows_and_logs_per_task_gradients_weights_and_a_profile() {
     );
     assert!(text.contains("| weights species "), "{text}");
     assert!(text.contains("dispatches per step"), "{text}");
+    // --dump-step lists the step's dispatches, as many as the profile counts,
+    // from the first matmul to the optimizer.
+    let count: usize = text
+        .split("one training step: ")
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        text.contains(&format!("profile: {count} dispatches per step")),
+        "{text}"
+    );
+    let listed: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            l.trim_start()
+                .split("  ")
+                .next()
+                .is_some_and(|n| n.parse::<usize>().is_ok())
+                && l.contains(".wgsl::")
+        })
+        .collect();
+    assert_eq!(listed.len(), count, "{text}");
+    assert!(
+        listed[0].contains("matmul") && listed[count - 1].contains("optim.wgsl::adam"),
+        "{listed:?}"
+    );
+    assert!(
+        listed.iter().any(|l| l.contains("gram.wgsl::gram_partial")),
+        "{listed:?}"
+    );
     // Not a terminal: one plain progress line per epoch on stderr.
     assert!(
         stderr(&o).contains("epoch 2/2 train loss ["),

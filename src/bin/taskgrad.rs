@@ -212,6 +212,13 @@ fn train(matches: &ArgMatches, config: Option<&std::path::Path>) -> Result<()> {
         r.wall.as_secs_f64()
     );
     println!("\ntest split:\n{}", results_table(&outcome));
+    if settings.dump_step {
+        println!(
+            "one training step: {} dispatches, one submit\n{}",
+            r.step_listing.len(),
+            r.step_listing.join("\n")
+        );
+    }
     if settings.profile {
         println!(
             "profile: {} dispatches per step, {:.3} ms per training step (wall clock, evaluation excluded)",

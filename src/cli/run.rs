@@ -525,6 +525,7 @@ pub(crate) fn train_config(
         grad_space,
         grad_stats: s.grad_stats,
         profile: s.profile,
+        dump_step: s.dump_step,
         ..Default::default()
     }
 }

@@ -116,6 +116,10 @@ pub struct RunSettings {
     /// (adapters with timestamp queries).
     #[arg(long)]
     pub profile: bool,
+    /// Print the training step's dispatches, in order: each kernel, its grid
+    /// and the shapes of the tensors it binds.
+    #[arg(long)]
+    pub dump_step: bool,
     /// Replace the model of an --out folder that already holds one.
     #[arg(long)]
     pub force: bool,

@@ -31,6 +31,31 @@ impl std::fmt::Debug for Dispatch {
 }
 
 impl Dispatch {
+    /// One line saying what this dispatch runs: its kernel (file::entry), its
+    /// grid of workgroups, and the shape and element type of each tensor it
+    /// binds (bindings 1.., in order; the first is usually the one written).
+    pub fn describe(&self) -> String {
+        let [x, y, z] = self.workgroups;
+        let tensors: Vec<String> = self
+            .tensors
+            .iter()
+            .map(|t| {
+                let dims: Vec<String> = t.shape().iter().map(|d| d.to_string()).collect();
+                let kind = match t.dtype() {
+                    crate::gpu::DType::F32 => "",
+                    crate::gpu::DType::F16 => " f16",
+                    crate::gpu::DType::U32 => " u32",
+                };
+                format!("{}{kind}", dims.join("×"))
+            })
+            .collect();
+        format!(
+            "{:<40} grid {x}×{y}×{z}  {}",
+            self.kernel.label,
+            tensors.join(", ")
+        )
+    }
+
     /// Overwrite the uniform parameters (for example Adam's bias corrections at step t).
     pub fn write_params<P: bytemuck::Pod>(&self, gpu: &Gpu, params: &P) {
         gpu.queue

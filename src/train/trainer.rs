@@ -65,6 +65,8 @@ pub struct TrainConfig {
     pub half: bool,
     /// Told after every training step how far the run is (a progress bar).
     pub on_step: Option<StepHook>,
+    /// List the training step's dispatches in [`FitReport::step_listing`].
+    pub dump_step: bool,
 }
 
 /// How far a run is, after a step.
@@ -135,6 +137,7 @@ impl Default for TrainConfig {
             init: None,
             half: false,
             on_step: None,
+            dump_step: false,
         }
     }
 }
@@ -181,6 +184,9 @@ pub struct FitReport {
     /// Time spent in training steps (submits until the epoch's loss readback), evaluation excluded.
     pub train_time: Duration,
     pub dispatches_per_step: usize,
+    /// With `TrainConfig::dump_step`: one line per dispatch of a training
+    /// step, in order (kernel, grid, bound tensors); see `Dispatch::describe`.
+    pub step_listing: Vec<String>,
     /// Per-kernel GPU time over `profiled_steps` steps (with `TrainConfig::profile`).
     pub profile: Vec<crate::gpu::profile::KernelTime>,
     pub profiled_steps: usize,
@@ -229,6 +235,15 @@ pub fn fit(
         cfg,
     )?;
     let dispatches_per_step = prog.train_dispatches().len();
+    let step_listing = match cfg.dump_step {
+        true => prog
+            .train_dispatches()
+            .iter()
+            .enumerate()
+            .map(|(i, d)| format!("{:>3}  {}", i + 1, d.describe()))
+            .collect(),
+        false => Vec::new(),
+    };
 
     let mut epochs = Epochs::new(gpu, &params, split, cfg)?;
     let mut history = Vec::new();
@@ -286,6 +301,7 @@ pub fn fit(
         wall: start.elapsed(),
         train_time: epochs.train_time,
         dispatches_per_step,
+        step_listing,
         profile: crate::gpu::profile::summarize(&epochs.profile),
         profiled_steps: epochs.profiled_steps,
     })
