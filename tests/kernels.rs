@@ -1186,3 +1186,28 @@ fn copy_columns_against_reference_on_awkward_shapes() {
     assert!(copy_columns(gpu, &s, 1, &d, 0, 3).is_err());
     assert!(copy_columns(gpu, &s, 0, &d, 2, 2).is_err());
 }
+
+#[test]
+fn async_setup_and_readback_give_what_the_blocking_ones_give() {
+    // The browser cannot block (issue 14): Gpu::new_async and read_async are
+    // the non-blocking forms; natively they must agree with the blocking ones.
+    let gpu = gpu_or_skip!();
+    pollster::block_on(async {
+        let g2 = taskgrad::Gpu::new_async().await.expect("async device");
+        assert_eq!(g2.report.name, gpu.report.name);
+        let x: Vec<f32> = random(&mut rng(90), 1000);
+        let (a, b) = (
+            upload(&g2, &[1000], &x),
+            upload(&g2, &[3], &[1.0, 2.0, 3.0]),
+        );
+        let y = zeros(&g2, &[1000]);
+        g2.run(&[&elementwise::scale(&g2, &a, 2.0, &y).unwrap()])
+            .unwrap();
+        let got = g2.read_async(&[&y, &b, &a]).await.unwrap();
+        assert_eq!(got, g2.read(&[&y, &b, &a]).unwrap());
+        assert_eq!(got[1], vec![1.0, 2.0, 3.0]);
+        assert!(got[0].iter().zip(&x).all(|(g, x)| *g == 2.0 * x));
+        // Nothing to read is an empty answer, not a zero-sized map.
+        assert!(g2.read_async(&[]).await.unwrap().is_empty());
+    });
+}

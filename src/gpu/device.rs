@@ -150,8 +150,15 @@ pub fn list_adapters() -> Vec<String> {
 }
 
 impl Gpu {
-    /// Open the best adapter, honouring `TASKGRAD_BACKEND` and `TASKGRAD_ADAPTER`.
+    /// Open the best adapter, honouring `TASKGRAD_BACKEND` and `TASKGRAD_ADAPTER`
+    /// (blocks until the device is ready; [`Gpu::new_async`] does not).
     pub fn new() -> Result<Gpu> {
+        pollster::block_on(Self::new_async())
+    }
+
+    /// [`Gpu::new`] without blocking: the form a browser needs, where the
+    /// adapter and device arrive through the event loop.
+    pub async fn new_async() -> Result<Gpu> {
         let backends = match std::env::var("TASKGRAD_BACKEND") {
             Ok(s) if !s.trim().is_empty() => parse_backend(&s)?,
             _ => {
@@ -164,17 +171,25 @@ impl Gpu {
         let name_filter = std::env::var("TASKGRAD_ADAPTER")
             .ok()
             .filter(|s| !s.is_empty());
-        Self::with_options(backends, name_filter.as_deref())
+        Self::with_options_async(backends, name_filter.as_deref()).await
     }
 
     /// Open the best adapter among `backends` whose name contains `name_filter`.
     pub fn with_options(backends: wgpu::Backends, name_filter: Option<&str>) -> Result<Gpu> {
-        Self::open(choose_adapter(backends, name_filter)?)
+        pollster::block_on(Self::with_options_async(backends, name_filter))
+    }
+
+    /// [`Gpu::with_options`] without blocking.
+    pub async fn with_options_async(
+        backends: wgpu::Backends,
+        name_filter: Option<&str>,
+    ) -> Result<Gpu> {
+        Self::open(choose_adapter(backends, name_filter).await?).await
     }
 
     /// A device and queue on `adapter`, with its limits and the optional
     /// features taskgrad uses, and uncaptured errors kept for [`Gpu::check`].
-    fn open(adapter: wgpu::Adapter) -> Result<Gpu> {
+    async fn open(adapter: wgpu::Adapter) -> Result<Gpu> {
         let info = adapter.get_info();
         let report = AdapterReport {
             name: info.name.clone(),
@@ -191,24 +206,26 @@ impl Gpu {
         }
         let features = adapter.features() & wanted;
         let limits = adapter.limits();
-        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
-            label: Some("taskgrad device"),
-            required_features: features,
-            required_limits: limits.clone(),
-            // SAFETY: the one experimental feature asked for is the cooperative
-            // matrix, used by shaders/matmul_coop.wgsl alone, whose loads and
-            // stores stay inside the matrices (sizes checked by its wrapper).
-            experimental_features: if coop {
-                unsafe { wgpu::ExperimentalFeatures::enabled() }
-            } else {
-                wgpu::ExperimentalFeatures::disabled()
-            },
-            ..Default::default()
-        }))
-        .map_err(|e| Error::RequestDevice {
-            adapter: info.name.clone(),
-            reason: e.to_string(),
-        })?;
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("taskgrad device"),
+                required_features: features,
+                required_limits: limits.clone(),
+                // SAFETY: the one experimental feature asked for is the cooperative
+                // matrix, used by shaders/matmul_coop.wgsl alone, whose loads and
+                // stores stay inside the matrices (sizes checked by its wrapper).
+                experimental_features: if coop {
+                    unsafe { wgpu::ExperimentalFeatures::enabled() }
+                } else {
+                    wgpu::ExperimentalFeatures::disabled()
+                },
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::RequestDevice {
+                adapter: info.name.clone(),
+                reason: e.to_string(),
+            })?;
 
         // Anything not caught by an error scope is kept and reported by the next
         // `check`, instead of wgpu's default panic.
@@ -427,7 +444,10 @@ impl Gpu {
 
 /// The best adapter among `backends` whose name contains `name_filter`:
 /// hardware before software, native APIs before GL.
-fn choose_adapter(backends: wgpu::Backends, name_filter: Option<&str>) -> Result<wgpu::Adapter> {
+async fn choose_adapter(
+    backends: wgpu::Backends,
+    name_filter: Option<&str>,
+) -> Result<wgpu::Adapter> {
     // Native APIs first; GL (EGL) is only probed when they offer nothing
     // usable, which keeps start-up fast and quiet where Vulkan works.
     let native = backends - wgpu::Backends::GL;
@@ -439,7 +459,7 @@ fn choose_adapter(backends: wgpu::Backends, name_filter: Option<&str>) -> Result
         let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
         desc.backends = group;
         let instance = wgpu::Instance::new(desc);
-        let found = pollster::block_on(instance.enumerate_adapters(group));
+        let found = instance.enumerate_adapters(group).await;
         let usable = found.iter().any(|a| match name_filter {
             Some(f) => a
                 .get_info()

@@ -147,49 +147,51 @@ impl Gpu {
             .collect())
     }
 
-    fn read_raw(&self, tensors: &[&Tensor]) -> Result<Vec<Vec<u8>>> {
+    /// Read many f32 tensors back without blocking: the form a browser needs
+    /// (the map completes through its event loop); natively the device is
+    /// polled first, so the future is ready when first polled.
+    pub async fn read_async(&self, tensors: &[&Tensor]) -> Result<Vec<Vec<f32>>> {
+        let raw = self.read_raw_async(tensors).await?;
+        Ok(raw
+            .into_iter()
+            .map(|b| bytemuck::cast_slice(&b).to_vec())
+            .collect())
+    }
+
+    /// Count a readback of `tensors`; their total size in bytes.
+    fn count_readback(&self, tensors: &[&Tensor]) -> u64 {
         self.readbacks
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let total: u64 = tensors.iter().map(|t| t.bytes()).sum();
         self.readback_bytes
             .fetch_add(total, std::sync::atomic::Ordering::Relaxed);
-        if total == 0 {
-            return Ok(tensors.iter().map(|_| Vec::new()).collect());
-        }
-        let staging = self.scoped("readback", || {
-            let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("readback staging"),
-                size: total,
-                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            });
-            let mut encoder = self
-                .device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                    label: Some("readback"),
-                });
-            let mut at = 0;
-            for t in tensors {
-                encoder.copy_buffer_to_buffer(&t.buffer, t.offset, &staging, at, t.bytes());
-                at += t.bytes();
-            }
-            self.queue.submit([encoder.finish()]);
-            staging
-        })?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        staging.map_async(wgpu::MapMode::Read, .., move |r| {
-            let _ = tx.send(r);
+        total
+    }
+
+    /// One staging buffer of `total` bytes holding `tensors` back to back, copied in one submit.
+    fn copy_to_staging(&self, tensors: &[&Tensor], total: u64) -> wgpu::Buffer {
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback staging"),
+            size: total,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
         });
-        self.wait()?;
-        rx.recv()
-            .map_err(|e| Error::Gpu {
-                context: "readback".into(),
-                message: e.to_string(),
-            })?
-            .map_err(|e| Error::Gpu {
-                context: "readback".into(),
-                message: e.to_string(),
-            })?;
+        let mut encoder = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("readback"),
+            });
+        let mut at = 0;
+        for t in tensors {
+            encoder.copy_buffer_to_buffer(&t.buffer, t.offset, &staging, at, t.bytes());
+            at += t.bytes();
+        }
+        self.queue.submit([encoder.finish()]);
+        staging
+    }
+
+    /// The mapped staging buffer split back into one byte vector per tensor.
+    fn take_mapped(staging: wgpu::Buffer, tensors: &[&Tensor]) -> Result<Vec<Vec<u8>>> {
         let data = staging
             .get_mapped_range(..)
             .map_err(|e| Error::Gpu {
@@ -206,6 +208,85 @@ impl Gpu {
             at += n;
         }
         Ok(out)
+    }
+
+    fn read_raw(&self, tensors: &[&Tensor]) -> Result<Vec<Vec<u8>>> {
+        let total = self.count_readback(tensors);
+        if total == 0 {
+            return Ok(tensors.iter().map(|_| Vec::new()).collect());
+        }
+        let staging = self.scoped("readback", || self.copy_to_staging(tensors, total))?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+            let _ = tx.send(r);
+        });
+        self.wait()?;
+        rx.recv()
+            .map_err(|e| Error::Gpu {
+                context: "readback".into(),
+                message: e.to_string(),
+            })?
+            .map_err(|e| Error::Gpu {
+                context: "readback".into(),
+                message: e.to_string(),
+            })?;
+        Self::take_mapped(staging, tensors)
+    }
+
+    async fn read_raw_async(&self, tensors: &[&Tensor]) -> Result<Vec<Vec<u8>>> {
+        let total = self.count_readback(tensors);
+        if total == 0 {
+            return Ok(tensors.iter().map(|_| Vec::new()).collect());
+        }
+        // No error scope here (popping one is itself an await); an error in
+        // the copy reaches the uncaptured-error slot, checked below.
+        let staging = self.copy_to_staging(tensors, total);
+        let (tx, rx) = oneshot();
+        staging.map_async(wgpu::MapMode::Read, .., move |r| tx.send(r));
+        #[cfg(not(target_arch = "wasm32"))]
+        self.wait()?;
+        rx.await.map_err(|e| Error::Gpu {
+            context: "readback".into(),
+            message: e.to_string(),
+        })?;
+        self.check("readback")?;
+        Self::take_mapped(staging, tensors)
+    }
+}
+
+/// A one-value channel whose receiving half is a future: wgpu's map
+/// callback sends, the reader awaits (no executor or extra crate needed).
+fn oneshot<T>() -> (OneshotSender<T>, OneshotReceiver<T>) {
+    let slot = std::sync::Arc::new(std::sync::Mutex::new((None, None)));
+    (OneshotSender(slot.clone()), OneshotReceiver(slot))
+}
+
+type OneshotSlot<T> = std::sync::Arc<std::sync::Mutex<(Option<T>, Option<std::task::Waker>)>>;
+
+struct OneshotSender<T>(OneshotSlot<T>);
+struct OneshotReceiver<T>(OneshotSlot<T>);
+
+impl<T> OneshotSender<T> {
+    fn send(self, value: T) {
+        let mut slot = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        slot.0 = Some(value);
+        if let Some(w) = slot.1.take() {
+            w.wake();
+        }
+    }
+}
+
+impl<T> std::future::Future for OneshotReceiver<T> {
+    type Output = T;
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<T> {
+        let mut slot = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match slot.0.take() {
+            Some(v) => std::task::Poll::Ready(v),
+            None => {
+                slot.1 = Some(cx.waker().clone());
+                std::task::Poll::Pending
+            }
+        }
     }
 }
 
