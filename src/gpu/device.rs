@@ -359,7 +359,20 @@ impl Gpu {
     }
 
     /// Run `f` inside validation and out-of-memory error scopes; a wgpu error
+    /// raised by `f` comes back as a typed error naming `context`. In a
+    /// browser (wasm32) popping a scope must be awaited, so there `f` runs
+    /// without scopes and its errors arrive through the uncaptured-error
+    /// slot, reported by this or a later [`Gpu::check`].
+    #[cfg(target_arch = "wasm32")]
+    pub fn scoped<T>(&self, context: &str, f: impl FnOnce() -> T) -> Result<T> {
+        let value = f();
+        self.check(context)?;
+        Ok(value)
+    }
+
+    /// Run `f` inside validation and out-of-memory error scopes; a wgpu error
     /// raised by `f` comes back as a typed error naming `context`.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn scoped<T>(&self, context: &str, f: impl FnOnce() -> T) -> Result<T> {
         let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);

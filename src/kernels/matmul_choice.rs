@@ -21,7 +21,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::Instant;
+use web_time::Instant;
 
 use super::matmul::{matmul_kernel, MatmulChoice, MatmulKernel, MatmulOptions, CANDIDATES};
 use crate::error::{Error, Result};

@@ -8,7 +8,8 @@
 //! once; nothing is read back until the end of the epoch (one readback of the
 //! per-task loss sums) or an evaluation.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use web_time::Instant;
 
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
