@@ -152,23 +152,7 @@ fn train(matches: &ArgMatches, config: Option<&std::path::Path>) -> Result<()> {
     }
     let names: Vec<String> = prepared.data.tasks.iter().map(|t| t.name.clone()).collect();
     let epochs = prepared.cfg.epochs;
-    // Steps, rows per second and the time left, moving every step; the
-    // epoch's losses as the message.
-    let bar = ProgressBar::new(0);
-    bar.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} steps ({prefix}, {eta} left) {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    let (hook_bar, started) = (bar.clone(), std::time::Instant::now());
-    let rows_done = std::sync::atomic::AtomicU64::new(0);
-    prepared.cfg.on_step = Some(StepHook::new(move |p: StepProgress| {
-        let rows = rows_done.fetch_add(p.rows as u64, std::sync::atomic::Ordering::Relaxed)
-            + p.rows as u64;
-        hook_bar.set_length(p.total);
-        hook_bar.set_position(p.done);
-        let secs = started.elapsed().as_secs_f64().max(1e-3);
-        hook_bar.set_prefix(format!("{:.0} rows/s", rows as f64 / secs));
-    }));
+    let bar = step_bar(&mut prepared.cfg);
     let outcome = execute_run(&gpu, prepared, &mut |log| {
         let losses: Vec<String> = log.train_loss.iter().map(|l| format!("{l:.4}")).collect();
         bar.set_message(format!(
@@ -194,7 +178,35 @@ fn train(matches: &ArgMatches, config: Option<&std::path::Path>) -> Result<()> {
         }
     });
     bar.finish_and_clear();
-    let outcome = outcome?;
+    print_outcome(&settings, &outcome?);
+    Ok(())
+}
+
+/// A progress bar over the run's steps (rows per second and the time left,
+/// moving every step, through the trainer's step hook); the caller sets the
+/// epoch's losses as its message.
+fn step_bar(cfg: &mut taskgrad::train::TrainConfig) -> ProgressBar {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} steps ({prefix}, {eta} left) {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let (hook_bar, started) = (bar.clone(), std::time::Instant::now());
+    let rows_done = std::sync::atomic::AtomicU64::new(0);
+    cfg.on_step = Some(StepHook::new(move |p: StepProgress| {
+        let rows = rows_done.fetch_add(p.rows as u64, std::sync::atomic::Ordering::Relaxed)
+            + p.rows as u64;
+        hook_bar.set_length(p.total);
+        hook_bar.set_position(p.done);
+        let secs = started.elapsed().as_secs_f64().max(1e-3);
+        hook_bar.set_prefix(format!("{:.0} rows/s", rows as f64 / secs));
+    }));
+    bar
+}
+
+/// What a finished run prints: rows, epochs, the test table, and on request
+/// the step listing and the profile; then the files written.
+fn print_outcome(settings: &RunSettings, outcome: &taskgrad::cli::run::RunOutcome) {
     let r = &outcome.report;
     if outcome.dropped_rows > 0 {
         println!(
@@ -211,7 +223,7 @@ fn train(matches: &ArgMatches, config: Option<&std::path::Path>) -> Result<()> {
         r.steps,
         r.wall.as_secs_f64()
     );
-    println!("\ntest split:\n{}", results_table(&outcome));
+    println!("\ntest split:\n{}", results_table(outcome));
     if settings.dump_step {
         println!(
             "one training step: {} dispatches, one submit\n{}",
@@ -236,7 +248,6 @@ fn train(matches: &ArgMatches, config: Option<&std::path::Path>) -> Result<()> {
     for f in &outcome.files {
         println!("  {}", f.display());
     }
-    Ok(())
 }
 
 /// Read and check the run's data, with a byte progress bar while a large CSV

@@ -41,101 +41,89 @@ pub fn write_metrics_csv(path: &Path, tasks: &[TaskSpec], history: &[EpochLog]) 
 }
 
 fn write_metrics_to(path: &Path, tasks: &[TaskSpec], history: &[EpochLog]) -> Result<()> {
-    let mut w = csv::Writer::from_path(path).map_err(|e| Error::Io {
-        path: path.to_path_buf(),
-        source: e.into(),
-    })?;
-    let mut header = vec!["epoch".to_string(), "lr".to_string()];
-    let metric_names: Vec<&str> = tasks
-        .iter()
-        .map(|t| {
-            if t.is_classification() {
-                "accuracy"
-            } else {
-                "rmse"
-            }
-        })
-        .collect();
-    for (t, m) in tasks.iter().zip(&metric_names) {
-        header.push(format!("{}_train_loss", t.name));
-        header.push(format!("{}_val_loss", t.name));
-        header.push(format!("{}_val_{m}", t.name));
-        header.push(format!("{}_grad_norm", t.name));
-        header.push(format!("{}_weight", t.name));
-    }
-    // Pairwise cosines of the per-task gradients, when they were taken.
-    let k = tasks.len();
-    let with_cos = history.iter().any(|l| !l.cosines.is_empty());
-    let pairs: Vec<(usize, usize)> = match with_cos {
-        true => (0..k)
-            .flat_map(|a| (a + 1..k).map(move |b| (a, b)))
-            .collect(),
-        false => Vec::new(),
-    };
-    for &(a, b) in &pairs {
-        header.push(format!("cos_{}_{}", tasks[a].name, tasks[b].name));
-    }
-    // A mixture of experts: each task's gate weight on each expert.
-    let gate_widths: Vec<usize> = history
-        .last()
-        .map(|l| l.gates.iter().map(|g| g.len()).collect())
-        .unwrap_or_default();
-    for (t, &e) in tasks.iter().zip(&gate_widths) {
-        for j in 0..e {
-            header.push(format!("{}_gate{j}", t.name));
-        }
-    }
     let csv_err = |e: csv::Error| Error::Io {
         path: path.to_path_buf(),
         source: e.into(),
     };
-    w.write_record(&header).map_err(csv_err)?;
+    let mut w = csv::Writer::from_path(path).map_err(csv_err)?;
+    let columns = metrics_columns(tasks, history);
+    let header = ["epoch", "lr"]
+        .into_iter()
+        .map(String::from)
+        .chain(columns.iter().map(|(name, _)| name.clone()));
+    w.write_record(header).map_err(csv_err)?;
     for log in history {
         let mut row = vec![log.epoch.to_string(), format!("{}", log.lr)];
-        for k in 0..tasks.len() {
-            row.push(format!("{}", log.train_loss[k]));
-            match log.val.get(k) {
-                Some(m) => {
-                    row.push(format!("{}", m.loss()));
-                    row.push(format!("{}", metric(m).1));
-                }
-                None => row.extend([String::new(), String::new()]),
-            }
-            row.push(
-                log.grad_norms
-                    .get(k)
-                    .map(|g| format!("{g}"))
-                    .unwrap_or_default(),
-            );
-            row.push(
-                log.weights
-                    .get(k)
-                    .map(|v| format!("{v}"))
-                    .unwrap_or_default(),
-            );
-        }
-        for &(a, b) in &pairs {
-            row.push(
-                log.cosines
-                    .get(a * k + b)
-                    .map(|c| format!("{c}"))
-                    .unwrap_or_default(),
-            );
-        }
-        for (t, &e) in gate_widths.iter().enumerate() {
-            for j in 0..e {
-                row.push(
-                    log.gates
-                        .get(t)
-                        .and_then(|g| g.get(j))
-                        .map(|v| format!("{v}"))
-                        .unwrap_or_default(),
-                );
-            }
-        }
+        row.extend(
+            columns
+                .iter()
+                .map(|(_, value)| value(log).map(|v| format!("{v}")).unwrap_or_default()),
+        );
         w.write_record(&row).map_err(csv_err)?;
     }
     w.flush().map_err(io(path))
+}
+
+/// A metrics.csv column: its name and its value in an epoch's log (empty when absent).
+type Column<'a> = (String, Box<dyn Fn(&EpochLog) -> Option<f64> + 'a>);
+
+/// The columns after epoch and lr: per task its training and validation
+/// loss, validation metric, gradient norm and weight; the pairwise cosines
+/// when per-task gradients were taken; each task's gate weights with a
+/// mixture of experts. Header and rows both come from this one list.
+fn metrics_columns<'a>(tasks: &'a [TaskSpec], history: &[EpochLog]) -> Vec<Column<'a>> {
+    let mut cols: Vec<Column> = Vec::new();
+    for (k, t) in tasks.iter().enumerate() {
+        let m = if t.is_classification() {
+            "accuracy"
+        } else {
+            "rmse"
+        };
+        let n = &t.name;
+        cols.push((
+            format!("{n}_train_loss"),
+            Box::new(move |l| l.train_loss.get(k).copied()),
+        ));
+        cols.push((
+            format!("{n}_val_loss"),
+            Box::new(move |l| l.val.get(k).map(|v| v.loss())),
+        ));
+        cols.push((
+            format!("{n}_val_{m}"),
+            Box::new(move |l| l.val.get(k).map(|v| metric(v).1)),
+        ));
+        cols.push((
+            format!("{n}_grad_norm"),
+            Box::new(move |l| l.grad_norms.get(k).copied()),
+        ));
+        cols.push((
+            format!("{n}_weight"),
+            Box::new(move |l| l.weights.get(k).copied()),
+        ));
+    }
+    let k = tasks.len();
+    if history.iter().any(|l| !l.cosines.is_empty()) {
+        for a in 0..k {
+            for b in a + 1..k {
+                let name = format!("cos_{}_{}", tasks[a].name, tasks[b].name);
+                cols.push((name, Box::new(move |l| l.cosines.get(a * k + b).copied())));
+            }
+        }
+    }
+    let gate_widths: Vec<usize> = history
+        .last()
+        .map(|l| l.gates.iter().map(|g| g.len()).collect())
+        .unwrap_or_default();
+    for (t, (task, &e)) in tasks.iter().zip(&gate_widths).enumerate() {
+        for j in 0..e {
+            let name = format!("{}_gate{j}", task.name);
+            cols.push((
+                name,
+                Box::new(move |l| l.gates.get(t).and_then(|g| g.get(j)).copied()),
+            ));
+        }
+    }
+    cols
 }
 
 /// The Okabe-Ito palette: told apart with every common colour-vision deficiency.
