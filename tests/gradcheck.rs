@@ -591,28 +591,8 @@ fn cpu_moe(
             relu,
         )
     };
-    let (sn, tn, h, levels, omoe) = match *arch {
-        Arch::Omoe {
-            experts,
-            expert_hidden,
-        } => (experts, 0, expert_hidden, 1, true),
-        Arch::Mmoe {
-            experts,
-            expert_hidden,
-        } => (experts, 0, expert_hidden, 1, false),
-        Arch::Cgc {
-            shared,
-            per_task,
-            expert_hidden,
-        } => (shared, per_task, expert_hidden, 1, false),
-        Arch::Ple {
-            shared,
-            per_task,
-            expert_hidden,
-            levels,
-        } => (shared, per_task, expert_hidden, levels, false),
-        Arch::Shared => unreachable!(),
-    };
+    let z = arch.sizes().expect("a mixture of experts");
+    let (sn, tn, h, levels, omoe) = (z.shared, z.per_task, z.hidden, z.levels, z.one_gate);
     let mut shared_in = x.to_vec();
     let mut task_in = vec![x.to_vec(); tasks];
     for l in 0..levels {

@@ -144,38 +144,14 @@ impl RunSettings {
     pub fn record_arch(&mut self, arch: &crate::nn::Arch) {
         use crate::nn::Arch;
         self.arch = arch.name().to_string();
-        match *arch {
-            Arch::Shared => {}
-            Arch::Omoe {
-                experts,
-                expert_hidden,
+        if let Some(z) = arch.sizes() {
+            self.experts = z.shared;
+            self.expert_hidden = z.hidden;
+            if matches!(arch, Arch::Cgc { .. } | Arch::Ple { .. }) {
+                self.task_experts = z.per_task;
             }
-            | Arch::Mmoe {
-                experts,
-                expert_hidden,
-            } => {
-                self.experts = experts;
-                self.expert_hidden = expert_hidden;
-            }
-            Arch::Cgc {
-                shared,
-                per_task,
-                expert_hidden,
-            } => {
-                self.experts = shared;
-                self.task_experts = per_task;
-                self.expert_hidden = expert_hidden;
-            }
-            Arch::Ple {
-                shared,
-                per_task,
-                expert_hidden,
-                levels,
-            } => {
-                self.experts = shared;
-                self.task_experts = per_task;
-                self.expert_hidden = expert_hidden;
-                self.levels = levels;
+            if matches!(arch, Arch::Ple { .. }) {
+                self.levels = z.levels;
             }
         }
     }

@@ -110,47 +110,61 @@ impl Arch {
         Ok(arch)
     }
 
-    /// Sizes no network can have.
-    pub fn check(&self) -> Result<()> {
-        let bad = |what: String| Err(Error::InvalidConfig(what));
-        let (shared, per_task, hidden, levels) = match *self {
-            Arch::Shared => return Ok(()),
+    /// The sizes of a mixture (None for a trunk): every other method reads them here.
+    pub fn sizes(&self) -> Option<Sizes> {
+        let (shared, per_task, hidden, levels, one_gate) = match *self {
+            Arch::Shared => return None,
             Arch::Omoe {
                 experts,
                 expert_hidden,
-            }
-            | Arch::Mmoe {
+            } => (experts, 0, expert_hidden, 1, true),
+            Arch::Mmoe {
                 experts,
                 expert_hidden,
-            } => (experts, 0, expert_hidden, 1),
+            } => (experts, 0, expert_hidden, 1, false),
             Arch::Cgc {
                 shared,
                 per_task,
                 expert_hidden,
-            } => (shared, per_task, expert_hidden, 1),
+            } => (shared, per_task, expert_hidden, 1, false),
             Arch::Ple {
                 shared,
                 per_task,
                 expert_hidden,
                 levels,
-            } => (shared, per_task, expert_hidden, levels),
+            } => (shared, per_task, expert_hidden, levels, false),
         };
-        if hidden == 0 {
+        Some(Sizes {
+            shared,
+            per_task,
+            hidden,
+            levels,
+            one_gate,
+        })
+    }
+
+    /// Sizes no network can have.
+    pub fn check(&self) -> Result<()> {
+        let bad = |what: String| Err(Error::InvalidConfig(what));
+        let Some(z) = self.sizes() else {
+            return Ok(());
+        };
+        if z.hidden == 0 {
             return bad(format!(
                 "--arch {}: --expert-hidden must be at least 1",
                 self.name()
             ));
         }
-        if levels == 0 {
+        if z.levels == 0 {
             return bad("--arch ple: --levels must be at least 1".into());
         }
-        if matches!(self, Arch::Omoe { .. } | Arch::Mmoe { .. }) && shared == 0 {
+        if matches!(self, Arch::Omoe { .. } | Arch::Mmoe { .. }) && z.shared == 0 {
             return bad(format!(
                 "--arch {}: --experts must be at least 1",
                 self.name()
             ));
         }
-        if shared + per_task == 0 {
+        if z.shared + z.per_task == 0 {
             return bad(format!(
                 "--arch {}: a gate needs at least one expert (--experts or --task-experts)",
                 self.name()
@@ -161,14 +175,23 @@ impl Arch {
 
     /// The width of each task's representation (None: the trunk's).
     pub fn width(&self) -> Option<usize> {
-        match *self {
-            Arch::Shared => None,
-            Arch::Omoe { expert_hidden, .. }
-            | Arch::Mmoe { expert_hidden, .. }
-            | Arch::Cgc { expert_hidden, .. }
-            | Arch::Ple { expert_hidden, .. } => Some(expert_hidden),
-        }
+        self.sizes().map(|z| z.hidden)
     }
+}
+
+/// A mixture's sizes, whatever its kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sizes {
+    /// Shared experts per layer.
+    pub shared: usize,
+    /// Each task's own experts per layer.
+    pub per_task: usize,
+    /// Each expert's output width.
+    pub hidden: usize,
+    /// Extraction layers.
+    pub levels: usize,
+    /// One gate for every task (OMoE).
+    pub one_gate: bool,
 }
 
 /// One extraction layer: expert groups and the gates that mix them.
@@ -204,29 +227,15 @@ impl Moe {
         rng: &mut StdRng,
     ) -> Result<Moe> {
         arch.check()?;
-        let (shared_n, task_n, hidden, n_levels, omoe) = match *arch {
-            Arch::Shared => {
-                return Err(Error::InvalidConfig("a shared trunk has no experts".into()))
-            }
-            Arch::Omoe {
-                experts,
-                expert_hidden,
-            } => (experts, 0, expert_hidden, 1, true),
-            Arch::Mmoe {
-                experts,
-                expert_hidden,
-            } => (experts, 0, expert_hidden, 1, false),
-            Arch::Cgc {
-                shared,
-                per_task,
-                expert_hidden,
-            } => (shared, per_task, expert_hidden, 1, false),
-            Arch::Ple {
-                shared,
-                per_task,
-                expert_hidden,
-                levels,
-            } => (shared, per_task, expert_hidden, levels, false),
+        let Some(Sizes {
+            shared: shared_n,
+            per_task: task_n,
+            hidden,
+            levels: n_levels,
+            one_gate: omoe,
+        }) = arch.sizes()
+        else {
+            return Err(Error::InvalidConfig("a shared trunk has no experts".into()));
         };
         let experts =
             |p: &mut ParamBuilder, name: String, fan_in: usize, n: usize, rng: &mut StdRng| {
