@@ -145,6 +145,30 @@ var<private> live: array<u32, 16>;
 var<private> free: array<u32, 16>;
 var<private> idx: array<u32, 16>;
 
+// The optimum of the QP on the n free tasks idx[0..n] (the others at their
+// bounds) into x[0..n], from one linear system in A:
+//   G_FF z + ν 1 = -lin_F - G_FB lo_B   (and Σ z = 1 - Σ lo_B when simplex).
+fn free_set_optimum(n: u32, simplex: bool) {
+    let k = p.k;
+    let m = select(n, n + 1u, simplex);
+    for (var a = 0u; a < n; a = a + 1u) {
+        let i = idx[a];
+        var r = -lin[i];
+        for (var j = 0u; j < k; j = j + 1u) { if (free[j] == 0u) { r = r - G[i * k + j] * lo[j]; } }
+        for (var b = 0u; b < n; b = b + 1u) { A[a * m + b] = G[i * k + idx[b]]; }
+        if (simplex) { A[a * m + n] = 1.0; }
+        x[a] = r;
+    }
+    if (simplex) {
+        var rest = 1.0;
+        for (var j = 0u; j < k; j = j + 1u) { if (free[j] == 0u) { rest = rest - lo[j]; } }
+        for (var b = 0u; b < n; b = b + 1u) { A[n * m + b] = 1.0; }
+        A[n * m + n] = 0.0;
+        x[n] = rest;
+    }
+    solve_linear(m);
+}
+
 fn qp(simplex: bool) {
     let k = p.k;
     var scale = 1e-30;
@@ -165,25 +189,7 @@ fn qp(simplex: bool) {
         for (var i = 0u; i < k; i = i + 1u) { if (free[i] == 1u) { idx[n] = i; n = n + 1u; } }
         var blocked = false;
         if (n > 0u) {
-            // The problem on the free set, the other tasks at their bounds:
-            // G_FF z + ν 1 = -lin_F - G_FB lo_B  (and Σ z = 1 - Σ lo_B).
-            let m = select(n, n + 1u, simplex);
-            for (var a = 0u; a < n; a = a + 1u) {
-                let i = idx[a];
-                var r = -lin[i];
-                for (var j = 0u; j < k; j = j + 1u) { if (free[j] == 0u) { r = r - G[i * k + j] * lo[j]; } }
-                for (var b = 0u; b < n; b = b + 1u) { A[a * m + b] = G[i * k + idx[b]]; }
-                if (simplex) { A[a * m + n] = 1.0; }
-                x[a] = r;
-            }
-            if (simplex) {
-                var rest = 1.0;
-                for (var j = 0u; j < k; j = j + 1u) { if (free[j] == 0u) { rest = rest - lo[j]; } }
-                for (var b = 0u; b < n; b = b + 1u) { A[n * m + b] = 1.0; }
-                A[n * m + n] = 0.0;
-                x[n] = rest;
-            }
-            solve_linear(m);
+            free_set_optimum(n, simplex);
             // Go as far toward z as the bounds allow (z < lo <= w, so t < 1).
             var theta = 1.0;
             var block = k;

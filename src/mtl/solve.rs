@@ -80,6 +80,44 @@ pub fn softmax(z: &[f64]) -> Vec<f64> {
     e.iter().map(|v| v / s).collect()
 }
 
+/// The optimum of the QP on the free tasks `idx` (the others held at their
+/// bounds), from one linear system:
+///   H_FF z + ν 1 = -lin_F - H_FB lo_B   (and Σ z = 1 - Σ lo_B when `simplex`).
+/// Returns z (ν dropped). Mirrors `free_set_optimum` in shaders/mtl/prelude.wgsl.
+fn free_set_optimum(
+    h: &[f64],
+    lin: &[f64],
+    lo: &[f64],
+    free: &[bool],
+    idx: &[usize],
+    k: usize,
+    simplex: bool,
+) -> Vec<f64> {
+    let n = idx.len();
+    let m = if simplex { n + 1 } else { n };
+    let fixed = || (0..k).filter(|&j| !free[j]);
+    let mut a = vec![0.0; m * m];
+    let mut r = vec![0.0; m];
+    for (ai, &i) in idx.iter().enumerate() {
+        r[ai] = -lin[i] - fixed().map(|j| h[i * k + j] * lo[j]).sum::<f64>();
+        for (bi, &j) in idx.iter().enumerate() {
+            a[ai * m + bi] = h[i * k + j];
+        }
+        if simplex {
+            a[ai * m + n] = 1.0;
+        }
+    }
+    if simplex {
+        for bi in 0..n {
+            a[n * m + bi] = 1.0;
+        }
+        r[n] = 1.0 - fixed().map(|j| lo[j]).sum::<f64>();
+    }
+    let mut z = solve_linear(&a, &r, m);
+    z.truncate(n);
+    z
+}
+
 /// The relative tolerance of [`active_set_qp`] (of the largest |H_ii| or |lin_i|).
 pub const QP_TOL: f64 = 1e-6;
 
@@ -137,31 +175,7 @@ pub fn active_set_qp(
         let idx: Vec<usize> = (0..k).filter(|&i| free[i]).collect();
         let n = idx.len();
         if n > 0 {
-            // The problem on the free set, the other tasks at their bounds:
-            // H_FF z + ν 1 = -lin_F - H_FB lo_B  (and Σ z = 1 - Σ lo_B).
-            let m = if simplex { n + 1 } else { n };
-            let mut a = vec![0.0; m * m];
-            let mut r = vec![0.0; m];
-            for (ai, &i) in idx.iter().enumerate() {
-                r[ai] = -lin[i]
-                    - (0..k)
-                        .filter(|&j| !free[j])
-                        .map(|j| h[i * k + j] * lo[j])
-                        .sum::<f64>();
-                for (bi, &j) in idx.iter().enumerate() {
-                    a[ai * m + bi] = h[i * k + j];
-                }
-                if simplex {
-                    a[ai * m + n] = 1.0;
-                }
-            }
-            if simplex {
-                for bi in 0..n {
-                    a[n * m + bi] = 1.0;
-                }
-                r[n] = 1.0 - (0..k).filter(|&j| !free[j]).map(|j| lo[j]).sum::<f64>();
-            }
-            let z = solve_linear(&a, &r, m);
+            let z = free_set_optimum(h, lin, lo, &free, &idx, k, simplex);
             // Go as far toward z as the bounds allow.
             let mut theta = 1.0;
             let mut block = k;
