@@ -240,6 +240,36 @@ fn pane<DB: DrawingBackend>(
     Ok(())
 }
 
+/// A legend strip: each item's line (dashed or solid) and label, left to right.
+fn draw_legend<DB: DrawingBackend>(
+    legend: &DrawingArea<DB, plotters::coord::Shift>,
+    items: &[(&str, RGBColor, bool)],
+) -> std::result::Result<(), String> {
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    let mut x = 60;
+    for &(label, colour, dashed) in items {
+        let y = 15;
+        let style = colour.stroke_width(2);
+        if dashed {
+            legend
+                .draw(&PathElement::new([(x, y), (x + 8, y)], style))
+                .map_err(err)?;
+            legend
+                .draw(&PathElement::new([(x + 14, y), (x + 22, y)], style))
+                .map_err(err)?;
+        } else {
+            legend
+                .draw(&PathElement::new([(x, y), (x + 22, y)], style))
+                .map_err(err)?;
+        }
+        legend
+            .draw(&Text::new(label, (x + 28, y - 8), ("sans-serif", 14)))
+            .map_err(err)?;
+        x += 40 + 8 * label.chars().count() as i32;
+    }
+    Ok(())
+}
+
 /// One task's chart: a legend strip on top (outside the curves), loss curves
 /// on the left, the validation metric on the right.
 fn plot_task<DB: DrawingBackend>(
@@ -270,27 +300,7 @@ fn plot_task<DB: DrawingBackend>(
     if c.best_epoch.is_some() {
         items.push(("best epoch (weights kept)", GREY, true));
     }
-    let mut x = 60;
-    for (label, colour, dashed) in items {
-        let y = 15;
-        let style = colour.stroke_width(2);
-        if dashed {
-            legend
-                .draw(&PathElement::new([(x, y), (x + 8, y)], style))
-                .map_err(err)?;
-            legend
-                .draw(&PathElement::new([(x + 14, y), (x + 22, y)], style))
-                .map_err(err)?;
-        } else {
-            legend
-                .draw(&PathElement::new([(x, y), (x + 22, y)], style))
-                .map_err(err)?;
-        }
-        legend
-            .draw(&Text::new(label, (x + 28, y - 8), ("sans-serif", 14)))
-            .map_err(err)?;
-        x += 40 + 8 * label.chars().count() as i32;
-    }
+    draw_legend(&legend, &items)?;
 
     let (loss_desc, metric_title, metric_desc) = if c.task.is_classification() {
         ("cross-entropy (nats)", "validation accuracy", "accuracy")

@@ -143,6 +143,15 @@ impl Default for TrainConfig {
     }
 }
 
+/// One numbered line per dispatch of a training step (see `Dispatch::describe`).
+fn describe_step(prog: &Program) -> Vec<String> {
+    prog.train_dispatches()
+        .iter()
+        .enumerate()
+        .map(|(i, d)| format!("{:>3}  {}", i + 1, d.describe()))
+        .collect()
+}
+
 /// What an epoch reads back: the mean training losses, the last step's Gram
 /// matrix, task weights and gates.
 type EpochReadback = (Vec<f64>, Vec<f32>, Vec<f64>, Vec<Vec<f64>>);
@@ -237,12 +246,7 @@ pub fn fit(
     )?;
     let dispatches_per_step = prog.train_dispatches().len();
     let step_listing = match cfg.dump_step {
-        true => prog
-            .train_dispatches()
-            .iter()
-            .enumerate()
-            .map(|(i, d)| format!("{:>3}  {}", i + 1, d.describe()))
-            .collect(),
+        true => describe_step(&prog),
         false => Vec::new(),
     };
 
