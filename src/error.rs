@@ -17,7 +17,7 @@ pub enum Error {
     NoAdapter { tried: String, detail: String },
 
     #[error(
-        "unknown backend {name:?} in TASKGRAD_BACKEND: expected one of vulkan, gl, metal, dx12"
+        "unknown backend {name:?} in TASKGRAD_BACKEND: expected one of vulkan, gl, metal, dx12 (or webgpu, in a browser)"
     )]
     UnknownBackend { name: String },
 

@@ -143,7 +143,8 @@ fn build(
 /// W-iris with `weighting`; `StepOptions` selects the unfused step (separate
 /// ReLU-backward and bias-gradient dispatches) or half precision, for comparison.
 pub fn w_iris(gpu: &Gpu, weighting: &str, opts: StepOptions) -> Result<Workload> {
-    let table = Table::from_csv(concat!(env!("CARGO_MANIFEST_DIR"), "/data/iris.csv"))?;
+    // Bundled, not read from disk: the browser demo runs this workload too.
+    let table = Table::from_csv_text("data/iris.csv", include_str!("../../data/iris.csv"))?;
     let split = Split::new(table.n_rows(), 0.0, 0.2, 0)?;
     let tasks = [
         ("species", TaskType::Class),

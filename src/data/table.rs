@@ -116,8 +116,25 @@ impl Table {
             source: e,
         })?;
         let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        Table::read_csv(path, std::io::BufReader::new(file), size, progress)
+    }
+
+    /// A CSV text with a header row, held in memory (a file bundled into a
+    /// program, or one a browser page was given); `name` stands for its path
+    /// in messages.
+    pub fn from_csv_text(name: &str, text: &str) -> Result<Table> {
+        let size = text.len() as u64;
+        Table::read_csv(Path::new(name), text.as_bytes(), size, &mut |_, _| {})
+    }
+
+    fn read_csv(
+        path: &Path,
+        input: impl std::io::Read,
+        size: u64,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<Table> {
         let mut told = 0u64;
-        let (lines_index, counting) = LineIndex::reader(std::io::BufReader::new(file));
+        let (lines_index, counting) = LineIndex::reader(input);
         let line_of = |p: Option<&csv::Position>| p.map_or(0, |p| lines_index.line(p.byte()));
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(true)

@@ -77,6 +77,7 @@ pub fn parse_backend(name: &str) -> Result<wgpu::Backends> {
         "gl" | "gles" | "opengl" => Ok(wgpu::Backends::GL),
         "metal" => Ok(wgpu::Backends::METAL),
         "dx12" | "d3d12" => Ok(wgpu::Backends::DX12),
+        "webgpu" => Ok(wgpu::Backends::BROWSER_WEBGPU),
         _ => Err(Error::UnknownBackend {
             name: name.to_string(),
         }),
@@ -85,7 +86,10 @@ pub fn parse_backend(name: &str) -> Result<wgpu::Backends> {
 
 fn backend_rank(b: wgpu::Backend) -> u32 {
     match b {
-        wgpu::Backend::Vulkan | wgpu::Backend::Metal | wgpu::Backend::Dx12 => 0,
+        wgpu::Backend::Vulkan
+        | wgpu::Backend::Metal
+        | wgpu::Backend::Dx12
+        | wgpu::Backend::BrowserWebGpu => 0,
         wgpu::Backend::Gl => 1,
         _ => 2,
     }
@@ -108,6 +112,7 @@ fn backends_string(b: wgpu::Backends) -> String {
         (wgpu::Backends::GL, "gl"),
         (wgpu::Backends::METAL, "metal"),
         (wgpu::Backends::DX12, "dx12"),
+        (wgpu::Backends::BROWSER_WEBGPU, "webgpu"),
     ] {
         if b.contains(flag) {
             names.push(name);
@@ -161,6 +166,8 @@ impl Gpu {
     pub async fn new_async() -> Result<Gpu> {
         let backends = match std::env::var("TASKGRAD_BACKEND") {
             Ok(s) if !s.trim().is_empty() => parse_backend(&s)?,
+            // In a browser: its WebGPU (WebGL cannot run compute shaders).
+            _ if cfg!(target_arch = "wasm32") => wgpu::Backends::BROWSER_WEBGPU,
             _ => {
                 wgpu::Backends::VULKAN
                     | wgpu::Backends::GL
@@ -192,7 +199,11 @@ impl Gpu {
     async fn open(adapter: wgpu::Adapter) -> Result<Gpu> {
         let info = adapter.get_info();
         let report = AdapterReport {
-            name: info.name.clone(),
+            // Browsers may leave the description empty (fingerprinting).
+            name: match info.name.is_empty() {
+                true => "WebGPU adapter".into(),
+                false => info.name.clone(),
+            },
             backend: info.backend,
             device_type: info.device_type,
             driver: info.driver.clone(),

@@ -1,5 +1,7 @@
 //! GPU tensors (a buffer, a byte offset and a shape), upload, batched
 //! readback, and flat arenas that hold many tensors in one buffer.
+// In a browser wgpu's handles are neither Send nor Sync (and there is one thread).
+#![cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
 
 use std::sync::Arc;
 
@@ -211,6 +213,17 @@ impl Gpu {
     }
 
     fn read_raw(&self, tensors: &[&Tensor]) -> Result<Vec<Vec<u8>>> {
+        // A browser's GPU answers through its event loop, which a blocking
+        // wait would stop: say so instead of hanging the page.
+        if cfg!(target_arch = "wasm32") {
+            return Err(Error::Gpu {
+                context: "readback".into(),
+                message: "a blocking readback cannot finish in a browser: use the async API \
+                          (Gpu::read_async, fit_async, ForwardProgram::run_async, \
+                          aggregate_with_async)"
+                    .into(),
+            });
+        }
         let total = self.count_readback(tensors);
         if total == 0 {
             return Ok(tensors.iter().map(|_| Vec::new()).collect());

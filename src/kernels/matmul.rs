@@ -610,6 +610,18 @@ pub struct MatmulChoice {
     pub large_wg: (u32, u32),
 }
 
+/// The choice with no search (in a browser, where nothing may wait on the
+/// GPU): the register-blocked kernel, 8×8 workgroups, for every product.
+impl Default for MatmulChoice {
+    fn default() -> MatmulChoice {
+        MatmulChoice {
+            register_wg: (8, 8),
+            large: MatmulKernel::Register,
+            large_wg: (8, 8),
+        }
+    }
+}
+
 impl MatmulChoice {
     /// Kernel and workgroup for a product of `macs` multiply-adds, or for the
     /// `forced` kernel (`TASKGRAD_MATMUL`).

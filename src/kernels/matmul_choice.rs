@@ -18,6 +18,9 @@
 //! the kernels' sources; a later
 //! process on the same adapter reads it back instead of searching. The cache
 //! is only a cache: a file that cannot be read or written is ignored.
+//!
+//! In a browser (wasm32) there is no search: see [`MatmulChoice::default`].
+#![cfg_attr(target_arch = "wasm32", allow(dead_code, unused_imports))]
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -41,6 +44,14 @@ pub fn choice(gpu: &Gpu) -> Result<MatmulChoice> {
     gpu.memo("matmul choice", || choose(gpu))
 }
 
+/// In a browser nothing may wait for the GPU, so there is no timed search:
+/// the register-blocked kernel with its default shape for every product.
+#[cfg(target_arch = "wasm32")]
+fn choose(_gpu: &Gpu) -> Result<MatmulChoice> {
+    Ok(MatmulChoice::default())
+}
+
+#[cfg(not(target_arch = "wasm32"))]
 fn choose(gpu: &Gpu) -> Result<MatmulChoice> {
     let fixed_wg = match std::env::var("TASKGRAD_MATMUL_WG") {
         Ok(s) => Some(parse_wg(&s)?),

@@ -50,6 +50,17 @@ pub fn aggregate_with(
     rows: &[f32],
     k: usize,
 ) -> Result<Aggregation> {
+    pollster::block_on(aggregate_with_async(gpu, method, rows, k))
+}
+
+/// [`aggregate_with`] as a future: the form a browser needs, where the
+/// readback of the direction cannot block.
+pub async fn aggregate_with_async(
+    gpu: &Gpu,
+    method: &mut dyn Weighting,
+    rows: &[f32],
+    k: usize,
+) -> Result<Aggregation> {
     if k == 0 || rows.is_empty() || !rows.len().is_multiple_of(k) {
         return Err(Error::shape(
             "aggregate rows",
@@ -98,7 +109,7 @@ pub fn aggregate_with(
     ds.extend(plan.after_gram.iter());
     ds.push(&combine);
     gpu.run(&ds)?;
-    let mut got = gpu.read(&[&direction, &weights])?;
+    let mut got = gpu.read_async(&[&direction, &weights]).await?;
     Ok(Aggregation {
         weights: got.remove(1),
         direction: got.remove(0),

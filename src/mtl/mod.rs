@@ -44,7 +44,7 @@ pub(crate) mod solve;
 mod uncertainty;
 pub mod upgrad;
 
-pub use aggregate::{aggregate, aggregate_with, Aggregation};
+pub use aggregate::{aggregate, aggregate_with, aggregate_with_async, Aggregation};
 pub use cagrad::CaGrad;
 pub use compose::Compose;
 pub use dwa::Dwa;

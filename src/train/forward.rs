@@ -74,6 +74,17 @@ impl ForwardProgram {
         rows: &[usize],
         subset: &[usize],
     ) -> Result<(Vec<Vec<f32>>, Vec<f64>)> {
+        pollster::block_on(self.run_async(gpu, data, rows, subset))
+    }
+
+    /// [`ForwardProgram::run`] as a future (each batch's readback awaited).
+    pub async fn run_async(
+        &self,
+        gpu: &Gpu,
+        data: &Dataset,
+        rows: &[usize],
+        subset: &[usize],
+    ) -> Result<(Vec<Vec<f32>>, Vec<f64>)> {
         let k = subset.len();
         let mut outputs: Vec<Vec<f32>> = vec![Vec::new(); k];
         let (mut loss_sum, mut valid) = (vec![0.0f64; k], vec![0.0f64; k]);
@@ -83,7 +94,7 @@ impl ForwardProgram {
             gpu.run(&ds)?;
             let mut wanted: Vec<&Tensor> = self.outputs.iter().collect();
             wanted.push(&self.losses);
-            let got = gpu.read(&wanted)?;
+            let got = gpu.read_async(&wanted).await?;
             for j in 0..k {
                 let width = data.tasks[subset[j]].outputs();
                 outputs[j].extend_from_slice(&got[j][..chunk.len() * width]);
@@ -113,7 +124,18 @@ impl ForwardProgram {
         rows: &[usize],
         subset: &[usize],
     ) -> Result<Vec<TaskMetrics>> {
-        let (outputs, losses) = self.run(gpu, data, rows, subset)?;
+        pollster::block_on(self.evaluate_async(gpu, data, rows, subset))
+    }
+
+    /// [`ForwardProgram::evaluate`] as a future.
+    pub async fn evaluate_async(
+        &self,
+        gpu: &Gpu,
+        data: &Dataset,
+        rows: &[usize],
+        subset: &[usize],
+    ) -> Result<Vec<TaskMetrics>> {
+        let (outputs, losses) = self.run_async(gpu, data, rows, subset).await?;
         Ok(subset
             .iter()
             .enumerate()

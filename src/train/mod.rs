@@ -11,6 +11,6 @@ mod trainer;
 pub use forward::ForwardProgram;
 pub use schedule::Schedule;
 pub use trainer::{
-    fit, grad_stats, single_task_baselines, EpochLog, FitReport, InitParams, StepHook,
-    StepProgress, TrainConfig,
+    fit, fit_async, grad_stats, single_task_baselines, single_task_baselines_async, EpochLog,
+    FitReport, InitParams, StepHook, StepProgress, TrainConfig,
 };

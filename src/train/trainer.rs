@@ -222,8 +222,27 @@ impl FitReport {
 }
 
 /// Train a multi-task network on the tasks `subset` (indices into `data.tasks`)
-/// with `weighting`; `on_epoch` sees each epoch's log.
+/// with `weighting`; `on_epoch` sees each epoch's log. Blocks until done; in
+/// a browser, where nothing may block, use [`fit_async`].
 pub fn fit(
+    gpu: &Gpu,
+    data: &Dataset,
+    split: &Split,
+    subset: &[usize],
+    weighting: Box<dyn Weighting>,
+    cfg: &TrainConfig,
+    on_epoch: &mut dyn FnMut(&EpochLog),
+) -> Result<FitReport> {
+    pollster::block_on(fit_async(
+        gpu, data, split, subset, weighting, cfg, on_epoch,
+    ))
+}
+
+/// [`fit`] as a future: each epoch's one readback (and each evaluation's)
+/// is awaited rather than waited for, so a browser's event loop runs between
+/// epochs (and `on_epoch` can redraw a page). Natively the device is polled
+/// before each await, so the future never waits on anything else.
+pub async fn fit_async(
     gpu: &Gpu,
     data: &Dataset,
     split: &Split,
@@ -255,8 +274,9 @@ pub fn fit(
     for epoch in 0..cfg.epochs {
         let lr = cfg.lr * cfg.schedule.factor(epoch, cfg.epochs);
         prog.optimizer.set_lr(lr);
-        let (train_loss, gram, weights, gates) =
-            epochs.train(gpu, &mut prog, data, subset, &tasks, epoch)?;
+        let (train_loss, gram, weights, gates) = epochs
+            .train(gpu, &mut prog, data, subset, &tasks, epoch)
+            .await?;
         check_divergence(
             &tasks,
             history.first().map(|h: &EpochLog| &h.train_loss),
@@ -270,7 +290,7 @@ pub fn fit(
         };
         let val = match split.val.is_empty() {
             true => Vec::new(),
-            false => eval.evaluate(gpu, data, &split.val, subset)?,
+            false => eval.evaluate_async(gpu, data, &split.val, subset).await?,
         };
         let log = EpochLog {
             epoch,
@@ -292,7 +312,7 @@ pub fn fit(
     gpu.copy(&epochs.best, &params.values.whole)?;
     let test = match split.test.is_empty() {
         true => Vec::new(),
-        false => eval.evaluate(gpu, data, &split.test, subset)?,
+        false => eval.evaluate_async(gpu, data, &split.test, subset).await?,
     };
     Ok(FitReport {
         net,
@@ -469,7 +489,7 @@ impl Epochs {
     /// One epoch of steps (one submit each), then its one readback: each
     /// task's mean training loss, and the last step's Gram matrix. A
     /// non-finite loss stops the run with its task and step.
-    fn train(
+    async fn train(
         &mut self,
         gpu: &Gpu,
         prog: &mut Program,
@@ -507,7 +527,7 @@ impl Epochs {
         let tb = &prog.tasks;
         let mut reads = vec![&tb.state, &tb.gram, &tb.seeds, &tb.combine];
         reads.extend(prog.gates.iter());
-        let mut got = gpu.read(&reads)?.into_iter();
+        let mut got = gpu.read_async(&reads).await?.into_iter();
         let mut next = || {
             got.next()
                 .ok_or_else(|| Error::InvalidConfig("epoch readback: a buffer is missing".into()))
@@ -587,20 +607,23 @@ pub fn single_task_baselines(
     subset: &[usize],
     cfg: &TrainConfig,
 ) -> Result<Vec<FitReport>> {
-    subset
-        .iter()
-        .map(|&k| {
-            fit(
-                gpu,
-                data,
-                split,
-                &[k],
-                Box::new(crate::mtl::Equal),
-                cfg,
-                &mut |_| {},
-            )
-        })
-        .collect()
+    pollster::block_on(single_task_baselines_async(gpu, data, split, subset, cfg))
+}
+
+/// [`single_task_baselines`] as a future (see [`fit_async`]).
+pub async fn single_task_baselines_async(
+    gpu: &Gpu,
+    data: &Dataset,
+    split: &Split,
+    subset: &[usize],
+    cfg: &TrainConfig,
+) -> Result<Vec<FitReport>> {
+    let mut reports = Vec::with_capacity(subset.len());
+    for &k in subset {
+        let equal = Box::new(crate::mtl::Equal);
+        reports.push(fit_async(gpu, data, split, &[k], equal, cfg, &mut |_| {}).await?);
+    }
+    Ok(reports)
 }
 
 #[cfg(test)]
