@@ -1,0 +1,234 @@
+//! The Iris demo's work in plain Rust (no JavaScript types), so that the same
+//! code is tested natively on lavapipe and runs in the page through WebGPU.
+//!
+//! Iris is bundled. The split, network and budget are those of
+//! `examples/iris_mtl.rs`: 60% train, 20% validation (early stopping, best
+//! epoch kept), 20% test; inputs sepal length and width; species
+//! (3-class cross-entropy), petal length and petal width (MSE) learned
+//! together, then each task alone as its single-task baseline.
+
+use serde::{Deserialize, Serialize};
+use taskgrad::data::{Dataset, Split, Table, TaskType};
+use taskgrad::mtl;
+use taskgrad::nn::Arch;
+use taskgrad::train::metrics::delta_m;
+use taskgrad::train::{fit_async, EpochLog, TrainConfig};
+use taskgrad::{Error, Gpu, Result};
+
+/// `data/iris.csv`, compiled in.
+pub const IRIS_CSV: &str = include_str!("../../data/iris.csv");
+pub const INPUTS: [&str; 2] = ["sepal_length", "sepal_width"];
+pub const TASKS: [(&str, TaskType); 3] = [
+    ("species", TaskType::Class),
+    ("petal_length", TaskType::Reg),
+    ("petal_width", TaskType::Reg),
+];
+
+/// What the page asks for (JSON; every field optional).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Options {
+    /// A method name `taskgrad::mtl::by_name` takes (e.g. `upgrad`, `fixed:1,2,1`).
+    pub method: String,
+    /// `shared`, `omoe`, `mmoe`, `cgc` or `ple` (4 experts of width 32, as iris_mtl).
+    pub arch: String,
+    pub seed: u64,
+    pub epochs: usize,
+    /// Train the single-task baselines too (the MTL-versus-STL table and Δm%).
+    pub baselines: bool,
+    /// f16 matmuls and activations; refused where the adapter has no shader-f16.
+    pub half: bool,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            method: "upgrad".into(),
+            arch: "shared".into(),
+            seed: 0,
+            epochs: 100,
+            baselines: true,
+            half: false,
+        }
+    }
+}
+
+impl Options {
+    pub fn from_json(text: &str) -> Result<Options> {
+        let opts: Options = serde_json::from_str(text)
+            .map_err(|e| Error::InvalidConfig(format!("demo options {text:?}: {e}")))?;
+        if !(1..=2000).contains(&opts.epochs) {
+            return Err(Error::InvalidConfig(format!(
+                "epochs {}: choose 1 to 2000",
+                opts.epochs
+            )));
+        }
+        Ok(opts)
+    }
+}
+
+/// One epoch of one run, as the page draws it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Progress {
+    /// `"mtl"`, or the task a single-task baseline is learning.
+    pub run: String,
+    pub epoch: usize,
+    pub epochs: usize,
+    /// Mean training loss per task over the epoch.
+    pub train_loss: Vec<f64>,
+    /// Validation loss per task.
+    pub val_loss: Vec<f64>,
+    /// Each task's weight in the epoch's last update (seed × combination weight).
+    pub weights: Vec<f64>,
+    /// ‖g_k‖ and the K×K cosines of the per-task gradients at the epoch's last step.
+    pub grad_norms: Vec<f64>,
+    pub cosines: Vec<f64>,
+    /// Each task's gate over the experts (mixtures only).
+    pub gates: Vec<Vec<f64>>,
+}
+
+impl Progress {
+    fn of(run: &str, log: &EpochLog, epochs: usize) -> Progress {
+        Progress {
+            run: run.into(),
+            epoch: log.epoch,
+            epochs,
+            train_loss: log.train_loss.clone(),
+            val_loss: log.val.iter().map(|m| m.loss()).collect(),
+            weights: log.weights.clone(),
+            grad_norms: log.grad_norms.clone(),
+            cosines: log.cosines.clone(),
+            gates: log.gates.clone(),
+        }
+    }
+}
+
+/// One task's line of the final table: its test metric, multi-task and alone.
+#[derive(Clone, Debug, Serialize)]
+pub struct TaskRow {
+    pub task: String,
+    /// `accuracy` or `RMSE`.
+    pub metric: String,
+    pub higher_is_better: bool,
+    pub mtl: f64,
+    pub stl: Option<f64>,
+}
+
+/// The result of [`train`].
+#[derive(Clone, Debug, Serialize)]
+pub struct Outcome {
+    pub adapter: String,
+    pub method: String,
+    pub arch: String,
+    pub seed: u64,
+    pub rows: Vec<TaskRow>,
+    /// Δm% of the multi-task model over the baselines (positive: better).
+    pub delta_m: Option<f64>,
+    pub best_epoch: usize,
+    pub epochs_run: usize,
+    pub steps: u64,
+    pub dispatches_per_step: usize,
+    /// Wall time of the multi-task run's training steps, per step.
+    pub ms_per_step: f64,
+    pub train_rows: usize,
+    pub test_rows: usize,
+}
+
+/// Train the multi-task model (then, if asked, each task alone), telling
+/// `on_progress` each epoch of each run.
+pub async fn train(
+    gpu: &Gpu,
+    opts: &Options,
+    on_progress: &mut dyn FnMut(&Progress),
+) -> Result<Outcome> {
+    let table = Table::from_csv_text("data/iris.csv", IRIS_CSV)?;
+    let split = Split::new(table.n_rows(), 0.2, 0.2, opts.seed)?;
+    let data = Dataset::from_table(&table, &INPUTS, &TASKS, &split.train)?;
+    let arch = Arch::parse(&opts.arch, 4, 1, 32, 2)?;
+    let cfg = TrainConfig {
+        epochs: opts.epochs,
+        seed: opts.seed,
+        ..Default::default()
+    };
+    let method = mtl::by_name_seeded(&opts.method, opts.seed)?;
+    // Per-task gradients for every method, so the page can show their cosines.
+    let mtl_cfg = TrainConfig {
+        grad_stats: true,
+        half: opts.half,
+        arch,
+        ..cfg.clone()
+    };
+    let all = [0, 1, 2];
+    let mut tell = |log: &EpochLog| on_progress(&Progress::of("mtl", log, opts.epochs));
+    let run = fit_async(gpu, &data, &split, &all, method, &mtl_cfg, &mut tell).await?;
+    let mut stl = Vec::new();
+    if opts.baselines {
+        for k in all {
+            let mut tell =
+                |log: &EpochLog| on_progress(&Progress::of(TASKS[k].0, log, opts.epochs));
+            let equal = Box::new(mtl::Equal);
+            let r = fit_async(gpu, &data, &split, &[k], equal, &cfg, &mut tell).await?;
+            stl.push(r.test[0].primary());
+        }
+    }
+    let mtl: Vec<(f64, bool)> = run.test.iter().map(|t| t.primary()).collect();
+    let rows = TASKS
+        .iter()
+        .enumerate()
+        .map(|(k, (name, kind))| TaskRow {
+            task: name.to_string(),
+            metric: match kind {
+                TaskType::Class => "accuracy".into(),
+                TaskType::Reg => "RMSE".into(),
+            },
+            higher_is_better: mtl[k].1,
+            mtl: mtl[k].0,
+            stl: stl.get(k).map(|s| s.0),
+        })
+        .collect();
+    Ok(Outcome {
+        adapter: gpu.report.to_string(),
+        method: opts.method.clone(),
+        arch: opts.arch.clone(),
+        seed: opts.seed,
+        rows,
+        delta_m: (!stl.is_empty()).then(|| delta_m(&mtl, &stl)),
+        best_epoch: run.best_epoch,
+        epochs_run: run.history.len(),
+        steps: run.steps,
+        dispatches_per_step: run.dispatches_per_step,
+        ms_per_step: run.ms_per_step(),
+        train_rows: split.train.len(),
+        test_rows: split.test.len(),
+    })
+}
+
+/// W-iris of WORKLOADS.md (the same code as the `workloads` example):
+/// steps per second over `measured` steps after 50 warm-up steps, the
+/// losses read back (awaited) every 100 steps and at the end.
+pub async fn w_iris_steps_per_s(gpu: &Gpu, measured: usize) -> Result<f64> {
+    let mut w = crate::workloads::w_iris(gpu, "equal", Default::default())?;
+    for _ in 0..50 {
+        w.step(gpu)?;
+    }
+    gpu.read_async(&[&w.program.tasks.losses]).await?;
+    let clock = web_time::Instant::now();
+    for i in 1..=measured {
+        w.step(gpu)?;
+        if i % 100 == 0 || i == measured {
+            let l = gpu.read_async(&[&w.program.tasks.losses]).await?;
+            if l[0].iter().any(|v| !v.is_finite()) {
+                return Err(Error::NonFinite {
+                    step: i as u64,
+                    task: format!("{:?}", l[0]),
+                });
+            }
+        }
+    }
+    Ok(measured as f64 / clock.elapsed().as_secs_f64())
+}
+
+/// The methods the page offers: (name, one-line summary).
+pub fn methods() -> Vec<(&'static str, &'static str)> {
+    mtl::REGISTRY.iter().map(|m| (m.name, m.summary)).collect()
+}
