@@ -9,7 +9,7 @@
 //!     cargo run --release --example iris_mtl -- [--weighting METHOD] [--space params|rep]
 //!                                               [--seed S] [--seeds N] [--epochs N] [--grad-stats] [--half] [--profile]
 //!                                               [--arch shared|omoe|mmoe|cgc|ple --experts E --expert-hidden H]
-//!                                               [--dump-step]
+//!                                               [--dump-step] [--dump-graph FILE.dot] [--grad-stats-every N]
 //!
 //! METHOD: equal, uncertainty, dwa, rlw, famo, gradnorm, pcgrad, mgda, cagrad,
 //! imtl_g, nash_mtl, upgrad, or fixed:w1,w2,w3.
@@ -21,7 +21,7 @@ use taskgrad::data::{Dataset, Split, Table, TaskType};
 use taskgrad::mtl::{self, GradSpace};
 use taskgrad::nn::Arch;
 use taskgrad::train::metrics::{delta_m, TaskMetrics};
-use taskgrad::train::{fit, single_task_baselines, EpochLog, TrainConfig};
+use taskgrad::train::{fit, single_task_baselines, EpochLog, TrainConfig, WatchedStep};
 use taskgrad::Gpu;
 
 #[derive(Parser)]
@@ -67,6 +67,14 @@ struct Args {
     /// Print the training step's dispatches, in order (kernel, grid, tensors).
     #[arg(long)]
     dump_step: bool,
+    /// Write the step's graph (Graphviz DOT), each node with the last step's
+    /// value and gradient; `dot -Tsvg FILE.dot > graph.svg` draws it.
+    #[arg(long)]
+    dump_graph: Option<std::path::PathBuf>,
+    /// Every N steps, print each task's weight in the update and the
+    /// gradients' cosines (per-task gradients for any method).
+    #[arg(long, default_value_t = 0)]
+    grad_stats_every: usize,
 }
 
 fn main() {
@@ -85,6 +93,15 @@ fn print_grad_stats(log: &EpochLog) {
     println!(
         "epoch {:>3}: ‖g‖ species {:.4}, length {:.4}, width {:.4} | cos(s,l) {:+.3}, cos(s,w) {:+.3}, cos(l,w) {:+.3}",
         log.epoch, n[0], n[1], n[2], c[1], c[2], c[5]
+    );
+}
+
+/// One watched step: each task's weight in the update, the cosines.
+fn print_step(s: &WatchedStep) {
+    let (w, c) = (&s.weights, &s.cosines);
+    println!(
+        "step {:>4} (epoch {:>3}): weights species {:.3}, length {:.3}, width {:.3} | cos(s,l) {:+.3}, cos(s,w) {:+.3}, cos(l,w) {:+.3}",
+        s.step, s.epoch, w[0], w[1], w[2], c[1], c[2], c[5]
     );
 }
 
@@ -171,11 +188,16 @@ fn run(args: Args) -> taskgrad::Result<()> {
         half: args.half,
         arch: arch.clone(),
         dump_step: args.dump_step,
+        dump_graph: args.dump_graph.is_some(),
+        watch_every: args.grad_stats_every,
         ..cfg.clone()
     };
     let mut on_epoch = |log: &EpochLog| {
         if args.grad_stats {
             print_grad_stats(log)
+        }
+        for s in &log.steps {
+            print_step(s);
         }
     };
     let mtl_run = fit(
@@ -265,6 +287,17 @@ fn run(args: Args) -> taskgrad::Result<()> {
         for line in &mtl_run.step_listing {
             println!("{line}");
         }
+    }
+    if let Some(path) = &args.dump_graph {
+        std::fs::write(path, &mtl_run.graph).map_err(|e| taskgrad::Error::Io {
+            path: path.clone(),
+            source: e,
+        })?;
+        println!(
+            "\nwrote the step's graph to {} (draw it: dot -Tsvg {} > graph.svg)",
+            path.display(),
+            path.display()
+        );
     }
     if args.profile {
         println!(

@@ -998,6 +998,9 @@ fn train_shows_and_logs_per_task_gradients_weights_and_a_profile() {
         "--grad-stats",
         "--profile",
         "--dump-step",
+        "--grad-stats-every",
+        "3",
+        "--dump-graph",
     ]);
     let o = run(&args);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -1044,6 +1047,30 @@ fn train_shows_and_logs_per_task_gradients_weights_and_a_profile() {
         stderr(&o).contains("epoch 2/2 train loss ["),
         "{}",
         stderr(&o)
+    );
+    // steps.csv: every third step, each task's weight, gradient norm and the cosines.
+    let steps = std::fs::read_to_string(out.join("steps.csv")).unwrap();
+    let mut lines = steps.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "step,epoch,species_weight,sex_weight,body_mass_g_weight,species_grad_norm,\
+         sex_grad_norm,body_mass_g_grad_norm,cos_species_sex,cos_species_body_mass_g,\
+         cos_sex_body_mass_g"
+    );
+    let rows: Vec<Vec<f64>> = lines
+        .map(|l| l.split(',').map(|v| v.parse().unwrap()).collect())
+        .collect();
+    assert!(rows.len() >= 2, "{steps}");
+    for (i, r) in rows.iter().enumerate() {
+        assert_eq!(r[0], 3.0 * (i + 1) as f64, "{steps}");
+        // MGDA's weights are a convex combination.
+        assert!((r[2] + r[3] + r[4] - 1.0).abs() < 1e-4, "{steps}");
+    }
+    // graph.dot: the step's graph, drawable by Graphviz.
+    let graph = std::fs::read_to_string(out.join("graph.dot")).unwrap();
+    assert!(
+        graph.starts_with("digraph") && graph.contains("softmax_ce loss"),
+        "{graph}"
     );
     // metrics.csv: each task's weight, and the cosines of each pair.
     let metrics = std::fs::read_to_string(out.join("metrics.csv")).unwrap();

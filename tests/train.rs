@@ -487,3 +487,124 @@ fn every_step_reports_its_progress() {
         assert!(p.rows >= 1 && p.rows <= 16);
     }
 }
+
+#[test]
+fn watched_steps_are_every_nth_step_and_need_no_readback_of_their_own() {
+    // --grad-stats-every: each task's weight and the gradients' cosines at
+    // chosen steps, copied aside on the GPU inside the step's submit and read
+    // back with the epoch's losses (issue 15). A device of its own: the
+    // readback counter is per device, and other tests share the common one.
+    gpu_or_skip!();
+    let gpu = &Gpu::new().unwrap();
+    let (data, split) = common::iris(0);
+    let cfg = TrainConfig {
+        epochs: 3,
+        patience: None,
+        watch_every: 2,
+        ..small_cfg(0)
+    };
+    let before = gpu.readback_count();
+    let mut logs = Vec::new();
+    let run = fit(
+        gpu,
+        &data,
+        &split,
+        &[0, 1, 2],
+        mtl::by_name("pcgrad").unwrap(),
+        &cfg,
+        &mut |l| logs.push(l.clone()),
+    )
+    .unwrap();
+    let readbacks = gpu.readback_count() - before;
+    let steps: Vec<u64> = logs
+        .iter()
+        .flat_map(|l| l.steps.iter().map(|s| s.step))
+        .collect();
+    let want: Vec<u64> = (1..=run.steps).filter(|s| s % 2 == 0).collect();
+    assert_eq!(steps, want, "{} steps in all", run.steps);
+    // Per epoch: its readback and the validation pass (one batch here); then the test pass.
+    let batches = |n: usize| n.div_ceil(cfg.batch_size) as u64;
+    assert_eq!(
+        readbacks,
+        3 * (1 + batches(split.val.len())) + batches(split.test.len()),
+        "no readback of the watched steps' own"
+    );
+    for log in &logs {
+        for s in &log.steps {
+            assert_eq!(s.weights.len(), 3);
+            assert!(s.weights.iter().all(|w| w.is_finite() && *w > 0.0), "{s:?}");
+            for k in 0..3 {
+                assert!((s.cosines[k * 3 + k] - 1.0).abs() < 1e-4, "{s:?}");
+                assert!(s.grad_norms[k] > 0.0, "{s:?}");
+            }
+        }
+        // The epoch's last step, when watched, is what the epoch log reports.
+        if let Some(last) = log.steps.last() {
+            let last_of_epoch =
+                log.epoch as u64 * batches(split.train.len()) + batches(split.train.len());
+            if last.step == last_of_epoch {
+                for (a, b) in last.weights.iter().zip(&log.weights) {
+                    assert!((a - b).abs() < 1e-6, "{last:?} vs {:?}", log.weights);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_step_graph_names_every_parameter_and_links_each_op_to_its_inputs() {
+    let gpu = gpu_or_skip!();
+    let (data, split) = common::iris(0);
+    let cfg = TrainConfig {
+        epochs: 1,
+        dump_graph: true,
+        ..small_cfg(0)
+    };
+    let run = fit(
+        gpu,
+        &data,
+        &split,
+        &[0, 1, 2],
+        mtl::by_name("equal").unwrap(),
+        &cfg,
+        &mut |_| {},
+    )
+    .unwrap();
+    let g = &run.graph;
+    assert!(
+        g.starts_with("digraph taskgrad_step {") && g.trim_end().ends_with('}'),
+        "{g}"
+    );
+    for name in &run.params.names {
+        assert!(
+            g.contains(&format!("{{{name} |")),
+            "{name} missing from\n{g}"
+        );
+    }
+    // Three linear heads over a two-layer trunk: five linear ops, three losses,
+    // each linear reading three nodes (x, weight, bias).
+    assert_eq!(g.matches("{linear |").count(), 5, "{g}");
+    assert_eq!(g.matches(" loss |").count(), 3, "{g}");
+    assert_eq!(g.matches(" -> ").count(), 5 * 3 + 3, "{g}");
+    // Every parameter shows a finite gradient norm.
+    let param_lines = g.lines().filter(|l| l.contains("#fde0c5"));
+    for l in param_lines {
+        let grad = l
+            .split("‖∇‖ ")
+            .nth(1)
+            .and_then(|t| t.split('}').next())
+            .unwrap_or("");
+        assert!(grad.parse::<f64>().is_ok_and(|v| v.is_finite()), "{l}");
+    }
+    let run = fit(
+        gpu,
+        &data,
+        &split,
+        &[0],
+        mtl::by_name("equal").unwrap(),
+        &small_cfg(0),
+        &mut |_| {},
+    )
+    .unwrap();
+    assert!(run.graph.is_empty(), "no graph unless asked");
+}

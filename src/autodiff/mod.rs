@@ -5,4 +5,4 @@ mod ops;
 mod tape;
 
 pub use ops::FUSE_MASK_MAX_MACS;
-pub use tape::{NodeKind, Tape, Var};
+pub use tape::{GraphNode, NodeKind, Tape, Var};

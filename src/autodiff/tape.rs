@@ -61,6 +61,18 @@ impl std::fmt::Display for NodeKind {
     }
 }
 
+/// One node of a recorded graph ([`Tape::graph`]).
+#[derive(Clone, Debug)]
+pub struct GraphNode {
+    pub kind: NodeKind,
+    /// Indices of the nodes it read.
+    pub inputs: Vec<usize>,
+    pub value: Tensor,
+    /// The gradient buffer, if backward made one (with per-task passes, the
+    /// last pass's contribution for nodes inside the shared part).
+    pub grad: Option<Tensor>,
+}
+
 /// An op's backward rule: given the gradient of its output, record the
 /// dispatches that contribute to its inputs' gradients. A rule can be recorded
 /// several times (one backward pass per task, for per-task gradients).
@@ -68,6 +80,8 @@ pub(crate) type Backward = Rc<dyn for<'g> Fn(&mut Tape<'g>, &Tensor) -> Result<(
 
 struct Node {
     kind: NodeKind,
+    /// The nodes this op read (empty for inputs and parameters).
+    inputs: Vec<Var>,
     value: Tensor,
     grad: Option<Tensor>,
     written: bool,
@@ -165,6 +179,21 @@ impl<'g> Tape<'g> {
         self.nodes[v.0].kind
     }
 
+    /// The recorded graph, node by node in recording order: what each node
+    /// is, which nodes it read, its value and (where backward reached it)
+    /// its gradient buffer. For drawing (`--dump-graph`) and for teaching.
+    pub fn graph(&self) -> Vec<GraphNode> {
+        self.nodes
+            .iter()
+            .map(|n| GraphNode {
+                kind: n.kind,
+                inputs: n.inputs.iter().map(|v| v.0).collect(),
+                value: n.value.clone(),
+                grad: n.grad.clone(),
+            })
+            .collect()
+    }
+
     /// Number of recorded nodes.
     pub fn len(&self) -> usize {
         self.nodes.len()
@@ -182,12 +211,14 @@ impl<'g> Tape<'g> {
         backward: Backward,
     ) -> Var {
         let requires_grad = inputs.iter().any(|v| self.nodes[v.0].requires_grad);
-        self.push_node(
+        let v = self.push_node(
             kind,
             value,
             requires_grad,
             requires_grad.then_some(backward),
-        )
+        );
+        self.nodes[v.0].inputs = inputs.to_vec();
+        v
     }
 
     fn push_node(
@@ -199,6 +230,7 @@ impl<'g> Tape<'g> {
     ) -> Var {
         self.nodes.push(Node {
             kind,
+            inputs: Vec::new(),
             value,
             grad: None,
             written: false,

@@ -64,6 +64,45 @@ fn write_metrics_to(path: &Path, tasks: &[TaskSpec], history: &[EpochLog]) -> Re
     w.flush().map_err(io(path))
 }
 
+/// steps.csv: one row per watched step (`--grad-stats-every N`): the step,
+/// its epoch, each task's weight and gradient norm, and the pairwise cosines.
+pub fn write_steps_csv(path: &Path, tasks: &[TaskSpec], history: &[EpochLog]) -> Result<()> {
+    write_atomically(path, |tmp| {
+        let csv_err = |e: csv::Error| Error::Io {
+            path: tmp.to_path_buf(),
+            source: e.into(),
+        };
+        let mut w = csv::Writer::from_path(tmp).map_err(csv_err)?;
+        let k = tasks.len();
+        let mut header = vec!["step".to_string(), "epoch".to_string()];
+        header.extend(tasks.iter().map(|t| format!("{}_weight", t.name)));
+        header.extend(tasks.iter().map(|t| format!("{}_grad_norm", t.name)));
+        for i in 0..k {
+            for j in i + 1..k {
+                header.push(format!("cos_{}_{}", tasks[i].name, tasks[j].name));
+            }
+        }
+        w.write_record(&header).map_err(csv_err)?;
+        for s in history.iter().flat_map(|h| &h.steps) {
+            let mut row = vec![s.step.to_string(), s.epoch.to_string()];
+            row.extend(s.weights.iter().map(|v| format!("{v}")));
+            row.extend(s.grad_norms.iter().map(|v| format!("{v}")));
+            for i in 0..k {
+                for j in i + 1..k {
+                    row.push(format!("{}", s.cosines[i * k + j]));
+                }
+            }
+            w.write_record(&row).map_err(csv_err)?;
+        }
+        w.flush().map_err(io(tmp))
+    })
+}
+
+/// A text file, written atomically.
+pub fn write_text(path: &Path, text: &str) -> Result<()> {
+    write_atomically(path, |tmp| std::fs::write(tmp, text).map_err(io(tmp)))
+}
+
 /// A metrics.csv column: its name and its value in an epoch's log (empty when absent).
 type Column<'a> = (String, Box<dyn Fn(&EpochLog) -> Option<f64> + 'a>);
 

@@ -526,6 +526,8 @@ pub(crate) fn train_config(
         grad_stats: s.grad_stats,
         profile: s.profile,
         dump_step: s.dump_step,
+        dump_graph: s.dump_graph,
+        watch_every: s.grad_stats_every,
         ..Default::default()
     }
 }
@@ -590,6 +592,16 @@ pub fn execute_run(
     let metrics_path = out.join("metrics.csv");
     crate::cli::report::write_metrics_csv(&metrics_path, &report.tasks, &report.history)?;
     let mut files = vec![model_path, metrics_path];
+    if settings.grad_stats_every > 0 {
+        let steps_path = out.join("steps.csv");
+        crate::cli::report::write_steps_csv(&steps_path, &report.tasks, &report.history)?;
+        files.push(steps_path);
+    }
+    if settings.dump_graph {
+        let graph_path = out.join("graph.dot");
+        crate::cli::report::write_text(&graph_path, &report.graph)?;
+        files.push(graph_path);
+    }
     let stl: Vec<&[EpochLog]> = baselines.iter().map(|b| b.history.as_slice()).collect();
     files.extend(crate::cli::report::write_plots(
         &out.join("plots"),

@@ -120,6 +120,14 @@ pub struct RunSettings {
     /// and the shapes of the tensors it binds.
     #[arg(long)]
     pub dump_step: bool,
+    /// Write graph.dot: the training step's graph, each node with the last
+    /// step's value and gradient (render with `dot -Tsvg graph.dot`).
+    #[arg(long)]
+    pub dump_graph: bool,
+    /// Every N steps, record each task's weight and the per-task gradients'
+    /// norms and cosines, to steps.csv (0: never); takes per-task gradients.
+    #[arg(long, default_value_t = 0)]
+    pub grad_stats_every: usize,
     /// Replace the model of an --out folder that already holds one.
     #[arg(long)]
     pub force: bool,

@@ -3,14 +3,16 @@
 //! evaluation), metrics and Δm%, and single-task baselines.
 
 mod forward;
+mod graph;
 pub mod metrics;
 mod schedule;
 pub mod step;
 mod trainer;
 
 pub use forward::ForwardProgram;
+pub use graph::graph_dot;
 pub use schedule::Schedule;
 pub use trainer::{
     fit, fit_async, grad_stats, single_task_baselines, single_task_baselines_async, EpochLog,
-    FitReport, InitParams, StepHook, StepProgress, TrainConfig,
+    FitReport, InitParams, StepHook, StepProgress, TrainConfig, WatchedStep,
 };

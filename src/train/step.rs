@@ -33,7 +33,7 @@ use crate::data::{Dataset, TaskSpec};
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, Tensor};
 use crate::kernels::gram::{self, GradRows};
-use crate::kernels::{loss_tracking, matmul_f16};
+use crate::kernels::{elementwise, loss_tracking, matmul_f16};
 use crate::mtl::{GradSpace, Weighting, WeightingContext, WeightingPlan};
 use crate::nn::{MultiTaskNet, ParamSet};
 use crate::optim::{Optimizer, OptimizerConfig};
@@ -406,6 +406,58 @@ pub struct Program {
     pub gates: Vec<Tensor>,
     pub plan: StepPlan,
     pub optimizer: Box<dyn Optimizer>,
+    /// The recorded graph (forward and backward of the loss terms), for
+    /// drawing: see [`crate::train::graph_dot`].
+    pub graph: Vec<crate::autodiff::GraphNode>,
+}
+
+/// Dispatches that copy the task weights and the Gram matrix into one slot
+/// of a history on the GPU, so that a run can watch them at chosen steps
+/// without a readback inside a step: slot i holds K seeds, K combination
+/// weights and the K×K Gram matrix at `i · stride`.
+pub struct StepWatch {
+    pub history: Tensor,
+    pub stride: usize,
+    pub k: usize,
+    /// Per slot: the three copies, appended to a watched step's dispatches.
+    pub copies: Vec<[Dispatch; 3]>,
+}
+
+impl StepWatch {
+    pub fn new(gpu: &Gpu, tb: &TaskBuffers, slots: usize) -> Result<StepWatch> {
+        let k = tb.seeds.numel();
+        // Each copy's destination starts at a storage-binding offset.
+        let part = aligned(gpu, k * k);
+        let stride = 3 * part;
+        let history = Tensor::zeros(gpu, &[slots.max(1) * stride], "watched steps")?;
+        let copies = (0..slots.max(1))
+            .map(|i| {
+                let at = |j: usize, shape: &[usize]| history.slice(i * stride + j * part, shape);
+                Ok([
+                    elementwise::scale(gpu, &tb.seeds, 1.0, &at(0, &[k])?)?,
+                    elementwise::scale(gpu, &tb.combine, 1.0, &at(1, &[k])?)?,
+                    elementwise::scale(gpu, &tb.gram.reshape(&[k * k])?, 1.0, &at(2, &[k * k])?)?,
+                ])
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(StepWatch {
+            history,
+            stride,
+            k,
+            copies,
+        })
+    }
+
+    /// Slot `i` of a read-back history: (seeds, combination weights, Gram matrix).
+    pub fn slot<'a>(&self, history: &'a [f32], i: usize) -> (&'a [f32], &'a [f32], &'a [f32]) {
+        let (k, part) = (self.k, self.stride / 3);
+        let base = i * self.stride;
+        (
+            &history[base..base + k],
+            &history[base + part..base + part + k],
+            &history[base + 2 * part..base + 2 * part + k * k],
+        )
+    }
 }
 
 impl Program {
@@ -473,6 +525,7 @@ impl Program {
             combine: &tb.combine,
         };
         let weights: WeightingPlan = weighting.build(gpu, &ctx)?;
+        let graph = tape.graph();
 
         let cast = cast_weights(gpu, params, opts)?;
         let mut network = std::mem::take(&mut tape.forward);
@@ -507,6 +560,7 @@ impl Program {
             gates: traced.gates,
             plan,
             optimizer: optimizer.build(gpu, params)?,
+            graph,
         })
     }
 

@@ -16,7 +16,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
 use super::forward::ForwardProgram;
-use super::step::{Program, StepOptions};
+use super::step::{Program, StepOptions, StepWatch};
 use super::Schedule;
 use crate::data::{Dataset, Split, TaskSpec};
 use crate::error::{Error, Result};
@@ -68,6 +68,14 @@ pub struct TrainConfig {
     pub on_step: Option<StepHook>,
     /// List the training step's dispatches in [`FitReport::step_listing`].
     pub dump_step: bool,
+    /// Draw the step's graph, with the last step's values and gradients, in
+    /// [`FitReport::graph`] (Graphviz DOT).
+    pub dump_graph: bool,
+    /// Every this many steps (0: never), record each task's weight and the
+    /// per-task gradients' norms and cosines ([`EpochLog::steps`]): copies
+    /// into a history on the GPU inside the step's submit, read back with the
+    /// epoch's losses. Implies per-task gradients, as `grad_stats`.
+    pub watch_every: usize,
 }
 
 /// How far a run is, after a step.
@@ -139,6 +147,8 @@ impl Default for TrainConfig {
             half: false,
             on_step: None,
             dump_step: false,
+            dump_graph: false,
+            watch_every: 0,
         }
     }
 }
@@ -152,9 +162,30 @@ fn describe_step(prog: &Program) -> Vec<String> {
         .collect()
 }
 
-/// What an epoch reads back: the mean training losses, the last step's Gram
-/// matrix, task weights and gates.
-type EpochReadback = (Vec<f64>, Vec<f32>, Vec<f64>, Vec<Vec<f64>>);
+/// What an epoch reads back.
+struct EpochReadback {
+    /// Mean training loss per task.
+    losses: Vec<f64>,
+    /// The last step's Gram matrix, task weights and gates.
+    gram: Vec<f32>,
+    weights: Vec<f64>,
+    gates: Vec<Vec<f64>>,
+    /// The watched steps.
+    steps: Vec<WatchedStep>,
+}
+
+/// One watched step ([`TrainConfig::watch_every`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct WatchedStep {
+    /// The step's number in the run, from 1.
+    pub step: u64,
+    pub epoch: usize,
+    /// Each task's weight in this step's update: seed × combination weight.
+    pub weights: Vec<f64>,
+    /// ‖g_k‖ and the K×K cosines of the per-task gradients at this step.
+    pub grad_norms: Vec<f64>,
+    pub cosines: Vec<f64>,
+}
 
 /// One epoch's record.
 #[derive(Clone, Debug)]
@@ -177,6 +208,8 @@ pub struct EpochLog {
     /// of its last layer, averaged over the epoch's last minibatch (which
     /// experts each task uses); empty otherwise.
     pub gates: Vec<Vec<f64>>,
+    /// The steps of this epoch watched by [`TrainConfig::watch_every`].
+    pub steps: Vec<WatchedStep>,
 }
 
 /// The result of [`fit`].
@@ -200,6 +233,9 @@ pub struct FitReport {
     /// Per-kernel GPU time over `profiled_steps` steps (with `TrainConfig::profile`).
     pub profile: Vec<crate::gpu::profile::KernelTime>,
     pub profiled_steps: usize,
+    /// With `TrainConfig::dump_graph`: the step's graph in Graphviz DOT, each
+    /// node with the last training step's value and gradient.
+    pub graph: String,
 }
 
 impl EpochLog {
@@ -270,11 +306,22 @@ pub async fn fit_async(
     };
 
     let mut epochs = Epochs::new(gpu, &params, split, cfg)?;
+    if cfg.watch_every > 0 {
+        let per_epoch = split.train.len().div_ceil(b).max(1);
+        let slots = per_epoch.div_ceil(cfg.watch_every);
+        epochs.watch = Some((StepWatch::new(gpu, &prog.tasks, slots)?, cfg.watch_every));
+    }
     let mut history = Vec::new();
     for epoch in 0..cfg.epochs {
         let lr = cfg.lr * cfg.schedule.factor(epoch, cfg.epochs);
         prog.optimizer.set_lr(lr);
-        let (train_loss, gram, weights, gates) = epochs
+        let EpochReadback {
+            losses: train_loss,
+            gram,
+            weights,
+            gates,
+            steps,
+        } = epochs
             .train(gpu, &mut prog, data, subset, &tasks, epoch)
             .await?;
         check_divergence(
@@ -301,6 +348,7 @@ pub async fn fit_async(
             cosines,
             weights,
             gates,
+            steps,
         };
         on_epoch(&log);
         let stop = epochs.keep_best(gpu, &params, epoch, log.monitored_loss())?;
@@ -309,6 +357,10 @@ pub async fn fit_async(
             break;
         }
     }
+    let graph = match cfg.dump_graph {
+        true => super::graph::graph_dot(gpu, &prog.graph, &params).await?,
+        false => String::new(),
+    };
     gpu.copy(&epochs.best, &params.values.whole)?;
     let test = match split.test.is_empty() {
         true => Vec::new(),
@@ -329,6 +381,7 @@ pub async fn fit_async(
         step_listing,
         profile: crate::gpu::profile::summarize(&epochs.profile),
         profiled_steps: epochs.profiled_steps,
+        graph,
     })
 }
 
@@ -438,7 +491,9 @@ fn grad_space(cfg: &TrainConfig, weighting: &dyn Weighting) -> Option<GradSpace>
     match (own, cfg.grad_space) {
         (Some(_), Some(given)) => Some(given),
         (Some(own), None) => Some(own),
-        (None, given) if cfg.grad_stats => Some(given.unwrap_or(GradSpace::Parameters)),
+        (None, given) if cfg.grad_stats || cfg.watch_every > 0 => {
+            Some(given.unwrap_or(GradSpace::Parameters))
+        }
         (None, _) => None,
     }
 }
@@ -461,6 +516,8 @@ struct Epochs {
     profiled_steps: usize,
     on_step: Option<StepHook>,
     total_steps: u64,
+    /// The history of watched steps and how often to watch.
+    watch: Option<(StepWatch, usize)>,
 }
 
 impl Epochs {
@@ -483,6 +540,7 @@ impl Epochs {
             on_step: cfg.on_step.clone(),
             total_steps: (cfg.epochs * split.train.len().div_ceil(cfg.batch_size.max(1)).max(1))
                 as u64,
+            watch: None,
         })
     }
 
@@ -501,10 +559,18 @@ impl Epochs {
         self.order.shuffle(&mut self.rng);
         let epoch_start = self.steps;
         let clock = Instant::now();
+        let mut watched = Vec::new();
         for chunk in self.order.chunks(self.batch) {
             prog.write_batch(gpu, data, chunk, subset)?;
             prog.optimizer.prepare_step(gpu);
-            let ds = prog.train_dispatches();
+            let mut ds = prog.train_dispatches();
+            // A watched step copies its weights and Gram matrix aside, in its own submit.
+            if let Some((watch, every)) = &self.watch {
+                if (self.steps + 1) % *every as u64 == 0 && watched.len() < watch.copies.len() {
+                    ds.extend(watch.copies[watched.len()].iter());
+                    watched.push(self.steps + 1);
+                }
+            }
             // Profile the first epoch's steps but its first (pipelines still warming).
             if self.profile_first_epoch && epoch == 0 && self.steps > 0 {
                 let ms = gpu.run_profiled(&ds)?;
@@ -527,6 +593,9 @@ impl Epochs {
         let tb = &prog.tasks;
         let mut reads = vec![&tb.state, &tb.gram, &tb.seeds, &tb.combine];
         reads.extend(prog.gates.iter());
+        if let Some((watch, _)) = &self.watch {
+            reads.push(&watch.history);
+        }
         let mut got = gpu.read_async(&reads).await?.into_iter();
         let mut next = || {
             got.next()
@@ -545,6 +614,31 @@ impl Epochs {
                     .collect())
             })
             .collect::<Result<Vec<Vec<f64>>>>()?;
+        let steps = match &self.watch {
+            Some((watch, _)) => {
+                let history = next()?;
+                watched
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &step)| {
+                        let (s, c, g) = watch.slot(&history, i);
+                        let (grad_norms, cosines) = grad_stats(g, tasks.len());
+                        WatchedStep {
+                            step,
+                            epoch,
+                            weights: s
+                                .iter()
+                                .zip(c)
+                                .map(|(&s, &c)| s as f64 * c as f64)
+                                .collect(),
+                            grad_norms,
+                            cosines,
+                        }
+                    })
+                    .collect()
+            }
+            None => Vec::new(),
+        };
         self.train_time += clock.elapsed();
         prog.tasks.state.write(gpu, &vec![0.0; 3 * tasks.len()])?;
         if let Some((j, t)) = tasks.iter().enumerate().find(|(j, _)| st[3 * j + 1] > 0.0) {
@@ -561,7 +655,13 @@ impl Epochs {
             .zip(&combine)
             .map(|(&s, &c)| s as f64 * c as f64)
             .collect();
-        Ok((losses, gram, weights, gates))
+        Ok(EpochReadback {
+            losses,
+            gram,
+            weights,
+            gates,
+            steps,
+        })
     }
 
     /// Keep the weights of the best epoch so far; true when patience has run out.
