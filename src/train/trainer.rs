@@ -566,7 +566,9 @@ impl Epochs {
             let mut ds = prog.train_dispatches();
             // A watched step copies its weights and Gram matrix aside, in its own submit.
             if let Some((watch, every)) = &self.watch {
-                if (self.steps + 1) % *every as u64 == 0 && watched.len() < watch.copies.len() {
+                if (self.steps + 1).is_multiple_of(*every as u64)
+                    && watched.len() < watch.copies.len()
+                {
                     ds.extend(watch.copies[watched.len()].iter());
                     watched.push(self.steps + 1);
                 }
