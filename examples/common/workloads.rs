@@ -143,6 +143,19 @@ fn build(
 /// W-iris with `weighting`; `StepOptions` selects the unfused step (separate
 /// ReLU-backward and bias-gradient dispatches) or half precision, for comparison.
 pub fn w_iris(gpu: &Gpu, weighting: &str, opts: StepOptions) -> Result<Workload> {
+    iris_variant(gpu, weighting, None, vec![64, 64], 1e-2, opts)
+}
+
+/// W-iris's data and full batch with another trunk, gradient space and
+/// learning rate (the book's cost comparisons and descent experiment).
+pub fn iris_variant(
+    gpu: &Gpu,
+    weighting: &str,
+    space: Option<GradSpace>,
+    trunk: Vec<usize>,
+    lr: f32,
+    opts: StepOptions,
+) -> Result<Workload> {
     // Bundled, not read from disk: the browser demo runs this workload too.
     let table = Table::from_csv_text("data/iris.csv", include_str!("../../data/iris.csv"))?;
     let split = Split::new(table.n_rows(), 0.0, 0.2, 0)?;
@@ -161,10 +174,10 @@ pub fn w_iris(gpu: &Gpu, weighting: &str, opts: StepOptions) -> Result<Workload>
         gpu,
         data,
         vec![split.train.clone()],
-        vec![64, 64],
-        1e-2,
+        trunk,
+        lr,
         weighting,
-        None,
+        space,
         opts,
         Arch::Shared,
     )

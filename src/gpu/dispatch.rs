@@ -85,9 +85,15 @@ pub fn grid_1d(gpu: &Gpu, n: usize) -> Result<[u32; 3]> {
     grid(gpu, (n as u64).div_ceil(WG as u64))
 }
 
-/// Bind `params` at binding 0 and `tensors` at bindings 1.. and record the dispatch.
+/// Bind `params` at binding 0 and `tensors` at bindings 1.. and record the
+/// dispatch of `entry` in the WGSL `source`. Every kernel wrapper of
+/// `taskgrad::kernels` ends here, and so can a kernel of your own (the book's
+/// exercises do): `file` names the source in the pipeline cache and in
+/// messages, so give each source its own. `bindings` lists binding 0 (the
+/// uniform `params`) and then one entry per tensor; a tensor bound
+/// read-write must not overlap any other.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn record<P: bytemuck::Pod>(
+pub fn record<P: bytemuck::Pod>(
     gpu: &Gpu,
     file: &'static str,
     source: &'static str,

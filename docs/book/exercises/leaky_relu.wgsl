@@ -1,0 +1,34 @@
+// Exercise 1 (chapter 1): leaky ReLU, one value per invocation.
+//
+//   y[i] = x[i]          where x[i] > 0
+//   y[i] = alpha · x[i]  elsewhere                 for i < n
+//
+// Shapes: x and y hold n f32 values. Bindings: 0 params, 1 y (read_write), 2 x.
+// The host launches ceil(n / 256) workgroups of 256 (folded into two
+// dimensions past 65,535 of them, as taskgrad's own kernels are).
+//
+// Check it:   cargo test --release --test exercises -- --ignored exercise_1
+// Until you write the body, the test fails: this stub copies x unchanged.
+
+struct Params {
+    n: u32,
+    alpha: f32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+@group(0) @binding(2) var<storage, read> x: array<f32>;
+
+@compute @workgroup_size(256)
+fn leaky_relu(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = (wid.x + wid.y * groups.x) * 256u + lid;
+    if (i >= params.n) {
+        return;
+    }
+    // TODO: y[i] = x[i] where x[i] > 0, alpha · x[i] elsewhere.
+    y[i] = x[i];
+}

@@ -1,0 +1,208 @@
+//! The book's exercises (docs/book/exercises/), each checked against a
+//! reference the way taskgrad's own kernels are.
+//!
+//! Your versions are the `#[ignore]` tests; they fail until you solve them:
+//!
+//!     cargo test --release --test exercises -- --ignored
+//!
+//! The same checks run on the solutions (docs/book/exercises/solutions/) in
+//! every test run, so the exercises and their checks cannot drift apart.
+
+mod common;
+
+use common::{random, rng};
+use taskgrad::gpu::{dispatch, Binding, Gpu, Tensor};
+
+// ---- exercise 1 (chapter 1): leaky ReLU ---------------------------------------
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct LeakyParams {
+    n: u32,
+    alpha: f32,
+}
+
+/// Ok, or the first value that differs from the reference.
+fn check_leaky_relu(gpu: &Gpu, file: &'static str, source: &'static str) -> Result<(), String> {
+    let mut r = rng(1);
+    // Awkward sizes: one value, a partial workgroup, several workgroups.
+    for n in [1usize, 17, 255, 257, 1000] {
+        let xs = random(&mut r, n);
+        let alpha = 0.1f32;
+        let x = Tensor::from_slice(gpu, &[n], &xs, "x").unwrap();
+        let y = Tensor::zeros(gpu, &[n], "y").unwrap();
+        let d = dispatch::record(
+            gpu,
+            file,
+            source,
+            "leaky_relu",
+            &[Binding::Uniform, Binding::ReadWrite, Binding::ReadOnly],
+            &[],
+            &LeakyParams { n: n as u32, alpha },
+            &[&y, &x],
+            dispatch::grid_1d(gpu, n).unwrap(),
+        )
+        .unwrap();
+        gpu.run(&[&d]).unwrap();
+        let got = gpu.read_one(&y).unwrap();
+        for (i, (&g, &v)) in got.iter().zip(&xs).enumerate() {
+            let want = if v > 0.0 { v } else { alpha * v };
+            if (g - want).abs() > 1e-7 {
+                return Err(format!(
+                    "{file}, n = {n}: y[{i}] = {g}, want {want} (x = {v})"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[test]
+#[ignore = "exercise 1 of the book: write docs/book/exercises/leaky_relu.wgsl"]
+fn exercise_1_leaky_relu() {
+    let gpu = gpu_or_skip!();
+    check_leaky_relu(
+        gpu,
+        "exercise leaky_relu.wgsl",
+        include_str!("../docs/book/exercises/leaky_relu.wgsl"),
+    )
+    .unwrap();
+}
+
+#[test]
+fn exercise_1_solution_passes_the_check() {
+    let gpu = gpu_or_skip!();
+    check_leaky_relu(
+        gpu,
+        "solution leaky_relu.wgsl",
+        include_str!("../docs/book/exercises/solutions/leaky_relu.wgsl"),
+    )
+    .unwrap();
+}
+
+#[test]
+fn exercise_1_stub_fails_the_check() {
+    // The stub must fail until it is solved: a check that passes on it checks nothing.
+    let gpu = gpu_or_skip!();
+    let result = check_leaky_relu(
+        gpu,
+        "stub leaky_relu.wgsl",
+        include_str!("../docs/book/exercises/leaky_relu.wgsl"),
+    );
+    assert!(
+        result.is_err(),
+        "the unsolved stub passes exercise 1's check"
+    );
+}
+
+// ---- exercise 2 (chapter 5): softplus, forward and backward ---------------------
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct NParams {
+    n: u32,
+}
+
+fn run(
+    gpu: &Gpu,
+    file: &'static str,
+    source: &'static str,
+    entry: &'static str,
+    inputs: &[&[f32]],
+) -> Vec<f32> {
+    let n = inputs[0].len();
+    let ins: Vec<Tensor> = inputs
+        .iter()
+        .map(|v| Tensor::from_slice(gpu, &[n], v, "input").unwrap())
+        .collect();
+    let out = Tensor::zeros(gpu, &[n], "output").unwrap();
+    let mut tensors = vec![&out];
+    tensors.extend(ins.iter());
+    let mut bindings = vec![Binding::Uniform, Binding::ReadWrite];
+    bindings.extend(ins.iter().map(|_| Binding::ReadOnly));
+    let d = dispatch::record(
+        gpu,
+        file,
+        source,
+        entry,
+        &bindings,
+        &[],
+        &NParams { n: n as u32 },
+        &tensors,
+        dispatch::grid_1d(gpu, n).unwrap(),
+    )
+    .unwrap();
+    gpu.run(&[&d]).unwrap();
+    gpu.read_one(&out).unwrap()
+}
+
+fn softplus64(x: f64) -> f64 {
+    x.max(0.0) + (-x.abs()).exp().ln_1p()
+}
+
+/// Ok, or the first value that differs from the reference or from finite differences.
+fn check_softplus(gpu: &Gpu, file: &'static str, source: &'static str) -> Result<(), String> {
+    let mut r = rng(2);
+    let mut xs: Vec<f32> = random(&mut r, 300).iter().map(|v| 8.0 * v).collect();
+    xs.extend([-90.0, -30.0, 0.0, 30.0, 90.0]);
+    // Forward against the f64 reference.
+    let y = run(gpu, file, source, "softplus", &[&xs]);
+    for (&g, &x) in y.iter().zip(&xs) {
+        let want = softplus64(x as f64);
+        if !(g.is_finite() && (g as f64 - want).abs() <= 1e-6 + 1e-6 * want.abs()) {
+            return Err(format!("{file}: softplus({x}) = {g}, want {want}"));
+        }
+    }
+    // Backward against central finite differences of the reference (f64):
+    // dx = dy · (f(x + h) − f(x − h)) / 2h.
+    let dy = random(&mut r, xs.len());
+    let dx = run(gpu, file, source, "softplus_backward", &[&dy, &xs]);
+    let h = 1e-5;
+    for ((&g, &x), &d) in dx.iter().zip(&xs).zip(&dy) {
+        let x = x as f64;
+        let fd = d as f64 * (softplus64(x + h) - softplus64(x - h)) / (2.0 * h);
+        if !(g.is_finite() && (g as f64 - fd).abs() <= 1e-5 + 1e-4 * fd.abs()) {
+            return Err(format!(
+                "{file}: backward at x = {x}, dy = {d}: {g}, finite differences {fd}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[test]
+#[ignore = "exercise 2 of the book: write docs/book/exercises/softplus.wgsl"]
+fn exercise_2_softplus() {
+    let gpu = gpu_or_skip!();
+    check_softplus(
+        gpu,
+        "exercise softplus.wgsl",
+        include_str!("../docs/book/exercises/softplus.wgsl"),
+    )
+    .unwrap();
+}
+
+#[test]
+fn exercise_2_solution_passes_the_gradient_check() {
+    let gpu = gpu_or_skip!();
+    check_softplus(
+        gpu,
+        "solution softplus.wgsl",
+        include_str!("../docs/book/exercises/solutions/softplus.wgsl"),
+    )
+    .unwrap();
+}
+
+#[test]
+fn exercise_2_stub_fails_the_gradient_check() {
+    let gpu = gpu_or_skip!();
+    let result = check_softplus(
+        gpu,
+        "stub softplus.wgsl",
+        include_str!("../docs/book/exercises/softplus.wgsl"),
+    );
+    assert!(
+        result.is_err(),
+        "the unsolved stub passes exercise 2's check"
+    );
+}
