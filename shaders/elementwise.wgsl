@@ -34,9 +34,11 @@ override WG: u32 = 256u;
 @group(0) @binding(2) var<storage, read> x: array<f32>;
 @group(0) @binding(3) var<storage, read> b: array<f32>;
 
+// ANCHOR: flat_index
 fn flat_index(wid: vec3<u32>, lid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return (wid.x + wid.y * nwg.x) * WG + lid.x;
 }
+// ANCHOR_END: flat_index
 
 @compute @workgroup_size(WG)
 fn fill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
@@ -66,12 +68,14 @@ fn axpy(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     if (i < p.n) { y[i] = y[i] + p.alpha * x[i]; }
 }
 
+// ANCHOR: relu
 @compute @workgroup_size(WG)
 fn relu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
         @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat_index(wid, lid, nwg);
     if (i < p.n) { y[i] = max(x[i], 0.0); }
 }
+// ANCHOR_END: relu
 
 @compute @workgroup_size(WG)
 fn relu_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,

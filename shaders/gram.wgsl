@@ -35,6 +35,7 @@ override WG: u32 = 64u;
 @group(0) @binding(2) var<storage, read> g: array<f32>;
 @group(0) @binding(3) var<storage, read> aux: array<f32>;
 
+// ANCHOR: gram_partial
 @compute @workgroup_size(WG)
 fn gram_partial(@builtin(global_invocation_id) gid: vec3<u32>) {
     let t = gid.x;
@@ -55,8 +56,10 @@ fn gram_partial(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     for (var q = 0u; q < pairs; q = q + 1u) { out[t * pairs + q] = acc[q]; }
 }
+// ANCHOR_END: gram_partial
 
 // out = G (K×K), aux = partial (threads × pairs)
+// ANCHOR: gram_finish
 @compute @workgroup_size(WG)
 fn gram_finish(@builtin(local_invocation_id) lid: vec3<u32>) {
     let pairs = p.k * (p.k + 1u) / 2u;
@@ -77,6 +80,7 @@ fn gram_finish(@builtin(local_invocation_id) lid: vec3<u32>) {
         out[j * p.k + i] = s;
     }
 }
+// ANCHOR_END: gram_finish
 
 // out = Σ_k w[k] g[k, :], aux = w (K)
 @compute @workgroup_size(WG)

@@ -64,6 +64,7 @@ fn matmul(@builtin(global_invocation_id) gid: vec3<u32>) {
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
     var bsum = vec4<f32>(0.0);
+    // ANCHOR: register_loop
     for (var kk = k0; kk < k1; kk = kk + 1u) {
         var bv: vec4<f32>;
         if (B_VEC4) {
@@ -79,6 +80,7 @@ fn matmul(@builtin(global_invocation_id) gid: vec3<u32>) {
         ia = ia + step_a;
         ib = ib + step_b;
     }
+    // ANCHOR_END: register_loop
     for (var j = 0u; j < 4u; j = j + 1u) {
         store(r0, c0 + j, acc0[j]);
         store(r0 + 1u, c0 + j, acc1[j]);

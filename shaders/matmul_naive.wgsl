@@ -15,6 +15,7 @@
 
 // (Params, the options, the bindings and `store`: shaders/matmul_prelude.wgsl.)
 
+// ANCHOR: naive
 @compute @workgroup_size(WGX, WGY)
 fn matmul_naive(@builtin(global_invocation_id) gid: vec3<u32>) {
     let row = gid.y;
@@ -35,3 +36,4 @@ fn matmul_naive(@builtin(global_invocation_id) gid: vec3<u32>) {
     store(row, col, sum);
     if (BIAS_GRAD && row == 0u) { store_bias_grad(col, bsum); }
 }
+// ANCHOR_END: naive

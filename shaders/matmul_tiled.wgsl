@@ -103,6 +103,7 @@ fn matmul_tiled(@builtin(workgroup_id) wid: vec3<u32>,
     // All of k, or split-K layer z's slice (KC is a multiple of BK there).
     split_z = wid.z;
     let ks = k_range(wid.z);
+    // ANCHOR: tiled_loop
     for (var k0 = ks.x; k0 < ks.y; k0 = k0 + BK) {
         // Stage op(A)[row0.., k0..] (bm×BK) and op(B)[k0.., col0..] (BK×bn),
         // four elements per vec4; the index order follows the stored layout,
@@ -134,6 +135,7 @@ fn matmul_tiled(@builtin(workgroup_id) wid: vec3<u32>,
         }
         workgroupBarrier();
     }
+    // ANCHOR_END: tiled_loop
     let r0 = row0 + lid.y * TM;
     let c0 = col0 + lid.x * TN;
     store4(r0, c0, c00);      store4(r0, c0 + 4u, c01);

@@ -52,6 +52,7 @@ fn tree_sum(lid: u32, value: f32) -> f32 {
     return total;
 }
 
+// ANCHOR: softmax_ce
 @compute @workgroup_size(WG)
 fn softmax_ce(@builtin(local_invocation_id) lid3: vec3<u32>) {
     let lid = lid3.x;
@@ -89,3 +90,4 @@ fn softmax_ce(@builtin(local_invocation_id) lid3: vec3<u32>) {
     let total = tree_sum(lid, local_loss);
     if (lid == 0u) { loss[p.slot] = total * inv; }
 }
+// ANCHOR_END: softmax_ce

@@ -14,6 +14,7 @@ struct Params {
     _pad2: u32,
 }
 
+// ANCHOR: mgda
 @compute @workgroup_size(1)
 fn mgda() {
     let k = p.k;
@@ -31,3 +32,4 @@ fn mgda() {
     }
     write_weights();
 }
+// ANCHOR_END: mgda

@@ -169,6 +169,7 @@ fn free_set_optimum(n: u32, simplex: bool) {
     solve_linear(m);
 }
 
+// ANCHOR: qp
 fn qp(simplex: bool) {
     let k = p.k;
     var scale = 1e-30;
@@ -228,6 +229,7 @@ fn qp(simplex: bool) {
         free[enter] = 1u;
     }
 }
+// ANCHOR_END: qp
 
 // Which tasks have a non-zero gradient, into live; returns how many.
 fn find_live() -> u32 {

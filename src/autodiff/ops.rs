@@ -145,6 +145,7 @@ impl<'g> Tape<'g> {
         Ok(self.push_op(NodeKind::Op("mixture"), out, &[g, z], rule))
     }
 
+    // ANCHOR: linear
     /// y = x·W + b, then ReLU if `relu`: one fused dispatch.
     /// x is B×D, W is D×H, b is H, y is B×H.
     pub fn linear(&mut self, x: Var, w: Var, b: Var, relu: bool) -> Result<Var> {
@@ -207,6 +208,7 @@ impl<'g> Tape<'g> {
         });
         Ok(self.push_op(NodeKind::Op("linear"), y, &[x, w, b], rule))
     }
+    // ANCHOR_END: linear
 
     /// The Linear rule's dW = xᵀ dz and db = Σ_rows dz: one product with the
     /// bias gradient fused in, or apart (unfused, or when W and b are at

@@ -63,6 +63,7 @@ impl Dispatch {
     }
 }
 
+// ANCHOR: grid
 /// Grid for `n` workgroups: one dimension while it fits, else folded into two.
 pub fn grid(gpu: &Gpu, n: u64) -> Result<[u32; 3]> {
     let max = gpu.limits.max_compute_workgroups_per_dimension as u64;
@@ -79,6 +80,7 @@ pub fn grid(gpu: &Gpu, n: u64) -> Result<[u32; 3]> {
     }
     Ok([max as u32, y as u32, 1])
 }
+// ANCHOR_END: grid
 
 /// Grid covering `n` elements with one invocation each, `WG` per workgroup.
 pub fn grid_1d(gpu: &Gpu, n: usize) -> Result<[u32; 3]> {

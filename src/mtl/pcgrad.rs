@@ -82,6 +82,7 @@ pub fn task_order(k: usize, seed: u32, step: u32, i: usize) -> Vec<usize> {
     order
 }
 
+// ANCHOR: pcgrad_reference
 /// PCGrad (Yu et al., NeurIPS 2020): each g_i, meeting the other tasks in a
 /// random order, loses its component along g_j whenever g_i·g_j < 0:
 ///   g_i ← g_i - (g_i·g_j / ‖g_j‖²) g_j,
@@ -107,3 +108,4 @@ pub fn reference(g: &[f64], k: usize, seed: u32, step: u32) -> Vec<f64> {
     }
     w
 }
+// ANCHOR_END: pcgrad_reference

@@ -108,6 +108,7 @@ pub fn task_metrics(
     }
 }
 
+// ANCHOR: delta_m
 /// Δm% (LibMTL; Maninis et al. 2019): the mean over tasks of the signed
 /// relative difference of the multi-task metric M_k from the single-task M_b,k,
 ///   Δm = (100 / K) Σ_k (-1)^{l_k} (M_k - M_b,k) / M_b,k,
@@ -135,3 +136,4 @@ pub fn delta_m(mtl: &[(f64, bool)], stl: &[(f64, bool)]) -> f64 {
         .sum();
     100.0 * sum / k as f64
 }
+// ANCHOR_END: delta_m

@@ -358,6 +358,7 @@ pub struct StepPlan {
 }
 
 impl StepPlan {
+    // ANCHOR: step_order
     /// A training step, in order, without the optimizer.
     pub fn train(&self) -> Vec<&Dispatch> {
         let mut lists = vec![&self.cast, &self.seeds, &self.network, &self.losses];
@@ -379,6 +380,7 @@ impl StepPlan {
         lists.extend([&self.after_backward, &self.track]);
         lists.into_iter().flatten().collect()
     }
+    // ANCHOR_END: step_order
 
     /// What runs after the optimizer: nothing, or (FAMO) the forward pass and
     /// losses again on the same batch at the updated weights, then the

@@ -564,7 +564,8 @@ impl Epochs {
             prog.write_batch(gpu, data, chunk, subset)?;
             prog.optimizer.prepare_step(gpu);
             let mut ds = prog.train_dispatches();
-            // A watched step copies its weights and Gram matrix aside, in its own submit.
+            // A watched step copies its weights and Gram matrix aside, inside its own submit.
+            // ANCHOR: watch_copy
             if let Some((watch, every)) = &self.watch {
                 if (self.steps + 1).is_multiple_of(*every as u64)
                     && watched.len() < watch.copies.len()
@@ -573,6 +574,7 @@ impl Epochs {
                     watched.push(self.steps + 1);
                 }
             }
+            // ANCHOR_END: watch_copy
             // Profile the first epoch's steps but its first (pipelines still warming).
             if self.profile_first_epoch && epoch == 0 && self.steps > 0 {
                 let ms = gpu.run_profiled(&ds)?;

@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""Check the built book (mdbook build docs/book): no dangling link, no
+missing image, no anchor that leads nowhere, no include left unexpanded;
+and that every chapter has what issue 15 asks of it: an included code file,
+a figure, and a "Measured" section.
+
+    mdbook build docs/book && python3 scripts/check_book.py docs/book
+"""
+
+import html.parser
+import os
+import re
+import sys
+import urllib.parse
+
+
+class Links(html.parser.HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.links, self.ids = [], set()
+
+    def handle_starttag(self, tag, attrs):
+        for name, value in attrs:
+            if name == "id" and value:
+                self.ids.add(value)
+            if name in ("href", "src") and value:
+                self.links.append((tag, value))
+
+
+def parse(path, cache={}):
+    if path not in cache:
+        p = Links()
+        with open(path, encoding="utf-8") as f:
+            p.feed(f.read())
+        cache[path] = p
+    return cache[path]
+
+
+def main():
+    root = sys.argv[1] if len(sys.argv) > 1 else "docs/book"
+    src, out = os.path.join(root, "src"), os.path.join(root, "book")
+    problems = []
+
+    # Every chapter: an include, a figure, a measured number.
+    for name in sorted(os.listdir(src)):
+        if not re.match(r"ch\d\d-.*\.md$", name):
+            continue
+        text = open(os.path.join(src, name), encoding="utf-8").read()
+        for what, pattern in [("an included code file", r"\{\{#include "),
+                              ("a figure", r"!\[[^\]]*\]\(figures/[^)]+\.svg\)"),
+                              ("a Measured section", r"^## Measured$")]:
+            if not re.search(pattern, text, re.M):
+                problems.append(f"{name}: no {what}")
+
+    # Every link and image of the built HTML resolves.
+    pages = 0
+    for dirpath, _, files in os.walk(out):
+        for f in files:
+            if not f.endswith(".html"):
+                continue
+            page = os.path.join(dirpath, f)
+            pages += 1
+            text = open(page, encoding="utf-8").read()
+            if "{{#include" in text:
+                problems.append(f"{os.path.relpath(page, out)}: an include was not expanded")
+            for tag, link in parse(page).links:
+                url = urllib.parse.urlparse(link)
+                if url.scheme in ("http", "https", "mailto", "data", "javascript"):
+                    continue
+                # 404.html's <base href="/"> names the site's root, unknown here.
+                if tag == "base" or link.startswith("/"):
+                    continue
+                target = page if not url.path else os.path.normpath(
+                    os.path.join(dirpath, urllib.parse.unquote(url.path)))
+                if os.path.isdir(target):
+                    target = os.path.join(target, "index.html")
+                if not os.path.exists(target):
+                    problems.append(
+                        f"{os.path.relpath(page, out)}: <{tag}> {link} → missing {os.path.relpath(target, out)}")
+                    continue
+                if url.fragment and target.endswith(".html") and url.fragment not in parse(target).ids:
+                    problems.append(f"{os.path.relpath(page, out)}: {link} → no id {url.fragment!r}")
+
+    if problems:
+        print("\n".join(problems))
+        sys.exit(f"book check FAILED: {len(problems)} problems")
+    print(f"book check: {pages} pages, every link, image and anchor resolves; every chapter has code, a figure and a measurement")
+
+
+if __name__ == "__main__":
+    main()
