@@ -1048,11 +1048,12 @@ fn geometry(gpu: &Gpu, _: &Args) -> Result<String> {
     }
 
     let scale = 150.0 / n1.max(n2).max(1e-12);
-    let panel = |svg: &mut Svg, x0: f64, title: &str| {
-        svg.text(x0 + 10.0, 50.0, 13.0, "start", title);
-        let o = (x0 + 140.0, 250.0);
+    // Four panels, two by two; each returns its origin.
+    let panel = |svg: &mut Svg, (x0, y0): (f64, f64), title: &str| {
+        svg.text(x0 + 10.0, y0 + 50.0, 13.0, "start", title);
+        let o = (x0 + 140.0, y0 + 240.0);
         svg.line(x0 + 10.0, o.1, x0 + 410.0, o.1, "#ddd", 1.0, false);
-        svg.line(o.0, 70.0, o.0, 400.0, "#ddd", 1.0, false);
+        svg.line(o.0, y0 + 64.0, o.0, y0 + 330.0, "#ddd", 1.0, false);
         o
     };
     let to = |o: (f64, f64), v: (f64, f64)| (o.0 + v.0 * scale, o.1 - v.1 * scale);
@@ -1062,7 +1063,7 @@ fn geometry(gpu: &Gpu, _: &Args) -> Result<String> {
             svg.arrow(o.0, o.1, p.0, p.1, colour, w);
             svg.text(p.0 + 6.0, p.1 - 4.0, 11.0, "start", label);
         };
-    let mut svg = Svg::new(1700.0, 470.0);
+    let mut svg = Svg::new(870.0, 700.0);
     svg.text(12.0, 22.0, 15.0, "start", &format!(
         "Two real Iris gradients (step {step}): g1 = {} (‖g1‖ {n1:.3}), g2 = {} (‖g2‖ {n2:.3}), cos {c:+.3}, drawn in their plane",
         NAMES[i], NAMES[j]
@@ -1076,7 +1077,7 @@ fn geometry(gpu: &Gpu, _: &Args) -> Result<String> {
     // MGDA: the hull segment and its min-norm point.
     let o = panel(
         &mut svg,
-        0.0,
+        (0.0, 0.0),
         "MGDA: the point of the hull of {g1, g2} nearest 0",
     );
     let (a, b) = (to(o, g1), to(o, g2));
@@ -1095,7 +1096,7 @@ fn geometry(gpu: &Gpu, _: &Args) -> Result<String> {
     // PCGrad: each projected off the other's normal plane.
     let o = panel(
         &mut svg,
-        425.0,
+        (430.0, 0.0),
         "PCGrad: remove from each the part against the other",
     );
     vec_arrow(&mut svg, o, g1, COLOURS[0], "g1", 1.5);
@@ -1117,7 +1118,7 @@ fn geometry(gpu: &Gpu, _: &Args) -> Result<String> {
     // UPGrad: the dual cone {x : g1·x ≥ 0, g2·x ≥ 0}.
     let o = panel(
         &mut svg,
-        850.0,
+        (0.0, 330.0),
         "UPGrad: project each onto the cone where no task gets worse",
     );
     let normal = |g: (f64, f64), sign: f64| (-g.1 * sign, g.0 * sign);
@@ -1148,8 +1149,8 @@ fn geometry(gpu: &Gpu, _: &Args) -> Result<String> {
         2.5,
     );
     svg.text(
-        o.0 + 10.0,
-        420.0,
+        o.0 - 120.0,
+        o.1 + 80.0,
         11.0,
         "start",
         "green: the dual cone; d is the mean of the two projections",
@@ -1157,7 +1158,7 @@ fn geometry(gpu: &Gpu, _: &Args) -> Result<String> {
     // CAGrad: the ball around the mean.
     let o = panel(
         &mut svg,
-        1275.0,
+        (430.0, 330.0),
         "CAGrad (c = 0.4): best worst-task gain within the ball",
     );
     let g0 = (sum.0 / 2.0, sum.1 / 2.0);
