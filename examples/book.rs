@@ -26,10 +26,9 @@ use taskgrad::gpu::{Dispatch, Gpu, Tensor};
 use taskgrad::kernels::gram::{self, GradRows};
 use taskgrad::kernels::matmul::{self, MatmulKernel, MatmulOptions};
 use taskgrad::mtl::{self, GradSpace};
-use taskgrad::nn::{MultiTaskNet, NetSpec, ParamBuilder};
 use taskgrad::optim::{OptimizerConfig, OptimizerKind};
 use taskgrad::train::metrics::delta_m;
-use taskgrad::train::step::{Program, StepOptions};
+use taskgrad::train::step::StepOptions;
 use taskgrad::train::{fit, single_task_baselines, TrainConfig};
 use taskgrad::{reference as cpu, Error, Result};
 
@@ -874,7 +873,7 @@ fn spaces_cost(gpu: &Gpu, args: &Args) -> Result<String> {
                 method,
                 space,
                 vec![width, width],
-                1e-2,
+                workloads::adam(1e-2),
                 StepOptions::default(),
             )?;
             for _ in 0..5 {
@@ -1188,28 +1187,6 @@ fn descent(gpu: &Gpu, _: &Args) -> Result<String> {
     let lr = 0.01;
     let mut curves = Vec::new();
     for method in ["equal", "mgda"] {
-        let (table, split) = iris_table()?;
-        let tasks = iris_tasks();
-        let data = Dataset::from_table(
-            &table,
-            &["sepal_length", "sepal_width"],
-            &tasks,
-            &split.train,
-        )?;
-        let mut builder = ParamBuilder::new(gpu);
-        let spec = NetSpec {
-            inputs: data.d,
-            trunk: vec![64, 64],
-            tower: vec![],
-            outputs: data.tasks.iter().map(|t| t.outputs()).collect(),
-            head_names: data.tasks.iter().map(|t| t.name.clone()).collect(),
-            activation: Default::default(),
-            arch: Default::default(),
-        };
-        let net = MultiTaskNet::new(&mut builder, spec, 0)?;
-        let mut w = mtl::by_name(method)?;
-        w.add_params(&mut builder, 3)?;
-        let params = builder.build(gpu)?;
         let sgd = OptimizerConfig {
             kind: OptimizerKind::Sgd,
             lr,
@@ -1218,21 +1195,19 @@ fn descent(gpu: &Gpu, _: &Args) -> Result<String> {
         };
         // Parameter space: MGDA's guarantee (no task's loss rises, to first
         // order) holds for the shared parameters' own gradients.
-        let space = w.grad_space().map(|_| GradSpace::Parameters);
-        let b = split.train.len();
-        let mut prog = Program::build_with(
+        let space = mtl::by_name(method)?
+            .grad_space()
+            .map(|_| GradSpace::Parameters);
+        let mut w = workloads::iris_variant(
             gpu,
-            &net,
-            &params,
-            &data.tasks,
-            data.d,
-            b,
-            w.as_mut(),
+            method,
             space,
+            vec![64, 64],
             sgd,
             StepOptions::default(),
         )?;
-        prog.write_batch(gpu, &data, &split.train, &[0, 1, 2])?;
+        let prog = &mut w.program;
+        prog.write_batch(gpu, &w.data, &w.batches[0], &[0, 1, 2])?;
         let mut losses: Vec<Vec<f32>> = Vec::new();
         for _ in 0..=steps {
             prog.optimizer.prepare_step(gpu);
@@ -1266,7 +1241,7 @@ fn descent(gpu: &Gpu, _: &Args) -> Result<String> {
         15.0,
         "start",
         &format!(
-            "Full-batch SGD on Iris (lr {lr}): each task's loss per step, plain sum against MGDA"
+            "W-iris with SGD (lr {lr}, full batch of 120 rows): each task's loss per step, plain sum against MGDA"
         ),
     );
     for (p, (method, losses, bad)) in curves.iter().enumerate() {

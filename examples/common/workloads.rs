@@ -83,7 +83,7 @@ fn build(
     data: Dataset,
     batches: Vec<Vec<usize>>,
     trunk: Vec<usize>,
-    lr: f32,
+    optimizer: OptimizerConfig,
     weighting: &str,
     space: Option<GradSpace>,
     opts: StepOptions,
@@ -114,10 +114,6 @@ fn build(
     let params = builder.build(gpu)?;
     let space = space.or(method.grad_space());
     let b = batches[0].len();
-    let adam = OptimizerConfig {
-        lr,
-        ..Default::default()
-    };
     let program = Program::build_with(
         gpu,
         &net,
@@ -127,7 +123,7 @@ fn build(
         b,
         method.as_mut(),
         space,
-        adam,
+        optimizer,
         opts,
     )?;
     Ok(Workload {
@@ -143,17 +139,25 @@ fn build(
 /// W-iris with `weighting`; `StepOptions` selects the unfused step (separate
 /// ReLU-backward and bias-gradient dispatches) or half precision, for comparison.
 pub fn w_iris(gpu: &Gpu, weighting: &str, opts: StepOptions) -> Result<Workload> {
-    iris_variant(gpu, weighting, None, vec![64, 64], 1e-2, opts)
+    iris_variant(gpu, weighting, None, vec![64, 64], adam(1e-2), opts)
+}
+
+/// Adam at learning rate `lr`, the reference workloads' optimizer.
+pub fn adam(lr: f32) -> OptimizerConfig {
+    OptimizerConfig {
+        lr,
+        ..Default::default()
+    }
 }
 
 /// W-iris's data and full batch with another trunk, gradient space and
-/// learning rate (the book's cost comparisons and descent experiment).
+/// optimizer (the book's cost comparisons and descent experiment).
 pub fn iris_variant(
     gpu: &Gpu,
     weighting: &str,
     space: Option<GradSpace>,
     trunk: Vec<usize>,
-    lr: f32,
+    optimizer: OptimizerConfig,
     opts: StepOptions,
 ) -> Result<Workload> {
     // Bundled, not read from disk: the browser demo runs this workload too.
@@ -175,7 +179,7 @@ pub fn iris_variant(
         data,
         vec![split.train.clone()],
         trunk,
-        lr,
+        optimizer,
         weighting,
         space,
         opts,
@@ -248,7 +252,7 @@ pub fn w_synth_arch(gpu: &Gpu, weighting: &str, opts: StepOptions, arch: Arch) -
         data,
         batches,
         vec![512, 512],
-        1e-3,
+        adam(1e-3),
         weighting,
         None,
         opts,
