@@ -505,7 +505,7 @@ fn matmul_ladder(gpu: &Gpu, args: &Args) -> Result<String> {
         let b = Tensor::from_slice(gpu, &[n, n], &vec![0.25; n * n], "B")?;
         let c = Tensor::zeros(gpu, &[n, n], "C")?;
         let mut bars = Vec::new();
-        for kernel in MatmulKernel::ALL {
+        for kernel in MatmulKernel::ALL.into_iter().filter(|k| k.fits(gpu)) {
             let d = matmul::matmul_kernel(
                 gpu,
                 &a,

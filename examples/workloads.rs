@@ -3,7 +3,7 @@
 //!
 //!     cargo run --release --example workloads -- W-iris  [--weighting M] [--unfused | --half]
 //!     cargo run --release --example workloads -- W-synth [--weighting M] [--unfused | --half]
-//!     cargo run --release --example workloads -- W-matmul [--sizes 256,512,1024] [--kernel naive|register|tiled] [--half] [--per-submit N]
+//!     cargo run --release --example workloads -- W-matmul [--sizes 256,512,1024] [--kernel naive|register|tiled|tiled32] [--half] [--per-submit N]
 //!
 //! `--profile` adds a per-kernel table (timestamp queries) for W-iris and W-synth.
 //!

@@ -19,13 +19,14 @@
 // has no bounds checks; only the stores are guarded.
 //
 //   work per workgroup and k-slice: BM·BN·BK multiply-adds for (BM + BN)·BK loads
-//   workgroup memory: 2 · BK · 128 f32 (16 KiB at BK = 16), whatever WGX, WGY ≤ 16
+//   workgroup memory: 2 · BK · 128 f32 (16 KiB at BK = 16, 32 KiB at 32), whatever WGX, WGY ≤ 16
 
 
-// Outputs per invocation along each dimension, and the k-slice width.
+// Outputs per invocation along each dimension, and the k-slice width: 16, or
+// 32 (MatmulKernel::Tiled32: twice the workgroup memory, half the barriers).
 const TM: u32 = 8u;
 const TN: u32 = 8u;
-const BK: u32 = 16u;
+override BK: u32 = 16u;
 // Largest tile side (WGX, WGY ≤ 16): the staging arrays' row length.
 const MAX_TILE: u32 = 128u;
 
@@ -33,8 +34,8 @@ const MAX_TILE: u32 = 128u;
 
 // The staged slices, k-major: as_[k][row] and bs[k][col], MAX_TILE per k, as
 // vec4 so that each invocation reads its 8 rows (columns) in two loads.
-var<workgroup> as_: array<vec4<f32>, 512>; // BK · MAX_TILE / 4
-var<workgroup> bs: array<vec4<f32>, 512>;
+var<workgroup> as_: array<vec4<f32>, BK * (MAX_TILE / 4u)>;
+var<workgroup> bs: array<vec4<f32>, BK * (MAX_TILE / 4u)>;
 
 // op(A)[row, kk], zero outside the matrix.
 fn load_a(row: u32, kk: u32) -> f32 {

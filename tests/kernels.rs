@@ -40,6 +40,13 @@ fn mm(
 /// ladder and by the chosen one, and compare with the reference.
 fn check_matmul(gpu: &taskgrad::Gpu, m: usize, k: usize, n: usize, seed: u64) {
     for kernel in MatmulKernel::ALL {
+        if !kernel.fits(gpu) {
+            println!(
+                "{kernel:?}: not enough workgroup memory on {}: skipped",
+                gpu.report
+            );
+            continue;
+        }
         check_matmul_with(gpu, m, k, n, seed, |a, b, c, o| mm(gpu, kernel, a, b, c, o));
     }
     check_matmul_with(gpu, m, k, n, seed, |a, b, c, o| {
@@ -130,6 +137,7 @@ fn split_k_matmul_matches_the_reference_with_every_option() {
     for (kernel, wg) in [
         (MatmulKernel::Register, (8, 8)),
         (MatmulKernel::Tiled, (16, 16)),
+        (MatmulKernel::Tiled32, (16, 16)),
     ] {
         for &(m, k, n, splits) in &[
             (3, 17, 5, 3),
@@ -243,7 +251,7 @@ fn matmul_fused_relu_mask_and_bias_gradient() {
     //   dX = dZ·Wᵀ in another (mask on A). Checked against relu_backward + products + sum_rows.
     let gpu = gpu_or_skip!();
     use taskgrad::kernels::matmul::Operand;
-    for kernel in MatmulKernel::ALL {
+    for kernel in MatmulKernel::ALL.into_iter().filter(|k| k.fits(gpu)) {
         for &(b, d, h) in &[
             (1, 1, 1),
             (17, 3, 65),

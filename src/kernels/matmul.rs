@@ -3,11 +3,11 @@
 //!
 //! Three kernels compute the same product (the ladder of BENCHMARKS.md):
 //! naive (one output per invocation), register-blocked (4×4 per invocation,
-//! no barriers) and block-tiled (8×8 per invocation, k-slices staged in
-//! workgroup memory). Small products use the register-blocked kernel; for
+//! no barriers) and block-tiled (8×8 per invocation, 16-wide k-slices staged
+//! in workgroup memory; `tiled32` stages 32-wide ones). Small products use the register-blocked kernel; for
 //! large ones ([`LARGE_MACS`]) a timed search per adapter picks the faster
 //! kernel, and the register kernel's workgroup shape
-//! (`kernels::matmul_choice`). `TASKGRAD_MATMUL=naive|register|tiled` forces
+//! (`kernels::matmul_choice`). `TASKGRAD_MATMUL=naive|register|tiled|tiled32` forces
 //! one kernel for every product, `TASKGRAD_MATMUL_WG=8x8` the register
 //! kernel's shape.
 
@@ -294,6 +294,7 @@ pub fn matmul_split(
             "the naive matmul has no split-K".into(),
         ));
     }
+    kernel.check_fits(gpu)?;
     let mut plan = plan(gpu, a, b, c, &opts, wg, kernel.block())?;
     for t in [Some(a), Some(b), Some(c), opts.mask.map(|(t, _)| t)]
         .into_iter()
@@ -307,8 +308,8 @@ pub fn matmul_split(
             ));
         }
     }
-    // Slices of whole k-steps (the tiled kernel stages 16 k at a time).
-    let step = if kernel == MatmulKernel::Tiled { 16 } else { 1 };
+    // Slices of whole k-steps (the tiled kernels stage BK values of k at a time).
+    let step = kernel.bk().unwrap_or(1) as usize;
     let splits = splits.clamp(1, plan.k.max(1));
     let kc = plan.k.div_ceil(splits).div_ceil(step) * step;
     let splits = plan.k.div_ceil(kc).max(1);
@@ -353,7 +354,7 @@ fn record_partials(
         Uniform, ReadWrite, ReadOnly, ReadOnly, ReadOnly, ReadOnly, ReadWrite,
     ];
     let mut tensors = vec![partial, a, b, a, mask_slot, pbias];
-    let mut constants = plan.constants.clone();
+    let mut constants = kernel.constants(plan);
     if kernel == MatmulKernel::Register {
         // Its vec4 view of B, unused here.
         constants.push(("B_VEC4", 0.0));
@@ -450,6 +451,7 @@ pub fn matmul_kernel(
             ));
         }
     }
+    kernel.check_fits(gpu)?;
     let plan = plan(gpu, a, b, c, &opts, wg, kernel.block())?;
     if kernel != MatmulKernel::Register {
         return record_plain(gpu, kernel, &plan, a, b, c, &opts);
@@ -520,7 +522,7 @@ fn record_plain(
         &[
             Uniform, ReadWrite, ReadOnly, ReadOnly, ReadOnly, ReadOnly, ReadWrite,
         ],
-        &plan.constants,
+        &kernel.constants(plan),
         &plan.params,
         &[c, a, b, bias_slot, mask_slot, dbias_slot],
         plan.grid,
@@ -535,26 +537,31 @@ pub enum MatmulKernel {
     Naive,
     /// 4×4 outputs per invocation from registers, no barriers (shaders/matmul.wgsl).
     Register,
-    /// 8×8 outputs per invocation, k-slices staged in workgroup memory
-    /// (shaders/matmul_tiled.wgsl).
+    /// 8×8 outputs per invocation, 16-wide k-slices staged in workgroup
+    /// memory (shaders/matmul_tiled.wgsl).
     Tiled,
+    /// The same kernel staging 32-wide k-slices: twice the workgroup memory
+    /// (32 KiB), half the barriers — which a software adapter, where a
+    /// barrier switches between every group of invocations, pays for.
+    Tiled32,
 }
 
 impl MatmulKernel {
-    pub const ALL: [MatmulKernel; 3] = [
+    pub const ALL: [MatmulKernel; 4] = [
         MatmulKernel::Naive,
         MatmulKernel::Register,
         MatmulKernel::Tiled,
+        MatmulKernel::Tiled32,
     ];
 
-    /// `naive`, `register` or `tiled`.
+    /// `naive`, `register`, `tiled` or `tiled32`.
     pub fn parse(s: &str) -> Result<MatmulKernel> {
         MatmulKernel::ALL
             .into_iter()
             .find(|k| k.name() == s.trim().to_ascii_lowercase())
             .ok_or_else(|| {
                 Error::InvalidConfig(format!(
-                    "TASKGRAD_MATMUL={s:?}: use naive, register or tiled"
+                    "TASKGRAD_MATMUL={s:?}: use naive, register, tiled or tiled32"
                 ))
             })
     }
@@ -563,20 +570,21 @@ impl MatmulKernel {
             MatmulKernel::Naive => "naive",
             MatmulKernel::Register => "register",
             MatmulKernel::Tiled => "tiled",
+            MatmulKernel::Tiled32 => "tiled32",
         }
     }
     fn file(self) -> &'static str {
         match self {
             MatmulKernel::Naive => "matmul_naive.wgsl",
             MatmulKernel::Register => "matmul.wgsl",
-            MatmulKernel::Tiled => "matmul_tiled.wgsl",
+            MatmulKernel::Tiled | MatmulKernel::Tiled32 => "matmul_tiled.wgsl",
         }
     }
     fn entry(self) -> &'static str {
         match self {
             MatmulKernel::Naive => "matmul_naive",
             MatmulKernel::Register => "matmul",
-            MatmulKernel::Tiled => "matmul_tiled",
+            MatmulKernel::Tiled | MatmulKernel::Tiled32 => "matmul_tiled",
         }
     }
     /// Outputs per invocation along each dimension.
@@ -584,14 +592,51 @@ impl MatmulKernel {
         match self {
             MatmulKernel::Naive => 1,
             MatmulKernel::Register => BLOCK,
-            MatmulKernel::Tiled => 8,
+            MatmulKernel::Tiled | MatmulKernel::Tiled32 => 8,
         }
+    }
+    /// The k-slice width a tiled kernel stages (its `BK` override).
+    pub fn bk(self) -> Option<u32> {
+        match self {
+            MatmulKernel::Tiled => Some(16),
+            MatmulKernel::Tiled32 => Some(32),
+            _ => None,
+        }
+    }
+    /// Bytes of workgroup memory it needs (the tiled kernels' two staged slices).
+    pub fn workgroup_bytes(self) -> u32 {
+        self.bk().map_or(0, |bk| 2 * bk * 128 * 4)
+    }
+    /// Whether the adapter has the workgroup memory this kernel stages.
+    pub fn fits(self, gpu: &Gpu) -> bool {
+        self.workgroup_bytes() <= gpu.limits.max_compute_workgroup_storage_size
+    }
+    /// [`MatmulKernel::fits`] as an error that says what is missing.
+    pub fn check_fits(self, gpu: &Gpu) -> Result<()> {
+        match self.fits(gpu) {
+            true => Ok(()),
+            false => Err(Error::InvalidConfig(format!(
+                "the {} matmul kernel needs {} bytes of workgroup memory; {} offers {}",
+                self.name(),
+                self.workgroup_bytes(),
+                gpu.report.name,
+                gpu.limits.max_compute_workgroup_storage_size
+            ))),
+        }
+    }
+    /// The plan's override constants and this kernel's own.
+    fn constants(self, plan: &MatmulPlan) -> Vec<(&'static str, f64)> {
+        let mut c = plan.constants.clone();
+        if let Some(bk) = self.bk() {
+            c.push(("BK", bk as f64));
+        }
+        c
     }
     /// The workgroup shape used when nothing was searched for this kernel.
     pub fn default_wg(self) -> (u32, u32) {
         match self {
             MatmulKernel::Register => (8, 8),
-            MatmulKernel::Naive | MatmulKernel::Tiled => (16, 16),
+            MatmulKernel::Naive | MatmulKernel::Tiled | MatmulKernel::Tiled32 => (16, 16),
         }
     }
 }

@@ -8,7 +8,8 @@
 //!   size; a shape replaces the default (8, 8) only when it scores at least
 //!   [`MARGIN`] better, so noise does not flip the choice from run to run;
 //! - for large products, the register-blocked kernel against the block-tiled
-//!   one (16×16 and 8×8 workgroups) on one product of 512³ (software adapters)
+//!   ones (16- and 32-wide k-slices where the adapter's workgroup memory
+//!   allows, 16×16 and 8×8 workgroups) on one product of 512³ (software adapters)
 //!   or 2048³ (hardware); again the register kernel keeps its place unless
 //!   beaten by [`MARGIN`].
 //!
@@ -36,7 +37,7 @@ pub const REPS: usize = 9;
 pub const MARGIN: f64 = 0.10;
 /// Bumped when the search changes, so old cache entries are ignored (a change
 /// to a kernel's source changes the key by itself: see [`cache_key`]).
-const SEARCH_VERSION: u32 = 2;
+const SEARCH_VERSION: u32 = 3;
 
 /// The choice for this adapter: cached on the `Gpu`, else read from disk, else searched.
 /// `TASKGRAD_MATMUL_WG=WxH` fixes the register kernel's shape.
@@ -104,9 +105,14 @@ fn search(gpu: &Gpu, fixed_wg: Option<(u32, u32)>) -> Result<MatmulChoice> {
         2048
     };
     let mut contenders = vec![(MatmulKernel::Register, register_wg)];
-    for wg in [(16, 16), (8, 8)] {
-        if fits(gpu, wg) {
-            contenders.push((MatmulKernel::Tiled, wg));
+    for kernel in [MatmulKernel::Tiled, MatmulKernel::Tiled32] {
+        if !kernel.fits(gpu) {
+            continue;
+        }
+        for wg in [(16, 16), (8, 8)] {
+            if fits(gpu, wg) {
+                contenders.push((kernel, wg));
+            }
         }
     }
     let (a, b, c) = operands(gpu, n)?;
