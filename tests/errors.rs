@@ -232,3 +232,30 @@ fn no_adapter_names_backends_and_how_to_get_a_software_one() {
     assert!(msg.contains("apt-get install mesa-vulkan-drivers"), "{msg}");
     assert!(msg.contains("no-such-adapter-xyz"), "{msg}");
 }
+
+#[test]
+fn a_matmul_kernel_needing_more_workgroup_memory_than_offered_is_refused_by_name() {
+    // tiled32 stages 32 KiB; an adapter offering WebGPU's default 16 KiB must
+    // get a message, not a pipeline error (a device of its own, its limit lowered).
+    gpu_or_skip!();
+    let mut gpu = taskgrad::Gpu::new().unwrap();
+    gpu.limits.max_compute_workgroup_storage_size = 16384;
+    let (a, b, c) = (
+        Tensor::zeros(&gpu, &[4, 4], "a").unwrap(),
+        Tensor::zeros(&gpu, &[4, 4], "b").unwrap(),
+        Tensor::zeros(&gpu, &[4, 4], "c").unwrap(),
+    );
+    use taskgrad::kernels::matmul::MatmulKernel;
+    assert!(!MatmulKernel::Tiled32.fits(&gpu) && MatmulKernel::Tiled.fits(&gpu));
+    let opts = MatmulOptions::default();
+    match matmul::matmul_kernel(&gpu, &a, &b, &c, opts, MatmulKernel::Tiled32, (16, 16)) {
+        Err(Error::InvalidConfig(m)) => {
+            assert!(
+                m.contains("tiled32") && m.contains("32768") && m.contains("16384"),
+                "{m}"
+            )
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert!(matmul::matmul_kernel(&gpu, &a, &b, &c, opts, MatmulKernel::Tiled, (16, 16)).is_ok());
+}
