@@ -80,11 +80,22 @@ pub struct Progress {
     pub val_loss: Vec<f64>,
     /// Each task's weight in the epoch's last update (seed × combination weight).
     pub weights: Vec<f64>,
+    /// Every step of the epoch (multi-task run): its number, each task's
+    /// weight in its update, and the K×K cosines of the per-task gradients.
+    pub steps: Vec<StepWeights>,
     /// ‖g_k‖ and the K×K cosines of the per-task gradients at the epoch's last step.
     pub grad_norms: Vec<f64>,
     pub cosines: Vec<f64>,
     /// Each task's gate over the experts (mixtures only).
     pub gates: Vec<Vec<f64>>,
+}
+
+/// One training step's task weights and gradient cosines.
+#[derive(Clone, Debug, Serialize)]
+pub struct StepWeights {
+    pub step: u64,
+    pub weights: Vec<f64>,
+    pub cosines: Vec<f64>,
 }
 
 impl Progress {
@@ -96,6 +107,15 @@ impl Progress {
             train_loss: log.train_loss.clone(),
             val_loss: log.val.iter().map(|m| m.loss()).collect(),
             weights: log.weights.clone(),
+            steps: log
+                .steps
+                .iter()
+                .map(|s| StepWeights {
+                    step: s.step,
+                    weights: s.weights.clone(),
+                    cosines: s.cosines.clone(),
+                })
+                .collect(),
             grad_norms: log.grad_norms.clone(),
             cosines: log.cosines.clone(),
             gates: log.gates.clone(),
@@ -151,9 +171,12 @@ pub async fn train(
         ..Default::default()
     };
     let method = mtl::by_name_seeded(&opts.method, opts.seed)?;
-    // Per-task gradients for every method, so the page can show their cosines.
+    // Per-task gradients for every method, and every step watched, so the
+    // page can show each step's weights and cosines (copied aside on the GPU,
+    // read back once per epoch).
     let mtl_cfg = TrainConfig {
         grad_stats: true,
+        watch_every: 1,
         half: opts.half,
         arch,
         ..cfg.clone()

@@ -16,7 +16,7 @@ fn the_demo_trains_and_reports_every_epoch_of_every_run() {
     };
     let mut seen = Vec::new();
     let out = pollster::block_on(demo::train(&gpu, &opts, &mut |p| {
-        seen.push((p.run.clone(), p.epoch, p.cosines.len(), p.gates.len()))
+        seen.push((p.run.clone(), p.steps.len(), p.cosines.len(), p.gates.len()))
     }))
     .unwrap();
     // The multi-task run with per-task gradients (3×3 cosines) and gates, then

@@ -24,7 +24,7 @@ function setStatus(id, text, error = false) {
 
 // A line chart on a canvas: `series` is [{ name, colour, points: [y...] }],
 // x the epoch. `log` draws y on a log scale; `range` fixes y's extent.
-function lineChart(canvas, series, { log = false, range = null, xmax = 1 } = {}) {
+function lineChart(canvas, series, { log = false, range = null, xmax = 1, xlabel = "epoch" } = {}) {
   const ctx = canvas.getContext("2d");
   const W = canvas.width, H = canvas.height;
   const pad = { l: 52, r: 12, t: 28, b: 30 };
@@ -53,10 +53,10 @@ function lineChart(canvas, series, { log = false, range = null, xmax = 1 } = {})
   ctx.textAlign = "center"; ctx.textBaseline = "top";
   const step = Math.max(1, Math.ceil(xmax / 6 / 10) * 10);
   for (let e = 0; e < xmax; e += step) ctx.fillText(String(e), X(e), H - pad.b + 4);
-  ctx.fillText("epoch", W - pad.r - 18, H - pad.b + 15);
+  ctx.fillText(xlabel, W - pad.r - 18, H - pad.b + 15);
   // Curves.
   for (const s of series) {
-    ctx.strokeStyle = s.colour; ctx.lineWidth = 2; ctx.beginPath();
+    ctx.strokeStyle = s.colour; ctx.lineWidth = s.points.length > 300 ? 1 : 2; ctx.beginPath();
     let started = false;
     s.points.forEach((y, i) => {
       if (!Number.isFinite(y)) return;
@@ -79,13 +79,17 @@ function draw(epochs) {
   const col = (f) => (k) => mtl.map((p) => f(p, k));
   lineChart($("loss"), TASKS.map((t, k) => ({ name: t, colour: COLOURS[k], points: col((p, k) => p.train_loss[k])(k) })),
     { log: true, xmax: epochs });
-  lineChart($("weights"), TASKS.map((t, k) => ({ name: t, colour: COLOURS[k], points: col((p, k) => p.weights[k])(k) })),
-    { xmax: epochs });
+  // Weights and cosines at every step (watched on the GPU, read once per epoch).
+  const steps = mtl.flatMap((p) => p.steps);
+  const perEpoch = mtl.length ? Math.max(1, mtl[0].steps.length) : 1;
+  const xmax = Math.max(steps.length, epochs * perEpoch);
+  lineChart($("weights"), TASKS.map((t, k) => ({ name: t, colour: COLOURS[k], points: steps.map((s) => s.weights[k]) })),
+    { xmax, xlabel: "step" });
   lineChart($("cosines"), PAIRS.map(([i, j], n) => ({
     name: `${SHORT[i]}·${SHORT[j]}`,
     colour: ["#CC79A7", "#E69F00", "#56B4E9"][n],
-    points: mtl.map((p) => (p.cosines.length ? p.cosines[i * 3 + j] : NaN)),
-  })), { range: [-1, 1], xmax: epochs });
+    points: steps.map((s) => (s.cosines.length ? s.cosines[i * 3 + j] : NaN)),
+  })), { range: [-1, 1], xmax, xlabel: "step" });
 }
 
 function fmt(v, digits = 3) {
