@@ -15,7 +15,7 @@
 //! import init, { Demo } from "./pkg/taskgrad_web.js";
 //! await init();
 //! const demo = await Demo.start();          // rejects when there is no WebGPU adapter
-//! demo.adapter();                          // "SwiftShader Device (Subzero) (BrowserWebGpu, Cpu)"
+//! demo.adapter();                          // "WebGPU adapter (BrowserWebGpu, Cpu)": browsers hide the name
 //! const out = JSON.parse(await demo.train(JSON.stringify({ method: "pcgrad", epochs: 60 }),
 //!                                         (p) => draw(JSON.parse(p))));
 //! ```
