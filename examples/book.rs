@@ -1375,14 +1375,7 @@ fn seeds(gpu: &Gpu, args: &Args) -> Result<String> {
     for m in methods {
         let mut dms = Vec::new();
         for seed in 0..n as u64 {
-            let (table, _) = iris_table()?;
-            let split = Split::new(table.n_rows(), 0.2, 0.2, seed)?;
-            let data = Dataset::from_table(
-                &table,
-                &["sepal_length", "sepal_width"],
-                &iris_tasks(),
-                &split.train,
-            )?;
+            let (data, split) = iris(seed)?;
             let cfg = TrainConfig {
                 seed,
                 ..Default::default()
@@ -1469,28 +1462,19 @@ fn seeds(gpu: &Gpu, args: &Args) -> Result<String> {
 
 // ---- data ---------------------------------------------------------------------
 
-fn iris_tasks() -> [(&'static str, TaskType); 3] {
-    [
+/// Iris as iris_mtl splits it (60/20/20 by `seed`), its three tasks.
+fn iris(seed: u64) -> Result<(Dataset, Split)> {
+    let table = Table::from_csv_text("data/iris.csv", include_str!("../data/iris.csv"))?;
+    let split = Split::new(table.n_rows(), 0.2, 0.2, seed)?;
+    let tasks = [
         ("species", TaskType::Class),
         ("petal_length", TaskType::Reg),
         ("petal_width", TaskType::Reg),
-    ]
-}
-
-fn iris_table() -> Result<(Table, Split)> {
-    let table = Table::from_csv_text("data/iris.csv", include_str!("../data/iris.csv"))?;
-    let split = Split::new(table.n_rows(), 0.2, 0.2, 0)?;
-    Ok((table, split))
-}
-
-/// Iris as iris_mtl splits it (60/20/20 by `seed`).
-fn iris(seed: u64) -> Result<(Dataset, Split)> {
-    let (table, _) = iris_table()?;
-    let split = Split::new(table.n_rows(), 0.2, 0.2, seed)?;
+    ];
     let data = Dataset::from_table(
         &table,
         &["sepal_length", "sepal_width"],
-        &iris_tasks(),
+        &tasks,
         &split.train,
     )?;
     Ok((data, split))

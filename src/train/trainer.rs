@@ -16,7 +16,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
 use super::forward::ForwardProgram;
-use super::step::{Program, StepOptions, StepWatch};
+use super::step::{Program, StepOptions, StepWatch, TaskBuffers};
 use super::Schedule;
 use crate::data::{Dataset, Split, TaskSpec};
 use crate::error::{Error, Result};
@@ -174,6 +174,37 @@ struct EpochReadback {
     steps: Vec<WatchedStep>,
 }
 
+impl EpochReadback {
+    /// The epoch's log: with per-task gradients (`per_task`), the last
+    /// step's gradient norms and cosines from its Gram matrix.
+    fn into_log(self, epoch: usize, lr: f32, val: Vec<TaskMetrics>, per_task: bool) -> EpochLog {
+        let (grad_norms, cosines) = match per_task {
+            true => grad_stats(&self.gram, self.losses.len()),
+            false => (Vec::new(), Vec::new()),
+        };
+        EpochLog {
+            epoch,
+            lr,
+            train_loss: self.losses,
+            val,
+            grad_norms,
+            cosines,
+            weights: self.weights,
+            gates: self.gates,
+            steps: self.steps,
+        }
+    }
+}
+
+/// Each task's weight in an update: its seed times its combination weight.
+fn task_weights(seeds: &[f32], combine: &[f32]) -> Vec<f64> {
+    seeds
+        .iter()
+        .zip(combine)
+        .map(|(&s, &c)| s as f64 * c as f64)
+        .collect()
+}
+
 /// One watched step ([`TrainConfig::watch_every`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct WatchedStep {
@@ -305,51 +336,22 @@ pub async fn fit_async(
         false => Vec::new(),
     };
 
-    let mut epochs = Epochs::new(gpu, &params, split, cfg)?;
-    if cfg.watch_every > 0 {
-        let per_epoch = split.train.len().div_ceil(b).max(1);
-        let slots = per_epoch.div_ceil(cfg.watch_every);
-        epochs.watch = Some((StepWatch::new(gpu, &prog.tasks, slots)?, cfg.watch_every));
-    }
+    let mut epochs = Epochs::new(gpu, &params, &prog.tasks, split, cfg)?;
     let mut history = Vec::new();
     for epoch in 0..cfg.epochs {
         let lr = cfg.lr * cfg.schedule.factor(epoch, cfg.epochs);
         prog.optimizer.set_lr(lr);
-        let EpochReadback {
-            losses: train_loss,
-            gram,
-            weights,
-            gates,
-            steps,
-        } = epochs
+        let read = epochs
             .train(gpu, &mut prog, data, subset, &tasks, epoch)
             .await?;
-        check_divergence(
-            &tasks,
-            history.first().map(|h: &EpochLog| &h.train_loss),
-            &train_loss,
-            epoch,
-        )?;
-        weighting.on_epoch_end(gpu, &prog.tasks.seeds, &train_loss)?;
-        let (grad_norms, cosines) = match prog.space {
-            Some(_) => grad_stats(&gram, tasks.len()),
-            None => (Vec::new(), Vec::new()),
-        };
+        let first = history.first().map(|h: &EpochLog| &h.train_loss);
+        check_divergence(&tasks, first, &read.losses, epoch)?;
+        weighting.on_epoch_end(gpu, &prog.tasks.seeds, &read.losses)?;
         let val = match split.val.is_empty() {
             true => Vec::new(),
             false => eval.evaluate_async(gpu, data, &split.val, subset).await?,
         };
-        let log = EpochLog {
-            epoch,
-            lr,
-            train_loss,
-            val,
-            grad_norms,
-            cosines,
-            weights,
-            gates,
-            steps,
-        };
+        let log = read.into_log(epoch, lr, val, prog.space.is_some());
         on_epoch(&log);
         let stop = epochs.keep_best(gpu, &params, epoch, log.monitored_loss())?;
         history.push(log);
@@ -521,11 +523,31 @@ struct Epochs {
 }
 
 impl Epochs {
-    fn new(gpu: &Gpu, params: &ParamSet, split: &Split, cfg: &TrainConfig) -> Result<Epochs> {
+    fn new(
+        gpu: &Gpu,
+        params: &ParamSet,
+        tb: &TaskBuffers,
+        split: &Split,
+        cfg: &TrainConfig,
+    ) -> Result<Epochs> {
+        let batch = cfg.batch_size.min(split.train.len());
+        // Watched steps per epoch: at most one in every `watch_every`.
+        let watch = match cfg.watch_every {
+            0 => None,
+            every => {
+                let slots = split
+                    .train
+                    .len()
+                    .div_ceil(batch.max(1))
+                    .max(1)
+                    .div_ceil(every);
+                Some((StepWatch::new(gpu, tb, slots)?, every))
+            }
+        };
         Ok(Epochs {
             rng: StdRng::seed_from_u64(cfg.seed ^ 0x005e_ed0f_ba7c),
             order: split.train.clone(),
-            batch: cfg.batch_size.min(split.train.len()),
+            batch,
             profile_first_epoch: cfg.profile,
             patience: cfg.patience,
             best: Tensor::zeros(gpu, &[params.values.whole.numel()], "best parameters")?,
@@ -540,7 +562,7 @@ impl Epochs {
             on_step: cfg.on_step.clone(),
             total_steps: (cfg.epochs * split.train.len().div_ceil(cfg.batch_size.max(1)).max(1))
                 as u64,
-            watch: None,
+            watch,
         })
     }
 
@@ -556,9 +578,32 @@ impl Epochs {
         tasks: &[TaskSpec],
         epoch: usize,
     ) -> Result<EpochReadback> {
-        self.order.shuffle(&mut self.rng);
         let epoch_start = self.steps;
         let clock = Instant::now();
+        let watched = self.run_steps(gpu, prog, data, subset, epoch)?;
+        let read = self.read_back(gpu, prog, tasks, epoch, &watched).await;
+        self.train_time += clock.elapsed();
+        let (read, st) = read?;
+        prog.tasks.state.write(gpu, &vec![0.0; 3 * tasks.len()])?;
+        if let Some((j, t)) = tasks.iter().enumerate().find(|(j, _)| st[3 * j + 1] > 0.0) {
+            return Err(Error::NonFinite {
+                step: epoch_start + st[3 * j + 1] as u64,
+                task: t.name.clone(),
+            });
+        }
+        Ok(read)
+    }
+
+    /// The epoch's steps, one submit each; the numbers of the watched ones.
+    fn run_steps(
+        &mut self,
+        gpu: &Gpu,
+        prog: &mut Program,
+        data: &Dataset,
+        subset: &[usize],
+        epoch: usize,
+    ) -> Result<Vec<u64>> {
+        self.order.shuffle(&mut self.rng);
         let mut watched = Vec::new();
         for chunk in self.order.chunks(self.batch) {
             prog.write_batch(gpu, data, chunk, subset)?;
@@ -592,8 +637,21 @@ impl Epochs {
                 });
             }
         }
-        // Per task: loss sum, first non-finite step, count (3K values); the
-        // Gram matrix, seeds and combination weights of the last step.
+        Ok(watched)
+    }
+
+    /// The epoch's one readback, and the loss bookkeeping it holds (3K
+    /// values per task: loss sum, first non-finite step, count).
+    async fn read_back(
+        &self,
+        gpu: &Gpu,
+        prog: &Program,
+        tasks: &[TaskSpec],
+        epoch: usize,
+        watched: &[u64],
+    ) -> Result<(EpochReadback, Vec<f32>)> {
+        // Per task: the loss bookkeeping; the Gram matrix, seeds and
+        // combination weights of the last step.
         let tb = &prog.tasks;
         let mut reads = vec![&tb.state, &tb.gram, &tb.seeds, &tb.combine];
         reads.extend(prog.gates.iter());
@@ -621,51 +679,32 @@ impl Epochs {
         let steps = match &self.watch {
             Some((watch, _)) => {
                 let history = next()?;
-                watched
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &step)| {
-                        let (s, c, g) = watch.slot(&history, i);
-                        let (grad_norms, cosines) = grad_stats(g, tasks.len());
-                        WatchedStep {
-                            step,
-                            epoch,
-                            weights: s
-                                .iter()
-                                .zip(c)
-                                .map(|(&s, &c)| s as f64 * c as f64)
-                                .collect(),
-                            grad_norms,
-                            cosines,
-                        }
-                    })
-                    .collect()
+                let step = |(i, &step): (usize, &u64)| {
+                    let (s, c, g) = watch.slot(&history, i);
+                    let (grad_norms, cosines) = grad_stats(g, tasks.len());
+                    WatchedStep {
+                        step,
+                        epoch,
+                        weights: task_weights(s, c),
+                        grad_norms,
+                        cosines,
+                    }
+                };
+                watched.iter().enumerate().map(step).collect()
             }
             None => Vec::new(),
         };
-        self.train_time += clock.elapsed();
-        prog.tasks.state.write(gpu, &vec![0.0; 3 * tasks.len()])?;
-        if let Some((j, t)) = tasks.iter().enumerate().find(|(j, _)| st[3 * j + 1] > 0.0) {
-            return Err(Error::NonFinite {
-                step: epoch_start + st[3 * j + 1] as u64,
-                task: t.name.clone(),
-            });
-        }
         let losses = (0..tasks.len())
             .map(|j| st[3 * j] as f64 / st[3 * j + 2].max(1.0) as f64)
             .collect();
-        let weights = seeds
-            .iter()
-            .zip(&combine)
-            .map(|(&s, &c)| s as f64 * c as f64)
-            .collect();
-        Ok(EpochReadback {
+        let read = EpochReadback {
             losses,
             gram,
-            weights,
+            weights: task_weights(&seeds, &combine),
             gates,
             steps,
-        })
+        };
+        Ok((read, st))
     }
 
     /// Keep the weights of the best epoch so far; true when patience has run out.

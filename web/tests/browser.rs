@@ -26,11 +26,12 @@ async fn gpu() -> Gpu {
     let gpu = Gpu::new_async()
         .await
         .expect("this browser offers no WebGPU adapter: the browser tests never skip");
-    web_sys_log(&format!("taskgrad browser test adapter: {}", gpu.report));
+    log(&format!("taskgrad browser test adapter: {}", gpu.report));
     gpu
 }
 
-fn web_sys_log(s: &str) {
+/// A line on the browser's console (the runner shows it).
+fn log(s: &str) {
     wasm_bindgen_test::console_log!("{s}");
 }
 
@@ -76,7 +77,7 @@ async fn matmul_ladder_matches_the_reference_on_awkward_shapes() {
             let want = cpu::matmul(&a, &b, m, k, n, ta, tb, Some(&bias), true);
             for kernel in MatmulKernel::ALL {
                 if !kernel.fits(&gpu) {
-                    web_sys_log(&format!(
+                    log(&format!(
                         "{kernel:?}: not enough workgroup memory here: skipped"
                     ));
                     continue;
