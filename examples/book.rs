@@ -1467,9 +1467,9 @@ fn iris(seed: u64) -> Result<(Dataset, Split)> {
     let table = Table::from_csv_text("data/iris.csv", include_str!("../data/iris.csv"))?;
     let split = Split::new(table.n_rows(), 0.2, 0.2, seed)?;
     let tasks = [
-        ("species", TaskType::Class),
-        ("petal_length", TaskType::Reg),
-        ("petal_width", TaskType::Reg),
+        ("species", TaskType::CLASS),
+        ("petal_length", TaskType::REG),
+        ("petal_width", TaskType::REG),
     ];
     let data = Dataset::from_table(
         &table,

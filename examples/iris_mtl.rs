@@ -20,7 +20,7 @@ use clap::Parser;
 use taskgrad::data::{Dataset, Split, Table, TaskType};
 use taskgrad::mtl::{self, GradSpace};
 use taskgrad::nn::Arch;
-use taskgrad::train::metrics::{delta_m, TaskMetrics};
+use taskgrad::train::metrics::delta_m;
 use taskgrad::train::{fit, single_task_baselines, EpochLog, TrainConfig, WatchedStep};
 use taskgrad::Gpu;
 
@@ -107,9 +107,9 @@ fn print_step(s: &WatchedStep) {
 
 const INPUTS: [&str; 2] = ["sepal_length", "sepal_width"];
 const TASKS: [(&str, TaskType); 3] = [
-    ("species", TaskType::Class),
-    ("petal_length", TaskType::Reg),
-    ("petal_width", TaskType::Reg),
+    ("species", TaskType::CLASS),
+    ("petal_length", TaskType::REG),
+    ("petal_width", TaskType::REG),
 ];
 
 /// Δm% of the method against the single-task baselines on another seed's split.
@@ -224,25 +224,13 @@ fn run(args: Args) -> taskgrad::Result<()> {
     );
     println!("{:<14} {:<12} {:>9} {:>9}", "task", "metric", "MTL", "STL");
     for (k, (name, _)) in tasks.iter().enumerate() {
-        match (&mtl_run.test[k], &stl_runs[k].test[0]) {
-            (
-                TaskMetrics::Classification { accuracy: a, .. },
-                TaskMetrics::Classification { accuracy: b, .. },
-            ) => {
-                println!("{name:<14} {:<12} {a:>9.3} {b:>9.3}", "accuracy");
-            }
-            (
-                TaskMetrics::Regression {
-                    rmse: a, r2: ra, ..
-                },
-                TaskMetrics::Regression {
-                    rmse: b, r2: rb, ..
-                },
-            ) => {
-                println!("{name:<14} {:<12} {a:>9.3} {b:>9.3}", "RMSE (cm)");
-                println!("{:<14} {:<12} {ra:>9.3} {rb:>9.3}", "", "R²");
-            }
-            _ => unreachable!("a task keeps its kind"),
+        let (m, s) = (&mtl_run.test[k], &stl_runs[k].test[0]);
+        // Each of the task's metrics (the primary one first), MTL beside STL.
+        for (i, metric) in m.metrics.iter().enumerate() {
+            let label = if i == 0 { *name } else { "" };
+            let b = s.get(metric.name).unwrap_or(f64::NAN);
+            let (a, what) = (metric.value, metric.name);
+            println!("{label:<14} {what:<12} {a:>9.3} {b:>9.3}");
         }
     }
     let mtl_primary: Vec<_> = mtl_run.test.iter().map(|m| m.primary()).collect();

@@ -98,7 +98,7 @@ fn data(p: f64, seed: u64) -> taskgrad::Result<(Dataset, Split)> {
     let d = Dataset::from_table(
         &t,
         &inputs,
-        &[("y1", TaskType::Reg), ("y2", TaskType::Reg)],
+        &[("y1", TaskType::REG), ("y2", TaskType::REG)],
         &split.train,
     )?;
     Ok((d, split))

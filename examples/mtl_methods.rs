@@ -47,11 +47,9 @@ fn main() {
     }
 }
 
+/// The task's primary metric (accuracy, RMSE).
 fn metric(m: &TaskMetrics) -> f64 {
-    match m {
-        TaskMetrics::Classification { accuracy, .. } => *accuracy,
-        TaskMetrics::Regression { rmse, .. } => *rmse,
-    }
+    m.primary().0
 }
 
 fn run(args: Args) -> taskgrad::Result<()> {
@@ -62,9 +60,9 @@ fn run(args: Args) -> taskgrad::Result<()> {
     }
     let table = Table::from_csv(concat!(env!("CARGO_MANIFEST_DIR"), "/data/iris.csv"))?;
     let tasks = [
-        ("species", TaskType::Class),
-        ("petal_length", TaskType::Reg),
-        ("petal_width", TaskType::Reg),
+        ("species", TaskType::CLASS),
+        ("petal_length", TaskType::REG),
+        ("petal_width", TaskType::REG),
     ];
     let seeds: Vec<u64> = (0..args.seeds.unwrap_or(1).max(1) as u64)
         .map(|i| args.seed + i)

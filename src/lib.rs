@@ -12,6 +12,7 @@
 //! | nn | [`nn`] | named parameters in arenas, Linear, the multi-task net, mixtures of experts |
 //! | mtl | [`mtl`] | the multi-task methods, one file each, and their registry |
 //! | optim | [`optim`] | SGD with momentum, Adam, AdamW behind one interface |
+//! | task | [`task`] | task kinds (class, regression, binary, and any registered): head width, fused loss, label encoding, metrics, predictions, saved form |
 //! | data | [`data`] | CSV tables, schema and encoding, datasets, splits, the synthetic generator (no GPU) |
 //! | train | [`train`] | the step in named phases, the trainer, schedules, metrics, baselines |
 //! | model | [`model`] | checkpoints, a forward-only inference program, predictions |
@@ -29,7 +30,7 @@
 //!     let gpu = taskgrad::Gpu::new()?;
 //!     let table = Table::from_csv("data/iris.csv")?;
 //!     let split = Split::new(table.n_rows(), 0.2, 0.2, 0)?;
-//!     let tasks = [("species", TaskType::Class), ("petal_length", TaskType::Reg)];
+//!     let tasks = [("species", TaskType::CLASS), ("petal_length", TaskType::REG)];
 //!     let data = Dataset::from_table(&table, &["sepal_length", "sepal_width"], &tasks, &split.train)?;
 //!     let method = taskgrad::mtl::by_name("uncertainty")?;
 //!     let report = fit(&gpu, &data, &split, &[0, 1], method, &TrainConfig::default(), &mut |epoch| {
@@ -52,10 +53,11 @@ pub mod mtl;
 pub mod nn;
 pub mod optim;
 pub mod reference;
+pub mod task;
 pub mod train;
 
 pub use autodiff::{Tape, Var};
 pub use error::{Error, Result};
 pub use gpu::{AdapterReport, Arena, ArenaLayout, DType, Gpu, Tensor};
-pub use train::metrics::TaskMetrics;
+pub use task::{TaskMetrics, TaskSpec, TaskType};
 pub use wgpu;

@@ -376,6 +376,45 @@ pub fn mse<T: Real>(
     (total * inv, dpred)
 }
 
+/// Binary cross-entropy with logits (B×T) against targets in [0, 1], rows
+/// with mask ≤ 0.5 ignored; mean over valid entries; dlogits = (σ(z) - y) ·
+/// scale / (n_valid · T). ℓ = max(z, 0) - z·y + ln(1 + e^{-|z|}), the form
+/// that cannot overflow.
+pub fn bce<T: Real>(
+    logits: &[T],
+    target: &[T],
+    mask: &[T],
+    b: usize,
+    t: usize,
+    scale: T,
+) -> (T, Vec<T>) {
+    let half = T::from_f64(0.5);
+    let n_valid = (0..b).filter(|&r| mask[r] > half).count();
+    let denom = (n_valid * t) as f64;
+    let inv = if denom > 0.0 {
+        T::one() / T::from_f64(denom)
+    } else {
+        T::zero()
+    };
+    let mut dlogits = vec![T::zero(); b * t];
+    let mut total = T::zero();
+    for (r, &m) in mask.iter().enumerate().take(b) {
+        if m <= half {
+            continue;
+        }
+        for j in 0..t {
+            let i = r * t + j;
+            let (z, y) = (logits[i], target[i]);
+            let abs = z.max(T::zero() - z);
+            let e = (T::zero() - abs).exp();
+            total += z.max(T::zero()) - z * y + (T::one() + e).ln();
+            let sigma = T::one() / (T::one() + (T::zero() - z).exp());
+            dlogits[i] = (sigma - y) * scale * inv;
+        }
+    }
+    (total * inv, dlogits)
+}
+
 /// One SGD-with-momentum step, in place.
 pub fn sgd_step<T: Real>(
     theta: &mut [T],

@@ -531,7 +531,7 @@ fn bad_config_and_unwritable_output() {
             "--task",
             "species:klass",
         ]),
-        "not class or reg",
+        "is not one of class, reg, binary",
     );
     assert_fails(
         &run(&[
@@ -847,7 +847,7 @@ fn metadata_that_does_not_fit_the_tensors_is_an_error_not_a_panic() {
     // A model whose metadata listed 4 classes for a 3-output head made
     // predict and eval panic (exit 101), and 2 classes gave misaligned
     // probabilities with exit 0 (issue 11, item 1).
-    use taskgrad::data::encode::SavedTask;
+    use taskgrad::task::{Class, TaskSpec};
     gpu_or_skip!();
     let dir = scratch("meta-mismatch");
     let out = dir.join("run");
@@ -871,14 +871,15 @@ fn metadata_that_does_not_fit_the_tensors_is_an_error_not_a_panic() {
         ("two.safetensors", None),
     ] {
         let mut meta = ck.meta.clone();
-        if let SavedTask::Class { classes, .. } = &mut meta.schema.tasks[0] {
-            match extra {
-                Some(c) => classes.push(c.to_string()),
-                None => {
-                    classes.pop();
-                }
+        let saved = meta.schema.tasks[0].to_json();
+        let mut classes: Vec<String> = serde_json::from_value(saved["classes"].clone()).unwrap();
+        match extra {
+            Some(c) => classes.push(c.to_string()),
+            None => {
+                classes.pop();
             }
         }
+        meta.schema.tasks[0] = TaskSpec::new("species", Class { classes });
         let edited = dir.join(name);
         checkpoint::save(&edited, &ck.tensors, &meta).unwrap();
         for cmd in ["predict", "eval"] {

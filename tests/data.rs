@@ -2,7 +2,8 @@
 
 use std::io::Write;
 
-use taskgrad::data::{Dataset, Split, Table, TaskKind, TaskType};
+use taskgrad::data::{Dataset, Split, Table, TaskSpec, TaskType};
+use taskgrad::task::Class;
 use taskgrad::train::metrics::{delta_m, regression};
 use taskgrad::Error;
 
@@ -22,7 +23,7 @@ fn non_numeric_value_names_file_line_and_column() {
     let path = csv("bad.csv", "a,b,y\n1,2,3\n4,oops,6\n");
     let table = Table::from_csv(&path).unwrap();
     let err =
-        Dataset::from_table(&table, &["a", "b"], &[("y", TaskType::Reg)], &[0, 1]).unwrap_err();
+        Dataset::from_table(&table, &["a", "b"], &[("y", TaskType::REG)], &[0, 1]).unwrap_err();
     match &err {
         Error::Data {
             path: p,
@@ -55,7 +56,7 @@ fn ragged_row_empty_file_header_only_and_unknown_column() {
         "{header_only}"
     );
     let table = Table::from_csv(csv("ok.csv", "a,b\n1,2\n")).unwrap();
-    let err = Dataset::from_table(&table, &["zzz"], &[("b", TaskType::Reg)], &[0]).unwrap_err();
+    let err = Dataset::from_table(&table, &["zzz"], &[("b", TaskType::REG)], &[0]).unwrap_err();
     assert!(err.to_string().contains("no such column"), "{err}");
     assert!(matches!(
         Table::from_csv("/no/such/file.csv"),
@@ -66,7 +67,7 @@ fn ragged_row_empty_file_header_only_and_unknown_column() {
 #[test]
 fn infinity_in_data_is_refused() {
     let table = Table::from_csv(csv("inf.csv", "a,y\n1,2\ninf,3\n")).unwrap();
-    let err = Dataset::from_table(&table, &["a"], &[("y", TaskType::Reg)], &[0, 1]).unwrap_err();
+    let err = Dataset::from_table(&table, &["a"], &[("y", TaskType::REG)], &[0, 1]).unwrap_err();
     assert!(err.to_string().contains("not finite"), "{err}");
 }
 
@@ -78,16 +79,14 @@ fn missing_labels_mask_only_their_task_and_standardisation_uses_train_rows() {
     let data = Dataset::from_table(
         &table,
         &["a"],
-        &[("c", TaskType::Class), ("y", TaskType::Reg)],
+        &[("c", TaskType::CLASS), ("y", TaskType::REG)],
         &[0, 1, 2],
     )
     .unwrap();
-    assert_eq!(
-        data.tasks[0].kind,
-        TaskKind::Classification {
-            classes: vec!["x".into(), "z".into()]
-        }
-    );
+    let classes = Class {
+        classes: vec!["x".into(), "z".into()],
+    };
+    assert_eq!(data.tasks[0], TaskSpec::new("c", classes));
     assert_eq!(data.targets[0].mask(), &[1.0, 0.0, 1.0, 1.0]);
     assert_eq!(data.targets[1].mask(), &[1.0, 0.0, 1.0, 1.0]);
     let std = (2.0f32 / 3.0).sqrt();
@@ -101,9 +100,9 @@ fn missing_labels_mask_only_their_task_and_standardisation_uses_train_rows() {
 #[test]
 fn single_class_or_all_missing_task_is_refused() {
     let table = Table::from_csv(csv("one.csv", "a,c,y\n1,x,NA\n2,x,NA\n")).unwrap();
-    let e = Dataset::from_table(&table, &["a"], &[("c", TaskType::Class)], &[0, 1]).unwrap_err();
+    let e = Dataset::from_table(&table, &["a"], &[("c", TaskType::CLASS)], &[0, 1]).unwrap_err();
     assert!(e.to_string().contains("at least two classes"), "{e}");
-    let e = Dataset::from_table(&table, &["a"], &[("y", TaskType::Reg)], &[0, 1]).unwrap_err();
+    let e = Dataset::from_table(&table, &["a"], &[("y", TaskType::REG)], &[0, 1]).unwrap_err();
     assert!(
         e.to_string()
             .contains("every value of this task is missing"),
@@ -196,7 +195,7 @@ fn line_numbers_are_right_with_crlf_line_endings() {
         let table = Table::from_csv(&path).unwrap();
         assert_eq!(table.lines, vec![2, 4, 5], "{name}");
         let err =
-            Dataset::from_table(&table, &["a", "b"], &[("y", TaskType::Reg)], &[0, 2]).unwrap_err();
+            Dataset::from_table(&table, &["a", "b"], &[("y", TaskType::REG)], &[0, 2]).unwrap_err();
         assert!(matches!(err, Error::Data { line: 4, .. }), "{name}: {err}");
         let ragged = csv(&format!("ragged-{name}"), &["a,b", "1,2", "3"].join(nl));
         assert!(
@@ -219,7 +218,7 @@ fn tiny_but_real_spreads_are_standardised() {
     let path = csv("tiny.csv", &body);
     let table = Table::from_csv(&path).unwrap();
     let rows: Vec<usize> = (0..20).collect();
-    let tasks = [("y", TaskType::Class)];
+    let tasks = [("y", TaskType::CLASS)];
     let a = Dataset::from_table(&table, &["x"], &tasks, &rows).unwrap();
     let b = Dataset::from_table(&table, &["tiny"], &tasks, &rows).unwrap();
     for (u, v) in a.x.iter().zip(&b.x) {
@@ -236,15 +235,15 @@ fn one_rule_for_class_labels_and_missing_markers() {
     let path = csv("labels.csv", "x,y\n1,1\n2,1.0\n3,2\n4,?\n5,2.00\n");
     let table = Table::from_csv(&path).unwrap();
     let rows: Vec<usize> = (0..5).collect();
-    let data = Dataset::from_table(&table, &["x"], &[("y", TaskType::Class)], &rows).unwrap();
-    match &data.tasks[0].kind {
-        TaskKind::Classification { classes } => assert_eq!(classes, &["1", "2"]),
-        k => panic!("{k:?}"),
-    }
+    let data = Dataset::from_table(&table, &["x"], &[("y", TaskType::CLASS)], &rows).unwrap();
+    let classes = Class {
+        classes: vec!["1".into(), "2".into()],
+    };
+    assert_eq!(data.tasks[0], TaskSpec::new("y", classes));
     assert_eq!(data.targets[0].mask(), &[1.0, 1.0, 1.0, 0.0, 1.0]);
     let nan = csv("nan-class.csv", "x,y\n1,a\n2,NaN\n3,b\n");
     let table = Table::from_csv(&nan).unwrap();
-    let err = Dataset::from_table(&table, &["x"], &[("y", TaskType::Class)], &[0, 1, 2]);
+    let err = Dataset::from_table(&table, &["x"], &[("y", TaskType::CLASS)], &[0, 1, 2]);
     assert!(matches!(err, Err(Error::Data { line: 3, .. })), "{err:?}");
 }
 

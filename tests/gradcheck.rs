@@ -289,6 +289,35 @@ fn mse_with_mask_and_seed() {
 }
 
 #[test]
+fn bce_with_mask_and_seed() {
+    let gpu = gpu_or_skip!();
+    // L = 0.7 · bce(z, y) over rows with mask 1; z (5×1) is the parameter,
+    // y 0 or 1, one row masked. (The kernel test covers large |z|.)
+    let b = 5;
+    let (fx, ids) = fixture(gpu, &[("z", vec![b, 1])], 52);
+    let target = [1.0, 0.0, 1.0, 0.0, 1.0];
+    let mask = vec![1.0, 1.0, 0.0, 1.0, 1.0];
+    let (seeds, losses) = loss_buffers(gpu, 0.7);
+    let mut tape = Tape::new(gpu);
+    let z = fx.params.var(&mut tape, ids[0]).unwrap();
+    let l = tape
+        .bce(
+            z,
+            &upload(gpu, &[b, 1], &target),
+            &upload(gpu, &[b], &f32s(&mask)),
+            &seeds,
+            &losses,
+            0,
+        )
+        .unwrap();
+    tape.backward(&[l]).unwrap();
+    let y64: Vec<f64> = target.iter().map(|&v| v as f64).collect();
+    check(gpu, &tape, &fx, "bce", |p| {
+        0.7 * cpu::bce(&p[0], &y64, &mask, b, 1, 1.0).0
+    });
+}
+
+#[test]
 fn three_task_network_with_towers() {
     let gpu = gpu_or_skip!();
     for act in [Activation::Relu, Activation::Gelu, Activation::Tanh] {

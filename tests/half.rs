@@ -447,16 +447,10 @@ fn half_precision_training_learns_iris() {
         &mut |_| {},
     )
     .unwrap();
-    match run.test[0] {
-        taskgrad::TaskMetrics::Classification { accuracy, .. } => {
-            assert!(accuracy > 0.55, "accuracy {accuracy}")
-        }
-        _ => unreachable!(),
-    }
+    let accuracy = run.test[0].get("accuracy").unwrap();
+    assert!(accuracy > 0.55, "accuracy {accuracy}");
     for m in &run.test[1..] {
-        match m {
-            taskgrad::TaskMetrics::Regression { r2, .. } => assert!(*r2 > 0.0, "R² {r2}"),
-            _ => unreachable!(),
-        }
+        let r2 = m.get("r2").unwrap();
+        assert!(r2 > 0.0, "R² {r2}");
     }
 }

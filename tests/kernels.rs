@@ -7,7 +7,7 @@ mod common;
 
 use common::{assert_close, random, rng};
 use taskgrad::kernels::matmul::{MatmulKernel, MatmulOptions};
-use taskgrad::kernels::{elementwise, matmul, mse, optim, reduce, softmax_ce};
+use taskgrad::kernels::{bce, elementwise, matmul, mse, optim, reduce, softmax_ce};
 use taskgrad::reference as cpu;
 use taskgrad::Tensor;
 
@@ -754,6 +754,80 @@ fn run_mse(
         .unwrap();
     let got = gpu.read(&[&loss, &dpred]).unwrap();
     (got[0][0], got[1].clone())
+}
+
+fn run_bce(
+    gpu: &taskgrad::Gpu,
+    z: &[f32],
+    y: &[f32],
+    mask: &[f32],
+    b: usize,
+    cols: usize,
+    scale: f32,
+) -> (f32, Vec<f32>) {
+    let logits = upload(gpu, &[b, cols], z);
+    let target = upload(gpu, &[b, cols], y);
+    let mask = upload(gpu, &[b], mask);
+    let scale = upload(gpu, &[1], &[scale]);
+    let (dz, loss) = (zeros(gpu, &[b, cols]), zeros(gpu, &[1]));
+    gpu.run(&[&bce::bce(gpu, &logits, &target, &mask, &scale, 0, &dz, &loss).unwrap()])
+        .unwrap();
+    let got = gpu.read(&[&loss, &dz]).unwrap();
+    (got[0][0], got[1].clone())
+}
+
+#[test]
+fn bce_hand_checked_and_stable_at_large_logits() {
+    let gpu = gpu_or_skip!();
+    // z = [0, 0, 100, -100, 7], y = [1, 0, 1, 1, NaN], row 4 unlabelled, n_valid = 4:
+    //   ℓ(0, y) = ln 2 for either label; ℓ(100, 1) = ln(1 + e^-100) ≈ 3.7e-44;
+    //   ℓ(-100, 1) = 100 + ln(1 + e^-100) = 100 (a naive log σ(z) gives ln 0 = -inf).
+    //   loss = (2 ln 2 + 100) / 4; dz = (σ(z) - y) / 4 = [-1/8, 1/8, 0, -1/4, 0].
+    let (loss, dz) = run_bce(
+        gpu,
+        &[0., 0., 100., -100., 7.],
+        &[1., 0., 1., 1., f32::NAN],
+        &[1., 1., 1., 1., 0.],
+        5,
+        1,
+        1.0,
+    );
+    let want = (2.0 * std::f32::consts::LN_2 + 100.0) / 4.0;
+    assert!((loss - want).abs() < 1e-5, "loss {loss}, want {want}");
+    let want_dz = [-0.125, 0.125, 0.0, -0.25, 0.0];
+    for (g, w) in dz.iter().zip(want_dz) {
+        assert!((g - w).abs() < 1e-7, "dz {dz:?}, want {want_dz:?}");
+    }
+    // Every row masked: loss 0, gradient 0 (no division by zero).
+    let (loss, dz) = run_bce(gpu, &[3., -2.], &[1., 0.], &[0., 0.], 2, 1, 1.0);
+    assert_eq!(loss, 0.0);
+    assert!(dz.iter().all(|&d| d == 0.0));
+}
+
+#[test]
+fn bce_against_reference_with_masks() {
+    let gpu = gpu_or_skip!();
+    let mut r = rng(17);
+    for &b in &SIZES {
+        for &cols in &[1usize, 3] {
+            // Logits over [-8, 8]: both tails of σ and the small-e^{-|z|} branch.
+            let z: Vec<f32> = random(&mut r, b * cols).iter().map(|v| 8.0 * v).collect();
+            let y: Vec<f32> = (0..b * cols)
+                .map(|i| ((i * 7 + b) % 3 == 0) as u8 as f32)
+                .collect();
+            let mask: Vec<f32> = (0..b).map(|i| if i % 5 == 2 { 0.0 } else { 1.0 }).collect();
+            let (loss, dz) = run_bce(gpu, &z, &y, &mask, b, cols, 1.5);
+            let (wl, wd) = cpu::bce(&z, &y, &mask, b, cols, 1.5);
+            assert_close(
+                &format!("bce b={b} t={cols} loss"),
+                &[loss],
+                &[wl],
+                1e-5,
+                1e-5,
+            );
+            assert_close(&format!("bce b={b} t={cols} dz"), &dz, &wd, 1e-6, 1e-5);
+        }
+    }
 }
 
 #[test]

@@ -15,6 +15,7 @@ const LAYERS: &[&str] = &[
     "nn",
     "mtl",
     "optim",
+    "task",
     "data",
     "train",
     "model",

@@ -38,26 +38,20 @@ fn predictions_come_back_in_original_units() {
         preds.imputed, 2,
         "the two rows without measurements are imputed"
     );
-    let TaskPrediction::Class {
-        classes,
-        labels,
-        probabilities,
-        ..
-    } = &preds.tasks[0]
-    else {
-        panic!("species is a class task")
-    };
+    let species: &TaskPrediction = &preds.tasks[0];
+    let (classes, labels, probabilities) =
+        (&species.classes, &species.cells, &species.probabilities);
     assert_eq!(classes, &["Adelie", "Chinstrap", "Gentoo"]);
+    assert_eq!(labels.len(), table.n_rows());
     for (label, p) in labels.iter().zip(probabilities) {
         assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-9);
         let best = (0..3).fold(0, |b, j| if p[j] > p[b] { j } else { b });
         assert_eq!(label, &classes[best]);
     }
-    let TaskPrediction::Value { values, .. } = &preds.tasks[1] else {
-        panic!("body mass is a regression")
-    };
+    let values = &preds.tasks[1].values;
+    assert_eq!(values.len(), table.n_rows(), "body mass is a value");
     // Grams, not standardised units: penguins weigh 2.7-6.3 kg.
-    let mean = values.iter().sum::<f32>() / values.len() as f32;
+    let mean = values.iter().sum::<f64>() / values.len() as f64;
     assert!((3500.0..5000.0).contains(&mean), "mean prediction {mean} g");
     let _ = std::fs::remove_dir_all(&out);
 }

@@ -17,9 +17,7 @@ use taskgrad::train::metrics::TaskMetrics;
 use taskgrad::train::{fit, TrainConfig};
 
 fn test_loss(m: &TaskMetrics) -> f64 {
-    match *m {
-        TaskMetrics::Classification { loss, .. } | TaskMetrics::Regression { loss, .. } => loss,
-    }
+    m.loss
 }
 
 /// (method, last epoch's training losses, test losses), as measured before the move.

@@ -164,9 +164,9 @@ pub fn iris_variant(
     let table = Table::from_csv_text("data/iris.csv", include_str!("../../data/iris.csv"))?;
     let split = Split::new(table.n_rows(), 0.0, 0.2, 0)?;
     let tasks = [
-        ("species", TaskType::Class),
-        ("petal_length", TaskType::Reg),
-        ("petal_width", TaskType::Reg),
+        ("species", TaskType::CLASS),
+        ("petal_length", TaskType::REG),
+        ("petal_width", TaskType::REG),
     ];
     let data = Dataset::from_table(
         &table,
@@ -239,10 +239,10 @@ pub fn w_synth_arch(gpu: &Gpu, weighting: &str, opts: StepOptions, arch: Arch) -
     let names: Vec<String> = (0..128).map(|j| format!("x{j}")).collect();
     let inputs: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
     let tasks = [
-        ("r1", TaskType::Reg),
-        ("r2", TaskType::Reg),
-        ("c1", TaskType::Class),
-        ("c2", TaskType::Class),
+        ("r1", TaskType::REG),
+        ("r2", TaskType::REG),
+        ("c1", TaskType::CLASS),
+        ("c2", TaskType::CLASS),
     ];
     let all: Vec<usize> = (0..table.n_rows()).collect();
     let data = Dataset::from_table(&table, &inputs, &tasks, &all)?;

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, Tensor};
 use crate::kernels;
 use crate::kernels::matmul::{self, MatmulOptions, Operand};
-use crate::kernels::{columns, elementwise, gate, mixture, mse, reduce, softmax_ce};
+use crate::kernels::{bce, columns, elementwise, gate, mixture, mse, reduce, softmax_ce};
 
 /// Largest product (multiply-adds) into which the ReLU mask of the backward pass is fused.
 pub const FUSE_MASK_MAX_MACS: usize = 1 << 22;
@@ -383,6 +383,34 @@ impl<'g> Tape<'g> {
         Ok(self.push_op(NodeKind::Op("sum"), y, &[x], rule))
     }
 
+    /// A fused loss of `pred`: `kernel(pred, dpred)` records one dispatch
+    /// that writes the loss to its task's slot of `losses` and, in the same
+    /// pass, the gradient of the weighted loss with respect to `pred` into
+    /// `dpred` (a buffer of `pred`'s shape made here), already multiplied by
+    /// the loss's seed (its weight in the total, which the kernel reads from
+    /// the seeds buffer). The node is terminal: [`Tape::backward`] starts
+    /// here and hands `dpred` to `pred`.
+    ///
+    /// Every task kind's loss is one of these (softmax cross-entropy, MSE,
+    /// binary cross-entropy), and so can be a loss of your own with its own
+    /// WGSL kernel (`examples/custom_loss.rs`).
+    pub fn fused_loss(
+        &mut self,
+        name: &'static str,
+        pred: Var,
+        losses: &Tensor,
+        kernel: impl FnOnce(&Tensor, &Tensor) -> Result<Dispatch>,
+    ) -> Result<Var> {
+        let p = self.value(pred).clone();
+        let dpred = Tensor::zeros(self.gpu, p.shape(), name)?;
+        self.record_forward(kernel(&p, &dpred)?);
+        // The gradient was computed by the forward kernel.
+        let rule = Rc::new(move |t: &mut Tape, _seed: &Tensor| -> Result<()> {
+            t.contribute_owned(pred, dpred.clone())
+        });
+        Ok(self.push_op(NodeKind::Loss(name), losses.clone(), &[pred], rule))
+    }
+
     /// Softmax cross-entropy of `logits` (B×C) against u32 `labels` (B) with row
     /// `mask` (B). The mean over labelled rows goes to `losses[slot]`; the
     /// gradient is scaled by `seeds[slot]`, the loss's weight in the total.
@@ -396,27 +424,16 @@ impl<'g> Tape<'g> {
         slot: usize,
     ) -> Result<Var> {
         let gpu = self.gpu;
-        let z = self.value(logits).clone();
-        let dlogits = Tensor::zeros(gpu, z.shape(), "dlogits")?;
-        let rows = Tensor::zeros(gpu, &[z.shape()[0]], "ce loss rows")?;
-        let out = softmax_ce::SoftmaxCeOutputs {
-            dlogits: &dlogits,
-            loss_rows: &rows,
-            loss: losses,
-        };
-        self.record_forward(softmax_ce::softmax_ce(
-            gpu, &z, labels, mask, seeds, slot, out,
-        )?);
-        // dlogits = (softmax(z) - onehot(y)) · seed / n_valid, already computed by the forward kernel.
-        let rule = Rc::new(move |t: &mut Tape, _seed: &Tensor| -> Result<()> {
-            t.contribute_owned(logits, dlogits.clone())
-        });
-        Ok(self.push_op(
-            NodeKind::Loss("softmax_ce"),
-            losses.clone(),
-            &[logits],
-            rule,
-        ))
+        let rows = Tensor::zeros(gpu, &[self.value(logits).shape()[0]], "ce loss rows")?;
+        // dlogits = (softmax(z) - onehot(y)) · seed / n_valid
+        self.fused_loss("softmax_ce", logits, losses, |z, dlogits| {
+            let out = softmax_ce::SoftmaxCeOutputs {
+                dlogits,
+                loss_rows: &rows,
+                loss: losses,
+            };
+            softmax_ce::softmax_ce(gpu, z, labels, mask, seeds, slot, out)
+        })
     }
 
     /// Mean squared error of `pred` (B×T) against `target` (B×T) with row `mask`
@@ -431,16 +448,28 @@ impl<'g> Tape<'g> {
         slot: usize,
     ) -> Result<Var> {
         let gpu = self.gpu;
-        let p = self.value(pred).clone();
-        let dpred = Tensor::zeros(gpu, p.shape(), "dpred")?;
-        self.record_forward(mse::mse(
-            gpu, &p, target, mask, seeds, slot, &dpred, losses,
-        )?);
-        // dpred = 2 (pred - target) · seed / (n_valid · T), already computed by the forward kernel.
-        let rule = Rc::new(move |t: &mut Tape, _seed: &Tensor| -> Result<()> {
-            t.contribute_owned(pred, dpred.clone())
-        });
-        Ok(self.push_op(NodeKind::Loss("mse"), losses.clone(), &[pred], rule))
+        // dpred = 2 (pred - target) · seed / (n_valid · T)
+        self.fused_loss("mse", pred, losses, |p, dpred| {
+            mse::mse(gpu, p, target, mask, seeds, slot, dpred, losses)
+        })
+    }
+
+    /// Binary cross-entropy with logits (B×T) against `target` (B×T, 0 or 1)
+    /// with row `mask` (B); loss to `losses[slot]`, gradient scaled by `seeds[slot]`.
+    pub fn bce(
+        &mut self,
+        logits: Var,
+        target: &Tensor,
+        mask: &Tensor,
+        seeds: &Tensor,
+        losses: &Tensor,
+        slot: usize,
+    ) -> Result<Var> {
+        let gpu = self.gpu;
+        // dlogits = (σ(z) - y) · seed / (n_valid · T)
+        self.fused_loss("bce", logits, losses, |z, dlogits| {
+            bce::bce(gpu, z, target, mask, seeds, slot, dlogits, losses)
+        })
     }
 }
 

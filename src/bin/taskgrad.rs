@@ -17,9 +17,9 @@ use taskgrad::cli::run::{execute_run, prepare_run_with_progress, results_table, 
 use taskgrad::data::encode::usable_rows;
 use taskgrad::data::{Split, Table};
 use taskgrad::model::checkpoint;
-use taskgrad::model::{Model, Predictions, TaskPrediction};
+use taskgrad::model::{Model, Predictions};
 use taskgrad::train::{StepHook, StepProgress};
-use taskgrad::{Error, Gpu, Result, TaskMetrics};
+use taskgrad::{Error, Gpu, Result};
 
 #[derive(Parser)]
 #[command(
@@ -449,24 +449,14 @@ fn eval(model: &std::path::Path, data: &std::path::Path, all_rows: bool) -> Resu
             String::new()
         }
     );
-    println!(
-        "{:<18} {:>10} {:>10} {:>10} {:>10}",
-        "task", "loss", "accuracy", "RMSE", "R²"
-    );
+    println!("{:<18} {:>10}  metrics", "task", "loss");
     for (t, met) in schema.tasks.iter().zip(&metrics) {
-        match met {
-            TaskMetrics::Classification { loss, accuracy } => println!(
-                "{:<18} {loss:>10.4} {accuracy:>10.4} {:>10} {:>10}",
-                t.name(),
-                "",
-                ""
-            ),
-            TaskMetrics::Regression { loss, rmse, r2, .. } => println!(
-                "{:<18} {loss:>10.4} {:>10} {rmse:>10.4} {r2:>10.4}",
-                t.name(),
-                ""
-            ),
-        }
+        let named: Vec<String> = met
+            .metrics
+            .iter()
+            .map(|m| format!("{} {:.4}", m.name, m.value))
+            .collect();
+        println!("{:<18} {:>10.4}  {}", t.name(), met.loss, named.join(", "));
     }
     Ok(())
 }
@@ -533,9 +523,9 @@ fn write_predictions(
     let mut w = csv::Writer::from_writer(out);
     let mut header = vec!["line".to_string()];
     for t in &preds.tasks {
-        header.push(t.name().to_string());
-        if let (true, TaskPrediction::Class { classes, .. }) = (probabilities, t) {
-            header.extend(classes.iter().map(|c| format!("p({}={c})", t.name())));
+        header.push(t.name.clone());
+        if probabilities {
+            header.extend(t.classes.iter().map(|c| format!("p({}={c})", t.name)));
         }
     }
     w.write_record(&header).map_err(err)?;
@@ -549,20 +539,9 @@ fn write_predictions(
             Some(&(i, &row)) if row == r => {
                 next.next();
                 for t in &preds.tasks {
-                    match t {
-                        TaskPrediction::Class {
-                            labels,
-                            probabilities: p,
-                            ..
-                        } => {
-                            cells.push(labels[i].clone());
-                            if probabilities {
-                                cells.extend(p[i].iter().map(|v| format!("{v:.6}")));
-                            }
-                        }
-                        TaskPrediction::Value { values, .. } => {
-                            cells.push(format!("{}", values[i]))
-                        }
+                    cells.push(t.cells[i].clone());
+                    if probabilities && !t.probabilities.is_empty() {
+                        cells.extend(t.probabilities[i].iter().map(|v| format!("{v:.6}")));
                     }
                 }
             }

@@ -8,7 +8,6 @@ use plotters::prelude::*;
 use crate::data::TaskSpec;
 use crate::error::{Error, Result};
 use crate::model::checkpoint::write_atomically;
-use crate::train::metrics::TaskMetrics;
 use crate::train::EpochLog;
 
 static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
@@ -26,16 +25,9 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
     }
 }
 
-/// The name of each task's metric column and its value.
-fn metric(m: &TaskMetrics) -> (&'static str, f64) {
-    match m {
-        TaskMetrics::Classification { accuracy, .. } => ("accuracy", *accuracy),
-        TaskMetrics::Regression { rmse, .. } => ("rmse", *rmse),
-    }
-}
-
-/// Write metrics.csv: epoch, lr, then per task train_loss, val_loss, val metric
-/// (accuracy or RMSE in original units) and, with per-task gradients, grad_norm.
+/// Write metrics.csv: epoch, lr, then per task train_loss, val_loss, each of
+/// its kind's validation metrics (the primary one first: accuracy, RMSE in
+/// original units, AUC, …), grad_norm and weight.
 pub fn write_metrics_csv(path: &Path, tasks: &[TaskSpec], history: &[EpochLog]) -> Result<()> {
     write_atomically(path, |tmp| write_metrics_to(tmp, tasks, history))
 }
@@ -113,11 +105,6 @@ type Column<'a> = (String, Box<dyn Fn(&EpochLog) -> Option<f64> + 'a>);
 fn metrics_columns<'a>(tasks: &'a [TaskSpec], history: &[EpochLog]) -> Vec<Column<'a>> {
     let mut cols: Vec<Column> = Vec::new();
     for (k, t) in tasks.iter().enumerate() {
-        let m = if t.is_classification() {
-            "accuracy"
-        } else {
-            "rmse"
-        };
         let n = &t.name;
         cols.push((
             format!("{n}_train_loss"),
@@ -127,10 +114,17 @@ fn metrics_columns<'a>(tasks: &'a [TaskSpec], history: &[EpochLog]) -> Vec<Colum
             format!("{n}_val_loss"),
             Box::new(move |l| l.val.get(k).map(|v| v.loss())),
         ));
-        cols.push((
-            format!("{n}_val_{m}"),
-            Box::new(move |l| l.val.get(k).map(|v| metric(v).1)),
-        ));
+        let names: Vec<&'static str> = history
+            .iter()
+            .find_map(|l| l.val.get(k))
+            .map(|m| m.metrics.iter().map(|m| m.name).collect())
+            .unwrap_or_default();
+        for m in names {
+            cols.push((
+                format!("{n}_val_{m}"),
+                Box::new(move |l| l.val.get(k).and_then(|v| v.get(m))),
+            ));
+        }
         cols.push((
             format!("{n}_grad_norm"),
             Box::new(move |l| l.grad_norms.get(k).copied()),
@@ -323,7 +317,7 @@ fn plot_task<DB: DrawingBackend>(
     let epochs = history.len().max(1);
     let train = series(history, |h| h.train_loss.get(k).copied());
     let val = series(history, |h| h.val.get(k).map(|m| m.loss()));
-    let metric_of = |h: &EpochLog, i: usize| h.val.get(i).map(|m| metric(m).1);
+    let metric_of = |h: &EpochLog, i: usize| h.val.get(i).map(|m| m.primary().0);
     let points = series(history, |h| metric_of(h, k));
     let stl_val = c
         .stl
@@ -341,15 +335,16 @@ fn plot_task<DB: DrawingBackend>(
     }
     draw_legend(&legend, &items)?;
 
-    let (loss_desc, metric_title, metric_desc) = if c.task.is_classification() {
-        ("cross-entropy (nats)", "validation accuracy", "accuracy")
-    } else {
-        (
-            "MSE (standardised target)",
-            "validation RMSE",
-            "RMSE (original units)",
-        )
-    };
+    let loss_desc = c.task.kind.loss_name();
+    let primary = history
+        .iter()
+        .find_map(|h| h.val.get(k))
+        .map(|m| m.primary_metric().clone());
+    let metric_desc = primary.as_ref().map_or("metric", |m| m.label);
+    let metric_title = format!(
+        "validation {}",
+        primary.as_ref().map_or("metric", |m| m.name)
+    );
     let mut loss_lines: Vec<Line> = vec![(&train, BLUE_OI, false), (&val, ORANGE_OI, false)];
     if let Some(s) = &stl_val {
         loss_lines.push((s, GREEN_OI, true));
@@ -372,10 +367,14 @@ fn plot_task<DB: DrawingBackend>(
     if let Some(s) = &stl_metric {
         metric_lines.push((s, GREEN_OI, true));
     }
-    let ceil = if c.task.is_classification() {
-        1.0
-    } else {
-        f64::MAX
+    // A score that is better higher and never above 1 (accuracy, AUC) is drawn up to 1.
+    let bounded = metric_lines
+        .iter()
+        .flat_map(|l| l.0.iter())
+        .all(|p| p.1 <= 1.0);
+    let ceil = match primary {
+        Some(m) if m.higher_is_better && bounded => 1.0,
+        _ => f64::MAX,
     };
     let metric_y = fit_range(
         metric_lines.iter().flat_map(|l| l.0.iter().map(|p| p.1)),

@@ -11,23 +11,28 @@ use crate::data::{Split, Table, TaskType};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::model::checkpoint::{self, ModelMeta, SplitRecord};
-use crate::train::metrics::TaskMetrics;
 use crate::train::{fit, single_task_baselines, EpochLog, FitReport, InitParams, TrainConfig};
 
-/// Parse `column:class|reg`.
+/// Parse `COLUMN:KIND`, KIND a task kind's name (`class`, `reg`, `binary`,
+/// or one registered with [`crate::task::register`]).
 pub fn parse_task(spec: &str) -> Result<(String, TaskType)> {
-    let (col, kind) = spec.rsplit_once(':').ok_or_else(|| {
-        Error::InvalidConfig(format!("task {spec:?} must be COLUMN:class or COLUMN:reg"))
-    })?;
-    let ty = match kind.trim().to_ascii_lowercase().as_str() {
-        "class" | "classification" => TaskType::Class,
-        "reg" | "regression" => TaskType::Reg,
-        other => {
-            return Err(Error::InvalidConfig(format!(
-                "task {spec:?}: kind {other:?} is not class or reg"
-            )))
-        }
+    let kinds = || {
+        let names: Vec<&str> = crate::task::kinds().iter().map(|k| k.name).collect();
+        names.join(", ")
     };
+    let (col, kind) = spec.rsplit_once(':').ok_or_else(|| {
+        Error::InvalidConfig(format!(
+            "task {spec:?} must be COLUMN:KIND, KIND one of {}",
+            kinds()
+        ))
+    })?;
+    let ty = TaskType::by_name(kind).map_err(|_| {
+        Error::InvalidConfig(format!(
+            "task {spec:?}: kind {:?} is not one of {}",
+            kind.trim(),
+            kinds()
+        ))
+    })?;
     Ok((col.trim().to_string(), ty))
 }
 
@@ -449,7 +454,7 @@ fn columns(s: &RunSettings, resume: Option<&Resumed>) -> Result<(Vec<String>, Ta
         .schema
         .tasks
         .iter()
-        .map(|t| (t.name().to_string(), t.task_type()))
+        .map(|t| (t.name().to_string(), TaskType(t.kind.info())))
         .collect();
     if !s.inputs.is_empty() && trimmed(&s.inputs) != inputs {
         let reason = format!("the model's inputs are {inputs:?}, not {:?}", s.inputs);
@@ -703,24 +708,11 @@ pub fn results_table(outcome: &RunOutcome) -> String {
     );
     for (k, task) in outcome.report.tasks.iter().enumerate() {
         let stl = outcome.baselines.get(k).map(|r| &r.test[0]);
-        let rows: Vec<(&str, f64, Option<f64>)> = match (&outcome.report.test[k], stl) {
-            (TaskMetrics::Classification { accuracy, .. }, s) => {
-                vec![("accuracy", *accuracy, s.map(|m| m.primary().0))]
-            }
-            (TaskMetrics::Regression { rmse, mae, r2, .. }, s) => {
-                let st = |i: usize| match s {
-                    Some(TaskMetrics::Regression { rmse, mae, r2, .. }) => {
-                        Some([*rmse, *mae, *r2][i])
-                    }
-                    _ => None,
-                };
-                vec![
-                    ("RMSE", *rmse, st(0)),
-                    ("MAE", *mae, st(1)),
-                    ("R²", *r2, st(2)),
-                ]
-            }
-        };
+        let rows: Vec<(&str, f64, Option<f64>)> = outcome.report.test[k]
+            .metrics
+            .iter()
+            .map(|m| (m.name, m.value, stl.and_then(|s| s.get(m.name))))
+            .collect();
         for (i, (name, m, s)) in rows.into_iter().enumerate() {
             let label = if i == 0 { task.name.as_str() } else { "" };
             let stl_col = s.map(|v| format!(" {v:>9.4}")).unwrap_or_default();
@@ -735,7 +727,7 @@ pub fn results_table(outcome: &RunOutcome) -> String {
             .map(|r| r.test[0].primary())
             .collect();
         t += &format!(
-            "\nΔm% (accuracy and RMSE against the single-task baselines): {:+.2}\n",
+            "\nΔm% (each task's primary metric, the first above, against the single-task baselines): {:+.2}\n",
             crate::train::metrics::delta_m(&m, &s)
         );
     }

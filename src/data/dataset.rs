@@ -1,5 +1,5 @@
-//! Encoded data ready for training: each task's kind and targets (with masks
-//! for missing labels), seeded train/validation/test splits and fixed-shape
+//! Encoded data ready for training: each task's targets (with masks for
+//! missing labels), seeded train/validation/test splits and fixed-shape
 //! minibatches.
 
 use rand::rngs::StdRng;
@@ -7,66 +7,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
 use crate::error::{Error, Result};
-
-/// What a task predicts.
-#[derive(Clone, Debug, PartialEq)]
-pub enum TaskKind {
-    /// One of `classes` (softmax cross-entropy; accuracy).
-    Classification { classes: Vec<String> },
-    /// A real value (MSE on the standardised value; RMSE, MAE, R² in original units).
-    Regression,
-}
-
-/// One task: a target column and how to learn it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct TaskSpec {
-    pub name: String,
-    pub kind: TaskKind,
-}
-
-impl TaskSpec {
-    /// Width of the task's head: classes, or 1.
-    pub fn outputs(&self) -> usize {
-        match &self.kind {
-            TaskKind::Classification { classes } => classes.len(),
-            TaskKind::Regression => 1,
-        }
-    }
-    pub fn is_classification(&self) -> bool {
-        matches!(self.kind, TaskKind::Classification { .. })
-    }
-}
-
-/// The kind of task asked for on the command line or in code, before classes are known.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TaskType {
-    Class,
-    Reg,
-}
-
-/// Targets of one task over all rows; `mask[i]` is 0 where the label is missing.
-#[derive(Clone, Debug)]
-pub enum Target {
-    Class {
-        labels: Vec<u32>,
-        mask: Vec<f32>,
-    },
-    /// Standardised values (NaN where missing); `mean`/`std` undo the standardisation.
-    Value {
-        values: Vec<f32>,
-        mask: Vec<f32>,
-        mean: f32,
-        std: f32,
-    },
-}
-
-impl Target {
-    pub fn mask(&self) -> &[f32] {
-        match self {
-            Target::Class { mask, .. } | Target::Value { mask, .. } => mask,
-        }
-    }
-}
+use crate::task::{Target, TargetData, TaskSpec};
 
 /// Rows of the train, validation and test splits.
 #[derive(Clone, Debug)]
@@ -119,8 +60,9 @@ pub struct Dataset {
 /// One fixed-shape minibatch on the host: `rows` real rows, padded to B with masked rows.
 pub struct HostBatch {
     pub x: Vec<f32>,
-    pub labels: Vec<Vec<u32>>,
-    pub values: Vec<Vec<f32>>,
+    /// Per task of the subset: B targets as the kind stores them (0 on padded
+    /// and unlabelled rows) and B mask values.
+    pub targets: Vec<TargetData>,
     pub masks: Vec<Vec<f32>>,
     pub rows: usize,
 }
@@ -133,28 +75,35 @@ impl Dataset {
         for (r, &i) in idx.iter().enumerate() {
             x[r * d..(r + 1) * d].copy_from_slice(&self.x[i * d..(i + 1) * d]);
         }
-        let (mut labels, mut values, mut masks) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut targets, mut masks) = (Vec::new(), Vec::new());
         for &k in subset {
+            let target = &self.targets[k];
             let mut mask = vec![0.0f32; b];
-            let mut lab = vec![0u32; b];
-            let mut val = vec![0.0f32; b];
             for (r, &i) in idx.iter().enumerate() {
-                mask[r] = self.targets[k].mask()[i];
-                match &self.targets[k] {
-                    Target::Class { labels, .. } => lab[r] = labels[i],
-                    Target::Value { values, .. } => {
-                        val[r] = if mask[r] > 0.0 { values[i] } else { 0.0 }
-                    }
-                }
+                mask[r] = target.mask[i];
             }
-            labels.push(lab);
-            values.push(val);
+            let labelled = |r: usize| mask[r] > 0.0;
+            targets.push(match &target.data {
+                TargetData::Labels(l) => {
+                    let mut lab = vec![0u32; b];
+                    for (r, &i) in idx.iter().enumerate() {
+                        lab[r] = l[i];
+                    }
+                    TargetData::Labels(lab)
+                }
+                TargetData::Values(v) => {
+                    let mut val = vec![0.0f32; b];
+                    for (r, &i) in idx.iter().enumerate() {
+                        val[r] = if labelled(r) { v[i] } else { 0.0 };
+                    }
+                    TargetData::Values(val)
+                }
+            });
             masks.push(mask);
         }
         HostBatch {
             x,
-            labels,
-            values,
+            targets,
             masks,
             rows: idx.len(),
         }

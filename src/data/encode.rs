@@ -15,8 +15,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::{is_missing, Dataset, Table, Target, TaskKind, TaskSpec, TaskType};
+use crate::data::{is_missing, Dataset, Table};
 use crate::error::{Error, Result};
+use crate::task::{Labels, Target, TaskSpec, TaskType};
 
 /// What to do with a row whose input value is missing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,45 +58,9 @@ impl InputColumn {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Schema {
     pub inputs: Vec<InputColumn>,
-    pub tasks: Vec<SavedTask>,
+    /// Each task with its fitted kind (saved as `{"kind": …, "name": …, …}`).
+    pub tasks: Vec<TaskSpec>,
     pub missing: Missing,
-}
-
-/// A task as saved with a model: classes, or the standardisation of a regression target.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum SavedTask {
-    Class { name: String, classes: Vec<String> },
-    Reg { name: String, mean: f32, std: f32 },
-}
-
-impl SavedTask {
-    pub fn name(&self) -> &str {
-        match self {
-            SavedTask::Class { name, .. } | SavedTask::Reg { name, .. } => name,
-        }
-    }
-    /// Class or regression.
-    pub fn task_type(&self) -> TaskType {
-        match self {
-            SavedTask::Class { .. } => TaskType::Class,
-            SavedTask::Reg { .. } => TaskType::Reg,
-        }
-    }
-    pub fn spec(&self) -> TaskSpec {
-        match self {
-            SavedTask::Class { name, classes } => TaskSpec {
-                name: name.clone(),
-                kind: TaskKind::Classification {
-                    classes: classes.clone(),
-                },
-            },
-            SavedTask::Reg { name, .. } => TaskSpec {
-                name: name.clone(),
-                kind: TaskKind::Regression,
-            },
-        }
-    }
 }
 
 fn data_err(table: &Table, row: Option<usize>, column: &str, reason: impl Into<String>) -> Error {
@@ -142,23 +107,6 @@ fn mean_std(values: &[f64]) -> (f32, f32) {
     (mean as f32, if std.is_normal() { std } else { 1.0 })
 }
 
-/// A class label as the model keeps it: a number in its shortest form (so
-/// `1` and `1.0` are one class), other text as written. NaN and infinities
-/// are refused here as in numeric columns; missing markers never get here.
-fn class_label(table: &Table, row: usize, col: usize, name: &str) -> Result<String> {
-    let cell = table.cell(row, col);
-    match cell.parse::<f64>() {
-        Ok(v) if v.is_finite() => Ok(format!("{v}")),
-        Ok(_) => Err(data_err(
-            table,
-            Some(row),
-            name,
-            format!("{cell:?} is not finite"),
-        )),
-        Err(_) => Ok(cell.to_string()),
-    }
-}
-
 /// An input column's encoding, fitted on the training rows: a numeric
 /// column's mean and spread, or a text column's categories.
 fn fit_input(table: &Table, name: &str, train: &[usize]) -> Result<InputColumn> {
@@ -199,9 +147,10 @@ fn numbers(table: &Table, col: usize, rows: &[usize]) -> Result<Vec<f64>> {
     Ok(values)
 }
 
-/// A task's classes (from every labelled row), or its standardisation
-/// (fitted on the training rows; every row must parse).
-fn fit_task(table: &Table, name: &str, ty: TaskType, train: &[usize]) -> Result<SavedTask> {
+/// A task's kind fitted on its column (every labelled row, and the
+/// training rows), then every labelled row encoded once, so that a label
+/// the kind cannot take is an error naming its line now.
+fn fit_task(table: &Table, name: &str, ty: TaskType, train: &[usize]) -> Result<TaskSpec> {
     let col = table.column(name)?;
     let present: Vec<usize> = (0..table.n_rows())
         .filter(|&r| !is_missing(table.cell(r, col)))
@@ -214,37 +163,31 @@ fn fit_task(table: &Table, name: &str, ty: TaskType, train: &[usize]) -> Result<
             "every value of this task is missing",
         ));
     }
-    match ty {
-        TaskType::Class => {
-            let mut classes: Vec<String> = present
-                .iter()
-                .map(|&r| class_label(table, r, col, name))
-                .collect::<Result<_>>()?;
-            classes.sort();
-            classes.dedup();
-            if classes.len() < 2 {
-                let reason = format!(
-                    "a classification task needs at least two classes; only {:?} occurs",
-                    classes[0]
-                );
-                return Err(data_err(table, None, name, reason));
-            }
-            Ok(SavedTask::Class {
-                name: name.to_string(),
-                classes,
-            })
-        }
-        TaskType::Reg => {
-            let values = numbers(table, col, train)?;
-            numbers(table, col, &present)?; // every row parses, not only the training ones
-            let (mean, std) = mean_std(&values);
-            Ok(SavedTask::Reg {
-                name: name.to_string(),
-                mean,
-                std,
-            })
-        }
+    let labels = Labels {
+        column: name,
+        present: present.iter().map(|&r| table.cell(r, col)).collect(),
+        train: train
+            .iter()
+            .map(|&r| table.cell(r, col))
+            .filter(|c| !is_missing(c))
+            .collect(),
+    };
+    let kind = (ty.0.fit)(&labels).map_err(|reason| {
+        // A reason about one value names its line.
+        let row = present
+            .iter()
+            .copied()
+            .find(|&r| reason.starts_with(&format!("{:?}", table.cell(r, col))));
+        data_err(table, row, name, reason)
+    })?;
+    for &r in &present {
+        kind.encode(table.cell(r, col))
+            .map_err(|reason| data_err(table, Some(r), name, reason))?;
     }
+    Ok(TaskSpec {
+        name: name.to_string(),
+        kind,
+    })
 }
 
 /// Rows of `table` usable under `missing`: all rows, or those whose `inputs` are all present.
@@ -415,66 +358,29 @@ impl Schema {
         let mut targets = Vec::new();
         for task in &self.tasks {
             let col = match labels {
-                true => table.headers.iter().position(|h| h == task.name()),
+                true => table.headers.iter().position(|h| *h == task.name),
                 false => None,
             };
-            let mut mask = vec![0.0f32; n];
-            match task {
-                SavedTask::Class { classes, name } => {
-                    let mut labels = vec![0u32; n];
-                    if let Some(col) = col {
-                        for (i, &r) in rows.iter().enumerate() {
-                            let cell = table.cell(r, col);
-                            if is_missing(cell) {
-                                continue;
-                            }
-                            // Models saved before labels were normalised hold them as written.
-                            let label = class_label(table, r, col, name)?;
-                            let found = classes.binary_search(&label);
-                            let k = found
-                                .or_else(|_| classes.binary_search_by(|c| c.as_str().cmp(cell)))
-                                .map_err(|_| {
-                                    data_err(
-                                        table,
-                                        Some(r),
-                                        name,
-                                        format!(
-                                            "class {cell:?} was not seen in training (classes: {})",
-                                            classes.join(", ")
-                                        ),
-                                    )
-                                })?;
-                            labels[i] = k as u32;
-                            mask[i] = 1.0;
-                        }
+            let mut target = Target::unlabelled(task.kind.storage(), n);
+            if let Some(col) = col {
+                for (i, &r) in rows.iter().enumerate() {
+                    let cell = table.cell(r, col);
+                    if is_missing(cell) {
+                        continue;
                     }
-                    targets.push(Target::Class { labels, mask });
-                }
-                SavedTask::Reg { mean, std, .. } => {
-                    let mut values = vec![f32::NAN; n];
-                    if let Some(col) = col {
-                        for (i, &r) in rows.iter().enumerate() {
-                            if let Some(v) = table.number(r, col)? {
-                                values[i] = (v - mean) / std;
-                                mask[i] = 1.0;
-                            }
-                        }
-                    }
-                    targets.push(Target::Value {
-                        values,
-                        mask,
-                        mean: *mean,
-                        std: *std,
-                    });
+                    let err = |reason| data_err(table, Some(r), &task.name, reason);
+                    let value = task.kind.encode(cell).map_err(err)?;
+                    target.set(i, value).map_err(err)?;
                 }
             }
+            targets.push(target);
         }
         Ok(Dataset {
             input_names: self.input_names(),
             x,
             n,
             d: self.width(),
-            tasks: self.tasks.iter().map(|t| t.spec()).collect(),
+            tasks: self.tasks.clone(),
             targets,
         })
     }

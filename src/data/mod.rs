@@ -8,5 +8,6 @@ pub mod encode;
 pub mod synthetic;
 mod table;
 
-pub use dataset::{Dataset, HostBatch, Split, Target, TaskKind, TaskSpec, TaskType};
+pub use crate::task::{Target, TaskSpec, TaskType};
+pub use dataset::{Dataset, HostBatch, Split};
 pub use table::{is_missing, Table};

@@ -104,7 +104,7 @@ pub fn dataset(spec: &SyntheticSpec) -> Result<(Dataset, Split)> {
     let data = Dataset::from_table(
         &t,
         &inputs,
-        &[("y1", TaskType::Reg), ("y2", TaskType::Reg)],
+        &[("y1", TaskType::REG), ("y2", TaskType::REG)],
         &split.train,
     )?;
     Ok((data, split))

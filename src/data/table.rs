@@ -239,29 +239,9 @@ impl Table {
         if is_missing(s) {
             return Ok(None);
         }
-        let v: f32 = s.parse().map_err(|_| {
-            data_err(
-                &self.path,
-                self.lines[row],
-                &self.headers[col],
-                format!("{s:?} is not a number"),
-            )
-        })?;
-        if !v.is_finite() {
-            // 1e39 parses (as infinity) but is a finite number too large for f32.
-            let too_large = s.trim().parse::<f64>().is_ok_and(f64::is_finite);
-            return Err(data_err(
-                &self.path,
-                self.lines[row],
-                &self.headers[col],
-                if too_large {
-                    format!("{s:?} is too large: taskgrad computes in f32, whose largest value is 3.4e38")
-                } else {
-                    format!("{s:?} is not finite")
-                },
-            ));
-        }
-        Ok(Some(v))
+        crate::task::parse_number(s)
+            .map(Some)
+            .map_err(|reason| data_err(&self.path, self.lines[row], &self.headers[col], reason))
     }
 }
 

@@ -9,6 +9,7 @@
 //! Glossary: B batch rows, D input features, H hidden width, C classes,
 //! K tasks, P parameters; M×K · K×N = M×N for matmul.
 
+pub mod bce;
 pub mod columns;
 pub mod elementwise;
 pub mod gate;
@@ -73,6 +74,7 @@ pub const SHADERS: &[(&str, &str)] = &[
         include_str!("../../shaders/softmax_ce.wgsl"),
     ),
     ("mse.wgsl", include_str!("../../shaders/mse.wgsl")),
+    ("bce.wgsl", include_str!("../../shaders/bce.wgsl")),
     ("optim.wgsl", include_str!("../../shaders/optim.wgsl")),
     (
         "loss_weighting.wgsl",
@@ -155,7 +157,7 @@ pub fn product(
     }
 }
 
-/// The uniform parameters of both fused losses.
+/// The uniform parameters of the fused losses.
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 pub(crate) struct LossParams {

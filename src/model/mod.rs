@@ -3,7 +3,7 @@
 //! schema it was trained with, through the forward-only program.
 //!
 //! ```no_run
-//! use taskgrad::model::{checkpoint, Model, TaskPrediction};
+//! use taskgrad::model::{checkpoint, Model};
 //!
 //! fn main() -> taskgrad::Result<()> {
 //!     let path = std::path::Path::new("runs/penguins/model.safetensors");
@@ -11,10 +11,8 @@
 //!     let model = Model::from_checkpoint(&gpu, &checkpoint::load(path)?, path)?;
 //!     let table = taskgrad::data::Table::from_csv("data/penguins.csv")?;
 //!     for task in model.predict(&gpu, &table)?.tasks {
-//!         match task {
-//!             TaskPrediction::Class { name, labels, .. } => println!("{name}: {:?}", &labels[..3]),
-//!             TaskPrediction::Value { name, values } => println!("{name}: {:?}", &values[..3]),
-//!         }
+//!         // The class, the value or the probability, as `predict` writes it.
+//!         println!("{}: {:?}", task.name, &task.cells[..3]);
 //!     }
 //!     Ok(())
 //! }
@@ -107,7 +105,7 @@ impl Model {
             .tasks
             .iter()
             .zip(&outputs)
-            .map(|(t, out)| TaskPrediction::from_outputs(t, out, rows.len()))
+            .map(|(t, out)| t.kind.predict(&t.name, out, rows.len()))
             .collect();
         Ok(Predictions {
             rows,
@@ -161,7 +159,7 @@ impl ModelMeta {
             ));
         }
         for (t, &width) in self.schema.tasks.iter().zip(&self.net.outputs) {
-            let want = t.spec().outputs();
+            let want = t.outputs();
             if width != want {
                 return bad(format!(
                     "task {:?} has {want} outputs in the saved schema but its head has {width}",

@@ -7,7 +7,7 @@
 //! task's mean loss over its labelled rows, and their gradient output is a
 //! scratch buffer nothing reads.
 
-use super::metrics::{task_metrics, TaskMetrics};
+use super::metrics::TaskMetrics;
 use super::step::{trace, BatchBuffers, StepOptions, TaskBuffers};
 use crate::autodiff::Tape;
 use crate::data::{Dataset, TaskSpec};
@@ -140,13 +140,9 @@ impl ForwardProgram {
             .iter()
             .enumerate()
             .map(|(j, &t)| {
-                task_metrics(
-                    &data.tasks[t],
-                    &data.targets[t],
-                    &outputs[j],
-                    rows,
-                    losses[j],
-                )
+                data.tasks[t]
+                    .kind
+                    .metrics(&outputs[j], &data.targets[t], rows, losses[j])
             })
             .collect())
     }

@@ -27,9 +27,10 @@
 //! inference use the forward-only [`super::ForwardProgram`].
 
 use std::ops::Range;
+use std::sync::Arc;
 
 use crate::autodiff::{Tape, Var};
-use crate::data::{Dataset, TaskSpec};
+use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, Tensor};
 use crate::kernels::gram::{self, GradRows};
@@ -37,6 +38,7 @@ use crate::kernels::{elementwise, loss_tracking, matmul_f16};
 use crate::mtl::{GradSpace, Weighting, WeightingContext, WeightingPlan};
 use crate::nn::{MultiTaskNet, ParamSet};
 use crate::optim::{Optimizer, OptimizerConfig};
+use crate::task::{LossInputs, Storage, TargetData, TaskKind, TaskSpec};
 
 /// Round `n` up to the storage-offset alignment (in elements).
 fn aligned(gpu: &Gpu, n: usize) -> usize {
@@ -63,40 +65,33 @@ impl Default for StepOptions {
     }
 }
 
-/// The minibatch's buffers: inputs (B×D), and per task labels (classes) or
-/// values (regression) and a row mask (1 = labelled).
+/// The minibatch's buffers: inputs (B×D), and per task its targets (B, as
+/// the task's kind stores them) and a row mask (1 = labelled).
 pub struct BatchBuffers {
     pub b: usize,
     pub x: Tensor,
-    pub labels: Vec<Option<Tensor>>,
-    pub values: Vec<Option<Tensor>>,
+    /// Each task's kind: it records the task's loss over these buffers.
+    pub kinds: Vec<Arc<dyn TaskKind>>,
+    pub targets: Vec<Tensor>,
     pub masks: Vec<Tensor>,
 }
 
 impl BatchBuffers {
     pub fn new(gpu: &Gpu, tasks: &[TaskSpec], d: usize, b: usize) -> Result<BatchBuffers> {
         let x = Tensor::zeros(gpu, &[b, d], "batch x")?;
-        let (mut labels, mut values, mut masks) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut targets, mut masks) = (Vec::new(), Vec::new());
         for t in tasks {
-            if t.is_classification() {
-                labels.push(Some(Tensor::from_u32(
-                    gpu,
-                    &[b],
-                    &vec![0; b],
-                    "batch labels",
-                )?));
-                values.push(None);
-            } else {
-                labels.push(None);
-                values.push(Some(Tensor::zeros(gpu, &[b, 1], "batch targets")?));
-            }
+            targets.push(match t.kind.storage() {
+                Storage::Labels => Tensor::from_u32(gpu, &[b], &vec![0; b], "batch labels")?,
+                Storage::Values => Tensor::zeros(gpu, &[b], "batch targets")?,
+            });
             masks.push(Tensor::zeros(gpu, &[b], "batch mask")?);
         }
         Ok(BatchBuffers {
             b,
             x,
-            labels,
-            values,
+            kinds: tasks.iter().map(|t| t.kind.clone()).collect(),
+            targets,
             masks,
         })
     }
@@ -105,12 +100,10 @@ impl BatchBuffers {
     pub fn write(&self, gpu: &Gpu, data: &Dataset, idx: &[usize], subset: &[usize]) -> Result<()> {
         let hb = data.batch(idx, self.b, subset);
         self.x.write(gpu, &hb.x)?;
-        for k in 0..subset.len() {
-            if let Some(l) = &self.labels[k] {
-                l.write_u32(gpu, &hb.labels[k])?;
-            }
-            if let Some(v) = &self.values[k] {
-                v.write(gpu, &hb.values[k])?;
+        for (k, target) in hb.targets.iter().enumerate() {
+            match target {
+                TargetData::Labels(l) => self.targets[k].write_u32(gpu, l)?,
+                TargetData::Values(v) => self.targets[k].write(gpu, v)?,
             }
             self.masks[k].write(gpu, &hb.masks[k])?;
         }
@@ -206,17 +199,14 @@ pub fn trace(
     let n_net = tape.forward.len();
     let mut loss_vars = Vec::new();
     for (j, &out) in outs.iter().enumerate() {
-        let (mask, seeds, losses) = (&batch.masks[j], &tb.seeds, &tb.losses);
-        let l = match (&batch.labels[j], &batch.values[j]) {
-            (Some(lab), _) => tape.softmax_ce(out, lab, mask, seeds, losses, j)?,
-            (None, Some(val)) => tape.mse(out, val, mask, seeds, losses, j)?,
-            (None, None) => {
-                return Err(Error::InvalidConfig(
-                    "a task has neither labels nor values".into(),
-                ))
-            }
+        let inputs = LossInputs {
+            target: &batch.targets[j],
+            mask: &batch.masks[j],
+            seeds: &tb.seeds,
+            losses: &tb.losses,
+            slot: j,
         };
-        loss_vars.push(l);
+        loss_vars.push(batch.kinds[j].loss(tape, out, inputs)?);
     }
     let outputs = outs.iter().map(|&o| tape.value(o).clone()).collect();
     Ok(Traced {

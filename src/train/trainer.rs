@@ -772,20 +772,15 @@ pub async fn single_task_baselines_async(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::TaskKind;
+    use crate::task::Reg;
 
     #[test]
     fn a_loss_grown_past_the_divergence_factor_stops_the_run() {
-        let tasks = vec![
-            TaskSpec {
-                name: "a".into(),
-                kind: TaskKind::Regression,
-            },
-            TaskSpec {
-                name: "b".into(),
-                kind: TaskKind::Regression,
-            },
-        ];
+        let reg = Reg {
+            mean: 0.0,
+            std: 1.0,
+        };
+        let tasks = vec![TaskSpec::new("a", reg.clone()), TaskSpec::new("b", reg)];
         let first = vec![1.0, 0.5];
         assert!(check_divergence(&tasks, None, &[1e30, 1e30], 0).is_ok());
         assert!(check_divergence(&tasks, Some(&first), &[99.0, 49.0], 3).is_ok());

@@ -111,9 +111,9 @@ pub fn iris(seed: u64) -> (taskgrad::data::Dataset, taskgrad::data::Split) {
         .expect("data/iris.csv");
     let split = Split::new(table.n_rows(), 0.2, 0.2, seed).expect("split");
     let tasks = [
-        ("species", TaskType::Class),
-        ("petal_length", TaskType::Reg),
-        ("petal_width", TaskType::Reg),
+        ("species", TaskType::CLASS),
+        ("petal_length", TaskType::REG),
+        ("petal_width", TaskType::REG),
     ];
     let data = Dataset::from_table(
         &table,

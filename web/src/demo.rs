@@ -19,9 +19,9 @@ use taskgrad::{Error, Gpu, Result};
 pub const IRIS_CSV: &str = include_str!("../../data/iris.csv");
 pub const INPUTS: [&str; 2] = ["sepal_length", "sepal_width"];
 pub const TASKS: [(&str, TaskType); 3] = [
-    ("species", TaskType::Class),
-    ("petal_length", TaskType::Reg),
-    ("petal_width", TaskType::Reg),
+    ("species", TaskType::CLASS),
+    ("petal_length", TaskType::REG),
+    ("petal_width", TaskType::REG),
 ];
 
 /// What the page asks for (JSON; every field optional).
@@ -198,12 +198,9 @@ pub async fn train(
     let rows = TASKS
         .iter()
         .enumerate()
-        .map(|(k, (name, kind))| TaskRow {
+        .map(|(k, (name, _))| TaskRow {
             task: name.to_string(),
-            metric: match kind {
-                TaskType::Class => "accuracy".into(),
-                TaskType::Reg => "RMSE".into(),
-            },
+            metric: run.test[k].primary_metric().name.into(),
             higher_is_better: mtl[k].1,
             mtl: mtl[k].0,
             stl: stl.get(k).map(|s| s.0),
