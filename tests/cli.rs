@@ -1506,3 +1506,92 @@ fn a_mixture_of_experts_trains_penguins_and_loads_back() {
         assert!(!bad.exists());
     }
 }
+
+#[test]
+fn a_binary_task_trains_predicts_probabilities_and_compare_ranks_it_by_auc() {
+    // Issue 20: `--task sex:binary` reports AUC and log-loss, `predict`
+    // writes each row's probability of the positive value (male, the later
+    // of female/male), `eval` names the metrics and `compare` ranks by AUC.
+    gpu_or_skip!();
+    let dir = scratch("binary");
+    let out = dir.join("run");
+    let inputs = "bill_length_mm,bill_depth_mm,flipper_length_mm,body_mass_g,species";
+    let mut args = vec!["train", "--data", PENGUINS, "--inputs", inputs];
+    args.extend(["--task", "sex:binary", "--epochs", "15", "--baselines"]);
+    args.extend(["--out", out.to_str().unwrap()]);
+    let o = run(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    for want in [
+        "auc",
+        "log_loss",
+        "accuracy",
+        "positive: male (negative: female)",
+    ] {
+        assert!(text.contains(want), "{want:?} not in {text}");
+    }
+    let metrics = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    assert!(
+        metrics.starts_with(
+            "epoch,lr,sex_train_loss,sex_val_loss,sex_val_auc,sex_val_log_loss,sex_val_accuracy"
+        ),
+        "{metrics}"
+    );
+    let model = out.join("model.safetensors");
+    let preds = dir.join("preds.csv");
+    let o = run(&[
+        "predict",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        PENGUINS,
+        "--output",
+        preds.to_str().unwrap(),
+        "--probabilities",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let csv = std::fs::read_to_string(&preds).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("line,sex,p(sex=female),p(sex=male)"));
+    let mut n = 0;
+    for l in lines.filter(|l| !l.ends_with(",,,")) {
+        let cells: Vec<f64> = l.split(',').skip(1).map(|c| c.parse().unwrap()).collect();
+        assert!((0.0..=1.0).contains(&cells[0]), "{l}");
+        assert!((cells[0] - cells[2]).abs() < 1e-6 && (cells[1] + cells[2] - 1.0).abs() < 1e-5);
+        n += 1;
+    }
+    assert!(n > 300, "{n} rows predicted");
+    let o = run(&[
+        "eval",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        PENGUINS,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        text.contains("auc ") && text.contains("log_loss "),
+        "{text}"
+    );
+
+    let cmp = dir.join("compare");
+    let measures = "bill_length_mm,bill_depth_mm,flipper_length_mm,body_mass_g";
+    let mut args = vec!["compare", "--data", PENGUINS, "--inputs", measures];
+    args.extend(["--task", "sex:binary", "--task", "species:class"]);
+    args.extend(["--epochs", "4", "--methods", "equal,mgda", "--seeds", "2"]);
+    args.extend(["--out", cmp.to_str().unwrap()]);
+    let o = run(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        text.contains("sex auc") && text.contains("species accuracy"),
+        "{text}"
+    );
+    let csv = std::fs::read_to_string(cmp.join("results.csv")).unwrap();
+    assert!(
+        csv.starts_with("method,seed,sex_auc,species_accuracy,delta_m"),
+        "{csv}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

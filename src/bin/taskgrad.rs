@@ -214,6 +214,10 @@ fn print_outcome(settings: &RunSettings, outcome: &taskgrad::cli::run::RunOutcom
             outcome.dropped_rows
         );
     }
+    for t in &outcome.schema.tasks {
+        let kind = t.kind_name();
+        println!("task {}: {kind}, {}", t.name, t.kind.describe());
+    }
     let (tr, va, te) = outcome.split;
     println!(
         "rows: train {tr}, validation {va}, test {te}; {} epochs (best {}{}), {} steps, {:.2} s",

@@ -192,7 +192,7 @@ fn mean_std(v: &[f64]) -> (f64, f64) {
 }
 
 impl CompareOutcome {
-    /// The primary metric (accuracy or RMSE) of task `k` over the seeds.
+    /// The primary metric (accuracy, RMSE, AUC, …) of task `k` over the seeds.
     fn column(per_seed: &PerSeed, k: usize) -> Vec<f64> {
         per_seed.iter().map(|m| m[k].primary().0).collect()
     }
@@ -218,8 +218,8 @@ impl CompareOutcome {
         let higher: Vec<bool> = self.baselines[0].iter().map(|m| m.primary().1).collect();
         let cell = |(m, s): (f64, f64)| format!("{m:.4} ± {s:.4}");
         let mut head = vec![format!("{:<16}", "method")];
-        for (t, &h) in self.tasks.iter().zip(&higher) {
-            let name = format!("{t} {}", if h { "acc" } else { "RMSE" });
+        for (t, m) in self.tasks.iter().zip(&self.baselines[0]) {
+            let name = format!("{t} {}", m.primary_metric().name);
             head.push(format!("{name:>22}"));
         }
         head.push(format!("{:>22}", "Δm% vs STL"));
@@ -286,10 +286,7 @@ fn write_results_csv(path: &Path, o: &CompareOutcome) -> Result<()> {
     let mut w = csv::Writer::from_path(path).map_err(csv_err)?;
     let mut header = vec!["method".to_string(), "seed".to_string()];
     for (t, m) in o.tasks.iter().zip(&o.baselines[0]) {
-        header.push(format!(
-            "{t}_{}",
-            if m.primary().1 { "accuracy" } else { "rmse" }
-        ));
+        header.push(format!("{t}_{}", m.primary_metric().name));
     }
     header.push("delta_m".into());
     w.write_record(&header).map_err(csv_err)?;
