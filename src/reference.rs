@@ -415,6 +415,106 @@ pub fn bce<T: Real>(
     (total * inv, dlogits)
 }
 
+/// Layer normalisation of each row of x (B×H): y = γ ⊙ (x − μ)/√(σ² + ε) + β,
+/// σ² biased. Returns y and per row (μ, 1/√(σ² + ε)).
+pub fn layer_norm<T: Real>(
+    x: &[T],
+    gamma: &[T],
+    beta: &[T],
+    b: usize,
+    h: usize,
+    eps: T,
+) -> (Vec<T>, Vec<T>) {
+    let n = T::from_f64(h as f64);
+    let mut y = vec![T::zero(); b * h];
+    let mut stats = vec![T::zero(); 2 * b];
+    for r in 0..b {
+        let row = &x[r * h..(r + 1) * h];
+        let mut sum = T::zero();
+        for &v in row {
+            sum += v;
+        }
+        let mu = sum / n;
+        let mut sq = T::zero();
+        for &v in row {
+            sq += (v - mu) * (v - mu);
+        }
+        let rstd = T::one() / (sq / n + eps).sqrt();
+        for j in 0..h {
+            y[r * h + j] = gamma[j] * (row[j] - mu) * rstd + beta[j];
+        }
+        stats[2 * r] = mu;
+        stats[2 * r + 1] = rstd;
+    }
+    (y, stats)
+}
+
+/// The backward of [`layer_norm`]: (dx, dγ, dβ) from dy (B×H).
+pub fn layer_norm_backward<T: Real>(
+    dy: &[T],
+    x: &[T],
+    gamma: &[T],
+    b: usize,
+    h: usize,
+    eps: T,
+) -> (Vec<T>, Vec<T>, Vec<T>) {
+    let (_, stats) = layer_norm(x, gamma, &vec![T::zero(); h], b, h, eps);
+    let n = T::from_f64(h as f64);
+    let (mut dx, mut dgamma, mut dbeta) = (
+        vec![T::zero(); b * h],
+        vec![T::zero(); h],
+        vec![T::zero(); h],
+    );
+    for r in 0..b {
+        let (mu, rstd) = (stats[2 * r], stats[2 * r + 1]);
+        let xhat = |j: usize| (x[r * h + j] - mu) * rstd;
+        let (mut mean_g, mut mean_gx) = (T::zero(), T::zero());
+        for j in 0..h {
+            let g = dy[r * h + j] * gamma[j];
+            mean_g += g / n;
+            mean_gx += g * xhat(j) / n;
+            dgamma[j] += dy[r * h + j] * xhat(j);
+            dbeta[j] += dy[r * h + j];
+        }
+        for j in 0..h {
+            dx[r * h + j] = rstd * (dy[r * h + j] * gamma[j] - mean_g - xhat(j) * mean_gx);
+        }
+    }
+    (dx, dgamma, dbeta)
+}
+
+/// The "lowbias32" integer hash (C. Wellons), as shaders/dropout.wgsl.
+pub fn lowbias32(v: u32) -> u32 {
+    let mut h = v;
+    h ^= h >> 16;
+    h = h.wrapping_mul(0x7feb_352d);
+    h ^= h >> 15;
+    h = h.wrapping_mul(0x846c_a68b);
+    h ^= h >> 16;
+    h
+}
+
+/// Whether dropout keeps element `i` at training step `step` (shaders/dropout.wgsl).
+pub fn dropout_keep(i: u32, seed: u32, step: u32, rate: f32) -> bool {
+    let h = lowbias32(lowbias32(i) ^ lowbias32(seed ^ lowbias32(step.wrapping_add(0x9e37_79b9))));
+    ((h >> 8) as f32 / 16_777_216.0) >= rate
+}
+
+/// Inverted dropout: y[i] = keep ? x[i] / (1 − rate) : 0 (also its backward, on dy).
+pub fn dropout<T: Real>(x: &[T], seed: u32, step: u32, rate: f32) -> Vec<T> {
+    let scale = T::one() / T::from_f64(1.0 - rate as f64);
+    x.iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            if dropout_keep(i as u32, seed, step, rate) {
+                v * scale
+            } else {
+                T::zero()
+            }
+        })
+        .collect()
+}
+
 /// One SGD-with-momentum step, in place.
 pub fn sgd_step<T: Real>(
     theta: &mut [T],

@@ -320,6 +320,8 @@ fn iris_grads(gpu: &taskgrad::Gpu, half: bool, space: Option<GradSpace>) -> Vec<
         inputs: 2,
         trunk: vec![32, 32],
         tower: vec![16],
+        trunk_layers: vec![],
+        tower_layers: vec![],
         outputs: vec![3, 1, 1],
         head_names: vec!["s".into(), "l".into(), "w".into()],
         activation: Default::default(),

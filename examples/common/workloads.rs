@@ -98,6 +98,8 @@ fn build(
         inputs: data.d,
         trunk,
         tower: vec![],
+        trunk_layers: vec![],
+        tower_layers: vec![],
         outputs: data.tasks.iter().map(|t| t.outputs()).collect(),
         head_names: data.tasks.iter().map(|t| t.name.clone()).collect(),
         activation: Default::default(),

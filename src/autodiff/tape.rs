@@ -107,6 +107,13 @@ pub struct Tape<'g> {
     /// every matmul reads f16 operands where it has them (f32 accumulation;
     /// gradients stay f32). Needs `SHADER_F16`.
     pub half: bool,
+    /// A training step (dropout draws masks) rather than evaluation (dropout
+    /// is the identity). False unless the step builder sets it.
+    pub training: bool,
+    /// The training step counter on the GPU (one u32), made by the first op
+    /// that draws a fresh random mask each step ([`Tape::step_counter`]);
+    /// the step builder advances it once per step.
+    pub step: Option<Tensor>,
 }
 
 impl<'g> Tape<'g> {
@@ -119,6 +126,8 @@ impl<'g> Tape<'g> {
             fuse: true,
             fuse_mask_max_macs: crate::autodiff::ops::FUSE_MASK_MAX_MACS,
             half: false,
+            training: false,
+            step: None,
         }
     }
 
@@ -140,6 +149,14 @@ impl<'g> Tape<'g> {
         let v = self.push_node(NodeKind::Param, value.clone(), true, None);
         self.nodes[v.0].grad = Some(grad.clone());
         Ok(v)
+    }
+
+    /// The GPU step counter (made, zero, on first use).
+    pub fn step_counter(&mut self) -> Result<Tensor> {
+        if self.step.is_none() {
+            self.step = Some(Tensor::from_u32(self.gpu, &[1], &[0], "step counter")?);
+        }
+        Ok(self.step.clone().expect("made above"))
     }
 
     /// The value of a node.

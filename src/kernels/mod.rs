@@ -11,9 +11,11 @@
 
 pub mod bce;
 pub mod columns;
+pub mod dropout;
 pub mod elementwise;
 pub mod gate;
 pub mod gram;
+pub mod layer_norm;
 pub mod loss_tracking;
 pub mod loss_weighting;
 pub mod matmul;
@@ -92,6 +94,15 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("gate.wgsl", include_str!("../../shaders/gate.wgsl")),
     ("columns.wgsl", include_str!("../../shaders/columns.wgsl")),
     ("mixture.wgsl", include_str!("../../shaders/mixture.wgsl")),
+    (
+        "layer_norm.wgsl",
+        include_str!("../../shaders/layer_norm.wgsl"),
+    ),
+    ("dropout.wgsl", include_str!("../../shaders/dropout.wgsl")),
+    (
+        "step_counter.wgsl",
+        include_str!("../../shaders/step_counter.wgsl"),
+    ),
 ];
 
 pub(crate) fn source(file: &'static str) -> &'static str {

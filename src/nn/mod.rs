@@ -3,12 +3,14 @@
 //! or a mixture of experts ([`Arch`], [`moe`]), a head and optional tower per task).
 
 mod activation;
+pub mod layer;
 mod linear;
 pub mod moe;
 mod net;
 mod params;
 
 pub use activation::Activation;
+pub use layer::{Layer, LayerSpec, Stack};
 pub use linear::{Init, Linear};
 pub use moe::Arch;
 pub use net::{MultiTaskNet, NetSpec};

@@ -1,11 +1,13 @@
-//! The multi-task network: a shared MLP trunk and one head per task, each head
-//! optionally with its own tower of hidden layers.
+//! The multi-task network: a shared trunk (a list of layers, [`super::layer`])
+//! or a mixture of experts, and one head per task: its own tower (a list of
+//! layers) and an output Linear as wide as its task's kind asks.
 
 use std::ops::Range;
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
+use super::layer::{LayerSpec, Stack};
 use super::moe::{Arch, Moe};
 use super::{Activation, Init, Linear, ParamBuilder, ParamId, ParamSet};
 use crate::autodiff::{Tape, Var};
@@ -17,10 +19,19 @@ use crate::error::{Error, Result};
 pub struct NetSpec {
     /// Input features D.
     pub inputs: usize,
-    /// Hidden widths of the shared trunk (each Linear + activation).
+    /// Hidden widths of the shared trunk (each Linear + activation): the
+    /// shorthand for `trunk_layers`, used when that is empty.
     pub trunk: Vec<usize>,
-    /// Hidden widths of each task's own tower (empty: the head reads the trunk directly).
+    /// Hidden widths of each task's own tower (empty: the head reads the
+    /// trunk directly): the shorthand for `tower_layers`.
     pub tower: Vec<usize>,
+    /// The trunk as a list of layers (`--trunk`); models saved before layers
+    /// were units have none, and their `trunk` widths stand for it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trunk_layers: Vec<LayerSpec>,
+    /// Each tower as a list of layers (`--tower-layers`), likewise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tower_layers: Vec<LayerSpec>,
     /// Output width of each head (classes, or 1 for a regression).
     pub outputs: Vec<usize>,
     /// Names of the heads (parameter names are `head.<name>...`).
@@ -35,13 +46,32 @@ pub struct NetSpec {
     pub arch: Arch,
 }
 
+impl NetSpec {
+    /// The trunk's layers: `trunk_layers`, or the `trunk` widths each with the activation.
+    pub fn trunk_specs(&self) -> Vec<LayerSpec> {
+        if self.trunk_layers.is_empty() {
+            LayerSpec::from_widths(&self.trunk, self.activation)
+        } else {
+            self.trunk_layers.clone()
+        }
+    }
+    /// Each tower's layers: `tower_layers`, or the `tower` widths each with the activation.
+    pub fn tower_specs(&self) -> Vec<LayerSpec> {
+        if self.tower_layers.is_empty() {
+            LayerSpec::from_widths(&self.tower, self.activation)
+        } else {
+            self.tower_layers.clone()
+        }
+    }
+}
+
 /// Shared trunk (or mixture of experts) and one head (tower + output layer) per task.
 pub struct MultiTaskNet {
     pub spec: NetSpec,
-    pub trunk: Vec<Linear>,
+    pub trunk: Stack,
     /// The mixture of experts, for an `Arch` other than `Shared`.
     pub moe: Option<Moe>,
-    pub heads: Vec<(Vec<Linear>, Linear)>,
+    pub heads: Vec<(Stack, Linear)>,
 }
 
 impl MultiTaskNet {
@@ -53,16 +83,15 @@ impl MultiTaskNet {
             ));
         }
         let mut rng = StdRng::seed_from_u64(seed);
-        let mut trunk = Vec::new();
         let mut width = spec.inputs;
         let moe = match &spec.arch {
             Arch::Shared => None,
             arch => {
-                if !spec.trunk.is_empty() {
+                if !spec.trunk_specs().is_empty() {
                     return Err(Error::InvalidConfig(format!(
-                        "--arch {} has experts instead of a trunk: the trunk widths {:?} do not apply",
+                        "the {} architecture has experts instead of a trunk: the trunk layers {:?} do not apply",
                         arch.name(),
-                        spec.trunk
+                        spec.trunk_specs().iter().map(|l| l.to_string()).collect::<Vec<_>>()
                     )));
                 }
                 let moe = Moe::new(
@@ -77,36 +106,17 @@ impl MultiTaskNet {
                 Some(moe)
             }
         };
-        for (i, &h) in spec.trunk.iter().enumerate() {
-            trunk.push(Linear::new(
-                p,
-                &format!("trunk.{i}"),
-                width,
-                h,
-                Init::He,
-                &mut rng,
-            )?);
-            width = h;
-        }
+        let trunk = Stack::build(p, "trunk", &spec.trunk_specs(), width, &mut rng)?;
+        width = trunk.output();
+        let tower_specs = spec.tower_specs();
         let mut heads = Vec::new();
         for (name, &out) in spec.head_names.iter().zip(&spec.outputs) {
-            let mut tower = Vec::new();
-            let mut w = width;
-            for (i, &h) in spec.tower.iter().enumerate() {
-                tower.push(Linear::new(
-                    p,
-                    &format!("head.{name}.tower.{i}"),
-                    w,
-                    h,
-                    Init::He,
-                    &mut rng,
-                )?);
-                w = h;
-            }
+            let prefix = format!("head.{name}.tower");
+            let tower = Stack::build(p, &prefix, &tower_specs, width, &mut rng)?;
             let output = Linear::new(
                 p,
                 &format!("head.{name}.out"),
-                w,
+                tower.output(),
                 out,
                 Init::Xavier,
                 &mut rng,
@@ -126,7 +136,7 @@ impl MultiTaskNet {
     pub fn shared_params(&self) -> Vec<ParamId> {
         match &self.moe {
             Some(moe) => moe.shared_params.clone(),
-            None => self.trunk.iter().flat_map(|l| [l.w, l.b]).collect(),
+            None => self.trunk.params(),
         }
     }
 
@@ -153,11 +163,7 @@ impl MultiTaskNet {
 
     /// Record the trunk: its output is the shared representation z (B×H).
     pub fn trunk_forward(&self, tape: &mut Tape, params: &ParamSet, x: Var) -> Result<Var> {
-        let mut h = x;
-        for layer in &self.trunk {
-            h = layer.forward(tape, params, h, self.spec.activation)?;
-        }
-        Ok(h)
+        self.trunk.forward(tape, params, x)
     }
 
     /// Record head `k` on the shared representation `z`: logits or predictions.
@@ -169,10 +175,7 @@ impl MultiTaskNet {
         k: usize,
     ) -> Result<Var> {
         let (tower, out) = &self.heads[k];
-        let mut h = z;
-        for layer in tower {
-            h = layer.forward(tape, params, h, self.spec.activation)?;
-        }
+        let h = tower.forward(tape, params, z)?;
         out.forward(tape, params, h, Activation::Identity)
     }
 

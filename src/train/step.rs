@@ -34,7 +34,7 @@ use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, Tensor};
 use crate::kernels::gram::{self, GradRows};
-use crate::kernels::{elementwise, loss_tracking, matmul_f16};
+use crate::kernels::{dropout, elementwise, loss_tracking, matmul_f16};
 use crate::mtl::{GradSpace, Weighting, WeightingContext, WeightingPlan};
 use crate::nn::{MultiTaskNet, ParamSet};
 use crate::optim::{Optimizer, OptimizerConfig};
@@ -343,6 +343,9 @@ pub struct StepPlan {
     /// After the optimizer: the weighting's look at the losses that its step
     /// produced on the same batch (FAMO), run after the forward pass again.
     pub after_update: Vec<Dispatch>,
+    /// Last of all: the GPU step counter advanced, when a layer draws a new
+    /// random mask each step (dropout); the step's passes all read one value.
+    pub advance: Vec<Dispatch>,
     /// Where per-task gradients are taken; decides the order of the phases.
     pub space: Option<GradSpace>,
 }
@@ -494,6 +497,7 @@ impl Program {
         let mut tape = Tape::new(gpu);
         tape.fuse = opts.fused;
         tape.half = opts.half;
+        tape.training = true;
         let traced = trace(&mut tape, net, params, &batch, &tb, space)?;
         tape.backward(&traced.loss_vars)?;
         let n_heads = tape.backward.len();
@@ -537,6 +541,10 @@ impl Program {
             combine: path.combine,
             after_backward: weights.after_backward,
             track: vec![loss_tracking::track_losses(gpu, &tb.losses, &tb.state)?],
+            advance: match &tape.step {
+                Some(step) => vec![dropout::advance(gpu, step)?],
+                None => Vec::new(),
+            },
             after_update: weights.after_update,
             // A parameter-space path over a trunk without parameters ran in representation space.
             space: match space {
@@ -578,6 +586,7 @@ impl Program {
         let mut ds = self.plan.train();
         ds.push(self.optimizer.dispatch());
         ds.extend(self.plan.after_update());
+        ds.extend(&self.plan.advance);
         ds
     }
 }

@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::gpu::Tensor;
 use crate::mtl::{GradSpace, Weighting};
-use crate::nn::{Activation, Arch, MultiTaskNet, NetSpec, ParamBuilder, ParamSet};
+use crate::nn::{Activation, Arch, LayerSpec, MultiTaskNet, NetSpec, ParamBuilder, ParamSet};
 use crate::optim::{OptimizerConfig, OptimizerKind};
 use crate::train::metrics::TaskMetrics;
 
@@ -46,6 +46,11 @@ pub struct TrainConfig {
     pub trunk: Vec<usize>,
     /// Hidden widths of each task's tower.
     pub tower: Vec<usize>,
+    /// The trunk as a list of layers (`linear:64`, `layernorm`, `dropout:0.1`,
+    /// …); when not empty it replaces `trunk` and `activation` for the trunk.
+    pub trunk_layers: Vec<LayerSpec>,
+    /// Each task's tower as a list of layers; when not empty it replaces `tower`.
+    pub tower_layers: Vec<LayerSpec>,
     /// The hidden layers' activation.
     pub activation: Activation,
     /// The shared part: a trunk of `trunk` widths, or a mixture of experts
@@ -138,6 +143,8 @@ impl Default for TrainConfig {
             seed: 0,
             trunk: vec![64, 64],
             tower: vec![],
+            trunk_layers: vec![],
+            tower_layers: vec![],
             activation: Activation::Relu,
             arch: Arch::Shared,
             grad_space: None,
@@ -467,6 +474,11 @@ fn build_model(
             _ => Vec::new(),
         },
         tower: cfg.tower.clone(),
+        trunk_layers: match cfg.arch {
+            Arch::Shared => cfg.trunk_layers.clone(),
+            _ => Vec::new(),
+        },
+        tower_layers: cfg.tower_layers.clone(),
         outputs: tasks.iter().map(|t| t.outputs()).collect(),
         head_names: tasks.iter().map(|t| t.name.clone()).collect(),
         activation: cfg.activation,

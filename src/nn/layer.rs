@@ -1,0 +1,450 @@
+//! Layers as units: a trunk or a tower is a list of layers, written as on
+//! the command line (`--trunk "linear:64,relu,layernorm,dropout:0.1,linear:64,gelu"`).
+//!
+//! A layer owns its parameters in the arena (added when it is built, named
+//! `<prefix>.<k>` for the k-th layer of its list that has any) and records
+//! its forward on the tape; each op's backward is written beside its forward
+//! in `autodiff/ops.rs`. Layers are looked up by name in a registry
+//! ([`LAYERS`], and [`register`] for layers defined outside the crate);
+//! nothing above matches on a layer's name.
+//!
+//! | layer | parameters | op |
+//! | --- | --- | --- |
+//! | `linear:N` | W (in×N, He), b (N, zeros) | x·W + b |
+//! | `relu`, `gelu`, `tanh` | — | elementwise |
+//! | `layernorm` | γ (ones), β (zeros) | per-row normalisation, learned scale and shift |
+//! | `dropout:P` | — | inverted dropout at rate P while training (a seeded hash mask, new each step), the identity at evaluation |
+//!
+//! Fusions are the builder's, not the layers': `linear:N` followed by `relu`
+//! becomes one Linear with ReLU in the matmul's epilogue (forward) and loads
+//! (backward), as the shorthand `--hidden 64,64` always built.
+
+use std::sync::RwLock;
+
+use rand::rngs::StdRng;
+use rand::Rng;
+
+use super::{Activation, Init, Linear, ParamBuilder, ParamId, ParamSet};
+use crate::autodiff::{Tape, Var};
+use crate::error::{Error, Result};
+
+/// One layer of a list as written: `name` or `name:arg`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct LayerSpec {
+    pub name: String,
+    pub arg: Option<String>,
+}
+
+impl LayerSpec {
+    pub fn new(name: &str, arg: Option<&str>) -> LayerSpec {
+        LayerSpec {
+            name: name.to_string(),
+            arg: arg.map(str::to_string),
+        }
+    }
+
+    /// `name` or `name:arg` (spaces around either part ignored, name in any case).
+    pub fn parse(text: &str) -> Result<LayerSpec> {
+        let text = text.trim();
+        let (name, arg) = match text.split_once(':') {
+            Some((n, a)) => (n.trim(), Some(a.trim())),
+            None => (text, None),
+        };
+        if name.is_empty() {
+            return Err(Error::InvalidConfig(format!(
+                "layer {text:?} has no name: write e.g. linear:64, relu, layernorm, dropout:0.1"
+            )));
+        }
+        Ok(LayerSpec::new(&name.to_ascii_lowercase(), arg))
+    }
+
+    /// A comma-separated list: `"linear:64,relu,layernorm"`.
+    pub fn parse_list(text: &str) -> Result<Vec<LayerSpec>> {
+        text.split(',')
+            .filter(|s| !s.trim().is_empty())
+            .map(LayerSpec::parse)
+            .collect()
+    }
+
+    /// The layers `--hidden 64,64` stands for: each width a Linear, then the activation.
+    pub fn from_widths(widths: &[usize], activation: Activation) -> Vec<LayerSpec> {
+        let mut out = Vec::new();
+        for w in widths {
+            out.push(LayerSpec::new("linear", Some(&w.to_string())));
+            if activation != Activation::Identity {
+                out.push(LayerSpec::new(activation.name(), None));
+            }
+        }
+        out
+    }
+}
+
+impl std::fmt::Display for LayerSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.arg {
+            Some(a) => write!(f, "{}:{a}", self.name),
+            None => write!(f, "{}", self.name),
+        }
+    }
+}
+
+impl serde::Serialize for LayerSpec {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for LayerSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<LayerSpec, D::Error> {
+        let text = String::deserialize(d)?;
+        LayerSpec::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A built layer: its parameters are in the arena, its forward goes on the tape.
+pub trait Layer: std::fmt::Debug + Send + Sync {
+    /// Record y = layer(x) (B×input → B×output).
+    fn forward(&self, tape: &mut Tape, params: &ParamSet, x: Var) -> Result<Var>;
+    /// The width of its output.
+    fn output(&self) -> usize;
+    /// Its parameters (none for an activation).
+    fn params(&self) -> Vec<ParamId>;
+}
+
+/// What building a layer needs.
+pub struct LayerContext<'a> {
+    pub params: &'a mut ParamBuilder,
+    /// The prefix of the layer's parameter names, e.g. `trunk.2`.
+    pub name: String,
+    /// The width of the layer's input.
+    pub input: usize,
+    /// Initial values and seeds are drawn from here (the network's seed).
+    pub rng: &'a mut StdRng,
+}
+
+/// A layer's entry in the registry.
+pub struct LayerInfo {
+    /// The name in a layer list (`linear`, `layernorm`, …).
+    pub name: &'static str,
+    /// What it is and what its argument means, in one line (`--help` lists it).
+    pub summary: &'static str,
+    /// Build the layer with its argument (the text after `:`, if any).
+    pub build: fn(Option<&str>, &mut LayerContext<'_>) -> Result<Box<dyn Layer>>,
+}
+
+/// The layers this crate has.
+pub const LAYERS: &[&LayerInfo] = &[
+    &LINEAR,
+    &act::RELU,
+    &act::GELU,
+    &act::TANH,
+    &LAYER_NORM,
+    &DROPOUT,
+];
+
+static REGISTERED: RwLock<Vec<&'static LayerInfo>> = RwLock::new(Vec::new());
+
+/// Make a layer defined outside the crate usable by name in `--trunk`,
+/// `--tower`, configs and saved models. A name already taken is an error.
+pub fn register(info: &'static LayerInfo) -> Result<()> {
+    let mut extra = REGISTERED.write().unwrap_or_else(|e| e.into_inner());
+    let known: Vec<&LayerInfo> = LAYERS
+        .iter()
+        .copied()
+        .chain(extra.iter().copied())
+        .collect();
+    if known.iter().any(|l| std::ptr::eq(*l, info)) {
+        return Ok(());
+    }
+    if known.iter().any(|l| l.name == info.name) {
+        return Err(Error::InvalidConfig(format!(
+            "layer {:?} is already registered",
+            info.name
+        )));
+    }
+    extra.push(info);
+    Ok(())
+}
+
+/// Every layer known now: the crate's, then those registered.
+pub fn layers() -> Vec<&'static LayerInfo> {
+    let extra = REGISTERED.read().unwrap_or_else(|e| e.into_inner());
+    LAYERS
+        .iter()
+        .copied()
+        .chain(extra.iter().copied())
+        .collect()
+}
+
+fn lookup(name: &str) -> Result<&'static LayerInfo> {
+    let all = layers();
+    all.iter().copied().find(|l| l.name == name).ok_or_else(|| {
+        let names: Vec<&str> = all.iter().map(|l| l.name).collect();
+        Error::InvalidConfig(format!(
+            "unknown layer {name:?}: use one of {}",
+            names.join(", ")
+        ))
+    })
+}
+
+/// A list of built layers: a trunk, a tower, an expert.
+#[derive(Debug)]
+pub struct Stack {
+    pub layers: Vec<Box<dyn Layer>>,
+    /// Its input width.
+    pub input: usize,
+}
+
+impl Stack {
+    /// Build `specs` over inputs of width `input`, parameters named
+    /// `<prefix>.<k>`. `linear` then `relu` become one fused Linear.
+    pub fn build(
+        p: &mut ParamBuilder,
+        prefix: &str,
+        specs: &[LayerSpec],
+        input: usize,
+        rng: &mut StdRng,
+    ) -> Result<Stack> {
+        let mut layers: Vec<Box<dyn Layer>> = Vec::new();
+        let mut width = input;
+        let mut k = 0;
+        let mut i = 0;
+        while i < specs.len() {
+            let spec = &specs[i];
+            let fuse_relu =
+                spec.name == "linear" && specs.get(i + 1).is_some_and(|n| n.name == "relu");
+            let mut ctx = LayerContext {
+                params: p,
+                name: format!("{prefix}.{k}"),
+                input: width,
+                rng,
+            };
+            let layer = if fuse_relu {
+                i += 1;
+                build_linear(spec.arg.as_deref(), &mut ctx, true)?
+            } else {
+                (lookup(&spec.name)?.build)(spec.arg.as_deref(), &mut ctx)
+                    .map_err(|e| in_layer(e, spec, prefix))?
+            };
+            if !layer.params().is_empty() {
+                k += 1;
+            }
+            width = layer.output();
+            layers.push(layer);
+            i += 1;
+        }
+        Ok(Stack { layers, input })
+    }
+
+    /// The width of its output (its input's, for an empty list).
+    pub fn output(&self) -> usize {
+        self.layers.last().map_or(self.input, |l| l.output())
+    }
+
+    pub fn params(&self) -> Vec<ParamId> {
+        self.layers.iter().flat_map(|l| l.params()).collect()
+    }
+
+    pub fn forward(&self, tape: &mut Tape, params: &ParamSet, x: Var) -> Result<Var> {
+        let mut h = x;
+        for layer in &self.layers {
+            h = layer.forward(tape, params, h)?;
+        }
+        Ok(h)
+    }
+}
+
+fn in_layer(e: Error, spec: &LayerSpec, prefix: &str) -> Error {
+    match e {
+        Error::InvalidConfig(m) => Error::InvalidConfig(format!("layer {spec} of {prefix}: {m}")),
+        other => other,
+    }
+}
+
+/// An argument that must be a number of a kind.
+fn arg<T: std::str::FromStr>(arg: Option<&str>, layer: &str, what: &str) -> Result<T> {
+    let text = arg.ok_or_else(|| {
+        Error::InvalidConfig(format!("{layer} needs {what}: write {layer}:VALUE"))
+    })?;
+    text.parse()
+        .map_err(|_| Error::InvalidConfig(format!("{layer}:{text}: {text:?} is not {what}")))
+}
+
+fn no_arg(arg: Option<&str>, layer: &str) -> Result<()> {
+    match arg {
+        None => Ok(()),
+        Some(a) => Err(Error::InvalidConfig(format!(
+            "{layer} takes no argument, got {layer}:{a}"
+        ))),
+    }
+}
+
+// ---- linear -----------------------------------------------------------------
+
+/// y = x·W + b, with ReLU fused into the matmul when the builder says so.
+#[derive(Debug)]
+struct LinearLayer {
+    linear: Linear,
+    relu: bool,
+}
+
+impl Layer for LinearLayer {
+    fn forward(&self, tape: &mut Tape, params: &ParamSet, x: Var) -> Result<Var> {
+        let act = if self.relu {
+            Activation::Relu
+        } else {
+            Activation::Identity
+        };
+        self.linear.forward(tape, params, x, act)
+    }
+    fn output(&self) -> usize {
+        self.linear.fan_out
+    }
+    fn params(&self) -> Vec<ParamId> {
+        vec![self.linear.w, self.linear.b]
+    }
+}
+
+fn build_linear(a: Option<&str>, c: &mut LayerContext<'_>, relu: bool) -> Result<Box<dyn Layer>> {
+    let width: usize = arg(a, "linear", "a width (a whole number above 0)")?;
+    let linear = Linear::new(c.params, &c.name, c.input, width, Init::He, c.rng)?;
+    Ok(Box::new(LinearLayer { linear, relu }))
+}
+
+const LINEAR: LayerInfo = LayerInfo {
+    name: "linear",
+    summary: "linear:N — N outputs, x·W + b (He initialisation); fused with a following relu",
+    build: |a, c| build_linear(a, c, false),
+};
+
+// ---- activations --------------------------------------------------------------
+
+mod act {
+    use super::*;
+
+    /// An elementwise activation as a layer of its own.
+    #[derive(Debug)]
+    pub(super) struct Act {
+        pub act: Activation,
+        pub width: usize,
+    }
+
+    impl Layer for Act {
+        fn forward(&self, tape: &mut Tape, _params: &ParamSet, x: Var) -> Result<Var> {
+            self.act.apply(tape, x)
+        }
+        fn output(&self) -> usize {
+            self.width
+        }
+        fn params(&self) -> Vec<ParamId> {
+            Vec::new()
+        }
+    }
+
+    fn build(act: Activation, a: Option<&str>, c: &LayerContext<'_>) -> Result<Box<dyn Layer>> {
+        no_arg(a, act.name())?;
+        Ok(Box::new(Act {
+            act,
+            width: c.input,
+        }))
+    }
+
+    pub(super) const RELU: LayerInfo = LayerInfo {
+        name: "relu",
+        summary: "relu — max(x, 0)",
+        build: |a, c| build(Activation::Relu, a, c),
+    };
+    pub(super) const GELU: LayerInfo = LayerInfo {
+        name: "gelu",
+        summary: "gelu — ½x(1 + tanh(√(2/π)(x + 0.044715x³)))",
+        build: |a, c| build(Activation::Gelu, a, c),
+    };
+    pub(super) const TANH: LayerInfo = LayerInfo {
+        name: "tanh",
+        summary: "tanh — tanh(x)",
+        build: |a, c| build(Activation::Tanh, a, c),
+    };
+}
+
+// ---- layer normalisation ------------------------------------------------------
+
+#[derive(Debug)]
+struct LayerNorm {
+    gamma: ParamId,
+    beta: ParamId,
+    width: usize,
+}
+
+impl Layer for LayerNorm {
+    fn forward(&self, tape: &mut Tape, params: &ParamSet, x: Var) -> Result<Var> {
+        let gamma = params.var_f32(tape, self.gamma)?;
+        let beta = params.var_f32(tape, self.beta)?;
+        tape.layer_norm(x, gamma, beta)
+    }
+    fn output(&self) -> usize {
+        self.width
+    }
+    fn params(&self) -> Vec<ParamId> {
+        vec![self.gamma, self.beta]
+    }
+}
+
+const LAYER_NORM: LayerInfo = LayerInfo {
+    name: "layernorm",
+    summary:
+        "layernorm — each row normalised to mean 0 and variance 1, then a learned scale and shift",
+    build: |a, c| {
+        no_arg(a, "layernorm")?;
+        let h = c.input;
+        let gamma = c
+            .params
+            .add(&format!("{}.gamma", c.name), &[h], vec![1.0; h])?;
+        let beta = c
+            .params
+            .add(&format!("{}.beta", c.name), &[h], vec![0.0; h])?;
+        Ok(Box::new(LayerNorm {
+            gamma,
+            beta,
+            width: h,
+        }))
+    },
+};
+
+// ---- dropout --------------------------------------------------------------------
+
+#[derive(Debug)]
+struct Dropout {
+    rate: f32,
+    seed: u32,
+    width: usize,
+}
+
+impl Layer for Dropout {
+    fn forward(&self, tape: &mut Tape, _params: &ParamSet, x: Var) -> Result<Var> {
+        tape.dropout(x, self.rate, self.seed)
+    }
+    fn output(&self) -> usize {
+        self.width
+    }
+    fn params(&self) -> Vec<ParamId> {
+        Vec::new()
+    }
+}
+
+const DROPOUT: LayerInfo = LayerInfo {
+    name: "dropout",
+    summary: "dropout:P — while training, each value zeroed with probability P (a new seeded mask each step) and the rest scaled by 1/(1−P); the identity at evaluation",
+    build: |a, c| {
+        let rate: f32 = arg(a, "dropout", "a rate in [0, 1)")?;
+        if !(0.0..1.0).contains(&rate) {
+            return Err(Error::InvalidConfig(format!(
+                "dropout:{rate}: the rate is in [0, 1)"
+            )));
+        }
+        Ok(Box::new(Dropout {
+            rate,
+            seed: c.rng.random(),
+            width: c.input,
+        }))
+    },
+};
