@@ -12,9 +12,11 @@
 //   dx[b,j] = r_b · (g[b,j] − mean_j g[b,·] − x̂[b,j] · mean_j (g[b,·] ⊙ x̂[b,·]))
 // backward_params  (one invocation per column j; rows summed in order, so the
 //   result does not depend on scheduling):
-//   dγ[j] = Σ_b dy[b,j] · x̂[b,j],   dβ[j] = Σ_b dy[b,j],   written to out = [dγ (H) | dβ (H)].
+//   dγ[j] = Σ_b dy[b,j] · x̂[b,j],   dβ[j] = Σ_b dy[b,j],   written to out[j] and
+//   out[beta_at + j] (beta_at ≥ H, chosen by the host so that dβ starts at a
+//   storage-binding offset the adapter accepts: each half is then bound on its own).
 //
-// Shapes: x, y, dy, dx B×H; gamma, beta H; stats B×2; out of backward_params 2H.
+// Shapes: x, y, dy, dx B×H; gamma, beta H; stats B×2; out of backward_params beta_at + H.
 // Every index is guarded by B or H; a grid of more than 65,535 workgroups is
 // folded into two dimensions by the host (the flat index is rebuilt below).
 //
@@ -28,7 +30,7 @@ struct Params {
     rows: u32,
     cols: u32,
     eps: f32,
-    _pad: u32,
+    beta_at: u32,
 }
 
 override WG: u32 = 64u;
@@ -103,5 +105,5 @@ fn backward_params(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocat
         dbeta = dbeta + a[i];
     }
     out[j] = dgamma;
-    out[p.cols + j] = dbeta;
+    out[p.beta_at + j] = dbeta;
 }

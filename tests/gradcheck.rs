@@ -318,6 +318,71 @@ fn bce_with_mask_and_seed() {
 }
 
 #[test]
+fn layer_norm_of_a_parameter_with_scale_and_shift() {
+    let gpu = gpu_or_skip!();
+    // L = mse(layer_norm(x; γ, β), t), x (4×5), γ, β (5) all parameters.
+    let (b, h) = (4, 5);
+    let (fx, ids) = fixture(
+        gpu,
+        &[("x", vec![b, h]), ("gamma", vec![h]), ("beta", vec![h])],
+        53,
+    );
+    let target = random(&mut rng(54), b * h);
+    let (seeds, losses) = loss_buffers(gpu, 1.0);
+    let mut tape = Tape::new(gpu);
+    let vars: Vec<_> = ids
+        .iter()
+        .map(|&id| fx.params.var(&mut tape, id).unwrap())
+        .collect();
+    let y = tape.layer_norm(vars[0], vars[1], vars[2]).unwrap();
+    let mask = upload(gpu, &[b], &[1.0; 4]);
+    let l = tape
+        .mse(y, &upload(gpu, &[b, h], &target), &mask, &seeds, &losses, 0)
+        .unwrap();
+    tape.backward(&[l]).unwrap();
+    let t64: Vec<f64> = target.iter().map(|&v| v as f64).collect();
+    check(gpu, &tape, &fx, "layer_norm", |p| {
+        let (y, _) = cpu::layer_norm(&p[0], &p[1], &p[2], b, h, 1e-5);
+        cpu::mse(&y, &t64, &ones(b), b, h, 1.0).0
+    });
+}
+
+#[test]
+fn dropout_while_training_and_identity_at_evaluation() {
+    let gpu = gpu_or_skip!();
+    // L = mse(dropout(x), t) at rate 0.4 on step 0 of seed 77: the gradient
+    // is the kept elements' dy / 0.6, zero elsewhere.
+    let n = 12;
+    let (fx, ids) = fixture(gpu, &[("x", vec![1, n])], 55);
+    let target = random(&mut rng(56), n);
+    let (seeds, losses) = loss_buffers(gpu, 1.0);
+    let mut tape = Tape::new(gpu);
+    tape.training = true;
+    let x = fx.params.var(&mut tape, ids[0]).unwrap();
+    let y = tape.dropout(x, 0.4, 77).unwrap();
+    let l = tape
+        .mse(
+            y,
+            &upload(gpu, &[1, n], &target),
+            &upload(gpu, &[1], &[1.0]),
+            &seeds,
+            &losses,
+            0,
+        )
+        .unwrap();
+    tape.backward(&[l]).unwrap();
+    let t64: Vec<f64> = target.iter().map(|&v| v as f64).collect();
+    check(gpu, &tape, &fx, "dropout", |p| {
+        cpu::mse(&cpu::dropout(&p[0], 77, 0, 0.4), &t64, &[1.0], 1, n, 1.0).0
+    });
+    // At evaluation the layer is the identity: no node, no dispatch.
+    let mut eval = Tape::new(gpu);
+    let x = eval.input(&upload(gpu, &[1, n], &target));
+    assert_eq!(eval.dropout(x, 0.4, 77).unwrap(), x);
+    assert!(eval.forward.is_empty());
+}
+
+#[test]
 fn three_task_network_with_towers() {
     let gpu = gpu_or_skip!();
     for act in [Activation::Relu, Activation::Gelu, Activation::Tanh] {

@@ -406,10 +406,11 @@ impl<'g> Tape<'g> {
                 layer_norm::backward_input(gpu, dy, &xv, &gv, &stats, dx)
             })?;
             if t.requires_grad(gamma) || t.requires_grad(beta) {
-                let both = Tensor::zeros(gpu, &[2 * h], "layer_norm dgamma|dbeta")?;
+                let at = layer_norm::beta_at(gpu, h);
+                let both = Tensor::zeros(gpu, &[at + h], "layer_norm dgamma|dbeta")?;
                 let d = layer_norm::backward_params(gpu, dy, &xv, &stats, &both)?;
                 t.record_backward(d);
-                let (dg, db) = (both.slice(0, gv.shape())?, both.slice(h, gv.shape())?);
+                let (dg, db) = (both.slice(0, gv.shape())?, both.slice(at, gv.shape())?);
                 t.contribute(gamma, |g| elementwise::scale(gpu, &dg, 1.0, g))?;
                 t.contribute(beta, |g| elementwise::scale(gpu, &db, 1.0, g))?;
             }

@@ -17,16 +17,23 @@ struct Params {
     rows: u32,
     cols: u32,
     eps: f32,
-    _pad: u32,
+    beta_at: u32,
 }
 
-fn params(rows: usize, cols: usize) -> Params {
+fn params(rows: usize, cols: usize, beta_at: usize) -> Params {
     Params {
         rows: rows as u32,
         cols: cols as u32,
         eps: EPS,
-        _pad: 0,
+        beta_at: beta_at as u32,
     }
+}
+
+/// Where dβ starts in the output of [`backward_params`]: the first
+/// storage-binding offset at or after H, so each half can be bound alone.
+pub fn beta_at(gpu: &Gpu, h: usize) -> usize {
+    let a = (gpu.limits.min_storage_buffer_offset_alignment as usize / 4).max(1);
+    h.div_ceil(a) * a
 }
 
 fn f32_matrix(op: &'static str, t: &Tensor) -> Result<(usize, usize)> {
@@ -61,7 +68,7 @@ pub fn forward(
         "forward",
         &[Uniform, ReadWrite, ReadWrite, ReadOnly, ReadOnly, ReadOnly],
         &[],
-        &params(b, h),
+        &params(b, h, 0),
         &[y, stats, x, gamma, beta],
         grid_for(gpu, b)?,
     )
@@ -88,13 +95,14 @@ pub fn backward_input(
         "backward_input",
         &[Uniform, ReadWrite, ReadWrite, ReadOnly, ReadOnly, ReadOnly],
         &[],
-        &params(b, h),
+        &params(b, h, 0),
         &[dx, stats, dy, x, gamma],
         grid_for(gpu, b)?,
     )
 }
 
-/// [dγ | dβ] (2H) from dy (B×H), the forward input x and the forward's stats.
+/// dγ (elements 0..H) and dβ (from [`beta_at`]) from dy (B×H), the forward
+/// input x and the forward's stats.
 pub fn backward_params(
     gpu: &Gpu,
     dy: &Tensor,
@@ -105,7 +113,8 @@ pub fn backward_params(
     let (b, h) = f32_matrix("layer_norm x", x)?;
     dy.expect_shape("layer_norm dy", &[b, h])?;
     stats.expect_numel("layer_norm stats", 2 * b)?;
-    dparams.expect_numel("layer_norm dgamma|dbeta", 2 * h)?;
+    let at = beta_at(gpu, h);
+    dparams.expect_numel("layer_norm dgamma|dbeta", at + h)?;
     use Binding::*;
     record(
         gpu,
@@ -113,7 +122,7 @@ pub fn backward_params(
         "backward_params",
         &[Uniform, ReadWrite, ReadWrite, ReadOnly, ReadOnly],
         &[],
-        &params(b, h),
+        &params(b, h, at),
         &[dparams, stats, dy, x],
         grid_for(gpu, h)?,
     )
