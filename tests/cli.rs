@@ -1595,3 +1595,101 @@ fn a_binary_task_trains_predicts_probabilities_and_compare_ranks_it_by_auc() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_trunk_and_towers_of_layers_train_save_resume_and_predict() {
+    // Issue 20: `--trunk` and `--tower` take layer lists (LayerNorm, dropout
+    // among them); the spec is saved with the model, resume keeps it and
+    // refuses another, predict rebuilds it (dropout the identity), and the
+    // same seed gives the same numbers, dropout masks included.
+    gpu_or_skip!();
+    let dir = scratch("layers");
+    let trunk = "linear:24,relu,layernorm,dropout:0.2,linear:16,gelu";
+    let train = |out: &Path, seed: &str| {
+        let mut args = vec!["train", "--data", PENGUINS, "--out", out.to_str().unwrap()];
+        args.extend(&PENGUIN_ARGS[..PENGUIN_ARGS.len() - 2]);
+        args.extend(["--trunk", trunk, "--tower", "linear:8,tanh,dropout:0.1"]);
+        args.extend(["--epochs", "4", "--seed", seed]);
+        run(&args)
+    };
+    let (a, b, c) = (dir.join("a"), dir.join("b"), dir.join("c"));
+    for (out, seed) in [(&a, "5"), (&b, "5"), (&c, "6")] {
+        let o = train(out, seed);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let metrics = |p: &Path| std::fs::read_to_string(p.join("metrics.csv")).unwrap();
+    assert_eq!(metrics(&a), metrics(&b), "same seed, same numbers");
+    assert_ne!(metrics(&a), metrics(&c), "another seed, other numbers");
+    let model = a.join("model.safetensors");
+    let ck = checkpoint::load(&model).unwrap();
+    let saved: Vec<String> = ck
+        .meta
+        .net
+        .trunk_layers
+        .iter()
+        .map(|l| l.to_string())
+        .collect();
+    assert_eq!(saved.join(","), trunk);
+    assert!(ck.tensors.iter().any(|(n, _, _)| n == "trunk.1.gamma"));
+    assert_eq!(ck.meta.config["trunk"][2], "layernorm");
+
+    let o = run(&[
+        "predict",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        PENGUINS,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Evaluation is deterministic: dropout is the identity there.
+    let again = run(&[
+        "predict",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        PENGUINS,
+    ]);
+    assert_eq!(o.stdout, again.stdout);
+
+    let resumed = dir.join("resumed");
+    let mut args = vec![
+        "train",
+        "--data",
+        PENGUINS,
+        "--resume",
+        model.to_str().unwrap(),
+    ];
+    args.extend(["--epochs", "2", "--out", resumed.to_str().unwrap()]);
+    let o = run(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let back = checkpoint::load(&resumed.join("model.safetensors")).unwrap();
+    assert_eq!(back.meta.net.trunk_layers, ck.meta.net.trunk_layers);
+    args.extend(["--trunk", "linear:8"]);
+    *args.iter_mut().find(|a| a.ends_with("resumed")).unwrap() = "unused";
+    assert_fails(
+        &run(&args),
+        "--trunk linear:8 (the model's: linear:24,relu,layernorm",
+    );
+
+    // Bad lists are refused before any work, naming what is wrong.
+    let bad = dir.join("bad");
+    for (list, needle) in [
+        (
+            "linear:8,batchnorm",
+            "unknown layer \"batchnorm\": use one of linear, relu",
+        ),
+        ("linear:8,dropout:1.5", "the rate is in [0, 1)"),
+        ("linear,relu", "linear needs a width"),
+    ] {
+        let mut args = vec!["train", "--data", PENGUINS, "--out", bad.to_str().unwrap()];
+        args.extend(&PENGUIN_ARGS[..PENGUIN_ARGS.len() - 2]);
+        args.extend(["--trunk", list, "--epochs", "1"]);
+        assert_fails(&run(&args), needle);
+        no_model_left(&bad);
+    }
+    let mut args = vec!["train", "--data", PENGUINS, "--out", bad.to_str().unwrap()];
+    args.extend(&PENGUIN_ARGS[..PENGUIN_ARGS.len() - 2]);
+    args.extend(["--trunk", "linear:8", "--hidden", "16"]);
+    assert_fails(&run(&args), "--hidden");
+    let _ = std::fs::remove_dir_all(&dir);
+}

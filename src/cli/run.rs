@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::settings::layer_list;
 pub use super::settings::RunSettings;
 use crate::data::encode::{usable_rows, Missing, Schema};
 use crate::data::{Split, Table, TaskType};
@@ -347,10 +348,12 @@ pub(crate) fn check_sizes(s: &RunSettings) -> Result<()> {
     if s.batch == 0 {
         return bad("--batch must be at least 1".into());
     }
-    if let Some(w) = s.hidden.iter().chain(&s.tower).find(|&&w| w == 0) {
+    let (tower, _) = layer_list("--tower", &s.tower)?;
+    layer_list("--trunk", &s.trunk)?;
+    if let Some(w) = s.hidden.iter().chain(&tower).find(|&&w| w == 0) {
         return bad(format!(
             "layer widths must be at least 1 (--hidden {:?}, --tower {:?}; got {w})",
-            s.hidden, s.tower
+            s.hidden, tower
         ));
     }
     let mut seen = std::collections::HashSet::new();
@@ -392,11 +395,32 @@ fn check_resumed_architecture(
             list(&net.trunk)
         ));
     }
-    if s.tower != d.tower && s.tower != net.tower {
-        clash.push(format!(
-            "--tower {} (the model's: {})",
-            list(&s.tower),
+    let (tower, tower_layers) = layer_list("--tower", &s.tower).unwrap_or_default();
+    let layers = |l: &[crate::nn::LayerSpec]| {
+        l.iter()
+            .map(|x| x.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    if s.tower != d.tower && (tower != net.tower || tower_layers != net.tower_layers) {
+        let given = if tower_layers.is_empty() {
+            list(&tower)
+        } else {
+            layers(&tower_layers)
+        };
+        let theirs = if net.tower_layers.is_empty() {
             list(&net.tower)
+        } else {
+            layers(&net.tower_layers)
+        };
+        clash.push(format!("--tower {given} (the model's: {theirs})"));
+    }
+    let (_, trunk_layers) = layer_list("--trunk", &s.trunk).unwrap_or_default();
+    if s.trunk != d.trunk && trunk_layers != net.trunk_specs() {
+        clash.push(format!(
+            "--trunk {} (the model's: {})",
+            layers(&trunk_layers),
+            layers(&net.trunk_specs())
         ));
     }
     if s.arch != d.arch && s.arch.trim().to_ascii_lowercase() != net.arch.name() {
@@ -498,14 +522,31 @@ pub(crate) fn train_config(
     grad_space: Option<crate::mtl::GradSpace>,
     arch: crate::nn::Arch,
 ) -> TrainConfig {
-    let (trunk, tower, activation, arch) = match resume {
-        Some((_, ck)) => (
-            ck.meta.net.trunk.clone(),
-            ck.meta.net.tower.clone(),
-            ck.meta.net.activation,
-            ck.meta.net.arch.clone(),
-        ),
-        None => (s.hidden.clone(), s.tower.clone(), s.activation, arch),
+    let (trunk, tower, activation, arch, trunk_layers, tower_layers) = match resume {
+        Some((_, ck)) => {
+            let net = &ck.meta.net;
+            let layers = (net.trunk_layers.clone(), net.tower_layers.clone());
+            let widths = (net.trunk.clone(), net.tower.clone());
+            (
+                widths.0,
+                widths.1,
+                net.activation,
+                net.arch.clone(),
+                layers.0,
+                layers.1,
+            )
+        }
+        None => {
+            // Checked by check_sizes before this.
+            let (tower, tower_layers) = layer_list("--tower", &s.tower).unwrap_or_default();
+            let (_, trunk_layers) = layer_list("--trunk", &s.trunk).unwrap_or_default();
+            let trunk = if trunk_layers.is_empty() {
+                s.hidden.clone()
+            } else {
+                Vec::new()
+            };
+            (trunk, tower, s.activation, arch, trunk_layers, tower_layers)
+        }
     };
     TrainConfig {
         epochs: s.epochs,
@@ -517,6 +558,8 @@ pub(crate) fn train_config(
         seed: s.seed,
         trunk,
         tower,
+        trunk_layers,
+        tower_layers,
         activation,
         arch,
         patience: Some(s.patience),
@@ -581,8 +624,14 @@ pub fn execute_run(
     // The effective settings: a resumed model's architecture, not the flags'.
     let mut recorded = settings.clone();
     recorded.out = out.clone();
-    recorded.hidden = report.net.spec.trunk.clone();
-    recorded.tower = report.net.spec.tower.clone();
+    let spec = &report.net.spec;
+    let strings = |l: &[crate::nn::LayerSpec]| l.iter().map(|x| x.to_string()).collect();
+    recorded.hidden = spec.trunk.clone();
+    recorded.trunk = strings(&spec.trunk_layers);
+    recorded.tower = match spec.tower_layers.is_empty() {
+        true => spec.tower.iter().map(|w| w.to_string()).collect(),
+        false => strings(&spec.tower_layers),
+    };
     recorded.activation = report.net.spec.activation;
     recorded.record_arch(&report.net.spec.arch);
     let meta = ModelMeta {
@@ -636,20 +685,33 @@ pub fn execute_run(
 /// initial weights on the CPU took minutes before the GPU said no.
 pub(crate) fn check_fits(gpu: &Gpu, cfg: &TrainConfig, data: &crate::data::Dataset) -> Result<()> {
     let layers = |w: &[usize]| -> u64 { w.windows(2).map(|p| ((p[0] + 1) * p[1]) as u64).sum() };
+    // The linear layers' widths (layer norms add 2 per width: nothing to speak of).
+    let linear_widths = |specs: Vec<crate::nn::LayerSpec>| -> Vec<usize> {
+        specs
+            .iter()
+            .filter(|l| l.name == "linear")
+            .filter_map(|l| l.arg.as_deref()?.parse().ok())
+            .collect()
+    };
+    let spec_of = |widths: &[usize], layers: &[crate::nn::LayerSpec]| match layers.is_empty() {
+        true => crate::nn::LayerSpec::from_widths(widths, cfg.activation),
+        false => layers.to_vec(),
+    };
+    let tower = linear_widths(spec_of(&cfg.tower, &cfg.tower_layers));
     let mut trunk = vec![data.d];
     match cfg.arch.width() {
-        None => trunk.extend(&cfg.trunk),
+        None => trunk.extend(linear_widths(spec_of(&cfg.trunk, &cfg.trunk_layers))),
         Some(h) => trunk.push(h),
     }
     let last = *trunk.last().unwrap_or(&data.d);
     let mut params = layers(&trunk);
     for t in &data.tasks {
         let mut head = vec![last];
-        head.extend(&cfg.tower);
+        head.extend(&tower);
         head.push(t.outputs());
         params += layers(&head);
     }
-    let widest = trunk.iter().chain(&cfg.tower).copied().max().unwrap_or(1) as u64;
+    let widest = trunk.iter().chain(&tower).copied().max().unwrap_or(1) as u64;
     let bytes = 4 * params.max(widest * cfg.batch_size as u64);
     gpu.check_binding_size(bytes)
         .map_err(|e| explain_size(e, cfg))

@@ -42,9 +42,19 @@ pub struct RunSettings {
     /// Hidden widths of the shared trunk, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "64,64")]
     pub hidden: Vec<usize>,
-    /// Hidden widths of each task's own tower (none by default).
+    /// The shared trunk as a list of layers, e.g.
+    /// "linear:64,relu,layernorm,dropout:0.1,linear:64,gelu" (instead of
+    /// --hidden and --activation). Layers: linear:N, relu, gelu, tanh,
+    /// layernorm, dropout:P, and any registered.
+    #[arg(long, value_delimiter = ',', conflicts_with = "hidden")]
+    #[serde(deserialize_with = "items", default)]
+    pub trunk: Vec<String>,
+    /// Each task's own tower: widths ("32,16": each a linear layer and the
+    /// --activation) or a list of layers ("linear:32,relu,dropout:0.1");
+    /// none by default.
     #[arg(long, value_delimiter = ',')]
-    pub tower: Vec<usize>,
+    #[serde(deserialize_with = "items", default)]
+    pub tower: Vec<String>,
     /// The hidden layers' activation.
     #[arg(long, value_enum, default_value_t = Activation::Relu)]
     pub activation: Activation,
@@ -131,6 +141,60 @@ pub struct RunSettings {
     /// Replace the model of an --out folder that already holds one.
     #[arg(long)]
     pub force: bool,
+}
+
+/// A list setting from a config file: an array of strings or numbers
+/// (`tower = [32, 16]`, `trunk = ["linear:64", "relu"]`) or one
+/// comma-separated string (`trunk = "linear:64,relu"`).
+fn items<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Item {
+        Number(u64),
+        Text(String),
+    }
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Items {
+        One(String),
+        Many(Vec<Item>),
+    }
+    Ok(match Items::deserialize(d)? {
+        Items::One(s) => s.split(',').map(|x| x.trim().to_string()).collect(),
+        Items::Many(v) => v
+            .into_iter()
+            .map(|i| match i {
+                Item::Number(n) => n.to_string(),
+                Item::Text(s) => s.trim().to_string(),
+            })
+            .collect(),
+    })
+}
+
+/// A layer list as given (`--trunk`, `--tower`): plain widths (`32,16`, each
+/// a linear layer and `activation`: returned as widths) or layers
+/// (`linear:32,relu`).
+pub fn layer_list(flag: &str, items: &[String]) -> Result<(Vec<usize>, Vec<crate::nn::LayerSpec>)> {
+    let items: Vec<&str> = items
+        .iter()
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+        .collect();
+    let widths: Vec<Option<usize>> = items.iter().map(|s| s.parse().ok()).collect();
+    if widths.iter().all(Option::is_some) {
+        return Ok((widths.into_iter().flatten().collect(), Vec::new()));
+    }
+    if let Some(n) = items.iter().find(|s| s.parse::<usize>().is_ok()) {
+        return Err(Error::InvalidConfig(format!(
+            "{flag} {}: {n:?} is a width among layers; write linear:{n}",
+            items.join(",")
+        )));
+    }
+    let specs = items
+        .iter()
+        .map(|s| crate::nn::LayerSpec::parse(s))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((Vec::new(), specs))
 }
 
 /// [`RunSettings`] alone on a command line, to read the defaults back from clap.

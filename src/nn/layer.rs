@@ -122,6 +122,10 @@ pub struct LayerContext<'a> {
     pub rng: &'a mut StdRng,
 }
 
+/// How a registered layer is built: from its argument (the text after `:`,
+/// if any) and the context (parameters, names, input width, seeds).
+pub type BuildLayer = fn(Option<&str>, &mut LayerContext<'_>) -> Result<Box<dyn Layer>>;
+
 /// A layer's entry in the registry.
 pub struct LayerInfo {
     /// The name in a layer list (`linear`, `layernorm`, …).
@@ -129,7 +133,7 @@ pub struct LayerInfo {
     /// What it is and what its argument means, in one line (`--help` lists it).
     pub summary: &'static str,
     /// Build the layer with its argument (the text after `:`, if any).
-    pub build: fn(Option<&str>, &mut LayerContext<'_>) -> Result<Box<dyn Layer>>,
+    pub build: BuildLayer,
 }
 
 /// The layers this crate has.

@@ -105,6 +105,12 @@ pub struct Labels<'a> {
     pub train: Vec<&'a str>,
 }
 
+/// A kind's saved fields (the JSON object beside `kind` and `name`).
+pub type SavedFields = serde_json::Map<String, serde_json::Value>;
+
+/// A fitted kind, or why it could not be made.
+pub type KindResult = std::result::Result<Arc<dyn TaskKind>, String>;
+
 /// A kind's entry in the registry.
 pub struct KindInfo {
     /// The name in `--task NAME:KIND`, in a saved model, in [`by_name`].
@@ -114,11 +120,9 @@ pub struct KindInfo {
     /// What it is, in one line (the command line's help lists it).
     pub summary: &'static str,
     /// Fit the kind on a column's labels (or say why it cannot).
-    pub fit: fn(&Labels<'_>) -> std::result::Result<Arc<dyn TaskKind>, String>,
+    pub fit: fn(&Labels<'_>) -> KindResult,
     /// Rebuild it from the fields [`TaskKind::save`] wrote.
-    pub load: fn(
-        &serde_json::Map<String, serde_json::Value>,
-    ) -> std::result::Result<Arc<dyn TaskKind>, String>,
+    pub load: fn(&SavedFields) -> KindResult,
 }
 
 /// The kinds this crate has.
