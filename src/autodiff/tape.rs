@@ -257,11 +257,31 @@ impl<'g> Tape<'g> {
         Var(self.nodes.len() - 1)
     }
 
+    /// Record an op of your own: `forward` (its dispatches, already made,
+    /// writing `value`) goes on the forward list now, and `backward` is its
+    /// rule: given the gradient of `value` it records, with
+    /// [`Tape::contribute`] for each input, the dispatches that push it on.
+    /// The crate's own ops are this too (`ops.rs`); `examples/custom_layer.rs`
+    /// uses it for a layer with its own WGSL kernels.
+    pub fn op(
+        &mut self,
+        name: &'static str,
+        inputs: &[Var],
+        value: Tensor,
+        forward: Vec<Dispatch>,
+        backward: impl for<'t> Fn(&mut Tape<'t>, &Tensor) -> Result<()> + 'static,
+    ) -> Var {
+        self.forward.extend(forward);
+        self.push_op(NodeKind::Op(name), value, inputs, Rc::new(backward))
+    }
+
     pub(crate) fn record_forward(&mut self, d: Dispatch) {
         self.forward.push(d);
     }
 
-    pub(crate) fn record_backward(&mut self, d: Dispatch) {
+    /// Append a dispatch to the backward list (inside a backward rule: a
+    /// step whose result is not an input's gradient, e.g. a temporary).
+    pub fn record_backward(&mut self, d: Dispatch) {
         self.backward.push(d);
     }
 
@@ -293,8 +313,9 @@ impl<'g> Tape<'g> {
 
     /// Contribute to `v`'s gradient with a kernel that only overwrites its
     /// output: the first time straight into the gradient, later through a
-    /// temporary and an axpy.
-    pub(crate) fn contribute(
+    /// temporary and an axpy. Nothing when `v` needs no gradient. This is
+    /// what a backward rule calls for each input.
+    pub fn contribute(
         &mut self,
         v: Var,
         kernel: impl FnOnce(&Tensor) -> Result<Dispatch>,
