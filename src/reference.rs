@@ -515,6 +515,32 @@ pub fn dropout<T: Real>(x: &[T], seed: u32, step: u32, rate: f32) -> Vec<T> {
         .collect()
 }
 
+/// Embedding lookup: row b of the result is `table[index[b]]` (L×dim), zeros
+/// for an index outside 0..L (an unseen or missing level).
+pub fn embedding<T: Real>(index: &[i64], table: &[T], levels: usize, dim: usize) -> Vec<T> {
+    let mut out = vec![T::zero(); index.len() * dim];
+    for (b, &i) in index.iter().enumerate() {
+        if (0..levels as i64).contains(&i) {
+            let i = i as usize;
+            out[b * dim..(b + 1) * dim].copy_from_slice(&table[i * dim..(i + 1) * dim]);
+        }
+    }
+    out
+}
+
+/// The backward of [`embedding`]: dtable[l] = Σ_{b: index[b] = l} dy[b] (L×dim).
+pub fn embedding_backward<T: Real>(index: &[i64], dy: &[T], levels: usize, dim: usize) -> Vec<T> {
+    let mut d = vec![T::zero(); levels * dim];
+    for (b, &i) in index.iter().enumerate() {
+        if (0..levels as i64).contains(&i) {
+            for k in 0..dim {
+                d[i as usize * dim + k] += dy[b * dim + k];
+            }
+        }
+    }
+    d
+}
+
 /// One SGD-with-momentum step, in place.
 pub fn sgd_step<T: Real>(
     theta: &mut [T],

@@ -1609,6 +1609,7 @@ fn a_trunk_and_towers_of_layers_train_save_resume_and_predict() {
         let mut args = vec!["train", "--data", PENGUINS, "--out", out.to_str().unwrap()];
         args.extend(&PENGUIN_ARGS[..PENGUIN_ARGS.len() - 2]);
         args.extend(["--trunk", trunk, "--tower", "linear:8,tanh,dropout:0.1"]);
+        args.extend(["--embed", "island:3"]);
         args.extend(["--epochs", "4", "--seed", seed]);
         run(&args)
     };
@@ -1631,6 +1632,12 @@ fn a_trunk_and_towers_of_layers_train_save_resume_and_predict() {
         .collect();
     assert_eq!(saved.join(","), trunk);
     assert!(ck.tensors.iter().any(|(n, _, _)| n == "trunk.1.gamma"));
+    let table = ck
+        .tensors
+        .iter()
+        .find(|(n, _, _)| n == "embed.island")
+        .unwrap();
+    assert_eq!(table.1, vec![3, 3], "three islands, three values each");
     assert_eq!(ck.meta.config["trunk"][2], "layernorm");
 
     let o = run(&[
@@ -1650,6 +1657,27 @@ fn a_trunk_and_towers_of_layers_train_save_resume_and_predict() {
         PENGUINS,
     ]);
     assert_eq!(o.stdout, again.stdout);
+    // An island never seen in training reads a row of zeros: a prediction all the same.
+    let new = write(
+        &dir,
+        "new.csv",
+        "bill_length_mm,bill_depth_mm,flipper_length_mm,island\n39.1,18.7,181,Atlantis\n",
+    );
+    let o = run(&[
+        "predict",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        new.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        text.lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with("2,") && !l.ends_with(",,")),
+        "{text}"
+    );
 
     let resumed = dir.join("resumed");
     let mut args = vec![
@@ -1664,12 +1692,14 @@ fn a_trunk_and_towers_of_layers_train_save_resume_and_predict() {
     assert!(o.status.success(), "{}", stderr(&o));
     let back = checkpoint::load(&resumed.join("model.safetensors")).unwrap();
     assert_eq!(back.meta.net.trunk_layers, ck.meta.net.trunk_layers);
-    args.extend(["--trunk", "linear:8"]);
+    args.extend(["--trunk", "linear:8", "--embed", "island:2"]);
     *args.iter_mut().find(|a| a.ends_with("resumed")).unwrap() = "unused";
+    let o = run(&args);
     assert_fails(
-        &run(&args),
+        &o,
         "--trunk linear:8 (the model's: linear:24,relu,layernorm",
     );
+    assert_fails(&o, "--embed island:2 (the model's: island:3)");
 
     // Bad lists are refused before any work, naming what is wrong.
     let bad = dir.join("bad");

@@ -276,3 +276,52 @@ fn a_large_file_streams_in_with_progress_and_keeps_every_cell() {
     assert!(seen.windows(2).all(|w| w[0].0 <= w[1].0));
     assert_eq!(*seen.last().unwrap(), (size, size));
 }
+
+#[test]
+fn an_embedded_column_encodes_as_its_level_index_after_the_others() {
+    // Issue 20: `--embed city:4` puts one feature per embedded column last
+    // in x: the level's index among the training rows' sorted values, −1
+    // for a level unseen in training (or missing), which the network's
+    // embedding reads as a row of zeros. 1 and 1.0 are one level.
+    use taskgrad::data::encode::{InputColumn, Missing, Schema};
+    let table = Table::from_csv(csv(
+        "embed.csv",
+        "zip,a,y\n10,1,1\n20,2,2\n10.0,3,3\n30,4,4\n",
+    ))
+    .unwrap();
+    let schema = Schema::fit_embedding(
+        &table,
+        &["zip", "a"],
+        &[("y", TaskType::REG)],
+        &[0, 1, 2],
+        Missing::Drop,
+        &[("zip", 4)],
+    )
+    .unwrap();
+    assert_eq!(schema.input_names(), ["a", "zip"], "embedded columns last");
+    assert_eq!(
+        schema.inputs[1],
+        InputColumn::Embedded {
+            name: "zip".into(),
+            levels: vec!["10".into(), "20".into()],
+            dim: 4
+        }
+    );
+    let data = schema.encode(&table, &[0, 1, 2, 3]).unwrap();
+    assert_eq!(data.d, 2);
+    let zips: Vec<f32> = (0..4).map(|r| data.x[r * 2 + 1]).collect();
+    assert_eq!(zips, [0.0, 1.0, 0.0, -1.0], "30 was not seen in training");
+    assert_eq!(data.embeddings.len(), 1);
+    assert_eq!((data.embeddings[0].levels, data.embeddings[0].dim), (2, 4));
+    // Only an input can be embedded.
+    let err = Schema::fit_embedding(
+        &table,
+        &["a"],
+        &[("y", TaskType::REG)],
+        &[0, 1, 2],
+        Missing::Drop,
+        &[("zip", 4)],
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("not among the inputs"), "{err}");
+}

@@ -383,6 +383,64 @@ fn dropout_while_training_and_identity_at_evaluation() {
 }
 
 #[test]
+fn embedded_inputs_beside_dense_ones() {
+    let gpu = gpu_or_skip!();
+    // x (6×4) = [2 dense columns | index of table A (3×2) | index of table B (2×3)],
+    // y = [x_dense | A[i] | B[j]] (6×7), L = mse(y·W, t) with W (7×2):
+    // each table row gets the gradient of the rows that read it; an unseen
+    // level (−1) reads zeros and sends nothing.
+    let b = 6;
+    let (fx, ids) = fixture(
+        gpu,
+        &[("A", vec![3, 2]), ("B", vec![2, 3]), ("W", vec![7, 2])],
+        57,
+    );
+    let ia = [0i64, 2, 2, -1, 1, 0];
+    let ib = [1i64, 1, 0, 0, -1, 1];
+    let dense = random(&mut rng(58), b * 2);
+    let mut xs = vec![0.0f32; b * 4];
+    for r in 0..b {
+        xs[r * 4] = dense[r * 2];
+        xs[r * 4 + 1] = dense[r * 2 + 1];
+        xs[r * 4 + 2] = ia[r] as f32;
+        xs[r * 4 + 3] = ib[r] as f32;
+    }
+    let target = random(&mut rng(59), b * 2);
+    let (seeds, losses) = loss_buffers(gpu, 1.0);
+    let mut tape = Tape::new(gpu);
+    let x = tape.input(&upload(gpu, &[b, 4], &xs));
+    let vars: Vec<_> = ids
+        .iter()
+        .map(|&id| fx.params.var(&mut tape, id).unwrap())
+        .collect();
+    let y = tape
+        .embed_inputs(x, 2, &[(vars[0], 2), (vars[1], 3)])
+        .unwrap();
+    let out = tape.matmul(y, vars[2], false, false).unwrap();
+    let mask = upload(gpu, &[b], &[1.0; 6]);
+    let l = tape
+        .mse(
+            out,
+            &upload(gpu, &[b, 2], &target),
+            &mask,
+            &seeds,
+            &losses,
+            0,
+        )
+        .unwrap();
+    tape.backward(&[l]).unwrap();
+    let t64: Vec<f64> = target.iter().map(|&v| v as f64).collect();
+    let d64: Vec<f64> = dense.iter().map(|&v| v as f64).collect();
+    check(gpu, &tape, &fx, "embed_inputs", |p| {
+        let ea = cpu::embedding(&ia, &p[0], 3, 2);
+        let eb = cpu::embedding(&ib, &p[1], 2, 3);
+        let y = concat_cols(&[&d64, &ea, &eb], &[2, 2, 3], b);
+        let out = cpu::matmul(&y, &p[2], b, 7, 2, false, false, None, false);
+        cpu::mse(&out, &t64, &ones(b), b, 2, 1.0).0
+    });
+}
+
+#[test]
 fn three_task_network_with_towers() {
     let gpu = gpu_or_skip!();
     for act in [Activation::Relu, Activation::Gelu, Activation::Tanh] {
@@ -399,6 +457,7 @@ fn three_task_network(gpu: &Gpu, act: Activation) {
         trunk: vec![5, 4],
         tower: vec![3],
         trunk_layers: vec![],
+        embeddings: vec![],
         tower_layers: vec![],
         outputs: vec![3, 1, 1],
         head_names: vec!["species".into(), "len".into(), "wid".into()],
@@ -803,6 +862,7 @@ fn mixture_of_experts_networks_mmoe_cgc_and_ple() {
             trunk: vec![],
             tower: vec![],
             trunk_layers: vec![],
+            embeddings: vec![],
             tower_layers: vec![],
             outputs: vec![3, 1, 1],
             head_names: vec!["species".into(), "len".into(), "wid".into()],

@@ -321,6 +321,7 @@ fn iris_grads(gpu: &taskgrad::Gpu, half: bool, space: Option<GradSpace>) -> Vec<
         trunk: vec![32, 32],
         tower: vec![16],
         trunk_layers: vec![],
+        embeddings: vec![],
         tower_layers: vec![],
         outputs: vec![3, 1, 1],
         head_names: vec!["s".into(), "l".into(), "w".into()],

@@ -8,7 +8,7 @@ mod common;
 use common::{assert_close, random, rng};
 use taskgrad::kernels::matmul::{MatmulKernel, MatmulOptions};
 use taskgrad::kernels::{
-    bce, dropout, elementwise, layer_norm, matmul, mse, optim, reduce, softmax_ce,
+    bce, dropout, elementwise, embedding, layer_norm, matmul, mse, optim, reduce, softmax_ce,
 };
 use taskgrad::reference as cpu;
 use taskgrad::Tensor;
@@ -933,6 +933,77 @@ fn dropout_masks_match_the_reference_and_change_with_the_step() {
     let x = upload(gpu, &[2], &[1., 2.]);
     let step = taskgrad::Tensor::from_u32(gpu, &[1], &[0], "step").unwrap();
     assert!(dropout::masked(gpu, &x, &zeros(gpu, &[2]), &step, 0, 1.0).is_err());
+}
+
+#[test]
+fn embedding_gather_and_scatter_against_reference_with_unseen_levels() {
+    let gpu = gpu_or_skip!();
+    let mut r = rng(31);
+    for &(b, levels, dim) in &[
+        (1usize, 1usize, 1usize),
+        (3, 2, 5),
+        (17, 63, 3),
+        (257, 5, 17),
+        (1000, 129, 4),
+    ] {
+        // x: two dense columns, then the index column (every 7th row unseen: −1).
+        let x_cols = 3;
+        let index: Vec<i64> = (0..b)
+            .map(|i| {
+                if i % 7 == 3 {
+                    -1
+                } else {
+                    ((i * 31 + 7) % levels) as i64
+                }
+            })
+            .collect();
+        let mut xs = random(&mut r, b * x_cols);
+        for (i, &l) in index.iter().enumerate() {
+            xs[i * x_cols + 2] = l as f32;
+        }
+        let table = random(&mut r, levels * dim);
+        let out_cols = dim + 4;
+        let dy = random(&mut r, b * out_cols);
+        let (xt, tt, dyt) = (
+            upload(gpu, &[b, x_cols], &xs),
+            upload(gpu, &[levels, dim], &table),
+            upload(gpu, &[b, out_cols], &dy),
+        );
+        let (out, dtable) = (zeros(gpu, &[b, out_cols]), zeros(gpu, &[levels, dim]));
+        let at = embedding::Placement { col: 2, off: 3 };
+        let ds = [
+            embedding::gather(gpu, &xt, &tt, &out, at).unwrap(),
+            embedding::scatter(gpu, &xt, &dyt, &dtable, at).unwrap(),
+        ];
+        gpu.run(&ds.iter().collect::<Vec<_>>()).unwrap();
+        let got = gpu.read(&[&out, &dtable]).unwrap();
+        let want = cpu::embedding(&index, &table, levels, dim);
+        let block: Vec<f32> = (0..b)
+            .flat_map(|i| got[0][i * out_cols + 3..i * out_cols + 3 + dim].to_vec())
+            .collect();
+        assert_close(
+            &format!("embedding b={b} L={levels} dim={dim}"),
+            &block,
+            &want,
+            0.0,
+            0.0,
+        );
+        let dy_block: Vec<f32> = (0..b)
+            .flat_map(|i| dy[i * out_cols + 3..i * out_cols + 3 + dim].to_vec())
+            .collect();
+        let want_d = cpu::embedding_backward(&index, &dy_block, levels, dim);
+        assert_close(
+            &format!("embedding backward b={b} L={levels} dim={dim}"),
+            &got[1],
+            &want_d,
+            1e-5,
+            1e-5,
+        );
+        // Columns outside the block are not written.
+        assert!((0..b).all(|i| got[0][i * out_cols..i * out_cols + 3]
+            .iter()
+            .all(|&v| v == 0.0)));
+    }
 }
 
 #[test]

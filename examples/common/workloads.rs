@@ -99,6 +99,7 @@ fn build(
         trunk,
         tower: vec![],
         trunk_layers: vec![],
+        embeddings: vec![],
         tower_layers: vec![],
         outputs: data.tasks.iter().map(|t| t.outputs()).collect(),
         head_names: data.tasks.iter().map(|t| t.name.clone()).collect(),

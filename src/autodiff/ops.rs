@@ -11,7 +11,8 @@ use crate::gpu::{Dispatch, Gpu, Tensor};
 use crate::kernels;
 use crate::kernels::matmul::{self, MatmulOptions, Operand};
 use crate::kernels::{
-    bce, columns, dropout, elementwise, gate, layer_norm, mixture, mse, reduce, softmax_ce,
+    bce, columns, dropout, elementwise, embedding, gate, layer_norm, mixture, mse, reduce,
+    softmax_ce,
 };
 
 /// Largest product (multiply-adds) into which the ReLU mask of the backward pass is fused.
@@ -102,6 +103,49 @@ impl<'g> Tape<'g> {
             Ok(())
         });
         Ok(self.push_op(NodeKind::Op("concat"), y, xs, rule))
+    }
+
+    /// The network's input with its categorical columns embedded: x (B×D)
+    /// holds `dense` feature columns first, then one level index per
+    /// embedded column; `tables` gives each embedding's table (L×dim, a
+    /// parameter) and the column of x holding its index. The result is
+    /// [x[:, ..dense] | E₁[i₁] | E₂[i₂] | …] (B×(dense + Σ dim)); an index
+    /// outside a table (an unseen level) reads zeros.
+    pub fn embed_inputs(&mut self, x: Var, dense: usize, tables: &[(Var, usize)]) -> Result<Var> {
+        let gpu = self.gpu;
+        let xv = self.value(x).clone();
+        if self.requires_grad(x) {
+            return Err(Error::InvalidConfig(
+                "embed_inputs reads level indices from x: x must be an input".into(),
+            ));
+        }
+        let rows = xv.shape()[0];
+        let mut placed = Vec::new();
+        let mut width = dense;
+        for &(t, col) in tables {
+            placed.push((t, embedding::Placement { col, off: width }));
+            width += self.value(t).shape()[1];
+        }
+        let y = Tensor::zeros(gpu, &[rows, width], "embedded inputs")?;
+        if dense > 0 {
+            self.record_forward(columns::copy_columns(gpu, &xv, 0, &y, 0, dense)?);
+        }
+        for &(t, at) in &placed {
+            let table = self.value(t).clone();
+            self.record_forward(embedding::gather(gpu, &xv, &table, &y, at)?);
+        }
+        // dE[l] = Σ over the rows whose index is l of their block of dy.
+        let inputs: Vec<Var> = std::iter::once(x)
+            .chain(tables.iter().map(|t| t.0))
+            .collect();
+        let rule = Rc::new(move |t: &mut Tape, dy: &Tensor| -> Result<()> {
+            let gpu = t.gpu;
+            for &(table, at) in &placed {
+                t.contribute(table, |dt| embedding::scatter(gpu, &xv, dy, dt, at))?;
+            }
+            Ok(())
+        });
+        Ok(self.push_op(NodeKind::Op("embed"), y, &inputs, rule))
     }
 
     /// g = the softmax of each row of x (B×E): a mixture-of-experts gate.

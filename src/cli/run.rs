@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::settings::layer_list;
 pub use super::settings::RunSettings;
+use super::settings::{layer_list, parse_embed};
 use crate::data::encode::{usable_rows, Missing, Schema};
 use crate::data::{Split, Table, TaskType};
 use crate::error::{Error, Result};
@@ -327,7 +327,14 @@ pub(crate) fn for_seed(
         },
         None => {
             let train_rows: Vec<usize> = split.train.iter().map(|&i| l.kept[i]).collect();
-            Schema::fit(&l.table, &input_refs, &task_refs, &train_rows, l.missing)?
+            let embed = s
+                .embed
+                .iter()
+                .map(|e| parse_embed(e))
+                .collect::<Result<Vec<_>>>()?;
+            let embed: Vec<(&str, usize)> = embed.iter().map(|(c, d)| (c.as_str(), *d)).collect();
+            let (table, train) = (&l.table, &train_rows);
+            Schema::fit_embedding(table, &input_refs, &task_refs, train, l.missing, &embed)?
         }
     };
     let data = schema.encode(&l.table, &l.kept)?;
@@ -350,6 +357,12 @@ pub(crate) fn check_sizes(s: &RunSettings) -> Result<()> {
     }
     let (tower, _) = layer_list("--tower", &s.tower)?;
     layer_list("--trunk", &s.trunk)?;
+    for e in &s.embed {
+        let (col, _) = parse_embed(e)?;
+        if !s.inputs.is_empty() && !trimmed(&s.inputs).contains(&col) {
+            return bad(format!("--embed {e}: {col:?} is not among the --inputs"));
+        }
+    }
     if let Some(w) = s.hidden.iter().chain(&tower).find(|&&w| w == 0) {
         return bad(format!(
             "layer widths must be at least 1 (--hidden {:?}, --tower {:?}; got {w})",
@@ -414,6 +427,23 @@ fn check_resumed_architecture(
             layers(&net.tower_layers)
         };
         clash.push(format!("--tower {given} (the model's: {theirs})"));
+    }
+    let embedded: Vec<String> = net
+        .embeddings
+        .iter()
+        .map(|e| format!("{}:{}", e.column, e.dim))
+        .collect();
+    let given: Vec<String> = s.embed.iter().map(|e| e.replace(' ', "")).collect();
+    if !s.embed.is_empty() && given != embedded {
+        let theirs = if embedded.is_empty() {
+            "none".into()
+        } else {
+            embedded.join(" --embed ")
+        };
+        clash.push(format!(
+            "--embed {} (the model's: {theirs})",
+            given.join(" --embed ")
+        ));
     }
     let (_, trunk_layers) = layer_list("--trunk", &s.trunk).unwrap_or_default();
     if s.trunk != d.trunk && trunk_layers != net.trunk_specs() {

@@ -28,9 +28,14 @@ pub struct RunSettings {
     /// Input columns, comma-separated; non-numeric columns are one-hot encoded.
     #[arg(long, value_delimiter = ',')]
     pub inputs: Vec<String>,
-    /// A task, COLUMN:class or COLUMN:reg; repeat for several.
+    /// A task, COLUMN:KIND (class, reg, binary, or a registered kind); repeat for several.
     #[arg(long = "task")]
     pub tasks: Vec<String>,
+    /// An input column with many levels looked up in a learned embedding of
+    /// DIM values instead of one-hot encoded, COLUMN:DIM; repeat for several.
+    /// A level unseen in training reads a row of zeros.
+    #[arg(long = "embed")]
+    pub embed: Vec<String>,
     /// The multi-task method.
     #[arg(long, default_value = "equal", long_help = crate::mtl::weighting_help())]
     pub weighting: String,
@@ -195,6 +200,21 @@ pub fn layer_list(flag: &str, items: &[String]) -> Result<(Vec<usize>, Vec<crate
         .map(|s| crate::nn::LayerSpec::parse(s))
         .collect::<Result<Vec<_>>>()?;
     Ok((Vec::new(), specs))
+}
+
+/// `--embed COLUMN:DIM` as (column, width).
+pub fn parse_embed(spec: &str) -> Result<(String, usize)> {
+    let bad = || {
+        Error::InvalidConfig(format!(
+            "--embed {spec:?} must be COLUMN:DIM, DIM a width of at least 1"
+        ))
+    };
+    let (col, dim) = spec.rsplit_once(':').ok_or_else(bad)?;
+    let dim: usize = dim.trim().parse().map_err(|_| bad())?;
+    if dim == 0 || col.trim().is_empty() {
+        return Err(bad());
+    }
+    Ok((col.trim().to_string(), dim))
 }
 
 /// [`RunSettings`] alone on a command line, to read the defaults back from clap.

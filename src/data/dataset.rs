@@ -55,6 +55,9 @@ pub struct Dataset {
     pub d: usize,
     pub tasks: Vec<TaskSpec>,
     pub targets: Vec<Target>,
+    /// The embedded input columns: the last `embeddings.len()` columns of x
+    /// hold their level indices (−1: unseen or missing).
+    pub embeddings: Vec<crate::nn::Embedding>,
 }
 
 /// One fixed-shape minibatch on the host: `rows` real rows, padded to B with masked rows.

@@ -4,7 +4,10 @@
 //! - Numeric input columns are standardised with statistics of the training
 //!   rows; categorical ones (no value is a number) are one-hot encoded over
 //!   the categories seen in the training rows (an unseen category encodes as
-//!   all zeros).
+//!   all zeros). A column asked to be embedded (`--embed COLUMN:DIM`, many
+//!   levels) encodes as one feature, its level's index among the training
+//!   rows' sorted values (−1 for an unseen or missing one, which the network's
+//!   embedding reads as a row of zeros); embedded columns come last in x.
 //! - A row with a missing input is dropped ([`Missing::Drop`], counted), or the
 //!   value is replaced by the training mean ([`Missing::Mean`]; a missing
 //!   category encodes as all zeros).
@@ -38,17 +41,26 @@ pub enum InputColumn {
         name: String,
         categories: Vec<String>,
     },
+    /// One feature, the level's index (−1: unseen or missing), looked up in a
+    /// learned `dim`-wide embedding by the network.
+    Embedded {
+        name: String,
+        levels: Vec<String>,
+        dim: usize,
+    },
 }
 
 impl InputColumn {
     pub fn name(&self) -> &str {
         match self {
-            InputColumn::Numeric { name, .. } | InputColumn::Categorical { name, .. } => name,
+            InputColumn::Numeric { name, .. }
+            | InputColumn::Categorical { name, .. }
+            | InputColumn::Embedded { name, .. } => name,
         }
     }
     pub fn width(&self) -> usize {
         match self {
-            InputColumn::Numeric { .. } => 1,
+            InputColumn::Numeric { .. } | InputColumn::Embedded { .. } => 1,
             InputColumn::Categorical { categories, .. } => categories.len(),
         }
     }
@@ -133,6 +145,32 @@ fn fit_input(table: &Table, name: &str, train: &[usize]) -> Result<InputColumn> 
     Ok(InputColumn::Categorical {
         name: name.to_string(),
         categories,
+    })
+}
+
+/// An embedded column's levels: the training rows' distinct values, sorted
+/// (numbers in their shortest form, so codes like 1 and 1.0 are one level).
+fn fit_embedded(table: &Table, name: &str, dim: usize, train: &[usize]) -> Result<InputColumn> {
+    let col = table.column(name)?;
+    let mut levels = Vec::new();
+    for &r in train {
+        let cell = table.cell(r, col);
+        if !is_missing(cell) {
+            levels.push(
+                crate::task::label_text(cell).map_err(|e| data_err(table, Some(r), name, e))?,
+            );
+        }
+    }
+    levels.sort();
+    levels.dedup();
+    if levels.is_empty() {
+        let reason = "no value of this input in the training rows";
+        return Err(data_err(table, None, name, reason));
+    }
+    Ok(InputColumn::Embedded {
+        name: name.to_string(),
+        levels,
+        dim,
     })
 }
 
@@ -264,15 +302,46 @@ impl Schema {
         train: &[usize],
         missing: Missing,
     ) -> Result<Schema> {
+        Schema::fit_embedding(table, inputs, tasks, train, missing, &[])
+    }
+
+    /// [`Schema::fit`] with the input columns `embed` names (column, width)
+    /// looked up in learned embeddings instead of one-hot encoded; they come
+    /// last in x, in the order given.
+    pub fn fit_embedding(
+        table: &Table,
+        inputs: &[&str],
+        tasks: &[(&str, TaskType)],
+        train: &[usize],
+        missing: Missing,
+        embed: &[(&str, usize)],
+    ) -> Result<Schema> {
         if inputs.is_empty() || tasks.is_empty() {
             return Err(Error::InvalidConfig(
                 "need at least one input column and one task".into(),
             ));
         }
-        let columns = inputs
+        for (name, dim) in embed {
+            if !inputs.contains(name) {
+                return Err(Error::InvalidConfig(format!(
+                    "embedded column {name:?} is not among the inputs"
+                )));
+            }
+            if *dim == 0 {
+                return Err(Error::InvalidConfig(format!(
+                    "embedded column {name:?} needs a width of at least 1"
+                )));
+            }
+        }
+        let embedded = |n: &str| embed.iter().find(|(e, _)| *e == n).map(|e| e.1);
+        let mut columns = inputs
             .iter()
+            .filter(|&&n| embedded(n).is_none())
             .map(|&name| fit_input(table, name, train))
             .collect::<Result<Vec<_>>>()?;
+        for &(name, dim) in embed {
+            columns.push(fit_embedded(table, name, dim, train)?);
+        }
         let mut saved = Vec::new();
         for &(name, ty) in tasks {
             if inputs.contains(&name) {
@@ -292,6 +361,22 @@ impl Schema {
     /// Feature count D.
     pub fn width(&self) -> usize {
         self.inputs.iter().map(|c| c.width()).sum()
+    }
+
+    /// The embedded input columns (name, levels, width), in the order of
+    /// their index features (the last of x).
+    pub fn embeddings(&self) -> Vec<crate::nn::Embedding> {
+        self.inputs
+            .iter()
+            .filter_map(|c| match c {
+                InputColumn::Embedded { name, levels, dim } => Some(crate::nn::Embedding {
+                    column: name.clone(),
+                    levels: levels.len(),
+                    dim: *dim,
+                }),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Names of the input columns.
@@ -331,6 +416,13 @@ impl Schema {
                         if let Ok(k) = categories.binary_search_by(|c| c.as_str().cmp(cell)) {
                             x[i * d + offset + k] = 1.0;
                         }
+                    }
+                    InputColumn::Embedded { levels, .. } => {
+                        let level = crate::task::label_text(cell)
+                            .ok()
+                            .filter(|_| !is_missing(cell))
+                            .and_then(|l| levels.binary_search(&l).ok());
+                        x[i * d + offset] = level.map_or(-1.0, |k| k as f32);
                     }
                 }
             }
@@ -376,6 +468,7 @@ impl Schema {
             targets.push(target);
         }
         Ok(Dataset {
+            embeddings: self.embeddings(),
             input_names: self.input_names(),
             x,
             n,

@@ -13,6 +13,7 @@ pub mod bce;
 pub mod columns;
 pub mod dropout;
 pub mod elementwise;
+pub mod embedding;
 pub mod gate;
 pub mod gram;
 pub mod layer_norm;
@@ -99,6 +100,10 @@ pub const SHADERS: &[(&str, &str)] = &[
         include_str!("../../shaders/layer_norm.wgsl"),
     ),
     ("dropout.wgsl", include_str!("../../shaders/dropout.wgsl")),
+    (
+        "embedding.wgsl",
+        include_str!("../../shaders/embedding.wgsl"),
+    ),
     (
         "step_counter.wgsl",
         include_str!("../../shaders/step_counter.wgsl"),

@@ -16,20 +16,21 @@ pub enum Init {
     Xavier,
 }
 
+/// `n` draws from N(0, std²) (Box-Muller: two uniforms to one standard normal).
+pub(crate) fn normal(rng: &mut StdRng, n: usize, std: f64) -> Vec<f32> {
+    (0..n)
+        .map(|_| {
+            let u1: f64 = rng.random_range(f64::EPSILON..1.0);
+            let u2: f64 = rng.random();
+            (std * (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32
+        })
+        .collect()
+}
+
 fn draw(rng: &mut StdRng, init: Init, fan_in: usize, fan_out: usize) -> Vec<f32> {
     let n = fan_in * fan_out;
     match init {
-        Init::He => {
-            let std = (2.0 / fan_in as f64).sqrt();
-            // Box-Muller: two uniforms to one standard normal.
-            (0..n)
-                .map(|_| {
-                    let u1: f64 = rng.random_range(f64::EPSILON..1.0);
-                    let u2: f64 = rng.random();
-                    (std * (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32
-                })
-                .collect()
-        }
+        Init::He => normal(rng, n, (2.0 / fan_in as f64).sqrt()),
         Init::Xavier => {
             let a = (6.0 / (fan_in + fan_out) as f64).sqrt();
             (0..n).map(|_| rng.random_range(-a..a) as f32).collect()

@@ -13,12 +13,27 @@ use super::{Activation, Init, Linear, ParamBuilder, ParamId, ParamSet};
 use crate::autodiff::{Tape, Var};
 use crate::error::{Error, Result};
 
+/// A categorical input column looked up in a learned table (`--embed COLUMN:DIM`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Embedding {
+    /// The input column (parameters are named `embed.<column>`).
+    pub column: String,
+    /// Rows of the table: the levels seen in training.
+    pub levels: usize,
+    /// Its width.
+    pub dim: usize,
+}
+
 /// Widths of a multi-task network.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NetSpec {
-    /// Input features D.
+    /// Input features D (with one level index per embedded column, last).
     pub inputs: usize,
+    /// The embedded input columns, in the order of their index features.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub embeddings: Vec<Embedding>,
     /// Hidden widths of the shared trunk (each Linear + activation): the
     /// shorthand for `trunk_layers`, used when that is empty.
     pub trunk: Vec<usize>,
@@ -68,6 +83,8 @@ impl NetSpec {
 /// Shared trunk (or mixture of experts) and one head (tower + output layer) per task.
 pub struct MultiTaskNet {
     pub spec: NetSpec,
+    /// Each embedded column's table (levels × dim), shared by every task.
+    pub tables: Vec<ParamId>,
     pub trunk: Stack,
     /// The mixture of experts, for an `Arch` other than `Shared`.
     pub moe: Option<Moe>,
@@ -83,7 +100,19 @@ impl MultiTaskNet {
             ));
         }
         let mut rng = StdRng::seed_from_u64(seed);
-        let mut width = spec.inputs;
+        let dense = spec
+            .inputs
+            .checked_sub(spec.embeddings.len())
+            .ok_or_else(|| Error::InvalidConfig("more embedded columns than inputs".into()))?;
+        // Shared by every task: made first, next to the trunk in the arena.
+        let mut tables = Vec::new();
+        for e in &spec.embeddings {
+            let n = e.levels * e.dim;
+            let init = super::linear::normal(&mut rng, n, 1.0);
+            let name = format!("embed.{}", e.column);
+            tables.push(p.add(&name, &[e.levels, e.dim], init)?);
+        }
+        let mut width = dense + spec.embeddings.iter().map(|e| e.dim).sum::<usize>();
         let moe = match &spec.arch {
             Arch::Shared => None,
             arch => {
@@ -97,7 +126,7 @@ impl MultiTaskNet {
                 let moe = Moe::new(
                     p,
                     arch,
-                    spec.inputs,
+                    width,
                     spec.outputs.len(),
                     spec.activation,
                     &mut rng,
@@ -125,6 +154,7 @@ impl MultiTaskNet {
         }
         Ok(MultiTaskNet {
             spec,
+            tables,
             trunk,
             moe,
             heads,
@@ -134,10 +164,27 @@ impl MultiTaskNet {
     /// The parameters that reach more than one task's output: the trunk, or
     /// the shared experts and gates of a mixture.
     pub fn shared_params(&self) -> Vec<ParamId> {
+        let mut shared = self.tables.clone();
         match &self.moe {
-            Some(moe) => moe.shared_params.clone(),
-            None => self.trunk.params(),
+            Some(moe) => shared.extend(&moe.shared_params),
+            None => shared.extend(self.trunk.params()),
         }
+        shared
+    }
+
+    /// x with its embedded columns looked up (x itself without any).
+    fn input_stage(&self, tape: &mut Tape, params: &ParamSet, x: Var) -> Result<Var> {
+        if self.tables.is_empty() {
+            return Ok(x);
+        }
+        let dense = self.spec.inputs - self.tables.len();
+        let tables = self
+            .tables
+            .iter()
+            .enumerate()
+            .map(|(j, &id)| Ok((params.var_f32(tape, id)?, dense + j)))
+            .collect::<Result<Vec<_>>>()?;
+        tape.embed_inputs(x, dense, &tables)
     }
 
     /// The elements of the parameter arena that hold the shared parameters:
@@ -193,6 +240,7 @@ impl MultiTaskNet {
         params: &ParamSet,
         x: Var,
     ) -> Result<(Vec<Var>, Vec<Var>)> {
+        let x = self.input_stage(tape, params, x)?;
         match &self.moe {
             Some(moe) => moe.forward(tape, params, x, self.heads.len()),
             None => Ok((

@@ -329,7 +329,7 @@ pub async fn fit_async(
     check_settings(data, subset, cfg)?;
     let tasks: Vec<TaskSpec> = subset.iter().map(|&k| data.tasks[k].clone()).collect();
     let b = cfg.batch_size.min(split.train.len());
-    let (net, params) = build_model(gpu, data.d, &tasks, cfg, weighting.as_mut())?;
+    let (net, params) = build_model(gpu, data, &tasks, cfg, weighting.as_mut())?;
     let (mut prog, eval) = build_programs(
         gpu,
         (&net, &params),
@@ -461,13 +461,14 @@ fn check_settings(data: &Dataset, subset: &[usize], cfg: &TrainConfig) -> Result
 /// parameters; initial values from `cfg.init` when resuming.
 fn build_model(
     gpu: &Gpu,
-    d: usize,
+    data: &Dataset,
     tasks: &[TaskSpec],
     cfg: &TrainConfig,
     weighting: &mut dyn Weighting,
 ) -> Result<(MultiTaskNet, ParamSet)> {
     let spec = NetSpec {
-        inputs: d,
+        inputs: data.d,
+        embeddings: data.embeddings.clone(),
         // A mixture of experts replaces the trunk.
         trunk: match cfg.arch {
             Arch::Shared => cfg.trunk.clone(),
