@@ -1723,3 +1723,44 @@ fn a_trunk_and_towers_of_layers_train_save_resume_and_predict() {
     assert_fails(&run(&args), "--hidden");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_matmul_tuning_is_a_step_of_its_own_announced_once() {
+    // Issue 20: the first run on an adapter searched for the fastest matmul
+    // inside its first product, and its time counted as training time. Now
+    // the search is announced with its time before training, and a later run
+    // reads the cached choice silently.
+    gpu_or_skip!();
+    let dir = scratch("tuning");
+    let cache = dir.join("cache");
+    let train = |out: &str| {
+        let out = dir.join(out);
+        let mut args = vec!["train", "--data", PENGUINS, "--out", out.to_str().unwrap()];
+        args.extend(PENGUIN_ARGS);
+        Command::new(BIN)
+            .args(&args)
+            .env("TASKGRAD_CACHE_DIR", &cache)
+            .output()
+            .unwrap()
+    };
+    let first = train("a");
+    assert!(first.status.success(), "{}", stderr(&first));
+    let err = stderr(&first);
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("tuning the matmul for "))
+        .unwrap_or_else(|| panic!("no announcement: {err}"));
+    assert!(
+        line.contains(&format!("(once, cached in {})", cache.display())) && line.ends_with(" s"),
+        "{line}"
+    );
+    assert!(cache.join("matmul-choice.json").exists());
+    let second = train("b");
+    assert!(second.status.success(), "{}", stderr(&second));
+    assert!(
+        !stderr(&second).contains("tuning the matmul"),
+        "{}",
+        stderr(&second)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -143,6 +143,7 @@ fn train(matches: &ArgMatches, config: Option<&std::path::Path>) -> Result<()> {
     }
     let gpu = Gpu::new()?;
     eprintln!("adapter: {}", gpu.report);
+    taskgrad::cli::tune_matmul(&gpu)?;
     if settings.profile && !gpu.can_profile() {
         eprintln!(
             "--profile: {} offers no timestamp queries; no per-kernel table",
@@ -292,6 +293,7 @@ fn compare(matches: &ArgMatches, args: &CompareArgs) -> Result<()> {
     let prepared = prepare_compare(&settings, &args.methods, args.seeds)?;
     let gpu = Gpu::new()?;
     eprintln!("adapter: {}", gpu.report);
+    taskgrad::cli::tune_matmul(&gpu)?;
     let bar = ProgressBar::new(prepared.fits() as u64);
     bar.set_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} models, {elapsed} (ETA {eta}) {msg}")

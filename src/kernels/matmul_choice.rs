@@ -39,37 +39,89 @@ pub const MARGIN: f64 = 0.10;
 /// to a kernel's source changes the key by itself: see [`cache_key`]).
 const SEARCH_VERSION: u32 = 3;
 
-/// The choice for this adapter: cached on the `Gpu`, else read from disk, else searched.
+/// How this adapter's matmul choice was made: searched now (and how long
+/// that took) or read from the cache, and where the cache is.
+#[derive(Clone, Debug)]
+pub struct Tuning {
+    pub choice: MatmulChoice,
+    /// True when this process ran the timed search (the first run on an adapter).
+    pub searched: bool,
+    /// Seconds the search (or the cache lookup) took.
+    pub seconds: f64,
+    /// The cache file (None where there is no home or cache directory).
+    pub cache: Option<PathBuf>,
+}
+
+impl Tuning {
+    /// One line for a front end to print before training, when the search
+    /// ran: "tuning the matmul for <adapter> (once, cached in <dir>): N s".
+    pub fn announcement(&self, gpu: &Gpu) -> Option<String> {
+        let place = match &self.cache {
+            Some(path) => format!(
+                "once, cached in {}",
+                path.parent().unwrap_or(path).display()
+            ),
+            None => "no cache directory: again next run".to_string(),
+        };
+        self.searched.then(|| {
+            format!(
+                "tuning the matmul for {} ({place}): {:.2} s",
+                gpu.report.name, self.seconds
+            )
+        })
+    }
+}
+
+/// The choice for this adapter, and how it was made: cached on the `Gpu`,
+/// else read from disk, else searched (at most a few seconds, once per
+/// adapter). Front ends call this before training so that the search is a
+/// step of its own, announced and timed apart ([`Tuning::announcement`]);
+/// otherwise the first product that needs it runs it.
 /// `TASKGRAD_MATMUL_WG=WxH` fixes the register kernel's shape.
+pub fn tuning(gpu: &Gpu) -> Result<Tuning> {
+    gpu.memo("matmul tuning", || {
+        let clock = Instant::now();
+        let (choice, searched) = choose(gpu)?;
+        Ok(Tuning {
+            choice,
+            searched,
+            seconds: clock.elapsed().as_secs_f64(),
+            cache: cache_file(),
+        })
+    })
+}
+
+/// The choice for this adapter ([`tuning`]'s).
 pub fn choice(gpu: &Gpu) -> Result<MatmulChoice> {
-    gpu.memo("matmul choice", || choose(gpu))
+    Ok(tuning(gpu)?.choice)
 }
 
 /// In a browser nothing may wait for the GPU, so there is no timed search:
 /// the register-blocked kernel with its default shape for every product.
 #[cfg(target_arch = "wasm32")]
-fn choose(_gpu: &Gpu) -> Result<MatmulChoice> {
-    Ok(MatmulChoice::default())
+fn choose(_gpu: &Gpu) -> Result<(MatmulChoice, bool)> {
+    Ok((MatmulChoice::default(), false))
 }
 
+/// The choice, and whether it was searched (rather than read from the cache).
 #[cfg(not(target_arch = "wasm32"))]
-fn choose(gpu: &Gpu) -> Result<MatmulChoice> {
+fn choose(gpu: &Gpu) -> Result<(MatmulChoice, bool)> {
     let fixed_wg = match std::env::var("TASKGRAD_MATMUL_WG") {
         Ok(s) => Some(parse_wg(&s)?),
         Err(_) => None,
     };
-    let mut c = match load_cached(gpu) {
-        Some(c) => c,
+    let (mut c, searched) = match load_cached(gpu) {
+        Some(c) => (c, false),
         None => {
             let c = search(gpu, fixed_wg)?;
             store_cached(gpu, &c);
-            c
+            (c, true)
         }
     };
     if let Some(wg) = fixed_wg {
         c.register_wg = wg;
     }
-    Ok(c)
+    Ok((c, searched))
 }
 
 /// The register-blocked kernel's workgroup shape on this adapter.
