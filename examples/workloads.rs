@@ -170,7 +170,7 @@ fn w_matmul(gpu: &Gpu, args: &Args) -> taskgrad::Result<String> {
     let half_kernel = args.kernel.clone().unwrap_or_else(|| "coop".into());
     let forced = match &args.kernel {
         Some(k) if !args.half => Some(MatmulKernel::parse(k)?),
-        _ => matmul::forced_kernel()?,
+        _ => matmul::forced_kernel(gpu)?,
     };
     let choice = matmul::choice(gpu)?;
     let mut line = format!(

@@ -1764,3 +1764,20 @@ fn the_matmul_tuning_is_a_step_of_its_own_announced_once() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_bad_kernel_variable_stops_the_run_before_training() {
+    // Issue 20: a bad TASKGRAD_SPLITK was silently ignored at every product.
+    let dir = scratch("bad-env");
+    let out = dir.join("run");
+    let mut args = vec!["train", "--data", PENGUINS, "--out", out.to_str().unwrap()];
+    args.extend(PENGUIN_ARGS);
+    let o = Command::new(BIN)
+        .args(&args)
+        .env("TASKGRAD_SPLITK", "many")
+        .output()
+        .unwrap();
+    assert_fails(&o, "TASKGRAD_SPLITK=\"many\": a whole number of slices");
+    no_model_left(&out);
+    let _ = std::fs::remove_dir_all(&dir);
+}

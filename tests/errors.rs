@@ -259,3 +259,36 @@ fn a_matmul_kernel_needing_more_workgroup_memory_than_offered_is_refused_by_name
     }
     assert!(matmul::matmul_kernel(&gpu, &a, &b, &c, opts, MatmulKernel::Tiled, (16, 16)).is_ok());
 }
+
+#[test]
+fn kernel_settings_from_the_environment_are_checked_once_naming_the_variable() {
+    // Issue 20: TASKGRAD_SPLITK was re-read at every product and a bad value
+    // silently ignored, while a bad TASKGRAD_MATMUL was an error: now all are
+    // read and checked when the Gpu is made.
+    use taskgrad::gpu::env::{KernelEnv, MATMUL_KERNELS};
+    use taskgrad::kernels::matmul::MatmulKernel;
+    let ok = KernelEnv::parse(Some(" Tiled32 "), Some("16x4"), Some("3")).unwrap();
+    assert_eq!(ok.matmul, Some("tiled32"));
+    assert_eq!(ok.matmul_wg, Some((16, 4)));
+    assert_eq!(ok.splitk, Some(3));
+    assert_eq!(
+        KernelEnv::parse(None, None, None).unwrap(),
+        KernelEnv::default()
+    );
+    for (m, wg, k, var) in [
+        (Some("fast"), None, None, "TASKGRAD_MATMUL=\"fast\""),
+        (None, Some("8"), None, "TASKGRAD_MATMUL_WG=\"8\""),
+        (None, Some("32x32"), None, "TASKGRAD_MATMUL_WG=\"32x32\""),
+        (None, None, Some("abc"), "TASKGRAD_SPLITK=\"abc\""),
+        (None, None, Some("0"), "TASKGRAD_SPLITK=\"0\""),
+    ] {
+        let err = KernelEnv::parse(m, wg, k).unwrap_err().to_string();
+        assert!(err.contains(var), "{err}");
+    }
+    // The names the variable takes are the kernels there are.
+    let names: Vec<&str> = MatmulKernel::ALL.iter().map(|k| k.name()).collect();
+    assert_eq!(names, MATMUL_KERNELS);
+    for name in MATMUL_KERNELS {
+        assert_eq!(MatmulKernel::parse(name).unwrap().name(), name);
+    }
+}

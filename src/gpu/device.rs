@@ -53,6 +53,9 @@ pub struct Gpu {
     pub report: AdapterReport,
     pub limits: wgpu::Limits,
     pub features: wgpu::Features,
+    /// The kernel settings from the environment, read and checked when the
+    /// `Gpu` was made ([`super::env`]).
+    pub env: super::env::KernelEnv,
     pipelines: Mutex<HashMap<PipelineKey, Arc<Kernel>>>,
     uncaptured: Arc<Mutex<Option<String>>>,
     pub(crate) readbacks: std::sync::atomic::AtomicU64,
@@ -197,6 +200,7 @@ impl Gpu {
     /// A device and queue on `adapter`, with its limits and the optional
     /// features taskgrad uses, and uncaptured errors kept for [`Gpu::check`].
     async fn open(adapter: wgpu::Adapter) -> Result<Gpu> {
+        let env = super::env::KernelEnv::from_env()?;
         let info = adapter.get_info();
         let report = AdapterReport {
             // Browsers may leave the description empty (fingerprinting).
@@ -256,6 +260,7 @@ impl Gpu {
             report,
             limits,
             features,
+            env,
             pipelines: Mutex::new(HashMap::new()),
             uncaptured,
             readbacks: std::sync::atomic::AtomicU64::new(0),

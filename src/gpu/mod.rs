@@ -6,6 +6,7 @@
 
 mod device;
 pub mod dispatch;
+pub mod env;
 pub mod profile;
 mod tensor;
 
@@ -13,4 +14,5 @@ pub use device::{
     list_adapters, parse_backend, quiet_graphics_stack, AdapterReport, Binding, Gpu, Kernel,
 };
 pub use dispatch::Dispatch;
+pub use env::KernelEnv;
 pub use tensor::{Arena, ArenaLayout, DType, Tensor};

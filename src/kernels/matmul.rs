@@ -209,7 +209,8 @@ pub fn matmul(
     } else {
         a.shape()[1]
     };
-    let (kernel, wg) = super::matmul_choice::choice(gpu)?.for_product(m * n * k, forced_kernel()?);
+    let (kernel, wg) =
+        super::matmul_choice::choice(gpu)?.for_product(m * n * k, forced_kernel(gpu)?);
     matmul_kernel(gpu, a, b, c, opts, kernel, wg)
 }
 
@@ -230,11 +231,8 @@ pub fn splits_for(
     (m, n, k): (usize, usize, usize),
     wg: (u32, u32),
 ) -> usize {
-    if let Some(forced) = std::env::var("TASKGRAD_SPLITK")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
-        return usize::max(forced, 1).min(k.max(1));
+    if let Some(forced) = gpu.env.splitk {
+        return forced.min(k.max(1));
     }
     if gpu.report.device_type == wgpu::DeviceType::Cpu {
         return 1;
@@ -261,7 +259,8 @@ pub fn matmul_auto(
     } else {
         a.shape()[1]
     };
-    let (kernel, wg) = super::matmul_choice::choice(gpu)?.for_product(m * n * k, forced_kernel()?);
+    let (kernel, wg) =
+        super::matmul_choice::choice(gpu)?.for_product(m * n * k, forced_kernel(gpu)?);
     let splits = match kernel {
         MatmulKernel::Naive => 1,
         _ => splits_for(gpu, kernel, (m, n, k), wg),
@@ -685,12 +684,10 @@ impl MatmulChoice {
     }
 }
 
-/// `TASKGRAD_MATMUL`, if set: one kernel for every product.
-pub fn forced_kernel() -> Result<Option<MatmulKernel>> {
-    match std::env::var("TASKGRAD_MATMUL") {
-        Ok(s) if !s.trim().is_empty() => Ok(Some(MatmulKernel::parse(&s)?)),
-        _ => Ok(None),
-    }
+/// `TASKGRAD_MATMUL`, if set: one kernel for every product (read and checked
+/// when the `Gpu` was made).
+pub fn forced_kernel(gpu: &Gpu) -> Result<Option<MatmulKernel>> {
+    gpu.env.matmul.map(MatmulKernel::parse).transpose()
 }
 
 pub use super::matmul_choice::{choice, workgroup};

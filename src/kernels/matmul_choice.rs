@@ -28,7 +28,7 @@ use std::path::PathBuf;
 use web_time::Instant;
 
 use super::matmul::{matmul_kernel, MatmulChoice, MatmulKernel, MatmulOptions, CANDIDATES};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::gpu::{Dispatch, Gpu, Tensor};
 
 /// Timed runs per candidate (the fastest counts: noise only ever adds time).
@@ -86,7 +86,7 @@ pub fn tuning(gpu: &Gpu) -> Result<Tuning> {
             choice,
             searched,
             seconds: clock.elapsed().as_secs_f64(),
-            cache: cache_file(),
+            cache: cache_file(gpu),
         })
     })
 }
@@ -106,10 +106,7 @@ fn choose(_gpu: &Gpu) -> Result<(MatmulChoice, bool)> {
 /// The choice, and whether it was searched (rather than read from the cache).
 #[cfg(not(target_arch = "wasm32"))]
 fn choose(gpu: &Gpu) -> Result<(MatmulChoice, bool)> {
-    let fixed_wg = match std::env::var("TASKGRAD_MATMUL_WG") {
-        Ok(s) => Some(parse_wg(&s)?),
-        Err(_) => None,
-    };
+    let fixed_wg = gpu.env.matmul_wg;
     let (mut c, searched) = match load_cached(gpu) {
         Some(c) => (c, false),
         None => {
@@ -127,23 +124,6 @@ fn choose(gpu: &Gpu) -> Result<(MatmulChoice, bool)> {
 /// The register-blocked kernel's workgroup shape on this adapter.
 pub fn workgroup(gpu: &Gpu) -> Result<(u32, u32)> {
     Ok(choice(gpu)?.register_wg)
-}
-
-fn parse_wg(s: &str) -> Result<(u32, u32)> {
-    let bad = || {
-        Error::InvalidConfig(format!(
-            "TASKGRAD_MATMUL_WG={s:?}: expected WGXxWGY, e.g. 8x8"
-        ))
-    };
-    let (x, y) = s.split_once('x').ok_or_else(bad)?;
-    let (x, y): (u32, u32) = (
-        x.trim().parse().map_err(|_| bad())?,
-        y.trim().parse().map_err(|_| bad())?,
-    );
-    if x == 0 || y == 0 || x * y > 256 {
-        return Err(bad());
-    }
-    Ok((x, y))
 }
 
 fn search(gpu: &Gpu, fixed_wg: Option<(u32, u32)>) -> Result<MatmulChoice> {
@@ -263,15 +243,8 @@ fn best_times(gpu: &Gpu, ds: &[Dispatch]) -> Result<Vec<f64>> {
         .collect())
 }
 
-fn cache_file() -> Option<PathBuf> {
-    let dir = match std::env::var_os("TASKGRAD_CACHE_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => match std::env::var_os("XDG_CACHE_HOME") {
-            Some(d) => PathBuf::from(d).join("taskgrad"),
-            None => PathBuf::from(std::env::var_os("HOME")?).join(".cache/taskgrad"),
-        },
-    };
-    Some(dir.join("matmul-choice.json"))
+fn cache_file(gpu: &Gpu) -> Option<PathBuf> {
+    Some(gpu.env.cache_dir.as_ref()?.join("matmul-choice.json"))
 }
 
 /// The adapter, its driver and backend, this crate's version, the search's
@@ -301,12 +274,12 @@ fn read_cache(path: &PathBuf) -> BTreeMap<String, MatmulChoice> {
 }
 
 fn load_cached(gpu: &Gpu) -> Option<MatmulChoice> {
-    read_cache(&cache_file()?).get(&cache_key(gpu)).copied()
+    read_cache(&cache_file(gpu)?).get(&cache_key(gpu)).copied()
 }
 
 /// Add this adapter's choice to the cache file (temporary file, then rename).
 fn store_cached(gpu: &Gpu, c: &MatmulChoice) {
-    let Some(path) = cache_file() else { return };
+    let Some(path) = cache_file(gpu) else { return };
     let mut all = read_cache(&path);
     all.insert(cache_key(gpu), *c);
     let Some(dir) = path.parent() else { return };
