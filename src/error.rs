@@ -62,14 +62,14 @@ pub enum Error {
     InvalidConfig(String),
 
     #[error(
-        "non-finite loss for task {task:?} at step {step}: lower the learning rate (--lr), \
+        "non-finite loss for task {task:?} at step {step}: lower the learning rate, \
          or look for extreme values in the data"
     )]
     NonFinite { step: u64, task: String },
 
     #[error(
         "training diverged: task {task:?}'s mean training loss went from {first} in the first \
-         epoch to {now} in epoch {epoch}; lower the learning rate (--lr)"
+         epoch to {now} in epoch {epoch}; lower the learning rate"
     )]
     Diverged {
         task: String,
@@ -86,9 +86,32 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+
+    /// A step that should not fail did (a bug to report, not a setting to change).
+    #[error("internal error while {operation}: {reason}")]
+    Internal { operation: String, reason: String },
 }
 
 impl Error {
+    /// The error with `what` in front of its message, said once: an invalid
+    /// configuration becomes "`what`: the reason" (not "invalid
+    /// configuration: what: invalid configuration: the reason"); other errors
+    /// keep their own context.
+    pub fn context(self, what: impl std::fmt::Display) -> Error {
+        match self {
+            Error::InvalidConfig(m) => Error::InvalidConfig(format!("{what}: {m}")),
+            other => other,
+        }
+    }
+
+    /// An internal failure while doing `operation`.
+    pub fn internal(operation: impl Into<String>, reason: impl std::fmt::Display) -> Error {
+        Error::Internal {
+            operation: operation.into(),
+            reason: reason.to_string(),
+        }
+    }
+
     pub(crate) fn shape(
         op: &'static str,
         expected: impl Into<String>,

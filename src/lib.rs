@@ -9,7 +9,7 @@
 //! | kernels | [`kernels`] | one Rust wrapper per WGSL file in `shaders/` (same stem): shape checks, grid, dispatch |
 //! | reference | [`reference`] | the plain-loop CPU statement of every kernel, the test oracle |
 //! | autodiff | [`autodiff`] | the reverse-mode tape; each op's backward beside its forward |
-//! | nn | [`nn`] | named parameters in arenas, Linear, the multi-task net, mixtures of experts |
+//! | nn | [`nn`] | named parameters in arenas, Linear, layers as units (a trunk or tower is a list of them), embedded inputs, the multi-task net, mixtures of experts |
 //! | mtl | [`mtl`] | the multi-task methods, one file each, and their registry |
 //! | optim | [`optim`] | SGD with momentum, Adam, AdamW behind one interface |
 //! | task | [`task`] | task kinds (class, regression, binary, and any registered): head width, fused loss, label encoding, metrics, predictions, saved form |

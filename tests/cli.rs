@@ -1487,15 +1487,15 @@ fn a_mixture_of_experts_trains_penguins_and_loads_back() {
     for (extra, needle) in [
         (
             vec!["--arch", "moe"],
-            "--arch \"moe\": use shared, omoe, mmoe, cgc or ple",
+            "unknown architecture \"moe\": use shared, omoe, mmoe, cgc or ple",
         ),
         (
             vec!["--arch", "mmoe", "--experts", "0"],
-            "--experts must be at least 1",
+            "--experts 0, --task-experts 1, --expert-hidden 32, --levels 2): the mmoe architecture: experts must be at least 1",
         ),
         (
             vec!["--arch", "ple", "--levels", "0"],
-            "--levels must be at least 1",
+            "--levels 0): the ple architecture: levels must be at least 1",
         ),
     ] {
         let bad = dir.join("bad");
@@ -1779,5 +1779,27 @@ fn a_bad_kernel_variable_stops_the_run_before_training() {
         .unwrap();
     assert_fails(&o, "TASKGRAD_SPLITK=\"many\": a whole number of slices");
     no_model_left(&out);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_error_says_its_context_once() {
+    // Issue 20: "invalid configuration: --space: invalid configuration: …".
+    let dir = scratch("context");
+    let out = dir.join("run");
+    let mut args = vec!["train", "--data", PENGUINS, "--out", out.to_str().unwrap()];
+    args.extend(PENGUIN_ARGS);
+    args.extend(["--space", "sideways"]);
+    let o = run(&args);
+    assert_fails(
+        &o,
+        "invalid configuration: --space: unknown gradient space \"sideways\"",
+    );
+    assert_eq!(
+        stderr(&o).matches("invalid configuration").count(),
+        1,
+        "{}",
+        stderr(&o)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

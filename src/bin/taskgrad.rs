@@ -14,12 +14,9 @@ use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand}
 use indicatif::{ProgressBar, ProgressStyle};
 use taskgrad::cli::compare::{execute_compare, prepare_compare};
 use taskgrad::cli::run::{execute_run, prepare_run_with_progress, results_table, RunSettings};
-use taskgrad::data::encode::usable_rows;
-use taskgrad::data::{Split, Table};
-use taskgrad::model::checkpoint;
-use taskgrad::model::{Model, Predictions};
+use taskgrad::cli::use_model::{eval, predict};
 use taskgrad::train::{StepHook, StepProgress};
-use taskgrad::{Error, Gpu, Result};
+use taskgrad::{Gpu, Result};
 
 #[derive(Parser)]
 #[command(
@@ -129,7 +126,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", taskgrad::cli::in_flags(&e));
             ExitCode::FAILURE
         }
     }
@@ -358,205 +355,6 @@ fn grad_stats_line(names: &[String], log: &taskgrad::train::EpochLog) -> String 
         line += &format!(" | gates {}", gates.join(", "));
     }
     line
-}
-
-/// The rows `eval` scores, and how to say which: the training file's
-/// held-out test rows (the model's saved split, rebuilt when the file's usable
-/// rows are the very rows it was trained on), or every row of any other
-/// file, or of any file with `--all-rows`.
-fn rows_to_score(
-    meta: &checkpoint::ModelMeta,
-    table: &Table,
-    rows: Vec<usize>,
-    all_rows: bool,
-) -> Result<(Vec<usize>, String)> {
-    if all_rows {
-        return Ok((rows, "every row (--all-rows)".into()));
-    }
-    let Some(rec) = &meta.split else {
-        return Ok((
-            rows,
-            "every row (the model records no split: it was saved before taskgrad kept one)".into(),
-        ));
-    };
-    let names: Vec<String> = meta
-        .schema
-        .input_names()
-        .into_iter()
-        .chain(meta.schema.tasks.iter().map(|t| t.name().to_string()))
-        .collect();
-    let cols: Option<Vec<usize>> = names.iter().map(|n| table.column(n).ok()).collect();
-    let same = cols.is_some_and(|cols| {
-        rows.len() == rec.rows
-            && format!("{:016x}", table.fingerprint(&rows, &cols)) == rec.fingerprint
-    });
-    if !same {
-        return Ok((
-            rows,
-            "every row (not the file the model was trained on)".into(),
-        ));
-    }
-    let split = Split::new(rec.rows, rec.val_fraction, rec.test_fraction, rec.seed)?;
-    let test: Vec<usize> = split.test.iter().map(|&i| rows[i]).collect();
-    Ok((
-        test,
-        format!(
-            "the held-out test rows of the training file (seed {}, test fraction {}; --all-rows for every row)",
-            rec.seed, rec.test_fraction
-        ),
-    ))
-}
-
-/// The model and the table, with the model's columns checked against the table's header.
-fn load(model: &std::path::Path, data: &std::path::Path) -> Result<(Gpu, Model, Table)> {
-    let ck = checkpoint::load(model)?;
-    let table = Table::from_csv(data)?;
-    ck.meta.check_consistent(model)?;
-    ck.meta.check_inputs(&table, model)?;
-    let all: Vec<usize> = (0..table.n_rows()).collect();
-    for w in ck.meta.schema.drift(&table, &all) {
-        eprintln!("warning: {}: {w}", data.display());
-    }
-    let gpu = Gpu::new()?;
-    let m = Model::from_checkpoint(&gpu, &ck, model)?;
-    Ok((gpu, m, table))
-}
-
-fn eval(model: &std::path::Path, data: &std::path::Path, all_rows: bool) -> Result<()> {
-    let (gpu, m, table) = load(model, data)?;
-    let schema = &m.meta.schema;
-    if !schema
-        .tasks
-        .iter()
-        .any(|t| table.headers.iter().any(|h| h == t.name()))
-    {
-        let names: Vec<&str> = schema.tasks.iter().map(|t| t.name()).collect();
-        return Err(Error::Checkpoint {
-            path: model.to_path_buf(),
-            reason: format!(
-                "{} has none of the model's task columns ({})",
-                data.display(),
-                names.join(", ")
-            ),
-        });
-    }
-    let inputs = schema.input_names();
-    let refs: Vec<&str> = inputs.iter().map(|s| s.as_str()).collect();
-    let (rows, dropped) = usable_rows(&table, &refs, schema.missing)?;
-    let (rows, which) = rows_to_score(&m.meta, &table, rows, all_rows)?;
-    let encoded = schema.encode(&table, &rows)?;
-    let metrics = m.evaluate(&gpu, &encoded)?;
-    println!(
-        "{} rows evaluated: {which}{}",
-        rows.len(),
-        if dropped > 0 {
-            format!(" ({dropped} dropped: missing input)")
-        } else {
-            String::new()
-        }
-    );
-    println!("{:<18} {:>10}  metrics", "task", "loss");
-    for (t, met) in schema.tasks.iter().zip(&metrics) {
-        let named: Vec<String> = met
-            .metrics
-            .iter()
-            .map(|m| format!("{} {:.4}", m.name, m.value))
-            .collect();
-        println!("{:<18} {:>10.4}  {}", t.name(), met.loss, named.join(", "));
-    }
-    Ok(())
-}
-
-fn predict(
-    model: &std::path::Path,
-    data: &std::path::Path,
-    output: Option<&std::path::Path>,
-    probabilities: bool,
-) -> Result<()> {
-    if let Some(out) = output {
-        refuse_to_overwrite_inputs(out, &[data, model])?;
-    }
-    let (gpu, m, table) = load(model, data)?;
-    let preds = m.predict(&gpu, &table)?;
-    // Rows are written as they are formed, straight to the file (through a
-    // temporary one, renamed at the end) or to standard output.
-    match output {
-        Some(path) => {
-            checkpoint::write_atomically(path, |tmp| {
-                let file = std::fs::File::create(tmp).map_err(|e| Error::Io {
-                    path: tmp.to_path_buf(),
-                    source: e,
-                })?;
-                write_predictions(std::io::BufWriter::new(file), &table, &preds, probabilities)
-            })?;
-            eprintln!("wrote {} predictions to {}", table.n_rows(), path.display());
-        }
-        None => write_predictions(std::io::stdout().lock(), &table, &preds, probabilities)?,
-    }
-    if preds.imputed > 0 {
-        let imputed = preds.imputed;
-        eprintln!("{imputed} rows had a missing input, filled with the training mean (a missing category as none)");
-    }
-    Ok(())
-}
-
-/// `--output` naming the data or the model file would destroy an input.
-fn refuse_to_overwrite_inputs(out: &std::path::Path, inputs: &[&std::path::Path]) -> Result<()> {
-    let same = |a: &std::path::Path, b: &std::path::Path| match (a.canonicalize(), b.canonicalize())
-    {
-        (Ok(a), Ok(b)) => a == b,
-        _ => a == b,
-    };
-    if inputs.iter().any(|i| same(out, i)) {
-        return Err(Error::InvalidConfig(format!(
-            "--output {} would overwrite an input of this command; choose another file",
-            out.display()
-        )));
-    }
-    Ok(())
-}
-
-/// The header and one row per input row, written as each is formed: its CSV
-/// line number first; per task the label or value, then with `probabilities`
-/// one column per class (empty cells for a row that could not be predicted).
-fn write_predictions(
-    out: impl std::io::Write,
-    table: &Table,
-    preds: &Predictions,
-    probabilities: bool,
-) -> Result<()> {
-    let err = |e: csv::Error| Error::InvalidConfig(format!("writing CSV: {e}"));
-    let mut w = csv::Writer::from_writer(out);
-    let mut header = vec!["line".to_string()];
-    for t in &preds.tasks {
-        header.push(t.name.clone());
-        if probabilities {
-            header.extend(t.classes.iter().map(|c| format!("p({}={c})", t.name)));
-        }
-    }
-    w.write_record(&header).map_err(err)?;
-    // preds.rows is ascending: walk it beside the table's rows.
-    let mut next = preds.rows.iter().enumerate().peekable();
-    let mut cells: Vec<String> = Vec::with_capacity(header.len());
-    for r in 0..table.n_rows() {
-        cells.clear();
-        cells.push(table.lines[r].to_string());
-        match next.peek() {
-            Some(&(i, &row)) if row == r => {
-                next.next();
-                for t in &preds.tasks {
-                    cells.push(t.cells[i].clone());
-                    if probabilities && !t.probabilities.is_empty() {
-                        cells.extend(t.probabilities[i].iter().map(|v| format!("{v:.6}")));
-                    }
-                }
-            }
-            _ => cells.resize(header.len(), String::new()),
-        }
-        w.write_record(&cells).map_err(err)?;
-    }
-    w.flush()
-        .map_err(|e| Error::InvalidConfig(format!("writing CSV: {e}")))
 }
 
 fn info() -> Result<()> {

@@ -70,7 +70,7 @@ pub fn prepare_compare(
     let loaded = load_data(s, None, &mut |_, _| {})?;
     for m in methods {
         crate::mtl::check_for_tasks(m, loaded.tasks.len())
-            .map_err(|e| Error::InvalidConfig(format!("--methods {m}: {e}")))?;
+            .map_err(|e| e.context(format!("--methods {m}")))?;
     }
     let cfg = train_config(s, None, super::run::space_of(s)?, super::run::arch_of(s)?);
     cfg.optimizer_config().validate()?;

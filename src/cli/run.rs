@@ -174,7 +174,8 @@ pub fn prepare_run_with_progress(
     let cfg = train_config(s, resume.as_ref(), space_of(s)?, arch_of(s)?);
     cfg.optimizer_config().validate()?;
     // An unknown name or a wrong count of fixed weights fails here, before any work.
-    crate::mtl::check_for_tasks(&s.weighting, loaded.tasks.len())?;
+    crate::mtl::check_for_tasks(&s.weighting, loaded.tasks.len())
+        .map_err(|e| e.context(format!("--weighting {}", s.weighting)))?;
     check_output_paths(&s.out, &["model.safetensors", "metrics.csv"], &["plots"])?;
     refuse_to_replace(&s.out, "model.safetensors", s.force)?;
     let created = !s.out.exists();
@@ -305,21 +306,6 @@ pub(crate) fn for_seed(
     let input_refs: Vec<&str> = l.inputs.iter().map(|s| s.as_str()).collect();
     let task_refs: Vec<(&str, TaskType)> = l.tasks.iter().map(|(c, t)| (c.as_str(), *t)).collect();
     let split = Split::new(l.kept.len(), s.val_fraction, s.test_fraction, seed)?;
-    let fingerprint_columns = input_refs
-        .iter()
-        .chain(task_refs.iter().map(|(c, _)| c))
-        .map(|c| l.table.column(c))
-        .collect::<Result<Vec<_>>>()?;
-    let split_record = SplitRecord {
-        seed,
-        val_fraction: s.val_fraction,
-        test_fraction: s.test_fraction,
-        rows: l.kept.len(),
-        fingerprint: format!(
-            "{:016x}",
-            l.table.fingerprint(&l.kept, &fingerprint_columns)
-        ),
-    };
     let schema = match resume {
         Some((_, ck)) => Schema {
             missing: l.missing,
@@ -336,6 +322,15 @@ pub(crate) fn for_seed(
             let (table, train) = (&l.table, &train_rows);
             Schema::fit_embedding(table, &input_refs, &task_refs, train, l.missing, &embed)?
         }
+    };
+    let fingerprint = SplitRecord::fingerprint_of(&l.table, &l.kept, &schema)
+        .ok_or_else(|| Error::internal("fingerprinting the split", "a model column is missing"))?;
+    let split_record = SplitRecord {
+        seed,
+        val_fraction: s.val_fraction,
+        test_fraction: s.test_fraction,
+        rows: l.kept.len(),
+        fingerprint,
     };
     let data = schema.encode(&l.table, &l.kept)?;
     Ok(Seeded {
@@ -532,7 +527,7 @@ pub(crate) fn space_of(s: &RunSettings) -> Result<Option<crate::mtl::GradSpace>>
         .as_deref()
         .map(crate::mtl::GradSpace::parse)
         .transpose()
-        .map_err(|e| Error::InvalidConfig(format!("--space: {e}")))
+        .map_err(|e| e.context("--space"))
 }
 
 /// The architecture the settings ask for (checked before any work).
@@ -544,6 +539,12 @@ pub(crate) fn arch_of(s: &RunSettings) -> Result<crate::nn::Arch> {
         s.expert_hidden,
         s.levels,
     )
+    .map_err(|e| {
+        e.context(format!(
+            "--arch {} (--experts {}, --task-experts {}, --expert-hidden {}, --levels {})",
+            s.arch, s.experts, s.task_experts, s.expert_hidden, s.levels
+        ))
+    })
 }
 
 pub(crate) fn train_config(
@@ -667,7 +668,8 @@ pub fn execute_run(
     let meta = ModelMeta {
         schema: schema.clone(),
         net: report.net.spec.clone(),
-        config: serde_json::to_value(&recorded).map_err(|e| Error::InvalidConfig(e.to_string()))?,
+        config: serde_json::to_value(&recorded)
+            .map_err(|e| Error::internal("recording the run's settings", e))?,
         epochs_trained: epochs_before + report.history.len(),
         split: Some(split_record),
     };

@@ -269,7 +269,8 @@ impl RunSettings {
         };
         let base = RunSettings::from_toml(file)?;
         let json = |s: &RunSettings| {
-            serde_json::to_value(s).map_err(|e| Error::InvalidConfig(e.to_string()))
+            serde_json::to_value(s)
+                .map_err(|e| Error::internal("merging the config file and the flags", e))
         };
         let (mut merged, given) = (json(&base)?, json(&flags)?);
         for id in matches.ids() {
@@ -280,6 +281,7 @@ impl RunSettings {
                 }
             }
         }
-        serde_json::from_value(merged).map_err(|e| Error::InvalidConfig(e.to_string()))
+        serde_json::from_value(merged)
+            .map_err(|e| Error::internal("merging the config file and the flags", e))
     }
 }

@@ -249,7 +249,7 @@ pub fn usable_rows(
             table,
             None,
             "",
-            "every row has a missing input value; pass --impute mean to fill them",
+            "every row has a missing input value; impute them with the training means (Missing::Mean) to keep the rows",
         ));
     }
     Ok((rows, dropped))

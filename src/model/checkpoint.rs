@@ -56,6 +56,25 @@ pub struct SplitRecord {
     pub fingerprint: String,
 }
 
+impl SplitRecord {
+    /// The fingerprint a split records of `rows` of `table`: their cells of
+    /// the schema's input columns (in its order), then its task columns, in
+    /// hexadecimal; None when the table lacks one of those columns. Training
+    /// records it, `eval` compares it: one function, so both hash alike.
+    pub fn fingerprint_of(
+        table: &crate::data::Table,
+        rows: &[usize],
+        schema: &crate::data::encode::Schema,
+    ) -> Option<String> {
+        let names = schema
+            .input_names()
+            .into_iter()
+            .chain(schema.tasks.iter().map(|t| t.name.clone()));
+        let cols: Option<Vec<usize>> = names.map(|n| table.column(&n).ok()).collect();
+        Some(format!("{:016x}", table.fingerprint(rows, &cols?)))
+    }
+}
+
 /// A loaded checkpoint.
 #[derive(Clone, Debug)]
 pub struct Checkpoint {

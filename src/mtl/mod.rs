@@ -253,7 +253,7 @@ pub fn check_for_tasks(name: &str, k: usize) -> Result<()> {
         let n = list.split(',').count();
         if n != k {
             return Err(Error::InvalidConfig(format!(
-                "--weighting {name:?} gives {n} fixed weights for {k} tasks"
+                "method {name:?} gives {n} fixed weights for {k} tasks"
             )));
         }
     }

@@ -102,7 +102,7 @@ impl Arch {
             },
             other => {
                 return Err(Error::InvalidConfig(format!(
-                    "--arch {other:?}: use shared, omoe, mmoe, cgc or ple"
+                    "unknown architecture {other:?}: use shared, omoe, mmoe, cgc or ple"
                 )))
             }
         };
@@ -151,22 +151,22 @@ impl Arch {
         };
         if z.hidden == 0 {
             return bad(format!(
-                "--arch {}: --expert-hidden must be at least 1",
+                "the {} architecture: expert_hidden (each expert's width) must be at least 1",
                 self.name()
             ));
         }
         if z.levels == 0 {
-            return bad("--arch ple: --levels must be at least 1".into());
+            return bad("the ple architecture: levels must be at least 1".into());
         }
         if matches!(self, Arch::Omoe { .. } | Arch::Mmoe { .. }) && z.shared == 0 {
             return bad(format!(
-                "--arch {}: --experts must be at least 1",
+                "the {} architecture: experts must be at least 1",
                 self.name()
             ));
         }
         if z.shared + z.per_task == 0 {
             return bad(format!(
-                "--arch {}: a gate needs at least one expert (--experts or --task-experts)",
+                "the {} architecture: a gate needs at least one expert (shared or per task)",
                 self.name()
             ));
         }

@@ -806,6 +806,9 @@ mod tests {
         let msg = check_divergence(&tasks, Some(&first), &[101.0, 0.1], 2)
             .unwrap_err()
             .to_string();
-        assert!(msg.contains("\"a\"") && msg.contains("--lr"), "{msg}");
+        assert!(
+            msg.contains("\"a\"") && msg.contains("learning rate"),
+            "{msg}"
+        );
     }
 }
