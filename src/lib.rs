@@ -7,7 +7,7 @@
 //! | --- | --- | --- |
 //! | GPU runtime | [`gpu`] | adapter choice, device, pipeline cache, typed wgpu errors; tensors, flat arenas, readback; [`gpu::Dispatch`] and one-submit execution; timestamps |
 //! | kernels | [`kernels`] | one Rust wrapper per WGSL file in `shaders/` (same stem): shape checks, grid, dispatch |
-//! | reference | [`reference`] | the plain-loop CPU statement of every kernel, the test oracle |
+//! | reference | [`reference`](mod@reference) | the plain-loop CPU statement of every kernel, the test oracle |
 //! | autodiff | [`autodiff`] | the reverse-mode tape; each op's backward beside its forward |
 //! | nn | [`nn`] | named parameters in arenas, Linear, layers as units (a trunk or tower is a list of them), embedded inputs, the multi-task net, mixtures of experts |
 //! | mtl | [`mtl`] | the multi-task methods, one file each, and their registry |
@@ -19,6 +19,17 @@
 //! | front ends | `cli` (the default `cli` feature), `src/bin/`, `examples/` | settings, run folders, reports, `compare`, the examples |
 //!
 //! [`error`] holds the one error type every layer returns.
+//!
+//! Where to start: [`Gpu::new`] opens an adapter (a hardware GPU first, then
+//! lavapipe or llvmpipe); [`Table::from_csv`], [`Split`] and
+//! [`Dataset::from_table`] turn a CSV into targets, one [`TaskType`] per task
+//! column; [`fit`] trains a multi-task network with a method from
+//! [`mtl::by_name`] under a [`TrainConfig`]; [`Model`] loads a saved
+//! checkpoint for `evaluate` and `predict`. A task kind of your own
+//! implements [`task::TaskKind`] (`examples/custom_loss.rs`), a layer of your
+//! own [`nn::Layer`] (`examples/custom_layer.rs`). The taskgrad book
+//! (`docs/book` in the repository; `mdbook serve docs/book`) teaches the code
+//! from one step's dispatches to Δm%.
 //!
 //! Training in code (the README's example, compiled here so it stays true):
 //!
@@ -40,6 +51,20 @@
 //!     Ok(())
 //! }
 //! ```
+//!
+//! The gradient methods on per-task gradients of your own (a Jacobian),
+//! through the same Gram, solve and combination kernels training uses:
+//!
+//! ```no_run
+//! fn main() -> taskgrad::Result<()> {
+//!     let gpu = taskgrad::Gpu::new()?;
+//!     let rows = [1.0, 0.0, 1.0, -0.5, 1.0, 0.0]; // K = 2 task gradients of P = 3, row-major
+//!     let d = taskgrad::mtl::aggregate(&gpu, "upgrad", &rows, 2)?; // the combined direction
+//!     let a = taskgrad::mtl::aggregate_with(&gpu, &mut taskgrad::mtl::CaGrad { c: 0.5 }, &rows, 2)?;
+//!     println!("{d:?} {:?} {:?}", a.direction, a.weights);
+//!     Ok(())
+//! }
+//! ```
 
 pub mod autodiff;
 #[cfg(feature = "cli")]
@@ -57,7 +82,10 @@ pub mod task;
 pub mod train;
 
 pub use autodiff::{Tape, Var};
+pub use data::{Dataset, Split, Table};
 pub use error::{Error, Result};
 pub use gpu::{AdapterReport, Arena, ArenaLayout, DType, Gpu, Tensor};
+pub use model::Model;
 pub use task::{TaskMetrics, TaskSpec, TaskType};
+pub use train::{fit, FitReport, TrainConfig};
 pub use wgpu;

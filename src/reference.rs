@@ -103,7 +103,7 @@ pub fn relu<T: Real>(x: &[T]) -> Vec<T> {
     x.iter().map(|&v| v.max(T::zero())).collect()
 }
 
-/// dx = dy · [y > 0], y the forward output.
+/// dx = dy · \[y > 0\], y the forward output.
 pub fn relu_backward<T: Real>(dy: &[T], y: &[T]) -> Vec<T> {
     dy.iter()
         .zip(y)
@@ -158,7 +158,7 @@ pub fn tanh_backward<T: Real>(dy: &[T], y: &[T]) -> Vec<T> {
         .collect()
 }
 
-/// out[j] = Σ_r x[r, j], x is rows×cols.
+/// out\[j\] = Σ_r x[r, j], x is rows×cols.
 pub fn sum_rows<T: Real>(x: &[T], rows: usize, cols: usize) -> Vec<T> {
     let mut out = vec![T::zero(); cols];
     for r in 0..rows {
@@ -169,7 +169,7 @@ pub fn sum_rows<T: Real>(x: &[T], rows: usize, cols: usize) -> Vec<T> {
     out
 }
 
-/// Σ_i x[i]
+/// Σ_i x\[i\]
 ///
 /// ```
 /// assert_eq!(taskgrad::reference::sum_all(&[1.0f64, 2.0, 3.5]), 6.5);
@@ -250,7 +250,7 @@ pub fn gate_backward<T: Real>(g: &[T], dg: &[T], rows: usize, experts: usize) ->
     dx
 }
 
-/// The gated mixture: out[b,h] = Σ_e g[b,e] · z[b, e·H + h]; g is B×E, z B×(E·H).
+/// The gated mixture: out\[b,h\] = Σ_e g\[b,e\] · z[b, e·H + h]; g is B×E, z B×(E·H).
 pub fn mixture<T: Real>(g: &[T], z: &[T], rows: usize, experts: usize, width: usize) -> Vec<T> {
     let mut out = vec![T::zero(); rows * width];
     for b in 0..rows {
@@ -264,8 +264,8 @@ pub fn mixture<T: Real>(g: &[T], z: &[T], rows: usize, experts: usize, width: us
     out
 }
 
-/// The mixture's backward: (dg, dz) with dz[b,e,h] = g[b,e] dout[b,h] and
-/// dg[b,e] = Σ_h z[b,e,h] dout[b,h].
+/// The mixture's backward: (dg, dz) with dz\[b,e,h\] = g\[b,e\] dout\[b,h\] and
+/// dg\[b,e\] = Σ_h z\[b,e,h\] dout\[b,h\].
 pub fn mixture_backward<T: Real>(
     g: &[T],
     z: &[T],
@@ -500,7 +500,7 @@ pub fn dropout_keep(i: u32, seed: u32, step: u32, rate: f32) -> bool {
     ((h >> 8) as f32 / 16_777_216.0) >= rate
 }
 
-/// Inverted dropout: y[i] = keep ? x[i] / (1 − rate) : 0 (also its backward, on dy).
+/// Inverted dropout: y\[i\] = keep ? x\[i\] / (1 − rate) : 0 (also its backward, on dy).
 pub fn dropout<T: Real>(x: &[T], seed: u32, step: u32, rate: f32) -> Vec<T> {
     let scale = T::one() / T::from_f64(1.0 - rate as f64);
     x.iter()
@@ -528,7 +528,7 @@ pub fn embedding<T: Real>(index: &[i64], table: &[T], levels: usize, dim: usize)
     out
 }
 
-/// The backward of [`embedding`]: dtable[l] = Σ_{b: index[b] = l} dy[b] (L×dim).
+/// The backward of [`embedding`]: dtable\[l\] = Σ_{b: index\[b\] = l} dy\[b\] (L×dim).
 pub fn embedding_backward<T: Real>(index: &[i64], dy: &[T], levels: usize, dim: usize) -> Vec<T> {
     let mut d = vec![T::zero(); levels * dim];
     for (b, &i) in index.iter().enumerate() {
@@ -587,7 +587,7 @@ pub fn adam_step<T: Real>(
     }
 }
 
-/// Gram matrix G[i][j] = Σ_c g[i, c] g[j, c] of K rows of length n, `stride` apart (K×K, row-major).
+/// Gram matrix `G[i][j] = Σ_c g[i, c] g[j, c]` of K rows of length n, `stride` apart (K×K, row-major).
 pub fn gram<T: Real>(g: &[T], k: usize, n: usize, stride: usize) -> Vec<T> {
     let mut out = vec![T::zero(); k * k];
     for i in 0..k {
@@ -602,7 +602,7 @@ pub fn gram<T: Real>(g: &[T], k: usize, n: usize, stride: usize) -> Vec<T> {
     out
 }
 
-/// out[c] = Σ_k w[k] g[k, c]
+/// out\[c\] = Σ_k w\[k\] g[k, c]
 pub fn combine<T: Real>(g: &[T], w: &[T], n: usize, stride: usize) -> Vec<T> {
     (0..n)
         .map(|c| {

@@ -1574,6 +1574,24 @@ fn a_binary_task_trains_predicts_probabilities_and_compare_ranks_it_by_auc() {
         text.contains("auc ") && text.contains("log_loss "),
         "{text}"
     );
+    // A model of a later format is refused, saying which format each side has.
+    let mut bytes = std::fs::read(&model).unwrap();
+    let at = bytes.windows(10).position(|w| w == b"taskgrad-1").unwrap();
+    bytes[at + 9] = b'9';
+    let later = dir.join("later.safetensors");
+    std::fs::write(&later, bytes).unwrap();
+    let o = run(&[
+        "eval",
+        "--model",
+        later.to_str().unwrap(),
+        "--data",
+        PENGUINS,
+    ]);
+    assert_fails(
+        &o,
+        "a taskgrad model in format taskgrad-9, written by taskgrad 0.1.0",
+    );
+    assert_fails(&o, "reads taskgrad-1");
 
     let cmp = dir.join("compare");
     let measures = "bill_length_mm,bill_depth_mm,flipper_length_mm,body_mass_g";

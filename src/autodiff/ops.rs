@@ -109,7 +109,7 @@ impl<'g> Tape<'g> {
     /// holds `dense` feature columns first, then one level index per
     /// embedded column; `tables` gives each embedding's table (L×dim, a
     /// parameter) and the column of x holding its index. The result is
-    /// [x[:, ..dense] | E₁[i₁] | E₂[i₂] | …] (B×(dense + Σ dim)); an index
+    /// [x[:, ..dense] | E₁\[i₁\] | E₂\[i₂\] | …] (B×(dense + Σ dim)); an index
     /// outside a table (an unseen level) reads zeros.
     pub fn embed_inputs(&mut self, x: Var, dense: usize, tables: &[(Var, usize)]) -> Result<Var> {
         let gpu = self.gpu;
@@ -415,7 +415,7 @@ impl<'g> Tape<'g> {
         Ok(self.push_op(NodeKind::Op("scale"), y, &[x], rule))
     }
 
-    /// y = Σ_i x[i], a 1×1 result.
+    /// y = Σ_i x\[i\], a 1×1 result.
     pub fn sum(&mut self, x: Var) -> Result<Var> {
         let gpu = self.gpu;
         let xv = self.value(x).clone();

@@ -64,7 +64,7 @@ struct CounterParams {
     _pad: [u32; 3],
 }
 
-/// step[0] += 1: the last dispatch of a training step that has dropout.
+/// step\[0\] += 1: the last dispatch of a training step that has dropout.
 pub fn advance(gpu: &Gpu, step: &Tensor) -> Result<Dispatch> {
     step.expect_numel("step counter", 1)?;
     record(

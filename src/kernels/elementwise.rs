@@ -107,7 +107,7 @@ pub fn tanh_backward(gpu: &Gpu, dy: &Tensor, y: &Tensor, dx: &Tensor) -> Result<
     launch(gpu, "tanh_backward", 0.0, 0.0, dx, &[dy, y])
 }
 
-/// y[i] = alpha · x[0] for every i (x has one element).
+/// y\[i\] = alpha · x\[0\] for every i (x has one element).
 pub fn broadcast(gpu: &Gpu, x: &Tensor, alpha: f32, y: &Tensor) -> Result<Dispatch> {
     x.expect_numel("broadcast input", 1)?;
     let n = y.numel();

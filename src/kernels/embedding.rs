@@ -75,7 +75,7 @@ pub fn gather(
     )
 }
 
-/// dtable[l] = Σ over rows b whose index is l of dy[b, off..off+dim].
+/// dtable\[l\] = Σ over rows b whose index is l of dy[b, off..off+dim].
 pub fn scatter(
     gpu: &Gpu,
     x: &Tensor,

@@ -97,7 +97,7 @@ pub fn gram(gpu: &Gpu, g: &GradRows, gram: &Tensor) -> Result<GramDispatches> {
     })
 }
 
-/// Record out[c] = Σ_k w[k] g[k, c] for c < N; `w` has K elements, `out` N.
+/// Record out\[c\] = Σ_k w\[k\] g[k, c] for c < N; `w` has K elements, `out` N.
 pub fn combine(gpu: &Gpu, g: &GradRows, w: &Tensor, out: &Tensor) -> Result<Dispatch> {
     w.expect_numel("combine weights", g.k)?;
     out.expect_numel("combine output", g.n)?;
@@ -120,7 +120,7 @@ pub fn combine(gpu: &Gpu, g: &GradRows, w: &Tensor, out: &Tensor) -> Result<Disp
     )
 }
 
-/// out row k = w[k] · g row k (K rows of g's stride): each task's gradient
+/// out row k = w\[k\] · g row k (K rows of g's stride): each task's gradient
 /// weighted on its own.
 pub fn scale_rows(gpu: &Gpu, g: &GradRows, w: &Tensor, out: &Tensor) -> Result<Dispatch> {
     w.expect_numel("scale_rows weights", g.k)?;

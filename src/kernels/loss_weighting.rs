@@ -6,7 +6,7 @@ use crate::error::Result;
 use crate::gpu::{Binding, Dispatch, Gpu, Tensor};
 use crate::kernels::{record, tasks_of};
 
-/// seed[k] = ½ exp(-s[k])
+/// seed\[k\] = ½ exp(-s\[k\])
 pub fn uw_seeds(gpu: &Gpu, log_var: &Tensor, seeds: &Tensor) -> Result<Dispatch> {
     log_var.expect_numel("uw_seeds log variances", seeds.numel())?;
     use Binding::*;
@@ -22,7 +22,7 @@ pub fn uw_seeds(gpu: &Gpu, log_var: &Tensor, seeds: &Tensor) -> Result<Dispatch>
     )
 }
 
-/// ds[k] = ½ - seed[k] · loss[k]
+/// ds\[k\] = ½ - seed\[k\] · loss\[k\]
 pub fn uw_grad(gpu: &Gpu, seeds: &Tensor, losses: &Tensor, dlog_var: &Tensor) -> Result<Dispatch> {
     seeds.expect_numel("uw_grad seeds", dlog_var.numel())?;
     losses.expect_numel("uw_grad losses", dlog_var.numel())?;
@@ -39,7 +39,7 @@ pub fn uw_grad(gpu: &Gpu, seeds: &Tensor, losses: &Tensor, dlog_var: &Tensor) ->
     )
 }
 
-/// seed[k] = K softmax(s)_k
+/// seed\[k\] = K softmax(s)_k
 pub fn softmax_seeds(gpu: &Gpu, logits: &Tensor, seeds: &Tensor) -> Result<Dispatch> {
     logits.expect_numel("softmax_seeds logits", seeds.numel())?;
     use Binding::*;
@@ -55,7 +55,7 @@ pub fn softmax_seeds(gpu: &Gpu, logits: &Tensor, seeds: &Tensor) -> Result<Dispa
     )
 }
 
-/// ds[k] = u[k] - softmax(s)_k Σ_j u[j]  (the gradient of `softmax_seeds`
+/// ds\[k\] = u\[k\] - softmax(s)_k Σ_j u\[j\]  (the gradient of `softmax_seeds`
 /// given u = w ⊙ ∂L/∂w)
 pub fn softmax_seeds_grad(
     gpu: &Gpu,

@@ -1,4 +1,4 @@
-//! C = op(A)·op(B) [+ bias] [ReLU], or C += op(A)·op(B), with the ReLU mask of
+//! C = op(A)·op(B) [+ bias] \[ReLU\], or C += op(A)·op(B), with the ReLU mask of
 //! the backward pass and the bias gradient fused in. See shaders/matmul.wgsl.
 //!
 //! Three kernels compute the same product (the ladder of BENCHMARKS.md):
@@ -54,7 +54,7 @@ pub struct MatmulOptions<'a> {
     pub relu: bool,
     /// C += op(A)·op(B) (for gradient accumulation); excludes bias and relu.
     pub accumulate: bool,
-    /// Multiply an operand by [mask > 0] as it is loaded; the mask has that operand's stored shape.
+    /// Multiply an operand by \[mask > 0\] as it is loaded; the mask has that operand's stored shape.
     pub mask: Option<(&'a Tensor, Operand)>,
     /// Also write db = Σ_k op(B)[k, :] (length N) here (accumulating when `accumulate`).
     pub bias_grad: Option<&'a Tensor>,

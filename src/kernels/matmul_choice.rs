@@ -54,7 +54,7 @@ pub struct Tuning {
 
 impl Tuning {
     /// One line for a front end to print before training, when the search
-    /// ran: "tuning the matmul for <adapter> (once, cached in <dir>): N s".
+    /// ran: `tuning the matmul for <adapter> (once, cached in <dir>): N s`.
     pub fn announcement(&self, gpu: &Gpu) -> Option<String> {
         let place = match &self.cache {
             Some(path) => format!(

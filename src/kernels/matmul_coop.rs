@@ -1,4 +1,4 @@
-//! The tensor-core product: C (f32) = op(A)·op(B) [+ bias] [ReLU] or
+//! The tensor-core product: C (f32) = op(A)·op(B) [+ bias] \[ReLU\] or
 //! C += op(A)·op(B), with A and B in f16, through 16×16×16 cooperative
 //! matrices (shaders/matmul_coop.wgsl). It runs only where the adapter offers
 //! `EXPERIMENTAL_COOPERATIVE_MATRIX` with an f16 × f16 → f32 16×16×16

@@ -107,7 +107,7 @@ pub fn matmul_mixed(
     )
 }
 
-/// Record C (f32) = op(A)·op(B) [+ bias] [ReLU] with A and B in f16.
+/// Record C (f32) = op(A)·op(B) [+ bias] \[ReLU\] with A and B in f16.
 #[allow(clippy::too_many_arguments)]
 pub fn matmul_f16(
     gpu: &Gpu,

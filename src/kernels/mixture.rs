@@ -1,4 +1,4 @@
-//! The gated mixture of E experts' outputs, out[b,h] = Σ_e g[b,e] Z[b,e,h],
+//! The gated mixture of E experts' outputs, out\[b,h\] = Σ_e g\[b,e\] Z\[b,e,h\],
 //! and its one-pass backward (dZ and dg together). See shaders/mixture.wgsl.
 
 use crate::error::{Error, Result};
@@ -58,7 +58,7 @@ pub fn mixture(gpu: &Gpu, g: &Tensor, z: &Tensor, out: &Tensor) -> Result<Dispat
     )
 }
 
-/// dZ = g ⊗ dout and dg[b,e] = Σ_h Z[b,e,h] dout[b,h], in one dispatch.
+/// dZ = g ⊗ dout and dg\[b,e\] = Σ_h Z\[b,e,h\] dout\[b,h\], in one dispatch.
 pub fn mixture_backward(
     gpu: &Gpu,
     g: &Tensor,

@@ -1,7 +1,7 @@
 //! Rust wrappers of the WGSL kernels in `shaders/`.
 //!
 //! Each wrapper checks shapes, picks the workgroup grid and returns a
-//! [`Dispatch`](crate::gpu::Dispatch): a compiled pipeline, its bind group and its grid, made once and
+//! [`Dispatch`]: a compiled pipeline, its bind group and its grid, made once and
 //! encodable any number of times. [`Gpu::run`](crate::gpu::Gpu::run) encodes a list of dispatches
 //! into one compute pass and submits once, which is also how a cached training
 //! step replays.

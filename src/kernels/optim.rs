@@ -148,7 +148,7 @@ pub fn sgd(
 }
 
 /// One Adam (or AdamW) step over θ with moments m, v, recorded with step 1's
-/// bias corrections; rewrite them per step with [`AdamParams::new`] (the
+/// bias corrections; rewrite them per step with `AdamParams::new` (the
 /// `optim::Adam` optimizer does).
 pub fn adam(
     gpu: &Gpu,

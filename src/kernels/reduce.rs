@@ -17,7 +17,7 @@ struct Params {
 
 const BINDINGS: [Binding; 3] = [Binding::Uniform, Binding::ReadWrite, Binding::ReadOnly];
 
-/// out[j] (+)= Σ_r x[r, j]; x is R×N, out has N elements.
+/// out\[j\] (+)= Σ_r x[r, j]; x is R×N, out has N elements.
 pub fn sum_rows(gpu: &Gpu, x: &Tensor, out: &Tensor, accumulate: bool) -> Result<Dispatch> {
     let [rows, cols] = *x.shape() else {
         return Err(Error::shape(
@@ -45,7 +45,7 @@ pub fn sum_rows(gpu: &Gpu, x: &Tensor, out: &Tensor, accumulate: bool) -> Result
     )
 }
 
-/// out[0] (+)= Σ_i x[i]; out has one element.
+/// out\[0\] (+)= Σ_i x\[i\]; out has one element.
 pub fn sum_all(gpu: &Gpu, x: &Tensor, out: &Tensor, accumulate: bool) -> Result<Dispatch> {
     out.expect_numel("sum_all output", 1)?;
     let params = Params {

@@ -187,11 +187,25 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
     let (_, header) =
         safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| bad(path, e.to_string()))?;
     let info = header.metadata().clone().unwrap_or_default();
-    if info.get("format").map(|s| s.as_str()) != Some(FORMAT) {
-        return Err(bad(
-            path,
-            "a safetensors file, but not a taskgrad model (no format=taskgrad-1 metadata)",
-        ));
+    match info.get("format").map(|s| s.as_str()) {
+        Some(FORMAT) => {}
+        Some(other) if other.starts_with("taskgrad-") => {
+            let by = info.get("taskgrad_version").map_or("?", |s| s.as_str());
+            return Err(bad(
+                path,
+                format!(
+                    "a taskgrad model in format {other}, written by taskgrad {by}; this taskgrad \
+                     ({}) reads {FORMAT}",
+                    env!("CARGO_PKG_VERSION")
+                ),
+            ));
+        }
+        _ => {
+            return Err(bad(
+                path,
+                "a safetensors file, but not a taskgrad model (no format=taskgrad-1 metadata)",
+            ))
+        }
     }
     let model_text = info.get("model").map(|s| s.as_str()).unwrap_or("");
     // Files written before checksums existed have none, and load as before.

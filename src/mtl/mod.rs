@@ -266,14 +266,14 @@ pub fn by_name(name: &str) -> Result<Box<dyn Weighting>> {
 }
 
 /// A method whose per-step work is one K×K solve on the GPU
-/// (shaders/mtl/<method>.wgsl after the shared prelude); it is a
+/// (`shaders/mtl/<method>.wgsl` after the shared prelude); it is a
 /// [`Weighting`] by that alone.
 pub trait GpuSolve {
     /// Its registry entry (name, capabilities).
     const INFO: &'static MethodInfo;
     /// Where the solve runs in the step and what it writes.
     const PHASE: SolvePhase;
-    /// Its WGSL: the prelude, then shaders/mtl/<method>.wgsl.
+    /// Its WGSL: the prelude, then `shaders/mtl/<method>.wgsl`.
     const SHADER: &'static SolveShader;
     /// The `#[repr(C)]` twin of the file's WGSL `Params` (first field K).
     type Params: bytemuck::Pod;

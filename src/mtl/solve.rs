@@ -1,6 +1,6 @@
 //! The CPU twin of shaders/mtl/prelude.wgsl: helpers shared by the methods'
 //! CPU references (each method's `reference` sits in its own file, beside its
-//! WGSL solve in shaders/mtl/<method>.wgsl, which it mirrors step for step).
+//! WGSL solve in `shaders/mtl/<method>.wgsl`, which it mirrors step for step).
 //!
 //! `g` is the K×K Gram matrix G_ij = g_i·g_j, row-major, in f64.
 

@@ -3,7 +3,7 @@
 //! activation); the experts of a group are one matmul over their
 //! concatenated weights (B×in · in×(E·H)); a gate is a linear layer and a
 //! row softmax over the experts it mixes (`Tape::gate`); the mixture
-//! out[b,h] = Σ_e g[b,e] Z[b,e,h] is one kernel (`Tape::mixture`).
+//! out\[b,h\] = Σ_e g\[b,e\] Z\[b,e,h\] is one kernel (`Tape::mixture`).
 //!
 //! - OMoE: one gate over E shared experts; every task reads the same mixture.
 //! - MMoE (Ma et al., KDD 2018): a gate per task over the E shared experts.

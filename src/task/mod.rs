@@ -113,7 +113,7 @@ pub type KindResult = std::result::Result<Arc<dyn TaskKind>, String>;
 
 /// A kind's entry in the registry.
 pub struct KindInfo {
-    /// The name in `--task NAME:KIND`, in a saved model, in [`by_name`].
+    /// The name in `--task NAME:KIND`, in a saved model, in \[`by_name`\].
     pub name: &'static str,
     /// Other names it takes.
     pub aliases: &'static [&'static str],
