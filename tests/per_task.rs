@@ -455,3 +455,43 @@ fn famo_sees_the_same_batch_again_after_the_update_in_the_same_submit() {
         "the second forward pass saw the updated weights: {before:?} vs {after:?}"
     );
 }
+
+#[test]
+fn the_shared_parameters_are_one_segment_and_an_intruder_is_caught() {
+    // Issue 20: per-task gradients in parameter space are rows over one
+    // range of the arena; that it holds the shared parameters and nothing
+    // else was an unwritten rule (made first, they were contiguous). Now it
+    // is checked where the step relies on it.
+    let gpu = gpu_or_skip!();
+    let spec = NetSpec {
+        inputs: 3,
+        trunk: vec![],
+        tower: vec![],
+        trunk_layers: taskgrad::nn::LayerSpec::parse_list("linear:8,relu,layernorm,linear:4")
+            .unwrap(),
+        embeddings: vec![taskgrad::nn::Embedding {
+            column: "c".into(),
+            levels: 5,
+            dim: 2,
+        }],
+        tower_layers: vec![],
+        outputs: vec![3, 1],
+        head_names: vec!["a".into(), "b".into()],
+        activation: Default::default(),
+        arch: Arch::Shared,
+    };
+    let mut b = ParamBuilder::new(gpu);
+    let mut net = MultiTaskNet::new(&mut b, spec, 1).unwrap();
+    let params = b.build(gpu).unwrap();
+    let range = net.shared_segment(&params).unwrap();
+    // The embedding table, two linears and a layer norm: 5·2 + (4·8 + 8) + 2·8 + (8·4 + 4) at least.
+    assert!(range.len() >= 10 + 40 + 16 + 36, "{range:?}");
+    // Call the last head's output weight shared: the first head sits in between.
+    let last = taskgrad::nn::ParamId(params.len() - 2);
+    net.tables.push(last);
+    let err = net.shared_segment(&params).unwrap_err().to_string();
+    assert!(
+        err.contains("head.a.out") && err.contains("inside the shared segment"),
+        "{err}"
+    );
+}

@@ -189,8 +189,9 @@ impl MultiTaskNet {
 
     /// The elements of the parameter arena that hold the shared parameters:
     /// the part whose per-task gradients the MTL methods combine (empty
-    /// without a trunk). Read from the layout, wherever they were placed
-    /// (created first, they are contiguous).
+    /// without a trunk). Read from the layout, wherever they were placed;
+    /// created first, they are one segment, and [`Self::shared_segment`]
+    /// checks that they are.
     pub fn shared_range(&self, params: &ParamSet) -> Range<usize> {
         let entries = params.values.layout.entries();
         let (lo, hi) = self
@@ -205,6 +206,31 @@ impl MultiTaskNet {
             lo..hi
         } else {
             0..0
+        }
+    }
+
+    /// [`Self::shared_range`], checked to hold the shared parameters and no
+    /// other: per-task gradients in parameter space are rows over that
+    /// range, and a task's own parameter inside it would be mixed with the
+    /// others' gradients.
+    pub fn shared_segment(&self, params: &ParamSet) -> Result<Range<usize>> {
+        let range = self.shared_range(params);
+        let shared: std::collections::HashSet<usize> =
+            self.shared_params().iter().map(|id| id.0).collect();
+        let entries = params.values.layout.entries();
+        let intruder = entries.iter().enumerate().find(|(i, (_, start, shape))| {
+            let n: usize = shape.iter().product();
+            !shared.contains(i) && n > 0 && *start < range.end && start + n > range.start
+        });
+        match intruder {
+            None => Ok(range),
+            Some((_, (name, _, _))) => Err(Error::Internal {
+                operation: "laying out the shared parameters".into(),
+                reason: format!(
+                    "{name}, not shared, lies inside the shared segment {}..{}",
+                    range.start, range.end
+                ),
+            }),
         }
     }
 

@@ -501,7 +501,7 @@ impl Program {
         let traced = trace(&mut tape, net, params, &batch, &tb, space)?;
         tape.backward(&traced.loss_vars)?;
         let n_heads = tape.backward.len();
-        let shared = net.shared_range(params);
+        let shared = net.shared_segment(params)?;
         let path = match (space, &traced.dz_rows) {
             (Some(GradSpace::Parameters), Some(dz)) if !shared.is_empty() => {
                 let shared = shared.start..aligned(gpu, shared.end).min(params.values.layout.len());
