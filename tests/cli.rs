@@ -1718,6 +1718,17 @@ fn a_trunk_and_towers_of_layers_train_save_resume_and_predict() {
         "--trunk linear:8 (the model's: linear:24,relu,layernorm",
     );
     assert_fails(&o, "--embed island:2 (the model's: island:3)");
+    // A flag given at its default value is given all the same (it was taken
+    // for unset, and silently ignored, when it equalled the default).
+    let mut args = vec![
+        "train",
+        "--data",
+        PENGUINS,
+        "--resume",
+        model.to_str().unwrap(),
+    ];
+    args.extend(["--hidden", "64,64", "--out", "unused"]);
+    assert_fails(&run(&args), "--hidden 64,64 (the model's: none)");
 
     // Bad lists are refused before any work, naming what is wrong.
     let bad = dir.join("bad");

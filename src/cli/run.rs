@@ -374,16 +374,16 @@ pub(crate) fn check_sizes(s: &RunSettings) -> Result<()> {
     Ok(())
 }
 
-/// `--resume` continues the model's own architecture: a `--hidden`, `--tower`
-/// or `--activation` that asks for another is refused (they used to be
-/// ignored, and recorded as if used). A flag left at its default is taken to
-/// be unset.
+/// `--resume` continues the model's own architecture: a `--hidden`, `--tower`,
+/// `--trunk`, `--embed`, `--arch` or `--activation` that asks for another is
+/// refused (they used to be ignored, and recorded as if used). A flag counts
+/// as given when it was on the command line or in the config file, even at
+/// its default value ([`RunSettings::was_given`]).
 fn check_resumed_architecture(
     s: &RunSettings,
     path: &Path,
     ck: &checkpoint::Checkpoint,
 ) -> Result<()> {
-    let d = RunSettings::default();
     let net = &ck.meta.net;
     let list = |v: &[usize]| {
         if v.is_empty() {
@@ -396,7 +396,7 @@ fn check_resumed_architecture(
         }
     };
     let mut clash = Vec::new();
-    if s.hidden != d.hidden && s.hidden != net.trunk {
+    if s.was_given("hidden") && s.hidden != net.trunk {
         clash.push(format!(
             "--hidden {} (the model's: {})",
             list(&s.hidden),
@@ -410,7 +410,7 @@ fn check_resumed_architecture(
             .collect::<Vec<_>>()
             .join(",")
     };
-    if s.tower != d.tower && (tower != net.tower || tower_layers != net.tower_layers) {
+    if s.was_given("tower") && (tower != net.tower || tower_layers != net.tower_layers) {
         let given = if tower_layers.is_empty() {
             list(&tower)
         } else {
@@ -429,7 +429,7 @@ fn check_resumed_architecture(
         .map(|e| format!("{}:{}", e.column, e.dim))
         .collect();
     let given: Vec<String> = s.embed.iter().map(|e| e.replace(' ', "")).collect();
-    if !s.embed.is_empty() && given != embedded {
+    if s.was_given("embed") && given != embedded {
         let theirs = if embedded.is_empty() {
             "none".into()
         } else {
@@ -441,21 +441,21 @@ fn check_resumed_architecture(
         ));
     }
     let (_, trunk_layers) = layer_list("--trunk", &s.trunk).unwrap_or_default();
-    if s.trunk != d.trunk && trunk_layers != net.trunk_specs() {
+    if s.was_given("trunk") && trunk_layers != net.trunk_specs() {
         clash.push(format!(
             "--trunk {} (the model's: {})",
             layers(&trunk_layers),
             layers(&net.trunk_specs())
         ));
     }
-    if s.arch != d.arch && s.arch.trim().to_ascii_lowercase() != net.arch.name() {
+    if s.was_given("arch") && s.arch.trim().to_ascii_lowercase() != net.arch.name() {
         clash.push(format!(
             "--arch {} (the model's: {})",
             s.arch,
             net.arch.name()
         ));
     }
-    if s.activation != d.activation && s.activation != net.activation {
+    if s.was_given("activation") && s.activation != net.activation {
         clash.push(format!(
             "--activation {} (the model's: {})",
             s.activation.name(),

@@ -146,6 +146,12 @@ pub struct RunSettings {
     /// Replace the model of an --out folder that already holds one.
     #[arg(long)]
     pub force: bool,
+    /// The settings given on the command line or in the config file, by
+    /// name (None: settings made in code, where a value other than the
+    /// default counts as given). Not a flag, not saved.
+    #[arg(skip)]
+    #[serde(skip)]
+    pub given: Option<Vec<String>>,
 }
 
 /// A list setting from a config file: an array of strings or numbers
@@ -262,12 +268,24 @@ impl RunSettings {
     /// [`RunSettings`]) over those of the TOML file `file`, if any: each flag
     /// given on the command line replaces the file's value.
     pub fn with_file(matches: &ArgMatches, file: Option<&Path>) -> Result<RunSettings> {
-        let flags = RunSettings::from_arg_matches(matches)
+        let mut flags = RunSettings::from_arg_matches(matches)
             .map_err(|e| Error::InvalidConfig(e.to_string()))?;
+        let on_command_line: Vec<String> = matches
+            .ids()
+            .map(|id| id.as_str())
+            .filter(|id| matches.value_source(id) == Some(ValueSource::CommandLine))
+            .map(String::from)
+            .collect();
         let Some(file) = file else {
+            flags.given = Some(on_command_line);
             return Ok(flags);
         };
         let base = RunSettings::from_toml(file)?;
+        let in_file: Vec<String> = std::fs::read_to_string(file)
+            .ok()
+            .and_then(|t| t.parse::<toml::Table>().ok())
+            .map(|t| t.keys().cloned().collect())
+            .unwrap_or_default();
         let json = |s: &RunSettings| {
             serde_json::to_value(s)
                 .map_err(|e| Error::internal("merging the config file and the flags", e))
@@ -281,7 +299,24 @@ impl RunSettings {
                 }
             }
         }
-        serde_json::from_value(merged)
-            .map_err(|e| Error::internal("merging the config file and the flags", e))
+        let mut merged: RunSettings = serde_json::from_value(merged)
+            .map_err(|e| Error::internal("merging the config file and the flags", e))?;
+        merged.given = Some(on_command_line.into_iter().chain(in_file).collect());
+        Ok(merged)
+    }
+
+    /// Whether the setting `name` (a field's name) was given: on the command
+    /// line or in the config file, even with its default value; for settings
+    /// made in code, whether it differs from the default.
+    pub fn was_given(&self, name: &str) -> bool {
+        match &self.given {
+            Some(names) => names.iter().any(|n| n == name),
+            None => {
+                let json = |s: &RunSettings| serde_json::to_value(s).ok();
+                let (this, default) = (json(self), json(&RunSettings::default()));
+                this.as_ref().and_then(|v| v.get(name))
+                    != default.as_ref().and_then(|v| v.get(name))
+            }
+        }
     }
 }
