@@ -3,7 +3,9 @@
 //! config file's keys (serde, TOML; unknown keys refused), and the record
 //! saved in the model's metadata (the effective values, defaults included).
 //!
-//! Defaults are written once, on the clap attributes; [`RunSettings::default`]
+//! Defaults are written once: the training run's in `TrainConfig::default`,
+//! read by the clap attributes (the tool's own, such as `--out`, on the
+//! attributes); [`RunSettings::default`]
 //! reads them back by parsing an empty command line, and serde fills keys a
 //! file leaves out from that. A flag given on the command line wins over the
 //! file ([`RunSettings::with_file`]).
@@ -17,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::nn::Activation;
 use crate::optim::OptimizerKind;
+use crate::train::TrainConfig;
 
 /// Everything `taskgrad train` takes, from flags or a TOML file.
 #[derive(Args, Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -39,13 +42,13 @@ pub struct RunSettings {
     /// The multi-task method.
     #[arg(long, default_value = "equal", long_help = crate::mtl::weighting_help())]
     pub weighting: String,
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = TrainConfig::default().epochs)]
     pub epochs: usize,
     /// Rows per minibatch.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = TrainConfig::default().batch_size)]
     pub batch: usize,
     /// Hidden widths of the shared trunk, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "64,64")]
+    #[arg(long, value_delimiter = ',', default_value = default_hidden())]
     pub hidden: Vec<usize>,
     /// The shared trunk as a list of layers, e.g.
     /// "linear:64,relu,layernorm,dropout:0.1,linear:64,gelu" (instead of
@@ -61,7 +64,7 @@ pub struct RunSettings {
     #[serde(deserialize_with = "items", default)]
     pub tower: Vec<String>,
     /// The hidden layers' activation.
-    #[arg(long, value_enum, default_value_t = Activation::Relu)]
+    #[arg(long, value_enum, default_value_t = TrainConfig::default().activation)]
     pub activation: Activation,
     /// The shared part: shared (a trunk of --hidden widths), or a mixture of
     /// experts: omoe (one gate), mmoe (a gate per task), cgc (shared and
@@ -81,19 +84,19 @@ pub struct RunSettings {
     #[arg(long, default_value_t = 2)]
     pub levels: usize,
     /// The optimizer.
-    #[arg(long, value_enum, default_value_t = OptimizerKind::Adam)]
+    #[arg(long, value_enum, default_value_t = TrainConfig::default().optimizer)]
     pub optimizer: OptimizerKind,
     /// Learning rate.
-    #[arg(long, default_value_t = 1e-2)]
+    #[arg(long, default_value_t = TrainConfig::default().lr)]
     pub lr: f32,
     /// SGD's momentum.
-    #[arg(long, default_value_t = 0.9)]
+    #[arg(long, default_value_t = TrainConfig::default().momentum)]
     pub momentum: f32,
     /// Weight decay: an L2 penalty for sgd and adam, decoupled for adamw.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = TrainConfig::default().weight_decay)]
     pub weight_decay: f32,
     /// Seed of the split, the initial weights, the minibatch order and random methods.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = TrainConfig::default().seed)]
     pub seed: u64,
     /// Run folder.
     #[arg(long, default_value = "runs/latest")]
@@ -111,7 +114,7 @@ pub struct RunSettings {
     #[arg(long, default_value_t = 0.15)]
     pub test_fraction: f64,
     /// Stop after this many epochs without a better validation loss.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = TrainConfig::default().patience.unwrap_or(0))]
     pub patience: usize,
     /// Continue training from a saved model (its inputs, tasks and architecture).
     #[arg(long)]
@@ -152,6 +155,19 @@ pub struct RunSettings {
     #[arg(skip)]
     #[serde(skip)]
     pub given: Option<Vec<String>>,
+}
+
+/// `TrainConfig`'s default trunk widths as the flag writes them ("64,64").
+fn default_hidden() -> &'static str {
+    static TEXT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TEXT.get_or_init(|| {
+        let widths: Vec<String> = TrainConfig::default()
+            .trunk
+            .iter()
+            .map(|w| w.to_string())
+            .collect();
+        widths.join(",")
+    })
 }
 
 /// A list setting from a config file: an array of strings or numbers

@@ -129,15 +129,19 @@ impl TrainConfig {
     }
 }
 
+/// Every default of a training run, written here once: the command line's
+/// flags and the config file take theirs from this (`cli::settings`), and
+/// the optimizer's from [`OptimizerConfig::default`].
 impl Default for TrainConfig {
     fn default() -> Self {
+        let optimizer = OptimizerConfig::default();
         TrainConfig {
             epochs: 100,
             batch_size: 32,
-            optimizer: OptimizerKind::Adam,
-            lr: 1e-2,
-            momentum: 0.9,
-            weight_decay: 0.0,
+            optimizer: optimizer.kind,
+            lr: optimizer.lr,
+            momentum: optimizer.momentum,
+            weight_decay: optimizer.weight_decay,
             schedule: Schedule::Constant,
             patience: Some(30),
             seed: 0,
