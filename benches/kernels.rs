@@ -11,6 +11,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use std::time::Duration;
 use taskgrad::kernels::matmul::{matmul, MatmulOptions};
 use taskgrad::kernels::{optim, softmax_ce};
+use taskgrad::optim::Optimizer as _;
 use taskgrad::{reference, Gpu, Tensor};
 
 fn pattern(n: usize, seed: usize) -> Vec<f32> {

@@ -10,6 +10,7 @@ use taskgrad::kernels::matmul::{MatmulKernel, MatmulOptions};
 use taskgrad::kernels::{
     bce, dropout, elementwise, embedding, layer_norm, matmul, mse, optim, reduce, softmax_ce,
 };
+use taskgrad::optim::Optimizer as _;
 use taskgrad::reference as cpu;
 use taskgrad::Tensor;
 

@@ -5,8 +5,8 @@
 //!   m = β1 m + (1-β1) g';   v = β2 v + (1-β2) g'²
 //!   θ = θ - lr (m / (1 - β1^t)) / (sqrt(v / (1 - β2^t)) + ε)
 //!
-//! The bias corrections change every step: [`Adam::prepare_step`] writes step
-//! t's into the recorded dispatch's uniform buffer.
+//! The bias corrections change every step: `prepare_step` (of [`Optimizer`])
+//! writes step t's into the recorded dispatch's uniform buffer.
 
 use super::Optimizer;
 use crate::error::Result;
@@ -39,13 +39,6 @@ impl Adam {
             dispatch: adam(gpu, cfg, theta, m, v, grad)?,
         })
     }
-
-    /// Advance the step counter and write step t's parameters.
-    pub fn prepare_step(&mut self, gpu: &Gpu) {
-        self.step += 1;
-        self.dispatch
-            .write_params(gpu, &AdamParams::new(self.cfg, self.n, self.step));
-    }
 }
 
 impl Optimizer for Adam {
@@ -59,8 +52,11 @@ impl Optimizer for Adam {
     fn set_lr(&mut self, lr: f32) {
         self.cfg.lr = lr;
     }
+    /// Advance the step counter and write step t's bias corrections.
     fn prepare_step(&mut self, gpu: &Gpu) {
-        Adam::prepare_step(self, gpu)
+        self.step += 1;
+        self.dispatch
+            .write_params(gpu, &AdamParams::new(self.cfg, self.n, self.step));
     }
     fn dispatch(&self) -> &Dispatch {
         &self.dispatch

@@ -346,7 +346,9 @@ pub struct StepPlan {
     /// Last of all: the GPU step counter advanced, when a layer draws a new
     /// random mask each step (dropout); the step's passes all read one value.
     pub advance: Vec<Dispatch>,
-    /// Where per-task gradients are taken; decides the order of the phases.
+    /// Where per-task gradients are taken (None: one joint backward pass),
+    /// decided once here: it orders the phases, and the trainer reads it to
+    /// know whether each epoch has per-task gradient statistics.
     pub space: Option<GradSpace>,
 }
 
@@ -393,8 +395,6 @@ impl StepPlan {
 pub struct Program {
     pub batch: BatchBuffers,
     pub tasks: TaskBuffers,
-    /// Where per-task gradients are taken (None: one joint backward pass).
-    pub space: Option<GradSpace>,
     /// Each head's output buffer.
     pub outputs: Vec<Tensor>,
     /// Each task's last gate (B×E) of a mixture of experts, as the step leaves it.
@@ -555,7 +555,6 @@ impl Program {
         Ok(Program {
             batch,
             tasks: tb,
-            space,
             outputs: traced.outputs,
             gates: traced.gates,
             plan,

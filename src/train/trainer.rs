@@ -362,7 +362,7 @@ pub async fn fit_async(
             true => Vec::new(),
             false => eval.evaluate_async(gpu, data, &split.val, subset).await?,
         };
-        let log = read.into_log(epoch, lr, val, prog.space.is_some());
+        let log = read.into_log(epoch, lr, val, prog.plan.space.is_some());
         on_epoch(&log);
         let stop = epochs.keep_best(gpu, &params, epoch, log.monitored_loss())?;
         history.push(log);

@@ -17,6 +17,7 @@ use wasm_bindgen_test::*;
 
 use taskgrad::kernels::matmul::{self, MatmulKernel, MatmulOptions};
 use taskgrad::kernels::{gram, mse, optim, softmax_ce};
+use taskgrad::optim::Optimizer as _;
 use taskgrad::reference as cpu;
 use taskgrad::{Gpu, Tensor};
 
