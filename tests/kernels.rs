@@ -904,7 +904,7 @@ fn dropout_masks_match_the_reference_and_change_with_the_step() {
         // Step 0's mask, the counter advanced, step 1's mask: one submit, in order.
         let ds = [
             dropout::masked(gpu, &x, &y0, &step, seed, rate).unwrap(),
-            dropout::advance(gpu, &step).unwrap(),
+            taskgrad::kernels::step_counter::advance(gpu, &step).unwrap(),
             dropout::masked(gpu, &x, &y1, &step, seed, rate).unwrap(),
         ];
         gpu.run(&ds.iter().collect::<Vec<_>>()).unwrap();

@@ -153,10 +153,14 @@ impl<'g> Tape<'g> {
 
     /// The GPU step counter (made, zero, on first use).
     pub fn step_counter(&mut self) -> Result<Tensor> {
-        if self.step.is_none() {
-            self.step = Some(Tensor::from_u32(self.gpu, &[1], &[0], "step counter")?);
+        match &self.step {
+            Some(step) => Ok(step.clone()),
+            None => {
+                let step = Tensor::from_u32(self.gpu, &[1], &[0], "step counter")?;
+                self.step = Some(step.clone());
+                Ok(step)
+            }
         }
-        Ok(self.step.clone().expect("made above"))
     }
 
     /// The value of a node.

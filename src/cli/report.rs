@@ -303,6 +303,16 @@ fn draw_legend<DB: DrawingBackend>(
     Ok(())
 }
 
+/// The top of a metric's axis: 1 for a score that is better higher and never
+/// above 1 (accuracy, AUC), else wherever the curves go.
+fn metric_ceiling(primary: Option<&crate::task::Metric>, lines: &[Line]) -> f64 {
+    let bounded = lines.iter().flat_map(|l| l.0.iter()).all(|p| p.1 <= 1.0);
+    match primary {
+        Some(m) if m.higher_is_better && bounded => 1.0,
+        _ => f64::MAX,
+    }
+}
+
 /// One task's chart: a legend strip on top (outside the curves), loss curves
 /// on the left, the validation metric on the right.
 fn plot_task<DB: DrawingBackend>(
@@ -367,15 +377,7 @@ fn plot_task<DB: DrawingBackend>(
     if let Some(s) = &stl_metric {
         metric_lines.push((s, GREEN_OI, true));
     }
-    // A score that is better higher and never above 1 (accuracy, AUC) is drawn up to 1.
-    let bounded = metric_lines
-        .iter()
-        .flat_map(|l| l.0.iter())
-        .all(|p| p.1 <= 1.0);
-    let ceil = match primary {
-        Some(m) if m.higher_is_better && bounded => 1.0,
-        _ => f64::MAX,
-    };
+    let ceil = metric_ceiling(primary.as_ref(), &metric_lines);
     let metric_y = fit_range(
         metric_lines.iter().flat_map(|l| l.0.iter().map(|p| p.1)),
         0.0,

@@ -385,69 +385,15 @@ fn check_resumed_architecture(
     ck: &checkpoint::Checkpoint,
 ) -> Result<()> {
     let net = &ck.meta.net;
-    let list = |v: &[usize]| {
-        if v.is_empty() {
-            "none".to_string()
-        } else {
-            v.iter()
-                .map(|w| w.to_string())
-                .collect::<Vec<_>>()
-                .join(",")
-        }
-    };
     let mut clash = Vec::new();
     if s.was_given("hidden") && s.hidden != net.trunk {
         clash.push(format!(
             "--hidden {} (the model's: {})",
-            list(&s.hidden),
-            list(&net.trunk)
+            widths_text(&s.hidden),
+            widths_text(&net.trunk)
         ));
     }
-    let (tower, tower_layers) = layer_list("--tower", &s.tower).unwrap_or_default();
-    let layers = |l: &[crate::nn::LayerSpec]| {
-        l.iter()
-            .map(|x| x.to_string())
-            .collect::<Vec<_>>()
-            .join(",")
-    };
-    if s.was_given("tower") && (tower != net.tower || tower_layers != net.tower_layers) {
-        let given = if tower_layers.is_empty() {
-            list(&tower)
-        } else {
-            layers(&tower_layers)
-        };
-        let theirs = if net.tower_layers.is_empty() {
-            list(&net.tower)
-        } else {
-            layers(&net.tower_layers)
-        };
-        clash.push(format!("--tower {given} (the model's: {theirs})"));
-    }
-    let embedded: Vec<String> = net
-        .embeddings
-        .iter()
-        .map(|e| format!("{}:{}", e.column, e.dim))
-        .collect();
-    let given: Vec<String> = s.embed.iter().map(|e| e.replace(' ', "")).collect();
-    if s.was_given("embed") && given != embedded {
-        let theirs = if embedded.is_empty() {
-            "none".into()
-        } else {
-            embedded.join(" --embed ")
-        };
-        clash.push(format!(
-            "--embed {} (the model's: {theirs})",
-            given.join(" --embed ")
-        ));
-    }
-    let (_, trunk_layers) = layer_list("--trunk", &s.trunk).unwrap_or_default();
-    if s.was_given("trunk") && trunk_layers != net.trunk_specs() {
-        clash.push(format!(
-            "--trunk {} (the model's: {})",
-            layers(&trunk_layers),
-            layers(&net.trunk_specs())
-        ));
-    }
+    clash.extend(layer_clashes(s, net));
     if s.was_given("arch") && s.arch.trim().to_ascii_lowercase() != net.arch.name() {
         clash.push(format!(
             "--arch {} (the model's: {})",
@@ -473,6 +419,62 @@ fn check_resumed_architecture(
             clash.join(", ")
         ),
     })
+}
+
+/// Widths as a flag writes them, or "none".
+fn widths_text(v: &[usize]) -> String {
+    if v.is_empty() {
+        return "none".to_string();
+    }
+    let w: Vec<String> = v.iter().map(|w| w.to_string()).collect();
+    w.join(",")
+}
+
+/// A layer list as a flag writes it.
+fn layers_text(l: &[crate::nn::LayerSpec]) -> String {
+    let l: Vec<String> = l.iter().map(|x| x.to_string()).collect();
+    l.join(",")
+}
+
+/// `--tower`, `--embed` and `--trunk` given on a resume that ask for other
+/// layers or embeddings than the model's.
+fn layer_clashes(s: &RunSettings, net: &crate::nn::NetSpec) -> Vec<String> {
+    let mut clash = Vec::new();
+    let (tower, tower_layers) = layer_list("--tower", &s.tower).unwrap_or_default();
+    if s.was_given("tower") && (tower != net.tower || tower_layers != net.tower_layers) {
+        let text = |widths: &[usize], layers: &[crate::nn::LayerSpec]| match layers.is_empty() {
+            true => widths_text(widths),
+            false => layers_text(layers),
+        };
+        let (given, theirs) = (
+            text(&tower, &tower_layers),
+            text(&net.tower, &net.tower_layers),
+        );
+        clash.push(format!("--tower {given} (the model's: {theirs})"));
+    }
+    let embedded: Vec<String> = net
+        .embeddings
+        .iter()
+        .map(|e| format!("{}:{}", e.column, e.dim))
+        .collect();
+    let given: Vec<String> = s.embed.iter().map(|e| e.replace(' ', "")).collect();
+    if s.was_given("embed") && given != embedded {
+        let theirs = match embedded.is_empty() {
+            true => "none".into(),
+            false => embedded.join(" --embed "),
+        };
+        let given = given.join(" --embed ");
+        clash.push(format!("--embed {given} (the model's: {theirs})"));
+    }
+    let (_, trunk_layers) = layer_list("--trunk", &s.trunk).unwrap_or_default();
+    if s.was_given("trunk") && trunk_layers != net.trunk_specs() {
+        clash.push(format!(
+            "--trunk {} (the model's: {})",
+            layers_text(&trunk_layers),
+            layers_text(&net.trunk_specs())
+        ));
+    }
+    clash
 }
 
 fn need(what: &str) -> Error {
@@ -655,16 +657,7 @@ pub fn execute_run(
     // The effective settings: a resumed model's architecture, not the flags'.
     let mut recorded = settings.clone();
     recorded.out = out.clone();
-    let spec = &report.net.spec;
-    let strings = |l: &[crate::nn::LayerSpec]| l.iter().map(|x| x.to_string()).collect();
-    recorded.hidden = spec.trunk.clone();
-    recorded.trunk = strings(&spec.trunk_layers);
-    recorded.tower = match spec.tower_layers.is_empty() {
-        true => spec.tower.iter().map(|w| w.to_string()).collect(),
-        false => strings(&spec.tower_layers),
-    };
-    recorded.activation = report.net.spec.activation;
-    recorded.record_arch(&report.net.spec.arch);
+    recorded.record_net(&report.net.spec);
     let meta = ModelMeta {
         schema: schema.clone(),
         net: report.net.spec.clone(),

@@ -253,6 +253,21 @@ impl Default for RunSettings {
 }
 
 impl RunSettings {
+    /// Set the network's flags to what `spec` is: trunk and tower (widths or
+    /// layer lists), activation and architecture (the effective settings of a
+    /// run, recorded with its model; a resumed model's, not the flags').
+    pub fn record_net(&mut self, spec: &crate::nn::NetSpec) {
+        let strings = |l: &[crate::nn::LayerSpec]| l.iter().map(|x| x.to_string()).collect();
+        self.hidden = spec.trunk.clone();
+        self.trunk = strings(&spec.trunk_layers);
+        self.tower = match spec.tower_layers.is_empty() {
+            true => spec.tower.iter().map(|w| w.to_string()).collect(),
+            false => strings(&spec.tower_layers),
+        };
+        self.activation = spec.activation;
+        self.record_arch(&spec.arch);
+    }
+
     /// Set the architecture flags to what `arch` is (the effective settings
     /// of a run, recorded with its model).
     pub fn record_arch(&mut self, arch: &crate::nn::Arch) {

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{is_missing, Dataset, Table};
 use crate::error::{Error, Result};
+use crate::task::reg::mean_std;
 use crate::task::{Labels, Target, TaskSpec, TaskType};
 
 /// What to do with a row whose input value is missing.
@@ -104,19 +105,6 @@ fn is_numeric_column(table: &Table, col: usize) -> Result<bool> {
         &table.headers[col],
         format!("{:?} is not a number (other values of this column are; a categorical column must have no numbers)", table.cell(r, col)),
     ))
-}
-
-fn mean_std(values: &[f64]) -> (f32, f32) {
-    if values.is_empty() {
-        return (0.0, 1.0);
-    }
-    let mean = values.iter().sum::<f64>() / values.len() as f64;
-    let var = values.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / values.len() as f64;
-    // The column's real spread, however small (data in units of 1e-30 is
-    // still data); only an exactly constant column (or a spread f32 cannot
-    // hold) is left unscaled.
-    let std = var.sqrt() as f32;
-    (mean as f32, if std.is_normal() { std } else { 1.0 })
 }
 
 /// An input column's encoding, fitted on the training rows: a numeric

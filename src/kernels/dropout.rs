@@ -1,6 +1,6 @@
 //! Inverted dropout with a seeded hash mask (forward and backward are the
-//! same masked scaling), and the GPU step counter it reads. See
-//! shaders/dropout.wgsl and shaders/step_counter.wgsl.
+//! same masked scaling), reading the GPU step counter
+//! ([`super::step_counter`]). See shaders/dropout.wgsl.
 
 use crate::error::{Error, Result};
 use crate::gpu::{Binding, DType, Dispatch, Gpu, Tensor};
@@ -54,30 +54,5 @@ pub fn masked(
         },
         &[y, x, step],
         grid_1d(gpu, x.numel())?,
-    )
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct CounterParams {
-    by: u32,
-    _pad: [u32; 3],
-}
-
-/// step\[0\] += 1: the last dispatch of a training step that has dropout.
-pub fn advance(gpu: &Gpu, step: &Tensor) -> Result<Dispatch> {
-    step.expect_numel("step counter", 1)?;
-    record(
-        gpu,
-        "step_counter.wgsl",
-        "advance",
-        &[Binding::Uniform, Binding::ReadWrite],
-        &[],
-        &CounterParams {
-            by: 1,
-            _pad: [0; 3],
-        },
-        &[step],
-        [1, 1, 1],
     )
 }

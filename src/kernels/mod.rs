@@ -29,6 +29,7 @@ pub mod mtl;
 pub mod optim;
 pub mod reduce;
 pub mod softmax_ce;
+pub mod step_counter;
 
 use crate::error::{Error, Result};
 use crate::gpu::{Binding, Dispatch, Gpu, Tensor};

@@ -170,6 +170,29 @@ fn checksum(bytes: &[u8]) -> String {
     format!("{h:016x}")
 }
 
+/// The file says it is a taskgrad model of the format this version reads;
+/// a later format is refused by name.
+fn check_format(path: &Path, info: &std::collections::HashMap<String, String>) -> Result<()> {
+    match info.get("format").map(|s| s.as_str()) {
+        Some(FORMAT) => Ok(()),
+        Some(other) if other.starts_with("taskgrad-") => {
+            let by = info.get("taskgrad_version").map_or("?", |s| s.as_str());
+            Err(bad(
+                path,
+                format!(
+                    "a taskgrad model in format {other}, written by taskgrad {by}; this taskgrad \
+                     ({}) reads {FORMAT}",
+                    env!("CARGO_PKG_VERSION")
+                ),
+            ))
+        }
+        _ => Err(bad(
+            path,
+            "a safetensors file, but not a taskgrad model (no format=taskgrad-1 metadata)",
+        )),
+    }
+}
+
 /// Read a checkpoint, checking that it is a taskgrad safetensors file.
 pub fn load(path: &Path) -> Result<Checkpoint> {
     let bytes = std::fs::read(path).map_err(|e| Error::Io {
@@ -187,26 +210,7 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
     let (_, header) =
         safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| bad(path, e.to_string()))?;
     let info = header.metadata().clone().unwrap_or_default();
-    match info.get("format").map(|s| s.as_str()) {
-        Some(FORMAT) => {}
-        Some(other) if other.starts_with("taskgrad-") => {
-            let by = info.get("taskgrad_version").map_or("?", |s| s.as_str());
-            return Err(bad(
-                path,
-                format!(
-                    "a taskgrad model in format {other}, written by taskgrad {by}; this taskgrad \
-                     ({}) reads {FORMAT}",
-                    env!("CARGO_PKG_VERSION")
-                ),
-            ));
-        }
-        _ => {
-            return Err(bad(
-                path,
-                "a safetensors file, but not a taskgrad model (no format=taskgrad-1 metadata)",
-            ))
-        }
-    }
+    check_format(path, &info)?;
     let model_text = info.get("model").map(|s| s.as_str()).unwrap_or("");
     // Files written before checksums existed have none, and load as before.
     if let Some(sum) = info.get("model_checksum") {

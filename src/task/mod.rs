@@ -26,7 +26,7 @@
 mod binary;
 mod class;
 pub mod metrics;
-mod reg;
+pub mod reg;
 
 use std::sync::{Arc, RwLock};
 

@@ -19,7 +19,9 @@ pub struct Reg {
     pub std: f32,
 }
 
-fn mean_std(values: &[f64]) -> (f32, f32) {
+/// Mean and spread (population) of `values`, as a standardisation keeps them
+/// (the data's numeric inputs use it too).
+pub fn mean_std(values: &[f64]) -> (f32, f32) {
     if values.is_empty() {
         return (0.0, 1.0);
     }

@@ -34,7 +34,7 @@ use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, Tensor};
 use crate::kernels::gram::{self, GradRows};
-use crate::kernels::{dropout, elementwise, loss_tracking, matmul_f16};
+use crate::kernels::{elementwise, loss_tracking, matmul_f16, step_counter};
 use crate::mtl::{GradSpace, Weighting, WeightingContext, WeightingPlan};
 use crate::nn::{MultiTaskNet, ParamSet};
 use crate::optim::{Optimizer, OptimizerConfig};
@@ -541,10 +541,12 @@ impl Program {
             combine: path.combine,
             after_backward: weights.after_backward,
             track: vec![loss_tracking::track_losses(gpu, &tb.losses, &tb.state)?],
-            advance: match &tape.step {
-                Some(step) => vec![dropout::advance(gpu, step)?],
-                None => Vec::new(),
-            },
+            advance: tape
+                .step
+                .as_ref()
+                .map(|step| step_counter::advance(gpu, step))
+                .into_iter()
+                .collect::<Result<_>>()?,
             after_update: weights.after_update,
             // A parameter-space path over a trunk without parameters ran in representation space.
             space: match space {
