@@ -17,12 +17,18 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use taskgrad::autodiff::{Tape, Var};
 use taskgrad::data::{Dataset, Split, Table, TaskType};
-use taskgrad::gpu::{dispatch, Binding, Dispatch, Gpu, Tensor};
+use taskgrad::gpu::{Binding, Dispatch, Gpu, Tensor};
+use taskgrad::kernels::Shader;
 use taskgrad::nn::layer::{self, Layer, LayerContext, LayerInfo, LayerSpec};
 use taskgrad::nn::{ParamId, ParamSet};
 use taskgrad::train::{fit, TrainConfig};
 
 const EPS: f32 = 1e-6;
+
+const RMSNORM_SHADER: Shader = Shader {
+    file: "rmsnorm.wgsl",
+    source: RMSNORM_WGSL,
+};
 
 /// Three entry points over one binding list (each uses a prefix of it).
 const RMSNORM_WGSL: &str = r#"
@@ -101,10 +107,8 @@ fn kernel(
         _pad: 0,
     };
     let grid = [n.div_ceil(64) as u32, 1, 1];
-    dispatch::record(
+    RMSNORM_SHADER.record(
         gpu,
-        "rmsnorm.wgsl",
-        RMSNORM_WGSL,
         entry,
         &bindings[..tensors.len() + 1],
         &[],
@@ -158,6 +162,7 @@ impl Layer for RmsNorm {
 static RMSNORM: LayerInfo = LayerInfo {
     name: "rmsnorm",
     summary: "rmsnorm — each row divided by its root mean square, times a learned gain",
+    shader: Some(RMSNORM_SHADER),
     build: |arg, c: &mut LayerContext<'_>| {
         if let Some(a) = arg {
             return Err(taskgrad::Error::InvalidConfig(format!(

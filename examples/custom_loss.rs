@@ -19,7 +19,8 @@ use std::sync::Arc;
 
 use taskgrad::autodiff::{Tape, Var};
 use taskgrad::data::{Dataset, Split, Table, TaskType};
-use taskgrad::gpu::{dispatch, Binding, Dispatch, Gpu, Tensor};
+use taskgrad::gpu::{Binding, Dispatch, Gpu, Tensor};
+use taskgrad::kernels::Shader;
 use taskgrad::task::{
     self, Encoded, KindInfo, Labels, LossInputs, Reg, Storage, Target, TaskKind, TaskMetrics,
     TaskPrediction,
@@ -28,6 +29,11 @@ use taskgrad::train::{fit, TrainConfig};
 
 /// The kernel: one workgroup, as the crate's own fused losses. Its header
 /// is its math and shapes, like every WGSL file of the crate.
+const HUBER_SHADER: Shader = Shader {
+    file: "huber.wgsl",
+    source: HUBER_WGSL,
+};
+
 const HUBER_WGSL: &str = r#"
 // Fused Huber loss with a row mask. pred, target, mask: B; seeds, losses: K.
 //   e = pred[r] − target[r];  h(e) = ½e² (|e| ≤ δ), δ(|e| − ½δ) (beyond)
@@ -105,10 +111,8 @@ fn huber_dispatch(
         delta,
         _pad: 0,
     };
-    dispatch::record(
+    HUBER_SHADER.record(
         gpu,
-        "huber.wgsl",
-        HUBER_WGSL,
         "huber",
         &[
             Uniform, ReadWrite, ReadWrite, ReadOnly, ReadOnly, ReadOnly, ReadOnly,
@@ -141,6 +145,7 @@ static HUBER: KindInfo = KindInfo {
     name: "huber",
     aliases: &[],
     summary: "a real value: Huber loss (δ = 1 standard deviation); RMSE, MAE, R²",
+    shader: Some(HUBER_SHADER),
     fit: |labels: &Labels<'_>| {
         let values = labels
             .train

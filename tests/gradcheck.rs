@@ -1,4 +1,6 @@
-//! Every tape op's backward rule against central finite differences of the
+//! Every tape op's backward rule (a task kind's or a layer's own op is
+//! checked beside its unit's other tests: tests/tasks.rs, tests/nn_layers.rs)
+//! against central finite differences of the
 //! same computation done in f64 with the CPU reference, and the same check for
 //! a whole three-task network (trunk, towers, one classification head, two
 //! regression heads, per-task loss weights).
@@ -8,99 +10,11 @@
 
 mod common;
 
+use common::fd::{check, f32s, fixture, loss_buffers, ones, upload, Fixture, P};
 use common::{random, rng};
-use taskgrad::nn::{Activation, Arch, MultiTaskNet, NetSpec, ParamBuilder, ParamId, ParamSet};
+use taskgrad::nn::{Activation, Arch, MultiTaskNet, NetSpec, ParamBuilder};
 use taskgrad::reference as cpu;
 use taskgrad::{Gpu, Tape, Tensor};
-
-type P = Vec<Vec<f64>>;
-
-/// Parameters with host copies of their initial values.
-struct Fixture {
-    params: ParamSet,
-    host: P,
-}
-
-fn fixture(gpu: &Gpu, shapes: &[(&str, Vec<usize>)], seed: u64) -> (Fixture, Vec<ParamId>) {
-    let mut r = rng(seed);
-    let mut b = ParamBuilder::new(gpu);
-    let mut host = Vec::new();
-    let mut ids = Vec::new();
-    for (name, shape) in shapes {
-        let v = random(&mut r, shape.iter().product());
-        host.push(v.iter().map(|&x| x as f64).collect());
-        ids.push(b.add(name, shape, v).unwrap());
-    }
-    (
-        Fixture {
-            params: b.build(gpu).unwrap(),
-            host,
-        },
-        ids,
-    )
-}
-
-fn upload(gpu: &Gpu, shape: &[usize], v: &[f32]) -> Tensor {
-    Tensor::from_slice(gpu, shape, v, "gradcheck input").unwrap()
-}
-
-/// Run the recorded forward + backward once and compare every parameter's
-/// gradient with central differences of `loss`.
-#[track_caller]
-fn check(gpu: &Gpu, tape: &Tape, fx: &Fixture, what: &str, loss: impl Fn(&P) -> f64) {
-    let all: Vec<_> = tape.forward.iter().chain(&tape.backward).collect();
-    gpu.run(&all).unwrap();
-    let grads = fx.params.grads().unwrap().read(gpu).unwrap();
-    let h = 1e-5;
-    let mut bad = Vec::new();
-    for (pi, (_, start, shape)) in fx
-        .params
-        .grads()
-        .unwrap()
-        .layout
-        .entries()
-        .iter()
-        .enumerate()
-    {
-        let n: usize = shape.iter().product();
-        for i in 0..n {
-            let mut plus = fx.host.clone();
-            plus[pi][i] += h;
-            let mut minus = fx.host.clone();
-            minus[pi][i] -= h;
-            let fd = (loss(&plus) - loss(&minus)) / (2.0 * h);
-            let got = grads[start + i] as f64;
-            if (got - fd).abs() > 2e-4 + 2e-3 * fd.abs() {
-                bad.push(format!(
-                    "{}[{i}]: gpu {got:.6} fd {fd:.6}",
-                    fx.params.names[pi]
-                ));
-            }
-        }
-    }
-    assert!(
-        bad.is_empty(),
-        "{what}: {} gradients differ; first: {:?}",
-        bad.len(),
-        &bad[..bad.len().min(6)]
-    );
-}
-
-fn f32s(v: &[f64]) -> Vec<f32> {
-    v.iter().map(|&x| x as f32).collect()
-}
-
-fn ones(n: usize) -> Vec<f64> {
-    vec![1.0; n]
-}
-
-/// Seeds and losses buffers for a single loss with weight `seed`.
-fn loss_buffers(gpu: &Gpu, seed: f32) -> (Tensor, Tensor) {
-    (
-        upload(gpu, &[1], &[seed]),
-        Tensor::zeros(gpu, &[1], "losses").unwrap(),
-    )
-}
 
 #[test]
 fn linear_without_and_with_relu() {
@@ -286,100 +200,6 @@ fn mse_with_mask_and_seed() {
     check(gpu, &tape, &fx, "mse", |p| {
         2.5 * cpu::mse(&p[0], &t64, &mask, b, t, 1.0).0
     });
-}
-
-#[test]
-fn bce_with_mask_and_seed() {
-    let gpu = gpu_or_skip!();
-    // L = 0.7 · bce(z, y) over rows with mask 1; z (5×1) is the parameter,
-    // y 0 or 1, one row masked. (The kernel test covers large |z|.)
-    let b = 5;
-    let (fx, ids) = fixture(gpu, &[("z", vec![b, 1])], 52);
-    let target = [1.0, 0.0, 1.0, 0.0, 1.0];
-    let mask = vec![1.0, 1.0, 0.0, 1.0, 1.0];
-    let (seeds, losses) = loss_buffers(gpu, 0.7);
-    let mut tape = Tape::new(gpu);
-    let z = fx.params.var(&mut tape, ids[0]).unwrap();
-    let l = tape
-        .bce(
-            z,
-            &upload(gpu, &[b, 1], &target),
-            &upload(gpu, &[b], &f32s(&mask)),
-            &seeds,
-            &losses,
-            0,
-        )
-        .unwrap();
-    tape.backward(&[l]).unwrap();
-    let y64: Vec<f64> = target.iter().map(|&v| v as f64).collect();
-    check(gpu, &tape, &fx, "bce", |p| {
-        0.7 * cpu::bce(&p[0], &y64, &mask, b, 1, 1.0).0
-    });
-}
-
-#[test]
-fn layer_norm_of_a_parameter_with_scale_and_shift() {
-    let gpu = gpu_or_skip!();
-    // L = mse(layer_norm(x; γ, β), t), x (4×5), γ, β (5) all parameters.
-    let (b, h) = (4, 5);
-    let (fx, ids) = fixture(
-        gpu,
-        &[("x", vec![b, h]), ("gamma", vec![h]), ("beta", vec![h])],
-        53,
-    );
-    let target = random(&mut rng(54), b * h);
-    let (seeds, losses) = loss_buffers(gpu, 1.0);
-    let mut tape = Tape::new(gpu);
-    let vars: Vec<_> = ids
-        .iter()
-        .map(|&id| fx.params.var(&mut tape, id).unwrap())
-        .collect();
-    let y = tape.layer_norm(vars[0], vars[1], vars[2]).unwrap();
-    let mask = upload(gpu, &[b], &[1.0; 4]);
-    let l = tape
-        .mse(y, &upload(gpu, &[b, h], &target), &mask, &seeds, &losses, 0)
-        .unwrap();
-    tape.backward(&[l]).unwrap();
-    let t64: Vec<f64> = target.iter().map(|&v| v as f64).collect();
-    check(gpu, &tape, &fx, "layer_norm", |p| {
-        let (y, _) = cpu::layer_norm(&p[0], &p[1], &p[2], b, h, 1e-5);
-        cpu::mse(&y, &t64, &ones(b), b, h, 1.0).0
-    });
-}
-
-#[test]
-fn dropout_while_training_and_identity_at_evaluation() {
-    let gpu = gpu_or_skip!();
-    // L = mse(dropout(x), t) at rate 0.4 on step 0 of seed 77: the gradient
-    // is the kept elements' dy / 0.6, zero elsewhere.
-    let n = 12;
-    let (fx, ids) = fixture(gpu, &[("x", vec![1, n])], 55);
-    let target = random(&mut rng(56), n);
-    let (seeds, losses) = loss_buffers(gpu, 1.0);
-    let mut tape = Tape::new(gpu);
-    tape.training = true;
-    let x = fx.params.var(&mut tape, ids[0]).unwrap();
-    let y = tape.dropout(x, 0.4, 77).unwrap();
-    let l = tape
-        .mse(
-            y,
-            &upload(gpu, &[1, n], &target),
-            &upload(gpu, &[1], &[1.0]),
-            &seeds,
-            &losses,
-            0,
-        )
-        .unwrap();
-    tape.backward(&[l]).unwrap();
-    let t64: Vec<f64> = target.iter().map(|&v| v as f64).collect();
-    check(gpu, &tape, &fx, "dropout", |p| {
-        cpu::mse(&cpu::dropout(&p[0], 77, 0, 0.4), &t64, &[1.0], 1, n, 1.0).0
-    });
-    // At evaluation the layer is the identity: no node, no dispatch.
-    let mut eval = Tape::new(gpu);
-    let x = eval.input(&upload(gpu, &[1, n], &target));
-    assert_eq!(eval.dropout(x, 0.4, 77).unwrap(), x);
-    assert!(eval.forward.is_empty());
 }
 
 #[test]

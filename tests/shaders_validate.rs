@@ -5,8 +5,9 @@
 
 use std::path::Path;
 
-/// Every shader as the crate compiles it: the files of `kernels::SHADERS`
-/// and each registered method's solve (prelude + file).
+/// Every shader as the crate compiles it: the files of `kernels::SHADERS`,
+/// each registered method's solve (prelude + file) and the kernels of the
+/// task kinds and layers that bring their own.
 fn all_sources() -> Vec<(String, &'static str)> {
     let mut all: Vec<(String, &'static str)> = taskgrad::kernels::SHADERS
         .iter()
@@ -16,6 +17,13 @@ fn all_sources() -> Vec<(String, &'static str)> {
         if let Some(shader) = m.shader {
             all.push((shader.file.to_string(), shader.source));
         }
+    }
+    let units = taskgrad::task::REGISTRY
+        .iter()
+        .filter_map(|k| k.shader)
+        .chain(taskgrad::nn::layer::LAYERS.iter().filter_map(|l| l.shader));
+    for shader in units {
+        all.push((shader.file.to_string(), shader.source));
     }
     all
 }
@@ -58,8 +66,9 @@ fn validate(name: &str, source: &str) {
 
 #[test]
 fn every_shader_file_parses_and_validates() {
-    // Each file of shaders/ is listed in kernels::SHADERS (the f32 matmul
-    // kernels with matmul_prelude.wgsl in front), and validates as compiled.
+    // Each file of shaders/ is listed once: in kernels::SHADERS (the f32
+    // matmul kernels with matmul_prelude.wgsl in front) or by the task kind
+    // or layer it belongs to; each validates as compiled.
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
     let mut files: Vec<String> = std::fs::read_dir(&dir)
         .expect("shaders/ exists")
@@ -82,12 +91,30 @@ fn every_shader_file_parses_and_validates() {
             "{name}: kernels::SHADERS holds something else than the file (with the prelude)"
         );
     }
+    let units: Vec<taskgrad::kernels::Shader> = taskgrad::task::REGISTRY
+        .iter()
+        .filter_map(|k| k.shader)
+        .chain(taskgrad::nn::layer::LAYERS.iter().filter_map(|l| l.shader))
+        .collect();
+    for unit in &units {
+        validate(unit.file, unit.source);
+        let file = std::fs::read_to_string(dir.join(unit.file)).expect("a unit's file exists");
+        assert_eq!(
+            unit.source, file,
+            "{}: the unit holds something else",
+            unit.file
+        );
+    }
     let mut listed: Vec<String> = taskgrad::kernels::SHADERS
         .iter()
         .map(|(n, _)| n.to_string())
+        .chain(units.iter().map(|u| u.file.to_string()))
         .collect();
     listed.sort();
-    assert_eq!(files, listed, "shaders/ and kernels::SHADERS disagree");
+    assert_eq!(
+        files, listed,
+        "shaders/ and kernels::SHADERS with the units' files disagree"
+    );
 }
 
 #[test]

@@ -1,16 +1,19 @@
 //! Task kinds as units (issue 20): the binary kind's fitting, encoding,
 //! metrics and saved form; ROC AUC with ties against the pairwise
 //! definition; the registry (a kind from outside the crate); saved tasks of
-//! every kind, old ones included, loading back; and a binary task trained
-//! on a real column.
+//! every kind, old ones included, loading back; a binary task trained
+//! on a real column; and the kind's own kernel (`task::binary::kernel`)
+//! against its CPU twin and finite differences.
 
 mod common;
 
-use common::rng;
+use common::fd::{check, f32s, fixture, loss_buffers, upload};
+use common::{assert_close, random, rng};
 use rand::Rng;
 use taskgrad::data::{Dataset, Split, Table};
 use taskgrad::task::metrics::{log_loss, roc_auc};
-use taskgrad::task::{self, Binary, Class, Reg, TaskSpec, TaskType};
+use taskgrad::task::{self, binary, Binary, Class, Reg, TaskSpec, TaskType};
+use taskgrad::Tape;
 use taskgrad::{mtl, Error};
 
 fn table(name: &str, text: &str) -> Table {
@@ -92,7 +95,7 @@ fn log_loss_is_the_mean_binary_cross_entropy() {
     let sig = |z: f64| 1.0 / (1.0 + (-z).exp());
     let want = (-(sig(0.0)).ln() - (1.0 - sig(2.0)).ln() - (1.0 - sig(-3.0)).ln()) / 3.0;
     assert!((log_loss(&z, &pos, &mask) - want).abs() < 1e-12);
-    let (bce, _) = taskgrad::reference::bce(
+    let (bce, _) = taskgrad::task::binary::reference(
         &[0.0f64, 2.0, -3.0],
         &[1.0, 0.0, 0.0],
         &[1.0, 1.0, 1.0],
@@ -213,6 +216,7 @@ fn a_kind_registered_from_outside_is_found_by_name_and_once() {
         name: "my-reg",
         aliases: &["myreg"],
         summary: "regression under another name (a test)",
+        shader: None,
         fit: |labels| (TaskType::REG.0.fit)(labels),
         load: |m| (TaskType::REG.0.load)(m),
     };
@@ -277,4 +281,114 @@ fn a_binary_task_trains_on_penguins_sex_beside_species() {
     );
     assert!(sex.get("accuracy").unwrap() > 0.75);
     assert!(report.test[1].get("accuracy").unwrap() > 0.9);
+}
+
+// ---- the binary kind's kernel: against its CPU twin, and its gradient -----------
+
+const SIZES: [usize; 8] = [1, 3, 17, 63, 65, 129, 257, 1000];
+
+fn zeros(gpu: &taskgrad::Gpu, shape: &[usize]) -> taskgrad::Tensor {
+    taskgrad::Tensor::zeros(gpu, shape, "test output").expect("alloc")
+}
+
+fn run_bce(
+    gpu: &taskgrad::Gpu,
+    z: &[f32],
+    y: &[f32],
+    mask: &[f32],
+    b: usize,
+    cols: usize,
+    scale: f32,
+) -> (f32, Vec<f32>) {
+    let logits = upload(gpu, &[b, cols], z);
+    let target = upload(gpu, &[b, cols], y);
+    let mask = upload(gpu, &[b], mask);
+    let scale = upload(gpu, &[1], &[scale]);
+    let (dz, loss) = (zeros(gpu, &[b, cols]), zeros(gpu, &[1]));
+    gpu.run(&[&binary::kernel(gpu, &logits, &target, &mask, &scale, 0, &dz, &loss).unwrap()])
+        .unwrap();
+    let got = gpu.read(&[&loss, &dz]).unwrap();
+    (got[0][0], got[1].clone())
+}
+
+#[test]
+fn bce_hand_checked_and_stable_at_large_logits() {
+    let gpu = gpu_or_skip!();
+    // z = [0, 0, 100, -100, 7], y = [1, 0, 1, 1, NaN], row 4 unlabelled, n_valid = 4:
+    //   ℓ(0, y) = ln 2 for either label; ℓ(100, 1) = ln(1 + e^-100) ≈ 3.7e-44;
+    //   ℓ(-100, 1) = 100 + ln(1 + e^-100) = 100 (a naive log σ(z) gives ln 0 = -inf).
+    //   loss = (2 ln 2 + 100) / 4; dz = (σ(z) - y) / 4 = [-1/8, 1/8, 0, -1/4, 0].
+    let (loss, dz) = run_bce(
+        gpu,
+        &[0., 0., 100., -100., 7.],
+        &[1., 0., 1., 1., f32::NAN],
+        &[1., 1., 1., 1., 0.],
+        5,
+        1,
+        1.0,
+    );
+    let want = (2.0 * std::f32::consts::LN_2 + 100.0) / 4.0;
+    assert!((loss - want).abs() < 1e-5, "loss {loss}, want {want}");
+    let want_dz = [-0.125, 0.125, 0.0, -0.25, 0.0];
+    for (g, w) in dz.iter().zip(want_dz) {
+        assert!((g - w).abs() < 1e-7, "dz {dz:?}, want {want_dz:?}");
+    }
+    // Every row masked: loss 0, gradient 0 (no division by zero).
+    let (loss, dz) = run_bce(gpu, &[3., -2.], &[1., 0.], &[0., 0.], 2, 1, 1.0);
+    assert_eq!(loss, 0.0);
+    assert!(dz.iter().all(|&d| d == 0.0));
+}
+
+#[test]
+fn bce_against_reference_with_masks() {
+    let gpu = gpu_or_skip!();
+    let mut r = rng(17);
+    for &b in &SIZES {
+        for &cols in &[1usize, 3] {
+            // Logits over [-8, 8]: both tails of σ and the small-e^{-|z|} branch.
+            let z: Vec<f32> = random(&mut r, b * cols).iter().map(|v| 8.0 * v).collect();
+            let y: Vec<f32> = (0..b * cols)
+                .map(|i| ((i * 7 + b) % 3 == 0) as u8 as f32)
+                .collect();
+            let mask: Vec<f32> = (0..b).map(|i| if i % 5 == 2 { 0.0 } else { 1.0 }).collect();
+            let (loss, dz) = run_bce(gpu, &z, &y, &mask, b, cols, 1.5);
+            let (wl, wd) = binary::reference(&z, &y, &mask, b, cols, 1.5);
+            assert_close(
+                &format!("bce b={b} t={cols} loss"),
+                &[loss],
+                &[wl],
+                1e-5,
+                1e-5,
+            );
+            assert_close(&format!("bce b={b} t={cols} dz"), &dz, &wd, 1e-6, 1e-5);
+        }
+    }
+}
+
+#[test]
+fn bce_with_mask_and_seed() {
+    let gpu = gpu_or_skip!();
+    // L = 0.7 · bce(z, y) over rows with mask 1; z (5×1) is the parameter,
+    // y 0 or 1, one row masked. (The kernel test covers large |z|.)
+    let b = 5;
+    let (fx, ids) = fixture(gpu, &[("z", vec![b, 1])], 52);
+    let target = [1.0, 0.0, 1.0, 0.0, 1.0];
+    let mask = vec![1.0, 1.0, 0.0, 1.0, 1.0];
+    let (seeds, losses) = loss_buffers(gpu, 0.7);
+    let mut tape = Tape::new(gpu);
+    let z = fx.params.var(&mut tape, ids[0]).unwrap();
+    let (y, m) = (
+        upload(gpu, &[b, 1], &target),
+        upload(gpu, &[b], &f32s(&mask)),
+    );
+    let l = tape
+        .fused_loss("bce", z, &losses, |z, dz| {
+            binary::kernel(gpu, z, &y, &m, &seeds, 0, dz, &losses)
+        })
+        .unwrap();
+    tape.backward(&[l]).unwrap();
+    let y64: Vec<f64> = target.iter().map(|&v| v as f64).collect();
+    check(gpu, &tape, &fx, "bce", |p| {
+        0.7 * binary::reference(&p[0], &y64, &mask, b, 1, 1.0).0
+    });
 }

@@ -10,10 +10,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, Tensor};
 use crate::kernels;
 use crate::kernels::matmul::{self, MatmulOptions, Operand};
-use crate::kernels::{
-    bce, columns, dropout, elementwise, embedding, gate, layer_norm, mixture, mse, reduce,
-    softmax_ce,
-};
+use crate::kernels::{columns, elementwise, embedding, gate, mixture, mse, reduce, softmax_ce};
 
 /// Largest product (multiply-adds) into which the ReLU mask of the backward pass is fused.
 pub const FUSE_MASK_MAX_MACS: usize = 1 << 22;
@@ -429,60 +426,6 @@ impl<'g> Tape<'g> {
         Ok(self.push_op(NodeKind::Op("sum"), y, &[x], rule))
     }
 
-    /// Layer normalisation of each row of `x` (B×H) with scale `gamma` and
-    /// shift `beta` (H each): y = γ ⊙ (x − μ)/√(σ² + ε) + β.
-    pub fn layer_norm(&mut self, x: Var, gamma: Var, beta: Var) -> Result<Var> {
-        let gpu = self.gpu;
-        let (xv, gv, bv) = (
-            self.value(x).clone(),
-            self.value(gamma).clone(),
-            self.value(beta).clone(),
-        );
-        let y = Tensor::zeros(gpu, xv.shape(), "layer_norm")?;
-        let rows = xv.shape().first().copied().unwrap_or(0);
-        let stats = Tensor::zeros(gpu, &[rows, 2], "layer_norm stats")?;
-        self.record_forward(layer_norm::forward(gpu, &xv, &gv, &bv, &y, &stats)?);
-        // dx = r (g − mean g − x̂ mean(g x̂)), g = dy γ;  dγ = Σ_b dy x̂;  dβ = Σ_b dy
-        let h = gv.numel();
-        let rule = Rc::new(move |t: &mut Tape, dy: &Tensor| -> Result<()> {
-            let gpu = t.gpu;
-            t.contribute(x, |dx| {
-                layer_norm::backward_input(gpu, dy, &xv, &gv, &stats, dx)
-            })?;
-            if t.requires_grad(gamma) || t.requires_grad(beta) {
-                let at = layer_norm::beta_at(gpu, h);
-                let both = Tensor::zeros(gpu, &[at + h], "layer_norm dgamma|dbeta")?;
-                let d = layer_norm::backward_params(gpu, dy, &xv, &stats, &both)?;
-                t.record_backward(d);
-                let (dg, db) = (both.slice(0, gv.shape())?, both.slice(at, gv.shape())?);
-                t.contribute(gamma, |g| elementwise::scale(gpu, &dg, 1.0, g))?;
-                t.contribute(beta, |g| elementwise::scale(gpu, &db, 1.0, g))?;
-            }
-            Ok(())
-        });
-        Ok(self.push_op(NodeKind::Op("layer_norm"), y, &[x, gamma, beta], rule))
-    }
-
-    /// Inverted dropout of `x` at `rate` with masks drawn from (`seed`, the
-    /// GPU step counter): y = x ⊙ m / (1 − rate). The identity (no
-    /// dispatch) when the tape is not recording a training step.
-    pub fn dropout(&mut self, x: Var, rate: f32, seed: u32) -> Result<Var> {
-        if !self.training || rate == 0.0 {
-            return Ok(x);
-        }
-        let gpu = self.gpu;
-        let step = self.step_counter()?;
-        let xv = self.value(x).clone();
-        let y = Tensor::zeros(gpu, xv.shape(), "dropout")?;
-        self.record_forward(dropout::masked(gpu, &xv, &y, &step, seed, rate)?);
-        // dx = dy ⊙ m / (1 − rate): the same mask, recomputed from (i, seed, step).
-        let rule = Rc::new(move |t: &mut Tape, dy: &Tensor| -> Result<()> {
-            let gpu = t.gpu;
-            t.contribute(x, |dx| dropout::masked(gpu, dy, dx, &step, seed, rate))
-        });
-        Ok(self.push_op(NodeKind::Op("dropout"), y, &[x], rule))
-    }
-
     /// A fused loss of `pred`: `kernel(pred, dpred)` records one dispatch
     /// that writes the loss to its task's slot of `losses` and, in the same
     /// pass, the gradient of the weighted loss with respect to `pred` into
@@ -551,24 +494,6 @@ impl<'g> Tape<'g> {
         // dpred = 2 (pred - target) · seed / (n_valid · T)
         self.fused_loss("mse", pred, losses, |p, dpred| {
             mse::mse(gpu, p, target, mask, seeds, slot, dpred, losses)
-        })
-    }
-
-    /// Binary cross-entropy with logits (B×T) against `target` (B×T, 0 or 1)
-    /// with row `mask` (B); loss to `losses[slot]`, gradient scaled by `seeds[slot]`.
-    pub fn bce(
-        &mut self,
-        logits: Var,
-        target: &Tensor,
-        mask: &Tensor,
-        seeds: &Tensor,
-        losses: &Tensor,
-        slot: usize,
-    ) -> Result<Var> {
-        let gpu = self.gpu;
-        // dlogits = (σ(z) - y) · seed / (n_valid · T)
-        self.fused_loss("bce", logits, losses, |z, dlogits| {
-            bce::bce(gpu, z, target, mask, seeds, slot, dlogits, losses)
         })
     }
 }

@@ -9,14 +9,11 @@
 //! Glossary: B batch rows, D input features, H hidden width, C classes,
 //! K tasks, P parameters; M×K · K×N = M×N for matmul.
 
-pub mod bce;
 pub mod columns;
-pub mod dropout;
 pub mod elementwise;
 pub mod embedding;
 pub mod gate;
 pub mod gram;
-pub mod layer_norm;
 pub mod loss_tracking;
 pub mod loss_weighting;
 pub mod matmul;
@@ -37,7 +34,8 @@ use crate::gpu::{Binding, Dispatch, Gpu, Tensor};
 /// Every WGSL source of this folder, by file name, for the naga validation test
 /// and for the pipeline cache. The f32 matmul kernels are
 /// `shaders/matmul_prelude.wgsl` followed by their own file; the solves of
-/// `shaders/mtl/` are listed by their methods (`mtl::REGISTRY`).
+/// `shaders/mtl/` are listed by their methods (`mtl::REGISTRY`), and the
+/// kernels of task kinds and layers by their units ([`Shader`]).
 pub const SHADERS: &[(&str, &str)] = &[
     (
         "elementwise.wgsl",
@@ -78,7 +76,6 @@ pub const SHADERS: &[(&str, &str)] = &[
         include_str!("../../shaders/softmax_ce.wgsl"),
     ),
     ("mse.wgsl", include_str!("../../shaders/mse.wgsl")),
-    ("bce.wgsl", include_str!("../../shaders/bce.wgsl")),
     ("optim.wgsl", include_str!("../../shaders/optim.wgsl")),
     (
         "loss_weighting.wgsl",
@@ -96,11 +93,6 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("gate.wgsl", include_str!("../../shaders/gate.wgsl")),
     ("columns.wgsl", include_str!("../../shaders/columns.wgsl")),
     ("mixture.wgsl", include_str!("../../shaders/mixture.wgsl")),
-    (
-        "layer_norm.wgsl",
-        include_str!("../../shaders/layer_norm.wgsl"),
-    ),
-    ("dropout.wgsl", include_str!("../../shaders/dropout.wgsl")),
     (
         "embedding.wgsl",
         include_str!("../../shaders/embedding.wgsl"),
@@ -125,6 +117,46 @@ pub(crate) fn source(file: &'static str) -> &'static str {
 pub const MAX_TASKS: usize = 16;
 
 pub use crate::gpu::dispatch::{grid, grid_1d, WG};
+
+/// A WGSL file that belongs to a unit of its own (a task kind's loss, a
+/// layer's kernels) rather than to [`SHADERS`]: the unit holds it beside its
+/// wrapper and its CPU twin, declares it in its registry entry
+/// (`KindInfo::shader`, `LayerInfo::shader`) for the naga validation test,
+/// and records its entry points with [`Shader::record`].
+#[derive(Clone, Copy, Debug)]
+pub struct Shader {
+    /// The file's name in `shaders/` (the pipeline cache's key).
+    pub file: &'static str,
+    /// Its text (`include_str!` of the file).
+    pub source: &'static str,
+}
+
+impl Shader {
+    /// [`crate::gpu::dispatch::record`] for the entry point `entry` of this file.
+    #[allow(clippy::too_many_arguments)]
+    pub fn record<P: bytemuck::Pod>(
+        &self,
+        gpu: &Gpu,
+        entry: &'static str,
+        bindings: &[Binding],
+        constants: &[(&str, f64)],
+        params: &P,
+        tensors: &[&Tensor],
+        workgroups: [u32; 3],
+    ) -> Result<Dispatch> {
+        crate::gpu::dispatch::record(
+            gpu,
+            self.file,
+            self.source,
+            entry,
+            bindings,
+            constants,
+            params,
+            tensors,
+            workgroups,
+        )
+    }
+}
 
 /// [`crate::gpu::dispatch::record`] for a kernel of `shaders/` named by its file.
 #[allow(clippy::too_many_arguments)]

@@ -2,6 +2,10 @@
 //! cross-entropy with logits computed stably in WGSL (`shaders/bce.wgsl`);
 //! ROC AUC (primary, higher is better), log-loss and accuracy at p = ½.
 //!
+//! The kind is one unit: this file holds the kind, its kernel's wrapper
+//! ([`kernel`]) and the kernel's CPU twin ([`reference`]); the WGSL is
+//! `shaders/bce.wgsl`, declared in [`INFO`]'s `shader`.
+//!
 //! The column holds two values. Which one is the positive outcome (target
 //! 1, the one whose probability `predict` writes): `1` when the values are
 //! 0 and 1, else the later of the two in sorted order (`true` of
@@ -15,7 +19,16 @@ use super::{
     TaskPrediction,
 };
 use crate::autodiff::{Tape, Var};
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::gpu::{Binding, DType, Dispatch, Gpu, Tensor};
+use crate::kernels::{check_slot, matrix, LossParams, Shader};
+use crate::reference::Real;
+
+/// The fused loss: `shaders/bce.wgsl`.
+pub const SHADER: Shader = Shader {
+    file: "bce.wgsl",
+    source: include_str!("../../shaders/bce.wgsl"),
+};
 
 /// A binary task, fitted: its two values, the negative then the positive.
 #[derive(Clone, Debug, PartialEq)]
@@ -48,10 +61,12 @@ fn fit(labels: &Labels<'_>) -> std::result::Result<Arc<dyn TaskKind>, String> {
     }
 }
 
-pub(super) const INFO: KindInfo = KindInfo {
+/// The kind's registry entry.
+pub const INFO: KindInfo = KindInfo {
     name: "binary",
     aliases: &["bin", "binary-class"],
     summary: "one of two values: binary cross-entropy with logits; ROC AUC, log-loss, accuracy",
+    shader: Some(SHADER),
     fit,
     load: |m| {
         Ok(Arc::new(Binary {
@@ -88,7 +103,11 @@ impl TaskKind for Binary {
     fn loss(&self, tape: &mut Tape, out: Var, b: LossInputs<'_>) -> Result<Var> {
         let rows = b.mask.numel();
         let target = b.target.reshape(&[rows, 1])?;
-        tape.bce(out, &target, b.mask, b.seeds, b.losses, b.slot)
+        let gpu = tape.gpu;
+        // dlogits = (σ(z) - y) · seed / (n_valid · T)
+        tape.fused_loss("bce", out, b.losses, |z, dz| {
+            kernel(gpu, z, &target, b.mask, b.seeds, b.slot, dz, b.losses)
+        })
     }
     fn metrics(&self, outputs: &[f32], target: &Target, rows: &[usize], loss: f64) -> TaskMetrics {
         let mask = target.mask_of(rows);
@@ -144,4 +163,85 @@ impl TaskKind for Binary {
     fn loss_name(&self) -> &'static str {
         "binary cross-entropy (nats)"
     }
+}
+
+/// Record the fused binary cross-entropy of `logits` (B×T) against `target`
+/// (B×T, 0 or 1), with row `mask` (B) and upstream gradient `scale[slot]`;
+/// writes `dlogits` (B×T) and `loss[slot]` (`scale` and `loss` have one
+/// element per task). One workgroup.
+#[allow(clippy::too_many_arguments)]
+pub fn kernel(
+    gpu: &Gpu,
+    logits: &Tensor,
+    target: &Tensor,
+    mask: &Tensor,
+    scale: &Tensor,
+    slot: usize,
+    dlogits: &Tensor,
+    loss: &Tensor,
+) -> Result<Dispatch> {
+    let (b, t) = matrix("bce logits", logits)?;
+    if target.dtype() != DType::F32 {
+        return Err(Error::shape("bce target", "f32 values 0 or 1", "u32"));
+    }
+    target.expect_shape("bce target", &[b, t])?;
+    mask.expect_numel("bce mask", b)?;
+    check_slot("bce scale/loss", scale, loss, slot)?;
+    dlogits.expect_shape("bce dlogits", &[b, t])?;
+    use Binding::*;
+    SHADER.record(
+        gpu,
+        "bce",
+        &[
+            Uniform, ReadWrite, ReadWrite, ReadOnly, ReadOnly, ReadOnly, ReadOnly,
+        ],
+        &[],
+        &LossParams {
+            rows: b as u32,
+            cols: t as u32,
+            slot: slot as u32,
+            _pad: 0,
+        },
+        &[dlogits, loss, logits, target, mask, scale],
+        [1, 1, 1],
+    )
+}
+
+/// The kernel's CPU twin: mean binary cross-entropy with logits over the
+/// entries of rows with mask > 0.5 and its gradient, `(loss, dlogits)`;
+/// dlogits = (σ(z) − y) · scale / (n_valid · T). ℓ = max(z, 0) − z·y +
+/// ln(1 + e^{−|z|}), the form that cannot overflow.
+pub fn reference<T: Real>(
+    logits: &[T],
+    target: &[T],
+    mask: &[T],
+    b: usize,
+    t: usize,
+    scale: T,
+) -> (T, Vec<T>) {
+    let half = T::from_f64(0.5);
+    let n_valid = (0..b).filter(|&r| mask[r] > half).count();
+    let denom = (n_valid * t) as f64;
+    let inv = if denom > 0.0 {
+        T::one() / T::from_f64(denom)
+    } else {
+        T::zero()
+    };
+    let mut dlogits = vec![T::zero(); b * t];
+    let mut total = T::zero();
+    for (r, &m) in mask.iter().enumerate().take(b) {
+        if m <= half {
+            continue;
+        }
+        for j in 0..t {
+            let i = r * t + j;
+            let (z, y) = (logits[i], target[i]);
+            let abs = z.max(T::zero() - z);
+            let e = (T::zero() - abs).exp();
+            total += z.max(T::zero()) - z * y + (T::one() + e).ln();
+            let sigma = T::one() / (T::one() + (T::zero() - z).exp());
+            dlogits[i] = (sigma - y) * scale * inv;
+        }
+    }
+    (total * inv, dlogits)
 }

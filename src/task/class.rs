@@ -22,6 +22,7 @@ pub(super) const INFO: KindInfo = KindInfo {
     name: "class",
     aliases: &["classification"],
     summary: "one of several classes: softmax cross-entropy; accuracy",
+    shader: None,
     fit: |labels| {
         let mut classes = labels
             .present

@@ -17,13 +17,14 @@
 //! Before the data is seen a task is asked for by a [`TaskType`] (a
 //! registry entry, [`KindInfo`]); [`KindInfo::fit`] looks at the column's
 //! labels and returns the fitted kind (a class task's classes, a regression's
-//! mean and spread, a binary task's two values). Adding a kind is its file
-//! here (the [`TaskKind`] implementation and its `INFO`), its WGSL loss with
-//! the kernel wrapper and CPU reference, and one line in [`REGISTRY`]. A kind
+//! mean and spread, a binary task's two values). A kind with a loss of its
+//! own is one unit, one file here ([`binary`]: the [`TaskKind`]
+//! implementation, its `INFO`, its kernel's wrapper and CPU twin; the WGSL
+//! in `shaders/`), and a line in [`REGISTRY`]. A kind
 //! defined outside the crate registers itself with [`register`] and trains
 //! like any other (`examples/custom_loss.rs`).
 
-mod binary;
+pub mod binary;
 mod class;
 pub mod metrics;
 pub mod reg;
@@ -119,6 +120,10 @@ pub struct KindInfo {
     pub aliases: &'static [&'static str],
     /// What it is, in one line (the command line's help lists it).
     pub summary: &'static str,
+    /// Its loss's WGSL when the kind brings its own (`binary`: `bce.wgsl`),
+    /// for the naga validation test; `None` when the loss is one of
+    /// [`crate::kernels::SHADERS`] (`class`, `reg`) or defined outside the crate.
+    pub shader: Option<crate::kernels::Shader>,
     /// Fit the kind on a column's labels (or say why it cannot).
     pub fit: fn(&Labels<'_>) -> KindResult,
     /// Rebuild it from the fields [`TaskKind::save`] wrote.

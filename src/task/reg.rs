@@ -47,6 +47,7 @@ pub(super) const INFO: KindInfo = KindInfo {
     name: "reg",
     aliases: &["regression"],
     summary: "a real value: MSE on the standardised value; RMSE, MAE, R²",
+    shader: None,
     fit,
     load: |m| {
         Ok(Arc::new(Reg {

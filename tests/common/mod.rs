@@ -2,6 +2,8 @@
 //! tolerance check `|got - want| <= atol + rtol·|want|` that prints the first mismatches.
 #![allow(dead_code)]
 
+pub mod fd;
+
 use std::sync::OnceLock;
 
 use rand::{Rng, SeedableRng};

@@ -3,8 +3,12 @@
 //!
 //! A layer owns its parameters in the arena (added when it is built, named
 //! `<prefix>.<k>` for the k-th layer of its list that has any) and records
-//! its forward on the tape; each op's backward is written beside its forward
-//! in `autodiff/ops.rs`. Layers are looked up by name in a registry
+//! its forward on the tape, each op's backward beside its forward. A layer
+//! with kernels of its own is one unit, one file of this folder
+//! ([`layer_norm`], [`dropout`]: the layer, its registry entry, its tape op,
+//! its kernels' wrappers and their CPU twins; the WGSL in `shaders/`);
+//! `linear` and the activations use the crate's shared kernels (the matmul,
+//! `autodiff/ops.rs`). Layers are looked up by name in a registry
 //! ([`LAYERS`], and [`register`] for layers defined outside the crate);
 //! nothing above matches on a layer's name.
 //!
@@ -19,10 +23,12 @@
 //! becomes one Linear with ReLU in the matmul's epilogue (forward) and loads
 //! (backward), as the shorthand `--hidden 64,64` always built.
 
+pub mod dropout;
+pub mod layer_norm;
+
 use std::sync::RwLock;
 
 use rand::rngs::StdRng;
-use rand::Rng;
 
 use super::{Activation, Init, Linear, ParamBuilder, ParamId, ParamSet};
 use crate::autodiff::{Tape, Var};
@@ -132,6 +138,10 @@ pub struct LayerInfo {
     pub name: &'static str,
     /// What it is and what its argument means, in one line (`--help` lists it).
     pub summary: &'static str,
+    /// Its kernels' WGSL when the layer brings its own (`layernorm`,
+    /// `dropout`), for the naga validation test; `None` when it uses the
+    /// crate's kernels (`linear`, the activations).
+    pub shader: Option<crate::kernels::Shader>,
     /// Build the layer with its argument (the text after `:`, if any).
     pub build: BuildLayer,
 }
@@ -142,8 +152,8 @@ pub const LAYERS: &[&LayerInfo] = &[
     &act::RELU,
     &act::GELU,
     &act::TANH,
-    &LAYER_NORM,
-    &DROPOUT,
+    &layer_norm::INFO,
+    &dropout::INFO,
 ];
 
 static REGISTERED: RwLock<Vec<&'static LayerInfo>> = RwLock::new(Vec::new());
@@ -265,8 +275,8 @@ fn in_layer(e: Error, spec: &LayerSpec, prefix: &str) -> Error {
     }
 }
 
-/// An argument that must be a number of a kind.
-fn arg<T: std::str::FromStr>(arg: Option<&str>, layer: &str, what: &str) -> Result<T> {
+/// A layer's argument (the text after `:`) read as a number of a kind.
+pub fn arg<T: std::str::FromStr>(arg: Option<&str>, layer: &str, what: &str) -> Result<T> {
     let text = arg.ok_or_else(|| {
         Error::InvalidConfig(format!("{layer} needs {what}: write {layer}:VALUE"))
     })?;
@@ -274,7 +284,8 @@ fn arg<T: std::str::FromStr>(arg: Option<&str>, layer: &str, what: &str) -> Resu
         .map_err(|_| Error::InvalidConfig(format!("{layer}:{text}: {text:?} is not {what}")))
 }
 
-fn no_arg(arg: Option<&str>, layer: &str) -> Result<()> {
+/// A layer that takes no argument was given none.
+pub fn no_arg(arg: Option<&str>, layer: &str) -> Result<()> {
     match arg {
         None => Ok(()),
         Some(a) => Err(Error::InvalidConfig(format!(
@@ -318,6 +329,7 @@ fn build_linear(a: Option<&str>, c: &mut LayerContext<'_>, relu: bool) -> Result
 const LINEAR: LayerInfo = LayerInfo {
     name: "linear",
     summary: "linear:N — N outputs, x·W + b (He initialisation); fused with a following relu",
+    shader: None,
     build: |a, c| build_linear(a, c, false),
 };
 
@@ -356,99 +368,19 @@ mod act {
     pub(super) const RELU: LayerInfo = LayerInfo {
         name: "relu",
         summary: "relu — max(x, 0)",
+        shader: None,
         build: |a, c| build(Activation::Relu, a, c),
     };
     pub(super) const GELU: LayerInfo = LayerInfo {
         name: "gelu",
         summary: "gelu — ½x(1 + tanh(√(2/π)(x + 0.044715x³)))",
+        shader: None,
         build: |a, c| build(Activation::Gelu, a, c),
     };
     pub(super) const TANH: LayerInfo = LayerInfo {
         name: "tanh",
         summary: "tanh — tanh(x)",
+        shader: None,
         build: |a, c| build(Activation::Tanh, a, c),
     };
 }
-
-// ---- layer normalisation ------------------------------------------------------
-
-#[derive(Debug)]
-struct LayerNorm {
-    gamma: ParamId,
-    beta: ParamId,
-    width: usize,
-}
-
-impl Layer for LayerNorm {
-    fn forward(&self, tape: &mut Tape, params: &ParamSet, x: Var) -> Result<Var> {
-        let gamma = params.var_f32(tape, self.gamma)?;
-        let beta = params.var_f32(tape, self.beta)?;
-        tape.layer_norm(x, gamma, beta)
-    }
-    fn output(&self) -> usize {
-        self.width
-    }
-    fn params(&self) -> Vec<ParamId> {
-        vec![self.gamma, self.beta]
-    }
-}
-
-const LAYER_NORM: LayerInfo = LayerInfo {
-    name: "layernorm",
-    summary:
-        "layernorm — each row normalised to mean 0 and variance 1, then a learned scale and shift",
-    build: |a, c| {
-        no_arg(a, "layernorm")?;
-        let h = c.input;
-        let gamma = c
-            .params
-            .add(&format!("{}.gamma", c.name), &[h], vec![1.0; h])?;
-        let beta = c
-            .params
-            .add(&format!("{}.beta", c.name), &[h], vec![0.0; h])?;
-        Ok(Box::new(LayerNorm {
-            gamma,
-            beta,
-            width: h,
-        }))
-    },
-};
-
-// ---- dropout --------------------------------------------------------------------
-
-#[derive(Debug)]
-struct Dropout {
-    rate: f32,
-    seed: u32,
-    width: usize,
-}
-
-impl Layer for Dropout {
-    fn forward(&self, tape: &mut Tape, _params: &ParamSet, x: Var) -> Result<Var> {
-        tape.dropout(x, self.rate, self.seed)
-    }
-    fn output(&self) -> usize {
-        self.width
-    }
-    fn params(&self) -> Vec<ParamId> {
-        Vec::new()
-    }
-}
-
-const DROPOUT: LayerInfo = LayerInfo {
-    name: "dropout",
-    summary: "dropout:P — while training, each value zeroed with probability P (a new seeded mask each step) and the rest scaled by 1/(1−P); the identity at evaluation",
-    build: |a, c| {
-        let rate: f32 = arg(a, "dropout", "a rate in [0, 1)")?;
-        if !(0.0..1.0).contains(&rate) {
-            return Err(Error::InvalidConfig(format!(
-                "dropout:{rate}: the rate is in [0, 1)"
-            )));
-        }
-        Ok(Box::new(Dropout {
-            rate,
-            seed: c.rng.random(),
-            width: c.input,
-        }))
-    },
-};
