@@ -3,7 +3,7 @@
 //! ROC AUC (primary, higher is better), log-loss and accuracy at p = ½.
 //!
 //! The kind is one unit: this file holds the kind, its kernel's wrapper
-//! ([`kernel`]) and the kernel's CPU twin ([`reference`]); the WGSL is
+//! ([`kernel`]) and the kernel's CPU twin ([`reference()`]); the WGSL is
 //! `shaders/bce.wgsl`, declared in [`INFO`]'s `shader`.
 //!
 //! The column holds two values. Which one is the positive outcome (target

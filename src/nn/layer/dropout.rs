@@ -2,7 +2,7 @@
 //! its tape op, the kernel's wrapper and its CPU twin. The WGSL is
 //! `shaders/dropout.wgsl`.
 //!
-//! Inverted dropout: while training, y = x ⊙ m / (1 − P), with m[i] = 1 when
+//! Inverted dropout: while training, y = x ⊙ m / (1 − P), with m\[i\] = 1 when
 //! a hash of (i, the layer's seed, the GPU step counter) is at or above P;
 //! the backward is the same masked scaling of dy (the mask recomputed, not
 //! stored). At evaluation the layer is the identity and records nothing.
