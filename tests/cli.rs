@@ -1263,9 +1263,37 @@ fn errors_found_late_are_found_early_and_messages_name_what_is_at_fault() {
     let out = dir.join("huge");
     let clock = std::time::Instant::now();
     let o = train(&out, &["--hidden", "65536,65536"]);
+    assert_fails(&o, "the network (--hidden 65536,65536; 4295");
     assert_fails(
         &o,
-        "the network (--hidden 65536,65536) with --batch 32 needs a buffer of",
+        "parameters, activations up to 65536 wide) with --batch 32 needs a buffer of",
+    );
+    // The sizes are the built network's, whatever its architecture: a
+    // mixture's experts (E·H wide together) and a layer list.
+    let o = train(
+        &out,
+        &[
+            "--arch",
+            "mmoe",
+            "--experts",
+            "16",
+            "--expert-hidden",
+            "4000000",
+        ],
+    );
+    assert_fails(
+        &o,
+        "the network (--arch mmoe with 16 experts of width 4000000; ",
+    );
+    assert_fails(&o, "parameters, activations up to 64000000 wide)");
+    assert_fails(&o, "fewer or narrower experts");
+    let o = train(
+        &out,
+        &["--trunk", "linear:70000,relu,layernorm,linear:70000"],
+    );
+    assert_fails(
+        &o,
+        "the network (--trunk linear:70000,relu,layernorm,linear:70000; 4900",
     );
     assert!(clock.elapsed().as_secs() < 60, "{:?}", clock.elapsed());
     assert!(!out.exists(), "an empty folder was left");

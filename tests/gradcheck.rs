@@ -689,8 +689,14 @@ fn mixture_of_experts_networks_mmoe_cgc_and_ple() {
             activation: Activation::Relu,
             arch: arch.clone(),
         };
+        let size = MultiTaskNet::size(gpu, spec.clone()).unwrap();
         let mut builder = ParamBuilder::new(gpu);
         let net = MultiTaskNet::new(&mut builder, spec, 70).unwrap();
+        // The size check before training reads the same layout, drawing nothing.
+        assert_eq!(size.params, builder.layout().len(), "{arch:?}");
+        let experts = arch.sizes().unwrap();
+        let widest_group = (experts.shared.max(experts.per_task) * experts.hidden).max(3);
+        assert_eq!(size.widest, widest_group, "{arch:?}");
         let params = builder.build(gpu).unwrap();
         let names = params.names.clone();
         let host: P = params

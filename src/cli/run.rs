@@ -707,59 +707,82 @@ pub fn execute_run(
 
 /// Refuse, before the weights are drawn, a network whose parameters or
 /// widest activation cannot be bound on this adapter: drawing billions of
-/// initial weights on the CPU took minutes before the GPU said no.
+/// initial weights on the CPU took minutes before the GPU said no. The sizes
+/// are the built layout's (`MultiTaskNet::size`), right for every
+/// architecture and layer list.
 pub(crate) fn check_fits(gpu: &Gpu, cfg: &TrainConfig, data: &crate::data::Dataset) -> Result<()> {
-    let layers = |w: &[usize]| -> u64 { w.windows(2).map(|p| ((p[0] + 1) * p[1]) as u64).sum() };
-    // The linear layers' widths (layer norms add 2 per width: nothing to speak of).
-    let linear_widths = |specs: Vec<crate::nn::LayerSpec>| -> Vec<usize> {
-        specs
-            .iter()
-            .filter(|l| l.name == "linear")
-            .filter_map(|l| l.arg.as_deref()?.parse().ok())
-            .collect()
-    };
-    let spec_of = |widths: &[usize], layers: &[crate::nn::LayerSpec]| match layers.is_empty() {
-        true => crate::nn::LayerSpec::from_widths(widths, cfg.activation),
-        false => layers.to_vec(),
-    };
-    let tower = linear_widths(spec_of(&cfg.tower, &cfg.tower_layers));
-    let mut trunk = vec![data.d];
-    match cfg.arch.width() {
-        None => trunk.extend(linear_widths(spec_of(&cfg.trunk, &cfg.trunk_layers))),
-        Some(h) => trunk.push(h),
-    }
-    let last = *trunk.last().unwrap_or(&data.d);
-    let mut params = layers(&trunk);
-    for t in &data.tasks {
-        let mut head = vec![last];
-        head.extend(&tower);
-        head.push(t.outputs());
-        params += layers(&head);
-    }
-    let widest = trunk.iter().chain(&tower).copied().max().unwrap_or(1) as u64;
-    let bytes = 4 * params.max(widest * cfg.batch_size as u64);
-    gpu.check_binding_size(bytes)
-        .map_err(|e| explain_size(e, cfg))
+    let size = crate::nn::MultiTaskNet::size(gpu, cfg.net_spec(data, &data.tasks))?;
+    let widest = (size.widest * cfg.batch_size) as u64;
+    let bytes = 4 * (size.params as u64).max(widest);
+    gpu.check_binding_size(bytes).map_err(|e| match e {
+        Error::BufferTooLarge { bytes, limit } => Error::InvalidConfig(format!(
+            "the network ({}; {} parameters, activations up to {} wide) with --batch {} \
+             needs a buffer of {bytes} bytes, and this adapter binds at most {limit}: \
+             use fewer or narrower layers{} or a smaller batch",
+            describe_net(cfg),
+            size.params,
+            size.widest,
+            cfg.batch_size,
+            if cfg.arch.sizes().is_some() {
+                ", fewer or narrower experts"
+            } else {
+                ""
+            },
+        )),
+        other => other,
+    })
 }
 
-/// A buffer beyond the adapter's limit, said in the settings that made it.
-pub(crate) fn explain_size(e: Error, cfg: &TrainConfig) -> Error {
-    let list = |v: &[usize]| {
+/// The network's shape as the flags that set it.
+fn describe_net(cfg: &TrainConfig) -> String {
+    let list = |v: &[crate::nn::LayerSpec]| {
+        v.iter()
+            .map(|l| l.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let widths = |v: &[usize]| {
         v.iter()
             .map(|w| w.to_string())
             .collect::<Vec<_>>()
             .join(",")
     };
+    let mut parts = Vec::new();
+    match cfg.arch.sizes() {
+        Some(z) if z.per_task == 0 => parts.push(format!(
+            "--arch {} with {} experts of width {}",
+            cfg.arch.name(),
+            z.shared,
+            z.hidden
+        )),
+        Some(z) => parts.push(format!(
+            "--arch {} with {} shared and {} per-task experts of width {}",
+            cfg.arch.name(),
+            z.shared,
+            z.per_task,
+            z.hidden
+        )),
+        None if !cfg.trunk_layers.is_empty() => {
+            parts.push(format!("--trunk {}", list(&cfg.trunk_layers)))
+        }
+        None => parts.push(format!("--hidden {}", widths(&cfg.trunk))),
+    }
+    if !cfg.tower_layers.is_empty() {
+        parts.push(format!("--tower {}", list(&cfg.tower_layers)));
+    } else if !cfg.tower.is_empty() {
+        parts.push(format!("--tower {}", widths(&cfg.tower)));
+    }
+    parts.join(", ")
+}
+
+/// A buffer beyond the adapter's limit met while training, said in the
+/// settings that made it.
+pub(crate) fn explain_size(e: Error, cfg: &TrainConfig) -> Error {
     match e {
         Error::BufferTooLarge { bytes, limit } => Error::InvalidConfig(format!(
-            "the network (--hidden {}{}) with --batch {} needs a buffer of {bytes} bytes, \
+            "the network ({}) with --batch {} needs a buffer of {bytes} bytes, \
              and this adapter binds at most {limit}: use narrower layers or a smaller batch",
-            list(&cfg.trunk),
-            if cfg.tower.is_empty() {
-                String::new()
-            } else {
-                format!(", --tower {}", list(&cfg.tower))
-            },
+            describe_net(cfg),
             cfg.batch_size
         )),
         other => other,

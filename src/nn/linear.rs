@@ -61,11 +61,9 @@ impl Linear {
                 "layer {name} has a zero dimension ({fan_in}x{fan_out})"
             )));
         }
-        let w = p.add(
-            &format!("{name}.weight"),
-            &[fan_in, fan_out],
-            draw(rng, init, fan_in, fan_out),
-        )?;
+        let w = p.add_drawn(&format!("{name}.weight"), &[fan_in, fan_out], || {
+            draw(rng, init, fan_in, fan_out)
+        })?;
         let b = p.add(&format!("{name}.bias"), &[fan_out], vec![0.0; fan_out])?;
         Ok(Linear {
             w,

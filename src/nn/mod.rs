@@ -13,5 +13,5 @@ pub use activation::Activation;
 pub use layer::{Layer, LayerSpec, Stack};
 pub use linear::{Init, Linear};
 pub use moe::Arch;
-pub use net::{Embedding, MultiTaskNet, NetSpec};
+pub use net::{Embedding, MultiTaskNet, NetSize, NetSpec};
 pub use params::{load_values, NamedTensor, ParamBuilder, ParamId, ParamSet, METHOD_PARAM_PREFIX};

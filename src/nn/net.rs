@@ -80,6 +80,15 @@ impl NetSpec {
     }
 }
 
+/// How large a network is: what must fit in the adapter's buffers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NetSize {
+    /// Elements of the parameter arena (with alignment padding).
+    pub params: usize,
+    /// The widest activation's columns (B of them in a batch).
+    pub widest: usize,
+}
+
 /// Shared trunk (or mixture of experts) and one head (tower + output layer) per task.
 pub struct MultiTaskNet {
     pub spec: NetSpec,
@@ -108,9 +117,9 @@ impl MultiTaskNet {
         let mut tables = Vec::new();
         for e in &spec.embeddings {
             let n = e.levels * e.dim;
-            let init = super::linear::normal(&mut rng, n, 1.0);
             let name = format!("embed.{}", e.column);
-            tables.push(p.add(&name, &[e.levels, e.dim], init)?);
+            let draw = || super::linear::normal(&mut rng, n, 1.0);
+            tables.push(p.add_drawn(&name, &[e.levels, e.dim], draw)?);
         }
         let mut width = dense + spec.embeddings.iter().map(|e| e.dim).sum::<usize>();
         let moe = match &spec.arch {
@@ -158,6 +167,32 @@ impl MultiTaskNet {
             trunk,
             moe,
             heads,
+        })
+    }
+
+    /// The size of the network `spec` describes, from its built layout (every
+    /// architecture, every layer, as training would build it) without drawing
+    /// a weight: see [`NetSize`].
+    pub fn size(gpu: &crate::gpu::Gpu, spec: NetSpec) -> Result<NetSize> {
+        let mut p = ParamBuilder::layout_only(gpu);
+        let inputs = spec.inputs;
+        MultiTaskNet::new(&mut p, spec, 0)?;
+        let layout = p.layout();
+        // A 2-D parameter in×out (a weight, a group of experts, a gate, an
+        // embedding table) makes a B×out activation.
+        let widest = layout
+            .entries()
+            .iter()
+            .filter_map(|(_, _, shape)| match shape.as_slice() {
+                [_, out] => Some(*out),
+                _ => None,
+            })
+            .chain([inputs])
+            .max()
+            .unwrap_or(inputs);
+        Ok(NetSize {
+            params: layout.len(),
+            widest,
         })
     }
 

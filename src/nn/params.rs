@@ -26,6 +26,8 @@ pub struct ParamBuilder {
     method: Vec<bool>,
     init: Vec<Vec<f32>>,
     half: bool,
+    /// Names and shapes only: no initial value is drawn or kept.
+    layout_only: bool,
 }
 
 impl ParamBuilder {
@@ -36,7 +38,24 @@ impl ParamBuilder {
             method: Vec::new(),
             init: Vec::new(),
             half: false,
+            layout_only: false,
         }
+    }
+
+    /// A builder that records names and shapes and draws no initial value
+    /// ([`ParamBuilder::add_drawn`] skips its draw): a network built into it
+    /// says how large it would be ([`ParamBuilder::layout`]) before minutes
+    /// go into drawing weights that the adapter cannot hold. It cannot build.
+    pub fn layout_only(gpu: &Gpu) -> Self {
+        ParamBuilder {
+            layout_only: true,
+            ..ParamBuilder::new(gpu)
+        }
+    }
+
+    /// The arena's layout so far: every parameter's name, offset and shape.
+    pub fn layout(&self) -> &ArenaLayout {
+        &self.layout
     }
 
     /// A builder whose set also keeps an f16 copy of the values, for training
@@ -48,13 +67,29 @@ impl ParamBuilder {
             method: Vec::new(),
             init: Vec::new(),
             half: true,
+            layout_only: false,
         }
     }
 
+    /// Add a parameter whose initial values (row-major, `shape` elements)
+    /// `draw` makes, unless the builder is [`ParamBuilder::layout_only`]:
+    /// large parameters (weights, embedding tables) are added this way.
+    pub fn add_drawn(
+        &mut self,
+        name: &str,
+        shape: &[usize],
+        draw: impl FnOnce() -> Vec<f32>,
+    ) -> Result<ParamId> {
+        let init = if self.layout_only { Vec::new() } else { draw() };
+        self.add(name, shape, init)
+    }
+
     /// Add a parameter with its initial values (row-major, `shape` elements).
-    pub fn add(&mut self, name: &str, shape: &[usize], init: Vec<f32>) -> Result<ParamId> {
+    pub fn add(&mut self, name: &str, shape: &[usize], mut init: Vec<f32>) -> Result<ParamId> {
         let n: usize = shape.iter().product();
-        if init.len() != n {
+        if self.layout_only {
+            init = Vec::new();
+        } else if init.len() != n {
             return Err(Error::shape(
                 "parameter init",
                 format!("{n} values for {shape:?}"),
@@ -104,6 +139,12 @@ impl ParamBuilder {
     }
 
     fn allocate(self, gpu: &Gpu, grads: Option<Arena>) -> Result<ParamSet> {
+        if self.layout_only {
+            return Err(Error::internal(
+                "allocating parameters",
+                "a layout-only builder has no values",
+            ));
+        }
         let values = Arena::new(gpu, &self.layout, "parameters")?;
         let mut flat = vec![0.0f32; self.layout.len().max(1)];
         for (i, (_, start, _)) in self.layout.entries().iter().enumerate() {

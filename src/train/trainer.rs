@@ -461,6 +461,35 @@ fn check_settings(data: &Dataset, subset: &[usize], cfg: &TrainConfig) -> Result
     Ok(())
 }
 
+impl TrainConfig {
+    /// The network these settings make for `tasks` of `data`: the one
+    /// conversion from the training settings to the network's (a mixture of
+    /// experts replaces the trunk).
+    pub fn net_spec(&self, data: &Dataset, tasks: &[TaskSpec]) -> NetSpec {
+        let shared = matches!(self.arch, Arch::Shared);
+        NetSpec {
+            inputs: data.d,
+            embeddings: data.embeddings.clone(),
+            trunk: if shared {
+                self.trunk.clone()
+            } else {
+                Vec::new()
+            },
+            tower: self.tower.clone(),
+            trunk_layers: if shared {
+                self.trunk_layers.clone()
+            } else {
+                Vec::new()
+            },
+            tower_layers: self.tower_layers.clone(),
+            outputs: tasks.iter().map(|t| t.outputs()).collect(),
+            head_names: tasks.iter().map(|t| t.name.clone()).collect(),
+            activation: self.activation,
+            arch: self.arch.clone(),
+        }
+    }
+}
+
 /// The network for `tasks` on `d` inputs, then the weighting's own
 /// parameters; initial values from `cfg.init` when resuming.
 fn build_model(
@@ -470,25 +499,7 @@ fn build_model(
     cfg: &TrainConfig,
     weighting: &mut dyn Weighting,
 ) -> Result<(MultiTaskNet, ParamSet)> {
-    let spec = NetSpec {
-        inputs: data.d,
-        embeddings: data.embeddings.clone(),
-        // A mixture of experts replaces the trunk.
-        trunk: match cfg.arch {
-            Arch::Shared => cfg.trunk.clone(),
-            _ => Vec::new(),
-        },
-        tower: cfg.tower.clone(),
-        trunk_layers: match cfg.arch {
-            Arch::Shared => cfg.trunk_layers.clone(),
-            _ => Vec::new(),
-        },
-        tower_layers: cfg.tower_layers.clone(),
-        outputs: tasks.iter().map(|t| t.outputs()).collect(),
-        head_names: tasks.iter().map(|t| t.name.clone()).collect(),
-        activation: cfg.activation,
-        arch: cfg.arch.clone(),
-    };
+    let spec = cfg.net_spec(data, tasks);
     let mut builder = if cfg.half {
         ParamBuilder::new_half(gpu)
     } else {
