@@ -10,6 +10,9 @@
 
 mod common;
 
+use std::collections::HashMap;
+use std::path::Path;
+
 use common::fd::{check, f32s, fixture, loss_buffers, ones, upload, Fixture, P};
 use common::{random, rng};
 use taskgrad::nn::{Activation, Arch, MultiTaskNet, NetSpec, ParamBuilder};
@@ -279,6 +282,7 @@ fn three_task_network(gpu: &Gpu, act: Activation) {
         trunk_layers: vec![],
         embeddings: vec![],
         tower_layers: vec![],
+        expert_layers: vec![],
         outputs: vec![3, 1, 1],
         head_names: vec!["species".into(), "len".into(), "wid".into()],
         activation: act,
@@ -684,6 +688,7 @@ fn mixture_of_experts_networks_mmoe_cgc_and_ple() {
             trunk_layers: vec![],
             embeddings: vec![],
             tower_layers: vec![],
+            expert_layers: vec![],
             outputs: vec![3, 1, 1],
             head_names: vec!["species".into(), "len".into(), "wid".into()],
             activation: Activation::Relu,
@@ -768,5 +773,154 @@ fn mixture_of_experts_networks_mmoe_cgc_and_ple() {
             let r2 = cpu::mse(&head(2, "wid", 1), &t2, &ones(b), b, 1, 1.0).0;
             w[0] as f64 * ce + w[1] as f64 * r1 + w[2] as f64 * r2
         });
+    }
+}
+
+/// The fused group `name` (`<stem>.weight` D×(E·H) or `<stem>.bias` E·H)
+/// made of experts `<stem>.e<i>.0.weight|bias` (D×H, H) of `named`.
+fn side_by_side(
+    named: &HashMap<String, Vec<f32>>,
+    name: &str,
+    shape: &[usize],
+    h: usize,
+) -> Vec<f32> {
+    let (stem, what) = name.rsplit_once('.').unwrap();
+    let part = |e: usize| &named[&format!("{stem}.e{e}.0.{what}")];
+    let cols = shape[shape.len() - 1];
+    let mut out = vec![0.0; shape.iter().product()];
+    for e in 0..cols / h {
+        for (i, v) in part(e).iter().enumerate() {
+            out[(i / h) * cols + e * h + i % h] = *v;
+        }
+    }
+    out
+}
+
+/// Outputs and every parameter's gradient (by name) of one forward and
+/// backward of `net` on `x` (B×3), the loss Σ_k mse(out_k, t) with weight 1.
+fn outputs_and_grads(
+    gpu: &Gpu,
+    net: &MultiTaskNet,
+    params: &taskgrad::nn::ParamSet,
+    x: &[f32],
+    b: usize,
+) -> (Vec<Vec<f32>>, HashMap<String, Vec<f32>>) {
+    let k = net.heads.len();
+    let seeds = upload(gpu, &[k], &vec![1.0; k]);
+    let losses = Tensor::zeros(gpu, &[k], "losses").unwrap();
+    let mask = upload(gpu, &[b], &vec![1.0; b]);
+    let mut tape = Tape::new(gpu);
+    let xv = tape.input(&upload(gpu, &[b, x.len() / b], x));
+    let outs = net.forward(&mut tape, params, xv).unwrap();
+    let target = upload(gpu, &[b, 1], &random(&mut rng(91), b));
+    let ls: Vec<_> = outs
+        .iter()
+        .enumerate()
+        .map(|(i, &o)| tape.mse(o, &target, &mask, &seeds, &losses, i).unwrap())
+        .collect();
+    tape.backward(&ls).unwrap();
+    let all: Vec<_> = tape.forward.iter().chain(&tape.backward).collect();
+    gpu.run(&all).unwrap();
+    let values: Vec<&Tensor> = outs.iter().map(|&o| tape.value(o)).collect();
+    let outs = gpu.read(&values).unwrap();
+    let flat = params.grads().unwrap().read(gpu).unwrap();
+    let grads = params
+        .grads()
+        .unwrap()
+        .layout
+        .entries()
+        .iter()
+        .map(|(name, start, shape)| {
+            let n: usize = shape.iter().product();
+            (name.clone(), flat[*start..*start + n].to_vec())
+        })
+        .collect();
+    (outs, grads)
+}
+
+#[test]
+fn experts_as_layer_lists_match_the_fused_experts_with_the_same_weights() {
+    // An expert written as a layer list ("linear:3,relu") is a Stack of its
+    // own per expert, the group's outputs set side by side; the default
+    // expert is one fused matmul per group. With expert e's weights copied
+    // into columns e·H..(e+1)·H of the fused weight, outputs and every
+    // gradient must agree (the fused path is checked against finite
+    // differences above). PLE covers the second level and the task experts.
+    let gpu = gpu_or_skip!();
+    let (b, d, h) = (4, 3, 3);
+    for arch in [
+        Arch::Mmoe {
+            experts: 2,
+            expert_hidden: h,
+        },
+        Arch::Ple {
+            shared: 2,
+            per_task: 1,
+            expert_hidden: h,
+            levels: 2,
+        },
+    ] {
+        let spec = |activation, expert_layers| NetSpec {
+            inputs: d,
+            trunk: vec![],
+            tower: vec![],
+            trunk_layers: vec![],
+            embeddings: vec![],
+            tower_layers: vec![],
+            expert_layers,
+            outputs: vec![1, 1],
+            head_names: vec!["a".into(), "b".into()],
+            activation,
+            arch: arch.clone(),
+        };
+        // tanh elsewhere, so "linear:3,relu" is not the fused default's list.
+        let list = vec![
+            taskgrad::nn::LayerSpec::parse("linear:3").unwrap(),
+            taskgrad::nn::LayerSpec::parse("relu").unwrap(),
+        ];
+        let mut pb = ParamBuilder::new(gpu);
+        let each = MultiTaskNet::new(&mut pb, spec(Activation::Tanh, list), 5).unwrap();
+        let each_params = pb.build(gpu).unwrap();
+        let mut pb = ParamBuilder::new(gpu);
+        let fused = MultiTaskNet::new(&mut pb, spec(Activation::Relu, vec![]), 6).unwrap();
+        let fused_params = pb.build(gpu).unwrap();
+        assert!(each_params.names.iter().any(|n| n.contains(".e1.0.weight")));
+        assert_eq!(
+            MultiTaskNet::size(gpu, each.spec.clone()).unwrap().params,
+            each_params.values.layout.len()
+        );
+        // The fused net's values from the experts': columns side by side.
+        let from: HashMap<String, Vec<f32>> = each_params
+            .read_all(gpu)
+            .unwrap()
+            .into_iter()
+            .map(|(n, _, v)| (n, v))
+            .collect();
+        let fused_like =
+            |named: &HashMap<String, Vec<f32>>| -> Vec<(String, Vec<usize>, Vec<f32>)> {
+                let layout = fused_params.values.layout.entries();
+                layout
+                    .iter()
+                    .map(|(name, _, shape)| {
+                        // Gates and heads have the same names; expert groups do not.
+                        let v = named
+                            .get(name)
+                            .cloned()
+                            .unwrap_or_else(|| side_by_side(named, name, shape, h));
+                        (name.clone(), shape.clone(), v)
+                    })
+                    .collect()
+            };
+        taskgrad::nn::load_values(gpu, &fused_params, &fused_like(&from), Path::new("test"))
+            .unwrap();
+        let x = random(&mut rng(90), b * d);
+        let (out_e, g_e) = outputs_and_grads(gpu, &each, &each_params, &x, b);
+        let (out_f, g_f) = outputs_and_grads(gpu, &fused, &fused_params, &x, b);
+        for (k, (e, f)) in out_e.iter().zip(&out_f).enumerate() {
+            common::assert_close(&format!("{arch:?} output {k}"), e, f, 1e-5, 1e-4);
+        }
+        for (name, _, want) in fused_like(&g_e) {
+            common::assert_close(&format!("{arch:?} d{name}"), &g_f[&name], &want, 1e-5, 1e-4);
+        }
     }
 }

@@ -323,6 +323,7 @@ fn iris_grads(gpu: &taskgrad::Gpu, half: bool, space: Option<GradSpace>) -> Vec<
         trunk_layers: vec![],
         embeddings: vec![],
         tower_layers: vec![],
+        expert_layers: vec![],
         outputs: vec![3, 1, 1],
         head_names: vec!["s".into(), "l".into(), "w".into()],
         activation: Default::default(),

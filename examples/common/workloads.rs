@@ -101,6 +101,7 @@ fn build(
         trunk_layers: vec![],
         embeddings: vec![],
         tower_layers: vec![],
+        expert_layers: vec![],
         outputs: data.tasks.iter().map(|t| t.outputs()).collect(),
         head_names: data.tasks.iter().map(|t| t.name.clone()).collect(),
         activation: Default::default(),

@@ -352,16 +352,35 @@ pub(crate) fn check_sizes(s: &RunSettings) -> Result<()> {
     }
     let (tower, _) = layer_list("--tower", &s.tower)?;
     layer_list("--trunk", &s.trunk)?;
+    let (expert, _) = layer_list("--expert", &s.expert)?;
+    if !s.expert.is_empty() {
+        if s.arch.trim().eq_ignore_ascii_case("shared")
+            || s.arch.trim().eq_ignore_ascii_case("hard")
+        {
+            return bad(
+                "--expert sets a mixture's experts: give --arch omoe, mmoe, cgc or ple".into(),
+            );
+        }
+        if s.was_given("expert_hidden") {
+            return bad("--expert and --expert-hidden both set the experts: give one".into());
+        }
+    }
     for e in &s.embed {
         let (col, _) = parse_embed(e)?;
         if !s.inputs.is_empty() && !trimmed(&s.inputs).contains(&col) {
             return bad(format!("--embed {e}: {col:?} is not among the --inputs"));
         }
     }
-    if let Some(w) = s.hidden.iter().chain(&tower).find(|&&w| w == 0) {
+    if let Some(w) = s
+        .hidden
+        .iter()
+        .chain(&tower)
+        .chain(&expert)
+        .find(|&&w| w == 0)
+    {
         return bad(format!(
-            "layer widths must be at least 1 (--hidden {:?}, --tower {:?}; got {w})",
-            s.hidden, tower
+            "layer widths must be at least 1 (--hidden {:?}, --tower {:?}, --expert {:?}; got {w})",
+            s.hidden, tower, expert
         ));
     }
     let mut seen = std::collections::HashSet::new();
@@ -474,7 +493,28 @@ fn layer_clashes(s: &RunSettings, net: &crate::nn::NetSpec) -> Vec<String> {
             layers_text(&net.trunk_specs())
         ));
     }
+    let expert = expert_layers(s);
+    if s.was_given("expert") && expert != net.expert_layers {
+        let theirs = match net.expert_layers.is_empty() {
+            true => "one linear layer each".to_string(),
+            false => layers_text(&net.expert_layers),
+        };
+        clash.push(format!(
+            "--expert {} (the model's: {theirs})",
+            layers_text(&expert)
+        ));
+    }
     clash
+}
+
+/// `--expert` as a layer list (widths: each a linear layer and the activation).
+fn expert_layers(s: &RunSettings) -> Vec<crate::nn::LayerSpec> {
+    match layer_list("--expert", &s.expert).unwrap_or_default() {
+        (widths, layers) if layers.is_empty() => {
+            crate::nn::LayerSpec::from_widths(&widths, s.activation)
+        }
+        (_, layers) => layers,
+    }
 }
 
 fn need(what: &str) -> Error {
@@ -555,6 +595,10 @@ pub(crate) fn train_config(
     grad_space: Option<crate::mtl::GradSpace>,
     arch: crate::nn::Arch,
 ) -> TrainConfig {
+    let expert_layers = match resume {
+        Some((_, ck)) => ck.meta.net.expert_layers.clone(),
+        None => expert_layers(s),
+    };
     let (trunk, tower, activation, arch, trunk_layers, tower_layers) = match resume {
         Some((_, ck)) => {
             let net = &ck.meta.net;
@@ -593,6 +637,7 @@ pub(crate) fn train_config(
         tower,
         trunk_layers,
         tower_layers,
+        expert_layers,
         activation,
         arch,
         patience: Some(s.patience),
@@ -749,6 +794,13 @@ fn describe_net(cfg: &TrainConfig) -> String {
     };
     let mut parts = Vec::new();
     match cfg.arch.sizes() {
+        Some(z) if !cfg.expert_layers.is_empty() => parts.push(format!(
+            "--arch {} with {} shared and {} per-task experts --expert {}",
+            cfg.arch.name(),
+            z.shared,
+            z.per_task,
+            list(&cfg.expert_layers)
+        )),
         Some(z) if z.per_task == 0 => parts.push(format!(
             "--arch {} with {} experts of width {}",
             cfg.arch.name(),

@@ -77,9 +77,17 @@ pub struct RunSettings {
     /// Each task's own experts (cgc, ple).
     #[arg(long, default_value_t = 1)]
     pub task_experts: usize,
-    /// Width of each expert's output (a mixture's representation).
+    /// Width of each expert's output (a mixture's representation): each
+    /// expert is one linear layer and the --activation.
     #[arg(long, default_value_t = 32)]
     pub expert_hidden: usize,
+    /// Each expert of a mixture as widths ("64,32": each a linear layer and
+    /// the --activation) or a list of layers
+    /// ("linear:64,relu,layernorm,linear:32,relu"), instead of
+    /// --expert-hidden; its output width is the mixture's representation.
+    #[arg(long, value_delimiter = ',', conflicts_with = "expert_hidden")]
+    #[serde(deserialize_with = "items", default)]
+    pub expert: Vec<String>,
     /// Stacked extraction layers (ple).
     #[arg(long, default_value_t = 2)]
     pub levels: usize,
@@ -264,6 +272,7 @@ impl RunSettings {
             true => spec.tower.iter().map(|w| w.to_string()).collect(),
             false => strings(&spec.tower_layers),
         };
+        self.expert = strings(&spec.expert_layers);
         self.activation = spec.activation;
         self.record_arch(&spec.arch);
     }

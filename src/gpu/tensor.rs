@@ -537,6 +537,15 @@ impl ArenaLayout {
         Self::with_element_bytes(gpu, 4)
     }
 
+    /// A layout with no alignment, for counting (never allocated).
+    pub(crate) fn unaligned() -> Self {
+        ArenaLayout {
+            entries: Vec::new(),
+            len: 0,
+            align: 1,
+        }
+    }
+
     /// A layout whose views are bindable in arenas of `bytes`-wide elements and
     /// of every wider kind (2: f16 and f32 arenas share the element offsets).
     pub fn with_element_bytes(gpu: &Gpu, bytes: usize) -> Self {

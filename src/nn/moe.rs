@@ -1,7 +1,11 @@
 //! Gated mixtures of experts: the shared part of the network when tasks are
-//! only partly related. Each expert is one layer (in → H, the hidden
-//! activation); the experts of a group are one matmul over their
-//! concatenated weights (B×in · in×(E·H)); a gate is a linear layer and a
+//! only partly related. By default each expert is one layer (in → H, the
+//! hidden activation), and the experts of a group are one matmul over their
+//! concatenated weights (B×in · in×(E·H)). An expert can be any layer list
+//! (`NetSpec::expert_layers`, `--expert "linear:64,relu,layernorm,linear:32,relu"`):
+//! then each expert of a group is a [`Stack`] of its own and the group's
+//! outputs are set side by side (B×(E·H), H the list's output width); a
+//! list of one linear layer and the activation is the fused form. A gate is a linear layer and a
 //! row softmax over the experts it mixes (`Tape::gate`); the mixture
 //! out\[b,h\] = Σ_e g\[b,e\] Z\[b,e,h\] is one kernel (`Tape::mixture`).
 //!
@@ -20,7 +24,7 @@
 
 use rand::rngs::StdRng;
 
-use super::{Activation, Init, Linear, ParamBuilder, ParamId, ParamSet};
+use super::{Activation, Init, LayerSpec, Linear, ParamBuilder, ParamId, ParamSet, Stack};
 use crate::autodiff::{Tape, Var};
 use crate::error::{Error, Result};
 
@@ -194,12 +198,106 @@ pub struct Sizes {
     pub one_gate: bool,
 }
 
+/// A group of experts over one input (in → E·H).
+enum Experts {
+    /// One linear layer and the activation each: one matmul for the group.
+    Fused(Linear),
+    /// A layer list each, side by side.
+    Each(Vec<Stack>),
+}
+
+impl Experts {
+    fn forward(&self, tape: &mut Tape, params: &ParamSet, x: Var, act: Activation) -> Result<Var> {
+        match self {
+            Experts::Fused(linear) => linear.forward(tape, params, x, act),
+            Experts::Each(stacks) => {
+                let outs = stacks
+                    .iter()
+                    .map(|s| s.forward(tape, params, x))
+                    .collect::<Result<Vec<_>>>()?;
+                concat(tape, &outs)
+            }
+        }
+    }
+
+    fn params(&self) -> Vec<ParamId> {
+        match self {
+            Experts::Fused(linear) => vec![linear.w, linear.b],
+            Experts::Each(stacks) => stacks.iter().flat_map(|s| s.params()).collect(),
+        }
+    }
+}
+
+/// How each expert is built: the one-layer default (fused per group), or a
+/// layer list.
+struct ExpertMaker<'a> {
+    layers: &'a [LayerSpec],
+    hidden: usize,
+}
+
+impl<'a> ExpertMaker<'a> {
+    /// Experts of the list `expert` over `inputs`, or of one linear layer of
+    /// `hidden` and `activation` when it is empty or just that.
+    fn new(
+        expert: &'a [LayerSpec],
+        hidden: usize,
+        activation: Activation,
+        inputs: usize,
+        rng: &StdRng,
+    ) -> Result<Self> {
+        if expert.is_empty() || expert == LayerSpec::from_widths(&[hidden], activation) {
+            return Ok(ExpertMaker {
+                layers: &[],
+                hidden,
+            });
+        }
+        // A list's width is what it outputs: one expert built aside says.
+        let mut scratch = ParamBuilder::scratch();
+        let probe = Stack::build(&mut scratch, "expert", expert, inputs, &mut rng.clone())?;
+        Ok(ExpertMaker {
+            layers: expert,
+            hidden: probe.output(),
+        })
+    }
+
+    /// `n` experts over `fan_in` inputs, named `<name>` (fused) or `<name>.e<i>`.
+    fn group(
+        &self,
+        p: &mut ParamBuilder,
+        name: String,
+        fan_in: usize,
+        n: usize,
+        rng: &mut StdRng,
+    ) -> Result<Option<Experts>> {
+        if n == 0 {
+            return Ok(None);
+        }
+        if self.layers.is_empty() {
+            let linear = Linear::new(p, &name, fan_in, n * self.hidden, Init::He, rng)?;
+            return Ok(Some(Experts::Fused(linear)));
+        }
+        let mut stacks = Vec::new();
+        for e in 0..n {
+            let stack = Stack::build(p, &format!("{name}.e{e}"), self.layers, fan_in, rng)?;
+            if stack.output() != self.hidden {
+                return Err(Error::InvalidConfig(format!(
+                    "expert {name}.e{e} is {} wide over {fan_in} inputs; every expert must end {} wide",
+                    stack.output(),
+                    self.hidden
+                )));
+            }
+            stacks.push(stack);
+        }
+        Ok(Some(Experts::Each(stacks)))
+    }
+}
+
 /// One extraction layer: expert groups and the gates that mix them.
 struct Level {
     /// The shared experts (in → E_s·H), if any.
-    shared: Option<Linear>,
+    shared: Option<Experts>,
     /// Each task's own experts (in → E_t·H), if any.
-    task: Vec<Option<Linear>>,
+    task: Vec<Option<Experts>>,
     /// Each task's gate (over the shared experts and its own), or none (OMoE).
     task_gates: Vec<Linear>,
     /// The shared gate: OMoE's only gate, or below PLE's last layer the gate
@@ -217,10 +315,13 @@ pub struct Moe {
 }
 
 impl Moe {
-    /// Add the block's parameters (shared ones first) for `tasks` tasks.
+    /// Add the block's parameters (shared ones first) for `tasks` tasks;
+    /// each expert is `expert` (a layer list) or, when that is empty, one
+    /// linear layer of `expert_hidden` and `activation`.
     pub fn new(
         p: &mut ParamBuilder,
         arch: &Arch,
+        expert: &[LayerSpec],
         inputs: usize,
         tasks: usize,
         activation: Activation,
@@ -237,12 +338,11 @@ impl Moe {
         else {
             return Err(Error::InvalidConfig("a shared trunk has no experts".into()));
         };
-        let experts =
-            |p: &mut ParamBuilder, name: String, fan_in: usize, n: usize, rng: &mut StdRng| {
-                (n > 0)
-                    .then(|| Linear::new(p, &name, fan_in, n * hidden, Init::He, rng))
-                    .transpose()
-            };
+        let maker = ExpertMaker::new(expert, hidden, activation, inputs, rng)?;
+        let hidden = maker.hidden;
+        let experts = |p: &mut ParamBuilder, name: String, fan_in, n, rng: &mut StdRng| {
+            maker.group(p, name, fan_in, n, rng)
+        };
         let gate =
             |p: &mut ParamBuilder, name: String, fan_in: usize, n: usize, rng: &mut StdRng| {
                 Linear::new(p, &name, fan_in, n, Init::Xavier, rng)
@@ -268,12 +368,11 @@ impl Moe {
             } else {
                 None
             };
-            for layer in shared
-                .iter()
-                .chain(task.iter().flatten())
-                .chain(&shared_gate)
-            {
-                shared_params.extend([layer.w, layer.b]);
+            for group in shared.iter().chain(task.iter().flatten()) {
+                shared_params.extend(group.params());
+            }
+            if let Some(gate) = &shared_gate {
+                shared_params.extend([gate.w, gate.b]);
             }
             levels.push(Level {
                 shared,

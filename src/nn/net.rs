@@ -47,6 +47,11 @@ pub struct NetSpec {
     /// Each tower as a list of layers (`--tower-layers`), likewise.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tower_layers: Vec<LayerSpec>,
+    /// Each expert of a mixture as a list of layers (`--expert`); empty: one
+    /// linear layer of the architecture's `expert_hidden` and `activation`
+    /// (models saved before expert lists existed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expert_layers: Vec<LayerSpec>,
     /// Output width of each head (classes, or 1 for a regression).
     pub outputs: Vec<usize>,
     /// Names of the heads (parameter names are `head.<name>...`).
@@ -135,6 +140,7 @@ impl MultiTaskNet {
                 let moe = Moe::new(
                     p,
                     arch,
+                    &spec.expert_layers,
                     width,
                     spec.outputs.len(),
                     spec.activation,

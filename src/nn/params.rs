@@ -53,6 +53,19 @@ impl ParamBuilder {
         }
     }
 
+    /// A layout-only builder with no GPU behind it, to learn the widths of
+    /// a layer list before building it for real.
+    pub(crate) fn scratch() -> Self {
+        ParamBuilder {
+            layout: ArenaLayout::unaligned(),
+            names: Vec::new(),
+            method: Vec::new(),
+            init: Vec::new(),
+            half: false,
+            layout_only: true,
+        }
+    }
+
     /// The arena's layout so far: every parameter's name, offset and shape.
     pub fn layout(&self) -> &ArenaLayout {
         &self.layout

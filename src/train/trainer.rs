@@ -51,6 +51,9 @@ pub struct TrainConfig {
     pub trunk_layers: Vec<LayerSpec>,
     /// Each task's tower as a list of layers; when not empty it replaces `tower`.
     pub tower_layers: Vec<LayerSpec>,
+    /// Each expert of a mixture as a list of layers; empty: one linear layer
+    /// of the architecture's `expert_hidden` and `activation`.
+    pub expert_layers: Vec<LayerSpec>,
     /// The hidden layers' activation.
     pub activation: Activation,
     /// The shared part: a trunk of `trunk` widths, or a mixture of experts
@@ -149,6 +152,7 @@ impl Default for TrainConfig {
             tower: vec![],
             trunk_layers: vec![],
             tower_layers: vec![],
+            expert_layers: vec![],
             activation: Activation::Relu,
             arch: Arch::Shared,
             grad_space: None,
@@ -482,6 +486,11 @@ impl TrainConfig {
                 Vec::new()
             },
             tower_layers: self.tower_layers.clone(),
+            expert_layers: if shared {
+                Vec::new()
+            } else {
+                self.expert_layers.clone()
+            },
             outputs: tasks.iter().map(|t| t.outputs()).collect(),
             head_names: tasks.iter().map(|t| t.name.clone()).collect(),
             activation: self.activation,
