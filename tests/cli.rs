@@ -1782,6 +1782,90 @@ fn a_trunk_and_towers_of_layers_train_save_resume_and_predict() {
 }
 
 #[test]
+fn experts_as_layer_lists_train_save_resume_and_predict() {
+    // Issue 20: each expert of a mixture is a layer list (`--expert`); the
+    // list is saved with the model, resume keeps it and refuses another,
+    // predict rebuilds it; --expert needs a mixture and excludes --expert-hidden.
+    gpu_or_skip!();
+    let dir = scratch("experts");
+    let expert = "linear:12,relu,layernorm,linear:6,gelu";
+    let out = dir.join("a");
+    let mut args = vec!["train", "--data", PENGUINS, "--out", out.to_str().unwrap()];
+    args.extend(&PENGUIN_ARGS[..PENGUIN_ARGS.len() - 2]);
+    args.extend(["--arch", "ple", "--experts", "2", "--task-experts", "1"]);
+    args.extend(["--expert", expert, "--epochs", "3"]);
+    let o = run(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let model = out.join("model.safetensors");
+    let ck = checkpoint::load(&model).unwrap();
+    let saved: Vec<String> = ck
+        .meta
+        .net
+        .expert_layers
+        .iter()
+        .map(|l| l.to_string())
+        .collect();
+    assert_eq!(saved.join(","), expert);
+    // Two levels: a second-level expert reads the first level's 6-wide mixture.
+    let shape = |name: &str| {
+        ck.tensors
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .unwrap_or_else(|| panic!("no {name}"))
+            .1
+            .clone()
+    };
+    assert_eq!(shape("moe.1.shared.e1.0.weight"), vec![6, 12]);
+    assert_eq!(shape("moe.0.shared.e0.1.gamma"), vec![12]);
+    let o = run(&[
+        "predict",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        PENGUINS,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let resumed = dir.join("resumed");
+    let mut args = vec![
+        "train",
+        "--data",
+        PENGUINS,
+        "--resume",
+        model.to_str().unwrap(),
+    ];
+    args.extend(["--epochs", "1", "--out", resumed.to_str().unwrap()]);
+    assert!(run(&args).status.success());
+    let back = checkpoint::load(&resumed.join("model.safetensors")).unwrap();
+    assert_eq!(back.meta.net.expert_layers, ck.meta.net.expert_layers);
+    *args.iter_mut().find(|a| a.ends_with("resumed")).unwrap() = "unused";
+    args.extend(["--expert", "linear:8,relu"]);
+    assert_fails(
+        &run(&args),
+        "--expert linear:8,relu (the model's: linear:12,relu,layernorm",
+    );
+    // Refused before any work.
+    let bad = dir.join("bad");
+    for (extra, needle) in [
+        (vec!["--expert", "8"], "--expert sets a mixture's experts"),
+        (
+            vec!["--arch", "mmoe", "--expert", "8", "--expert-hidden", "4"],
+            "--expert",
+        ),
+        (
+            vec!["--arch", "mmoe", "--expert", "linear:8,softsign"],
+            "unknown layer",
+        ),
+    ] {
+        let mut args = vec!["train", "--data", PENGUINS, "--out", bad.to_str().unwrap()];
+        args.extend(&PENGUIN_ARGS[..PENGUIN_ARGS.len() - 2]);
+        args.extend(extra);
+        assert_fails(&run(&args), needle);
+        no_model_left(&bad);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn the_matmul_tuning_is_a_step_of_its_own_announced_once() {
     // Issue 20: the first run on an adapter searched for the fastest matmul
     // inside its first product, and its time counted as training time. Now

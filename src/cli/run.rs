@@ -354,9 +354,9 @@ pub(crate) fn check_sizes(s: &RunSettings) -> Result<()> {
     layer_list("--trunk", &s.trunk)?;
     let (expert, _) = layer_list("--expert", &s.expert)?;
     if !s.expert.is_empty() {
-        if s.arch.trim().eq_ignore_ascii_case("shared")
-            || s.arch.trim().eq_ignore_ascii_case("hard")
-        {
+        // (A resumed model's own architecture is checked against it later.)
+        let shared = ["shared", "hard"].contains(&s.arch.trim().to_ascii_lowercase().as_str());
+        if shared && s.resume.is_none() {
             return bad(
                 "--expert sets a mixture's experts: give --arch omoe, mmoe, cgc or ple".into(),
             );
