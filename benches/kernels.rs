@@ -10,7 +10,8 @@
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::time::Duration;
 use taskgrad::kernels::matmul::{matmul, MatmulOptions};
-use taskgrad::kernels::{optim, softmax_ce};
+use taskgrad::kernels::softmax_ce;
+use taskgrad::optim;
 use taskgrad::optim::Optimizer as _;
 use taskgrad::{reference, Gpu, Tensor};
 
@@ -129,7 +130,7 @@ fn bench_adam(c: &mut Criterion, gpu: &Gpu) {
         group.bench_function(BenchmarkId::new("cpu_reference", n), |bench| {
             bench.iter(|| {
                 step += 1;
-                reference::adam_step(
+                taskgrad::optim::adam::reference(
                     &mut t, &mut mm, &mut vv, &g, step, 1e-3, 0.9, 0.999, 1e-8, 0.0, false,
                 )
             })

@@ -402,52 +402,6 @@ pub fn embedding_backward<T: Real>(index: &[i64], dy: &[T], levels: usize, dim: 
     d
 }
 
-/// One SGD-with-momentum step, in place.
-pub fn sgd_step<T: Real>(
-    theta: &mut [T],
-    velocity: &mut [T],
-    grad: &[T],
-    lr: T,
-    momentum: T,
-    weight_decay: T,
-) {
-    for i in 0..theta.len() {
-        let g = grad[i] + weight_decay * theta[i];
-        velocity[i] = momentum * velocity[i] + g;
-        theta[i] = theta[i] - lr * velocity[i];
-    }
-}
-
-/// One Adam (or, with `decoupled`, AdamW) step t ≥ 1, in place.
-#[allow(clippy::too_many_arguments)]
-pub fn adam_step<T: Real>(
-    theta: &mut [T],
-    m: &mut [T],
-    v: &mut [T],
-    grad: &[T],
-    t: u64,
-    lr: T,
-    beta1: T,
-    beta2: T,
-    eps: T,
-    weight_decay: T,
-    decoupled: bool,
-) {
-    let bc1 = T::one() - T::from_f64(beta1.to_f64().powi(t as i32));
-    let bc2 = T::one() - T::from_f64(beta2.to_f64().powi(t as i32));
-    for i in 0..theta.len() {
-        let mut g = grad[i];
-        if decoupled {
-            theta[i] = theta[i] * (T::one() - lr * weight_decay);
-        } else {
-            g += weight_decay * theta[i];
-        }
-        m[i] = beta1 * m[i] + (T::one() - beta1) * g;
-        v[i] = beta2 * v[i] + (T::one() - beta2) * g * g;
-        theta[i] = theta[i] - lr * (m[i] / bc1) / ((v[i] / bc2).sqrt() + eps);
-    }
-}
-
 /// Gram matrix `G[i][j] = Σ_c g[i, c] g[j, c]` of K rows of length n, `stride` apart (K×K, row-major).
 pub fn gram<T: Real>(g: &[T], k: usize, n: usize, stride: usize) -> Vec<T> {
     let mut out = vec![T::zero(); k * k];

@@ -3,7 +3,8 @@
 mod common;
 
 use taskgrad::kernels::matmul::{self, MatmulOptions};
-use taskgrad::kernels::{elementwise, mse, optim, reduce, softmax_ce};
+use taskgrad::kernels::{elementwise, mse, reduce, softmax_ce};
+use taskgrad::optim;
 use taskgrad::{Error, Tensor};
 
 #[test]

@@ -7,7 +7,8 @@ mod common;
 
 use common::{assert_close, random, rng};
 use taskgrad::kernels::matmul::{MatmulKernel, MatmulOptions};
-use taskgrad::kernels::{elementwise, embedding, matmul, mse, optim, reduce, softmax_ce};
+use taskgrad::kernels::{elementwise, embedding, matmul, mse, reduce, softmax_ce};
+use taskgrad::optim;
 use taskgrad::optim::Optimizer as _;
 use taskgrad::reference as cpu;
 use taskgrad::Tensor;
@@ -890,12 +891,12 @@ fn sgd_momentum_matches_reference_over_steps() {
             momentum: 0.9,
             weight_decay: 0.01,
         };
-        let step = optim::sgd(gpu, cfg, &gt, &gv, &gg).unwrap();
+        let step = optim::sgd::kernel(gpu, cfg, &gt, &gv, &gg).unwrap();
         for _ in 0..5 {
             let g = random(&mut r, n);
             gg.write(gpu, &g).unwrap();
             gpu.run(&[&step]).unwrap();
-            cpu::sgd_step(&mut theta, &mut vel, &g, 0.05, 0.9, 0.01);
+            optim::sgd::reference(&mut theta, &mut vel, &g, 0.05, 0.9, 0.01);
         }
         assert_close(
             &format!("sgd n={n}"),
@@ -931,7 +932,7 @@ fn check_adam(decoupled: bool) {
             gg.write(gpu, &g).unwrap();
             adam.prepare_step(gpu);
             gpu.run(&[&adam.dispatch]).unwrap();
-            cpu::adam_step(
+            optim::adam::reference(
                 &mut theta, &mut m, &mut v, &g, t, 1e-2, 0.9, 0.999, 1e-8, 0.1, decoupled,
             );
         }

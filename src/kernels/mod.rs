@@ -23,7 +23,6 @@ pub mod matmul_f16;
 pub mod mixture;
 pub mod mse;
 pub mod mtl;
-pub mod optim;
 pub mod reduce;
 pub mod softmax_ce;
 pub mod step_counter;

@@ -7,11 +7,117 @@
 //!
 //! The bias corrections change every step: `prepare_step` (of [`Optimizer`])
 //! writes step t's into the recorded dispatch's uniform buffer.
+//!
+//! This file is the whole optimizer: its settings, its kernel's uniform
+//! parameters (the WGSL `Params` of the `adam` entry point), its dispatch,
+//! its [`Optimizer`] implementation and its CPU twin ([`reference()`]).
 
-use super::Optimizer;
-use crate::error::Result;
-use crate::gpu::{Dispatch, Gpu, Tensor};
-use crate::kernels::optim::{adam, AdamConfig, AdamParams};
+use super::{same_len, Optimizer};
+use crate::error::{Error, Result};
+use crate::gpu::{Binding, Dispatch, Gpu, Tensor};
+use crate::kernels::{grid_1d, record};
+use crate::reference::Real;
+
+/// Hyper-parameters of Adam; `decoupled` makes it AdamW.
+#[derive(Clone, Copy, Debug)]
+pub struct AdamConfig {
+    pub lr: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    pub weight_decay: f32,
+    pub decoupled: bool,
+}
+
+impl Default for AdamConfig {
+    fn default() -> Self {
+        AdamConfig {
+            lr: super::OptimizerConfig::default().lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+            decoupled: false,
+        }
+    }
+}
+
+impl AdamConfig {
+    /// AdamW with decoupled weight decay `weight_decay`.
+    pub fn adamw(lr: f32, weight_decay: f32) -> Self {
+        AdamConfig {
+            lr,
+            weight_decay,
+            decoupled: true,
+            ..Default::default()
+        }
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct AdamParams {
+    n: u32,
+    lr: f32,
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    weight_decay: f32,
+    bc1: f32,
+    bc2: f32,
+    decoupled: u32,
+    _pad: [u32; 3],
+}
+
+impl AdamParams {
+    /// Step t's parameters (t ≥ 1): the bias corrections 1 - β^t are computed here.
+    fn new(cfg: AdamConfig, n: usize, t: u64) -> Self {
+        let t = t.min(i32::MAX as u64) as i32;
+        AdamParams {
+            n: n as u32,
+            lr: cfg.lr,
+            beta1: cfg.beta1,
+            beta2: cfg.beta2,
+            eps: cfg.eps,
+            weight_decay: cfg.weight_decay,
+            bc1: (1.0 - (cfg.beta1 as f64).powi(t)) as f32,
+            bc2: (1.0 - (cfg.beta2 as f64).powi(t)) as f32,
+            decoupled: cfg.decoupled as u32,
+            _pad: [0; 3],
+        }
+    }
+}
+
+/// One Adam (or AdamW) step over θ with moments m, v, recorded with step 1's
+/// bias corrections; [`Adam`]'s `prepare_step` rewrites them each step.
+pub fn kernel(
+    gpu: &Gpu,
+    cfg: AdamConfig,
+    theta: &Tensor,
+    m: &Tensor,
+    v: &Tensor,
+    grad: &Tensor,
+) -> Result<Dispatch> {
+    same_len("adam", theta, &[m, v, grad])?;
+    if !(cfg.beta1 >= 0.0 && cfg.beta1 < 1.0 && cfg.beta2 >= 0.0 && cfg.beta2 < 1.0) {
+        return Err(Error::InvalidConfig(format!(
+            "adam betas must be in [0, 1), got {} and {}",
+            cfg.beta1, cfg.beta2
+        )));
+    }
+    let n = theta.numel();
+    use Binding::*;
+    record(
+        gpu,
+        "optim.wgsl",
+        "adam",
+        &[Uniform, ReadWrite, ReadWrite, ReadWrite, ReadOnly],
+        &[],
+        &AdamParams::new(cfg, n, 1),
+        &[theta, m, v, grad],
+        grid_1d(gpu, n)?,
+    )
+}
 
 /// Adam or AdamW over one arena, with its step counter.
 pub struct Adam {
@@ -36,7 +142,7 @@ impl Adam {
             cfg,
             step: 0,
             n: theta.numel(),
-            dispatch: adam(gpu, cfg, theta, m, v, grad)?,
+            dispatch: kernel(gpu, cfg, theta, m, v, grad)?,
         })
     }
 }
@@ -60,5 +166,35 @@ impl Optimizer for Adam {
     }
     fn dispatch(&self) -> &Dispatch {
         &self.dispatch
+    }
+}
+
+/// The kernel's CPU twin: one Adam (or, with `decoupled`, AdamW) step t ≥ 1, in place.
+#[allow(clippy::too_many_arguments)]
+pub fn reference<T: Real>(
+    theta: &mut [T],
+    m: &mut [T],
+    v: &mut [T],
+    grad: &[T],
+    t: u64,
+    lr: T,
+    beta1: T,
+    beta2: T,
+    eps: T,
+    weight_decay: T,
+    decoupled: bool,
+) {
+    let bc1 = T::one() - T::from_f64(beta1.to_f64().powi(t as i32));
+    let bc2 = T::one() - T::from_f64(beta2.to_f64().powi(t as i32));
+    for i in 0..theta.len() {
+        let mut g = grad[i];
+        if decoupled {
+            theta[i] = theta[i] * (T::one() - lr * weight_decay);
+        } else {
+            g += weight_decay * theta[i];
+        }
+        m[i] = beta1 * m[i] + (T::one() - beta1) * g;
+        v[i] = beta2 * v[i] + (T::one() - beta2) * g * g;
+        theta[i] = theta[i] - lr * (m[i] / bc1) / ((v[i] / bc2).sqrt() + eps);
     }
 }

@@ -3,21 +3,22 @@
 //! [`Optimizer`]; [`OptimizerConfig`] names one with its settings, and is what
 //! the trainer, the command line, the config file and the saved model carry.
 //!
-//! Adding an optimizer: its kernel in shaders/optim.wgsl with a wrapper in
-//! `kernels::optim`, its CPU reference in `reference.rs`, one file here
-//! implementing [`Optimizer`], and one variant of [`OptimizerKind`].
+//! Adding an optimizer: its entry point in shaders/optim.wgsl, one file here
+//! (its settings, its kernel's uniform parameters, its dispatch and its
+//! [`Optimizer`] implementation, like [`sgd`]), its CPU reference in
+//! `reference.rs`, and its variant of [`OptimizerKind`] with its arm in
+//! [`OptimizerConfig::build`].
 
-mod adam;
-mod sgd;
+pub mod adam;
+pub mod sgd;
 
-pub use adam::Adam;
-pub use sgd::Sgd;
+pub use adam::{Adam, AdamConfig};
+pub use sgd::{Sgd, SgdConfig};
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, Tensor};
-use crate::kernels::optim::{AdamConfig, SgdConfig};
 use crate::nn::ParamSet;
 
 /// An optimizer over one flat arena: one dispatch a step.
@@ -135,4 +136,12 @@ impl OptimizerConfig {
             )?),
         })
     }
+}
+
+/// θ and every state or gradient buffer have the same length.
+fn same_len(op: &'static str, theta: &Tensor, others: &[&Tensor]) -> Result<()> {
+    for t in others {
+        t.expect_numel(op, theta.numel())?;
+    }
+    Ok(())
 }

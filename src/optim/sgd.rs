@@ -1,11 +1,78 @@
 //! SGD with momentum, PyTorch's form (shaders/optim.wgsl `sgd`):
 //!
 //!   g' = g + λ θ;   v = μ v + g';   θ = θ - lr v
+//!
+//! This file is the whole optimizer: its settings, its kernel's uniform
+//! parameters (the WGSL `Params` of the `sgd` entry point), its dispatch,
+//! its [`Optimizer`] implementation and its CPU twin ([`reference()`]).
 
-use super::Optimizer;
+use super::{same_len, Optimizer};
 use crate::error::Result;
-use crate::gpu::{Dispatch, Gpu, Tensor};
-use crate::kernels::optim::{sgd, SgdConfig, SgdParams};
+use crate::gpu::{Binding, Dispatch, Gpu, Tensor};
+use crate::kernels::{grid_1d, record};
+use crate::reference::Real;
+
+/// Hyper-parameters of SGD with momentum.
+#[derive(Clone, Copy, Debug)]
+pub struct SgdConfig {
+    pub lr: f32,
+    pub momentum: f32,
+    pub weight_decay: f32,
+}
+
+impl Default for SgdConfig {
+    fn default() -> Self {
+        SgdConfig {
+            lr: super::OptimizerConfig::default().lr,
+            momentum: 0.9,
+            weight_decay: 0.0,
+        }
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct SgdParams {
+    n: u32,
+    lr: f32,
+    momentum: f32,
+    weight_decay: f32,
+}
+
+impl SgdParams {
+    fn new(cfg: SgdConfig, n: usize) -> Self {
+        SgdParams {
+            n: n as u32,
+            lr: cfg.lr,
+            momentum: cfg.momentum,
+            weight_decay: cfg.weight_decay,
+        }
+    }
+}
+
+/// The update as a dispatch (recorded once, replayed each step): θ, velocity and gradient have the same length.
+pub fn kernel(
+    gpu: &Gpu,
+    cfg: SgdConfig,
+    theta: &Tensor,
+    velocity: &Tensor,
+    grad: &Tensor,
+) -> Result<Dispatch> {
+    same_len("sgd", theta, &[velocity, grad])?;
+    let n = theta.numel();
+    let params = SgdParams::new(cfg, n);
+    use Binding::*;
+    record(
+        gpu,
+        "optim.wgsl",
+        "sgd",
+        &[Uniform, ReadWrite, ReadWrite, ReadOnly],
+        &[],
+        &params,
+        &[theta, velocity, grad],
+        grid_1d(gpu, n)?,
+    )
+}
 
 /// SGD over one arena with its velocity.
 pub struct Sgd {
@@ -26,7 +93,7 @@ impl Sgd {
         Ok(Sgd {
             cfg,
             n: theta.numel(),
-            dispatch: sgd(gpu, cfg, theta, velocity, grad)?,
+            dispatch: kernel(gpu, cfg, theta, velocity, grad)?,
         })
     }
 }
@@ -44,5 +111,21 @@ impl Optimizer for Sgd {
     }
     fn dispatch(&self) -> &Dispatch {
         &self.dispatch
+    }
+}
+
+/// The kernel's CPU twin: one SGD-with-momentum step, in place.
+pub fn reference<T: Real>(
+    theta: &mut [T],
+    velocity: &mut [T],
+    grad: &[T],
+    lr: T,
+    momentum: T,
+    weight_decay: T,
+) {
+    for i in 0..theta.len() {
+        let g = grad[i] + weight_decay * theta[i];
+        velocity[i] = momentum * velocity[i] + g;
+        theta[i] = theta[i] - lr * velocity[i];
     }
 }
