@@ -608,3 +608,37 @@ fn the_step_graph_names_every_parameter_and_links_each_op_to_its_inputs() {
     .unwrap();
     assert!(run.graph.is_empty(), "no graph unless asked");
 }
+
+#[test]
+fn a_method_name_is_read_once_and_built_per_run() {
+    // Issue 20: the run reads its method once (mtl::Method) and makes each
+    // instance from it; the checks that used to re-read the name are the
+    // parsed method's.
+    use taskgrad::mtl::Method;
+    let m = Method::parse(" PCGrad+Nash-MTL ").err();
+    assert!(
+        m.is_some_and(|e| e.to_string().contains("second method must weight losses")),
+        "a gradient method as the loss half is refused when read"
+    );
+    let m = Method::parse("pcgrad+uncertainty").unwrap();
+    assert_eq!(m.to_string(), "pcgrad+uncertainty");
+    assert_eq!(
+        m.build(7).unwrap().name(),
+        taskgrad::mtl::by_name("pcgrad+uncertainty").unwrap().name()
+    );
+    let m: Method = "Nash-MTL".parse().unwrap();
+    assert_eq!(m.to_string(), "nash_mtl");
+    let fixed = Method::parse("fixed:1,0.5,2").unwrap();
+    assert_eq!(fixed.to_string(), "fixed:1,0.5,2");
+    assert!(fixed.check_for_tasks(3).is_ok());
+    let e = fixed.check_for_tasks(2).unwrap_err().to_string();
+    assert!(e.contains("3 fixed weights for 2 tasks"), "{e}");
+    let e = Method::parse("pcgrad+fixed:1")
+        .unwrap()
+        .check_for_tasks(2)
+        .unwrap_err();
+    assert!(e.to_string().contains("1 fixed weights for 2 tasks"), "{e}");
+    assert!(Method::parse("fixed:1,x").is_err());
+    let e = Method::parse("gradvacc").unwrap_err().to_string();
+    assert!(e.contains("unknown weighting \"gradvacc\""), "{e}");
+}

@@ -27,6 +27,8 @@ use crate::train::{fit, single_task_baselines, TrainConfig};
 pub struct PreparedCompare {
     settings: RunSettings,
     methods: Vec<String>,
+    /// The methods, read once.
+    parsed: Vec<crate::mtl::Method>,
     seeds: Vec<u64>,
     loaded: super::run::LoadedData,
     cfg: TrainConfig,
@@ -68,9 +70,13 @@ pub fn prepare_compare(
         }
     }
     let loaded = load_data(s, None, &mut |_, _| {})?;
+    // Each name read once: unknown names and wrong counts of fixed weights fail here.
+    let mut parsed = Vec::new();
     for m in methods {
-        crate::mtl::check_for_tasks(m, loaded.tasks.len())
+        let method = crate::mtl::Method::parse(m)
+            .and_then(|method| method.check_for_tasks(loaded.tasks.len()).map(|_| method))
             .map_err(|e| e.context(format!("--methods {m}")))?;
+        parsed.push(method);
     }
     let cfg = train_config(s, None, super::run::space_of(s)?, super::run::arch_of(s)?);
     cfg.optimizer_config().validate()?;
@@ -86,6 +92,7 @@ pub fn prepare_compare(
     Ok(PreparedCompare {
         settings: s.clone(),
         methods: methods.iter().map(|m| m.trim().to_string()).collect(),
+        parsed,
         seeds: (0..seeds as u64).map(|i| s.seed + i).collect(),
         loaded,
         cfg,
@@ -141,7 +148,7 @@ pub fn execute_compare(
                 &seeded.data,
                 &seeded.split,
                 &all,
-                crate::mtl::by_name_seeded(method, seed)?,
+                p.parsed[mi].build(seed)?,
                 &cfg,
                 &mut |_| {},
             )

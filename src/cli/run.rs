@@ -70,7 +70,8 @@ pub struct PreparedRun {
     pub split: Split,
     pub schema: Schema,
     pub cfg: TrainConfig,
-    pub weighting: String,
+    /// The method, read once.
+    pub weighting: crate::mtl::Method,
     pub dropped_rows: usize,
     /// The split, as the model will record it for `eval`.
     pub split_record: SplitRecord,
@@ -174,7 +175,8 @@ pub fn prepare_run_with_progress(
     let cfg = train_config(s, resume.as_ref(), space_of(s)?, arch_of(s)?);
     cfg.optimizer_config().validate()?;
     // An unknown name or a wrong count of fixed weights fails here, before any work.
-    crate::mtl::check_for_tasks(&s.weighting, loaded.tasks.len())
+    let weighting = crate::mtl::Method::parse(&s.weighting)
+        .and_then(|m| m.check_for_tasks(loaded.tasks.len()).map(|_| m))
         .map_err(|e| e.context(format!("--weighting {}", s.weighting)))?;
     check_output_paths(&s.out, &["model.safetensors", "metrics.csv"], &["plots"])?;
     refuse_to_replace(&s.out, "model.safetensors", s.force)?;
@@ -188,7 +190,7 @@ pub fn prepare_run_with_progress(
         split: seeded.split,
         schema: seeded.schema,
         cfg,
-        weighting: s.weighting.clone(),
+        weighting,
         dropped_rows: loaded.dropped_rows,
         split_record: seeded.split_record,
         warnings,
@@ -685,7 +687,7 @@ pub fn execute_run(
         &data,
         &split,
         &all,
-        crate::mtl::by_name_seeded(&weighting, cfg.seed)?,
+        weighting.build(cfg.seed)?,
         &cfg,
         on_epoch,
     )

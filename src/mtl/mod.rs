@@ -204,60 +204,113 @@ pub trait Weighting {
     }
 }
 
-/// A method by name (one of the [`REGISTRY`], `fixed:w1,w2,...`, or `GRAD+LOSS`:
-/// a gradient method over loss weights, e.g. `pcgrad+uncertainty`), with default
-/// settings; `seed` feeds the random ones (RLW, PCGrad's task order).
-pub fn by_name_seeded(name: &str, seed: u64) -> Result<Box<dyn Weighting>> {
-    // Names may say `-` for `_` (nash-mtl); the numbers of fixed:… keep theirs (1e-3).
-    let lower = name.trim().to_ascii_lowercase();
-    if let Some((grad, loss)) = lower.split_once('+') {
-        return Ok(Box::new(Compose::new(
-            by_name_seeded(grad, seed)?,
-            by_name_seeded(loss, seed)?,
-        )?));
-    }
-    if let Some(list) = lower.strip_prefix("fixed:") {
-        let weights = list
-            .split(',')
-            .map(|w| {
-                w.trim().parse::<f32>().map_err(|_| {
-                    Error::InvalidConfig(format!("fixed weight {w:?} is not a number"))
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        return Ok(Box::new(Fixed::new(weights)?));
-    }
-    let lower = lower.replace('-', "_");
-    let seed = (seed ^ (seed >> 32)) as u32;
-    REGISTRY
-        .iter()
-        .find(|m| m.name == lower || m.aliases.contains(&lower.as_str()))
-        .map(|m| (m.build)(seed))
-        .ok_or_else(|| {
-            Error::InvalidConfig(format!(
-                "unknown weighting {name:?}; choose one of {}, or fixed:w1,w2,...",
-                names().join(", ")
-            ))
-        })
+/// A method as written — one of the [`REGISTRY`], `fixed:w1,w2,...`, or
+/// `GRAD+LOSS` (a gradient method over loss weights, e.g.
+/// `pcgrad+uncertainty`) — read and checked once ([`Method::parse`]); each
+/// run makes its instance with [`Method::build`].
+#[derive(Clone)]
+pub enum Method {
+    Registered(&'static MethodInfo),
+    Fixed(Vec<f32>),
+    Compose(Box<Method>, Box<Method>),
 }
 
-/// Check a method name against the number of tasks it will weight, before
-/// any work: a known name, and as many `fixed:` weights as tasks.
-pub fn check_for_tasks(name: &str, k: usize) -> Result<()> {
-    by_name(name)?;
-    let lower = name.trim().to_ascii_lowercase();
-    let fixed = lower
-        .split('+')
-        .find_map(|part| part.strip_prefix("fixed:"));
-    if let Some(list) = fixed {
-        let n = list.split(',').count();
-        if n != k {
-            return Err(Error::InvalidConfig(format!(
-                "method {name:?} gives {n} fixed weights for {k} tasks"
-            )));
+impl std::fmt::Debug for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Method({self})")
+    }
+}
+
+impl std::fmt::Display for Method {
+    /// The name in its canonical spelling (`nash_mtl`, `fixed:1,0.5`, `pcgrad+uncertainty`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Method::Registered(info) => f.write_str(info.name),
+            Method::Fixed(w) => {
+                let w: Vec<String> = w.iter().map(|x| x.to_string()).collect();
+                write!(f, "fixed:{}", w.join(","))
+            }
+            Method::Compose(g, l) => write!(f, "{g}+{l}"),
         }
     }
-    Ok(())
+}
+
+impl std::str::FromStr for Method {
+    type Err = Error;
+    fn from_str(name: &str) -> Result<Method> {
+        Method::parse(name)
+    }
+}
+
+impl Method {
+    /// Read a method's name; an unknown name, a bad fixed weight or a
+    /// composition that cannot work (`upgrad+pcgrad`) is an error here.
+    pub fn parse(name: &str) -> Result<Method> {
+        // Names may say `-` for `_` (nash-mtl); the numbers of fixed:… keep theirs (1e-3).
+        let method = Method::parse_part(&name.trim().to_ascii_lowercase())?;
+        method.build(0)?; // a composition is checked by making it (no GPU work)
+        Ok(method)
+    }
+
+    fn parse_part(lower: &str) -> Result<Method> {
+        if let Some((grad, loss)) = lower.split_once('+') {
+            let (g, l) = (Method::parse_part(grad)?, Method::parse_part(loss)?);
+            return Ok(Method::Compose(Box::new(g), Box::new(l)));
+        }
+        if let Some(list) = lower.strip_prefix("fixed:") {
+            let weights = list
+                .split(',')
+                .map(|w| {
+                    w.trim().parse::<f32>().map_err(|_| {
+                        Error::InvalidConfig(format!("fixed weight {w:?} is not a number"))
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            return Ok(Method::Fixed(weights));
+        }
+        let want = lower.trim().replace('-', "_");
+        REGISTRY
+            .iter()
+            .find(|m| m.name == want || m.aliases.contains(&want.as_str()))
+            .map(Method::Registered)
+            .ok_or_else(|| {
+                Error::InvalidConfig(format!(
+                    "unknown weighting {lower:?}; choose one of {}, or fixed:w1,w2,...",
+                    names().join(", ")
+                ))
+            })
+    }
+
+    /// A new instance with default settings; `seed` feeds the random ones
+    /// (RLW, PCGrad's task order).
+    pub fn build(&self, seed: u64) -> Result<Box<dyn Weighting>> {
+        Ok(match self {
+            Method::Registered(info) => (info.build)((seed ^ (seed >> 32)) as u32),
+            Method::Fixed(w) => Box::new(Fixed::new(w.clone())?),
+            Method::Compose(g, l) => Box::new(Compose::new(g.build(seed)?, l.build(seed)?)?),
+        })
+    }
+
+    /// Check the method against the number of tasks it will weight, before
+    /// any work: as many `fixed:` weights as tasks.
+    pub fn check_for_tasks(&self, k: usize) -> Result<()> {
+        match self {
+            Method::Fixed(w) if w.len() != k => Err(Error::InvalidConfig(format!(
+                "method {self} gives {} fixed weights for {k} tasks",
+                w.len()
+            ))),
+            Method::Compose(g, l) => {
+                g.check_for_tasks(k)?;
+                l.check_for_tasks(k)
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A method by name ([`Method::parse`] then [`Method::build`]).
+pub fn by_name_seeded(name: &str, seed: u64) -> Result<Box<dyn Weighting>> {
+    Method::parse(name)?.build(seed)
 }
 
 /// [`by_name_seeded`] with seed 0.
