@@ -41,19 +41,6 @@ impl Default for AdamConfig {
         }
     }
 }
-
-impl AdamConfig {
-    /// AdamW with decoupled weight decay `weight_decay`.
-    pub fn adamw(lr: f32, weight_decay: f32) -> Self {
-        AdamConfig {
-            lr,
-            weight_decay,
-            decoupled: true,
-            ..Default::default()
-        }
-    }
-}
-
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 struct AdamParams {
