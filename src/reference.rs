@@ -343,14 +343,15 @@ pub fn softmax_ce<T: Real>(
     }
 }
 
-/// Mean squared error over valid rows of pred and target (B×T); dpred scaled by `scale`.
-pub fn mse<T: Real>(
-    pred: &[T],
-    target: &[T],
+/// The shape every fused elementwise loss shares: the mean of `per(i)`'s
+/// loss over the entries of rows with mask > 0.5 (B×T), and the gradient
+/// `per(i)`'s derivative · scale / (n_valid · T) there, zero elsewhere.
+pub fn masked_mean_loss<T: Real>(
     mask: &[T],
     b: usize,
     t: usize,
     scale: T,
+    per: impl Fn(usize) -> (T, T),
 ) -> (T, Vec<T>) {
     let half = T::from_f64(0.5);
     let n_valid = (0..b).filter(|&r| mask[r] > half).count();
@@ -360,7 +361,7 @@ pub fn mse<T: Real>(
     } else {
         T::zero()
     };
-    let mut dpred = vec![T::zero(); b * t];
+    let mut grad = vec![T::zero(); b * t];
     let mut total = T::zero();
     for (r, &m) in mask.iter().enumerate().take(b) {
         if m <= half {
@@ -368,12 +369,27 @@ pub fn mse<T: Real>(
         }
         for j in 0..t {
             let i = r * t + j;
-            let e = pred[i] - target[i];
-            total += e * e;
-            dpred[i] = T::from_f64(2.0) * e * scale * inv;
+            let (loss, d) = per(i);
+            total += loss;
+            grad[i] = d * scale * inv;
         }
     }
-    (total * inv, dpred)
+    (total * inv, grad)
+}
+
+/// Mean squared error over valid rows of pred and target (B×T); dpred scaled by `scale`.
+pub fn mse<T: Real>(
+    pred: &[T],
+    target: &[T],
+    mask: &[T],
+    b: usize,
+    t: usize,
+    scale: T,
+) -> (T, Vec<T>) {
+    masked_mean_loss(mask, b, t, scale, |i| {
+        let e = pred[i] - target[i];
+        (e * e, T::from_f64(2.0) * e)
+    })
 }
 
 /// Embedding lookup: row b of the result is `table[index[b]]` (L×dim), zeros

@@ -219,29 +219,11 @@ pub fn reference<T: Real>(
     t: usize,
     scale: T,
 ) -> (T, Vec<T>) {
-    let half = T::from_f64(0.5);
-    let n_valid = (0..b).filter(|&r| mask[r] > half).count();
-    let denom = (n_valid * t) as f64;
-    let inv = if denom > 0.0 {
-        T::one() / T::from_f64(denom)
-    } else {
-        T::zero()
-    };
-    let mut dlogits = vec![T::zero(); b * t];
-    let mut total = T::zero();
-    for (r, &m) in mask.iter().enumerate().take(b) {
-        if m <= half {
-            continue;
-        }
-        for j in 0..t {
-            let i = r * t + j;
-            let (z, y) = (logits[i], target[i]);
-            let abs = z.max(T::zero() - z);
-            let e = (T::zero() - abs).exp();
-            total += z.max(T::zero()) - z * y + (T::one() + e).ln();
-            let sigma = T::one() / (T::one() + (T::zero() - z).exp());
-            dlogits[i] = (sigma - y) * scale * inv;
-        }
-    }
-    (total * inv, dlogits)
+    crate::reference::masked_mean_loss(mask, b, t, scale, |i| {
+        let (z, y) = (logits[i], target[i]);
+        let e = (T::zero() - z.max(T::zero() - z)).exp(); // e^{-|z|}
+        let loss = z.max(T::zero()) - z * y + (T::one() + e).ln();
+        let sigma = T::one() / (T::one() + (T::zero() - z).exp());
+        (loss, sigma - y)
+    })
 }
