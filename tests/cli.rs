@@ -972,12 +972,68 @@ fn a_run_folder_is_neither_overwritten_silently_nor_shared() {
     forced.push("--force");
     let o = run(&forced);
     assert!(o.status.success(), "{}", stderr(&o));
-    std::fs::write(out.join(".taskgrad.lock"), b"").unwrap();
-    assert_fails(&run(&forced), "another taskgrad run is writing");
+    // A run that holds the lock (here: this test process) refuses a second.
+    let lock = std::fs::File::create(out.join(".taskgrad.lock")).unwrap();
+    lock.try_lock().unwrap();
+    std::fs::write(out.join(".taskgrad.lock"), b"4242").unwrap();
+    assert_fails(&run(&forced), "another taskgrad run (pid 4242) is writing");
     assert!(
         out.join("model.safetensors").exists(),
         "the refused run removed the model"
     );
+    drop(lock);
+    // Issue 24: a lock left by a run that was killed (its file, no holder)
+    // and a write it cut short are taken over and cleaned, with a word.
+    std::fs::write(out.join(".taskgrad.lock"), b"4242").unwrap();
+    std::fs::write(out.join("plots").join(".partial-species.png"), b"half").unwrap();
+    let o = run(&forced);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("took over the lock of an earlier run (pid 4242)"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!out.join(".taskgrad.lock").exists());
+    assert!(!out.join("plots").join(".partial-species.png").exists());
+}
+
+#[test]
+fn a_killed_run_leaves_no_lock_that_stops_the_next() {
+    // Issue 24, item 1: kill -9 during training left .taskgrad.lock behind
+    // and every later run into the folder was refused, --force or not.
+    gpu_or_skip!();
+    let dir = scratch("killed");
+    let out = dir.join("run");
+    let mut args = vec!["train", "--data", PENGUINS, "--out", out.to_str().unwrap()];
+    args.extend(&PENGUIN_ARGS[..PENGUIN_ARGS.len() - 2]);
+    args.extend(["--epochs", "100000", "--patience", "100000"]);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_taskgrad"))
+        .args(&args)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until it trains (the lock is taken before), then kill it.
+    let clock = std::time::Instant::now();
+    while !out.join(".taskgrad.lock").exists() {
+        assert!(
+            clock.elapsed().as_secs() < 60,
+            "the run never took its lock"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        out.join(".taskgrad.lock").exists(),
+        "kill -9 left no lock to test with"
+    );
+    let mut again = vec!["train", "--data", PENGUINS, "--out", out.to_str().unwrap()];
+    again.extend(PENGUIN_ARGS);
+    let o = run(&again);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("took over the lock"), "{}", stderr(&o));
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -288,6 +288,9 @@ fn compare(matches: &ArgMatches, args: &CompareArgs) -> Result<()> {
         settings.out = PathBuf::from("runs/compare");
     }
     let prepared = prepare_compare(&settings, &args.methods, args.seeds)?;
+    for w in prepared.warnings() {
+        eprintln!("warning: {w}");
+    }
     let gpu = Gpu::new()?;
     eprintln!("adapter: {}", gpu.report);
     taskgrad::cli::tune_matmul(&gpu)?;

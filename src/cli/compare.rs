@@ -36,6 +36,12 @@ pub struct PreparedCompare {
 }
 
 impl PreparedCompare {
+    /// What looks wrong but does not stop the comparison (a lock taken over
+    /// from a run that did not end cleanly).
+    pub fn warnings(&self) -> Vec<String> {
+        self._lock.note.iter().cloned().collect()
+    }
+
     /// Models to train: per seed, one per task (the baselines) and one per method.
     pub fn fits(&self) -> usize {
         self.seeds.len() * (self.loaded.tasks.len() + self.methods.len())

@@ -82,44 +82,117 @@ pub struct PreparedRun {
     /// Held while the run writes its folder; removed when the run ends.
     _lock: OutLock,
 }
-
-/// `<out>/.taskgrad.lock`, made with create-new: a second run into the same
-/// folder is refused while one is under way, and the file goes when this
-/// value is dropped (the run ended, well or not), with the folder itself if
-/// the run made it and left it empty.
+/// The run folder's lock, `<out>/.taskgrad.lock`: an OS file lock on it
+/// (released by the system when the process ends, however it ends) and the
+/// owner's pid written inside. A lock file whose lock nobody holds is what a
+/// killed run left: the next run takes it over and says so, and removes the
+/// `.partial-*` files a write cut short left behind.
 pub(crate) struct OutLock {
     path: PathBuf,
+    /// Holds the OS lock while it is open.
+    _file: std::fs::File,
     /// The folder, when this run created it: removed again if the run leaves it empty.
     created: Option<PathBuf>,
+    /// What the lock found: a lock left by a run that did not end cleanly.
+    pub(crate) note: Option<String>,
 }
 
 impl OutLock {
     /// `created`: the folder did not exist before this run.
     pub(crate) fn take(out: &Path, created: bool) -> Result<OutLock> {
+        use std::io::{Read, Seek, Write};
         let path = out.join(".taskgrad.lock");
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-        {
-            Ok(_) => Ok(OutLock {
-                path,
-                created: created.then(|| out.to_path_buf()),
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                Err(Error::InvalidConfig(format!(
-                    "another taskgrad run is writing to {} (if none is, remove {})",
-                    out.display(),
-                    path.display()
-                )))
+        let io = |e| Error::Io {
+            path: path.clone(),
+            source: e,
+        };
+        loop {
+            let mut file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .map_err(io)?;
+            let mut owner = String::new();
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    let _ = file.read_to_string(&mut owner);
+                    let pid = match owner.trim() {
+                        "" => String::new(),
+                        pid => format!(" (pid {pid})"),
+                    };
+                    return Err(Error::InvalidConfig(format!(
+                        "another taskgrad run{pid} is writing to {}: wait for it to end",
+                        out.display()
+                    )));
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
             }
-            Err(e) => Err(Error::Io { path, source: e }),
+            // The run that held it may have removed the file meanwhile: lock
+            // the file the path names now, not one no longer in the folder.
+            if !names_same_file(&file, &path) {
+                continue;
+            }
+            file.read_to_string(&mut owner).map_err(io)?;
+            let note = (!owner.trim().is_empty()).then(|| {
+                format!(
+                    "{}: took over the lock of an earlier run (pid {}) that ended without releasing it",
+                    out.display(),
+                    owner.trim()
+                )
+            });
+            file.set_len(0).map_err(io)?;
+            file.rewind().map_err(io)?;
+            write!(file, "{}", std::process::id()).map_err(io)?;
+            remove_partial_files(out);
+            return Ok(OutLock {
+                path,
+                _file: file,
+                created: created.then(|| out.to_path_buf()),
+                note,
+            });
+        }
+    }
+}
+
+/// Whether the open `file` is the one `path` names (always true where this
+/// cannot be told).
+fn names_same_file(file: &std::fs::File, path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match (file.metadata(), std::fs::metadata(path)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (file, path);
+        true
+    }
+}
+
+/// Remove the `.partial-*` files (writes cut short) of a run folder and its plots.
+fn remove_partial_files(out: &Path) {
+    for dir in [out.to_path_buf(), out.join("plots")] {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with(".partial-") {
+                let _ = std::fs::remove_file(e.path());
+            }
         }
     }
 }
 
 impl Drop for OutLock {
     fn drop(&mut self) {
+        // Removed while still locked; a run waiting on the old file sees
+        // that the path names another file, and locks that one.
         let _ = std::fs::remove_file(&self.path);
         // A run that failed before writing anything leaves no empty folder
         // (remove_dir refuses a folder that holds anything).
@@ -183,6 +256,8 @@ pub fn prepare_run_with_progress(
     let created = !s.out.exists();
     prepare_out_dir(&s.out)?;
     let lock = OutLock::take(&s.out, created)?;
+    let mut warnings = warnings;
+    warnings.extend(lock.note.clone());
     Ok(PreparedRun {
         settings: s.clone(),
         out: s.out.clone(),
