@@ -998,6 +998,75 @@ fn a_run_folder_is_neither_overwritten_silently_nor_shared() {
 }
 
 #[test]
+fn a_forced_run_that_fails_leaves_exactly_the_old_folder() {
+    // Issue 24, item 2: a --force run that failed while writing its plots
+    // (a full disk) had already replaced the model and the metrics. Here the
+    // file size limit (ulimit -f: a model fits, a PNG plot does not) stops
+    // the run in its writes; the folder must be the previous run's, byte for
+    // byte, and the next run into it must work.
+    gpu_or_skip!();
+    let dir = scratch("half-replaced");
+    let out = dir.join("run");
+    let mut args = vec!["train", "--data", PENGUINS, "--out", out.to_str().unwrap()];
+    args.extend(&PENGUIN_ARGS[..PENGUIN_ARGS.len() - 2]);
+    args.extend(["--epochs", "3"]);
+    let o = run(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let snapshot = |dir: &Path| -> Vec<(String, Vec<u8>)> {
+        let mut all = Vec::new();
+        for sub in ["", "plots"] {
+            for e in std::fs::read_dir(dir.join(sub)).unwrap().flatten() {
+                if e.path().is_file() && !e.file_name().to_string_lossy().starts_with('.') {
+                    let name = format!("{sub}/{}", e.file_name().to_string_lossy());
+                    all.push((name, std::fs::read(e.path()).unwrap()));
+                }
+            }
+        }
+        all.sort();
+        all
+    };
+    let before = snapshot(&out);
+    assert!(before.iter().any(|(n, _)| n.ends_with(".png")));
+    let model_size = before
+        .iter()
+        .find(|(n, _)| n.ends_with("model.safetensors"))
+        .unwrap()
+        .1
+        .len();
+    let largest = before.iter().map(|(_, b)| b.len()).max().unwrap();
+    assert!(
+        model_size < 40_000 && largest > 56_000,
+        "sizes changed: {model_size}, {largest}"
+    );
+    let mut forced: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    forced.extend(["--force".into(), "--seed".into(), "9".into()]);
+    let quoted: Vec<String> = forced.iter().map(|a| format!("'{a}'")).collect();
+    let script = format!(
+        "ulimit -f 48; exec '{}' {}",
+        env!("CARGO_BIN_EXE_taskgrad"),
+        quoted.join(" ")
+    );
+    let o = std::process::Command::new("bash")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        !o.status.success(),
+        "the limited run succeeded: {}",
+        stderr(&o)
+    );
+    assert!(
+        snapshot(&out) == before,
+        "the failed run changed the folder"
+    );
+    let o = run(&forced.iter().map(|s| s.as_str()).collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(snapshot(&out) != before);
+    assert!(!out.join(".staging").exists() && !out.join(".taskgrad.lock").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn a_killed_run_leaves_no_lock_that_stops_the_next() {
     // Issue 24, item 1: kill -9 during training left .taskgrad.lock behind
     // and every later run into the folder was refused, --force or not.

@@ -7,6 +7,7 @@ pub mod compare;
 pub mod report;
 pub mod run;
 pub mod settings;
+mod staging;
 pub mod use_model;
 
 /// An error as the command line says it: the library's message, with the

@@ -788,34 +788,38 @@ pub fn execute_run(
         epochs_trained: epochs_before + report.history.len(),
         split: Some(split_record),
     };
-    let model_path = out.join("model.safetensors");
+    // Every output is written aside, then replaces the folder's as a whole.
+    let stage = super::staging::Staging::new(&out, RUN_FILES, &["plots"])?;
+    let model_path = stage.path("model.safetensors");
     checkpoint::save(&model_path, &report.params.read_all(gpu)?, &meta)?;
-    let metrics_path = out.join("metrics.csv");
+    let metrics_path = stage.path("metrics.csv");
     crate::cli::report::write_metrics_csv(&metrics_path, &report.tasks, &report.history)?;
     let mut files = vec![model_path, metrics_path];
     if settings.grad_stats_every > 0 {
-        let steps_path = out.join("steps.csv");
+        let steps_path = stage.path("steps.csv");
         crate::cli::report::write_steps_csv(&steps_path, &report.tasks, &report.history)?;
         files.push(steps_path);
     }
     if settings.dump_graph {
-        let graph_path = out.join("graph.dot");
+        let graph_path = stage.path("graph.dot");
         crate::cli::report::write_text(&graph_path, &report.graph)?;
         files.push(graph_path);
     }
     let stl: Vec<&[EpochLog]> = baselines.iter().map(|b| b.history.as_slice()).collect();
+    let plots = stage.path("plots");
     files.extend(crate::cli::report::write_plots(
-        &out.join("plots"),
+        &plots,
         &report.tasks,
         &report.history,
         Some(report.best_epoch),
         &stl,
     )?);
     files.extend(crate::cli::report::write_gate_plot(
-        &out.join("plots"),
+        &plots,
         &report.tasks,
         &report.history,
     )?);
+    let files = stage.commit(files)?;
     let split_sizes = (split.train.len(), split.val.len(), split.test.len());
     Ok(RunOutcome {
         report,
@@ -826,6 +830,9 @@ pub fn execute_run(
         split: split_sizes,
     })
 }
+
+/// The files a training run writes in its folder (beside `plots/`).
+const RUN_FILES: &[&str] = &["model.safetensors", "metrics.csv", "steps.csv", "graph.dot"];
 
 /// Refuse, before the weights are drawn, a network whose parameters or
 /// widest activation cannot be bound on this adapter: drawing billions of
