@@ -68,13 +68,16 @@ pub enum Error {
     NonFinite { step: u64, task: String },
 
     #[error(
-        "training diverged: task {task:?}'s mean training loss went from {first} in the first \
-         epoch to {now} in epoch {epoch}; lower the learning rate"
+        "training diverged: task {task:?}'s mean training loss went from {initial:.4} before \
+         training to {now:.4e} in epoch {} (epochs counted from 1); lower the learning rate",
+        .epoch + 1
     )]
     Diverged {
         task: String,
+        /// The epoch, counted from 0.
         epoch: usize,
-        first: f64,
+        /// The task's loss on the training rows before the first step.
+        initial: f64,
         now: f64,
     },
 

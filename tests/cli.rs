@@ -723,6 +723,19 @@ fn divergence_is_stopped_with_advice_and_no_model() {
     args.extend(["--lr", "1e9"]);
     assert_fails(&run(&args), "--lr");
     no_model_left(&out);
+    // Issue 24, item 5: the loss was compared with the first epoch's, which
+    // had diverged already: one epoch at --lr 1e2 trained to a loss of 3e8
+    // and saved the model, exit 0. Now the loss before training is the yardstick.
+    let mut args = vec!["train", "--data", PENGUINS, "--out", out.to_str().unwrap()];
+    args.extend(&PENGUIN_ARGS[..PENGUIN_ARGS.len() - 2]);
+    args.extend(["--epochs", "1", "--lr", "1e2"]);
+    let o = run(&args);
+    assert_fails(&o, "before training to");
+    assert_fails(
+        &o,
+        "in epoch 1 (epochs counted from 1); lower the learning rate (--lr)",
+    );
+    no_model_left(&out);
 }
 
 #[test]

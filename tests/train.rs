@@ -522,11 +522,13 @@ fn watched_steps_are_every_nth_step_and_need_no_readback_of_their_own() {
         .collect();
     let want: Vec<u64> = (1..=run.steps).filter(|s| s % 2 == 0).collect();
     assert_eq!(steps, want, "{} steps in all", run.steps);
-    // Per epoch: its readback and the validation pass (one batch here); then the test pass.
+    // Before training, up to 4 training batches (the divergence yardstick);
+    // per epoch: its readback and the validation pass (one batch here); then the test pass.
     let batches = |n: usize| n.div_ceil(cfg.batch_size) as u64;
+    let yardstick = batches(split.train.len().min(4 * cfg.batch_size));
     assert_eq!(
         readbacks,
-        3 * (1 + batches(split.val.len())) + batches(split.test.len()),
+        yardstick + 3 * (1 + batches(split.val.len())) + batches(split.test.len()),
         "no readback of the watched steps' own"
     );
     for log in &logs {

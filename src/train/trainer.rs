@@ -352,6 +352,16 @@ pub async fn fit_async(
     };
 
     let mut epochs = Epochs::new(gpu, &params, &prog.tasks, split, cfg)?;
+    // Divergence is judged against the loss before any step (a first epoch
+    // that already diverged has nothing sane to be compared with), on the
+    // first four batches of training rows: four readbacks, before training.
+    let sample = &split.train[..split.train.len().min(4 * b)];
+    let initial: Vec<f64> = eval
+        .evaluate_async(gpu, data, sample, subset)
+        .await?
+        .iter()
+        .map(|m| m.loss)
+        .collect();
     let mut history = Vec::new();
     for epoch in 0..cfg.epochs {
         let lr = cfg.lr * cfg.schedule.factor(epoch, cfg.epochs);
@@ -359,8 +369,7 @@ pub async fn fit_async(
         let read = epochs
             .train(gpu, &mut prog, data, subset, &tasks, epoch)
             .await?;
-        let first = history.first().map(|h: &EpochLog| &h.train_loss);
-        check_divergence(&tasks, first, &read.losses, epoch)?;
+        check_divergence(&tasks, &initial, &read.losses, epoch)?;
         weighting.on_epoch_end(gpu, &prog.tasks.seeds, &read.losses)?;
         let val = match split.val.is_empty() {
             true => Vec::new(),
@@ -424,23 +433,18 @@ fn build_programs(
     Ok((prog, eval))
 }
 
-/// A task's mean training loss this many times its first epoch's is
-/// divergence, not training: the run stops with [`Error::Diverged`].
+/// A task's mean training loss this many times its loss before training
+/// (the initialised or resumed model's, on the training rows) is divergence,
+/// not training: the run stops with [`Error::Diverged`].
 pub const DIVERGENCE_FACTOR: f64 = 100.0;
 
-fn check_divergence(
-    tasks: &[TaskSpec],
-    first: Option<&Vec<f64>>,
-    now: &[f64],
-    epoch: usize,
-) -> Result<()> {
-    let Some(first) = first else { return Ok(()) };
+fn check_divergence(tasks: &[TaskSpec], initial: &[f64], now: &[f64], epoch: usize) -> Result<()> {
     for (k, t) in tasks.iter().enumerate() {
-        if first[k] > 0.0 && now[k] > DIVERGENCE_FACTOR * first[k] {
+        if initial[k] > 0.0 && now[k] > DIVERGENCE_FACTOR * initial[k] {
             return Err(Error::Diverged {
                 task: t.name.clone(),
                 epoch,
-                first: first[k],
+                initial: initial[k],
                 now: now[k],
             });
         }
@@ -818,16 +822,17 @@ mod tests {
             std: 1.0,
         };
         let tasks = vec![TaskSpec::new("a", reg.clone()), TaskSpec::new("b", reg)];
-        let first = vec![1.0, 0.5];
-        assert!(check_divergence(&tasks, None, &[1e30, 1e30], 0).is_ok());
-        assert!(check_divergence(&tasks, Some(&first), &[99.0, 49.0], 3).is_ok());
-        match check_divergence(&tasks, Some(&first), &[2.0, 51.0], 4) {
+        let initial = vec![1.0, 0.5];
+        // Epoch 0 is judged too: the first epoch is no reference.
+        assert!(check_divergence(&tasks, &initial, &[1e30, 0.1], 0).is_err());
+        assert!(check_divergence(&tasks, &initial, &[99.0, 49.0], 3).is_ok());
+        match check_divergence(&tasks, &initial, &[2.0, 51.0], 4) {
             Err(Error::Diverged { task, epoch, .. }) => {
                 assert_eq!((task.as_str(), epoch), ("b", 4))
             }
             other => panic!("expected divergence, got {other:?}"),
         }
-        let msg = check_divergence(&tasks, Some(&first), &[101.0, 0.1], 2)
+        let msg = check_divergence(&tasks, &initial, &[101.0, 0.1], 2)
             .unwrap_err()
             .to_string();
         assert!(
