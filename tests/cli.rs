@@ -1080,6 +1080,25 @@ fn a_forced_run_that_fails_leaves_exactly_the_old_folder() {
 }
 
 #[test]
+fn a_closed_output_pipe_ends_the_run_quietly() {
+    // Issue 24, item 8: `taskgrad train … 2>&1 | head -2` ended with a panic
+    // (exit 101) in the next progress line. Now it ends as `cat` would, by SIGPIPE.
+    gpu_or_skip!();
+    let dir = scratch("pipe");
+    let out = dir.join("run");
+    let script = format!(
+        "'{}' train --data '{PENGUINS}' --inputs bill_length_mm,bill_depth_mm --task species:class \
+         --epochs 200 --patience 1000 --out '{}' 2>&1 | head -2 >/dev/null; echo ${{PIPESTATUS[0]}}",
+        env!("CARGO_BIN_EXE_taskgrad"),
+        out.display()
+    );
+    let o = Command::new("bash").args(["-c", &script]).output().unwrap();
+    let status = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    assert_eq!(status, "141", "exit status {status}, stderr {}", stderr(&o));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn a_killed_run_leaves_no_lock_that_stops_the_next() {
     // Issue 24, item 1: kill -9 during training left .taskgrad.lock behind
     // and every later run into the folder was refused, --force or not.

@@ -94,7 +94,22 @@ struct TrainArgs {
     settings: RunSettings,
 }
 
+/// A closed output pipe (`taskgrad train … 2>&1 | head -2`) ends the
+/// process as it ends `cat` or `grep`, by SIGPIPE, instead of a panic in the
+/// next print (Rust ignores SIGPIPE, so the write fails). The run folder is
+/// left as a killed run leaves it: the old files, and a lock the next run
+/// takes over.
+fn end_quietly_on_a_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: called first in main, before any thread starts; restoring a
+    // signal's default action has no other effect on this process.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
+    end_quietly_on_a_closed_pipe();
     taskgrad::gpu::quiet_graphics_stack();
     let matches = Cli::command().get_matches();
     let cli = match Cli::from_arg_matches(&matches) {
