@@ -1080,6 +1080,49 @@ fn a_forced_run_that_fails_leaves_exactly_the_old_folder() {
 }
 
 #[test]
+fn a_run_never_writes_over_its_own_data() {
+    // Issue 24, item 7: `--data d/metrics.csv --out d` (or a CSV among the
+    // plots, which a run replaces as a folder) was read, then overwritten.
+    gpu_or_skip!();
+    let dir = scratch("own-input");
+    let out = dir.join("run");
+    std::fs::create_dir_all(out.join("plots")).unwrap();
+    let csv = std::fs::read_to_string(PENGUINS).unwrap();
+    for place in ["metrics.csv", "plots/species.svg", "plots/mine.csv"] {
+        let data = out.join(place);
+        std::fs::write(&data, &csv).unwrap();
+        let mut args = vec![
+            "train",
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend(PENGUIN_ARGS);
+        args.push("--force");
+        assert_fails(&run(&args), "lies where this run writes its outputs");
+        assert_eq!(
+            std::fs::read_to_string(&data).unwrap(),
+            csv,
+            "{place} changed"
+        );
+    }
+    let data = out.join("results.csv");
+    std::fs::write(&data, &csv).unwrap();
+    let mut args = vec![
+        "compare",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend(PENGUIN_ARGS);
+    args.extend(["--methods", "equal", "--force"]);
+    assert_fails(&run(&args), "lies where this run writes its outputs");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn a_closed_output_pipe_ends_the_run_quietly() {
     // Issue 24, item 8: `taskgrad train … 2>&1 | head -2` ended with a panic
     // (exit 101) in the next progress line. Now it ends as `cat` would, by SIGPIPE.

@@ -86,11 +86,11 @@ pub fn prepare_compare(
     }
     let cfg = train_config(s, None, super::run::space_of(s)?, super::run::arch_of(s)?);
     cfg.optimizer_config().validate()?;
-    super::run::check_output_paths(
-        &s.out,
-        &["results.csv", "results.txt", "compare.svg", "compare.png"],
-        &[],
-    )?;
+    let outputs = ["results.csv", "results.txt", "compare.svg", "compare.png"];
+    super::run::check_output_paths(&s.out, &outputs, &[])?;
+    if let Some(data) = &s.data {
+        super::run::refuse_outputs_over_inputs(&s.out, &outputs, &[], &[("--data", data)])?;
+    }
     refuse_to_replace(&s.out, "results.csv", s.force)?;
     let created = !s.out.exists();
     prepare_out_dir(&s.out)?;

@@ -252,6 +252,14 @@ pub fn prepare_run_with_progress(
         .and_then(|m| m.check_for_tasks(loaded.tasks.len()).map(|_| m))
         .map_err(|e| e.context(format!("--weighting {}", s.weighting)))?;
     check_output_paths(&s.out, &["model.safetensors", "metrics.csv"], &["plots"])?;
+    if let Some(data) = &s.data {
+        refuse_outputs_over_inputs(
+            &s.out,
+            RUN_FILES,
+            &["plots", ".staging"],
+            &[("--data", data)],
+        )?;
+    }
     refuse_to_replace(&s.out, "model.safetensors", s.force)?;
     let created = !s.out.exists();
     prepare_out_dir(&s.out)?;
@@ -298,6 +306,36 @@ pub(crate) fn check_output_paths(out: &Path, files: &[&str], dirs: &[&str]) -> R
         let p = out.join(d);
         if p.exists() && !p.is_dir() {
             return clash(p, "a file");
+        }
+    }
+    Ok(())
+}
+
+/// An input of the run (the data file) that lies where the run writes —
+/// one of its `files` in `out`, or inside one of its `dirs` (replaced whole)
+/// — is refused: the run would destroy what it reads.
+pub(crate) fn refuse_outputs_over_inputs(
+    out: &Path,
+    files: &[&str],
+    dirs: &[&str],
+    inputs: &[(&str, &Path)],
+) -> Result<()> {
+    let Ok(out) = out.canonicalize() else {
+        return Ok(()); // a folder not made yet holds nothing
+    };
+    for (flag, input) in inputs {
+        let Ok(input) = input.canonicalize() else {
+            continue;
+        };
+        let hit = files.iter().any(|f| input == out.join(f))
+            || dirs.iter().any(|d| input.starts_with(out.join(d)));
+        if hit {
+            return Err(Error::InvalidConfig(format!(
+                "{flag} {} lies where this run writes its outputs in {}: \
+                 move the file, or choose another --out",
+                input.display(),
+                out.display()
+            )));
         }
     }
     Ok(())
