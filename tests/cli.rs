@@ -505,6 +505,22 @@ fn bad_config_and_unwritable_output() {
         &run(&["train", "--config", cfg.to_str().unwrap()]),
         "unknown field `epochz`",
     );
+    // Issue 24, item 11: `lr = nan` said "invalid type: null, expected f32",
+    // naming neither the file nor the key.
+    for (line, needle) in [
+        ("lr = nan", "run.toml: lr = NaN is not a finite number"),
+        (
+            "momentum = -inf",
+            "run.toml: momentum = -inf is not a finite number",
+        ),
+        (
+            "lr = 1e39",
+            "run.toml: lr = 1e39 is too large: taskgrad computes in f32",
+        ),
+    ] {
+        let cfg = write(&dir, "run.toml", &format!("data = {PENGUINS:?}\n{line}\n"));
+        assert_fails(&run(&["train", "--config", cfg.to_str().unwrap()]), needle);
+    }
 
     // An output folder below a regular file cannot be created (root can write anywhere else).
     let file = write(&dir, "a-file", "x");
@@ -669,6 +685,11 @@ fn impossible_sizes_and_weights_fail_before_the_gpu_and_create_no_folder() {
             "2 fixed weights for 3 tasks",
         ),
         (vec!["--task", "species:class"], "given twice"),
+        // Issue 24, item 11: all-zero weights trained nothing and exited 0.
+        (
+            vec!["--weighting", "fixed:0,0,0"],
+            "all zero: no task would be trained",
+        ),
     ] {
         let mut args = vec!["train", "--data", PENGUINS, "--out", out.to_str().unwrap()];
         args.extend(PENGUIN_ARGS);
@@ -676,6 +697,20 @@ fn impossible_sizes_and_weights_fail_before_the_gpu_and_create_no_folder() {
         assert_fails(&run(&args), needle);
         assert!(!out.exists(), "{extra:?} created {}", out.display());
     }
+    // An input named twice was accepted (a task named twice was not).
+    let o = run(&[
+        "train",
+        "--data",
+        PENGUINS,
+        "--out",
+        out.to_str().unwrap(),
+        "--inputs",
+        "bill_length_mm, bill_length_mm",
+        "--task",
+        "species:class",
+    ]);
+    assert_fails(&o, "--inputs names \"bill_length_mm\" twice");
+    assert!(!out.exists());
 }
 
 #[test]

@@ -505,6 +505,13 @@ pub(crate) fn check_sizes(s: &RunSettings) -> Result<()> {
             return bad(format!("--task {name:?} is given twice"));
         }
     }
+    let mut inputs = std::collections::HashSet::new();
+    if let Some(again) = trimmed(&s.inputs)
+        .into_iter()
+        .find(|c| !inputs.insert(c.clone()))
+    {
+        return bad(format!("--inputs names {again:?} twice"));
+    }
     Ok(())
 }
 

@@ -300,8 +300,24 @@ impl RunSettings {
             path: path.to_path_buf(),
             source: e,
         })?;
-        toml::from_str(&text)
-            .map_err(|e| Error::InvalidConfig(format!("{}: {}", path.display(), e.message())))
+        let bad = |what: String| Error::InvalidConfig(format!("{}: {what}", path.display()));
+        // A number no setting can hold is named with its key (it would reach
+        // the settings as an infinity or NaN, and fail later without either).
+        if let Ok(table) = text.parse::<toml::Table>() {
+            for (key, value) in &table {
+                if let toml::Value::Float(f) = value {
+                    if !f.is_finite() {
+                        return Err(bad(format!("{key} = {f} is not a finite number")));
+                    }
+                    if (*f as f32).is_infinite() {
+                        return Err(bad(format!(
+                            "{key} = {f:e} is too large: taskgrad computes in f32"
+                        )));
+                    }
+                }
+            }
+        }
+        toml::from_str(&text).map_err(|e| bad(e.message().to_string()))
     }
 
     /// The settings parsed from `matches` (a command whose arguments flatten

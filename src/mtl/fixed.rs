@@ -16,6 +16,11 @@ impl Fixed {
                 "fixed weights must be finite and >= 0, got {weights:?}"
             )));
         }
+        if weights.iter().all(|&w| w == 0.0) {
+            return Err(Error::InvalidConfig(format!(
+                "fixed weights {weights:?} are all zero: no task would be trained"
+            )));
+        }
         Ok(Fixed { weights })
     }
 }
