@@ -475,7 +475,24 @@ fn bad_checkpoints_and_mismatched_data() {
             "--data",
             no_task.to_str().unwrap(),
         ]),
-        "none of the model's task columns",
+        "nothing to score for species (no such column) among the 1 rows evaluated",
+    );
+    // Issue 24, item 4: a task column whose every label is missing printed
+    // "loss 0.0000 accuracy 0.0000" and exit 0, as if it were a result.
+    let unlabelled = write(
+        &dir,
+        "unlabelled.csv",
+        "bill_length_mm,island,species\n40,Dream,\n41,Biscoe,\n",
+    );
+    assert_fails(
+        &run(&[
+            "eval",
+            "--model",
+            model.to_str().unwrap(),
+            "--data",
+            unlabelled.to_str().unwrap(),
+        ]),
+        "nothing to score for species (every label is missing) among the 2 rows evaluated",
     );
     // Resuming with other tasks than the model's.
     let o = run(&[

@@ -69,26 +69,37 @@ fn load(model: &Path, data: &Path) -> Result<(Gpu, Model, Table)> {
 pub fn eval(model: &Path, data: &Path, all_rows: bool) -> Result<()> {
     let (gpu, m, table) = load(model, data)?;
     let schema = &m.meta.schema;
-    if !schema
-        .tasks
-        .iter()
-        .any(|t| table.headers.iter().any(|h| h == t.name()))
-    {
-        let names: Vec<&str> = schema.tasks.iter().map(|t| t.name()).collect();
-        return Err(Error::Checkpoint {
-            path: model.to_path_buf(),
-            reason: format!(
-                "{} has none of the model's task columns ({})",
-                data.display(),
-                names.join(", ")
-            ),
-        });
-    }
     let inputs = schema.input_names();
     let refs: Vec<&str> = inputs.iter().map(|s| s.as_str()).collect();
     let (rows, dropped) = usable_rows(&table, &refs, schema.missing)?;
     let (rows, which) = rows_to_score(&m.meta, &table, rows, all_rows)?;
     let encoded = schema.encode(&table, &rows)?;
+    // Rows with a label, per task: a task with none has nothing to score
+    // (its metrics would read 0.0000, which looks like a result).
+    let labelled: Vec<usize> = encoded
+        .targets
+        .iter()
+        .map(|t| t.mask.iter().filter(|&&v| v > 0.5).count())
+        .collect();
+    let unscored: Vec<String> = schema
+        .tasks
+        .iter()
+        .zip(&labelled)
+        .filter(|(_, &n)| n == 0)
+        .map(|(t, _)| match table.headers.iter().any(|h| h == t.name()) {
+            true => format!("{} (every label is missing)", t.name()),
+            false => format!("{} (no such column)", t.name()),
+        })
+        .collect();
+    if !unscored.is_empty() {
+        return Err(Error::InvalidConfig(format!(
+            "{}: nothing to score for {} among the {} rows evaluated ({which}): \
+             eval needs each task's labels",
+            data.display(),
+            unscored.join(", "),
+            rows.len()
+        )));
+    }
     let metrics = m.evaluate(&gpu, &encoded)?;
     println!(
         "{} rows evaluated: {which}{}",
@@ -99,14 +110,19 @@ pub fn eval(model: &Path, data: &Path, all_rows: bool) -> Result<()> {
             String::new()
         }
     );
-    println!("{:<18} {:>10}  metrics", "task", "loss");
-    for (t, met) in schema.tasks.iter().zip(&metrics) {
+    println!("{:<18} {:>8} {:>10}  metrics", "task", "labelled", "loss");
+    for ((t, met), n) in schema.tasks.iter().zip(&metrics).zip(&labelled) {
         let named: Vec<String> = met
             .metrics
             .iter()
             .map(|m| format!("{} {:.4}", m.name, m.value))
             .collect();
-        println!("{:<18} {:>10.4}  {}", t.name(), met.loss, named.join(", "));
+        println!(
+            "{:<18} {n:>8} {:>10.4}  {}",
+            t.name(),
+            met.loss,
+            named.join(", ")
+        );
     }
     Ok(())
 }
