@@ -186,10 +186,11 @@ fn synthetic_task_correlation_follows_p() {
 }
 
 #[test]
-fn line_numbers_are_right_with_crlf_line_endings() {
+fn line_numbers_are_right_with_lf_crlf_and_cr_line_endings() {
     // Windows line endings: the error on the third line says line 3 (it said 2;
     // issue 11, item 10), and each row keeps its own line, blank lines counted.
-    for (name, nl) in [("lf.csv", "\n"), ("crlf.csv", "\r\n")] {
+    // Old Mac files end lines with a lone CR: every row was "line 1" (issue 24, item 9).
+    for (name, nl) in [("lf.csv", "\n"), ("crlf.csv", "\r\n"), ("cr.csv", "\r")] {
         let body = ["a,b,y", "1,2,3", "", "4,oops,6", "7,8,9"].join(nl) + nl;
         let path = csv(name, &body);
         let table = Table::from_csv(&path).unwrap();
@@ -324,4 +325,19 @@ fn an_embedded_column_encodes_as_its_level_index_after_the_others() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("not among the inputs"), "{err}");
+}
+
+#[test]
+fn a_header_that_is_not_utf8_is_said_in_words() {
+    // Issue 24, item 11: it printed csv's internal debug form
+    // ("Utf8 { pos: …, err: Utf8Error { … } }").
+    let path = std::env::temp_dir().join(format!("taskgrad-latin1-{}.csv", std::process::id()));
+    std::fs::write(&path, b"caf\xe9,y\n1,2\n").unwrap();
+    let err = Table::from_csv(&path).unwrap_err().to_string();
+    assert!(
+        err.contains("cannot read the header: it is not UTF-8 text (save the file as UTF-8)"),
+        "{err}"
+    );
+    assert!(!err.contains("Utf8Error"), "{err}");
+    let _ = std::fs::remove_file(&path);
 }

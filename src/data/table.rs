@@ -272,6 +272,7 @@ impl LineIndex {
                 inner,
                 at: 0,
                 run_start: None,
+                after_cr: false,
                 index,
             },
         )
@@ -285,6 +286,8 @@ struct Counting<R> {
     at: u64,
     /// Where the current run of '\n' / '\r' bytes began.
     run_start: Option<u64>,
+    /// The last byte read was '\r' (a '\n' right after it ends no second line).
+    after_cr: bool,
     index: std::rc::Rc<std::cell::RefCell<LineIndex>>,
 }
 
@@ -294,9 +297,12 @@ impl<R: std::io::Read> std::io::Read for Counting<R> {
         let mut index = self.index.borrow_mut();
         for (i, &b) in buf[..n].iter().enumerate() {
             let pos = self.at + i as u64;
-            if b == b'\n' {
+            // A line ends at '\n', at '\r\n' (counted once) and at a lone
+            // '\r' (old Mac files, whose rows were all "line 1").
+            if b == b'\r' || (b == b'\n' && !self.after_cr) {
                 index.newlines.push(pos);
             }
+            self.after_cr = b == b'\r';
             match (b == b'\n' || b == b'\r', self.run_start) {
                 (true, None) => self.run_start = Some(pos),
                 (false, Some(start)) => {
@@ -335,12 +341,16 @@ impl LineOf for std::rc::Rc<std::cell::RefCell<LineIndex>> {
 }
 
 fn read_err(path: &Path, e: csv::Error, what: &str) -> Error {
+    let said = match e.kind() {
+        csv::ErrorKind::Utf8 { .. } => "it is not UTF-8 text (save the file as UTF-8)".to_string(),
+        _ => e.to_string(),
+    };
     match e.into_kind() {
         csv::ErrorKind::Io(source) => Error::Io {
             path: path.to_path_buf(),
             source,
         },
-        other => data_err(path, 1, "", format!("{what}: {other:?}")),
+        _ => data_err(path, 1, "", format!("{what}: {said}")),
     }
 }
 
