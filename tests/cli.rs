@@ -731,6 +731,39 @@ fn impossible_sizes_and_weights_fail_before_the_gpu_and_create_no_folder() {
 }
 
 #[test]
+fn unbounded_inputs_and_counts_are_refused_before_any_allocation() {
+    // Issue 24, item 6: `--data /dev/zero` read until a 16 GiB allocation
+    // aborted; `compare --seeds 100000000000` aborted on an 800 GB one and
+    // left a stale lock.
+    let dir = scratch("unbounded");
+    let out = dir.join("never");
+    let o = run(&[
+        "train",
+        "--data",
+        "/dev/zero",
+        "--inputs",
+        "a",
+        "--task",
+        "b:class",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_fails(&o, "without a line break: not a CSV file");
+    let mut args = vec![
+        "compare",
+        "--data",
+        PENGUINS,
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend(PENGUIN_ARGS);
+    args.extend(["--methods", "equal", "--seeds", "100000000000"]);
+    assert_fails(&run(&args), "--seeds 100000000000: at most 1000");
+    assert!(!out.exists(), "a folder (or a lock) was left");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn fixed_weights_may_be_written_with_exponents() {
     // `fixed:1e-3,1,1` was read as "1e_3" (every '-' became '_'; issue 11, item 17).
     gpu_or_skip!();

@@ -49,6 +49,9 @@ impl PreparedCompare {
 }
 
 /// Check everything (sizes, methods, data, output folder) before the GPU starts.
+/// The most seeds a comparison takes.
+pub const MAX_SEEDS: usize = 1000;
+
 /// Seeds are `settings.seed`, `settings.seed + 1`, … (`seeds` of them).
 pub fn prepare_compare(
     s: &RunSettings,
@@ -58,6 +61,13 @@ pub fn prepare_compare(
     check_sizes(s)?;
     if seeds == 0 {
         return Err(Error::InvalidConfig("--seeds must be at least 1".into()));
+    }
+    // Each seed trains every model again: more than this is a typo, and the
+    // seed list alone once asked for 800 GB.
+    if seeds > MAX_SEEDS {
+        return Err(Error::InvalidConfig(format!(
+            "--seeds {seeds}: at most {MAX_SEEDS} (each seed trains every model again)"
+        )));
     }
     if methods.is_empty() {
         return Err(Error::InvalidConfig(

@@ -291,10 +291,25 @@ struct Counting<R> {
     index: std::rc::Rc<std::cell::RefCell<LineIndex>>,
 }
 
+/// The longest line a CSV file may have: a file without a line break in its
+/// first 64 MiB (`/dev/zero`, a binary file) is not read to the end of memory.
+pub const MAX_LINE_BYTES: u64 = 64 << 20;
+
 impl<R: std::io::Read> std::io::Read for Counting<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         let mut index = self.index.borrow_mut();
+        let line_start = index.newlines.last().map_or(0, |&p| p + 1);
+        if self.at.saturating_sub(line_start) > MAX_LINE_BYTES {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "line {} runs past {} MiB without a line break: not a CSV file",
+                    index.newlines.len() + 1,
+                    MAX_LINE_BYTES >> 20
+                ),
+            ));
+        }
         for (i, &b) in buf[..n].iter().enumerate() {
             let pos = self.at + i as u64;
             // A line ends at '\n', at '\r\n' (counted once) and at a lone

@@ -99,7 +99,12 @@ impl ParamBuilder {
 
     /// Add a parameter with its initial values (row-major, `shape` elements).
     pub fn add(&mut self, name: &str, shape: &[usize], mut init: Vec<f32>) -> Result<ParamId> {
-        let n: usize = shape.iter().product();
+        let n = shape
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d))
+            .ok_or_else(|| {
+                Error::InvalidConfig(format!("parameter {name} of shape {shape:?} is too large"))
+            })?;
         if self.layout_only {
             init = Vec::new();
         } else if init.len() != n {
