@@ -1208,6 +1208,74 @@ fn a_run_never_writes_over_its_own_data() {
 }
 
 #[test]
+fn a_shared_model_names_no_folder_and_no_data_fingerprint_unless_asked() {
+    // Issue 24, item 10: the model kept --data and --out as typed (absolute
+    // paths, a home folder's user name) and a fingerprint of the training
+    // rows with which anyone could confirm a candidate data set.
+    gpu_or_skip!();
+    let dir = scratch("privacy");
+    let train = |out: &Path, extra: &[&str]| {
+        let mut args = vec!["train", "--data", PENGUINS, "--out", out.to_str().unwrap()];
+        args.extend(&PENGUIN_ARGS[..PENGUIN_ARGS.len() - 2]);
+        args.extend(["--epochs", "2"]);
+        args.extend(extra);
+        let o = run(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        checkpoint::load(&out.join("model.safetensors")).unwrap()
+    };
+    let plain = dir.join("plain");
+    let ck = train(&plain, &[]);
+    assert_eq!(ck.meta.config["data"], "penguins.csv");
+    assert_eq!(ck.meta.config["out"], "plain");
+    let split = ck.meta.split.as_ref().unwrap();
+    assert_eq!(
+        (split.fingerprint.as_deref(), split.file.as_deref()),
+        (None, Some("penguins.csv"))
+    );
+    let text = String::from_utf8_lossy(&std::fs::read(plain.join("model.safetensors")).unwrap())
+        .to_string();
+    assert!(
+        !text.contains(dir.to_str().unwrap()),
+        "a folder is in the model"
+    );
+    // eval still finds the held-out rows of the training file, and says how.
+    let model = plain.join("model.safetensors");
+    let o = run(&[
+        "eval",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        PENGUINS,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("recognised by its name and row count"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    // Asked for, the fingerprint is kept, and recognises a renamed copy.
+    let marked = dir.join("marked");
+    let ck = train(&marked, &["--record-data-fingerprint"]);
+    assert!(ck.meta.split.as_ref().unwrap().fingerprint.is_some());
+    let copy = dir.join("copy.csv");
+    std::fs::copy(PENGUINS, &copy).unwrap();
+    let model = marked.join("model.safetensors");
+    let o = run(&[
+        "eval",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        copy.to_str().unwrap(),
+    ]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("recognised by its contents' fingerprint"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn a_closed_output_pipe_ends_the_run_quietly() {
     // Issue 24, item 8: `taskgrad train … 2>&1 | head -2` ended with a panic
     // (exit 101) in the next progress line. Now it ends as `cat` would, by SIGPIPE.

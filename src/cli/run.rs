@@ -438,14 +438,21 @@ pub(crate) fn for_seed(
             Schema::fit_embedding(table, &input_refs, &task_refs, train, l.missing, &embed)?
         }
     };
-    let fingerprint = SplitRecord::fingerprint_of(&l.table, &l.kept, &schema)
-        .ok_or_else(|| Error::internal("fingerprinting the split", "a model column is missing"))?;
+    let fingerprint = match s.record_data_fingerprint {
+        true => Some(
+            SplitRecord::fingerprint_of(&l.table, &l.kept, &schema).ok_or_else(|| {
+                Error::internal("fingerprinting the split", "a model column is missing")
+            })?,
+        ),
+        false => None,
+    };
     let split_record = SplitRecord {
         seed,
         val_fraction: s.val_fraction,
         test_fraction: s.test_fraction,
         rows: l.kept.len(),
         fingerprint,
+        file: file_name(s.data.as_deref()),
     };
     let data = schema.encode(&l.table, &l.kept)?;
     Ok(Seeded {
@@ -822,8 +829,15 @@ pub fn execute_run(
         Vec::new()
     };
     // The effective settings: a resumed model's architecture, not the flags'.
+    // Paths as file names only: a shared model names no folder of its maker's.
     let mut recorded = settings.clone();
-    recorded.out = out.clone();
+    recorded.out = file_name(Some(&out)).unwrap_or_default().into();
+    recorded.data = file_name(recorded.data.as_deref()).map(Into::into);
+    recorded.resume = recorded
+        .resume
+        .as_deref()
+        .and_then(|p| file_name(Some(p)))
+        .map(Into::into);
     recorded.record_net(&report.net.spec);
     let meta = ModelMeta {
         schema: schema.clone(),
@@ -874,6 +888,11 @@ pub fn execute_run(
         schema,
         split: split_sizes,
     })
+}
+
+/// A path's last component, as text.
+fn file_name(path: Option<&Path>) -> Option<String> {
+    Some(path?.file_name()?.to_string_lossy().into_owned())
 }
 
 /// The files a training run writes in its folder (beside `plots/`).

@@ -157,6 +157,12 @@ pub struct RunSettings {
     /// Replace the model of an --out folder that already holds one.
     #[arg(long)]
     pub force: bool,
+    /// Keep a 64-bit fingerprint of the training rows in the model, so that
+    /// `eval` recognises the training file by its contents (not only by its
+    /// name and row count). Off by default: with the model, anyone holding a
+    /// candidate data set could confirm it was the training set.
+    #[arg(long)]
+    pub record_data_fingerprint: bool,
     /// The settings given on the command line or in the config file, by
     /// name (None: settings made in code, where a value other than the
     /// default counts as given). Not a flag, not saved.

@@ -11,14 +11,15 @@ use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::model::checkpoint;
 use crate::model::{Model, Predictions};
-
 /// The rows `eval` scores, and how to say which: the training file's
-/// held-out test rows (the model's saved split, rebuilt when the file's usable
-/// rows are the very rows it was trained on), or every row of any other
-/// file, or of any file with `--all-rows`.
+/// held-out test rows (the model's saved split, rebuilt) when `data` is the
+/// training file — its usable rows as many as the model trained on, and its
+/// contents' fingerprint the recorded one when the model keeps one
+/// (`--record-data-fingerprint`), else its file name the recorded one — or
+/// every row of any other file, or of any file with `--all-rows`.
 fn rows_to_score(
     meta: &checkpoint::ModelMeta,
-    table: &Table,
+    (table, data): (&Table, &Path),
     rows: Vec<usize>,
     all_rows: bool,
 ) -> Result<(Vec<usize>, String)> {
@@ -31,10 +32,16 @@ fn rows_to_score(
             "every row (the model records no split: it was saved before taskgrad kept one)".into(),
         ));
     };
-    let same = rows.len() == rec.rows
-        && checkpoint::SplitRecord::fingerprint_of(table, &rows, &meta.schema).as_ref()
-            == Some(&rec.fingerprint);
-    if !same {
+    let name = data.file_name().map(|n| n.to_string_lossy().into_owned());
+    let (same, by) = match (&rec.fingerprint, &rec.file) {
+        (Some(f), _) => (
+            checkpoint::SplitRecord::fingerprint_of(table, &rows, &meta.schema).as_ref() == Some(f),
+            "its contents' fingerprint",
+        ),
+        (None, Some(file)) => (name.as_ref() == Some(file), "its name and row count"),
+        (None, None) => (false, ""),
+    };
+    if !(same && rows.len() == rec.rows) {
         return Ok((
             rows,
             "every row (not the file the model was trained on)".into(),
@@ -45,7 +52,7 @@ fn rows_to_score(
     Ok((
         test,
         format!(
-            "the held-out test rows of the training file (seed {}, test fraction {}; --all-rows for every row)",
+            "the held-out test rows of the training file, recognised by {by} (seed {}, test fraction {}; --all-rows for every row)",
             rec.seed, rec.test_fraction
         ),
     ))
@@ -72,7 +79,7 @@ pub fn eval(model: &Path, data: &Path, all_rows: bool) -> Result<()> {
     let inputs = schema.input_names();
     let refs: Vec<&str> = inputs.iter().map(|s| s.as_str()).collect();
     let (rows, dropped) = usable_rows(&table, &refs, schema.missing)?;
-    let (rows, which) = rows_to_score(&m.meta, &table, rows, all_rows)?;
+    let (rows, which) = rows_to_score(&m.meta, (&table, data), rows, all_rows)?;
     let encoded = schema.encode(&table, &rows)?;
     // Rows with a label, per task: a task with none has nothing to score
     // (its metrics would read 0.0000, which looks like a result).

@@ -43,7 +43,8 @@ pub struct ModelMeta {
 /// How a run split the rows of its file, so that `eval` can find the
 /// held-out test rows again: the split is rebuilt from the seed and fractions
 /// over the file's usable rows, which must be the very rows trained on (the
-/// count and a fingerprint of their input and task cells say so).
+/// count and either a fingerprint of their input and task cells, when one
+/// was recorded, or the file's name say so).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SplitRecord {
@@ -52,8 +53,14 @@ pub struct SplitRecord {
     pub test_fraction: f64,
     /// Usable rows (after the missing-input rule) of the training file.
     pub rows: usize,
-    /// [`crate::data::Table::fingerprint`] of those rows, in hexadecimal.
-    pub fingerprint: String,
+    /// [`crate::data::Table::fingerprint`] of those rows, in hexadecimal:
+    /// kept only when asked for (`--record-data-fingerprint`; models before
+    /// that flag always kept it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
+    /// The training file's name, without its folder (absent in older models).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
 }
 
 impl SplitRecord {
