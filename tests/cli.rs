@@ -1957,7 +1957,7 @@ fn a_binary_task_trains_predicts_probabilities_and_compare_ranks_it_by_auc() {
     );
     // A model of a later format is refused, saying which format each side has.
     let mut bytes = std::fs::read(&model).unwrap();
-    let at = bytes.windows(10).position(|w| w == b"taskgrad-1").unwrap();
+    let at = bytes.windows(10).position(|w| w == b"taskgrad-2").unwrap();
     bytes[at + 9] = b'9';
     let later = dir.join("later.safetensors");
     std::fs::write(&later, bytes).unwrap();
@@ -1972,7 +1972,7 @@ fn a_binary_task_trains_predicts_probabilities_and_compare_ranks_it_by_auc() {
         &o,
         "a taskgrad model in format taskgrad-9, written by taskgrad 0.1.0",
     );
-    assert_fails(&o, "reads taskgrad-1");
+    assert_fails(&o, "reads taskgrad-1 and taskgrad-2");
 
     let cmp = dir.join("compare");
     let measures = "bill_length_mm,bill_depth_mm,flipper_length_mm,body_mass_g";

@@ -297,3 +297,184 @@ fn the_binary_survives_mutated_files_and_leaves_nothing_behind() {
     println!("{trained} of 8 mutated files trained, the others refused");
     assert_clean(&dir);
 }
+
+/// FNV-1a 64 in hex: the checksum taskgrad keeps, recomputed after an edit.
+fn fnv(bytes: &[u8]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+/// Rewrite `original` with its `model` metadata edited by `edit` (or, when
+/// `drop` names one, without that metadata key) and its checksum recomputed.
+fn edited(
+    original: &[u8],
+    edit: impl FnOnce(&mut serde_json::Value),
+    drop: Option<&str>,
+) -> Vec<u8> {
+    let st = safetensors::SafeTensors::deserialize(original).unwrap();
+    let (_, header) = safetensors::SafeTensors::read_metadata(original).unwrap();
+    let mut info = header.metadata().clone().unwrap();
+    let mut model: serde_json::Value = serde_json::from_str(&info["model"]).unwrap();
+    edit(&mut model);
+    let text = model.to_string();
+    info.insert("model_checksum".into(), fnv(text.as_bytes()));
+    info.insert("model".into(), text);
+    if let Some(key) = drop {
+        info.remove(key);
+    }
+    let views: Vec<(String, safetensors::tensor::TensorView)> = st
+        .names()
+        .into_iter()
+        .map(|n| (n.to_string(), st.tensor(n).unwrap()))
+        .collect();
+    safetensors::serialize(views, Some(info)).unwrap()
+}
+
+/// Every numeric leaf of `v`, as a JSON pointer.
+fn numbers(v: &serde_json::Value, at: String, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Number(_) => out.push(at),
+        serde_json::Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                numbers(x, format!("{at}/{i}"), out);
+            }
+        }
+        serde_json::Value::Object(o) => {
+            for (k, x) in o {
+                numbers(x, format!("{at}/{k}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn edited_metadata_with_recomputed_checksums_is_refused_or_works() {
+    // Issue 24, item 3: with the checksum recomputed, a trunk width of 2e9
+    // aborted on a 96 GB allocation, 1e18 panicked, a spread of 0 or −1 and
+    // duplicate class names gave exit 0 with one class for every row. Now
+    // the metadata is checked as untrusted input: each edit is refused
+    // quickly with a message naming the file, or gives a working model.
+    let gpu = gpu_or_skip!();
+    let dir = scratch("meta");
+    let out = dir.join("run");
+    let o = Command::new(BIN)
+        .args(["train", "--data", PENGUINS, "--out", out.to_str().unwrap()])
+        .args([
+            "--inputs",
+            "bill_length_mm,bill_depth_mm,island",
+            "--hidden",
+            "16",
+        ])
+        .args([
+            "--task",
+            "species:class",
+            "--task",
+            "body_mass_g:reg",
+            "--epochs",
+            "2",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let original = std::fs::read(out.join("model.safetensors")).unwrap();
+    let table = Table::from_csv(PENGUINS).unwrap();
+    type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+    let set = |at: &'static str, v: serde_json::Value| -> Edit {
+        Box::new(move |m| *m.pointer_mut(at).unwrap() = v.clone())
+    };
+    use serde_json::json;
+    // The attack's edits, each of which must be refused.
+    let named: Vec<(&str, Edit)> = vec![
+        ("width 2e9", set("/net/trunk/0", json!(2_000_000_000u64))),
+        (
+            "width 1e18",
+            set("/net/trunk/0", json!(1_000_000_000_000_000_000u64)),
+        ),
+        ("width 3e7", set("/net/trunk/0", json!(30_000_000u64))),
+        ("spread 0", set("/schema/inputs/0/std", json!(0.0))),
+        ("spread -1", set("/schema/inputs/0/std", json!(-1.0))),
+        ("mean 1e300", set("/schema/inputs/0/mean", json!(1e300))),
+        (
+            "classes twice",
+            set("/schema/tasks/0/classes/1", json!("Adelie")),
+        ),
+        (
+            "task renamed in the schema",
+            set("/schema/tasks/0/name", json!("kind")),
+        ),
+        ("test fraction 1", set("/split/test_fraction", json!(1.0))),
+        (
+            "regression spread 0",
+            set("/schema/tasks/1/std", json!(0.0)),
+        ),
+        ("more heads", set("/net/outputs/0", json!(4))),
+    ];
+    for (what, edit) in &named {
+        let path = dir.join("named.safetensors");
+        std::fs::write(&path, edited(&original, edit, None)).unwrap();
+        let p = path.clone();
+        let got = no_panic_no_hang(what.to_string(), Duration::from_secs(10), move || {
+            checkpoint::load(&p).map(|_| ()).map_err(|e| e.to_string())
+        });
+        let msg = got.expect_err(what);
+        assert!(msg.contains(path.to_str().unwrap()), "{what}: {msg}");
+    }
+    // Checksums removed from a file of this format turn no checking off.
+    for key in ["model_checksum", "checksums"] {
+        let path = dir.join("unsummed.safetensors");
+        std::fs::write(&path, edited(&original, |_| {}, Some(key))).unwrap();
+        let msg = checkpoint::load(&path).map(|_| ()).unwrap_err().to_string();
+        assert!(msg.contains(&format!("without its {key} entry")), "{msg}");
+    }
+    // Random numeric leaves set to awkward values.
+    let model: serde_json::Value = {
+        let (_, h) = safetensors::SafeTensors::read_metadata(&original).unwrap();
+        serde_json::from_str(&h.metadata().as_ref().unwrap()["model"]).unwrap()
+    };
+    let mut leaves = Vec::new();
+    numbers(&model, String::new(), &mut leaves);
+    let awkward = [
+        json!(0),
+        json!(-1),
+        json!(2_000_000_000u64),
+        json!(1e300),
+        json!(0.5),
+        json!(7),
+    ];
+    let mut rng = rand::rngs::StdRng::seed_from_u64(24);
+    let (mut loaded, mut refused) = (0, 0);
+    for case in 0..cases(120) {
+        let at = leaves[rng.random_range(0..leaves.len())].clone();
+        let value = awkward[rng.random_range(0..awkward.len())].clone();
+        let what = format!("case {case}: {at} = {value}");
+        let path = dir.join(format!("e{case}.safetensors"));
+        let bytes = edited(&original, |m| *m.pointer_mut(&at).unwrap() = value, None);
+        std::fs::write(&path, bytes).unwrap();
+        let p = path.clone();
+        let ck = no_panic_no_hang(what.clone(), Duration::from_secs(10), move || {
+            checkpoint::load(&p).map_err(|e| e.to_string())
+        });
+        match ck {
+            Err(msg) => {
+                assert!(msg.contains(path.to_str().unwrap()), "{what}: {msg}");
+                refused += 1;
+            }
+            Ok(ck) => {
+                loaded += 1;
+                let m = taskgrad::model::Model::from_checkpoint(gpu, &ck, &path)
+                    .unwrap_or_else(|e| panic!("{what}: loaded, then {e}"));
+                let preds = m
+                    .predict(gpu, &table)
+                    .unwrap_or_else(|e| panic!("{what}: {e}"));
+                assert_eq!(preds.rows.len(), table.n_rows(), "{what}");
+            }
+        }
+    }
+    println!("{loaded} edited models loaded and predicted, {refused} refused");
+    assert!(refused > 0 && loaded > 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -244,6 +244,52 @@ pub fn usable_rows(
 }
 
 impl Schema {
+    /// What is wrong with a schema read from a file, if anything: a spread
+    /// that is not a positive finite number, a mean that is not finite, a
+    /// category or level named twice, an embedding of width 0.
+    pub fn untrusted_problem(&self) -> Option<String> {
+        let twice = |names: &[String]| {
+            names
+                .iter()
+                .enumerate()
+                .find(|(i, n)| names[..*i].contains(n))
+                .map(|(_, n)| n.clone())
+        };
+        for input in &self.inputs {
+            match input {
+                InputColumn::Numeric { name, mean, std } => {
+                    if !(mean.is_finite() && std.is_finite() && std > &0.0) {
+                        return Some(format!(
+                            "input {name:?} has mean {mean} and spread {std}: a spread is a positive finite number"
+                        ));
+                    }
+                }
+                InputColumn::Categorical { name, categories } => {
+                    if let Some(c) = twice(categories.as_slice()) {
+                        return Some(format!("input {name:?} names category {c:?} twice"));
+                    }
+                }
+                InputColumn::Embedded { name, levels, dim } => {
+                    if let Some(l) = twice(levels.as_slice()) {
+                        return Some(format!("input {name:?} names level {l:?} twice"));
+                    }
+                    if *dim == 0 {
+                        return Some(format!("input {name:?} is embedded 0 wide"));
+                    }
+                }
+            }
+        }
+        let names: Vec<String> = self.inputs.iter().map(|i| i.name().to_string()).collect();
+        if let Some(n) = twice(&names) {
+            return Some(format!("input {n:?} is named twice"));
+        }
+        let tasks: Vec<String> = self.tasks.iter().map(|t| t.name.clone()).collect();
+        if let Some(n) = twice(&tasks) {
+            return Some(format!("task {n:?} is named twice"));
+        }
+        None
+    }
+
     /// Numeric input columns of `table` (over `rows`) that do not look like
     /// the data the encoding was fitted on: a mean more than 3 training
     /// standard deviations away, or a spread 4× larger or smaller. A column
@@ -271,6 +317,11 @@ impl Schema {
             let m = values.iter().sum::<f64>() / n;
             let sd = (values.iter().map(|v| (v - m).powi(2)).sum::<f64>() / n).sqrt();
             let (mean, std) = (*mean as f64, *std as f64);
+            // A column constant at the value it was trained on (saved with
+            // spread 1, standardised to 0) is the same column.
+            if sd == 0.0 && (m - mean).abs() <= 1e-6 * mean.abs().max(1.0) {
+                continue;
+            }
             if (m - mean).abs() > 3.0 * std || sd > 4.0 * std || sd < std / 4.0 {
                 out.push(format!(
                     "column {name:?} has mean {m:.4} and spread {sd:.4} here, \

@@ -6,11 +6,15 @@
 //! Tensor names: `trunk.<i>.weight` (fan_in × fan_out), `trunk.<i>.bias`,
 //! `head.<task>.tower.<j>.weight|bias`, `head.<task>.out.weight|bias`, and a
 //! weighting's own parameters (e.g. `weighting.uncertainty.log_var`).
-//! Metadata keys (strings): `taskgrad_version`, `format` ("taskgrad-1"),
+//! Metadata keys (strings): `taskgrad_version`, `format` ("taskgrad-2"),
 //! `model` (JSON: schema, net, config), `model_checksum` (FNV-1a 64 of the
 //! `model` text, hex) and `checksums` (JSON: tensor name -> FNV-1a 64 of its
-//! bytes). Loading checks both (files without them load as before) and
-//! refuses non-finite values.
+//! bytes). Loading checks both (required in `taskgrad-2`; `taskgrad-1`
+//! files, some written before checksums existed, load without), refuses
+//! non-finite values, and treats the metadata as untrusted input: every
+//! count, width and spread is checked, and the network it describes is
+//! built as a layout (no weight drawn) and compared, tensor by tensor, with
+//! the file's tensors before anything is sized by it (`validate`).
 //!
 //! Files are written atomically ([`write_atomically`]): to `.partial-<name>`
 //! beside the target, then renamed, so a crash or a full disk never leaves a
@@ -91,7 +95,13 @@ pub struct Checkpoint {
     pub tensors: Vec<(String, Vec<usize>, Vec<f32>)>,
 }
 
-pub const FORMAT: &str = "taskgrad-1";
+/// The format this taskgrad writes: `taskgrad-2` files always carry their
+/// checksums, and one without them is refused as damaged.
+pub const FORMAT: &str = "taskgrad-2";
+
+/// The first format: files written before checksums existed (they load
+/// without), and after, with them.
+pub const FORMAT_1: &str = "taskgrad-1";
 
 fn bad(path: &Path, reason: impl Into<String>) -> Error {
     Error::Checkpoint {
@@ -181,21 +191,36 @@ fn checksum(bytes: &[u8]) -> String {
 /// a later format is refused by name.
 fn check_format(path: &Path, info: &std::collections::HashMap<String, String>) -> Result<()> {
     match info.get("format").map(|s| s.as_str()) {
-        Some(FORMAT) => Ok(()),
+        Some(FORMAT) => {
+            // Checksums are part of this format: removing them turns nothing off.
+            match ["model_checksum", "checksums"]
+                .iter()
+                .find(|k| !info.contains_key(**k))
+            {
+                Some(k) => Err(bad(
+                    path,
+                    format!(
+                        "a {FORMAT} model without its {k} entry: the file was changed or damaged"
+                    ),
+                )),
+                None => Ok(()),
+            }
+        }
+        Some(FORMAT_1) => Ok(()),
         Some(other) if other.starts_with("taskgrad-") => {
             let by = info.get("taskgrad_version").map_or("?", |s| s.as_str());
             Err(bad(
                 path,
                 format!(
                     "a taskgrad model in format {other}, written by taskgrad {by}; this taskgrad \
-                     ({}) reads {FORMAT}",
+                     ({}) reads {FORMAT_1} and {FORMAT}",
                     env!("CARGO_PKG_VERSION")
                 ),
             ))
         }
         _ => Err(bad(
             path,
-            "a safetensors file, but not a taskgrad model (no format=taskgrad-1 metadata)",
+            "a safetensors file, but not a taskgrad model (no format=taskgrad-N metadata)",
         )),
     }
 }
@@ -270,9 +295,79 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
         }
         tensors.push((name, view.shape().to_vec(), values));
     }
+    validate(path, &meta, &tensors)?;
     Ok(Checkpoint {
         meta,
         version: info.get("taskgrad_version").cloned().unwrap_or_default(),
         tensors,
     })
+}
+
+/// The metadata checked as untrusted input (a file whose checksums were
+/// recomputed after an edit passes them): the schema's spreads, names and
+/// fractions, and the network it describes, built as a layout of names and
+/// shapes without drawing a weight, against the file's tensors — so that a
+/// width of 2e9 in the metadata is refused here, not met by an allocation.
+fn validate(
+    path: &Path,
+    meta: &ModelMeta,
+    tensors: &[(String, Vec<usize>, Vec<f32>)],
+) -> Result<()> {
+    let refuse = |reason: String| Err(bad(path, reason));
+    meta.check_consistent(path)?;
+    let tasks: Vec<&str> = meta.schema.tasks.iter().map(|t| t.name()).collect();
+    if meta
+        .net
+        .head_names
+        .iter()
+        .map(String::as_str)
+        .ne(tasks.iter().copied())
+    {
+        return refuse(format!(
+            "the network's heads {:?} are not the schema's tasks {tasks:?}",
+            meta.net.head_names
+        ));
+    }
+    if let Some(reason) = meta.schema.untrusted_problem() {
+        return refuse(reason);
+    }
+    if let Some(s) = &meta.split {
+        let fraction = |f: f64| f.is_finite() && (0.0..1.0).contains(&f);
+        if !(fraction(s.val_fraction) && fraction(s.test_fraction))
+            || s.val_fraction + s.test_fraction >= 1.0
+            || s.rows == 0
+        {
+            return refuse(format!(
+                "the recorded split is impossible ({} rows, validation {}, test {})",
+                s.rows, s.val_fraction, s.test_fraction
+            ));
+        }
+    }
+    let mut layout = crate::nn::ParamBuilder::scratch();
+    crate::nn::MultiTaskNet::new(&mut layout, meta.net.clone(), 0)
+        .map_err(|e| bad(path, format!("the saved network cannot be built: {e}")))?;
+    let mut want: Vec<(&str, &[usize])> = layout
+        .layout()
+        .entries()
+        .iter()
+        .map(|(n, _, shape)| (n.as_str(), shape.as_slice()))
+        .collect();
+    want.sort();
+    let have: Vec<(&str, &[usize])> = tensors
+        .iter()
+        .filter(|(n, _, _)| !n.starts_with(crate::nn::METHOD_PARAM_PREFIX))
+        .map(|(n, shape, _)| (n.as_str(), shape.as_slice()))
+        .collect();
+    if want != have {
+        let differ = want
+            .iter()
+            .zip(&have)
+            .find(|(w, h)| w != h)
+            .map(|(w, h)| format!("{} {:?} where the file has {} {:?}", w.0, w.1, h.0, h.1))
+            .unwrap_or_else(|| format!("{} tensors where the file has {}", want.len(), have.len()));
+        return refuse(format!(
+            "the saved network does not match the file's tensors: it makes {differ}"
+        ));
+    }
+    Ok(())
 }

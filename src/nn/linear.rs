@@ -64,7 +64,7 @@ impl Linear {
         let w = p.add_drawn(&format!("{name}.weight"), &[fan_in, fan_out], || {
             draw(rng, init, fan_in, fan_out)
         })?;
-        let b = p.add(&format!("{name}.bias"), &[fan_out], vec![0.0; fan_out])?;
+        let b = p.add_drawn(&format!("{name}.bias"), &[fan_out], || vec![0.0; fan_out])?;
         Ok(Linear {
             w,
             b,

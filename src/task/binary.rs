@@ -69,9 +69,14 @@ pub const INFO: KindInfo = KindInfo {
     shader: Some(SHADER),
     fit,
     load: |m| {
-        Ok(Arc::new(Binary {
-            classes: field(m, "classes")?,
-        }))
+        let classes: [String; 2] = field(m, "classes")?;
+        if classes[0] == classes[1] {
+            return Err(format!(
+                "a binary task's two values are one: {:?}",
+                classes[0]
+            ));
+        }
+        Ok(Arc::new(Binary { classes }))
     },
 };
 

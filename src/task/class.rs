@@ -40,9 +40,20 @@ pub(super) const INFO: KindInfo = KindInfo {
         Ok(Arc::new(Class { classes }))
     },
     load: |m| {
-        Ok(Arc::new(Class {
-            classes: field(m, "classes")?,
-        }))
+        let classes: Vec<String> = field(m, "classes")?;
+        if classes.len() < 2 {
+            return Err(format!(
+                "a class task has at least two classes, not {classes:?}"
+            ));
+        }
+        if let Some(twice) = classes
+            .iter()
+            .enumerate()
+            .find(|(i, c)| classes[..*i].contains(c))
+        {
+            return Err(format!("class {:?} is named twice", twice.1));
+        }
+        Ok(Arc::new(Class { classes }))
     },
 };
 

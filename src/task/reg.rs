@@ -50,10 +50,13 @@ pub(super) const INFO: KindInfo = KindInfo {
     shader: None,
     fit,
     load: |m| {
-        Ok(Arc::new(Reg {
-            mean: field(m, "mean")?,
-            std: field(m, "std")?,
-        }))
+        let (mean, std): (f32, f32) = (field(m, "mean")?, field(m, "std")?);
+        if !(mean.is_finite() && std.is_finite() && std > 0.0) {
+            return Err(format!(
+                "a regression's mean and spread are finite and its spread above 0 (mean {mean}, spread {std})"
+            ));
+        }
+        Ok(Arc::new(Reg { mean, std }))
     },
 };
 

@@ -55,10 +55,10 @@ pub const INFO: LayerInfo = LayerInfo {
         let h = c.input;
         let gamma = c
             .params
-            .add(&format!("{}.gamma", c.name), &[h], vec![1.0; h])?;
+            .add_drawn(&format!("{}.gamma", c.name), &[h], || vec![1.0; h])?;
         let beta = c
             .params
-            .add(&format!("{}.beta", c.name), &[h], vec![0.0; h])?;
+            .add_drawn(&format!("{}.beta", c.name), &[h], || vec![0.0; h])?;
         Ok(Box::new(LayerNorm {
             gamma,
             beta,
