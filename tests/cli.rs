@@ -1276,6 +1276,54 @@ fn a_shared_model_names_no_folder_and_no_data_fingerprint_unless_asked() {
 }
 
 #[test]
+fn a_full_disk_is_an_io_error_and_a_constant_column_is_no_drift() {
+    // Issue 24, item 11: a full disk during predict was labelled "invalid
+    // configuration"; a constant input column (saved with spread 1) made
+    // predict on the training file itself warn "renamed or swapped".
+    gpu_or_skip!();
+    let dir = scratch("full-disk");
+    let mut body = String::from("x,flat,y\n");
+    for i in 0..40 {
+        body += &format!("{},7.5,{}\n", i as f32 / 10.0, i % 2);
+    }
+    let data = write(&dir, "flat.csv", &body);
+    let out = dir.join("run");
+    let o = run(&[
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--inputs",
+        "x,flat",
+        "--task",
+        "y:class",
+        "--epochs",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let model = out.join("model.safetensors");
+    let o = run(&[
+        "predict",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("renamed or swapped"), "{}", stderr(&o));
+    let script = format!(
+        "'{}' predict --model '{}' --data '{}' > /dev/full",
+        env!("CARGO_BIN_EXE_taskgrad"),
+        model.display(),
+        data.display()
+    );
+    let o = Command::new("bash").args(["-c", &script]).output().unwrap();
+    assert_fails(&o, "I/O error on standard output: No space left on device");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn a_closed_output_pipe_ends_the_run_quietly() {
     // Issue 24, item 8: `taskgrad train … 2>&1 | head -2` ended with a panic
     // (exit 101) in the next progress line. Now it ends as `cat` would, by SIGPIPE.

@@ -478,3 +478,96 @@ fn edited_metadata_with_recomputed_checksums_is_refused_or_works() {
     assert!(refused > 0 && loaded > 0);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The regular files of a run folder and its plots (hidden ones aside), with their bytes.
+fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut all = Vec::new();
+    for sub in ["", "plots"] {
+        for e in std::fs::read_dir(dir.join(sub))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if e.path().is_file() && !name.starts_with('.') {
+                all.push((format!("{sub}/{name}"), std::fs::read(e.path()).unwrap()));
+            }
+        }
+    }
+    all.sort();
+    all
+}
+
+#[test]
+fn runs_killed_at_random_times_leave_the_old_folder_or_a_whole_new_one() {
+    // Issue 24, items 1 and 2, as an attack: --force runs into a folder that
+    // holds a model, killed (SIGKILL) at seeded random moments — reading,
+    // training, writing. After each, the folder is the previous one byte for
+    // byte, or (the run had finished) a whole new one; and the next run into
+    // it is never refused for a stale lock and cleans what a kill left.
+    gpu_or_skip!();
+    let dir = scratch("killed");
+    let out = dir.join("run");
+    let args = |epochs: &str, seed: &str| -> Vec<String> {
+        let mut a: Vec<String> = ["train", "--data", PENGUINS, "--out", out.to_str().unwrap()]
+            .map(String::from)
+            .to_vec();
+        for x in [
+            "--inputs",
+            "bill_length_mm,bill_depth_mm,island",
+            "--task",
+            "species:class",
+            "--task",
+            "body_mass_g:reg",
+            "--epochs",
+            epochs,
+            "--patience",
+            "1000",
+            "--seed",
+            seed,
+            "--force",
+        ] {
+            a.push(x.to_string());
+        }
+        a
+    };
+    let o = Command::new(BIN).args(args("2", "0")).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut before = snapshot(&out);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(31);
+    let (mut killed, mut finished) = (0, 0);
+    for case in 0..cases(8) {
+        let mut child = Command::new(BIN)
+            .args(args("30", &(case + 1).to_string()))
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(rng.random_range(0..1500)));
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        let now = snapshot(&out);
+        if status.success() {
+            finished += 1;
+            let ck = checkpoint::load(&out.join("model.safetensors")).unwrap();
+            assert_eq!(ck.meta.split.unwrap().seed, case as u64 + 1, "case {case}");
+            assert!(
+                now.iter().any(|(n, _)| n == "plots/body_mass_g.png"),
+                "case {case}"
+            );
+        } else {
+            killed += 1;
+            assert!(
+                now == before,
+                "case {case}: a killed run changed the folder"
+            );
+        }
+        before = now;
+    }
+    println!("{killed} runs killed, {finished} finished before the kill");
+    assert!(killed > 0);
+    let o = Command::new(BIN).args(args("2", "99")).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_clean(&out);
+    assert!(!out.join(".staging").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
