@@ -90,6 +90,21 @@ pub fn write_steps_csv(path: &Path, tasks: &[TaskSpec], history: &[EpochLog]) ->
     })
 }
 
+/// A plotting backend's failure as the I/O error inside it where it names
+/// one ("… ImageError(IoError(… (os error 28) …" is "No space left on
+/// device (os error 28)"), else as its text.
+fn plot_io_error(message: String) -> std::io::Error {
+    let code = message
+        .split("(os error ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .and_then(|n| n.parse::<i32>().ok());
+    match code {
+        Some(code) => std::io::Error::from_raw_os_error(code),
+        None => std::io::Error::other(message),
+    }
+}
+
 /// A text file, written atomically.
 pub fn write_text(path: &Path, text: &str) -> Result<()> {
     write_atomically(path, |tmp| std::fs::write(tmp, text).map_err(io(tmp)))
@@ -430,7 +445,7 @@ pub fn write_plots(
         let png = dir.join(format!("{safe}.png"));
         let plot_err = |p: &Path, m: String| Error::Io {
             path: p.to_path_buf(),
-            source: std::io::Error::other(m),
+            source: plot_io_error(m),
         };
         let curves = TaskCurves {
             task,
@@ -470,7 +485,7 @@ pub fn write_gate_plot(
         let path = dir.join(format!("gates.{ext}"));
         let fail = |m: String| Error::Io {
             path: path.clone(),
-            source: std::io::Error::other(m),
+            source: plot_io_error(m),
         };
         let size = (360 * tasks.len().max(1) as u32, 340);
         write_atomically(&path, |tmp| {
@@ -554,4 +569,18 @@ fn draw_gates<DB: DrawingBackend>(
             .map_err(err)?;
     }
     root.present().map_err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_plot_that_could_not_be_written_says_the_io_error_inside() {
+        // What plotters said on a full disk (issue 24: a full disk with --force).
+        let said = "Drawing backend error: ImageError(IoError(Custom { kind: Other, \
+                    error: \"No space left on device (os error 28)\" }))";
+        let e = super::plot_io_error(said.to_string());
+        assert_eq!(e.raw_os_error(), Some(28));
+        let other = super::plot_io_error("the font is missing".to_string());
+        assert_eq!(other.to_string(), "the font is missing");
+    }
 }
