@@ -1110,19 +1110,7 @@ fn a_forced_run_that_fails_leaves_exactly_the_old_folder() {
     args.extend(["--epochs", "3"]);
     let o = run(&args);
     assert!(o.status.success(), "{}", stderr(&o));
-    let snapshot = |dir: &Path| -> Vec<(String, Vec<u8>)> {
-        let mut all = Vec::new();
-        for sub in ["", "plots"] {
-            for e in std::fs::read_dir(dir.join(sub)).unwrap().flatten() {
-                if e.path().is_file() && !e.file_name().to_string_lossy().starts_with('.') {
-                    let name = format!("{sub}/{}", e.file_name().to_string_lossy());
-                    all.push((name, std::fs::read(e.path()).unwrap()));
-                }
-            }
-        }
-        all.sort();
-        all
-    };
+    let snapshot = common::snapshot;
     let before = snapshot(&out);
     assert!(before.iter().any(|(n, _)| n.ends_with(".png")));
     let model_size = before

@@ -479,25 +479,6 @@ fn edited_metadata_with_recomputed_checksums_is_refused_or_works() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// The regular files of a run folder and its plots (hidden ones aside), with their bytes.
-fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut all = Vec::new();
-    for sub in ["", "plots"] {
-        for e in std::fs::read_dir(dir.join(sub))
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if e.path().is_file() && !name.starts_with('.') {
-                all.push((format!("{sub}/{name}"), std::fs::read(e.path()).unwrap()));
-            }
-        }
-    }
-    all.sort();
-    all
-}
-
 #[test]
 fn runs_killed_at_random_times_leave_the_old_folder_or_a_whole_new_one() {
     // Issue 24, items 1 and 2, as an attack: --force runs into a folder that
@@ -533,7 +514,7 @@ fn runs_killed_at_random_times_leave_the_old_folder_or_a_whole_new_one() {
     };
     let o = Command::new(BIN).args(args("2", "0")).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let mut before = snapshot(&out);
+    let mut before = common::snapshot(&out);
     let mut rng = rand::rngs::StdRng::seed_from_u64(31);
     let (mut killed, mut finished) = (0, 0);
     for case in 0..cases(8) {
@@ -545,7 +526,7 @@ fn runs_killed_at_random_times_leave_the_old_folder_or_a_whole_new_one() {
         std::thread::sleep(Duration::from_millis(rng.random_range(0..1500)));
         let _ = child.kill();
         let status = child.wait().unwrap();
-        let now = snapshot(&out);
+        let now = common::snapshot(&out);
         if status.success() {
             finished += 1;
             let ck = checkpoint::load(&out.join("model.safetensors")).unwrap();

@@ -157,7 +157,7 @@ impl Shader {
     }
 }
 
-/// [`crate::gpu::dispatch::record`] for a kernel of `shaders/` named by its file.
+/// [`Shader::record`] for a kernel of `shaders/` named by its file in [`SHADERS`].
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn record<P: bytemuck::Pod>(
     gpu: &Gpu,
@@ -169,17 +169,11 @@ pub(crate) fn record<P: bytemuck::Pod>(
     tensors: &[&Tensor],
     workgroups: [u32; 3],
 ) -> Result<Dispatch> {
-    crate::gpu::dispatch::record(
-        gpu,
+    let shader = Shader {
         file,
-        source(file),
-        entry,
-        bindings,
-        constants,
-        params,
-        tensors,
-        workgroups,
-    )
+        source: source(file),
+    };
+    shader.record(gpu, entry, bindings, constants, params, tensors, workgroups)
 }
 
 /// C = op(A)·op(B) by the f32 kernels (`matmul::matmul_auto`: the chosen

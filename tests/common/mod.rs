@@ -126,3 +126,23 @@ pub fn iris(seed: u64) -> (taskgrad::data::Dataset, taskgrad::data::Split) {
     .expect("iris encodes");
     (data, split)
 }
+
+/// The regular files of a run folder and of its plots (hidden ones aside),
+/// with their bytes, sorted: equal snapshots are byte-identical folders.
+pub fn snapshot(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut all = Vec::new();
+    for sub in ["", "plots"] {
+        for e in std::fs::read_dir(dir.join(sub))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if e.path().is_file() && !name.starts_with('.') {
+                all.push((format!("{sub}/{name}"), std::fs::read(e.path()).unwrap()));
+            }
+        }
+    }
+    all.sort();
+    all
+}
