@@ -445,3 +445,108 @@ pub fn combine<T: Real>(g: &[T], w: &[T], n: usize, stride: usize) -> Vec<T> {
         })
         .collect()
 }
+
+/// im2col over NHWC images (shaders/im2col.wgsl): row (b·OH + oh)·OW + ow of
+/// the result is the K×K×C patch that output pixel reads, zeros outside.
+pub fn im2col<T: Real>(x: &[T], g: &crate::kernels::im2col::ConvGeometry) -> Vec<T> {
+    let (oh_n, ow_n, patch) = (g.out_h(), g.out_w(), g.patch());
+    let mut cols = vec![T::zero(); g.rows() * patch];
+    for b in 0..g.batch {
+        for oh in 0..oh_n {
+            for ow in 0..ow_n {
+                let r = (b * oh_n + oh) * ow_n + ow;
+                for kh in 0..g.kernel {
+                    for kw in 0..g.kernel {
+                        let ih = (oh * g.stride + kh) as isize - g.pad as isize;
+                        let iw = (ow * g.stride + kw) as isize - g.pad as isize;
+                        if ih < 0 || iw < 0 || ih >= g.height as isize || iw >= g.width as isize {
+                            continue;
+                        }
+                        for c in 0..g.channels {
+                            let xi = ((b * g.height + ih as usize) * g.width + iw as usize)
+                                * g.channels
+                                + c;
+                            cols[r * patch + (kh * g.kernel + kw) * g.channels + c] = x[xi];
+                        }
+                    }
+                }
+            }
+        }
+    }
+    cols
+}
+
+/// The adjoint of [`im2col`]: each patch entry added back to the pixel it came from.
+pub fn col2im<T: Real>(cols: &[T], g: &crate::kernels::im2col::ConvGeometry) -> Vec<T> {
+    let (oh_n, ow_n, patch) = (g.out_h(), g.out_w(), g.patch());
+    let mut dx = vec![T::zero(); g.image_len()];
+    for b in 0..g.batch {
+        for oh in 0..oh_n {
+            for ow in 0..ow_n {
+                let r = (b * oh_n + oh) * ow_n + ow;
+                for kh in 0..g.kernel {
+                    for kw in 0..g.kernel {
+                        let ih = (oh * g.stride + kh) as isize - g.pad as isize;
+                        let iw = (ow * g.stride + kw) as isize - g.pad as isize;
+                        if ih < 0 || iw < 0 || ih >= g.height as isize || iw >= g.width as isize {
+                            continue;
+                        }
+                        for c in 0..g.channels {
+                            let xi = ((b * g.height + ih as usize) * g.width + iw as usize)
+                                * g.channels
+                                + c;
+                            dx[xi] += cols[r * patch + (kh * g.kernel + kw) * g.channels + c];
+                        }
+                    }
+                }
+            }
+        }
+    }
+    dx
+}
+
+/// A direct 2-D convolution over NHWC images (the definition, no im2col):
+///
+/// ```text
+/// y[b, oh, ow, o] = bias[o] + Σ_{kh, kw, c} x[b, oh·S − P + kh, ow·S − P + kw, c] · w[(kh·K + kw)·C + c, o]
+/// ```
+///
+/// with zeros outside the image; y is (B·OH·OW) × O.
+pub fn conv2d<T: Real>(
+    x: &[T],
+    w: &[T],
+    bias: &[T],
+    g: &crate::kernels::im2col::ConvGeometry,
+    out: usize,
+) -> Vec<T> {
+    let (oh_n, ow_n) = (g.out_h(), g.out_w());
+    let mut y = vec![T::zero(); g.rows() * out];
+    for b in 0..g.batch {
+        for oh in 0..oh_n {
+            for ow in 0..ow_n {
+                let r = (b * oh_n + oh) * ow_n + ow;
+                for o in 0..out {
+                    let mut acc = bias[o];
+                    for kh in 0..g.kernel {
+                        for kw in 0..g.kernel {
+                            let ih = (oh * g.stride + kh) as isize - g.pad as isize;
+                            let iw = (ow * g.stride + kw) as isize - g.pad as isize;
+                            if ih < 0 || iw < 0 || ih >= g.height as isize || iw >= g.width as isize
+                            {
+                                continue;
+                            }
+                            for c in 0..g.channels {
+                                let xi = ((b * g.height + ih as usize) * g.width + iw as usize)
+                                    * g.channels
+                                    + c;
+                                acc += x[xi] * w[((kh * g.kernel + kw) * g.channels + c) * out + o];
+                            }
+                        }
+                    }
+                    y[r * out + o] = acc;
+                }
+            }
+        }
+    }
+    y
+}

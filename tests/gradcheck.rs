@@ -924,3 +924,49 @@ fn experts_as_layer_lists_match_the_fused_experts_with_the_same_weights() {
         }
     }
 }
+
+#[test]
+fn a_convolution_through_im2col_and_linear() {
+    // L = mse(im2col(x)·W + b, t): x (2 images 5×6, 2 channels, NHWC), a 3×3
+    // kernel with stride 2 and padding 1 to 3 outputs; x, W, b parameters,
+    // so dx goes through col2im. The loss in f64 is the direct definition.
+    let gpu = gpu_or_skip!();
+    let g = taskgrad::kernels::im2col::ConvGeometry::new((2, 5, 6, 2), 3, 2, 1).unwrap();
+    let out = 3;
+    let (fx, ids) = fixture(
+        gpu,
+        &[
+            ("x", vec![g.image_len()]),
+            ("w", vec![g.patch(), out]),
+            ("b", vec![out]),
+        ],
+        80,
+    );
+    let rows = g.rows();
+    let target = random(&mut rng(81), rows * out);
+    let (seeds, losses) = loss_buffers(gpu, 1.0);
+    let mut tape = Tape::new(gpu);
+    let vars: Vec<_> = ids
+        .iter()
+        .map(|&id| fx.params.var(&mut tape, id).unwrap())
+        .collect();
+    let cols = tape.im2col(vars[0], &g).unwrap();
+    let y = tape.linear(cols, vars[1], vars[2], false).unwrap();
+    let mask = upload(gpu, &[rows], &vec![1.0; rows]);
+    let l = tape
+        .mse(
+            y,
+            &upload(gpu, &[rows, out], &target),
+            &mask,
+            &seeds,
+            &losses,
+            0,
+        )
+        .unwrap();
+    tape.backward(&[l]).unwrap();
+    let t64: Vec<f64> = target.iter().map(|&v| v as f64).collect();
+    check(gpu, &tape, &fx, "conv", |p| {
+        let y = cpu::conv2d(&p[0], &p[1], &p[2], &g, out);
+        cpu::mse(&y, &t64, &ones(rows), rows, out, 1.0).0
+    });
+}

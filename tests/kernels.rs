@@ -1292,3 +1292,116 @@ fn async_setup_and_readback_give_what_the_blocking_ones_give() {
         assert!(g2.read_async(&[]).await.unwrap().is_empty());
     });
 }
+
+// ---- im2col and col2im (a convolution as one matmul) -----------------------
+
+use taskgrad::kernels::im2col::{self, ConvGeometry};
+
+/// Awkward geometries: (B, H, W, C, K, stride, pad) — a 1×1 image, odd sizes,
+/// 1×1 and 7×7 kernels, stride 2, padding, one channel and many, LeNet's first layer.
+const CONV_SHAPES: [(usize, usize, usize, usize, usize, usize, usize); 8] = [
+    (1, 1, 1, 1, 1, 1, 0),
+    (2, 5, 7, 3, 3, 1, 1),
+    (3, 9, 8, 2, 7, 1, 3),
+    (2, 11, 13, 1, 5, 2, 2),
+    (2, 7, 7, 3, 3, 2, 0),
+    (4, 6, 6, 16, 1, 1, 0),
+    (1, 4, 4, 2, 4, 3, 1),
+    (2, 28, 28, 1, 5, 1, 0),
+];
+
+fn geometry(
+    (b, h, w, c, k, s, p): (usize, usize, usize, usize, usize, usize, usize),
+) -> ConvGeometry {
+    ConvGeometry::new((b, h, w, c), k, s, p).unwrap()
+}
+
+#[test]
+fn im2col_and_col2im_against_reference_and_each_other() {
+    let gpu = gpu_or_skip!();
+    let mut r = rng(41);
+    for shape in CONV_SHAPES {
+        let g = geometry(shape);
+        let xs = random(&mut r, g.image_len());
+        let dc = random(&mut r, g.rows() * g.patch());
+        let (x, dcols) = (
+            upload(gpu, &[g.image_len()], &xs),
+            upload(gpu, &[g.rows(), g.patch()], &dc),
+        );
+        let (cols, dx) = (
+            zeros(gpu, &[g.rows(), g.patch()]),
+            zeros(gpu, &[g.image_len()]),
+        );
+        let ds = [
+            im2col::im2col(gpu, &g, &x, &cols).unwrap(),
+            im2col::col2im(gpu, &g, &dcols, &dx).unwrap(),
+        ];
+        gpu.run(&ds.iter().collect::<Vec<_>>()).unwrap();
+        let got = gpu.read(&[&cols, &dx]).unwrap();
+        let what = format!("{shape:?} (OH {}, OW {})", g.out_h(), g.out_w());
+        // im2col copies: exact.
+        assert_close(
+            &format!("im2col {what}"),
+            &got[0],
+            &cpu::im2col(&xs, &g),
+            0.0,
+            0.0,
+        );
+        assert_close(
+            &format!("col2im {what}"),
+            &got[1],
+            &cpu::col2im(&dc, &g),
+            1e-6,
+            1e-6,
+        );
+        // Adjoint: <im2col(x), d> = <x, col2im(d)>.
+        let lhs: f64 = got[0]
+            .iter()
+            .zip(&dc)
+            .map(|(a, b)| (*a as f64) * (*b as f64))
+            .sum();
+        let rhs: f64 = xs
+            .iter()
+            .zip(&got[1])
+            .map(|(a, b)| (*a as f64) * (*b as f64))
+            .sum();
+        assert!(
+            (lhs - rhs).abs() <= 1e-4 * (1.0 + lhs.abs()),
+            "{what}: {lhs} vs {rhs}"
+        );
+    }
+    // Geometries no convolution has are refused.
+    assert!(ConvGeometry::new((1, 3, 3, 1), 6, 1, 1).is_err());
+    assert!(ConvGeometry::new((1, 3, 3, 1), 3, 0, 0).is_err());
+}
+
+#[test]
+fn a_convolution_as_im2col_then_linear_matches_the_direct_definition() {
+    // y = im2col(x)·W + b by the tape's ops, against the seven-loop definition.
+    let gpu = gpu_or_skip!();
+    let mut r = rng(43);
+    for (shape, out) in CONV_SHAPES.iter().zip([1usize, 4, 6, 3, 8, 5, 2, 6]) {
+        let g = geometry(*shape);
+        let (xs, ws, bs) = (
+            random(&mut r, g.image_len()),
+            random(&mut r, g.patch() * out),
+            random(&mut r, out),
+        );
+        let mut tape = taskgrad::Tape::new(gpu);
+        let x = tape.input(&upload(gpu, &[g.image_len()], &xs));
+        let w = tape.input(&upload(gpu, &[g.patch(), out], &ws));
+        let b = tape.input(&upload(gpu, &[out], &bs));
+        let cols = tape.im2col(x, &g).unwrap();
+        let y = tape.linear(cols, w, b, false).unwrap();
+        gpu.run(&tape.forward.iter().collect::<Vec<_>>()).unwrap();
+        let got = gpu.read(&[tape.value(y)]).unwrap();
+        let want = cpu::conv2d(&xs, &ws, &bs, &g, out);
+        assert_close(
+            &format!("conv {shape:?} → {out}"),
+            &got[0],
+            &want,
+            1e-5,
+            1e-4,
+        );
+    }
+}

@@ -10,7 +10,9 @@ use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, Tensor};
 use crate::kernels;
 use crate::kernels::matmul::{self, MatmulOptions, Operand};
-use crate::kernels::{columns, elementwise, embedding, gate, mixture, mse, reduce, softmax_ce};
+use crate::kernels::{
+    columns, elementwise, embedding, gate, im2col, mixture, mse, reduce, softmax_ce,
+};
 
 /// Largest product (multiply-adds) into which the ReLU mask of the backward pass is fused.
 pub const FUSE_MASK_MAX_MACS: usize = 1 << 22;
@@ -316,6 +318,23 @@ impl<'g> Tape<'g> {
     }
 
     /// y = max(x, 0)
+    /// The K×K×C patch of every output pixel of a convolution over `x`
+    /// (B·H·W·C, NHWC), as rows ((B·OH·OW) × (K·K·C)): a convolution is then
+    /// [`Tape::linear`] of these rows. Its backward is col2im, the adjoint.
+    pub fn im2col(&mut self, x: Var, g: &im2col::ConvGeometry) -> Result<Var> {
+        let gpu = self.gpu;
+        let g = *g;
+        let xv = self.value(x).clone();
+        let cols = Tensor::zeros(gpu, &[g.rows(), g.patch()], "im2col")?;
+        self.record_forward(im2col::im2col(gpu, &g, &xv, &cols)?);
+        // dx = col2im(dcols): each patch entry's gradient back to its pixel.
+        let rule = Rc::new(move |t: &mut Tape, dcols: &Tensor| -> Result<()> {
+            let gpu = t.gpu;
+            t.contribute(x, |dx| im2col::col2im(gpu, &g, dcols, dx))
+        });
+        Ok(self.push_op(NodeKind::Op("im2col"), cols, &[x], rule))
+    }
+
     pub fn relu(&mut self, x: Var) -> Result<Var> {
         // dx = dy · [y > 0]: the rule reads the output y.
         self.activation_op(

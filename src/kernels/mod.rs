@@ -14,6 +14,7 @@ pub mod elementwise;
 pub mod embedding;
 pub mod gate;
 pub mod gram;
+pub mod im2col;
 pub mod loss_tracking;
 pub mod loss_weighting;
 pub mod matmul;
@@ -100,6 +101,7 @@ pub const SHADERS: &[(&str, &str)] = &[
         "step_counter.wgsl",
         include_str!("../../shaders/step_counter.wgsl"),
     ),
+    ("im2col.wgsl", include_str!("../../shaders/im2col.wgsl")),
 ];
 
 pub(crate) fn source(file: &'static str) -> &'static str {
