@@ -550,3 +550,77 @@ pub fn conv2d<T: Real>(
     }
     y
 }
+
+/// The windows of a pooling over NHWC images: for each output (b, oh, ow, c)
+/// in order, the flat indices in x of its K×K window (row-major).
+fn pool_windows(g: &crate::kernels::im2col::ConvGeometry) -> Vec<Vec<usize>> {
+    let mut all = Vec::new();
+    for b in 0..g.batch {
+        for oh in 0..g.out_h() {
+            for ow in 0..g.out_w() {
+                for c in 0..g.channels {
+                    let mut window = Vec::new();
+                    for kh in 0..g.kernel {
+                        for kw in 0..g.kernel {
+                            let (ih, iw) = (oh * g.stride + kh, ow * g.stride + kw);
+                            window.push(((b * g.height + ih) * g.width + iw) * g.channels + c);
+                        }
+                    }
+                    all.push(window);
+                }
+            }
+        }
+    }
+    all
+}
+
+/// Max pooling (shaders/maxpool.wgsl): each window's maximum and its index
+/// in x (the first on ties).
+pub fn max_pool<T: Real>(x: &[T], g: &crate::kernels::im2col::ConvGeometry) -> (Vec<T>, Vec<u32>) {
+    pool_windows(g)
+        .into_iter()
+        .map(|w| {
+            let best = w
+                .iter()
+                .copied()
+                .fold(w[0], |best, i| if x[i] > x[best] { i } else { best });
+            (x[best], best as u32)
+        })
+        .unzip()
+}
+
+/// Max pooling's backward: each output's gradient to its argmax.
+pub fn max_pool_backward<T: Real>(dy: &[T], arg: &[u32], len: usize) -> Vec<T> {
+    let mut dx = vec![T::zero(); len];
+    for (o, &i) in arg.iter().enumerate() {
+        dx[i as usize] += dy[o];
+    }
+    dx
+}
+
+/// Average pooling (shaders/avgpool.wgsl): each window's mean.
+pub fn avg_pool<T: Real>(x: &[T], g: &crate::kernels::im2col::ConvGeometry) -> Vec<T> {
+    let k2 = T::from_f64((g.kernel * g.kernel) as f64);
+    pool_windows(g)
+        .into_iter()
+        .map(|w| {
+            let mut s = T::zero();
+            for i in w {
+                s += x[i];
+            }
+            s / k2
+        })
+        .collect()
+}
+
+/// Average pooling's backward: each output's gradient spread over its window.
+pub fn avg_pool_backward<T: Real>(dy: &[T], g: &crate::kernels::im2col::ConvGeometry) -> Vec<T> {
+    let k2 = T::from_f64((g.kernel * g.kernel) as f64);
+    let mut dx = vec![T::zero(); g.image_len()];
+    for (o, w) in pool_windows(g).into_iter().enumerate() {
+        for i in w {
+            dx[i] += dy[o] / k2;
+        }
+    }
+    dx
+}

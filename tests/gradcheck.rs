@@ -970,3 +970,54 @@ fn a_convolution_through_im2col_and_linear() {
         cpu::mse(&y, &t64, &ones(rows), rows, out, 1.0).0
     });
 }
+
+#[test]
+fn max_and_average_pooling() {
+    // L = mse(max_pool(x), t) and mse(avg_pool(x), t): x (2 images 5×6, 3
+    // channels) with 2×2 windows at stride 2 and 3×3 at stride 1 (overlapping:
+    // an input gathers from several windows). Random values have no ties,
+    // so the max is differentiable at them.
+    let gpu = gpu_or_skip!();
+    for (k, s) in [(2, 2), (3, 1)] {
+        let g = taskgrad::kernels::im2col::ConvGeometry::new((2, 5, 6, 3), k, s, 0).unwrap();
+        let n = taskgrad::kernels::pool::pooled_len(&g);
+        for max in [true, false] {
+            let (fx, ids) = fixture(gpu, &[("x", vec![g.image_len()])], 90 + k as u64);
+            let target = random(&mut rng(91), n);
+            let (seeds, losses) = loss_buffers(gpu, 1.0);
+            let mut tape = Tape::new(gpu);
+            let x = fx.params.var(&mut tape, ids[0]).unwrap();
+            let y = match max {
+                true => tape.max_pool(x, &g).unwrap(),
+                false => tape.avg_pool(x, &g).unwrap(),
+            };
+            let (rows, c) = (g.rows(), g.channels);
+            let mask = upload(gpu, &[rows], &vec![1.0; rows]);
+            let l = tape
+                .mse(
+                    y,
+                    &upload(gpu, &[rows, c], &target),
+                    &mask,
+                    &seeds,
+                    &losses,
+                    0,
+                )
+                .unwrap();
+            tape.backward(&[l]).unwrap();
+            let t64: Vec<f64> = target.iter().map(|&v| v as f64).collect();
+            check(
+                gpu,
+                &tape,
+                &fx,
+                &format!("pool k={k} s={s} max={max}"),
+                |p| {
+                    let y = match max {
+                        true => cpu::max_pool(&p[0], &g).0,
+                        false => cpu::avg_pool(&p[0], &g),
+                    };
+                    cpu::mse(&y, &t64, &ones(g.rows()), g.rows(), g.channels, 1.0).0
+                },
+            );
+        }
+    }
+}

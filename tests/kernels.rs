@@ -1405,3 +1405,67 @@ fn a_convolution_as_im2col_then_linear_matches_the_direct_definition() {
         );
     }
 }
+
+// ---- max and average pooling ------------------------------------------------
+
+use taskgrad::kernels::pool;
+
+/// (B, H, W, C, K, stride): a 1×1 image, windows that leave rows over, LeNet's
+/// 2×2 pooling, overlapping windows (stride 1), one channel and many.
+const POOL_SHAPES: [(usize, usize, usize, usize, usize, usize); 6] = [
+    (1, 1, 1, 1, 1, 1),
+    (2, 4, 4, 3, 2, 2),
+    (3, 7, 9, 2, 3, 2),
+    (2, 24, 24, 6, 2, 2),
+    (1, 5, 5, 16, 3, 1),
+    (2, 6, 5, 1, 2, 1),
+];
+
+#[test]
+fn max_and_average_pooling_against_reference() {
+    let gpu = gpu_or_skip!();
+    let mut r = rng(47);
+    for (b, h, w, c, k, s) in POOL_SHAPES {
+        let g = ConvGeometry::new((b, h, w, c), k, s, 0).unwrap();
+        let n = pool::pooled_len(&g);
+        let (xs, dys) = (random(&mut r, g.image_len()), random(&mut r, n));
+        let (x, dy) = (upload(gpu, &[g.image_len()], &xs), upload(gpu, &[n], &dys));
+        let (ym, ya) = (zeros(gpu, &[n]), zeros(gpu, &[n]));
+        let arg = Tensor::from_u32(gpu, &[n], &vec![0; n], "arg").unwrap();
+        let (dxm, dxa) = (zeros(gpu, &[g.image_len()]), zeros(gpu, &[g.image_len()]));
+        let ds = [
+            pool::max_forward(gpu, &g, &x, &ym, &arg).unwrap(),
+            pool::max_backward(gpu, &g, &dy, &arg, &dxm).unwrap(),
+            pool::avg_forward(gpu, &g, &x, &ya).unwrap(),
+            pool::avg_backward(gpu, &g, &dy, &dxa).unwrap(),
+        ];
+        gpu.run(&ds.iter().collect::<Vec<_>>()).unwrap();
+        let got = gpu.read(&[&ym, &dxm, &ya, &dxa]).unwrap();
+        let got_arg = gpu.read_u32(&[&arg]).unwrap().remove(0);
+        let what = format!("pool {:?}", (b, h, w, c, k, s));
+        let (want_y, want_arg) = cpu::max_pool(&xs, &g);
+        assert_close(&format!("max {what}"), &got[0], &want_y, 0.0, 0.0);
+        assert_eq!(got_arg, want_arg, "argmax {what}");
+        let want_dx = cpu::max_pool_backward(&dys, &want_arg, g.image_len());
+        assert_close(
+            &format!("max backward {what}"),
+            &got[1],
+            &want_dx,
+            1e-6,
+            1e-6,
+        );
+        assert_close(
+            &format!("avg {what}"),
+            &got[2],
+            &cpu::avg_pool(&xs, &g),
+            1e-6,
+            1e-5,
+        );
+        let want = cpu::avg_pool_backward(&dys, &g);
+        assert_close(&format!("avg backward {what}"), &got[3], &want, 1e-6, 1e-5);
+    }
+    // Pooling takes no padding.
+    let g = ConvGeometry::new((1, 4, 4, 1), 2, 2, 1).unwrap();
+    let x = zeros(gpu, &[g.image_len()]);
+    assert!(pool::avg_forward(gpu, &g, &x, &zeros(gpu, &[pool::pooled_len(&g)])).is_err());
+}

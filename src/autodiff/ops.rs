@@ -11,7 +11,7 @@ use crate::gpu::{Dispatch, Gpu, Tensor};
 use crate::kernels;
 use crate::kernels::matmul::{self, MatmulOptions, Operand};
 use crate::kernels::{
-    columns, elementwise, embedding, gate, im2col, mixture, mse, reduce, softmax_ce,
+    columns, elementwise, embedding, gate, im2col, mixture, mse, pool, reduce, softmax_ce,
 };
 
 /// Largest product (multiply-adds) into which the ReLU mask of the backward pass is fused.
@@ -333,6 +333,38 @@ impl<'g> Tape<'g> {
             t.contribute(x, |dx| im2col::col2im(gpu, &g, dcols, dx))
         });
         Ok(self.push_op(NodeKind::Op("im2col"), cols, &[x], rule))
+    }
+
+    /// Max pooling of `x` (B·H·W·C, NHWC) over K×K windows moved by the
+    /// stride (no padding): (B·OH·OW) × C. The argmax is kept for the backward.
+    pub fn max_pool(&mut self, x: Var, g: &im2col::ConvGeometry) -> Result<Var> {
+        let (gpu, g) = (self.gpu, *g);
+        let xv = self.value(x).clone();
+        let n = pool::pooled_len(&g);
+        let y = Tensor::zeros(gpu, &[g.rows(), g.channels], "max pool")?;
+        let arg = Tensor::from_u32(gpu, &[n], &vec![0; n], "max pool argmax")?;
+        self.record_forward(pool::max_forward(gpu, &g, &xv, &y, &arg)?);
+        // dx[i] = Σ dy[o] over the outputs whose maximum was x[i].
+        let rule = Rc::new(move |t: &mut Tape, dy: &Tensor| -> Result<()> {
+            let gpu = t.gpu;
+            t.contribute(x, |dx| pool::max_backward(gpu, &g, dy, &arg, dx))
+        });
+        Ok(self.push_op(NodeKind::Op("max_pool"), y, &[x], rule))
+    }
+
+    /// Average pooling of `x` (B·H·W·C, NHWC) over K×K windows moved by the
+    /// stride (no padding): (B·OH·OW) × C.
+    pub fn avg_pool(&mut self, x: Var, g: &im2col::ConvGeometry) -> Result<Var> {
+        let (gpu, g) = (self.gpu, *g);
+        let xv = self.value(x).clone();
+        let y = Tensor::zeros(gpu, &[g.rows(), g.channels], "average pool")?;
+        self.record_forward(pool::avg_forward(gpu, &g, &xv, &y)?);
+        // dx = each window's dy / K², summed over the windows that cover it.
+        let rule = Rc::new(move |t: &mut Tape, dy: &Tensor| -> Result<()> {
+            let gpu = t.gpu;
+            t.contribute(x, |dx| pool::avg_backward(gpu, &g, dy, dx))
+        });
+        Ok(self.push_op(NodeKind::Op("avg_pool"), y, &[x], rule))
     }
 
     pub fn relu(&mut self, x: Var) -> Result<Var> {

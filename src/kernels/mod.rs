@@ -24,6 +24,7 @@ pub mod matmul_f16;
 pub mod mixture;
 pub mod mse;
 pub mod mtl;
+pub mod pool;
 pub mod reduce;
 pub mod softmax_ce;
 pub mod step_counter;
@@ -102,6 +103,8 @@ pub const SHADERS: &[(&str, &str)] = &[
         include_str!("../../shaders/step_counter.wgsl"),
     ),
     ("im2col.wgsl", include_str!("../../shaders/im2col.wgsl")),
+    ("maxpool.wgsl", include_str!("../../shaders/maxpool.wgsl")),
+    ("avgpool.wgsl", include_str!("../../shaders/avgpool.wgsl")),
 ];
 
 pub(crate) fn source(file: &'static str) -> &'static str {

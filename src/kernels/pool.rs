@@ -1,0 +1,143 @@
+//! Max and average pooling over NHWC images, forward and backward. See
+//! shaders/maxpool.wgsl and shaders/avgpool.wgsl. The geometry is a
+//! convolution's ([`ConvGeometry`]) without padding; the output keeps the
+//! channels: B·OH·OW·C.
+
+use crate::error::{Error, Result};
+use crate::gpu::{Binding, DType, Dispatch, Gpu, Tensor};
+use crate::kernels::im2col::ConvGeometry;
+use crate::kernels::{grid_1d, record};
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    batch: u32,
+    height: u32,
+    width: u32,
+    channels: u32,
+    kernel: u32,
+    stride: u32,
+    out_h: u32,
+    out_w: u32,
+    n: u32,
+    _pad: [u32; 3],
+}
+
+fn params(g: &ConvGeometry, n: usize) -> Params {
+    Params {
+        batch: g.batch as u32,
+        height: g.height as u32,
+        width: g.width as u32,
+        channels: g.channels as u32,
+        kernel: g.kernel as u32,
+        stride: g.stride as u32,
+        out_h: g.out_h() as u32,
+        out_w: g.out_w() as u32,
+        n: n as u32,
+        _pad: [0; 3],
+    }
+}
+
+/// Elements of a pooled batch: B·OH·OW·C.
+pub fn pooled_len(g: &ConvGeometry) -> usize {
+    g.rows() * g.channels
+}
+
+fn check(op: &'static str, g: &ConvGeometry, image: &Tensor, pooled: &Tensor) -> Result<()> {
+    if g.pad != 0 {
+        return Err(Error::InvalidConfig(format!(
+            "{op}: pooling takes no padding, got {}",
+            g.pad
+        )));
+    }
+    if image.dtype() != DType::F32 || pooled.dtype() != DType::F32 {
+        return Err(Error::shape(op, "f32 values", "another type"));
+    }
+    image.expect_numel(op, g.image_len())?;
+    pooled.expect_numel(op, pooled_len(g))
+}
+
+fn check_arg(op: &'static str, g: &ConvGeometry, arg: &Tensor) -> Result<()> {
+    if arg.dtype() != DType::U32 {
+        return Err(Error::shape(op, "u32 argmax indices", "another type"));
+    }
+    arg.expect_numel(op, pooled_len(g))
+}
+
+/// y = the maximum of each window of x, `arg` its index in x.
+pub fn max_forward(
+    gpu: &Gpu,
+    g: &ConvGeometry,
+    x: &Tensor,
+    y: &Tensor,
+    arg: &Tensor,
+) -> Result<Dispatch> {
+    check("max pool", g, x, y)?;
+    check_arg("max pool", g, arg)?;
+    use Binding::*;
+    record(
+        gpu,
+        "maxpool.wgsl",
+        "forward",
+        &[Uniform, ReadWrite, ReadWrite, ReadOnly],
+        &[],
+        &params(g, y.numel()),
+        &[y, arg, x],
+        grid_1d(gpu, y.numel())?,
+    )
+}
+
+/// dx from dy: each output's gradient to the input element its maximum was.
+pub fn max_backward(
+    gpu: &Gpu,
+    g: &ConvGeometry,
+    dy: &Tensor,
+    arg: &Tensor,
+    dx: &Tensor,
+) -> Result<Dispatch> {
+    check("max pool backward", g, dx, dy)?;
+    check_arg("max pool backward", g, arg)?;
+    use Binding::*;
+    record(
+        gpu,
+        "maxpool.wgsl",
+        "backward",
+        &[Uniform, ReadWrite, ReadWrite, ReadOnly],
+        &[],
+        &params(g, dx.numel()),
+        &[dx, arg, dy],
+        grid_1d(gpu, dx.numel())?,
+    )
+}
+
+/// y = the mean of each window of x.
+pub fn avg_forward(gpu: &Gpu, g: &ConvGeometry, x: &Tensor, y: &Tensor) -> Result<Dispatch> {
+    check("average pool", g, x, y)?;
+    use Binding::*;
+    record(
+        gpu,
+        "avgpool.wgsl",
+        "forward",
+        &[Uniform, ReadWrite, ReadOnly],
+        &[],
+        &params(g, y.numel()),
+        &[y, x],
+        grid_1d(gpu, y.numel())?,
+    )
+}
+
+/// dx from dy: each output's gradient spread evenly over its window.
+pub fn avg_backward(gpu: &Gpu, g: &ConvGeometry, dy: &Tensor, dx: &Tensor) -> Result<Dispatch> {
+    check("average pool backward", g, dx, dy)?;
+    use Binding::*;
+    record(
+        gpu,
+        "avgpool.wgsl",
+        "backward",
+        &[Uniform, ReadWrite, ReadOnly],
+        &[],
+        &params(g, dx.numel()),
+        &[dx, dy],
+        grid_1d(gpu, dx.numel())?,
+    )
+}
