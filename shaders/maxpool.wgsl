@@ -20,12 +20,12 @@ struct Params {
     channels: u32,
     kernel: u32,
     stride: u32,
+    pad: u32, // always 0: pooling takes no padding (the Params of im2col.wgsl)
     out_h: u32,
     out_w: u32,
     n: u32,
     _pad0: u32,
     _pad1: u32,
-    _pad2: u32,
 }
 
 override WG: u32 = 256u;

@@ -847,10 +847,32 @@ pub fn execute_run(
         epochs_trained: epochs_before + report.history.len(),
         split: Some(split_record),
     };
-    // Every output is written aside, then replaces the folder's as a whole.
-    let stage = super::staging::Staging::new(&out, RUN_FILES, &["plots"])?;
+    let files = write_run_outputs(gpu, &out, &settings, &report, &baselines, &meta)?;
+    let split_sizes = (split.train.len(), split.val.len(), split.test.len());
+    Ok(RunOutcome {
+        report,
+        baselines,
+        dropped_rows,
+        files,
+        schema,
+        split: split_sizes,
+    })
+}
+
+/// The run folder's outputs (model, metrics, optional steps and graph,
+/// plots), written aside and then replacing the folder's as a whole
+/// ([`super::staging`]); returns the files as they are named in the end.
+fn write_run_outputs(
+    gpu: &Gpu,
+    out: &Path,
+    settings: &RunSettings,
+    report: &FitReport,
+    baselines: &[FitReport],
+    meta: &ModelMeta,
+) -> Result<Vec<PathBuf>> {
+    let stage = super::staging::Staging::new(out, RUN_FILES, &["plots"])?;
     let model_path = stage.path("model.safetensors");
-    checkpoint::save(&model_path, &report.params.read_all(gpu)?, &meta)?;
+    checkpoint::save(&model_path, &report.params.read_all(gpu)?, meta)?;
     let metrics_path = stage.path("metrics.csv");
     crate::cli::report::write_metrics_csv(&metrics_path, &report.tasks, &report.history)?;
     let mut files = vec![model_path, metrics_path];
@@ -878,16 +900,7 @@ pub fn execute_run(
         &report.tasks,
         &report.history,
     )?);
-    let files = stage.commit(files)?;
-    let split_sizes = (split.train.len(), split.val.len(), split.test.len());
-    Ok(RunOutcome {
-        report,
-        baselines,
-        dropped_rows,
-        files,
-        schema,
-        split: split_sizes,
-    })
+    stage.commit(files)
 }
 
 /// A path's last component, as text.

@@ -71,9 +71,12 @@ impl ConvGeometry {
     }
 }
 
+/// The uniform parameters of the image kernels (im2col.wgsl, maxpool.wgsl,
+/// avgpool.wgsl share this `Params`): the geometry, OH, OW and the number
+/// of invocations `n`.
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+pub(crate) struct Params {
     batch: u32,
     height: u32,
     width: u32,
@@ -87,7 +90,7 @@ struct Params {
     _pad: [u32; 2],
 }
 
-fn params(g: &ConvGeometry, n: usize) -> Params {
+pub(crate) fn params(g: &ConvGeometry, n: usize) -> Params {
     Params {
         batch: g.batch as u32,
         height: g.height as u32,

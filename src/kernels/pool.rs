@@ -5,38 +5,8 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::{Binding, DType, Dispatch, Gpu, Tensor};
-use crate::kernels::im2col::ConvGeometry;
+use crate::kernels::im2col::{params, ConvGeometry};
 use crate::kernels::{grid_1d, record};
-
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    batch: u32,
-    height: u32,
-    width: u32,
-    channels: u32,
-    kernel: u32,
-    stride: u32,
-    out_h: u32,
-    out_w: u32,
-    n: u32,
-    _pad: [u32; 3],
-}
-
-fn params(g: &ConvGeometry, n: usize) -> Params {
-    Params {
-        batch: g.batch as u32,
-        height: g.height as u32,
-        width: g.width as u32,
-        channels: g.channels as u32,
-        kernel: g.kernel as u32,
-        stride: g.stride as u32,
-        out_h: g.out_h() as u32,
-        out_w: g.out_w() as u32,
-        n: n as u32,
-        _pad: [0; 3],
-    }
-}
 
 /// Elements of a pooled batch: B·OH·OW·C.
 pub fn pooled_len(g: &ConvGeometry) -> usize {

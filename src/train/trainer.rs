@@ -352,16 +352,7 @@ pub async fn fit_async(
     };
 
     let mut epochs = Epochs::new(gpu, &params, &prog.tasks, split, cfg)?;
-    // Divergence is judged against the loss before any step (a first epoch
-    // that already diverged has nothing sane to be compared with), on the
-    // first four batches of training rows: four readbacks, before training.
-    let sample = &split.train[..split.train.len().min(4 * b)];
-    let initial: Vec<f64> = eval
-        .evaluate_async(gpu, data, sample, subset)
-        .await?
-        .iter()
-        .map(|m| m.loss)
-        .collect();
+    let initial = initial_losses(gpu, &eval, data, split, subset, b).await?;
     let mut history = Vec::new();
     for epoch in 0..cfg.epochs {
         let lr = cfg.lr * cfg.schedule.factor(epoch, cfg.epochs);
@@ -431,6 +422,22 @@ fn build_programs(
     )?;
     let eval = ForwardProgram::build(gpu, net, params, tasks, d, b, opts)?;
     Ok((prog, eval))
+}
+
+/// Each task's loss before any step, the yardstick of divergence (a first
+/// epoch that already diverged has nothing sane to be compared with): on
+/// the first four batches of `b` training rows, four readbacks before training.
+async fn initial_losses(
+    gpu: &Gpu,
+    eval: &ForwardProgram,
+    data: &Dataset,
+    split: &Split,
+    subset: &[usize],
+    b: usize,
+) -> Result<Vec<f64>> {
+    let sample = &split.train[..split.train.len().min(4 * b)];
+    let metrics = eval.evaluate_async(gpu, data, sample, subset).await?;
+    Ok(metrics.iter().map(|m| m.loss).collect())
 }
 
 /// A task's mean training loss this many times its loss before training
