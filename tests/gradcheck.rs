@@ -277,6 +277,7 @@ fn three_task_network(gpu: &Gpu, act: Activation) {
     let (b, d) = (7, 3);
     let spec = NetSpec {
         inputs: d,
+        image: None,
         trunk: vec![5, 4],
         tower: vec![3],
         trunk_layers: vec![],
@@ -683,6 +684,7 @@ fn mixture_of_experts_networks_mmoe_cgc_and_ple() {
         let (b, d) = (5, 3);
         let spec = NetSpec {
             inputs: d,
+            image: None,
             trunk: vec![],
             tower: vec![],
             trunk_layers: vec![],
@@ -862,6 +864,7 @@ fn experts_as_layer_lists_match_the_fused_experts_with_the_same_weights() {
     ] {
         let spec = |activation, expert_layers| NetSpec {
             inputs: d,
+            image: None,
             trunk: vec![],
             tower: vec![],
             trunk_layers: vec![],

@@ -318,6 +318,7 @@ fn iris_grads(gpu: &taskgrad::Gpu, half: bool, space: Option<GradSpace>) -> Vec<
     let (data, split) = common::iris(0);
     let spec = NetSpec {
         inputs: 2,
+        image: None,
         trunk: vec![32, 32],
         tower: vec![16],
         trunk_layers: vec![],

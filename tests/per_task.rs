@@ -38,6 +38,7 @@ fn one_step_with(
     };
     let spec = NetSpec {
         inputs: 2,
+        image: None,
         trunk,
         tower: vec![],
         trunk_layers: vec![],
@@ -169,6 +170,7 @@ fn each_row_holds_only_its_own_task() {
     let mut b = ParamBuilder::new(gpu);
     let spec = NetSpec {
         inputs: 2,
+        image: None,
         trunk: vec![8, 6],
         tower: vec![],
         trunk_layers: vec![],
@@ -390,6 +392,7 @@ fn famo_sees_the_same_batch_again_after_the_update_in_the_same_submit() {
     let mut b = ParamBuilder::new(gpu);
     let spec = NetSpec {
         inputs: 2,
+        image: None,
         trunk: vec![8],
         tower: vec![],
         trunk_layers: vec![],
@@ -470,6 +473,7 @@ fn the_shared_parameters_are_one_segment_and_an_intruder_is_caught() {
     let gpu = gpu_or_skip!();
     let spec = NetSpec {
         inputs: 3,
+        image: None,
         trunk: vec![],
         tower: vec![],
         trunk_layers: taskgrad::nn::LayerSpec::parse_list("linear:8,relu,layernorm,linear:4")

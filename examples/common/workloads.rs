@@ -96,6 +96,7 @@ fn build(
     };
     let spec = NetSpec {
         inputs: data.d,
+        image: data.image,
         trunk,
         tower: vec![],
         trunk_layers: vec![],

@@ -427,6 +427,21 @@ impl<'g> Tape<'g> {
         Ok(self.push_op(NodeKind::Op(name), y, &[x], rule))
     }
 
+    /// The same values seen with another shape of equal size: a view (no copy,
+    /// no dispatch). Its gradient is the output's gradient seen with the
+    /// input's shape, again without a copy when nothing else has written it.
+    /// `flatten` is this: (B·H·W)×C images to B×(H·W·C) rows.
+    pub fn reshape(&mut self, x: Var, shape: &[usize]) -> Result<Var> {
+        let xv = self.value(x).clone();
+        let y = xv.reshape(shape)?;
+        let in_shape = xv.shape().to_vec();
+        // dx = dy, viewed with x's shape.
+        let rule = Rc::new(move |t: &mut Tape, dy: &Tensor| -> Result<()> {
+            t.contribute_owned(x, dy.reshape(&in_shape)?)
+        });
+        Ok(self.push_op(NodeKind::Op("reshape"), y, &[x], rule))
+    }
+
     /// y = a + b (same shapes)
     pub fn add(&mut self, a: Var, b: Var) -> Result<Var> {
         let gpu = self.gpu;

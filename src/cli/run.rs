@@ -385,10 +385,23 @@ pub(crate) fn load_data(
             )))
         }
     };
-    let (inputs, tasks) = columns(s, resume)?;
+    let (mut inputs, tasks) = columns(s, resume)?;
     let table = Table::from_csv_with_progress(&data_path, reading)?;
     for (c, _) in &tasks {
         table.column(c)?;
+    }
+    if inputs.is_empty() {
+        // No --inputs: every column that is not a task, in the file's order.
+        inputs = (table.headers.iter())
+            .filter(|h| !tasks.iter().any(|(t, _)| t == *h))
+            .cloned()
+            .collect();
+        if inputs.is_empty() {
+            return Err(Error::InvalidConfig(format!(
+                "{}: every column is a task, so there is no input column",
+                data_path.display()
+            )));
+        }
     }
     let input_refs: Vec<&str> = inputs.iter().map(|s| s.as_str()).collect();
     let (kept, dropped_rows) = usable_rows(&table, &input_refs, missing)?;
@@ -435,7 +448,12 @@ pub(crate) fn for_seed(
                 .collect::<Result<Vec<_>>>()?;
             let embed: Vec<(&str, usize)> = embed.iter().map(|(c, d)| (c.as_str(), *d)).collect();
             let (table, train) = (&l.table, &train_rows);
-            Schema::fit_embedding(table, &input_refs, &task_refs, train, l.missing, &embed)?
+            let schema =
+                Schema::fit_embedding(table, &input_refs, &task_refs, train, l.missing, &embed)?;
+            match image_of(s)? {
+                Some(image) => schema.as_image(image, table, train)?,
+                None => schema,
+            }
         }
     };
     let fingerprint = match s.record_data_fingerprint {
@@ -486,6 +504,9 @@ pub(crate) fn check_sizes(s: &RunSettings) -> Result<()> {
         if s.was_given("expert_hidden") {
             return bad("--expert and --expert-hidden both set the experts: give one".into());
         }
+    }
+    if image_of(s)?.is_some() && !s.embed.is_empty() {
+        return bad("--embed looks a column up in a table, and with --image every input is a pixel: give one".into());
     }
     for e in &s.embed {
         let (col, _) = parse_embed(e)?;
@@ -542,6 +563,11 @@ fn check_resumed_architecture(
         ));
     }
     clash.extend(layer_clashes(s, net));
+    let image = image_of(s).ok().flatten();
+    if s.was_given("image") && image != net.image {
+        let theirs = net.image.map_or("none".to_string(), |i| i.to_string());
+        clash.push(format!("--image {} (the model's: {theirs})", s.image.as_deref().unwrap_or("")));
+    }
     if s.was_given("arch") && s.arch.trim().to_ascii_lowercase() != net.arch.name() {
         clash.push(format!(
             "--arch {} (the model's: {})",
@@ -646,6 +672,17 @@ fn expert_layers(s: &RunSettings) -> Vec<crate::nn::LayerSpec> {
     }
 }
 
+/// `--image` read, if given.
+pub(crate) fn image_of(s: &RunSettings) -> Result<Option<crate::nn::layer::Image>> {
+    s.image
+        .as_deref()
+        .map(|t| crate::nn::layer::Image::parse(t).map_err(|e| match e {
+            Error::InvalidConfig(m) => Error::InvalidConfig(format!("--image: {m}")),
+            other => other,
+        }))
+        .transpose()
+}
+
 fn need(what: &str) -> Error {
     Error::InvalidConfig(format!("missing setting: {what}"))
 }
@@ -656,9 +693,6 @@ fn columns(s: &RunSettings, resume: Option<&Resumed>) -> Result<(Vec<String>, Ta
     let given_tasks =
         || -> Result<Vec<(String, TaskType)>> { s.tasks.iter().map(|t| parse_task(t)).collect() };
     let Some((path, ck)) = resume else {
-        if s.inputs.is_empty() {
-            return Err(need("--inputs"));
-        }
         if s.tasks.is_empty() {
             return Err(need("--task"));
         }

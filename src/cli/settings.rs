@@ -28,9 +28,19 @@ pub struct RunSettings {
     /// The CSV file.
     #[arg(long)]
     pub data: Option<PathBuf>,
-    /// Input columns, comma-separated; non-numeric columns are one-hot encoded.
+    /// Input columns, comma-separated; non-numeric columns are one-hot
+    /// encoded. Left out: every column that is not a task.
     #[arg(long, value_delimiter = ',')]
     pub inputs: Vec<String>,
+    /// The input columns, in order, are one image's pixels, HxW (one
+    /// channel) or HxWxC: row by row, left to right, a pixel's C channels
+    /// together (NHWC, as a flattened MNIST row). Each channel is
+    /// standardised with the mean and spread of all its pixels in the
+    /// training rows. Makes conv, maxpool, avgpool and flatten usable in
+    /// --trunk and --tower.
+    #[arg(long, value_name = "HxW[xC]")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
     /// A task, COLUMN:KIND (class, reg, binary, or a registered kind); repeat for several.
     #[arg(long = "task")]
     pub tasks: Vec<String>,
@@ -53,7 +63,10 @@ pub struct RunSettings {
     /// The shared trunk as a list of layers, e.g.
     /// "linear:64,relu,layernorm,dropout:0.1,linear:64,gelu" (instead of
     /// --hidden and --activation). Layers: linear:N, relu, gelu, tanh,
-    /// layernorm, dropout:P, and any registered.
+    /// layernorm, dropout:P, and over an --image conv:OUTxK[sS][pP],
+    /// maxpool:K, avgpool:K and flatten (e.g. LeNet's
+    /// "conv:10x5,maxpool:2,relu,conv:20x5,maxpool:2,relu,flatten,linear:50,relu"),
+    /// and any registered.
     #[arg(long, value_delimiter = ',', conflicts_with = "hidden")]
     #[serde(deserialize_with = "items", default)]
     pub trunk: Vec<String>,

@@ -58,6 +58,8 @@ pub struct Dataset {
     /// The embedded input columns: the last `embeddings.len()` columns of x
     /// hold their level indices (−1: unseen or missing).
     pub embeddings: Vec<crate::nn::Embedding>,
+    /// The inputs are one image's pixels (NHWC), when they are.
+    pub image: Option<crate::nn::layer::Image>,
 }
 
 /// One fixed-shape minibatch on the host: `rows` real rows, padded to B with masked rows.

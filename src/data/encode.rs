@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{is_missing, Dataset, Table};
 use crate::error::{Error, Result};
+use crate::nn::layer::Image;
 use crate::task::reg::mean_std;
 use crate::task::{Labels, Target, TaskSpec, TaskType};
 
@@ -74,6 +75,9 @@ pub struct Schema {
     /// Each task with its fitted kind (saved as `{"kind": …, "name": …, …}`).
     pub tasks: Vec<TaskSpec>,
     pub missing: Missing,
+    /// The inputs are one image's pixels (`--image`, [`Schema::as_image`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<Image>,
 }
 
 fn data_err(table: &Table, row: Option<usize>, column: &str, reason: impl Into<String>) -> Error {
@@ -290,13 +294,57 @@ impl Schema {
         None
     }
 
+    /// The inputs read as one image's pixels, in order: NHWC (row by row,
+    /// left to right, a pixel's C channels together). Every input must be a
+    /// number and there must be H·W·C of them. Each channel is standardised
+    /// with one mean and spread, those of all its pixels over the `train`
+    /// rows (as torchvision's `Normalize` with the data set's statistics),
+    /// not column by column: a border pixel that is almost always 0 must not
+    /// be blown up by its own tiny spread.
+    pub fn as_image(mut self, image: Image, table: &Table, train: &[usize]) -> Result<Schema> {
+        if self.inputs.len() != image.len() {
+            return Err(Error::InvalidConfig(format!(
+                "--image {image} is {} pixel values a row, and there are {} input columns{}",
+                image.len(),
+                self.inputs.len(),
+                if self.inputs.len() > image.len() {
+                    " (list the pixel columns with --inputs)"
+                } else {
+                    ""
+                }
+            )));
+        }
+        let mut per_channel = vec![Vec::new(); image.channels];
+        for (j, input) in self.inputs.iter().enumerate() {
+            let InputColumn::Numeric { name, .. } = input else {
+                return Err(Error::InvalidConfig(format!(
+                    "input {:?} is not a number, and every pixel of an image must be",
+                    input.name()
+                )));
+            };
+            per_channel[j % image.channels].extend(numbers(table, table.column(name)?, train)?);
+        }
+        let stats: Vec<(f32, f32)> = per_channel.iter().map(|v| mean_std(v)).collect();
+        for (j, input) in self.inputs.iter_mut().enumerate() {
+            if let InputColumn::Numeric { mean, std, .. } = input {
+                (*mean, *std) = stats[j % image.channels];
+            }
+        }
+        self.image = Some(image);
+        Ok(self)
+    }
+
     /// Numeric input columns of `table` (over `rows`) that do not look like
     /// the data the encoding was fitted on: a mean more than 3 training
     /// standard deviations away, or a spread 4× larger or smaller. A column
     /// renamed in the header only (two inputs swapped, say) trains or
     /// predicts silently on the wrong values; this is how it shows. One line
     /// per column; none with fewer than 10 values.
+    /// An image's columns are checked channel by channel, all their pixels together.
     pub fn drift(&self, table: &Table, rows: &[usize]) -> Vec<String> {
+        if let Some(image) = self.image {
+            return self.image_drift(image, table, rows);
+        }
         let mut out = Vec::new();
         for input in &self.inputs {
             let InputColumn::Numeric { name, mean, std } = input else {
@@ -327,6 +375,39 @@ impl Schema {
                     "column {name:?} has mean {m:.4} and spread {sd:.4} here, \
                      where the model was trained on mean {mean:.4} and spread {std:.4}: \
                      is it the same column (a renamed or swapped header)?"
+                ));
+            }
+        }
+        out
+    }
+
+    /// [`Schema::drift`] for an image: each channel's pixels pooled.
+    fn image_drift(&self, image: Image, table: &Table, rows: &[usize]) -> Vec<String> {
+        let mut out = Vec::new();
+        for ch in 0..image.channels {
+            let mut values = Vec::new();
+            let mut trained = (0.0, 1.0);
+            for input in self.inputs.iter().skip(ch).step_by(image.channels) {
+                let InputColumn::Numeric { name, mean, std } = input else {
+                    continue;
+                };
+                trained = (*mean as f64, *std as f64);
+                if let Ok(col) = table.column(name) {
+                    values.extend(rows.iter().filter_map(|&r| table.number(r, col).ok().flatten()));
+                }
+            }
+            if values.len() < 10 {
+                continue;
+            }
+            let n = values.len() as f64;
+            let m = values.iter().map(|&v| v as f64).sum::<f64>() / n;
+            let sd = (values.iter().map(|&v| (v as f64 - m).powi(2)).sum::<f64>() / n).sqrt();
+            let (mean, std) = trained;
+            if (m - mean).abs() > 3.0 * std || sd > 4.0 * std || sd < std / 4.0 {
+                out.push(format!(
+                    "the image's channel {ch} has mean {m:.4} and spread {sd:.4} here, \
+                     where the model was trained on mean {mean:.4} and spread {std:.4}: \
+                     are the pixels scaled as in training (0–255, or 0–1)?"
                 ));
             }
         }
@@ -394,6 +475,7 @@ impl Schema {
             inputs: columns,
             tasks: saved,
             missing,
+            image: None,
         })
     }
 
@@ -508,6 +590,7 @@ impl Schema {
         }
         Ok(Dataset {
             embeddings: self.embeddings(),
+            image: self.image,
             input_names: self.input_names(),
             x,
             n,

@@ -7,7 +7,7 @@ use std::ops::Range;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
-use super::layer::{LayerSpec, Stack};
+use super::layer::{Image, LayerSpec, Stack};
 use super::moe::{Arch, Moe};
 use super::{Activation, Init, Linear, ParamBuilder, ParamId, ParamSet};
 use crate::autodiff::{Tape, Var};
@@ -31,6 +31,11 @@ pub struct Embedding {
 pub struct NetSpec {
     /// Input features D (with one level index per embedded column, last).
     pub inputs: usize,
+    /// The inputs are one image's pixels, NHWC (`--image`): D = H·W·C, and
+    /// the trunk's first layer reads the image (models saved before images
+    /// have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<Image>,
     /// The embedded input columns, in the order of their index features.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub embeddings: Vec<Embedding>,
@@ -90,7 +95,8 @@ impl NetSpec {
 pub struct NetSize {
     /// Elements of the parameter arena (with alignment padding).
     pub params: usize,
-    /// The widest activation's columns (B of them in a batch).
+    /// Elements per example of the widest activation (B of them in a
+    /// batch): a layer's output or a convolution's patches.
     pub widest: usize,
 }
 
@@ -127,6 +133,22 @@ impl MultiTaskNet {
             tables.push(p.add_drawn(&name, &[e.levels, e.dim], draw)?);
         }
         let mut width = dense + spec.embeddings.iter().map(|e| e.dim).sum::<usize>();
+        if let Some(im) = spec.image {
+            if im.len() != spec.inputs || !spec.embeddings.is_empty() {
+                return Err(Error::InvalidConfig(format!(
+                    "a {im} image is {} input columns of pixels, and the network has {} inputs{}",
+                    im.len(),
+                    spec.inputs,
+                    if spec.embeddings.is_empty() { "" } else { " with embedded columns" }
+                )));
+            }
+            if spec.arch != Arch::Shared {
+                return Err(Error::InvalidConfig(format!(
+                    "the {} experts read features in a row: image inputs (--image) work with a shared trunk",
+                    spec.arch.name()
+                )));
+            }
+        }
         let moe = match &spec.arch {
             Arch::Shared => None,
             arch => {
@@ -150,13 +172,34 @@ impl MultiTaskNet {
                 Some(moe)
             }
         };
-        let trunk = Stack::build(p, "trunk", &spec.trunk_specs(), width, &mut rng)?;
+        let image = spec.image;
+        let trunk = match image {
+            Some(im) => Stack::build_over(p, "trunk", &spec.trunk_specs(), im.channels, image, &mut rng)?,
+            None => Stack::build(p, "trunk", &spec.trunk_specs(), width, &mut rng)?,
+        };
         width = trunk.output();
         let tower_specs = spec.tower_specs();
         let mut heads = Vec::new();
         for (name, &out) in spec.head_names.iter().zip(&spec.outputs) {
             let prefix = format!("head.{name}.tower");
-            let tower = Stack::build(p, &prefix, &tower_specs, width, &mut rng)?;
+            let tower = Stack::build_over(
+                p,
+                &prefix,
+                &tower_specs,
+                width,
+                trunk.output_image(),
+                &mut rng,
+            )?;
+            if let Some(im) = tower.output_image() {
+                let (part, list) = if tower_specs.is_empty() {
+                    ("trunk", "--trunk")
+                } else {
+                    ("tower", "--tower-layers")
+                };
+                return Err(Error::InvalidConfig(format!(
+                    "the {part} ends on a {im} image, and task {name}'s output layer reads features in a row: end {list} with flatten (and a linear layer if you like)"
+                )));
+            }
             let output = Linear::new(
                 p,
                 &format!("head.{name}.out"),
@@ -182,7 +225,12 @@ impl MultiTaskNet {
     pub fn size(gpu: &crate::gpu::Gpu, spec: NetSpec) -> Result<NetSize> {
         let mut p = ParamBuilder::layout_only(gpu);
         let inputs = spec.inputs;
-        MultiTaskNet::new(&mut p, spec, 0)?;
+        let net = MultiTaskNet::new(&mut p, spec, 0)?;
+        let layers = net
+            .heads
+            .iter()
+            .map(|(tower, _)| tower.widest())
+            .chain([net.trunk.widest()]);
         let layout = p.layout();
         // A 2-D parameter in×out (a weight, a group of experts, a gate, an
         // embedding table) makes a B×out activation.
@@ -194,6 +242,7 @@ impl MultiTaskNet {
                 _ => None,
             })
             .chain([inputs])
+            .chain(layers)
             .max()
             .unwrap_or(inputs);
         Ok(NetSize {

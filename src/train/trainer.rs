@@ -484,6 +484,7 @@ impl TrainConfig {
         let shared = matches!(self.arch, Arch::Shared);
         NetSpec {
             inputs: data.d,
+            image: data.image,
             embeddings: data.embeddings.clone(),
             trunk: if shared {
                 self.trunk.clone()

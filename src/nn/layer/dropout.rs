@@ -30,6 +30,8 @@ struct Dropout {
     rate: f32,
     seed: u32,
     width: usize,
+    /// The image it reads and outputs, if it is one.
+    image: Option<super::Image>,
 }
 
 impl Layer for Dropout {
@@ -38,6 +40,9 @@ impl Layer for Dropout {
     }
     fn output(&self) -> usize {
         self.width
+    }
+    fn image(&self) -> Option<super::Image> {
+        self.image
     }
     fn params(&self) -> Vec<ParamId> {
         Vec::new()
@@ -60,6 +65,7 @@ pub const INFO: LayerInfo = LayerInfo {
             rate,
             seed: c.rng.random(),
             width: c.input,
+            image: c.image,
         }))
     },
 };

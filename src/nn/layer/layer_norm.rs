@@ -28,6 +28,8 @@ struct LayerNorm {
     gamma: ParamId,
     beta: ParamId,
     width: usize,
+    /// The image it reads and outputs, if it is one.
+    image: Option<super::Image>,
 }
 
 impl Layer for LayerNorm {
@@ -38,6 +40,9 @@ impl Layer for LayerNorm {
     }
     fn output(&self) -> usize {
         self.width
+    }
+    fn image(&self) -> Option<super::Image> {
+        self.image
     }
     fn params(&self) -> Vec<ParamId> {
         vec![self.gamma, self.beta]
@@ -63,6 +68,7 @@ pub const INFO: LayerInfo = LayerInfo {
             gamma,
             beta,
             width: h,
+            image: c.image,
         }))
     },
 };

@@ -24,7 +24,10 @@
 //! (backward), as the shorthand `--hidden 64,64` always built.
 
 pub mod dropout;
+pub mod image;
 pub mod layer_norm;
+
+pub use image::Image;
 
 use std::sync::RwLock;
 
@@ -111,8 +114,18 @@ impl<'de> serde::Deserialize<'de> for LayerSpec {
 pub trait Layer: std::fmt::Debug + Send + Sync {
     /// Record y = layer(x) (B×input → B×output).
     fn forward(&self, tape: &mut Tape, params: &ParamSet, x: Var) -> Result<Var>;
-    /// The width of its output.
+    /// The width of its output: features per example, or an image's channels.
     fn output(&self) -> usize;
+    /// The image its output is, when it is one ((B·H·W) × C on the tape,
+    /// `output()` being C); `None` for B rows of features.
+    fn image(&self) -> Option<Image> {
+        None
+    }
+    /// Elements per example of the largest buffer it makes (its output; a
+    /// convolution's patches): what must fit in the adapter's buffers.
+    fn widest(&self) -> usize {
+        self.output() * self.image().map_or(1, |i| i.pixels())
+    }
     /// Its parameters (none for an activation).
     fn params(&self) -> Vec<ParamId>;
 }
@@ -122,8 +135,11 @@ pub struct LayerContext<'a> {
     pub params: &'a mut ParamBuilder,
     /// The prefix of the layer's parameter names, e.g. `trunk.2`.
     pub name: String,
-    /// The width of the layer's input.
+    /// The width of the layer's input (an image's channels when it is one).
     pub input: usize,
+    /// The image its input is, if it is one (then `input` is its channels).
+    /// A layer that keeps the shape (an activation, dropout) passes it on.
+    pub image: Option<Image>,
     /// Initial values and seeds are drawn from here (the network's seed).
     pub rng: &'a mut StdRng,
 }
@@ -154,6 +170,10 @@ pub const LAYERS: &[&LayerInfo] = &[
     &act::TANH,
     &layer_norm::INFO,
     &dropout::INFO,
+    &image::CONV,
+    &image::MAXPOOL,
+    &image::AVGPOOL,
+    &image::FLATTEN,
 ];
 
 static REGISTERED: RwLock<Vec<&'static LayerInfo>> = RwLock::new(Vec::new());
@@ -205,13 +225,16 @@ fn lookup(name: &str) -> Result<&'static LayerInfo> {
 #[derive(Debug)]
 pub struct Stack {
     pub layers: Vec<Box<dyn Layer>>,
-    /// Its input width.
+    /// Its input width (an image's channels when it reads one).
     pub input: usize,
+    /// The image it reads, if it reads one.
+    pub image: Option<Image>,
 }
 
 impl Stack {
     /// Build `specs` over inputs of width `input`, parameters named
-    /// `<prefix>.<k>`. `linear` then `relu` become one fused Linear.
+    /// `<prefix>.<k>`. `linear` or `conv` then `relu` become one layer with
+    /// the ReLU fused into its matmul.
     pub fn build(
         p: &mut ParamBuilder,
         prefix: &str,
@@ -219,35 +242,72 @@ impl Stack {
         input: usize,
         rng: &mut StdRng,
     ) -> Result<Stack> {
+        Stack::build_over(p, prefix, specs, input, None, rng)
+    }
+
+    /// [`Stack::build`] over images when `image` is given (then `input` is
+    /// its channels): each layer is told the shape it reads, so a spec that
+    /// does not fit the image fails here, naming the layer and the sizes.
+    pub fn build_over(
+        p: &mut ParamBuilder,
+        prefix: &str,
+        specs: &[LayerSpec],
+        input: usize,
+        image: Option<Image>,
+        rng: &mut StdRng,
+    ) -> Result<Stack> {
         let mut layers: Vec<Box<dyn Layer>> = Vec::new();
-        let mut width = input;
+        let (mut width, mut shape) = (input, image);
         let mut k = 0;
         let mut i = 0;
         while i < specs.len() {
             let spec = &specs[i];
-            let fuse_relu =
-                spec.name == "linear" && specs.get(i + 1).is_some_and(|n| n.name == "relu");
+            let fuse_relu = (spec.name == "linear" || spec.name == "conv")
+                && specs.get(i + 1).is_some_and(|n| n.name == "relu");
             let mut ctx = LayerContext {
                 params: p,
                 name: format!("{prefix}.{k}"),
                 input: width,
+                image: shape,
                 rng,
             };
-            let layer = if fuse_relu {
-                i += 1;
-                build_linear(spec.arg.as_deref(), &mut ctx, true)?
+            let layer = if fuse_relu && spec.name == "linear" {
+                build_linear(spec.arg.as_deref(), &mut ctx, true)
+            } else if fuse_relu {
+                image::build_conv(spec.arg.as_deref(), &mut ctx, true)
             } else {
                 (lookup(&spec.name)?.build)(spec.arg.as_deref(), &mut ctx)
-                    .map_err(|e| in_layer(e, spec, prefix))?
-            };
+            }
+            .map_err(|e| in_layer(e, spec, prefix))?;
+            if fuse_relu {
+                i += 1;
+            }
             if !layer.params().is_empty() {
                 k += 1;
             }
+            // A layer given an image keeps it (an activation), makes another
+            // (conv, pooling) or ends it (flatten: all of it in a row).
+            if let (Some(im), None) = (shape, layer.image()) {
+                if layer.output() != im.len() {
+                    return Err(in_layer(
+                        Error::InvalidConfig(format!(
+                            "it does not take images, and its input is a {im} image: put flatten before it"
+                        )),
+                        spec,
+                        prefix,
+                    ));
+                }
+            }
             width = layer.output();
+            shape = layer.image();
             layers.push(layer);
             i += 1;
         }
-        Ok(Stack { layers, input })
+        Ok(Stack {
+            layers,
+            input,
+            image,
+        })
     }
 
     /// The width of its output (its input's, for an empty list).
@@ -255,12 +315,34 @@ impl Stack {
         self.layers.last().map_or(self.input, |l| l.output())
     }
 
+    /// The image it outputs, if it does (its input's, for an empty list).
+    pub fn output_image(&self) -> Option<Image> {
+        match self.layers.last() {
+            Some(l) => l.image(),
+            None => self.image,
+        }
+    }
+
+    /// Elements per example of the largest buffer its layers make.
+    pub fn widest(&self) -> usize {
+        let input = self.input * self.image.map_or(1, |i| i.pixels());
+        self.layers.iter().map(|l| l.widest()).fold(input, usize::max)
+    }
+
     pub fn params(&self) -> Vec<ParamId> {
         self.layers.iter().flat_map(|l| l.params()).collect()
     }
 
+    /// Record the layers on `x`: B rows of features, or B images as
+    /// B × (H·W·C) or (B·H·W) × C (seen as the latter, a view).
     pub fn forward(&self, tape: &mut Tape, params: &ParamSet, x: Var) -> Result<Var> {
         let mut h = x;
+        if let Some(im) = self.image {
+            let n = tape.value(x).numel();
+            if tape.value(x).shape() != [n / im.channels, im.channels] {
+                h = tape.reshape(x, &[n / im.channels, im.channels])?;
+            }
+        }
         for layer in &self.layers {
             h = layer.forward(tape, params, h)?;
         }
@@ -322,6 +404,11 @@ impl Layer for LinearLayer {
 
 fn build_linear(a: Option<&str>, c: &mut LayerContext<'_>, relu: bool) -> Result<Box<dyn Layer>> {
     let width: usize = arg(a, "linear", "a width (a whole number above 0)")?;
+    if let Some(im) = c.image {
+        return Err(Error::InvalidConfig(format!(
+            "linear reads features in a row, and its input is a {im} image: put flatten before it"
+        )));
+    }
     let linear = Linear::new(c.params, &c.name, c.input, width, Init::He, c.rng)?;
     Ok(Box::new(LinearLayer { linear, relu }))
 }
@@ -343,6 +430,7 @@ mod act {
     pub(super) struct Act {
         pub act: Activation,
         pub width: usize,
+        pub image: Option<Image>,
     }
 
     impl Layer for Act {
@@ -351,6 +439,9 @@ mod act {
         }
         fn output(&self) -> usize {
             self.width
+        }
+        fn image(&self) -> Option<Image> {
+            self.image
         }
         fn params(&self) -> Vec<ParamId> {
             Vec::new()
@@ -362,6 +453,7 @@ mod act {
         Ok(Box::new(Act {
             act,
             width: c.input,
+            image: c.image,
         }))
     }
 
