@@ -192,7 +192,7 @@ fn w_matmul(gpu: &Gpu, args: &Args) -> taskgrad::Result<String> {
         };
         let c = Tensor::zeros(gpu, &[n, n], "C")?;
         let opts = MatmulOptions::default();
-        let (kernel, wg) = choice.for_product(n * n * n, forced);
+        let (kernel, wg) = choice.for_product((n, n, n), forced);
         let coop = args.half
             && half_kernel.starts_with("coop")
             && matmul_coop::supports(gpu, &a, &b, &c, &opts);

@@ -61,6 +61,24 @@ enum Command {
     /// Several methods on one CSV over several seeds, against single-task
     /// baselines: writes results.txt, results.csv and compare.svg|png to --out.
     Compare(Box<CompareArgs>),
+    /// MultiMNIST (Sener & Koltun, 2018) from MNIST digits: two digits
+    /// overlapping on one 28×28 image, tasks `left` and `right`; writes
+    /// multimnist_train.csv and multimnist_test.csv (from disjoint digits) to --out.
+    MakeMultimnist {
+        /// MNIST as CSV lines of 784 pixels and a label (gzipped or not).
+        #[arg(long, default_value = "data/mnist_5k.csv.gz")]
+        mnist: PathBuf,
+        #[arg(long, default_value = "data/multimnist")]
+        out: PathBuf,
+        /// Share of the source digits kept for the test images.
+        #[arg(long, default_value_t = 0.2)]
+        test_fraction: f64,
+        /// Images per source digit (as the left digit, each with a random right one).
+        #[arg(long, default_value_t = 1)]
+        pairs_per_digit: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
     /// Adapters found, the one chosen, its backend, limits and features.
     Info,
 }
@@ -136,6 +154,13 @@ fn main() -> ExitCode {
             matches.subcommand_matches("compare").unwrap_or(&matches),
             &args,
         ),
+        Command::MakeMultimnist {
+            mnist,
+            out,
+            test_fraction,
+            pairs_per_digit,
+            seed,
+        } => make_multimnist(&mnist, &out, test_fraction, pairs_per_digit, seed),
         Command::Info => info(),
     };
     match result {
@@ -145,6 +170,20 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn make_multimnist(
+    mnist: &std::path::Path,
+    out: &std::path::Path,
+    test_fraction: f64,
+    pairs_per_digit: usize,
+    seed: u64,
+) -> Result<()> {
+    let w = taskgrad::cli::make_data::make_multimnist(mnist, out, test_fraction, pairs_per_digit, seed)?;
+    for (path, n) in [w.train, w.test] {
+        println!("{}: {n} images", path.display());
+    }
+    Ok(())
 }
 
 fn train(matches: &ArgMatches, config: Option<&std::path::Path>) -> Result<()> {

@@ -1,10 +1,12 @@
 //! Data: CSV tables, the schema that encodes them (standardised numbers,
 //! one-hot categories, missing values), datasets with masked targets, splits
-//! and minibatches, and Ma et al. (2018)'s synthetic two-task generator.
+//! and minibatches, Ma et al. (2018)'s synthetic two-task generator, and
+//! MultiMNIST images (Sener & Koltun, 2018; [`multimnist`]).
 //! Nothing here touches the GPU.
 
 mod dataset;
 pub mod encode;
+pub mod multimnist;
 pub mod synthetic;
 mod table;
 

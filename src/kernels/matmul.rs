@@ -210,7 +210,7 @@ pub fn matmul(
         a.shape()[1]
     };
     let (kernel, wg) =
-        super::matmul_choice::choice(gpu)?.for_product(m * n * k, forced_kernel(gpu)?);
+        super::matmul_choice::choice(gpu)?.for_product((m, n, k), forced_kernel(gpu)?);
     matmul_kernel(gpu, a, b, c, opts, kernel, wg)
 }
 
@@ -260,7 +260,7 @@ pub fn matmul_auto(
         a.shape()[1]
     };
     let (kernel, wg) =
-        super::matmul_choice::choice(gpu)?.for_product(m * n * k, forced_kernel(gpu)?);
+        super::matmul_choice::choice(gpu)?.for_product((m, n, k), forced_kernel(gpu)?);
     let splits = match kernel {
         MatmulKernel::Naive => 1,
         _ => splits_for(gpu, kernel, (m, n, k), wg),
@@ -667,18 +667,24 @@ impl Default for MatmulChoice {
 }
 
 impl MatmulChoice {
-    /// Kernel and workgroup for a product of `macs` multiply-adds, or for the
-    /// `forced` kernel (`TASKGRAD_MATMUL`).
+    /// Kernel and workgroup for an m×k by k×n product, or for the `forced`
+    /// kernel (`TASKGRAD_MATMUL`). The large kernel (chosen on a square
+    /// product) takes a product of at least [`LARGE_MACS`] whose output
+    /// is at least one of its tiles wide and tall: a tile of 128 columns
+    /// over a 10-column output (a convolution's channels) computes 12× the
+    /// work it keeps, where the register kernel's small blocks waste none.
     pub fn for_product(
         &self,
-        macs: usize,
+        (m, n, k): (usize, usize, usize),
         forced: Option<MatmulKernel>,
     ) -> (MatmulKernel, (u32, u32)) {
+        let tile = |wg: u32| (self.large.block() * wg) as usize;
+        let fills = m >= tile(self.large_wg.1) && n >= tile(self.large_wg.0);
         match forced {
             Some(MatmulKernel::Register) => (MatmulKernel::Register, self.register_wg),
             Some(k) if k == self.large => (k, self.large_wg),
             Some(k) => (k, k.default_wg()),
-            None if macs >= LARGE_MACS => (self.large, self.large_wg),
+            None if m * n * k >= LARGE_MACS && fills => (self.large, self.large_wg),
             None => (MatmulKernel::Register, self.register_wg),
         }
     }
@@ -691,3 +697,28 @@ pub fn forced_kernel(gpu: &Gpu) -> Result<Option<MatmulKernel>> {
 }
 
 pub use super::matmul_choice::{choice, workgroup};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_large_kernel_takes_only_products_that_fill_its_tiles() {
+        let c = MatmulChoice {
+            register_wg: (8, 8),
+            large: MatmulKernel::Tiled32,
+            large_wg: (16, 16),
+        };
+        let kernel = |shape| c.for_product(shape, None).0;
+        assert_eq!(kernel((512, 512, 512)), MatmulKernel::Tiled32);
+        assert_eq!(kernel((255, 255, 255)), MatmulKernel::Register, "small");
+        // LeNet's first convolution at batch 256: 147456 patches of 25 to 10 channels.
+        assert_eq!(kernel((147456, 10, 25)), MatmulKernel::Register);
+        // Its weight gradient: 25×147456 by 147456×10.
+        assert_eq!(kernel((25, 10, 147456)), MatmulKernel::Register);
+        assert_eq!(kernel((128, 4096, 4096)), MatmulKernel::Tiled32, "one tile tall");
+        assert_eq!(kernel((127, 4096, 4096)), MatmulKernel::Register);
+        let forced = c.for_product((147456, 10, 25), Some(MatmulKernel::Tiled32));
+        assert_eq!(forced, (MatmulKernel::Tiled32, (16, 16)));
+    }
+}
