@@ -301,7 +301,9 @@ impl CompareOutcome {
 
 /// results.csv: a row per (model, seed) with each task's primary metric and
 /// Δm%, then per model a `mean` and a `std` row.
-fn write_results_csv(path: &Path, o: &CompareOutcome) -> Result<()> {
+/// Every seed's primary metric per task and Δm%, then each method's mean
+/// and standard deviation, as CSV at `path`.
+pub fn write_results_csv(path: &Path, o: &CompareOutcome) -> Result<()> {
     let csv_err = |e: csv::Error| Error::Io {
         path: path.to_path_buf(),
         source: e.into(),

@@ -72,12 +72,17 @@ pub struct NetSpec {
 }
 
 impl NetSpec {
-    /// The trunk's layers: `trunk_layers`, or the `trunk` widths each with the activation.
+    /// The trunk's layers: `trunk_layers`, or the `trunk` widths each with
+    /// the activation (after a flatten over an image: the widths are an MLP
+    /// over the pixels).
     pub fn trunk_specs(&self) -> Vec<LayerSpec> {
-        if self.trunk_layers.is_empty() {
-            LayerSpec::from_widths(&self.trunk, self.activation)
-        } else {
-            self.trunk_layers.clone()
+        if !self.trunk_layers.is_empty() {
+            return self.trunk_layers.clone();
+        }
+        let mlp = LayerSpec::from_widths(&self.trunk, self.activation);
+        match self.image {
+            Some(_) => [LayerSpec::new("flatten", None)].into_iter().chain(mlp).collect(),
+            None => mlp,
         }
     }
     /// Each tower's layers: `tower_layers`, or the `tower` widths each with the activation.
