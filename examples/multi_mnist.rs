@@ -90,8 +90,11 @@ fn run(args: Args) -> taskgrad::Result<()> {
     let inputs: Vec<&str> = pixels.iter().map(|s| s.as_str()).collect();
     let tasks = [("left", TaskType::CLASS), ("right", TaskType::CLASS)];
     let train_rows: Vec<usize> = (0..n_train).collect();
-    let schema = Schema::fit(&table, &inputs, &tasks, &train_rows, Missing::Drop)?
-        .as_image(Image::new(28, 28, 1)?, &table, &train_rows)?;
+    let schema = Schema::fit(&table, &inputs, &tasks, &train_rows, Missing::Drop)?.as_image(
+        Image::new(28, 28, 1)?,
+        &table,
+        &train_rows,
+    )?;
     let rows: Vec<usize> = (0..n).collect();
     let data = schema.encode(&table, &rows)?;
 
@@ -118,13 +121,20 @@ fn run(args: Args) -> taskgrad::Result<()> {
         let cfg = config(&args, seed)?;
         let mut stl = Vec::new();
         for k in 0..tasks.len() {
-            eprintln!("[{:>5.0} s] seed {seed}, {} alone", clock.elapsed().as_secs_f64(), tasks[k].0);
+            eprintln!(
+                "[{:>5.0} s] seed {seed}, {} alone",
+                clock.elapsed().as_secs_f64(),
+                tasks[k].0
+            );
             let r = single_task_baselines(&gpu, &data, &split, &[k], &cfg)?;
             stl.extend(r.into_iter().flat_map(|r| r.test));
         }
         baselines.push(stl);
         for (mi, method) in methods.iter().enumerate() {
-            eprintln!("[{:>5.0} s] seed {seed}, {method}", clock.elapsed().as_secs_f64());
+            eprintln!(
+                "[{:>5.0} s] seed {seed}, {method}",
+                clock.elapsed().as_secs_f64()
+            );
             let weighting = mtl::Method::parse(method)?.build(seed)?;
             let report = fit(&gpu, &data, &split, &[0, 1], weighting, &cfg, &mut |_| {})?;
             results[mi].push(report.test);

@@ -127,7 +127,9 @@ fn check_network(gpu: &Gpu, image: Image, lists: (&str, &str), twins: (&[L], &[L
     let outs = net.forward(&mut tape, &fx.params, xv).unwrap();
     let gl = Tensor::from_u32(gpu, &[b], &labels, "labels").unwrap();
     let m = upload(gpu, &[b], &mask);
-    let l0 = tape.softmax_ce(outs[0], &gl, &m, &seeds, &losses, 0).unwrap();
+    let l0 = tape
+        .softmax_ce(outs[0], &gl, &m, &seeds, &losses, 0)
+        .unwrap();
     let t = upload(gpu, &[b, 1], &target);
     let l1 = tape.mse(outs[1], &t, &m, &seeds, &losses, 1).unwrap();
     tape.backward(&[l0, l1]).unwrap();
@@ -151,7 +153,17 @@ fn check_network(gpu: &Gpu, image: Image, lists: (&str, &str), twins: (&[L], &[L
                 width: z.width,
             };
             let h = twin(twins.1, z, b, p, &mut at);
-            let y = cpu::matmul(&h.v, &p[at], b, h.width, out, false, false, Some(&p[at + 1]), false);
+            let y = cpu::matmul(
+                &h.v,
+                &p[at],
+                b,
+                h.width,
+                out,
+                false,
+                false,
+                Some(&p[at + 1]),
+                false,
+            );
             at += 2;
             y
         };
@@ -235,15 +247,26 @@ fn build_error(gpu: &Gpu, image: &str, trunk: &str, tower: &str) -> String {
 #[test]
 fn a_spec_that_does_not_fit_its_image_says_which_layer_and_which_sizes() {
     let gpu = gpu_or_skip!();
-    let m = build_error(gpu, "12x12", "conv:10x5,maxpool:2,conv:20x5,flatten,linear:50", "");
+    let m = build_error(
+        gpu,
+        "12x12",
+        "conv:10x5,maxpool:2,conv:20x5,flatten,linear:50",
+        "",
+    );
     assert!(
         m.contains("conv:20x5") && m.contains("trunk") && m.contains("4x4x10") && m.contains("5×5"),
         "{m}"
     );
     let m = build_error(gpu, "28x28", "conv:10x5,linear:50", "");
-    assert!(m.contains("linear:50") && m.contains("24x24x10") && m.contains("flatten"), "{m}");
+    assert!(
+        m.contains("linear:50") && m.contains("24x24x10") && m.contains("flatten"),
+        "{m}"
+    );
     let m = build_error(gpu, "28x28", "conv:10x5,maxpool:2", "");
-    assert!(m.contains("12x12x10") && m.contains("--trunk with flatten"), "{m}");
+    assert!(
+        m.contains("12x12x10") && m.contains("--trunk with flatten"),
+        "{m}"
+    );
     let m = build_error(gpu, "28x28", "conv:10x5", "relu");
     assert!(m.contains("--tower-layers with flatten"), "{m}");
     let m = build_error(gpu, "28x28", "flatten,maxpool:2", "");

@@ -179,7 +179,13 @@ fn make_multimnist(
     pairs_per_digit: usize,
     seed: u64,
 ) -> Result<()> {
-    let w = taskgrad::cli::make_data::make_multimnist(mnist, out, test_fraction, pairs_per_digit, seed)?;
+    let w = taskgrad::cli::make_data::make_multimnist(
+        mnist,
+        out,
+        test_fraction,
+        pairs_per_digit,
+        seed,
+    )?;
     for (path, n) in [w.train, w.test] {
         println!("{}: {n} images", path.display());
     }

@@ -25,9 +25,13 @@ pub fn read_digits(path: &Path) -> Result<Digits> {
     let file = std::fs::File::open(path).map_err(io)?;
     let mut text = String::new();
     if path.extension().is_some_and(|e| e == "gz") {
-        flate2::read::GzDecoder::new(file).read_to_string(&mut text).map_err(io)?;
+        flate2::read::GzDecoder::new(file)
+            .read_to_string(&mut text)
+            .map_err(io)?;
     } else {
-        std::io::BufReader::new(file).read_to_string(&mut text).map_err(io)?;
+        std::io::BufReader::new(file)
+            .read_to_string(&mut text)
+            .map_err(io)?;
     }
     Digits::from_csv_lines(&text).map_err(|e| match e {
         Error::InvalidConfig(m) => Error::InvalidConfig(format!("{}: {m}", path.display())),

@@ -566,7 +566,10 @@ fn check_resumed_architecture(
     let image = image_of(s).ok().flatten();
     if s.was_given("image") && image != net.image {
         let theirs = net.image.map_or("none".to_string(), |i| i.to_string());
-        clash.push(format!("--image {} (the model's: {theirs})", s.image.as_deref().unwrap_or("")));
+        clash.push(format!(
+            "--image {} (the model's: {theirs})",
+            s.image.as_deref().unwrap_or("")
+        ));
     }
     if s.was_given("arch") && s.arch.trim().to_ascii_lowercase() != net.arch.name() {
         clash.push(format!(
@@ -676,10 +679,12 @@ fn expert_layers(s: &RunSettings) -> Vec<crate::nn::LayerSpec> {
 pub(crate) fn image_of(s: &RunSettings) -> Result<Option<crate::nn::layer::Image>> {
     s.image
         .as_deref()
-        .map(|t| crate::nn::layer::Image::parse(t).map_err(|e| match e {
-            Error::InvalidConfig(m) => Error::InvalidConfig(format!("--image: {m}")),
-            other => other,
-        }))
+        .map(|t| {
+            crate::nn::layer::Image::parse(t).map_err(|e| match e {
+                Error::InvalidConfig(m) => Error::InvalidConfig(format!("--image: {m}")),
+                other => other,
+            })
+        })
         .transpose()
 }
 

@@ -393,7 +393,10 @@ impl Schema {
                 };
                 trained = (*mean as f64, *std as f64);
                 if let Ok(col) = table.column(name) {
-                    values.extend(rows.iter().filter_map(|&r| table.number(r, col).ok().flatten()));
+                    values.extend(
+                        rows.iter()
+                            .filter_map(|&r| table.number(r, col).ok().flatten()),
+                    );
                 }
             }
             if values.len() < 10 {

@@ -54,7 +54,11 @@ impl Digits {
     /// (no header; the layout of `mnist_5k.csv.gz`).
     pub fn from_csv_lines(text: &str) -> Result<Digits> {
         let mut d = Digits::default();
-        for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        for (n, line) in text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
             let bad = |why: String| Error::InvalidConfig(format!("MNIST line {}: {why}", n + 1));
             let values: Vec<&str> = line.split(',').collect();
             if values.len() != SIDE * SIDE + 1 {
@@ -64,8 +68,11 @@ impl Digits {
                 )));
             }
             for v in &values[..SIDE * SIDE] {
-                d.pixels
-                    .push(v.trim().parse().map_err(|_| bad(format!("pixel {v:?} is not 0–255")))?);
+                d.pixels.push(
+                    v.trim()
+                        .parse()
+                        .map_err(|_| bad(format!("pixel {v:?} is not 0–255")))?,
+                );
             }
             let label: u8 = (values[SIDE * SIDE].trim().parse().ok())
                 .filter(|l| *l < 10)
@@ -132,7 +139,11 @@ pub fn make_pairs(
         out
     };
     let train_pairs = pair(train);
-    let test_pairs = if test.is_empty() { Vec::new() } else { pair(test) };
+    let test_pairs = if test.is_empty() {
+        Vec::new()
+    } else {
+        pair(test)
+    };
     Ok((train_pairs, test_pairs))
 }
 
@@ -198,7 +209,9 @@ mod tests {
         let (train, test) = make_pairs(&digits, 0.2, 3, 7).unwrap();
         assert_eq!((train.len(), test.len()), (40 * 3, 10 * 3));
         let used = |p: &Pairs| {
-            p.iter().flat_map(|&(l, r)| [l, r]).collect::<std::collections::HashSet<_>>()
+            p.iter()
+                .flat_map(|&(l, r)| [l, r])
+                .collect::<std::collections::HashSet<_>>()
         };
         assert!(used(&train).is_disjoint(&used(&test)));
         assert_eq!(used(&test).len(), 10, "every test digit is a left digit");

@@ -716,7 +716,11 @@ mod tests {
         assert_eq!(kernel((147456, 10, 25)), MatmulKernel::Register);
         // Its weight gradient: 25×147456 by 147456×10.
         assert_eq!(kernel((25, 10, 147456)), MatmulKernel::Register);
-        assert_eq!(kernel((128, 4096, 4096)), MatmulKernel::Tiled32, "one tile tall");
+        assert_eq!(
+            kernel((128, 4096, 4096)),
+            MatmulKernel::Tiled32,
+            "one tile tall"
+        );
         assert_eq!(kernel((127, 4096, 4096)), MatmulKernel::Register);
         let forced = c.for_product((147456, 10, 25), Some(MatmulKernel::Tiled32));
         assert_eq!(forced, (MatmulKernel::Tiled32, (16, 16)));

@@ -81,7 +81,10 @@ impl NetSpec {
         }
         let mlp = LayerSpec::from_widths(&self.trunk, self.activation);
         match self.image {
-            Some(_) => [LayerSpec::new("flatten", None)].into_iter().chain(mlp).collect(),
+            Some(_) => [LayerSpec::new("flatten", None)]
+                .into_iter()
+                .chain(mlp)
+                .collect(),
             None => mlp,
         }
     }
@@ -144,7 +147,11 @@ impl MultiTaskNet {
                     "a {im} image is {} input columns of pixels, and the network has {} inputs{}",
                     im.len(),
                     spec.inputs,
-                    if spec.embeddings.is_empty() { "" } else { " with embedded columns" }
+                    if spec.embeddings.is_empty() {
+                        ""
+                    } else {
+                        " with embedded columns"
+                    }
                 )));
             }
             if spec.arch != Arch::Shared {
@@ -179,7 +186,14 @@ impl MultiTaskNet {
         };
         let image = spec.image;
         let trunk = match image {
-            Some(im) => Stack::build_over(p, "trunk", &spec.trunk_specs(), im.channels, image, &mut rng)?,
+            Some(im) => Stack::build_over(
+                p,
+                "trunk",
+                &spec.trunk_specs(),
+                im.channels,
+                image,
+                &mut rng,
+            )?,
             None => Stack::build(p, "trunk", &spec.trunk_specs(), width, &mut rng)?,
         };
         width = trunk.output();

@@ -85,7 +85,13 @@ impl Image {
     }
 
     /// The convolution (or pooling) geometry of `batch` such images.
-    fn geometry(&self, batch: usize, kernel: usize, stride: usize, pad: usize) -> Result<ConvGeometry> {
+    fn geometry(
+        &self,
+        batch: usize,
+        kernel: usize,
+        stride: usize,
+        pad: usize,
+    ) -> Result<ConvGeometry> {
         ConvGeometry::new(
             (batch, self.height, self.width, self.channels),
             kernel,
@@ -173,7 +179,9 @@ struct Conv {
 impl Layer for Conv {
     fn forward(&self, tape: &mut Tape, params: &ParamSet, x: Var) -> Result<Var> {
         let batch = self.input.batch_of(tape, x, "conv")?;
-        let g = self.input.geometry(batch, self.kernel, self.stride, self.pad)?;
+        let g = self
+            .input
+            .geometry(batch, self.kernel, self.stride, self.pad)?;
         let cols = tape.im2col(x, &g)?;
         let act = if self.relu {
             Activation::Relu
@@ -208,23 +216,31 @@ pub(super) fn build_conv(
     c: &mut LayerContext<'_>,
     relu: bool,
 ) -> Result<Box<dyn Layer>> {
-    let text: String = arg(a, "conv", "OUTxK (output channels x kernel size), e.g. 20x5")?;
+    let text: String = arg(
+        a,
+        "conv",
+        "OUTxK (output channels x kernel size), e.g. 20x5",
+    )?;
     let (out, rest) = text.split_once(['x', 'X']).ok_or_else(|| {
         Error::InvalidConfig(format!(
             "conv:{text}: write OUTxK[sS][pP], e.g. conv:20x5 or conv:16x3s1p1"
         ))
     })?;
     let out: usize = out.parse().map_err(|_| {
-        Error::InvalidConfig(format!("conv:{text}: {out:?} is not a number of output channels"))
+        Error::InvalidConfig(format!(
+            "conv:{text}: {out:?} is not a number of output channels"
+        ))
     })?;
     let (kernel, stride, pad) = sizes(rest, "conv", "K", 1)?;
     let input = image_input(c, "conv")?;
-    let g = input.geometry(1, kernel, stride, pad).map_err(|e| match e {
-        Error::InvalidConfig(m) => {
-            Error::InvalidConfig(format!("its input is a {input} image: {m}"))
-        }
-        other => other,
-    })?;
+    let g = input
+        .geometry(1, kernel, stride, pad)
+        .map_err(|e| match e {
+            Error::InvalidConfig(m) => {
+                Error::InvalidConfig(format!("its input is a {input} image: {m}"))
+            }
+            other => other,
+        })?;
     let out = Image::new(g.out_h(), g.out_w(), out)?;
     let linear = Linear::new(c.params, &c.name, g.patch(), out.channels, Init::He, c.rng)?;
     Ok(Box::new(Conv {
@@ -316,7 +332,8 @@ fn build_pool(pool: Pool, a: Option<&str>, c: &LayerContext<'_>) -> Result<Box<d
 /// The registry entry of `maxpool`.
 pub const MAXPOOL: LayerInfo = LayerInfo {
     name: "maxpool",
-    summary: "maxpool:K[sS] — the largest value of each K×K window, windows S apart (S = K unless given)",
+    summary:
+        "maxpool:K[sS] — the largest value of each K×K window, windows S apart (S = K unless given)",
     shader: None,
     build: |a, c| build_pool(Pool::Max, a, c),
 };
@@ -368,7 +385,10 @@ mod tests {
 
     #[test]
     fn image_sizes_parse_and_print() {
-        assert_eq!(Image::parse("28x28").unwrap(), Image::new(28, 28, 1).unwrap());
+        assert_eq!(
+            Image::parse("28x28").unwrap(),
+            Image::new(28, 28, 1).unwrap()
+        );
         assert_eq!(Image::parse("32X32x3").unwrap().to_string(), "32x32x3");
         assert!(Image::parse("28").is_err());
         assert!(Image::parse("0x28").is_err());

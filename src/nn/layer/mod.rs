@@ -326,7 +326,10 @@ impl Stack {
     /// Elements per example of the largest buffer its layers make.
     pub fn widest(&self) -> usize {
         let input = self.input * self.image.map_or(1, |i| i.pixels());
-        self.layers.iter().map(|l| l.widest()).fold(input, usize::max)
+        self.layers
+            .iter()
+            .map(|l| l.widest())
+            .fold(input, usize::max)
     }
 
     pub fn params(&self) -> Vec<ParamId> {
