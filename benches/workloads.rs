@@ -1,6 +1,7 @@
 //! Training-step benchmarks on the reference workloads (WORKLOADS.md):
 //! W-iris and W-synth steps with equal weights, PCGrad and MGDA, fused,
-//! unfused and in f16 (where the adapter has it), and W-matmul products.
+//! unfused and in f16 (where the adapter has it), W-lenet steps, and
+//! W-matmul products.
 //!
 //!     cargo bench --bench workloads
 //!
@@ -14,7 +15,7 @@ use taskgrad::train::step::StepOptions;
 #[path = "../examples/common/workloads.rs"]
 mod workloads;
 use taskgrad::{Gpu, Tensor};
-use workloads::{w_iris, w_synth, Workload};
+use workloads::{w_iris, w_lenet, w_synth, Workload};
 
 /// One benchmark per (method, fused) on the workload that `build` makes.
 fn bench_steps(
@@ -65,6 +66,24 @@ fn bench_steps(
     group.finish();
 }
 
+/// W-lenet steps with equal weights (images per second as the throughput).
+fn bench_lenet(c: &mut Criterion, gpu: &Gpu) {
+    let mut group = c.benchmark_group("W-lenet step");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(8))
+        .warm_up_time(Duration::from_secs(1))
+        .throughput(Throughput::Elements(256));
+    let mut w = w_lenet(gpu, "equal", StepOptions::default()).expect("the workload builds");
+    group.bench_function("equal", |b| {
+        b.iter(|| {
+            w.step(gpu).unwrap();
+            gpu.wait().unwrap();
+        })
+    });
+    group.finish();
+}
+
 fn bench_matmul(c: &mut Criterion, gpu: &Gpu) {
     let mut group = c.benchmark_group("W-matmul");
     group
@@ -97,6 +116,7 @@ fn benches(c: &mut Criterion) {
     );
     bench_steps(c, &gpu, "W-iris step", w_iris, 30, 3);
     bench_steps(c, &gpu, "W-synth step", w_synth, 10, 8);
+    bench_lenet(c, &gpu);
     bench_matmul(c, &gpu);
 }
 

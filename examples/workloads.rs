@@ -3,12 +3,15 @@
 //!
 //!     cargo run --release --example workloads -- W-iris  [--weighting M] [--unfused | --half]
 //!     cargo run --release --example workloads -- W-synth [--weighting M] [--unfused | --half]
+//!     cargo run --release --example workloads -- W-lenet [--weighting M]
 //!     cargo run --release --example workloads -- W-matmul [--sizes 256,512,1024] [--kernel naive|register|tiled|tiled32] [--half] [--per-submit N]
 //!
 //! `--profile` adds a per-kernel table (timestamp queries) for W-iris and W-synth.
 //!
 //! W-iris: 500 steps after 50 warm-up steps, the losses read back every 100
-//! steps. W-synth: 50 steps after 5 warm-up steps. W-matmul: square f32
+//! steps. W-synth: 50 steps after 5 warm-up steps. W-lenet: 20 steps after
+//! 3 warm-up steps, with the conv layers' GFLOP/s (multiply-adds of their
+//! forward and backward products, counted from the shapes). W-matmul: square f32
 //! products at n = 256, 512, 1024, median time per product after warm-up,
 //! the result read back once at the end. Times are wall clock around
 //! submit-and-wait, so they include every fixed cost a user pays.
@@ -22,7 +25,7 @@ use taskgrad::train::step::StepOptions;
 #[path = "common/workloads.rs"]
 mod workloads;
 use taskgrad::{Error, Gpu, Tensor};
-use workloads::{w_iris, w_synth_arch, Workload};
+use workloads::{w_iris, w_lenet, w_synth_arch, Workload};
 
 #[derive(Parser)]
 struct Args {
@@ -150,18 +153,45 @@ fn run(args: Args) -> taskgrad::Result<()> {
                 gpu.report
             );
         }
+        "w-lenet" => {
+            let mut w = w_lenet(&gpu, &args.weighting, opts)?;
+            let (sps, bytes) = steps(&gpu, &mut w, 3, 20, 10)?;
+            if args.profile {
+                print_profile(&gpu, &mut w, 3)?;
+            }
+            println!(
+                "workload=W-lenet weighting={} steps_per_s={sps:.3} images_per_s={:.0} step_gflop={:.3} gflop_per_s={:.2} dispatches_per_step={} readback_bytes_per_step={bytes:.2} adapter=\"{}\"",
+                args.weighting,
+                sps * 256.0,
+                LENET_STEP_FLOP / 1e9,
+                sps * LENET_STEP_FLOP / 1e9,
+                w.dispatches_per_step(),
+                gpu.report
+            );
+        }
         "w-matmul" => {
             let line = w_matmul(&gpu, &args)?;
             println!("{line} adapter=\"{}\"", gpu.report);
         }
         other => {
             return Err(Error::InvalidConfig(format!(
-                "unknown workload {other:?}: use W-iris, W-synth or W-matmul"
+                "unknown workload {other:?}: use W-iris, W-synth, W-lenet or W-matmul"
             )))
         }
     }
     Ok(())
 }
+
+/// FLOPs (2 per multiply-add) of one W-lenet step's products at batch 256:
+/// conv 1 forward and weight gradient (147456×25 by 25×10; its input needs
+/// no gradient), conv 2 forward, weight and input gradients (16384×250 by
+/// 250×20), and the dense layers' three products each (256×320·320×50,
+/// and per task 256×50·50×50 and 256×50·50×10).
+const LENET_STEP_FLOP: f64 = 2.0
+    * (2.0 * 147456.0 * 25.0 * 10.0
+        + 3.0 * 16384.0 * 250.0 * 20.0
+        + 3.0 * 256.0 * 320.0 * 50.0
+        + 2.0 * 3.0 * 256.0 * 50.0 * (50.0 + 10.0));
 
 /// W-matmul: C = A·B for square n, median time per product after a warm-up,
 /// the result checked once at the end. With `--half`, A and B are f16 (f32

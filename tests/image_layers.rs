@@ -311,3 +311,111 @@ fn lenet_sizes_follow_the_paper() {
     // (conv 1's are 24·24 rows of 25, its output 24·24·10).
     assert_eq!(net.trunk.widest(), 8 * 8 * 250);
 }
+
+/// A small image data set: `n` random 5×6 one-channel images with a 3-class
+/// task and a regression, encoded as training encodes an `--image` CSV.
+fn image_data(n: usize) -> taskgrad::data::Dataset {
+    use taskgrad::data::encode::{Missing, Schema};
+    use taskgrad::data::{Table, TaskType};
+    let mut r = rng(120);
+    let mut text = (0..30)
+        .map(|i| format!("p{i}"))
+        .collect::<Vec<_>>()
+        .join(",")
+        + ",c,y\n";
+    for i in 0..n {
+        let px = random(&mut r, 30);
+        let cells: Vec<String> = px
+            .iter()
+            .map(|v| format!("{:.0}", (v + 1.0) * 120.0))
+            .collect();
+        text += &format!("{},k{},{:.3}\n", cells.join(","), i % 3, px[7] - px[20]);
+    }
+    let table = Table::from_csv_text("images", &text).unwrap();
+    let pixels: Vec<String> = (0..30).map(|i| format!("p{i}")).collect();
+    let inputs: Vec<&str> = pixels.iter().map(|s| s.as_str()).collect();
+    let rows: Vec<usize> = (0..n).collect();
+    let tasks = [("c", TaskType::CLASS), ("y", TaskType::REG)];
+    Schema::fit(&table, &inputs, &tasks, &rows, Missing::Drop)
+        .unwrap()
+        .as_image(Image::new(5, 6, 1).unwrap(), &table, &rows)
+        .unwrap()
+        .encode(&table, &rows)
+        .unwrap()
+}
+
+#[test]
+fn per_task_gradients_of_a_conv_trunk_sum_to_the_joint_gradient_in_both_spaces() {
+    // With equal weights, Σ_k g_k over the per-task passes must be the joint
+    // gradient: in parameter space each task's pass writes its row of the
+    // conv trunk's gradients; in representation space the trunk's last
+    // output is the representation, a row of features (ending flat) or an
+    // image (the towers convolving it further).
+    use taskgrad::mtl::{self, GradSpace};
+    use taskgrad::optim::OptimizerConfig;
+    use taskgrad::train::step::Program;
+    let gpu = gpu_or_skip!();
+    let data = image_data(8);
+    for (trunk, tower) in [
+        (
+            "conv:3x3p1,relu,maxpool:2,flatten,linear:6,relu",
+            "linear:4,relu",
+        ),
+        ("conv:3x2,relu", "avgpool:2,flatten,linear:4,relu"),
+    ] {
+        let step = |space: Option<GradSpace>| {
+            let spec = NetSpec {
+                inputs: 30,
+                image: data.image,
+                embeddings: vec![],
+                trunk: vec![],
+                tower: vec![],
+                trunk_layers: LayerSpec::parse_list(trunk).unwrap(),
+                tower_layers: LayerSpec::parse_list(tower).unwrap(),
+                expert_layers: vec![],
+                outputs: vec![3, 1],
+                head_names: vec!["c".into(), "y".into()],
+                activation: Default::default(),
+                arch: Default::default(),
+            };
+            let mut b = ParamBuilder::new(gpu);
+            let net = MultiTaskNet::new(&mut b, spec, 5).unwrap();
+            let params = b.build(gpu).unwrap();
+            let mut equal = mtl::Equal;
+            let prog = Program::build(
+                gpu,
+                &net,
+                &params,
+                &data.tasks,
+                30,
+                8,
+                &mut equal,
+                space,
+                OptimizerConfig::default(),
+            )
+            .unwrap();
+            let rows: Vec<usize> = (0..8).collect();
+            prog.write_batch(gpu, &data, &rows, &[0, 1]).unwrap();
+            let mut ds = prog.train_dispatches();
+            ds.pop(); // no optimizer step: look at the gradients
+            gpu.run(&ds).unwrap();
+            let got = gpu
+                .read(&[&params.grads().unwrap().whole, &prog.tasks.gram])
+                .unwrap();
+            (got[0].clone(), got[1].clone())
+        };
+        let (joint, _) = step(None);
+        assert!(joint.iter().any(|&g| g != 0.0));
+        for space in [GradSpace::Parameters, GradSpace::Representation] {
+            let (got, gram) = step(Some(space));
+            common::assert_close(
+                &format!("{trunk} | {tower}, {space:?}"),
+                &got,
+                &joint,
+                1e-5,
+                1e-4,
+            );
+            assert!(gram[0] > 0.0 && gram[3] > 0.0, "{gram:?}");
+        }
+    }
+}

@@ -8,6 +8,12 @@
 //! - W-synth: N = 16384 synthetic rows, d_in = 128 (seeded); two regression
 //!   tasks (MSE) and two 10-class tasks (CE); trunk 128→512→512 ReLU; heads
 //!   512→1|10; batch 1024; Adam lr 1e-3; equal weights.
+//! - W-lenet: MultiMNIST from the shipped digits (4,000 training images,
+//!   `data::multimnist`, seed 0), 28×28 pixels standardised; tasks left and
+//!   right (10-class CE); the LeNet trunk of Sener & Koltun (conv 1→10 k5,
+//!   max-pool 2, ReLU, conv 10→20 k5, max-pool 2, ReLU, flatten, linear
+//!   320→50, ReLU), each task's tower linear 50→50 ReLU and its output
+//!   50→10; batch 256; Adam lr 1e-3; equal weights.
 
 // Each user (the example, the benches) uses part of this module.
 #![allow(dead_code)]
@@ -19,7 +25,7 @@ use taskgrad::data::{Dataset, Split, Table, TaskType};
 use taskgrad::error::Result;
 use taskgrad::gpu::Gpu;
 use taskgrad::mtl::{self, GradSpace};
-use taskgrad::nn::{Arch, MultiTaskNet, NetSpec, ParamBuilder, ParamSet};
+use taskgrad::nn::{Arch, LayerSpec, MultiTaskNet, NetSpec, ParamBuilder, ParamSet};
 use taskgrad::optim::OptimizerConfig;
 use taskgrad::train::step::{Program, StepOptions};
 
@@ -77,24 +83,14 @@ impl Workload {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn build(
-    gpu: &Gpu,
-    data: Dataset,
-    batches: Vec<Vec<usize>>,
-    trunk: Vec<usize>,
-    optimizer: OptimizerConfig,
-    weighting: &str,
-    space: Option<GradSpace>,
-    opts: StepOptions,
-    arch: Arch,
-) -> Result<Workload> {
+/// The network for `data` with the trunk widths (or a mixture of experts).
+fn spec_for(data: &Dataset, trunk: Vec<usize>, arch: Arch) -> NetSpec {
     // A mixture of experts replaces the trunk.
     let trunk = match arch {
         Arch::Shared => trunk,
         _ => Vec::new(),
     };
-    let spec = NetSpec {
+    NetSpec {
         inputs: data.d,
         image: data.image,
         trunk,
@@ -107,7 +103,37 @@ fn build(
         head_names: data.tasks.iter().map(|t| t.name.clone()).collect(),
         activation: Default::default(),
         arch,
-    };
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build(
+    gpu: &Gpu,
+    data: Dataset,
+    batches: Vec<Vec<usize>>,
+    trunk: Vec<usize>,
+    optimizer: OptimizerConfig,
+    weighting: &str,
+    space: Option<GradSpace>,
+    opts: StepOptions,
+    arch: Arch,
+) -> Result<Workload> {
+    let spec = spec_for(&data, trunk, arch);
+    assemble(gpu, data, batches, spec, optimizer, weighting, space, opts)
+}
+
+/// The workload of a network `spec` over `data`.
+#[allow(clippy::too_many_arguments)]
+fn assemble(
+    gpu: &Gpu,
+    data: Dataset,
+    batches: Vec<Vec<usize>>,
+    spec: NetSpec,
+    optimizer: OptimizerConfig,
+    weighting: &str,
+    space: Option<GradSpace>,
+    opts: StepOptions,
+) -> Result<Workload> {
     let mut builder = if opts.half {
         ParamBuilder::new_half(gpu)
     } else {
@@ -263,4 +289,37 @@ pub fn w_synth_arch(gpu: &Gpu, weighting: &str, opts: StepOptions, arch: Arch) -
         opts,
         arch,
     )
+}
+
+/// The LeNet trunk of Sener & Koltun's MultiMNIST experiment, as a layer list.
+pub const LENET_TRUNK: &str =
+    "conv:10x5,maxpool:2,relu,conv:20x5,maxpool:2,relu,flatten,linear:50,relu";
+/// Each task's tower before its output layer.
+pub const LENET_TOWER: &str = "linear:50,relu";
+
+/// W-lenet with `weighting`: batches of 256 of the 4,000 training images, cycled.
+pub fn w_lenet(gpu: &Gpu, weighting: &str, opts: StepOptions) -> Result<Workload> {
+    use taskgrad::data::encode::{Missing, Schema};
+    use taskgrad::data::multimnist::{make_pairs, to_csv};
+    let mnist = concat!(env!("CARGO_MANIFEST_DIR"), "/data/mnist_5k.csv.gz");
+    let digits = taskgrad::cli::make_data::read_digits(std::path::Path::new(mnist))?;
+    let (train, _) = make_pairs(&digits, 0.2, 1, 0)?;
+    let table = Table::from_csv_text("W-lenet", &to_csv(&digits, &train))?;
+    let pixels: Vec<String> = (0..784).map(|i| format!("p{i}")).collect();
+    let inputs: Vec<&str> = pixels.iter().map(|s| s.as_str()).collect();
+    let tasks = [("left", TaskType::CLASS), ("right", TaskType::CLASS)];
+    let all: Vec<usize> = (0..table.n_rows()).collect();
+    let schema = Schema::fit(&table, &inputs, &tasks, &all, Missing::Drop)?.as_image(
+        taskgrad::nn::layer::Image::new(28, 28, 1)?,
+        &table,
+        &all,
+    )?;
+    let data = schema.encode(&table, &all)?;
+    let batches: Vec<Vec<usize>> = all.chunks_exact(256).map(|c| c.to_vec()).collect();
+    let spec = NetSpec {
+        trunk_layers: LayerSpec::parse_list(LENET_TRUNK)?,
+        tower_layers: LayerSpec::parse_list(LENET_TOWER)?,
+        ..spec_for(&data, Vec::new(), Arch::Shared)
+    };
+    assemble(gpu, data, batches, spec, adam(1e-3), weighting, None, opts)
 }
