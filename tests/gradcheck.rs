@@ -975,6 +975,56 @@ fn a_convolution_through_im2col_and_linear() {
 }
 
 #[test]
+fn the_direct_convolution_with_and_without_relu() {
+    // L = mse(conv_direct(x, W, b), t) on 2 images 5×6 with 2 channels, a 3×3
+    // kernel at stride 2 padded by 1 (and 2×2 at stride 1 unpadded); x, W, b
+    // parameters. The loss in f64 is the seven-loop definition.
+    let gpu = gpu_or_skip!();
+    for (k, s, p) in [(3, 2, 1), (2, 1, 0)] {
+        for relu in [false, true] {
+            let g = taskgrad::kernels::im2col::ConvGeometry::new((2, 5, 6, 2), k, s, p).unwrap();
+            let out = 3;
+            let (fx, ids) = fixture(
+                gpu,
+                &[
+                    ("x", vec![g.image_len()]),
+                    ("w", vec![g.patch(), out]),
+                    ("b", vec![out]),
+                ],
+                82 + k as u64,
+            );
+            let rows = g.rows();
+            let target = random(&mut rng(83), rows * out);
+            let (seeds, losses) = loss_buffers(gpu, 1.0);
+            let mut tape = Tape::new(gpu);
+            let v: Vec<_> = ids
+                .iter()
+                .map(|&id| fx.params.var(&mut tape, id).unwrap())
+                .collect();
+            let y = tape.conv_direct(v[0], v[1], v[2], &g, relu).unwrap();
+            let mask = upload(gpu, &[rows], &vec![1.0; rows]);
+            let t = upload(gpu, &[rows, out], &target);
+            let l = tape.mse(y, &t, &mask, &seeds, &losses, 0).unwrap();
+            tape.backward(&[l]).unwrap();
+            let t64: Vec<f64> = target.iter().map(|&v| v as f64).collect();
+            check(
+                gpu,
+                &tape,
+                &fx,
+                &format!("direct conv k{k} s{s} p{p} relu {relu}"),
+                |q| {
+                    let mut y = cpu::conv2d(&q[0], &q[1], &q[2], &g, out);
+                    if relu {
+                        y = cpu::relu(&y);
+                    }
+                    cpu::mse(&y, &t64, &ones(rows), rows, out, 1.0).0
+                },
+            );
+        }
+    }
+}
+
+#[test]
 fn max_and_average_pooling() {
     // L = mse(max_pool(x), t) and mse(avg_pool(x), t): x (2 images 5×6, 3
     // channels) with 2×2 windows at stride 2 and 3×3 at stride 1 (overlapping:

@@ -319,3 +319,91 @@ fn image_specs_that_cannot_work_fail_before_training() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_direct_convolution_trains_the_same_model_as_im2col() {
+    // TASKGRAD_CONV=direct (the implicit GEMM) and the default im2col + matmul
+    // compute one function from the same initial weights: two epochs of the
+    // same run must log the same losses, up to the order of the sums.
+    if common::gpu().is_none() {
+        return;
+    }
+    let dir = scratch("conv-algos");
+    let csv = dir.join("tiny.csv");
+    let mut text = (0..36)
+        .map(|i| format!("p{i}"))
+        .collect::<Vec<_>>()
+        .join(",")
+        + ",digit\n";
+    for r in 0..48 {
+        let px: Vec<String> = (0..36)
+            .map(|i| ((i * 37 + r * 11) % 256).to_string())
+            .collect();
+        text += &format!("{},{}\n", px.join(","), r % 3);
+    }
+    std::fs::write(&csv, text).unwrap();
+    let losses = |conv: &str| {
+        let out = dir.join(conv);
+        let o = Command::new(BIN)
+            .env("TASKGRAD_CONV", conv)
+            .args([
+                "train",
+                "--data",
+                csv.to_str().unwrap(),
+                "--image",
+                "6x6",
+                "--task",
+                "digit:class",
+            ])
+            .args([
+                "--trunk",
+                "conv:4x3p1,relu,avgpool:2,conv:5x2s1,flatten,linear:8,relu",
+            ])
+            .args([
+                "--epochs",
+                "2",
+                "--batch",
+                "16",
+                "--out",
+                out.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{conv}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let metrics = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+        metrics
+            .lines()
+            .skip(1)
+            .flat_map(|l| {
+                l.split(',')
+                    .skip(2)
+                    .take(2)
+                    .map(|v| v.parse::<f64>().unwrap())
+                    .collect::<Vec<_>>()
+            })
+            .collect::<Vec<f64>>()
+    };
+    let (a, b) = (losses("im2col"), losses("direct"));
+    assert_eq!(a.len(), 4);
+    for (x, y) in a.iter().zip(&b) {
+        assert!(
+            (x - y).abs() <= 1e-4 * x.abs().max(1.0),
+            "im2col {a:?}, direct {b:?}"
+        );
+    }
+    let o = Command::new(BIN)
+        .env("TASKGRAD_CONV", "winograd")
+        .args(["info"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(
+        !o.status.success() && err.contains("TASKGRAD_CONV"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1406,6 +1406,64 @@ fn a_convolution_as_im2col_then_linear_matches_the_direct_definition() {
     }
 }
 
+#[test]
+fn the_direct_convolution_and_its_gradients_against_reference() {
+    // shaders/conv_direct.wgsl (the implicit GEMM) on every awkward geometry,
+    // with and without the fused ReLU: y against the seven-loop definition;
+    // dw = colsᵀ·dz, db = Σ_r dz and dx = col2im(dz·Wᵀ) through the CPU
+    // reference's im2col, dz = dy ⊙ [y > 0] with the ReLU.
+    use taskgrad::kernels::conv_direct;
+    let gpu = gpu_or_skip!();
+    let mut r = rng(44);
+    for (shape, out) in CONV_SHAPES.iter().zip([1usize, 4, 6, 3, 8, 5, 2, 7]) {
+        let g = geometry(*shape);
+        for relu in [false, true] {
+            let (xs, ws, bs) = (
+                random(&mut r, g.image_len()),
+                random(&mut r, g.patch() * out),
+                random(&mut r, out),
+            );
+            let dys = random(&mut r, g.rows() * out);
+            let x = upload(gpu, &[g.image_len()], &xs);
+            let w = upload(gpu, &[g.patch(), out], &ws);
+            let b = upload(gpu, &[out], &bs);
+            let dy = upload(gpu, &[g.rows(), out], &dys);
+            let y = zeros(gpu, &[g.rows(), out]);
+            let (dw, db, dx) = (
+                zeros(gpu, &[g.patch(), out]),
+                zeros(gpu, &[out]),
+                zeros(gpu, &[g.image_len()]),
+            );
+            let ds = [
+                conv_direct::forward(gpu, &g, &x, &w, &b, &y, relu).unwrap(),
+                conv_direct::weight_grad(gpu, &g, &x, &dy, &y, &dw, relu).unwrap(),
+                conv_direct::bias_grad(gpu, &g, &dy, &y, &db, relu).unwrap(),
+                conv_direct::input_grad(gpu, &g, &dy, &y, &w, &dx, relu).unwrap(),
+            ];
+            gpu.run(&ds.iter().collect::<Vec<_>>()).unwrap();
+            let got = gpu.read(&[&y, &dw, &db, &dx]).unwrap();
+            let mut want_y = cpu::conv2d(&xs, &ws, &bs, &g, out);
+            if relu {
+                want_y = cpu::relu(&want_y);
+            }
+            let dz: Vec<f32> = (dys.iter().zip(&want_y))
+                .map(|(&d, &v)| if relu && v <= 0.0 { 0.0 } else { d })
+                .collect();
+            let cols = cpu::im2col(&xs, &g);
+            let (m, k) = (g.rows(), g.patch());
+            let want_dw = cpu::matmul(&cols, &dz, k, m, out, true, false, None, false);
+            let want_db = cpu::sum_rows(&dz, m, out);
+            let dcols = cpu::matmul(&dz, &ws, m, out, k, false, true, None, false);
+            let want_dx = cpu::col2im(&dcols, &g);
+            let what = format!("direct conv {shape:?} → {out}, relu {relu}");
+            assert_close(&format!("{what} y"), &got[0], &want_y, 1e-5, 1e-4);
+            assert_close(&format!("{what} dw"), &got[1], &want_dw, 1e-4, 1e-4);
+            assert_close(&format!("{what} db"), &got[2], &want_db, 1e-4, 1e-4);
+            assert_close(&format!("{what} dx"), &got[3], &want_dx, 1e-5, 1e-4);
+        }
+    }
+}
+
 // ---- max and average pooling ------------------------------------------------
 
 use taskgrad::kernels::pool;

@@ -11,7 +11,8 @@ use crate::gpu::{Dispatch, Gpu, Tensor};
 use crate::kernels;
 use crate::kernels::matmul::{self, MatmulOptions, Operand};
 use crate::kernels::{
-    columns, elementwise, embedding, gate, im2col, mixture, mse, pool, reduce, softmax_ce,
+    columns, conv_direct, elementwise, embedding, gate, im2col, mixture, mse, pool, reduce,
+    softmax_ce,
 };
 
 /// Largest product (multiply-adds) into which the ReLU mask of the backward pass is fused.
@@ -333,6 +334,44 @@ impl<'g> Tape<'g> {
             t.contribute(x, |dx| im2col::col2im(gpu, &g, dcols, dx))
         });
         Ok(self.push_op(NodeKind::Op("im2col"), cols, &[x], rule))
+    }
+
+    /// A convolution computed directly (the implicit GEMM, no patch matrix):
+    /// y = act(conv(x, w) + b), x B·H·W·C (NHWC), w (K·K·C) × O, y
+    /// (B·OH·OW) × O, ReLU when `relu`. The same function as
+    /// [`Tape::im2col`] then [`Tape::linear`]; `TASKGRAD_CONV=direct` makes
+    /// the `conv` layer use it.
+    pub fn conv_direct(
+        &mut self,
+        x: Var,
+        w: Var,
+        b: Var,
+        g: &im2col::ConvGeometry,
+        relu: bool,
+    ) -> Result<Var> {
+        let (gpu, g) = (self.gpu, *g);
+        let (xv, wv, bv) = (
+            self.value(x).clone(),
+            self.value(w).clone(),
+            self.value(b).clone(),
+        );
+        let out = wv.shape().last().copied().unwrap_or(0);
+        let y = Tensor::zeros(gpu, &[g.rows(), out], "conv")?;
+        self.record_forward(conv_direct::forward(gpu, &g, &xv, &wv, &bv, &y, relu)?);
+        // dz = dy ⊙ [y > 0] (with the ReLU), read inside each kernel:
+        // dw = Σ_r x(r, ·)ᵀ dz[r], db = Σ_r dz[r], dx = the adjoint conv of dz.
+        let yv = y.clone();
+        let rule = Rc::new(move |t: &mut Tape, dy: &Tensor| -> Result<()> {
+            let gpu = t.gpu;
+            t.contribute(w, |dw| {
+                conv_direct::weight_grad(gpu, &g, &xv, dy, &yv, dw, relu)
+            })?;
+            t.contribute(b, |db| conv_direct::bias_grad(gpu, &g, dy, &yv, db, relu))?;
+            t.contribute(x, |dx| {
+                conv_direct::input_grad(gpu, &g, dy, &yv, &wv, dx, relu)
+            })
+        });
+        Ok(self.push_op(NodeKind::Op("conv_direct"), y, &[x, w, b], rule))
     }
 
     /// Max pooling of `x` (B·H·W·C, NHWC) over K×K windows moved by the

@@ -7,6 +7,7 @@
 //! | `TASKGRAD_MATMUL` | one f32 matmul kernel for every product: `naive`, `register`, `tiled` or `tiled32` |
 //! | `TASKGRAD_MATMUL_WG` | the register-blocked matmul's workgroup shape, `WxH` (W·H ≤ 256) |
 //! | `TASKGRAD_SPLITK` | split every f32 product into N ≥ 1 slices of k |
+//! | `TASKGRAD_CONV` | how `conv` layers compute: `im2col` (the patch matrix, then the matmul; the default) or `direct` (the implicit GEMM of `shaders/conv_direct.wgsl`) |
 //! | `TASKGRAD_CACHE_DIR` | where the matmul tuning is cached (else `$XDG_CACHE_HOME/taskgrad`, else `~/.cache/taskgrad`) |
 //!
 //! (`TASKGRAD_BACKEND` and `TASKGRAD_ADAPTER` choose the adapter itself: see [`super::Gpu::new`].)
@@ -30,6 +31,8 @@ pub struct KernelEnv {
     pub splitk: Option<usize>,
     /// Where the matmul tuning is cached (None: no home or cache directory).
     pub cache_dir: Option<PathBuf>,
+    /// `TASKGRAD_CONV=direct`: convolutions as the implicit GEMM.
+    pub conv_direct: bool,
 }
 
 fn bad(var: &str, value: &str, want: &str) -> Error {
@@ -45,6 +48,12 @@ impl KernelEnv {
             get("TASKGRAD_MATMUL_WG").as_deref(),
             get("TASKGRAD_SPLITK").as_deref(),
         )?;
+        env.conv_direct = match get("TASKGRAD_CONV").map(|s| s.trim().to_ascii_lowercase()) {
+            None => false,
+            Some(s) if s == "im2col" => false,
+            Some(s) if s == "direct" => true,
+            Some(s) => return Err(bad("TASKGRAD_CONV", &s, "use im2col or direct")),
+        };
         env.cache_dir = match std::env::var_os("TASKGRAD_CACHE_DIR") {
             Some(d) if !d.is_empty() => Some(PathBuf::from(d)),
             _ => match std::env::var_os("XDG_CACHE_HOME") {
@@ -102,6 +111,7 @@ impl KernelEnv {
             ),
         };
         Ok(KernelEnv {
+            conv_direct: false,
             matmul,
             matmul_wg,
             splitk,

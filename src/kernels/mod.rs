@@ -10,6 +10,7 @@
 //! K tasks, P parameters; M×K · K×N = M×N for matmul.
 
 pub mod columns;
+pub mod conv_direct;
 pub mod elementwise;
 pub mod embedding;
 pub mod gate;
@@ -103,6 +104,10 @@ pub const SHADERS: &[(&str, &str)] = &[
         include_str!("../../shaders/step_counter.wgsl"),
     ),
     ("im2col.wgsl", include_str!("../../shaders/im2col.wgsl")),
+    (
+        "conv_direct.wgsl",
+        include_str!("../../shaders/conv_direct.wgsl"),
+    ),
     ("maxpool.wgsl", include_str!("../../shaders/maxpool.wgsl")),
     ("avgpool.wgsl", include_str!("../../shaders/avgpool.wgsl")),
 ];

@@ -11,7 +11,9 @@
 //! A convolution is im2col then the matmul ([`crate::kernels::im2col`],
 //! `Tape::im2col` and `Tape::linear`): the patch rows (B·OH·OW) × (K·K·C)
 //! times W (K·K·C × OUT), plus b, with ReLU fused into the matmul when
-//! `relu` follows, as for `linear`. Pooling uses `shaders/maxpool.wgsl`
+//! `relu` follows, as for `linear`. `TASKGRAD_CONV=direct` computes it
+//! instead without the patch matrix (`Tape::conv_direct`,
+//! shaders/conv_direct.wgsl): the same function of the same parameters. Pooling uses `shaders/maxpool.wgsl`
 //! (the argmax kept for the backward) and `shaders/avgpool.wgsl`.
 //!
 //! | layer | parameters | output |
@@ -182,6 +184,11 @@ impl Layer for Conv {
         let g = self
             .input
             .geometry(batch, self.kernel, self.stride, self.pad)?;
+        if tape.gpu.env.conv_direct {
+            let w = params.var_f32(tape, self.linear.w)?;
+            let b = params.var_f32(tape, self.linear.b)?;
+            return tape.conv_direct(x, w, b, &g, self.relu);
+        }
         let cols = tape.im2col(x, &g)?;
         let act = if self.relu {
             Activation::Relu
