@@ -120,12 +120,9 @@ fn run(args: Args) -> taskgrad::Result<()> {
         let split = split(n_train, n, seed)?;
         let cfg = config(&args, seed)?;
         let mut stl = Vec::new();
-        for k in 0..tasks.len() {
-            eprintln!(
-                "[{:>5.0} s] seed {seed}, {} alone",
-                clock.elapsed().as_secs_f64(),
-                tasks[k].0
-            );
+        for (k, (task, _)) in tasks.iter().enumerate() {
+            let at = clock.elapsed().as_secs_f64();
+            eprintln!("[{at:>5.0} s] seed {seed}, {task} alone");
             let r = single_task_baselines(&gpu, &data, &split, &[k], &cfg)?;
             stl.extend(r.into_iter().flat_map(|r| r.test));
         }

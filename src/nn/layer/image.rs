@@ -105,7 +105,7 @@ impl Image {
     /// How many images `x` holds ((B·H·W) × C or B × (H·W·C)).
     fn batch_of(&self, tape: &Tape, x: Var, op: &'static str) -> Result<usize> {
         let n = tape.value(x).numel();
-        if n % self.len() != 0 {
+        if !n.is_multiple_of(self.len()) {
             return Err(Error::shape(
                 op,
                 format!("a multiple of {} ({self})", self.len()),
