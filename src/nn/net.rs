@@ -141,26 +141,7 @@ impl MultiTaskNet {
             tables.push(p.add_drawn(&name, &[e.levels, e.dim], draw)?);
         }
         let mut width = dense + spec.embeddings.iter().map(|e| e.dim).sum::<usize>();
-        if let Some(im) = spec.image {
-            if im.len() != spec.inputs || !spec.embeddings.is_empty() {
-                return Err(Error::InvalidConfig(format!(
-                    "a {im} image is {} input columns of pixels, and the network has {} inputs{}",
-                    im.len(),
-                    spec.inputs,
-                    if spec.embeddings.is_empty() {
-                        ""
-                    } else {
-                        " with embedded columns"
-                    }
-                )));
-            }
-            if spec.arch != Arch::Shared {
-                return Err(Error::InvalidConfig(format!(
-                    "the {} experts read features in a row: image inputs (--image) work with a shared trunk",
-                    spec.arch.name()
-                )));
-            }
-        }
+        check_image(&spec)?;
         let moe = match &spec.arch {
             Arch::Shared => None,
             arch => {
@@ -184,51 +165,17 @@ impl MultiTaskNet {
                 Some(moe)
             }
         };
-        let image = spec.image;
-        let trunk = match image {
-            Some(im) => Stack::build_over(
-                p,
-                "trunk",
-                &spec.trunk_specs(),
-                im.channels,
-                image,
-                &mut rng,
-            )?,
-            None => Stack::build(p, "trunk", &spec.trunk_specs(), width, &mut rng)?,
-        };
-        width = trunk.output();
-        let tower_specs = spec.tower_specs();
-        let mut heads = Vec::new();
-        for (name, &out) in spec.head_names.iter().zip(&spec.outputs) {
-            let prefix = format!("head.{name}.tower");
-            let tower = Stack::build_over(
-                p,
-                &prefix,
-                &tower_specs,
-                width,
-                trunk.output_image(),
-                &mut rng,
-            )?;
-            if let Some(im) = tower.output_image() {
-                let (part, list) = if tower_specs.is_empty() {
-                    ("trunk", "--trunk")
-                } else {
-                    ("tower", "--tower-layers")
-                };
-                return Err(Error::InvalidConfig(format!(
-                    "the {part} ends on a {im} image, and task {name}'s output layer reads features in a row: end {list} with flatten (and a linear layer if you like)"
-                )));
-            }
-            let output = Linear::new(
-                p,
-                &format!("head.{name}.out"),
-                tower.output(),
-                out,
-                Init::Xavier,
-                &mut rng,
-            )?;
-            heads.push((tower, output));
-        }
+        // Over an image the trunk's input width is its channels.
+        let trunk_input = spec.image.map_or(width, |im| im.channels);
+        let trunk = Stack::build_over(
+            p,
+            "trunk",
+            &spec.trunk_specs(),
+            trunk_input,
+            spec.image,
+            &mut rng,
+        )?;
+        let heads = build_heads(p, &spec, &trunk, &mut rng)?;
         Ok(MultiTaskNet {
             spec,
             tables,
@@ -393,4 +340,68 @@ impl MultiTaskNet {
             .map(|(k, z)| self.head_forward(tape, params, z, k))
             .collect()
     }
+}
+
+/// An image input fits the inputs (H·W·C pixel columns, no embeddings)
+/// and a shared trunk.
+fn check_image(spec: &NetSpec) -> Result<()> {
+    let Some(im) = spec.image else {
+        return Ok(());
+    };
+    if im.len() != spec.inputs || !spec.embeddings.is_empty() {
+        return Err(Error::InvalidConfig(format!(
+            "a {im} image is {} input columns of pixels, and the network has {} inputs{}",
+            im.len(),
+            spec.inputs,
+            if spec.embeddings.is_empty() {
+                ""
+            } else {
+                " with embedded columns"
+            }
+        )));
+    }
+    if spec.arch != Arch::Shared {
+        return Err(Error::InvalidConfig(format!(
+            "the {} experts read features in a row: image inputs (--image) work with a shared trunk",
+            spec.arch.name()
+        )));
+    }
+    Ok(())
+}
+
+/// One head per task over the trunk's output: its tower, which must end in
+/// a row of features, then its output layer.
+fn build_heads(
+    p: &mut ParamBuilder,
+    spec: &NetSpec,
+    trunk: &Stack,
+    rng: &mut StdRng,
+) -> Result<Vec<(Stack, Linear)>> {
+    let tower_specs = spec.tower_specs();
+    let mut heads = Vec::new();
+    for (name, &out) in spec.head_names.iter().zip(&spec.outputs) {
+        let prefix = format!("head.{name}.tower");
+        let image = trunk.output_image();
+        let tower = Stack::build_over(p, &prefix, &tower_specs, trunk.output(), image, rng)?;
+        if let Some(im) = tower.output_image() {
+            let (part, list) = if tower_specs.is_empty() {
+                ("trunk", "--trunk")
+            } else {
+                ("tower", "--tower-layers")
+            };
+            return Err(Error::InvalidConfig(format!(
+                "the {part} ends on a {im} image, and task {name}'s output layer reads features in a row: end {list} with flatten (and a linear layer if you like)"
+            )));
+        }
+        let output = Linear::new(
+            p,
+            &format!("head.{name}.out"),
+            tower.output(),
+            out,
+            Init::Xavier,
+            rng,
+        )?;
+        heads.push((tower, output));
+    }
+    Ok(heads)
 }
