@@ -63,8 +63,9 @@ pub struct RunSettings {
     /// The shared trunk as a list of layers, e.g.
     /// "linear:64,relu,layernorm,dropout:0.1,linear:64,gelu" (instead of
     /// --hidden and --activation). Layers: linear:N, relu, gelu, tanh,
-    /// layernorm, dropout:P, and over an --image conv:OUTxK[sS][pP],
-    /// maxpool:K, avgpool:K and flatten (e.g. LeNet's
+    /// layernorm, dropout:P, and over an --image conv:OUTxK (stride and
+    /// padding optional: conv:16x3s1p1), maxpool:K, avgpool:K and flatten
+    /// (e.g. LeNet's
     /// "conv:10x5,maxpool:2,relu,conv:20x5,maxpool:2,relu,flatten,linear:50,relu"),
     /// and any registered.
     #[arg(long, value_delimiter = ',', conflicts_with = "hidden")]
