@@ -7,17 +7,27 @@
 //            r = (b·OH + oh)·OW + ow,   j = (kh·K + kw)·C + c
 //            OH = (H + 2P − K)/S + 1,   OW = (W + 2P − K)/S + 1
 //   conv:    y = cols · W + bias, W (K·K·C) × O: y is (B·OH·OW) × O, the NHWC output
-//   col2im:  dx[b, ih, iw, c] = Σ dcols[r, j] over the (kh, kw) whose patch
-//            covers (ih, iw): oh = (ih + P − kh)/S and ow = (iw + P − kw)/S
-//            whole numbers inside the output
+//   col2im:  dx[b, ih, iw, c] = Σ dcols[r, j] over the (oh, ow) whose patch
+//            covers (ih, iw), with kh = ih + P − oh·S and kw = iw + P − ow·S
 //
-// col2im gathers (one invocation per input element, summing the at most K²
-// patch entries that read it), so it needs no atomics and writes every
-// element of dx: an overwrite, as a backward contribution must be.
+// Layout of the work. For a fixed (r, kh) the K·C entries j = (kh·K + kw)·C + c
+// are contiguous in cols and, over the image, contiguous in x too (one row of
+// the patch, all channels); so im2col gives each invocation one (r, kh) and
+// copies that run with no index arithmetic inside the loop. col2im gives each
+// invocation one input pixel (b, ih, iw) and all its channels; the output rows
+// that cover ih are an interval, oh in [lo, hi) with
+//     lo = 0 if ih + P < K, else (ih + P − K)/S + 1;   hi = min((ih + P)/S + 1, OH)
+// (and likewise for ow), found with two divisions rather than a modulo test
+// per kernel position. On a CPU adapter integer division is not vectorised,
+// and this layout took the LeNet step's im2col and col2im from a quarter of
+// the step to a few percent (BENCHMARKS.md, W-lenet).
 //
-// Shapes: x B·H·W·C; cols (B·OH·OW) × (K·K·C). One invocation per output
-// element (im2col: a cols entry; col2im: an x entry); a grid of more than
-// 65,535 workgroups is folded into two dimensions by the host.
+// col2im gathers, so it needs no atomics and writes every element of dx: an
+// overwrite, as a backward contribution must be.
+//
+// Shapes: x B·H·W·C; cols (B·OH·OW) × (K·K·C). One invocation per (r, kh)
+// (im2col, n = B·OH·OW·K) or per input pixel (col2im, n = B·H·W); a grid of
+// more than 65,535 workgroups is folded into two dimensions by the host.
 // Bindings: 0 params, 1 out (rw: cols | dx), 2 in (read: x | dcols).
 
 struct Params {
@@ -45,6 +55,16 @@ fn flat_index(wid: vec3<u32>, lid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return (wid.x + wid.y * nwg.x) * WG + lid.x;
 }
 
+// The outputs along one axis whose window (K wide, S apart) covers position
+// `at` of the padded input: [lo, hi), empty when lo >= hi.
+fn covering(at: u32, count: u32) -> vec2<u32> {
+    var lo = 0u;
+    if (at >= p.kernel) {
+        lo = (at - p.kernel) / p.stride + 1u;
+    }
+    return vec2<u32>(lo, min(at / p.stride + 1u, count));
+}
+
 @compute @workgroup_size(WG)
 fn im2col(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -55,24 +75,30 @@ fn im2col(
     if (i >= p.n) {
         return;
     }
-    let width_cols = p.kernel * p.kernel * p.channels;
-    let j = i % width_cols;
-    let r = i / width_cols;
-    let c = j % p.channels;
-    let kk = j / p.channels;
-    let kw = kk % p.kernel;
-    let kh = kk / p.kernel;
+    let kh = i % p.kernel;
+    let r = i / p.kernel;
     let ow = r % p.out_w;
     let rest = r / p.out_w;
     let oh = rest % p.out_h;
     let b = rest / p.out_h;
+    let run = p.kernel * p.channels;
+    let dest = i * run; // = r·K·K·C + kh·K·C
     let ih = i32(oh * p.stride + kh) - i32(p.pad);
-    let iw = i32(ow * p.stride + kw) - i32(p.pad);
-    var v = 0.0;
-    if (ih >= 0 && iw >= 0 && ih < i32(p.height) && iw < i32(p.width)) {
-        v = src[((b * p.height + u32(ih)) * p.width + u32(iw)) * p.channels + c];
+    let row_inside = ih >= 0 && ih < i32(p.height);
+    let iw0 = i32(ow * p.stride) - i32(p.pad);
+    // x[b, ih, iw0, 0], as a signed offset (iw0 may be negative).
+    let start = i32((b * p.height + u32(max(ih, 0))) * p.width * p.channels) + iw0 * i32(p.channels);
+    for (var kw = 0u; kw < p.kernel; kw = kw + 1u) {
+        let iw = iw0 + i32(kw);
+        let inside = row_inside && iw >= 0 && iw < i32(p.width);
+        for (var c = 0u; c < p.channels; c = c + 1u) {
+            var v = 0.0;
+            if (inside) {
+                v = src[u32(start + i32(kw * p.channels + c))];
+            }
+            out[dest + kw * p.channels + c] = v;
+        }
     }
-    out[i] = v;
 }
 
 @compute @workgroup_size(WG)
@@ -85,36 +111,23 @@ fn col2im(
     if (i >= p.n) {
         return;
     }
+    let iw = i % p.width;
+    let rest = i / p.width;
+    let ih = rest % p.height;
+    let b = rest / p.height;
+    let rows = covering(ih + p.pad, p.out_h);
+    let cols = covering(iw + p.pad, p.out_w);
     let width_cols = p.kernel * p.kernel * p.channels;
-    let c = i % p.channels;
-    let rest = i / p.channels;
-    let iw = rest % p.width;
-    let rest2 = rest / p.width;
-    let ih = rest2 % p.height;
-    let b = rest2 / p.height;
-    var sum = 0.0;
-    for (var kh = 0u; kh < p.kernel; kh = kh + 1u) {
-        let nh = i32(ih + p.pad) - i32(kh);
-        if (nh < 0 || nh % i32(p.stride) != 0) {
-            continue;
-        }
-        let oh = u32(nh) / p.stride;
-        if (oh >= p.out_h) {
-            continue;
-        }
-        for (var kw = 0u; kw < p.kernel; kw = kw + 1u) {
-            let nw = i32(iw + p.pad) - i32(kw);
-            if (nw < 0 || nw % i32(p.stride) != 0) {
-                continue;
+    for (var c = 0u; c < p.channels; c = c + 1u) {
+        var sum = 0.0;
+        for (var oh = rows.x; oh < rows.y; oh = oh + 1u) {
+            let kh = ih + p.pad - oh * p.stride;
+            for (var ow = cols.x; ow < cols.y; ow = ow + 1u) {
+                let kw = iw + p.pad - ow * p.stride;
+                let r = (b * p.out_h + oh) * p.out_w + ow;
+                sum = sum + src[r * width_cols + (kh * p.kernel + kw) * p.channels + c];
             }
-            let ow = u32(nw) / p.stride;
-            if (ow >= p.out_w) {
-                continue;
-            }
-            let r = (b * p.out_h + oh) * p.out_w + ow;
-            let j = (kh * p.kernel + kw) * p.channels + c;
-            sum = sum + src[r * width_cols + j];
         }
+        out[i * p.channels + c] = sum;
     }
-    out[i] = sum;
 }

@@ -268,7 +268,7 @@ fn a_spec_that_does_not_fit_its_image_says_which_layer_and_which_sizes() {
         "{m}"
     );
     let m = build_error(gpu, "28x28", "conv:10x5", "relu");
-    assert!(m.contains("--tower-layers with flatten"), "{m}");
+    assert!(m.contains("--tower with flatten"), "{m}");
     let m = build_error(gpu, "28x28", "flatten,maxpool:2", "");
     assert!(m.contains("maxpool:2") && m.contains("784 features"), "{m}");
     let m = build_error(gpu, "28x28", "conv:10", "");

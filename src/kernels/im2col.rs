@@ -117,7 +117,8 @@ fn check(op: &'static str, g: &ConvGeometry, image: &Tensor, cols: &Tensor) -> R
 /// cols ((B·OH·OW) × (K·K·C)) from the images x (B·H·W·C, NHWC).
 pub fn im2col(gpu: &Gpu, g: &ConvGeometry, x: &Tensor, cols: &Tensor) -> Result<Dispatch> {
     check("im2col", g, x, cols)?;
-    let n = cols.numel();
+    // One invocation per (row of cols, kernel row kh).
+    let n = g.rows() * g.kernel;
     use Binding::*;
     record(
         gpu,
@@ -134,7 +135,8 @@ pub fn im2col(gpu: &Gpu, g: &ConvGeometry, x: &Tensor, cols: &Tensor) -> Result<
 /// dx (B·H·W·C) from dcols: the adjoint of [`im2col`], overwriting dx.
 pub fn col2im(gpu: &Gpu, g: &ConvGeometry, dcols: &Tensor, dx: &Tensor) -> Result<Dispatch> {
     check("col2im", g, dx, dcols)?;
-    let n = dx.numel();
+    // One invocation per input pixel, all its channels.
+    let n = g.batch * g.height * g.width;
     use Binding::*;
     record(
         gpu,

@@ -34,6 +34,11 @@ fn check_arg(op: &'static str, g: &ConvGeometry, arg: &Tensor) -> Result<()> {
     arg.expect_numel(op, pooled_len(g))
 }
 
+/// The kernels' invocations: one per pixel of `t` (all its channels).
+fn pixels(t: &Tensor, g: &ConvGeometry) -> usize {
+    t.numel() / g.channels
+}
+
 /// y = the maximum of each window of x, `arg` its index in x.
 pub fn max_forward(
     gpu: &Gpu,
@@ -51,9 +56,9 @@ pub fn max_forward(
         "forward",
         &[Uniform, ReadWrite, ReadWrite, ReadOnly],
         &[],
-        &params(g, y.numel()),
+        &params(g, pixels(y, g)),
         &[y, arg, x],
-        grid_1d(gpu, y.numel())?,
+        grid_1d(gpu, pixels(y, g))?,
     )
 }
 
@@ -74,9 +79,9 @@ pub fn max_backward(
         "backward",
         &[Uniform, ReadWrite, ReadWrite, ReadOnly],
         &[],
-        &params(g, dx.numel()),
+        &params(g, pixels(dx, g)),
         &[dx, arg, dy],
-        grid_1d(gpu, dx.numel())?,
+        grid_1d(gpu, pixels(dx, g))?,
     )
 }
 
@@ -90,9 +95,9 @@ pub fn avg_forward(gpu: &Gpu, g: &ConvGeometry, x: &Tensor, y: &Tensor) -> Resul
         "forward",
         &[Uniform, ReadWrite, ReadOnly],
         &[],
-        &params(g, y.numel()),
+        &params(g, pixels(y, g)),
         &[y, x],
-        grid_1d(gpu, y.numel())?,
+        grid_1d(gpu, pixels(y, g))?,
     )
 }
 
@@ -106,8 +111,8 @@ pub fn avg_backward(gpu: &Gpu, g: &ConvGeometry, dy: &Tensor, dx: &Tensor) -> Re
         "backward",
         &[Uniform, ReadWrite, ReadOnly],
         &[],
-        &params(g, dx.numel()),
+        &params(g, pixels(dx, g)),
         &[dx, dy],
-        grid_1d(gpu, dx.numel())?,
+        grid_1d(gpu, pixels(dx, g))?,
     )
 }

@@ -49,7 +49,7 @@ pub struct NetSpec {
     /// were units have none, and their `trunk` widths stand for it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trunk_layers: Vec<LayerSpec>,
-    /// Each tower as a list of layers (`--tower-layers`), likewise.
+    /// Each tower as a list of layers (`--tower`), likewise.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tower_layers: Vec<LayerSpec>,
     /// Each expert of a mixture as a list of layers (`--expert`); empty: one
@@ -387,7 +387,7 @@ fn build_heads(
             let (part, list) = if tower_specs.is_empty() {
                 ("trunk", "--trunk")
             } else {
-                ("tower", "--tower-layers")
+                ("tower", "--tower")
             };
             return Err(Error::InvalidConfig(format!(
                 "the {part} ends on a {im} image, and task {name}'s output layer reads features in a row: end {list} with flatten (and a linear layer if you like)"
