@@ -33,9 +33,8 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use taskgrad::cli::compare::{write_results_csv, CompareOutcome};
-use taskgrad::cli::make_data::read_digits;
 use taskgrad::data::encode::{Missing, Schema};
-use taskgrad::data::multimnist::{make_pairs, to_csv};
+use taskgrad::data::multimnist::{make_pairs, to_csv, Digits};
 use taskgrad::data::{Split, Table, TaskType};
 use taskgrad::nn::layer::Image;
 use taskgrad::nn::LayerSpec;
@@ -80,7 +79,7 @@ fn main() {
 
 fn run(args: Args) -> taskgrad::Result<()> {
     let mnist = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/mnist_5k.csv.gz");
-    let digits = read_digits(&mnist)?;
+    let digits = Digits::read(&mnist)?;
     let (train_pairs, test_pairs) = make_pairs(&digits, 0.2, args.pairs_per_digit, 0)?;
     // One table: the training images, then the test images.
     let all: Vec<(usize, usize)> = train_pairs.iter().chain(&test_pairs).copied().collect();

@@ -17,7 +17,6 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use taskgrad::cli::make_data::read_digits;
 use taskgrad::data::multimnist::{make_pairs, Digits};
 
 const BIN: &str = env!("CARGO_BIN_EXE_taskgrad");
@@ -58,7 +57,7 @@ fn halve(d: &[u8]) -> Vec<u8> {
 
 /// Write train.csv and test.csv of the two-digit set to `dir`.
 fn two_digit_set(dir: &Path) -> (PathBuf, PathBuf) {
-    let all = read_digits(Path::new(MNIST)).unwrap();
+    let all = Digits::read(Path::new(MNIST)).unwrap();
     let mut digits = Digits::default();
     for i in (0..all.len()).filter(|&i| all.labels[i] < 5) {
         digits.pixels.extend_from_slice(all.image(i));

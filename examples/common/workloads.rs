@@ -302,7 +302,7 @@ pub fn w_lenet(gpu: &Gpu, weighting: &str, opts: StepOptions) -> Result<Workload
     use taskgrad::data::encode::{Missing, Schema};
     use taskgrad::data::multimnist::{make_pairs, to_csv};
     let mnist = concat!(env!("CARGO_MANIFEST_DIR"), "/data/mnist_5k.csv.gz");
-    let digits = taskgrad::cli::make_data::read_digits(std::path::Path::new(mnist))?;
+    let digits = taskgrad::data::multimnist::Digits::read(std::path::Path::new(mnist))?;
     let (train, _) = make_pairs(&digits, 0.2, 1, 0)?;
     let table = Table::from_csv_text("W-lenet", &to_csv(&digits, &train))?;
     let pixels: Vec<String> = (0..784).map(|i| format!("p{i}")).collect();

@@ -2,7 +2,6 @@
 //! [`crate::data::multimnist`] from an MNIST CSV (gzipped or not), written
 //! as two CSVs that `taskgrad train --image 28x28` and `eval` read.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::data::multimnist::{make_pairs, to_csv, Digits};
@@ -15,30 +14,6 @@ pub struct Written {
     pub test: (PathBuf, usize),
 }
 
-/// The digits of an MNIST CSV (784 pixels then the label per line, no
-/// header), read through gzip when the name ends in `.gz`.
-pub fn read_digits(path: &Path) -> Result<Digits> {
-    let io = |e| Error::Io {
-        path: path.to_path_buf(),
-        source: e,
-    };
-    let file = std::fs::File::open(path).map_err(io)?;
-    let mut text = String::new();
-    if path.extension().is_some_and(|e| e == "gz") {
-        flate2::read::GzDecoder::new(file)
-            .read_to_string(&mut text)
-            .map_err(io)?;
-    } else {
-        std::io::BufReader::new(file)
-            .read_to_string(&mut text)
-            .map_err(io)?;
-    }
-    Digits::from_csv_lines(&text).map_err(|e| match e {
-        Error::InvalidConfig(m) => Error::InvalidConfig(format!("{}: {m}", path.display())),
-        other => other,
-    })
-}
-
 /// Write `<out>/multimnist_train.csv` and `<out>/multimnist_test.csv` from
 /// the digits of `mnist`: `test_fraction` of the source digits make the
 /// test images, each digit the left one of `pairs_per_digit` images.
@@ -49,7 +24,7 @@ pub fn make_multimnist(
     pairs_per_digit: usize,
     seed: u64,
 ) -> Result<Written> {
-    let digits = read_digits(mnist)?;
+    let digits = Digits::read(mnist)?;
     let (train, test) = make_pairs(&digits, test_fraction, pairs_per_digit, seed)?;
     std::fs::create_dir_all(out).map_err(|e| Error::Io {
         path: out.to_path_buf(),

@@ -18,6 +18,9 @@
 //! 0–255) then `left` and `right`: `taskgrad train --image 28x28 --task
 //! left:class --task right:class` reads it as is.
 
+use std::io::Read;
+use std::path::Path;
+
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -81,6 +84,42 @@ impl Digits {
         }
         Ok(d)
     }
+
+    /// The digits of an MNIST CSV file (the layout of
+    /// [`Digits::from_csv_lines`]), read through gzip when the name ends in
+    /// `.gz`.
+    pub fn read(path: &Path) -> Result<Digits> {
+        let io = |e| Error::Io {
+            path: path.to_path_buf(),
+            source: e,
+        };
+        let bytes = std::fs::read(path).map_err(io)?;
+        let gz = path.extension().is_some_and(|e| e == "gz");
+        let text = if gz {
+            gunzip(&bytes).map_err(io)?
+        } else {
+            String::from_utf8(bytes)
+                .map_err(|e| io(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?
+        };
+        Digits::from_csv_lines(&text).map_err(|e| match e {
+            Error::InvalidConfig(m) => Error::InvalidConfig(format!("{}: {m}", path.display())),
+            other => other,
+        })
+    }
+
+    /// The digits of a gzipped MNIST CSV held in memory (the browser page
+    /// embeds one; there is no file system there).
+    pub fn from_gz_bytes(bytes: &[u8]) -> Result<Digits> {
+        let text =
+            gunzip(bytes).map_err(|e| Error::InvalidConfig(format!("gzipped MNIST CSV: {e}")))?;
+        Digits::from_csv_lines(&text)
+    }
+}
+
+fn gunzip(bytes: &[u8]) -> std::io::Result<String> {
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(bytes).read_to_string(&mut text)?;
+    Ok(text)
 }
 
 /// The 28×28 MultiMNIST image of `left` and `right` (784 pixels each).
