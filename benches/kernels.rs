@@ -1,16 +1,20 @@
-//! Kernel benchmarks: matmul GFLOP/s beside the CPU reference, and the
-//! throughput of the fused softmax cross-entropy and of Adam over an arena.
+//! Kernel benchmarks: matmul GFLOP/s beside the CPU reference, convolution
+//! GFLOP/s (LeNet's two layers, im2col + matmul against the implicit GEMM),
+//! and the throughput of the fused softmax cross-entropy and of Adam over an
+//! arena.
 //!
 //!     cargo bench --bench kernels
 //!
 //! Each GPU iteration is one submit followed by a wait, so the time includes
 //! the fixed cost of a submit; criterion's "elem/s" for matmul counts
-//! floating-point operations (2·n³ per product), so Gelem/s reads as GFLOP/s.
+//! floating-point operations (2·n³ per product; 2·B·OH·OW·K²·C·O per
+//! convolution), so Gelem/s reads as GFLOP/s.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::time::Duration;
+use taskgrad::kernels::im2col::{im2col, ConvGeometry};
 use taskgrad::kernels::matmul::{matmul, MatmulOptions};
-use taskgrad::kernels::softmax_ce;
+use taskgrad::kernels::{conv_direct, softmax_ce};
 use taskgrad::optim;
 use taskgrad::optim::Optimizer as _;
 use taskgrad::{reference, Gpu, Tensor};
@@ -57,6 +61,54 @@ fn bench_matmul(c: &mut Criterion, gpu: &Gpu) {
         }
         group.bench_with_input(BenchmarkId::new("cpu_reference", n), &n, |bench, &n| {
             bench.iter(|| reference::matmul(&a, &b, n, n, n, false, false, None, false))
+        });
+    }
+    group.finish();
+}
+
+/// The forward convolutions of W-lenet's step (batch 256, NHWC): 28×28×1 →
+/// 10 channels and 12×12×10 → 20, 5×5 kernels, bias and ReLU fused. The
+/// default algorithm is two dispatches (im2col, then the matmul the product's
+/// shape selects); the implicit GEMM (`TASKGRAD_CONV=direct`) is one.
+fn bench_conv(c: &mut Criterion, gpu: &Gpu) {
+    let mut group = c.benchmark_group("conv");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(4))
+        .warm_up_time(Duration::from_secs(1));
+    for (name, side, ch, out) in [("lenet1", 28, 1, 10), ("lenet2", 12, 10, 20)] {
+        let g = ConvGeometry::new((256, side, side, ch), 5, 1, 0).unwrap();
+        let flops = 2 * g.rows() * g.patch() * out;
+        group.throughput(Throughput::Elements(flops as u64));
+        let x = Tensor::from_slice(gpu, &[g.image_len()], &pattern(g.image_len(), 1), "x").unwrap();
+        let w =
+            Tensor::from_slice(gpu, &[g.patch(), out], &pattern(g.patch() * out, 2), "w").unwrap();
+        let b = Tensor::from_slice(gpu, &[out], &pattern(out, 3), "b").unwrap();
+        let y = Tensor::zeros(gpu, &[g.rows(), out], "y").unwrap();
+        let cols = Tensor::zeros(gpu, &[g.rows(), g.patch()], "cols").unwrap();
+        let unfold = im2col(gpu, &g, &x, &cols).unwrap();
+        let product = MatmulOptions {
+            bias: Some(&b),
+            relu: true,
+            ..Default::default()
+        };
+        let mm = matmul(gpu, &cols, &w, &y, product).unwrap();
+        group.bench_with_input(
+            BenchmarkId::new("im2col_matmul", name),
+            &name,
+            |bench, _| {
+                bench.iter(|| {
+                    gpu.run(&[&unfold, &mm]).unwrap();
+                    gpu.wait().unwrap();
+                })
+            },
+        );
+        let direct = conv_direct::forward(gpu, &g, &x, &w, &b, &y, true).unwrap();
+        group.bench_with_input(BenchmarkId::new("direct", name), &name, |bench, _| {
+            bench.iter(|| {
+                gpu.run(&[&direct]).unwrap();
+                gpu.wait().unwrap();
+            })
         });
     }
     group.finish();
@@ -144,6 +196,7 @@ fn benches(c: &mut Criterion) {
         Gpu::new().expect("a GPU adapter (see README: mesa-vulkan-drivers gives a software one)");
     eprintln!("adapter: {}", gpu.report);
     bench_matmul(c, &gpu);
+    bench_conv(c, &gpu);
     bench_softmax_ce(c, &gpu);
     bench_adam(c, &gpu);
 }

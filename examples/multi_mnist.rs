@@ -33,10 +33,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use taskgrad::cli::compare::{write_results_csv, CompareOutcome};
-use taskgrad::data::encode::{Missing, Schema};
-use taskgrad::data::multimnist::{make_pairs, to_csv, Digits};
-use taskgrad::data::{Split, Table, TaskType};
-use taskgrad::nn::layer::Image;
+use taskgrad::data::multimnist::{make_pairs, Digits, Encoded, TASKS};
 use taskgrad::nn::LayerSpec;
 use taskgrad::optim::OptimizerKind;
 use taskgrad::train::{fit, single_task_baselines, TrainConfig};
@@ -81,21 +78,8 @@ fn run(args: Args) -> taskgrad::Result<()> {
     let mnist = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/mnist_5k.csv.gz");
     let digits = Digits::read(&mnist)?;
     let (train_pairs, test_pairs) = make_pairs(&digits, 0.2, args.pairs_per_digit, 0)?;
-    // One table: the training images, then the test images.
-    let all: Vec<(usize, usize)> = train_pairs.iter().chain(&test_pairs).copied().collect();
-    let table = Table::from_csv_text("multimnist", &to_csv(&digits, &all))?;
-    let (n_train, n) = (train_pairs.len(), all.len());
-    let pixels: Vec<String> = (0..784).map(|i| format!("p{i}")).collect();
-    let inputs: Vec<&str> = pixels.iter().map(|s| s.as_str()).collect();
-    let tasks = [("left", TaskType::CLASS), ("right", TaskType::CLASS)];
-    let train_rows: Vec<usize> = (0..n_train).collect();
-    let schema = Schema::fit(&table, &inputs, &tasks, &train_rows, Missing::Drop)?.as_image(
-        Image::new(28, 28, 1)?,
-        &table,
-        &train_rows,
-    )?;
-    let rows: Vec<usize> = (0..n).collect();
-    let data = schema.encode(&table, &rows)?;
+    let set = Encoded::new(&digits, &train_pairs, &test_pairs)?;
+    let (n_train, data) = (set.n_train, &set.data);
 
     let methods: Vec<String> = match args.methods.is_empty() {
         true => mtl::names().iter().map(|s| s.to_string()).collect(),
@@ -116,13 +100,13 @@ fn run(args: Args) -> taskgrad::Result<()> {
     let mut baselines = Vec::new();
     let mut results = vec![Vec::new(); methods.len()];
     for &seed in &seeds {
-        let split = split(n_train, n, seed)?;
+        let split = set.split(0.1, seed)?;
         let cfg = config(&args, seed)?;
         let mut stl = Vec::new();
-        for (k, (task, _)) in tasks.iter().enumerate() {
+        for (k, (task, _)) in TASKS.iter().enumerate() {
             let at = clock.elapsed().as_secs_f64();
             eprintln!("[{at:>5.0} s] seed {seed}, {task} alone");
-            let r = single_task_baselines(&gpu, &data, &split, &[k], &cfg)?;
+            let r = single_task_baselines(&gpu, data, &split, &[k], &cfg)?;
             stl.extend(r.into_iter().flat_map(|r| r.test));
         }
         baselines.push(stl);
@@ -132,12 +116,12 @@ fn run(args: Args) -> taskgrad::Result<()> {
                 clock.elapsed().as_secs_f64()
             );
             let weighting = mtl::Method::parse(method)?.build(seed)?;
-            let report = fit(&gpu, &data, &split, &[0, 1], weighting, &cfg, &mut |_| {})?;
+            let report = fit(&gpu, data, &split, &[0, 1], weighting, &cfg, &mut |_| {})?;
             results[mi].push(report.test);
         }
     }
     let outcome = CompareOutcome {
-        tasks: tasks.iter().map(|t| t.0.to_string()).collect(),
+        tasks: TASKS.iter().map(|t| t.0.to_string()).collect(),
         methods,
         seeds,
         baselines,
@@ -159,17 +143,6 @@ fn run(args: Args) -> taskgrad::Result<()> {
     let path = args.out.join("results.txt");
     std::fs::write(&path, table).map_err(|e| taskgrad::Error::Io { path, source: e })?;
     write_results_csv(&args.out.join("results.csv"), &outcome)
-}
-
-/// Seed `seed`'s rows: a tenth of the training images for validation, the
-/// test images (rows `n_train..n`, other digits) for the test.
-fn split(n_train: usize, n: usize, seed: u64) -> taskgrad::Result<Split> {
-    let within = Split::new(n_train, 0.1, 0.0, seed)?;
-    Ok(Split {
-        train: within.train,
-        val: within.val,
-        test: (n_train..n).collect(),
-    })
 }
 
 fn config(args: &Args, seed: u64) -> taskgrad::Result<TrainConfig> {

@@ -319,15 +319,9 @@ fn image_specs_that_cannot_work_fail_before_training() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[test]
-fn the_direct_convolution_trains_the_same_model_as_im2col() {
-    // TASKGRAD_CONV=direct (the implicit GEMM) and the default im2col + matmul
-    // compute one function from the same initial weights: two epochs of the
-    // same run must log the same losses, up to the order of the sums.
-    if common::gpu().is_none() {
-        return;
-    }
-    let dir = scratch("conv-algos");
+/// `<dir>/tiny.csv`: 48 rows of a 6×6 one-channel image (`p0`…`p35`) and a
+/// three-class `digit`.
+fn tiny_image_csv(dir: &Path) -> PathBuf {
     let csv = dir.join("tiny.csv");
     let mut text = (0..36)
         .map(|i| format!("p{i}"))
@@ -341,6 +335,83 @@ fn the_direct_convolution_trains_the_same_model_as_im2col() {
         text += &format!("{},{}\n", px.join(","), r % 3);
     }
     std::fs::write(&csv, text).unwrap();
+    csv
+}
+
+#[test]
+fn dump_step_and_the_profiler_name_the_image_kernels() {
+    // Each convolution algorithm's kernels, and both poolings', forward and
+    // backward, appear by name in the step's dispatch list (--dump-step) and
+    // in the profile's table (--profile).
+    if common::gpu().is_none() {
+        return;
+    }
+    let dir = scratch("dump-images");
+    let csv = tiny_image_csv(&dir);
+    let pools = [
+        "maxpool.wgsl::forward",
+        "maxpool.wgsl::backward",
+        "avgpool.wgsl::forward",
+        "avgpool.wgsl::backward",
+    ];
+    for (conv, kernels) in [
+        ("im2col", vec!["im2col.wgsl::im2col", "im2col.wgsl::col2im"]),
+        (
+            "direct",
+            vec![
+                "conv_direct.wgsl::forward",
+                "conv_direct.wgsl::weight_grad",
+                "conv_direct.wgsl::input_grad",
+            ],
+        ),
+    ] {
+        let out = dir.join(conv);
+        let o = Command::new(BIN)
+            .env("TASKGRAD_CONV", conv)
+            .args(["train", "--data", csv.to_str().unwrap(), "--image", "6x6"])
+            .args(["--task", "digit:class", "--epochs", "1", "--batch", "16"])
+            .args([
+                "--trunk",
+                "conv:4x3p1,relu,maxpool:2,conv:5x2,relu,avgpool:2,flatten,linear:8,relu",
+            ])
+            .args(["--dump-step", "--profile", "--out", out.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            o.status.success(),
+            "{conv}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let dumped = |name: &str| {
+            text.lines().any(|l| {
+                let mut words = l.split_whitespace();
+                words.next().is_some_and(|n| n.parse::<usize>().is_ok())
+                    && words.next() == Some(name)
+            })
+        };
+        let profiled = |name: &str| {
+            text.lines()
+                .any(|l| l.split_whitespace().next() == Some(name))
+        };
+        for name in kernels.iter().chain(&pools) {
+            assert!(dumped(name), "{conv}: {name} not in --dump-step:\n{text}");
+            assert!(profiled(name), "{conv}: {name} not in --profile:\n{text}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_direct_convolution_trains_the_same_model_as_im2col() {
+    // TASKGRAD_CONV=direct (the implicit GEMM) and the default im2col + matmul
+    // compute one function from the same initial weights: two epochs of the
+    // same run must log the same losses, up to the order of the sums.
+    if common::gpu().is_none() {
+        return;
+    }
+    let dir = scratch("conv-algos");
+    let csv = tiny_image_csv(&dir);
     let losses = |conv: &str| {
         let out = dir.join(conv);
         let o = Command::new(BIN)

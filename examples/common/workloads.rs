@@ -299,22 +299,12 @@ pub const LENET_TOWER: &str = "linear:50,relu";
 
 /// W-lenet with `weighting`: batches of 256 of the 4,000 training images, cycled.
 pub fn w_lenet(gpu: &Gpu, weighting: &str, opts: StepOptions) -> Result<Workload> {
-    use taskgrad::data::encode::{Missing, Schema};
-    use taskgrad::data::multimnist::{make_pairs, to_csv};
+    use taskgrad::data::multimnist::{make_pairs, Digits, Encoded};
     let mnist = concat!(env!("CARGO_MANIFEST_DIR"), "/data/mnist_5k.csv.gz");
-    let digits = taskgrad::data::multimnist::Digits::read(std::path::Path::new(mnist))?;
+    let digits = Digits::read(std::path::Path::new(mnist))?;
     let (train, _) = make_pairs(&digits, 0.2, 1, 0)?;
-    let table = Table::from_csv_text("W-lenet", &to_csv(&digits, &train))?;
-    let pixels: Vec<String> = (0..784).map(|i| format!("p{i}")).collect();
-    let inputs: Vec<&str> = pixels.iter().map(|s| s.as_str()).collect();
-    let tasks = [("left", TaskType::CLASS), ("right", TaskType::CLASS)];
-    let all: Vec<usize> = (0..table.n_rows()).collect();
-    let schema = Schema::fit(&table, &inputs, &tasks, &all, Missing::Drop)?.as_image(
-        taskgrad::nn::layer::Image::new(28, 28, 1)?,
-        &table,
-        &all,
-    )?;
-    let data = schema.encode(&table, &all)?;
+    let data = Encoded::new(&digits, &train, &[])?.data;
+    let all: Vec<usize> = (0..train.len()).collect();
     let batches: Vec<Vec<usize>> = all.chunks_exact(256).map(|c| c.to_vec()).collect();
     let spec = NetSpec {
         trunk_layers: LayerSpec::parse_list(LENET_TRUNK)?,

@@ -25,7 +25,10 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
+use crate::data::encode::{Missing, Schema};
+use crate::data::{Dataset, Split, Table, TaskType};
 use crate::error::{Error, Result};
+use crate::nn::layer::Image;
 
 /// The side of an MNIST digit and of a MultiMNIST image.
 pub const SIDE: usize = 28;
@@ -47,6 +50,18 @@ impl Digits {
     }
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty()
+    }
+    /// `n` digits drawn without replacement by `seed` (all of them, shuffled,
+    /// when there are fewer): a subset with every class, where the first `n`
+    /// of a file sorted by label (as `mnist_5k.csv.gz` is) would hold one.
+    pub fn sample(&self, n: usize, seed: u64) -> Digits {
+        let mut order: Vec<usize> = (0..self.len()).collect();
+        order.shuffle(&mut StdRng::seed_from_u64(seed));
+        order.truncate(n);
+        Digits {
+            pixels: order.iter().flat_map(|&i| self.image(i)).copied().collect(),
+            labels: order.iter().map(|&i| self.labels[i]).collect(),
+        }
     }
     /// Digit `i`'s 784 pixels.
     pub fn image(&self, i: usize) -> &[u8] {
@@ -203,12 +218,84 @@ pub fn to_csv(digits: &Digits, pairs: &[(usize, usize)]) -> String {
     s
 }
 
+/// MultiMNIST encoded for training: the training images (rows
+/// `0..n_train`), then the test images (rows `n_train..`), 28×28×1 pixels
+/// scaled as `taskgrad train --image 28x28` scales them (the scale fitted on
+/// the training rows), tasks `left` and `right` (10 classes each).
+pub struct Encoded {
+    pub data: Dataset,
+    pub n_train: usize,
+    pub n_test: usize,
+}
+
+impl Encoded {
+    /// Encode the images of `train` and `test` pairs of `digits`.
+    pub fn new(
+        digits: &Digits,
+        train: &[(usize, usize)],
+        test: &[(usize, usize)],
+    ) -> Result<Encoded> {
+        let all: Vec<(usize, usize)> = train.iter().chain(test).copied().collect();
+        let table = Table::from_csv_text("MultiMNIST", &to_csv(digits, &all))?;
+        let pixels: Vec<String> = (0..SIDE * SIDE).map(|i| format!("p{i}")).collect();
+        let inputs: Vec<&str> = pixels.iter().map(|s| s.as_str()).collect();
+        let train_rows: Vec<usize> = (0..train.len()).collect();
+        let schema = Schema::fit(&table, &inputs, &TASKS, &train_rows, Missing::Drop)?.as_image(
+            Image::new(SIDE, SIDE, 1)?,
+            &table,
+            &train_rows,
+        )?;
+        let rows: Vec<usize> = (0..all.len()).collect();
+        Ok(Encoded {
+            data: schema.encode(&table, &rows)?,
+            n_train: train.len(),
+            n_test: test.len(),
+        })
+    }
+
+    /// Seed `seed`'s split: `val_fraction` of the training images for
+    /// validation (early stopping), the test images (other source digits)
+    /// for the test.
+    pub fn split(&self, val_fraction: f64, seed: u64) -> Result<Split> {
+        let within = Split::new(self.n_train, val_fraction, 0.0, seed)?;
+        Ok(Split {
+            train: within.train,
+            val: within.val,
+            test: (self.n_train..self.n_train + self.n_test).collect(),
+        })
+    }
+}
+
+/// The two tasks: the left digit and the right digit.
+pub const TASKS: [(&str, TaskType); 2] = [("left", TaskType::CLASS), ("right", TaskType::CLASS)];
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn digit(f: impl Fn(usize, usize) -> u8) -> Vec<u8> {
         (0..SIDE * SIDE).map(|i| f(i / SIDE, i % SIDE)).collect()
+    }
+
+    #[test]
+    fn a_sample_keeps_each_digit_with_its_label() {
+        // Ten digits, each filled with its own label, sorted by label.
+        let mut all = Digits::default();
+        for label in 0..10u8 {
+            all.pixels.extend(digit(|_, _| label));
+            all.labels.push(label);
+        }
+        let s = all.sample(4, 7);
+        assert_eq!(s.len(), 4);
+        for i in 0..4 {
+            assert!(s.image(i).iter().all(|&p| p == s.labels[i]));
+        }
+        let mut labels = s.labels.clone();
+        labels.dedup();
+        assert_eq!(labels.len(), 4, "drawn without replacement: {:?}", s.labels);
+        assert_ne!(s.labels, [0, 1, 2, 3], "drawn, not the first four");
+        assert_eq!(all.sample(4, 7).labels, s.labels, "seeded");
+        assert_eq!(all.sample(99, 0).len(), 10);
     }
 
     #[test]

@@ -1,16 +1,25 @@
-//! The Iris demo's work in plain Rust (no JavaScript types), so that the same
+//! The demo's work in plain Rust (no JavaScript types), so that the same
 //! code is tested natively on lavapipe and runs in the page through WebGPU.
 //!
-//! Iris is bundled. The split, network and budget are those of
-//! `examples/iris_mtl.rs`: 60% train, 20% validation (early stopping, best
-//! epoch kept), 20% test; inputs sepal length and width; species
-//! (3-class cross-entropy), petal length and petal width (MSE) learned
-//! together, then each task alone as its single-task baseline.
+//! Two data sets are bundled:
+//! - **Iris** (the default). The split, network and budget are those of
+//!   `examples/iris_mtl.rs`: 60% train, 20% validation (early stopping, best
+//!   epoch kept), 20% test; inputs sepal length and width; species (3-class
+//!   cross-entropy), petal length and petal width (MSE) learned together,
+//!   then each task alone as its single-task baseline.
+//! - **MultiMNIST** on a subset of the shipped MNIST digits, with the LeNet
+//!   of `examples/multi_mnist.rs` (Sener & Koltun's network: two
+//!   convolutions and max-poolings as the shared trunk, a tower per digit):
+//!   `digits` digits drawn from `data/mnist_5k.csv.gz`, a fifth of them
+//!   the sources of the test images, one two-digit image per source digit;
+//!   a tenth of the training images for validation.
 
 use serde::{Deserialize, Serialize};
+use taskgrad::data::multimnist::{self, make_pairs, Digits, Encoded};
 use taskgrad::data::{Dataset, Split, Table, TaskType};
 use taskgrad::mtl;
-use taskgrad::nn::Arch;
+use taskgrad::nn::{Arch, LayerSpec};
+use taskgrad::optim::OptimizerKind;
 use taskgrad::train::metrics::delta_m;
 use taskgrad::train::{fit_async, EpochLog, TrainConfig};
 use taskgrad::{Error, Gpu, Result};
@@ -24,10 +33,22 @@ pub const TASKS: [(&str, TaskType); 3] = [
     ("petal_width", TaskType::REG),
 ];
 
+/// `data/mnist_5k.csv.gz` (5,000 digits, 1.1 MB), compiled in: the page has
+/// no file system, and the MultiMNIST images are made from these digits.
+pub const MNIST_GZ: &[u8] = include_bytes!("../../data/mnist_5k.csv.gz");
+
+/// The data sets the page offers.
+pub const DATASETS: [&str; 2] = ["iris", "multimnist"];
+
 /// What the page asks for (JSON; every field optional).
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Options {
+    /// `iris` or `multimnist` ([`DATASETS`]).
+    pub dataset: String,
+    /// MultiMNIST: how many of the shipped digits to build images from
+    /// (50 to 5000; a fifth are the test images' sources).
+    pub digits: usize,
     /// A method name `taskgrad::mtl::by_name` takes (e.g. `upgrad`, `fixed:1,2,1`).
     pub method: String,
     /// `shared`, `omoe`, `mmoe`, `cgc` or `ple` (4 experts of width 32, as iris_mtl).
@@ -43,6 +64,8 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Options {
         Options {
+            dataset: "iris".into(),
+            digits: 1000,
             method: "upgrad".into(),
             arch: "shared".into(),
             seed: 0,
@@ -63,6 +86,24 @@ impl Options {
                 opts.epochs
             )));
         }
+        if !DATASETS.contains(&opts.dataset.as_str()) {
+            return Err(Error::InvalidConfig(format!(
+                "dataset {:?}: choose one of {DATASETS:?}",
+                opts.dataset
+            )));
+        }
+        if !(50..=5000).contains(&opts.digits) {
+            return Err(Error::InvalidConfig(format!(
+                "digits {}: choose 50 to 5000 (the shipped MNIST digits)",
+                opts.digits
+            )));
+        }
+        if opts.dataset == "multimnist" && opts.arch != "shared" {
+            return Err(Error::InvalidConfig(format!(
+                "arch {:?}: the MultiMNIST demo trains the LeNet, a shared trunk (\"shared\")",
+                opts.arch
+            )));
+        }
         Ok(opts)
     }
 }
@@ -72,6 +113,8 @@ impl Options {
 pub struct Progress {
     /// `"mtl"`, or the task a single-task baseline is learning.
     pub run: String,
+    /// The data set's tasks, in the order of every per-task list below.
+    pub tasks: Vec<String>,
     pub epoch: usize,
     pub epochs: usize,
     /// Mean training loss per task over the epoch.
@@ -99,9 +142,10 @@ pub struct StepWeights {
 }
 
 impl Progress {
-    fn of(run: &str, log: &EpochLog, epochs: usize) -> Progress {
+    fn of(run: &str, tasks: &[String], log: &EpochLog, epochs: usize) -> Progress {
         Progress {
             run: run.into(),
+            tasks: tasks.to_vec(),
             epoch: log.epoch,
             epochs,
             train_loss: log.train_loss.clone(),
@@ -138,6 +182,7 @@ pub struct TaskRow {
 #[derive(Clone, Debug, Serialize)]
 pub struct Outcome {
     pub adapter: String,
+    pub dataset: String,
     pub method: String,
     pub arch: String,
     pub seed: u64,
@@ -154,6 +199,52 @@ pub struct Outcome {
     pub test_rows: usize,
 }
 
+/// A data set ready to train: its rows, split, tasks and the settings of
+/// its runs (the multi-task run adds the architecture and the watch).
+struct Problem {
+    data: Dataset,
+    split: Split,
+    tasks: Vec<String>,
+    cfg: TrainConfig,
+}
+
+fn iris(opts: &Options) -> Result<Problem> {
+    let table = Table::from_csv_text("data/iris.csv", IRIS_CSV)?;
+    let split = Split::new(table.n_rows(), 0.2, 0.2, opts.seed)?;
+    Ok(Problem {
+        data: Dataset::from_table(&table, &INPUTS, &TASKS, &split.train)?,
+        split,
+        tasks: TASKS.iter().map(|t| t.0.to_string()).collect(),
+        cfg: TrainConfig {
+            epochs: opts.epochs,
+            seed: opts.seed,
+            ..Default::default()
+        },
+    })
+}
+
+fn multi_mnist(opts: &Options) -> Result<Problem> {
+    let digits = Digits::from_gz_bytes(MNIST_GZ)?.sample(opts.digits, 0);
+    let (train, test) = make_pairs(&digits, 0.2, 1, 0)?;
+    let set = Encoded::new(&digits, &train, &test)?;
+    Ok(Problem {
+        split: set.split(0.1, opts.seed)?,
+        data: set.data,
+        tasks: multimnist::TASKS.iter().map(|t| t.0.to_string()).collect(),
+        cfg: TrainConfig {
+            epochs: opts.epochs,
+            seed: opts.seed,
+            batch_size: 64,
+            optimizer: OptimizerKind::Adam,
+            lr: 5e-3,
+            trunk: Vec::new(),
+            trunk_layers: LayerSpec::parse_list(crate::workloads::LENET_TRUNK)?,
+            tower_layers: LayerSpec::parse_list(crate::workloads::LENET_TOWER)?,
+            ..Default::default()
+        },
+    })
+}
+
 /// Train the multi-task model (then, if asked, each task alone), telling
 /// `on_progress` each epoch of each run.
 pub async fn train(
@@ -161,15 +252,16 @@ pub async fn train(
     opts: &Options,
     on_progress: &mut dyn FnMut(&Progress),
 ) -> Result<Outcome> {
-    let table = Table::from_csv_text("data/iris.csv", IRIS_CSV)?;
-    let split = Split::new(table.n_rows(), 0.2, 0.2, opts.seed)?;
-    let data = Dataset::from_table(&table, &INPUTS, &TASKS, &split.train)?;
-    let arch = Arch::parse(&opts.arch, 4, 1, 32, 2)?;
-    let cfg = TrainConfig {
-        epochs: opts.epochs,
-        seed: opts.seed,
-        ..Default::default()
+    let Problem {
+        data,
+        split,
+        tasks,
+        cfg,
+    } = match opts.dataset.as_str() {
+        "multimnist" => multi_mnist(opts)?,
+        _ => iris(opts)?,
     };
+    let arch = Arch::parse(&opts.arch, 4, 1, 32, 2)?;
     let method = mtl::by_name_seeded(&opts.method, opts.seed)?;
     // Per-task gradients for every method, and every step watched, so the
     // page can show each step's weights and cosines (copied aside on the GPU,
@@ -181,25 +273,25 @@ pub async fn train(
         arch,
         ..cfg.clone()
     };
-    let all = [0, 1, 2];
-    let mut tell = |log: &EpochLog| on_progress(&Progress::of("mtl", log, opts.epochs));
+    let all: Vec<usize> = (0..tasks.len()).collect();
+    let mut tell = |log: &EpochLog| on_progress(&Progress::of("mtl", &tasks, log, opts.epochs));
     let run = fit_async(gpu, &data, &split, &all, method, &mtl_cfg, &mut tell).await?;
     let mut stl = Vec::new();
     if opts.baselines {
-        for k in all {
+        for &k in &all {
             let mut tell =
-                |log: &EpochLog| on_progress(&Progress::of(TASKS[k].0, log, opts.epochs));
+                |log: &EpochLog| on_progress(&Progress::of(&tasks[k], &tasks, log, opts.epochs));
             let equal = Box::new(mtl::Equal);
             let r = fit_async(gpu, &data, &split, &[k], equal, &cfg, &mut tell).await?;
             stl.push(r.test[0].primary());
         }
     }
     let mtl: Vec<(f64, bool)> = run.test.iter().map(|t| t.primary()).collect();
-    let rows = TASKS
+    let rows = tasks
         .iter()
         .enumerate()
-        .map(|(k, (name, _))| TaskRow {
-            task: name.to_string(),
+        .map(|(k, name)| TaskRow {
+            task: name.clone(),
             metric: run.test[k].primary_metric().name.into(),
             higher_is_better: mtl[k].1,
             mtl: mtl[k].0,
@@ -208,6 +300,7 @@ pub async fn train(
         .collect();
     Ok(Outcome {
         adapter: gpu.report.to_string(),
+        dataset: opts.dataset.clone(),
         method: opts.method.clone(),
         arch: opts.arch.clone(),
         seed: opts.seed,

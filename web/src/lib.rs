@@ -69,7 +69,7 @@ impl Demo {
         serde_json::to_string(&demo::methods()).unwrap_or_default()
     }
 
-    /// Train on Iris with `options` (JSON of [`demo::Options`]); calls
+    /// Train on Iris or MultiMNIST with `options` (JSON of [`demo::Options`]); calls
     /// `on_progress` with each epoch's JSON ([`demo::Progress`]); resolves to
     /// the outcome's JSON ([`demo::Outcome`]).
     pub fn train(&self, options: String, on_progress: js_sys::Function) -> js_sys::Promise {

@@ -292,6 +292,32 @@ async fn the_demo_trains_iris_with_every_readback_awaited() {
     assert!(out.delta_m.unwrap().is_finite());
 }
 
+/// The LeNet on a small MultiMNIST subset: convolutions, poolings and
+/// both digits' towers train through WebGPU, readbacks awaited.
+#[wasm_bindgen_test]
+async fn the_demo_trains_the_lenet_on_multimnist() {
+    let gpu = gpu().await;
+    let opts = taskgrad_web::demo::Options::from_json(
+        r#"{"dataset": "multimnist", "digits": 100, "method": "mgda", "epochs": 2}"#,
+    )
+    .unwrap();
+    let mut epochs = 0;
+    let out = taskgrad_web::demo::train(&gpu, &opts, &mut |_| epochs += 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        epochs,
+        2 * 3,
+        "two epochs of the MTL run and of two baselines"
+    );
+    assert_eq!(out.rows.len(), 2);
+    assert!(out
+        .rows
+        .iter()
+        .all(|r| r.mtl.is_finite() && r.stl.unwrap().is_finite()));
+    assert_eq!(out.test_rows, 20);
+}
+
 /// Every method and every architecture trains in the browser (two epochs
 /// each, no baselines): each method's WGSL solve compiles and runs on this
 /// adapter and the losses stay finite.

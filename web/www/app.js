@@ -1,14 +1,19 @@
-// The Iris demo page: settings in, taskgrad's wasm module trains, the page
-// draws each epoch as it arrives. Plain JavaScript, no framework.
+// The demo page (Iris, or MultiMNIST with a LeNet): settings in, taskgrad's
+// wasm module trains, the page draws each epoch as it arrives. Plain
+// JavaScript, no framework.
 //
-// Query parameters (for links and the browser test): method, arch, seed,
-// epochs, baselines=0, autorun=1 (train on load), bench=N (W-iris, N steps).
+// Query parameters (for links and the browser test): dataset, digits, method,
+// arch, seed, epochs, baselines=0, autorun=1 (train on load), bench=N (W-iris,
+// N steps).
 
 import init, { Demo } from "./pkg/taskgrad_web.js";
 
-const TASKS = ["species", "petal length", "petal width"];
-const SHORT = ["species", "length", "width"];
-const PAIRS = [[0, 1], [0, 2], [1, 2]];
+// A task's name on a chart ("petal_length" → "petal length"), and shorter
+// where two share a line ("length").
+const label = (t) => t.replaceAll("_", " ");
+const short = (t) => t.split("_").pop();
+// Every pair of tasks i < j, for the cosine chart.
+const pairs = (k) => [...Array(k).keys()].flatMap((i) => [...Array(k).keys()].filter((j) => j > i).map((j) => [i, j]));
 // Okabe–Ito: readable by most colour-blind readers, as taskgrad's plots.
 const COLOURS = ["#0072B2", "#D55E00", "#009E73"];
 
@@ -76,19 +81,21 @@ function lineChart(canvas, series, { log = false, range = null, xmax = 1, xlabel
 
 function draw(epochs) {
   const mtl = history.filter((p) => p.run === "mtl");
+  const tasks = mtl.length ? mtl[0].tasks : [];
+  const K = tasks.length;
   const col = (f) => (k) => mtl.map((p) => f(p, k));
-  lineChart($("loss"), TASKS.map((t, k) => ({ name: t, colour: COLOURS[k], points: col((p, k) => p.train_loss[k])(k) })),
+  lineChart($("loss"), tasks.map((t, k) => ({ name: label(t), colour: COLOURS[k], points: col((p, k) => p.train_loss[k])(k) })),
     { log: true, xmax: epochs });
   // Weights and cosines at every step (watched on the GPU, read once per epoch).
   const steps = mtl.flatMap((p) => p.steps);
   const perEpoch = mtl.length ? Math.max(1, mtl[0].steps.length) : 1;
   const xmax = Math.max(steps.length, epochs * perEpoch);
-  lineChart($("weights"), TASKS.map((t, k) => ({ name: t, colour: COLOURS[k], points: steps.map((s) => s.weights[k]) })),
+  lineChart($("weights"), tasks.map((t, k) => ({ name: label(t), colour: COLOURS[k], points: steps.map((s) => s.weights[k]) })),
     { xmax, xlabel: "step" });
-  lineChart($("cosines"), PAIRS.map(([i, j], n) => ({
-    name: `${SHORT[i]}·${SHORT[j]}`,
-    colour: ["#CC79A7", "#E69F00", "#56B4E9"][n],
-    points: steps.map((s) => (s.cosines.length ? s.cosines[i * 3 + j] : NaN)),
+  lineChart($("cosines"), pairs(K).map(([i, j], n) => ({
+    name: `${short(tasks[i])}·${short(tasks[j])}`,
+    colour: ["#CC79A7", "#E69F00", "#56B4E9"][n % 3],
+    points: steps.map((s) => (s.cosines.length ? s.cosines[i * K + j] : NaN)),
   })), { range: [-1, 1], xmax, xlabel: "step" });
 }
 
@@ -117,6 +124,8 @@ function showResults(out) {
 
 function options() {
   return {
+    dataset: $("dataset").value,
+    digits: Number($("digits").value),
     method: $("method").value,
     arch: $("arch").value,
     seed: Number($("seed").value),
@@ -127,7 +136,10 @@ function options() {
 }
 
 function busy(on) {
-  for (const id of ["train", "bench", "method", "arch", "seed", "epochs", "baselines"]) $(id).disabled = on;
+  for (const id of ["train", "bench", "dataset", "digits", "method", "arch", "seed", "epochs", "baselines"]) $(id).disabled = on;
+  // The LeNet is one shared trunk; the mixtures are Iris's.
+  if (!on && $("dataset").value === "multimnist") { $("arch").value = "shared"; $("arch").disabled = true; }
+  $("digits").disabled = on || $("dataset").value !== "multimnist";
   $("half").disabled = on || !demo.has_f16();
 }
 
@@ -181,7 +193,13 @@ async function main() {
     o.value = name; o.textContent = name; o.title = summary;
     $("method").append(o);
   }
-  for (const id of ["method", "arch", "seed", "epochs"]) if (params.has(id)) $(id).value = params.get(id);
+  // Iris trains for 100 epochs in seconds; the LeNet's epochs are far longer.
+  $("dataset").addEventListener("change", () => {
+    $("epochs").value = $("dataset").value === "multimnist" ? 3 : 100;
+    if (demo) busy(false);
+  });
+  for (const id of ["dataset", "digits", "method", "arch", "seed", "epochs"]) if (params.has(id)) $(id).value = params.get(id);
+  if ($("dataset").value === "multimnist" && !params.has("epochs")) $("epochs").value = 3;
   if (params.get("baselines") === "0") $("baselines").checked = false;
   const summarise = () => { $("method-summary").textContent = $("method").selectedOptions[0]?.title ?? ""; };
   $("method").addEventListener("change", summarise);
