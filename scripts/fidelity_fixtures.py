@@ -250,7 +250,8 @@ def main():
     import scipy
     import cvxpy
     from importlib.metadata import version
-    from torchjd.aggregation import CAGrad, IMTLG, NashMTL, UPGrad
+    from torchjd.aggregation import CAGrad, DualProj, IMTLG, NashMTL, UPGrad
+    from torchjd.aggregation._dualproj import DualProjWeighting
     from torchjd.aggregation._imtl_g import IMTLGWeighting
     from torchjd.aggregation._upgrad import UPGradWeighting
     from torchjd.aggregation._cagrad import CAGradWeighting
@@ -318,6 +319,9 @@ def main():
 
         d, w = torchjd_direction(UPGrad(), UPGradWeighting(), g)
         m["upgrad"] = {"refs": [entry("torchjd UPGrad() (norm_eps 1e-4, reg_eps 1e-4, quadprog)", d, w)]}
+
+        d, w = torchjd_direction(DualProj(), DualProjWeighting(), g)
+        m["dualproj"] = {"refs": [entry("torchjd DualProj() (norm_eps 1e-4, reg_eps 1e-4, quadprog)", d, w)]}
 
         refs = []
         if not degenerate:

@@ -7,8 +7,8 @@ mod common;
 use common::{assert_close, random, rng};
 use taskgrad::kernels::mtl::STATE_LEN;
 use taskgrad::mtl::{
-    cagrad, famo, gradnorm, imtl_g, mgda, nash_mtl, pcgrad, rlw, upgrad, CaGrad, Famo, GpuSolve,
-    GradNorm, ImtlG, Mgda, NashMtl, PcGrad, Rlw, UpGrad,
+    cagrad, dualproj, famo, gradnorm, imtl_g, mgda, nash_mtl, pcgrad, rlw, upgrad, CaGrad,
+    DualProj, Famo, GpuSolve, GradNorm, ImtlG, Mgda, NashMtl, PcGrad, Rlw, UpGrad,
 };
 use taskgrad::reference;
 use taskgrad::Tensor;
@@ -217,6 +217,42 @@ fn upgrad_by_hand() {
     close(
         "upgrad tiny",
         &upgrad::reference(&tiny, 2, 1e-4, 1e-4),
+        &[0.5, 0.5],
+        1e-12,
+    );
+}
+
+#[test]
+fn dualproj_by_hand() {
+    // Orthogonal or opposed, the mean gradient already lies in the dual cone
+    // (g_j·mean ≥ 0 for both): nothing moves, w = (½, ½). (Opposed, the cone
+    // is the plane g1·x = 0 and the mean is 0; with the regularisation the
+    // bounds v ≥ ½ stay active.)
+    for (name, g) in [("orthogonal", orthogonal()), ("opposed", opposed())] {
+        close(
+            &format!("dualproj {name}"),
+            &dualproj::reference(&g, 2, 1e-4, 1e-4),
+            &[0.5, 0.5],
+            1e-12,
+        );
+    }
+    // g1 = (1, 0), g2 = (-2, ½): the mean (-½, ¼) conflicts with g1. With
+    // v₂ = ½ at its bound, v₁ is free where (Ĝv)₁ = 0: Ĝ = G/5.25 + 1e-4 I and
+    // G₁₁v₁ + G₁₂·½ = v₁ − 1, so (v₁ − 1)/5.25 + 1e-4 v₁ = 0, v₁ = 1/(1 + 5.25e-4);
+    // then (Ĝv)₂ > 0 keeps v₂ at its bound. Unregularised that is w = (1, ½) and
+    // d = (0, ¼): orthogonal to g1, the loss of task 1 no longer rises.
+    let g = gram_of(&[&[1.0, 0.0], &[-2.0, 0.5]]);
+    close(
+        "dualproj conflicting",
+        &dualproj::reference(&g, 2, 1e-4, 1e-4),
+        &[1.0 / (1.0 + 5.25e-4), 0.5],
+        1e-12,
+    );
+    // Below norm_eps the Gram matrix counts as zero: w = the mean's weights.
+    let tiny = gram_of(&[&[1e-3, 0.0], &[-2e-3, 0.0]]);
+    close(
+        "dualproj tiny",
+        &dualproj::reference(&tiny, 2, 1e-4, 1e-4),
         &[0.5, 0.5],
         1e-12,
     );
@@ -442,6 +478,12 @@ fn gpu_solves_match_the_cpu_reference() {
             1e-3,
         );
         check(
+            "dualproj",
+            gpu_solve(gpu, &DualProj::default(), &g, &losses, 1),
+            dualproj::reference(&g, k, 1e-4, 1e-4),
+            1e-3,
+        );
+        check(
             "rlw",
             gpu_solve(gpu, &Rlw { seed: 9 }, &g, &losses, 2),
             rlw::reference(k, 9, 1),
@@ -549,13 +591,14 @@ fn aggregate_combines_your_own_gradients_as_each_method_s_reference_does() {
     let rows: Vec<f32> = random(&mut rng(123), k * p);
     let r64: Vec<f64> = rows.iter().map(|&v| v as f64).collect();
     let g = reference::gram(&r64, k, p, p);
-    let expected: [(&str, Vec<f64>); 6] = [
+    let expected: [(&str, Vec<f64>); 7] = [
         ("pcgrad", pcgrad::reference(&g, k, 0, 0)),
         ("mgda", mgda::reference(&g, k)),
         ("cagrad", cagrad::reference(&g, k, 0.4)),
         ("imtl_g", imtl_g::reference(&g, k)),
         ("nash_mtl", nash_mtl::reference(&g, k, 20, 1.0)),
         ("upgrad", upgrad::reference(&g, k, 1e-4, 1e-4)),
+        ("dualproj", dualproj::reference(&g, k, 1e-4, 1e-4)),
     ];
     for (name, w) in expected {
         let got = taskgrad::mtl::aggregate_with(

@@ -19,10 +19,16 @@ pub struct Compose {
 impl Compose {
     pub fn new(grad: Box<dyn Weighting>, loss: Box<dyn Weighting>) -> Result<Compose> {
         if !grad.capabilities().combines {
+            let combining: Vec<&str> = super::REGISTRY
+                .iter()
+                .filter(|m| m.caps.combines)
+                .map(|m| m.name)
+                .collect();
             return Err(Error::InvalidConfig(format!(
-                "{:?}+{:?}: the first method must combine per-task gradients (pcgrad, mgda, cagrad, imtl_g, nash_mtl, upgrad)",
+                "{:?}+{:?}: the first method must combine per-task gradients ({})",
                 grad.name(),
-                loss.name()
+                loss.name(),
+                combining.join(", ")
             )));
         }
         if loss.capabilities().grad_space.is_some() {

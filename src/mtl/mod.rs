@@ -30,6 +30,7 @@
 mod aggregate;
 pub mod cagrad;
 mod compose;
+pub mod dualproj;
 pub mod dwa;
 mod equal;
 pub mod famo;
@@ -47,6 +48,7 @@ pub mod upgrad;
 pub use aggregate::{aggregate, aggregate_with, aggregate_with_async, Aggregation};
 pub use cagrad::CaGrad;
 pub use compose::Compose;
+pub use dualproj::DualProj;
 pub use dwa::Dwa;
 pub use equal::Equal;
 pub use famo::Famo;
@@ -158,6 +160,7 @@ pub const REGISTRY: &[MethodInfo] = &[
     imtl_g::INFO,
     nash_mtl::INFO,
     upgrad::INFO,
+    dualproj::INFO,
 ];
 
 /// The registered method names.
