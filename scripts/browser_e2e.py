@@ -190,9 +190,10 @@ def main():
         if not args.bench_only:
             train_through_the_page(wd, page, {"method": args.method, "epochs": args.epochs},
                                    ["species", "petal_length", "petal_width"], args.screenshot)
-            # The LeNet on a small MultiMNIST subset (convolutions in WebGPU).
+            # The LeNet on a small MultiMNIST subset (convolutions in WebGPU);
+            # two epochs, so that the loss chart has a line to draw.
             train_through_the_page(wd, page, {"dataset": "multimnist", "digits": 100,
-                                              "method": "mgda", "epochs": 1},
+                                              "method": "mgda", "epochs": 2},
                                    ["left", "right"],
                                    args.screenshot.replace(".png", "_multimnist.png"))
 
