@@ -15,9 +15,10 @@ what it finds):
     git -C /tmp/libmtl checkout 4336804
     python3 scripts/fidelity_fixtures.py --libmtl /tmp/libmtl > tests/fixtures/fidelity.json
 
-PCGrad shuffles the task order with Python's `random`; here the shuffle is
-replaced by the order taskgrad draws for seed 0 at step 0 (the same lowbias32
-hash as src/mtl/solve.rs), so that both meet the tasks in the same order.
+PCGrad and GradVac shuffle the task order with Python's `random`; here the
+shuffle is replaced by the order taskgrad draws for seed 0 at step 0 (and 1,
+2 for GradVac's three steps; the same lowbias32 hash as src/mtl/solve.rs),
+so that both meet the tasks in the same order.
 """
 
 import argparse
@@ -105,9 +106,12 @@ def task_order(k, seed, step, i):
 # --- LibMTL ---------------------------------------------------------------
 
 
-def libmtl_direction(cls, g, kwargs, pcgrad_seed=None):
+def libmtl_direction(cls, g, kwargs, pcgrad_seed=None, gradvac_steps=0):
     """Run a LibMTL weighting's backward on losses L_k = g_k·θ, whose
-    gradients are exactly the rows of g, and read the update it leaves in θ.grad."""
+    gradients are exactly the rows of g, and read the update it leaves in θ.grad.
+    With `gradvac_steps`, GradVac's backward runs that many times on the same
+    rows (its target cosines carrying over) and the last update is read; its
+    shuffles are replaced by taskgrad's orders for seed 0 at steps 0, 1, …."""
     import torch
 
     k, p = g.shape
@@ -143,6 +147,21 @@ def libmtl_direction(cls, g, kwargs, pcgrad_seed=None):
                 lst[:] = next(orders)
 
         pc.random = Shuffle
+    if gradvac_steps:
+        gv = sys.modules["LibMTL.weighting.GradVac"]
+        orders = iter([[j for j in task_order(k, 0, step, i) if j != i]
+                       for step in range(gradvac_steps) for i in range(k)])
+
+        class ShuffleGv:
+            @staticmethod
+            def shuffle(lst):
+                lst[:] = next(orders)
+
+        gv.random = ShuffleGv
+        for _ in range(gradvac_steps - 1):
+            losses = torch.stack([rows[i] @ theta for i in range(k)])
+            w.backward(losses, **kwargs)
+            theta.grad.zero_()
     losses = torch.stack([rows[i] @ theta for i in range(k)])
     out = w.backward(losses, **kwargs)
     weights = None if out is None else [float(v) for v in np.asarray(out).reshape(-1)]
@@ -319,6 +338,14 @@ def main():
 
         d, w = torchjd_direction(UPGrad(), UPGradWeighting(), g)
         m["upgrad"] = {"refs": [entry("torchjd UPGrad() (norm_eps 1e-4, reg_eps 1e-4, quadprog)", d, w)]}
+
+        d, _ = libmtl_direction(
+            lw.GradVac, g, {"GradVac_beta": 0.5, "GradVac_group_type": 0}, gradvac_steps=3
+        )
+        m["gradvac"] = {
+            "steps": 3,
+            "refs": [entry("LibMTL GradVac (beta 0.5, whole model; task orders: taskgrad's, seed 0, steps 0-2), third step", d)],
+        }
 
         d, w = torchjd_direction(DualProj(), DualProjWeighting(), g)
         m["dualproj"] = {"refs": [entry("torchjd DualProj() (norm_eps 1e-4, reg_eps 1e-4, quadprog)", d, w)]}

@@ -8,7 +8,9 @@ mod common;
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use taskgrad::kernels::mtl::STATE_LEN;
 use taskgrad::mtl::{aggregate_with, by_name, Aggregation};
+use taskgrad::Tensor;
 
 #[derive(Deserialize)]
 struct Fixture {
@@ -31,6 +33,9 @@ struct Case {
 struct Method {
     refs: Vec<Reference>,
     exact: Option<Reference>,
+    /// Steps the reference ran on the same rows (methods with memory, such
+    /// as GradVac's target cosines); absent: one.
+    steps: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -76,12 +81,47 @@ fn norm(v: &[f64]) -> f64 {
 
 fn run(gpu: &taskgrad::Gpu, method: &str, case: &Case) -> Aggregation {
     let rows: Vec<f32> = case.rows.iter().map(|&v| v as f32).collect();
-    aggregate_with(gpu, by_name(method).unwrap().as_mut(), &rows, case.k).unwrap()
+    match case.methods.get(method).and_then(|m| m.steps) {
+        Some(steps) if steps > 1 => run_steps(gpu, method, case, steps),
+        _ => aggregate_with(gpu, by_name(method).unwrap().as_mut(), &rows, case.k).unwrap(),
+    }
+}
+
+/// The answer of a method with memory after `steps` solves on the same rows:
+/// its state (GradVac's target cosines) carries over, where `aggregate`
+/// starts each call afresh. The Gram matrix and the combination are formed
+/// here in f64 (their kernels are checked in tests/kernels.rs); the solve
+/// runs on the GPU.
+fn run_steps(gpu: &taskgrad::Gpu, method: &str, case: &Case, steps: usize) -> Aggregation {
+    use taskgrad::mtl::GpuSolve;
+    assert_eq!(method, "gradvac", "run_steps knows GradVac only");
+    let (k, p) = (case.k, case.p);
+    let g = taskgrad::reference::gram(&case.rows, k, p, p);
+    let f = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<_>>();
+    let gram = Tensor::from_slice(gpu, &[k, k], &f(&g), "gram").unwrap();
+    let losses = Tensor::from_slice(gpu, &[k], &vec![1.0; k], "losses").unwrap();
+    let state = Tensor::zeros(gpu, &[STATE_LEN], "state").unwrap();
+    let w = Tensor::zeros(gpu, &[k], "weights").unwrap();
+    let solve = taskgrad::mtl::GradVac::default()
+        .record_solve(gpu, &gram, &losses, &state, &w)
+        .unwrap();
+    for _ in 0..steps {
+        gpu.run(&[&solve]).unwrap();
+    }
+    let weights = gpu.read_one(&w).unwrap();
+    let direction = (0..p)
+        .map(|j| {
+            (0..k)
+                .map(|m| weights[m] as f64 * case.rows[m * p + j])
+                .sum::<f64>() as f32
+        })
+        .collect();
+    Aggregation { direction, weights }
 }
 
 /// The methods compared (registry names, each with its defaults).
-const METHODS: [&str; 7] = [
-    "pcgrad", "mgda", "cagrad", "imtl_g", "upgrad", "dualproj", "nash_mtl",
+const METHODS: [&str; 8] = [
+    "pcgrad", "gradvac", "mgda", "cagrad", "imtl_g", "upgrad", "dualproj", "nash_mtl",
 ];
 
 /// Where taskgrad and a reference part, and why: (case, method, the

@@ -7,8 +7,8 @@ mod common;
 use common::{assert_close, random, rng};
 use taskgrad::kernels::mtl::STATE_LEN;
 use taskgrad::mtl::{
-    cagrad, dualproj, famo, gradnorm, imtl_g, mgda, nash_mtl, pcgrad, rlw, upgrad, CaGrad,
-    DualProj, Famo, GpuSolve, GradNorm, ImtlG, Mgda, NashMtl, PcGrad, Rlw, UpGrad,
+    cagrad, dualproj, famo, gradnorm, gradvac, imtl_g, mgda, nash_mtl, pcgrad, rlw, upgrad, CaGrad,
+    DualProj, Famo, GpuSolve, GradNorm, GradVac, ImtlG, Mgda, NashMtl, PcGrad, Rlw, UpGrad,
 };
 use taskgrad::reference;
 use taskgrad::Tensor;
@@ -220,6 +220,34 @@ fn upgrad_by_hand() {
         &[0.5, 0.5],
         1e-12,
     );
+}
+
+#[test]
+fn gradvac_by_hand() {
+    // At the first step every target is 0: GradVac acts only on conflicts, and
+    // then as PCGrad does (up to the 1e-8 in its denominators).
+    for (name, g) in [("orthogonal", orthogonal()), ("opposed", opposed())] {
+        let mut rho = vec![0.0; 4];
+        close(
+            &format!("gradvac {name}"),
+            &gradvac::reference(&g, 2, 0.5, 3, 0, &mut rho),
+            &pcgrad::reference(&g, 2, 3, 0),
+            1e-7,
+        );
+    }
+    // Orthogonal unit gradients with a target of ½ for (g1, g2): g1 gains
+    // ‖g1‖ (½·1 − 0)/(‖g2‖ √¾) = 1/√3 of g2, and then cos(g1 + g2/√3, g2) = ½,
+    // the target; g2 meets a target of 0 and is left alone. The targets move
+    // by β = ½ towards the cosines seen before the change: (½ + 0)/2 and 0.
+    let g = gram_of(&[&[1.0, 0.0], &[0.0, 1.0]]);
+    let mut rho = vec![0.0, 0.5, 0.0, 0.0];
+    let w = gradvac::reference(&g, 2, 0.5, 3, 0, &mut rho);
+    let third = 1.0 / 3f64.sqrt();
+    close("gradvac target ½", &w, &[1.0, 1.0 + third], 1e-7);
+    let altered = [1.0, third];
+    let cos = altered[1] / (altered[0] * altered[0] + altered[1] * altered[1]).sqrt();
+    assert!((cos - 0.5).abs() < 1e-12, "{cos}");
+    close("gradvac targets", &rho, &[0.0, 0.25, 0.0, 0.0], 1e-12);
 }
 
 #[test]
@@ -475,6 +503,18 @@ fn gpu_solves_match_the_cpu_reference() {
             "upgrad",
             gpu_solve(gpu, &UpGrad::default(), &g, &losses, 1),
             upgrad::reference(&g, k, 1e-4, 1e-4),
+            1e-3,
+        );
+        // GradVac over three steps: the targets (in the solve's state) carry over.
+        let mut rho = vec![0.0; k * k];
+        let mut want = Vec::new();
+        for step in 0..3 {
+            want = gradvac::reference(&g, k, 0.5, 5, step, &mut rho);
+        }
+        check(
+            "gradvac step 2",
+            gpu_solve(gpu, &GradVac { beta: 0.5, seed: 5 }, &g, &losses, 3),
+            want,
             1e-3,
         );
         check(

@@ -10,8 +10,9 @@ use crate::gpu::{Binding, Dispatch, Gpu, Tensor};
 use crate::kernels::MAX_TASKS;
 
 /// Values of method memory every solve gets (kept between steps); each
-/// method's WGSL file names the offsets it uses.
-pub const STATE_LEN: usize = 80;
+/// method's WGSL file names the offsets it uses. Room for a step counter and
+/// a K×K table at the largest K (GradVac's target cosines).
+pub const STATE_LEN: usize = 1 + MAX_TASKS * MAX_TASKS + 15;
 
 /// The shared prelude of every solve (bindings, Gram matrix, helpers).
 pub const PRELUDE: &str = include_str!("../../shaders/mtl/prelude.wgsl");

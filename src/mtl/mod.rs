@@ -36,6 +36,7 @@ mod equal;
 pub mod famo;
 mod fixed;
 pub mod gradnorm;
+pub mod gradvac;
 pub mod imtl_g;
 pub mod mgda;
 pub mod nash_mtl;
@@ -54,6 +55,7 @@ pub use equal::Equal;
 pub use famo::Famo;
 pub use fixed::Fixed;
 pub use gradnorm::GradNorm;
+pub use gradvac::GradVac;
 pub use imtl_g::ImtlG;
 pub use mgda::Mgda;
 pub use nash_mtl::NashMtl;
@@ -155,6 +157,7 @@ pub const REGISTRY: &[MethodInfo] = &[
     famo::INFO,
     gradnorm::INFO,
     pcgrad::INFO,
+    gradvac::INFO,
     mgda::INFO,
     cagrad::INFO,
     imtl_g::INFO,
