@@ -322,7 +322,7 @@ fn grad_stats_report_norms_and_cosines_for_any_method() {
 
 #[test]
 fn unknown_method_and_space_names_are_errors() {
-    assert!(mtl::by_name("gradvac").is_err());
+    assert!(mtl::by_name("no_such_method").is_err());
     assert!(GradSpace::parse("both").is_err());
     assert_eq!(GradSpace::parse("rep").unwrap(), GradSpace::Representation);
     for name in mtl::names() {
