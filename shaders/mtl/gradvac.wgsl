@@ -17,7 +17,6 @@ struct Params {
 }
 
 var<private> c: array<f32, 16>;
-var<private> key: array<f32, 16>;
 
 // ‖Σ_m c_m g_m‖ from the Gram matrix.
 fn norm_c(k: u32) -> f32 {
@@ -39,17 +38,9 @@ fn gradvac() {
     for (var i = 0u; i < k; i = i + 1u) {
         for (var m = 0u; m < k; m = m + 1u) { c[m] = 0.0; }
         c[i] = 1.0;
-        for (var m = 0u; m < k; m = m + 1u) { key[m] = uniform01(p.seed, step, i * 16u + m); }
+        draw_keys(p.seed, step, i);
         for (var q = 0u; q < k; q = q + 1u) {
-            // The task of rank q: the one with q smaller keys (ties by index).
-            var j = 0u;
-            for (var cand = 0u; cand < k; cand = cand + 1u) {
-                var rank = 0u;
-                for (var m = 0u; m < k; m = m + 1u) {
-                    if (key[m] < key[cand] || (key[m] == key[cand] && m < cand)) { rank = rank + 1u; }
-                }
-                if (rank == q) { j = cand; }
-            }
+            let j = task_of_rank(q);
             if (j != i) {
                 let norm_i = norm_c(k);
                 let norm_j = sqrt(max(G[j * k + j], 0.0));

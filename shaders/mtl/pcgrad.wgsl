@@ -3,7 +3,8 @@
 //   g_i ← g_i - (g_i·g_j / ‖g_j‖²) g_j  when g_i·g_j < 0;   d = Σ_i g_i.
 // Writing g_i = Σ_m c_im g_m, every dot product is c_i·G_j, so the weights
 // are w = Σ_i c_i. The order: the tasks sorted by a random key from
-// (seed, step, 16 i + m), ties by index (the step counter is state[STEP]).
+// (seed, step, 16 i + m), ties by index (the prelude's `draw_keys` and
+// `task_of_rank`; the step counter is state[STEP]).
 
 struct Params {
     k: u32,
@@ -13,7 +14,6 @@ struct Params {
 }
 
 var<private> c: array<f32, 16>;
-var<private> key: array<f32, 16>;
 
 @compute @workgroup_size(1)
 fn pcgrad() {
@@ -24,18 +24,9 @@ fn pcgrad() {
     for (var i = 0u; i < k; i = i + 1u) {
         for (var m = 0u; m < k; m = m + 1u) { c[m] = 0.0; }
         c[i] = 1.0;
-        // The order: tasks sorted by a random key (ties by index); each rank's task
-        // is found by counting smaller keys (K ≤ 16, so K³ steps are cheap).
-        for (var m = 0u; m < k; m = m + 1u) { key[m] = uniform01(p.seed, step, i * 16u + m); }
+        draw_keys(p.seed, step, i);
         for (var q = 0u; q < k; q = q + 1u) {
-            var j = 0u;
-            for (var cand = 0u; cand < k; cand = cand + 1u) {
-                var rank = 0u;
-                for (var m = 0u; m < k; m = m + 1u) {
-                    if (key[m] < key[cand] || (key[m] == key[cand] && m < cand)) { rank = rank + 1u; }
-                }
-                if (rank == q) { j = cand; }
-            }
+            let j = task_of_rank(q);
             if (j != i) {
                 var dot = 0.0;
                 for (var m = 0u; m < k; m = m + 1u) { dot = dot + c[m] * G[m * k + j]; }

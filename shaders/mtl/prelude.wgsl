@@ -45,6 +45,18 @@ fn normalize_gram(eps: f32) {
     for (var i = 0u; i < k; i = i + 1u) { G[i * k + i] = G[i * k + i] + eps; }
 }
 
+// G / tr G (taken as 0 when tr G < norm_eps), plus reg_eps on the diagonal:
+// torchjd's normalize-then-regularize, for UPGrad and DualProj.
+fn trace_normalize_gram(norm_eps: f32, reg_eps: f32) {
+    let k = p.k;
+    var trace = 0.0;
+    for (var i = 0u; i < k; i = i + 1u) { trace = trace + G[i * k + i]; }
+    var s = 0.0;
+    if (trace >= norm_eps) { s = 1.0 / trace; }
+    for (var i = 0u; i < k * k; i = i + 1u) { G[i] = G[i] * s; }
+    for (var i = 0u; i < k; i = i + 1u) { G[i * k + i] = G[i * k + i] + reg_eps; }
+}
+
 // (G w)_i
 fn gdot(i: u32) -> f32 {
     var s = 0.0;
@@ -70,6 +82,28 @@ fn hash(v: u32) -> u32 {
 fn uniform01(seed: u32, step: u32, index: u32) -> f32 {
     let h = hash(seed ^ hash((step * 0x9E3779B9u) ^ hash(index + 0x85EBCA6Bu)));
     return f32(h >> 8u) / 16777216.0;
+}
+
+// The random order in which task i meets the tasks at `step` (PCGrad,
+// GradVac): all K tasks sorted by a key uniform01(seed, step, 16 i + m), ties
+// by index. `draw_keys` fills the keys; `task_of_rank(q)` is the task with q
+// smaller keys (counting, K ≤ 16, so K² steps per rank are cheap).
+var<private> key: array<f32, 16>;
+
+fn draw_keys(seed: u32, step: u32, i: u32) {
+    for (var m = 0u; m < p.k; m = m + 1u) { key[m] = uniform01(seed, step, i * 16u + m); }
+}
+
+fn task_of_rank(q: u32) -> u32 {
+    var j = 0u;
+    for (var cand = 0u; cand < p.k; cand = cand + 1u) {
+        var rank = 0u;
+        for (var m = 0u; m < p.k; m = m + 1u) {
+            if (key[m] < key[cand] || (key[m] == key[cand] && m < cand)) { rank = rank + 1u; }
+        }
+        if (rank == q) { j = cand; }
+    }
+    return j;
 }
 
 // Advance and return the step counter kept (as bits) in state[STEP].

@@ -19,13 +19,8 @@ var<private> total: array<f32, 16>;
 fn upgrad() {
     let k = p.k;
     load_gram();
-    var trace = 0.0;
-    for (var i = 0u; i < k; i = i + 1u) { trace = trace + G[i * k + i]; }
-    var s = 0.0;
-    if (trace >= p.norm_eps) { s = 1.0 / trace; }
-    for (var i = 0u; i < k * k; i = i + 1u) { G[i] = G[i] * s; }
+    trace_normalize_gram(p.norm_eps, p.reg_eps);
     for (var i = 0u; i < k; i = i + 1u) {
-        G[i * k + i] = G[i * k + i] + p.reg_eps;
         total[i] = 0.0;
         lin[i] = 0.0;
         live[i] = 1u;

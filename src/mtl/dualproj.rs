@@ -15,7 +15,7 @@
 //! quadprog; here the active-set QP that UPGrad uses, `solve::active_set_qp`
 //! and the prelude's `qp`). `tests/fidelity.rs` checks it against torchjd.
 
-use super::solve::active_set_qp;
+use super::solve::{active_set_qp, trace_normalized};
 use super::{Capabilities, GpuSolve, GradSpace, MethodInfo, SolvePhase};
 use crate::kernels::mtl::SolveShader;
 use crate::solve_shader;
@@ -88,12 +88,7 @@ impl GpuSolve for DualProj {
 /// {x : G-rows · x ≥ 0}: w = argmin_{v ≥ 1/K} ½ vᵀ Ĝ v, Ĝ = G / tr G +
 /// reg_eps·I (G / tr G taken as 0 when tr G < norm_eps), by the active-set QP.
 pub fn reference(g: &[f64], k: usize, norm_eps: f64, reg_eps: f64) -> Vec<f64> {
-    let trace: f64 = (0..k).map(|i| g[i * k + i]).sum();
-    let s = if trace >= norm_eps { 1.0 / trace } else { 0.0 };
-    let mut h: Vec<f64> = g.iter().map(|&v| v * s).collect();
-    for i in 0..k {
-        h[i * k + i] += reg_eps;
-    }
+    let h = trace_normalized(g, k, norm_eps, reg_eps);
     let lo = vec![1.0 / k as f64; k];
     active_set_qp(&h, &vec![0.0; k], &lo, &vec![true; k], k, false)
 }

@@ -23,6 +23,19 @@ pub fn uniform(seed: u32, step: u32, index: u32) -> f64 {
     (h >> 8) as f64 / (1u32 << 24) as f64
 }
 
+/// G / tr G (taken as 0 when tr G < `norm_eps`) plus `reg_eps` on the
+/// diagonal: torchjd's normalize-then-regularize (UPGrad, DualProj); the
+/// prelude's `trace_normalize_gram`.
+pub(crate) fn trace_normalized(g: &[f64], k: usize, norm_eps: f64, reg_eps: f64) -> Vec<f64> {
+    let trace: f64 = (0..k).map(|i| g[i * k + i]).sum();
+    let s = if trace >= norm_eps { 1.0 / trace } else { 0.0 };
+    let mut h: Vec<f64> = g.iter().map(|&v| v * s).collect();
+    for i in 0..k {
+        h[i * k + i] += reg_eps;
+    }
+    h
+}
+
 /// G divided by its mean diagonal (scale-free solves), with `eps` added to the diagonal.
 pub(crate) fn normalized(g: &[f64], k: usize, eps: f64) -> Vec<f64> {
     let mean: f64 = (0..k).map(|i| g[i * k + i]).sum::<f64>() / k as f64;

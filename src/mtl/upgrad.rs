@@ -11,7 +11,7 @@
 //! `reg_eps` is added to its diagonal, and each projection is solved exactly
 //! (torchjd: quadprog; here the active-set `qp`).
 
-use super::solve::active_set_qp;
+use super::solve::{active_set_qp, trace_normalized};
 use super::{Capabilities, GpuSolve, GradSpace, MethodInfo, SolvePhase};
 use crate::kernels::mtl::SolveShader;
 use crate::solve_shader;
@@ -86,12 +86,7 @@ impl GpuSolve for UpGrad {
 /// taken as 0 when tr G < norm_eps), solved by the active-set QP;
 /// w = (1/K) Σ_i v⁽ⁱ⁾.
 pub fn reference(g: &[f64], k: usize, norm_eps: f64, reg_eps: f64) -> Vec<f64> {
-    let trace: f64 = (0..k).map(|i| g[i * k + i]).sum();
-    let s = if trace >= norm_eps { 1.0 / trace } else { 0.0 };
-    let mut h: Vec<f64> = g.iter().map(|&v| v * s).collect();
-    for i in 0..k {
-        h[i * k + i] += reg_eps;
-    }
+    let h = trace_normalized(g, k, norm_eps, reg_eps);
     let mut w = vec![0.0; k];
     for i in 0..k {
         let lo: Vec<f64> = (0..k).map(|j| if j == i { 1.0 } else { 0.0 }).collect();
