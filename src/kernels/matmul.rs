@@ -695,30 +695,9 @@ impl MatmulChoice {
             Some(k) if k == self.large => (k, self.large_wg),
             Some(k) => (k, k.default_wg()),
             None if m * n * k >= LARGE_MACS && fills => (self.large, self.large_wg),
-            None => (
-                MatmulKernel::Register,
-                fit_register_wg(self.register_wg, (m, n)),
-            ),
+            None => (MatmulKernel::Register, self.register_wg),
         }
     }
-}
-
-/// The register kernel's workgroup `wg` reshaped for an m×n output narrower
-/// or shorter than its tile: as many invocations (or fewer, when C is
-/// smaller than one tile), laid out so that few fall outside C. A 10-column
-/// output (a convolution's channels) in a 32-wide tile leaves 22 of every 32
-/// invocations idle, and on a CPU adapter an idle lane costs as much as a
-/// busy one; as 3×21 the tile is 12 wide. Outputs at least a tile wide and
-/// tall keep `wg`. The kernel has no workgroup memory, so any shape serves.
-pub fn fit_register_wg(wg: (u32, u32), (m, n): (usize, usize)) -> (u32, u32) {
-    let block = MatmulKernel::Register.block() as usize;
-    let blocks = |d: usize| d.div_ceil(block).clamp(1, u32::MAX as usize) as u32;
-    let total = wg.0 * wg.1;
-    let x = wg.0.min(blocks(n));
-    let y = (total / x).min(blocks(m)).max(1);
-    // A short output frees invocations for a wider tile.
-    let x = (total / y).min(blocks(n)).max(x);
-    (x, y)
 }
 
 /// `TASKGRAD_MATMUL`, if set: one kernel for every product (read and checked
@@ -732,33 +711,6 @@ pub use super::matmul_choice::{choice, workgroup};
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_register_workgroup_fits_narrow_and_short_outputs() {
-        // Wide and tall: unchanged.
-        assert_eq!(fit_register_wg((8, 8), (512, 512)), (8, 8));
-        assert_eq!(fit_register_wg((16, 4), (64, 64)), (16, 4));
-        // LeNet's first convolution: 10 channels, 3 blocks of 4 wide.
-        assert_eq!(fit_register_wg((8, 8), (36864, 10)), (3, 21));
-        // Its weight gradient, 25×10: one workgroup of 3×7 blocks covers it.
-        assert_eq!(fit_register_wg((8, 8), (25, 10)), (3, 7));
-        // Short and wide: the rows freed go to columns.
-        assert_eq!(fit_register_wg((8, 8), (4, 1000)), (64, 1));
-        assert_eq!(fit_register_wg((8, 8), (1, 1)), (1, 1));
-        for (m, n) in [(1, 7), (7, 1), (13, 300), (300, 13), (250, 20)] {
-            let (x, y) = fit_register_wg((8, 8), (m, n));
-            assert!(x * y <= 64 && x >= 1 && y >= 1, "{m}×{n}: {x}×{y}");
-            // No more idle columns or rows than one block's worth.
-            assert!(
-                4 * x as usize <= n.div_ceil(4) * 4 || x == 8,
-                "{m}×{n}: {x}"
-            );
-            assert!(
-                4 * y as usize <= m.div_ceil(4) * 4 || y == 8,
-                "{m}×{n}: {y}"
-            );
-        }
-    }
 
     #[test]
     fn the_large_kernel_takes_only_products_that_fill_its_tiles() {
