@@ -256,7 +256,7 @@ fn fmt_num(v: f64) -> String {
 fn step_flow(gpu: &Gpu, _: &Args) -> Result<String> {
     let w = workloads::w_iris(gpu, "equal", StepOptions::default())?;
     let plan = &w.program.plan;
-    let optimizer = vec![w.program.optimizer.dispatch()];
+    let optimizer = w.program.optimizer.dispatches();
     let phases: Vec<(&str, Vec<&Dispatch>)> = vec![
         ("forward", plan.network.iter().collect()),
         ("losses", plan.losses.iter().collect()),

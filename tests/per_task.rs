@@ -425,7 +425,7 @@ fn famo_sees_the_same_batch_again_after_the_update_in_the_same_submit() {
     let ds = prog.train_dispatches();
     let opt = ds
         .iter()
-        .position(|d| std::ptr::eq(*d, prog.optimizer.dispatch()))
+        .position(|d| std::ptr::eq(*d, prog.optimizer.dispatches()[0]))
         .unwrap();
     let tail: Vec<_> = prog
         .plan

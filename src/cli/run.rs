@@ -813,6 +813,7 @@ pub(crate) fn train_config(
             Arc::new(InitParams {
                 source: p.clone(),
                 values: ck.tensors.clone(),
+                warm: false,
             })
         }),
         half: s.half,

@@ -3,6 +3,7 @@
 //! or a mixture of experts ([`Arch`], [`moe`]), a head and optional tower per task).
 
 mod activation;
+mod freeze;
 pub mod layer;
 mod linear;
 pub mod moe;
@@ -10,8 +11,12 @@ mod net;
 mod params;
 
 pub use activation::Activation;
+pub use freeze::Freeze;
 pub use layer::{Layer, LayerSpec, Stack};
 pub use linear::{Init, Linear};
 pub use moe::Arch;
 pub use net::{Embedding, MultiTaskNet, NetSize, NetSpec};
-pub use params::{load_values, NamedTensor, ParamBuilder, ParamId, ParamSet, METHOD_PARAM_PREFIX};
+pub use params::{
+    load_shared_values, load_values, NamedTensor, ParamBuilder, ParamId, ParamSet,
+    METHOD_PARAM_PREFIX,
+};

@@ -1,6 +1,8 @@
 //! Parameters by name in flat arenas: one arena of values, one of gradients
 //! (same layout), and an optional f16 copy of the values for half precision.
 
+use std::ops::Range;
+
 use crate::autodiff::{Tape, Var};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
@@ -175,6 +177,7 @@ impl ParamBuilder {
             None
         };
         Ok(ParamSet {
+            frozen: vec![false; self.names.len()],
             names: self.names,
             method: self.method,
             values,
@@ -189,6 +192,10 @@ impl ParamBuilder {
 pub struct ParamSet {
     pub names: Vec<String>,
     method: Vec<bool>,
+    /// Parameters held fixed while the rest train ([`ParamSet::freeze`]):
+    /// they go on the tape as constants, so no backward dispatch computes
+    /// their gradient, and the optimizer's spans leave them out.
+    frozen: Vec<bool>,
     pub values: Arena,
     grads: Option<Arena>,
     /// An f16 copy of `values` (same element offsets), refreshed once per step
@@ -228,9 +235,44 @@ impl ParamSet {
     }
     fn on_tape(&self, tape: &mut Tape, value: &Tensor, id: ParamId) -> Result<Var> {
         match &self.grads {
-            Some(g) => tape.param(value, &g.view(id.0)),
-            None => Ok(tape.input(value)),
+            Some(g) if !self.frozen[id.0] => tape.param(value, &g.view(id.0)),
+            _ => Ok(tape.input(value)),
         }
+    }
+    /// Hold `ids` fixed in training: call before the step is built. Their
+    /// values stay byte for byte as they are (no gradient, no update, no
+    /// weight decay).
+    pub fn freeze(&mut self, ids: &[ParamId]) {
+        for id in ids {
+            self.frozen[id.0] = true;
+        }
+    }
+    pub fn is_frozen(&self, id: ParamId) -> bool {
+        self.frozen[id.0]
+    }
+    /// The parts of the arena the optimizer updates: each a run of
+    /// consecutive parameters none of which is frozen, from the first one's
+    /// start (an aligned offset) to the last one's end. Without frozen
+    /// parameters, the whole arena in one span.
+    pub fn trainable_spans(&self) -> Vec<Range<usize>> {
+        if !self.frozen.contains(&true) {
+            return vec![0..self.values.layout.len()];
+        }
+        let mut spans: Vec<Range<usize>> = Vec::new();
+        let mut open = false;
+        for (i, (_, start, shape)) in self.values.layout.entries().iter().enumerate() {
+            let end = start + shape.iter().product::<usize>();
+            match (self.frozen[i], open, spans.last_mut()) {
+                (true, _, _) => open = false,
+                (false, true, Some(last)) => last.end = end,
+                (false, _, _) => {
+                    spans.push(*start..end);
+                    open = true;
+                }
+            }
+        }
+        spans.retain(|s| !s.is_empty());
+        spans
     }
     pub fn len(&self) -> usize {
         self.names.len()
@@ -315,4 +357,42 @@ pub fn load_values(
         )));
     }
     Ok(())
+}
+
+/// A warm start: each parameter of `params` that `values` has by name
+/// starts from it (the shapes must agree: a task's head over a different
+/// number of classes is refused, named); the others keep their initial
+/// values (a new task's head), and the tensors of `values` that `params`
+/// lacks (the heads of tasks left out, a method's parameters) are skipped.
+/// Returns how many parameters were loaded; none at all is refused (the
+/// two networks share nothing).
+pub fn load_shared_values(
+    gpu: &Gpu,
+    params: &ParamSet,
+    values: &[(String, Vec<usize>, Vec<f32>)],
+    source: &std::path::Path,
+) -> Result<usize> {
+    let bad = |reason: String| Error::Checkpoint {
+        path: source.to_path_buf(),
+        reason,
+    };
+    let mut loaded = 0;
+    for (name, shape, v) in values {
+        let Some(id) = params.id(name) else { continue };
+        if params.shape(id) != shape.as_slice() {
+            return Err(bad(format!(
+                "tensor {name} has shape {shape:?}, where the new network's has {:?}; \
+                 a task kept from the model must keep its classes",
+                params.shape(id)
+            )));
+        }
+        params.value(id).write(gpu, v)?;
+        loaded += 1;
+    }
+    if loaded == 0 {
+        return Err(bad(
+            "the model shares no parameter with the new network: nothing to start from".into(),
+        ));
+    }
+    Ok(loaded)
 }

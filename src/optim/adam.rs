@@ -151,8 +151,8 @@ impl Optimizer for Adam {
         self.dispatch
             .write_params(gpu, &AdamParams::new(self.cfg, self.n, self.step));
     }
-    fn dispatch(&self) -> &Dispatch {
-        &self.dispatch
+    fn dispatches(&self) -> Vec<&Dispatch> {
+        vec![&self.dispatch]
     }
 }
 

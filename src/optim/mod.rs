@@ -1,13 +1,13 @@
 //! Optimizers: each updates the whole parameter arena in one dispatch per
-//! step. SGD with momentum ([`Sgd`]), Adam and AdamW ([`Adam`]) implement
+//! step (one per trainable span when some parameters are frozen). SGD with momentum ([`Sgd`]), Adam and AdamW ([`Adam`]) implement
 //! [`Optimizer`]; [`OptimizerConfig`] names one with its settings, and is what
 //! the trainer, the command line, the config file and the saved model carry.
 //!
 //! Adding an optimizer: its entry point in shaders/optim.wgsl, one file here
 //! (its settings, its kernel's uniform parameters, its dispatch and its
 //! [`Optimizer`] implementation, like [`sgd`]), its CPU reference in
-//! `reference.rs`, and its variant of [`OptimizerKind`] with its arm in
-//! [`OptimizerConfig::build`].
+//! `reference.rs`, and its variant of [`OptimizerKind`] with
+//! its arm in `OptimizerConfig::over`.
 
 pub mod adam;
 pub mod sgd;
@@ -30,8 +30,29 @@ pub trait Optimizer {
     /// Advance the step counter and write this step's settings; call before
     /// each submit of a step that includes [`Optimizer::dispatch`].
     fn prepare_step(&mut self, gpu: &Gpu);
-    /// The update, recorded once.
-    fn dispatch(&self) -> &Dispatch;
+    /// The update, recorded once: one dispatch, or one per trainable span
+    /// of the arena when some parameters are frozen ([`ParamSet::freeze`]).
+    fn dispatches(&self) -> Vec<&Dispatch>;
+}
+
+/// One optimizer per trainable span of an arena whose other parameters
+/// are frozen: each span is a slice of θ, of the state and of the gradient
+/// at the same offsets, so the frozen ones are never read or written.
+struct Spanned(Vec<Box<dyn Optimizer>>);
+
+impl Optimizer for Spanned {
+    fn name(&self) -> &'static str {
+        self.0[0].name()
+    }
+    fn set_lr(&mut self, lr: f32) {
+        self.0.iter_mut().for_each(|o| o.set_lr(lr));
+    }
+    fn prepare_step(&mut self, gpu: &Gpu) {
+        self.0.iter_mut().for_each(|o| o.prepare_step(gpu));
+    }
+    fn dispatches(&self) -> Vec<&Dispatch> {
+        self.0.iter().flat_map(|o| o.dispatches()).collect()
+    }
 }
 
 /// Which optimizer.
@@ -104,11 +125,51 @@ impl OptimizerConfig {
         Ok(())
     }
 
-    /// The optimizer over every parameter of `params`, with its state arenas.
+    /// The optimizer over every parameter of `params` that is not frozen,
+    /// with its state arenas (as long as the whole arena, so that a span's
+    /// state sits at the span's offsets).
     pub fn build(&self, gpu: &Gpu, params: &ParamSet) -> Result<Box<dyn Optimizer>> {
         self.validate()?;
         let (theta, grad) = (&params.values.whole, &params.grads()?.whole);
         let state = |label: &str| Tensor::zeros(gpu, &[theta.numel()], label);
+        let spans = params.trainable_spans();
+        if spans.is_empty() {
+            return Err(Error::InvalidConfig(
+                "every parameter is frozen: there is nothing to train".into(),
+            ));
+        }
+        let (s1, s2) = match self.kind {
+            // SGD's one state buffer; `over` passes it alone.
+            OptimizerKind::Sgd => {
+                let v = state("sgd velocity")?;
+                (v.clone(), v)
+            }
+            _ => (state("adam m")?, state("adam v")?),
+        };
+        let whole = spans.len() == 1 && spans[0] == (0..theta.numel());
+        let mut parts = Vec::new();
+        for span in &spans {
+            let cut = |t: &Tensor| match whole {
+                true => Ok(t.clone()),
+                false => t.slice(span.start, &[span.len()]),
+            };
+            parts.push(self.over(gpu, &cut(theta)?, &cut(&s1)?, &cut(&s2)?, &cut(grad)?)?);
+        }
+        Ok(match parts.len() {
+            1 => parts.pop().expect("one span"),
+            _ => Box::new(Spanned(parts)),
+        })
+    }
+
+    /// This optimizer over θ with its state (SGD's is `s1` alone).
+    fn over(
+        &self,
+        gpu: &Gpu,
+        theta: &Tensor,
+        s1: &Tensor,
+        s2: &Tensor,
+        grad: &Tensor,
+    ) -> Result<Box<dyn Optimizer>> {
         Ok(match self.kind {
             OptimizerKind::Sgd => Box::new(Sgd::new(
                 gpu,
@@ -118,7 +179,7 @@ impl OptimizerConfig {
                     weight_decay: self.weight_decay,
                 },
                 theta,
-                &state("sgd velocity")?,
+                s1,
                 grad,
             )?),
             OptimizerKind::Adam | OptimizerKind::AdamW => Box::new(Adam::new(
@@ -130,15 +191,14 @@ impl OptimizerConfig {
                     ..Default::default()
                 },
                 theta,
-                &state("adam m")?,
-                &state("adam v")?,
+                s1,
+                s2,
                 grad,
             )?),
         })
     }
 }
 
-/// θ and every state or gradient buffer have the same length.
 fn same_len(op: &'static str, theta: &Tensor, others: &[&Tensor]) -> Result<()> {
     for t in others {
         t.expect_numel(op, theta.numel())?;

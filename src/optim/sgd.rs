@@ -109,8 +109,8 @@ impl Optimizer for Sgd {
         self.dispatch
             .write_params(gpu, &SgdParams::new(self.cfg, self.n));
     }
-    fn dispatch(&self) -> &Dispatch {
-        &self.dispatch
+    fn dispatches(&self) -> Vec<&Dispatch> {
+        vec![&self.dispatch]
     }
 }
 

@@ -502,14 +502,17 @@ impl Program {
         tape.backward(&traced.loss_vars)?;
         let n_heads = tape.backward.len();
         let shared = net.shared_segment(params)?;
+        // A frozen trunk has no gradients to take: per-task gradients are then taken at z.
+        let trunk_trains =
+            !shared.is_empty() && (net.shared_params().iter()).any(|&id| !params.is_frozen(id));
         let path = match (space, &traced.dz_rows) {
-            (Some(GradSpace::Parameters), Some(dz)) if !shared.is_empty() => {
+            (Some(GradSpace::Parameters), Some(dz)) if trunk_trains => {
                 let shared = shared.start..aligned(gpu, shared.end).min(params.values.layout.len());
                 per_task_in_parameters(&mut tape, params, &traced, dz, shared, &tb)?
             }
             // Representation space, or a trunk without parameters: combine at z.
             (Some(_), Some(dz)) => {
-                per_task_in_representation(&mut tape, &traced, dz, !shared.is_empty(), &tb)?
+                per_task_in_representation(&mut tape, &traced, dz, trunk_trains, &tb)?
             }
             _ => PerTaskPath::default(),
         };
@@ -548,9 +551,9 @@ impl Program {
                 .into_iter()
                 .collect::<Result<_>>()?,
             after_update: weights.after_update,
-            // A parameter-space path over a trunk without parameters ran in representation space.
+            // A parameter-space path over a trunk without trainable parameters ran in representation space.
             space: match space {
-                Some(GradSpace::Parameters) if shared.is_empty() => Some(GradSpace::Representation),
+                Some(GradSpace::Parameters) if !trunk_trains => Some(GradSpace::Representation),
                 s => s,
             },
         };
@@ -585,7 +588,7 @@ impl Program {
     /// what the weighting runs after the update (FAMO).
     pub fn train_dispatches(&self) -> Vec<&Dispatch> {
         let mut ds = self.plan.train();
-        ds.push(self.optimizer.dispatch());
+        ds.extend(self.optimizer.dispatches());
         ds.extend(self.plan.after_update());
         ds.extend(&self.plan.advance);
         ds

@@ -23,7 +23,9 @@ use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::gpu::Tensor;
 use crate::mtl::{GradSpace, Weighting};
-use crate::nn::{Activation, Arch, LayerSpec, MultiTaskNet, NetSpec, ParamBuilder, ParamSet};
+use crate::nn::{
+    Activation, Arch, Freeze, LayerSpec, MultiTaskNet, NetSpec, ParamBuilder, ParamSet,
+};
 use crate::optim::{OptimizerConfig, OptimizerKind};
 use crate::train::metrics::TaskMetrics;
 
@@ -67,8 +69,12 @@ pub struct TrainConfig {
     /// Time every kernel of the first epoch's steps (after the first) with timestamp queries.
     pub profile: bool,
     /// Start from these parameter values (by name) instead of a fresh
-    /// initialisation: resuming from a checkpoint.
+    /// initialisation: resuming from a checkpoint, or a warm start
+    /// ([`InitParams::warm`]).
     pub init: Option<std::sync::Arc<InitParams>>,
+    /// Parameters held fixed ([`Freeze`]): fine-tuning heads over a frozen
+    /// trunk. They get no gradient dispatch and no update.
+    pub freeze: Freeze,
     /// Matmuls and hidden activations in f16 with f32 accumulation and f32
     /// master weights, gradients and optimizer (needs `SHADER_F16`).
     pub half: bool,
@@ -118,6 +124,12 @@ impl std::fmt::Debug for StepHook {
 pub struct InitParams {
     pub source: std::path::PathBuf,
     pub values: Vec<(String, Vec<usize>, Vec<f32>)>,
+    /// A warm start rather than a resume: the parameters the new network
+    /// shares by name with `values` start from them (same shapes required),
+    /// a new task's head keeps its fresh initial values, and what `values`
+    /// has beyond the network (the heads of tasks left out) is ignored.
+    /// A resume (false) needs every parameter and nothing else.
+    pub warm: bool,
 }
 
 impl TrainConfig {
@@ -159,6 +171,7 @@ impl Default for TrainConfig {
             grad_stats: false,
             profile: false,
             init: None,
+            freeze: Freeze::None,
             half: false,
             on_step: None,
             dump_step: false,
@@ -528,10 +541,16 @@ fn build_model(
     };
     let net = MultiTaskNet::new(&mut builder, spec, cfg.seed)?;
     weighting.add_params(&mut builder, tasks.len())?;
-    let params = builder.build(gpu)?;
+    let mut params = builder.build(gpu)?;
     if let Some(init) = &cfg.init {
-        crate::nn::load_values(gpu, &params, &init.values, &init.source)?;
+        if init.warm {
+            crate::nn::load_shared_values(gpu, &params, &init.values, &init.source)?;
+        } else {
+            crate::nn::load_values(gpu, &params, &init.values, &init.source)?;
+        }
     }
+    let frozen = cfg.freeze.resolve(&net, &params)?;
+    params.freeze(&frozen);
     Ok((net, params))
 }
 
