@@ -256,7 +256,7 @@ impl ParamSet {
     /// parameters, the whole arena in one span.
     pub fn trainable_spans(&self) -> Vec<Range<usize>> {
         if !self.frozen.contains(&true) {
-            return vec![0..self.values.layout.len()];
+            return std::iter::once(0..self.values.layout.len()).collect();
         }
         let mut spans: Vec<Range<usize>> = Vec::new();
         let mut open = false;
