@@ -61,6 +61,13 @@ enum Command {
     /// Several methods on one CSV over several seeds, against single-task
     /// baselines: writes results.txt, results.csv and compare.svg|png to --out.
     Compare(Box<CompareArgs>),
+    /// Fine-tune a saved multi-task model per task: for each task (the
+    /// model's, or those --task names), a copy of the model with that task's
+    /// head alone, trained on that task from the model's weights (as `train
+    /// --init MODEL --task NAME`; --freeze trunk trains the head alone), into
+    /// --out/<task>/; prints each task's test metrics before and after, on
+    /// the model's test rows, and writes them to --out/results.txt.
+    Finetune(Box<FinetuneArgs>),
     /// MultiMNIST (Sener & Koltun, 2018) from MNIST digits: two digits
     /// overlapping on one 28×28 image, tasks `left` and `right`; writes
     /// multimnist_train.csv and multimnist_test.csv (from disjoint digits) to --out.
@@ -96,6 +103,18 @@ struct CompareArgs {
     /// orders every model trained for it.
     #[arg(long, default_value_t = 3)]
     seeds: usize,
+    /// Settings from a TOML file (same names as the flags; flags given here win).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    settings: RunSettings,
+}
+
+#[derive(Args)]
+struct FinetuneArgs {
+    /// The multi-task model to start from.
+    #[arg(long)]
+    model: PathBuf,
     /// Settings from a TOML file (same names as the flags; flags given here win).
     #[arg(long)]
     config: Option<PathBuf>,
@@ -152,6 +171,10 @@ fn main() -> ExitCode {
         } => predict(&model, &data, output.as_deref(), probabilities),
         Command::Compare(args) => compare(
             matches.subcommand_matches("compare").unwrap_or(&matches),
+            &args,
+        ),
+        Command::Finetune(args) => finetune(
+            matches.subcommand_matches("finetune").unwrap_or(&matches),
             &args,
         ),
         Command::MakeMultimnist {
@@ -377,6 +400,71 @@ fn compare(matches: &ArgMatches, args: &CompareArgs) -> Result<()> {
     println!("wrote:");
     for f in &outcome.files {
         println!("  {}", f.display());
+    }
+    Ok(())
+}
+
+fn finetune(matches: &ArgMatches, args: &FinetuneArgs) -> Result<()> {
+    use taskgrad::cli::finetune;
+    let mut settings = RunSettings::with_file(matches, args.config.as_deref())?;
+    if matches.value_source("out") != Some(clap::parser::ValueSource::CommandLine)
+        && args.config.is_none()
+    {
+        settings.out = PathBuf::from("runs/finetune");
+    }
+    // Every run read and checked before the first trains: a bad second
+    // folder fails now, not after the first task's training.
+    let runs = finetune::per_task_settings(&settings, &args.model)?;
+    let prepared = runs
+        .iter()
+        .map(read_with_progress)
+        .collect::<Result<Vec<_>>>()?;
+    for w in prepared.iter().flat_map(|p| &p.warnings) {
+        eprintln!("warning: {w}");
+    }
+    let gpu = Gpu::new()?;
+    eprintln!("adapter: {}", gpu.report);
+    taskgrad::cli::tune_matmul(&gpu)?;
+    let parent_tasks = taskgrad::model::checkpoint::load(&args.model)?
+        .meta
+        .schema
+        .tasks;
+    let before = finetune::parent_metrics(&gpu, &settings, &args.model)?;
+    let parent: Vec<(String, _)> = parent_tasks
+        .into_iter()
+        .map(|t| t.name)
+        .zip(before)
+        .collect();
+    let mut outcomes = Vec::new();
+    for mut p in prepared {
+        let task = p.data.tasks[0].name.clone();
+        let bar = step_bar(&mut p.cfg);
+        let outcome = execute_run(&gpu, p, &mut |log| {
+            bar.set_message(format!("{task}: epoch {}", log.epoch + 1));
+        });
+        bar.finish_and_clear();
+        let outcome = outcome?;
+        let r = &outcome.report;
+        eprintln!(
+            "{task}: {} epochs (best {}), {:.2} s",
+            r.history.len(),
+            r.best_epoch,
+            r.wall.as_secs_f64()
+        );
+        outcomes.push(outcome);
+    }
+    let table = finetune::table(&parent, &outcomes);
+    print!("\ntest split:\n{table}");
+    let results = settings.out.join("results.txt");
+    std::fs::write(&results, &table).map_err(|e| taskgrad::Error::Io {
+        path: results.clone(),
+        source: e,
+    })?;
+    println!("wrote:\n  {}", results.display());
+    for o in &outcomes {
+        for f in o.files.iter().filter(|f| f.ends_with("model.safetensors")) {
+            println!("  {}", f.display());
+        }
     }
     Ok(())
 }

@@ -1,10 +1,12 @@
 //! The command-line tool's library side: settings, one training run from them
 //! into a run folder ([`run`]), the metrics log and plots ([`report`]), and
 //! several methods over several seeds on one CSV ([`compare`]), and `eval`
-//! and `predict` with a trained model ([`use_model`]), and MultiMNIST made
-//! from MNIST digits ([`make_data`]).
+//! and `predict` with a trained model ([`use_model`]), a model fine-tuned
+//! per task ([`finetune`]), and MultiMNIST made from MNIST digits
+//! ([`make_data`]).
 
 pub mod compare;
+pub mod finetune;
 pub mod make_data;
 pub mod report;
 pub mod run;

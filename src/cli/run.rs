@@ -79,6 +79,8 @@ pub struct PreparedRun {
     /// column that does not look like its training data).
     pub warnings: Vec<String>,
     epochs_before: usize,
+    /// The model a warm start began from.
+    parent: Option<checkpoint::ParentRecord>,
     /// Held while the run writes its folder; removed when the run ends.
     _lock: OutLock,
 }
@@ -225,7 +227,7 @@ pub fn prepare_run_with_progress(
     reading: &mut dyn FnMut(u64, u64),
 ) -> Result<PreparedRun> {
     check_sizes(s)?;
-    let resume: Option<Resumed> = match &s.resume {
+    let resume: Option<Resumed> = match s.resume.as_ref().or(s.init.as_ref()) {
         Some(p) => {
             let ck = checkpoint::load(p)?;
             ck.meta.check_consistent(p)?;
@@ -234,14 +236,18 @@ pub fn prepare_run_with_progress(
         }
         None => None,
     };
+    let s = &with_parent_split(s, resume.as_ref());
     let loaded = load_data(s, resume.as_ref(), reading)?;
+    if let Some((p, ck)) = &resume {
+        check_warm_tasks(s, p, ck, &loaded.tasks)?;
+    }
     let seeded = for_seed(&loaded, s, s.seed, resume.as_ref())?;
     let warnings = match &resume {
         Some((p, _)) => seeded
             .schema
             .drift(&loaded.table, &loaded.kept)
             .into_iter()
-            .map(|w| format!("--resume {}: {w}", p.display()))
+            .map(|w| format!("{} {}: {w}", parent_flag(s), p.display()))
             .collect(),
         None => Vec::new(),
     };
@@ -277,7 +283,15 @@ pub fn prepare_run_with_progress(
         dropped_rows: loaded.dropped_rows,
         split_record: seeded.split_record,
         warnings,
-        epochs_before: resume.as_ref().map_or(0, |(_, ck)| ck.meta.epochs_trained),
+        // A warm start counts its own epochs; its parent's are in its record.
+        epochs_before: match s.init {
+            Some(_) => 0,
+            None => resume.as_ref().map_or(0, |(_, ck)| ck.meta.epochs_trained),
+        },
+        parent: match (&s.init, &resume) {
+            (Some(_), Some((p, ck))) => Some(checkpoint::ParentRecord::of(p, ck)?),
+            _ => None,
+        },
         _lock: lock,
     })
 }
@@ -387,6 +401,9 @@ pub(crate) fn load_data(
     };
     let (mut inputs, tasks) = columns(s, resume)?;
     let table = Table::from_csv_with_progress(&data_path, reading)?;
+    if let Some((p, ck)) = resume {
+        ck.meta.check_inputs(&table, p)?;
+    }
     for (c, _) in &tasks {
         table.column(c)?;
     }
@@ -435,6 +452,15 @@ pub(crate) fn for_seed(
     let task_refs: Vec<(&str, TaskType)> = l.tasks.iter().map(|(c, t)| (c.as_str(), *t)).collect();
     let split = Split::new(l.kept.len(), s.val_fraction, s.test_fraction, seed)?;
     let schema = match resume {
+        Some((_, ck)) if s.init.is_some() => {
+            let train_rows: Vec<usize> = split.train.iter().map(|&i| l.kept[i]).collect();
+            Schema {
+                missing: l.missing,
+                ..ck.meta
+                    .schema
+                    .with_tasks(&l.table, &task_refs, &train_rows)?
+            }
+        }
         Some((_, ck)) => Schema {
             missing: l.missing,
             ..ck.meta.schema.clone()
@@ -496,7 +522,7 @@ pub(crate) fn check_sizes(s: &RunSettings) -> Result<()> {
     if !s.expert.is_empty() {
         // (A resumed model's own architecture is checked against it later.)
         let shared = ["shared", "hard"].contains(&s.arch.trim().to_ascii_lowercase().as_str());
-        if shared && s.resume.is_none() {
+        if shared && s.resume.is_none() && s.init.is_none() {
             return bad(
                 "--expert sets a mixture's experts: give --arch omoe, mmoe, cgc or ple".into(),
             );
@@ -528,7 +554,11 @@ pub(crate) fn check_sizes(s: &RunSettings) -> Result<()> {
     }
     let mut seen = std::collections::HashSet::new();
     for t in &s.tasks {
-        let (name, _) = parse_task(t)?;
+        // A warm start names the model's tasks without their kinds.
+        let name = match s.init.is_some() && !t.contains(':') {
+            true => t.trim().to_string(),
+            false => parse_task(t)?.0,
+        };
         if !seen.insert(name.clone()) {
             return bad(format!("--task {name:?} is given twice"));
         }
@@ -591,9 +621,10 @@ fn check_resumed_architecture(
     Err(Error::Checkpoint {
         path: path.to_path_buf(),
         reason: format!(
-            "--resume continues the model's architecture, so {} cannot apply; \
-             drop the flag, or train a new model without --resume",
-            clash.join(", ")
+            "{flag} continues the model's architecture, so {} cannot apply; \
+             drop the flag, or train a new model without {flag}",
+            clash.join(", "),
+            flag = parent_flag(s)
         ),
     })
 }
@@ -719,6 +750,9 @@ fn columns(s: &RunSettings, resume: Option<&Resumed>) -> Result<(Vec<String>, Ta
         let reason = format!("the model's inputs are {inputs:?}, not {:?}", s.inputs);
         return Err(mismatch(reason));
     }
+    if s.init.is_some() {
+        return Ok((inputs, warm_tasks(s, &tasks)?));
+    }
     if !s.tasks.is_empty() {
         let given = given_tasks()?;
         if given != tasks {
@@ -727,6 +761,93 @@ fn columns(s: &RunSettings, resume: Option<&Resumed>) -> Result<(Vec<String>, Ta
         }
     }
     Ok((inputs, tasks))
+}
+
+/// A warm start's tasks: each `--task` given, as NAME (one of the model's,
+/// with its kind) or NAME:KIND (the model's, of the same kind, or a new
+/// one); none given: the model's.
+fn warm_tasks(s: &RunSettings, model: &[(String, TaskType)]) -> Result<Tasks> {
+    if s.tasks.is_empty() {
+        return Ok(model.to_vec());
+    }
+    let names: Vec<&str> = model.iter().map(|(n, _)| n.as_str()).collect();
+    let mut out = Vec::new();
+    for spec in &s.tasks {
+        let known = model.iter().find(|(n, _)| n == spec.trim());
+        let (name, ty) = match known {
+            Some(t) => t.clone(),
+            None if !spec.contains(':') => {
+                return Err(Error::InvalidConfig(format!(
+                    "--task {spec}: the model has no task of that name (it has {}); \
+                     a new task needs its kind, {spec}:KIND",
+                    names.join(", ")
+                )))
+            }
+            None => parse_task(spec)?,
+        };
+        if let Some((_, theirs)) = model.iter().find(|(n, _)| *n == name) {
+            if *theirs != ty {
+                return Err(Error::InvalidConfig(format!(
+                    "--task {spec}: the model's {name:?} is a {} task",
+                    theirs.0.name
+                )));
+            }
+        }
+        out.push((name, ty));
+    }
+    Ok(out)
+}
+
+/// The flag a run names its starting model by.
+fn parent_flag(s: &RunSettings) -> &'static str {
+    match s.init {
+        Some(_) => "--init",
+        None => "--resume",
+    }
+}
+
+/// A warm start splits its rows as the model's run did, unless told
+/// otherwise: fine-tuned on the same file, its test rows stay unseen.
+fn with_parent_split(s: &RunSettings, parent: Option<&Resumed>) -> RunSettings {
+    let mut s = s.clone();
+    let record = parent.and_then(|(_, ck)| ck.meta.split.as_ref());
+    if let (Some(_), Some(r)) = (&s.init, record) {
+        if !s.was_given("seed") {
+            s.seed = r.seed;
+        }
+        if !s.was_given("val_fraction") {
+            s.val_fraction = r.val_fraction;
+        }
+        if !s.was_given("test_fraction") {
+            s.test_fraction = r.test_fraction;
+        }
+    }
+    s
+}
+
+/// A mixture with a gate (and experts) per task names them by the task's
+/// place, not its name: a warm start of one keeps the model's tasks, in
+/// order, or its gates would go to the wrong tasks.
+fn check_warm_tasks(
+    s: &RunSettings,
+    path: &Path,
+    ck: &checkpoint::Checkpoint,
+    tasks: &Tasks,
+) -> Result<()> {
+    let arch = ck.meta.net.arch.name();
+    let theirs: Vec<&str> = ck.meta.schema.tasks.iter().map(|t| t.name()).collect();
+    let ours: Vec<&str> = tasks.iter().map(|(n, _)| n.as_str()).collect();
+    if s.init.is_none() || ["shared", "omoe"].contains(&arch) || theirs == ours {
+        return Ok(());
+    }
+    Err(Error::Checkpoint {
+        path: path.to_path_buf(),
+        reason: format!(
+            "an {arch} model has a gate per task, by place: --init keeps its tasks \
+             ({}) in order; with a shared trunk or omoe any tasks can be chosen",
+            theirs.join(", ")
+        ),
+    })
 }
 
 /// The trainer's settings; a resumed model keeps its architecture and starts
@@ -813,9 +934,11 @@ pub(crate) fn train_config(
             Arc::new(InitParams {
                 source: p.clone(),
                 values: ck.tensors.clone(),
-                warm: false,
+                warm: s.init.is_some(),
             })
         }),
+        // Checked by check_sizes before this.
+        freeze: crate::nn::Freeze::parse(&s.freeze).unwrap_or_default(),
         half: s.half,
         grad_space,
         grad_stats: s.grad_stats,
@@ -844,6 +967,7 @@ pub fn execute_run(
         dropped_rows,
         split_record,
         epochs_before,
+        parent,
         _lock,
         ..
     } = p;
@@ -862,6 +986,7 @@ pub fn execute_run(
     let baselines = if settings.baselines {
         let fresh = TrainConfig {
             init: None,
+            freeze: crate::nn::Freeze::None,
             ..cfg.clone()
         };
         single_task_baselines(gpu, &data, &split, &all, &fresh)?
@@ -878,6 +1003,9 @@ pub fn execute_run(
         .as_deref()
         .and_then(|p| file_name(Some(p)))
         .map(Into::into);
+    recorded.init = (recorded.init.as_deref())
+        .and_then(|p| file_name(Some(p)))
+        .map(Into::into);
     recorded.record_net(&report.net.spec);
     let meta = ModelMeta {
         schema: schema.clone(),
@@ -886,6 +1014,7 @@ pub fn execute_run(
             .map_err(|e| Error::internal("recording the run's settings", e))?,
         epochs_trained: epochs_before + report.history.len(),
         split: Some(split_record),
+        parent,
     };
     let files = write_run_outputs(gpu, &out, &settings, &report, &baselines, &meta)?;
     let split_sizes = (split.train.len(), split.val.len(), split.test.len());

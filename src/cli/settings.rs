@@ -141,6 +141,24 @@ pub struct RunSettings {
     /// Continue training from a saved model (its inputs, tasks and architecture).
     #[arg(long)]
     pub resume: Option<PathBuf>,
+    /// Start from a saved model's weights, on this --data or another CSV
+    /// with the model's input columns (a warm start, a fine-tuning): the
+    /// model's inputs, their encodings and its architecture. Each --task the
+    /// model has (NAME, or NAME:KIND) keeps its head and encoding, a new one
+    /// (NAME:KIND) gets a fresh head, and the model's other tasks are left
+    /// out; no --task: the model's tasks. --seed, --val-fraction and
+    /// --test-fraction default to the model's split.
+    #[arg(long, conflicts_with = "resume", value_name = "MODEL")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<PathBuf>,
+    /// Parameters held fixed: none; trunk (the shared part: embeddings and
+    /// the trunk, or a mixture's experts and its gate if one serves every
+    /// task; each task's own gate trains); or parameter names and
+    /// prefixes, comma-separated (trunk.0, embed, head.species.tower). A
+    /// frozen parameter gets no gradient and no update: its values stay
+    /// the same to the bit.
+    #[arg(long, default_value = "none")]
+    pub freeze: String,
     /// f16 matmuls and activations with f32 master weights (adapters with SHADER_F16).
     #[arg(long)]
     pub half: bool,

@@ -482,6 +482,36 @@ impl Schema {
         })
     }
 
+    /// A warm start's encoding over this (a trained model's) schema: its
+    /// inputs as they are, and for each of `tasks` the model's own fitted
+    /// task when it has one of that name and kind (its classes and scale, so
+    /// that its head's outputs keep their meaning), else the task fitted on
+    /// the `train` rows of `table` (a new task, a fresh head).
+    pub fn with_tasks(
+        &self,
+        table: &Table,
+        tasks: &[(&str, TaskType)],
+        train: &[usize],
+    ) -> Result<Schema> {
+        let mut saved = Vec::new();
+        for &(name, ty) in tasks {
+            if self.input_names().iter().any(|i| i == name) {
+                return Err(Error::InvalidConfig(format!(
+                    "column {name:?} is both an input of the model and a task"
+                )));
+            }
+            let known = self.tasks.iter().find(|t| t.name == name);
+            saved.push(match known {
+                Some(t) if TaskType(t.kind.info()) == ty => t.clone(),
+                _ => fit_task(table, name, ty, train)?,
+            });
+        }
+        Ok(Schema {
+            tasks: saved,
+            ..self.clone()
+        })
+    }
+
     /// Feature count D.
     pub fn width(&self) -> usize {
         self.inputs.iter().map(|c| c.width()).sum()

@@ -42,6 +42,46 @@ pub struct ModelMeta {
     /// How the last run split its rows (absent in older files).
     #[serde(default)]
     pub split: Option<SplitRecord>,
+    /// The model this one started from (`train --init`, `finetune`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<ParentRecord>,
+}
+
+/// Where a warm-started model came from: enough to tell which file it was
+/// (its name, without its folder, and a checksum of its bytes) and what
+/// that model had learned (its tasks and epochs).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParentRecord {
+    pub file: String,
+    /// FNV-1a 64 of the parent file's bytes, hex.
+    pub checksum: String,
+    pub tasks: Vec<String>,
+    pub epochs_trained: usize,
+}
+
+impl ParentRecord {
+    /// The record of the model `ck`, read from `path`.
+    pub fn of(path: &Path, ck: &Checkpoint) -> Result<ParentRecord> {
+        let bytes = std::fs::read(path).map_err(|e| Error::Io {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+        Ok(ParentRecord {
+            file: path
+                .file_name()
+                .map_or(String::new(), |f| f.to_string_lossy().into_owned()),
+            checksum: checksum(&bytes),
+            tasks: ck
+                .meta
+                .schema
+                .tasks
+                .iter()
+                .map(|t| t.name.clone())
+                .collect(),
+            epochs_trained: ck.meta.epochs_trained,
+        })
+    }
 }
 
 /// How a run split the rows of its file, so that `eval` can find the

@@ -78,6 +78,17 @@ impl Model {
         self.program(gpu, data)?.evaluate(gpu, data, &rows, &subset)
     }
 
+    /// Metrics of every task on the rows `rows` of `data`.
+    pub fn evaluate_rows(
+        &self,
+        gpu: &Gpu,
+        data: &Dataset,
+        rows: &[usize],
+    ) -> Result<Vec<TaskMetrics>> {
+        let subset: Vec<usize> = (0..data.tasks.len()).collect();
+        self.program(gpu, data)?.evaluate(gpu, data, rows, &subset)
+    }
+
     /// Raw outputs per task (rows × outputs: logits, or standardised values), all rows.
     pub fn outputs(&self, gpu: &Gpu, data: &Dataset) -> Result<Vec<Vec<f32>>> {
         let subset: Vec<usize> = (0..data.tasks.len()).collect();

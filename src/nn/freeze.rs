@@ -13,8 +13,9 @@ pub enum Freeze {
     /// Train everything.
     #[default]
     None,
-    /// The shared part: the embeddings and the trunk, or a mixture's
-    /// experts and gates ([`MultiTaskNet::shared_params`]).
+    /// The shared part ([`MultiTaskNet::shared_params`]): the embeddings
+    /// and the trunk, or a mixture's experts (and its gate when one gate
+    /// serves every task); a gate of one task's own trains with its head.
     Shared,
     /// The parameters whose name is one of these, or starts with one of them
     /// and a dot: `trunk.0` (the trunk's first layer), `embed`,
