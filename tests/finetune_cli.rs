@@ -296,3 +296,71 @@ fn a_mixture_with_a_gate_per_task_keeps_its_tasks_in_a_warm_start() {
     let gate = "moe.0.gate0.weight";
     assert_ne!(bits(tensor(&child, gate)), bits(tensor(&p, gate)), "{gate}");
 }
+
+#[test]
+fn compare_finetune_adds_a_fine_tuned_row_after_each_method() {
+    gpu_or_skip!();
+    let dir = scratch("compare");
+    let compare = |out: &str, extra: &[&str]| {
+        let mut args = vec![
+            "compare",
+            "--data",
+            PENGUINS,
+            "--inputs",
+            INPUTS,
+            "--task",
+            "species:class",
+            "--task",
+            "body_mass_g:reg",
+            "--methods",
+            "equal,mgda",
+            "--seeds",
+            "2",
+            "--epochs",
+            "6",
+            "--out",
+            out,
+        ];
+        args.extend(extra);
+        run(&args)
+    };
+    let with = dir.join("with");
+    let stdout = ok(&compare(
+        with.to_str().unwrap(),
+        &["--finetune", "3", "--freeze", "trunk"],
+    ));
+    let rows: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|w| ["equal", "equal+ft", "mgda", "mgda+ft", "single-task"].contains(w))
+        .collect();
+    assert_eq!(
+        rows,
+        ["equal", "equal+ft", "mgda", "mgda+ft", "single-task"],
+        "{stdout}"
+    );
+    let csv = std::fs::read_to_string(with.join("results.csv")).unwrap();
+    assert_eq!(
+        (csv.lines())
+            .filter(|l| l.starts_with("mgda+ft,0,") || l.starts_with("mgda+ft,1,"))
+            .count(),
+        2,
+        "{csv}"
+    );
+    // The multi-task rows are those of a comparison without fine-tuning.
+    let without = dir.join("without");
+    ok(&compare(without.to_str().unwrap(), &[]));
+    let plain = std::fs::read_to_string(without.join("results.csv")).unwrap();
+    for seed_row in plain
+        .lines()
+        .filter(|l| l.starts_with("equal,") || l.starts_with("mgda,"))
+    {
+        assert!(
+            csv.lines().any(|l| l == seed_row),
+            "{seed_row} not in\n{csv}"
+        );
+    }
+    // --freeze belongs to the fine-tuning.
+    let o = compare(dir.join("x").to_str().unwrap(), &["--freeze", "trunk"]);
+    fails(&o, &["--freeze applies to the fine-tuning"]);
+}

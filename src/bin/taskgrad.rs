@@ -103,6 +103,12 @@ struct CompareArgs {
     /// orders every model trained for it.
     #[arg(long, default_value_t = 3)]
     seeds: usize,
+    /// Also fine-tune each method's model per task for this many epochs
+    /// (each task's head alone kept, warm-started from the model; the best
+    /// validation epoch kept; --freeze trunk trains the head alone): the
+    /// rows <method>+ft.
+    #[arg(long, value_name = "EPOCHS")]
+    finetune: Option<usize>,
     /// Settings from a TOML file (same names as the flags; flags given here win).
     #[arg(long)]
     config: Option<PathBuf>,
@@ -370,7 +376,7 @@ fn compare(matches: &ArgMatches, args: &CompareArgs) -> Result<()> {
     {
         settings.out = PathBuf::from("runs/compare");
     }
-    let prepared = prepare_compare(&settings, &args.methods, args.seeds)?;
+    let prepared = prepare_compare(&settings, &args.methods, args.seeds, args.finetune)?;
     for w in prepared.warnings() {
         eprintln!("warning: {w}");
     }

@@ -8,8 +8,16 @@
 //! Seed s splits the rows, initialises the weights and orders the minibatches
 //! of every model trained for it (the baselines and each method), so the
 //! methods of one seed meet the same split and the same starting point.
+//!
+//! With `--finetune N`, each method's model is then specialised per task:
+//! for each task a copy with its head alone, warm-started from the model,
+//! trains on that task for N epochs (the best validation epoch kept;
+//! `--freeze trunk` trains the head alone), and its test metrics make the
+//! row `<method>+ft`, with its Δm% against the same baselines: STL, MTL and
+//! MTL+FT side by side.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use plotters::prelude::*;
 
@@ -20,11 +28,23 @@ use super::run::{
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::model::checkpoint::write_atomically;
+use crate::nn::Freeze;
 use crate::train::metrics::{delta_m, TaskMetrics};
-use crate::train::{fit, single_task_baselines, TrainConfig};
+use crate::train::{fit, single_task_baselines, InitParams, TrainConfig};
+
+/// `compare --finetune`: after each method's model, each task trained
+/// alone from it (its head alone kept, warm-started from the model) for
+/// `epochs`, the best validation epoch kept, with `freeze` held fixed; the
+/// table's row `<method>+ft`.
+#[derive(Clone, Debug)]
+pub struct FinetunePlan {
+    pub epochs: usize,
+    pub freeze: Freeze,
+}
 
 /// A comparison checked and its data read, before any GPU work.
 pub struct PreparedCompare {
+    finetune: Option<FinetunePlan>,
     settings: RunSettings,
     methods: Vec<String>,
     /// The methods, read once.
@@ -44,7 +64,9 @@ impl PreparedCompare {
 
     /// Models to train: per seed, one per task (the baselines) and one per method.
     pub fn fits(&self) -> usize {
-        self.seeds.len() * (self.loaded.tasks.len() + self.methods.len())
+        let k = self.loaded.tasks.len();
+        let ft = self.finetune.as_ref().map_or(0, |_| k * self.methods.len());
+        self.seeds.len() * (k + self.methods.len() + ft)
     }
 }
 
@@ -57,8 +79,20 @@ pub fn prepare_compare(
     s: &RunSettings,
     methods: &[String],
     seeds: usize,
+    finetune: Option<usize>,
 ) -> Result<PreparedCompare> {
     check_sizes(s)?;
+    let freeze = Freeze::parse(&s.freeze)?;
+    if finetune.is_none() && freeze != Freeze::None {
+        return Err(Error::InvalidConfig(
+            "--freeze applies to the fine-tuning of compare --finetune".into(),
+        ));
+    }
+    if finetune == Some(0) {
+        return Err(Error::InvalidConfig(
+            "--finetune-epochs must be at least 1".into(),
+        ));
+    }
     if seeds == 0 {
         return Err(Error::InvalidConfig("--seeds must be at least 1".into()));
     }
@@ -74,9 +108,9 @@ pub fn prepare_compare(
             "--methods names no method (e.g. --methods equal,uncertainty,pcgrad,mgda)".into(),
         ));
     }
-    if s.resume.is_some() {
+    if s.resume.is_some() || s.init.is_some() {
         return Err(Error::InvalidConfig(
-            "compare trains every model from scratch: --resume does not apply".into(),
+            "compare trains every model from scratch: --resume and --init do not apply".into(),
         ));
     }
     let mut seen = std::collections::HashSet::new();
@@ -94,8 +128,10 @@ pub fn prepare_compare(
             .map_err(|e| e.context(format!("--methods {m}")))?;
         parsed.push(method);
     }
-    let cfg = train_config(s, None, super::run::space_of(s)?, super::run::arch_of(s)?);
+    let mut cfg = train_config(s, None, super::run::space_of(s)?, super::run::arch_of(s)?);
     cfg.optimizer_config().validate()?;
+    // The multi-task models and the baselines train whole; --freeze is the fine-tuning's.
+    cfg.freeze = Freeze::None;
     let outputs = ["results.csv", "results.txt", "compare.svg", "compare.png"];
     super::run::check_output_paths(&s.out, &outputs, &[])?;
     if let Some(data) = &s.data {
@@ -106,6 +142,7 @@ pub fn prepare_compare(
     prepare_out_dir(&s.out)?;
     let lock = OutLock::take(&s.out, created)?;
     Ok(PreparedCompare {
+        finetune: finetune.map(|epochs| FinetunePlan { epochs, freeze }),
         settings: s.clone(),
         methods: methods.iter().map(|m| m.trim().to_string()).collect(),
         parsed,
@@ -142,6 +179,7 @@ pub fn execute_compare(
     let all: Vec<usize> = (0..tasks.len()).collect();
     let mut baselines = Vec::new();
     let mut results: Vec<PerSeed> = vec![Vec::new(); p.methods.len()];
+    let mut finetuned: Vec<PerSeed> = vec![Vec::new(); p.methods.len()];
     for &seed in &p.seeds {
         let seeded = for_seed(&p.loaded, &p.settings, seed, None)?;
         let cfg = TrainConfig {
@@ -169,9 +207,45 @@ pub fn execute_compare(
                 &mut |_| {},
             )
             .map_err(|e| super::run::explain_size(e, &cfg))?;
-            results[mi].push(report.test);
+            results[mi].push(report.test.clone());
+            if let Some(plan) = &p.finetune {
+                let from = Arc::new(InitParams {
+                    source: format!("{method} (seed {seed})").into(),
+                    values: report.params.read_all(gpu)?,
+                    warm: true,
+                });
+                let ft = TrainConfig {
+                    init: Some(from),
+                    freeze: plan.freeze.clone(),
+                    epochs: plan.epochs,
+                    ..cfg.clone()
+                };
+                let mut per_task = Vec::new();
+                for (k, task) in tasks.iter().enumerate() {
+                    progress(&format!("seed {seed}, {method} fine-tuned on {task}"));
+                    let equal = crate::mtl::by_name("equal")?;
+                    let r = fit(
+                        gpu,
+                        &seeded.data,
+                        &seeded.split,
+                        &[k],
+                        equal,
+                        &ft,
+                        &mut |_| {},
+                    )?;
+                    per_task.extend(r.test);
+                }
+                finetuned[mi].push(per_task);
+            }
         }
     }
+    // Each method's fine-tuned row just after its own.
+    let (methods, results) = match p.finetune {
+        None => (p.methods, results),
+        Some(_) => (p.methods.iter().zip(results).zip(finetuned))
+            .flat_map(|((m, r), f)| [(m.clone(), r), (format!("{m}+ft"), f)])
+            .unzip(),
+    };
     if baselines.iter().flatten().count() == 0 {
         return Err(Error::InvalidConfig(
             "no test rows (raise --test-fraction or add data): nothing to compare".into(),
@@ -179,7 +253,7 @@ pub fn execute_compare(
     }
     let mut outcome = CompareOutcome {
         tasks,
-        methods: p.methods,
+        methods,
         seeds: p.seeds,
         baselines,
         results,
