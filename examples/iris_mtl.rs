@@ -10,6 +10,7 @@
 //!                                               [--seed S] [--seeds N] [--epochs N] [--grad-stats] [--half] [--profile]
 //!                                               [--arch shared|omoe|mmoe|cgc|ple --experts E --expert-hidden H]
 //!                                               [--dump-step] [--dump-graph FILE.dot] [--grad-stats-every N]
+//!                                               [--finetune EPOCHS [--freeze trunk]]
 //!
 //! METHOD: equal, uncertainty, dwa, rlw, famo, gradnorm, pcgrad, mgda, cagrad,
 //! imtl_g, nash_mtl, upgrad, or fixed:w1,w2,w3.
@@ -19,9 +20,11 @@ use std::time::Instant;
 use clap::Parser;
 use taskgrad::data::{Dataset, Split, Table, TaskType};
 use taskgrad::mtl::{self, GradSpace};
-use taskgrad::nn::Arch;
+use taskgrad::nn::{Arch, Freeze};
 use taskgrad::train::metrics::delta_m;
-use taskgrad::train::{fit, single_task_baselines, EpochLog, TrainConfig, WatchedStep};
+use taskgrad::train::{
+    finetune_per_task, fit, single_task_baselines, EpochLog, TrainConfig, WatchedStep,
+};
 use taskgrad::Gpu;
 
 #[derive(Parser)]
@@ -75,6 +78,25 @@ struct Args {
     /// gradients' cosines (per-task gradients for any method).
     #[arg(long, default_value_t = 0)]
     grad_stats_every: usize,
+    /// Also fine-tune the multi-task model per task for this many epochs
+    /// (each task's head alone, warm-started from it): the column MTL+FT.
+    #[arg(long, value_name = "EPOCHS")]
+    finetune: Option<usize>,
+    /// What the fine-tuning holds fixed: none, trunk, or parameter names.
+    #[arg(long, default_value = "none")]
+    freeze: String,
+}
+
+/// The fine-tuning's settings: the run's, with --finetune's epochs and --freeze.
+fn finetune_config(args: &Args, cfg: &TrainConfig) -> taskgrad::Result<Option<TrainConfig>> {
+    let Some(epochs) = args.finetune else {
+        return Ok(None);
+    };
+    Ok(Some(TrainConfig {
+        epochs,
+        freeze: Freeze::parse(&args.freeze)?,
+        ..cfg.clone()
+    }))
 }
 
 fn main() {
@@ -83,6 +105,18 @@ fn main() {
         eprintln!("error: {e}");
         std::process::exit(1);
     }
+}
+
+/// A Δm% over seeds: mean ± sample standard deviation, and each seed's.
+fn print_over_seeds(what: &str, (first, last): (u64, u64), dms: &[f64]) {
+    let n = dms.len() as f64;
+    let mean = dms.iter().sum::<f64>() / n;
+    let sd = (dms.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+    let each: Vec<String> = dms.iter().map(|d| format!("{d:+.2}")).collect();
+    println!(
+        "{what} over seeds {first}..={last}: {mean:+.2} ± {sd:.2} (each: {})",
+        each.join(", ")
+    );
 }
 
 fn print_grad_stats(log: &EpochLog) {
@@ -112,14 +146,15 @@ const TASKS: [(&str, TaskType); 3] = [
     ("petal_width", TaskType::REG),
 ];
 
-/// Δm% of the method against the single-task baselines on another seed's split.
+/// Δm% of the method against the single-task baselines on another seed's
+/// split, and of the method fine-tuned per task (with --finetune).
 fn delta_m_for_seed(
     gpu: &Gpu,
     table: &Table,
     seed: u64,
     args: &Args,
     grad_space: Option<GradSpace>,
-) -> taskgrad::Result<f64> {
+) -> taskgrad::Result<(f64, Option<f64>)> {
     let split = Split::new(table.n_rows(), 0.2, 0.2, seed)?;
     let data = Dataset::from_table(table, &INPUTS, &TASKS, &split.train)?;
     let cfg = TrainConfig {
@@ -152,7 +187,15 @@ fn delta_m_for_seed(
     let stl = single_task_baselines(gpu, &data, &split, &[0, 1, 2], &cfg)?;
     let m: Vec<_> = run.test.iter().map(|t| t.primary()).collect();
     let s: Vec<_> = stl.iter().map(|r| r.test[0].primary()).collect();
-    Ok(delta_m(&m, &s))
+    let ft = match finetune_config(args, &mtl_cfg)? {
+        Some(ft) => {
+            let runs = finetune_per_task(gpu, &data, &split, &[0, 1, 2], &run, &ft)?;
+            let f: Vec<_> = runs.iter().map(|r| r.test[0].primary()).collect();
+            Some(delta_m(&f, &s))
+        }
+        None => None,
+    };
+    Ok((delta_m(&m, &s), ft))
 }
 
 fn run(args: Args) -> taskgrad::Result<()> {
@@ -213,6 +256,20 @@ fn run(args: Args) -> taskgrad::Result<()> {
         &mut on_epoch,
     )?;
     let stl_runs = single_task_baselines(&gpu, &data, &split, &[0, 1, 2], &cfg)?;
+    // The multi-task model fine-tuned per task (its own settings, no profiling or dumps).
+    let ft_cfg = TrainConfig {
+        half: args.half,
+        arch: arch.clone(),
+        ..cfg.clone()
+    };
+    let ft_runs = match finetune_config(&args, &ft_cfg)? {
+        Some(ft) => finetune_per_task(&gpu, &data, &split, &[0, 1, 2], &mtl_run, &ft)?,
+        None => Vec::new(),
+    };
+    let ft_col = |v: Option<f64>| match ft_runs.is_empty() {
+        true => String::new(),
+        false => format!(" {:>9.3}", v.unwrap_or(f64::NAN)),
+    };
 
     // The table: per task, the test metric of MTL and of STL, then Δm%.
     println!(
@@ -225,7 +282,11 @@ fn run(args: Args) -> taskgrad::Result<()> {
         split.train.len(),
         split.val.len()
     );
-    println!("{:<14} {:<12} {:>9} {:>9}", "task", "metric", "MTL", "STL");
+    let ft_head = if ft_runs.is_empty() { "" } else { "    MTL+FT" };
+    println!(
+        "{:<14} {:<12} {:>9} {:>9}{ft_head}",
+        "task", "metric", "MTL", "STL"
+    );
     for (k, (name, _)) in tasks.iter().enumerate() {
         let (m, s) = (&mtl_run.test[k], &stl_runs[k].test[0]);
         // Each of the task's metrics (the primary one first), MTL beside STL.
@@ -233,28 +294,35 @@ fn run(args: Args) -> taskgrad::Result<()> {
             let label = if i == 0 { *name } else { "" };
             let b = s.get(metric.name).unwrap_or(f64::NAN);
             let (a, what) = (metric.value, metric.name);
-            println!("{label:<14} {what:<12} {a:>9.3} {b:>9.3}");
+            let f = ft_col(ft_runs.get(k).and_then(|r| r.test[0].get(what)));
+            println!("{label:<14} {what:<12} {a:>9.3} {b:>9.3}{f}");
         }
     }
     let mtl_primary: Vec<_> = mtl_run.test.iter().map(|m| m.primary()).collect();
     let stl_primary: Vec<_> = stl_runs.iter().map(|r| r.test[0].primary()).collect();
     let dm = delta_m(&mtl_primary, &stl_primary);
     println!("\nΔm% (MTL vs STL, accuracy and RMSE): {dm:+.2}");
-    if args.seeds > 1 {
-        let mut dms = vec![dm];
-        for seed in args.seed + 1..args.seed + args.seeds as u64 {
-            dms.push(delta_m_for_seed(&gpu, &table, seed, &args, grad_space)?);
+    let dm_ft = match ft_runs.is_empty() {
+        true => None,
+        false => {
+            let f: Vec<_> = ft_runs.iter().map(|r| r.test[0].primary()).collect();
+            let d = delta_m(&f, &stl_primary);
+            println!("Δm% (MTL+FT vs STL): {d:+.2}");
+            Some(d)
         }
-        let n = dms.len() as f64;
-        let mean = dms.iter().sum::<f64>() / n;
-        let sd = (dms.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
-        let each: Vec<String> = dms.iter().map(|d| format!("{d:+.2}")).collect();
-        println!(
-            "Δm% over seeds {}..={}: {mean:+.2} ± {sd:.2} (each: {})",
-            args.seed,
-            args.seed + args.seeds as u64 - 1,
-            each.join(", ")
-        );
+    };
+    if args.seeds > 1 {
+        let (mut dms, mut fts) = (vec![dm], dm_ft.into_iter().collect::<Vec<_>>());
+        for seed in args.seed + 1..args.seed + args.seeds as u64 {
+            let (d, f) = delta_m_for_seed(&gpu, &table, seed, &args, grad_space)?;
+            dms.push(d);
+            fts.extend(f);
+        }
+        let seeds = (args.seed, args.seed + args.seeds as u64 - 1);
+        print_over_seeds("Δm%", seeds, &dms);
+        if !fts.is_empty() {
+            print_over_seeds("Δm% of MTL+FT", seeds, &fts);
+        }
     }
     let stl_wall: f64 = stl_runs.iter().map(|r| r.wall.as_secs_f64()).sum();
     println!(

@@ -5,6 +5,7 @@
 //!
 //!     cargo run --release --example multi_mnist                  # every method, 3 seeds
 //!     cargo run --release --example multi_mnist -- --methods equal,mgda --seeds 5 --epochs 30
+//!     cargo run --release --example multi_mnist -- --methods equal,mgda --finetune 2 --freeze trunk
 //!
 //! Data: two digits overlapping on one 28×28 image (`data::multimnist`:
 //! the left one at the top left of a 36×36 canvas, the right one 6 pixels
@@ -26,6 +27,8 @@
 //! same network with one head) and every method, and prints each task's
 //! test accuracy and Δm% (the mean relative gain over the baselines) as
 //! mean ± std over the seeds; results.txt and results.csv go to --out.
+//! With `--finetune N`, each method's model is then fine-tuned per task for
+//! N epochs (`train::finetune_per_task`), in the rows `<method>+ft`.
 //! Seed s orders the minibatches, draws the weights and the validation rows
 //! of every model trained for it; the images are the same for every seed.
 
@@ -34,9 +37,9 @@ use std::path::PathBuf;
 use clap::Parser;
 use taskgrad::cli::compare::{write_results_csv, CompareOutcome};
 use taskgrad::data::multimnist::{make_pairs, Digits, Encoded, TASKS};
-use taskgrad::nn::LayerSpec;
+use taskgrad::nn::{Freeze, LayerSpec};
 use taskgrad::optim::OptimizerKind;
-use taskgrad::train::{fit, single_task_baselines, TrainConfig};
+use taskgrad::train::{finetune_per_task, fit, single_task_baselines, TrainConfig};
 use taskgrad::{mtl, Gpu};
 
 #[derive(Parser)]
@@ -58,6 +61,13 @@ struct Args {
     batch: usize,
     #[arg(long, default_value = "runs/multi_mnist")]
     out: PathBuf,
+    /// Also fine-tune each method's model per task for this many epochs
+    /// (the rows <method>+ft).
+    #[arg(long, value_name = "EPOCHS")]
+    finetune: Option<usize>,
+    /// What the fine-tuning holds fixed: none, trunk, or parameter names.
+    #[arg(long, default_value = "none")]
+    freeze: String,
 }
 
 /// The papers' LeNet trunk, as a layer list.
@@ -99,6 +109,7 @@ fn run(args: Args) -> taskgrad::Result<()> {
     let seeds: Vec<u64> = (0..args.seeds as u64).collect();
     let mut baselines = Vec::new();
     let mut results = vec![Vec::new(); methods.len()];
+    let mut finetuned = vec![Vec::new(); methods.len()];
     for &seed in &seeds {
         let split = set.split(0.1, seed)?;
         let cfg = config(&args, seed)?;
@@ -117,9 +128,25 @@ fn run(args: Args) -> taskgrad::Result<()> {
             );
             let weighting = mtl::Method::parse(method)?.build(seed)?;
             let report = fit(&gpu, data, &split, &[0, 1], weighting, &cfg, &mut |_| {})?;
-            results[mi].push(report.test);
+            results[mi].push(report.test.clone());
+            if let Some(epochs) = args.finetune {
+                let ft = TrainConfig {
+                    epochs,
+                    freeze: Freeze::parse(&args.freeze)?,
+                    ..cfg.clone()
+                };
+                let runs = finetune_per_task(&gpu, data, &split, &[0, 1], &report, &ft)?;
+                finetuned[mi].push(runs.into_iter().flat_map(|r| r.test).collect());
+            }
         }
     }
+    // Each method's fine-tuned row after its own.
+    let (methods, results): (Vec<String>, Vec<_>) = match args.finetune {
+        None => (methods, results),
+        Some(_) => (methods.iter().zip(results).zip(finetuned))
+            .flat_map(|((m, r), f)| [(m.clone(), r), (format!("{m}+ft"), f)])
+            .unzip(),
+    };
     let outcome = CompareOutcome {
         tasks: TASKS.iter().map(|t| t.0.to_string()).collect(),
         methods,

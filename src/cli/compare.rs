@@ -17,7 +17,6 @@
 //! MTL+FT side by side.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use plotters::prelude::*;
 
@@ -30,7 +29,7 @@ use crate::gpu::Gpu;
 use crate::model::checkpoint::write_atomically;
 use crate::nn::Freeze;
 use crate::train::metrics::{delta_m, TaskMetrics};
-use crate::train::{fit, single_task_baselines, InitParams, TrainConfig};
+use crate::train::{finetune_per_task, fit, single_task_baselines, TrainConfig};
 
 /// `compare --finetune`: after each method's model, each task trained
 /// alone from it (its head alone kept, warm-started from the model) for
@@ -62,10 +61,11 @@ impl PreparedCompare {
         self._lock.note.iter().cloned().collect()
     }
 
-    /// Models to train: per seed, one per task (the baselines) and one per method.
+    /// Progress steps: per seed, one per task (the baselines), one per
+    /// method, and with `--finetune` one per method's fine-tuning (all its tasks).
     pub fn fits(&self) -> usize {
         let k = self.loaded.tasks.len();
-        let ft = self.finetune.as_ref().map_or(0, |_| k * self.methods.len());
+        let ft = self.finetune.as_ref().map_or(0, |_| self.methods.len());
         self.seeds.len() * (k + self.methods.len() + ft)
     }
 }
@@ -209,32 +209,14 @@ pub fn execute_compare(
             .map_err(|e| super::run::explain_size(e, &cfg))?;
             results[mi].push(report.test.clone());
             if let Some(plan) = &p.finetune {
-                let from = Arc::new(InitParams {
-                    source: format!("{method} (seed {seed})").into(),
-                    values: report.params.read_all(gpu)?,
-                    warm: true,
-                });
                 let ft = TrainConfig {
-                    init: Some(from),
                     freeze: plan.freeze.clone(),
                     epochs: plan.epochs,
                     ..cfg.clone()
                 };
-                let mut per_task = Vec::new();
-                for (k, task) in tasks.iter().enumerate() {
-                    progress(&format!("seed {seed}, {method} fine-tuned on {task}"));
-                    let equal = crate::mtl::by_name("equal")?;
-                    let r = fit(
-                        gpu,
-                        &seeded.data,
-                        &seeded.split,
-                        &[k],
-                        equal,
-                        &ft,
-                        &mut |_| {},
-                    )?;
-                    per_task.extend(r.test);
-                }
+                progress(&format!("seed {seed}, {method} fine-tuned per task"));
+                let runs = finetune_per_task(gpu, &seeded.data, &seeded.split, &all, &report, &ft)?;
+                let per_task: Vec<TaskMetrics> = runs.into_iter().flat_map(|r| r.test).collect();
                 finetuned[mi].push(per_task);
             }
         }

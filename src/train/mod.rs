@@ -13,6 +13,7 @@ pub use forward::ForwardProgram;
 pub use graph::graph_dot;
 pub use schedule::Schedule;
 pub use trainer::{
-    fit, fit_async, grad_stats, single_task_baselines, single_task_baselines_async, EpochLog,
-    FitReport, InitParams, StepHook, StepProgress, TrainConfig, WatchedStep,
+    finetune_per_task, fit, fit_async, grad_stats, single_task_baselines,
+    single_task_baselines_async, EpochLog, FitReport, InitParams, StepHook, StepProgress,
+    TrainConfig, WatchedStep,
 };

@@ -415,6 +415,38 @@ pub async fn fit_async(
     })
 }
 
+/// Each task of `subset` fine-tuned alone from a trained multi-task
+/// model (`from`): a network with that task's head alone, warm-started from
+/// `from`'s parameters (its other heads and its method's parameters left
+/// out), trained on that task with `cfg` (its epochs, learning rate and
+/// [`TrainConfig::freeze`]; early stopping keeps the best validation
+/// epoch). One report per task, in the order of `subset`.
+pub fn finetune_per_task(
+    gpu: &Gpu,
+    data: &Dataset,
+    split: &Split,
+    subset: &[usize],
+    from: &FitReport,
+    cfg: &TrainConfig,
+) -> Result<Vec<FitReport>> {
+    let init = std::sync::Arc::new(InitParams {
+        source: "the multi-task model".into(),
+        values: from.params.read_all(gpu)?,
+        warm: true,
+    });
+    let cfg = TrainConfig {
+        init: Some(init),
+        ..cfg.clone()
+    };
+    subset
+        .iter()
+        .map(|&k| {
+            let one = crate::mtl::by_name("equal")?;
+            fit(gpu, data, split, &[k], one, &cfg, &mut |_| {})
+        })
+        .collect()
+}
+
 /// The training step and the forward-only program for evaluation, over
 /// batches of `b` rows of `d` inputs.
 fn build_programs(
