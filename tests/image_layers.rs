@@ -28,6 +28,9 @@ enum L {
     Flatten,
     /// width, ReLU fused
     Linear(usize, bool),
+    /// A residual block: its layers, and whether the skip path is projected
+    /// (a 1×1 convolution over an image, a linear layer over features).
+    Res(&'static [L], bool),
 }
 
 /// Values flowing through the twin: (data, per-example image or width).
@@ -72,6 +75,43 @@ fn twin(layers: &[L], mut f: Flow, b: usize, p: &P, at: &mut usize) -> Flow {
             L::Flatten => {
                 let (h, w, c) = f.image.take().unwrap();
                 f.width = h * w * c;
+            }
+            L::Res(inner, proj) => {
+                let x = Flow {
+                    v: f.v.clone(),
+                    image: f.image,
+                    width: f.width,
+                };
+                let y = twin(inner, x, b, p, at);
+                let skip = match (proj, f.image) {
+                    (false, _) => f.v.clone(),
+                    (true, Some((h, w, c))) => {
+                        let g = ConvGeometry::new((b, h, w, c), 1, 1, 0).unwrap();
+                        cpu::conv2d(&f.v, &p[*at], &p[*at + 1], &g, y.width)
+                    }
+                    (true, None) => {
+                        let (d, n) = (f.width, y.width);
+                        cpu::matmul(
+                            &f.v,
+                            &p[*at],
+                            b,
+                            d,
+                            n,
+                            false,
+                            false,
+                            Some(&p[*at + 1]),
+                            false,
+                        )
+                    }
+                };
+                if proj {
+                    *at += 2;
+                }
+                f = Flow {
+                    v: y.v.iter().zip(&skip).map(|(a, s)| a + s).collect(),
+                    image: y.image,
+                    width: y.width,
+                };
             }
             L::Linear(n, relu) => {
                 let (v, d) = (&f.v, f.width);
@@ -203,6 +243,41 @@ fn a_convolutional_trunk_with_pooling_and_dense_towers() {
 }
 
 #[test]
+fn residual_blocks_over_an_image_and_over_features_with_and_without_projection() {
+    // 5×4 images of 2 channels: a block that keeps 2 channels (identity
+    // skip), one that makes 3 (a 1×1 convolution on the skip); towers with a
+    // block that keeps the width and one that changes it (a linear skip).
+    let gpu = gpu_or_skip!();
+    let image = Image::new(5, 4, 2).unwrap();
+    check_network(
+        gpu,
+        image,
+        (
+            "res(conv:2x3p1,relu,conv:2x3p1),relu,res(conv:3x3p1),maxpool:2,flatten,linear:4,relu",
+            "res(linear:4,relu,linear:4),res(linear:3,relu)",
+        ),
+        (
+            &[
+                L::Res(
+                    &[L::Conv(2, 3, 1, 1, true), L::Conv(2, 3, 1, 1, false)],
+                    false,
+                ),
+                L::Relu,
+                L::Res(&[L::Conv(3, 3, 1, 1, false)], true),
+                L::Max(2),
+                L::Flatten,
+                L::Linear(4, true),
+            ],
+            &[
+                L::Res(&[L::Linear(4, true), L::Linear(4, false)], false),
+                L::Res(&[L::Linear(3, true)], true),
+            ],
+        ),
+        104,
+    );
+}
+
+#[test]
 fn the_image_goes_on_into_each_tower() {
     // The trunk ends on an image (the representation per-task gradient
     // methods read is then 4×4×3 per example); each tower convolves it
@@ -275,6 +350,28 @@ fn a_spec_that_does_not_fit_its_image_says_which_layer_and_which_sizes() {
     assert!(m.contains("OUTxK"), "{m}");
     let m = build_error(gpu, "28x28", "maxpool:2p1", "");
     assert!(m.contains("no padding"), "{m}");
+}
+
+#[test]
+fn a_residual_block_must_keep_its_input_and_reads_back_as_written() {
+    let gpu = gpu_or_skip!();
+    let e = build_error(gpu, "6x6", "res(conv:2x3),flatten", "");
+    assert!(
+        e.contains("res(conv:2x3)") && e.contains("4x4") && e.contains("keeps"),
+        "{e}"
+    );
+    let e = build_error(gpu, "6x6", "res(conv:2x3p1,flatten)", "");
+    assert!(e.contains("kind") && e.contains("flatten outside"), "{e}");
+    let e = build_error(gpu, "6x6", "flatten,res()", "");
+    assert!(e.contains("res needs its layers"), "{e}");
+    // A block's spec prints in parentheses and parses back to itself.
+    let specs = LayerSpec::parse_list("linear:8, RES(linear:8,relu,res(linear:8)) ,relu").unwrap();
+    assert_eq!(specs.len(), 3);
+    assert_eq!(specs[1].to_string(), "res(linear:8,relu,res(linear:8))");
+    assert_eq!(LayerSpec::parse(&specs[1].to_string()).unwrap(), specs[1]);
+    for bad in ["res(linear:8", "relu)", "res(linear:8))"] {
+        assert!(LayerSpec::parse_list(bad).is_err(), "{bad}");
+    }
 }
 
 #[test]

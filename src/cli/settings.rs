@@ -248,11 +248,10 @@ fn items<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Vec<Stri
 /// a linear layer and `activation`: returned as widths) or layers
 /// (`linear:32,relu`).
 pub fn layer_list(flag: &str, items: &[String]) -> Result<(Vec<usize>, Vec<crate::nn::LayerSpec>)> {
-    let items: Vec<&str> = items
-        .iter()
-        .map(|s| s.trim())
-        .filter(|s| !s.is_empty())
-        .collect();
+    // The flag's items were split at every comma: joined again and split
+    // outside parentheses, `res(linear:8,relu,linear:8)` is one item.
+    let items = crate::nn::LayerSpec::split_list(&items.join(","))?;
+    let items: Vec<&str> = items.iter().map(|s| s.as_str()).collect();
     let widths: Vec<Option<usize>> = items.iter().map(|s| s.parse().ok()).collect();
     if widths.iter().all(Option::is_some) {
         return Ok((widths.into_iter().flatten().collect(), Vec::new()));

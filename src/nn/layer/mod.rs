@@ -18,6 +18,7 @@
 //! | `relu`, `gelu`, `tanh` | — | elementwise |
 //! | `layernorm` | γ (ones), β (zeros) | per-row normalisation, learned scale and shift |
 //! | `dropout:P` | — | inverted dropout at rate P while training (a seeded hash mask, new each step), the identity at evaluation |
+//! | `res(LAYERS)` | its layers', and a projection when the width changes | the layers' output plus the input ([`residual`]) |
 //!
 //! Fusions are the builder's, not the layers': `linear:N` followed by `relu`
 //! becomes one Linear with ReLU in the matmul's epilogue (forward) and loads
@@ -26,6 +27,7 @@
 pub mod dropout;
 pub mod image;
 pub mod layer_norm;
+pub mod residual;
 
 pub use image::Image;
 
@@ -52,12 +54,24 @@ impl LayerSpec {
         }
     }
 
-    /// `name` or `name:arg` (spaces around either part ignored, name in any case).
+    /// `name`, `name:arg`, or `name(arg)` for an argument that is itself a
+    /// list (`res(linear:64,relu,linear:64)`); spaces around either part
+    /// ignored, the name in any case.
     pub fn parse(text: &str) -> Result<LayerSpec> {
         let text = text.trim();
-        let (name, arg) = match text.split_once(':') {
-            Some((n, a)) => (n.trim(), Some(a.trim())),
-            None => (text, None),
+        let paren = text.find('(');
+        let colon = text.find(':');
+        let (name, arg) = match (paren, colon) {
+            (Some(p), c) if c.is_none_or(|c| p < c) => {
+                let inner = text[p + 1..].strip_suffix(')').ok_or_else(|| {
+                    Error::InvalidConfig(format!("layer {text:?}: the ( has no ) at the end"))
+                })?;
+                (text[..p].trim(), Some(inner.trim()))
+            }
+            _ => match text.split_once(':') {
+                Some((n, a)) => (n.trim(), Some(a.trim())),
+                None => (text, None),
+            },
         };
         if name.is_empty() {
             return Err(Error::InvalidConfig(format!(
@@ -67,12 +81,46 @@ impl LayerSpec {
         Ok(LayerSpec::new(&name.to_ascii_lowercase(), arg))
     }
 
-    /// A comma-separated list: `"linear:64,relu,layernorm"`.
+    /// A comma-separated list: `"linear:64,relu,layernorm"`; a comma inside
+    /// parentheses belongs to its layer (`"res(linear:8,relu,linear:8),relu"`).
     pub fn parse_list(text: &str) -> Result<Vec<LayerSpec>> {
-        text.split(',')
-            .filter(|s| !s.trim().is_empty())
-            .map(LayerSpec::parse)
+        LayerSpec::split_list(text)?
+            .iter()
+            .map(|s| LayerSpec::parse(s))
             .collect()
+    }
+
+    /// The items of a comma-separated list, split at the commas outside
+    /// parentheses, blanks dropped.
+    pub fn split_list(text: &str) -> Result<Vec<String>> {
+        let (mut items, mut depth, mut cur) = (Vec::new(), 0usize, String::new());
+        for ch in text.chars() {
+            match ch {
+                '(' => depth += 1,
+                ')' => {
+                    depth = depth.checked_sub(1).ok_or_else(|| {
+                        Error::InvalidConfig(format!("layers {text:?}: a ) without its ("))
+                    })?
+                }
+                ',' if depth == 0 => {
+                    items.push(std::mem::take(&mut cur));
+                    continue;
+                }
+                _ => {}
+            }
+            cur.push(ch);
+        }
+        if depth != 0 {
+            return Err(Error::InvalidConfig(format!(
+                "layers {text:?}: a ( without its )"
+            )));
+        }
+        items.push(cur);
+        Ok(items
+            .into_iter()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect())
     }
 
     /// The layers `--hidden 64,64` stands for: each width a Linear, then the activation.
@@ -91,6 +139,8 @@ impl LayerSpec {
 impl std::fmt::Display for LayerSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.arg {
+            // A list as the argument: in parentheses, so that it reads back.
+            Some(a) if a.contains([',', ':', '(']) => write!(f, "{}({a})", self.name),
             Some(a) => write!(f, "{}:{a}", self.name),
             None => write!(f, "{}", self.name),
         }
@@ -174,6 +224,7 @@ pub const LAYERS: &[&LayerInfo] = &[
     &image::MAXPOOL,
     &image::AVGPOOL,
     &image::FLATTEN,
+    &residual::INFO,
 ];
 
 static REGISTERED: RwLock<Vec<&'static LayerInfo>> = RwLock::new(Vec::new());
