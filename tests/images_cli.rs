@@ -477,3 +477,99 @@ fn the_direct_convolution_trains_the_same_model_as_im2col() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn augment_puts_its_layers_first_in_the_trunk_and_the_step_runs_them() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let dir = scratch("augment");
+    let csv = tiny_image_csv(&dir);
+    let out = dir.join("run");
+    let base = [
+        "train",
+        "--data",
+        csv.to_str().unwrap(),
+        "--image",
+        "6x6",
+        "--task",
+        "digit:class",
+        "--trunk",
+        "res(conv:2x3p1,relu,conv:2x3p1),flatten,linear:8,relu",
+        "--epochs",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+        "--dump-step",
+    ];
+    let mut args = base.to_vec();
+    args.extend(["--augment", "shift:1,flip"]);
+    let o = run(&args);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Two augmentation layers: two forward dispatches (the input needs no backward).
+    assert_eq!(
+        stdout.matches("augment.wgsl::shift_flip").count(),
+        2,
+        "{stdout}"
+    );
+    let ck = taskgrad::model::checkpoint::load(&out.join("model.safetensors")).unwrap();
+    let layers: Vec<String> = ck
+        .meta
+        .net
+        .trunk_layers
+        .iter()
+        .map(|l| l.to_string())
+        .collect();
+    assert_eq!(
+        layers[..3],
+        ["shift:1", "flip", "res(conv:2x3p1,relu,conv:2x3p1)"]
+    );
+    let e = run(&[
+        "eval",
+        "--model",
+        out.join("model.safetensors").to_str().unwrap(),
+        "--data",
+        csv.to_str().unwrap(),
+    ]);
+    assert!(e.status.success(), "{}", String::from_utf8_lossy(&e.stderr));
+    // What --augment refuses, before any training.
+    for (extra, needle) in [
+        (vec!["--augment", "dropout:0.1"], "not an augmentation"),
+        (
+            vec!["--augment", "shift:9"],
+            "less than the 6x6x1 image's sides",
+        ),
+    ] {
+        let mut args = base.to_vec();
+        args.extend(extra);
+        args.push("--force");
+        let o = try_run(&args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            !o.status.success() && err.contains(needle),
+            "{needle}: {err}"
+        );
+    }
+    let o = try_run(&[
+        "train",
+        "--data",
+        csv.to_str().unwrap(),
+        "--task",
+        "digit:class",
+        "--augment",
+        "shift:1",
+        "--out",
+        dir.join("x").to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("give --image"), "{err}");
+}
+
+/// The binary's output, failing or not.
+fn try_run(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("the taskgrad binary runs")
+}

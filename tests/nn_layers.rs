@@ -192,3 +192,163 @@ fn dropout_while_training_and_identity_at_evaluation() {
     assert_eq!(dropout::op(&mut eval, x, 0.4, 77).unwrap(), x);
     assert!(eval.forward.is_empty());
 }
+
+#[test]
+fn augmented_images_match_the_reference_change_with_the_step_and_the_backward_is_the_transpose() {
+    use taskgrad::nn::layer::augment::{self, Augment};
+    use taskgrad::nn::layer::Image;
+    let gpu = gpu_or_skip!();
+    let mut r = rng(31);
+    // Awkward sizes: 3 images of 5×7 with 2 channels; one of 1×9×1.
+    for (b, image, how) in [
+        (
+            3,
+            Image::new(5, 7, 2).unwrap(),
+            Augment {
+                shift: 2,
+                flip: true,
+                seed: 9,
+            },
+        ),
+        (
+            4,
+            Image::new(1, 9, 1).unwrap(),
+            Augment {
+                shift: 3,
+                flip: false,
+                seed: 10,
+            },
+        ),
+        (
+            8,
+            Image::new(4, 3, 3).unwrap(),
+            Augment {
+                shift: 0,
+                flip: true,
+                seed: 11,
+            },
+        ),
+    ] {
+        let n = b * image.len();
+        let xs = random(&mut r, n);
+        let dys = random(&mut r, n);
+        let (x, dy) = (upload(gpu, &[n], &xs), upload(gpu, &[n], &dys));
+        let step = taskgrad::Tensor::from_u32(gpu, &[1], &[0], "step").unwrap();
+        let ys = [zeros(gpu, &[n]), zeros(gpu, &[n])];
+        let dxs = [zeros(gpu, &[n]), zeros(gpu, &[n])];
+        let mut ds = Vec::new();
+        for t in 0..2 {
+            ds.push(augment::shift_flip(gpu, &x, &ys[t], &step, image, how, false).unwrap());
+            ds.push(augment::shift_flip(gpu, &dy, &dxs[t], &step, image, how, true).unwrap());
+            ds.push(taskgrad::kernels::step_counter::advance(gpu, &step).unwrap());
+        }
+        gpu.run(&ds.iter().collect::<Vec<_>>()).unwrap();
+        let got = gpu.read(&[&ys[0], &ys[1], &dxs[0], &dxs[1]]).unwrap();
+        for t in 0..2 {
+            let what = format!("augment {image} {how:?} step {t}");
+            let want = augment::reference(&xs, image, how, t as u32, false);
+            assert_close(&what, &got[t], &want, 0.0, 0.0);
+            let want = augment::reference(&dys, image, how, t as u32, true);
+            assert_close(&format!("{what} backward"), &got[2 + t], &want, 0.0, 0.0);
+            // The backward is the forward's transpose: <A x, dy> = <x, Aᵀ dy>.
+            let dot =
+                |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(p, q)| (p * q) as f64).sum::<f64>();
+            let (lhs, rhs) = (dot(&got[t], &dys), dot(&xs, &got[2 + t]));
+            assert!(
+                (lhs - rhs).abs() < 1e-4 * (1.0 + lhs.abs()),
+                "{what}: {lhs} vs {rhs}"
+            );
+        }
+        assert_ne!(got[0], got[1], "{image}: step 1 drew what step 0 drew");
+        assert_ne!(got[0], xs, "{image}: nothing moved");
+    }
+    // The draws cover every offset and both flips, each image its own.
+    let how = Augment {
+        shift: 2,
+        flip: true,
+        seed: 5,
+    };
+    let mut seen = std::collections::HashSet::new();
+    for b in 0..400 {
+        seen.insert(augment::draws(b, how, 0));
+    }
+    assert_eq!(seen.len(), 5 * 5 * 2);
+}
+
+#[test]
+fn augmentation_trains_on_moved_images_and_evaluation_sees_the_originals() {
+    use taskgrad::nn::layer::Image;
+    use taskgrad::nn::{LayerSpec, MultiTaskNet, NetSpec, ParamBuilder};
+    let gpu = gpu_or_skip!();
+    let image = Image::new(6, 6, 1).unwrap();
+    let (b, d) = (4, image.len());
+    let spec = NetSpec {
+        inputs: d,
+        image: Some(image),
+        embeddings: vec![],
+        trunk: vec![],
+        tower: vec![],
+        trunk_layers: LayerSpec::parse_list("shift:2,flip,flatten").unwrap(),
+        tower_layers: vec![],
+        expert_layers: vec![],
+        outputs: vec![2],
+        head_names: vec!["t".into()],
+        activation: Default::default(),
+        arch: Default::default(),
+    };
+    let xs = random(&mut rng(3), b * d);
+    // The trunk's output (the images as the head reads them) for a net of `seed`.
+    let trunk_out = |seed: u64, training: bool| {
+        let mut builder = ParamBuilder::new(gpu);
+        let net = MultiTaskNet::new(&mut builder, spec.clone(), seed).unwrap();
+        let params = builder.build(gpu).unwrap();
+        let mut tape = Tape::new(gpu);
+        tape.training = training;
+        let x = tape.input(&upload(gpu, &[b, d], &xs));
+        let z = net.trunk_forward(&mut tape, &params, x).unwrap();
+        let ds: Vec<_> = tape.forward.iter().collect();
+        gpu.run(&ds).unwrap();
+        gpu.read(&[tape.value(z)]).unwrap().remove(0)
+    };
+    let (a, again, other) = (trunk_out(1, true), trunk_out(1, true), trunk_out(2, true));
+    assert_eq!(a, again, "the same seed must give the same images");
+    assert_ne!(a, other, "another seed draws other images");
+    assert_ne!(a, xs, "training saw the original images");
+    assert_eq!(
+        trunk_out(1, false),
+        xs,
+        "evaluation must see the original images"
+    );
+}
+
+#[test]
+fn augmentation_gradient_against_finite_differences() {
+    use taskgrad::nn::layer::augment::{self, Augment};
+    use taskgrad::nn::layer::Image;
+    let gpu = gpu_or_skip!();
+    // L = mse(augment(x), t) on step 0: 3 images of 4×5×2, shift 1, flips.
+    let image = Image::new(4, 5, 2).unwrap();
+    let how = Augment {
+        shift: 1,
+        flip: true,
+        seed: 21,
+    };
+    let n = 3 * image.len();
+    let (fx, ids) = fixture(gpu, &[("x", vec![1, n])], 57);
+    let target = random(&mut rng(58), n);
+    let (seeds, losses) = loss_buffers(gpu, 1.0);
+    let mut tape = Tape::new(gpu);
+    tape.training = true;
+    let x = fx.params.var(&mut tape, ids[0]).unwrap();
+    let y = augment::op(&mut tape, x, image, how).unwrap();
+    let t = upload(gpu, &[1, n], &target);
+    let l = tape
+        .mse(y, &t, &upload(gpu, &[1], &[1.0]), &seeds, &losses, 0)
+        .unwrap();
+    tape.backward(&[l]).unwrap();
+    let t64: Vec<f64> = target.iter().map(|&v| v as f64).collect();
+    check(gpu, &tape, &fx, "augment", |p| {
+        let y = augment::reference(&p[0], image, how, 0, false);
+        cpu::mse(&y, &t64, &[1.0], 1, n, 1.0).0
+    });
+}

@@ -507,6 +507,39 @@ pub(crate) fn for_seed(
     })
 }
 
+/// `--augment` names augmentation layers, over an image, before a
+/// `--trunk` list, in a new model (a model's own are in its trunk already).
+fn check_augment(s: &RunSettings, no_trunk_list: bool) -> Result<()> {
+    if s.augment.is_empty() {
+        return Ok(());
+    }
+    let bad = |why: String| {
+        Err(Error::InvalidConfig(format!(
+            "--augment {}: {why}",
+            s.augment.join(",")
+        )))
+    };
+    let specs = crate::nn::LayerSpec::parse_list(&s.augment.join(","))?;
+    if let Some(other) = specs
+        .iter()
+        .find(|l| !["shift", "flip"].contains(&l.name.as_str()))
+    {
+        return bad(format!(
+            "{other} is not an augmentation; use shift:S and flip"
+        ));
+    }
+    if s.image.is_none() {
+        return bad("augmentation moves an image's pixels: give --image".into());
+    }
+    if no_trunk_list {
+        return bad("it goes first in a --trunk list of layers: give --trunk".into());
+    }
+    if s.resume.is_some() || s.init.is_some() {
+        return bad("the model's trunk already has its layers (and any augmentation)".into());
+    }
+    Ok(())
+}
+
 /// Sizes no run can use, refused before anything is read or created.
 pub(crate) fn check_sizes(s: &RunSettings) -> Result<()> {
     let bad = |what: String| Err(Error::InvalidConfig(what));
@@ -517,7 +550,8 @@ pub(crate) fn check_sizes(s: &RunSettings) -> Result<()> {
         return bad("--batch must be at least 1".into());
     }
     let (tower, _) = layer_list("--tower", &s.tower)?;
-    layer_list("--trunk", &s.trunk)?;
+    let (_, trunk_layers) = layer_list("--trunk", &s.trunk)?;
+    check_augment(s, trunk_layers.is_empty())?;
     let (expert, _) = layer_list("--expert", &s.expert)?;
     if !s.expert.is_empty() {
         // (A resumed model's own architecture is checked against it later.)
@@ -905,7 +939,11 @@ pub(crate) fn train_config(
         None => {
             // Checked by check_sizes before this.
             let (tower, tower_layers) = layer_list("--tower", &s.tower).unwrap_or_default();
-            let (_, trunk_layers) = layer_list("--trunk", &s.trunk).unwrap_or_default();
+            let (_, mut trunk_layers) = layer_list("--trunk", &s.trunk).unwrap_or_default();
+            // Augmentation first: it moves the input images (checked by check_sizes).
+            let augment =
+                crate::nn::LayerSpec::parse_list(&s.augment.join(",")).unwrap_or_default();
+            trunk_layers.splice(0..0, augment);
             let trunk = if trunk_layers.is_empty() {
                 s.hidden.clone()
             } else {

@@ -71,6 +71,14 @@ pub struct RunSettings {
     #[arg(long, value_delimiter = ',', conflicts_with = "hidden")]
     #[serde(deserialize_with = "items", default)]
     pub trunk: Vec<String>,
+    /// Augment the training images, drawn anew each step on the GPU
+    /// (--image): shift:S (each image moved by up to S pixels each way, zero
+    /// padding) and flip (mirrored left-right with probability ½),
+    /// comma-separated; layers put first in the --trunk, the identity at
+    /// evaluation. E.g. "shift:2".
+    #[arg(long, value_delimiter = ',')]
+    #[serde(deserialize_with = "items", default)]
+    pub augment: Vec<String>,
     /// Each task's own tower: widths ("32,16": each a linear layer and the
     /// --activation) or a list of layers ("linear:32,relu,dropout:0.1");
     /// none by default.

@@ -147,7 +147,7 @@ pub fn masked(
 // ---- the CPU twin -------------------------------------------------------------------
 
 /// The "lowbias32" integer hash (C. Wellons), as shaders/dropout.wgsl.
-fn lowbias32(v: u32) -> u32 {
+pub(crate) fn lowbias32(v: u32) -> u32 {
     let mut h = v;
     h ^= h >> 16;
     h = h.wrapping_mul(0x7feb_352d);

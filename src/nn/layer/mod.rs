@@ -18,12 +18,14 @@
 //! | `relu`, `gelu`, `tanh` | — | elementwise |
 //! | `layernorm` | γ (ones), β (zeros) | per-row normalisation, learned scale and shift |
 //! | `dropout:P` | — | inverted dropout at rate P while training (a seeded hash mask, new each step), the identity at evaluation |
+//! | `shift:S`, `flip` | — | while training, each image moved by up to S pixels, or mirrored, drawn each step ([`augment`]); the identity at evaluation |
 //! | `res(LAYERS)` | its layers', and a projection when the width changes | the layers' output plus the input ([`residual`]) |
 //!
 //! Fusions are the builder's, not the layers': `linear:N` followed by `relu`
 //! becomes one Linear with ReLU in the matmul's epilogue (forward) and loads
 //! (backward), as the shorthand `--hidden 64,64` always built.
 
+pub mod augment;
 pub mod dropout;
 pub mod image;
 pub mod layer_norm;
@@ -225,6 +227,8 @@ pub const LAYERS: &[&LayerInfo] = &[
     &image::AVGPOOL,
     &image::FLATTEN,
     &residual::INFO,
+    &augment::SHIFT,
+    &augment::FLIP,
 ];
 
 static REGISTERED: RwLock<Vec<&'static LayerInfo>> = RwLock::new(Vec::new());
