@@ -6,6 +6,7 @@
 //!     cargo run --release --example multi_mnist                  # every method, 3 seeds
 //!     cargo run --release --example multi_mnist -- --methods equal,mgda --seeds 5 --epochs 30
 //!     cargo run --release --example multi_mnist -- --methods equal,mgda --finetune 2 --freeze trunk
+//!     cargo run --release --example multi_mnist -- --methods equal --net resnet --augment shift:2
 //!
 //! Data: two digits overlapping on one 28×28 image (`data::multimnist`:
 //! the left one at the top left of a 36×36 canvas, the right one 6 pixels
@@ -21,7 +22,9 @@
 //! each task's tower linear 50→50, ReLU, then its output linear 50→10.
 //! Sener & Koltun's code also drops channels after conv 2 and units in the
 //! towers (p = 0.5); the issue's network, and this one, has no dropout.
-//! Adam, learning rate 5e-3, batches of 64.
+//! Adam, learning rate 5e-3, batches of 64. `--net resnet` swaps the trunk
+//! for a small residual network ([`RESNET_TRUNK`]); `--augment shift:2`
+//! moves each training image by up to 2 pixels each step.
 //!
 //! It trains, for each seed, each task alone (the single-task baselines,
 //! same network with one head) and every method, and prints each task's
@@ -68,11 +71,26 @@ struct Args {
     /// What the fine-tuning holds fixed: none, trunk, or parameter names.
     #[arg(long, default_value = "none")]
     freeze: String,
+    /// The shared trunk: lenet (the papers') or resnet (a small residual
+    /// network of about the LeNet's arithmetic).
+    #[arg(long, default_value = "lenet")]
+    net: String,
+    /// Augment the training images each step: e.g. "shift:2" (see `taskgrad
+    /// train --help`, --augment).
+    #[arg(long, value_delimiter = ',')]
+    augment: Vec<String>,
 }
 
 /// The papers' LeNet trunk, as a layer list.
 pub const LENET_TRUNK: &str =
     "conv:10x5,maxpool:2,relu,conv:20x5,maxpool:2,relu,flatten,linear:50,relu";
+/// A small ResNet-style trunk (He et al., 2016) for 28×28 digits: a
+/// 5×5 convolution and pooling to 12×12×8, a residual block of two 3×3
+/// convolutions, a 3×3 convolution to 16 channels and pooling to 5×5, a
+/// second residual block, then linear 400→50. About 0.5 M multiply-adds per
+/// image, the LeNet's 0.46 M.
+pub const RESNET_TRUNK: &str = "conv:8x5,maxpool:2,relu,res(conv:8x3p1,relu,conv:8x3p1),relu,\
+conv:16x3,maxpool:2,relu,res(conv:16x3p1,relu,conv:16x3p1),relu,flatten,linear:50,relu";
 /// Each task's tower before its output layer.
 pub const LENET_TOWER: &str = "linear:50,relu";
 
@@ -158,8 +176,13 @@ fn run(args: Args) -> taskgrad::Result<()> {
     let table = outcome.table();
     println!("\n{table}");
     println!(
-        "test accuracy, mean ± std over {} seeds; {:.0} s on {}",
+        "test accuracy, mean ± std over {} seeds; --net {}{}; {:.0} s on {}",
         args.seeds,
+        args.net,
+        match args.augment.is_empty() {
+            true => String::new(),
+            false => format!(", --augment {}", args.augment.join(",")),
+        },
         clock.elapsed().as_secs_f64(),
         gpu.report.name
     );
@@ -173,6 +196,22 @@ fn run(args: Args) -> taskgrad::Result<()> {
 }
 
 fn config(args: &Args, seed: u64) -> taskgrad::Result<TrainConfig> {
+    let trunk = match args.net.as_str() {
+        "lenet" => LENET_TRUNK,
+        "resnet" => RESNET_TRUNK,
+        other => {
+            return Err(taskgrad::Error::InvalidConfig(format!(
+                "--net {other}: lenet or resnet"
+            )))
+        }
+    };
+    let mut trunk_layers = LayerSpec::parse_list(&args.augment.join(","))?;
+    if let Some(l) = (trunk_layers.iter()).find(|l| !["shift", "flip"].contains(&l.name.as_str())) {
+        return Err(taskgrad::Error::InvalidConfig(format!(
+            "--augment {l}: use shift:S or flip"
+        )));
+    }
+    trunk_layers.extend(LayerSpec::parse_list(trunk)?);
     Ok(TrainConfig {
         epochs: args.epochs,
         batch_size: args.batch,
@@ -180,7 +219,7 @@ fn config(args: &Args, seed: u64) -> taskgrad::Result<TrainConfig> {
         lr: args.lr,
         seed,
         trunk: Vec::new(),
-        trunk_layers: LayerSpec::parse_list(LENET_TRUNK)?,
+        trunk_layers,
         tower_layers: LayerSpec::parse_list(LENET_TOWER)?,
         ..TrainConfig::default()
     })
