@@ -156,6 +156,74 @@ fn solve_linear(n: u32) {
     }
 }
 
+// The eigen-decomposition of the symmetric K×K matrix in `A` by cyclic Jacobi
+// rotations (JACOBI_SWEEPS sweeps): afterwards A's diagonal holds the
+// eigenvalues and V's columns (row-major K×K) the eigenvectors. CPU twin:
+// `solve::jacobi_eigen`. IMTL-G, ConFIG and Aligned-MTL.
+const PINV_RTOL: f32 = 1e-5;
+const JACOBI_SWEEPS: u32 = 12u;
+var<workgroup> V: array<f32, 256>;
+
+
+fn jacobi(k: u32) {
+    for (var i = 0u; i < k * k; i = i + 1u) { V[i] = select(0.0, 1.0, i / k == i % k); }
+    for (var sweep = 0u; sweep < JACOBI_SWEEPS; sweep = sweep + 1u) {
+        for (var pp = 0u; pp < k; pp = pp + 1u) {
+            for (var q = pp + 1u; q < k; q = q + 1u) {
+                let apq = A[pp * k + q];
+                if (apq == 0.0) { continue; }
+                // The rotation that zeroes a_pq (Numerical Recipes, §11.1).
+                let theta = (A[q * k + q] - A[pp * k + pp]) / (2.0 * apq);
+                var t = 0.5 / theta;
+                if (abs(theta) <= 1e10) {
+                    t = select(-1.0, 1.0, theta >= 0.0) / (abs(theta) + sqrt(theta * theta + 1.0));
+                }
+                let c = 1.0 / sqrt(t * t + 1.0);
+                let s = t * c;
+                for (var r = 0u; r < k; r = r + 1u) {
+                    let rp = A[r * k + pp];
+                    let rq = A[r * k + q];
+                    A[r * k + pp] = c * rp - s * rq;
+                    A[r * k + q] = s * rp + c * rq;
+                }
+                for (var r = 0u; r < k; r = r + 1u) {
+                    let pr = A[pp * k + r];
+                    let qr = A[q * k + r];
+                    A[pp * k + r] = c * pr - s * qr;
+                    A[q * k + r] = s * pr + c * qr;
+                }
+                for (var r = 0u; r < k; r = r + 1u) {
+                    let rp = V[r * k + pp];
+                    let rq = V[r * k + q];
+                    V[r * k + pp] = c * rp - s * rq;
+                    V[r * k + q] = s * rp + c * rq;
+                }
+            }
+        }
+    }
+}
+
+// pinv = M⁺ rhs after `jacobi(k)` on M: Σ_j v_j (v_j·rhs) / λ_j over the
+// eigenvalues above PINV_RTOL of the largest (in f32 the others are
+// rounding noise). CPU twin: `solve::pinv_apply`.
+var<private> rhs: array<f32, 16>;
+var<private> pinv: array<f32, 16>;
+
+fn pinv_apply(k: u32) {
+    var top = 0.0;
+    for (var j = 0u; j < k; j = j + 1u) { top = max(top, A[j * k + j]); }
+    for (var i = 0u; i < k; i = i + 1u) { pinv[i] = 0.0; }
+    for (var j = 0u; j < k; j = j + 1u) {
+        let lambda = A[j * k + j];
+        if (lambda > PINV_RTOL * top) {
+            var c = 0.0;
+            for (var i = 0u; i < k; i = i + 1u) { c = c + V[i * k + j] * rhs[i]; }
+            c = c / lambda;
+            for (var i = 0u; i < k; i = i + 1u) { pinv[i] = pinv[i] + c * V[i * k + j]; }
+        }
+    }
+}
+
 // A task whose squared gradient norm is at most this fraction of the largest
 // counts as a zero gradient.
 const ZERO_NORM: f32 = 1e-12;

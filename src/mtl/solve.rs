@@ -47,6 +47,75 @@ pub(crate) fn normalized(g: &[f64], k: usize, eps: f64) -> Vec<f64> {
     out
 }
 
+/// Eigenvalues below this fraction of the largest count as zero in a
+/// pseudo-inverse (`pinv_apply`): in f32 they are rounding noise.
+pub const PINV_RTOL: f64 = 1e-5;
+
+/// Cyclic Jacobi sweeps of the eigen-decomposition.
+pub const JACOBI_SWEEPS: usize = 12;
+
+/// The eigen-decomposition of a symmetric K×K matrix by cyclic Jacobi
+/// rotations: returns (eigenvalues, eigenvectors as the columns of V, row-major).
+pub fn jacobi_eigen(m: &[f64], k: usize) -> (Vec<f64>, Vec<f64>) {
+    let mut a = m.to_vec();
+    let mut v: Vec<f64> = (0..k * k)
+        .map(|i| if i / k == i % k { 1.0 } else { 0.0 })
+        .collect();
+    for _ in 0..JACOBI_SWEEPS {
+        for p in 0..k {
+            for q in p + 1..k {
+                let apq = a[p * k + q];
+                if apq == 0.0 {
+                    continue;
+                }
+                // The rotation that zeroes a_pq (Numerical Recipes, §11.1).
+                let theta = (a[q * k + q] - a[p * k + p]) / (2.0 * apq);
+                let t = if theta.abs() > 1e10 {
+                    0.5 / theta
+                } else {
+                    theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt())
+                };
+                let c = 1.0 / (t * t + 1.0).sqrt();
+                let s = t * c;
+                for r in 0..k {
+                    let (rp, rq) = (a[r * k + p], a[r * k + q]);
+                    a[r * k + p] = c * rp - s * rq;
+                    a[r * k + q] = s * rp + c * rq;
+                }
+                for r in 0..k {
+                    let (pr, qr) = (a[p * k + r], a[q * k + r]);
+                    a[p * k + r] = c * pr - s * qr;
+                    a[q * k + r] = s * pr + c * qr;
+                }
+                for r in 0..k {
+                    let (rp, rq) = (v[r * k + p], v[r * k + q]);
+                    v[r * k + p] = c * rp - s * rq;
+                    v[r * k + q] = s * rp + c * rq;
+                }
+            }
+        }
+    }
+    ((0..k).map(|i| a[i * k + i]).collect(), v)
+}
+
+/// M⁺ r for a symmetric K×K M, from its eigen-decomposition: Σ_j v_j
+/// (v_j·r) / λ_j over the eigenvalues above PINV_RTOL of the largest (the
+/// prelude's `pinv_apply` after `jacobi`).
+pub fn pinv_apply(m: &[f64], r: &[f64], k: usize) -> Vec<f64> {
+    let (lambda, q) = jacobi_eigen(m, k);
+    let cutoff = PINV_RTOL * lambda.iter().cloned().fold(0.0, f64::max);
+    let mut v = vec![0.0; k];
+    for j in 0..k {
+        if lambda[j] > cutoff {
+            let c = (0..k).map(|i| q[i * k + j] * r[i]).sum::<f64>() / lambda[j];
+            for i in 0..k {
+                v[i] += c * q[i * k + j];
+            }
+        }
+    }
+    v
+}
+
 /// Solve A x = r (n×n, row-major) by Gaussian elimination with partial pivoting.
 pub fn solve_linear(a: &[f64], r: &[f64], n: usize) -> Vec<f64> {
     let mut m = a.to_vec();
