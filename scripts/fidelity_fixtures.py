@@ -230,6 +230,36 @@ def imtl_g_truncated(g, rtol=1e-5):
     return g.T @ w, w
 
 
+def config_truncated(g, rtol=1e-5):
+    """ConFIG (torchjd's formula) with the cosine matrix's eigenvalues below
+    rtol of the largest dropped from its pseudo-inverse: taskgrad's answer."""
+    k = g.shape[0]
+    n = np.linalg.norm(g, axis=1)
+    u = np.where(n[:, None] > 0, g / np.where(n > 0, n, 1.0)[:, None], 0.0)
+    c = np.linalg.pinv(u @ u.T, rtol=rtol, hermitian=True) @ np.ones(k)
+    v = u.T @ c
+    nv = np.linalg.norm(v)
+    if nv <= 1e-12:
+        return np.zeros(g.shape[1]), np.zeros(k)
+    s = (g @ (v / nv)).sum()
+    w = np.where(n > 0, s * c / (nv * np.where(n > 0, n, 1.0)), 0.0)
+    return g.T @ w, w
+
+
+def aligned_truncated(g, rtol=1e-5):
+    """Aligned-MTL (LibMTL's B 1) with the eigenvalues of G below rtol of
+    the largest dropped: taskgrad's answer."""
+    lam, v = np.linalg.eigh(g @ g.T)
+    keep = lam > rtol * lam.max()
+    if not keep.any():
+        w = np.ones(g.shape[0])
+    else:
+        lr = lam[keep].min()
+        b = np.sqrt(lr) * v[:, keep] @ np.diag(1.0 / np.sqrt(lam[keep])) @ v[:, keep].T
+        w = b.sum(0)
+    return g.T @ w, w
+
+
 def nash_exact(g, max_norm=1.0):
     """The bargaining point α_i (Gα)_i = 1: the minimiser of ½αᵀGα - Σ log α.
     A task whose gradient is zero cannot bargain (α_i·0 = 1 has no solution):
@@ -269,7 +299,8 @@ def main():
     import scipy
     import cvxpy
     from importlib.metadata import version
-    from torchjd.aggregation import CAGrad, DualProj, IMTLG, NashMTL, UPGrad
+    from torchjd.aggregation import AlignedMTL, CAGrad, ConFIG, DualProj, IMTLG, NashMTL, UPGrad
+    from torchjd.aggregation._aligned_mtl import AlignedMTLWeighting
     from torchjd.aggregation._dualproj import DualProjWeighting
     from torchjd.aggregation._imtl_g import IMTLGWeighting
     from torchjd.aggregation._upgrad import UPGradWeighting
@@ -282,6 +313,10 @@ def main():
     pkg.__path__ = [os.path.join(args.libmtl, "LibMTL")]
     sys.modules["LibMTL"] = pkg
     import LibMTL.weighting as lw
+    # LibMTL's Aligned_MTL calls torch.symeig, which torch 2.x keeps only as
+    # a stub that raises; its replacement, torch.linalg.eigh (lower triangle,
+    # as symeig's default), returns the same ascending eigenvalues and vectors.
+    torch.symeig = lambda m, eigenvectors=True: torch.linalg.eigh(m, UPLO="L")
 
     torch.set_default_dtype(torch.float64)
     libmtl_commit = subprocess.run(
@@ -349,6 +384,30 @@ def main():
 
         d, w = torchjd_direction(DualProj(), DualProjWeighting(), g)
         m["dualproj"] = {"refs": [entry("torchjd DualProj() (norm_eps 1e-4, reg_eps 1e-4, quadprog)", d, w)]}
+
+        d, _ = torchjd_direction(ConFIG(), None, g)
+        m["config"] = {
+            "refs": [entry("torchjd ConFIG() (preference: ones)", d)],
+            "exact": entry(
+                "torchjd's formula with the cosines' eigenvalues below 1e-5 of the largest "
+                "dropped (taskgrad's documented answer: f32 cannot resolve them)",
+                *config_truncated(g),
+            ),
+        }
+
+        d, w = libmtl_direction(lw.Aligned_MTL, g, {})
+        refs = [entry("LibMTL Aligned_MTL (torch.symeig given torch.linalg.eigh)", d, w)]
+        d, w = torchjd_direction(AlignedMTL(), AlignedMTLWeighting(), g)
+        refs.append(entry(f"torchjd AlignedMTL() (preference: the mean), times K = {k}",
+                          np.multiply(d, k), np.multiply(w, k)))
+        m["aligned_mtl"] = {
+            "refs": refs,
+            "exact": entry(
+                "LibMTL's B 1 with the eigenvalues of G below 1e-5 of the largest dropped "
+                "(taskgrad's documented answer; LibMTL and torchjd: K times float's epsilon)",
+                *aligned_truncated(g),
+            ),
+        }
 
         refs = []
         if not degenerate:

@@ -7,8 +7,9 @@ mod common;
 use common::{assert_close, random, rng};
 use taskgrad::kernels::mtl::STATE_LEN;
 use taskgrad::mtl::{
-    cagrad, dualproj, famo, gradnorm, gradvac, imtl_g, mgda, nash_mtl, pcgrad, rlw, upgrad, CaGrad,
-    DualProj, Famo, GpuSolve, GradNorm, GradVac, ImtlG, Mgda, NashMtl, PcGrad, Rlw, UpGrad,
+    aligned_mtl, cagrad, config, dualproj, famo, gradnorm, gradvac, imtl_g, mgda, nash_mtl, pcgrad,
+    rlw, upgrad, AlignedMtl, CaGrad, Config, DualProj, Famo, GpuSolve, GradNorm, GradVac, ImtlG,
+    Mgda, NashMtl, PcGrad, Rlw, UpGrad,
 };
 use taskgrad::reference;
 use taskgrad::Tensor;
@@ -287,6 +288,71 @@ fn dualproj_by_hand() {
 }
 
 #[test]
+fn config_by_hand() {
+    // Orthogonal g1 = 2e1, g2 = e2: the cosines are I, c = C⁺1 = (1, 1), the
+    // direction at equal angles is û = (1, 1)/√2, and the summed projections
+    // s = (2 + 1)/√2: d = s û = (1.5, 1.5) = 0.75 g1 + 1.5 g2.
+    close(
+        "config orthogonal",
+        &config::reference(&orthogonal(), 2),
+        &[0.75, 1.5],
+        1e-12,
+    );
+    // Opposed: no direction makes the same (positive) angle with both; C⁺1 = 0, d = 0.
+    close(
+        "config opposed",
+        &config::reference(&opposed(), 2),
+        &[0.0, 0.0],
+        1e-12,
+    );
+    // One task: d = g.
+    close("config one", &config::reference(&[9.0], 1), &[1.0], 1e-12);
+    // A zero gradient takes no part: the other alone, d = g1.
+    let g = gram_of(&[&[3.0, 4.0], &[0.0, 0.0]]);
+    close(
+        "config zero row",
+        &config::reference(&g, 2),
+        &[1.0, 0.0],
+        1e-12,
+    );
+}
+
+#[test]
+fn aligned_mtl_by_hand() {
+    // Orthogonal g1 = 2e1, g2 = e2: G = diag(4, 1), the principal components
+    // are the gradients themselves, each scaled to the smaller's length:
+    // B = diag(√(1/4), 1), w = B 1 = (½, 1), d = (1, 1).
+    close(
+        "aligned orthogonal",
+        &aligned_mtl::reference(&orthogonal(), 2),
+        &[0.5, 1.0],
+        1e-12,
+    );
+    // Opposed: one component, (1, -1)/√2, and B 1 = 0: d = 0.
+    close(
+        "aligned opposed",
+        &aligned_mtl::reference(&opposed(), 2),
+        &[0.0, 0.0],
+        1e-12,
+    );
+    // Any scale of G: the same weights.
+    let g: Vec<f64> = orthogonal().iter().map(|v| v * 1e4).collect();
+    close(
+        "aligned scaled",
+        &aligned_mtl::reference(&g, 2),
+        &[0.5, 1.0],
+        1e-12,
+    );
+    // A zero G: w = 1 (torchjd's identity for rank 0).
+    close(
+        "aligned zero",
+        &aligned_mtl::reference(&[0.0; 4], 2),
+        &[1.0, 1.0],
+        1e-12,
+    );
+}
+
+#[test]
 fn gradnorm_by_hand() {
     // Weighted norms n = (2, 1) and no progress yet (ratios 1): the target is the mean
     // norm 1.5 for both, so u = sign(n - t) n = (+2, -1); with equal logits
@@ -515,6 +581,18 @@ fn gpu_solves_match_the_cpu_reference() {
             "gradvac step 2",
             gpu_solve(gpu, &GradVac { beta: 0.5, seed: 5 }, &g, &losses, 3),
             want,
+            1e-3,
+        );
+        check(
+            "config",
+            gpu_solve(gpu, &Config, &g, &losses, 1),
+            config::reference(&g, k),
+            1e-3,
+        );
+        check(
+            "aligned_mtl",
+            gpu_solve(gpu, &AlignedMtl, &g, &losses, 1),
+            aligned_mtl::reference(&g, k),
             1e-3,
         );
         check(

@@ -28,8 +28,10 @@
 //! per-task rows are gradients of w_k L_k, and the gradient method combines them.
 
 mod aggregate;
+pub mod aligned_mtl;
 pub mod cagrad;
 mod compose;
+pub mod config;
 pub mod dualproj;
 pub mod dwa;
 mod equal;
@@ -47,8 +49,10 @@ mod uncertainty;
 pub mod upgrad;
 
 pub use aggregate::{aggregate, aggregate_with, aggregate_with_async, Aggregation};
+pub use aligned_mtl::AlignedMtl;
 pub use cagrad::CaGrad;
 pub use compose::Compose;
+pub use config::Config;
 pub use dualproj::DualProj;
 pub use dwa::Dwa;
 pub use equal::Equal;
@@ -164,6 +168,8 @@ pub const REGISTRY: &[MethodInfo] = &[
     nash_mtl::INFO,
     upgrad::INFO,
     dualproj::INFO,
+    config::INFO,
+    aligned_mtl::INFO,
 ];
 
 /// The registered method names.
