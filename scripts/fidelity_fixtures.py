@@ -428,6 +428,23 @@ def main():
         out_cases.append({"name": name, "degenerate": degenerate, "k": k, "p": g.shape[1],
                           "rows": g.reshape(-1).tolist(), "methods": m})
 
+    # Loss-based weightings: the seeds ∂L/∂L_k that LibMTL's backward leaves
+    # on the losses themselves (GLS: the geometric mean of the losses).
+    gls = []
+    for losses in [[1.0, 4.0], [0.7, 2.5, 0.05], [3.0, 3.0, 3.0, 3.0], [1e-6, 10.0, 0.3]]:
+        ls = torch.tensor(f32(losses), requires_grad=True)
+
+        class GlsHarness(lw.GLS):
+            def __init__(self):
+                super().__init__()
+                self.task_num = len(losses)
+                self.device = torch.device("cpu")
+                self.rep_grad = False
+
+        GlsHarness().backward(ls)
+        gls.append({"losses": ls.detach().tolist(), "seeds": ls.grad.tolist(),
+                    "source": "LibMTL GLS: the gradient of (Π L_k)^{1/K} at the losses"})
+
     fixture = {
         "made_by": "scripts/fidelity_fixtures.py",
         "provenance": {
@@ -441,6 +458,7 @@ def main():
             "cagrad_c": c,
         },
         "cases": out_cases,
+        "gls": gls,
     }
     text = json.dumps(fixture, indent=1)
     # One line per list of numbers.

@@ -7,9 +7,9 @@ mod common;
 use common::{assert_close, random, rng};
 use taskgrad::kernels::mtl::STATE_LEN;
 use taskgrad::mtl::{
-    aligned_mtl, cagrad, config, dualproj, famo, gradnorm, gradvac, imtl_g, mgda, nash_mtl, pcgrad,
-    rlw, upgrad, AlignedMtl, CaGrad, Config, DualProj, Famo, GpuSolve, GradNorm, GradVac, ImtlG,
-    Mgda, NashMtl, PcGrad, Rlw, UpGrad,
+    aligned_mtl, cagrad, config, dualproj, famo, gls, gradnorm, gradvac, imtl_g, mgda, nash_mtl,
+    pcgrad, rlw, upgrad, AlignedMtl, CaGrad, Config, DualProj, Famo, Gls, GpuSolve, GradNorm,
+    GradVac, ImtlG, Mgda, NashMtl, PcGrad, Rlw, UpGrad,
 };
 use taskgrad::reference;
 use taskgrad::Tensor;
@@ -454,6 +454,10 @@ fn loss_based_methods_by_hand() {
         &[2.0 * e[0] / (e[0] + e[1]), 2.0 * e[1] / (e[0] + e[1])],
         1e-12,
     );
+    // GLS: L = (1·4)^{1/2} = 2, seeds L/(K L_k) = (2/2, 2/8) = (1, ¼): the
+    // smaller loss counts more; equal losses give 1/K each.
+    close("gls", &gls::reference(&[1.0, 4.0]), &[1.0, 0.25], 1e-12);
+    close("gls equal", &gls::reference(&[3.0; 4]), &[0.25; 4], 1e-12);
     // RLW: a softmax, so positive weights summing to 1, different each step.
     let a = rlw::reference(3, 1, 0);
     assert!((a.iter().sum::<f64>() - 1.0).abs() < 1e-12 && a.iter().all(|&x| x > 0.0));
@@ -582,6 +586,12 @@ fn gpu_solves_match_the_cpu_reference() {
             gpu_solve(gpu, &GradVac { beta: 0.5, seed: 5 }, &g, &losses, 3),
             want,
             1e-3,
+        );
+        check(
+            "gls",
+            gpu_solve(gpu, &Gls, &g, &losses, 1),
+            gls::reference(&losses),
+            1e-4,
         );
         check(
             "config",
@@ -771,4 +781,44 @@ fn mgda_with_a_zero_gradient_returns_the_zero_direction() {
     let a = taskgrad::mtl::aggregate_with(gpu, &mut Mgda, &rows, 3).unwrap();
     assert_eq!(a.weights, vec![0.0, 1.0, 0.0]);
     assert_eq!(a.direction, vec![0.0, 0.0]);
+}
+
+#[test]
+fn gls_matches_libmtl_on_its_losses() {
+    // tests/fixtures/fidelity.json "gls": LibMTL's gradient of (Π L_k)^{1/K}
+    // with respect to each loss, at fixed losses (scripts/fidelity_fixtures.py).
+    let gpu = gpu_or_skip!();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/fidelity.json"
+    ))
+    .unwrap();
+    let fixture: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let cases = fixture["gls"].as_array().expect("the fixture's gls cases");
+    assert!(cases.len() >= 3);
+    for case in cases {
+        let v = |key: &str| -> Vec<f64> {
+            case[key]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect()
+        };
+        let (losses, want) = (v("losses"), v("seeds"));
+        let k = losses.len();
+        close(
+            "gls cpu",
+            &gls::reference(&losses),
+            &want,
+            1e-9 * want.iter().fold(1.0, |m, x| x.max(m)),
+        );
+        let got = gpu_solve(gpu, &Gls, &vec![0.0; k * k], &losses, 1);
+        for (g, w) in got.iter().zip(&want) {
+            assert!(
+                (g - w).abs() <= 1e-5 * w.abs().max(1.0),
+                "gls gpu {got:?} vs {want:?}"
+            );
+        }
+    }
 }

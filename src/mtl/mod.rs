@@ -37,6 +37,7 @@ pub mod dwa;
 mod equal;
 pub mod famo;
 mod fixed;
+pub mod gls;
 pub mod gradnorm;
 pub mod gradvac;
 pub mod imtl_g;
@@ -58,6 +59,7 @@ pub use dwa::Dwa;
 pub use equal::Equal;
 pub use famo::Famo;
 pub use fixed::Fixed;
+pub use gls::Gls;
 pub use gradnorm::GradNorm;
 pub use gradvac::GradVac;
 pub use imtl_g::ImtlG;
@@ -159,6 +161,7 @@ pub const REGISTRY: &[MethodInfo] = &[
     dwa::INFO,
     rlw::INFO,
     famo::INFO,
+    gls::INFO,
     gradnorm::INFO,
     pcgrad::INFO,
     gradvac::INFO,
