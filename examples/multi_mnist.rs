@@ -109,10 +109,17 @@ fn run(args: Args) -> taskgrad::Result<()> {
     let set = Encoded::new(&digits, &train_pairs, &test_pairs)?;
     let (n_train, data) = (set.n_train, &set.data);
 
+    // Every method defined for two tasks (Krum needs three), or those named.
     let methods: Vec<String> = match args.methods.is_empty() {
-        true => mtl::names().iter().map(|s| s.to_string()).collect(),
+        true => (mtl::REGISTRY.iter())
+            .filter(|m| m.min_tasks <= TASKS.len())
+            .map(|m| m.name.to_string())
+            .collect(),
         false => args.methods.clone(),
     };
+    for m in &methods {
+        mtl::Method::parse(m)?.check_for_tasks(TASKS.len())?;
+    }
     let gpu = Gpu::new()?;
     eprintln!("adapter: {}", gpu.report);
     taskgrad::cli::tune_matmul(&gpu)?;

@@ -299,7 +299,8 @@ def main():
     import scipy
     import cvxpy
     from importlib.metadata import version
-    from torchjd.aggregation import AlignedMTL, CAGrad, ConFIG, DualProj, IMTLG, NashMTL, UPGrad
+    from torchjd.aggregation import AlignedMTL, CAGrad, ConFIG, DualProj, IMTLG, Krum, NashMTL, UPGrad
+    from torchjd.aggregation._krum import KrumWeighting
     from torchjd.aggregation._aligned_mtl import AlignedMTLWeighting
     from torchjd.aggregation._dualproj import DualProjWeighting
     from torchjd.aggregation._imtl_g import IMTLGWeighting
@@ -408,6 +409,13 @@ def main():
                 *aligned_truncated(g),
             ),
         }
+
+        if k >= 3:  # Krum(n_byzantine = 0) needs K ≥ 3
+            d, w = torchjd_direction(Krum(n_byzantine=0), KrumWeighting(n_byzantine=0), g)
+            m["krum"] = {"refs": [entry("torchjd Krum(n_byzantine=0, n_selected=1)", d, w)]}
+        if k >= 4:  # Multi-Krum: two selected, one adversary allowed
+            d, w = torchjd_direction(Krum(n_byzantine=1, n_selected=2), KrumWeighting(n_byzantine=1, n_selected=2), g)
+            m["krum_f1_m2"] = {"refs": [entry("torchjd Krum(n_byzantine=1, n_selected=2)", d, w)]}
 
         refs = []
         if not degenerate:

@@ -7,9 +7,9 @@ mod common;
 use common::{assert_close, random, rng};
 use taskgrad::kernels::mtl::STATE_LEN;
 use taskgrad::mtl::{
-    aligned_mtl, cagrad, config, dualproj, famo, gls, gradnorm, gradvac, imtl_g, mgda, nash_mtl,
-    pcgrad, rlw, upgrad, AlignedMtl, CaGrad, Config, DualProj, Famo, Gls, GpuSolve, GradNorm,
-    GradVac, ImtlG, Mgda, NashMtl, PcGrad, Rlw, UpGrad,
+    aligned_mtl, cagrad, config, dualproj, famo, gls, gradnorm, gradvac, imtl_g, krum, mgda,
+    nash_mtl, pcgrad, rlw, upgrad, AlignedMtl, CaGrad, Config, DualProj, Famo, Gls, GpuSolve,
+    GradNorm, GradVac, ImtlG, Krum, Mgda, NashMtl, PcGrad, Rlw, UpGrad,
 };
 use taskgrad::reference;
 use taskgrad::Tensor;
@@ -353,6 +353,50 @@ fn aligned_mtl_by_hand() {
 }
 
 #[test]
+fn krum_by_hand() {
+    // g0 = 1, g1 = 1.1, g2 = −5 (on one axis): the nearest-neighbour
+    // distances are 0.1, 0.1 and 6; g0 and g1 tie, the lower index wins.
+    let g = gram_of(&[&[1.0], &[1.1], &[-5.0]]);
+    close(
+        "krum",
+        &krum::reference(&g, 3, 0, 1),
+        &[1.0, 0.0, 0.0],
+        1e-12,
+    );
+    // Multi-Krum, two selected: the mean of g0 and g1; the outlier is out.
+    close(
+        "multi-krum",
+        &krum::reference(&g, 3, 0, 2),
+        &[0.5, 0.5, 0.0],
+        1e-12,
+    );
+    // Four tasks 0, 3, 3.5, 10. One adversary allowed: each scored by its
+    // K − f − 2 = 1 nearest: 3, 0.5, 0.5, 6.5; g1 and g2 tie, g1 wins.
+    let g = gram_of(&[&[0.0], &[3.0], &[3.5], &[10.0]]);
+    close(
+        "krum f=1",
+        &krum::reference(&g, 4, 1, 1),
+        &[0.0, 1.0, 0.0, 0.0],
+        1e-12,
+    );
+    // None allowed: by its 2 nearest: 6.5, 3.5, 4, 13.5: g1.
+    close(
+        "krum f=0",
+        &krum::reference(&g, 4, 0, 1),
+        &[0.0, 1.0, 0.0, 0.0],
+        1e-12,
+    );
+    // Three selected with f = 1: the three lowest scores 0.5, 0.5, 3 (g1, g2, g0).
+    let third = 1.0 / 3.0;
+    close(
+        "krum m=3",
+        &krum::reference(&g, 4, 1, 3),
+        &[third, third, third, 0.0],
+        1e-12,
+    );
+}
+
+#[test]
 fn gradnorm_by_hand() {
     // Weighted norms n = (2, 1) and no progress yet (ratios 1): the target is the mean
     // norm 1.5 for both, so u = sign(n - t) n = (+2, -1); with equal logits
@@ -586,6 +630,27 @@ fn gpu_solves_match_the_cpu_reference() {
             gpu_solve(gpu, &GradVac { beta: 0.5, seed: 5 }, &g, &losses, 3),
             want,
             1e-3,
+        );
+        check(
+            "krum",
+            gpu_solve(gpu, &Krum::default(), &g, &losses, 1),
+            krum::reference(&g, k, 0, 1),
+            1e-6,
+        );
+        check(
+            "multi-krum",
+            gpu_solve(
+                gpu,
+                &Krum {
+                    n_byzantine: 1,
+                    n_selected: 2,
+                },
+                &g,
+                &losses,
+                1,
+            ),
+            krum::reference(&g, k, 1, 2),
+            1e-6,
         );
         check(
             "gls",

@@ -328,6 +328,16 @@ fn unknown_method_and_space_names_are_errors() {
     for name in mtl::names() {
         assert_eq!(mtl::by_name(name).unwrap().name(), name);
     }
+    // Krum is defined from three tasks on: two are refused before any work, with the reason.
+    let krum = mtl::Method::parse("krum").unwrap();
+    let e = krum.check_for_tasks(2).unwrap_err().to_string();
+    assert!(e.contains("krum needs at least 3 tasks"), "{e}");
+    assert!(krum.check_for_tasks(3).is_ok());
+    let e = mtl::Method::parse("krum+uncertainty")
+        .unwrap()
+        .check_for_tasks(2)
+        .unwrap_err();
+    assert!(e.to_string().contains("at least 3"), "{e}");
 }
 
 #[test]

@@ -45,6 +45,7 @@ pub(crate) const INFO: MethodInfo = MethodInfo {
     aliases: &["alignedmtl", "aligned"],
     summary: "Aligned-MTL (Senushkin et al. 2023; LibMTL): the gradients' principal components aligned by the Gram matrix's eigen-decomposition",
     defaults: "preference: 1 per task (LibMTL's; torchjd's mean is 1/K of it)",
+    min_tasks: 1,
     caps: Capabilities {
         grad_space: Some(GradSpace::Parameters),
         combines: true,

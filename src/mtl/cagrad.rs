@@ -62,6 +62,7 @@ pub(crate) const INFO: MethodInfo = MethodInfo {
     aliases: &[],
     summary: "CAGrad (Liu et al. 2021): best worst-task improvement near the mean gradient",
     defaults: "c 0.4 (LibMTL: 0.5), solved exactly",
+    min_tasks: 1,
     caps: Capabilities {
         grad_space: Some(GradSpace::Parameters),
         combines: true,

@@ -46,6 +46,7 @@ pub(crate) const INFO: MethodInfo = MethodInfo {
     aliases: &["conflict_free"],
     summary: "ConFIG (Liu et al. 2025; torchjd): the direction at equal angles to every task's gradient, as long as their summed projections",
     defaults: "preference: 1 per task (torchjd's default)",
+    min_tasks: 1,
     caps: Capabilities {
         grad_space: Some(GradSpace::Parameters),
         combines: true,

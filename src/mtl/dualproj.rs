@@ -59,6 +59,7 @@ pub(crate) const INFO: MethodInfo = MethodInfo {
     aliases: &["dual_proj"],
     summary: "DualProj (GEM, Lopez-Paz & Ranzato 2017; torchjd): the mean gradient projected onto the dual cone",
     defaults: "norm_eps 1e-4, reg_eps 1e-4 (as torchjd), solved exactly",
+    min_tasks: 1,
     caps: Capabilities {
         grad_space: Some(GradSpace::Parameters),
         combines: true,

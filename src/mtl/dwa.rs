@@ -37,6 +37,7 @@ pub(crate) const INFO: MethodInfo = MethodInfo {
     aliases: &[],
     summary: "dynamic weight average (Liu et al. 2019): weights from the loss ratios of the last two epochs",
     defaults: "temperature 2",
+    min_tasks: 1,
     caps: Capabilities {
         grad_space: None,
         combines: false,

@@ -14,6 +14,7 @@ pub(crate) const INFO: MethodInfo = MethodInfo {
     aliases: &["ew"],
     summary: "equal weights, Σ_k L_k",
     defaults: "",
+    min_tasks: 1,
     caps: Capabilities {
         grad_space: None,
         combines: false,

@@ -65,6 +65,7 @@ pub(crate) const INFO: MethodInfo = MethodInfo {
     aliases: &[],
     summary: "FAMO (Liu et al. 2023): fast adaptive weights from the log-loss change",
     defaults: "lr 0.025, decay 0.001; loss change on the same batch (LibMTL)",
+    min_tasks: 1,
     caps: Capabilities {
         grad_space: None,
         combines: false,

@@ -39,6 +39,7 @@ pub(crate) const INFO: MethodInfo = MethodInfo {
     aliases: &["geometric"],
     summary: "GLS (Chennupati et al. 2019): the geometric mean of the losses, each task weighted by the inverse of its loss",
     defaults: "",
+    min_tasks: 1,
     caps: Capabilities {
         grad_space: None,
         combines: false,

@@ -78,6 +78,7 @@ pub(crate) const INFO: MethodInfo = MethodInfo {
     aliases: &[],
     summary: "GradNorm (Chen et al. 2018): weights that balance per-task gradient norms",
     defaults: "alpha 1.5; w = K softmax(s), s trained by the optimizer (LibMTL)",
+    min_tasks: 1,
     caps: Capabilities {
         grad_space: Some(GradSpace::Parameters),
         combines: false,

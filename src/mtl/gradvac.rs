@@ -64,6 +64,7 @@ pub(crate) const INFO: MethodInfo = MethodInfo {
     aliases: &[],
     summary: "GradVac (Wang et al. 2021): raise each pair's cosine to its running target, in random order",
     defaults: "beta 0.5 (as LibMTL), whole shared model as one group",
+    min_tasks: 1,
     caps: Capabilities {
         grad_space: Some(GradSpace::Parameters),
         combines: true,

@@ -45,6 +45,7 @@ pub(crate) const INFO: MethodInfo = MethodInfo {
     aliases: &["imtl"],
     summary: "IMTL-G (Liu et al. 2021): equal projections onto every task's unit gradient",
     defaults: "",
+    min_tasks: 1,
     caps: Capabilities {
         grad_space: Some(GradSpace::Parameters),
         combines: true,

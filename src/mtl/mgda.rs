@@ -39,6 +39,7 @@ pub(crate) const INFO: MethodInfo = MethodInfo {
     aliases: &["mgda_ub"],
     summary: "MGDA-UB (Sener & Koltun 2018): min-norm point of the gradients' convex hull",
     defaults: "exact (active set); representation space",
+    min_tasks: 1,
     caps: Capabilities {
         grad_space: Some(GradSpace::Representation),
         combines: true,

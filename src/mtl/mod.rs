@@ -41,6 +41,7 @@ pub mod gls;
 pub mod gradnorm;
 pub mod gradvac;
 pub mod imtl_g;
+pub mod krum;
 pub mod mgda;
 pub mod nash_mtl;
 pub mod pcgrad;
@@ -63,6 +64,7 @@ pub use gls::Gls;
 pub use gradnorm::GradNorm;
 pub use gradvac::GradVac;
 pub use imtl_g::ImtlG;
+pub use krum::Krum;
 pub use mgda::Mgda;
 pub use nash_mtl::NashMtl;
 pub use pcgrad::PcGrad;
@@ -146,6 +148,8 @@ pub struct MethodInfo {
     pub summary: &'static str,
     /// Its default hyper-parameters, in words (empty: none).
     pub defaults: &'static str,
+    /// The fewest tasks it is defined for with its defaults (Krum: 3).
+    pub min_tasks: usize,
     pub caps: Capabilities,
     /// Its GPU solve, if it has one (the naga test validates every one).
     pub shader: Option<&'static SolveShader>,
@@ -173,6 +177,7 @@ pub const REGISTRY: &[MethodInfo] = &[
     dualproj::INFO,
     config::INFO,
     aligned_mtl::INFO,
+    krum::INFO,
 ];
 
 /// The registered method names.
@@ -307,9 +312,14 @@ impl Method {
     }
 
     /// Check the method against the number of tasks it will weight, before
-    /// any work: as many `fixed:` weights as tasks.
+    /// any work: as many `fixed:` weights as tasks, and at least the tasks a
+    /// method is defined for ([`MethodInfo::min_tasks`]).
     pub fn check_for_tasks(&self, k: usize) -> Result<()> {
         match self {
+            Method::Registered(info) if k < info.min_tasks => Err(Error::InvalidConfig(format!(
+                "method {} needs at least {} tasks, and there are {k}",
+                info.name, info.min_tasks
+            ))),
             Method::Fixed(w) if w.len() != k => Err(Error::InvalidConfig(format!(
                 "method {self} gives {} fixed weights for {k} tasks",
                 w.len()

@@ -59,6 +59,7 @@ pub(crate) const INFO: MethodInfo = MethodInfo {
     aliases: &["nash"],
     summary: "Nash-MTL (Navon et al. 2022): the bargaining solution α_i (Gα)_i = 1",
     defaults: "20 Newton steps, max_norm 1",
+    min_tasks: 1,
     caps: Capabilities {
         grad_space: Some(GradSpace::Parameters),
         combines: true,

@@ -46,6 +46,7 @@ pub(crate) const INFO: MethodInfo = MethodInfo {
     aliases: &[],
     summary: "PCGrad (Yu et al. 2020): project away conflicting gradients in random order",
     defaults: "",
+    min_tasks: 1,
     caps: Capabilities {
         grad_space: Some(GradSpace::Parameters),
         combines: true,

@@ -41,6 +41,7 @@ pub(crate) const INFO: MethodInfo = MethodInfo {
     aliases: &[],
     summary: "random loss weighting (Lin et al. 2022): softmax of a normal draw per step",
     defaults: "",
+    min_tasks: 1,
     caps: Capabilities {
         grad_space: None,
         combines: false,

@@ -47,6 +47,7 @@ pub(crate) const INFO: MethodInfo = MethodInfo {
     aliases: &["uw"],
     summary: "uncertainty weighting (Kendall et al. 2018): learned log σ²_k",
     defaults: "log σ² starts at -0.5, as LibMTL",
+    min_tasks: 1,
     caps: Capabilities {
         grad_space: None,
         combines: false,

@@ -55,6 +55,7 @@ pub(crate) const INFO: MethodInfo = MethodInfo {
     aliases: &[],
     summary: "UPGrad (Quinton & Rey 2024): mean of projections onto the dual cone",
     defaults: "norm_eps 1e-4, reg_eps 1e-4 (as torchjd), solved exactly",
+    min_tasks: 1,
     caps: Capabilities {
         grad_space: Some(GradSpace::Parameters),
         combines: true,

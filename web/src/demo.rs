@@ -262,7 +262,11 @@ pub async fn train(
         _ => iris(opts)?,
     };
     let arch = Arch::parse(&opts.arch, 4, 1, 32, 2)?;
-    let method = mtl::by_name_seeded(&opts.method, opts.seed)?;
+    // A method defined for more tasks than the data set has (Krum on
+    // MultiMNIST's two) is refused with the reason.
+    let parsed = mtl::Method::parse(&opts.method)?;
+    parsed.check_for_tasks(tasks.len())?;
+    let method = parsed.build(opts.seed)?;
     // Per-task gradients for every method, and every step watched, so the
     // page can show each step's weights and cosines (copied aside on the GPU,
     // read back once per epoch).
