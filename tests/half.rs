@@ -459,3 +459,42 @@ fn half_precision_training_learns_iris() {
         assert!(r2 > 0.0, "R² {r2}");
     }
 }
+
+#[test]
+fn a_residual_block_runs_in_f32_inside_a_half_precision_trunk() {
+    // In half precision a block reading f32 (first in the trunk) runs in f32
+    // and trains; one reading a linear+relu's f16 output is refused, with the reason.
+    let gpu = gpu_or_skip!();
+    if !gpu.has_f16() {
+        return; // the half-precision step itself is refused: the test above
+    }
+    let (data, split) = common::iris(0);
+    let run = |trunk: &str| {
+        let cfg = TrainConfig {
+            epochs: 2,
+            half: true,
+            trunk: vec![],
+            trunk_layers: taskgrad::nn::LayerSpec::parse_list(trunk).unwrap(),
+            ..Default::default()
+        };
+        fit(
+            gpu,
+            &data,
+            &split,
+            &[0, 1, 2],
+            mtl::by_name("equal").unwrap(),
+            &cfg,
+            &mut |_| {},
+        )
+    };
+    let ok = run("res(linear:8,relu,linear:2),linear:16,relu").unwrap();
+    assert!(ok
+        .history
+        .iter()
+        .all(|e| e.train_loss.iter().all(|l| l.is_finite())));
+    let e = run("linear:16,relu,res(linear:16,relu,linear:16)")
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("res reads f16 activations"), "{e}");
+}

@@ -18,6 +18,7 @@
 use super::{image, Layer, LayerContext, LayerInfo, LayerSpec, Stack};
 use crate::autodiff::{Tape, Var};
 use crate::error::{Error, Result};
+use crate::gpu::DType;
 use crate::nn::{Init, Linear, ParamId, ParamSet};
 
 #[derive(Debug)]
@@ -29,12 +30,19 @@ struct Residual {
 
 impl Layer for Residual {
     fn forward(&self, tape: &mut Tape, params: &ParamSet, x: Var) -> Result<Var> {
-        let fx = self.inner.forward(tape, params, x)?;
-        let skip = match &self.proj {
-            Some(p) => p.forward(tape, params, x)?,
-            None => x,
-        };
-        tape.add(fx, skip)
+        // In half precision the block runs in f32 (as a convolution does), so
+        // that its output and the skip are added in one precision.
+        if tape.value(x).dtype() != DType::F32 {
+            return Err(Error::InvalidConfig(
+                "res reads f16 activations here (--half stores a linear+relu's output in f16): \
+                 put the block where its input is f32 (first, or after a conv), or train in f32"
+                    .into(),
+            ));
+        }
+        let half = std::mem::replace(&mut tape.half, false);
+        let y = self.forward_f32(tape, params, x);
+        tape.half = half;
+        y
     }
     fn output(&self) -> usize {
         self.inner.output()
@@ -100,6 +108,17 @@ fn build(a: Option<&str>, c: &mut LayerContext<'_>) -> Result<Box<dyn Layer>> {
         }
     };
     Ok(Box::new(Residual { inner, proj }))
+}
+
+impl Residual {
+    fn forward_f32(&self, tape: &mut Tape, params: &ParamSet, x: Var) -> Result<Var> {
+        let fx = self.inner.forward(tape, params, x)?;
+        let skip = match &self.proj {
+            Some(p) => p.forward(tape, params, x)?,
+            None => x,
+        };
+        tape.add(fx, skip)
+    }
 }
 
 /// x·P + p: the skip path when the block changes the width.
