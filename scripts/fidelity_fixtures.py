@@ -260,6 +260,22 @@ def aligned_truncated(g, rtol=1e-5):
     return g.T @ w, w
 
 
+def fairgrad_exact(g, alpha):
+    """w > 0 with (G w)_k = w_k^(-1/alpha), by damped Newton in float64."""
+    G = g @ g.T
+    k = G.shape[0]
+    w = 1.0 / np.sqrt(np.diag(G))
+    for _ in range(200):
+        r = G @ w - w ** (-1.0 / alpha)
+        h = G + np.diag(w ** (-1.0 / alpha - 1.0) / alpha)
+        step = np.linalg.solve(h, r)
+        s = 1.0
+        while np.any(w - s * step <= 0):
+            s *= 0.5
+        w = w - s * step
+    return g.T @ w, w
+
+
 def nash_exact(g, max_norm=1.0):
     """The bargaining point α_i (Gα)_i = 1: the minimiser of ½αᵀGα - Σ log α.
     A task whose gradient is zero cannot bargain (α_i·0 = 1 has no solution):
@@ -416,6 +432,15 @@ def main():
         if k >= 4:  # Multi-Krum: two selected, one adversary allowed
             d, w = torchjd_direction(Krum(n_byzantine=1, n_selected=2), KrumWeighting(n_byzantine=1, n_selected=2), g)
             m["krum_f1_m2"] = {"refs": [entry("torchjd Krum(n_byzantine=1, n_selected=2)", d, w)]}
+
+        if not degenerate:  # a zero or repeated row has no α-fair point
+            d, w = libmtl_direction(lw.FairGrad, g, {"FairGrad_alpha": 1.0})
+            refs = [entry("LibMTL FairGrad (alpha 1; scipy least_squares from 1/K)", d, w)]
+            m["fairgrad"] = {
+                "refs": refs,
+                "exact": entry("(G w)_k = w_k^(-1/α), α = 1, by Newton's method in float64",
+                               *fairgrad_exact(g, 1.0)),
+            }
 
         refs = []
         if not degenerate:

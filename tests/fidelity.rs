@@ -120,7 +120,7 @@ fn run_steps(gpu: &taskgrad::Gpu, method: &str, case: &Case, steps: usize) -> Ag
 }
 
 /// The methods compared (registry names, each with its defaults).
-const METHODS: [&str; 11] = [
+const METHODS: [&str; 12] = [
     "pcgrad",
     "gradvac",
     "mgda",
@@ -131,6 +131,7 @@ const METHODS: [&str; 11] = [
     "config",
     "aligned_mtl",
     "krum",
+    "fairgrad",
     "nash_mtl",
 ];
 
@@ -203,13 +204,12 @@ fn every_method_agrees_with_its_reference_implementation() {
     for case in &fx.cases {
         assert_eq!(case.rows.len(), case.k * case.p, "{}", case.name);
         for method in METHODS {
-            // Krum is defined from three tasks on.
+            // Krum is defined from three tasks on; FairGrad has no α-fair
+            // point with a zero or repeated row.
             let Some(m) = case.methods.get(method) else {
-                assert!(
-                    method == "krum" && case.k < 3,
-                    "{} lacks {method}",
-                    case.name
-                );
+                let why =
+                    (method == "krum" && case.k < 3) || (method == "fairgrad" && case.degenerate);
+                assert!(why, "{} lacks {method}", case.name);
                 continue;
             };
             let got = run(gpu, method, case);
@@ -373,6 +373,17 @@ fn each_method_has_its_defining_property() {
             "{name} aligned_mtl ‖d‖² = {dd}, λ_R·K = {}",
             smallest * k as f64
         );
+
+        // FairGrad, α = 1: w_k (G w)_k = 1 for every task (its α-fair point).
+        let a = run(gpu, "fairgrad", case);
+        let gw = dots(case, &a.direction);
+        for (j, v) in gw.iter().enumerate() {
+            let prod = a.weights[j] as f64 * v;
+            assert!(
+                (prod - 1.0).abs() <= 1e-3,
+                "{name} fairgrad w_{j}(Gw)_{j} = {prod}"
+            );
+        }
 
         // Nash-MTL: α_i (Gα)_i is the same for every task (1 before the clip,
         // which scales all of them by t²); d = Σ α_i g_i.

@@ -7,9 +7,9 @@ mod common;
 use common::{assert_close, random, rng};
 use taskgrad::kernels::mtl::STATE_LEN;
 use taskgrad::mtl::{
-    aligned_mtl, cagrad, config, dualproj, famo, gls, gradnorm, gradvac, imtl_g, krum, mgda,
-    nash_mtl, pcgrad, rlw, upgrad, AlignedMtl, CaGrad, Config, DualProj, Famo, Gls, GpuSolve,
-    GradNorm, GradVac, ImtlG, Krum, Mgda, NashMtl, PcGrad, Rlw, UpGrad,
+    aligned_mtl, cagrad, config, dualproj, fairgrad, famo, gls, gradnorm, gradvac, imtl_g, krum,
+    mgda, nash_mtl, pcgrad, rlw, upgrad, AlignedMtl, CaGrad, Config, DualProj, FairGrad, Famo, Gls,
+    GpuSolve, GradNorm, GradVac, ImtlG, Krum, Mgda, NashMtl, PcGrad, Rlw, UpGrad,
 };
 use taskgrad::reference;
 use taskgrad::Tensor;
@@ -353,6 +353,34 @@ fn aligned_mtl_by_hand() {
 }
 
 #[test]
+fn fairgrad_by_hand() {
+    // Orthogonal g1 = 2e1, g2 = e2: G = diag(4, 1), so (G w)_k = w_k^{−1/α}
+    // gives 4 w1 = w1^{−1/α}, w1 = 4^{−α/(α+1)}, and w2 = 1. α = 1: w = (½, 1).
+    close(
+        "fairgrad α=1",
+        &fairgrad::reference(&orthogonal(), 2, 1.0, 30),
+        &[0.5, 1.0],
+        1e-7,
+    );
+    let a: f64 = 3.0;
+    let want = 4f64.powf(-a / (a + 1.0));
+    close(
+        "fairgrad α=3",
+        &fairgrad::reference(&orthogonal(), 2, a, 30),
+        &[want, 1.0],
+        1e-7,
+    );
+    // α = 1 is Nash-MTL's bargaining point without its clip.
+    let g = gram_of(&[&[1.0, 0.2], &[-0.3, 2.0]]);
+    close(
+        "fairgrad = nash",
+        &fairgrad::reference(&g, 2, 1.0, 30),
+        &nash_mtl::reference(&g, 2, 30, 0.0),
+        1e-9,
+    );
+}
+
+#[test]
 fn krum_by_hand() {
     // g0 = 1, g1 = 1.1, g2 = −5 (on one axis): the nearest-neighbour
     // distances are 0.1, 0.1 and 6; g0 and g1 tie, the lower index wins.
@@ -629,6 +657,27 @@ fn gpu_solves_match_the_cpu_reference() {
             "gradvac step 2",
             gpu_solve(gpu, &GradVac { beta: 0.5, seed: 5 }, &g, &losses, 3),
             want,
+            1e-3,
+        );
+        check(
+            "fairgrad",
+            gpu_solve(gpu, &FairGrad::default(), &g, &losses, 1),
+            fairgrad::reference(&g, k, 1.0, 30),
+            1e-3,
+        );
+        check(
+            "fairgrad alpha 2",
+            gpu_solve(
+                gpu,
+                &FairGrad {
+                    alpha: 2.0,
+                    iters: 30,
+                },
+                &g,
+                &losses,
+                1,
+            ),
+            fairgrad::reference(&g, k, 2.0, 30),
             1e-3,
         );
         check(

@@ -35,6 +35,7 @@ pub mod config;
 pub mod dualproj;
 pub mod dwa;
 mod equal;
+pub mod fairgrad;
 pub mod famo;
 mod fixed;
 pub mod gls;
@@ -58,6 +59,7 @@ pub use config::Config;
 pub use dualproj::DualProj;
 pub use dwa::Dwa;
 pub use equal::Equal;
+pub use fairgrad::FairGrad;
 pub use famo::Famo;
 pub use fixed::Fixed;
 pub use gls::Gls;
@@ -178,6 +180,7 @@ pub const REGISTRY: &[MethodInfo] = &[
     config::INFO,
     aligned_mtl::INFO,
     krum::INFO,
+    fairgrad::INFO,
 ];
 
 /// The registered method names.
