@@ -6,6 +6,13 @@
 //   uw_seeds (before the forward pass):  seed[k] = ∂L/∂L_k = ½ exp(-s_k)
 //   uw_grad  (after the losses):         ds[k]   = ∂L/∂s_k = ½ - seed[k] · L_k
 //
+// IMTL-L (Liu et al., ICLR 2021; LibMTL's IMTL), s_k a learned log scale:
+//
+//   L = Σ_k [ exp(s_k) L_k − s_k ]
+//
+//   imtl_l_seeds (before the forward pass):  seed[k] = ∂L/∂L_k = exp(s_k)
+//   imtl_l_grad  (after the losses):         ds[k]   = ∂L/∂s_k = seed[k] · L_k − 1
+//
 // GradNorm's loss weights (as LibMTL), w = K softmax(s) with s learned:
 //
 //   softmax_seeds (before the forward pass):  seed[k] = K z_k,  z = softmax(s)
@@ -40,6 +47,20 @@ fn uw_seeds(@builtin(local_invocation_id) lid: vec3<u32>) {
 fn uw_grad(@builtin(local_invocation_id) lid: vec3<u32>) {
     let k = lid.x;
     if (k < p.tasks) { out[k] = 0.5 - a[k] * b[k]; }
+}
+
+// out = seed, a = s
+@compute @workgroup_size(64)
+fn imtl_l_seeds(@builtin(local_invocation_id) lid: vec3<u32>) {
+    let k = lid.x;
+    if (k < p.tasks) { out[k] = exp(a[k]); }
+}
+
+// out = ds, a = seed, b = loss
+@compute @workgroup_size(64)
+fn imtl_l_grad(@builtin(local_invocation_id) lid: vec3<u32>) {
+    let k = lid.x;
+    if (k < p.tasks) { out[k] = a[k] * b[k] - 1.0; }
 }
 
 // z_k = softmax(a)_k, each invocation summing over the K logits.

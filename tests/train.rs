@@ -357,6 +357,55 @@ fn uncertainty_weights_and_gradients_by_hand() {
 }
 
 #[test]
+fn imtl_l_scales_and_gradients_by_hand_and_imtl_drives_scaled_losses_towards_one() {
+    let gpu = gpu_or_skip!();
+    // s = [0, ln 2, -ln 2]: seeds exp(s) = [1, 2, 0.5]; losses [1, 4, 0.25]:
+    // ds = seed·L − 1 = [0, 7, −0.875].
+    let s = Tensor::from_slice(gpu, &[3], &[0.0, 2f32.ln(), -(2f32.ln())], "s").unwrap();
+    let seeds = Tensor::zeros(gpu, &[3], "seeds").unwrap();
+    let losses = Tensor::from_slice(gpu, &[3], &[1.0, 4.0, 0.25], "losses").unwrap();
+    let ds = Tensor::zeros(gpu, &[3], "ds").unwrap();
+    let d1 = loss_weighting::imtl_l_seeds(gpu, &s, &seeds).unwrap();
+    let d2 = loss_weighting::imtl_l_grad(gpu, &seeds, &losses, &ds).unwrap();
+    gpu.run(&[&d1, &d2]).unwrap();
+    let got = gpu.read(&[&seeds, &ds]).unwrap();
+    let (want_seeds, want_ds) =
+        mtl::imtl::reference(&[0.0, 2f64.ln(), -(2f64.ln())], &[1.0, 4.0, 0.25]);
+    let f = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<_>>();
+    common::assert_close("IMTL-L seeds", &got[0], &f(&want_seeds), 1e-6, 1e-6);
+    common::assert_close("IMTL-L ds", &got[1], &[0.0, 7.0, -0.875], 1e-6, 1e-6);
+    common::assert_close("IMTL-L ds twin", &got[1], &f(&want_ds), 1e-6, 1e-6);
+    // Trained (IMTL-G over the scaled losses), each log scale moves towards
+    // −log L_k: up for a task whose loss is below 1, down above 1.
+    let (data, split) = common::iris(0);
+    let run = fit(
+        gpu,
+        &data,
+        &split,
+        &[0, 1, 2],
+        mtl::by_name("imtl").unwrap(),
+        &small_cfg(0),
+        &mut |_| {},
+    )
+    .unwrap();
+    let all = run.params.read_all(gpu).unwrap();
+    let scale = &all
+        .iter()
+        .find(|t| t.0 == "weighting.imtl_l.log_scale")
+        .unwrap()
+        .2;
+    let last = &run.history.last().unwrap().train_loss;
+    for k in 0..3 {
+        assert!(
+            (scale[k] as f64) * (1.0 - last[k]) > 0.0,
+            "task {k}: log scale {} with loss {}",
+            scale[k],
+            last[k]
+        );
+    }
+}
+
+#[test]
 fn loss_tracking_sums_and_flags_the_first_non_finite_step() {
     let gpu = gpu_or_skip!();
     let losses = Tensor::zeros(gpu, &[2], "losses").unwrap();

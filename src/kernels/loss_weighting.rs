@@ -39,6 +39,44 @@ pub fn uw_grad(gpu: &Gpu, seeds: &Tensor, losses: &Tensor, dlog_var: &Tensor) ->
     )
 }
 
+/// IMTL-L's seeds: seed\[k\] = exp(s\[k\])
+pub fn imtl_l_seeds(gpu: &Gpu, log_scale: &Tensor, seeds: &Tensor) -> Result<Dispatch> {
+    log_scale.expect_numel("imtl_l_seeds log scales", seeds.numel())?;
+    use Binding::*;
+    record(
+        gpu,
+        "loss_weighting.wgsl",
+        "imtl_l_seeds",
+        &[Uniform, ReadWrite, ReadOnly],
+        &[],
+        &tasks_of(seeds)?,
+        &[seeds, log_scale],
+        [1, 1, 1],
+    )
+}
+
+/// IMTL-L's gradient: ds\[k\] = seed\[k\] · loss\[k\] − 1
+pub fn imtl_l_grad(
+    gpu: &Gpu,
+    seeds: &Tensor,
+    losses: &Tensor,
+    dlog_scale: &Tensor,
+) -> Result<Dispatch> {
+    seeds.expect_numel("imtl_l_grad seeds", dlog_scale.numel())?;
+    losses.expect_numel("imtl_l_grad losses", dlog_scale.numel())?;
+    use Binding::*;
+    record(
+        gpu,
+        "loss_weighting.wgsl",
+        "imtl_l_grad",
+        &[Uniform, ReadWrite, ReadOnly, ReadOnly],
+        &[],
+        &tasks_of(dlog_scale)?,
+        &[dlog_scale, seeds, losses],
+        [1, 1, 1],
+    )
+}
+
 /// seed\[k\] = K softmax(s)_k
 pub fn softmax_seeds(gpu: &Gpu, logits: &Tensor, seeds: &Tensor) -> Result<Dispatch> {
     logits.expect_numel("softmax_seeds logits", seeds.numel())?;

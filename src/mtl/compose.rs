@@ -14,6 +14,9 @@ use crate::nn::ParamBuilder;
 pub struct Compose {
     pub grad: Box<dyn Weighting>,
     pub loss: Box<dyn Weighting>,
+    /// Its name: "composed", or a registered method's that is a composition
+    /// (`imtl`, IMTL-G over IMTL-L).
+    pub label: &'static str,
 }
 
 impl Compose {
@@ -38,13 +41,17 @@ impl Compose {
                 loss.name()
             )));
         }
-        Ok(Compose { grad, loss })
+        Ok(Compose {
+            grad,
+            loss,
+            label: "composed",
+        })
     }
 }
 
 impl Weighting for Compose {
     fn name(&self) -> &'static str {
-        "composed"
+        self.label
     }
     fn capabilities(&self) -> Capabilities {
         let (g, l) = (self.grad.capabilities(), self.loss.capabilities());

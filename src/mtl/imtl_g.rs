@@ -42,7 +42,7 @@ pub struct Params {
 /// The registry's entry.
 pub(crate) const INFO: MethodInfo = MethodInfo {
     name: "imtl_g",
-    aliases: &["imtl"],
+    aliases: &[],
     summary: "IMTL-G (Liu et al. 2021): equal projections onto every task's unit gradient",
     defaults: "",
     min_tasks: 1,

@@ -41,6 +41,7 @@ mod fixed;
 pub mod gls;
 pub mod gradnorm;
 pub mod gradvac;
+pub mod imtl;
 pub mod imtl_g;
 pub mod krum;
 pub mod mgda;
@@ -65,6 +66,7 @@ pub use fixed::Fixed;
 pub use gls::Gls;
 pub use gradnorm::GradNorm;
 pub use gradvac::GradVac;
+pub use imtl::ImtlL;
 pub use imtl_g::ImtlG;
 pub use krum::Krum;
 pub use mgda::Mgda;
@@ -174,6 +176,8 @@ pub const REGISTRY: &[MethodInfo] = &[
     mgda::INFO,
     cagrad::INFO,
     imtl_g::INFO,
+    imtl::INFO_L,
+    imtl::INFO,
     nash_mtl::INFO,
     upgrad::INFO,
     dualproj::INFO,
