@@ -22,6 +22,7 @@ so that both meet the tasks in the same order.
 """
 
 import argparse
+import contextlib
 import re
 import json
 import math
@@ -478,6 +479,35 @@ def main():
         gls.append({"losses": ls.detach().tolist(), "seeds": ls.grad.tolist(),
                     "source": "LibMTL GLS: the gradient of (Π L_k)^{1/K} at the losses"})
 
+    # STCH (mu 1, warm-up 2 epochs here, to keep the sequence short): the
+    # seeds ∂L/∂L_k that LibMTL's backward leaves on the losses, for a run of
+    # 5 epochs of 3 steps on fixed losses.
+    stch_rng = np.random.default_rng(7)
+    stch_losses = f32(stch_rng.uniform(0.2, 3.0, size=(5, 3, 3))).tolist()
+
+    class StchHarness(lw.STCH):
+        def __init__(self):
+            super().__init__()
+            self.task_num = 3
+            self.device = torch.device("cpu")
+            self.rep_grad = False
+
+    h = StchHarness()
+    h.init_param()
+    stch_seeds = []
+    for epoch, steps in enumerate(stch_losses):
+        h.epoch = epoch
+        per_epoch = []
+        for losses in steps:
+            ls = torch.tensor(losses, requires_grad=True)
+            # (It prints its nadir point: to stderr, not into the fixture.)
+            with contextlib.redirect_stdout(sys.stderr):
+                h.backward(ls, STCH_mu=1.0, STCH_warmup_epoch=2)
+            per_epoch.append(ls.grad.tolist())
+        stch_seeds.append(per_epoch)
+    stch = {"mu": 1.0, "warmup": 2, "losses": stch_losses, "seeds": stch_seeds,
+            "source": "LibMTL STCH (mu 1, STCH_warmup_epoch 2): the gradient at the losses, per step"}
+
     fixture = {
         "made_by": "scripts/fidelity_fixtures.py",
         "provenance": {
@@ -492,6 +522,7 @@ def main():
         },
         "cases": out_cases,
         "gls": gls,
+        "stch": stch,
     }
     text = json.dumps(fixture, indent=1)
     # One line per list of numbers.

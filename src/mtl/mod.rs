@@ -49,6 +49,7 @@ pub mod nash_mtl;
 pub mod pcgrad;
 pub mod rlw;
 pub(crate) mod solve;
+pub mod stch;
 mod uncertainty;
 pub mod upgrad;
 
@@ -73,6 +74,7 @@ pub use mgda::Mgda;
 pub use nash_mtl::NashMtl;
 pub use pcgrad::PcGrad;
 pub use rlw::Rlw;
+pub use stch::Stch;
 pub use uncertainty::Uncertainty;
 pub use upgrad::UpGrad;
 
@@ -170,6 +172,7 @@ pub const REGISTRY: &[MethodInfo] = &[
     rlw::INFO,
     famo::INFO,
     gls::INFO,
+    stch::INFO,
     gradnorm::INFO,
     pcgrad::INFO,
     gradvac::INFO,
