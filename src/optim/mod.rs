@@ -28,7 +28,7 @@ pub trait Optimizer {
     /// Change the learning rate (schedules); takes effect at the next [`Optimizer::prepare_step`].
     fn set_lr(&mut self, lr: f32);
     /// Advance the step counter and write this step's settings; call before
-    /// each submit of a step that includes [`Optimizer::dispatch`].
+    /// each submit of a step that includes [`Optimizer::dispatches`].
     fn prepare_step(&mut self, gpu: &Gpu);
     /// The update, recorded once: one dispatch, or one per trainable span
     /// of the arena when some parameters are frozen ([`ParamSet::freeze`]).
