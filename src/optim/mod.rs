@@ -147,7 +147,7 @@ impl OptimizerConfig {
             _ => (state("adam m")?, state("adam v")?),
         };
         let whole = spans.len() == 1 && spans[0] == (0..theta.numel());
-        let mut parts = Vec::new();
+        let mut parts: Vec<Box<dyn Optimizer>> = Vec::new();
         for span in &spans {
             let cut = |t: &Tensor| match whole {
                 true => Ok(t.clone()),
@@ -155,9 +155,10 @@ impl OptimizerConfig {
             };
             parts.push(self.over(gpu, &cut(theta)?, &cut(&s1)?, &cut(&s2)?, &cut(grad)?)?);
         }
-        Ok(match parts.len() {
-            1 => parts.pop().expect("one span"),
-            _ => Box::new(Spanned(parts)),
+        // One span (nothing frozen, or one trainable run): that optimizer alone.
+        Ok(match <[Box<dyn Optimizer>; 1]>::try_from(parts) {
+            Ok([one]) => one,
+            Err(parts) => Box::new(Spanned(parts)),
         })
     }
 
