@@ -224,6 +224,43 @@ fn pinv_apply(k: u32) {
     }
 }
 
+// w > 0 with (G w)_k = w_k^{−q} (q = 1/α of α-fairness; q = 1: Nash-MTL's
+// bargaining point), the stationary point of the convex ½ wᵀGw − Σ f(w_k),
+// f'(w) = w^{−q}: damped Newton (`iters` steps, each keeping w > 0) on
+// G + εI, ε = 1e-8 of the mean diagonal, from w_k = 1/√G_kk; the residual
+// (G + εI) w − w^{−q} and the Hessian G + εI + diag(q w^{−q−1}) solved in
+// `A`, `x`. Nash-MTL and FairGrad. CPU twin: `solve::alpha_fair`.
+fn neg_pow(v: f32, q: f32) -> f32 {
+    if (q == 1.0) { return 1.0 / v; }
+    return pow(v, -q);
+}
+
+fn alpha_fair(q: f32, iters: u32) {
+    let k = p.k;
+    var mean = 0.0;
+    for (var i = 0u; i < k; i = i + 1u) { mean = mean + G[i * k + i]; }
+    mean = mean / f32(k);
+    let eps = 1e-8 * max(mean, 1e-30);
+    for (var i = 0u; i < k; i = i + 1u) { w[i] = 1.0 / sqrt(G[i * k + i] + eps); }
+    for (var it = 0u; it < iters; it = it + 1u) {
+        for (var i = 0u; i < k; i = i + 1u) {
+            let np = neg_pow(w[i], q);
+            x[i] = gdot(i) + eps * w[i] - np;
+            for (var j = 0u; j < k; j = j + 1u) { A[i * k + j] = G[i * k + j]; }
+            A[i * k + i] = A[i * k + i] + eps + q * np / w[i];
+        }
+        solve_linear(k);
+        var s = 1.0;
+        for (var h = 0u; h < 40u; h = h + 1u) {
+            var ok = true;
+            for (var i = 0u; i < k; i = i + 1u) { if (w[i] - s * x[i] <= 0.0) { ok = false; } }
+            if (ok) { break; }
+            s = s * 0.5;
+        }
+        for (var i = 0u; i < k; i = i + 1u) { w[i] = max(w[i] - s * x[i], 1e-12); }
+    }
+}
+
 // A task whose squared gradient norm is at most this fraction of the largest
 // counts as a zero gradient.
 const ZERO_NORM: f32 = 1e-12;

@@ -9,12 +9,12 @@
 //! (α = 1 is proportional fairness, Nash-MTL's bargaining point without its
 //! clip; α → ∞ approaches max-min fairness). That is the stationary point
 //! of the convex ½ wᵀGw − Σ_k f(w_k) with f'(w) = w^{−1/α}, solved here by
-//! damped Newton (`iters` steps, each keeping w > 0) on G + εI, as Nash-MTL's
-//! solve; LibMTL solves the same equations by scipy's `least_squares` from
+//! damped Newton (`iters` steps, each keeping w > 0) on G + εI, the solve
+//! Nash-MTL uses (`solve::alpha_fair`, the prelude's `alpha_fair`); LibMTL solves the same equations by scipy's `least_squares` from
 //! w = 1/K. A zero-gradient task cannot be balanced: with G + εI its weight
 //! grows large and adds nothing to d.
 
-use super::solve::solve_linear;
+use super::solve::alpha_fair;
 use super::{Capabilities, GpuSolve, GradSpace, MethodInfo, SolvePhase};
 use crate::kernels::mtl::SolveShader;
 use crate::solve_shader;
@@ -83,31 +83,7 @@ impl GpuSolve for FairGrad {
 }
 
 /// FairGrad (LibMTL): w > 0 with (G w)_k = w_k^{−1/α}, by damped Newton on
-/// G + εI (ε = 1e-8 of the mean diagonal) from w_k = 1/√G_kk.
+/// G + εI (`solve::alpha_fair`, Nash-MTL's solve with q = 1/α).
 pub fn reference(g: &[f64], k: usize, alpha: f64, iters: usize) -> Vec<f64> {
-    let mean = (0..k).map(|i| g[i * k + i]).sum::<f64>() / k as f64;
-    let eps = 1e-8 * mean.max(1e-30);
-    let p = 1.0 / alpha;
-    let mut w: Vec<f64> = (0..k).map(|i| 1.0 / (g[i * k + i] + eps).sqrt()).collect();
-    for _ in 0..iters {
-        let r: Vec<f64> = (0..k)
-            .map(|i| (0..k).map(|j| g[i * k + j] * w[j]).sum::<f64>() + eps * w[i] - w[i].powf(-p))
-            .collect();
-        let mut h = g.to_vec();
-        for i in 0..k {
-            h[i * k + i] += eps + p * w[i].powf(-p - 1.0);
-        }
-        let delta = solve_linear(&h, &r, k);
-        let mut s = 1.0;
-        for _ in 0..40 {
-            if (0..k).all(|i| w[i] - s * delta[i] > 0.0) {
-                break;
-            }
-            s *= 0.5;
-        }
-        for i in 0..k {
-            w[i] = (w[i] - s * delta[i]).max(1e-12);
-        }
-    }
-    w
+    alpha_fair(g, k, 1.0 / alpha, iters)
 }

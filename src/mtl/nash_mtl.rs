@@ -17,7 +17,7 @@
 //! α₀(Gα)₀ = 0, a direction 0.52 away). A zero-gradient task cannot bargain;
 //! with G + εI its weight grows to 1/√ε and adds nothing to d.
 
-use super::solve::solve_linear;
+use super::solve::alpha_fair;
 use super::{Capabilities, GpuSolve, GradSpace, MethodInfo, SolvePhase};
 use crate::kernels::mtl::SolveShader;
 use crate::solve_shader;
@@ -89,30 +89,7 @@ impl GpuSolve for NashMtl {
 /// α_i (Gα)_i = 1, i.e. the minimiser of ½ αᵀGα - Σ log α_i over α > 0 (convex),
 /// found by damped Newton (`iters` steps) on G + εI.
 pub fn reference(g: &[f64], k: usize, iters: usize, max_norm: f64) -> Vec<f64> {
-    let mean = (0..k).map(|i| g[i * k + i]).sum::<f64>() / k as f64;
-    let eps = 1e-8 * mean.max(1e-30);
-    let mut a: Vec<f64> = (0..k).map(|i| 1.0 / (g[i * k + i] + eps).sqrt()).collect();
-    for _ in 0..iters {
-        let ga: Vec<f64> = (0..k)
-            .map(|i| (0..k).map(|j| g[i * k + j] * a[j]).sum::<f64>() + eps * a[i])
-            .collect();
-        let r: Vec<f64> = (0..k).map(|i| ga[i] - 1.0 / a[i]).collect();
-        let mut h = g.to_vec();
-        for i in 0..k {
-            h[i * k + i] += eps + 1.0 / (a[i] * a[i]);
-        }
-        let delta = solve_linear(&h, &r, k);
-        let mut s = 1.0;
-        for _ in 0..40 {
-            if (0..k).all(|i| a[i] - s * delta[i] > 0.0) {
-                break;
-            }
-            s *= 0.5;
-        }
-        for i in 0..k {
-            a[i] = (a[i] - s * delta[i]).max(1e-12);
-        }
-    }
+    let mut a = alpha_fair(g, k, 1.0, iters);
     // Clip the direction's norm ‖d‖ = √(αᵀGα) to max_norm (0: no clip).
     let q: f64 = (0..k)
         .map(|i| a[i] * (0..k).map(|j| g[i * k + j] * a[j]).sum::<f64>())

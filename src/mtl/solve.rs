@@ -116,6 +116,42 @@ pub fn pinv_apply(m: &[f64], r: &[f64], k: usize) -> Vec<f64> {
     v
 }
 
+/// w > 0 with (G w)_k = w_k^{−q} for every k (q = 1/α of α-fairness; q = 1
+/// is Nash-MTL's bargaining point α_k (Gα)_k = 1): the stationary point of
+/// the convex ½ wᵀGw − Σ_k f(w_k), f'(w) = w^{−q}, by damped Newton (`iters`
+/// steps, each keeping w > 0) on G + εI, ε = 1e-8 of the mean diagonal, from
+/// w_k = 1/√G_kk. The prelude's `alpha_fair`; Nash-MTL and FairGrad.
+pub fn alpha_fair(g: &[f64], k: usize, q: f64, iters: usize) -> Vec<f64> {
+    // w^{−q} and its derivative's magnitude q w^{−q−1}; exact reciprocals at q = 1.
+    let neg_pow = |w: f64, q: f64| if q == 1.0 { 1.0 / w } else { w.powf(-q) };
+    let mean = (0..k).map(|i| g[i * k + i]).sum::<f64>() / k as f64;
+    let eps = 1e-8 * mean.max(1e-30);
+    let mut w: Vec<f64> = (0..k).map(|i| 1.0 / (g[i * k + i] + eps).sqrt()).collect();
+    for _ in 0..iters {
+        let r: Vec<f64> = (0..k)
+            .map(|i| {
+                (0..k).map(|j| g[i * k + j] * w[j]).sum::<f64>() + eps * w[i] - neg_pow(w[i], q)
+            })
+            .collect();
+        let mut h = g.to_vec();
+        for i in 0..k {
+            h[i * k + i] += eps + q * neg_pow(w[i], q) / w[i];
+        }
+        let delta = solve_linear(&h, &r, k);
+        let mut s = 1.0;
+        for _ in 0..40 {
+            if (0..k).all(|i| w[i] - s * delta[i] > 0.0) {
+                break;
+            }
+            s *= 0.5;
+        }
+        for i in 0..k {
+            w[i] = (w[i] - s * delta[i]).max(1e-12);
+        }
+    }
+    w
+}
+
 /// Solve A x = r (n×n, row-major) by Gaussian elimination with partial pivoting.
 pub fn solve_linear(a: &[f64], r: &[f64], n: usize) -> Vec<f64> {
     let mut m = a.to_vec();
