@@ -18,7 +18,7 @@
 //! rounding noise). A zero G (rank 0) gives w = 1, as torchjd's identity.
 
 use super::solve::{jacobi_eigen, PINV_RTOL};
-use super::{Capabilities, GpuSolve, GradSpace, MethodInfo, SolvePhase};
+use super::{Capabilities, GpuSolve, GradSpace, KParams, MethodInfo, SolvePhase};
 use crate::kernels::mtl::SolveShader;
 use crate::solve_shader;
 
@@ -28,16 +28,6 @@ pub struct AlignedMtl;
 
 /// The WGSL solve: the shared prelude, then shaders/mtl/aligned_mtl.wgsl.
 pub const SHADER: SolveShader = solve_shader!("aligned_mtl");
-
-/// The WGSL `Params` of shaders/mtl/aligned_mtl.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct Params {
-    k: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
 
 /// The registry's entry.
 pub(crate) const INFO: MethodInfo = MethodInfo {
@@ -59,15 +49,10 @@ impl GpuSolve for AlignedMtl {
     const INFO: &'static MethodInfo = &INFO;
     const PHASE: SolvePhase = SolvePhase::Weights;
     const SHADER: &'static SolveShader = &SHADER;
-    type Params = Params;
+    type Params = KParams;
 
-    fn params(&self, k: u32) -> Params {
-        Params {
-            k,
-            _pad0: 0,
-            _pad1: 0,
-            _pad2: 0,
-        }
+    fn params(&self, k: u32) -> KParams {
+        KParams::new(k)
     }
 }
 

@@ -19,7 +19,7 @@
 //! down to ~1e-14 of the largest, in f64: f32 cannot).
 
 use super::solve::pinv_apply;
-use super::{Capabilities, GpuSolve, GradSpace, MethodInfo, SolvePhase};
+use super::{Capabilities, GpuSolve, GradSpace, KParams, MethodInfo, SolvePhase};
 use crate::kernels::mtl::SolveShader;
 use crate::solve_shader;
 
@@ -29,16 +29,6 @@ pub struct Config;
 
 /// The WGSL solve: the shared prelude, then shaders/mtl/config.wgsl.
 pub const SHADER: SolveShader = solve_shader!("config");
-
-/// The WGSL `Params` of shaders/mtl/config.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct Params {
-    k: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
 
 /// The registry's entry.
 pub(crate) const INFO: MethodInfo = MethodInfo {
@@ -60,15 +50,10 @@ impl GpuSolve for Config {
     const INFO: &'static MethodInfo = &INFO;
     const PHASE: SolvePhase = SolvePhase::Weights;
     const SHADER: &'static SolveShader = &SHADER;
-    type Params = Params;
+    type Params = KParams;
 
-    fn params(&self, k: u32) -> Params {
-        Params {
-            k,
-            _pad0: 0,
-            _pad1: 0,
-            _pad2: 0,
-        }
+    fn params(&self, k: u32) -> KParams {
+        KParams::new(k)
     }
 }
 

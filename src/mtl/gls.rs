@@ -12,7 +12,7 @@
 //! and the loss kernels run again with them (as FAMO's); in logs, L_k
 //! clamped at 1e-12 (a loss of exactly 0 makes LibMTL's gradient 0/0).
 
-use super::{Capabilities, GpuSolve, MethodInfo, SolvePhase};
+use super::{Capabilities, GpuSolve, KParams, MethodInfo, SolvePhase};
 use crate::kernels::mtl::SolveShader;
 use crate::solve_shader;
 
@@ -22,16 +22,6 @@ pub struct Gls;
 
 /// The WGSL solve: the shared prelude, then shaders/mtl/gls.wgsl.
 pub const SHADER: SolveShader = solve_shader!("gls");
-
-/// The WGSL `Params` of shaders/mtl/gls.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct Params {
-    k: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
 
 /// The registry's entry.
 pub(crate) const INFO: MethodInfo = MethodInfo {
@@ -53,15 +43,10 @@ impl GpuSolve for Gls {
     const INFO: &'static MethodInfo = &INFO;
     const PHASE: SolvePhase = SolvePhase::SeedsAfterForward;
     const SHADER: &'static SolveShader = &SHADER;
-    type Params = Params;
+    type Params = KParams;
 
-    fn params(&self, k: u32) -> Params {
-        Params {
-            k,
-            _pad0: 0,
-            _pad1: 0,
-            _pad2: 0,
-        }
+    fn params(&self, k: u32) -> KParams {
+        KParams::new(k)
     }
 }
 

@@ -18,7 +18,7 @@
 //! near-identical rows: 0.16 apart).
 
 use super::solve::pinv_apply;
-use super::{Capabilities, GpuSolve, GradSpace, MethodInfo, SolvePhase};
+use super::{Capabilities, GpuSolve, GradSpace, KParams, MethodInfo, SolvePhase};
 use crate::kernels::mtl::SolveShader;
 use crate::solve_shader;
 
@@ -28,16 +28,6 @@ pub struct ImtlG;
 
 /// The WGSL solve: the shared prelude, then shaders/mtl/imtl_g.wgsl.
 pub const SHADER: SolveShader = solve_shader!("imtl_g");
-
-/// The WGSL `Params` of shaders/mtl/imtl_g.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct Params {
-    k: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
 
 /// The registry's entry.
 pub(crate) const INFO: MethodInfo = MethodInfo {
@@ -59,15 +49,10 @@ impl GpuSolve for ImtlG {
     const INFO: &'static MethodInfo = &INFO;
     const PHASE: SolvePhase = SolvePhase::Weights;
     const SHADER: &'static SolveShader = &SHADER;
-    type Params = Params;
+    type Params = KParams;
 
-    fn params(&self, k: u32) -> Params {
-        Params {
-            k,
-            _pad0: 0,
-            _pad1: 0,
-            _pad2: 0,
-        }
+    fn params(&self, k: u32) -> KParams {
+        KParams::new(k)
     }
 }
 

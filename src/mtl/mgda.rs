@@ -12,7 +12,7 @@
 //! bound", UB).
 
 use super::solve::{active_set_qp, live_tasks, normalized};
-use super::{Capabilities, GpuSolve, GradSpace, MethodInfo, SolvePhase};
+use super::{Capabilities, GpuSolve, GradSpace, KParams, MethodInfo, SolvePhase};
 use crate::kernels::mtl::SolveShader;
 use crate::solve_shader;
 
@@ -22,16 +22,6 @@ pub struct Mgda;
 
 /// The WGSL solve: the shared prelude, then shaders/mtl/mgda.wgsl.
 pub const SHADER: SolveShader = solve_shader!("mgda");
-
-/// The WGSL `Params` of shaders/mtl/mgda.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct Params {
-    k: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
 
 /// The registry's entry.
 pub(crate) const INFO: MethodInfo = MethodInfo {
@@ -53,15 +43,10 @@ impl GpuSolve for Mgda {
     const INFO: &'static MethodInfo = &INFO;
     const PHASE: SolvePhase = SolvePhase::Weights;
     const SHADER: &'static SolveShader = &SHADER;
-    type Params = Params;
+    type Params = KParams;
 
-    fn params(&self, k: u32) -> Params {
-        Params {
-            k,
-            _pad0: 0,
-            _pad1: 0,
-            _pad2: 0,
-        }
+    fn params(&self, k: u32) -> KParams {
+        KParams::new(k)
     }
 }
 

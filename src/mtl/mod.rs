@@ -401,6 +401,21 @@ impl<M: GpuSolve> Weighting for M {
     }
 }
 
+/// The WGSL `Params` of a solve whose only parameter is K (MGDA, IMTL-G,
+/// ConFIG, Aligned-MTL, GLS): `struct Params { k: u32, _pad0: u32, _pad1: u32, _pad2: u32 }`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct KParams {
+    k: u32,
+    _pad: [u32; 3],
+}
+
+impl KParams {
+    pub fn new(k: u32) -> KParams {
+        KParams { k, _pad: [0; 3] }
+    }
+}
+
 /// Where a solve runs in the step and what it writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SolvePhase {
