@@ -38,7 +38,7 @@
 use std::path::PathBuf;
 
 use clap::Parser;
-use taskgrad::cli::compare::{write_results_csv, CompareOutcome};
+use taskgrad::cli::compare::{with_finetuned, write_results_csv, CompareOutcome};
 use taskgrad::data::multimnist::{make_pairs, Digits, Encoded, TASKS};
 use taskgrad::nn::{Freeze, LayerSpec};
 use taskgrad::optim::OptimizerKind;
@@ -166,11 +166,9 @@ fn run(args: Args) -> taskgrad::Result<()> {
         }
     }
     // Each method's fine-tuned row after its own.
-    let (methods, results): (Vec<String>, Vec<_>) = match args.finetune {
+    let (methods, results) = match args.finetune {
         None => (methods, results),
-        Some(_) => (methods.iter().zip(results).zip(finetuned))
-            .flat_map(|((m, r), f)| [(m.clone(), r), (format!("{m}+ft"), f)])
-            .unzip(),
+        Some(_) => with_finetuned(&methods, results, finetuned),
     };
     let outcome = CompareOutcome {
         tasks: TASKS.iter().map(|t| t.0.to_string()).collect(),

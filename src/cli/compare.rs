@@ -154,7 +154,8 @@ pub fn prepare_compare(
 }
 
 /// Each model's test metrics: `[seed][task]`.
-type PerSeed = Vec<Vec<TaskMetrics>>;
+/// Per seed, each task's test metrics.
+pub type PerSeed = Vec<Vec<TaskMetrics>>;
 
 /// What a comparison measured.
 pub struct CompareOutcome {
@@ -221,12 +222,9 @@ pub fn execute_compare(
             }
         }
     }
-    // Each method's fine-tuned row just after its own.
     let (methods, results) = match p.finetune {
         None => (p.methods, results),
-        Some(_) => (p.methods.iter().zip(results).zip(finetuned))
-            .flat_map(|((m, r), f)| [(m.clone(), r), (format!("{m}+ft"), f)])
-            .unzip(),
+        Some(_) => with_finetuned(&p.methods, results, finetuned),
     };
     if baselines.iter().flatten().count() == 0 {
         return Err(Error::InvalidConfig(
@@ -241,9 +239,25 @@ pub fn execute_compare(
         results,
         files: Vec::new(),
     };
-    let out = &p.settings.out;
+    outcome.files = write_outputs(&p.settings.out, &outcome)?;
+    Ok(outcome)
+}
+
+/// The rows of `methods`, each followed by its fine-tuned row `<method>+ft`.
+pub fn with_finetuned(
+    methods: &[String],
+    results: Vec<PerSeed>,
+    finetuned: Vec<PerSeed>,
+) -> (Vec<String>, Vec<PerSeed>) {
+    (methods.iter().zip(results).zip(finetuned))
+        .flat_map(|((m, r), f)| [(m.clone(), r), (format!("{m}+ft"), f)])
+        .unzip()
+}
+
+/// results.csv, results.txt and the plot, each written whole or not at all.
+fn write_outputs(out: &Path, outcome: &CompareOutcome) -> Result<Vec<PathBuf>> {
     let csv_path = out.join("results.csv");
-    write_atomically(&csv_path, |tmp| write_results_csv(tmp, &outcome))?;
+    write_atomically(&csv_path, |tmp| write_results_csv(tmp, outcome))?;
     let table_path = out.join("results.txt");
     let table = outcome.table();
     write_atomically(&table_path, |tmp| {
@@ -253,9 +267,8 @@ pub fn execute_compare(
         })
     })?;
     let mut files = vec![csv_path, table_path];
-    files.extend(write_plot(out, &outcome)?);
-    outcome.files = files;
-    Ok(outcome)
+    files.extend(write_plot(out, outcome)?);
+    Ok(files)
 }
 
 /// Mean and sample standard deviation (0 for one value).
