@@ -287,42 +287,24 @@ fn a_warm_start_refuses_a_kept_head_of_another_shape_and_a_model_that_shares_not
         t.1[last] = 4;
         t.2 = vec![0.0; t.1.iter().product()];
     }
-    let c = TrainConfig {
-        init: warm(&wrong),
-        ..cfg(1)
+    // The warm start's refusal, as text.
+    let refusal = |from: &[NamedTensor], what: &str| {
+        let c = TrainConfig {
+            init: warm(from),
+            ..cfg(1)
+        };
+        let equal = mtl::by_name("equal").unwrap();
+        fit(gpu, &data, &split, &[0], equal, &c, &mut |_| {})
+            .err()
+            .expect(what)
+            .to_string()
     };
-    let e = fit(
-        gpu,
-        &data,
-        &split,
-        &[0],
-        mtl::by_name("equal").unwrap(),
-        &c,
-        &mut |_| {},
-    )
-    .err()
-    .expect("a head of four classes for three")
-    .to_string();
+    let e = refusal(&wrong, "a head of four classes for three");
     assert!(
         e.contains("head.species.out") && e.contains("keep its classes"),
         "{e}"
     );
     let unrelated = vec![("other.weight".to_string(), vec![2], vec![1.0, 2.0])];
-    let c = TrainConfig {
-        init: warm(&unrelated),
-        ..cfg(1)
-    };
-    let e = fit(
-        gpu,
-        &data,
-        &split,
-        &[0],
-        mtl::by_name("equal").unwrap(),
-        &c,
-        &mut |_| {},
-    )
-    .err()
-    .expect("nothing shared")
-    .to_string();
+    let e = refusal(&unrelated, "nothing shared");
     assert!(e.contains("shares no parameter"), "{e}");
 }

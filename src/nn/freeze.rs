@@ -111,14 +111,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parse_reads_the_three_forms() {
-        assert_eq!(Freeze::parse("none").unwrap(), Freeze::None);
-        assert_eq!(Freeze::parse(" Trunk ").unwrap(), Freeze::Shared);
-        assert_eq!(Freeze::parse("shared").unwrap(), Freeze::Shared);
+    fn parse_reads_the_three_forms() -> Result<()> {
+        assert_eq!(Freeze::parse("none")?, Freeze::None);
+        assert_eq!(Freeze::parse(" Trunk ")?, Freeze::Shared);
+        assert_eq!(Freeze::parse("shared")?, Freeze::Shared);
         assert_eq!(
-            Freeze::parse("trunk.0, embed").unwrap(),
+            Freeze::parse("trunk.0, embed")?,
             Freeze::Named(vec!["trunk.0".into(), "embed".into()])
         );
+        Ok(())
     }
 
     #[test]
