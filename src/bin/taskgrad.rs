@@ -431,16 +431,7 @@ fn finetune(matches: &ArgMatches, args: &FinetuneArgs) -> Result<()> {
     let gpu = Gpu::new()?;
     eprintln!("adapter: {}", gpu.report);
     taskgrad::cli::tune_matmul(&gpu)?;
-    let parent_tasks = taskgrad::model::checkpoint::load(&args.model)?
-        .meta
-        .schema
-        .tasks;
-    let before = finetune::parent_metrics(&gpu, &settings, &args.model)?;
-    let parent: Vec<(String, _)> = parent_tasks
-        .into_iter()
-        .map(|t| t.name)
-        .zip(before)
-        .collect();
+    let parent = finetune::parent_metrics(&gpu, &settings, &args.model)?;
     let mut outcomes = Vec::new();
     for mut p in prepared {
         let task = p.data.tasks[0].name.clone();

@@ -67,9 +67,13 @@ fn safe_folder(name: &str) -> PathBuf {
     }
 }
 
-/// The model's own test metrics, every task, on the rows the fine-tuning
-/// runs test on (the model's split of `s.data`, as `--init` makes it).
-pub fn parent_metrics(gpu: &Gpu, s: &RunSettings, model: &Path) -> Result<Vec<TaskMetrics>> {
+/// The model's own test metrics, each task's by its name, on the rows the
+/// fine-tuning runs test on (the model's split of `s.data`, as `--init` makes it).
+pub fn parent_metrics(
+    gpu: &Gpu,
+    s: &RunSettings,
+    model: &Path,
+) -> Result<Vec<(String, TaskMetrics)>> {
     let ck = checkpoint::load(model)?;
     let parent = (model.to_path_buf(), ck);
     let split = parent.1.meta.split.clone();
@@ -84,7 +88,9 @@ pub fn parent_metrics(gpu: &Gpu, s: &RunSettings, model: &Path) -> Result<Vec<Ta
     let loaded = load_data(&s, Some(&parent), &mut |_, _| {})?;
     let seeded = for_seed(&loaded, &s, s.seed, Some(&parent))?;
     let net = Model::from_checkpoint(gpu, &parent.1, model)?;
-    net.evaluate_rows(gpu, &seeded.data, &seeded.split.test)
+    let metrics = net.evaluate_rows(gpu, &seeded.data, &seeded.split.test)?;
+    let names = parent.1.meta.schema.tasks.iter().map(|t| t.name.clone());
+    Ok(names.zip(metrics).collect())
 }
 
 /// Each fine-tuned task's test metrics beside the model's own (`parent`,
