@@ -316,7 +316,7 @@ def main():
     import scipy
     import cvxpy
     from importlib.metadata import version
-    from torchjd.aggregation import AlignedMTL, CAGrad, ConFIG, DualProj, IMTLG, Krum, NashMTL, UPGrad
+    from torchjd.aggregation import AlignedMTL, CAGrad, ConFIG, DualProj, GradDrop, IMTLG, Krum, NashMTL, TrimmedMean, UPGrad
     from torchjd.aggregation._krum import KrumWeighting
     from torchjd.aggregation._aligned_mtl import AlignedMTLWeighting
     from torchjd.aggregation._dualproj import DualProjWeighting
@@ -433,6 +433,22 @@ def main():
         if k >= 4:  # Multi-Krum: two selected, one adversary allowed
             d, w = torchjd_direction(Krum(n_byzantine=1, n_selected=2), KrumWeighting(n_byzantine=1, n_selected=2), g)
             m["krum_f1_m2"] = {"refs": [entry("torchjd Krum(n_byzantine=1, n_selected=2)", d, w)]}
+
+        if k >= 3:  # TrimmedMean(trim_number = 1) needs K ≥ 3
+            d, _ = torchjd_direction(TrimmedMean(trim_number=1), None, g)
+            m["trimmed_mean"] = {"refs": [entry("torchjd TrimmedMean(trim_number=1)", d)]}
+
+        # GradDrop draws U_c with torch.rand; here they are taskgrad's draws
+        # uniform(seed 0, step 0, c), so that the fixture fixes what the GPU draws.
+        u = torch.tensor([uniform(0, 0, c) for c in range(g.shape[1])], dtype=torch.float64)
+        real_rand = torch.rand
+        torch.rand = lambda *a, **kw: u.clone()
+        try:
+            d, _ = torchjd_direction(GradDrop(), None, g)
+        finally:
+            torch.rand = real_rand
+        m["graddrop"] = {"refs": [entry("torchjd GradDrop() (leak 0; torch.rand replaced by taskgrad's "
+                                        "draws uniform(0, 0, c))", d)]}
 
         if not degenerate:  # a zero or repeated row has no α-fair point
             d, w = libmtl_direction(lw.FairGrad, g, {"FairGrad_alpha": 1.0})

@@ -120,7 +120,7 @@ fn run_steps(gpu: &taskgrad::Gpu, method: &str, case: &Case, steps: usize) -> Ag
 }
 
 /// The methods compared (registry names, each with its defaults).
-const METHODS: [&str; 12] = [
+const METHODS: [&str; 14] = [
     "pcgrad",
     "gradvac",
     "mgda",
@@ -133,6 +133,8 @@ const METHODS: [&str; 12] = [
     "krum",
     "fairgrad",
     "nash_mtl",
+    "trimmed_mean",
+    "graddrop",
 ];
 
 /// Where taskgrad and a reference part, and why: (case, method, the
@@ -204,11 +206,11 @@ fn every_method_agrees_with_its_reference_implementation() {
     for case in &fx.cases {
         assert_eq!(case.rows.len(), case.k * case.p, "{}", case.name);
         for method in METHODS {
-            // Krum is defined from three tasks on; FairGrad has no α-fair
-            // point with a zero or repeated row.
+            // Krum and TrimmedMean are defined from three tasks on; FairGrad
+            // has no α-fair point with a zero or repeated row.
             let Some(m) = case.methods.get(method) else {
-                let why =
-                    (method == "krum" && case.k < 3) || (method == "fairgrad" && case.degenerate);
+                let why = (["krum", "trimmed_mean"].contains(&method) && case.k < 3)
+                    || (method == "fairgrad" && case.degenerate);
                 assert!(why, "{} lacks {method}", case.name);
                 continue;
             };
@@ -382,6 +384,39 @@ fn each_method_has_its_defining_property() {
             assert!(
                 (prod - 1.0).abs() <= 1e-3,
                 "{name} fairgrad w_{j}(Gw)_{j} = {prod}"
+            );
+        }
+
+        // TrimmedMean (trim 1): robust to one task, however large. Row 0
+        // blown up 10⁴ times leaves every coordinate within the range of the
+        // other rows' values there.
+        if k >= 3 {
+            let mut rows: Vec<f32> = case.rows.iter().map(|&v| v as f32).collect();
+            rows[..p].iter_mut().for_each(|v| *v *= 1e4);
+            let mut tm = taskgrad::mtl::TrimmedMean::default();
+            let d = aggregate_with(gpu, &mut tm, &rows, k).unwrap().direction;
+            for (c, &v) in d.iter().enumerate() {
+                let others = (1..k).map(|i| case.rows[i * p + c]);
+                let (lo, hi) = others.fold((f64::MAX, f64::MIN), |(l, h), x| (l.min(x), h.max(x)));
+                let v = v as f64;
+                assert!(
+                    v >= lo - 1e-6 && v <= hi + 1e-6,
+                    "{name} trimmed_mean [{c}]: {v} ∉ [{lo}, {hi}]"
+                );
+            }
+        }
+
+        // GradDrop: each coordinate keeps one sign, the sum of its positive
+        // parts or of its negative parts, never a mix.
+        let d = run(gpu, "graddrop", case).direction;
+        for (c, &v) in d.iter().enumerate() {
+            let col = (0..k).map(|i| case.rows[i * p + c]);
+            let pos: f64 = col.clone().map(|x| x.max(0.0)).sum();
+            let neg: f64 = col.map(|x| x.min(0.0)).sum();
+            let v = v as f64;
+            assert!(
+                (v - pos).abs() <= 1e-5 * scale || (v - neg).abs() <= 1e-5 * scale,
+                "{name} graddrop [{c}]: {v} is neither {pos} nor {neg}"
             );
         }
 

@@ -515,3 +515,37 @@ fn the_shared_parameters_are_one_segment_and_an_intruder_is_caught() {
         "{err}"
     );
 }
+
+#[test]
+fn a_coordinate_wise_method_replaces_the_weighted_sum_in_the_step() {
+    // TrimmedMean with trim 0 is the mean of the rows: the trunk's gradient
+    // (8·2 + 8 + 6·8 + 6 = 78 values) is Σ_k g_k / 3 where equal weights give
+    // Σ_k g_k, in either space; the heads get their own task's gradient both ways.
+    let gpu = gpu_or_skip!();
+    let (data, split) = common::iris(0);
+    let (equal, _) = one_step(
+        gpu,
+        &data,
+        &split,
+        &mut mtl::Equal,
+        Some(GradSpace::Parameters),
+    );
+    for space in [GradSpace::Parameters, GradSpace::Representation] {
+        let mut tm = mtl::TrimmedMean { trim: 0 };
+        let (got, _) = one_step(gpu, &data, &split, &mut tm, Some(space));
+        let tol = |v: f32| 1e-5 + 1e-4 * v.abs();
+        // The trunk's parameters come first in the arena.
+        for (i, (g, e)) in got.iter().zip(&equal).enumerate() {
+            let want = if i < 78 { e / 3.0 } else { *e };
+            assert!(
+                (g - want).abs() <= tol(*e),
+                "{space:?} [{i}]: {g}, want {want}"
+            );
+        }
+        let live = equal[..78].iter().filter(|e| e.abs() > 1e-6).count();
+        assert!(
+            live > 60,
+            "{space:?}: only {live} trunk gradients are not zero"
+        );
+    }
+}

@@ -6,8 +6,8 @@
 use std::path::Path;
 
 /// Every shader as the crate compiles it: the files of `kernels::SHADERS`,
-/// each registered method's solve (prelude + file) and the kernels of the
-/// task kinds and layers that bring their own.
+/// each registered method's solve (prelude + file) or coordinate-wise
+/// combination, and the kernels of the task kinds and layers that bring their own.
 fn all_sources() -> Vec<(String, &'static str)> {
     let mut all: Vec<(String, &'static str)> = taskgrad::kernels::SHADERS
         .iter()
@@ -21,7 +21,8 @@ fn all_sources() -> Vec<(String, &'static str)> {
     let units = taskgrad::task::REGISTRY
         .iter()
         .filter_map(|k| k.shader)
-        .chain(taskgrad::nn::layer::LAYERS.iter().filter_map(|l| l.shader));
+        .chain(taskgrad::nn::layer::LAYERS.iter().filter_map(|l| l.shader))
+        .chain(taskgrad::mtl::COMBINE_SHADERS.iter().copied().copied());
     for shader in units {
         all.push((shader.file.to_string(), shader.source));
     }
@@ -150,6 +151,35 @@ fn every_method_solve_validates_with_its_prelude() {
     assert_eq!(
         files, listed,
         "shaders/mtl/ and the registry's solves disagree"
+    );
+}
+
+#[test]
+fn every_coordinate_wise_combination_validates() {
+    // Each file of shaders/combine/ is one method's combination
+    // (mtl::COMBINE_SHADERS), compiled as it stands.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders/combine");
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .expect("shaders/combine/ exists")
+        .map(|e| {
+            let name = e.expect("dir entry").file_name();
+            format!("combine/{}", name.into_string().expect("utf-8 name"))
+        })
+        .filter(|n| n.ends_with(".wgsl"))
+        .collect();
+    files.sort();
+    let mut listed = Vec::new();
+    for shader in taskgrad::mtl::COMBINE_SHADERS {
+        validate(shader.file, shader.source);
+        let file = std::fs::read_to_string(dir.join(shader.file.trim_start_matches("combine/")))
+            .expect("a listed file exists");
+        assert_eq!(shader.source, file, "{}: holds something else", shader.file);
+        listed.push(shader.file.to_string());
+    }
+    listed.sort();
+    assert_eq!(
+        files, listed,
+        "shaders/combine/ and mtl::COMBINE_SHADERS disagree"
     );
 }
 

@@ -29,7 +29,8 @@ use crate::nn::ParamBuilder;
 pub struct Aggregation {
     /// P values.
     pub direction: Vec<f32>,
-    /// K weights.
+    /// K weights; empty for a method that combines coordinate by coordinate
+    /// (GradDrop, TrimmedMean), which no weights describe.
     pub weights: Vec<f32>,
 }
 
@@ -104,14 +105,24 @@ pub async fn aggregate_with_async(
     };
     let plan = method.build(gpu, &ctx)?;
     let gd = gram::gram(gpu, &g, &gram_m)?;
-    let combine = gram::combine(gpu, &g, &weights, &direction)?;
+    let combine = if method.coordinate_wise() {
+        method.record_combine(gpu, &g, &direction)?
+    } else {
+        gram::combine(gpu, &g, &weights, &direction)?
+    };
     let mut ds = vec![&gd.partial, &gd.finish];
     ds.extend(plan.after_gram.iter());
     ds.push(&combine);
     gpu.run(&ds)?;
     let mut got = gpu.read_async(&[&direction, &weights]).await?;
+    let weights = got.remove(1);
     Ok(Aggregation {
-        weights: got.remove(1),
+        // No weights make a coordinate-wise combination.
+        weights: if method.coordinate_wise() {
+            Vec::new()
+        } else {
+            weights
+        },
         direction: got.remove(0),
     })
 }

@@ -7,8 +7,9 @@
 
 use super::{Capabilities, Weighting, WeightingContext, WeightingPlan};
 use crate::error::{Error, Result};
-use crate::gpu::Gpu;
 use crate::gpu::Tensor;
+use crate::gpu::{Dispatch, Gpu};
+use crate::kernels::gram::GradRows;
 use crate::nn::ParamBuilder;
 
 pub struct Compose {
@@ -85,5 +86,11 @@ impl Weighting for Compose {
     fn on_epoch_end(&mut self, gpu: &Gpu, seeds: &Tensor, train_losses: &[f64]) -> Result<()> {
         self.grad.on_epoch_end(gpu, seeds, train_losses)?;
         self.loss.on_epoch_end(gpu, seeds, train_losses)
+    }
+    fn coordinate_wise(&self) -> bool {
+        self.grad.coordinate_wise()
+    }
+    fn record_combine(&self, gpu: &Gpu, rows: &GradRows, out: &Tensor) -> Result<Dispatch> {
+        self.grad.record_combine(gpu, rows, out)
     }
 }

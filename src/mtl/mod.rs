@@ -39,6 +39,7 @@ pub mod fairgrad;
 pub mod famo;
 mod fixed;
 pub mod gls;
+pub mod graddrop;
 pub mod gradnorm;
 pub mod gradvac;
 pub mod imtl;
@@ -50,6 +51,7 @@ pub mod pcgrad;
 pub mod rlw;
 pub(crate) mod solve;
 pub mod stch;
+pub mod trimmed_mean;
 mod uncertainty;
 pub mod upgrad;
 
@@ -65,6 +67,7 @@ pub use fairgrad::FairGrad;
 pub use famo::Famo;
 pub use fixed::Fixed;
 pub use gls::Gls;
+pub use graddrop::GradDrop;
 pub use gradnorm::GradNorm;
 pub use gradvac::GradVac;
 pub use imtl::ImtlL;
@@ -75,6 +78,7 @@ pub use nash_mtl::NashMtl;
 pub use pcgrad::PcGrad;
 pub use rlw::Rlw;
 pub use stch::Stch;
+pub use trimmed_mean::TrimmedMean;
 pub use uncertainty::Uncertainty;
 pub use upgrad::UpGrad;
 
@@ -83,6 +87,7 @@ use crate::gpu::Dispatch;
 use crate::gpu::Gpu;
 use crate::gpu::Tensor;
 use crate::kernels;
+use crate::kernels::gram::GradRows;
 use crate::kernels::mtl::{SolveShader, STATE_LEN};
 use crate::nn::{ParamBuilder, ParamSet};
 
@@ -188,7 +193,14 @@ pub const REGISTRY: &[MethodInfo] = &[
     aligned_mtl::INFO,
     krum::INFO,
     fairgrad::INFO,
+    graddrop::INFO,
+    trimmed_mean::INFO,
 ];
+
+/// The kernels of the methods that combine coordinate by coordinate
+/// ([`Weighting::record_combine`]), the files of `shaders/combine/`, for the
+/// naga validation test.
+pub const COMBINE_SHADERS: &[&crate::kernels::Shader] = &[&graddrop::SHADER, &trimmed_mean::SHADER];
 
 /// The registered method names.
 pub fn names() -> Vec<&'static str> {
@@ -231,6 +243,23 @@ pub trait Weighting {
     /// Called after each epoch with its mean training loss per task (DWA).
     fn on_epoch_end(&mut self, _gpu: &Gpu, _seeds: &Tensor, _train_losses: &[f64]) -> Result<()> {
         Ok(())
+    }
+    /// It combines the per-task gradient rows coordinate by coordinate
+    /// (GradDrop, TrimmedMean), not as a weighted sum Σ_k w_k g_k: the step
+    /// records [`Weighting::record_combine`] in place of the weighted sum.
+    fn coordinate_wise(&self) -> bool {
+        false
+    }
+    /// The dispatch that writes `out` (N values) from the K rows, when
+    /// [`Weighting::coordinate_wise`]; recorded after [`Weighting::build`].
+    fn record_combine(&self, _gpu: &Gpu, _rows: &GradRows, _out: &Tensor) -> Result<Dispatch> {
+        Err(Error::internal(
+            "record_combine",
+            format!(
+                "{} combines by weights, not coordinate by coordinate",
+                self.name()
+            ),
+        ))
     }
 }
 

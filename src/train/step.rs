@@ -226,6 +226,35 @@ pub fn trace(
 pub struct PerTaskPath {
     pub gram: Vec<Dispatch>,
     pub combine: Vec<Dispatch>,
+    /// The K gradient rows, and the buffer their weighted sum goes into
+    /// (None when each row is weighted on its own): where a coordinate-wise
+    /// method ([`Weighting::coordinate_wise`]) records its combination instead.
+    pub rows: Option<(GradRows, Option<Tensor>)>,
+}
+
+impl PerTaskPath {
+    /// The weighted sum replaced by `weighting`'s own combination, when it
+    /// combines coordinate by coordinate (GradDrop, TrimmedMean).
+    fn combine_with(mut self, gpu: &Gpu, weighting: &dyn Weighting) -> Result<PerTaskPath> {
+        if !weighting.coordinate_wise() {
+            return Ok(self);
+        }
+        match &self.rows {
+            Some((rows, Some(out))) => {
+                self.combine = vec![weighting.record_combine(gpu, rows, out)?]
+            }
+            Some((_, None)) => {
+                return Err(Error::InvalidConfig(format!(
+                    "{} combines the task gradients coordinate by coordinate, which cannot be \
+                     done at one representation per task (mmoe, cgc, ple): take its gradients \
+                     in parameter space (--space params)",
+                    weighting.name()
+                )))
+            }
+            None => {}
+        }
+        Ok(self)
+    }
 }
 
 /// Phase 4, parameter space: K passes through the trunk, pass k writing the
@@ -268,6 +297,7 @@ pub fn per_task_in_parameters(
     Ok(PerTaskPath {
         gram: vec![gd.partial, gd.finish],
         combine: vec![gram::combine(gpu, &rows, &tb.combine, &target)?],
+        rows: Some((rows, Some(target))),
     })
 }
 
@@ -306,16 +336,19 @@ pub fn per_task_in_representation(
         return Ok(PerTaskPath {
             gram: vec![gd.partial, gd.finish],
             combine: vec![combine],
+            rows: Some((rows, None)),
         });
     }
     let dz_sum = Tensor::zeros(gpu, &traced.z_shape, "combined representation gradient")?;
-    let combine = gram::combine(gpu, &rows, &tb.combine, &dz_sum.reshape(&[z_len])?)?;
+    let sum_into = dz_sum.reshape(&[z_len])?;
+    let combine = gram::combine(gpu, &rows, &tb.combine, &sum_into)?;
     if trunk_has_params {
         tape.backward_from(traced.zs[0], &dz_sum)?;
     }
     Ok(PerTaskPath {
         gram: vec![gd.partial, gd.finish],
         combine: vec![combine],
+        rows: Some((rows, Some(sum_into))),
     })
 }
 
@@ -524,6 +557,7 @@ impl Program {
             combine: &tb.combine,
         };
         let weights: WeightingPlan = weighting.build(gpu, &ctx)?;
+        let path = path.combine_with(gpu, weighting)?;
         let graph = tape.graph();
 
         let cast = cast_weights(gpu, params, opts)?;
