@@ -18,7 +18,7 @@
 //! This is what torchjd's aggregators do for a Jacobian; [`aggregate_with`]
 //! takes a method with chosen settings and also returns its weights.
 
-use super::{by_name, Weighting, WeightingContext};
+use super::{by_name, GradSpace, Weighting, WeightingContext};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Tensor};
 use crate::kernels::gram::{self, GradRows};
@@ -104,13 +104,18 @@ pub async fn aggregate_with_async(
         combine: &weights,
     };
     let plan = method.build(gpu, &ctx)?;
+    let (memory, g) = match method.record_memory(gpu, &g, GradSpace::Parameters)? {
+        Some((update, rows)) => (update, rows),
+        None => (Vec::new(), g),
+    };
     let gd = gram::gram(gpu, &g, &gram_m)?;
     let combine = if method.coordinate_wise() {
         method.record_combine(gpu, &g, &direction)?
     } else {
         gram::combine(gpu, &g, &weights, &direction)?
     };
-    let mut ds = vec![&gd.partial, &gd.finish];
+    let mut ds: Vec<_> = memory.iter().collect();
+    ds.extend([&gd.partial, &gd.finish]);
     ds.extend(plan.after_gram.iter());
     ds.push(&combine);
     gpu.run(&ds)?;

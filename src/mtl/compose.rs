@@ -5,7 +5,7 @@
 //! the gradient of w_k L_k; the gradient method then combines those rows from
 //! their Gram matrix as usual. Task-specific (head) parameters get w_k ∇L_k.
 
-use super::{Capabilities, Weighting, WeightingContext, WeightingPlan};
+use super::{Capabilities, GradSpace, Weighting, WeightingContext, WeightingPlan};
 use crate::error::{Error, Result};
 use crate::gpu::Tensor;
 use crate::gpu::{Dispatch, Gpu};
@@ -86,6 +86,14 @@ impl Weighting for Compose {
     fn on_epoch_end(&mut self, gpu: &Gpu, seeds: &Tensor, train_losses: &[f64]) -> Result<()> {
         self.grad.on_epoch_end(gpu, seeds, train_losses)?;
         self.loss.on_epoch_end(gpu, seeds, train_losses)
+    }
+    fn record_memory(
+        &mut self,
+        gpu: &Gpu,
+        rows: &GradRows,
+        space: GradSpace,
+    ) -> Result<Option<(Vec<Dispatch>, GradRows)>> {
+        self.grad.record_memory(gpu, rows, space)
     }
     fn coordinate_wise(&self) -> bool {
         self.grad.coordinate_wise()

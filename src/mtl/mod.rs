@@ -244,6 +244,19 @@ pub trait Weighting {
     fn on_epoch_end(&mut self, _gpu: &Gpu, _seeds: &Tensor, _train_losses: &[f64]) -> Result<()> {
         Ok(())
     }
+    /// A memory of the per-task gradients (DB-MTL's and MoCo's moving
+    /// averages): the dispatches that update it from this step's `rows`, and
+    /// the rows the Gram matrix and the combination then use in their place.
+    /// Recorded after [`Weighting::build`]; `space` says what the rows are.
+    /// None (the default): the rows themselves.
+    fn record_memory(
+        &mut self,
+        _gpu: &Gpu,
+        _rows: &GradRows,
+        _space: GradSpace,
+    ) -> Result<Option<(Vec<Dispatch>, GradRows)>> {
+        Ok(None)
+    }
     /// It combines the per-task gradient rows coordinate by coordinate
     /// (GradDrop, TrimmedMean), not as a weighted sum Σ_k w_k g_k: the step
     /// records [`Weighting::record_combine`] in place of the weighted sum.

@@ -226,24 +226,46 @@ pub fn trace(
 pub struct PerTaskPath {
     pub gram: Vec<Dispatch>,
     pub combine: Vec<Dispatch>,
-    /// The K gradient rows, and the buffer their weighted sum goes into
-    /// (None when each row is weighted on its own): where a coordinate-wise
-    /// method ([`Weighting::coordinate_wise`]) records its combination instead.
-    pub rows: Option<(GradRows, Option<Tensor>)>,
 }
 
-impl PerTaskPath {
-    /// The weighted sum replaced by `weighting`'s own combination, when it
-    /// combines coordinate by coordinate (GradDrop, TrimmedMean).
-    fn combine_with(mut self, gpu: &Gpu, weighting: &dyn Weighting) -> Result<PerTaskPath> {
-        if !weighting.coordinate_wise() {
-            return Ok(self);
-        }
-        match &self.rows {
-            Some((rows, Some(out))) => {
-                self.combine = vec![weighting.record_combine(gpu, rows, out)?]
-            }
-            Some((_, None)) => {
+/// Where the combination of the K rows goes.
+pub enum Combined {
+    /// One buffer of N: Σ_k w_k g_k (or a coordinate-wise method's combination).
+    Sum(Tensor),
+    /// K rows of the rows' stride, each task's weighted on its own: w_k g_k.
+    EachRow(Tensor),
+}
+
+/// The K per-task gradient rows of a step, before their reduction.
+pub struct PerTaskRows {
+    pub rows: GradRows,
+    pub into: Combined,
+}
+
+impl PerTaskRows {
+    /// The reduction, once `weighting` is built: its memory of past rows if
+    /// it keeps one ([`Weighting::record_memory`]: DB-MTL, MoCo), the Gram
+    /// matrix of the rows it uses, and their combination, a weighted sum or
+    /// its own coordinate-wise one ([`Weighting::coordinate_wise`]:
+    /// GradDrop, TrimmedMean).
+    fn reduce(
+        self,
+        gpu: &Gpu,
+        weighting: &mut dyn Weighting,
+        space: GradSpace,
+        tb: &TaskBuffers,
+    ) -> Result<PerTaskPath> {
+        let (mut gram, rows) = match weighting.record_memory(gpu, &self.rows, space)? {
+            Some((update, rows)) => (update, rows),
+            None => (Vec::new(), self.rows),
+        };
+        let gd = gram::gram(gpu, &rows, &tb.gram)?;
+        gram.extend([gd.partial, gd.finish]);
+        let combine = match (&self.into, weighting.coordinate_wise()) {
+            (Combined::Sum(out), false) => gram::combine(gpu, &rows, &tb.combine, out)?,
+            (Combined::Sum(out), true) => weighting.record_combine(gpu, &rows, out)?,
+            (Combined::EachRow(out), false) => gram::scale_rows(gpu, &rows, &tb.combine, out)?,
+            (Combined::EachRow(_), true) => {
                 return Err(Error::InvalidConfig(format!(
                     "{} combines the task gradients coordinate by coordinate, which cannot be \
                      done at one representation per task (mmoe, cgc, ple): take its gradients \
@@ -251,15 +273,17 @@ impl PerTaskPath {
                     weighting.name()
                 )))
             }
-            None => {}
-        }
-        Ok(self)
+        };
+        Ok(PerTaskPath {
+            gram,
+            combine: vec![combine],
+        })
     }
 }
 
 /// Phase 4, parameter space: K passes through the trunk, pass k writing the
 /// gradients of the shared parameters (`shared`, a range of the arena) to row k
-/// of G (K×P); the Gram matrix of G; Σ_k w_k G_k over the shared gradients.
+/// of G (K×P); their sum goes over the shared gradients.
 pub fn per_task_in_parameters(
     tape: &mut Tape,
     params: &ParamSet,
@@ -267,7 +291,7 @@ pub fn per_task_in_parameters(
     dz: &Tensor,
     shared: Range<usize>,
     tb: &TaskBuffers,
-) -> Result<PerTaskPath> {
+) -> Result<PerTaskRows> {
     let gpu = tape.gpu;
     let k = tb.seeds.numel();
     let p = shared.len();
@@ -291,41 +315,36 @@ pub fn per_task_in_parameters(
         let seed = dz.slice(j * traced.z_stride, &traced.z_shape)?;
         tape.backward_from(traced.zs[j], &seed)?;
     }
-    let rows = GradRows::new(g, k, p, p)?;
-    let gd = gram::gram(gpu, &rows, &tb.gram)?;
     let target = grads.whole.slice(shared.start, &[p])?;
-    Ok(PerTaskPath {
-        gram: vec![gd.partial, gd.finish],
-        combine: vec![gram::combine(gpu, &rows, &tb.combine, &target)?],
-        rows: Some((rows, Some(target))),
+    Ok(PerTaskRows {
+        rows: GradRows::new(g, k, p, p)?,
+        into: Combined::Sum(target),
     })
 }
 
-/// Phase 4, representation space (MGDA-UB): the Gram matrix of DZ, then
-/// with one representation dz = Σ_k w_k DZ_k and one trunk pass from dz
-/// (when the trunk has parameters); with one representation per task (MMoE,
-/// CGC, PLE) each task's row weighted on its own, w_k DZ_k, and one pass
-/// from all the tasks' representations at once (the shared experts sum
-/// what every task sends them).
+/// Phase 4, representation space (MGDA-UB): the rows are DZ, and with one
+/// representation dz = Σ_k w_k DZ_k and one trunk pass from dz (when the
+/// trunk has parameters); with one representation per task (MMoE, CGC, PLE)
+/// each task's row weighted on its own, w_k DZ_k, and one pass from all the
+/// tasks' representations at once (the shared experts sum what every task
+/// sends them).
 pub fn per_task_in_representation(
     tape: &mut Tape,
     traced: &Traced,
     dz: &Tensor,
     trunk_has_params: bool,
     tb: &TaskBuffers,
-) -> Result<PerTaskPath> {
+) -> Result<PerTaskRows> {
     let gpu = tape.gpu;
     let k = tb.seeds.numel();
     let z_len: usize = traced.z_shape.iter().product();
     let rows = GradRows::new(dz.clone(), k, z_len, traced.z_stride)?;
-    let gd = gram::gram(gpu, &rows, &tb.gram)?;
     if !traced.one_representation() {
         let scaled = Tensor::zeros(
             gpu,
             &[k * traced.z_stride],
             "weighted representation gradients",
         )?;
-        let combine = gram::scale_rows(gpu, &rows, &tb.combine, &scaled)?;
         let starts = traced
             .zs
             .iter()
@@ -333,22 +352,18 @@ pub fn per_task_in_representation(
             .map(|(j, &z)| Ok((z, scaled.slice(j * traced.z_stride, &traced.z_shape)?)))
             .collect::<Result<Vec<_>>>()?;
         tape.backward_from_many(&starts)?;
-        return Ok(PerTaskPath {
-            gram: vec![gd.partial, gd.finish],
-            combine: vec![combine],
-            rows: Some((rows, None)),
+        return Ok(PerTaskRows {
+            rows,
+            into: Combined::EachRow(scaled),
         });
     }
     let dz_sum = Tensor::zeros(gpu, &traced.z_shape, "combined representation gradient")?;
-    let sum_into = dz_sum.reshape(&[z_len])?;
-    let combine = gram::combine(gpu, &rows, &tb.combine, &sum_into)?;
     if trunk_has_params {
         tape.backward_from(traced.zs[0], &dz_sum)?;
     }
-    Ok(PerTaskPath {
-        gram: vec![gd.partial, gd.finish],
-        combine: vec![combine],
-        rows: Some((rows, Some(sum_into))),
+    Ok(PerTaskRows {
+        rows,
+        into: Combined::Sum(dz_sum.reshape(&[z_len])?),
     })
 }
 
@@ -538,16 +553,18 @@ impl Program {
         // A frozen trunk has no gradients to take: per-task gradients are then taken at z.
         let trunk_trains =
             !shared.is_empty() && (net.shared_params().iter()).any(|&id| !params.is_frozen(id));
-        let path = match (space, &traced.dz_rows) {
+        let rows = match (space, &traced.dz_rows) {
             (Some(GradSpace::Parameters), Some(dz)) if trunk_trains => {
                 let shared = shared.start..aligned(gpu, shared.end).min(params.values.layout.len());
-                per_task_in_parameters(&mut tape, params, &traced, dz, shared, &tb)?
+                let rows = per_task_in_parameters(&mut tape, params, &traced, dz, shared, &tb)?;
+                Some((rows, GradSpace::Parameters))
             }
             // Representation space, or a trunk without parameters: combine at z.
             (Some(_), Some(dz)) => {
-                per_task_in_representation(&mut tape, &traced, dz, trunk_trains, &tb)?
+                let rows = per_task_in_representation(&mut tape, &traced, dz, trunk_trains, &tb)?;
+                Some((rows, GradSpace::Representation))
             }
-            _ => PerTaskPath::default(),
+            _ => None,
         };
         let ctx = WeightingContext {
             params,
@@ -557,7 +574,10 @@ impl Program {
             combine: &tb.combine,
         };
         let weights: WeightingPlan = weighting.build(gpu, &ctx)?;
-        let path = path.combine_with(gpu, weighting)?;
+        let path = match rows {
+            Some((rows, space)) => rows.reduce(gpu, weighting, space, &tb)?,
+            None => PerTaskPath::default(),
+        };
         let graph = tape.graph();
 
         let cast = cast_weights(gpu, params, opts)?;
