@@ -524,6 +524,46 @@ def main():
     stch = {"mu": 1.0, "warmup": 2, "losses": stch_losses, "seeds": stch_seeds,
             "source": "LibMTL STCH (mu 1, STCH_warmup_epoch 2): the gradient at the losses, per step"}
 
+    # DB-MTL: a run of 4 steps, fresh task gradients each step. LibMTL takes
+    # the gradients of log(L_k + 1e-8); with L_k = exp(a_k·θ) at θ = 0 (L = 1)
+    # those are the rows a_k (times 1/(1 + 1e-8)). θ.grad is zeroed before
+    # each step, as the trainer's optimizer.zero_grad() does.
+    db_rng = np.random.default_rng(11)
+    db_mtl = []
+    for k_db, p_db, beta, sigma in [(3, 20, 0.9, 0.0), (2, 12, 0.5, 0.5)]:
+        steps = [f32(db_rng.standard_normal((k_db, p_db)) * db_rng.uniform(0.1, 10.0, size=(k_db, 1)))
+                 for _ in range(4)]
+        theta = torch.zeros(p_db, dtype=torch.float64, requires_grad=True)
+
+        class DbHarness(lw.DB_MTL):
+            def __init__(self):
+                super().__init__()
+                self.task_num = k_db
+                self.device = torch.device("cpu")
+                self.rep_grad = False
+                self.task_name = [f"t{i}" for i in range(k_db)]
+
+            def get_share_params(self):
+                return [theta]
+
+            def zero_grad_share_params(self):
+                if theta.grad is not None:
+                    theta.grad.zero_()
+
+        h = DbHarness()
+        h.init_param()
+        directions = []
+        for rows in steps:
+            if theta.grad is not None:
+                theta.grad.zero_()
+            a = torch.tensor(rows, dtype=torch.float64)
+            losses = torch.stack([torch.exp(a[i] @ theta) for i in range(k_db)])
+            h.backward(losses, DB_beta=beta, DB_beta_sigma=sigma)
+            directions.append(theta.grad.detach().numpy().tolist())
+        db_mtl.append({"k": k_db, "p": p_db, "beta": beta, "sigma": sigma,
+                       "steps": [r.reshape(-1).tolist() for r in steps], "directions": directions,
+                       "source": f"LibMTL DB_MTL (DB_beta {beta}, DB_beta_sigma {sigma}), 4 steps"})
+
     fixture = {
         "made_by": "scripts/fidelity_fixtures.py",
         "provenance": {
@@ -538,6 +578,7 @@ def main():
         },
         "cases": out_cases,
         "gls": gls,
+        "db_mtl": db_mtl,
         "stch": stch,
     }
     text = json.dumps(fixture, indent=1)

@@ -15,6 +15,19 @@ use taskgrad::Tensor;
 #[derive(Deserialize)]
 struct Fixture {
     cases: Vec<Case>,
+    db_mtl: Vec<Run>,
+}
+
+/// A stateful method's run: fresh rows each step, and the reference's directions.
+#[derive(Deserialize)]
+struct Run {
+    k: usize,
+    p: usize,
+    beta: f32,
+    sigma: f32,
+    steps: Vec<Vec<f64>>,
+    directions: Vec<Vec<f64>>,
+    source: String,
 }
 
 #[derive(Deserialize)]
@@ -527,4 +540,38 @@ fn multi_krum_agrees_with_torchjd() {
         seen += 1;
     }
     assert!(seen > 0);
+}
+
+#[test]
+fn db_mtl_over_a_run_agrees_with_libmtl_and_its_cpu_twin() {
+    // Fresh gradients each step, the average carried over (Aggregator keeps
+    // the method's state): LibMTL's DB_MTL, and db_mtl::reference in f64.
+    let gpu = gpu_or_skip!();
+    let fx = fixture();
+    assert!(!fx.db_mtl.is_empty());
+    for run in &fx.db_mtl {
+        let mut method = taskgrad::mtl::DbMtl::new(run.beta, run.sigma);
+        let mut agg = taskgrad::mtl::Aggregator::new(gpu, &mut method, run.k, run.p).unwrap();
+        let cpu =
+            taskgrad::mtl::db_mtl::reference(&run.steps, run.k, run.beta as f64, run.sigma as f64);
+        for (t, rows) in run.steps.iter().enumerate() {
+            let rows32: Vec<f32> = rows.iter().map(|&v| v as f32).collect();
+            let got = agg.step(gpu, &rows32, None).unwrap().direction;
+            let rel = |want: &[f64]| {
+                let diff: f64 = got
+                    .iter()
+                    .zip(want)
+                    .map(|(&a, &b)| (a as f64 - b).powi(2))
+                    .sum();
+                diff.sqrt() / norm(want)
+            };
+            let (libmtl, twin) = (rel(&run.directions[t]), rel(&cpu[t]));
+            println!(
+                "db_mtl β {} σ {} step {t}: {libmtl:.1e} vs {}, {twin:.1e} vs the CPU twin",
+                run.beta, run.sigma, run.source
+            );
+            assert!(within(libmtl), "step {t}: {libmtl:.2e} from {}", run.source);
+            assert!(twin <= 1e-5, "step {t}: {twin:.2e} from the CPU twin");
+        }
+    }
 }

@@ -1,9 +1,10 @@
-//! The methods that combine task gradients coordinate by coordinate instead
-//! of by weights (GradDrop, TrimmedMean): by hand on the CPU reference, the
-//! GPU kernel against it on awkward shapes (strided rows, N not a multiple
-//! of the workgroup, K up to 16), GradDrop's seeded draws step by step on
-//! CPU and GPU, and both in training. Their torchjd fixtures are checked in
-//! tests/fidelity.rs.
+//! The methods that work on the task gradient rows themselves: those that
+//! combine them coordinate by coordinate instead of by weights (GradDrop,
+//! TrimmedMean) and those that keep a moving average of them (DB-MTL): by
+//! hand on the CPU reference, the GPU kernels against it on awkward shapes
+//! (strided rows, N not a multiple of the workgroup, K up to 16), GradDrop's
+//! seeded draws step by step on CPU and GPU, and all in training. Their
+//! torchjd and LibMTL fixtures are checked in tests/fidelity.rs.
 
 mod common;
 
@@ -321,5 +322,75 @@ fn coordinate_wise_methods_train_and_refuse_per_task_representations() {
     )
     .err()
     .expect("refused");
+    assert!(err.to_string().contains("--space params"), "{err}");
+}
+
+#[test]
+fn db_mtl_seeds_are_the_log_losses_derivatives_and_its_average_decays() {
+    let gpu = gpu_or_skip!();
+    // Seeds 1/(L_k + 1e-8), from this step's losses, on the GPU.
+    let losses = [0.5f32, 2.0, 1e-3];
+    let t = |v: &[f32], name| Tensor::from_slice(gpu, &[v.len()], v, name).unwrap();
+    let (seeds, loss_t, gram, combine) = (
+        t(&[1.0; 3], "seeds"),
+        t(&losses, "losses"),
+        t(&[0.0; 9], "gram"),
+        t(&[1.0; 3], "combine"),
+    );
+    let params = ParamBuilder::new(gpu).build_frozen(gpu).unwrap();
+    let ctx = WeightingContext {
+        params: &params,
+        seeds: &seeds,
+        losses: &loss_t,
+        gram: &gram,
+        combine: &combine,
+    };
+    let mut db = taskgrad::mtl::DbMtl::default();
+    let plan = db.build(gpu, &ctx).unwrap();
+    assert_eq!(
+        plan.after_forward.len(),
+        1,
+        "the seeds follow this step's losses"
+    );
+    gpu.run(&plan.after_forward.iter().collect::<Vec<_>>())
+        .unwrap();
+    let got: Vec<f64> = gpu
+        .read_one(&seeds)
+        .unwrap()
+        .iter()
+        .map(|&v| v as f64)
+        .collect();
+    let want = taskgrad::mtl::db_mtl::seeds(&losses.map(|l| l as f64));
+    for (g, w) in got.iter().zip(&want) {
+        assert!((g - w).abs() <= 1e-6 * w, "seeds {got:?}, want {want:?}");
+    }
+    // By hand, the average with β 0.5, σ 1 (η_t = 0.5 / t): rows 2, 4, 6 in
+    // turn: m = 0.5·0 + 0.5·2 = 1; η_2 = ¼: m = ¼·1 + ¾·4 = 3.25;
+    // η_3 = ⅙: m = 3.25/6 + 5 = 5.541666….
+    let mut m = [0.0];
+    for (t, v) in [2.0, 4.0, 6.0].into_iter().enumerate() {
+        taskgrad::mtl::memory::reference(
+            taskgrad::mtl::memory::Update::Keep,
+            0.5,
+            1.0,
+            t as u32 + 1,
+            &mut m,
+            &[v],
+            &[1.0],
+        );
+    }
+    assert!((m[0] - (3.25 / 6.0 + 5.0)).abs() < 1e-12, "{m:?}");
+    // Representation gradients are refused, as LibMTL does.
+    let (data, split) = common::iris(4);
+    let cfg = TrainConfig {
+        epochs: 1,
+        trunk: vec![8],
+        grad_space: Some(taskgrad::mtl::GradSpace::Representation),
+        ..Default::default()
+    };
+    let method = taskgrad::mtl::by_name("db_mtl").unwrap();
+    let err = fit(gpu, &data, &split, &[0, 1, 2], method, &cfg, &mut |_| {})
+        .err()
+        .expect("refused");
     assert!(err.to_string().contains("--space params"), "{err}");
 }

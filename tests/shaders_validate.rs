@@ -156,8 +156,9 @@ fn every_method_solve_validates_with_its_prelude() {
 
 #[test]
 fn every_coordinate_wise_combination_validates() {
-    // Each file of shaders/combine/ is one method's combination
-    // (mtl::COMBINE_SHADERS), compiled as it stands.
+    // Each file of shaders/combine/ is a kernel over the gradient rows (a
+    // method's coordinate-wise combination, or the memory of past rows),
+    // listed in mtl::COMBINE_SHADERS and compiled as it stands.
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders/combine");
     let mut files: Vec<String> = std::fs::read_dir(&dir)
         .expect("shaders/combine/ exists")

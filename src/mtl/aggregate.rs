@@ -20,9 +20,9 @@
 
 use super::{by_name, GradSpace, Weighting, WeightingContext};
 use crate::error::{Error, Result};
-use crate::gpu::{Gpu, Tensor};
+use crate::gpu::{Dispatch, Gpu, Tensor};
 use crate::kernels::gram::{self, GradRows};
-use crate::nn::ParamBuilder;
+use crate::nn::{ParamBuilder, ParamSet};
 
 /// A combined direction and the weights that make it: d = Σ_k w_k g_k.
 #[derive(Clone, Debug, PartialEq)]
@@ -69,65 +69,156 @@ pub async fn aggregate_with_async(
             format!("{} values", rows.len()),
         ));
     }
-    if !method.capabilities().combines {
-        return Err(Error::InvalidConfig(format!(
-            "{} weights losses, not gradients: aggregate takes a method that combines \
-             per-task gradients ({})",
-            method.name(),
-            super::REGISTRY
-                .iter()
-                .filter(|m| m.caps.combines)
-                .map(|m| m.name)
-                .collect::<Vec<_>>()
-                .join(", ")
-        )));
-    }
-    let p = rows.len() / k;
-    let g = GradRows::new(
-        Tensor::from_slice(gpu, &[k * p], rows, "aggregate rows")?,
-        k,
-        p,
-        p,
-    )?;
-    let gram_m = Tensor::zeros(gpu, &[k, k], "aggregate gram")?;
-    let ones = vec![1.0; k];
-    let seeds = Tensor::from_slice(gpu, &[k], &ones, "aggregate seeds")?;
-    let losses = Tensor::from_slice(gpu, &[k], &ones, "aggregate losses")?;
-    let weights = Tensor::from_slice(gpu, &[k], &ones, "aggregate weights")?;
-    let direction = Tensor::zeros(gpu, &[p], "aggregate direction")?;
-    let params = ParamBuilder::new(gpu).build_frozen(gpu)?;
-    let ctx = WeightingContext {
-        params: &params,
-        seeds: &seeds,
-        losses: &losses,
-        gram: &gram_m,
-        combine: &weights,
-    };
-    let plan = method.build(gpu, &ctx)?;
-    let (memory, g) = match method.record_memory(gpu, &g, GradSpace::Parameters)? {
-        Some((update, rows)) => (update, rows),
-        None => (Vec::new(), g),
-    };
-    let gd = gram::gram(gpu, &g, &gram_m)?;
-    let combine = if method.coordinate_wise() {
-        method.record_combine(gpu, &g, &direction)?
-    } else {
-        gram::combine(gpu, &g, &weights, &direction)?
-    };
-    let mut ds: Vec<_> = memory.iter().collect();
-    ds.extend([&gd.partial, &gd.finish]);
-    ds.extend(plan.after_gram.iter());
-    ds.push(&combine);
-    gpu.run(&ds)?;
-    let mut got = gpu.read_async(&[&direction, &weights]).await?;
-    let weights = got.remove(1);
-    Ok(Aggregation {
-        // No weights make a coordinate-wise combination.
-        weights: if method.coordinate_wise() {
-            Vec::new()
+    Aggregator::new(gpu, method, k, rows.len() / k)?
+        .step_async(gpu, rows, None)
+        .await
+}
+
+/// A method bound to K gradient rows of P values, whose state carries over
+/// from call to call: each [`Aggregator::step`] is the next training step
+/// for a method with memory (GradVac's target cosines, DB-MTL's and MoCo's
+/// moving averages, GradDrop's draws), as torchjd's stateful aggregators
+/// and LibMTL's weightings see a run. [`aggregate_with`] is one step of a
+/// fresh one.
+///
+/// ```no_run
+/// # fn main() -> taskgrad::Result<()> {
+/// let gpu = taskgrad::Gpu::new()?;
+/// let mut method = taskgrad::mtl::by_name("db_mtl")?;
+/// let mut agg = taskgrad::mtl::Aggregator::new(&gpu, method.as_mut(), 2, 3)?;
+/// for step in 0..3 {
+///     let rows = [1.0, 0.0, step as f32, -0.5, 1.0, 0.0];
+///     let d = agg.step(&gpu, &rows, Some(&[0.9, 1.3]))?.direction;
+///     assert_eq!(d.len(), 3);
+/// }
+/// # Ok(())
+/// # }
+/// ```
+pub struct Aggregator {
+    k: usize,
+    p: usize,
+    rows: Tensor,
+    losses: Tensor,
+    weights: Tensor,
+    direction: Tensor,
+    dispatches: Vec<Dispatch>,
+    coordinate_wise: bool,
+    // Kept alive for the dispatches that bind them.
+    _buffers: (Tensor, Tensor, ParamSet),
+}
+
+impl Aggregator {
+    /// Build `method` over K rows of P values: its solve, its memory and its
+    /// combination, recorded once. The method must combine per-task
+    /// gradients; loss weightings (equal, uncertainty, ...) are refused.
+    pub fn new(gpu: &Gpu, method: &mut dyn Weighting, k: usize, p: usize) -> Result<Aggregator> {
+        if !method.capabilities().combines {
+            return Err(Error::InvalidConfig(format!(
+                "{} weights losses, not gradients: aggregate takes a method that combines \
+                 per-task gradients ({})",
+                method.name(),
+                super::REGISTRY
+                    .iter()
+                    .filter(|m| m.caps.combines)
+                    .map(|m| m.name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        if k == 0 || p == 0 {
+            return Err(Error::shape(
+                "aggregate rows",
+                "K ≥ 1 rows of P ≥ 1 values",
+                format!("K = {k}, P = {p}"),
+            ));
+        }
+        let rows = Tensor::zeros(gpu, &[k * p], "aggregate rows")?;
+        let g = GradRows::new(rows.clone(), k, p, p)?;
+        let gram_m = Tensor::zeros(gpu, &[k, k], "aggregate gram")?;
+        let ones = vec![1.0; k];
+        let seeds = Tensor::from_slice(gpu, &[k], &ones, "aggregate seeds")?;
+        let losses = Tensor::from_slice(gpu, &[k], &ones, "aggregate losses")?;
+        let weights = Tensor::from_slice(gpu, &[k], &ones, "aggregate weights")?;
+        let direction = Tensor::zeros(gpu, &[p], "aggregate direction")?;
+        let params = ParamBuilder::new(gpu).build_frozen(gpu)?;
+        let ctx = WeightingContext {
+            params: &params,
+            seeds: &seeds,
+            losses: &losses,
+            gram: &gram_m,
+            combine: &weights,
+        };
+        let plan = method.build(gpu, &ctx)?;
+        let (mut dispatches, g) = match method.record_memory(gpu, &g, GradSpace::Parameters)? {
+            Some((update, rows)) => (update, rows),
+            None => (Vec::new(), g),
+        };
+        let gd = gram::gram(gpu, &g, &gram_m)?;
+        dispatches.extend([gd.partial, gd.finish]);
+        dispatches.extend(plan.after_gram);
+        dispatches.push(if method.coordinate_wise() {
+            method.record_combine(gpu, &g, &direction)?
         } else {
-            weights
-        },
-        direction: got.remove(0),
-    })
+            gram::combine(gpu, &g, &weights, &direction)?
+        });
+        // What ends a training step for the method (GradDrop's next draw).
+        dispatches.extend(plan.after_backward);
+        Ok(Aggregator {
+            k,
+            p,
+            rows,
+            losses,
+            weights,
+            direction,
+            dispatches,
+            coordinate_wise: method.coordinate_wise(),
+            _buffers: (gram_m, seeds, params),
+        })
+    }
+
+    /// The next step: the direction the method combines `rows` (K×P,
+    /// row-major) into, given this step's K `losses` (MoCo scales by them;
+    /// ones when None).
+    pub fn step(&mut self, gpu: &Gpu, rows: &[f32], losses: Option<&[f32]>) -> Result<Aggregation> {
+        pollster::block_on(self.step_async(gpu, rows, losses))
+    }
+
+    /// [`Aggregator::step`] as a future.
+    pub async fn step_async(
+        &mut self,
+        gpu: &Gpu,
+        rows: &[f32],
+        losses: Option<&[f32]>,
+    ) -> Result<Aggregation> {
+        if rows.len() != self.k * self.p {
+            return Err(Error::shape(
+                "aggregate rows",
+                format!("K × P = {} × {}", self.k, self.p),
+                format!("{} values", rows.len()),
+            ));
+        }
+        self.rows.write(gpu, rows)?;
+        let ones = vec![1.0; self.k];
+        let losses = losses.unwrap_or(&ones);
+        if losses.len() != self.k {
+            return Err(Error::shape(
+                "aggregate losses",
+                format!("K = {}", self.k),
+                format!("{}", losses.len()),
+            ));
+        }
+        self.losses.write(gpu, losses)?;
+        gpu.run(&self.dispatches.iter().collect::<Vec<_>>())?;
+        let mut got = gpu.read_async(&[&self.direction, &self.weights]).await?;
+        let weights = got.remove(1);
+        Ok(Aggregation {
+            // No weights make a coordinate-wise combination.
+            weights: if self.coordinate_wise {
+                Vec::new()
+            } else {
+                weights
+            },
+            direction: got.remove(0),
+        })
+    }
 }

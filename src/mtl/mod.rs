@@ -32,6 +32,7 @@ pub mod aligned_mtl;
 pub mod cagrad;
 mod compose;
 pub mod config;
+pub mod db_mtl;
 pub mod dualproj;
 pub mod dwa;
 mod equal;
@@ -45,6 +46,7 @@ pub mod gradvac;
 pub mod imtl;
 pub mod imtl_g;
 pub mod krum;
+pub mod memory;
 pub mod mgda;
 pub mod nash_mtl;
 pub mod pcgrad;
@@ -55,11 +57,12 @@ pub mod trimmed_mean;
 mod uncertainty;
 pub mod upgrad;
 
-pub use aggregate::{aggregate, aggregate_with, aggregate_with_async, Aggregation};
+pub use aggregate::{aggregate, aggregate_with, aggregate_with_async, Aggregation, Aggregator};
 pub use aligned_mtl::AlignedMtl;
 pub use cagrad::CaGrad;
 pub use compose::Compose;
 pub use config::Config;
+pub use db_mtl::DbMtl;
 pub use dualproj::DualProj;
 pub use dwa::Dwa;
 pub use equal::Equal;
@@ -195,12 +198,15 @@ pub const REGISTRY: &[MethodInfo] = &[
     fairgrad::INFO,
     graddrop::INFO,
     trimmed_mean::INFO,
+    db_mtl::INFO,
 ];
 
-/// The kernels of the methods that combine coordinate by coordinate
-/// ([`Weighting::record_combine`]), the files of `shaders/combine/`, for the
-/// naga validation test.
-pub const COMBINE_SHADERS: &[&crate::kernels::Shader] = &[&graddrop::SHADER, &trimmed_mean::SHADER];
+/// The kernels that work on the K gradient rows themselves, the files of
+/// `shaders/combine/`: the coordinate-wise combinations
+/// ([`Weighting::record_combine`]) and the memory of past rows
+/// ([`Weighting::record_memory`]); for the naga validation test.
+pub const COMBINE_SHADERS: &[&crate::kernels::Shader] =
+    &[&graddrop::SHADER, &trimmed_mean::SHADER, &memory::SHADER];
 
 /// The registered method names.
 pub fn names() -> Vec<&'static str> {
