@@ -562,7 +562,57 @@ def main():
             directions.append(theta.grad.detach().numpy().tolist())
         db_mtl.append({"k": k_db, "p": p_db, "beta": beta, "sigma": sigma,
                        "steps": [r.reshape(-1).tolist() for r in steps], "directions": directions,
-                       "source": f"LibMTL DB_MTL (DB_beta {beta}, DB_beta_sigma {sigma}), 4 steps"})
+                       "source": f"LibMTL DB_MTL (DB_beta {beta}, DB_beta_sigma {sigma}), 4 steps; "
+                                 "its gradient buffers are float32 (torch.zeros)"})
+
+    # MoCo: a run of 4 steps with given losses and task gradients: L_k =
+    # ℓ_k + a_k·θ at θ = 0 has the value ℓ_k and the gradient a_k.
+    moco_rng = np.random.default_rng(13)
+    moco = []
+    for k_mc, p_mc, kw in [
+        (3, 20, {"MoCo_beta": 0.5, "MoCo_beta_sigma": 0.5, "MoCo_gamma": 0.1, "MoCo_gamma_sigma": 0.5, "MoCo_rho": 0.0}),
+        (2, 12, {"MoCo_beta": 0.9, "MoCo_beta_sigma": 0.0, "MoCo_gamma": 2.0, "MoCo_gamma_sigma": 1.0, "MoCo_rho": 0.3}),
+    ]:
+        steps = [f32(moco_rng.standard_normal((k_mc, p_mc)) * moco_rng.uniform(0.1, 10.0, size=(k_mc, 1)))
+                 for _ in range(4)]
+        step_losses = [f32(moco_rng.uniform(0.1, 3.0, size=k_mc)) for _ in range(4)]
+        theta = torch.zeros(p_mc, dtype=torch.float64, requires_grad=True)
+
+        class MoCoHarness(lw.MoCo):
+            def __init__(self):
+                super().__init__()
+                self.task_num = k_mc
+                self.device = torch.device("cpu")
+                self.rep_grad = False
+                self.task_name = [f"t{i}" for i in range(k_mc)]
+
+            def get_share_params(self):
+                return [theta]
+
+            def zero_grad_share_params(self):
+                if theta.grad is not None:
+                    theta.grad.zero_()
+
+        h = MoCoHarness()
+        h.init_param()
+        h.y = h.y.double()
+        h.lambd = h.lambd.double()
+        directions, weights = [], []
+        for rows, ls in zip(steps, step_losses):
+            if theta.grad is not None:
+                theta.grad.zero_()
+            a = torch.tensor(rows, dtype=torch.float64)
+            losses = torch.stack([float(ls[i]) + a[i] @ theta for i in range(k_mc)])
+            lam = h.backward(losses, **kw)
+            directions.append(theta.grad.detach().numpy().tolist())
+            weights.append([float(v) for v in lam])
+        moco.append({"k": k_mc, "p": p_mc, "beta": kw["MoCo_beta"], "sigma": kw["MoCo_beta_sigma"],
+                     "gamma": kw["MoCo_gamma"], "gamma_sigma": kw["MoCo_gamma_sigma"], "rho": kw["MoCo_rho"],
+                     "steps": [r.reshape(-1).tolist() for r in steps],
+                     "losses": [l.tolist() for l in step_losses],
+                     "directions": directions, "weights": weights,
+                     "source": "LibMTL MoCo ({}), 4 steps; its gradient buffers are float32, y and λ float64".format(
+                         ", ".join(f"{n.split('_', 1)[1]} {v}" for n, v in kw.items()))})
 
     fixture = {
         "made_by": "scripts/fidelity_fixtures.py",
@@ -579,6 +629,7 @@ def main():
         "cases": out_cases,
         "gls": gls,
         "db_mtl": db_mtl,
+        "moco": moco,
         "stch": stch,
     }
     text = json.dumps(fixture, indent=1)

@@ -16,6 +16,7 @@ use taskgrad::Tensor;
 struct Fixture {
     cases: Vec<Case>,
     db_mtl: Vec<Run>,
+    moco: Vec<Run>,
 }
 
 /// A stateful method's run: fresh rows each step, and the reference's directions.
@@ -28,6 +29,17 @@ struct Run {
     steps: Vec<Vec<f64>>,
     directions: Vec<Vec<f64>>,
     source: String,
+    // MoCo's: the rate of the weights, each step's losses, and its weights λ.
+    #[serde(default)]
+    gamma: f32,
+    #[serde(default)]
+    gamma_sigma: f32,
+    #[serde(default)]
+    rho: f32,
+    #[serde(default)]
+    losses: Vec<Vec<f64>>,
+    #[serde(default)]
+    weights: Vec<Vec<f64>>,
 }
 
 #[derive(Deserialize)]
@@ -572,6 +584,58 @@ fn db_mtl_over_a_run_agrees_with_libmtl_and_its_cpu_twin() {
             );
             assert!(within(libmtl), "step {t}: {libmtl:.2e} from {}", run.source);
             assert!(twin <= 1e-5, "step {t}: {twin:.2e} from the CPU twin");
+        }
+    }
+}
+
+#[test]
+fn moco_over_a_run_agrees_with_libmtl_and_its_cpu_twin() {
+    // Fresh gradients and losses each step; y and λ carried over.
+    let gpu = gpu_or_skip!();
+    let fx = fixture();
+    assert!(!fx.moco.is_empty());
+    for run in &fx.moco {
+        let settings =
+            taskgrad::mtl::MoCo::new(run.beta, run.sigma, run.gamma, run.gamma_sigma, run.rho);
+        let (cpu, cpu_lambda) = taskgrad::mtl::moco::reference(&settings, &run.steps, &run.losses);
+        let mut method = settings.clone();
+        let mut agg = taskgrad::mtl::Aggregator::new(gpu, &mut method, run.k, run.p).unwrap();
+        let mut last = Vec::new();
+        for (t, rows) in run.steps.iter().enumerate() {
+            let rows32: Vec<f32> = rows.iter().map(|&v| v as f32).collect();
+            let losses: Vec<f32> = run.losses[t].iter().map(|&v| v as f32).collect();
+            let got = agg.step(gpu, &rows32, Some(&losses)).unwrap();
+            let rel = |want: &[f64]| {
+                let d = &got.direction;
+                let diff: f64 = d
+                    .iter()
+                    .zip(want)
+                    .map(|(&a, &b)| (a as f64 - b).powi(2))
+                    .sum();
+                diff.sqrt() / norm(want)
+            };
+            let (libmtl, twin) = (rel(&run.directions[t]), rel(&cpu[t]));
+            println!(
+                "moco step {t}: {libmtl:.1e} vs {}, {twin:.1e} vs the CPU twin",
+                run.source
+            );
+            assert!(within(libmtl), "step {t}: {libmtl:.2e} from {}", run.source);
+            assert!(twin <= 1e-5, "step {t}: {twin:.2e} from the CPU twin");
+            for (a, b) in got.weights.iter().zip(&run.weights[t]) {
+                assert!(
+                    (*a as f64 - b).abs() <= 1e-5,
+                    "step {t}: λ {:?} vs {:?}",
+                    got.weights,
+                    run.weights[t]
+                );
+            }
+            last = got.weights;
+        }
+        for (a, b) in last.iter().zip(&cpu_lambda) {
+            assert!(
+                (*a as f64 - b).abs() <= 1e-6,
+                "λ {last:?} vs the CPU twin's {cpu_lambda:?}"
+            );
         }
     }
 }

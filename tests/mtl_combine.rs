@@ -1,6 +1,6 @@
 //! The methods that work on the task gradient rows themselves: those that
 //! combine them coordinate by coordinate instead of by weights (GradDrop,
-//! TrimmedMean) and those that keep a moving average of them (DB-MTL): by
+//! TrimmedMean) and those that keep a moving average of them (DB-MTL, MoCo): by
 //! hand on the CPU reference, the GPU kernels against it on awkward shapes
 //! (strided rows, N not a multiple of the workgroup, K up to 16), GradDrop's
 //! seeded draws step by step on CPU and GPU, and all in training. Their
@@ -326,7 +326,7 @@ fn coordinate_wise_methods_train_and_refuse_per_task_representations() {
 }
 
 #[test]
-fn db_mtl_seeds_are_the_log_losses_derivatives_and_its_average_decays() {
+fn db_mtl_seeds_follow_the_log_losses_and_averages_refuse_representations() {
     let gpu = gpu_or_skip!();
     // Seeds 1/(L_k + 1e-8), from this step's losses, on the GPU.
     let losses = [0.5f32, 2.0, 1e-3];
@@ -388,9 +388,11 @@ fn db_mtl_seeds_are_the_log_losses_derivatives_and_its_average_decays() {
         grad_space: Some(taskgrad::mtl::GradSpace::Representation),
         ..Default::default()
     };
-    let method = taskgrad::mtl::by_name("db_mtl").unwrap();
-    let err = fit(gpu, &data, &split, &[0, 1, 2], method, &cfg, &mut |_| {})
-        .err()
-        .expect("refused");
-    assert!(err.to_string().contains("--space params"), "{err}");
+    for name in ["db_mtl", "moco"] {
+        let method = taskgrad::mtl::by_name(name).unwrap();
+        let err = fit(gpu, &data, &split, &[0, 1, 2], method, &cfg, &mut |_| {})
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains("--space params"), "{name}: {err}");
+    }
 }

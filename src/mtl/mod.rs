@@ -48,6 +48,7 @@ pub mod imtl_g;
 pub mod krum;
 pub mod memory;
 pub mod mgda;
+pub mod moco;
 pub mod nash_mtl;
 pub mod pcgrad;
 pub mod rlw;
@@ -77,6 +78,7 @@ pub use imtl::ImtlL;
 pub use imtl_g::ImtlG;
 pub use krum::Krum;
 pub use mgda::Mgda;
+pub use moco::MoCo;
 pub use nash_mtl::NashMtl;
 pub use pcgrad::PcGrad;
 pub use rlw::Rlw;
@@ -199,6 +201,7 @@ pub const REGISTRY: &[MethodInfo] = &[
     graddrop::INFO,
     trimmed_mean::INFO,
     db_mtl::INFO,
+    moco::INFO,
 ];
 
 /// The kernels that work on the K gradient rows themselves, the files of
