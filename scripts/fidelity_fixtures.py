@@ -614,6 +614,50 @@ def main():
                      "source": "LibMTL MoCo ({}), 4 steps; its gradient buffers are float32, y and λ float64".format(
                          ", ".join(f"{n.split('_', 1)[1]} {v}" for n, v in kw.items()))})
 
+    # ExcessMTL: a run of 5 steps with given losses and task gradients, as
+    # MoCo's (L_k = ℓ_k + a_k·θ at θ = 0); the step size is raised from
+    # LibMTL's 0.01 to 0.05 in the second run so that the weights move visibly.
+    ex_rng = np.random.default_rng(17)
+    excess = []
+    for k_ex, p_ex, eta in [(3, 20, 0.01), (4, 16, 0.05)]:
+        steps = [f32(ex_rng.standard_normal((k_ex, p_ex)) * ex_rng.uniform(0.1, 10.0, size=(k_ex, 1)))
+                 for _ in range(5)]
+        step_losses = [f32(ex_rng.uniform(0.1, 3.0, size=k_ex)) for _ in range(5)]
+        encoder = torch.nn.Module()
+        encoder.theta = torch.nn.Parameter(torch.zeros(p_ex, dtype=torch.float64))
+
+        class ExcessHarness(lw.ExcessMTL):
+            def __init__(self):
+                super().__init__()
+                self.task_num = k_ex
+                self.device = torch.device("cpu")
+                self.rep_grad = False
+                self.task_name = [f"t{i}" for i in range(k_ex)]
+                self.encoder = encoder
+
+            def get_share_params(self):
+                return [encoder.theta]
+
+            def zero_grad_share_params(self):
+                encoder.zero_grad()
+
+        h = ExcessHarness()
+        h.init_param()
+        directions, weights = [], []
+        for rows, ls in zip(steps, step_losses):
+            encoder.zero_grad()
+            a = torch.tensor(rows, dtype=torch.float64)
+            losses = torch.stack([float(ls[i]) + a[i] @ encoder.theta for i in range(k_ex)])
+            lam = h.backward(losses, robust_step_size=eta)
+            directions.append(encoder.theta.grad.detach().numpy().tolist())
+            weights.append([float(v) for v in lam])
+        excess.append({"k": k_ex, "p": p_ex, "beta": eta, "sigma": 0.0,
+                       "steps": [r.reshape(-1).tolist() for r in steps],
+                       "losses": [l.tolist() for l in step_losses],
+                       "directions": directions, "weights": weights,
+                       "source": f"LibMTL ExcessMTL (robust_step_size {eta}), 5 steps; its gradients "
+                                 "and sums of squares are float32"})
+
     fixture = {
         "made_by": "scripts/fidelity_fixtures.py",
         "provenance": {
@@ -630,6 +674,7 @@ def main():
         "gls": gls,
         "db_mtl": db_mtl,
         "moco": moco,
+        "excess_mtl": excess,
         "stch": stch,
     }
     text = json.dumps(fixture, indent=1)

@@ -17,6 +17,7 @@ struct Fixture {
     cases: Vec<Case>,
     db_mtl: Vec<Run>,
     moco: Vec<Run>,
+    excess_mtl: Vec<Run>,
 }
 
 /// A stateful method's run: fresh rows each step, and the reference's directions.
@@ -29,7 +30,8 @@ struct Run {
     steps: Vec<Vec<f64>>,
     directions: Vec<Vec<f64>>,
     source: String,
-    // MoCo's: the rate of the weights, each step's losses, and its weights λ.
+    // MoCo's: the rate of the weights, each step's losses, and its weights
+    // λ (ExcessMTL's too; its step size is `beta`).
     #[serde(default)]
     gamma: f32,
     #[serde(default)]
@@ -636,6 +638,51 @@ fn moco_over_a_run_agrees_with_libmtl_and_its_cpu_twin() {
                 (*a as f64 - b).abs() <= 1e-6,
                 "λ {last:?} vs the CPU twin's {cpu_lambda:?}"
             );
+        }
+    }
+}
+
+#[test]
+fn excess_mtl_over_a_run_agrees_with_libmtl_and_its_cpu_twin() {
+    // Fresh gradients each step; the sums of squares, the first step's
+    // estimates and λ carried over. LibMTL's direction is Σ λ_k g_k.
+    let gpu = gpu_or_skip!();
+    let fx = fixture();
+    assert!(!fx.excess_mtl.is_empty());
+    for run in &fx.excess_mtl {
+        let cpu = taskgrad::mtl::excess_mtl::reference(&run.steps, run.k, run.beta as f64);
+        let mut method = taskgrad::mtl::ExcessMtl::new(run.beta);
+        let mut agg = taskgrad::mtl::Aggregator::new(gpu, &mut method, run.k, run.p).unwrap();
+        for (t, rows) in run.steps.iter().enumerate() {
+            let rows32: Vec<f32> = rows.iter().map(|&v| v as f32).collect();
+            let got = agg.step(gpu, &rows32, None).unwrap();
+            let d = &got.direction;
+            let want = &run.directions[t];
+            let diff: f64 = d
+                .iter()
+                .zip(want)
+                .map(|(&a, &b)| (a as f64 - b).powi(2))
+                .sum();
+            let err = diff.sqrt() / norm(want);
+            println!(
+                "excess_mtl step {t}: {err:.1e} vs {}, λ {:?}",
+                run.source, got.weights
+            );
+            assert!(within(err), "step {t}: {err:.2e} from {}", run.source);
+            for ((a, b), c) in got.weights.iter().zip(&run.weights[t]).zip(&cpu[t]) {
+                assert!(
+                    (*a as f64 - b).abs() <= 1e-5 * b.abs().max(1.0),
+                    "step {t}: λ {:?} vs LibMTL's {:?}",
+                    got.weights,
+                    run.weights[t]
+                );
+                assert!(
+                    (*a as f64 - c).abs() <= 1e-5 * c.abs().max(1.0),
+                    "step {t}: λ {:?} vs the CPU twin's {:?}",
+                    got.weights,
+                    cpu[t]
+                );
+            }
         }
     }
 }

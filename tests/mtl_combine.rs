@@ -1,6 +1,6 @@
 //! The methods that work on the task gradient rows themselves: those that
 //! combine them coordinate by coordinate instead of by weights (GradDrop,
-//! TrimmedMean) and those that keep a moving average of them (DB-MTL, MoCo): by
+//! TrimmedMean) and those that keep a memory of them (DB-MTL, MoCo, ExcessMTL): by
 //! hand on the CPU reference, the GPU kernels against it on awkward shapes
 //! (strided rows, N not a multiple of the workgroup, K up to 16), GradDrop's
 //! seeded draws step by step on CPU and GPU, and all in training. Their
@@ -388,11 +388,37 @@ fn db_mtl_seeds_follow_the_log_losses_and_averages_refuse_representations() {
         grad_space: Some(taskgrad::mtl::GradSpace::Representation),
         ..Default::default()
     };
-    for name in ["db_mtl", "moco"] {
+    for name in ["db_mtl", "moco", "excess_mtl"] {
         let method = taskgrad::mtl::by_name(name).unwrap();
         let err = fit(gpu, &data, &split, &[0, 1, 2], method, &cfg, &mut |_| {})
             .err()
             .expect("refused");
         assert!(err.to_string().contains("--space params"), "{name}: {err}");
+    }
+}
+
+#[test]
+fn excess_mtl_by_hand_with_a_task_silent_on_the_first_step() {
+    // K = 2, N = 1, η = 0.5. Step 1: g = (0, 2): s = (0, 4), w⁰ = (0, 4/√4) = (0, 2),
+    // λ = (1, 1). Step 2: g = (1, 2): s = (1, 8), w = (1/1, 4/√8) = (1, √2);
+    // task 0's first estimate is 0, so its ratio is taken as 0 (LibMTL: 1/0):
+    // λ ∝ (1, e^{0.5·√2/2}), summing to 2.
+    let steps = vec![vec![0.0, 2.0], vec![1.0, 2.0]];
+    let e = (0.5 * 2f64.sqrt() / 2.0).exp();
+    let want = [2.0 / (1.0 + e), 2.0 * e / (1.0 + e)];
+    let cpu = taskgrad::mtl::excess_mtl::reference(&steps, 2, 0.5);
+    close("first step", &cpu[0], &[1.0, 1.0], 0.0);
+    close("second step", &cpu[1], &want, 1e-6);
+    let gpu = gpu_or_skip!();
+    let mut method = taskgrad::mtl::ExcessMtl::new(0.5);
+    let mut agg = taskgrad::mtl::Aggregator::new(gpu, &mut method, 2, 1).unwrap();
+    for (t, rows) in steps.iter().enumerate() {
+        let rows: Vec<f32> = rows.iter().map(|&v| v as f32).collect();
+        let got = agg.step(gpu, &rows, None).unwrap();
+        let w: Vec<f64> = got.weights.iter().map(|&v| v as f64).collect();
+        close(&format!("GPU step {t}"), &w, &cpu[t], 1e-5);
+        let d = got.direction[0] as f64;
+        let want_d = cpu[t][0] * rows[0] as f64 + cpu[t][1] * rows[1] as f64;
+        assert!((d - want_d).abs() <= 1e-5, "step {t}: d {d}, want {want_d}");
     }
 }

@@ -36,6 +36,7 @@ pub mod db_mtl;
 pub mod dualproj;
 pub mod dwa;
 mod equal;
+pub mod excess_mtl;
 pub mod fairgrad;
 pub mod famo;
 mod fixed;
@@ -67,6 +68,7 @@ pub use db_mtl::DbMtl;
 pub use dualproj::DualProj;
 pub use dwa::Dwa;
 pub use equal::Equal;
+pub use excess_mtl::ExcessMtl;
 pub use fairgrad::FairGrad;
 pub use famo::Famo;
 pub use fixed::Fixed;
@@ -202,14 +204,19 @@ pub const REGISTRY: &[MethodInfo] = &[
     trimmed_mean::INFO,
     db_mtl::INFO,
     moco::INFO,
+    excess_mtl::INFO,
 ];
 
 /// The kernels that work on the K gradient rows themselves, the files of
 /// `shaders/combine/`: the coordinate-wise combinations
 /// ([`Weighting::record_combine`]) and the memory of past rows
 /// ([`Weighting::record_memory`]); for the naga validation test.
-pub const COMBINE_SHADERS: &[&crate::kernels::Shader] =
-    &[&graddrop::SHADER, &trimmed_mean::SHADER, &memory::SHADER];
+pub const COMBINE_SHADERS: &[&crate::kernels::Shader] = &[
+    &graddrop::SHADER,
+    &trimmed_mean::SHADER,
+    &memory::SHADER,
+    &excess_mtl::ROWS_SHADER,
+];
 
 /// The registered method names.
 pub fn names() -> Vec<&'static str> {
