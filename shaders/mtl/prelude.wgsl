@@ -1,8 +1,7 @@
 // The shared part of every task-weight solve: the bindings, the Gram matrix
-// loaded into G, the weights being built, and helpers. Each method's file in
-// this folder (shaders/mtl/<method>.wgsl) is appended to this text at build
-// time (`solve_shader!` in src/mtl/<method>.rs, with the matrices'
-// placement, shaders/mtl/placement/, in front) and declares its own
+// in workgroup memory, the weights being built, and helpers. Each method's
+// file in this folder (shaders/mtl/<method>.wgsl) is appended to this text at
+// build time (`concat!` in src/mtl/<method>.rs) and declares its own
 // `struct Params`, whose first field is K; its CPU twin is src/mtl/solve.rs
 // (helpers) and each method's `reference` function.
 //
@@ -19,11 +18,12 @@
 @group(0) @binding(3) var<storage, read> gram: array<f32>;
 @group(0) @binding(4) var<storage, read> losses: array<f32>;
 
-// The matrices G, A and V are declared in front of this prelude by
-// shaders/mtl/placement/ (workgroup or private memory, per method: on
-// lavapipe the wrong one costs milliseconds per call); the 16-element
-// vectors live in private memory (workgroup vectors ran GradNorm's solve
-// 1.2 ms against 0.15 ms).
+// The 256-element matrices live in workgroup memory and the 16-element vectors
+// in private memory: that is what measured fastest on lavapipe (Mesa 22), where
+// the other placements ran some solves 10-100× slower (e.g. 30 ms against
+// 0.2 ms for a 256-element private matrix, 1.2 ms against 0.15 ms for GradNorm
+// with workgroup vectors).
+var<workgroup> G: array<f32, 256>;
 var<private> w: array<f32, 16>;
 
 // state[STEP]: the step counter of the random methods (its bits, as f32).
@@ -122,6 +122,7 @@ fn softmax_w() {
 }
 
 // Solve A x = r in place (n ≤ 17; A in `A`, r in `x`), Gaussian elimination with partial pivoting.
+var<workgroup> A: array<f32, 289>;
 var<private> x: array<f32, 17>;
 
 fn solve_linear(n: u32) {
@@ -161,6 +162,7 @@ fn solve_linear(n: u32) {
 // `solve::jacobi_eigen`. IMTL-G, ConFIG and Aligned-MTL.
 const PINV_RTOL: f32 = 1e-5;
 const JACOBI_SWEEPS: u32 = 12u;
+var<workgroup> V: array<f32, 256>;
 
 
 fn jacobi(k: u32) {

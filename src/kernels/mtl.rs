@@ -27,33 +27,20 @@ pub struct SolveShader {
 }
 
 /// The [`SolveShader`] of `shaders/mtl/<stem>.wgsl`, joined to the prelude
-/// at build time; used in `src/mtl/<stem>.rs`. The matrices G, A and V are
-/// declared in front, in workgroup memory, or with `solve_shader!(stem,
-/// "private")` in private memory (shaders/mtl/placement/: on lavapipe the
-/// faster placement differs by method, by milliseconds per call).
+/// at build time; used in `src/mtl/<stem>.rs`.
 #[macro_export]
 macro_rules! solve_shader {
     ($stem:literal) => {
-        $crate::solve_shader!($stem, "workgroup")
-    };
-    ($stem:literal, $placement:literal) => {
         $crate::kernels::mtl::SolveShader {
             file: concat!("mtl/", $stem, ".wgsl"),
             entry: $stem,
             source: concat!(
-                include_str!(concat!("../../shaders/mtl/placement/", $placement, ".wgsl")),
                 include_str!("../../shaders/mtl/prelude.wgsl"),
                 include_str!(concat!("../../shaders/mtl/", $stem, ".wgsl"))
             ),
         }
     };
 }
-
-/// The two placements of the solves' matrices (shaders/mtl/placement/).
-pub const PLACEMENTS: [&str; 2] = [
-    include_str!("../../shaders/mtl/placement/workgroup.wgsl"),
-    include_str!("../../shaders/mtl/placement/private.wgsl"),
-];
 
 /// Record `shader`'s solve writing `out` (K) from `gram` (K×K) and `losses`
 /// (K), with its memory in `state` (at least [`STATE_LEN`] values, zero at

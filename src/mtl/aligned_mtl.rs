@@ -27,9 +27,7 @@ use crate::solve_shader;
 pub struct AlignedMtl;
 
 /// The WGSL solve: the shared prelude, then shaders/mtl/aligned_mtl.wgsl.
-/// Its matrices in private memory: on lavapipe 0.04–0.12 ms per call
-/// against 6–14 ms in workgroup memory (BENCHMARKS.md, "Bisecting the slow solves").
-pub const SHADER: SolveShader = solve_shader!("aligned_mtl", "private");
+pub const SHADER: SolveShader = solve_shader!("aligned_mtl");
 
 /// The registry's entry.
 pub(crate) const INFO: MethodInfo = MethodInfo {

@@ -38,9 +38,7 @@ impl Default for FairGrad {
 }
 
 /// The WGSL solve: the shared prelude, then shaders/mtl/fairgrad.wgsl.
-/// Its matrices in private memory: on lavapipe 0.04–0.12 ms per call
-/// against 6–14 ms in workgroup memory (BENCHMARKS.md, "Bisecting the slow solves").
-pub const SHADER: SolveShader = solve_shader!("fairgrad", "private");
+pub const SHADER: SolveShader = solve_shader!("fairgrad");
 
 /// The WGSL `Params` of shaders/mtl/fairgrad.wgsl.
 #[repr(C)]

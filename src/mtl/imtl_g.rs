@@ -27,9 +27,7 @@ use crate::solve_shader;
 pub struct ImtlG;
 
 /// The WGSL solve: the shared prelude, then shaders/mtl/imtl_g.wgsl.
-/// Its matrices in private memory: on lavapipe 0.04–0.12 ms per call
-/// against 6–14 ms in workgroup memory (BENCHMARKS.md, "Bisecting the slow solves").
-pub const SHADER: SolveShader = solve_shader!("imtl_g", "private");
+pub const SHADER: SolveShader = solve_shader!("imtl_g");
 
 /// The registry's entry.
 pub(crate) const INFO: MethodInfo = MethodInfo {

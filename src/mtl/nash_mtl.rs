@@ -41,9 +41,7 @@ impl Default for NashMtl {
 }
 
 /// The WGSL solve: the shared prelude, then shaders/mtl/nash_mtl.wgsl.
-/// Its matrices in private memory: on lavapipe 0.04–0.12 ms per call
-/// against 6–14 ms in workgroup memory (BENCHMARKS.md, "Bisecting the slow solves").
-pub const SHADER: SolveShader = solve_shader!("nash_mtl", "private");
+pub const SHADER: SolveShader = solve_shader!("nash_mtl");
 
 /// The WGSL `Params` of shaders/mtl/nash_mtl.wgsl.
 #[repr(C)]
