@@ -12,7 +12,10 @@
 // written), 2 state (the method's memory, kept between steps, zero at the
 // start), 3 gram (K×K, row-major), 4 losses (K).
 
-@group(0) @binding(0) var<uniform> p: Params;
+// The parameters are a read-only storage buffer rather than a uniform one:
+// on lavapipe a solve whose loops a uniform bounds cost milliseconds per
+// call in the driver (kernels::mtl::solve says more).
+@group(0) @binding(0) var<storage, read> p: Params;
 @group(0) @binding(1) var<storage, read_write> weights: array<f32>;
 @group(0) @binding(2) var<storage, read_write> state: array<f32>;
 @group(0) @binding(3) var<storage, read> gram: array<f32>;

@@ -87,7 +87,8 @@ pub fn grid_1d(gpu: &Gpu, n: usize) -> Result<[u32; 3]> {
     grid(gpu, (n as u64).div_ceil(WG as u64))
 }
 
-/// Bind `params` at binding 0 and `tensors` at bindings 1.. and record the
+/// Bind `params` at binding 0 (a uniform buffer, or a read-only storage
+/// buffer when `bindings[0]` says so) and `tensors` at bindings 1.. and record the
 /// dispatch of `entry` in the WGSL `source`. Every kernel wrapper of
 /// `taskgrad::kernels` ends here, and so can a kernel of your own (the book's
 /// exercises do): `file` names the source in the pipeline cache and in
@@ -133,7 +134,12 @@ pub fn record<P: bytemuck::Pod>(
             .create_buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: Some(&label),
                 contents: bytemuck::bytes_of(params),
-                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                // Binding 0 as a read-only storage buffer: the solves', see
+                // kernels::mtl::solve.
+                usage: match bindings[0] {
+                    Binding::Uniform => wgpu::BufferUsages::UNIFORM,
+                    _ => wgpu::BufferUsages::STORAGE,
+                } | wgpu::BufferUsages::COPY_DST,
             });
         let mut entries = vec![wgpu::BindGroupEntry {
             binding: 0,

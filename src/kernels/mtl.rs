@@ -76,7 +76,13 @@ pub fn solve<P: bytemuck::Pod>(
         shader.file,
         shader.source,
         shader.entry,
-        &[Uniform, ReadWrite, ReadWrite, ReadOnly, ReadOnly],
+        // The parameters in a storage buffer, not a uniform one: on lavapipe
+        // (Mesa 22.3) a solve whose loops a uniform value bounds cost 2-14 ms
+        // per call, spent in the driver and malloc (Mesa inlines such uniforms
+        // and compiles the variant when the dispatch runs, as far as measured),
+        // where the same solve with storage parameters takes 0.02-0.2 ms
+        // (BENCHMARKS.md, "Bisecting the slow solves").
+        &[ReadOnly, ReadWrite, ReadWrite, ReadOnly, ReadOnly],
         &[],
         &params,
         &[out, state, gram, losses],
