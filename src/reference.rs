@@ -250,6 +250,43 @@ pub fn gate_backward<T: Real>(g: &[T], dg: &[T], rows: usize, experts: usize) ->
     dx
 }
 
+/// DSelect-k's gate (B×E) from logits x (B×(k·m + k)), γ = 1, as
+/// shaders/gate.wgsl's `dselect`.
+pub fn dselect<T: Real>(x: &[T], rows: usize, experts: usize, selected: usize) -> Vec<T> {
+    let bits = experts.trailing_zeros() as usize;
+    let width = selected * bits + selected;
+    let step = |t: T| {
+        let t = t.to_f64();
+        T::from_f64(if t <= -0.5 {
+            0.0
+        } else if t >= 0.5 {
+            1.0
+        } else {
+            -2.0 * t * t * t + 1.5 * t + 0.5
+        })
+    };
+    let mut g = vec![T::zero(); rows * experts];
+    for b in 0..rows {
+        let row = &x[b * width..(b + 1) * width];
+        let alpha = gate(&row[selected * bits..], 1, selected);
+        for e in 0..experts {
+            for (i, &a) in alpha.iter().enumerate() {
+                let mut r = T::from_f64(1.0);
+                for j in 0..bits {
+                    let s = step(row[i * bits + j]);
+                    r = r * if (e >> (bits - 1 - j)) & 1 == 1 {
+                        s
+                    } else {
+                        T::from_f64(1.0) - s
+                    };
+                }
+                g[b * experts + e] += a * r;
+            }
+        }
+    }
+    g
+}
+
 /// The gated mixture: out\[b,h\] = Σ_e g\[b,e\] · z[b, e·H + h]; g is B×E, z B×(E·H).
 pub fn mixture<T: Real>(g: &[T], z: &[T], rows: usize, experts: usize, width: usize) -> Vec<T> {
     let mut out = vec![T::zero(); rows * width];

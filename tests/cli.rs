@@ -1813,6 +1813,79 @@ fn plots_say_what_they_show() {
 }
 
 #[test]
+fn dselect_k_trains_penguins_loads_back_and_refuses_odd_expert_counts() {
+    // `--arch dselect_k:2 --experts 4`: MMoE with DSelect-k gates; the model
+    // keeps its k, evaluates, and resumes with it; 3 experts are refused.
+    gpu_or_skip!();
+    let dir = scratch("dselect");
+    let out = dir.join("run");
+    let mut args = vec!["train", "--data", PENGUINS, "--out", out.to_str().unwrap()];
+    args.extend(&PENGUIN_ARGS[..PENGUIN_ARGS.len() - 2]);
+    args.extend([
+        "--epochs",
+        "3",
+        "--arch",
+        "dselect_k:2",
+        "--experts",
+        "4",
+        "--expert-hidden",
+        "8",
+    ]);
+    let o = run(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let model = out.join("model.safetensors");
+    let ck = checkpoint::load(&model).unwrap();
+    assert_eq!(
+        ck.meta.net.arch,
+        taskgrad::nn::Arch::DselectK {
+            experts: 4,
+            expert_hidden: 8,
+            selected: 2
+        }
+    );
+    assert_eq!(ck.meta.config["arch"], "dselect_k:2");
+    // Each task's gate: 2 selectors × 2 bits + 2 weight logits per input.
+    let gate = ck
+        .tensors
+        .iter()
+        .find(|(n, _, _)| n == "moe.0.gate0.weight")
+        .unwrap();
+    assert_eq!(gate.1[1], 6, "{:?}", gate.1);
+    let metrics = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    assert!(
+        metrics.lines().next().unwrap().contains("species_gate3"),
+        "{metrics}"
+    );
+    let o = run(&[
+        "eval",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        PENGUINS,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(&[
+        "train",
+        "--data",
+        PENGUINS,
+        "--resume",
+        model.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--out",
+        dir.join("r").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let bad = dir.join("bad");
+    let mut args = vec!["train", "--data", PENGUINS, "--out", bad.to_str().unwrap()];
+    args.extend(&PENGUIN_ARGS[..PENGUIN_ARGS.len() - 2]);
+    args.extend(["--arch", "dselect_k:2", "--experts", "3"]);
+    let o = run(&args);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("power of two"), "{}", stderr(&o));
+}
+
+#[test]
 fn a_mixture_of_experts_trains_penguins_and_loads_back() {
     // Issue 13: `taskgrad train --arch mmoe --experts 4` trains penguins and
     // the model loads back for predict; the architecture is in the metadata.

@@ -500,6 +500,48 @@ fn gate_and_gated_mixture() {
 }
 
 #[test]
+fn dselect_gate_and_gated_mixture() {
+    // DSelect-k's gate over E = 4 and 8 experts (m = 2, 3 bits), k = 2 and 3
+    // selectors, B = 3 rows, feeding a mixture: L = mse(Σ_e g_e z_e, t). The
+    // selector logits are drawn in [−1, 1], so some sit on the smooth step's
+    // flat parts (gradient 0) and some on its cubic.
+    let gpu = gpu_or_skip!();
+    for (e, k, seed) in [(4, 2, 54), (8, 3, 56)] {
+        let d = taskgrad::kernels::gate::Dselect::new(e, k).unwrap();
+        let (b, h) = (3, 2);
+        let (fx, ids) = fixture(
+            gpu,
+            &[("x", vec![b, d.logits()]), ("z", vec![b, e * h])],
+            seed,
+        );
+        let t = random(&mut rng(seed + 1), b * h);
+        let (seeds, losses) = loss_buffers(gpu, 1.0);
+        let mut tape = Tape::new(gpu);
+        let x = fx.params.var(&mut tape, ids[0]).unwrap();
+        let z = fx.params.var(&mut tape, ids[1]).unwrap();
+        let g = tape.dselect(x, d).unwrap();
+        let out = tape.mixture(g, z).unwrap();
+        let mask = upload(gpu, &[b], &vec![1.0; b]);
+        let l = tape
+            .mse(out, &upload(gpu, &[b, h], &t), &mask, &seeds, &losses, 0)
+            .unwrap();
+        tape.backward(&[l]).unwrap();
+        let t64: Vec<f64> = t.iter().map(|&v| v as f64).collect();
+        check(gpu, &tape, &fx, &format!("dselect E {e} k {k}"), |p| {
+            let g = cpu::dselect(&p[0], b, e, k);
+            let out = cpu::mixture(&g, &p[1], b, e, h);
+            cpu::mse(&out, &t64, &ones(b), b, h, 1.0).0
+        });
+        // Each row of the gate sums to 1 (every selector's codes do).
+        let gv = gpu.read_one(tape.value(g)).unwrap();
+        for r in 0..b {
+            let s: f32 = gv[r * e..(r + 1) * e].iter().sum();
+            assert!((s - 1.0).abs() < 1e-5, "row {r} sums to {s}");
+        }
+    }
+}
+
+#[test]
 fn concat_columns_with_an_input_used_twice() {
     // y = [a b a] (3×2, 3×4, 3×2 → 3×8), L = mse(y, t): each input's gradient
     // is its block of dy, a's the sum of its two blocks.
@@ -616,11 +658,25 @@ fn cpu_moe(
             }
             let pool = concat_cols(&parts, &widths, b);
             let n = sn + tn;
-            let g = cpu::gate(
-                &lin(&format!("moe.{l}.gate{k}"), &task_in[k], fan_in, n, false),
-                b,
-                n,
-            );
+            let g = match z.select {
+                // DSelect-k: k·m + k logits per row.
+                Some(sel) => {
+                    let width = sel * sn.trailing_zeros() as usize + sel;
+                    let logits = lin(
+                        &format!("moe.{l}.gate{k}"),
+                        &task_in[k],
+                        fan_in,
+                        width,
+                        false,
+                    );
+                    cpu::dselect(&logits, b, sn, sel)
+                }
+                None => cpu::gate(
+                    &lin(&format!("moe.{l}.gate{k}"), &task_in[k], fan_in, n, false),
+                    b,
+                    n,
+                ),
+            };
             next.push(cpu::mixture(&g, &pool, b, n, h));
         }
         if !last {
@@ -655,7 +711,7 @@ fn cpu_moe(
 }
 
 #[test]
-fn mixture_of_experts_networks_mmoe_cgc_and_ple() {
+fn mixture_of_experts_networks_mmoe_cgc_ple_and_dselect_k() {
     // Whole networks: three tasks (3-class CE, two MSE) on a mixture of
     // experts, every parameter's gradient against finite differences of the
     // CPU forward (experts, gates, concatenations, mixtures, heads).
@@ -679,6 +735,11 @@ fn mixture_of_experts_networks_mmoe_cgc_and_ple() {
             per_task: 1,
             expert_hidden: 3,
             levels: 2,
+        },
+        Arch::DselectK {
+            experts: 4,
+            expert_hidden: 3,
+            selected: 2,
         },
     ] {
         let (b, d) = (5, 3);

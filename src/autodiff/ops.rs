@@ -163,6 +163,22 @@ impl<'g> Tape<'g> {
         Ok(self.push_op(NodeKind::Op("gate"), g, &[x], rule))
     }
 
+    /// DSelect-k's gate (B×E) from x (B×(k·m + k) logits): k selectors over
+    /// the experts' binary codes, mixed by a softmax (shaders/gate.wgsl).
+    pub fn dselect(&mut self, x: Var, d: gate::Dselect) -> Result<Var> {
+        let gpu = self.gpu;
+        let xv = self.value(x).clone();
+        let b = xv.shape().first().copied().unwrap_or(0);
+        let g = Tensor::zeros(gpu, &[b, d.experts], "dselect gate")?;
+        self.record_forward(gate::dselect(gpu, d, &xv, &g)?);
+        // Both the selectors' and the weights' logits from one pass per row.
+        let rule = Rc::new(move |t: &mut Tape, dg: &Tensor| -> Result<()> {
+            let gpu = t.gpu;
+            t.contribute(x, |dx| gate::dselect_backward(gpu, d, &xv, dg, dx))
+        });
+        Ok(self.push_op(NodeKind::Op("dselect"), g, &[x], rule))
+    }
+
     /// out = Σ_e g[:, e] ⊙ z[:, e·H..(e+1)·H]: the gated mixture of E experts'
     /// outputs (g B×E, z B×(E·H), out B×H).
     pub fn mixture(&mut self, g: Var, z: Var) -> Result<Var> {

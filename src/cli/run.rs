@@ -558,7 +558,8 @@ pub(crate) fn check_sizes(s: &RunSettings) -> Result<()> {
         let shared = ["shared", "hard"].contains(&s.arch.trim().to_ascii_lowercase().as_str());
         if shared && s.resume.is_none() && s.init.is_none() {
             return bad(
-                "--expert sets a mixture's experts: give --arch omoe, mmoe, cgc or ple".into(),
+                "--expert sets a mixture's experts: give --arch omoe, mmoe, cgc, ple or dselect_k"
+                    .into(),
             );
         }
         if s.was_given("expert_hidden") {

@@ -90,7 +90,8 @@ pub struct RunSettings {
     pub activation: Activation,
     /// The shared part: shared (a trunk of --hidden widths), or a mixture of
     /// experts: omoe (one gate), mmoe (a gate per task), cgc (shared and
-    /// per-task experts), ple (--levels stacked cgc layers).
+    /// per-task experts), ple (--levels stacked cgc layers), dselect_k:K
+    /// (mmoe whose gates select K of the --experts, a power of two).
     #[arg(long, default_value = "shared")]
     pub arch: String,
     /// Experts of a mixture (the shared ones for cgc and ple).
@@ -326,7 +327,10 @@ impl RunSettings {
     /// of a run, recorded with its model).
     pub fn record_arch(&mut self, arch: &crate::nn::Arch) {
         use crate::nn::Arch;
-        self.arch = arch.name().to_string();
+        self.arch = match arch {
+            Arch::DselectK { selected, .. } => format!("dselect_k:{selected}"),
+            _ => arch.name().to_string(),
+        };
         if let Some(z) = arch.sizes() {
             self.experts = z.shared;
             self.expert_hidden = z.hidden;

@@ -14,6 +14,8 @@ pub enum Init {
     He,
     /// Xavier (Glorot) uniform, ±sqrt(6 / (fan_in + fan_out)): for output layers.
     Xavier,
+    /// Uniform in ±a, whatever the sizes (DSelect-k's gates start near 0).
+    Uniform(f32),
 }
 
 /// `n` draws from N(0, std²) (Box-Muller: two uniforms to one standard normal).
@@ -35,6 +37,7 @@ fn draw(rng: &mut StdRng, init: Init, fan_in: usize, fan_out: usize) -> Vec<f32>
             let a = (6.0 / (fan_in + fan_out) as f64).sqrt();
             (0..n).map(|_| rng.random_range(-a..a) as f32).collect()
         }
+        Init::Uniform(a) => (0..n).map(|_| rng.random_range(-a..a)).collect(),
     }
 }
 

@@ -16,6 +16,13 @@
 //! - PLE: CGC layers stacked; below the last, a shared gate over every expert
 //!   feeds the next layer's shared experts, and task k's mixture its experts
 //!   and gate.
+//! - DSelect-k (Hazimeh et al., NeurIPS 2021): MMoE whose task gates select
+//!   k of the E = 2^m experts, each of k selectors a product of smooth steps
+//!   over an expert's m-bit code, the selectors mixed by a softmax
+//!   (`Tape::dselect`; `--arch dselect_k:K`). As LibMTL's DSelect_k with
+//!   γ = 1 (LibMTL's smooth step ignores its `kgamma`); LibMTL's entropy
+//!   penalty (×1e-6, and a mass penalty for E not a power of two) is left
+//!   out, and E must be a power of two.
 //!
 //! Shared parameters (those that reach more than one task's output: shared
 //! experts and gates, and below PLE's last layer the task experts too, which
@@ -27,6 +34,7 @@ use rand::rngs::StdRng;
 use super::{Activation, Init, LayerSpec, Linear, ParamBuilder, ParamId, ParamSet, Stack};
 use crate::autodiff::{Tape, Var};
 use crate::error::{Error, Result};
+use crate::kernels::gate::Dselect;
 
 /// The shared part of a multi-task network.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -60,6 +68,16 @@ pub enum Arch {
         expert_hidden: usize,
         levels: usize,
     },
+    /// MMoE with DSelect-k gates (Hazimeh et al., NeurIPS 2021; as LibMTL's
+    /// DSelect_k): each task's gate selects `selected` of the `experts`
+    /// shared experts (a power of two) by k differentiable selectors over
+    /// their binary codes, mixed by a softmax (`Tape::dselect`).
+    #[serde(rename = "dselect_k")]
+    DselectK {
+        experts: usize,
+        expert_hidden: usize,
+        selected: usize,
+    },
 }
 
 impl Arch {
@@ -71,11 +89,13 @@ impl Arch {
             Arch::Mmoe { .. } => "mmoe",
             Arch::Cgc { .. } => "cgc",
             Arch::Ple { .. } => "ple",
+            Arch::DselectK { .. } => "dselect_k",
         }
     }
 
     /// The architecture `name` with these sizes (`per_task` and `levels` only
-    /// where they apply).
+    /// where they apply); `dselect_k:K` names DSelect-k with K selectors (2
+    /// when `:K` is left out).
     pub fn parse(
         name: &str,
         experts: usize,
@@ -83,7 +103,34 @@ impl Arch {
         expert_hidden: usize,
         levels: usize,
     ) -> Result<Arch> {
-        let arch = match name.trim().to_ascii_lowercase().as_str() {
+        let lower = name.trim().to_ascii_lowercase().replace('-', "_");
+        let (base, arg) = match lower.split_once(':') {
+            Some((b, a)) => (b, Some(a)),
+            None => (lower.as_str(), None),
+        };
+        if base == "dselect_k" || base == "dselect" {
+            let selected = match arg {
+                None => 2,
+                Some(a) => a.trim().parse().map_err(|_| {
+                    Error::InvalidConfig(format!(
+                        "dselect_k:{a}: the number of selected experts must be a whole number"
+                    ))
+                })?,
+            };
+            let arch = Arch::DselectK {
+                experts,
+                expert_hidden,
+                selected,
+            };
+            arch.check()?;
+            return Ok(arch);
+        }
+        if let Some(a) = arg {
+            return Err(Error::InvalidConfig(format!(
+                "architecture {base:?} takes no argument (:{a})"
+            )));
+        }
+        let arch = match base {
             "shared" | "hard" => Arch::Shared,
             "omoe" => Arch::Omoe {
                 experts,
@@ -106,8 +153,8 @@ impl Arch {
             },
             other => {
                 return Err(Error::InvalidConfig(format!(
-                    "unknown architecture {other:?}: use shared, omoe, mmoe, cgc or ple"
-                )))
+                "unknown architecture {other:?}: use shared, omoe, mmoe, cgc, ple or dselect_k[:K]"
+            )))
             }
         };
         arch.check()?;
@@ -116,8 +163,17 @@ impl Arch {
 
     /// The sizes of a mixture (None for a trunk): every other method reads them here.
     pub fn sizes(&self) -> Option<Sizes> {
+        let mut select = None;
         let (shared, per_task, hidden, levels, one_gate) = match *self {
             Arch::Shared => return None,
+            Arch::DselectK {
+                experts,
+                expert_hidden,
+                selected,
+            } => {
+                select = Some(selected);
+                (experts, 0, expert_hidden, 1, false)
+            }
             Arch::Omoe {
                 experts,
                 expert_hidden,
@@ -144,6 +200,7 @@ impl Arch {
             hidden,
             levels,
             one_gate,
+            select,
         })
     }
 
@@ -161,6 +218,10 @@ impl Arch {
         }
         if z.levels == 0 {
             return bad("the ple architecture: levels must be at least 1".into());
+        }
+        if let Some(k) = z.select {
+            crate::kernels::gate::Dselect::new(z.shared, k)
+                .map_err(|e| Error::InvalidConfig(format!("the dselect_k architecture: {e}")))?;
         }
         if matches!(self, Arch::Omoe { .. } | Arch::Mmoe { .. }) && z.shared == 0 {
             return bad(format!(
@@ -196,6 +257,8 @@ pub struct Sizes {
     pub levels: usize,
     /// One gate for every task (OMoE).
     pub one_gate: bool,
+    /// DSelect-k's gates, selecting this many experts (None: softmax gates).
+    pub select: Option<usize>,
 }
 
 /// A group of experts over one input (in → E·H).
@@ -308,6 +371,8 @@ struct Level {
 /// The mixture-of-experts block of a [`super::MultiTaskNet`].
 pub struct Moe {
     levels: Vec<Level>,
+    /// DSelect-k's task gates (None: softmax gates).
+    select: Option<Dselect>,
     hidden: usize,
     activation: Activation,
     /// The parameters that reach more than one task's output.
@@ -334,10 +399,12 @@ impl Moe {
             hidden,
             levels: n_levels,
             one_gate: omoe,
+            select,
         }) = arch.sizes()
         else {
             return Err(Error::InvalidConfig("a shared trunk has no experts".into()));
         };
+        let select = select.map(|k| Dselect::new(shared_n, k)).transpose()?;
         let maker = ExpertMaker::new(expert, hidden, activation, inputs, rng)?;
         let hidden = maker.hidden;
         let experts = |p: &mut ParamBuilder, name: String, fan_in, n, rng: &mut StdRng| {
@@ -392,15 +459,21 @@ impl Moe {
             }
             if !omoe {
                 for k in 0..tasks {
-                    let n = shared_n + task_n;
-                    level
-                        .task_gates
-                        .push(gate(p, format!("moe.{l}.gate{k}"), fan_in, n, rng)?);
+                    let name = format!("moe.{l}.gate{k}");
+                    level.task_gates.push(match select {
+                        // k·m selector and k weight logits, drawn near 0 (LibMTL:
+                        // ±0.01 and ±0.05, biases too; here ±0.05, biases 0).
+                        Some(d) => {
+                            Linear::new(p, &name, fan_in, d.logits(), Init::Uniform(0.05), rng)?
+                        }
+                        None => gate(p, name, fan_in, shared_n + task_n, rng)?,
+                    });
                 }
             }
         }
         Ok(Moe {
             levels,
+            select,
             hidden,
             activation,
             shared_params,
@@ -453,7 +526,10 @@ impl Moe {
                 let z = concat(tape, &pool)?;
                 let logits =
                     level.task_gates[k].forward(tape, params, task_in[k], Activation::Identity)?;
-                let g = tape.gate(logits)?;
+                let g = match self.select {
+                    Some(d) => tape.dselect(logits, d)?,
+                    None => tape.gate(logits)?,
+                };
                 gates.push(g);
                 next_task.push(tape.mixture(g, z)?);
             }
