@@ -97,6 +97,16 @@ fn rel_err(a: &[f32], b: &[f64], case: &Case) -> f64 {
     diff / norm(b).max(1e-6 * largest)
 }
 
+/// ‖got − want‖ / ‖want‖: a run's direction against its reference.
+fn rel_to(got: &[f32], want: &[f64]) -> f64 {
+    let diff: f64 = got
+        .iter()
+        .zip(want)
+        .map(|(&a, &b)| (a as f64 - b).powi(2))
+        .sum();
+    diff.sqrt() / norm(want)
+}
+
 /// Within the 2e-3 (a NaN is not).
 fn within(err: f64) -> bool {
     err <= 2e-3
@@ -571,15 +581,7 @@ fn db_mtl_over_a_run_agrees_with_libmtl_and_its_cpu_twin() {
         for (t, rows) in run.steps.iter().enumerate() {
             let rows32: Vec<f32> = rows.iter().map(|&v| v as f32).collect();
             let got = agg.step(gpu, &rows32, None).unwrap().direction;
-            let rel = |want: &[f64]| {
-                let diff: f64 = got
-                    .iter()
-                    .zip(want)
-                    .map(|(&a, &b)| (a as f64 - b).powi(2))
-                    .sum();
-                diff.sqrt() / norm(want)
-            };
-            let (libmtl, twin) = (rel(&run.directions[t]), rel(&cpu[t]));
+            let (libmtl, twin) = (rel_to(&got, &run.directions[t]), rel_to(&got, &cpu[t]));
             println!(
                 "db_mtl β {} σ {} step {t}: {libmtl:.1e} vs {}, {twin:.1e} vs the CPU twin",
                 run.beta, run.sigma, run.source
@@ -607,16 +609,8 @@ fn moco_over_a_run_agrees_with_libmtl_and_its_cpu_twin() {
             let rows32: Vec<f32> = rows.iter().map(|&v| v as f32).collect();
             let losses: Vec<f32> = run.losses[t].iter().map(|&v| v as f32).collect();
             let got = agg.step(gpu, &rows32, Some(&losses)).unwrap();
-            let rel = |want: &[f64]| {
-                let d = &got.direction;
-                let diff: f64 = d
-                    .iter()
-                    .zip(want)
-                    .map(|(&a, &b)| (a as f64 - b).powi(2))
-                    .sum();
-                diff.sqrt() / norm(want)
-            };
-            let (libmtl, twin) = (rel(&run.directions[t]), rel(&cpu[t]));
+            let d = &got.direction;
+            let (libmtl, twin) = (rel_to(d, &run.directions[t]), rel_to(d, &cpu[t]));
             println!(
                 "moco step {t}: {libmtl:.1e} vs {}, {twin:.1e} vs the CPU twin",
                 run.source
@@ -656,14 +650,7 @@ fn excess_mtl_over_a_run_agrees_with_libmtl_and_its_cpu_twin() {
         for (t, rows) in run.steps.iter().enumerate() {
             let rows32: Vec<f32> = rows.iter().map(|&v| v as f32).collect();
             let got = agg.step(gpu, &rows32, None).unwrap();
-            let d = &got.direction;
-            let want = &run.directions[t];
-            let diff: f64 = d
-                .iter()
-                .zip(want)
-                .map(|(&a, &b)| (a as f64 - b).powi(2))
-                .sum();
-            let err = diff.sqrt() / norm(want);
+            let err = rel_to(&got.direction, &run.directions[t]);
             println!(
                 "excess_mtl step {t}: {err:.1e} vs {}, λ {:?}",
                 run.source, got.weights

@@ -114,13 +114,7 @@ impl Weighting for DbMtl {
         rows: &GradRows,
         space: GradSpace,
     ) -> Result<Option<(Vec<Dispatch>, GradRows)>> {
-        if space != GradSpace::Parameters {
-            return Err(Error::InvalidConfig(
-                "db_mtl averages the gradients of the shared parameters over steps, which \
-                 means nothing for representation gradients (other batches): use --space params"
-                    .into(),
-            ));
-        }
+        memory::parameters_only("db_mtl", space)?;
         let (state, gram, losses) = (self.bound.as_ref())
             .ok_or_else(|| Error::internal("db_mtl memory", "recorded before build"))?;
         let m = Tensor::zeros(gpu, &[rows.k * rows.n], "db_mtl gradient average")?;

@@ -24,6 +24,7 @@
 //! first). Kernels: `shaders/combine/excess.wgsl` (s and the scaled rows)
 //! and `shaders/mtl/excess_mtl.wgsl` (λ).
 
+use super::memory;
 use super::{Capabilities, GradSpace, MethodInfo, Weighting, WeightingContext, WeightingPlan};
 use crate::error::{Error, Result};
 use crate::gpu::{Binding, Dispatch, Gpu, Tensor};
@@ -137,13 +138,7 @@ impl Weighting for ExcessMtl {
         rows: &GradRows,
         space: GradSpace,
     ) -> Result<Option<(Vec<Dispatch>, GradRows)>> {
-        if space != GradSpace::Parameters {
-            return Err(Error::InvalidConfig(
-                "excess_mtl sums the squared gradients of the shared parameters over steps; \
-                 taskgrad keeps it to them: use --space params"
-                    .into(),
-            ));
-        }
+        memory::parameters_only("excess_mtl", space)?;
         let scaled_gram = (self.scaled_gram.as_ref())
             .ok_or_else(|| Error::internal("excess_mtl memory", "recorded before build"))?;
         let (k, n) = (rows.k, rows.n);

@@ -1,10 +1,11 @@
 //! The moving average of the per-task gradient rows that DB-MTL and MoCo
 //! keep (`shaders/combine/memory.wgsl`): its kernel and its CPU twin.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gpu::{Binding, Dispatch, Gpu, Tensor};
 use crate::kernels::gram::GradRows;
 use crate::kernels::{grid_1d, Shader};
+use crate::mtl::GradSpace;
 
 /// The kernel: `shaders/combine/memory.wgsl`.
 pub const SHADER: Shader = Shader {
@@ -104,4 +105,18 @@ pub fn reference(
             };
         }
     }
+}
+
+/// A memory kept over steps means something only for the shared
+/// parameters' gradients (the representation's come from other batches
+/// each step): `method` refuses `space` otherwise, as LibMTL does.
+pub(crate) fn parameters_only(method: &str, space: GradSpace) -> Result<()> {
+    if space == GradSpace::Parameters {
+        return Ok(());
+    }
+    Err(Error::InvalidConfig(format!(
+        "{method} keeps a memory of the shared parameters' gradients over steps, which \
+         means nothing for representation gradients (other batches each step): use \
+         --space params"
+    )))
 }

@@ -127,13 +127,7 @@ impl Weighting for MoCo {
         rows: &GradRows,
         space: GradSpace,
     ) -> Result<Option<(Vec<Dispatch>, GradRows)>> {
-        if space != GradSpace::Parameters {
-            return Err(Error::InvalidConfig(
-                "moco tracks the gradients of the shared parameters over steps, which means \
-                 nothing for representation gradients (other batches): use --space params"
-                    .into(),
-            ));
-        }
+        memory::parameters_only("moco", space)?;
         let (state, losses) = (self.bound.as_ref())
             .ok_or_else(|| Error::internal("moco memory", "recorded before build"))?;
         // This step's norms ‖g_k‖, from the Gram matrix of the rows themselves.
