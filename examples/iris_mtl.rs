@@ -8,7 +8,7 @@
 //!
 //!     cargo run --release --example iris_mtl -- [--weighting METHOD] [--space params|rep]
 //!                                               [--seed S] [--seeds N] [--epochs N] [--grad-stats] [--half] [--profile]
-//!                                               [--arch shared|omoe|mmoe|cgc|ple|dselect_k:K --experts E --expert-hidden H]
+//!                                               [--arch shared|cross_stitch|omoe|mmoe|cgc|ple|dselect_k:K --experts E --expert-hidden H]
 //!                                               [--dump-step] [--dump-graph FILE.dot] [--grad-stats-every N]
 //!                                               [--finetune EPOCHS [--freeze trunk]]
 //!
@@ -36,7 +36,7 @@ struct Args {
     /// Where gradient-based methods take per-task gradients: params or rep.
     #[arg(long)]
     space: Option<String>,
-    /// The shared part: shared (a trunk), omoe, mmoe, cgc, ple or dselect_k:K.
+    /// The shared part: shared (a trunk), cross_stitch, omoe, mmoe, cgc, ple or dselect_k:K.
     #[arg(long, default_value = "shared")]
     arch: String,
     /// Experts of a mixture (the shared ones for cgc and ple).

@@ -1813,6 +1813,62 @@ fn plots_say_what_they_show() {
 }
 
 #[test]
+fn cross_stitch_trains_penguins_with_a_column_per_task_and_loads_back() {
+    // `--arch cross_stitch --hidden 16,8`: each task a column of the trunk's
+    // layers, a unit after each stage; saved, evaluated, resumed.
+    gpu_or_skip!();
+    let dir = scratch("cross");
+    let out = dir.join("run");
+    let mut args = vec!["train", "--data", PENGUINS, "--out", out.to_str().unwrap()];
+    args.extend(&PENGUIN_ARGS[..PENGUIN_ARGS.len() - 2]);
+    args.extend([
+        "--epochs",
+        "3",
+        "--arch",
+        "cross_stitch",
+        "--hidden",
+        "16,8",
+    ]);
+    let o = run(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let model = out.join("model.safetensors");
+    let ck = checkpoint::load(&model).unwrap();
+    assert_eq!(ck.meta.net.arch, taskgrad::nn::Arch::CrossStitch);
+    assert_eq!(ck.meta.config["arch"], "cross_stitch");
+    let names: Vec<&str> = ck.tensors.iter().map(|(n, _, _)| n.as_str()).collect();
+    for n in [
+        "cross.0.t0.0.weight",
+        "cross.0.t2.0.bias",
+        "cross.1.t1.0.weight",
+        "cross.1.alpha2",
+    ] {
+        assert!(names.contains(&n), "{n} not in {names:?}");
+    }
+    assert!(!names.iter().any(|n| n.starts_with("trunk.")), "{names:?}");
+    let o = run(&[
+        "eval",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        PENGUINS,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let resumed = dir.join("r");
+    let o = run(&[
+        "train",
+        "--data",
+        PENGUINS,
+        "--resume",
+        model.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--out",
+        resumed.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
 fn dselect_k_trains_penguins_loads_back_and_refuses_odd_expert_counts() {
     // `--arch dselect_k:2 --experts 4`: MMoE with DSelect-k gates; the model
     // keeps its k, evaluates, and resumes with it; 3 experts are refused.

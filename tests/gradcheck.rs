@@ -1135,3 +1135,139 @@ fn max_and_average_pooling() {
         }
     }
 }
+
+#[test]
+fn cross_stitch_network() {
+    // Three tasks (3-class CE, two MSE), each with its own column of the
+    // trunk's layers (linear 4 + ReLU, linear 3 + ReLU), mixed after each
+    // stage by a learned unit x̃_k = Σ_j α_kj y_j; every parameter (columns,
+    // units, heads) against finite differences of the CPU forward.
+    let gpu = gpu_or_skip!();
+    let (b, d, tasks) = (4, 3, 3);
+    let spec = NetSpec {
+        inputs: d,
+        image: None,
+        trunk: vec![4, 3],
+        tower: vec![],
+        trunk_layers: vec![],
+        embeddings: vec![],
+        tower_layers: vec![],
+        expert_layers: vec![],
+        outputs: vec![3, 1, 1],
+        head_names: vec!["species".into(), "len".into(), "wid".into()],
+        activation: Activation::Relu,
+        arch: Arch::CrossStitch,
+    };
+    let mut builder = ParamBuilder::new(gpu);
+    let net = MultiTaskNet::new(&mut builder, spec, 72).unwrap();
+    let params = builder.build(gpu).unwrap();
+    let names = params.names.clone();
+    // The units start at 0.9 on the task itself and 0.05 on each other.
+    let all = params.read_all(gpu).unwrap();
+    let alpha = all.iter().find(|(n, _, _)| n == "cross.1.alpha2").unwrap();
+    assert_eq!(alpha.2, vec![0.05, 0.05, 0.9]);
+    let host: P = all
+        .into_iter()
+        .map(|(_, _, v)| v.iter().map(|&x| x as f64).collect())
+        .collect();
+    let fx = Fixture { params, host };
+    let mut r = rng(73);
+    let x = random(&mut r, b * d);
+    let labels: Vec<u32> = (0..b).map(|i| (i % 3) as u32).collect();
+    let (t1, t2) = (random(&mut r, b), random(&mut r, b));
+    let (seeds, losses) = (
+        upload(gpu, &[3], &[1.0, 0.5, 2.0]),
+        Tensor::zeros(gpu, &[3], "losses").unwrap(),
+    );
+    let mask = upload(gpu, &[b], &vec![1.0; b]);
+    let mut tape = Tape::new(gpu);
+    let xv = tape.input(&upload(gpu, &[b, d], &x));
+    let outs = net.forward(&mut tape, &fx.params, xv).unwrap();
+    let gl = Tensor::from_u32(gpu, &[b], &labels, "labels").unwrap();
+    let l0 = tape
+        .softmax_ce(outs[0], &gl, &mask, &seeds, &losses, 0)
+        .unwrap();
+    let l1 = tape
+        .mse(
+            outs[1],
+            &upload(gpu, &[b, 1], &t1),
+            &mask,
+            &seeds,
+            &losses,
+            1,
+        )
+        .unwrap();
+    let l2 = tape
+        .mse(
+            outs[2],
+            &upload(gpu, &[b, 1], &t2),
+            &mask,
+            &seeds,
+            &losses,
+            2,
+        )
+        .unwrap();
+    tape.backward(&[l0, l1, l2]).unwrap();
+    let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+    let t64 = |t: &[f32]| t.iter().map(|&v| v as f64).collect::<Vec<f64>>();
+    let (t1, t2) = (t64(&t1), t64(&t2));
+    check(gpu, &tape, &fx, "cross-stitch", |p| {
+        let at = |n: &str| {
+            names
+                .iter()
+                .position(|m| m == n)
+                .unwrap_or_else(|| panic!("{n}"))
+        };
+        let mut xs = vec![x64.clone(); tasks];
+        for (s, (fan_in, fan_out)) in [(d, 4), (4, 3)].into_iter().enumerate() {
+            let ys: Vec<Vec<f64>> = (0..tasks)
+                .map(|k| {
+                    let (w, bias) = (
+                        at(&format!("cross.{s}.t{k}.0.weight")),
+                        at(&format!("cross.{s}.t{k}.0.bias")),
+                    );
+                    cpu::matmul(
+                        &xs[k],
+                        &p[w],
+                        b,
+                        fan_in,
+                        fan_out,
+                        false,
+                        false,
+                        Some(&p[bias]),
+                        true,
+                    )
+                })
+                .collect();
+            xs = (0..tasks)
+                .map(|k| {
+                    let a = &p[at(&format!("cross.{s}.alpha{k}"))];
+                    (0..b * fan_out)
+                        .map(|i| (0..tasks).map(|j| a[j] * ys[j][i]).sum())
+                        .collect()
+                })
+                .collect();
+        }
+        let head = |k: usize, name: &str, out: usize| {
+            let (w, bias) = (
+                at(&format!("head.{name}.out.weight")),
+                at(&format!("head.{name}.out.bias")),
+            );
+            cpu::matmul(
+                &xs[k],
+                &p[w],
+                b,
+                3,
+                out,
+                false,
+                false,
+                Some(&p[bias]),
+                false,
+            )
+        };
+        let ce = cpu::softmax_ce(&head(0, "species", 3), &labels, &ones(b), b, 3, 1.0).loss;
+        let r1 = cpu::mse(&head(1, "len", 1), &t1, &ones(b), b, 1, 1.0).0;
+        let r2 = cpu::mse(&head(2, "wid", 1), &t2, &ones(b), b, 1, 1.0).0;
+        ce + 0.5 * r1 + 2.0 * r2
+    });
+}

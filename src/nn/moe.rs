@@ -78,6 +78,11 @@ pub enum Arch {
         expert_hidden: usize,
         selected: usize,
     },
+    /// A column per task, copies of the trunk's layers, mixed after each
+    /// stage by learned cross-stitch units (Misra et al., CVPR 2016;
+    /// `nn::cross_stitch`).
+    #[serde(rename = "cross_stitch")]
+    CrossStitch,
 }
 
 impl Arch {
@@ -90,6 +95,7 @@ impl Arch {
             Arch::Cgc { .. } => "cgc",
             Arch::Ple { .. } => "ple",
             Arch::DselectK { .. } => "dselect_k",
+            Arch::CrossStitch => "cross_stitch",
         }
     }
 
@@ -132,6 +138,7 @@ impl Arch {
         }
         let arch = match base {
             "shared" | "hard" => Arch::Shared,
+            "cross_stitch" | "crossstitch" => Arch::CrossStitch,
             "omoe" => Arch::Omoe {
                 experts,
                 expert_hidden,
@@ -153,7 +160,7 @@ impl Arch {
             },
             other => {
                 return Err(Error::InvalidConfig(format!(
-                "unknown architecture {other:?}: use shared, omoe, mmoe, cgc, ple or dselect_k[:K]"
+                "unknown architecture {other:?}: use shared, cross_stitch, omoe, mmoe, cgc, ple or dselect_k[:K]"
             )))
             }
         };
@@ -165,7 +172,7 @@ impl Arch {
     pub fn sizes(&self) -> Option<Sizes> {
         let mut select = None;
         let (shared, per_task, hidden, levels, one_gate) = match *self {
-            Arch::Shared => return None,
+            Arch::Shared | Arch::CrossStitch => return None,
             Arch::DselectK {
                 experts,
                 expert_hidden,

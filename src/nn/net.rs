@@ -7,6 +7,7 @@ use std::ops::Range;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
+use super::cross_stitch::CrossStitch;
 use super::layer::{Image, LayerSpec, Stack};
 use super::moe::{Arch, Moe};
 use super::{Activation, Init, Linear, ParamBuilder, ParamId, ParamSet};
@@ -114,8 +115,10 @@ pub struct MultiTaskNet {
     /// Each embedded column's table (levels × dim), shared by every task.
     pub tables: Vec<ParamId>,
     pub trunk: Stack,
-    /// The mixture of experts, for an `Arch` other than `Shared`.
+    /// The mixture of experts, for an `Arch` other than `Shared` and `CrossStitch`.
     pub moe: Option<Moe>,
+    /// The task columns and their units, for `Arch::CrossStitch`.
+    pub cross: Option<CrossStitch>,
     pub heads: Vec<(Stack, Linear)>,
 }
 
@@ -142,8 +145,20 @@ impl MultiTaskNet {
         }
         let mut width = dense + spec.embeddings.iter().map(|e| e.dim).sum::<usize>();
         check_image(&spec)?;
+        // Cross-stitch copies the trunk's layers per task: no trunk after it.
+        let cross = match &spec.arch {
+            Arch::CrossStitch => {
+                let input = spec.image.map_or(width, |im| im.channels);
+                let specs = spec.trunk_specs();
+                let cross =
+                    CrossStitch::new(p, &specs, input, spec.image, spec.outputs.len(), &mut rng)?;
+                width = cross.width();
+                Some(cross)
+            }
+            _ => None,
+        };
         let moe = match &spec.arch {
-            Arch::Shared => None,
+            Arch::Shared | Arch::CrossStitch => None,
             arch => {
                 if !spec.trunk_specs().is_empty() {
                     return Err(Error::InvalidConfig(format!(
@@ -166,21 +181,26 @@ impl MultiTaskNet {
             }
         };
         // Over an image the trunk's input width is its channels.
-        let trunk_input = spec.image.map_or(width, |im| im.channels);
-        let trunk = Stack::build_over(
-            p,
-            "trunk",
-            &spec.trunk_specs(),
-            trunk_input,
-            spec.image,
-            &mut rng,
-        )?;
+        let trunk = if cross.is_some() {
+            Stack::build(p, "trunk", &[], width, &mut rng)?
+        } else {
+            let trunk_input = spec.image.map_or(width, |im| im.channels);
+            Stack::build_over(
+                p,
+                "trunk",
+                &spec.trunk_specs(),
+                trunk_input,
+                spec.image,
+                &mut rng,
+            )?
+        };
         let heads = build_heads(p, &spec, &trunk, &mut rng)?;
         Ok(MultiTaskNet {
             spec,
             tables,
             trunk,
             moe,
+            cross,
             heads,
         })
     }
@@ -221,9 +241,10 @@ impl MultiTaskNet {
     /// the shared experts and gates of a mixture.
     pub fn shared_params(&self) -> Vec<ParamId> {
         let mut shared = self.tables.clone();
-        match &self.moe {
-            Some(moe) => shared.extend(&moe.shared_params),
-            None => shared.extend(self.trunk.params()),
+        match (&self.moe, &self.cross) {
+            (Some(moe), _) => shared.extend(&moe.shared_params),
+            (None, Some(cross)) => shared.extend(&cross.shared_params),
+            (None, None) => shared.extend(self.trunk.params()),
         }
         shared
     }
@@ -323,6 +344,9 @@ impl MultiTaskNet {
         x: Var,
     ) -> Result<(Vec<Var>, Vec<Var>)> {
         let x = self.input_stage(tape, params, x)?;
+        if let Some(cross) = &self.cross {
+            return Ok((cross.forward(tape, params, x)?, Vec::new()));
+        }
         match &self.moe {
             Some(moe) => moe.forward(tape, params, x, self.heads.len()),
             None => Ok((

@@ -526,7 +526,8 @@ impl TrainConfig {
     /// conversion from the training settings to the network's (a mixture of
     /// experts replaces the trunk).
     pub fn net_spec(&self, data: &Dataset, tasks: &[TaskSpec]) -> NetSpec {
-        let shared = matches!(self.arch, Arch::Shared);
+        // A mixture of experts replaces the trunk; cross-stitch copies it per task.
+        let shared = matches!(self.arch, Arch::Shared | Arch::CrossStitch);
         NetSpec {
             inputs: data.d,
             image: data.image,
