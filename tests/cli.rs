@@ -2033,7 +2033,7 @@ fn a_mixture_of_experts_trains_penguins_and_loads_back() {
     for (extra, needle) in [
         (
             vec!["--arch", "moe"],
-            "unknown architecture \"moe\": use shared, omoe, mmoe, cgc or ple",
+            "unknown architecture \"moe\": use shared, cross_stitch, omoe, mmoe, cgc, ple or dselect_k[:K]",
         ),
         (
             vec!["--arch", "mmoe", "--experts", "0"],
