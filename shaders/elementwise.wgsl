@@ -2,6 +2,7 @@
 //
 //   fill:          y[i] = value
 //   scale:         y[i] = alpha * x[i]
+//   rescale:       y[i] = alpha * y[i]             (in place)
 //   add:           y[i] = x[i] + b[i]
 //   axpy:          y[i] = y[i] + alpha * x[i]
 //   relu:          y[i] = max(x[i], 0)
@@ -52,6 +53,13 @@ fn scale(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) li
          @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat_index(wid, lid, nwg);
     if (i < p.n) { y[i] = p.alpha * x[i]; }
+}
+
+@compute @workgroup_size(WG)
+fn rescale(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+           @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(wid, lid, nwg);
+    if (i < p.n) { y[i] = p.alpha * y[i]; }
 }
 
 @compute @workgroup_size(WG)

@@ -439,6 +439,11 @@ fn elementwise_hand_checked() {
     gpu.run(&[&elementwise::axpy(gpu, 2.0, &b, &y).unwrap()])
         .unwrap();
     assert_eq!(gpu.read_one(&y).unwrap(), vec![1., 2., -0.5]); // y + 2b
+    gpu.run(&[&elementwise::rescale(gpu, &y, -4.0).unwrap()])
+        .unwrap();
+    assert_eq!(gpu.read_one(&y).unwrap(), vec![-4., -8., 2.]); // -4y in place
+    gpu.run(&[&elementwise::rescale(gpu, &y, -0.25).unwrap()])
+        .unwrap();
     gpu.run(&[&elementwise::relu_backward(gpu, &b, &x, &y).unwrap()])
         .unwrap();
     assert_eq!(gpu.read_one(&y).unwrap(), vec![0., 0., -1.]); // dy where x > 0
@@ -1093,9 +1098,22 @@ fn gram_and_combine_against_reference() {
             );
         }
     }
+    // Rows of three minibatches (MoDo, SDMGrad) fit a GradRows; the Gram
+    // kernel takes at most 16 of them.
+    // (Rows 64 values apart, so that each starts at a bindable offset.)
+    let rows17 = GradRows::new(zeros(gpu, &[17 * 64]), 17, 64, 64).unwrap();
     assert!(
-        GradRows::new(zeros(gpu, &[17 * 4]), 17, 4, 4).is_err(),
-        "more than 16 tasks is refused"
+        gram(gpu, &rows17, &zeros(gpu, &[17 * 17])).is_err(),
+        "a Gram matrix of more than 16 rows is refused"
+    );
+    assert!(gram(gpu, &rows17.range(1, 16).unwrap(), &zeros(gpu, &[256])).is_ok());
+    assert!(
+        rows17.range(2, 16).is_err(),
+        "rows past the end are refused"
+    );
+    assert!(
+        GradRows::new(zeros(gpu, &[49 * 4]), 49, 4, 4).is_err(),
+        "more than three minibatches of 16 tasks is refused"
     );
 }
 

@@ -549,3 +549,126 @@ fn a_coordinate_wise_method_replaces_the_weighted_sum_in_the_step() {
         );
     }
 }
+
+/// The gradient arena after one step's backward passes (no optimizer) of a
+/// shared trunk over Iris, each of the method's minibatches from `batches`
+/// (one, or one per sample), and the arena's shared segment.
+fn grads_on(
+    gpu: &Gpu,
+    data: &Dataset,
+    weighting: &mut dyn Weighting,
+    space: Option<GradSpace>,
+    batches: &[&[usize]],
+) -> (Vec<f32>, std::ops::Range<usize>) {
+    let mut b = ParamBuilder::new(gpu);
+    let spec = NetSpec {
+        inputs: 2,
+        image: None,
+        trunk: vec![8, 6],
+        tower: vec![],
+        trunk_layers: vec![],
+        embeddings: vec![],
+        tower_layers: vec![],
+        expert_layers: vec![],
+        outputs: vec![3, 1, 1],
+        head_names: vec!["s".into(), "l".into(), "w".into()],
+        activation: Default::default(),
+        arch: Arch::Shared,
+    };
+    let net = MultiTaskNet::new(&mut b, spec, 3).unwrap();
+    let params: ParamSet = b.build(gpu).unwrap();
+    let prog = Program::build(
+        gpu,
+        &net,
+        &params,
+        &data.tasks,
+        2,
+        16,
+        weighting,
+        space,
+        OptimizerConfig::default(),
+    )
+    .unwrap();
+    assert_eq!(prog.samples(), batches.len());
+    for (s, rows) in batches.iter().enumerate() {
+        prog.write_sample(gpu, s, data, rows, &[0, 1, 2]).unwrap();
+    }
+    let mut ds = prog.train_dispatches();
+    ds.pop(); // no Adam: look at the gradients
+    gpu.run(&ds).unwrap();
+    let arena = gpu.read_one(&params.grads().unwrap().whole).unwrap();
+    (arena, net.shared_segment(&params).unwrap())
+}
+
+#[test]
+fn three_minibatch_methods_combine_the_rows_of_the_right_minibatches() {
+    // MoDo and SDMGrad draw three minibatches a step. Their step must equal
+    // the method's reference on the per-task gradients of each minibatch
+    // (each found alone: one-hot fixed weights, one minibatch), with the
+    // heads at the mean of the three minibatches' gradients.
+    let gpu = gpu_or_skip!();
+    let (data, split) = common::iris(0);
+    let batches: Vec<&[usize]> = (0..3).map(|s| &split.train[16 * s..16 * (s + 1)]).collect();
+    let k = 3;
+    // rows[s·K + j]: task j's gradient of the shared parameters on minibatch s.
+    let mut rows = Vec::new();
+    let mut joint = Vec::new();
+    let mut shared = 0..0;
+    for batch in &batches {
+        for j in 0..k {
+            let mut one_hot = vec![0.0; k];
+            one_hot[j] = 1.0;
+            let mut fixed = mtl::Fixed::new(one_hot).unwrap();
+            let (arena, seg) = grads_on(
+                gpu,
+                &data,
+                &mut fixed,
+                Some(GradSpace::Parameters),
+                &[batch],
+            );
+            rows.push(arena[seg.clone()].to_vec());
+            shared = seg;
+        }
+        joint.push(grads_on(gpu, &data, &mut mtl::Equal, None, &[batch]).0);
+    }
+    let flat: Vec<f64> = rows.iter().flatten().map(|&v| v as f64).collect();
+    let cases: Vec<(Box<dyn Weighting>, Vec<f64>)> = vec![
+        (
+            Box::new(mtl::MoDo::default()),
+            mtl::modo::reference(&mtl::MoDo::default(), std::slice::from_ref(&flat), k).0[0]
+                .clone(),
+        ),
+        (
+            Box::new(mtl::SdmGrad::default()),
+            mtl::sdmgrad::reference(&mtl::SdmGrad::default(), std::slice::from_ref(&flat), k).0[0]
+                .clone(),
+        ),
+    ];
+    for (mut method, want_shared) in cases {
+        let name = method.name();
+        let (got, seg) = grads_on(
+            gpu,
+            &data,
+            method.as_mut(),
+            Some(GradSpace::Parameters),
+            &batches,
+        );
+        assert_eq!(seg, shared);
+        let want_shared: Vec<f32> = want_shared.iter().map(|&v| v as f32).collect();
+        common::assert_close(
+            &format!("{name}: shared gradients"),
+            &got[seg.clone()],
+            &want_shared,
+            1e-5,
+            1e-4,
+        );
+        // The heads (everything outside the trunk): the mean of the three minibatches'.
+        let heads: Vec<usize> = (0..got.len()).filter(|i| !seg.contains(i)).collect();
+        let mean: Vec<f32> = (heads.iter())
+            .map(|&i| joint.iter().map(|g| g[i]).sum::<f32>() / 3.0)
+            .collect();
+        let got_heads: Vec<f32> = heads.iter().map(|&i| got[i]).collect();
+        assert!(mean.iter().any(|&v| v != 0.0));
+        common::assert_close(&format!("{name}: heads"), &got_heads, &mean, 1e-5, 1e-4);
+    }
+}

@@ -124,6 +124,28 @@ fn softmax_w() {
     for (var i = 0u; i < p.k; i = i + 1u) { w[i] = w[i] / s; }
 }
 
+// w ← its Euclidean projection onto the simplex {v ≥ 0, Σ v = 1}
+// (Held, Wolfe & Crowder 1974; Duchi et al. 2008): v = max(w − θ, 0), with
+// u = w sorted descending, ρ the largest j with u_j > (u_1 + … + u_j − 1)/j
+// and θ = (u_1 + … + u_ρ − 1)/ρ. Counting instead of sorting (K ≤ 16): entry
+// i's place j is 1 + the entries before it (larger, or equal with a smaller
+// index), and its prefix sum theirs plus its own. CPU twin: solve::project_simplex.
+fn project_simplex() {
+    let k = p.k;
+    var theta = 0.0;
+    var rho = 0u;
+    for (var i = 0u; i < k; i = i + 1u) {
+        var j = 1u;
+        var prefix = w[i];
+        for (var m = 0u; m < k; m = m + 1u) {
+            if (w[m] > w[i] || (w[m] == w[i] && m < i)) { j = j + 1u; prefix = prefix + w[m]; }
+        }
+        let t = (prefix - 1.0) / f32(j);
+        if (w[i] > t && j > rho) { rho = j; theta = t; }
+    }
+    for (var i = 0u; i < k; i = i + 1u) { w[i] = max(w[i] - theta, 0.0); }
+}
+
 // Solve A x = r in place (n ≤ 17; A in `A`, r in `x`), Gaussian elimination with partial pivoting.
 var<workgroup> A: array<f32, 289>;
 var<private> x: array<f32, 17>;

@@ -137,7 +137,10 @@ impl<'g> Tape<'g> {
     }
 
     /// A trainable tensor whose gradient is written to `grad` (for parameters, a
-    /// view of the gradient arena).
+    /// view of the gradient arena). A tensor already on the tape as a
+    /// parameter is the same node: every use of it (a layer traced once per
+    /// minibatch, tied weights) adds to one gradient, where separate nodes
+    /// over one gradient buffer would each overwrite it.
     pub fn param(&mut self, value: &Tensor, grad: &Tensor) -> Result<Var> {
         if value.shape() != grad.shape() {
             return Err(Error::shape(
@@ -145,6 +148,11 @@ impl<'g> Tape<'g> {
                 format!("{:?}", value.shape()),
                 format!("{:?}", grad.shape()),
             ));
+        }
+        if let Some(i) = (0..self.nodes.len()).find(|&i| {
+            self.nodes[i].kind == NodeKind::Param && self.nodes[i].value.same_view(value)
+        }) {
+            return Ok(Var(i));
         }
         let v = self.push_node(NodeKind::Param, value.clone(), true, None);
         self.nodes[v.0].grad = Some(grad.clone());

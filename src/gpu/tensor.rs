@@ -484,6 +484,14 @@ impl Tensor {
         })
     }
 
+    /// Whether two tensors are the same view: one buffer, offset, shape and type.
+    pub fn same_view(&self, other: &Tensor) -> bool {
+        Arc::ptr_eq(&self.buffer, &other.buffer)
+            && self.offset == other.offset
+            && self.shape == other.shape
+            && self.dtype == other.dtype
+    }
+
     /// Whether two tensors share a buffer and overlap (so cannot be bound read and write at once).
     pub fn overlaps(&self, other: &Tensor) -> bool {
         Arc::ptr_eq(&self.buffer, &other.buffer)

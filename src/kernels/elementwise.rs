@@ -1,4 +1,4 @@
-//! fill, scale, add, axpy, broadcast, and the activations with their
+//! fill, scale, rescale, add, axpy, broadcast, and the activations with their
 //! backwards (relu, gelu, tanh). See shaders/elementwise.wgsl.
 
 use crate::error::Result;
@@ -65,6 +65,11 @@ pub fn fill(gpu: &Gpu, y: &Tensor, value: f32) -> Result<Dispatch> {
 /// y = alpha · x
 pub fn scale(gpu: &Gpu, x: &Tensor, alpha: f32, y: &Tensor) -> Result<Dispatch> {
     launch(gpu, "scale", alpha, 0.0, y, &[x])
+}
+
+/// y = alpha · y, in place
+pub fn rescale(gpu: &Gpu, y: &Tensor, alpha: f32) -> Result<Dispatch> {
+    launch(gpu, "rescale", alpha, 0.0, y, &[])
 }
 
 /// y = a + b

@@ -30,11 +30,15 @@ pub struct GradRows {
     pub stride: usize,
 }
 
+/// Most rows a [`GradRows`] holds: the rows of several minibatches (MoDo,
+/// SDMGrad: three), of which the Gram kernel takes at most [`MAX_TASKS`].
+pub const MAX_ROWS: usize = 3 * MAX_TASKS;
+
 impl GradRows {
     pub fn new(rows: Tensor, k: usize, n: usize, stride: usize) -> Result<Self> {
-        if k == 0 || k > MAX_TASKS {
+        if k == 0 || k > MAX_ROWS {
             return Err(Error::InvalidConfig(format!(
-                "per-task gradients need 1 to {MAX_TASKS} tasks, got {k}"
+                "per-task gradients need 1 to {MAX_TASKS} tasks, got {k} rows"
             )));
         }
         if stride < n || rows.numel() < (k - 1) * stride + n {
@@ -45,6 +49,24 @@ impl GradRows {
             ));
         }
         Ok(GradRows { rows, k, n, stride })
+    }
+
+    /// Rows `from..from + k` of these.
+    pub fn range(&self, from: usize, k: usize) -> Result<GradRows> {
+        if from + k > self.k {
+            return Err(Error::shape(
+                "gradient rows",
+                format!("at most {} rows", self.k),
+                format!("rows {from}..{}", from + k),
+            ));
+        }
+        let len = (k - 1) * self.stride + self.n;
+        GradRows::new(
+            self.rows.slice(from * self.stride, &[len])?,
+            k,
+            self.n,
+            self.stride,
+        )
     }
 }
 
@@ -57,6 +79,12 @@ pub struct GramDispatches {
 
 /// Record the Gram matrix of `g` into `gram` (K×K).
 pub fn gram(gpu: &Gpu, g: &GradRows, gram: &Tensor) -> Result<GramDispatches> {
+    if g.k > MAX_TASKS {
+        return Err(Error::InvalidConfig(format!(
+            "the Gram matrix takes at most {MAX_TASKS} gradient rows, got {}",
+            g.k
+        )));
+    }
     gram.expect_numel("gram output", g.k * g.k)?;
     let pairs = g.k * (g.k + 1) / 2;
     // Enough invocations to spread the columns, few enough that finishing is cheap.

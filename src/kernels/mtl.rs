@@ -42,7 +42,8 @@ macro_rules! solve_shader {
     };
 }
 
-/// Record `shader`'s solve writing `out` (K) from `gram` (K×K) and `losses`
+/// Record `shader`'s solve writing `out` (K) from `gram` (K×K, or 2K×2K for
+/// a solve over two minibatches' rows) and `losses`
 /// (K), with its memory in `state` (at least [`STATE_LEN`] values, zero at
 /// the start). `params` is the `#[repr(C)]` twin of the file's WGSL
 /// `Params`, whose first field is K.
@@ -61,7 +62,10 @@ pub fn solve<P: bytemuck::Pod>(
             "task-weight solves handle 1 to {MAX_TASKS} tasks, got {k}"
         )));
     }
-    gram.expect_numel("solve gram", k * k)?;
+    // K×K, or (MoDo, SDMGrad) the 2K×2K Gram matrix of two minibatches' rows.
+    if gram.numel() != k * k && gram.numel() != 4 * k * k {
+        gram.expect_numel("solve gram", k * k)?;
+    }
     losses.expect_numel("solve losses", k)?;
     if state.numel() < STATE_LEN {
         return Err(Error::shape(

@@ -36,7 +36,9 @@ pub struct Aggregation {
 
 /// The direction `method` (a name [`by_name`] takes, e.g. `"pcgrad"`,
 /// `"mgda"`, `"upgrad"`) combines the K rows of `rows` (K×P, row-major) into,
-/// with the method's default settings.
+/// with the method's default settings. A method that draws several
+/// minibatches a step ([`Weighting::samples`]: MoDo and SDMGrad, 3) takes
+/// them stacked, S·K×P: minibatch s's K rows from row sK.
 pub fn aggregate(gpu: &Gpu, method: &str, rows: &[f32], k: usize) -> Result<Vec<f32>> {
     Ok(aggregate_with(gpu, by_name(method)?.as_mut(), rows, k)?.direction)
 }
@@ -62,14 +64,15 @@ pub async fn aggregate_with_async(
     rows: &[f32],
     k: usize,
 ) -> Result<Aggregation> {
-    if k == 0 || rows.is_empty() || !rows.len().is_multiple_of(k) {
+    let samples = method.samples().max(1);
+    if k == 0 || rows.is_empty() || !rows.len().is_multiple_of(samples * k) {
         return Err(Error::shape(
             "aggregate rows",
-            format!("K = {k} rows of equal length"),
+            format!("{samples} × K = {samples} × {k} rows of equal length"),
             format!("{} values", rows.len()),
         ));
     }
-    Aggregator::new(gpu, method, k, rows.len() / k)?
+    Aggregator::new(gpu, method, k, rows.len() / (samples * k))?
         .step_async(gpu, rows, None)
         .await
 }
@@ -97,6 +100,11 @@ pub async fn aggregate_with_async(
 pub struct Aggregator {
     k: usize,
     p: usize,
+    /// Minibatches per step ([`Weighting::samples`]): the rows are S·K×P.
+    samples: usize,
+    /// Elements from one row's start to the next's (P, or P rounded up to
+    /// the storage-offset alignment for several minibatches).
+    stride: usize,
     rows: Tensor,
     losses: Tensor,
     weights: Tensor,
@@ -132,8 +140,18 @@ impl Aggregator {
                 format!("K = {k}, P = {p}"),
             ));
         }
-        let rows = Tensor::zeros(gpu, &[k * p], "aggregate rows")?;
-        let g = GradRows::new(rows.clone(), k, p, p)?;
+        let samples = method.samples().max(1);
+        // Several minibatches' rows are bound a minibatch at a time: each
+        // row starts at a bindable offset.
+        let stride = match samples {
+            1 => p,
+            _ => {
+                let a = (gpu.limits.min_storage_buffer_offset_alignment as usize / 4).max(1);
+                p.div_ceil(a) * a
+            }
+        };
+        let rows = Tensor::zeros(gpu, &[samples * k * stride], "aggregate rows")?;
+        let g = GradRows::new(rows.clone(), samples * k, p, stride)?;
         let gram_m = Tensor::zeros(gpu, &[k, k], "aggregate gram")?;
         let ones = vec![1.0; k];
         let seeds = Tensor::from_slice(gpu, &[k], &ones, "aggregate seeds")?;
@@ -163,9 +181,17 @@ impl Aggregator {
         });
         // What ends a training step for the method (GradDrop's next draw).
         dispatches.extend(plan.after_backward);
+        if g.k != k {
+            return Err(Error::internal(
+                "aggregate",
+                format!("{} left {} rows for {k} tasks", method.name(), g.k),
+            ));
+        }
         Ok(Aggregator {
             k,
             p,
+            samples,
+            stride,
             rows,
             losses,
             weights,
@@ -177,7 +203,7 @@ impl Aggregator {
     }
 
     /// The next step: the direction the method combines `rows` (K×P,
-    /// row-major) into, given this step's K `losses` (MoCo scales by them;
+    /// row-major; S·K×P for a method of S minibatches) into, given this step's K `losses` (MoCo scales by them;
     /// ones when None).
     pub fn step(&mut self, gpu: &Gpu, rows: &[f32], losses: Option<&[f32]>) -> Result<Aggregation> {
         pollster::block_on(self.step_async(gpu, rows, losses))
@@ -190,14 +216,22 @@ impl Aggregator {
         rows: &[f32],
         losses: Option<&[f32]>,
     ) -> Result<Aggregation> {
-        if rows.len() != self.k * self.p {
+        if rows.len() != self.samples * self.k * self.p {
             return Err(Error::shape(
                 "aggregate rows",
-                format!("K × P = {} × {}", self.k, self.p),
+                format!("S × K × P = {} × {} × {}", self.samples, self.k, self.p),
                 format!("{} values", rows.len()),
             ));
         }
-        self.rows.write(gpu, rows)?;
+        if self.stride == self.p {
+            self.rows.write(gpu, rows)?;
+        } else {
+            let mut padded = vec![0.0; self.rows.numel()];
+            for (r, row) in rows.chunks(self.p).enumerate() {
+                padded[r * self.stride..r * self.stride + self.p].copy_from_slice(row);
+            }
+            self.rows.write(gpu, &padded)?;
+        }
         let ones = vec![1.0; self.k];
         let losses = losses.unwrap_or(&ones);
         if losses.len() != self.k {

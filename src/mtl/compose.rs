@@ -95,6 +95,9 @@ impl Weighting for Compose {
     ) -> Result<Option<(Vec<Dispatch>, GradRows)>> {
         self.grad.record_memory(gpu, rows, space)
     }
+    fn samples(&self) -> usize {
+        self.grad.samples()
+    }
     fn coordinate_wise(&self) -> bool {
         self.grad.coordinate_wise()
     }

@@ -50,9 +50,11 @@ pub mod krum;
 pub mod memory;
 pub mod mgda;
 pub mod moco;
+pub mod modo;
 pub mod nash_mtl;
 pub mod pcgrad;
 pub mod rlw;
+pub mod sdmgrad;
 pub(crate) mod solve;
 pub mod stch;
 pub mod trimmed_mean;
@@ -81,9 +83,11 @@ pub use imtl_g::ImtlG;
 pub use krum::Krum;
 pub use mgda::Mgda;
 pub use moco::MoCo;
+pub use modo::MoDo;
 pub use nash_mtl::NashMtl;
 pub use pcgrad::PcGrad;
 pub use rlw::Rlw;
+pub use sdmgrad::SdmGrad;
 pub use stch::Stch;
 pub use trimmed_mean::TrimmedMean;
 pub use uncertainty::Uncertainty;
@@ -204,6 +208,8 @@ pub const REGISTRY: &[MethodInfo] = &[
     trimmed_mean::INFO,
     db_mtl::INFO,
     moco::INFO,
+    modo::INFO,
+    sdmgrad::INFO,
     excess_mtl::INFO,
 ];
 
@@ -261,8 +267,9 @@ pub trait Weighting {
         Ok(())
     }
     /// A memory of the per-task gradients (DB-MTL's and MoCo's moving
-    /// averages): the dispatches that update it from this step's `rows`, and
-    /// the rows the Gram matrix and the combination then use in their place.
+    /// averages), or the rows of several minibatches ([`Weighting::samples`]):
+    /// the dispatches that update the memory or solve from this step's `rows`,
+    /// and the K rows the Gram matrix and the combination then use.
     /// Recorded after [`Weighting::build`]; `space` says what the rows are.
     /// None (the default): the rows themselves.
     fn record_memory(
@@ -272,6 +279,14 @@ pub trait Weighting {
         _space: GradSpace,
     ) -> Result<Option<(Vec<Dispatch>, GradRows)>> {
         Ok(None)
+    }
+    /// Minibatches each step draws (default 1). A method that draws S > 1
+    /// (MoDo, SDMGrad: 3, as LibMTL's trainer gives them) gets the S·K rows
+    /// of all of them in [`Weighting::record_memory`], sample s's K rows
+    /// from row sK, and returns the K it combines; the heads get the mean of
+    /// the S minibatches' gradients.
+    fn samples(&self) -> usize {
+        1
     }
     /// It combines the per-task gradient rows coordinate by coordinate
     /// (GradDrop, TrimmedMean), not as a weighted sum Σ_k w_k g_k: the step

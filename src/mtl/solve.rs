@@ -191,6 +191,27 @@ pub fn solve_linear(a: &[f64], r: &[f64], n: usize) -> Vec<f64> {
     x
 }
 
+/// The Euclidean projection of `v` onto the simplex {x ≥ 0, Σ x = 1}: x =
+/// max(v − θ, 0), θ from the sorted prefix sums, found by counting as
+/// `project_simplex` in shaders/mtl/prelude.wgsl does.
+pub fn project_simplex(v: &[f64]) -> Vec<f64> {
+    let (mut theta, mut rho) = (0.0, 0);
+    for (i, &vi) in v.iter().enumerate() {
+        let before = |m: usize| v[m] > vi || (v[m] == vi && m < i);
+        let j = 1 + (0..v.len()).filter(|&m| before(m)).count();
+        let prefix = vi
+            + (0..v.len())
+                .filter(|&m| before(m))
+                .map(|m| v[m])
+                .sum::<f64>();
+        let t = (prefix - 1.0) / j as f64;
+        if vi > t && j > rho {
+            (rho, theta) = (j, t);
+        }
+    }
+    v.iter().map(|&x| (x - theta).max(0.0)).collect()
+}
+
 pub fn softmax(z: &[f64]) -> Vec<f64> {
     let m = z.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
     let e: Vec<f64> = z.iter().map(|&v| (v - m).exp()).collect();

@@ -244,7 +244,7 @@ pub struct PerTaskRows {
 
 impl PerTaskRows {
     /// The reduction, once `weighting` is built: its memory of past rows if
-    /// it keeps one ([`Weighting::record_memory`]: DB-MTL, MoCo), the Gram
+    /// it keeps one ([`Weighting::record_memory`]: DB-MTL, MoCo, ExcessMTL), the Gram
     /// matrix of the rows it uses, and their combination, a weighted sum or
     /// its own coordinate-wise one ([`Weighting::coordinate_wise`]:
     /// GradDrop, TrimmedMean).
@@ -256,9 +256,29 @@ impl PerTaskRows {
         tb: &TaskBuffers,
     ) -> Result<PerTaskPath> {
         let (mut gram, rows) = match weighting.record_memory(gpu, &self.rows, space)? {
+            // Rows weighted one by one are the starts of backward passes, laid
+            // out as the step's own rows: a memory's rows cannot stand in.
+            Some(_) if matches!(self.into, Combined::EachRow(_)) => {
+                return Err(Error::InvalidConfig(format!(
+                    "{} keeps a memory of the task gradients, which cannot stand in for one \
+                     representation per task (mmoe, cgc, ple): use --space params",
+                    weighting.name()
+                )))
+            }
             Some((update, rows)) => (update, rows),
             None => (Vec::new(), self.rows),
         };
+        if rows.k != tb.seeds.numel() {
+            return Err(Error::internal(
+                "per-task rows",
+                format!(
+                    "{} left {} rows to combine for {} tasks",
+                    weighting.name(),
+                    rows.k,
+                    tb.seeds.numel()
+                ),
+            ));
+        }
         let gd = gram::gram(gpu, &rows, &tb.gram)?;
         gram.extend([gd.partial, gd.finish]);
         let combine = match (&self.into, weighting.coordinate_wise()) {
@@ -283,12 +303,13 @@ impl PerTaskRows {
 
 /// Phase 4, parameter space: K passes through the trunk, pass k writing the
 /// gradients of the shared parameters (`shared`, a range of the arena) to row k
-/// of G (K×P); their sum goes over the shared gradients.
+/// of G (K×P); their combination goes over the shared gradients. With several
+/// minibatches per step (MoDo, SDMGrad: one trace each), minibatch s's K
+/// rows are rows sK..sK + K of G (SK×P), and the method says which it combines.
 pub fn per_task_in_parameters(
     tape: &mut Tape,
     params: &ParamSet,
-    traced: &Traced,
-    dz: &Tensor,
+    traced: &[Traced],
     shared: Range<usize>,
     tb: &TaskBuffers,
 ) -> Result<PerTaskRows> {
@@ -296,7 +317,7 @@ pub fn per_task_in_parameters(
     let k = tb.seeds.numel();
     let p = shared.len();
     let grads = params.grads()?;
-    let g = Tensor::zeros(gpu, &[k * p], "per-task parameter gradients")?;
+    let g = Tensor::zeros(gpu, &[traced.len() * k * p], "per-task parameter gradients")?;
     let shared_params: Vec<(Var, usize)> = tape
         .param_vars()
         .into_iter()
@@ -307,17 +328,22 @@ pub fn per_task_in_parameters(
                 .map(|s| (v, s - shared.start))
         })
         .collect();
-    for j in 0..k {
-        for &(v, at) in &shared_params {
-            let shape = tape.value(v).shape().to_vec();
-            tape.redirect_grad(v, &g.slice(j * p + at, &shape)?)?;
+    for (s, traced) in traced.iter().enumerate() {
+        let dz = (traced.dz_rows.as_ref())
+            .ok_or_else(|| Error::internal("per-task gradients", "a trace without DZ"))?;
+        for j in 0..k {
+            let row = s * k + j;
+            for &(v, at) in &shared_params {
+                let shape = tape.value(v).shape().to_vec();
+                tape.redirect_grad(v, &g.slice(row * p + at, &shape)?)?;
+            }
+            let seed = dz.slice(j * traced.z_stride, &traced.z_shape)?;
+            tape.backward_from(traced.zs[j], &seed)?;
         }
-        let seed = dz.slice(j * traced.z_stride, &traced.z_shape)?;
-        tape.backward_from(traced.zs[j], &seed)?;
     }
     let target = grads.whole.slice(shared.start, &[p])?;
     Ok(PerTaskRows {
-        rows: GradRows::new(g, k, p, p)?,
+        rows: GradRows::new(g, traced.len() * k, p, p)?,
         into: Combined::Sum(target),
     })
 }
@@ -441,7 +467,8 @@ impl StepPlan {
 
 /// The GPU side of one training run.
 pub struct Program {
-    pub batch: BatchBuffers,
+    /// The step's minibatches: one, or one per sample a method draws (MoDo, SDMGrad: 3).
+    pub batches: Vec<BatchBuffers>,
     pub tasks: TaskBuffers,
     /// Each head's output buffer.
     pub outputs: Vec<Tensor>,
@@ -539,29 +566,60 @@ impl Program {
         opts: StepOptions,
     ) -> Result<Program> {
         check_half(gpu, params, opts)?;
-        let batch = BatchBuffers::new(gpu, tasks, d, b)?;
+        let samples = weighting.samples().max(1);
         let tb = TaskBuffers::new(gpu, tasks.len())?;
-
         let mut tape = Tape::new(gpu);
         tape.fuse = opts.fused;
         tape.half = opts.half;
         tape.training = true;
-        let traced = trace(&mut tape, net, params, &batch, &tb, space)?;
-        tape.backward(&traced.loss_vars)?;
+        // One trace per minibatch of the step (several for MoDo and SDMGrad):
+        // each its own activations over the same parameter nodes.
+        let mut batches = Vec::new();
+        let mut traces = Vec::new();
+        let (mut network, mut losses) = (Vec::new(), Vec::new());
+        for _ in 0..samples {
+            let batch = BatchBuffers::new(gpu, tasks, d, b)?;
+            let start = tape.forward.len();
+            let traced = trace(&mut tape, net, params, &batch, &tb, space)?;
+            let mut forward = tape.forward.split_off(start);
+            losses.extend(forward.split_off(traced.n_net - start));
+            network.extend(forward);
+            batches.push(batch);
+            traces.push(traced);
+        }
+        let loss_vars: Vec<Var> = traces.iter().flat_map(|t| t.loss_vars.clone()).collect();
+        tape.backward(&loss_vars)?;
+        if samples > 1 {
+            // Each minibatch's backward pass added to the heads' gradients:
+            // their mean is the step's (the shared part is overwritten below).
+            tape.backward.push(elementwise::rescale(
+                gpu,
+                &params.grads()?.whole,
+                1.0 / samples as f32,
+            )?);
+        }
         let n_heads = tape.backward.len();
         let shared = net.shared_segment(params)?;
         // A frozen trunk has no gradients to take: per-task gradients are then taken at z.
         let trunk_trains =
             !shared.is_empty() && (net.shared_params().iter()).any(|&id| !params.is_frozen(id));
-        let rows = match (space, &traced.dz_rows) {
-            (Some(GradSpace::Parameters), Some(dz)) if trunk_trains => {
+        if samples > 1 && !(space == Some(GradSpace::Parameters) && trunk_trains) {
+            return Err(Error::InvalidConfig(format!(
+                "{} draws {samples} minibatches per step and combines the gradients of the \
+                 shared parameters: it needs --space params and a trunk that trains",
+                weighting.name()
+            )));
+        }
+        let rows = match (space, &traces[0].dz_rows) {
+            (Some(GradSpace::Parameters), Some(_)) if trunk_trains => {
                 let shared = shared.start..aligned(gpu, shared.end).min(params.values.layout.len());
-                let rows = per_task_in_parameters(&mut tape, params, &traced, dz, shared, &tb)?;
+                let rows = per_task_in_parameters(&mut tape, params, &traces, shared, &tb)?;
                 Some((rows, GradSpace::Parameters))
             }
             // Representation space, or a trunk without parameters: combine at z.
             (Some(_), Some(dz)) => {
-                let rows = per_task_in_representation(&mut tape, &traced, dz, trunk_trains, &tb)?;
+                let rows =
+                    per_task_in_representation(&mut tape, &traces[0], dz, trunk_trains, &tb)?;
                 Some((rows, GradSpace::Representation))
             }
             _ => None,
@@ -581,8 +639,6 @@ impl Program {
         let graph = tape.graph();
 
         let cast = cast_weights(gpu, params, opts)?;
-        let mut network = std::mem::take(&mut tape.forward);
-        let losses = network.split_off(traced.n_net);
         let mut heads_backward = std::mem::take(&mut tape.backward);
         let trunk_backward = heads_backward.split_off(n_heads);
         let plan = StepPlan {
@@ -611,11 +667,13 @@ impl Program {
                 s => s,
             },
         };
+        // What a step leaves to look at is its last minibatch's.
+        let last = traces.pop().expect("at least one trace");
         Ok(Program {
-            batch,
+            batches,
             tasks: tb,
-            outputs: traced.outputs,
-            gates: traced.gates,
+            outputs: last.outputs,
+            gates: last.gates,
             plan,
             optimizer: optimizer.build(gpu, params)?,
             graph,
@@ -624,10 +682,16 @@ impl Program {
 
     /// Batch rows B.
     pub fn b(&self) -> usize {
-        self.batch.b
+        self.batches[0].b
     }
 
-    /// Write the minibatch `idx` (tasks `subset` of `data`) into the batch buffers.
+    /// Minibatches per step (1; MoDo and SDMGrad draw 3).
+    pub fn samples(&self) -> usize {
+        self.batches.len()
+    }
+
+    /// Write the minibatch `idx` (tasks `subset` of `data`) into the batch
+    /// buffers: into every sample's, for a method that draws several.
     pub fn write_batch(
         &self,
         gpu: &Gpu,
@@ -635,7 +699,22 @@ impl Program {
         idx: &[usize],
         subset: &[usize],
     ) -> Result<()> {
-        self.batch.write(gpu, data, idx, subset)
+        for batch in &self.batches {
+            batch.write(gpu, data, idx, subset)?;
+        }
+        Ok(())
+    }
+
+    /// Write the minibatch `idx` into sample `s`'s buffers.
+    pub fn write_sample(
+        &self,
+        gpu: &Gpu,
+        s: usize,
+        data: &Dataset,
+        idx: &[usize],
+        subset: &[usize],
+    ) -> Result<()> {
+        self.batches[s].write(gpu, data, idx, subset)
     }
 
     /// The dispatches of one training step: the step, the optimizer, and

@@ -706,8 +706,21 @@ impl Epochs {
     ) -> Result<Vec<u64>> {
         self.order.shuffle(&mut self.rng);
         let mut watched = Vec::new();
-        for chunk in self.order.chunks(self.batch) {
-            prog.write_batch(gpu, data, chunk, subset)?;
+        let chunks: Vec<&[usize]> = self.order.chunks(self.batch).collect();
+        let samples = prog.samples();
+        for (i, &chunk) in chunks.iter().enumerate() {
+            // A method that draws S minibatches a step (MoDo, SDMGrad) takes
+            // the next S of the epoch's order, cyclically: step i reads
+            // minibatches iS..iS + S (mod their number), so each minibatch
+            // is read S times an epoch and the epoch keeps its steps.
+            if samples == 1 {
+                prog.write_batch(gpu, data, chunk, subset)?;
+            } else {
+                for s in 0..samples {
+                    let c = chunks[(i * samples + s) % chunks.len()];
+                    prog.write_sample(gpu, s, data, c, subset)?;
+                }
+            }
             prog.optimizer.prepare_step(gpu);
             let mut ds = prog.train_dispatches();
             // A watched step copies its weights and Gram matrix aside, inside its own submit.
