@@ -658,6 +658,68 @@ def main():
                        "source": f"LibMTL ExcessMTL (robust_step_size {eta}), 5 steps; its gradients "
                                  "and sums of squares are float32"})
 
+    # MoDo and SDMGrad: runs of 4 steps, each step three minibatches' task
+    # gradients (losses [3, K], L_sk = a_sk·θ, whose gradients are the rows
+    # a_sk), as LibMTL's trainer hands them over. LibMTL's SDMGrad calls
+    # np.alltrue, which numpy 2 removed; np.all is the same function.
+    if not hasattr(np, "alltrue"):
+        np.alltrue = np.all
+    three_rng = np.random.default_rng(19)
+    three = {"modo": [], "sdmgrad": []}
+    for method, k_t, p_t, kw in [
+        ("modo", 3, 20, {"MoDo_gamma": 1e-3, "MoDo_rho": 0.1}),
+        ("modo", 2, 12, {"MoDo_gamma": 0.004, "MoDo_rho": 0.3}),
+        ("sdmgrad", 3, 20, {"SDMGrad_lamda": 0.3, "SDMGrad_niter": 20}),
+        ("sdmgrad", 2, 12, {"SDMGrad_lamda": 0.8, "SDMGrad_niter": 5}),
+        # Nearly parallel rows: the inner steps (rate 5) stay inside the simplex.
+        ("sdmgrad", 3, 16, {"SDMGrad_lamda": 0.3, "SDMGrad_niter": 20}),
+    ]:
+        steps = [f32(three_rng.standard_normal((3 * k_t, p_t))
+                     * three_rng.uniform(0.1, 10.0, size=(3 * k_t, 1))) for _ in range(4)]
+        if p_t == 16:
+            common = three_rng.standard_normal(p_t)
+            steps = [f32(common + 0.05 * three_rng.standard_normal((3 * k_t, p_t))) for _ in range(4)]
+        theta = torch.zeros(p_t, dtype=torch.float64, requires_grad=True)
+        base = lw.MoDo if method == "modo" else lw.SDMGrad
+
+        class ThreeHarness(base):
+            def __init__(self):
+                super().__init__()
+                self.task_num = k_t
+                self.device = torch.device("cpu")
+                self.rep_grad = False
+                self.task_name = [f"t{i}" for i in range(k_t)]
+                self.decoders = {}
+
+            def get_share_params(self):
+                return [theta]
+
+            def zero_grad_share_params(self):
+                if theta.grad is not None:
+                    theta.grad.zero_()
+
+        h = ThreeHarness()
+        h.init_param()
+        directions, weights = [], []
+        for rows in steps:
+            if theta.grad is not None:
+                theta.grad.zero_()
+            a = torch.tensor(rows, dtype=torch.float64).reshape(3, k_t, p_t)
+            losses = torch.stack([torch.stack([a[s, i] @ theta for i in range(k_t)]) for s in range(3)])
+            h.backward(losses, **kw)
+            directions.append(theta.grad.detach().numpy().tolist())
+            lam = h.lambd if method == "modo" else h.w
+            weights.append([float(v) for v in lam.detach()])
+        entry = {"k": k_t, "p": p_t, "steps": [r.reshape(-1).tolist() for r in steps],
+                 "directions": directions, "weights": weights,
+                 "source": "LibMTL {} ({}), 4 steps of three minibatches".format(
+                     base.__name__, ", ".join(f"{n.split('_', 1)[1]} {v}" for n, v in kw.items()))}
+        if method == "modo":
+            entry.update(gamma=kw["MoDo_gamma"], rho=kw["MoDo_rho"])
+        else:
+            entry.update(lambda_=kw["SDMGrad_lamda"], iters=kw["SDMGrad_niter"])
+        three[method].append(entry)
+
     fixture = {
         "made_by": "scripts/fidelity_fixtures.py",
         "provenance": {
@@ -675,6 +737,8 @@ def main():
         "db_mtl": db_mtl,
         "moco": moco,
         "excess_mtl": excess,
+        "modo": three["modo"],
+        "sdmgrad": three["sdmgrad"],
         "stch": stch,
     }
     text = json.dumps(fixture, indent=1)

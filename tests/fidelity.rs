@@ -18,6 +18,8 @@ struct Fixture {
     db_mtl: Vec<Run>,
     moco: Vec<Run>,
     excess_mtl: Vec<Run>,
+    modo: Vec<Run>,
+    sdmgrad: Vec<Run>,
 }
 
 /// A stateful method's run: fresh rows each step, and the reference's directions.
@@ -25,7 +27,9 @@ struct Fixture {
 struct Run {
     k: usize,
     p: usize,
+    #[serde(default)]
     beta: f32,
+    #[serde(default)]
     sigma: f32,
     steps: Vec<Vec<f64>>,
     directions: Vec<Vec<f64>>,
@@ -42,6 +46,11 @@ struct Run {
     losses: Vec<Vec<f64>>,
     #[serde(default)]
     weights: Vec<Vec<f64>>,
+    // SDMGrad's pull toward the mean gradient and inner steps.
+    #[serde(default, rename = "lambda_")]
+    lambda: f32,
+    #[serde(default)]
+    iters: u32,
 }
 
 #[derive(Deserialize)]
@@ -672,4 +681,68 @@ fn excess_mtl_over_a_run_agrees_with_libmtl_and_its_cpu_twin() {
             }
         }
     }
+}
+
+#[test]
+fn three_minibatch_methods_over_a_run_agree_with_libmtl_and_their_cpu_twins() {
+    // MoDo and SDMGrad: each step three minibatches' rows (3K×P), λ or w
+    // carried over; LibMTL's MoDo and SDMGrad fed the same losses [3, K].
+    let gpu = gpu_or_skip!();
+    let fx = fixture();
+    assert!(!fx.modo.is_empty() && !fx.sdmgrad.is_empty());
+    let runs = fx.modo.iter().map(|r| (true, r));
+    for (is_modo, run) in runs.chain(fx.sdmgrad.iter().map(|r| (false, r))) {
+        let (cpu, mut method): (Vec<Vec<f64>>, Box<dyn taskgrad::mtl::Weighting>) = if is_modo {
+            let m = taskgrad::mtl::MoDo::new(run.gamma, run.rho);
+            (
+                taskgrad::mtl::modo::reference(&m, &run.steps, run.k).0,
+                Box::new(m),
+            )
+        } else {
+            let m = taskgrad::mtl::SdmGrad::new(run.lambda, run.iters);
+            (
+                taskgrad::mtl::sdmgrad::reference(&m, &run.steps, run.k).0,
+                Box::new(m),
+            )
+        };
+        let mut agg = taskgrad::mtl::Aggregator::new(gpu, method.as_mut(), run.k, run.p).unwrap();
+        for (t, rows) in run.steps.iter().enumerate() {
+            let rows32: Vec<f32> = rows.iter().map(|&v| v as f32).collect();
+            let got = agg.step(gpu, &rows32, None).unwrap();
+            let (libmtl, twin) = (
+                rel_to(&got.direction, &run.directions[t]),
+                rel_to(&got.direction, &cpu[t]),
+            );
+            println!(
+                "step {t}: {libmtl:.1e} vs {}, {twin:.1e} vs the CPU twin; weights {:?}",
+                run.source, got.weights
+            );
+            assert!(within(libmtl), "step {t}: {libmtl:.2e} from {}", run.source);
+            assert!(twin <= 1e-5, "step {t}: {twin:.2e} from the CPU twin");
+            // The weights on the simplex: MoDo's λ, SDMGrad's w (its combination
+            // weights are (w_k + λ/K)/(1 + λ)).
+            let lam = run.lambda as f64;
+            let want: Vec<f64> = (run.weights[t].iter())
+                .map(|&w| match is_modo {
+                    true => w,
+                    false => (w + lam / run.k as f64) / (1.0 + lam),
+                })
+                .collect();
+            let sum: f32 = got.weights.iter().sum();
+            assert!((sum - 1.0).abs() < 1e-5, "weights sum to {sum}");
+            // (1e-4: twenty inner steps of rate 5 on a near-singular Gram
+            // matrix carry f32 rounding that far.)
+            for (a, b) in got.weights.iter().zip(&want) {
+                assert!(
+                    (*a as f64 - b).abs() <= 1e-4,
+                    "step {t}: weights {:?} vs {want:?} ({})",
+                    got.weights,
+                    run.source
+                );
+            }
+        }
+    }
+    // Three minibatches' rows or nothing: K rows alone are refused.
+    let err = taskgrad::mtl::aggregate(gpu, "modo", &[1.0, 2.0, 3.0, 4.0], 2).unwrap_err();
+    assert!(err.to_string().contains("3 × K"), "{err}");
 }

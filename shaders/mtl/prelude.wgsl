@@ -129,21 +129,36 @@ fn softmax_w() {
 // u = w sorted descending, ρ the largest j with u_j > (u_1 + … + u_j − 1)/j
 // and θ = (u_1 + … + u_ρ − 1)/ρ. Counting instead of sorting (K ≤ 16): entry
 // i's place j is 1 + the entries before it (larger, or equal with a smaller
-// index), and its prefix sum theirs plus its own. CPU twin: solve::project_simplex.
+// index). Both tests are written in differences, 1 − Σ_{r<j} (u_r − u_j) > 0
+// and v_m = (1 + Σ_{r≤ρ} (w_m − u_r)) / ρ, so that entries far larger than 1
+// (SDMGrad's, when its Gram matrix's scale is near 0) keep their order where
+// u_j − (u_1 + … + u_j − 1)/j would round to 0. CPU twin: solve::project_simplex.
+var<private> place: array<u32, 16>;
+
 fn project_simplex() {
     let k = p.k;
-    var theta = 0.0;
     var rho = 0u;
     for (var i = 0u; i < k; i = i + 1u) {
         var j = 1u;
-        var prefix = w[i];
+        var gap = 0.0;
         for (var m = 0u; m < k; m = m + 1u) {
-            if (w[m] > w[i] || (w[m] == w[i] && m < i)) { j = j + 1u; prefix = prefix + w[m]; }
+            if (w[m] > w[i] || (w[m] == w[i] && m < i)) { j = j + 1u; gap = gap + (w[m] - w[i]); }
         }
-        let t = (prefix - 1.0) / f32(j);
-        if (w[i] > t && j > rho) { rho = j; theta = t; }
+        place[i] = j;
+        if (gap < 1.0 && j > rho) { rho = j; }
     }
-    for (var i = 0u; i < k; i = i + 1u) { w[i] = max(w[i] - theta, 0.0); }
+    // The differences are summed from 0 and the 1 added last: llvmpipe's GL
+    // compiler reassociates 1 + (w_m − w_r) into (1 + w_m) − w_r, which
+    // rounds the 1 away when w_m is far larger.
+    var v: array<f32, 16>;
+    for (var m = 0u; m < k; m = m + 1u) {
+        var acc = 0.0;
+        for (var r = 0u; r < k; r = r + 1u) {
+            if (place[r] <= rho) { acc = acc + (w[m] - w[r]); }
+        }
+        v[m] = max((1.0 + acc) / f32(rho), 0.0);
+    }
+    for (var m = 0u; m < k; m = m + 1u) { w[m] = v[m]; }
 }
 
 // Solve A x = r in place (n ≤ 17; A in `A`, r in `x`), Gaussian elimination with partial pivoting.

@@ -40,7 +40,11 @@ fn sdmgrad() {
         for (var j = 0u; j < k; j = j + 1u) { G[i * k + j] = gram[i * 2u * k + k + j]; }
     }
     var s = 0.0;
-    for (var i = 0u; i < k; i = i + 1u) { s = s + sqrt(max(G[i * k + i], 0.0)); }
+    // (sqrt only of positive values: llvmpipe's GL takes sqrt(0) as 0 · inversesqrt(0) = NaN.)
+    for (var i = 0u; i < k; i = i + 1u) {
+        let d = G[i * k + i];
+        if (d > 0.0) { s = s + sqrt(d); }
+    }
     s = s / f32(k);
     let scale = 1.0 / (s * s + 1e-8);
     for (var i = 0u; i < k * k; i = i + 1u) { G[i] = G[i] * scale; }

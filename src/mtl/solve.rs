@@ -192,24 +192,30 @@ pub fn solve_linear(a: &[f64], r: &[f64], n: usize) -> Vec<f64> {
 }
 
 /// The Euclidean projection of `v` onto the simplex {x ≥ 0, Σ x = 1}: x =
-/// max(v − θ, 0), θ from the sorted prefix sums, found by counting as
-/// `project_simplex` in shaders/mtl/prelude.wgsl does.
+/// max(v − θ, 0), θ from the sorted prefix sums, found by counting and
+/// written in differences as `project_simplex` in shaders/mtl/prelude.wgsl.
 pub fn project_simplex(v: &[f64]) -> Vec<f64> {
-    let (mut theta, mut rho) = (0.0, 0);
-    for (i, &vi) in v.iter().enumerate() {
-        let before = |m: usize| v[m] > vi || (v[m] == vi && m < i);
-        let j = 1 + (0..v.len()).filter(|&m| before(m)).count();
-        let prefix = vi
-            + (0..v.len())
-                .filter(|&m| before(m))
-                .map(|m| v[m])
-                .sum::<f64>();
-        let t = (prefix - 1.0) / j as f64;
-        if vi > t && j > rho {
-            (rho, theta) = (j, t);
+    let before = |m: usize, i: usize| v[m] > v[i] || (v[m] == v[i] && m < i);
+    let mut place = vec![0; v.len()];
+    let mut rho = 0;
+    for i in 0..v.len() {
+        let ahead: Vec<usize> = (0..v.len()).filter(|&m| before(m, i)).collect();
+        place[i] = 1 + ahead.len();
+        let gap: f64 = ahead.iter().map(|&m| v[m] - v[i]).sum();
+        if 1.0 - gap > 0.0 && place[i] > rho {
+            rho = place[i];
         }
     }
-    v.iter().map(|&x| (x - theta).max(0.0)).collect()
+    (0..v.len())
+        .map(|m| {
+            let s: f64 = 1.0
+                + (0..v.len())
+                    .filter(|&r| place[r] <= rho)
+                    .map(|r| v[m] - v[r])
+                    .sum::<f64>();
+            (s / rho as f64).max(0.0)
+        })
+        .collect()
 }
 
 pub fn softmax(z: &[f64]) -> Vec<f64> {
