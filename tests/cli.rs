@@ -2462,3 +2462,48 @@ fn an_error_says_its_context_once() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn three_minibatch_methods_train_iris_and_penguins_and_refuse_representation_space() {
+    // MoDo and SDMGrad draw three minibatches a step: through the CLI they
+    // train penguins and Iris, say so in the run's description, and refuse
+    // --space rep with the way out.
+    gpu_or_skip!();
+    let dir = scratch("three");
+    let iris = concat!(env!("CARGO_MANIFEST_DIR"), "/data/iris.csv");
+    for method in ["modo", "sdmgrad"] {
+        let out = dir.join(format!("penguins-{method}"));
+        let mut args = vec!["train", "--data", PENGUINS, "--out", out.to_str().unwrap()];
+        args.extend(&PENGUIN_ARGS[..PENGUIN_ARGS.len() - 2]);
+        args.extend(["--epochs", "3", "--weighting", method]);
+        let o = run(&args);
+        assert!(o.status.success(), "{method}: {}", stderr(&o));
+        assert!(out.join("model.safetensors").exists());
+        let out = dir.join(format!("iris-{method}"));
+        let o = run(&[
+            "train",
+            "--data",
+            iris,
+            "--out",
+            out.to_str().unwrap(),
+            "--inputs",
+            "sepal_length,sepal_width",
+            "--task",
+            "species:class",
+            "--task",
+            "petal_length:reg",
+            "--task",
+            "petal_width:reg",
+            "--epochs",
+            "3",
+            "--weighting",
+            method,
+        ]);
+        assert!(o.status.success(), "{method}: {}", stderr(&o));
+        let rep = dir.join(format!("rep-{method}"));
+        let mut args = vec!["train", "--data", PENGUINS, "--out", rep.to_str().unwrap()];
+        args.extend(&PENGUIN_ARGS[..PENGUIN_ARGS.len() - 2]);
+        args.extend(["--epochs", "1", "--weighting", method, "--space", "rep"]);
+        assert_fails(&run(&args), "needs --space params");
+    }
+}
