@@ -2033,7 +2033,7 @@ fn a_mixture_of_experts_trains_penguins_and_loads_back() {
     for (extra, needle) in [
         (
             vec!["--arch", "moe"],
-            "unknown architecture \"moe\": use shared, cross_stitch, omoe, mmoe, cgc, ple or dselect_k[:K]",
+            "unknown architecture \"moe\": use shared, cross_stitch, ltb, omoe, mmoe, cgc, ple or dselect_k[:K]",
         ),
         (
             vec!["--arch", "mmoe", "--experts", "0"],
@@ -2506,4 +2506,79 @@ fn three_minibatch_methods_train_iris_and_penguins_and_refuse_representation_spa
         args.extend(["--epochs", "1", "--weighting", method, "--space", "rep"]);
         assert_fails(&run(&args), "needs --space params");
     }
+}
+
+#[test]
+fn ltb_trains_penguins_and_iris_loads_back_and_needs_two_stages() {
+    // `--arch ltb --hidden 16,8`: a column per task, the second stage's
+    // input one parent column picked by a hard Gumbel-softmax; saved (with
+    // its logits), evaluated, resumed; a single stage is refused by name.
+    gpu_or_skip!();
+    let dir = scratch("ltb");
+    let out = dir.join("run");
+    let mut args = vec!["train", "--data", PENGUINS, "--out", out.to_str().unwrap()];
+    args.extend(&PENGUIN_ARGS[..PENGUIN_ARGS.len() - 2]);
+    args.extend(["--epochs", "3", "--arch", "ltb", "--hidden", "16,8"]);
+    let o = run(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let model = out.join("model.safetensors");
+    let ck = checkpoint::load(&model).unwrap();
+    assert_eq!(ck.meta.net.arch, taskgrad::nn::Arch::Ltb);
+    assert_eq!(ck.meta.config["arch"], "ltb");
+    let names: Vec<&str> = ck.tensors.iter().map(|(n, _, _)| n.as_str()).collect();
+    for n in ["ltb.0.t0.0.weight", "ltb.1.t2.0.bias", "ltb.0.logits1"] {
+        assert!(names.contains(&n), "{n} not in {names:?}");
+    }
+    assert!(
+        !names.iter().any(|n| n.starts_with("ltb.1.logits")),
+        "{names:?}"
+    );
+    let o = run(&[
+        "eval",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        PENGUINS,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(&[
+        "train",
+        "--data",
+        PENGUINS,
+        "--resume",
+        model.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--out",
+        dir.join("r").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let iris = concat!(env!("CARGO_MANIFEST_DIR"), "/data/iris.csv");
+    let o = run(&[
+        "train",
+        "--data",
+        iris,
+        "--out",
+        dir.join("iris").to_str().unwrap(),
+        "--inputs",
+        "sepal_length,sepal_width",
+        "--task",
+        "species:class",
+        "--task",
+        "petal_length:reg",
+        "--task",
+        "petal_width:reg",
+        "--epochs",
+        "3",
+        "--arch",
+        "ltb",
+        "--hidden",
+        "16,8",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let one = dir.join("one");
+    let mut args = vec!["train", "--data", PENGUINS, "--out", one.to_str().unwrap()];
+    args.extend(&PENGUIN_ARGS[..PENGUIN_ARGS.len() - 2]);
+    args.extend(["--arch", "ltb", "--hidden", "16"]);
+    assert_fails(&run(&args), "ltb branches between stages");
 }

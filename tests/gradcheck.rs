@@ -13,7 +13,7 @@ mod common;
 use std::collections::HashMap;
 use std::path::Path;
 
-use common::fd::{check, f32s, fixture, loss_buffers, ones, upload, Fixture, P};
+use common::fd::{check, check_where, f32s, fixture, loss_buffers, ones, upload, Fixture, P};
 use common::{random, rng};
 use taskgrad::nn::{Activation, Arch, MultiTaskNet, NetSpec, ParamBuilder};
 use taskgrad::reference as cpu;
@@ -1270,4 +1270,145 @@ fn cross_stitch_network() {
         let r2 = cpu::mse(&head(2, "wid", 1), &t2, &ones(b), b, 1, 1.0).0;
         ce + 0.5 * r1 + 2.0 * r2
     });
+}
+
+#[test]
+fn ltb_network_in_warm_up_and_after() {
+    // Learning to Branch: three tasks, each a column of (linear 4 + ReLU),
+    // (linear 3 + ReLU); before the second stage task k's column reads the
+    // parent its hard Gumbel-softmax picks (every parent summed in warm-up).
+    // Every column and head parameter against finite differences of the CPU
+    // forward with the same choices; the logits' straight-through gradient
+    // (not the derivative of the hard choice, which is 0) is checked
+    // against its formula in tests/nn_layers.rs, and is 0 in warm-up.
+    let gpu = gpu_or_skip!();
+    let (b, d, tasks) = (4, 3, 3);
+    for (epoch, epochs) in [(0, 200), (5, 40)] {
+        let schedule = taskgrad::nn::branch::Schedule::at(epoch, epochs);
+        let spec = NetSpec {
+            inputs: d,
+            image: None,
+            trunk: vec![4, 3],
+            tower: vec![],
+            trunk_layers: vec![],
+            embeddings: vec![],
+            tower_layers: vec![],
+            expert_layers: vec![],
+            outputs: vec![3, 1, 1],
+            head_names: vec!["species".into(), "len".into(), "wid".into()],
+            activation: Activation::Relu,
+            arch: Arch::Ltb,
+        };
+        let mut builder = ParamBuilder::new(gpu);
+        let net = MultiTaskNet::new(&mut builder, spec, 74).unwrap();
+        let params = builder.build(gpu).unwrap();
+        let names = params.names.clone();
+        assert!(names.contains(&"ltb.0.logits2".to_string()), "{names:?}");
+        assert!(
+            !names.iter().any(|n| n.starts_with("ltb.1.logits")),
+            "{names:?}"
+        );
+        let seeds = net.cross.as_ref().unwrap().branch_seeds().to_vec();
+        let all = params.read_all(gpu).unwrap();
+        let host: P = all
+            .into_iter()
+            .map(|(_, _, v)| v.iter().map(|&x| x as f64).collect())
+            .collect();
+        let fx = Fixture { params, host };
+        let mut r = rng(75);
+        let x = random(&mut r, b * d);
+        let labels: Vec<u32> = (0..b).map(|i| (i % 3) as u32).collect();
+        let (t1, t2) = (random(&mut r, b), random(&mut r, b));
+        let (seeds_buf, losses) = (
+            upload(gpu, &[3], &[1.0, 0.5, 2.0]),
+            Tensor::zeros(gpu, &[3], "losses").unwrap(),
+        );
+        let mask = upload(gpu, &[b], &vec![1.0; b]);
+        let mut tape = Tape::new(gpu);
+        tape.training = true;
+        let xv = tape.input(&upload(gpu, &[b, d], &x));
+        let outs = net.forward(&mut tape, &fx.params, xv).unwrap();
+        net.set_epoch(gpu, epoch, epochs).unwrap();
+        let gl = Tensor::from_u32(gpu, &[b], &labels, "labels").unwrap();
+        let l0 = (tape.softmax_ce(outs[0], &gl, &mask, &seeds_buf, &losses, 0)).unwrap();
+        let t1u = upload(gpu, &[b, 1], &t1);
+        let l1 = tape
+            .mse(outs[1], &t1u, &mask, &seeds_buf, &losses, 1)
+            .unwrap();
+        let t2u = upload(gpu, &[b, 1], &t2);
+        let l2 = tape
+            .mse(outs[2], &t2u, &mask, &seeds_buf, &losses, 2)
+            .unwrap();
+        tape.backward(&[l0, l1, l2]).unwrap();
+        let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+        let t64 = |t: &[f32]| t.iter().map(|&v| v as f64).collect::<Vec<f64>>();
+        let (t1, t2) = (t64(&t1), t64(&t2));
+        let what = format!("ltb at epoch {epoch} of {epochs}");
+        let loss = |p: &P| {
+            let at = |n: &str| names.iter().position(|m| m == n).unwrap();
+            let stage = |s: usize, k: usize, x: &[f64], fan_in: usize, fan_out: usize| {
+                let w = at(&format!("ltb.{s}.t{k}.0.weight"));
+                let bias = at(&format!("ltb.{s}.t{k}.0.bias"));
+                cpu::matmul(
+                    x,
+                    &p[w],
+                    b,
+                    fan_in,
+                    fan_out,
+                    false,
+                    false,
+                    Some(&p[bias]),
+                    true,
+                )
+            };
+            let ys: Vec<Vec<f64>> = (0..tasks).map(|k| stage(0, k, &x64, d, 4)).collect();
+            let xs: Vec<Vec<f64>> = (0..tasks)
+                .map(|k| {
+                    let logits = &p[at(&format!("ltb.0.logits{k}"))];
+                    let (y, _) = taskgrad::nn::branch::reference(
+                        logits,
+                        tasks,
+                        schedule,
+                        seeds[0][k],
+                        0,
+                        true,
+                    );
+                    let mixed: Vec<f64> = (0..b * 4)
+                        .map(|i| (0..tasks).map(|j| y[j] * ys[j][i]).sum())
+                        .collect();
+                    stage(1, k, &mixed, 4, 3)
+                })
+                .collect();
+            let head = |k: usize, name: &str, out: usize| {
+                let w = at(&format!("head.{name}.out.weight"));
+                let bias = at(&format!("head.{name}.out.bias"));
+                cpu::matmul(
+                    &xs[k],
+                    &p[w],
+                    b,
+                    3,
+                    out,
+                    false,
+                    false,
+                    Some(&p[bias]),
+                    false,
+                )
+            };
+            let ce = cpu::softmax_ce(&head(0, "species", 3), &labels, &ones(b), b, 3, 1.0).loss;
+            let r1 = cpu::mse(&head(1, "len", 1), &t1, &ones(b), b, 1, 1.0).0;
+            let r2 = cpu::mse(&head(2, "wid", 1), &t2, &ones(b), b, 1, 1.0).0;
+            ce + 0.5 * r1 + 2.0 * r2
+        };
+        // In warm-up the logits do not reach the loss: their gradient is 0,
+        // as finite differences say; after it, they are left to nn_layers.rs.
+        let warm = schedule.warm;
+        check_where(
+            gpu,
+            &tape,
+            &fx,
+            &what,
+            |n| warm || !n.contains("logits"),
+            loss,
+        );
+    }
 }

@@ -352,3 +352,76 @@ fn augmentation_gradient_against_finite_differences() {
         cpu::mse(&y, &t64, &[1.0], 1, n, 1.0).0
     });
 }
+
+#[test]
+fn branch_choice_matches_its_twin_and_its_gradient_is_the_soft_choices() {
+    // Learning to Branch's parent choice (`nn::branch`) on 5 rows of K = 7
+    // logits (off the workgroup size): the one-hot choice and the soft
+    // choice against the CPU twin while training (noise), at evaluation (the
+    // argmax) and in warm-up (all ones); the backward against its twin and
+    // against central differences of Σ_j dy_j s_j(l), the soft function the
+    // straight-through estimator differentiates.
+    use taskgrad::nn::branch::{self, Schedule};
+    let gpu = gpu_or_skip!();
+    let (r, k) = (5, 7);
+    let mut g = rng(81);
+    let logits = random(&mut g, r * k);
+    let dy = random(&mut g, r * k);
+    let l64: Vec<f64> = logits.iter().map(|&v| v as f64).collect();
+    let dy64: Vec<f64> = dy.iter().map(|&v| v as f64).collect();
+    let step = taskgrad::Tensor::from_u32(gpu, &[1], &[3], "step").unwrap();
+    let (lv, dyv) = (upload(gpu, &[r, k], &logits), upload(gpu, &[r, k], &dy));
+    for (schedule, training) in [
+        (Schedule::at(4, 60), true),
+        (Schedule::at(4, 60), false),
+        (Schedule::at(0, 200), true),
+    ] {
+        let sched = upload(gpu, &[2], &schedule.values());
+        let (y, s, dl) = (
+            zeros(gpu, &[r, k]),
+            zeros(gpu, &[r, k]),
+            zeros(gpu, &[r, k]),
+        );
+        let fwd = branch::forward(gpu, &lv, &y, &s, &sched, &step, 9, training).unwrap();
+        let bwd = branch::backward(gpu, &s, &dyv, &sched, &dl).unwrap();
+        gpu.run(&[&fwd, &bwd]).unwrap();
+        let got = gpu.read(&[&y, &s, &dl]).unwrap();
+        let (want_y, want_s) = branch::reference(&l64, k, schedule, 9, 3, training);
+        let what = format!("{schedule:?} training {training}");
+        let f32s = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
+        assert_eq!(got[0], f32s(&want_y), "{what}: choices");
+        assert_close(
+            &format!("{what}: soft"),
+            &got[1],
+            &f32s(&want_s),
+            1e-6,
+            1e-5,
+        );
+        let want_dl = branch::reference_backward(&want_s, &dy64, k, schedule);
+        assert_close(&format!("{what}: dl"), &got[2], &f32s(&want_dl), 1e-6, 1e-5);
+        if schedule.warm {
+            assert!(got[0].iter().all(|&v| v == 1.0) && got[2].iter().all(|&v| v == 0.0));
+            continue;
+        }
+        assert!(got[0].chunks(k).all(|row| row.iter().sum::<f32>() == 1.0));
+        if training {
+            // dl is the derivative of Σ dy·s, s = softmax((l + g)/τ) with the noise held.
+            let soft_dot = |l: &[f64]| -> f64 {
+                let s = branch::reference(l, k, schedule, 9, 3, true).1;
+                s.iter().zip(&dy64).map(|(a, b)| a * b).sum()
+            };
+            let h = 1e-6;
+            for i in 0..r * k {
+                let (mut plus, mut minus) = (l64.clone(), l64.clone());
+                plus[i] += h;
+                minus[i] -= h;
+                let fd = (soft_dot(&plus) - soft_dot(&minus)) / (2.0 * h);
+                assert!(
+                    (got[2][i] as f64 - fd).abs() <= 1e-5 + 1e-3 * fd.abs(),
+                    "{what}: dl[{i}] {} vs finite differences {fd}",
+                    got[2][i]
+                );
+            }
+        }
+    }
+}

@@ -95,6 +95,8 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("gate.wgsl", include_str!("../../shaders/gate.wgsl")),
     ("columns.wgsl", include_str!("../../shaders/columns.wgsl")),
     ("mixture.wgsl", include_str!("../../shaders/mixture.wgsl")),
+    // Learning to Branch's parent choice (`nn::branch`).
+    ("branch.wgsl", include_str!("../../shaders/branch.wgsl")),
     (
         "embedding.wgsl",
         include_str!("../../shaders/embedding.wgsl"),

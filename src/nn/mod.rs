@@ -3,6 +3,7 @@
 //! or a mixture of experts ([`Arch`], [`moe`]), a head and optional tower per task).
 
 mod activation;
+pub mod branch;
 pub mod cross_stitch;
 mod freeze;
 pub mod layer;

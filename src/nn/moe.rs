@@ -83,6 +83,11 @@ pub enum Arch {
     /// `nn::cross_stitch`).
     #[serde(rename = "cross_stitch")]
     CrossStitch,
+    /// A column per task, each stage's input one parent column picked by a
+    /// learned hard Gumbel-softmax (Guo et al., ICML 2020, Learning to
+    /// Branch; `nn::cross_stitch`).
+    #[serde(rename = "ltb")]
+    Ltb,
 }
 
 impl Arch {
@@ -96,6 +101,7 @@ impl Arch {
             Arch::Ple { .. } => "ple",
             Arch::DselectK { .. } => "dselect_k",
             Arch::CrossStitch => "cross_stitch",
+            Arch::Ltb => "ltb",
         }
     }
 
@@ -139,6 +145,7 @@ impl Arch {
         let arch = match base {
             "shared" | "hard" => Arch::Shared,
             "cross_stitch" | "crossstitch" => Arch::CrossStitch,
+            "ltb" | "learning_to_branch" => Arch::Ltb,
             "omoe" => Arch::Omoe {
                 experts,
                 expert_hidden,
@@ -160,7 +167,7 @@ impl Arch {
             },
             other => {
                 return Err(Error::InvalidConfig(format!(
-                "unknown architecture {other:?}: use shared, cross_stitch, omoe, mmoe, cgc, ple or dselect_k[:K]"
+                "unknown architecture {other:?}: use shared, cross_stitch, ltb, omoe, mmoe, cgc, ple or dselect_k[:K]"
             )))
             }
         };
@@ -172,7 +179,7 @@ impl Arch {
     pub fn sizes(&self) -> Option<Sizes> {
         let mut select = None;
         let (shared, per_task, hidden, levels, one_gate) = match *self {
-            Arch::Shared | Arch::CrossStitch => return None,
+            Arch::Shared | Arch::CrossStitch | Arch::Ltb => return None,
             Arch::DselectK {
                 experts,
                 expert_hidden,

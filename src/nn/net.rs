@@ -7,7 +7,7 @@ use std::ops::Range;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
-use super::cross_stitch::CrossStitch;
+use super::cross_stitch::{CrossStitch, Joint};
 use super::layer::{Image, LayerSpec, Stack};
 use super::moe::{Arch, Moe};
 use super::{Activation, Init, Linear, ParamBuilder, ParamId, ParamSet};
@@ -115,9 +115,9 @@ pub struct MultiTaskNet {
     /// Each embedded column's table (levels × dim), shared by every task.
     pub tables: Vec<ParamId>,
     pub trunk: Stack,
-    /// The mixture of experts, for an `Arch` other than `Shared` and `CrossStitch`.
+    /// The mixture of experts, for an `Arch` other than `Shared`, `CrossStitch` and `Ltb`.
     pub moe: Option<Moe>,
-    /// The task columns and their units, for `Arch::CrossStitch`.
+    /// The task columns and their units, for `Arch::CrossStitch` and `Arch::Ltb`.
     pub cross: Option<CrossStitch>,
     pub heads: Vec<(Stack, Linear)>,
 }
@@ -146,19 +146,24 @@ impl MultiTaskNet {
         let mut width = dense + spec.embeddings.iter().map(|e| e.dim).sum::<usize>();
         check_image(&spec)?;
         // Cross-stitch copies the trunk's layers per task: no trunk after it.
-        let cross = match &spec.arch {
-            Arch::CrossStitch => {
+        let joint = match &spec.arch {
+            Arch::CrossStitch => Some(Joint::Stitch),
+            Arch::Ltb => Some(Joint::Branch),
+            _ => None,
+        };
+        let cross = match joint {
+            Some(joint) => {
                 let input = spec.image.map_or(width, |im| im.channels);
                 let specs = spec.trunk_specs();
-                let cross =
-                    CrossStitch::new(p, &specs, input, spec.image, spec.outputs.len(), &mut rng)?;
+                let k = spec.outputs.len();
+                let cross = CrossStitch::new(p, &specs, input, spec.image, k, joint, &mut rng)?;
                 width = cross.width();
                 Some(cross)
             }
-            _ => None,
+            None => None,
         };
         let moe = match &spec.arch {
-            Arch::Shared | Arch::CrossStitch => None,
+            Arch::Shared | Arch::CrossStitch | Arch::Ltb => None,
             arch => {
                 if !spec.trunk_specs().is_empty() {
                     return Err(Error::InvalidConfig(format!(
@@ -235,6 +240,15 @@ impl MultiTaskNet {
             params: layout.len(),
             widest,
         })
+    }
+
+    /// Tell the network which epoch of how many is next (Learning to
+    /// Branch's temperature and warm-up; nothing for the others).
+    pub fn set_epoch(&self, gpu: &crate::gpu::Gpu, epoch: usize, epochs: usize) -> Result<()> {
+        match &self.cross {
+            Some(cross) => cross.set_epoch(gpu, epoch, epochs),
+            None => Ok(()),
+        }
     }
 
     /// The parameters that reach more than one task's output: the trunk, or

@@ -370,6 +370,7 @@ pub async fn fit_async(
     for epoch in 0..cfg.epochs {
         let lr = cfg.lr * cfg.schedule.factor(epoch, cfg.epochs);
         prog.optimizer.set_lr(lr);
+        net.set_epoch(gpu, epoch, cfg.epochs)?;
         let read = epochs
             .train(gpu, &mut prog, data, subset, &tasks, epoch)
             .await?;
@@ -527,7 +528,7 @@ impl TrainConfig {
     /// experts replaces the trunk).
     pub fn net_spec(&self, data: &Dataset, tasks: &[TaskSpec]) -> NetSpec {
         // A mixture of experts replaces the trunk; cross-stitch copies it per task.
-        let shared = matches!(self.arch, Arch::Shared | Arch::CrossStitch);
+        let shared = matches!(self.arch, Arch::Shared | Arch::CrossStitch | Arch::Ltb);
         NetSpec {
             inputs: data.d,
             image: data.image,

@@ -46,6 +46,20 @@ pub fn upload(gpu: &Gpu, shape: &[usize], v: &[f32]) -> Tensor {
 /// gradient with central differences of `loss`.
 #[track_caller]
 pub fn check(gpu: &Gpu, tape: &Tape, fx: &Fixture, what: &str, loss: impl Fn(&P) -> f64) {
+    check_where(gpu, tape, fx, what, |_| true, loss)
+}
+
+/// [`check`] over the parameters whose names `which` accepts (a gradient
+/// that is not the loss's derivative by design, a straight-through
+/// estimator's, is checked on its own).
+pub fn check_where(
+    gpu: &Gpu,
+    tape: &Tape,
+    fx: &Fixture,
+    what: &str,
+    which: impl Fn(&str) -> bool,
+    loss: impl Fn(&P) -> f64,
+) {
     let all: Vec<_> = tape.forward.iter().chain(&tape.backward).collect();
     gpu.run(&all).unwrap();
     let grads = fx.params.grads().unwrap().read(gpu).unwrap();
@@ -60,6 +74,9 @@ pub fn check(gpu: &Gpu, tape: &Tape, fx: &Fixture, what: &str, loss: impl Fn(&P)
         .iter()
         .enumerate()
     {
+        if !which(&fx.params.names[pi]) {
+            continue;
+        }
         let n: usize = shape.iter().product();
         for i in 0..n {
             let mut plus = fx.host.clone();
