@@ -2464,22 +2464,22 @@ fn an_error_says_its_context_once() {
 }
 
 #[test]
-fn three_minibatch_methods_train_iris_and_penguins_and_refuse_representation_space() {
+fn three_minibatch_methods_and_cr_mogm_train_iris_and_penguins() {
     // MoDo and SDMGrad draw three minibatches a step: through the CLI they
-    // train penguins and Iris, say so in the run's description, and refuse
-    // --space rep with the way out.
+    // train penguins and Iris and refuse --space rep with the way out;
+    // cr_mogm:METHOD:α (a wrapper with its own syntax) trains both too.
     gpu_or_skip!();
     let dir = scratch("three");
     let iris = concat!(env!("CARGO_MANIFEST_DIR"), "/data/iris.csv");
-    for method in ["modo", "sdmgrad"] {
-        let out = dir.join(format!("penguins-{method}"));
+    for method in ["modo", "sdmgrad", "cr_mogm:pcgrad:0.8"] {
+        let out = dir.join(format!("penguins-{}", method.replace(':', "-")));
         let mut args = vec!["train", "--data", PENGUINS, "--out", out.to_str().unwrap()];
         args.extend(&PENGUIN_ARGS[..PENGUIN_ARGS.len() - 2]);
         args.extend(["--epochs", "3", "--weighting", method]);
         let o = run(&args);
         assert!(o.status.success(), "{method}: {}", stderr(&o));
         assert!(out.join("model.safetensors").exists());
-        let out = dir.join(format!("iris-{method}"));
+        let out = dir.join(format!("iris-{}", method.replace(':', "-")));
         let o = run(&[
             "train",
             "--data",
@@ -2500,6 +2500,9 @@ fn three_minibatch_methods_train_iris_and_penguins_and_refuse_representation_spa
             method,
         ]);
         assert!(o.status.success(), "{method}: {}", stderr(&o));
+        if method.starts_with("cr_mogm") {
+            continue;
+        }
         let rep = dir.join(format!("rep-{method}"));
         let mut args = vec!["train", "--data", PENGUINS, "--out", rep.to_str().unwrap()];
         args.extend(&PENGUIN_ARGS[..PENGUIN_ARGS.len() - 2]);
@@ -2581,4 +2584,38 @@ fn ltb_trains_penguins_and_iris_loads_back_and_needs_two_stages() {
     args.extend(&PENGUIN_ARGS[..PENGUIN_ARGS.len() - 2]);
     args.extend(["--arch", "ltb", "--hidden", "16"]);
     assert_fails(&run(&args), "ltb branches between stages");
+}
+
+#[test]
+fn compare_all_methods_completes_on_penguins() {
+    // `compare --methods all`: every registered method defined for three
+    // tasks, one seed, one epoch each; every one gets its row.
+    gpu_or_skip!();
+    let dir = scratch("compare-all");
+    let out = dir.join("cmp");
+    let mut args = vec![
+        "compare",
+        "--data",
+        PENGUINS,
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend(&PENGUIN_ARGS[..PENGUIN_ARGS.len() - 2]);
+    args.extend(["--epochs", "1", "--methods", "all", "--seeds", "1"]);
+    let o = run(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    let names = taskgrad::mtl::names();
+    for m in &names {
+        assert!(
+            text.lines().any(|l| l.starts_with(&format!("{m} "))),
+            "{m} has no row: {text}"
+        );
+    }
+    let total = names.len() + 3;
+    assert!(
+        stderr(&o).contains(&format!("[{total}/{total}]")),
+        "{}",
+        stderr(&o)
+    );
 }

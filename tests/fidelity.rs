@@ -746,3 +746,103 @@ fn three_minibatch_methods_over_a_run_agree_with_libmtl_and_their_cpu_twins() {
     let err = taskgrad::mtl::aggregate(gpu, "modo", &[1.0, 2.0, 3.0, 4.0], 2).unwrap_err();
     assert!(err.to_string().contains("3 × K"), "{err}");
 }
+
+/// tests/fixtures/cr_mogm.json: torchjd's CRMOGMWeighting over runs of steps.
+#[derive(Deserialize)]
+struct CrMogmFixture {
+    runs: Vec<CrMogmRun>,
+}
+
+#[derive(Deserialize)]
+struct CrMogmRun {
+    inner: String,
+    alpha: f32,
+    k: usize,
+    p: usize,
+    steps: Vec<Vec<f64>>,
+    directions: Vec<Vec<f64>>,
+    weights: Vec<Vec<f64>>,
+    source: String,
+}
+
+#[test]
+fn cr_mogm_over_a_run_agrees_with_torchjd_and_smooths_its_method() {
+    // cr_mogm:METHOD:α through the Aggregator (its average carried from step
+    // to step) against torchjd 0.18's CRMOGMWeighting; and its weights are
+    // the CPU twin's average of the wrapped method's own weights, step by step.
+    let gpu = gpu_or_skip!();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/cr_mogm.json"
+    ))
+    .unwrap();
+    let fx: CrMogmFixture = serde_json::from_str(&text).unwrap();
+    assert!(!fx.runs.is_empty());
+    for run in &fx.runs {
+        let name = format!("cr_mogm:{}:{}", run.inner, run.alpha);
+        let mut method = taskgrad::mtl::by_name(&name).unwrap();
+        assert_eq!(
+            taskgrad::mtl::Method::parse(&name).unwrap().to_string(),
+            if run.alpha == 0.9 {
+                format!("cr_mogm:{}", run.inner)
+            } else {
+                name.clone()
+            }
+        );
+        let mut agg = taskgrad::mtl::Aggregator::new(gpu, method.as_mut(), run.k, run.p).unwrap();
+        let mut fresh = Vec::new();
+        for (t, rows) in run.steps.iter().enumerate() {
+            let rows32: Vec<f32> = rows.iter().map(|&v| v as f32).collect();
+            let got = agg.step(gpu, &rows32, None).unwrap();
+            let err = rel_to(&got.direction, &run.directions[t]);
+            println!("{name} step {t}: {err:.1e} vs {}", run.source);
+            assert!(within(err), "step {t}: {err:.2e} from {}", run.source);
+            // The wrapped method alone on this step's rows, then the average.
+            let inner = taskgrad::mtl::aggregate_with(
+                gpu,
+                taskgrad::mtl::by_name(&run.inner).unwrap().as_mut(),
+                &rows32,
+                run.k,
+            )
+            .unwrap();
+            fresh.push(
+                inner
+                    .weights
+                    .iter()
+                    .map(|&w| w as f64)
+                    .collect::<Vec<f64>>(),
+            );
+            let twin = taskgrad::mtl::cr_mogm::reference(&fresh, run.alpha as f64);
+            for ((a, b), c) in got.weights.iter().zip(&run.weights[t]).zip(&twin[t]) {
+                assert!(
+                    (*a as f64 - b).abs() <= 1e-4 * b.abs().max(1.0),
+                    "step {t}: λ {:?} vs torchjd's {:?}",
+                    got.weights,
+                    run.weights[t]
+                );
+                assert!(
+                    (*a as f64 - c).abs() <= 1e-5 * c.abs().max(1.0),
+                    "step {t}: λ {:?} vs the twin's {:?}",
+                    got.weights,
+                    twin[t]
+                );
+            }
+        }
+    }
+    // Only a method with weights can be smoothed; α outside [0, 1] is refused.
+    for (bad, needle) in [
+        ("cr_mogm:graddrop", "has none"),
+        ("cr_mogm:uncertainty", "has none"),
+        ("cr_mogm:upgrad:1.5", "[0, 1]"),
+        ("cr_mogm:no_such", "unknown weighting"),
+    ] {
+        let err = taskgrad::mtl::Method::parse(bad).unwrap_err().to_string();
+        assert!(err.contains(needle), "{bad}: {err}");
+    }
+    assert_eq!(
+        taskgrad::mtl::Method::parse("cr_mogm:pcgrad+uncertainty")
+            .unwrap()
+            .to_string(),
+        "cr_mogm:pcgrad+uncertainty"
+    );
+}

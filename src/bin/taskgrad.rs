@@ -92,7 +92,8 @@ enum Command {
 
 #[derive(Args)]
 struct CompareArgs {
-    /// The methods to compare, comma-separated (any name --weighting takes).
+    /// The methods to compare, comma-separated (any name --weighting takes),
+    /// or `all`: every registered method defined for the data's tasks.
     #[arg(
         long,
         value_delimiter = ',',

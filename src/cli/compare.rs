@@ -120,9 +120,17 @@ pub fn prepare_compare(
         }
     }
     let loaded = load_data(s, None, &mut |_, _| {})?;
+    // `all`: every registered method defined for this many tasks.
+    let methods: Vec<String> = match methods {
+        [one] if one.trim().eq_ignore_ascii_case("all") => (crate::mtl::REGISTRY.iter())
+            .filter(|m| m.min_tasks <= loaded.tasks.len())
+            .map(|m| m.name.to_string())
+            .collect(),
+        _ => methods.to_vec(),
+    };
     // Each name read once: unknown names and wrong counts of fixed weights fail here.
     let mut parsed = Vec::new();
-    for m in methods {
+    for m in &methods {
         let method = crate::mtl::Method::parse(m)
             .and_then(|method| method.check_for_tasks(loaded.tasks.len()).map(|_| method))
             .map_err(|e| e.context(format!("--methods {m}")))?;

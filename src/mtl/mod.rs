@@ -32,6 +32,7 @@ pub mod aligned_mtl;
 pub mod cagrad;
 mod compose;
 pub mod config;
+pub mod cr_mogm;
 pub mod db_mtl;
 pub mod dualproj;
 pub mod dwa;
@@ -66,6 +67,7 @@ pub use aligned_mtl::AlignedMtl;
 pub use cagrad::CaGrad;
 pub use compose::Compose;
 pub use config::Config;
+pub use cr_mogm::CrMogm;
 pub use db_mtl::DbMtl;
 pub use dualproj::DualProj;
 pub use dwa::Dwa;
@@ -210,6 +212,7 @@ pub const REGISTRY: &[MethodInfo] = &[
     moco::INFO,
     modo::INFO,
     sdmgrad::INFO,
+    cr_mogm::INFO,
     excess_mtl::INFO,
 ];
 
@@ -316,6 +319,8 @@ pub enum Method {
     Registered(&'static MethodInfo),
     Fixed(Vec<f32>),
     Compose(Box<Method>, Box<Method>),
+    /// `cr_mogm:METHOD[:α]`: the method's weights smoothed across steps.
+    CrMogm(Box<Method>, f32),
 }
 
 impl std::fmt::Debug for Method {
@@ -334,6 +339,8 @@ impl std::fmt::Display for Method {
                 write!(f, "fixed:{}", w.join(","))
             }
             Method::Compose(g, l) => write!(f, "{g}+{l}"),
+            Method::CrMogm(m, a) if *a == cr_mogm::DEFAULT_ALPHA => write!(f, "cr_mogm:{m}"),
+            Method::CrMogm(m, a) => write!(f, "cr_mogm:{m}:{a}"),
         }
     }
 }
@@ -359,6 +366,19 @@ impl Method {
         if let Some((grad, loss)) = lower.split_once('+') {
             let (g, l) = (Method::parse_part(grad)?, Method::parse_part(loss)?);
             return Ok(Method::Compose(Box::new(g), Box::new(l)));
+        }
+        if let Some(rest) = (lower.strip_prefix("cr_mogm:"))
+            .or_else(|| lower.strip_prefix("cr-mogm:"))
+            .or_else(|| lower.strip_prefix("crmogm:"))
+        {
+            // cr_mogm:METHOD or cr_mogm:METHOD:α (METHOD may be fixed:…, whose own colon comes first).
+            let (inner, alpha) = match rest.rsplit_once(':') {
+                Some((m, a)) if a.trim().parse::<f32>().is_ok() && !m.ends_with("fixed") => {
+                    (m, a.trim().parse::<f32>().unwrap_or(cr_mogm::DEFAULT_ALPHA))
+                }
+                _ => (rest, cr_mogm::DEFAULT_ALPHA),
+            };
+            return Ok(Method::CrMogm(Box::new(Method::parse_part(inner)?), alpha));
         }
         if let Some(list) = lower.strip_prefix("fixed:") {
             let weights = list
@@ -391,6 +411,7 @@ impl Method {
             Method::Registered(info) => (info.build)((seed ^ (seed >> 32)) as u32),
             Method::Fixed(w) => Box::new(Fixed::new(w.clone())?),
             Method::Compose(g, l) => Box::new(Compose::new(g.build(seed)?, l.build(seed)?)?),
+            Method::CrMogm(m, alpha) => Box::new(CrMogm::new(m.build(seed)?, *alpha)?),
         })
     }
 
@@ -411,6 +432,7 @@ impl Method {
                 g.check_for_tasks(k)?;
                 l.check_for_tasks(k)
             }
+            Method::CrMogm(m, _) => m.check_for_tasks(k),
             _ => Ok(()),
         }
     }
