@@ -689,9 +689,16 @@ fn three_minibatch_methods_over_a_run_agree_with_libmtl_and_their_cpu_twins() {
     // carried over; LibMTL's MoDo and SDMGrad fed the same losses [3, K].
     let gpu = gpu_or_skip!();
     let fx = fixture();
+    let tj = new_torchjd();
     assert!(!fx.modo.is_empty() && !fx.sdmgrad.is_empty());
-    let runs = fx.modo.iter().map(|r| (true, r));
-    for (is_modo, run) in runs.chain(fx.sdmgrad.iter().map(|r| (false, r))) {
+    assert_eq!(
+        (tj.modo.len(), tj.sdmgrad.len()),
+        (fx.modo.len(), fx.sdmgrad.len())
+    );
+    let runs = fx.modo.iter().zip(&tj.modo).map(|r| (true, r));
+    for (is_modo, (run, second)) in
+        runs.chain(fx.sdmgrad.iter().zip(&tj.sdmgrad).map(|r| (false, r)))
+    {
         let (cpu, mut method): (Vec<Vec<f64>>, Box<dyn taskgrad::mtl::Weighting>) = if is_modo {
             let m = taskgrad::mtl::MoDo::new(run.gamma, run.rho);
             (
@@ -719,6 +726,12 @@ fn three_minibatch_methods_over_a_run_agree_with_libmtl_and_their_cpu_twins() {
             );
             assert!(within(libmtl), "step {t}: {libmtl:.2e} from {}", run.source);
             assert!(twin <= 1e-5, "step {t}: {twin:.2e} from the CPU twin");
+            let torchjd = rel_to(&got.direction, &second.directions[t]);
+            assert!(
+                within(torchjd),
+                "step {t}: {torchjd:.2e} from {}",
+                second.source
+            );
             // The weights on the simplex: MoDo's λ, SDMGrad's w (its combination
             // weights are (w_k + λ/K)/(1 + λ)).
             let lam = run.lambda as f64;
@@ -747,10 +760,28 @@ fn three_minibatch_methods_over_a_run_agree_with_libmtl_and_their_cpu_twins() {
     assert!(err.to_string().contains("3 × K"), "{err}");
 }
 
-/// tests/fixtures/cr_mogm.json: torchjd's CRMOGMWeighting over runs of steps.
+/// tests/fixtures/torchjd_new.json: torchjd 0.18's CRMOGMWeighting over
+/// runs of steps, and its MoDo and SDMGrad on LibMTL's fixture runs.
 #[derive(Deserialize)]
-struct CrMogmFixture {
+struct NewTorchjd {
     runs: Vec<CrMogmRun>,
+    modo: Vec<Directions>,
+    sdmgrad: Vec<Directions>,
+}
+
+#[derive(Deserialize)]
+struct Directions {
+    directions: Vec<Vec<f64>>,
+    source: String,
+}
+
+fn new_torchjd() -> NewTorchjd {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/torchjd_new.json"
+    ))
+    .unwrap();
+    serde_json::from_str(&text).unwrap()
 }
 
 #[derive(Deserialize)]
@@ -771,12 +802,7 @@ fn cr_mogm_over_a_run_agrees_with_torchjd_and_smooths_its_method() {
     // to step) against torchjd 0.18's CRMOGMWeighting; and its weights are
     // the CPU twin's average of the wrapped method's own weights, step by step.
     let gpu = gpu_or_skip!();
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/cr_mogm.json"
-    ))
-    .unwrap();
-    let fx: CrMogmFixture = serde_json::from_str(&text).unwrap();
+    let fx = new_torchjd();
     assert!(!fx.runs.is_empty());
     for run in &fx.runs {
         let name = format!("cr_mogm:{}:{}", run.inner, run.alpha);

@@ -1,15 +1,20 @@
 #!/usr/bin/env python3
-"""Write tests/fixtures/cr_mogm.json: runs of torchjd's CRMOGMWeighting (the
-CR-MOGM weight smoothing, torchjd 0.11 on) over fixed sequences of gradient
-matrices, for tests/fidelity.rs to compare taskgrad's `cr_mogm:METHOD:α`
-against through `mtl::Aggregator`.
+"""Write tests/fixtures/torchjd_new.json: what a newer torchjd answers for
+the methods torchjd 0.8.1 lacks, for tests/fidelity.rs: runs of
+CRMOGMWeighting (CR-MOGM, torchjd 0.11 on) over fixed sequences of gradient
+matrices, which taskgrad's `cr_mogm:METHOD:α` follows; and MoDoWeighting and
+SDMGradWeighting (0.13 and 0.15 on) over the same three-minibatch runs that
+tests/fixtures/fidelity.json has LibMTL's answers for (taskgrad follows
+LibMTL; torchjd's are the second reference, with LibMTL's settings: the
+cross matrix G₀G₁ᵀ for MoDo and G₁G₂ᵀ for SDMGrad, SDMGrad's rate 5 where
+torchjd's default is 10).
 
 torchjd's other fixtures (scripts/fidelity_fixtures.py) are made with
 torchjd 0.8.1, which has no CRMOGMWeighting and whose API later versions
 changed; this script runs a newer torchjd installed beside it:
 
     pip install --no-deps --target /tmp/tjd-new torchjd==0.18.0 quadprog qpsolvers
-    PYTHONPATH=/tmp/tjd-new python3 scripts/fidelity_cr_mogm.py > tests/fixtures/cr_mogm.json
+    PYTHONPATH=/tmp/tjd-new python3 scripts/fidelity_torchjd_new.py > tests/fixtures/torchjd_new.json
 
 (torch and numpy from the environment of the other script.) Inputs are
 float32-representable, the computation float64.
@@ -29,6 +34,8 @@ def main():
         CRMOGMWeighting,
         GramianWeightedAggregator,
         IMTLGWeighting,
+        MoDoWeighting,
+        SDMGradWeighting,
         UPGradWeighting,
     )
 
@@ -59,11 +66,38 @@ def main():
             "directions": directions, "weights": weights,
             "source": f"torchjd {version('torchjd')} CRMOGMWeighting({make.__name__}(), alpha={alpha}), 5 steps",
         })
+    # MoDo and SDMGrad on LibMTL's fixture runs.
+    import os
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    with open(os.path.join(here, "..", "tests", "fixtures", "fidelity.json")) as f:
+        libmtl = json.load(f)
+    three = {"modo": [], "sdmgrad": []}
+    for method in ["modo", "sdmgrad"]:
+        for run in libmtl[method]:
+            k, p = run["k"], run["p"]
+            if method == "modo":
+                w = MoDoWeighting(gamma=run["gamma"], rho=run["rho"])
+                cross, combine = (0, 1), 2
+            else:
+                w = SDMGradWeighting(lr=5.0, momentum=0.5, n_iter=run["iters"], lambda_=run["lambda_"])
+                cross, combine = (1, 2), 0
+            directions = []
+            for flat in run["steps"]:
+                g = torch.tensor(flat).reshape(3, k, p)
+                weights = w(g[cross[0]] @ g[cross[1]].T)
+                directions.append((weights @ g[combine]).numpy().tolist())
+            three[method].append({"source": f"torchjd {version('torchjd')} {type(w).__name__} "
+                                            f"on LibMTL's run ({run['source']})",
+                                  "directions": directions})
+
     fixture = {
-        "made_by": "scripts/fidelity_cr_mogm.py",
+        "made_by": "scripts/fidelity_torchjd_new.py",
         "provenance": {"torchjd": version("torchjd"), "torch": torch.__version__,
                        "numpy": np.__version__, "dtype": "float64 on float32-representable inputs"},
         "runs": runs,
+        "modo": three["modo"],
+        "sdmgrad": three["sdmgrad"],
     }
     text = json.dumps(fixture, indent=1)
     text = re.sub(r"\[\s+([-0-9.e+,\s]+?)\s+\]", lambda m: "[" + " ".join(m.group(1).split()) + "]", text)
