@@ -2587,9 +2587,10 @@ fn ltb_trains_penguins_and_iris_loads_back_and_needs_two_stages() {
 }
 
 #[test]
-fn compare_all_methods_completes_on_penguins() {
+fn compare_all_methods_completes_on_penguins_and_iris() {
     // `compare --methods all`: every registered method defined for three
-    // tasks, one seed, one epoch each; every one gets its row.
+    // tasks, one seed, one epoch each, on penguins and on Iris through the
+    // CLI; every one gets its row.
     gpu_or_skip!();
     let dir = scratch("compare-all");
     let out = dir.join("cmp");
@@ -2618,4 +2619,36 @@ fn compare_all_methods_completes_on_penguins() {
         "{}",
         stderr(&o)
     );
+    // And Iris (three tasks too).
+    let iris = concat!(env!("CARGO_MANIFEST_DIR"), "/data/iris.csv");
+    let out = dir.join("iris");
+    let o = run(&[
+        "compare",
+        "--data",
+        iris,
+        "--out",
+        out.to_str().unwrap(),
+        "--inputs",
+        "sepal_length,sepal_width",
+        "--task",
+        "species:class",
+        "--task",
+        "petal_length:reg",
+        "--task",
+        "petal_width:reg",
+        "--epochs",
+        "1",
+        "--methods",
+        "all",
+        "--seeds",
+        "1",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    for m in &names {
+        assert!(
+            text.lines().any(|l| l.starts_with(&format!("{m} "))),
+            "{m} has no row on Iris: {text}"
+        );
+    }
 }

@@ -872,3 +872,82 @@ fn cr_mogm_over_a_run_agrees_with_torchjd_and_smooths_its_method() {
         "cr_mogm:pcgrad+uncertainty"
     );
 }
+
+#[test]
+fn three_minibatch_methods_on_degenerate_rows_match_their_twins() {
+    // MoDo and SDMGrad with every minibatch one of the degenerate matrices
+    // (a zero row, identical or parallel rows, a ×100 row): the weights stay
+    // on the simplex, the direction is finite and is the CPU twin's. (With
+    // an all-zero cross Gram matrix SDMGrad's scale is 0 and its inner
+    // steps do not move w: the answer is (1/K + λ/K)/(1 + λ) per task.)
+    let gpu = gpu_or_skip!();
+    let fx = fixture();
+    let mut seen = 0;
+    for case in fx.cases.iter().filter(|c| c.degenerate) {
+        let (k, p) = (case.k, case.p);
+        let one: Vec<f64> = case.rows.clone();
+        let three: Vec<f64> = [one.clone(), one.clone(), one].concat();
+        let rows32: Vec<f32> = three.iter().map(|&v| v as f32).collect();
+        for name in ["modo", "sdmgrad"] {
+            let got = taskgrad::mtl::aggregate_with(
+                gpu,
+                taskgrad::mtl::by_name(name).unwrap().as_mut(),
+                &rows32,
+                k,
+            )
+            .unwrap();
+            let cpu = match name {
+                "modo" => {
+                    taskgrad::mtl::modo::reference(
+                        &taskgrad::mtl::MoDo::default(),
+                        std::slice::from_ref(&three),
+                        k,
+                    )
+                    .0
+                }
+                _ => {
+                    taskgrad::mtl::sdmgrad::reference(
+                        &taskgrad::mtl::SdmGrad::default(),
+                        std::slice::from_ref(&three),
+                        k,
+                    )
+                    .0
+                }
+            };
+            assert!(
+                got.direction.iter().all(|v| v.is_finite()),
+                "{name} {}",
+                case.name
+            );
+            let sum: f32 = got.weights.iter().sum();
+            assert!(
+                (sum - 1.0).abs() < 1e-5 && got.weights.iter().all(|&w| w >= 0.0),
+                "{name} {}: weights {:?}",
+                case.name,
+                got.weights
+            );
+            let err = rel_to(&got.direction, &cpu[0]);
+            assert!(
+                err <= 1e-5,
+                "{name} {}: {err:.2e} from the CPU twin",
+                case.name
+            );
+            assert_eq!(got.direction.len(), p);
+        }
+        seen += 1;
+    }
+    assert!(seen >= 4, "the fixture's degenerate cases");
+    // All-zero gradients: SDMGrad's answer is the uniform one.
+    let zeros = vec![0.0f32; 3 * 2 * 5];
+    let got = taskgrad::mtl::aggregate_with(
+        gpu,
+        taskgrad::mtl::by_name("sdmgrad").unwrap().as_mut(),
+        &zeros,
+        2,
+    )
+    .unwrap();
+    assert_eq!(got.direction, vec![0.0; 5]);
+    for w in &got.weights {
+        assert!((w - 0.5).abs() < 1e-6, "{:?}", got.weights);
+    }
+}
