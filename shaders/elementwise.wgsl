@@ -12,6 +12,9 @@
 //                                                   (x = dy, b = the forward input, u of b)
 //   tanh_fwd:      y[i] = tanh(x[i])
 //   tanh_backward: y[i] = x[i] · (1 - b[i]²)        (x = dy, b = forward output)
+//   sigmoid:       y[i] = 1 / (1 + exp(-x[i]))       (from exp of a non-positive value only)
+//   sigmoid_backward: y[i] = x[i] · b[i] (1 - b[i])  (x = dy, b = forward output)
+//   mul:           y[i] = x[i] · b[i]                (its backward is two more of it)
 //   broadcast:     y[i] = alpha * x[0]            (x has one element: the backward of a sum)
 //
 // Shapes: x, b, y all have n elements (x has 1 for broadcast). A grid of more than 65,535 workgroups
@@ -129,6 +132,31 @@ fn tanh_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id)
             @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat_index(wid, lid, nwg);
     if (i < p.n) { y[i] = tanh_safe(x[i]); }
+}
+
+@compute @workgroup_size(WG)
+fn sigmoid(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+           @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(wid, lid, nwg);
+    if (i < p.n) {
+        let v = x[i];
+        let e = exp(-abs(v));
+        y[i] = select(e / (1.0 + e), 1.0 / (1.0 + e), v >= 0.0);
+    }
+}
+
+@compute @workgroup_size(WG)
+fn sigmoid_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+                    @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(wid, lid, nwg);
+    if (i < p.n) { y[i] = x[i] * b[i] * (1.0 - b[i]); }
+}
+
+@compute @workgroup_size(WG)
+fn mul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+       @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(wid, lid, nwg);
+    if (i < p.n) { y[i] = x[i] * b[i]; }
 }
 
 @compute @workgroup_size(WG)

@@ -150,6 +150,20 @@ pub fn tanh<T: Real>(x: &[T]) -> Vec<T> {
     x.iter().map(|&v| tanh_of(v)).collect()
 }
 
+/// σ(x) = 1/(1 + e^(−x)), elementwise (from e^(−|x|), as the kernel).
+pub fn sigmoid<T: Real>(x: &[T]) -> Vec<T> {
+    x.iter()
+        .map(|&v| {
+            let e = (T::zero() - if v >= T::zero() { v } else { T::zero() - v }).exp();
+            if v >= T::zero() {
+                T::one() / (T::one() + e)
+            } else {
+                e / (T::one() + e)
+            }
+        })
+        .collect()
+}
+
 /// dx = dy · (1 - y²), y the forward output.
 pub fn tanh_backward<T: Real>(dy: &[T], y: &[T]) -> Vec<T> {
     dy.iter()

@@ -2033,7 +2033,7 @@ fn a_mixture_of_experts_trains_penguins_and_loads_back() {
     for (extra, needle) in [
         (
             vec!["--arch", "moe"],
-            "unknown architecture \"moe\": use shared, cross_stitch, ltb, omoe, mmoe, cgc, ple or dselect_k[:K]",
+            "unknown architecture \"moe\": use shared, cross_stitch, ltb, mtan, omoe, mmoe, cgc, ple or dselect_k[:K]",
         ),
         (
             vec!["--arch", "mmoe", "--experts", "0"],
@@ -2651,4 +2651,58 @@ fn compare_all_methods_completes_on_penguins_and_iris() {
             "{m} has no row on Iris: {text}"
         );
     }
+}
+
+#[test]
+fn mtan_trains_penguins_and_iris_and_loads_back() {
+    // `--arch mtan --hidden 16,8`: the shared trunk with a per-task soft
+    // attention mask on each stage's output; saved with its masks, evaluated.
+    gpu_or_skip!();
+    let dir = scratch("mtan");
+    let out = dir.join("run");
+    let mut args = vec!["train", "--data", PENGUINS, "--out", out.to_str().unwrap()];
+    args.extend(&PENGUIN_ARGS[..PENGUIN_ARGS.len() - 2]);
+    args.extend(["--epochs", "3", "--arch", "mtan", "--hidden", "16,8"]);
+    let o = run(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let model = out.join("model.safetensors");
+    let ck = checkpoint::load(&model).unwrap();
+    assert_eq!(ck.meta.net.arch, taskgrad::nn::Arch::Mtan);
+    let names: Vec<&str> = ck.tensors.iter().map(|(n, _, _)| n.as_str()).collect();
+    for n in [
+        "mtan.0.shared.0.weight",
+        "mtan.1.carry.0.weight",
+        "mtan.1.att2.1.bias",
+    ] {
+        assert!(names.contains(&n), "{n} not in {names:?}");
+    }
+    let o = run(&[
+        "eval",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        PENGUINS,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let iris = concat!(env!("CARGO_MANIFEST_DIR"), "/data/iris.csv");
+    let o = run(&[
+        "train",
+        "--data",
+        iris,
+        "--out",
+        dir.join("iris").to_str().unwrap(),
+        "--inputs",
+        "sepal_length,sepal_width",
+        "--task",
+        "species:class",
+        "--task",
+        "petal_length:reg",
+        "--task",
+        "petal_width:reg",
+        "--epochs",
+        "3",
+        "--arch",
+        "mtan",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
 }

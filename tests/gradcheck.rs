@@ -458,6 +458,53 @@ fn gelu_and_tanh() {
 }
 
 #[test]
+fn sigmoid_and_elementwise_product() {
+    let gpu = gpu_or_skip!();
+    // L = mse(σ(x) ⊙ y, t), x spread over [-6, 6] (both tails of σ), y a
+    // second parameter: dx = dŷ · y · σ(1 − σ), dy = dŷ · σ(x).
+    let n = 11;
+    let (fx, ids) = fixture(gpu, &[("x", vec![1, n]), ("y", vec![1, n])], 42);
+    let spread: Vec<f64> = fx.host[0].iter().map(|&v| 6.0 * v).collect();
+    fx.params.value(ids[0]).write(gpu, &f32s(&spread)).unwrap();
+    let fx = Fixture {
+        params: fx.params,
+        host: vec![
+            f32s(&spread).iter().map(|&v| v as f64).collect(),
+            fx.host[1].clone(),
+        ],
+    };
+    let t = random(&mut rng(43), n);
+    let (seeds, losses) = loss_buffers(gpu, 1.0);
+    let mut tape = Tape::new(gpu);
+    let x = fx.params.var(&mut tape, ids[0]).unwrap();
+    let y = fx.params.var(&mut tape, ids[1]).unwrap();
+    let s = tape.sigmoid(x).unwrap();
+    let m = tape.mul(s, y).unwrap();
+    let mask = upload(gpu, &[1], &[1.0]);
+    let l = tape
+        .mse(m, &upload(gpu, &[1, n], &t), &mask, &seeds, &losses, 0)
+        .unwrap();
+    tape.backward(&[l]).unwrap();
+    let t64: Vec<f64> = t.iter().map(|&v| v as f64).collect();
+    check(gpu, &tape, &fx, "sigmoid ⊙ y", |p| {
+        let s = cpu::sigmoid(&p[0]);
+        let m: Vec<f64> = s.iter().zip(&p[1]).map(|(a, b)| a * b).collect();
+        cpu::mse(&m, &t64, &[1.0], 1, n, 1.0).0
+    });
+    // σ of large magnitudes: exactly 0 or 1 where f32 rounds, never NaN.
+    let big = upload(gpu, &[4], &[-200.0, -30.0, 30.0, 200.0]);
+    let out = Tensor::zeros(gpu, &[4], "sigmoid").unwrap();
+    gpu.run(&[&taskgrad::kernels::elementwise::sigmoid(gpu, &big, &out).unwrap()])
+        .unwrap();
+    let got = gpu.read_one(&out).unwrap();
+    assert!(got.iter().all(|v| v.is_finite()), "{got:?}");
+    assert!(
+        got[0] < 1e-12 && got[3] == 1.0 && got[1] < 1e-12 && got[2] == 1.0,
+        "{got:?}"
+    );
+}
+
+#[test]
 fn backward_must_start_from_losses() {
     let gpu = gpu_or_skip!();
     let (fx, ids) = fixture(gpu, &[("x", vec![2, 2])], 70);

@@ -516,3 +516,141 @@ fn per_task_gradients_of_a_conv_trunk_sum_to_the_joint_gradient_in_both_spaces()
         }
     }
 }
+
+/// `Arch::Mtan` over `image` (or flat features when None) with the trunk
+/// `trunk` and its twin cut into stages, two tasks: every parameter (the
+/// shared stages, the carries, each task's masks, the heads) against central
+/// differences of the same network in f64.
+fn check_mtan(gpu: &Gpu, image: Option<Image>, d: usize, trunk: &str, stages: &[&[L]], seed: u64) {
+    use taskgrad::nn::Arch;
+    let b = 3;
+    let spec = NetSpec {
+        inputs: d,
+        image,
+        embeddings: vec![],
+        trunk: vec![],
+        tower: vec![],
+        trunk_layers: LayerSpec::parse_list(trunk).unwrap(),
+        tower_layers: vec![],
+        expert_layers: vec![],
+        outputs: vec![3, 1],
+        head_names: vec!["digit".into(), "size".into()],
+        activation: Default::default(),
+        arch: Arch::Mtan,
+    };
+    let mut builder = ParamBuilder::new(gpu);
+    let net = MultiTaskNet::new(&mut builder, spec, seed).unwrap();
+    let params = builder.build(gpu).unwrap();
+    let names = params.names.clone();
+    // The shared part (stages, carries) lies in one segment, the masks after it.
+    net.shared_segment(&params).unwrap();
+    let host: P = (params.read_all(gpu).unwrap().into_iter())
+        .map(|(_, _, v)| v.iter().map(|&x| x as f64).collect())
+        .collect();
+    let fx = Fixture { params, host };
+    let mut r = rng(seed + 1);
+    let x = random(&mut r, b * d);
+    let labels = vec![2u32, 0, 1];
+    let target = random(&mut r, b);
+    let m = upload(gpu, &[b], &[1.0f32; 3]);
+    let seeds = upload(gpu, &[2], &[1.0, 0.5]);
+    let losses = Tensor::zeros(gpu, &[2], "losses").unwrap();
+    let mut tape = Tape::new(gpu);
+    let xv = tape.input(&upload(gpu, &[b, d], &x));
+    let outs = net.forward(&mut tape, &fx.params, xv).unwrap();
+    let gl = Tensor::from_u32(gpu, &[b], &labels, "labels").unwrap();
+    let l0 = tape
+        .softmax_ce(outs[0], &gl, &m, &seeds, &losses, 0)
+        .unwrap();
+    let t = upload(gpu, &[b, 1], &target);
+    let l1 = tape.mse(outs[1], &t, &m, &seeds, &losses, 1).unwrap();
+    tape.backward(&[l0, l1]).unwrap();
+
+    let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+    let t64: Vec<f64> = target.iter().map(|&v| v as f64).collect();
+    let ones = vec![1.0f64; b];
+    let first = |prefix: &str| names.iter().position(|n| n.starts_with(prefix));
+    check(gpu, &tape, &fx, &format!("mtan over {trunk}"), |p| {
+        let mut h = Flow {
+            v: x64.clone(),
+            image: image.map(|im| (im.height, im.width, im.channels)),
+            width: image.map_or(d, |im| im.channels),
+        };
+        let mut att: Vec<Option<Flow>> = vec![None, None];
+        for (s, stage) in stages.iter().enumerate() {
+            let mut at = first(&format!("mtan.{s}.shared.")).unwrap_or(0);
+            h = twin(stage, h, b, p, &mut at);
+            let c = h.width;
+            for (k, task) in att.iter_mut().enumerate() {
+                let reads = match task.take() {
+                    None => h.v.clone(),
+                    Some(prev) => {
+                        let mut at = first(&format!("mtan.{s}.carry.")).unwrap_or(0);
+                        let carried = twin(stage, prev, b, p, &mut at);
+                        (h.v.chunks(c).zip(carried.v.chunks(c)))
+                            .flat_map(|(a, b)| a.iter().chain(b).copied())
+                            .collect()
+                    }
+                };
+                let wide = reads.len() / (h.v.len() / c);
+                let layers: [L; 2] = match h.image {
+                    Some(_) => [L::Conv(c, 1, 1, 0, true), L::Conv(c, 1, 1, 0, false)],
+                    None => [L::Linear(c, true), L::Linear(c, false)],
+                };
+                let read = Flow {
+                    v: reads,
+                    image: h.image.map(|(hh, ww, _)| (hh, ww, wide)),
+                    width: wide,
+                };
+                let mut at = first(&format!("mtan.{s}.att{k}.")).unwrap();
+                let logits = twin(&layers, read, b, p, &mut at);
+                let mask = cpu::sigmoid(&logits.v);
+                *task = Some(Flow {
+                    v: mask.iter().zip(&h.v).map(|(a, v)| a * v).collect(),
+                    image: h.image,
+                    width: h.width,
+                });
+            }
+        }
+        let head = |k: usize, name: &str, out: usize| {
+            let z = att[k].as_ref().unwrap();
+            let at = first(&format!("head.{name}.out.")).unwrap();
+            let (w, bias) = (&p[at], &p[at + 1]);
+            cpu::matmul(&z.v, w, b, z.width, out, false, false, Some(bias), false)
+        };
+        let ce = cpu::softmax_ce(&head(0, "digit", 3), &labels, &ones, b, 3, 1.0).loss;
+        let mse = cpu::mse(&head(1, "size", 1), &t64, &ones, b, 1, 1.0).0;
+        ce + 0.5 * mse
+    });
+}
+
+#[test]
+fn mtan_over_an_image_and_over_features() {
+    // Over 4×4 images of one channel: conv 3×3 padded (ReLU fused), max-pool
+    // 2, flatten and linear: three stages, masks of 1×1 convolutions over the
+    // first two (the second reads 2 + 2 channels: the shared features and the
+    // carried task features), a linear mask over the third.
+    let gpu = gpu_or_skip!();
+    let image = Image::new(4, 4, 1).unwrap();
+    check_mtan(
+        gpu,
+        Some(image),
+        16,
+        "conv:2x3p1,relu,maxpool:2,flatten,linear:3,relu",
+        &[
+            &[L::Conv(2, 3, 1, 1, true)],
+            &[L::Max(2)],
+            &[L::Flatten, L::Linear(3, true)],
+        ],
+        120,
+    );
+    // Over 5 features: linear 4 + ReLU, linear 3 + ReLU.
+    check_mtan(
+        gpu,
+        None,
+        5,
+        "linear:4,relu,linear:3,relu",
+        &[&[L::Linear(4, true)], &[L::Linear(3, true)]],
+        121,
+    );
+}

@@ -573,3 +573,58 @@ fn try_run(args: &[&str]) -> Output {
         .output()
         .expect("the taskgrad binary runs")
 }
+
+#[test]
+fn mtan_trains_on_images_with_two_tasks_and_loads_back() {
+    // `--arch mtan` over 6×6 images: a shared conv trunk and, per task, a
+    // soft-attention mask on each stage's output; two tasks (a class and
+    // the image's mean brightness); saved and evaluated.
+    let dir = scratch("mtan");
+    let csv = dir.join("two.csv");
+    let mut text = (0..36)
+        .map(|i| format!("p{i}"))
+        .collect::<Vec<_>>()
+        .join(",")
+        + ",digit,bright\n";
+    for r in 0..48 {
+        let px: Vec<usize> = (0..36).map(|i| (i * 37 + r * 11) % 256).collect();
+        let mean = px.iter().sum::<usize>() as f64 / 36.0 / 255.0;
+        let px: Vec<String> = px.iter().map(|v| v.to_string()).collect();
+        text += &format!("{},{},{mean:.4}\n", px.join(","), r % 3);
+    }
+    std::fs::write(&csv, text).unwrap();
+    let out = dir.join("run");
+    let o = run(&[
+        "train",
+        "--data",
+        csv.to_str().unwrap(),
+        "--image",
+        "6x6",
+        "--task",
+        "digit:class",
+        "--task",
+        "bright:reg",
+        "--arch",
+        "mtan",
+        "--trunk",
+        "conv:4x3p1,relu,maxpool:2,flatten,linear:8,relu",
+        "--epochs",
+        "2",
+        "--batch",
+        "16",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let model = out.join("model.safetensors");
+    let o = run(&[
+        "eval",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        csv.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("digit") && text.contains("bright"), "{text}");
+}

@@ -33,7 +33,7 @@ fn one_step_with(
 ) -> (Vec<f32>, Vec<f32>) {
     let mut b = ParamBuilder::new(gpu);
     let trunk = match arch {
-        Arch::Shared => vec![8, 6],
+        Arch::Shared | Arch::CrossStitch | Arch::Ltb | Arch::Mtan => vec![8, 6],
         _ => vec![],
     };
     let spec = NetSpec {
@@ -117,7 +117,8 @@ fn per_task_rows_sum_to_the_joint_gradient_for_mixtures_of_experts() {
     // run one backward pass from each task's own mixture: in parameter space
     // each writes its row of the shared experts' gradients, in
     // representation space each starts from w_k DZ_k. With equal weights
-    // either must give the joint gradient, gates and task experts included.
+    // either must give the joint gradient, gates and task experts included
+    // (and so must cross-stitch's and LTB's columns and MTAN's masks).
     let gpu = gpu_or_skip!();
     let (data, split) = common::iris(2);
     for arch in [
@@ -140,6 +141,10 @@ fn per_task_rows_sum_to_the_joint_gradient_for_mixtures_of_experts() {
             expert_hidden: 4,
             levels: 2,
         },
+        // Columns per task, and per-task attention over one trunk.
+        Arch::CrossStitch,
+        Arch::Ltb,
+        Arch::Mtan,
     ] {
         let (joint, _) = one_step_with(gpu, &data, &split, &mut mtl::Equal, None, arch.clone());
         for space in [GradSpace::Parameters, GradSpace::Representation] {

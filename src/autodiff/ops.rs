@@ -457,6 +457,18 @@ impl<'g> Tape<'g> {
         )
     }
 
+    /// y = σ(x) = 1/(1 + e^(−x)), elementwise.
+    pub fn sigmoid(&mut self, x: Var) -> Result<Var> {
+        // dx = dy · y (1 − y): the rule reads the output y.
+        self.activation_op(
+            x,
+            "sigmoid",
+            elementwise::sigmoid,
+            elementwise::sigmoid_backward,
+            Saved::Output,
+        )
+    }
+
     /// An elementwise activation: `forward(x) -> y` recorded now, and the rule
     /// dx = `backward(dy, saved)`, where `saved` is x or y as the derivative needs.
     fn activation_op(
@@ -517,6 +529,28 @@ impl<'g> Tape<'g> {
             t.contribute(b, |db| elementwise::scale(gpu, dy, 1.0, db))
         });
         Ok(self.push_op(NodeKind::Op("add"), y, &[a, b], rule))
+    }
+
+    /// y = a ⊙ b (the same shape).
+    pub fn mul(&mut self, a: Var, b: Var) -> Result<Var> {
+        let gpu = self.gpu;
+        let (av, bv) = (self.value(a).clone(), self.value(b).clone());
+        if av.shape() != bv.shape() {
+            return Err(Error::shape(
+                "mul",
+                format!("{:?}", av.shape()),
+                format!("{:?}", bv.shape()),
+            ));
+        }
+        let y = Tensor::zeros(gpu, av.shape(), "mul")?;
+        self.record_forward(elementwise::mul(gpu, &av, &bv, &y)?);
+        // da = dy ⊙ b, db = dy ⊙ a
+        let rule = Rc::new(move |t: &mut Tape, dy: &Tensor| -> Result<()> {
+            let gpu = t.gpu;
+            t.contribute(a, |da| elementwise::mul(gpu, dy, &bv, da))?;
+            t.contribute(b, |db| elementwise::mul(gpu, dy, &av, db))
+        });
+        Ok(self.push_op(NodeKind::Op("mul"), y, &[a, b], rule))
     }
 
     /// y = alpha · x

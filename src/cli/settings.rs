@@ -90,7 +90,8 @@ pub struct RunSettings {
     pub activation: Activation,
     /// The shared part: shared (a trunk of --hidden widths), cross_stitch (a
     /// column of those layers per task, mixed by learned units), ltb (such
-    /// columns, each stage reading one parent column it learns to pick), or a mixture of
+    /// columns, each stage reading one parent column it learns to pick), mtan
+    /// (the trunk with a per-task attention mask on each stage), or a mixture of
     /// experts: omoe (one gate), mmoe (a gate per task), cgc (shared and
     /// per-task experts), ple (--levels stacked cgc layers), dselect_k:K
     /// (mmoe whose gates select K of the --experts, a power of two).

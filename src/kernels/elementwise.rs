@@ -1,5 +1,5 @@
-//! fill, scale, rescale, add, axpy, broadcast, and the activations with their
-//! backwards (relu, gelu, tanh). See shaders/elementwise.wgsl.
+//! fill, scale, rescale, add, mul, axpy, broadcast, and the activations with
+//! their backwards (relu, gelu, tanh, sigmoid). See shaders/elementwise.wgsl.
 
 use crate::error::Result;
 use crate::gpu::Dispatch;
@@ -110,6 +110,21 @@ pub fn tanh(gpu: &Gpu, x: &Tensor, y: &Tensor) -> Result<Dispatch> {
 /// dx = dy · (1 - y²), y the forward output.
 pub fn tanh_backward(gpu: &Gpu, dy: &Tensor, y: &Tensor, dx: &Tensor) -> Result<Dispatch> {
     launch(gpu, "tanh_backward", 0.0, 0.0, dx, &[dy, y])
+}
+
+/// y = 1/(1 + e^(−x)), elementwise.
+pub fn sigmoid(gpu: &Gpu, x: &Tensor, y: &Tensor) -> Result<Dispatch> {
+    launch(gpu, "sigmoid", 0.0, 0.0, y, &[x])
+}
+
+/// dx = dy · y (1 − y), y the forward output.
+pub fn sigmoid_backward(gpu: &Gpu, dy: &Tensor, y: &Tensor, dx: &Tensor) -> Result<Dispatch> {
+    launch(gpu, "sigmoid_backward", 0.0, 0.0, dx, &[dy, y])
+}
+
+/// y = a ⊙ b
+pub fn mul(gpu: &Gpu, a: &Tensor, b: &Tensor, y: &Tensor) -> Result<Dispatch> {
+    launch(gpu, "mul", 0.0, 0.0, y, &[a, b])
 }
 
 /// y\[i\] = alpha · x\[0\] for every i (x has one element).

@@ -103,14 +103,7 @@ impl CrossStitch {
                  --hidden or --trunk"
             )));
         }
-        let mut stages: Vec<&[LayerSpec]> = Vec::new();
-        let mut start = 0;
-        for (i, spec) in specs.iter().enumerate() {
-            if STAGE_ENDS.contains(&spec.name.as_str()) || i + 1 == specs.len() {
-                stages.push(&specs[start..=i]);
-                start = i + 1;
-            }
-        }
+        let stages = stages(specs);
         if joint == Joint::Branch && stages.len() < 2 {
             return Err(Error::InvalidConfig(format!(
                 "ltb branches between stages, and {:?} is one stage: give at least two \
@@ -259,6 +252,20 @@ impl CrossStitch {
     pub fn width(&self) -> usize {
         self.width
     }
+}
+
+/// `specs` cut into stages: each ends at an activation or pooling layer, or
+/// at the end of the list.
+pub(crate) fn stages(specs: &[LayerSpec]) -> Vec<&[LayerSpec]> {
+    let mut stages: Vec<&[LayerSpec]> = Vec::new();
+    let mut start = 0;
+    for (i, spec) in specs.iter().enumerate() {
+        if STAGE_ENDS.contains(&spec.name.as_str()) || i + 1 == specs.len() {
+            stages.push(&specs[start..=i]);
+            start = i + 1;
+        }
+    }
+    stages
 }
 
 /// Row k of a unit at the start: 0.9 on the task itself, 0.1 over the others.

@@ -9,6 +9,7 @@ mod freeze;
 pub mod layer;
 mod linear;
 pub mod moe;
+pub mod mtan;
 mod net;
 mod params;
 

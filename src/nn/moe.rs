@@ -88,6 +88,10 @@ pub enum Arch {
     /// Branch; `nn::cross_stitch`).
     #[serde(rename = "ltb")]
     Ltb,
+    /// One shared trunk and per task a soft-attention mask on each stage's
+    /// output (Liu et al., CVPR 2019, MTAN; `nn::mtan`).
+    #[serde(rename = "mtan")]
+    Mtan,
 }
 
 impl Arch {
@@ -102,6 +106,7 @@ impl Arch {
             Arch::DselectK { .. } => "dselect_k",
             Arch::CrossStitch => "cross_stitch",
             Arch::Ltb => "ltb",
+            Arch::Mtan => "mtan",
         }
     }
 
@@ -146,6 +151,7 @@ impl Arch {
             "shared" | "hard" => Arch::Shared,
             "cross_stitch" | "crossstitch" => Arch::CrossStitch,
             "ltb" | "learning_to_branch" => Arch::Ltb,
+            "mtan" => Arch::Mtan,
             "omoe" => Arch::Omoe {
                 experts,
                 expert_hidden,
@@ -167,7 +173,7 @@ impl Arch {
             },
             other => {
                 return Err(Error::InvalidConfig(format!(
-                "unknown architecture {other:?}: use shared, cross_stitch, ltb, omoe, mmoe, cgc, ple or dselect_k[:K]"
+                "unknown architecture {other:?}: use shared, cross_stitch, ltb, mtan, omoe, mmoe, cgc, ple or dselect_k[:K]"
             )))
             }
         };
@@ -179,7 +185,7 @@ impl Arch {
     pub fn sizes(&self) -> Option<Sizes> {
         let mut select = None;
         let (shared, per_task, hidden, levels, one_gate) = match *self {
-            Arch::Shared | Arch::CrossStitch | Arch::Ltb => return None,
+            Arch::Shared | Arch::CrossStitch | Arch::Ltb | Arch::Mtan => return None,
             Arch::DselectK {
                 experts,
                 expert_hidden,

@@ -10,6 +10,7 @@ use rand::SeedableRng;
 use super::cross_stitch::{CrossStitch, Joint};
 use super::layer::{Image, LayerSpec, Stack};
 use super::moe::{Arch, Moe};
+use super::mtan::Mtan;
 use super::{Activation, Init, Linear, ParamBuilder, ParamId, ParamSet};
 use crate::autodiff::{Tape, Var};
 use crate::error::{Error, Result};
@@ -119,6 +120,8 @@ pub struct MultiTaskNet {
     pub moe: Option<Moe>,
     /// The task columns and their units, for `Arch::CrossStitch` and `Arch::Ltb`.
     pub cross: Option<CrossStitch>,
+    /// The shared stages and each task's attention masks, for `Arch::Mtan`.
+    pub mtan: Option<Mtan>,
     pub heads: Vec<(Stack, Linear)>,
 }
 
@@ -162,8 +165,19 @@ impl MultiTaskNet {
             }
             None => None,
         };
+        let mtan = match &spec.arch {
+            Arch::Mtan => {
+                let input = spec.image.map_or(width, |im| im.channels);
+                let specs = spec.trunk_specs();
+                let k = spec.outputs.len();
+                let mtan = Mtan::new(p, &specs, input, spec.image, k, &mut rng)?;
+                width = mtan.width();
+                Some(mtan)
+            }
+            _ => None,
+        };
         let moe = match &spec.arch {
-            Arch::Shared | Arch::CrossStitch | Arch::Ltb => None,
+            Arch::Shared | Arch::CrossStitch | Arch::Ltb | Arch::Mtan => None,
             arch => {
                 if !spec.trunk_specs().is_empty() {
                     return Err(Error::InvalidConfig(format!(
@@ -186,7 +200,7 @@ impl MultiTaskNet {
             }
         };
         // Over an image the trunk's input width is its channels.
-        let trunk = if cross.is_some() {
+        let trunk = if cross.is_some() || mtan.is_some() {
             Stack::build(p, "trunk", &[], width, &mut rng)?
         } else {
             let trunk_input = spec.image.map_or(width, |im| im.channels);
@@ -206,6 +220,7 @@ impl MultiTaskNet {
             trunk,
             moe,
             cross,
+            mtan,
             heads,
         })
     }
@@ -255,10 +270,11 @@ impl MultiTaskNet {
     /// the shared experts and gates of a mixture.
     pub fn shared_params(&self) -> Vec<ParamId> {
         let mut shared = self.tables.clone();
-        match (&self.moe, &self.cross) {
-            (Some(moe), _) => shared.extend(&moe.shared_params),
-            (None, Some(cross)) => shared.extend(&cross.shared_params),
-            (None, None) => shared.extend(self.trunk.params()),
+        match (&self.moe, &self.cross, &self.mtan) {
+            (Some(moe), _, _) => shared.extend(&moe.shared_params),
+            (None, Some(cross), _) => shared.extend(&cross.shared_params),
+            (None, None, Some(mtan)) => shared.extend(&mtan.shared_params),
+            (None, None, None) => shared.extend(self.trunk.params()),
         }
         shared
     }
@@ -361,6 +377,9 @@ impl MultiTaskNet {
         if let Some(cross) = &self.cross {
             return Ok((cross.forward(tape, params, x)?, Vec::new()));
         }
+        if let Some(mtan) = &self.mtan {
+            return Ok((mtan.forward(tape, params, x)?, Vec::new()));
+        }
         match &self.moe {
             Some(moe) => moe.forward(tape, params, x, self.heads.len()),
             None => Ok((
@@ -398,9 +417,10 @@ fn check_image(spec: &NetSpec) -> Result<()> {
             }
         )));
     }
-    if spec.arch != Arch::Shared {
+    if !matches!(spec.arch, Arch::Shared | Arch::Mtan) {
         return Err(Error::InvalidConfig(format!(
-            "the {} experts read features in a row: image inputs (--image) work with a shared trunk",
+            "the {} experts read features in a row: image inputs (--image) work with a shared \
+             trunk or mtan",
             spec.arch.name()
         )));
     }

@@ -528,7 +528,10 @@ impl TrainConfig {
     /// experts replaces the trunk).
     pub fn net_spec(&self, data: &Dataset, tasks: &[TaskSpec]) -> NetSpec {
         // A mixture of experts replaces the trunk; cross-stitch copies it per task.
-        let shared = matches!(self.arch, Arch::Shared | Arch::CrossStitch | Arch::Ltb);
+        let shared = matches!(
+            self.arch,
+            Arch::Shared | Arch::CrossStitch | Arch::Ltb | Arch::Mtan
+        );
         NetSpec {
             inputs: data.d,
             image: data.image,
