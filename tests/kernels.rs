@@ -439,6 +439,18 @@ fn elementwise_hand_checked() {
     gpu.run(&[&elementwise::axpy(gpu, 2.0, &b, &y).unwrap()])
         .unwrap();
     assert_eq!(gpu.read_one(&y).unwrap(), vec![1., 2., -0.5]); // y + 2b
+    let (s, m) = (zeros(gpu, &[3]), zeros(gpu, &[3]));
+    gpu.run(&[
+        &elementwise::sigmoid(gpu, &x, &s).unwrap(),
+        &elementwise::mul(gpu, &x, &b, &m).unwrap(),
+    ])
+    .unwrap();
+    let want: Vec<f32> = [-2.0f64, 0.0, 3.0]
+        .iter()
+        .map(|v| (1.0 / (1.0 + (-v).exp())) as f32)
+        .collect();
+    assert_close("sigmoid", &gpu.read_one(&s).unwrap(), &want, 1e-7, 1e-6);
+    assert_eq!(gpu.read_one(&m).unwrap(), vec![-2., 0., -3.]); // x ⊙ b
     gpu.run(&[&elementwise::rescale(gpu, &y, -4.0).unwrap()])
         .unwrap();
     assert_eq!(gpu.read_one(&y).unwrap(), vec![-4., -8., 2.]); // -4y in place
