@@ -120,6 +120,7 @@ fn run(args: Args) -> taskgrad::Result<()> {
     let opts = StepOptions {
         fused,
         half: args.half,
+        mlp_step: taskgrad::train::mlp_step::requested(),
     };
     let half = args.half;
     match args.workload.to_ascii_lowercase().as_str() {

@@ -338,7 +338,11 @@ fn iris_grads(gpu: &taskgrad::Gpu, half: bool, space: Option<GradSpace>) -> Vec<
     let net = MultiTaskNet::new(&mut b, spec, 7).unwrap();
     let params = b.build(gpu).unwrap();
     let mut method = mtl::Equal;
-    let opts = StepOptions { fused: true, half };
+    let opts = StepOptions {
+        fused: true,
+        half,
+        ..Default::default()
+    };
     let prog = Program::build_with(
         gpu,
         &net,

@@ -693,3 +693,85 @@ fn a_method_name_is_read_once_and_built_per_run() {
     let e = Method::parse("gradvacc").unwrap_err().to_string();
     assert!(e.contains("unknown weighting \"gradvacc\""), "{e}");
 }
+
+#[test]
+fn the_one_dispatch_mlp_step_computes_the_general_steps_numbers() {
+    // train::mlp_step (asked for with StepOptions::mlp_step): the same
+    // network, initial weights and minibatches through the general step and
+    // through the one-dispatch step, five Adam steps each; the losses of
+    // every step and the parameters after each must agree (the sums run in
+    // another order), and the one-dispatch step must be three dispatches.
+    use taskgrad::nn::{MultiTaskNet, NetSpec};
+    use taskgrad::optim::OptimizerConfig;
+    use taskgrad::train::step::{Program, StepOptions};
+    let gpu = gpu_or_skip!();
+    let (data, split) = common::iris(4);
+    let run = |mlp_step: bool| {
+        let mut b = ParamBuilder::new(gpu);
+        let spec = NetSpec {
+            inputs: 2,
+            image: None,
+            trunk: vec![16, 8],
+            tower: vec![],
+            trunk_layers: vec![],
+            embeddings: vec![],
+            tower_layers: vec![],
+            expert_layers: vec![],
+            outputs: vec![3, 1, 1],
+            head_names: vec!["s".into(), "l".into(), "w".into()],
+            activation: Default::default(),
+            arch: Default::default(),
+        };
+        let net = MultiTaskNet::new(&mut b, spec, 9).unwrap();
+        let params = b.build(gpu).unwrap();
+        let mut method = mtl::Fixed::new(vec![1.0, 0.5, 2.0]).unwrap();
+        let opts = StepOptions {
+            mlp_step,
+            ..Default::default()
+        };
+        let mut prog = Program::build_with(
+            gpu,
+            &net,
+            &params,
+            &data.tasks,
+            2,
+            20,
+            &mut method,
+            None,
+            OptimizerConfig::default(),
+            opts,
+        )
+        .unwrap();
+        assert_eq!(prog.mlp_step.is_some(), mlp_step);
+        let mut trace = Vec::new();
+        for step in 0..5 {
+            // 17 labelled rows and 3 padded ones, a new minibatch each step.
+            let rows = &split.train[17 * step..17 * (step + 1)];
+            prog.write_batch(gpu, &data, rows, &[0, 1, 2]).unwrap();
+            prog.optimizer.prepare_step(gpu);
+            let ds = prog.train_dispatches();
+            if mlp_step {
+                assert_eq!(ds.len(), 3, "the step, Adam, the loss bookkeeping");
+            }
+            gpu.run(&ds).unwrap();
+            let got = gpu
+                .read(&[&prog.tasks.losses, &params.values.whole])
+                .unwrap();
+            trace.push(got);
+        }
+        trace
+    };
+    let (general, one) = (run(false), run(true));
+    for (step, (g, o)) in general.iter().zip(&one).enumerate() {
+        common::assert_close(&format!("losses at step {step}"), &o[0], &g[0], 1e-6, 1e-5);
+        common::assert_close(
+            &format!("parameters after step {step}"),
+            &o[1],
+            &g[1],
+            1e-6,
+            1e-4,
+        );
+        assert!(g[0].iter().all(|&l| l > 0.0), "{:?}", g[0]);
+    }
+    assert_ne!(general[0][1], general[4][1], "the parameters moved");
+}

@@ -95,6 +95,8 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("gate.wgsl", include_str!("../../shaders/gate.wgsl")),
     ("columns.wgsl", include_str!("../../shaders/columns.wgsl")),
     ("mixture.wgsl", include_str!("../../shaders/mixture.wgsl")),
+    // A small MLP's whole step in one dispatch (`train::mlp_step`).
+    ("mlp_step.wgsl", include_str!("../../shaders/mlp_step.wgsl")),
     // Learning to Branch's parent choice (`nn::branch`).
     ("branch.wgsl", include_str!("../../shaders/branch.wgsl")),
     (

@@ -5,6 +5,7 @@
 mod forward;
 mod graph;
 pub mod metrics;
+pub mod mlp_step;
 mod schedule;
 pub mod step;
 mod trainer;

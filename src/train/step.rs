@@ -54,6 +54,10 @@ pub struct StepOptions {
     /// Matmuls and hidden activations in f16, f32 accumulation, f32 master
     /// weights and gradients (needs `SHADER_F16` and a half-precision ParamSet).
     pub half: bool,
+    /// Run a small MLP's forward, losses and backward as one dispatch of one
+    /// workgroup where it fits (`train::mlp_step`; default false: on lavapipe
+    /// it is slower than the general step, BENCHMARKS.md "One workgroup").
+    pub mlp_step: bool,
 }
 
 impl Default for StepOptions {
@@ -61,6 +65,7 @@ impl Default for StepOptions {
         StepOptions {
             fused: true,
             half: false,
+            mlp_step: false,
         }
     }
 }
@@ -479,6 +484,9 @@ pub struct Program {
     /// The recorded graph (forward and backward of the loss terms), for
     /// drawing: see [`crate::train::graph_dot`].
     pub graph: Vec<crate::autodiff::GraphNode>,
+    /// A small MLP's forward, losses and backward in one dispatch, in place
+    /// of the plan's network, losses and backward lists (`train::mlp_step`).
+    pub mlp_step: Option<super::mlp_step::MlpStep>,
 }
 
 /// Dispatches that copy the task weights and the Gram matrix into one slot
@@ -641,7 +649,7 @@ impl Program {
         let cast = cast_weights(gpu, params, opts)?;
         let mut heads_backward = std::mem::take(&mut tape.backward);
         let trunk_backward = heads_backward.split_off(n_heads);
-        let plan = StepPlan {
+        let mut plan = StepPlan {
             cast,
             seeds: weights.before,
             network,
@@ -667,6 +675,32 @@ impl Program {
                 s => s,
             },
         };
+        // A small MLP: the network, its losses and its backward pass as one dispatch.
+        let seeds_only = plan.reseed.is_empty()
+            && plan.solve.is_empty()
+            && plan.after_backward.is_empty()
+            && plan.after_update.is_empty();
+        let mut mlp_step = None;
+        if samples == 1 {
+            let fused = super::mlp_step::MlpStep::try_build(
+                gpu,
+                net,
+                params,
+                tasks,
+                (d, b),
+                &tb,
+                opts,
+                space,
+                seeds_only,
+            )?;
+            if let Some((step, dispatch)) = fused {
+                plan.network = vec![dispatch];
+                plan.losses.clear();
+                plan.heads_backward.clear();
+                plan.trunk_backward.clear();
+                mlp_step = Some(step);
+            }
+        }
         // What a step leaves to look at is its last minibatch's.
         let last = traces.pop().expect("at least one trace");
         Ok(Program {
@@ -677,6 +711,7 @@ impl Program {
             plan,
             optimizer: optimizer.build(gpu, params)?,
             graph,
+            mlp_step,
         })
     }
 
@@ -699,6 +734,9 @@ impl Program {
         idx: &[usize],
         subset: &[usize],
     ) -> Result<()> {
+        if let Some(step) = &self.mlp_step {
+            return step.write(gpu, data, idx, subset);
+        }
         for batch in &self.batches {
             batch.write(gpu, data, idx, subset)?;
         }

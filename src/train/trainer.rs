@@ -461,6 +461,7 @@ fn build_programs(
     let opts = StepOptions {
         fused: true,
         half: cfg.half,
+        mlp_step: super::mlp_step::requested(),
     };
     let optimizer = cfg.optimizer_config();
     let prog = Program::build_with(
