@@ -35,6 +35,7 @@ for k in naive register tiled; do run "$bin/workloads" W-matmul --sizes $sizes -
 run "$bin/workloads" W-matmul --sizes $sizes --kernel tiled --per-submit 10
 run "$bin/workloads" W-matmul --sizes $sizes --half
 for m in equal pcgrad mgda; do run "$bin/workloads" W-iris --weighting "$m"; done
+run env TASKGRAD_MLP_STEP=1 "$bin/workloads" W-iris                  # one workgroup for the whole step
 for m in equal pcgrad mgda; do run "$bin/workloads" W-synth --weighting "$m"; done
 run env TASKGRAD_MATMUL=register "$bin/workloads" W-synth
 run "$bin/workloads" W-synth --half
