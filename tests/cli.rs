@@ -2706,3 +2706,41 @@ fn mtan_trains_penguins_and_iris_and_loads_back() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+#[test]
+fn every_architecture_trains_iris_through_the_cli() {
+    // Issue 22's architectures on Iris's three tasks (penguins has a test
+    // of its own for each): two epochs, a model written.
+    gpu_or_skip!();
+    let dir = scratch("archs-iris");
+    let iris = concat!(env!("CARGO_MANIFEST_DIR"), "/data/iris.csv");
+    for arch in [
+        vec!["--arch", "cross_stitch", "--hidden", "16,8"],
+        vec!["--arch", "dselect_k:2", "--experts", "4"],
+        vec!["--arch", "ltb", "--hidden", "16,8"],
+        vec!["--arch", "mtan", "--hidden", "16,8"],
+    ] {
+        let out = dir.join(arch[1].replace(':', "-"));
+        let mut args = vec![
+            "train",
+            "--data",
+            iris,
+            "--out",
+            out.to_str().unwrap(),
+            "--inputs",
+            "sepal_length,sepal_width",
+            "--task",
+            "species:class",
+            "--task",
+            "petal_length:reg",
+            "--task",
+            "petal_width:reg",
+            "--epochs",
+            "2",
+        ];
+        args.extend(&arch);
+        let o = run(&args);
+        assert!(o.status.success(), "{arch:?}: {}", stderr(&o));
+        assert!(out.join("model.safetensors").exists(), "{arch:?}");
+    }
+}
