@@ -79,6 +79,27 @@ fn write(dir: &Path, name: &str, body: &str) -> PathBuf {
     p
 }
 
+const IRIS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/iris.csv");
+/// Iris's two sepal inputs and its three tasks.
+const IRIS_ARGS: [&str; 8] = [
+    "--inputs",
+    "sepal_length,sepal_width",
+    "--task",
+    "species:class",
+    "--task",
+    "petal_length:reg",
+    "--task",
+    "petal_width:reg",
+];
+
+/// `COMMAND --data iris.csv --out OUT`, Iris's inputs and tasks, then `extra`.
+fn iris_args<'a>(command: &'a str, out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![command, "--data", IRIS, "--out", out];
+    args.extend(IRIS_ARGS);
+    args.extend(extra);
+    args
+}
+
 const PENGUIN_ARGS: [&str; 10] = [
     "--inputs",
     "bill_length_mm,bill_depth_mm,flipper_length_mm,island",
@@ -2470,7 +2491,6 @@ fn three_minibatch_methods_and_cr_mogm_train_iris_and_penguins() {
     // cr_mogm:METHOD:α (a wrapper with its own syntax) trains both too.
     gpu_or_skip!();
     let dir = scratch("three");
-    let iris = concat!(env!("CARGO_MANIFEST_DIR"), "/data/iris.csv");
     for method in ["modo", "sdmgrad", "cr_mogm:pcgrad:0.8"] {
         let out = dir.join(format!("penguins-{}", method.replace(':', "-")));
         let mut args = vec!["train", "--data", PENGUINS, "--out", out.to_str().unwrap()];
@@ -2480,25 +2500,11 @@ fn three_minibatch_methods_and_cr_mogm_train_iris_and_penguins() {
         assert!(o.status.success(), "{method}: {}", stderr(&o));
         assert!(out.join("model.safetensors").exists());
         let out = dir.join(format!("iris-{}", method.replace(':', "-")));
-        let o = run(&[
+        let o = run(&iris_args(
             "train",
-            "--data",
-            iris,
-            "--out",
             out.to_str().unwrap(),
-            "--inputs",
-            "sepal_length,sepal_width",
-            "--task",
-            "species:class",
-            "--task",
-            "petal_length:reg",
-            "--task",
-            "petal_width:reg",
-            "--epochs",
-            "3",
-            "--weighting",
-            method,
-        ]);
+            &["--epochs", "3", "--weighting", method],
+        ));
         assert!(o.status.success(), "{method}: {}", stderr(&o));
         if method.starts_with("cr_mogm") {
             continue;
@@ -2556,28 +2562,11 @@ fn ltb_trains_penguins_and_iris_loads_back_and_needs_two_stages() {
         dir.join("r").to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let iris = concat!(env!("CARGO_MANIFEST_DIR"), "/data/iris.csv");
-    let o = run(&[
+    let o = run(&iris_args(
         "train",
-        "--data",
-        iris,
-        "--out",
         dir.join("iris").to_str().unwrap(),
-        "--inputs",
-        "sepal_length,sepal_width",
-        "--task",
-        "species:class",
-        "--task",
-        "petal_length:reg",
-        "--task",
-        "petal_width:reg",
-        "--epochs",
-        "3",
-        "--arch",
-        "ltb",
-        "--hidden",
-        "16,8",
-    ]);
+        &["--epochs", "3", "--arch", "ltb", "--hidden", "16,8"],
+    ));
     assert!(o.status.success(), "{}", stderr(&o));
     let one = dir.join("one");
     let mut args = vec!["train", "--data", PENGUINS, "--out", one.to_str().unwrap()];
@@ -2620,29 +2609,12 @@ fn compare_all_methods_completes_on_penguins_and_iris() {
         stderr(&o)
     );
     // And Iris (three tasks too).
-    let iris = concat!(env!("CARGO_MANIFEST_DIR"), "/data/iris.csv");
     let out = dir.join("iris");
-    let o = run(&[
+    let o = run(&iris_args(
         "compare",
-        "--data",
-        iris,
-        "--out",
         out.to_str().unwrap(),
-        "--inputs",
-        "sepal_length,sepal_width",
-        "--task",
-        "species:class",
-        "--task",
-        "petal_length:reg",
-        "--task",
-        "petal_width:reg",
-        "--epochs",
-        "1",
-        "--methods",
-        "all",
-        "--seeds",
-        "1",
-    ]);
+        &["--epochs", "1", "--methods", "all", "--seeds", "1"],
+    ));
     assert!(o.status.success(), "{}", stderr(&o));
     let text = String::from_utf8_lossy(&o.stdout).to_string();
     for m in &names {
@@ -2684,26 +2656,11 @@ fn mtan_trains_penguins_and_iris_and_loads_back() {
         PENGUINS,
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let iris = concat!(env!("CARGO_MANIFEST_DIR"), "/data/iris.csv");
-    let o = run(&[
+    let o = run(&iris_args(
         "train",
-        "--data",
-        iris,
-        "--out",
         dir.join("iris").to_str().unwrap(),
-        "--inputs",
-        "sepal_length,sepal_width",
-        "--task",
-        "species:class",
-        "--task",
-        "petal_length:reg",
-        "--task",
-        "petal_width:reg",
-        "--epochs",
-        "3",
-        "--arch",
-        "mtan",
-    ]);
+        &["--epochs", "3", "--arch", "mtan"],
+    ));
     assert!(o.status.success(), "{}", stderr(&o));
 }
 
@@ -2713,7 +2670,6 @@ fn every_architecture_trains_iris_through_the_cli() {
     // of its own for each): two epochs, a model written.
     gpu_or_skip!();
     let dir = scratch("archs-iris");
-    let iris = concat!(env!("CARGO_MANIFEST_DIR"), "/data/iris.csv");
     for arch in [
         vec!["--arch", "cross_stitch", "--hidden", "16,8"],
         vec!["--arch", "dselect_k:2", "--experts", "4"],
@@ -2721,23 +2677,7 @@ fn every_architecture_trains_iris_through_the_cli() {
         vec!["--arch", "mtan", "--hidden", "16,8"],
     ] {
         let out = dir.join(arch[1].replace(':', "-"));
-        let mut args = vec![
-            "train",
-            "--data",
-            iris,
-            "--out",
-            out.to_str().unwrap(),
-            "--inputs",
-            "sepal_length,sepal_width",
-            "--task",
-            "species:class",
-            "--task",
-            "petal_length:reg",
-            "--task",
-            "petal_width:reg",
-            "--epochs",
-            "2",
-        ];
+        let mut args = iris_args("train", out.to_str().unwrap(), &["--epochs", "2"]);
         args.extend(&arch);
         let o = run(&args);
         assert!(o.status.success(), "{arch:?}: {}", stderr(&o));

@@ -98,6 +98,36 @@ pub(crate) fn cross_gram(gpu: &Gpu, name: &str, k: usize) -> Result<Tensor> {
     Tensor::zeros(gpu, &[4 * k * k], "gram of two minibatches")
 }
 
+/// A three-minibatch method's plan: seeds of 1, and its solve (`shader`,
+/// with `params(K)`) after the Gram matrix, reading the 2K×2K Gram matrix of
+/// two minibatches' rows, which is returned for [`record_samples`] to fill.
+pub(crate) fn build_solve<P: bytemuck::Pod>(
+    gpu: &Gpu,
+    ctx: &WeightingContext,
+    name: &str,
+    shader: &SolveShader,
+    params: impl Fn(usize) -> P,
+) -> Result<(WeightingPlan, Tensor)> {
+    ctx.seeds.write(gpu, &vec![1.0; ctx.seeds.numel()])?;
+    let k = ctx.combine.numel();
+    let cross = cross_gram(gpu, name, k)?;
+    let state = Tensor::zeros(gpu, &[STATE_LEN], "three-minibatch solve state")?;
+    let solve = kernels::mtl::solve(
+        gpu,
+        shader,
+        params(k),
+        &cross,
+        ctx.losses,
+        &state,
+        ctx.combine,
+    )?;
+    let plan = WeightingPlan {
+        after_gram: vec![solve],
+        ..WeightingPlan::default()
+    };
+    Ok((plan, cross))
+}
+
 /// A three-minibatch method's rows: the Gram matrix of minibatches
 /// `cross`, `cross + 1` into `into`, and minibatch `combine`'s K rows.
 pub(crate) fn record_samples(
@@ -135,30 +165,15 @@ impl Weighting for MoDo {
         SAMPLES
     }
     fn build(&mut self, gpu: &Gpu, ctx: &WeightingContext) -> Result<WeightingPlan> {
-        ctx.seeds.write(gpu, &vec![1.0; ctx.seeds.numel()])?;
-        let k = ctx.combine.numel();
-        let cross = cross_gram(gpu, INFO.name, k)?;
-        let state = Tensor::zeros(gpu, &[STATE_LEN], "modo state")?;
-        let params = Params {
+        let params = |k: usize| Params {
             k: k as u32,
             gamma: self.gamma,
             rho: self.rho,
             _pad: 0,
         };
-        let solve = kernels::mtl::solve(
-            gpu,
-            &SHADER,
-            params,
-            &cross,
-            ctx.losses,
-            &state,
-            ctx.combine,
-        )?;
+        let (plan, cross) = build_solve(gpu, ctx, INFO.name, &SHADER, params)?;
         self.cross = Some(cross);
-        Ok(WeightingPlan {
-            after_gram: vec![solve],
-            ..WeightingPlan::default()
-        })
+        Ok(plan)
     }
     fn record_memory(
         &mut self,

@@ -19,14 +19,14 @@
 //! MoDo divides by three). Parameter space only (`--space rep` is refused,
 //! as by LibMTL); K ≤ 8, as MoDo. Kernel: `shaders/mtl/sdmgrad.wgsl`.
 
-use super::modo::{cross_gram, record_samples, SAMPLES};
+use super::modo::{build_solve, record_samples, SAMPLES};
 use super::solve::project_simplex;
 use super::{Capabilities, GradSpace, MethodInfo, Weighting, WeightingContext, WeightingPlan};
 use crate::error::Result;
 use crate::gpu::{Dispatch, Gpu, Tensor};
 use crate::kernels::gram::GradRows;
-use crate::kernels::mtl::{SolveShader, STATE_LEN};
-use crate::{kernels, solve_shader};
+use crate::kernels::mtl::SolveShader;
+use crate::solve_shader;
 
 /// SDMGrad's settings.
 #[derive(Clone, Debug)]
@@ -102,11 +102,7 @@ impl Weighting for SdmGrad {
         SAMPLES
     }
     fn build(&mut self, gpu: &Gpu, ctx: &WeightingContext) -> Result<WeightingPlan> {
-        ctx.seeds.write(gpu, &vec![1.0; ctx.seeds.numel()])?;
-        let k = ctx.combine.numel();
-        let cross = cross_gram(gpu, INFO.name, k)?;
-        let state = Tensor::zeros(gpu, &[STATE_LEN], "sdmgrad state")?;
-        let params = Params {
+        let params = |k: usize| Params {
             k: k as u32,
             iters: self.iters,
             lambda: self.lambda,
@@ -114,20 +110,9 @@ impl Weighting for SdmGrad {
             momentum: self.momentum,
             _pad: [0; 3],
         };
-        let solve = kernels::mtl::solve(
-            gpu,
-            &SHADER,
-            params,
-            &cross,
-            ctx.losses,
-            &state,
-            ctx.combine,
-        )?;
+        let (plan, cross) = build_solve(gpu, ctx, INFO.name, &SHADER, params)?;
         self.cross = Some(cross);
-        Ok(WeightingPlan {
-            after_gram: vec![solve],
-            ..WeightingPlan::default()
-        })
+        Ok(plan)
     }
     fn record_memory(
         &mut self,
