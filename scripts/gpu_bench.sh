@@ -36,6 +36,9 @@ run "$bin/workloads" W-matmul --sizes $sizes --kernel tiled --per-submit 10
 run "$bin/workloads" W-matmul --sizes $sizes --half
 for m in equal pcgrad mgda; do run "$bin/workloads" W-iris --weighting "$m"; done
 run env TASKGRAD_MLP_STEP=1 "$bin/workloads" W-iris                  # one workgroup for the whole step
+if command -v python3 > /dev/null && python3 -c "import torch; assert torch.cuda.is_available()" 2> /dev/null; then
+    run python3 scripts/workloads_torch.py --device cuda               # PyTorch eager on the same card
+fi
 for m in equal pcgrad mgda; do run "$bin/workloads" W-synth --weighting "$m"; done
 run env TASKGRAD_MATMUL=register "$bin/workloads" W-synth
 run "$bin/workloads" W-synth --half
