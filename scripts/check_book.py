@@ -27,6 +27,11 @@ class Links(html.parser.HTMLParser):
                 self.links.append((tag, value))
 
 
+# The widest figure the page shows at its own size (mdbook's content column,
+# with room to spare); wider ones are scaled down with their text.
+MAX_WIDTH_PX = 1100
+
+
 def parse(path, cache={}):
     if path not in cache:
         p = Links()
@@ -51,6 +56,27 @@ def main():
                               ("a Measured section", r"^## Measured$")]:
             if not re.search(pattern, text, re.M):
                 problems.append(f"{name}: no {what}")
+
+    # Every figure is well-formed XML (a browser shows a broken image
+    # otherwise) and no wider than the page, where a wider one is shrunk
+    # until its text cannot be read.
+    import xml.dom.minidom
+    figures = os.path.join(src, "figures")
+    for name in sorted(os.listdir(figures)):
+        if not name.endswith(".svg"):
+            continue
+        path = os.path.join(figures, name)
+        try:
+            svg = xml.dom.minidom.parse(path).documentElement
+        except Exception as e:
+            problems.append(f"figures/{name}: not well-formed XML ({e})")
+            continue
+        width = svg.getAttribute("width")
+        m = re.match(r"([0-9.]+)(pt|px)?$", width)
+        if m:
+            px = float(m.group(1)) * (4 / 3 if m.group(2) == "pt" else 1)
+            if px > MAX_WIDTH_PX:
+                problems.append(f"figures/{name}: {px:.0f} px wide, more than the page's {MAX_WIDTH_PX}")
 
     # Every link and image of the built HTML resolves.
     pages = 0
@@ -84,7 +110,7 @@ def main():
     if problems:
         print("\n".join(problems))
         sys.exit(f"book check FAILED: {len(problems)} problems")
-    print(f"book check: {pages} pages, every link, image and anchor resolves; every chapter has code, a figure and a measurement")
+    print(f"book check: {pages} pages, every link, image and anchor resolves; every figure parses and fits; every chapter has code, a figure and a measurement")
 
 
 if __name__ == "__main__":

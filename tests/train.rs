@@ -628,13 +628,13 @@ fn the_step_graph_names_every_parameter_and_links_each_op_to_its_inputs() {
     );
     for name in &run.params.names {
         assert!(
-            g.contains(&format!("{{{name} |")),
+            g.contains(&format!("label=\"{name} |")),
             "{name} missing from\n{g}"
         );
     }
     // Three linear heads over a two-layer trunk: five linear ops, three losses,
     // each linear reading three nodes (x, weight, bias).
-    assert_eq!(g.matches("{linear |").count(), 5, "{g}");
+    assert_eq!(g.matches("label=\"linear |").count(), 5, "{g}");
     assert_eq!(g.matches(" loss |").count(), 3, "{g}");
     assert_eq!(g.matches(" -> ").count(), 5 * 3 + 3, "{g}");
     // Every parameter shows a finite gradient norm.
@@ -643,7 +643,7 @@ fn the_step_graph_names_every_parameter_and_links_each_op_to_its_inputs() {
         let grad = l
             .split("‖∇‖ ")
             .nth(1)
-            .and_then(|t| t.split('}').next())
+            .and_then(|t| t.split('"').next())
             .unwrap_or("");
         assert!(grad.parse::<f64>().is_ok_and(|v| v.is_finite()), "{l}");
     }

@@ -447,6 +447,7 @@ impl<'g> Tape<'g> {
         Ok(v)
     }
 
+    // ANCHOR: backward_walk
     fn pass(&mut self, starts: Vec<(Var, Option<Tensor>)>) -> Result<()> {
         for node in &mut self.nodes {
             node.written = false;
@@ -472,4 +473,5 @@ impl<'g> Tape<'g> {
         }
         Ok(())
     }
+    // ANCHOR_END: backward_walk
 }

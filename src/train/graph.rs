@@ -29,7 +29,7 @@ pub async fn graph_dot(gpu: &Gpu, graph: &[GraphNode], params: &ParamSet) -> Res
     let got = gpu.read_async(&wanted).await?;
 
     let mut out = String::from(
-        "digraph taskgrad_step {\n  rankdir=LR;\n  node [shape=record, fontname=\"Helvetica\", fontsize=10, style=filled];\n  edge [color=\"#777777\"];\n",
+        "digraph taskgrad_step {\n  rankdir=LR;\n  node [shape=record, fontname=\"Helvetica\", fontsize=8, style=filled];\n  nodesep=0.15;\n  edge [color=\"#777777\"];\n",
     );
     for (i, (n, (v, g))) in graph.iter().zip(&slots).enumerate() {
         let name = match n.kind {
@@ -42,12 +42,12 @@ pub async fn graph_dot(gpu: &Gpu, graph: &[GraphNode], params: &ParamSet) -> Res
             Some(j) => {
                 let x = &got[*j];
                 let mean = x.iter().map(|&a| a as f64).sum::<f64>() / x.len().max(1) as f64;
-                format!("mean {mean:.3} ‖v‖ {:.3}", norm(x))
+                format!("mean {mean:.3} | ‖v‖ {:.3}", norm(x))
             }
             None => format!("{:?}", n.value.dtype()).to_lowercase(),
         };
         let grad = match g {
-            Some(j) => format!(" | ‖∇‖ {:.3e}", norm(&got[*j])),
+            Some(j) => format!(" | ‖∇‖ {:.2e}", norm(&got[*j])),
             None => String::new(),
         };
         let colour = match n.kind {
@@ -59,7 +59,7 @@ pub async fn graph_dot(gpu: &Gpu, graph: &[GraphNode], params: &ParamSet) -> Res
         };
         let _ = writeln!(
             out,
-            "  n{i} [label=\"{{{} | {} | {value}{grad}}}\", fillcolor=\"{colour}\"];",
+            "  n{i} [label=\"{} | {} | {value}{grad}\", fillcolor=\"{colour}\"];",
             escape(&name),
             dims.join("×")
         );
