@@ -806,7 +806,7 @@ fn spaces() -> String {
         22.0,
         15.0,
         "start",
-        "Where per-task gradients are taken: K rows of G, then one Gram matrix",
+        "Where per-task gradients are taken: the K rows of J, then their Gram matrix",
     );
     for (p, (title, rows, passes)) in [
         (
@@ -866,7 +866,7 @@ fn spaces() -> String {
             268.0,
             12.0,
             "start",
-            "G = g gᵀ (K×K) → the method's weights w → Σ_k w_k g_k",
+            "G = J Jᵀ (K×K) → the method's weights w → Σ_k w_k g_k",
         );
     }
     svg.text(20.0, 304.0, 12.0, "start", "Parameter space is exact for the shared weights; representation space is cheaper when B·H ≪ P (MGDA-UB's bound).");
