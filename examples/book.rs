@@ -323,7 +323,7 @@ fn step_flow(gpu: &Gpu, _: &Args) -> Result<String> {
 // ---- chapter 1: ids and workgroups -------------------------------------------
 
 fn workgroups() -> String {
-    let mut svg = Svg::new(860.0, 300.0);
+    let mut svg = Svg::new(860.0, 316.0);
     svg.text(
         12.0,
         22.0,
@@ -388,31 +388,24 @@ fn workgroups() -> String {
         "start",
         "More than 65,535 workgroups: the grid is folded into two dimensions",
     );
-    for (r, label) in ["y = 0", "y = 1"].iter().enumerate() {
-        for c in 0..10 {
+    // Row y = 1 holds wid 65,535 … 131,069: its first 4,465 (x = 0 … 4,464)
+    // are workgroups 65,535 … 69,999; the rest return at once.
+    let rows: [(&str, [&str; 10], usize); 2] = [
+        ("y = 0", ["0", "1", "2", "3", "4", "5", "6", "7", "…", "65534"], 10),
+        ("y = 1", ["0", "1", "2", "…", "4464", "4465", "4466", "…", "65533", "65534"], 5),
+    ];
+    for (r, (label, ids, live)) in rows.iter().enumerate() {
+        for (c, id) in ids.iter().enumerate() {
             let x = 90.0 + c as f64 * 60.0;
             let y = 200.0 + r as f64 * 30.0;
-            let live = r == 0 || c < 4;
-            svg.rect(
-                x,
-                y,
-                56.0,
-                26.0,
-                if live { "#d6e6f5" } else { "#eeeeee" },
-                "#666",
-            );
-            let id = if c == 9 {
-                "65534".to_string()
-            } else if c == 8 {
-                "…".to_string()
-            } else {
-                c.to_string()
-            };
-            svg.text(x + 28.0, y + 17.0, 11.0, "middle", &id);
+            let fill = if c < *live { "#d6e6f5" } else { "#eeeeee" };
+            svg.rect(x, y, 56.0, 26.0, fill, "#666");
+            svg.text(x + 28.0, y + 17.0, 11.0, "middle", id);
         }
         svg.text(80.0, 217.0 + r as f64 * 30.0, 12.0, "end", label);
     }
-    svg.text(40.0, 282.0, 12.0, "start", "70,000 workgroups → grid 65,535 × 2; wid = workgroup_id.x + workgroup_id.y · num_workgroups.x; past 70,000 return at once.");
+    svg.text(40.0, 282.0, 12.0, "start", "70,000 workgroups → grid 65,535 × 2; wid = workgroup_id.x + workgroup_id.y · num_workgroups.x:");
+    svg.text(40.0, 300.0, 12.0, "start", "row y = 1 has 4,465 live workgroups (wid 65,535–69,999); its other 61,070 return at once.");
     svg.finish()
 }
 
