@@ -391,8 +391,18 @@ fn workgroups() -> String {
     // Row y = 1 holds wid 65,535 … 131,069: its first 4,465 (x = 0 … 4,464)
     // are workgroups 65,535 … 69,999; the rest return at once.
     let rows: [(&str, [&str; 10], usize); 2] = [
-        ("y = 0", ["0", "1", "2", "3", "4", "5", "6", "7", "…", "65534"], 10),
-        ("y = 1", ["0", "1", "2", "…", "4464", "4465", "4466", "…", "65533", "65534"], 5),
+        (
+            "y = 0",
+            ["0", "1", "2", "3", "4", "5", "6", "7", "…", "65534"],
+            10,
+        ),
+        (
+            "y = 1",
+            [
+                "0", "1", "2", "…", "4464", "4465", "4466", "…", "65533", "65534",
+            ],
+            5,
+        ),
     ];
     for (r, (label, ids, live)) in rows.iter().enumerate() {
         for (c, id) in ids.iter().enumerate() {
@@ -405,7 +415,13 @@ fn workgroups() -> String {
         svg.text(80.0, 217.0 + r as f64 * 30.0, 12.0, "end", label);
     }
     svg.text(40.0, 282.0, 12.0, "start", "70,000 workgroups → grid 65,535 × 2; wid = workgroup_id.x + workgroup_id.y · num_workgroups.x:");
-    svg.text(40.0, 300.0, 12.0, "start", "row y = 1 has 4,465 live workgroups (wid 65,535–69,999); its other 61,070 return at once.");
+    svg.text(
+        40.0,
+        300.0,
+        12.0,
+        "start",
+        "row y = 1 has 4,465 live workgroups (wid 65,535–69,999); its other 61,070 return at once.",
+    );
     svg.finish()
 }
 

@@ -95,6 +95,7 @@ pub fn grid_1d(gpu: &Gpu, n: usize) -> Result<[u32; 3]> {
 /// messages, so give each source its own. `bindings` lists binding 0 (the
 /// uniform `params`) and then one entry per tensor; a tensor bound
 /// read-write must not overlap any other.
+// ANCHOR: host_record
 #[allow(clippy::too_many_arguments)]
 pub fn record<P: bytemuck::Pod>(
     gpu: &Gpu,
@@ -165,7 +166,9 @@ pub fn record<P: bytemuck::Pod>(
         }
     })
 }
+// ANCHOR_END: host_record
 
+// ANCHOR: host_run
 impl Gpu {
     /// Encode `dispatches` into one compute pass and submit once.
     pub fn run(&self, dispatches: &[&Dispatch]) -> Result<()> {
@@ -196,3 +199,4 @@ pub fn encode(pass: &mut wgpu::ComputePass<'_>, dispatches: &[&Dispatch]) {
         pass.dispatch_workgroups(x, y, z);
     }
 }
+// ANCHOR_END: host_run

@@ -170,6 +170,7 @@ impl Gpu {
         total
     }
 
+    // ANCHOR: host_readback
     /// One staging buffer of `total` bytes holding `tensors` back to back, copied in one submit.
     fn copy_to_staging(&self, tensors: &[&Tensor], total: u64) -> wgpu::Buffer {
         let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
@@ -211,6 +212,7 @@ impl Gpu {
         }
         Ok(out)
     }
+    // ANCHOR_END: host_readback
 
     fn read_raw(&self, tensors: &[&Tensor]) -> Result<Vec<Vec<u8>>> {
         // A browser's GPU answers through its event loop, which a blocking
