@@ -23,6 +23,12 @@
 //! 7. for a weighting that looks at what the update did (FAMO): the forward
 //!    pass and losses again on the same batch, then its `after_update`.
 //!
+//! A method that draws several minibatches a step (MoDo, SDMGrad:
+//! `Weighting::samples`) gets phases 1 and 2 once per minibatch, over the same
+//! parameter nodes, and phase 4 stacks every minibatch's K rows for it. With
+//! [`StepOptions::mlp_step`], a small MLP's phases 2–4 are one dispatch
+//! instead (`super::mlp_step`).
+//!
 //! [`StepPlan::train`] lists a training step in order. Evaluation and
 //! inference use the forward-only [`super::ForwardProgram`].
 
