@@ -341,3 +341,43 @@ fn a_header_that_is_not_utf8_is_said_in_words() {
     assert!(!err.contains("Utf8Error"), "{err}");
     let _ = std::fs::remove_file(&path);
 }
+
+#[test]
+fn a_fixed_function_seed_keeps_the_function_across_seeds() {
+    use taskgrad::data::synthetic::{table, SyntheticSpec};
+    // Ma et al.'s runs share c, m, α, β and redraw u1, u2, x and ε (issue 26).
+    // y = wᵀx + Σ sin(α_i wᵀx + β_i) + ε with wᵀx ~ N(0, c²) whatever u is, so
+    // the labels' distribution depends on α and β alone: two data seeds over
+    // one function seed give the same distribution (Kolmogorov–Smirnov
+    // distance at sampling noise), two function seeds different ones.
+    let labels = |seed: u64, function_seed: Option<u64>| {
+        let t = table(&SyntheticSpec {
+            rows: 4000,
+            inputs: 8,
+            seed,
+            function_seed,
+            ..Default::default()
+        });
+        let y = t.headers.len() - 2;
+        let mut v: Vec<f64> = (0..t.n_rows())
+            .map(|r| t.cell(r, y).parse::<f64>().unwrap())
+            .collect();
+        v.sort_by(f64::total_cmp);
+        v
+    };
+    let ks = |a: &[f64], b: &[f64]| {
+        let cdf = |s: &[f64], x: f64| s.partition_point(|&v| v <= x) as f64 / s.len() as f64;
+        a.iter()
+            .chain(b)
+            .map(|&x| (cdf(a, x) - cdf(b, x)).abs())
+            .fold(0.0, f64::max)
+    };
+    let (a, b) = (labels(0, Some(3)), labels(1, Some(3)));
+    assert_ne!(a, b, "a new data seed draws new rows");
+    let same = ks(&a, &b);
+    let other = ks(&a, &labels(0, Some(4)));
+    assert!(same < 0.04, "one function, two data seeds: KS {same}");
+    assert!(other > 0.1, "two functions: KS {other}");
+    // Without a function seed, each seed is its own function (as before).
+    assert!(ks(&labels(0, None), &labels(1, None)) > 0.1);
+}

@@ -775,3 +775,132 @@ fn the_one_dispatch_mlp_step_computes_the_general_steps_numbers() {
     }
     assert_ne!(general[0][1], general[4][1], "the parameters moved");
 }
+
+#[test]
+fn logged_step_losses_average_to_the_epoch_loss_and_max_steps_cuts_the_run() {
+    // Every step's losses (issue 26: the MMoE experiment's loss per step),
+    // copied aside in the step's submit; max_steps ends the run mid-epoch.
+    let gpu = gpu_or_skip!();
+    let (data, split) = common::iris(0);
+    let per_epoch = split.train.len().div_ceil(32);
+    assert!(per_epoch >= 3, "{per_epoch} steps an epoch");
+    let max = (2 * per_epoch + 1) as u64;
+    let cfg = TrainConfig {
+        epochs: 5,
+        batch_size: 32,
+        patience: None,
+        log_losses: true,
+        max_steps: Some(max),
+        ..small_cfg(0)
+    };
+    let mut logs = Vec::new();
+    let run = fit(
+        gpu,
+        &data,
+        &split,
+        &[0, 1, 2],
+        mtl::by_name("equal").unwrap(),
+        &cfg,
+        &mut |l| logs.push(l.clone()),
+    )
+    .unwrap();
+    assert_eq!(run.steps, max);
+    assert_eq!(logs.len(), 3, "two whole epochs and one step of a third");
+    let counts: Vec<usize> = logs.iter().map(|l| l.step_losses.len()).collect();
+    assert_eq!(counts, vec![per_epoch, per_epoch, 1]);
+    for log in &logs {
+        for k in 0..3 {
+            let steps: Vec<f64> = log.step_losses.iter().map(|s| s[k]).collect();
+            assert!(steps.iter().all(|v| v.is_finite() && *v > 0.0), "{steps:?}");
+            let mean = steps.iter().sum::<f64>() / steps.len() as f64;
+            let want = log.train_loss[k];
+            assert!(
+                (mean - want).abs() <= 1e-5 * want.abs().max(1.0),
+                "epoch {} task {k}: mean of steps {mean}, epoch loss {want}",
+                log.epoch
+            );
+        }
+        // Steps differ (a loss per minibatch, not one value copied).
+        if log.step_losses.len() > 1 {
+            assert_ne!(log.step_losses[0], log.step_losses[1]);
+        }
+    }
+    // Without the option nothing is logged.
+    let plain = fit(
+        gpu,
+        &data,
+        &split,
+        &[0, 1, 2],
+        mtl::by_name("equal").unwrap(),
+        &TrainConfig {
+            log_losses: false,
+            ..cfg.clone()
+        },
+        &mut |_| {},
+    )
+    .unwrap();
+    assert!(plain.history.iter().all(|l| l.step_losses.is_empty()));
+    assert_eq!(plain.steps, max);
+}
+
+#[test]
+fn keep_best_off_returns_the_last_steps_weights() {
+    // An experiment that reports where training ended (issue 26) keeps the
+    // last weights; by default the best epoch's come back. A learning rate
+    // high enough that the monitored loss is not lowest at the last epoch
+    // tells the two apart (checked first, so the test cannot pass vacuously).
+    let gpu = gpu_or_skip!();
+    let (data, split) = common::iris(0);
+    let cfg = TrainConfig {
+        epochs: 30,
+        patience: None,
+        lr: 0.05,
+        ..small_cfg(1)
+    };
+    let run = |keep_best: bool| {
+        fit(
+            gpu,
+            &data,
+            &split,
+            &[0, 1, 2],
+            mtl::by_name("equal").unwrap(),
+            &TrainConfig {
+                keep_best,
+                ..cfg.clone()
+            },
+            &mut |_| {},
+        )
+        .unwrap()
+    };
+    let (best, last) = (run(true), run(false));
+    let losses: Vec<f64> = best.history.iter().map(|l| l.monitored_loss()).collect();
+    assert!(
+        best.best_epoch + 1 < losses.len(),
+        "precondition: the best epoch is not the last ({losses:?})"
+    );
+    assert_eq!(last.best_epoch, losses.len() - 1);
+    let (b, l) = (
+        best.params.read_all(gpu).unwrap(),
+        last.params.read_all(gpu).unwrap(),
+    );
+    assert_ne!(b, l, "the last weights differ from the best epoch's");
+    // Evaluated where each run ended: the best run's validation loss is its
+    // best epoch's, the other's the last epoch's.
+    let val = |r: &taskgrad::FitReport| {
+        let eval = taskgrad::train::ForwardProgram::build(
+            gpu,
+            &r.net,
+            &r.params,
+            &r.tasks,
+            data.d,
+            32,
+            Default::default(),
+        )
+        .unwrap();
+        let m = eval.evaluate(gpu, &data, &split.val, &[0, 1, 2]).unwrap();
+        m.iter().map(|m| m.loss()).sum::<f64>()
+    };
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-4 * b.abs().max(1.0);
+    assert!(close(val(&best), losses[best.best_epoch]), "{} {losses:?}", val(&best));
+    assert!(close(val(&last), losses[losses.len() - 1]), "{} {losses:?}", val(&last));
+}

@@ -8,7 +8,12 @@
 //! 4. y_k = w_kᵀx + Σ_{i=1..m} sin(α_i w_kᵀx + β_i) + ε_k,  ε_k ~ N(0, 0.01) (σ = 0.1).
 //!
 //! The α_i, β_i ~ N(0, 1) are shared by both tasks, so p alone sets how alike
-//! the two tasks are: at p = 1 they differ only by noise.
+//! the two tasks are: at p = 1 they differ only by noise. The paper calls c,
+//! m, α and β "given parameters" and does not publish them; with
+//! [`SyntheticSpec::function_seed`] they are fixed by a seed of their own, so
+//! that runs with different seeds draw new u1, u2, x and ε around the same
+//! function, as the paper's runs do. Without it they are drawn from `seed`
+//! (each seed then a different function).
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -30,7 +35,10 @@ pub struct SyntheticSpec {
     pub correlation: f64,
     pub scale: f64,
     pub sines: usize,
+    /// Draws u1, u2, the rows and the noise (and α, β when `function_seed` is None).
     pub seed: u64,
+    /// Draws α and β alone, the same for every `seed`.
+    pub function_seed: Option<u64>,
 }
 
 impl Default for SyntheticSpec {
@@ -42,8 +50,20 @@ impl Default for SyntheticSpec {
             scale: 1.0,
             sines: 10,
             seed: 0,
+            function_seed: None,
         }
     }
+}
+
+/// The m pairs (α_i, β_i) that `function_seed` fixes.
+pub fn sines(function_seed: u64, m: usize) -> (Vec<f64>, Vec<f64>) {
+    draw_sines(&mut StdRng::seed_from_u64(function_seed), m)
+}
+
+fn draw_sines(rng: &mut StdRng, m: usize) -> (Vec<f64>, Vec<f64>) {
+    let alpha: Vec<f64> = (0..m).map(|_| normal(rng)).collect();
+    let beta: Vec<f64> = (0..m).map(|_| normal(rng)).collect();
+    (alpha, beta)
 }
 
 /// Generate the table (columns x0.., y1, y2).
@@ -66,8 +86,10 @@ pub fn table(spec: &SyntheticSpec) -> Table {
         .zip(&u2)
         .map(|(a, b)| spec.scale * (p * a + (1.0 - p * p).sqrt() * b))
         .collect();
-    let alpha: Vec<f64> = (0..spec.sines).map(|_| normal(&mut rng)).collect();
-    let beta: Vec<f64> = (0..spec.sines).map(|_| normal(&mut rng)).collect();
+    let (alpha, beta) = match spec.function_seed {
+        Some(f) => sines(f, spec.sines),
+        None => draw_sines(&mut rng, spec.sines),
+    };
     let target = |w: &[f64], x: &[f64], rng: &mut StdRng| {
         let z: f64 = w.iter().zip(x).map(|(a, b)| a * b).sum();
         z + alpha

@@ -544,6 +544,48 @@ impl StepWatch {
     }
 }
 
+/// Each task's loss at every step of an epoch ([`TrainConfig::log_losses`]),
+/// copied into slot i of a history on the GPU by step i's own submit, so
+/// that a run logs every step's losses without a readback inside a step:
+/// slot i holds the K losses at `i · stride`.
+///
+/// [`TrainConfig::log_losses`]: crate::train::TrainConfig::log_losses
+pub struct LossLog {
+    pub history: Tensor,
+    pub stride: usize,
+    pub k: usize,
+    /// Per slot: the copy appended to that step's dispatches.
+    pub copies: Vec<Dispatch>,
+}
+
+impl LossLog {
+    pub fn new(gpu: &Gpu, tb: &TaskBuffers, slots: usize) -> Result<LossLog> {
+        let k = tb.losses.numel();
+        // Each copy's destination starts at a storage-binding offset.
+        let stride = aligned(gpu, k);
+        let history = Tensor::zeros(gpu, &[slots.max(1) * stride], "logged losses")?;
+        let copies = (0..slots.max(1))
+            .map(|i| elementwise::scale(gpu, &tb.losses, 1.0, &history.slice(i * stride, &[k])?))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(LossLog {
+            history,
+            stride,
+            k,
+            copies,
+        })
+    }
+
+    /// The first `steps` slots of a read-back history, one K-vector per step.
+    pub fn read(&self, history: &[f32], steps: usize) -> Vec<Vec<f64>> {
+        (0..steps)
+            .map(|i| {
+                let at = i * self.stride;
+                history[at..at + self.k].iter().map(|&v| v as f64).collect()
+            })
+            .collect()
+    }
+}
+
 impl Program {
     /// Trace `net` on batches of `b` rows and build the step for `tasks`.
     #[allow(clippy::too_many_arguments)]

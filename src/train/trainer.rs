@@ -16,7 +16,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
 use super::forward::ForwardProgram;
-use super::step::{Program, StepOptions, StepWatch, TaskBuffers};
+use super::step::{LossLog, Program, StepOptions, StepWatch, TaskBuffers};
 use super::Schedule;
 use crate::data::{Dataset, Split, TaskSpec};
 use crate::error::{Error, Result};
@@ -90,6 +90,18 @@ pub struct TrainConfig {
     /// into a history on the GPU inside the step's submit, read back with the
     /// epoch's losses. Implies per-task gradients, as `grad_stats`.
     pub watch_every: usize,
+    /// Record each task's loss at every training step
+    /// ([`EpochLog::step_losses`]): copied aside on the GPU inside the step's
+    /// submit and read back with the epoch's losses.
+    pub log_losses: bool,
+    /// Stop after this many training steps (None: after `epochs`); the last
+    /// epoch may then be cut short, and its log covers the steps it ran.
+    pub max_steps: Option<u64>,
+    /// At the end, return to the weights of the epoch with the lowest
+    /// monitored loss ([`EpochLog::monitored_loss`]; default). Off: keep the
+    /// last step's weights, as an experiment that reports where training
+    /// ended does.
+    pub keep_best: bool,
 }
 
 /// How far a run is, after a step.
@@ -177,6 +189,9 @@ impl Default for TrainConfig {
             dump_step: false,
             dump_graph: false,
             watch_every: 0,
+            log_losses: false,
+            max_steps: None,
+            keep_best: true,
         }
     }
 }
@@ -200,6 +215,8 @@ struct EpochReadback {
     gates: Vec<Vec<f64>>,
     /// The watched steps.
     steps: Vec<WatchedStep>,
+    /// Each step's K losses, with `TrainConfig::log_losses`.
+    step_losses: Vec<Vec<f64>>,
 }
 
 impl EpochReadback {
@@ -220,6 +237,7 @@ impl EpochReadback {
             weights: self.weights,
             gates: self.gates,
             steps: self.steps,
+            step_losses: self.step_losses,
         }
     }
 }
@@ -269,6 +287,10 @@ pub struct EpochLog {
     pub gates: Vec<Vec<f64>>,
     /// The steps of this epoch watched by [`TrainConfig::watch_every`].
     pub steps: Vec<WatchedStep>,
+    /// With [`TrainConfig::log_losses`], each task's training loss at each
+    /// of the epoch's steps, in order (one K-vector per step; their mean is
+    /// `train_loss`); empty otherwise.
+    pub step_losses: Vec<Vec<f64>>,
 }
 
 /// The result of [`fit`].
@@ -277,6 +299,8 @@ pub struct FitReport {
     pub params: ParamSet,
     pub tasks: Vec<TaskSpec>,
     pub history: Vec<EpochLog>,
+    /// The epoch whose weights `params` holds: the best one, or the last
+    /// with [`TrainConfig::keep_best`] off.
     pub best_epoch: usize,
     pub stopped_early: bool,
     pub steps: u64,
@@ -384,7 +408,7 @@ pub async fn fit_async(
         on_epoch(&log);
         let stop = epochs.keep_best(gpu, &params, epoch, log.monitored_loss())?;
         history.push(log);
-        if stop {
+        if stop || epochs.steps >= epochs.total_steps {
             break;
         }
     }
@@ -392,7 +416,14 @@ pub async fn fit_async(
         true => super::graph::graph_dot(gpu, &prog.graph, &params).await?,
         false => String::new(),
     };
-    gpu.copy(&epochs.best, &params.values.whole)?;
+    // The weights returned: the best epoch's, or with `keep_best` off the last step's.
+    let best_epoch = match cfg.keep_best {
+        true => {
+            gpu.copy(&epochs.best, &params.values.whole)?;
+            epochs.best_epoch
+        }
+        false => history.len().saturating_sub(1),
+    };
     let test = match split.test.is_empty() {
         true => Vec::new(),
         false => eval.evaluate_async(gpu, data, &split.test, subset).await?,
@@ -402,7 +433,7 @@ pub async fn fit_async(
         params,
         tasks,
         history,
-        best_epoch: epochs.best_epoch,
+        best_epoch,
         stopped_early: epochs.stopped_early,
         steps: epochs.steps,
         test,
@@ -623,9 +654,14 @@ struct Epochs {
     profile: std::collections::BTreeMap<String, (usize, f64)>,
     profiled_steps: usize,
     on_step: Option<StepHook>,
+    /// The run's last step: `TrainConfig::max_steps`, or all epochs' steps.
     total_steps: u64,
     /// The history of watched steps and how often to watch.
     watch: Option<(StepWatch, usize)>,
+    /// Every step's losses, with `TrainConfig::log_losses`.
+    loss_log: Option<LossLog>,
+    /// Copy the best epoch's weights aside (`TrainConfig::keep_best`).
+    keep_best: bool,
 }
 
 impl Epochs {
@@ -637,19 +673,18 @@ impl Epochs {
         cfg: &TrainConfig,
     ) -> Result<Epochs> {
         let batch = cfg.batch_size.min(split.train.len());
+        let per_epoch = split.train.len().div_ceil(batch.max(1)).max(1);
         // Watched steps per epoch: at most one in every `watch_every`.
         let watch = match cfg.watch_every {
             0 => None,
-            every => {
-                let slots = split
-                    .train
-                    .len()
-                    .div_ceil(batch.max(1))
-                    .max(1)
-                    .div_ceil(every);
-                Some((StepWatch::new(gpu, tb, slots)?, every))
-            }
+            every => Some((StepWatch::new(gpu, tb, per_epoch.div_ceil(every))?, every)),
         };
+        let loss_log = match cfg.log_losses {
+            true => Some(LossLog::new(gpu, tb, per_epoch)?),
+            false => None,
+        };
+        let all_steps = (cfg.epochs * per_epoch) as u64;
+        let total_steps = cfg.max_steps.map_or(all_steps, |m| m.min(all_steps));
         Ok(Epochs {
             rng: StdRng::seed_from_u64(cfg.seed ^ 0x005e_ed0f_ba7c),
             order: split.train.clone(),
@@ -666,9 +701,10 @@ impl Epochs {
             profile: Default::default(),
             profiled_steps: 0,
             on_step: cfg.on_step.clone(),
-            total_steps: (cfg.epochs * split.train.len().div_ceil(cfg.batch_size.max(1)).max(1))
-                as u64,
+            total_steps,
             watch,
+            loss_log,
+            keep_best: cfg.keep_best,
         })
     }
 
@@ -687,7 +723,8 @@ impl Epochs {
         let epoch_start = self.steps;
         let clock = Instant::now();
         let watched = self.run_steps(gpu, prog, data, subset, epoch)?;
-        let read = self.read_back(gpu, prog, tasks, epoch, &watched).await;
+        let ran = (self.steps - epoch_start) as usize;
+        let read = self.read_back(gpu, prog, tasks, (epoch, ran), &watched).await;
         self.train_time += clock.elapsed();
         let (read, st) = read?;
         prog.tasks.state.write(gpu, &vec![0.0; 3 * tasks.len()])?;
@@ -714,6 +751,10 @@ impl Epochs {
         let chunks: Vec<&[usize]> = self.order.chunks(self.batch).collect();
         let samples = prog.samples();
         for (i, &chunk) in chunks.iter().enumerate() {
+            // `TrainConfig::max_steps` may end the run inside an epoch.
+            if self.steps >= self.total_steps {
+                break;
+            }
             // A method that draws S minibatches a step (MoDo, SDMGrad) takes
             // the next S of the epoch's order, cyclically: step i reads
             // minibatches iS..iS + S (mod their number), so each minibatch
@@ -739,6 +780,9 @@ impl Epochs {
                 }
             }
             // ANCHOR_END: watch_copy
+            if let Some(log) = &self.loss_log {
+                ds.push(&log.copies[i]);
+            }
             // Profile the first epoch's steps but its first (pipelines still warming).
             if self.profile_first_epoch && epoch == 0 && self.steps > 0 {
                 let ms = gpu.run_profiled(&ds)?;
@@ -766,7 +810,7 @@ impl Epochs {
         gpu: &Gpu,
         prog: &Program,
         tasks: &[TaskSpec],
-        epoch: usize,
+        (epoch, ran): (usize, usize),
         watched: &[u64],
     ) -> Result<(EpochReadback, Vec<f32>)> {
         // Per task: the loss bookkeeping; the Gram matrix, seeds and
@@ -776,6 +820,9 @@ impl Epochs {
         reads.extend(prog.gates.iter());
         if let Some((watch, _)) = &self.watch {
             reads.push(&watch.history);
+        }
+        if let Some(log) = &self.loss_log {
+            reads.push(&log.history);
         }
         let mut got = gpu.read_async(&reads).await?.into_iter();
         let mut next = || {
@@ -813,6 +860,10 @@ impl Epochs {
             }
             None => Vec::new(),
         };
+        let step_losses = match &self.loss_log {
+            Some(log) => log.read(&next()?, ran),
+            None => Vec::new(),
+        };
         let losses = (0..tasks.len())
             .map(|j| st[3 * j] as f64 / st[3 * j + 2].max(1.0) as f64)
             .collect();
@@ -822,6 +873,7 @@ impl Epochs {
             weights: task_weights(&seeds, &combine),
             gates,
             steps,
+            step_losses,
         };
         Ok((read, st))
     }
@@ -832,7 +884,9 @@ impl Epochs {
             self.best_loss = loss;
             self.best_epoch = epoch;
             self.since_best = 0;
-            gpu.copy(&params.values.whole, &self.best)?;
+            if self.keep_best {
+                gpu.copy(&params.values.whole, &self.best)?;
+            }
         } else {
             self.since_best += 1;
             self.stopped_early = self.patience.is_some_and(|p| self.since_best >= p);
