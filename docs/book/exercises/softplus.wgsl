@@ -1,4 +1,4 @@
-// Exercise 2 (chapter 5): a new activation, forward and backward, checked
+// Exercise 5 (chapter 5): a new activation, forward and backward, checked
 // against finite differences.
 //
 //   softplus:           y[i]  = log(1 + exp(x[i]))
@@ -11,7 +11,7 @@
 // 1.13e-7, which log(1.0 + tiny) in f32 gets wrong (1 + 1.13e-7 rounds to
 // 1 + 1.19e-7): the check wants every value to 1e-5 of itself.
 //
-// Check it:   cargo test --release --test exercises -- --ignored exercise_2
+// Check it:   cargo test --release --test exercises -- --ignored exercise_5
 // Until you write the bodies, the test fails: this stub is the identity.
 
 struct Params {

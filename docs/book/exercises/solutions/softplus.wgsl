@@ -1,4 +1,4 @@
-// Exercise 2, a solution: softplus and its backward.
+// Exercise 5, a solution: softplus and its backward.
 //
 //   softplus:           y[i]  = log(1 + exp(x[i]))
 //   softplus_backward:  dx[i] = dy[i] · σ(x[i]),  σ(x) = 1 / (1 + exp(−x))
