@@ -310,3 +310,84 @@ fn exercise_5_stub_fails_the_gradient_check() {
         "the unsolved stub passes exercise 5's check"
     );
 }
+
+// ---- exercise 7 (chapter 7): the Gram matrix ------------------------------------
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct GramParams {
+    k: u32,
+    p: u32,
+}
+
+/// Ok, or the first entry off the f64 Gram matrix, or an entry whose mirror
+/// differs in any bit.
+fn check_gram(gpu: &Gpu, file: &'static str, source: &'static str) -> Result<(), String> {
+    let mut r = rng(7);
+    for (k, p) in [(1usize, 1usize), (2, 63), (3, 65), (5, 1000), (4, 4097)] {
+        let js = random(&mut r, k * p);
+        let jac = Tensor::from_slice(gpu, &[k * p], &js, "J").unwrap();
+        let g = Tensor::zeros(gpu, &[k * k], "G").unwrap();
+        let d = dispatch::record(
+            gpu,
+            file,
+            source,
+            "gram",
+            &[Binding::Uniform, Binding::ReadWrite, Binding::ReadOnly],
+            &[],
+            &GramParams {
+                k: k as u32,
+                p: p as u32,
+            },
+            &[&g, &jac],
+            [k as u32, k as u32, 1],
+        )
+        .unwrap();
+        gpu.run(&[&d]).unwrap();
+        let got = gpu.read_one(&g).unwrap();
+        let row = |i: usize| &js[i * p..(i + 1) * p];
+        for i in 0..k {
+            for j in 0..k {
+                let pairs = row(i).iter().zip(row(j));
+                let want: f64 = pairs.clone().map(|(&a, &b)| a as f64 * b as f64).sum();
+                let tol = 1e-5 * pairs.map(|(a, b)| (a * b).abs() as f64).sum::<f64>();
+                let v = got[i * k + j];
+                if !(v.is_finite() && (v as f64 - want).abs() <= tol) {
+                    return Err(format!("{file}, K = {k}, P = {p}: G[{i}, {j}] = {v}, want {want}"));
+                }
+                if v.to_bits() != got[j * k + i].to_bits() {
+                    return Err(format!(
+                        "{file}, K = {k}, P = {p}: G[{i}, {j}] = {v} but G[{j}, {i}] = {}",
+                        got[j * k + i]
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[test]
+#[ignore = "exercise 7 of the book: write stage 1 of docs/book/exercises/gram.wgsl"]
+fn exercise_7_gram() {
+    let gpu = adapter_for_exercise();
+    check_gram(gpu, "exercise gram.wgsl", include_str!("../docs/book/exercises/gram.wgsl")).unwrap();
+}
+
+#[test]
+fn exercise_7_solution_passes_the_check() {
+    let gpu = gpu_or_skip!();
+    check_gram(
+        gpu,
+        "solution gram.wgsl",
+        include_str!("../docs/book/exercises/solutions/gram.wgsl"),
+    )
+    .unwrap();
+}
+
+#[test]
+fn exercise_7_stub_fails_the_check() {
+    let gpu = gpu_or_skip!();
+    let result = check_gram(gpu, "stub gram.wgsl", include_str!("../docs/book/exercises/gram.wgsl"));
+    assert!(result.is_err(), "the unsolved stub passes exercise 7's check");
+}
