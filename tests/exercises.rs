@@ -391,3 +391,111 @@ fn exercise_7_stub_fails_the_check() {
     let result = check_gram(gpu, "stub gram.wgsl", include_str!("../docs/book/exercises/gram.wgsl"));
     assert!(result.is_err(), "the unsolved stub passes exercise 7's check");
 }
+
+// ---- exercise 8 (chapter 8): MGDA for two tasks from the Gram matrix ----------
+
+/// MGDA's α for two tasks, in f64: clip((G22 − G12) / (G11 + G22 − 2 G12)), ½ when g1 = g2.
+fn mgda2_alpha(g11: f64, g12: f64, g22: f64) -> f64 {
+    let denom = g11 + g22 - 2.0 * g12;
+    if denom <= 1e-6 * (g11 + g22) {
+        0.5
+    } else {
+        ((g22 - g12) / denom).clamp(0.0, 1.0)
+    }
+}
+
+/// Ok, or the first matrix whose weights are off, or whose unclipped
+/// direction does not improve both tasks alike (g1·d = g2·d).
+fn check_mgda2(gpu: &Gpu, file: &'static str, source: &'static str) -> Result<(), String> {
+    let mut r = rng(8);
+    // Pairs of 3-vectors: random at scales 1e-3 to 1e3, and the edge cases.
+    let mut pairs: Vec<([f64; 3], [f64; 3], &str)> = Vec::new();
+    for i in 0..300 {
+        let s = 10f64.powi(i % 7 - 3);
+        let v = random(&mut r, 6);
+        let a = [v[0] as f64 * s, v[1] as f64 * s, v[2] as f64 * s];
+        let b = [v[3] as f64 * s, v[4] as f64 * s, v[5] as f64 * s];
+        pairs.push((a, b, "random"));
+    }
+    let a = [0.5, -1.0, 2.0];
+    pairs.extend([
+        (a, a, "the same gradient twice (α = ½)"),
+        ([0.0; 3], a, "g1 = 0 (α = 1: d = 0)"),
+        (a, [0.0; 3], "g2 = 0 (α = 0: d = 0)"),
+        (a, [-0.5, 1.0, -2.0], "opposite gradients (α = ½: d = 0)"),
+        (a, [1.0, -2.0, 4.0], "g2 = 2 g1 (clipped to α = 1)"),
+        (a, [2.0, 1.0, 0.0], "orthogonal gradients"),
+    ]);
+    let dot = |x: &[f64; 3], y: &[f64; 3]| x.iter().zip(y).map(|(a, b)| a * b).sum::<f64>();
+    let grams: Vec<[f64; 3]> = pairs
+        .iter()
+        .map(|(a, b, _)| [dot(a, a), dot(a, b), dot(b, b)])
+        .collect();
+    let flat: Vec<f32> = grams
+        .iter()
+        .flat_map(|&[g11, g12, g22]| [g11 as f32, g12 as f32, g12 as f32, g22 as f32])
+        .collect();
+    let n = pairs.len();
+    let g = Tensor::from_slice(gpu, &[4 * n], &flat, "Gram matrices").unwrap();
+    let w = Tensor::zeros(gpu, &[2 * n], "weights").unwrap();
+    let d = dispatch::record(
+        gpu,
+        file,
+        source,
+        "mgda2",
+        &[Binding::Uniform, Binding::ReadWrite, Binding::ReadOnly],
+        &[],
+        &NParams { n: n as u32 },
+        &[&w, &g],
+        dispatch::grid_1d(gpu, n).unwrap(),
+    )
+    .unwrap();
+    gpu.run(&[&d]).unwrap();
+    let got = gpu.read_one(&w).unwrap();
+    for (i, ((_, _, what), &[g11, g12, g22])) in pairs.iter().zip(&grams).enumerate() {
+        // The reference from the f32 matrix the kernel saw.
+        let [f11, f12, f22] = [g11, g12, g22].map(|v| v as f32 as f64);
+        let alpha = mgda2_alpha(f11, f12, f22);
+        let (w1, w2) = (got[2 * i] as f64, got[2 * i + 1] as f64);
+        if !((w1 - alpha).abs() <= 1e-4 && (w2 - (1.0 - alpha)).abs() <= 1e-4) {
+            return Err(format!(
+                "{file}: {what} (G11 {g11:.3e}, G12 {g12:.3e}, G22 {g22:.3e}): weights ({w1}, {w2}), want ({alpha}, {})",
+                1.0 - alpha
+            ));
+        }
+        // Inside the segment, d = w1 g1 + w2 g2 is orthogonal to g1 − g2:
+        // both tasks improve by the same first-order amount.
+        if alpha > 1e-3 && alpha < 1.0 - 1e-3 {
+            let (t1, t2) = (w1 * g11 + w2 * g12, w1 * g12 + w2 * g22);
+            if (t1 - t2).abs() > 1e-3 * (g11 + g22) {
+                return Err(format!("{file}: {what}: g1·d = {t1}, g2·d = {t2}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[test]
+#[ignore = "exercise 8 of the book: write the solve in docs/book/exercises/mgda2.wgsl"]
+fn exercise_8_mgda2() {
+    let gpu = adapter_for_exercise();
+    check_mgda2(gpu, "exercise mgda2.wgsl", include_str!("../docs/book/exercises/mgda2.wgsl")).unwrap();
+}
+
+#[test]
+fn exercise_8_solution_passes_the_check() {
+    let gpu = gpu_or_skip!();
+    check_mgda2(
+        gpu,
+        "solution mgda2.wgsl",
+        include_str!("../docs/book/exercises/solutions/mgda2.wgsl"),
+    )
+    .unwrap();
+}
+
+#[test]
+fn exercise_8_stub_fails_the_check() {
+    let gpu = gpu_or_skip!();
+    let result = check_mgda2(gpu, "stub mgda2.wgsl", include_str!("../docs/book/exercises/mgda2.wgsl"));
+    assert!(result.is_err(), "the unsolved stub passes exercise 8's check");
+}
