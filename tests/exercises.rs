@@ -31,15 +31,20 @@ struct LeakyParams {
     alpha: f32,
 }
 
-/// Ok, or the first value that differs from the reference.
+/// Ok, or the first value that differs from the reference, or a write past n.
 fn check_leaky_relu(gpu: &Gpu, file: &'static str, source: &'static str) -> Result<(), String> {
     let mut r = rng(1);
-    // Awkward sizes: one value, a partial workgroup, several workgroups.
-    for n in [1usize, 17, 255, 257, 1000] {
+    // Awkward sizes: one value, a partial workgroup, several workgroups, and
+    // more workgroups than one dimension of the grid holds (folded in two).
+    let folded = gpu.limits.max_compute_workgroups_per_dimension as usize * 256 + 300;
+    const SENTINEL: f32 = 7.0;
+    for n in [1usize, 17, 255, 257, 1000, folded] {
         let xs = random(&mut r, n);
         let alpha = 0.1f32;
         let x = Tensor::from_slice(gpu, &[n], &xs, "x").unwrap();
-        let y = Tensor::zeros(gpu, &[n], "y").unwrap();
+        // y has room past n, filled with a value the kernel never writes
+        // (|x| < 1): a missing guard or a skipped element shows.
+        let y = Tensor::from_slice(gpu, &[n + 256], &vec![SENTINEL; n + 256], "y").unwrap();
         let d = dispatch::record(
             gpu,
             file,
@@ -57,10 +62,17 @@ fn check_leaky_relu(gpu: &Gpu, file: &'static str, source: &'static str) -> Resu
         for (i, (&g, &v)) in got.iter().zip(&xs).enumerate() {
             let want = if v > 0.0 { v } else { alpha * v };
             if (g - want).abs() > 1e-7 {
+                let what = if g == SENTINEL { " (never written)" } else { "" };
                 return Err(format!(
-                    "{file}, n = {n}: y[{i}] = {g}, want {want} (x = {v})"
+                    "{file}, n = {n}: y[{i}] = {g}{what}, want {want} (x = {v})"
                 ));
             }
+        }
+        if let Some(i) = got[n..].iter().position(|&g| g != SENTINEL) {
+            return Err(format!(
+                "{file}, n = {n}: y[{}] was written, past the end (n = {n}): a missing guard",
+                n + i
+            ));
         }
     }
     Ok(())

@@ -8,7 +8,9 @@
 // dimensions past 65,535 of them, as taskgrad's own kernels are).
 //
 // Check it:   cargo test --release --test exercises -- --ignored exercise_1
-// Until you write the body, the test fails: this stub copies x unchanged.
+// Until you write the body, the test fails: this stub has each invocation
+// copy the value at its place in its workgroup (lid), so every workgroup
+// writes the first 256 values and nothing else, and nothing stops at n.
 
 struct Params {
     n: u32,
@@ -25,10 +27,11 @@ fn leaky_relu(
     @builtin(num_workgroups) groups: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let i = (wid.x + wid.y * groups.x) * 256u + lid;
-    if (i >= params.n) {
-        return;
-    }
-    // TODO: y[i] = x[i] where x[i] > 0, alpha · x[i] elsewhere.
-    y[i] = x[i];
+    // TODO:
+    //   1. this invocation's element i, from its workgroup (wid.x, wid.y) in a
+    //      grid groups.x wide and its place lid among the workgroup's 256;
+    //   2. return when i is past the end (i >= params.n): the last workgroup
+    //      is partly beyond it;
+    //   3. y[i] = x[i] where x[i] > 0, alpha · x[i] elsewhere.
+    y[lid] = x[lid];
 }
