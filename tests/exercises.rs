@@ -302,6 +302,114 @@ fn exercise_3_stub_fails_the_check() {
     assert!(result.is_err(), "the unsolved stub passes exercise 3's check");
 }
 
+// ---- exercise 4 (chapter 4): a fused masked MSE ------------------------------
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct MseParams {
+    b: u32,
+    seed: f32,
+}
+
+/// seed · (masked MSE) in f64: the function whose gradient the kernel writes.
+fn weighted_mse(pred: &[f64], y: &[f32], mask: &[f32], seed: f64) -> f64 {
+    let rows = (0..pred.len()).filter(|&r| mask[r] > 0.0);
+    let n = rows.clone().count();
+    if n == 0 {
+        return 0.0;
+    }
+    seed * rows.map(|r| (pred[r] - y[r] as f64).powi(2)).sum::<f64>() / n as f64
+}
+
+/// Ok, or the loss off the f64 reference, or a gradient off central finite
+/// differences of seed · loss, or a row left unwritten.
+fn check_mse(gpu: &Gpu, file: &'static str, source: &'static str) -> Result<(), String> {
+    let mut r = rng(4);
+    const SENTINEL: f32 = 7.0;
+    for (b, labelled) in [(1usize, 1.0f32), (7, 0.7), (64, 0.7), (65, 0.5), (300, 0.8), (5, 0.0)] {
+        let (pv, yv) = (random(&mut r, b), random(&mut r, b));
+        // A row is labelled with probability `labelled` (never, in the last batch).
+        let mv: Vec<f32> = random(&mut r, b)
+            .iter()
+            .map(|u| if (u + 1.0) / 2.0 < labelled { 1.0 } else { 0.0 })
+            .collect();
+        let seed = 0.75f32;
+        let t = |v: &[f32], name| Tensor::from_slice(gpu, &[b], v, name).unwrap();
+        let (pred, y, mask) = (t(&pv, "pred"), t(&yv, "y"), t(&mv, "mask"));
+        let loss = Tensor::from_slice(gpu, &[1], &[SENTINEL], "loss").unwrap();
+        let grad = t(&vec![SENTINEL; b], "grad");
+        let d = dispatch::record(
+            gpu,
+            file,
+            source,
+            "mse",
+            &[
+                Binding::Uniform,
+                Binding::ReadWrite,
+                Binding::ReadWrite,
+                Binding::ReadOnly,
+                Binding::ReadOnly,
+                Binding::ReadOnly,
+            ],
+            &[],
+            &MseParams { b: b as u32, seed },
+            &[&loss, &grad, &pred, &y, &mask],
+            [1, 1, 1],
+        )
+        .unwrap();
+        gpu.run(&[&d]).unwrap();
+        let got = gpu.read(&[&loss, &grad]).unwrap();
+        let p64: Vec<f64> = pv.iter().map(|&v| v as f64).collect();
+        let want = weighted_mse(&p64, &yv, &mv, 1.0);
+        let l = got[0][0] as f64;
+        if !((l - want).abs() <= 1e-5 * want.max(1e-3)) {
+            return Err(format!("{file}, B = {b}: loss {l}, want {want}"));
+        }
+        let h = 1e-4;
+        for (row, &g) in got[1].iter().enumerate() {
+            let mut at = p64.clone();
+            at[row] += h;
+            let up = weighted_mse(&at, &yv, &mv, seed as f64);
+            at[row] -= 2.0 * h;
+            let down = weighted_mse(&at, &yv, &mv, seed as f64);
+            let fd = (up - down) / (2.0 * h);
+            if !(g.is_finite() && (g as f64 - fd).abs() <= 1e-5 + 1e-4 * fd.abs()) {
+                let what = if g == SENTINEL { " (never written)" } else { "" };
+                return Err(format!(
+                    "{file}, B = {b}: grad[{row}] = {g}{what}, finite differences {fd} (mask {})",
+                    mv[row]
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[test]
+#[ignore = "exercise 4 of the book: write the row loops of docs/book/exercises/mse.wgsl"]
+fn exercise_4_mse() {
+    let gpu = adapter_for_exercise();
+    check_mse(gpu, "exercise mse.wgsl", include_str!("../docs/book/exercises/mse.wgsl")).unwrap();
+}
+
+#[test]
+fn exercise_4_solution_passes_the_gradient_check() {
+    let gpu = gpu_or_skip!();
+    check_mse(
+        gpu,
+        "solution mse.wgsl",
+        include_str!("../docs/book/exercises/solutions/mse.wgsl"),
+    )
+    .unwrap();
+}
+
+#[test]
+fn exercise_4_stub_fails_the_gradient_check() {
+    let gpu = gpu_or_skip!();
+    let result = check_mse(gpu, "stub mse.wgsl", include_str!("../docs/book/exercises/mse.wgsl"));
+    assert!(result.is_err(), "the unsolved stub passes exercise 4's check");
+}
+
 // ---- exercise 5 (chapter 5): softplus, forward and backward ---------------------
 
 #[repr(C)]
