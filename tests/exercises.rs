@@ -525,6 +525,73 @@ fn exercise_5_stub_fails_the_gradient_check() {
     );
 }
 
+// ---- exercise 6 (chapter 6): combining the per-task gradients ----------------
+
+/// Ok, or the first column of d off the f64 combination.
+fn check_combine(gpu: &Gpu, file: &'static str, source: &'static str) -> Result<(), String> {
+    let mut r = rng(6);
+    for (k, p) in [(1usize, 1usize), (2, 255), (3, 257), (5, 1000), (8, 3001)] {
+        let js = random(&mut r, k * p);
+        // Weights of mixed signs and sizes, as a method's can be.
+        let ws: Vec<f32> = random(&mut r, k).iter().map(|v| 2.0 * v).collect();
+        let jac = Tensor::from_slice(gpu, &[k * p], &js, "J").unwrap();
+        let w = Tensor::from_slice(gpu, &[k], &ws, "w").unwrap();
+        let d = Tensor::from_slice(gpu, &[p], &vec![f32::NAN; p], "d").unwrap();
+        let dispatch = dispatch::record(
+            gpu,
+            file,
+            source,
+            "combine",
+            &[Binding::Uniform, Binding::ReadWrite, Binding::ReadOnly, Binding::ReadOnly],
+            &[],
+            &GramParams {
+                k: k as u32,
+                p: p as u32,
+            },
+            &[&d, &jac, &w],
+            dispatch::grid_1d(gpu, p).unwrap(),
+        )
+        .unwrap();
+        gpu.run(&[&dispatch]).unwrap();
+        let got = gpu.read_one(&d).unwrap();
+        for (c, &g) in got.iter().enumerate() {
+            let terms = (0..k).map(|i| ws[i] as f64 * js[i * p + c] as f64);
+            let want: f64 = terms.clone().sum();
+            let tol = 1e-6 * terms.map(f64::abs).sum::<f64>().max(1e-6);
+            if !(g.is_finite() && (g as f64 - want).abs() <= tol) {
+                return Err(format!("{file}, K = {k}, P = {p}: d[{c}] = {g}, want {want}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[test]
+#[ignore = "exercise 6 of the book: write the sum in docs/book/exercises/combine.wgsl"]
+fn exercise_6_combine() {
+    let gpu = adapter_for_exercise();
+    check_combine(gpu, "exercise combine.wgsl", include_str!("../docs/book/exercises/combine.wgsl"))
+        .unwrap();
+}
+
+#[test]
+fn exercise_6_solution_passes_the_check() {
+    let gpu = gpu_or_skip!();
+    check_combine(
+        gpu,
+        "solution combine.wgsl",
+        include_str!("../docs/book/exercises/solutions/combine.wgsl"),
+    )
+    .unwrap();
+}
+
+#[test]
+fn exercise_6_stub_fails_the_check() {
+    let gpu = gpu_or_skip!();
+    let result = check_combine(gpu, "stub combine.wgsl", include_str!("../docs/book/exercises/combine.wgsl"));
+    assert!(result.is_err(), "the unsolved stub passes exercise 6's check");
+}
+
 // ---- exercise 7 (chapter 7): the Gram matrix ------------------------------------
 
 #[repr(C)]
