@@ -780,3 +780,99 @@ fn exercise_8_stub_fails_the_check() {
     let result = check_mgda2(gpu, "stub mgda2.wgsl", include_str!("../docs/book/exercises/mgda2.wgsl"));
     assert!(result.is_err(), "the unsolved stub passes exercise 8's check");
 }
+
+// ---- exercise 9 (chapter 9): MGDA for K tasks by Frank–Wolfe -------------------
+
+/// Ok, or weights off the simplex, or a min-norm objective wᵀGw further from
+/// the exact optimum (taskgrad's MGDA reference, an active-set QP in f64)
+/// than 5e-3 of the largest squared norm. Frank–Wolfe closes the gap like
+/// 1/t (worst case here 2.5e-3 of the scale after 250 iterations, 7e-4
+/// after 1,000), which is why taskgrad's own solve is the exact active-set one.
+fn check_mgda_fw(gpu: &Gpu, file: &'static str, source: &'static str) -> Result<(), String> {
+    let mut r = rng(9);
+    for k in [2usize, 3, 5, 8] {
+        // Gram matrices of K random gradients in 2 to 20 dimensions (fewer
+        // dimensions than tasks: 0 may lie in the hull), at several scales,
+        // and one of the same gradient K times.
+        let mut grams: Vec<Vec<f64>> = Vec::new();
+        for i in 0..60 {
+            let dims = [2usize, 5, 20][i % 3];
+            let scale = 10f64.powi((i % 5) as i32 - 2);
+            let jac: Vec<f64> = random(&mut r, k * dims).iter().map(|&v| v as f64 * scale).collect();
+            let row = |a: usize| &jac[a * dims..(a + 1) * dims];
+            grams.push(
+                (0..k * k)
+                    .map(|ij| row(ij / k).iter().zip(row(ij % k)).map(|(x, y)| x * y).sum())
+                    .collect(),
+            );
+        }
+        grams.push(vec![2.0; k * k]);
+        let n = grams.len();
+        let flat: Vec<f32> = grams.iter().flatten().map(|&v| v as f32).collect();
+        let g = Tensor::from_slice(gpu, &[n * k * k], &flat, "Gram matrices").unwrap();
+        let w = Tensor::zeros(gpu, &[n * k], "weights").unwrap();
+        let d = dispatch::record(
+            gpu,
+            file,
+            source,
+            "mgda_fw",
+            &[Binding::Uniform, Binding::ReadWrite, Binding::ReadOnly],
+            &[],
+            &GramParams {
+                k: k as u32,
+                p: n as u32,
+            },
+            &[&w, &g],
+            [n.div_ceil(64) as u32, 1, 1],
+        )
+        .unwrap();
+        gpu.run(&[&d]).unwrap();
+        let got = gpu.read_one(&w).unwrap();
+        for (i, gm) in grams.iter().enumerate() {
+            // The objective in f64 on the f32 matrix the kernel saw.
+            let gm: Vec<f64> = gm.iter().map(|&v| v as f32 as f64).collect();
+            let f = |w: &[f64]| -> f64 {
+                (0..k * k).map(|ij| w[ij / k] * gm[ij] * w[ij % k]).sum()
+            };
+            let wv: Vec<f64> = got[i * k..(i + 1) * k].iter().map(|&v| v as f64).collect();
+            if wv.iter().any(|&v| !(v >= -1e-6)) || (wv.iter().sum::<f64>() - 1.0).abs() > 1e-4 {
+                return Err(format!("{file}, K = {k}, matrix {i}: weights {wv:?} are off the simplex"));
+            }
+            let best = f(&taskgrad::mtl::mgda::reference(&gm, k));
+            let scale = (0..k).map(|j| gm[j * k + j]).fold(0.0, f64::max);
+            if f(&wv) - best > 5e-3 * scale {
+                return Err(format!(
+                    "{file}, K = {k}, matrix {i}: wᵀGw = {:.6e} with weights {wv:?}, the minimum is {best:.6e}",
+                    f(&wv)
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[test]
+#[ignore = "exercise 9 of the book: write the iterations in docs/book/exercises/mgda_fw.wgsl"]
+fn exercise_9_mgda_fw() {
+    let gpu = adapter_for_exercise();
+    check_mgda_fw(gpu, "exercise mgda_fw.wgsl", include_str!("../docs/book/exercises/mgda_fw.wgsl"))
+        .unwrap();
+}
+
+#[test]
+fn exercise_9_solution_passes_the_check() {
+    let gpu = gpu_or_skip!();
+    check_mgda_fw(
+        gpu,
+        "solution mgda_fw.wgsl",
+        include_str!("../docs/book/exercises/solutions/mgda_fw.wgsl"),
+    )
+    .unwrap();
+}
+
+#[test]
+fn exercise_9_stub_fails_the_check() {
+    let gpu = gpu_or_skip!();
+    let result = check_mgda_fw(gpu, "stub mgda_fw.wgsl", include_str!("../docs/book/exercises/mgda_fw.wgsl"));
+    assert!(result.is_err(), "the unsolved stub passes exercise 9's check");
+}
