@@ -876,3 +876,64 @@ fn exercise_9_stub_fails_the_check() {
     let result = check_mgda_fw(gpu, "stub mgda_fw.wgsl", include_str!("../docs/book/exercises/mgda_fw.wgsl"));
     assert!(result.is_err(), "the unsolved stub passes exercise 9's check");
 }
+
+// ---- exercise 10 (chapter 10): paired differences over seeds ------------------
+
+#[path = "../docs/book/exercises/paired.rs"]
+mod paired_stub;
+#[path = "../docs/book/exercises/solutions/paired.rs"]
+mod paired_solution;
+
+/// Ok, or an interval other than the paired t interval, computed here on
+/// its own: on chapter 10's Iris numbers, and on seeds whose shared
+/// difficulty swamps a constant difference (which pairing must see exactly).
+fn check_paired(file: &str, paired: fn(&[f64], &[f64]) -> (f64, f64, f64)) -> Result<(), String> {
+    // Δm% per seed on Iris (chapter 10's table): equal weights and PCGrad.
+    let equal = [-15.8, 6.7, 0.5, 2.7, -4.8];
+    let pcgrad = [-8.2, 4.6, 1.0, 3.7, -3.6];
+    // Seeds of very different difficulty, B better than A by 0.5 on each.
+    let hard = [10.0, 40.0, 5.0, 80.0, 20.0, 60.0];
+    let easier: Vec<f64> = hard.iter().map(|x| x - 0.5).collect();
+    let cases: [(&str, &[f64], &[f64]); 3] = [
+        ("equal − PCGrad on Iris", &equal, &pcgrad),
+        ("a constant difference of 0.5", &hard, &easier),
+        ("two seeds", &[1.0, 2.0], &[0.5, 2.5]),
+    ];
+    const T: [f64; 10] = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228];
+    for (what, a, b) in cases {
+        let n = a.len();
+        let d: Vec<f64> = a.iter().zip(b.iter()).map(|(x, y)| x - y).collect();
+        let mean = d.iter().sum::<f64>() / n as f64;
+        let sd = (d.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / (n as f64 - 1.0)).sqrt();
+        let half = T[n - 2] * sd / (n as f64).sqrt();
+        let (m, lo, hi) = paired(a, b);
+        let close = |x: f64, y: f64| (x - y).abs() <= 1e-9 * (1.0 + y.abs());
+        if !(close(m, mean) && close(lo, mean - half) && close(hi, mean + half)) {
+            return Err(format!(
+                "{file}, {what}: ({m:.4}, [{lo:.4}, {hi:.4}]), want ({mean:.4}, [{:.4}, {:.4}])",
+                mean - half,
+                mean + half
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[test]
+#[ignore = "exercise 10 of the book: write paired() in docs/book/exercises/paired.rs"]
+fn exercise_10_paired() {
+    check_paired("exercise paired.rs", paired_stub::paired).unwrap();
+}
+
+#[test]
+fn exercise_10_solution_passes_the_check() {
+    check_paired("solution paired.rs", paired_solution::paired).unwrap();
+}
+
+#[test]
+fn exercise_10_stub_fails_the_check() {
+    assert!(
+        check_paired("stub paired.rs", paired_stub::paired).is_err(),
+        "the unsolved stub passes exercise 10's check"
+    );
+}
