@@ -46,7 +46,9 @@ use taskgrad::train::{fit, ForwardProgram, TrainConfig};
 use taskgrad::{mtl, Error, Gpu};
 
 #[derive(Parser, Clone)]
-#[command(about = "Ma et al. (2018)'s synthetic experiment: Shared-Bottom, OMoE and MMoE as p varies")]
+#[command(
+    about = "Ma et al. (2018)'s synthetic experiment: Shared-Bottom, OMoE and MMoE as p varies"
+)]
 struct Args {
     /// Reported runs per (model, p).
     #[arg(long, default_value_t = 20)]
@@ -229,7 +231,11 @@ fn train_job(gpu: &Gpu, job: &Job, args: &Args) -> taskgrad::Result<Vec<Outcome>
         let curve = r
             .history
             .iter()
-            .flat_map(|l| l.step_losses.iter().map(|s| (s[TASK] * rd.var[TASK]) as f32))
+            .flat_map(|l| {
+                l.step_losses
+                    .iter()
+                    .map(|s| (s[TASK] * rd.var[TASK]) as f32)
+            })
             .collect();
         let eval = ForwardProgram::build(
             gpu,
@@ -251,7 +257,8 @@ fn train_job(gpu: &Gpu, job: &Job, args: &Args) -> taskgrad::Result<Vec<Outcome>
             )));
         }
         // Trained parameters: the frozen (zero) gate biases are not the model's.
-        let frozen = |name: &str| matches!(&cfg.freeze, Freeze::Named(n) if n.iter().any(|f| f == name));
+        let frozen =
+            |name: &str| matches!(&cfg.freeze, Freeze::Named(n) if n.iter().any(|f| f == name));
         let params = r
             .params
             .values
@@ -327,7 +334,8 @@ fn train_all(jobs: Vec<Job>, args: &Args, what: &str) -> taskgrad::Result<Vec<Ou
         }
     }
     for t in threads {
-        t.join().map_err(|_| Error::InvalidConfig("a training thread panicked".into()))?;
+        t.join()
+            .map_err(|_| Error::InvalidConfig("a training thread panicked".into()))?;
     }
     bar.finish_and_clear();
     Ok(all)
@@ -354,7 +362,12 @@ fn run(args: Args) -> taskgrad::Result<()> {
     println!("adapter: {} ({} at once)", gpu.report, args.jobs);
     drop(gpu);
     let (alpha, beta) = synthetic::sines(args.function_seed, 10);
-    let fmt = |v: &[f64]| v.iter().map(|x| format!("{x:.3}")).collect::<Vec<_>>().join(", ");
+    let fmt = |v: &[f64]| {
+        v.iter()
+            .map(|x| format!("{x:.3}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let mut summary = format!(
         "# Ma et al. (2018), synthetic experiment\n\n\
          {} training rows of {INPUTS} inputs per run, minibatches of {}, {} steps \
@@ -391,10 +404,17 @@ fn run(args: Args) -> taskgrad::Result<()> {
             }
         }
         tuned = train_all(jobs, &args, "choosing rates")?;
-        summary += "## Learning rates (mean final training loss of both tasks over the tuning runs)\n\n";
-        summary += &format!("| p | model | {} | chosen |\n| --- | --- |{} --- |\n",
-            args.lrs.iter().map(|l| format!("{l:e}")).collect::<Vec<_>>().join(" | "),
-            " --- |".repeat(args.lrs.len()));
+        summary +=
+            "## Learning rates (mean final training loss of both tasks over the tuning runs)\n\n";
+        summary += &format!(
+            "| p | model | {} | chosen |\n| --- | --- |{} --- |\n",
+            args.lrs
+                .iter()
+                .map(|l| format!("{l:e}"))
+                .collect::<Vec<_>>()
+                .join(" | "),
+            " --- |".repeat(args.lrs.len())
+        );
         for (pi, p) in args.correlations.iter().enumerate() {
             for (m, name) in MODELS.iter().enumerate() {
                 let score = |lr: f32| {
@@ -405,7 +425,11 @@ fn run(args: Args) -> taskgrad::Result<()> {
                         .collect();
                     // A rate that diverged (non-finite) is never chosen.
                     let mean = v.iter().sum::<f64>() / v.len() as f64;
-                    if mean.is_finite() { mean } else { f64::INFINITY }
+                    if mean.is_finite() {
+                        mean
+                    } else {
+                        f64::INFINITY
+                    }
                 };
                 let best = args
                     .lrs
@@ -416,7 +440,11 @@ fn run(args: Args) -> taskgrad::Result<()> {
                 chosen[pi][m] = best;
                 summary += &format!(
                     "| {p} | {name} | {} | {best:e} |\n",
-                    args.lrs.iter().map(|&l| format!("{:.4}", score(l))).collect::<Vec<_>>().join(" | ")
+                    args.lrs
+                        .iter()
+                        .map(|&l| format!("{:.4}", score(l)))
+                        .collect::<Vec<_>>()
+                        .join(" | ")
                 );
             }
         }
@@ -445,23 +473,38 @@ fn run(args: Args) -> taskgrad::Result<()> {
     let cell = |pi: usize, m: usize| &cells[&(pi, m)];
 
     summary += &tables(&args, &cell);
-    println!("{}", summary.split_once("\n\n").map_or("", |(_, rest)| rest));
+    println!(
+        "{}",
+        summary.split_once("\n\n").map_or("", |(_, rest)| rest)
+    );
 
     write(&args.out.join("summary.md"), &summary)?;
-    write(&args.out.join("runs.csv"), &runs_csv(tuned.iter().chain(&runs)))?;
+    write(
+        &args.out.join("runs.csv"),
+        &runs_csv(tuned.iter().chain(&runs)),
+    )?;
     let window = (args.steps as usize / 100).max(1);
     let bands: Vec<Vec<Band>> = (0..args.correlations.len())
         .map(|pi| (0..3).map(|m| band(cell(pi, m), window)).collect())
         .collect();
-    write(&args.out.join("curves.csv"), &curves_csv(&args, &bands, window))?;
+    write(
+        &args.out.join("curves.csv"),
+        &curves_csv(&args, &bands, window),
+    )?;
     taskgrad::cli::report::register_font();
     let finals: Vec<Vec<Vec<f64>>> = (0..args.correlations.len())
-        .map(|pi| (0..3).map(|m| cell(pi, m).iter().map(|o| o.train[TASK]).collect()).collect())
+        .map(|pi| {
+            (0..3)
+                .map(|m| cell(pi, m).iter().map(|o| o.train[TASK]).collect())
+                .collect()
+        })
         .collect();
     plot(&args.out.join("fig4_training_loss.svg"), |root| {
         fig4(root, &args, &bands, window)
     })?;
-    plot(&args.out.join("fig5_final_loss.svg"), |root| fig5(root, &args, &finals))?;
+    plot(&args.out.join("fig5_final_loss.svg"), |root| {
+        fig5(root, &args, &finals)
+    })?;
     println!(
         "wrote summary.md, runs.csv, curves.csv, fig4_training_loss.svg and fig5_final_loss.svg in {} ({:.0} s)",
         args.out.display(),
@@ -486,7 +529,8 @@ fn tables<'a>(args: &Args, cell: &dyn Fn(usize, usize) -> &'a Vec<&'a Outcome>) 
     for (pi, p) in ps.iter().enumerate() {
         for (m, name) in MODELS.iter().enumerate() {
             let c = cell(pi, m);
-            let col = |f: &dyn Fn(&Outcome) -> f64| -> Vec<f64> { c.iter().map(|o| f(o)).collect() };
+            let col =
+                |f: &dyn Fn(&Outcome) -> f64| -> Vec<f64> { c.iter().map(|o| f(o)).collect() };
             let ms = |v: Vec<f64>| format!("{:.4} ± {:.4}", mean(&v), se(&v));
             let q = quantiles(&col(&|o| o.train[TASK]), &[0.0, 0.5, 0.9, 1.0]);
             s += &format!(
@@ -497,14 +541,21 @@ fn tables<'a>(args: &Args, cell: &dyn Fn(usize, usize) -> &'a Vec<&'a Outcome>) 
                 ms(col(&|o| o.train[1])),
                 ms(col(&|o| o.test[0])),
                 ms(col(&|o| o.test[1])),
-                q.iter().map(|v| format!("{v:.4}")).collect::<Vec<_>>().join(" / ")
+                q.iter()
+                    .map(|v| format!("{v:.4}"))
+                    .collect::<Vec<_>>()
+                    .join(" / ")
             );
         }
     }
     // Paired over runs (same data, same p): mean of both tasks' final training loss.
     let both = |o: &Outcome| (o.train[0] + o.train[1]) / 2.0;
     let diffs = |pi: usize, a: usize, b: usize| -> Vec<f64> {
-        cell(pi, a).iter().zip(cell(pi, b)).map(|(x, y)| both(x) - both(y)).collect()
+        cell(pi, a)
+            .iter()
+            .zip(cell(pi, b))
+            .map(|(x, y)| both(x) - both(y))
+            .collect()
     };
     s += "\n## Paired differences (mean of both tasks' final training loss; − favours the first model; 95% t interval over runs)\n\n\
           | p | OMoE − Shared-Bottom | MMoE − Shared-Bottom | MMoE − OMoE |\n| --- | --- | --- | --- |\n";
@@ -518,7 +569,11 @@ fn tables<'a>(args: &Args, cell: &dyn Fn(usize, usize) -> &'a Vec<&'a Outcome>) 
         s += "\n## The gap's change with p (gap at 0.5 minus gap at 1.0; − means the model's advantage over Shared-Bottom grows as p falls; 95% Welch interval)\n\n\
               | model | change |\n| --- | --- |\n";
         for m in [1, 2] {
-            s += &format!("| {} | {} |\n", MODELS[m], welch(&diffs(lo, m, 0), &diffs(hi, m, 0)));
+            s += &format!(
+                "| {} | {} |\n",
+                MODELS[m],
+                welch(&diffs(lo, m, 0), &diffs(hi, m, 0))
+            );
         }
     }
     // Converged: the mean loss over the last tenth of steps against the tenth before.
@@ -531,7 +586,13 @@ fn tables<'a>(args: &Args, cell: &dyn Fn(usize, usize) -> &'a Vec<&'a Outcome>) 
             let span = |from: usize| -> f64 {
                 let v: Vec<f64> = cell(pi, m)
                     .iter()
-                    .map(|o| o.curve[from..(from + tenth).min(steps)].iter().map(|&x| x as f64).sum::<f64>() / tenth as f64)
+                    .map(|o| {
+                        o.curve[from..(from + tenth).min(steps)]
+                            .iter()
+                            .map(|&x| x as f64)
+                            .sum::<f64>()
+                            / tenth as f64
+                    })
                     .collect();
                 mean(&v)
             };
@@ -584,9 +645,9 @@ fn quantiles(v: &[f64], qs: &[f64]) -> Vec<f64> {
 /// that the Cornish–Fisher expansion around the normal's 1.96 (within 1e-4).
 fn t975(df: f64) -> f64 {
     const TABLE: [f64; 30] = [
-        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
-        2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
-        2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+        2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+        2.052, 2.048, 2.045, 2.042,
     ];
     if df < 31.0 {
         return TABLE[(df.floor() as usize).clamp(1, 30) - 1];
@@ -708,13 +769,24 @@ const COLOURS: [RGBColor; 3] = [
 fn fig4(root: &Root, args: &Args, bands: &[Vec<Band>], window: usize) -> Result<(), String> {
     let err = |e: DrawingAreaErrorKind<std::io::Error>| e.to_string();
     root.fill(&WHITE).map_err(err)?;
-    let values = bands.iter().flatten().flat_map(|b| b.mean.iter().zip(&b.se));
-    let lo = values.clone().map(|(m, s)| m - s).filter(|v| *v > 0.0).fold(f64::MAX, f64::min);
+    let values = bands
+        .iter()
+        .flatten()
+        .flat_map(|b| b.mean.iter().zip(&b.se));
+    let lo = values
+        .clone()
+        .map(|(m, s)| m - s)
+        .filter(|v| *v > 0.0)
+        .fold(f64::MAX, f64::min);
     let hi = values.map(|(m, s)| m + s).fold(0.0, f64::max);
     // A log scale, drawn as log10 of the loss with the loss on the labels.
     let (lo, hi) = ((lo.min(hi) * 0.9).log10(), (hi.max(lo) * 1.1).log10());
     let l = |v: f64| v.max(1e-300).log10();
-    for (pi, area) in root.split_evenly((1, args.correlations.len())).iter().enumerate() {
+    for (pi, area) in root
+        .split_evenly((1, args.correlations.len()))
+        .iter()
+        .enumerate()
+    {
         let mut chart = ChartBuilder::on(area)
             .caption(format!("p = {}", args.correlations[pi]), ("sans-serif", 16))
             .margin(8)
@@ -725,7 +797,11 @@ fn fig4(root: &Root, args: &Args, bands: &[Vec<Band>], window: usize) -> Result<
         chart
             .configure_mesh()
             .x_desc("training step")
-            .y_desc(if pi == 0 { "task 1 training loss (MSE, log)" } else { "" })
+            .y_desc(if pi == 0 {
+                "task 1 training loss (MSE, log)"
+            } else {
+                ""
+            })
             .x_labels(4)
             .x_label_formatter(&|x| format!("{x:.0}"))
             .y_labels(6)
@@ -736,10 +812,24 @@ fn fig4(root: &Root, args: &Args, bands: &[Vec<Band>], window: usize) -> Result<
         for (m, b) in bands[pi].iter().enumerate() {
             let c = COLOURS[m];
             let x = |w: usize| ((w * window) as f64 + window as f64 / 2.0).min(args.steps as f64);
-            let upper = b.mean.iter().zip(&b.se).enumerate().map(|(w, (m, s))| (x(w), l(m + s)));
-            let lower = b.mean.iter().zip(&b.se).enumerate().rev().map(|(w, (m, s))| (x(w), l(m - s).max(lo)));
+            let upper = b
+                .mean
+                .iter()
+                .zip(&b.se)
+                .enumerate()
+                .map(|(w, (m, s))| (x(w), l(m + s)));
+            let lower = b
+                .mean
+                .iter()
+                .zip(&b.se)
+                .enumerate()
+                .rev()
+                .map(|(w, (m, s))| (x(w), l(m - s).max(lo)));
             chart
-                .draw_series(std::iter::once(Polygon::new(upper.chain(lower).collect::<Vec<_>>(), c.mix(0.2))))
+                .draw_series(std::iter::once(Polygon::new(
+                    upper.chain(lower).collect::<Vec<_>>(),
+                    c.mix(0.2),
+                )))
                 .map_err(err)?;
             chart
                 .draw_series(LineSeries::new(
@@ -766,7 +856,12 @@ fn fig4(root: &Root, args: &Args, bands: &[Vec<Band>], window: usize) -> Result<
 fn fig5(root: &Root, args: &Args, finals: &[Vec<Vec<f64>>]) -> Result<(), String> {
     let err = |e: DrawingAreaErrorKind<std::io::Error>| e.to_string();
     root.fill(&WHITE).map_err(err)?;
-    let all = finals.iter().flatten().flatten().copied().filter(|v| *v > 0.0 && v.is_finite());
+    let all = finals
+        .iter()
+        .flatten()
+        .flatten()
+        .copied()
+        .filter(|v| *v > 0.0 && v.is_finite());
     let lo = all.clone().fold(f64::MAX, f64::min).ln();
     let hi = all.fold(0.0, f64::max).ln().max(lo + 1e-6);
     // Shared bins over ln(loss), a little wider than the values.
@@ -781,14 +876,27 @@ fn fig5(root: &Root, args: &Args, finals: &[Vec<Vec<f64>>]) -> Result<(), String
                 .iter()
                 .map(|v| {
                     let mut c = vec![0; BINS];
-                    v.iter().filter(|x| **x > 0.0 && x.is_finite()).for_each(|&x| c[bin(x)] += 1);
+                    v.iter()
+                        .filter(|x| **x > 0.0 && x.is_finite())
+                        .for_each(|&x| c[bin(x)] += 1);
                     c
                 })
                 .collect()
         })
         .collect();
-    let top = counts.iter().flatten().flatten().copied().max().unwrap_or(1) as f64 * 1.1;
-    for (pi, area) in root.split_evenly((1, args.correlations.len())).iter().enumerate() {
+    let top = counts
+        .iter()
+        .flatten()
+        .flatten()
+        .copied()
+        .max()
+        .unwrap_or(1) as f64
+        * 1.1;
+    for (pi, area) in root
+        .split_evenly((1, args.correlations.len()))
+        .iter()
+        .enumerate()
+    {
         let mut chart = ChartBuilder::on(area)
             .caption(format!("p = {}", args.correlations[pi]), ("sans-serif", 16))
             .margin(8)
@@ -820,7 +928,9 @@ fn fig5(root: &Root, args: &Args, finals: &[Vec<Vec<f64>>]) -> Result<(), String
                 .draw_series(LineSeries::new(path, colour.stroke_width(2)))
                 .map_err(err)?
                 .label(MODELS[m])
-                .legend(move |(x, y)| PathElement::new([(x, y), (x + 14, y)], colour.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new([(x, y), (x + 14, y)], colour.stroke_width(2))
+                });
         }
         chart
             .configure_series_labels()

@@ -62,7 +62,11 @@ fn check_leaky_relu(gpu: &Gpu, file: &'static str, source: &'static str) -> Resu
         for (i, (&g, &v)) in got.iter().zip(&xs).enumerate() {
             let want = if v > 0.0 { v } else { alpha * v };
             if (g - want).abs() > 1e-7 {
-                let what = if g == SENTINEL { " (never written)" } else { "" };
+                let what = if g == SENTINEL {
+                    " (never written)"
+                } else {
+                    ""
+                };
                 return Err(format!(
                     "{file}, n = {n}: y[{i}] = {g}{what}, want {want} (x = {v})"
                 ));
@@ -131,7 +135,14 @@ fn check_matmul2x2(gpu: &Gpu, file: &'static str, source: &'static str) -> Resul
     let mut r = rng(2);
     const SENTINEL: f32 = 1e30;
     // Odd and even edges, a K of 1, sizes past one workgroup's 16×16 block.
-    for (m, k, n) in [(1usize, 1usize, 1usize), (3, 5, 7), (2, 1, 2), (17, 33, 9), (16, 16, 16), (65, 3, 129)] {
+    for (m, k, n) in [
+        (1usize, 1usize, 1usize),
+        (3, 5, 7),
+        (2, 1, 2),
+        (17, 33, 9),
+        (16, 16, 16),
+        (65, 3, 129),
+    ] {
         let (av, bv) = (random(&mut r, m * k), random(&mut r, k * n));
         let a = Tensor::from_slice(gpu, &[m * k], &av, "A").unwrap();
         let b = Tensor::from_slice(gpu, &[k * n], &bv, "B").unwrap();
@@ -142,7 +153,12 @@ fn check_matmul2x2(gpu: &Gpu, file: &'static str, source: &'static str) -> Resul
             file,
             source,
             "matmul2x2",
-            &[Binding::Uniform, Binding::ReadWrite, Binding::ReadOnly, Binding::ReadOnly],
+            &[
+                Binding::Uniform,
+                Binding::ReadWrite,
+                Binding::ReadOnly,
+                Binding::ReadOnly,
+            ],
             &[],
             &MatmulParams {
                 m: m as u32,
@@ -157,9 +173,13 @@ fn check_matmul2x2(gpu: &Gpu, file: &'static str, source: &'static str) -> Resul
         let got = gpu.read_one(&c).unwrap();
         for row in 0..m {
             for col in 0..n {
-                let want: f64 = (0..k).map(|i| av[row * k + i] as f64 * bv[i * n + col] as f64).sum();
+                let want: f64 = (0..k)
+                    .map(|i| av[row * k + i] as f64 * bv[i * n + col] as f64)
+                    .sum();
                 let g = got[row * n + col];
-                if !((g as f64 - want).abs() <= 1e-5 * (k as f64).max(1.0)) {
+                if (g as f64 - want).abs().is_nan()
+                    || (g as f64 - want).abs() > 1e-5 * (k as f64).max(1.0)
+                {
                     return Err(format!(
                         "{file}, {m}×{k} · {k}×{n}: C[{row}, {col}] = {g}, want {want}"
                     ));
@@ -207,7 +227,10 @@ fn exercise_2_stub_fails_the_check() {
         "stub matmul2x2.wgsl",
         include_str!("../docs/book/exercises/matmul2x2.wgsl"),
     );
-    assert!(result.is_err(), "the unsolved stub passes exercise 2's check");
+    assert!(
+        result.is_err(),
+        "the unsolved stub passes exercise 2's check"
+    );
 }
 
 // ---- exercise 3 (chapter 3): a row sum by a tree in workgroup memory ----------
@@ -225,7 +248,14 @@ fn check_row_sum(gpu: &Gpu, file: &'static str, source: &'static str) -> Result<
     let mut r = rng(3);
     // Awkward widths: one value, just under, at and over one workgroup's 64,
     // and many chunks per invocation.
-    for (m, n) in [(1usize, 1usize), (3, 63), (2, 64), (5, 65), (4, 1000), (2, 4099)] {
+    for (m, n) in [
+        (1usize, 1usize),
+        (3, 63),
+        (2, 64),
+        (5, 65),
+        (4, 1000),
+        (2, 4099),
+    ] {
         let xs = random(&mut r, m * n);
         let x = Tensor::from_slice(gpu, &[m * n], &xs, "x").unwrap();
         let out = Tensor::zeros(gpu, &[m], "row sums").unwrap();
@@ -259,7 +289,11 @@ fn check_row_sum(gpu: &Gpu, file: &'static str, source: &'static str) -> Result<
                 ));
             }
         }
-        if first.iter().map(|v| v.to_bits()).ne(second.iter().map(|v| v.to_bits())) {
+        if first
+            .iter()
+            .map(|v| v.to_bits())
+            .ne(second.iter().map(|v| v.to_bits()))
+        {
             return Err(format!(
                 "{file}, {m}×{n}: a second run gave other bits ({first:?} then {second:?})"
             ));
@@ -299,7 +333,10 @@ fn exercise_3_stub_fails_the_check() {
         "stub row_sum.wgsl",
         include_str!("../docs/book/exercises/row_sum.wgsl"),
     );
-    assert!(result.is_err(), "the unsolved stub passes exercise 3's check");
+    assert!(
+        result.is_err(),
+        "the unsolved stub passes exercise 3's check"
+    );
 }
 
 // ---- exercise 4 (chapter 4): a fused masked MSE ------------------------------
@@ -326,7 +363,14 @@ fn weighted_mse(pred: &[f64], y: &[f32], mask: &[f32], seed: f64) -> f64 {
 fn check_mse(gpu: &Gpu, file: &'static str, source: &'static str) -> Result<(), String> {
     let mut r = rng(4);
     const SENTINEL: f32 = 7.0;
-    for (b, labelled) in [(1usize, 1.0f32), (7, 0.7), (64, 0.7), (65, 0.5), (300, 0.8), (5, 0.0)] {
+    for (b, labelled) in [
+        (1usize, 1.0f32),
+        (7, 0.7),
+        (64, 0.7),
+        (65, 0.5),
+        (300, 0.8),
+        (5, 0.0),
+    ] {
         let (pv, yv) = (random(&mut r, b), random(&mut r, b));
         // A row is labelled with probability `labelled` (never, in the last batch).
         let mv: Vec<f32> = random(&mut r, b)
@@ -362,7 +406,7 @@ fn check_mse(gpu: &Gpu, file: &'static str, source: &'static str) -> Result<(), 
         let p64: Vec<f64> = pv.iter().map(|&v| v as f64).collect();
         let want = weighted_mse(&p64, &yv, &mv, 1.0);
         let l = got[0][0] as f64;
-        if !((l - want).abs() <= 1e-5 * want.max(1e-3)) {
+        if !l.is_finite() || (l - want).abs() > 1e-5 * want.max(1e-3) {
             return Err(format!("{file}, B = {b}: loss {l}, want {want}"));
         }
         let h = 1e-4;
@@ -374,7 +418,11 @@ fn check_mse(gpu: &Gpu, file: &'static str, source: &'static str) -> Result<(), 
             let down = weighted_mse(&at, &yv, &mv, seed as f64);
             let fd = (up - down) / (2.0 * h);
             if !(g.is_finite() && (g as f64 - fd).abs() <= 1e-5 + 1e-4 * fd.abs()) {
-                let what = if g == SENTINEL { " (never written)" } else { "" };
+                let what = if g == SENTINEL {
+                    " (never written)"
+                } else {
+                    ""
+                };
                 return Err(format!(
                     "{file}, B = {b}: grad[{row}] = {g}{what}, finite differences {fd} (mask {})",
                     mv[row]
@@ -389,7 +437,12 @@ fn check_mse(gpu: &Gpu, file: &'static str, source: &'static str) -> Result<(), 
 #[ignore = "exercise 4 of the book: write the row loops of docs/book/exercises/mse.wgsl"]
 fn exercise_4_mse() {
     let gpu = adapter_for_exercise();
-    check_mse(gpu, "exercise mse.wgsl", include_str!("../docs/book/exercises/mse.wgsl")).unwrap();
+    check_mse(
+        gpu,
+        "exercise mse.wgsl",
+        include_str!("../docs/book/exercises/mse.wgsl"),
+    )
+    .unwrap();
 }
 
 #[test]
@@ -406,8 +459,15 @@ fn exercise_4_solution_passes_the_gradient_check() {
 #[test]
 fn exercise_4_stub_fails_the_gradient_check() {
     let gpu = gpu_or_skip!();
-    let result = check_mse(gpu, "stub mse.wgsl", include_str!("../docs/book/exercises/mse.wgsl"));
-    assert!(result.is_err(), "the unsolved stub passes exercise 4's check");
+    let result = check_mse(
+        gpu,
+        "stub mse.wgsl",
+        include_str!("../docs/book/exercises/mse.wgsl"),
+    );
+    assert!(
+        result.is_err(),
+        "the unsolved stub passes exercise 4's check"
+    );
 }
 
 // ---- exercise 5 (chapter 5): softplus, forward and backward ---------------------
@@ -542,7 +602,12 @@ fn check_combine(gpu: &Gpu, file: &'static str, source: &'static str) -> Result<
             file,
             source,
             "combine",
-            &[Binding::Uniform, Binding::ReadWrite, Binding::ReadOnly, Binding::ReadOnly],
+            &[
+                Binding::Uniform,
+                Binding::ReadWrite,
+                Binding::ReadOnly,
+                Binding::ReadOnly,
+            ],
             &[],
             &GramParams {
                 k: k as u32,
@@ -559,7 +624,9 @@ fn check_combine(gpu: &Gpu, file: &'static str, source: &'static str) -> Result<
             let want: f64 = terms.clone().sum();
             let tol = 1e-6 * terms.map(f64::abs).sum::<f64>().max(1e-6);
             if !(g.is_finite() && (g as f64 - want).abs() <= tol) {
-                return Err(format!("{file}, K = {k}, P = {p}: d[{c}] = {g}, want {want}"));
+                return Err(format!(
+                    "{file}, K = {k}, P = {p}: d[{c}] = {g}, want {want}"
+                ));
             }
         }
     }
@@ -570,8 +637,12 @@ fn check_combine(gpu: &Gpu, file: &'static str, source: &'static str) -> Result<
 #[ignore = "exercise 6 of the book: write the sum in docs/book/exercises/combine.wgsl"]
 fn exercise_6_combine() {
     let gpu = adapter_for_exercise();
-    check_combine(gpu, "exercise combine.wgsl", include_str!("../docs/book/exercises/combine.wgsl"))
-        .unwrap();
+    check_combine(
+        gpu,
+        "exercise combine.wgsl",
+        include_str!("../docs/book/exercises/combine.wgsl"),
+    )
+    .unwrap();
 }
 
 #[test]
@@ -588,8 +659,15 @@ fn exercise_6_solution_passes_the_check() {
 #[test]
 fn exercise_6_stub_fails_the_check() {
     let gpu = gpu_or_skip!();
-    let result = check_combine(gpu, "stub combine.wgsl", include_str!("../docs/book/exercises/combine.wgsl"));
-    assert!(result.is_err(), "the unsolved stub passes exercise 6's check");
+    let result = check_combine(
+        gpu,
+        "stub combine.wgsl",
+        include_str!("../docs/book/exercises/combine.wgsl"),
+    );
+    assert!(
+        result.is_err(),
+        "the unsolved stub passes exercise 6's check"
+    );
 }
 
 // ---- exercise 7 (chapter 7): the Gram matrix ------------------------------------
@@ -634,7 +712,9 @@ fn check_gram(gpu: &Gpu, file: &'static str, source: &'static str) -> Result<(),
                 let tol = 1e-5 * pairs.map(|(a, b)| (a * b).abs() as f64).sum::<f64>();
                 let v = got[i * k + j];
                 if !(v.is_finite() && (v as f64 - want).abs() <= tol) {
-                    return Err(format!("{file}, K = {k}, P = {p}: G[{i}, {j}] = {v}, want {want}"));
+                    return Err(format!(
+                        "{file}, K = {k}, P = {p}: G[{i}, {j}] = {v}, want {want}"
+                    ));
                 }
                 if v.to_bits() != got[j * k + i].to_bits() {
                     return Err(format!(
@@ -652,7 +732,12 @@ fn check_gram(gpu: &Gpu, file: &'static str, source: &'static str) -> Result<(),
 #[ignore = "exercise 7 of the book: write stage 1 of docs/book/exercises/gram.wgsl"]
 fn exercise_7_gram() {
     let gpu = adapter_for_exercise();
-    check_gram(gpu, "exercise gram.wgsl", include_str!("../docs/book/exercises/gram.wgsl")).unwrap();
+    check_gram(
+        gpu,
+        "exercise gram.wgsl",
+        include_str!("../docs/book/exercises/gram.wgsl"),
+    )
+    .unwrap();
 }
 
 #[test]
@@ -669,8 +754,15 @@ fn exercise_7_solution_passes_the_check() {
 #[test]
 fn exercise_7_stub_fails_the_check() {
     let gpu = gpu_or_skip!();
-    let result = check_gram(gpu, "stub gram.wgsl", include_str!("../docs/book/exercises/gram.wgsl"));
-    assert!(result.is_err(), "the unsolved stub passes exercise 7's check");
+    let result = check_gram(
+        gpu,
+        "stub gram.wgsl",
+        include_str!("../docs/book/exercises/gram.wgsl"),
+    );
+    assert!(
+        result.is_err(),
+        "the unsolved stub passes exercise 7's check"
+    );
 }
 
 // ---- exercise 8 (chapter 8): MGDA for two tasks from the Gram matrix ----------
@@ -760,7 +852,12 @@ fn check_mgda2(gpu: &Gpu, file: &'static str, source: &'static str) -> Result<()
 #[ignore = "exercise 8 of the book: write the solve in docs/book/exercises/mgda2.wgsl"]
 fn exercise_8_mgda2() {
     let gpu = adapter_for_exercise();
-    check_mgda2(gpu, "exercise mgda2.wgsl", include_str!("../docs/book/exercises/mgda2.wgsl")).unwrap();
+    check_mgda2(
+        gpu,
+        "exercise mgda2.wgsl",
+        include_str!("../docs/book/exercises/mgda2.wgsl"),
+    )
+    .unwrap();
 }
 
 #[test]
@@ -777,8 +874,15 @@ fn exercise_8_solution_passes_the_check() {
 #[test]
 fn exercise_8_stub_fails_the_check() {
     let gpu = gpu_or_skip!();
-    let result = check_mgda2(gpu, "stub mgda2.wgsl", include_str!("../docs/book/exercises/mgda2.wgsl"));
-    assert!(result.is_err(), "the unsolved stub passes exercise 8's check");
+    let result = check_mgda2(
+        gpu,
+        "stub mgda2.wgsl",
+        include_str!("../docs/book/exercises/mgda2.wgsl"),
+    );
+    assert!(
+        result.is_err(),
+        "the unsolved stub passes exercise 8's check"
+    );
 }
 
 // ---- exercise 9 (chapter 9): MGDA for K tasks by Frank–Wolfe -------------------
@@ -798,11 +902,20 @@ fn check_mgda_fw(gpu: &Gpu, file: &'static str, source: &'static str) -> Result<
         for i in 0..60 {
             let dims = [2usize, 5, 20][i % 3];
             let scale = 10f64.powi((i % 5) as i32 - 2);
-            let jac: Vec<f64> = random(&mut r, k * dims).iter().map(|&v| v as f64 * scale).collect();
+            let jac: Vec<f64> = random(&mut r, k * dims)
+                .iter()
+                .map(|&v| v as f64 * scale)
+                .collect();
             let row = |a: usize| &jac[a * dims..(a + 1) * dims];
             grams.push(
                 (0..k * k)
-                    .map(|ij| row(ij / k).iter().zip(row(ij % k)).map(|(x, y)| x * y).sum())
+                    .map(|ij| {
+                        row(ij / k)
+                            .iter()
+                            .zip(row(ij % k))
+                            .map(|(x, y)| x * y)
+                            .sum()
+                    })
                     .collect(),
             );
         }
@@ -831,12 +944,15 @@ fn check_mgda_fw(gpu: &Gpu, file: &'static str, source: &'static str) -> Result<
         for (i, gm) in grams.iter().enumerate() {
             // The objective in f64 on the f32 matrix the kernel saw.
             let gm: Vec<f64> = gm.iter().map(|&v| v as f32 as f64).collect();
-            let f = |w: &[f64]| -> f64 {
-                (0..k * k).map(|ij| w[ij / k] * gm[ij] * w[ij % k]).sum()
-            };
+            let f =
+                |w: &[f64]| -> f64 { (0..k * k).map(|ij| w[ij / k] * gm[ij] * w[ij % k]).sum() };
             let wv: Vec<f64> = got[i * k..(i + 1) * k].iter().map(|&v| v as f64).collect();
-            if wv.iter().any(|&v| !(v >= -1e-6)) || (wv.iter().sum::<f64>() - 1.0).abs() > 1e-4 {
-                return Err(format!("{file}, K = {k}, matrix {i}: weights {wv:?} are off the simplex"));
+            if wv.iter().any(|&v| v.is_nan() || v < -1e-6)
+                || (wv.iter().sum::<f64>() - 1.0).abs() > 1e-4
+            {
+                return Err(format!(
+                    "{file}, K = {k}, matrix {i}: weights {wv:?} are off the simplex"
+                ));
             }
             let best = f(&taskgrad::mtl::mgda::reference(&gm, k));
             let scale = (0..k).map(|j| gm[j * k + j]).fold(0.0, f64::max);
@@ -855,8 +971,12 @@ fn check_mgda_fw(gpu: &Gpu, file: &'static str, source: &'static str) -> Result<
 #[ignore = "exercise 9 of the book: write the iterations in docs/book/exercises/mgda_fw.wgsl"]
 fn exercise_9_mgda_fw() {
     let gpu = adapter_for_exercise();
-    check_mgda_fw(gpu, "exercise mgda_fw.wgsl", include_str!("../docs/book/exercises/mgda_fw.wgsl"))
-        .unwrap();
+    check_mgda_fw(
+        gpu,
+        "exercise mgda_fw.wgsl",
+        include_str!("../docs/book/exercises/mgda_fw.wgsl"),
+    )
+    .unwrap();
 }
 
 #[test]
@@ -873,21 +993,30 @@ fn exercise_9_solution_passes_the_check() {
 #[test]
 fn exercise_9_stub_fails_the_check() {
     let gpu = gpu_or_skip!();
-    let result = check_mgda_fw(gpu, "stub mgda_fw.wgsl", include_str!("../docs/book/exercises/mgda_fw.wgsl"));
-    assert!(result.is_err(), "the unsolved stub passes exercise 9's check");
+    let result = check_mgda_fw(
+        gpu,
+        "stub mgda_fw.wgsl",
+        include_str!("../docs/book/exercises/mgda_fw.wgsl"),
+    );
+    assert!(
+        result.is_err(),
+        "the unsolved stub passes exercise 9's check"
+    );
 }
 
 // ---- exercise 10 (chapter 10): paired differences over seeds ------------------
 
-#[path = "../docs/book/exercises/paired.rs"]
-mod paired_stub;
 #[path = "../docs/book/exercises/solutions/paired.rs"]
 mod paired_solution;
+#[path = "../docs/book/exercises/paired.rs"]
+mod paired_stub;
 
 /// Ok, or an interval other than the paired t interval, computed here on
 /// its own: on chapter 10's Iris numbers, and on seeds whose shared
 /// difficulty swamps a constant difference (which pairing must see exactly).
-fn check_paired(file: &str, paired: fn(&[f64], &[f64]) -> (f64, f64, f64)) -> Result<(), String> {
+type Interval = fn(&[f64], &[f64]) -> (f64, f64, f64);
+
+fn check_paired(file: &str, paired: Interval) -> Result<(), String> {
     // Δm% per seed on Iris (chapter 10's table): equal weights and PCGrad.
     let equal = [-15.8, 6.7, 0.5, 2.7, -4.8];
     let pcgrad = [-8.2, 4.6, 1.0, 3.7, -3.6];
@@ -899,7 +1028,9 @@ fn check_paired(file: &str, paired: fn(&[f64], &[f64]) -> (f64, f64, f64)) -> Re
         ("a constant difference of 0.5", &hard, &easier),
         ("two seeds", &[1.0, 2.0], &[0.5, 2.5]),
     ];
-    const T: [f64; 10] = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228];
+    const T: [f64; 10] = [
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+    ];
     for (what, a, b) in cases {
         let n = a.len();
         let d: Vec<f64> = a.iter().zip(b.iter()).map(|(x, y)| x - y).collect();

@@ -901,6 +901,14 @@ fn keep_best_off_returns_the_last_steps_weights() {
         m.iter().map(|m| m.loss()).sum::<f64>()
     };
     let close = |a: f64, b: f64| (a - b).abs() <= 1e-4 * b.abs().max(1.0);
-    assert!(close(val(&best), losses[best.best_epoch]), "{} {losses:?}", val(&best));
-    assert!(close(val(&last), losses[losses.len() - 1]), "{} {losses:?}", val(&last));
+    assert!(
+        close(val(&best), losses[best.best_epoch]),
+        "{} {losses:?}",
+        val(&best)
+    );
+    assert!(
+        close(val(&last), losses[losses.len() - 1]),
+        "{} {losses:?}",
+        val(&last)
+    );
 }

@@ -724,7 +724,9 @@ impl Epochs {
         let clock = Instant::now();
         let watched = self.run_steps(gpu, prog, data, subset, epoch)?;
         let ran = (self.steps - epoch_start) as usize;
-        let read = self.read_back(gpu, prog, tasks, (epoch, ran), &watched).await;
+        let read = self
+            .read_back(gpu, prog, tasks, (epoch, ran), &watched)
+            .await;
         self.train_time += clock.elapsed();
         let (read, st) = read?;
         prog.tasks.state.write(gpu, &vec![0.0; 3 * tasks.len()])?;
