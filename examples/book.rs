@@ -5,7 +5,7 @@
 //!
 //! Three kinds of figure:
 //! - drawings (step_flow, workgroups, matmul_map, reduction_order,
-//!   softmax_ce, spaces): the same bytes on every run; CI regenerates them
+//!   softmax_ce, spaces, open_model): the same bytes on every run; CI regenerates them
 //!   and fails when the committed copies differ (so they cannot go stale);
 //! - results of seeded training runs (geometry, descent, tape_graph): the
 //!   same bytes on one adapter, but another CPU's lavapipe may change a last
@@ -68,7 +68,7 @@ fn run(args: Args) -> Result<()> {
     let gpu = Gpu::new()?;
     println!("book: adapter {}", gpu.report);
     std::fs::create_dir_all(&args.out).map_err(io(&args.out))?;
-    let figures: [(&str, Figure); 14] = [
+    let figures: [(&str, Figure); 15] = [
         ("step_flow", step_flow),
         ("workgroups", |_, _| Ok(workgroups())),
         ("matmul_map", |_, _| Ok(matmul_map())),
@@ -83,6 +83,7 @@ fn run(args: Args) -> Result<()> {
         ("descent", descent),
         ("measured_solve_cost", solve_cost),
         ("measured_seeds", seeds),
+        ("open_model", |_, _| Ok(open_model())),
     ];
     for (name, make) in figures {
         if args.only.as_deref().is_some_and(|o| o != name) {
@@ -879,6 +880,198 @@ fn spaces() -> String {
         );
     }
     svg.text(20.0, 304.0, 12.0, "start", "Parameter space is exact for the shared weights; representation space is cheaper when B·H ≪ P (MGDA-UB's bound).");
+    svg.finish()
+}
+
+/// Chapter 11: where the trainer calls each piece of a task kind and of a layer.
+fn open_model() -> String {
+    let mut svg = Svg::new(940.0, 380.0);
+    // A box with one or two centred lines.
+    let boxed = |svg: &mut Svg, x: f64, y: f64, w: f64, fill: &str, lines: &[&str]| {
+        svg.rect(x, y, w, 44.0, fill, "#666");
+        let top = if lines.len() == 1 { y + 27.0 } else { y + 19.0 };
+        for (i, l) in lines.iter().enumerate() {
+            svg.text(x + w / 2.0, top + 15.0 * i as f64, 12.0, "middle", l);
+        }
+    };
+    let (host, gpu_fill, file) = ("#eeeeee", "#d6e6f5", "#fde0c5");
+    svg.text(
+        12.0,
+        22.0,
+        15.0,
+        "start",
+        "A task kind and a layer: what each piece does, and when the trainer calls it",
+    );
+    svg.text(
+        20.0,
+        52.0,
+        13.0,
+        "start",
+        "task kind (TaskKind + KindInfo): --task petal_length:huber",
+    );
+    // Once, on the host, before training.
+    svg.text(20.0, 74.0, 11.0, "start", "once, on the host");
+    boxed(
+        &mut svg,
+        20.0,
+        80.0,
+        190.0,
+        host,
+        &["KindInfo::fit(training labels)", "→ Huber { mean, std, δ }"],
+    );
+    boxed(
+        &mut svg,
+        250.0,
+        80.0,
+        170.0,
+        host,
+        &["encode(cell) → target", "outputs(), storage()"],
+    );
+    svg.arrow(210.0, 102.0, 250.0, 102.0, "#333", 1.0);
+    // Every step, on the GPU.
+    svg.text(
+        460.0,
+        74.0,
+        11.0,
+        "start",
+        "every step, inside its one submit",
+    );
+    boxed(
+        &mut svg,
+        460.0,
+        80.0,
+        200.0,
+        gpu_fill,
+        &[
+            "loss(tape, head output, batch)",
+            "one fused kernel: loss, ∂/∂out × seed",
+        ],
+    );
+    boxed(
+        &mut svg,
+        700.0,
+        80.0,
+        220.0,
+        gpu_fill,
+        &[
+            "the tape's backward walk",
+            "through the head and the shared part",
+        ],
+    );
+    svg.arrow(420.0, 102.0, 460.0, 102.0, "#333", 1.0);
+    svg.arrow(660.0, 102.0, 700.0, 102.0, "#333", 1.0);
+    // After training, on the host.
+    svg.text(20.0, 156.0, 11.0, "start", "after training, on the host");
+    boxed(
+        &mut svg,
+        20.0,
+        162.0,
+        250.0,
+        host,
+        &[
+            "metrics(outputs) — primary first,",
+            "the one Δm% and compare use",
+        ],
+    );
+    boxed(
+        &mut svg,
+        300.0,
+        162.0,
+        250.0,
+        host,
+        &[
+            "predict(outputs) → the data's units",
+            "(class, value, probability)",
+        ],
+    );
+    boxed(
+        &mut svg,
+        580.0,
+        162.0,
+        340.0,
+        file,
+        &[
+            "save() → checkpoint metadata → KindInfo::load",
+            "found by name in the registry (task::register)",
+        ],
+    );
+    svg.line(20.0, 142.0, 920.0, 142.0, "#bbbbbb", 1.0, true);
+    // The layer.
+    svg.line(20.0, 228.0, 920.0, 228.0, "#999999", 1.0, false);
+    svg.text(
+        20.0,
+        254.0,
+        13.0,
+        "start",
+        "layer (Layer + LayerInfo): --trunk linear:32,relu,rmsnorm,linear:32,relu",
+    );
+    svg.text(
+        20.0,
+        276.0,
+        11.0,
+        "start",
+        "once, when the network is built",
+    );
+    boxed(
+        &mut svg,
+        20.0,
+        282.0,
+        250.0,
+        host,
+        &[
+            "LayerInfo::build(argument, context)",
+            "→ its parameters, named trunk.1.gain",
+        ],
+    );
+    svg.text(
+        320.0,
+        276.0,
+        11.0,
+        "start",
+        "every step, recorded on the tape",
+    );
+    boxed(
+        &mut svg,
+        320.0,
+        282.0,
+        280.0,
+        gpu_fill,
+        &[
+            "forward(tape, x): its kernels, each op",
+            "with its backward rule beside it",
+        ],
+    );
+    boxed(
+        &mut svg,
+        640.0,
+        282.0,
+        280.0,
+        file,
+        &[
+            "saved as its list entry (\"rmsnorm\"),",
+            "rebuilt by name (layer::register)",
+        ],
+    );
+    svg.arrow(270.0, 304.0, 320.0, 304.0, "#333", 1.0);
+    svg.arrow(600.0, 304.0, 640.0, 304.0, "#333", 1.0);
+    svg.rect(20.0, 346.0, 14.0, 14.0, host, "#666");
+    svg.text(40.0, 357.0, 11.0, "start", "host (Rust)");
+    svg.rect(140.0, 346.0, 14.0, 14.0, gpu_fill, "#666");
+    svg.text(
+        160.0,
+        357.0,
+        11.0,
+        "start",
+        "GPU (WGSL, recorded once, replayed every step)",
+    );
+    svg.rect(450.0, 346.0, 14.0, 14.0, file, "#666");
+    svg.text(
+        470.0,
+        357.0,
+        11.0,
+        "start",
+        "checkpoint (safetensors metadata)",
+    );
     svg.finish()
 }
 

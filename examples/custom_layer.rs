@@ -118,6 +118,7 @@ fn kernel(
     )
 }
 
+// ANCHOR: rmsnorm_op
 /// The op: forward now, its backward rule beside it.
 fn rms_norm(tape: &mut Tape, x: Var, g: Var) -> taskgrad::Result<Var> {
     let gpu = tape.gpu;
@@ -138,6 +139,7 @@ fn rms_norm(tape: &mut Tape, x: Var, g: Var) -> taskgrad::Result<Var> {
     };
     Ok(tape.op("rmsnorm", &[x, g], y, vec![fwd], rule))
 }
+// ANCHOR_END: rmsnorm_op
 
 /// The layer: a gain per column (ones at the start).
 #[derive(Debug)]

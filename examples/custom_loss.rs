@@ -187,12 +187,14 @@ impl TaskKind for Huber {
     fn encode(&self, cell: &str) -> Result<Encoded, String> {
         self.reg.encode(cell)
     }
+    // ANCHOR: huber_loss
     fn loss(&self, tape: &mut Tape, out: Var, batch: LossInputs<'_>) -> taskgrad::Result<Var> {
         let (gpu, delta) = (tape.gpu, self.delta);
         tape.fused_loss("huber", out, batch.losses, |pred, dpred| {
             huber_dispatch(gpu, pred, dpred, batch, delta)
         })
     }
+    // ANCHOR_END: huber_loss
     fn metrics(&self, outputs: &[f32], target: &Target, rows: &[usize], loss: f64) -> TaskMetrics {
         self.reg.metrics(outputs, target, rows, loss)
     }
@@ -261,9 +263,11 @@ fn main() -> taskgrad::Result<()> {
     println!("adapter: {}", gpu.report);
     check_kernel(&gpu)?;
 
+    // ANCHOR: huber_register
     // The one registration line: now `--task NAME:huber`, configs and saved
     // models know the kind by name too.
     task::register(&HUBER)?;
+    // ANCHOR_END: huber_register
 
     let table = Table::from_csv(concat!(env!("CARGO_MANIFEST_DIR"), "/data/iris.csv"))?;
     let split = Split::new(table.n_rows(), 0.2, 0.2, 0)?;

@@ -44,6 +44,7 @@ pub use reg::Reg;
 
 /// Everything a kind of target needs. Implementations are fitted (they hold
 /// what they learned from the training labels) and immutable.
+// ANCHOR: task_kind
 pub trait TaskKind: std::fmt::Debug + Send + Sync {
     /// Its registry entry (name, summary, how to fit and load it).
     fn info(&self) -> &'static KindInfo;
@@ -69,6 +70,7 @@ pub trait TaskKind: std::fmt::Debug + Send + Sync {
     /// What the loss is, for a plot's axis: "cross-entropy", …
     fn loss_name(&self) -> &'static str;
 }
+// ANCHOR_END: task_kind
 
 /// How a row's target is stored: one class index, or one value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -163,6 +163,7 @@ impl<'de> serde::Deserialize<'de> for LayerSpec {
 }
 
 /// A built layer: its parameters are in the arena, its forward goes on the tape.
+// ANCHOR: layer_trait
 pub trait Layer: std::fmt::Debug + Send + Sync {
     /// Record y = layer(x) (B×input → B×output).
     fn forward(&self, tape: &mut Tape, params: &ParamSet, x: Var) -> Result<Var>;
@@ -181,6 +182,7 @@ pub trait Layer: std::fmt::Debug + Send + Sync {
     /// Its parameters (none for an activation).
     fn params(&self) -> Vec<ParamId>;
 }
+// ANCHOR_END: layer_trait
 
 /// What building a layer needs.
 pub struct LayerContext<'a> {
