@@ -5,7 +5,7 @@
 //!
 //! Three kinds of figure:
 //! - drawings (step_flow, workgroups, matmul_map, reduction_order,
-//!   softmax_ce, spaces, open_model): the same bytes on every run; CI regenerates them
+//!   softmax_ce, spaces, open_model, im2col): the same bytes on every run; CI regenerates them
 //!   and fails when the committed copies differ (so they cannot go stale);
 //! - results of seeded training runs (geometry, descent, tape_graph): the
 //!   same bytes on one adapter, but another CPU's lavapipe may change a last
@@ -68,7 +68,7 @@ fn run(args: Args) -> Result<()> {
     let gpu = Gpu::new()?;
     println!("book: adapter {}", gpu.report);
     std::fs::create_dir_all(&args.out).map_err(io(&args.out))?;
-    let figures: [(&str, Figure); 15] = [
+    let figures: [(&str, Figure); 16] = [
         ("step_flow", step_flow),
         ("workgroups", |_, _| Ok(workgroups())),
         ("matmul_map", |_, _| Ok(matmul_map())),
@@ -84,6 +84,7 @@ fn run(args: Args) -> Result<()> {
         ("measured_solve_cost", solve_cost),
         ("measured_seeds", seeds),
         ("open_model", |_, _| Ok(open_model())),
+        ("im2col", |_, _| Ok(im2col())),
     ];
     for (name, make) in figures {
         if args.only.as_deref().is_some_and(|o| o != name) {
@@ -1072,6 +1073,143 @@ fn open_model() -> String {
         "start",
         "checkpoint (safetensors metadata)",
     );
+    svg.finish()
+}
+
+/// Chapter 12: a 4×4 image, a 2×2 kernel, stride 1: each output pixel's
+/// patch becomes a row of the patch matrix, and the convolution is one
+/// matrix product with the weights.
+fn im2col() -> String {
+    let mut svg = Svg::new(900.0, 360.0);
+    svg.text(
+        12.0,
+        22.0,
+        15.0,
+        "start",
+        "Convolution as a matrix product: im2col, then (B·OH·OW × K·K·C) · (K·K·C × O)",
+    );
+    let cell = 30.0;
+    // The input image, pixels named by (h, w); output pixel (0, 1)'s patch highlighted.
+    let (ix, iy) = (30.0, 70.0);
+    svg.text(ix, iy - 12.0, 12.0, "start", "input x: H = W = 4, C = 1");
+    for h in 0..4 {
+        for w in 0..4 {
+            let patch = h < 2 && (1..3).contains(&w);
+            let fill = if patch { "#fde0c5" } else { "#ffffff" };
+            let (x, y) = (ix + w as f64 * cell, iy + h as f64 * cell);
+            svg.rect(x, y, cell, cell, fill, "#666");
+            svg.text(
+                x + cell / 2.0,
+                y + 19.0,
+                11.0,
+                "middle",
+                &format!("x{h}{w}"),
+            );
+        }
+    }
+    svg.text(
+        ix,
+        iy + 4.0 * cell + 20.0,
+        11.0,
+        "start",
+        "K = 2, stride 1, no padding:",
+    );
+    svg.text(
+        ix,
+        iy + 4.0 * cell + 36.0,
+        11.0,
+        "start",
+        "OH = OW = (4 − 2)/1 + 1 = 3",
+    );
+    svg.text(
+        ix,
+        iy + 4.0 * cell + 52.0,
+        11.0,
+        "start",
+        "the shaded patch is output (0, 1)",
+    );
+    // The patch matrix: 9 rows (oh, ow), 4 columns (kh, kw).
+    let (cx, cy, ch) = (230.0, 70.0, 22.0);
+    svg.text(cx, cy - 12.0, 12.0, "start", "cols = im2col(x): 9 × 4");
+    for r in 0..9 {
+        let (oh, ow) = (r / 3, r % 3);
+        let fill = if r == 1 { "#fde0c5" } else { "#ffffff" };
+        for j in 0..4 {
+            let (kh, kw) = (j / 2, j % 2);
+            let (x, y) = (cx + j as f64 * 40.0, cy + r as f64 * ch);
+            svg.rect(x, y, 40.0, ch, fill, "#666");
+            svg.text(
+                x + 20.0,
+                y + 15.0,
+                11.0,
+                "middle",
+                &format!("x{}{}", oh + kh, ow + kw),
+            );
+        }
+        svg.text(
+            cx - 6.0,
+            cy + r as f64 * ch + 15.0,
+            10.0,
+            "end",
+            &format!("({oh},{ow})"),
+        );
+    }
+    svg.arrow(
+        ix + 4.0 * cell + 8.0,
+        iy + cell,
+        cx - 40.0,
+        cy + ch * 1.5,
+        "#D55E00",
+        1.5,
+    );
+    // Times the weights (K·K·C × O) gives the output, one row per output pixel.
+    let (wx, wy) = (440.0, 70.0 + 2.5 * ch);
+    svg.text(405.0, wy + 2.0 * ch + 5.0, 16.0, "middle", "·");
+    svg.text(wx, wy - 12.0, 12.0, "start", "W: 4 × O (O = 2)");
+    for j in 0..4 {
+        for o in 0..2 {
+            let (x, y) = (wx + o as f64 * 44.0, wy + j as f64 * ch);
+            svg.rect(x, y, 44.0, ch, "#d6e6f5", "#666");
+            svg.text(
+                x + 22.0,
+                y + 15.0,
+                11.0,
+                "middle",
+                &format!("w{}{},{o}", j / 2, j % 2),
+            );
+        }
+    }
+    svg.text(560.0, wy + 2.0 * ch + 5.0, 16.0, "middle", "=");
+    let (yx, yy) = (590.0, 70.0);
+    svg.text(yx, yy - 12.0, 12.0, "start", "y: 9 × 2 = (B·OH·OW) × O");
+    for r in 0..9 {
+        let fill = if r == 1 { "#fde0c5" } else { "#ffffff" };
+        for o in 0..2 {
+            let (x, y) = (yx + o as f64 * 50.0, yy + r as f64 * ch);
+            svg.rect(x, y, 50.0, ch, fill, "#666");
+            svg.text(
+                x + 25.0,
+                y + 15.0,
+                11.0,
+                "middle",
+                &format!("y{}{},{o}", r / 3, r % 3),
+            );
+        }
+    }
+    let notes = [
+        "Each row of y is one output pixel,",
+        "all O channels: the NHWC image",
+        "the next layer reads, with no copy.",
+        "",
+        "Backward: dW = colsᵀ · dy and",
+        "dcols = dy · Wᵀ are matmuls too;",
+        "col2im adds dcols back into dx,",
+        "each input pixel gathering the",
+        "patches that read it (no atomics).",
+    ];
+    for (i, n) in notes.iter().enumerate() {
+        svg.text(710.0, 90.0 + 18.0 * i as f64, 11.0, "start", n);
+    }
     svg.finish()
 }
 

@@ -65,6 +65,7 @@ fn covering(at: u32, count: u32) -> vec2<u32> {
     return vec2<u32>(lo, min(at / p.stride + 1u, count));
 }
 
+// ANCHOR: im2col
 @compute @workgroup_size(WG)
 fn im2col(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -100,6 +101,7 @@ fn im2col(
         }
     }
 }
+// ANCHOR_END: im2col
 
 @compute @workgroup_size(WG)
 fn col2im(

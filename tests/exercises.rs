@@ -1068,3 +1068,116 @@ fn exercise_10_stub_fails_the_check() {
         "the unsolved stub passes exercise 10's check"
     );
 }
+
+// ---- exercise 12 (chapter 12): im2col --------------------------------------------
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Im2colParams {
+    batch: u32,
+    height: u32,
+    width: u32,
+    channels: u32,
+    kernel: u32,
+    stride: u32,
+    pad: u32,
+    out_h: u32,
+    out_w: u32,
+    n: u32,
+}
+
+/// Ok, or the first element of the patch matrix that differs from
+/// `taskgrad::reference::im2col` (a copy: equal to the bit).
+fn check_im2col(gpu: &Gpu, file: &'static str, source: &'static str) -> Result<(), String> {
+    use taskgrad::kernels::im2col::ConvGeometry;
+    let mut r = rng(12);
+    // (B, H, W, C), K, S, P: the figure's case, padding, stride 2, LeNet's two layers.
+    for ((b, h, w, c), k, s, p) in [
+        ((1usize, 4usize, 4usize, 1usize), 2usize, 1usize, 0usize),
+        ((2, 5, 7, 3), 3, 1, 1),
+        ((1, 6, 6, 2), 3, 2, 1),
+        ((3, 28, 28, 1), 5, 1, 0),
+        ((2, 12, 12, 10), 5, 1, 2),
+    ] {
+        let g = ConvGeometry::new((b, h, w, c), k, s, p).unwrap();
+        let xs = random(&mut r, b * h * w * c);
+        let want = taskgrad::reference::im2col(&xs, &g);
+        let n = want.len();
+        let x = Tensor::from_slice(gpu, &[xs.len()], &xs, "x").unwrap();
+        let cols = Tensor::from_slice(gpu, &[n], &vec![f32::NAN; n], "cols").unwrap();
+        let params = Im2colParams {
+            batch: b as u32,
+            height: h as u32,
+            width: w as u32,
+            channels: c as u32,
+            kernel: k as u32,
+            stride: s as u32,
+            pad: p as u32,
+            out_h: g.out_h() as u32,
+            out_w: g.out_w() as u32,
+            n: n as u32,
+        };
+        let d = dispatch::record(
+            gpu,
+            file,
+            source,
+            "im2col",
+            &[Binding::Uniform, Binding::ReadWrite, Binding::ReadOnly],
+            &[],
+            &params,
+            &[&cols, &x],
+            dispatch::grid_1d(gpu, n).unwrap(),
+        )
+        .unwrap();
+        gpu.run(&[&d]).unwrap();
+        let got = gpu.read_one(&cols).unwrap();
+        if let Some(i) = (0..n).find(|&i| got[i].to_bits() != want[i].to_bits()) {
+            let patch = k * k * c;
+            return Err(format!(
+                "{file}, {b}×{h}×{w}×{c}, K {k}, stride {s}, pad {p}: cols[{}, {}] = {}, want {}",
+                i / patch,
+                i % patch,
+                got[i],
+                want[i]
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[test]
+#[ignore = "exercise 12 of the book: write docs/book/exercises/im2col.wgsl"]
+fn exercise_12_im2col() {
+    let gpu = adapter_for_exercise();
+    check_im2col(
+        gpu,
+        "exercise im2col.wgsl",
+        include_str!("../docs/book/exercises/im2col.wgsl"),
+    )
+    .unwrap();
+}
+
+#[test]
+fn exercise_12_solution_passes_the_check() {
+    let gpu = gpu_or_skip!();
+    check_im2col(
+        gpu,
+        "solution im2col.wgsl",
+        include_str!("../docs/book/exercises/solutions/im2col.wgsl"),
+    )
+    .unwrap();
+}
+
+#[test]
+fn exercise_12_stub_fails_the_check() {
+    let gpu = gpu_or_skip!();
+    let result = check_im2col(
+        gpu,
+        "stub im2col.wgsl",
+        include_str!("../docs/book/exercises/im2col.wgsl"),
+    );
+    assert!(
+        result.is_err(),
+        "the unsolved stub passes exercise 12's check"
+    );
+}

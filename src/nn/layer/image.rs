@@ -179,6 +179,7 @@ struct Conv {
 }
 
 impl Layer for Conv {
+    // ANCHOR: conv_forward
     fn forward(&self, tape: &mut Tape, params: &ParamSet, x: Var) -> Result<Var> {
         let batch = self.input.batch_of(tape, x, "conv")?;
         let g = self
@@ -201,6 +202,7 @@ impl Layer for Conv {
         tape.half = half;
         y
     }
+    // ANCHOR_END: conv_forward
     fn output(&self) -> usize {
         self.out.channels
     }
