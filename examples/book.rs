@@ -69,12 +69,13 @@ fn run(args: Args) -> Result<()> {
     let gpu = Gpu::new()?;
     println!("book: adapter {}", gpu.report);
     std::fs::create_dir_all(&args.out).map_err(io(&args.out))?;
-    let figures: [(&str, Figure); 17] = [
+    let figures: [(&str, Figure); 18] = [
         ("step_flow", step_flow),
         ("workgroups", |_, _| Ok(workgroups())),
         ("matmul_map", |_, _| Ok(matmul_map())),
         ("measured_matmul_ladder", matmul_ladder),
         ("reduction_order", reduction_order),
+        ("measured_reduction_ladder", reduction_ladder),
         ("softmax_ce", softmax_ce),
         ("tape_graph", tape_graph),
         ("spaces", |_, _| Ok(spaces())),
@@ -552,16 +553,7 @@ fn matmul_ladder(gpu: &Gpu, args: &Args) -> Result<String> {
 
 fn reduction_order(gpu: &Gpu, _: &Args) -> Result<String> {
     // The same numbers summed in two orders, in f32.
-    let n = 1_000_000;
-    let mut r = 0x9e37_79b9_7f4a_7c15u64;
-    let xs: Vec<f32> = (0..n)
-        .map(|_| {
-            r ^= r << 13;
-            r ^= r >> 7;
-            r ^= r << 17;
-            ((r >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 0.9
-        })
-        .collect();
+    let xs = ladder_values(1_000_000);
     let forward: f32 = xs.iter().sum();
     let backward: f32 = xs.iter().rev().sum();
     let exact: f64 = xs.iter().map(|&x| x as f64).sum();
@@ -658,6 +650,89 @@ fn reduction_order(gpu: &Gpu, _: &Args) -> Result<String> {
 }
 
 // ---- chapter 4: fused losses --------------------------------------------------
+
+/// The reduction ladder's kernels (chapter 3), kept beside this example.
+const LADDER: &str = include_str!("book_kernels/reduce_ladder.wgsl");
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct LadderParams {
+    n: u32,
+    chunk: u32,
+}
+
+/// One million values summed by each rung: time, error against f64, and
+/// whether a second run gives the same bits.
+fn reduction_ladder(gpu: &Gpu, args: &Args) -> Result<String> {
+    use taskgrad::gpu::{dispatch, Binding};
+    let reps = if args.quick { 2 } else { 9 };
+    let n = 1_000_000usize;
+    let xs = ladder_values(n);
+    let exact: f64 = xs.iter().map(|&x| x as f64).sum();
+    let x = Tensor::from_slice(gpu, &[n], &xs, "x")?;
+    let (groups, chunk) = (1024usize, n.div_ceil(1024));
+    let partial = Tensor::zeros(gpu, &[groups], "partial sums")?;
+    let out = Tensor::zeros(gpu, &[1], "sum")?;
+    let bind = [Binding::Uniform, Binding::ReadWrite, Binding::ReadOnly];
+    let record = |entry, n: usize, out: &Tensor, x: &Tensor, grid: u32| {
+        let params = LadderParams {
+            n: n as u32,
+            chunk: chunk as u32,
+        };
+        dispatch::record(
+            gpu,
+            "book reduce_ladder.wgsl",
+            LADDER,
+            entry,
+            &bind,
+            &[],
+            &params,
+            &[out, x],
+            [grid, 1, 1],
+        )
+    };
+    let serial = record("serial", n, &out, &x, 1)?;
+    let one = record("one_group", n, &out, &x, 1)?;
+    let pass1 = record("chunks", n, &partial, &x, groups as u32)?;
+    let pass2 = record("one_group", groups, &out, &partial, 1)?;
+    let rungs: [(&str, Vec<&Dispatch>); 3] = [
+        ("serial: 1 invocation", vec![&serial]),
+        ("one workgroup + tree", vec![&one]),
+        ("1,024 chunks, then a tree", vec![&pass1, &pass2]),
+    ];
+    let mut bars = Vec::new();
+    for (name, ds) in rungs {
+        gpu.run(&ds)?;
+        let first = gpu.read_one(&out)?[0];
+        let ms = best_ms(gpu, &ds, reps)?;
+        let again = gpu.read_one(&out)?[0];
+        let err = (first as f64 - exact).abs();
+        println!(
+            "book: reduction ladder, 1e6 values, {name}: {ms:.3} ms, sum {first} (f64 {exact:.1}, error {err:.3}), same bits on a second run: {}",
+            first.to_bits() == again.to_bits()
+        );
+        bars.push((format!("{name} (error {})", fmt_num(err)), ms));
+    }
+    let groups = vec![(String::from("10⁶ values"), bars)];
+    Ok(bar_chart(
+        &format!("Summing 10⁶ f32 values, three ways ({})", gpu.report.name),
+        "milliseconds (best wall time of submit-and-wait); error = |sum − f64 sum|",
+        &groups,
+    ))
+}
+
+/// The values chapter 3 sums: 10⁶ in (−0.9, 1.1) from a fixed xorshift.
+fn ladder_values(n: usize) -> Vec<f32> {
+    let mut r = 0x9e37_79b9_7f4a_7c15u64;
+    (0..n)
+        .map(|_| {
+            r ^= r << 13;
+            r ^= r >> 7;
+            r ^= r << 17;
+            ((r >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 0.9
+        })
+        .collect()
+}
 
 fn softmax_ce(gpu: &Gpu, _: &Args) -> Result<String> {
     let logits = [2.0f32, 0.5, -1.0];

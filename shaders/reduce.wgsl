@@ -4,6 +4,10 @@
 //   sum_all:  out[0] (+)= Σ_i x[i]           x has n = R·N values, out has 1
 //
 // With ACCUMULATE the result is added to out instead of overwriting it.
+// Each dispatch sums a range of rows (sum_rows: r in [start, rows)) or of
+// values (sum_all: i in [start, rows·cols)): on an adapter that cuts long
+// loops short (llvmpipe ends an invocation's loops after 65,535 iterations)
+// the host splits a long sum into ranges, the later ones accumulating.
 // sum_rows gives each invocation one column (neighbouring invocations read
 // neighbouring addresses); sum_all is one workgroup that strides over x and
 // then reduces a tree in workgroup memory, so its result does not depend on
@@ -13,7 +17,7 @@ struct Params {
     rows: u32,
     cols: u32,
     accumulate: u32,
-    _pad: u32,
+    start: u32,
 }
 
 override WG: u32 = 256u;
@@ -30,7 +34,7 @@ fn sum_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id)
     let j = (wid.x + wid.y * nwg.x) * WG + lid.x;
     if (j >= p.cols) { return; }
     var s = 0.0;
-    for (var r = 0u; r < p.rows; r = r + 1u) {
+    for (var r = p.start; r < p.rows; r = r + 1u) {
         s = s + x[r * p.cols + j];
     }
     if (p.accumulate != 0u) { s = s + out[j]; }
@@ -41,7 +45,7 @@ fn sum_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id)
 fn sum_all(@builtin(local_invocation_id) lid: vec3<u32>) {
     let n = p.rows * p.cols;
     var s = 0.0;
-    for (var i = lid.x; i < n; i = i + WG) {
+    for (var i = p.start + lid.x; i < n; i = i + WG) {
         s = s + x[i];
     }
     partial[lid.x] = s;

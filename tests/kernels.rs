@@ -600,8 +600,8 @@ fn reductions_hand_checked() {
     let cols = zeros(gpu, &[2]);
     let total = zeros(gpu, &[1]);
     gpu.run(&[
-        &reduce::sum_rows(gpu, &x, &cols, false).unwrap(),
-        &reduce::sum_all(gpu, &x, &total, false).unwrap(),
+        &reduce::sum_rows(gpu, &x, &cols, false).unwrap()[0],
+        &reduce::sum_all(gpu, &x, &total, false).unwrap()[0],
     ])
     .unwrap();
     assert_eq!(
@@ -610,8 +610,8 @@ fn reductions_hand_checked() {
     );
     // Accumulating a second time doubles both.
     gpu.run(&[
-        &reduce::sum_rows(gpu, &x, &cols, true).unwrap(),
-        &reduce::sum_all(gpu, &x, &total, true).unwrap(),
+        &reduce::sum_rows(gpu, &x, &cols, true).unwrap()[0],
+        &reduce::sum_all(gpu, &x, &total, true).unwrap()[0],
     ])
     .unwrap();
     assert_eq!(
@@ -629,8 +629,8 @@ fn reductions_against_reference() {
         let x = upload(gpu, &[rows, cols], &xv);
         let (s, t) = (zeros(gpu, &[cols]), zeros(gpu, &[1]));
         gpu.run(&[
-            &reduce::sum_rows(gpu, &x, &s, false).unwrap(),
-            &reduce::sum_all(gpu, &x, &t, false).unwrap(),
+            &reduce::sum_rows(gpu, &x, &s, false).unwrap()[0],
+            &reduce::sum_all(gpu, &x, &t, false).unwrap()[0],
         ])
         .unwrap();
         let got = gpu.read(&[&s, &t]).unwrap();
@@ -1556,4 +1556,143 @@ fn max_and_average_pooling_against_reference() {
     let g = ConvGeometry::new((1, 4, 4, 1), 2, 2, 1).unwrap();
     let x = zeros(gpu, &[g.image_len()]);
     assert!(pool::avg_forward(gpu, &g, &x, &zeros(gpu, &[pool::pooled_len(&g)])).is_err());
+}
+
+// ---- loops longer than llvmpipe runs ------------------------------------------
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct CountParams {
+    n: u32,
+}
+
+#[test]
+fn llvmpipe_cuts_an_invocations_loops_after_65535_iterations() {
+    // What `Gpu::loop_budget` stands for, measured: one invocation counting
+    // to 100,000 in a loop. Mesa's llvmpipe (lavapipe, and its GL driver)
+    // stops at 65,535, silently; other adapters count to the end. If a Mesa
+    // release changes this, this test says so.
+    let gpu = gpu_or_skip!();
+    const SRC: &str = "
+        struct P { n: u32 }
+        @group(0) @binding(0) var<uniform> p: P;
+        @group(0) @binding(1) var<storage, read_write> out: array<f32>;
+        @compute @workgroup_size(1)
+        fn count() {
+            var c = 0.0;
+            for (var i = 0u; i < p.n; i = i + 1u) { c += 1.0; }
+            out[0] = c;
+        }";
+    let out = zeros(gpu, &[1]);
+    let d = taskgrad::gpu::dispatch::record(
+        gpu,
+        "test loop_count.wgsl",
+        SRC,
+        "count",
+        &[
+            taskgrad::gpu::Binding::Uniform,
+            taskgrad::gpu::Binding::ReadWrite,
+        ],
+        &[],
+        &CountParams { n: 100_000 },
+        &[&out],
+        [1, 1, 1],
+    )
+    .unwrap();
+    gpu.run(&[&d]).unwrap();
+    let counted = gpu.read_one(&out).unwrap()[0] as u64;
+    let want = gpu.loop_budget().map_or(100_000, |b| b.min(100_000));
+    assert_eq!(
+        counted,
+        want,
+        "{}: loop_budget {:?}",
+        gpu.report,
+        gpu.loop_budget()
+    );
+}
+
+#[test]
+fn sums_longer_than_one_invocation_may_loop_are_split_not_cut() {
+    // A matmul with k = 70,001, column sums over 70,001 rows, the sum of
+    // 17 million values and a Gram matrix of 16 rows of 1.6 million values:
+    // each takes more loop iterations in one invocation than llvmpipe runs
+    // (`llvmpipe_cuts_an_invocations_loops_after_65535_iterations`), so on
+    // such an adapter the kernels split the work (split-K, ranges of rows,
+    // more invocations). Before, these came back short, with no error.
+    let gpu = gpu_or_skip!();
+    let mut r = rng(65535);
+    // The product, through matmul_auto (the tape's path); 96×96 outputs make
+    // enough workgroups that no split is chosen for speed alone.
+    let (m, k, n) = (96, 70_001, 96);
+    let (av, bv) = (random(&mut r, m * k), random(&mut r, k * n));
+    let (a, b, c) = (
+        upload(gpu, &[m, k], &av),
+        upload(gpu, &[k, n], &bv),
+        zeros(gpu, &[m, n]),
+    );
+    let ds = matmul::matmul_auto(gpu, &a, &b, &c, MatmulOptions::default()).unwrap();
+    gpu.run(&ds.iter().collect::<Vec<_>>()).unwrap();
+    let want = cpu::matmul(&av, &bv, m, k, n, false, false, None, false);
+    assert_close(
+        "matmul k = 70,001",
+        &gpu.read_one(&c).unwrap(),
+        &want,
+        2e-2,
+        1e-4,
+    );
+    // One dispatch cannot split: it says so rather than sum part of k.
+    let single = matmul::matmul(gpu, &a, &b, &c, MatmulOptions::default());
+    assert_eq!(
+        single.is_err(),
+        gpu.loop_budget().is_some(),
+        "{:?}",
+        single.err()
+    );
+    // Column sums over many rows (a convolution's bias gradient: B·OH·OW rows).
+    let (rows, cols) = (70_001, 3);
+    let xv = random(&mut r, rows * cols);
+    let (x, s) = (upload(gpu, &[rows, cols], &xv), zeros(gpu, &[cols]));
+    let ds = reduce::sum_rows(gpu, &x, &s, false).unwrap();
+    gpu.run(&ds.iter().collect::<Vec<_>>()).unwrap();
+    let want: Vec<f32> = (0..cols)
+        .map(|j| (0..rows).map(|i| xv[i * cols + j] as f64).sum::<f64>() as f32)
+        .collect();
+    assert_close(
+        "sum_rows over 70,001 rows",
+        &gpu.read_one(&s).unwrap(),
+        &want,
+        1e-2,
+        1e-4,
+    );
+    // The sum of 17 million halves: 8.5 million, exact in f32 whatever the order.
+    let big = 17_000_000;
+    let (x, t) = (upload(gpu, &[big], &vec![0.5; big]), zeros(gpu, &[1]));
+    let ds = reduce::sum_all(gpu, &x, &t, false).unwrap();
+    gpu.run(&ds.iter().collect::<Vec<_>>()).unwrap();
+    assert_eq!(
+        gpu.read_one(&t).unwrap()[0],
+        8_500_000.0,
+        "sum_all of 17e6 halves"
+    );
+    drop(x);
+    // A Gram matrix whose usual 4,096 invocations would each loop 66,000 times.
+    let (kk, p) = (16, 1_600_000);
+    let gv: Vec<f32> = random(&mut r, kk * p);
+    let rows = upload(gpu, &[kk, p], &gv);
+    let g = zeros(gpu, &[kk, kk]);
+    let gr = taskgrad::kernels::gram::GradRows::new(rows, kk, p, p).unwrap();
+    let gd = taskgrad::kernels::gram::gram(gpu, &gr, &g).unwrap();
+    gpu.run(&[&gd.partial, &gd.finish]).unwrap();
+    let want: Vec<f32> = cpu::gram(&gv.iter().map(|&v| v as f64).collect::<Vec<_>>(), kk, p, p)
+        .iter()
+        .map(|&v| v as f32)
+        .collect();
+    // Diagonal ≈ 533,000, off-diagonal ~±1,000 (random signs): a cut sum is far off.
+    assert_close(
+        "Gram of 16 rows of 1.6e6",
+        &gpu.read_one(&g).unwrap(),
+        &want,
+        2.0,
+        1e-4,
+    );
 }

@@ -327,7 +327,9 @@ impl<'g> Tape<'g> {
                     } else {
                         dy.clone()
                     };
-                    t.record_backward(reduce::sum_rows(gpu, &dz, &db, acc)?);
+                    for d in reduce::sum_rows(gpu, &dz, &db, acc)? {
+                        t.record_backward(d);
+                    }
                 }
             }
         }
@@ -572,7 +574,9 @@ impl<'g> Tape<'g> {
         let gpu = self.gpu;
         let xv = self.value(x).clone();
         let y = Tensor::zeros(gpu, &[1, 1], "sum")?;
-        self.record_forward(reduce::sum_all(gpu, &xv, &y, false)?);
+        for d in reduce::sum_all(gpu, &xv, &y, false)? {
+            self.record_forward(d);
+        }
         // dx[i] = dy for every i
         let rule = Rc::new(move |t: &mut Tape, dy: &Tensor| -> Result<()> {
             let gpu = t.gpu;

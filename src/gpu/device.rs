@@ -157,6 +157,10 @@ pub fn list_adapters() -> Vec<String> {
         .collect()
 }
 
+/// Loop back-edges an llvmpipe invocation takes before its loops are cut
+/// short (gallivm's `LP_MAX_TGSI_LOOP_ITERATIONS`).
+pub const LLVMPIPE_LOOP_LIMIT: u64 = 65_535;
+
 impl Gpu {
     /// Open the best adapter, honouring `TASKGRAD_BACKEND` and `TASKGRAD_ADAPTER`
     /// (blocks until the device is ready; [`Gpu::new_async`] does not).
@@ -356,6 +360,19 @@ impl Gpu {
             .contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX)
             && self.features.contains(wgpu::Features::SHADER_F16)
             && coop_f16_16(&self.adapter)
+    }
+
+    /// How many loop iterations one invocation may run in all, when the
+    /// adapter stops loops early: Mesa's llvmpipe (lavapipe through Vulkan,
+    /// and its OpenGL driver) ends every loop once the invocation has taken
+    /// 65,535 loop back-edges in all, nested and sequential loops counted
+    /// together, silently (`tests/kernels.rs` measures it). Kernels whose
+    /// invocations could loop longer split their work on such an adapter
+    /// (split-K, row ranges); `None` on adapters without such a limit.
+    pub fn loop_budget(&self) -> Option<u64> {
+        let llvmpipe = |s: &str| s.to_ascii_lowercase().contains("llvmpipe");
+        (llvmpipe(&self.report.name) || llvmpipe(&self.report.driver))
+            .then_some(LLVMPIPE_LOOP_LIMIT)
     }
 
     /// How many GPU-to-host readbacks this device has done (each is one wait on the GPU).

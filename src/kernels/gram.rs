@@ -77,6 +77,31 @@ pub struct GramDispatches {
     pub scratch: Tensor,
 }
 
+/// Workgroups for the Gram kernels on an adapter that cuts an invocation's
+/// loops short after `budget` iterations (llvmpipe, [`Gpu::loop_budget`]),
+/// with half the budget to spare: each invocation of `gram_partial` loops
+/// about 2K + 1 + K(K+1)/2 times per column it takes, so there must be
+/// enough of them; `gram_finish` loops once per invocation for each pair it
+/// adds, so not too many. Too many columns for both: an error, never a
+/// shortened sum.
+fn workgroups_within(budget: u64, n: u64, k: u64) -> Result<u64> {
+    let safe = budget / 2;
+    let pairs = k * (k + 1) / 2;
+    let per_column = 2 * k + 1 + pairs;
+    let usual = n.div_ceil(WG * 64).clamp(1, 64);
+    let fewest = (n * per_column).div_ceil(safe).div_ceil(WG).max(usual);
+    // gram_finish: ⌈pairs / WG⌉ pairs per invocation, each a loop over the
+    // threads and one over at most K rows to find the pair's (i, j).
+    let most = (safe / pairs.div_ceil(WG)).saturating_sub(k + 1) / WG;
+    if fewest > most {
+        return Err(Error::InvalidConfig(format!(
+            "a Gram matrix of {k} rows of {n} values is too long for this adapter's \
+             shaders (its driver ends an invocation's loops after {budget} iterations)"
+        )));
+    }
+    Ok(fewest)
+}
+
 /// Record the Gram matrix of `g` into `gram` (K×K).
 pub fn gram(gpu: &Gpu, g: &GradRows, gram: &Tensor) -> Result<GramDispatches> {
     if g.k > MAX_TASKS {
@@ -88,7 +113,10 @@ pub fn gram(gpu: &Gpu, g: &GradRows, gram: &Tensor) -> Result<GramDispatches> {
     gram.expect_numel("gram output", g.k * g.k)?;
     let pairs = g.k * (g.k + 1) / 2;
     // Enough invocations to spread the columns, few enough that finishing is cheap.
-    let workgroups = (g.n as u64).div_ceil(WG * 64).clamp(1, 64);
+    let workgroups = match gpu.loop_budget() {
+        None => (g.n as u64).div_ceil(WG * 64).clamp(1, 64),
+        Some(budget) => workgroups_within(budget, g.n as u64, g.k as u64)?,
+    };
     let threads = (workgroups * WG) as usize;
     let scratch = Tensor::zeros(gpu, &[threads * pairs], "gram partial sums")?;
     let params = Params {

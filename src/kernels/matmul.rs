@@ -228,19 +228,44 @@ pub const CPU_SPLIT_TARGET_WORKGROUPS: u64 = 8;
 /// Shortest k-slice of a split on a CPU adapter.
 pub const CPU_MIN_SPLIT_K: usize = 1024;
 
+/// The longest slice of k one invocation may sum on this adapter, when its
+/// driver cuts long loops short ([`Gpu::loop_budget`]): a quarter of the
+/// budget, since the tiled kernels take up to two loop back-edges per value
+/// of k (their staging and inner loops) and the epilogue loops a little more.
+pub fn max_k_slice(gpu: &Gpu) -> Option<usize> {
+    gpu.loop_budget().map(|b| (b / 4) as usize)
+}
+
+/// An error instead of a silently shortened sum, for a product that one
+/// invocation cannot sum whole on this adapter and that cannot be split.
+pub fn check_k_fits(gpu: &Gpu, what: &str, k: usize) -> Result<()> {
+    match max_k_slice(gpu) {
+        Some(max) if k > max => Err(Error::InvalidConfig(format!(
+            "{what}: k = {k} is longer than one invocation may sum on {} (its driver ends \
+             loops after {} iterations, silently); the default f32 products split k for it \
+             (split-K), this one cannot",
+            gpu.report.name,
+            gpu.loop_budget().unwrap_or_default()
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// How many k-slices `kernel` should split a product into (1: no split): on
 /// a hardware adapter, when its grid has fewer than
 /// [`SPLIT_TARGET_WORKGROUPS`] workgroups and k is long enough to share. On
 /// software adapters every workgroup already queues behind a few cores, and a
-/// split would only add a dispatch. `TASKGRAD_SPLITK=N` forces N.
+/// split would only add a dispatch. `TASKGRAD_SPLITK=N` forces N. Never
+/// fewer than [`max_k_slice`] requires, on an adapter that cuts loops short.
 pub fn splits_for(
     gpu: &Gpu,
     kernel: MatmulKernel,
     (m, n, k): (usize, usize, usize),
     wg: (u32, u32),
 ) -> usize {
+    let needed = max_k_slice(gpu).map_or(1, |max| k.div_ceil(max.max(1)));
     if let Some(forced) = gpu.env.splitk {
-        return forced.min(k.max(1));
+        return forced.min(k.max(1)).max(needed);
     }
     let (target, min_k) = if gpu.report.device_type == wgpu::DeviceType::Cpu {
         (CPU_SPLIT_TARGET_WORKGROUPS, CPU_MIN_SPLIT_K)
@@ -250,7 +275,7 @@ pub fn splits_for(
     let tile = (kernel.block() * wg.0, kernel.block() * wg.1);
     let grid = (n as u64).div_ceil(tile.0 as u64) * (m as u64).div_ceil(tile.1 as u64);
     let wanted = target.div_ceil(grid.max(1)) as usize;
-    wanted.min(k / min_k).max(1)
+    wanted.min(k / min_k).max(1).max(needed)
 }
 
 /// The product as the autodiff ops record it: the kernel chosen for the
@@ -272,7 +297,10 @@ pub fn matmul_auto(
     let (kernel, wg) =
         super::matmul_choice::choice(gpu)?.for_product((m, n, k), forced_kernel(gpu)?);
     let splits = match kernel {
-        MatmulKernel::Naive => 1,
+        MatmulKernel::Naive => {
+            check_k_fits(gpu, "the naive matmul (no split-K)", k)?;
+            1
+        }
         _ => splits_for(gpu, kernel, (m, n, k), wg),
     };
     if splits > 1 {
@@ -462,6 +490,7 @@ pub fn matmul_kernel(
     }
     kernel.check_fits(gpu)?;
     let plan = plan(gpu, a, b, c, &opts, wg, kernel.block())?;
+    check_k_fits(gpu, "one matmul dispatch (matmul_auto splits k)", plan.k)?;
     if kernel != MatmulKernel::Register {
         return record_plain(gpu, kernel, &plan, a, b, c, &opts);
     }
