@@ -80,6 +80,10 @@ struct Args {
     /// Output folder.
     #[arg(long, default_value = "runs/mmoe_synthetic")]
     out: PathBuf,
+    /// Redraw both figures from the runs.csv and curves.csv already in --out
+    /// (with the same --correlations), without training.
+    #[arg(long)]
+    replot: bool,
 }
 
 const INPUTS: usize = 100;
@@ -358,6 +362,9 @@ fn run(args: Args) -> taskgrad::Result<()> {
         path: args.out.clone(),
         source: e,
     })?;
+    if args.replot {
+        return replot(&args);
+    }
     let gpu = Gpu::new()?;
     println!("adapter: {} ({} at once)", gpu.report, args.jobs);
     drop(gpu);
@@ -509,6 +516,102 @@ fn run(args: Args) -> taskgrad::Result<()> {
         "wrote summary.md, runs.csv, curves.csv, fig4_training_loss.svg and fig5_final_loss.svg in {} ({:.0} s)",
         args.out.display(),
         started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// `--replot`: both figures again from the files a run wrote.
+fn replot(args: &Args) -> taskgrad::Result<()> {
+    let read = |name: &str| -> taskgrad::Result<Vec<Vec<String>>> {
+        let path = args.out.join(name);
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::Io {
+            path: path.clone(),
+            source: e,
+        })?;
+        Ok(text
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').map(str::to_string).collect())
+            .collect())
+    };
+    let bad =
+        |what: &str| Error::InvalidConfig(format!("--replot: {what} in {}", args.out.display()));
+    let model = |name: &str| MODELS.iter().position(|m| *m == name);
+    let ps = &args.correlations;
+    let mut bands: Vec<Vec<Band>> = ps
+        .iter()
+        .map(|_| {
+            (0..3)
+                .map(|_| Band {
+                    mean: Vec::new(),
+                    se: Vec::new(),
+                })
+                .collect()
+        })
+        .collect();
+    let (mut window, mut steps) = (1, 0);
+    for row in read("curves.csv")? {
+        let num = |i: usize| row.get(i).and_then(|v| v.parse::<f64>().ok());
+        let (Some(p), Some(m), Some(first), Some(last), Some(mu), Some(e)) = (
+            num(0),
+            row.get(1).and_then(|n| model(n)),
+            num(2),
+            num(3),
+            num(4),
+            num(5),
+        ) else {
+            return Err(bad("a curves.csv row that does not parse"));
+        };
+        let Some(pi) = ps.iter().position(|&q| (q - p).abs() < 1e-9) else {
+            continue;
+        };
+        window = window.max((last - first + 1.0) as usize);
+        steps = steps.max(last as u64);
+        bands[pi][m].mean.push(mu);
+        bands[pi][m].se.push(e);
+    }
+    let mut finals: Vec<Vec<Vec<f64>>> = vec![vec![Vec::new(); 3]; ps.len()];
+    for row in read("runs.csv")? {
+        if row.first().map(String::as_str) != Some("report") {
+            continue;
+        }
+        let pi: usize = row
+            .get(1)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| bad("a runs.csv row"))?;
+        let m = row
+            .get(2)
+            .and_then(|n| model(n))
+            .ok_or_else(|| bad("a runs.csv model"))?;
+        let v: f64 = row
+            .get(6)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| bad("a runs.csv loss"))?;
+        if pi < ps.len() {
+            finals[pi][m].push(v);
+        }
+    }
+    if bands.iter().flatten().any(|b| b.mean.is_empty())
+        || finals.iter().flatten().any(|f| f.is_empty())
+    {
+        return Err(bad(
+            "no runs for some model and p (are --correlations the run's?)",
+        ));
+    }
+    let args = Args {
+        steps,
+        ..args.clone()
+    };
+    taskgrad::cli::report::register_font();
+    plot(&args.out.join("fig4_training_loss.svg"), |root| {
+        fig4(root, &args, &bands, window)
+    })?;
+    plot(&args.out.join("fig5_final_loss.svg"), |root| {
+        fig5(root, &args, &finals)
+    })?;
+    println!(
+        "redrew fig4_training_loss.svg and fig5_final_loss.svg in {}",
+        args.out.display()
     );
     Ok(())
 }
@@ -842,6 +945,7 @@ fn fig4(root: &Root, args: &Args, bands: &[Vec<Band>], window: usize) -> Result<
         }
         chart
             .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
             .label_font(("sans-serif", 12))
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
@@ -891,7 +995,7 @@ fn fig5(root: &Root, args: &Args, finals: &[Vec<Vec<f64>>]) -> Result<(), String
         .copied()
         .max()
         .unwrap_or(1) as f64
-        * 1.1;
+        * 1.7; // headroom for the legend above the bars
     for (pi, area) in root
         .split_evenly((1, args.correlations.len()))
         .iter()
@@ -934,6 +1038,7 @@ fn fig5(root: &Root, args: &Args, finals: &[Vec<Vec<f64>>]) -> Result<(), String
         }
         chart
             .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
             .label_font(("sans-serif", 12))
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
