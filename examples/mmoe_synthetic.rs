@@ -520,23 +520,42 @@ fn run(args: Args) -> taskgrad::Result<()> {
     Ok(())
 }
 
+/// A row of curves.csv and of runs.csv, as `--replot` reads them (by header).
+#[derive(serde::Deserialize)]
+struct CurveRow {
+    p: f64,
+    model: String,
+    first_step: usize,
+    last_step: usize,
+    mean_loss_y1: f64,
+    standard_error: f64,
+}
+
+#[derive(serde::Deserialize)]
+struct RunRow {
+    phase: String,
+    p_index: usize,
+    model: String,
+    train_mse_y1: f64,
+}
+
 /// `--replot`: both figures again from the files a run wrote.
 fn replot(args: &Args) -> taskgrad::Result<()> {
-    let read = |name: &str| -> taskgrad::Result<Vec<Vec<String>>> {
-        let path = args.out.join(name);
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::Io {
-            path: path.clone(),
-            source: e,
-        })?;
-        Ok(text
-            .lines()
-            .skip(1)
-            .map(|l| l.split(',').map(str::to_string).collect())
-            .collect())
+    fn rows<T: serde::de::DeserializeOwned>(path: PathBuf) -> taskgrad::Result<Vec<T>> {
+        let bad =
+            |e: csv::Error| Error::InvalidConfig(format!("--replot: {}: {e}", path.display()));
+        csv::Reader::from_path(&path)
+            .map_err(bad)?
+            .deserialize()
+            .collect::<Result<Vec<T>, _>>()
+            .map_err(bad)
+    }
+    let model = |name: &str| {
+        MODELS
+            .iter()
+            .position(|m| *m == name)
+            .ok_or_else(|| Error::InvalidConfig(format!("--replot: unknown model {name:?}")))
     };
-    let bad =
-        |what: &str| Error::InvalidConfig(format!("--replot: {what} in {}", args.out.display()));
-    let model = |name: &str| MODELS.iter().position(|m| *m == name);
     let ps = &args.correlations;
     let mut bands: Vec<Vec<Band>> = ps
         .iter()
@@ -550,53 +569,29 @@ fn replot(args: &Args) -> taskgrad::Result<()> {
         })
         .collect();
     let (mut window, mut steps) = (1, 0);
-    for row in read("curves.csv")? {
-        let num = |i: usize| row.get(i).and_then(|v| v.parse::<f64>().ok());
-        let (Some(p), Some(m), Some(first), Some(last), Some(mu), Some(e)) = (
-            num(0),
-            row.get(1).and_then(|n| model(n)),
-            num(2),
-            num(3),
-            num(4),
-            num(5),
-        ) else {
-            return Err(bad("a curves.csv row that does not parse"));
-        };
-        let Some(pi) = ps.iter().position(|&q| (q - p).abs() < 1e-9) else {
+    for r in rows::<CurveRow>(args.out.join("curves.csv"))? {
+        let Some(pi) = ps.iter().position(|&q| (q - r.p).abs() < 1e-9) else {
             continue;
         };
-        window = window.max((last - first + 1.0) as usize);
-        steps = steps.max(last as u64);
-        bands[pi][m].mean.push(mu);
-        bands[pi][m].se.push(e);
+        window = window.max(r.last_step + 1 - r.first_step);
+        steps = steps.max(r.last_step as u64);
+        let b = &mut bands[pi][model(&r.model)?];
+        b.mean.push(r.mean_loss_y1);
+        b.se.push(r.standard_error);
     }
     let mut finals: Vec<Vec<Vec<f64>>> = vec![vec![Vec::new(); 3]; ps.len()];
-    for row in read("runs.csv")? {
-        if row.first().map(String::as_str) != Some("report") {
-            continue;
-        }
-        let pi: usize = row
-            .get(1)
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| bad("a runs.csv row"))?;
-        let m = row
-            .get(2)
-            .and_then(|n| model(n))
-            .ok_or_else(|| bad("a runs.csv model"))?;
-        let v: f64 = row
-            .get(6)
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| bad("a runs.csv loss"))?;
-        if pi < ps.len() {
-            finals[pi][m].push(v);
+    for r in rows::<RunRow>(args.out.join("runs.csv"))? {
+        if r.phase == "report" && r.p_index < ps.len() {
+            finals[r.p_index][model(&r.model)?].push(r.train_mse_y1);
         }
     }
     if bands.iter().flatten().any(|b| b.mean.is_empty())
         || finals.iter().flatten().any(|f| f.is_empty())
     {
-        return Err(bad(
-            "no runs for some model and p (are --correlations the run's?)",
-        ));
+        return Err(Error::InvalidConfig(format!(
+            "--replot: no runs for some model and p in {} (are --correlations the run's?)",
+            args.out.display()
+        )));
     }
     let args = Args {
         steps,

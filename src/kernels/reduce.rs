@@ -18,16 +18,44 @@ struct Params {
 
 const BINDINGS: [Binding; 3] = [Binding::Uniform, Binding::ReadWrite, Binding::ReadOnly];
 
-/// `[start, end)` ranges of at most `max` items covering `0..n` (one range
-/// when there is no limit, or n = 0).
-fn ranges(n: usize, max: Option<usize>) -> Vec<(usize, usize)> {
-    match max {
-        Some(m) if n > m => (0..n)
-            .step_by(m.max(1))
-            .map(|s| (s, (s + m).min(n)))
-            .collect(),
-        _ => vec![(0, n)],
-    }
+/// `entry` over `0..n` in ranges of at most `per_dispatch` items (one range
+/// without a limit), the later ranges accumulating into `out`; `dims` gives
+/// a range's (rows, cols) parameters from its end.
+#[allow(clippy::too_many_arguments)]
+fn over_ranges(
+    gpu: &Gpu,
+    entry: &'static str,
+    (out, x): (&Tensor, &Tensor),
+    n: usize,
+    per_dispatch: Option<usize>,
+    accumulate: bool,
+    grid: [u32; 3],
+    dims: impl Fn(usize) -> (usize, usize),
+) -> Result<Vec<Dispatch>> {
+    let step = per_dispatch.filter(|&m| n > m).unwrap_or(n).max(1);
+    (0..n.max(1))
+        .step_by(step)
+        .enumerate()
+        .map(|(i, start)| {
+            let (rows, cols) = dims((start + step).min(n));
+            let params = Params {
+                rows: rows as u32,
+                cols: cols as u32,
+                accumulate: (accumulate || i > 0) as u32,
+                start: start as u32,
+            };
+            record(
+                gpu,
+                "reduce.wgsl",
+                entry,
+                &BINDINGS,
+                &[],
+                &params,
+                &[out, x],
+                grid,
+            )
+        })
+        .collect()
 }
 
 /// out\[j\] (+)= Σ_r x[r, j]; x is R×N, out has N elements. One dispatch,
@@ -44,28 +72,17 @@ pub fn sum_rows(gpu: &Gpu, x: &Tensor, out: &Tensor, accumulate: bool) -> Result
     out.expect_numel("sum_rows output", cols)?;
     // One loop iteration per row.
     let max = gpu.loop_budget().map(|b| (b / 2) as usize);
-    ranges(rows, max)
-        .into_iter()
-        .enumerate()
-        .map(|(i, (start, end))| {
-            let params = Params {
-                rows: end as u32,
-                cols: cols as u32,
-                accumulate: (accumulate || i > 0) as u32,
-                start: start as u32,
-            };
-            record(
-                gpu,
-                "reduce.wgsl",
-                "sum_rows",
-                &BINDINGS,
-                &[],
-                &params,
-                &[out, x],
-                grid_1d(gpu, cols)?,
-            )
-        })
-        .collect()
+    let grid = grid_1d(gpu, cols)?;
+    over_ranges(
+        gpu,
+        "sum_rows",
+        (out, x),
+        rows,
+        max,
+        accumulate,
+        grid,
+        |end| (end, cols),
+    )
 }
 
 /// out\[0\] (+)= Σ_i x\[i\]; out has one element. One workgroup strides
@@ -75,26 +92,15 @@ pub fn sum_all(gpu: &Gpu, x: &Tensor, out: &Tensor, accumulate: bool) -> Result<
     // One loop iteration per WG values; the tree adds log2(WG) more.
     const WG: usize = 256;
     let max = gpu.loop_budget().map(|b| (b / 2) as usize * WG);
-    ranges(x.numel(), max)
-        .into_iter()
-        .enumerate()
-        .map(|(i, (start, end))| {
-            let params = Params {
-                rows: 1,
-                cols: end as u32,
-                accumulate: (accumulate || i > 0) as u32,
-                start: start as u32,
-            };
-            record(
-                gpu,
-                "reduce.wgsl",
-                "sum_all",
-                &BINDINGS,
-                &[],
-                &params,
-                &[out, x],
-                [1, 1, 1],
-            )
-        })
-        .collect()
+    let n = x.numel();
+    over_ranges(
+        gpu,
+        "sum_all",
+        (out, x),
+        n,
+        max,
+        accumulate,
+        [1, 1, 1],
+        |end| (1, end),
+    )
 }
