@@ -1069,6 +1069,167 @@ fn exercise_10_stub_fails_the_check() {
     );
 }
 
+// ---- exercise 11 (chapter 11): a task kind of your own ---------------------------
+
+#[path = "../docs/book/exercises/solutions/mae_kind.rs"]
+mod mae_solution;
+#[path = "../docs/book/exercises/mae_kind.rs"]
+mod mae_stub;
+
+type MaeDispatch = fn(
+    &Gpu,
+    &Tensor,
+    &Tensor,
+    taskgrad::task::LossInputs<'_>,
+) -> taskgrad::Result<taskgrad::gpu::Dispatch>;
+
+/// Ok, or where the kind goes wrong: its kernel against the formula in f64
+/// (more rows than the workgroup, masked rows, errors of both signs), then
+/// the kind trained on Iris beside the species, whose MAE must fall.
+fn check_mae_kind(
+    gpu: &Gpu,
+    file: &str,
+    kernel: MaeDispatch,
+    info: &'static taskgrad::task::KindInfo,
+) -> Result<(), String> {
+    use taskgrad::data::{Dataset, Split, Table, TaskType};
+    use taskgrad::task::LossInputs;
+    let err = |e: taskgrad::Error| format!("{file}: {e}");
+    let mut r = rng(11);
+    let rows = 300;
+    let pred = random(&mut r, rows);
+    let target = random(&mut r, rows);
+    let mask: Vec<f32> = (0..rows)
+        .map(|i| if i % 7 == 3 { 0.0 } else { 1.0 })
+        .collect();
+    let seed = 0.75f32;
+    let t = |v: &[f32], shape: &[usize]| Tensor::from_slice(gpu, shape, v, "check").map_err(err);
+    let (p, y, m) = (
+        t(&pred, &[rows, 1])?,
+        t(&target, &[rows])?,
+        t(&mask, &[rows])?,
+    );
+    let (seeds, losses) = (t(&[0.0, seed], &[2])?, t(&[0.0, 0.0], &[2])?);
+    let dpred = t(&vec![9.0; rows], &[rows, 1])?;
+    let batch = LossInputs {
+        target: &y,
+        mask: &m,
+        seeds: &seeds,
+        losses: &losses,
+        slot: 1,
+    };
+    let d = kernel(gpu, &p, &dpred, batch).map_err(err)?;
+    gpu.run(&[&d]).map_err(err)?;
+    let got = gpu.read(&[&losses, &dpred]).map_err(err)?;
+    let n = mask.iter().filter(|&&v| v > 0.5).count() as f64;
+    let mut want_loss = 0.0;
+    for i in 0..rows {
+        let e = (pred[i] - target[i]) as f64;
+        let valid = mask[i] > 0.5;
+        if valid {
+            want_loss += e.abs() / n;
+        }
+        let want = if valid {
+            e.signum() * seed as f64 / n
+        } else {
+            0.0
+        };
+        if (got[1][i] as f64 - want).abs() > 1e-7 {
+            return Err(format!(
+                "{file}: dpred[{i}] = {}, want {want:.6e} (e = {e:.4}, {})",
+                got[1][i],
+                if valid { "valid" } else { "masked" }
+            ));
+        }
+    }
+    if (got[0][1] as f64 - want_loss).abs() > 1e-5 * (1.0 + want_loss) {
+        return Err(format!("{file}: loss {}, want {want_loss:.6}", got[0][1]));
+    }
+    // Trained: petal length as this kind, beside the species.
+    let table =
+        Table::from_csv(concat!(env!("CARGO_MANIFEST_DIR"), "/data/iris.csv")).map_err(err)?;
+    let split = Split::new(table.n_rows(), 0.2, 0.2, 0).map_err(err)?;
+    let tasks = [
+        ("species", TaskType::CLASS),
+        ("petal_length", TaskType(info)),
+    ];
+    let data = Dataset::from_table(
+        &table,
+        &["sepal_length", "sepal_width"],
+        &tasks,
+        &split.train,
+    )
+    .map_err(err)?;
+    let cfg = taskgrad::train::TrainConfig {
+        epochs: 30,
+        ..Default::default()
+    };
+    let method = taskgrad::mtl::by_name("equal").map_err(err)?;
+    let report = taskgrad::train::fit(gpu, &data, &split, &[0, 1], method, &cfg, &mut |_| {})
+        .map_err(err)?;
+    let (first, last) = match (report.history.first(), report.history.last()) {
+        (Some(a), Some(b)) => (a.train_loss[1], b.train_loss[1]),
+        _ => return Err(format!("{file}: no epoch was trained")),
+    };
+    if last.is_nan() || last >= 0.8 * first {
+        return Err(format!(
+            "{file}: petal length's MAE went from {first:.4} to {last:.4} in {} epochs: it should fall",
+            report.history.len()
+        ));
+    }
+    Ok(())
+}
+
+#[test]
+#[ignore = "exercise 11 of the book: write the MAE kind in docs/book/exercises/mae_kind.rs"]
+fn exercise_11_mae_kind() {
+    let gpu = adapter_for_exercise();
+    check_mae_kind(
+        gpu,
+        "exercise mae_kind.rs",
+        mae_stub::mae_dispatch,
+        &mae_stub::MAE,
+    )
+    .unwrap();
+}
+
+#[test]
+fn exercise_11_solution_passes_the_check() {
+    let gpu = gpu_or_skip!();
+    let kernel = mae_solution::mae_dispatch;
+    check_mae_kind(gpu, "solution mae_kind.rs", kernel, &mae_solution::MAE).unwrap();
+}
+
+#[test]
+fn exercise_11_stub_fails_the_check() {
+    let gpu = gpu_or_skip!();
+    let result = check_mae_kind(
+        gpu,
+        "stub mae_kind.rs",
+        mae_stub::mae_dispatch,
+        &mae_stub::MAE,
+    );
+    assert!(
+        result.is_err(),
+        "the unsolved stub passes exercise 11's check"
+    );
+}
+
+/// The stub's kernel right and its loss still off the tape: the training
+/// half of the check must catch that alone.
+#[test]
+fn exercise_11_check_catches_a_kind_whose_loss_is_not_on_the_tape() {
+    let gpu = gpu_or_skip!();
+    let result = check_mae_kind(
+        gpu,
+        "half-solved",
+        mae_solution::mae_dispatch,
+        &mae_stub::MAE,
+    );
+    let message = result.expect_err("a kind without its loss passes exercise 11's check");
+    assert!(message.contains("not on the tape"), "{message}");
+}
+
 // ---- exercise 12 (chapter 12): im2col --------------------------------------------
 
 #[repr(C)]

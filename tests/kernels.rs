@@ -1612,6 +1612,49 @@ fn llvmpipe_cuts_an_invocations_loops_after_65535_iterations() {
 }
 
 #[test]
+fn two_sources_under_one_file_name_get_their_own_pipelines() {
+    // The pipeline cache is keyed by the file name the caller gives and by
+    // the source itself: two kernels both called "k.wgsl" (a learner's
+    // exercise and its solution, two crates' kernels) must not share one
+    // compiled pipeline. Before, the second ran the first's code.
+    let gpu = gpu_or_skip!();
+    const ONE: &str = "
+        struct P { n: u32 }
+        @group(0) @binding(0) var<uniform> p: P;
+        @group(0) @binding(1) var<storage, read_write> out: array<f32>;
+        @compute @workgroup_size(1)
+        fn fill() { out[0] = 1.0; }";
+    const TWO: &str = "
+        struct P { n: u32 }
+        @group(0) @binding(0) var<uniform> p: P;
+        @group(0) @binding(1) var<storage, read_write> out: array<f32>;
+        @compute @workgroup_size(1)
+        fn fill() { out[0] = 2.0; }";
+    let mut got = Vec::new();
+    for source in [ONE, TWO, ONE] {
+        let out = zeros(gpu, &[1]);
+        let d = taskgrad::gpu::dispatch::record(
+            gpu,
+            "test same_name.wgsl",
+            source,
+            "fill",
+            &[
+                taskgrad::gpu::Binding::Uniform,
+                taskgrad::gpu::Binding::ReadWrite,
+            ],
+            &[],
+            &CountParams { n: 1 },
+            &[&out],
+            [1, 1, 1],
+        )
+        .unwrap();
+        gpu.run(&[&d]).unwrap();
+        got.push(gpu.read_one(&out).unwrap()[0]);
+    }
+    assert_eq!(got, [1.0, 2.0, 1.0]);
+}
+
+#[test]
 fn sums_longer_than_one_invocation_may_loop_are_split_not_cut() {
     // A matmul with k = 70,001, column sums over 70,001 rows, the sum of
     // 17 million values and a Gram matrix of 16 rows of 1.6 million values:

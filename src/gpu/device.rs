@@ -43,7 +43,9 @@ impl std::fmt::Display for AdapterReport {
     }
 }
 
-type PipelineKey = (&'static str, &'static str, Vec<(String, u64)>);
+/// (file, where the source lies, entry, override constants): the source's
+/// address keeps two sources given the same file name apart.
+type PipelineKey = (&'static str, usize, &'static str, Vec<(String, u64)>);
 
 /// A GPU: device, queue and the compiled kernels.
 pub struct Gpu {
@@ -463,6 +465,7 @@ impl Gpu {
     ) -> Result<Arc<Kernel>> {
         let key: PipelineKey = (
             file,
+            source.as_ptr() as usize,
             entry,
             constants
                 .iter()

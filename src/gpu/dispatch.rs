@@ -91,8 +91,8 @@ pub fn grid_1d(gpu: &Gpu, n: usize) -> Result<[u32; 3]> {
 /// buffer when `bindings[0]` says so) and `tensors` at bindings 1.. and record the
 /// dispatch of `entry` in the WGSL `source`. Every kernel wrapper of
 /// `taskgrad::kernels` ends here, and so can a kernel of your own (the book's
-/// exercises do): `file` names the source in the pipeline cache and in
-/// messages, so give each source its own. `bindings` lists binding 0 (the
+/// exercises do): `file` names the source in messages and, with the
+/// source itself, keys the pipeline cache. `bindings` lists binding 0 (the
 /// uniform `params`) and then one entry per tensor; a tensor bound
 /// read-write must not overlap any other.
 // ANCHOR: host_record
