@@ -2,7 +2,7 @@
 """Check the built book (mdbook build docs/book): no dangling link, no
 missing image, no anchor that leads nowhere, no include left unexpanded;
 and that every chapter has what issue 15 asks of it: an included code file,
-a figure, and a "Measured" section.
+a figure, a "Measured" section, and an exercise whose check is in tests/exercises.rs.
 
     mdbook build docs/book && python3 scripts/check_book.py docs/book
 """
@@ -47,6 +47,8 @@ def main():
     problems = []
 
     # Every chapter: an include, a figure, a measured number.
+    tests_rs = os.path.join(os.path.dirname(os.path.abspath(root)), "..", "tests", "exercises.rs")
+    exercise_tests = open(os.path.normpath(tests_rs), encoding="utf-8").read()
     for name in sorted(os.listdir(src)):
         if not re.match(r"ch\d\d-.*\.md$", name):
             continue
@@ -56,6 +58,18 @@ def main():
                               ("a Measured section", r"^## Measured$")]:
             if not re.search(pattern, text, re.M):
                 problems.append(f"{name}: no {what}")
+        # ... and an exercise of its own number, checked: the learner's
+        # ignored test, and the tests that its solution passes and its stub fails.
+        number = int(name[2:4])
+        if not re.search(rf"^## Exercise {number}:", text, re.M):
+            problems.append(f"{name}: no '## Exercise {number}:' section")
+        for what, pattern in [
+                ("an #[ignore]d check for the learner",
+                 rf"#\[ignore[^\]]*\]\s*fn exercise_{number}_"),
+                ("a test that the solution passes", rf"fn exercise_{number}_solution_passes_the_\w*check"),
+                ("a test that the stub fails", rf"fn exercise_{number}_stub_fails_the_\w*check")]:
+            if not re.search(pattern, exercise_tests):
+                problems.append(f"{name}: tests/exercises.rs has no {what} of exercise {number}")
 
     # Every figure is well-formed XML (a browser shows a broken image
     # otherwise) and no wider than the page, where a wider one is shrunk
@@ -110,7 +124,7 @@ def main():
     if problems:
         print("\n".join(problems))
         sys.exit(f"book check FAILED: {len(problems)} problems")
-    print(f"book check: {pages} pages, every link, image and anchor resolves; every figure parses and fits; every chapter has code, a figure and a measurement")
+    print(f"book check: {pages} pages, every link, image and anchor resolves; every figure parses and fits; every chapter has code, a figure, a measurement and a checked exercise")
 
 
 if __name__ == "__main__":

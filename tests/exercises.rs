@@ -22,6 +22,136 @@ fn adapter_for_exercise() -> &'static Gpu {
 }
 use taskgrad::gpu::{dispatch, Binding, Gpu, Tensor};
 
+// ---- exercise 0 (chapter 0): reading a step's profile -----------------------------
+
+#[path = "../docs/book/exercises/solutions/profile_table.rs"]
+mod profile_solution;
+#[path = "../docs/book/exercises/profile_table.rs"]
+mod profile_stub;
+
+/// (kernel, calls, total ms, share) per kernel, largest total first, equal
+/// totals by name: computed here on its own, with a map.
+fn profile_reference(step: &[(&str, f64)]) -> Vec<(String, usize, f64, f64)> {
+    let mut table = std::collections::BTreeMap::<&str, (usize, f64)>::new();
+    for &(k, ms) in step {
+        let e = table.entry(k).or_insert((0, 0.0));
+        e.0 += 1;
+        e.1 += ms;
+    }
+    let total: f64 = step.iter().map(|s| s.1).sum();
+    let mut rows: Vec<_> = table
+        .into_iter()
+        .map(|(k, (c, t))| {
+            (
+                k.to_string(),
+                c,
+                t,
+                if total > 0.0 { t / total } else { 0.0 },
+            )
+        })
+        .collect();
+    rows.sort_by(|a, b| b.2.total_cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
+    rows
+}
+
+type ProfileTable<R> = fn(&[(&str, f64)]) -> Vec<R>;
+
+/// Ok, or the first row that differs from the reference: on a W-iris step's
+/// 19 dispatches in the order they run (the 14 products, the cross-entropy,
+/// two MSEs, the loss tracking and Adam; times of the order `workloads --
+/// W-iris --profile` shows on lavapipe), on two kernels of equal total, and
+/// on an empty step.
+fn check_profile<R>(
+    file: &str,
+    table: ProfileTable<R>,
+    fields: fn(&R) -> (String, usize, f64, f64),
+) -> Result<(), String> {
+    let mm = "matmul.wgsl::matmul";
+    let mut iris: Vec<(&str, f64)> = [0.31, 0.22, 0.05, 0.04, 0.05]
+        .iter()
+        .map(|&t| (mm, t))
+        .collect();
+    iris.extend([
+        ("softmax_ce.wgsl::softmax_ce", 0.13),
+        ("mse.wgsl::mse", 0.11),
+        ("mse.wgsl::mse", 0.10),
+    ]);
+    iris.extend(
+        [0.06, 0.05, 0.06, 0.05, 0.06, 0.05, 0.35, 0.41, 0.12]
+            .iter()
+            .map(|&t| (mm, t)),
+    );
+    iris.extend([
+        ("loss_tracking.wgsl::track_losses", 0.08),
+        ("optim.wgsl::adam", 0.16),
+    ]);
+    let tie = [("b.wgsl::b", 0.5), ("a.wgsl::a", 0.25), ("a.wgsl::a", 0.25)];
+    for (what, step) in [
+        ("a W-iris step", &iris[..]),
+        ("a tie", &tie[..]),
+        ("an empty step", &[][..]),
+    ] {
+        let want = profile_reference(step);
+        let got: Vec<_> = table(step).iter().map(fields).collect();
+        if got.len() != want.len() {
+            return Err(format!(
+                "{file}, {what}: {} rows, want {} (one per kernel)",
+                got.len(),
+                want.len()
+            ));
+        }
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            let close = |x: f64, y: f64| (x - y).abs() <= 1e-9;
+            if g.0 != w.0 || g.1 != w.1 || !close(g.2, w.2) || !close(g.3, w.3) {
+                return Err(format!("{file}, {what}: row {i} is {g:?}, want {w:?}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn solution_fields(r: &profile_solution::KernelRow) -> (String, usize, f64, f64) {
+    (r.kernel.clone(), r.calls, r.total_ms, r.share)
+}
+
+fn stub_fields(r: &profile_stub::KernelRow) -> (String, usize, f64, f64) {
+    (r.kernel.clone(), r.calls, r.total_ms, r.share)
+}
+
+#[test]
+#[ignore = "exercise 0 of the book: write by_kernel() in docs/book/exercises/profile_table.rs"]
+fn exercise_0_profile_table() {
+    check_profile(
+        "exercise profile_table.rs",
+        profile_stub::by_kernel,
+        stub_fields,
+    )
+    .unwrap();
+}
+
+#[test]
+fn exercise_0_solution_passes_the_check() {
+    check_profile(
+        "solution profile_table.rs",
+        profile_solution::by_kernel,
+        solution_fields,
+    )
+    .unwrap();
+}
+
+#[test]
+fn exercise_0_stub_fails_the_check() {
+    assert!(
+        check_profile(
+            "stub profile_table.rs",
+            profile_stub::by_kernel,
+            stub_fields
+        )
+        .is_err(),
+        "the unsolved stub passes exercise 0's check"
+    );
+}
+
 // ---- exercise 1 (chapter 1): leaky ReLU ---------------------------------------
 
 #[repr(C)]
