@@ -1693,12 +1693,13 @@ fn descent(gpu: &Gpu, _: &Args) -> Result<String> {
             13.0,
             "start",
             &format!(
-                "{} — one task worse while the sum fell: {bad} steps",
+                "{} — one task worse while the sum fell: {bad} step{}",
                 if *method == "equal" {
                     "sum (equal)"
                 } else {
                     "MGDA"
-                }
+                },
+                if *bad == 1 { "" } else { "s" }
             ),
         );
         svg.line(x0, top + h, x0 + w, top + h, "#333", 1.0, false);
@@ -1739,6 +1740,8 @@ fn descent(gpu: &Gpu, _: &Args) -> Result<String> {
             "middle",
             "step (loss on a log scale)",
         );
+        svg.text(x0, top + h + 13.0, 10.0, "middle", "0");
+        svg.text(x0 + w, top + h + 13.0, 10.0, "middle", &steps.to_string());
     }
     for (k, name) in ["species", "petal_length", "petal_width"]
         .iter()

@@ -28,6 +28,7 @@ override WG: u32 = 256u;
 
 var<workgroup> partial: array<f32, WG>;
 
+// ANCHOR: sum_rows
 @compute @workgroup_size(WG)
 fn sum_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
             @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -40,7 +41,9 @@ fn sum_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id)
     if (p.accumulate != 0u) { s = s + out[j]; }
     out[j] = s;
 }
+// ANCHOR_END: sum_rows
 
+// ANCHOR: sum_all
 @compute @workgroup_size(WG)
 fn sum_all(@builtin(local_invocation_id) lid: vec3<u32>) {
     let n = p.rows * p.cols;
@@ -60,3 +63,4 @@ fn sum_all(@builtin(local_invocation_id) lid: vec3<u32>) {
         out[0] = total;
     }
 }
+// ANCHOR_END: sum_all

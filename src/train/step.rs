@@ -339,6 +339,7 @@ pub fn per_task_in_parameters(
                 .map(|s| (v, s - shared.start))
         })
         .collect();
+    // ANCHOR: per_task_rows
     for (s, traced) in traced.iter().enumerate() {
         let dz = (traced.dz_rows.as_ref())
             .ok_or_else(|| Error::internal("per-task gradients", "a trace without DZ"))?;
@@ -352,6 +353,7 @@ pub fn per_task_in_parameters(
             tape.backward_from(traced.zs[j], &seed)?;
         }
     }
+    // ANCHOR_END: per_task_rows
     let target = grads.whole.slice(shared.start, &[p])?;
     Ok(PerTaskRows {
         rows: GradRows::new(g, traced.len() * k, p, p)?,
