@@ -1595,6 +1595,20 @@ fn compare_methods_over_seeds_on_penguins() {
         assert!(out.join(f).metadata().unwrap().len() > 0, "{f}");
     }
     no_temporary_files(&out);
+    // The seeds trained at once, on two devices (issue 23): the same numbers
+    // to the last digit, and every model still reported.
+    let parallel = dir.join("cmp-jobs");
+    let mut jobs_args = args.clone();
+    jobs_args[4] = parallel.to_str().unwrap();
+    jobs_args.extend(["--jobs", "2"]);
+    let o = run(&jobs_args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read_to_string(parallel.join("results.csv")).unwrap(),
+        csv,
+        "--jobs 2 changed the results"
+    );
+    assert!(stderr(&o).contains("[21/21] "), "{}", stderr(&o));
     // The folder holds results: a second compare into it needs --force.
     assert_fails(&run(&args), "already holds results");
     // A bad method, or no seeds, fail before any work and make no folder.

@@ -912,3 +912,41 @@ fn keep_best_off_returns_the_last_steps_weights() {
         val(&last)
     );
 }
+
+#[test]
+fn runs_on_several_devices_come_back_in_order_and_stop_at_the_first_error() {
+    // `train::on_devices` (compare --jobs): each item's result in the
+    // items' order whatever device took it, progress lines passed to the
+    // caller's thread, and an error returned rather than lost.
+    let gpu = gpu_or_skip!();
+    let square = |gpu: &Gpu, x: u32, say: &dyn Fn(&str)| -> taskgrad::Result<f32> {
+        say(&format!("item {x}"));
+        let t = Tensor::from_slice(gpu, &[1], &[x as f32], "x")?;
+        Ok(gpu.read_one(&t)?[0] * x as f32)
+    };
+    for jobs in [1, 3] {
+        let mut lines = Vec::new();
+        let got = taskgrad::train::on_devices(
+            gpu,
+            jobs,
+            (0..7).collect(),
+            &mut |l| lines.push(l.to_string()),
+            square,
+        )
+        .unwrap();
+        assert_eq!(got, [0.0, 1.0, 4.0, 9.0, 16.0, 25.0, 36.0], "jobs {jobs}");
+        lines.sort();
+        assert_eq!(lines.len(), 7, "jobs {jobs}: {lines:?}");
+        let failed = taskgrad::train::on_devices(gpu, jobs, (0..7).collect(), &mut |_| {}, {
+            |gpu: &Gpu, x: u32, say: &dyn Fn(&str)| match x {
+                4 => Err(Error::InvalidConfig("item 4 fails".into())),
+                _ => square(gpu, x, say),
+            }
+        });
+        assert!(
+            matches!(&failed, Err(Error::InvalidConfig(m)) if m == "item 4 fails"),
+            "jobs {jobs}: {:?}",
+            failed.map(|_| ())
+        );
+    }
+}

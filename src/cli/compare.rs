@@ -29,7 +29,7 @@ use crate::gpu::Gpu;
 use crate::model::checkpoint::write_atomically;
 use crate::nn::Freeze;
 use crate::train::metrics::{delta_m, TaskMetrics};
-use crate::train::{finetune_per_task, fit, single_task_baselines, TrainConfig};
+use crate::train::{finetune_per_task, fit, on_devices, single_task_baselines, TrainConfig};
 
 /// `compare --finetune`: after each method's model, each task trained
 /// alone from it (its head alone kept, warm-started from the model) for
@@ -49,12 +49,22 @@ pub struct PreparedCompare {
     /// The methods, read once.
     parsed: Vec<crate::mtl::Method>,
     seeds: Vec<u64>,
+    /// Seeds trained at once, each on a device of its own (1: one after another).
+    jobs: usize,
     loaded: super::run::LoadedData,
     cfg: TrainConfig,
     _lock: OutLock,
 }
 
 impl PreparedCompare {
+    /// Train `jobs` seeds at once, each on a device of its own
+    /// ([`crate::train::on_devices`]); the results are the same as one
+    /// after another.
+    pub fn with_jobs(mut self, jobs: usize) -> PreparedCompare {
+        self.jobs = jobs.max(1);
+        self
+    }
+
     /// What looks wrong but does not stop the comparison (a lock taken over
     /// from a run that did not end cleanly).
     pub fn warnings(&self) -> Vec<String> {
@@ -155,6 +165,7 @@ pub fn prepare_compare(
         methods: methods.iter().map(|m| m.trim().to_string()).collect(),
         parsed,
         seeds: (0..seeds as u64).map(|i| s.seed + i).collect(),
+        jobs: 1,
         loaded,
         cfg,
         _lock: lock,
@@ -186,10 +197,9 @@ pub fn execute_compare(
 ) -> Result<CompareOutcome> {
     let tasks: Vec<String> = p.loaded.tasks.iter().map(|(c, _)| c.clone()).collect();
     let all: Vec<usize> = (0..tasks.len()).collect();
-    let mut baselines = Vec::new();
-    let mut results: Vec<PerSeed> = vec![Vec::new(); p.methods.len()];
-    let mut finetuned: Vec<PerSeed> = vec![Vec::new(); p.methods.len()];
-    for &seed in &p.seeds {
+    // Each seed's models, on as many devices as --jobs says (the results do
+    // not depend on it): the baselines, then each method (and its fine-tuned copy).
+    let per_seed = on_devices(gpu, p.jobs, p.seeds.clone(), progress, |gpu, seed, say| {
         let seeded = for_seed(&p.loaded, &p.settings, seed, None)?;
         let cfg = TrainConfig {
             seed,
@@ -198,14 +208,15 @@ pub fn execute_compare(
         super::run::check_fits(gpu, &cfg, &seeded.data)?;
         let mut stl = Vec::new();
         for (k, task) in tasks.iter().enumerate() {
-            progress(&format!("seed {seed}, single-task {task}"));
+            say(&format!("seed {seed}, single-task {task}"));
             let r = single_task_baselines(gpu, &seeded.data, &seeded.split, &[k], &cfg)
                 .map_err(|e| super::run::explain_size(e, &cfg))?;
             stl.extend(r.into_iter().flat_map(|r| r.test));
         }
-        baselines.push(stl);
+        let mut results = Vec::new();
+        let mut finetuned = Vec::new();
         for (mi, method) in p.methods.iter().enumerate() {
-            progress(&format!("seed {seed}, {method}"));
+            say(&format!("seed {seed}, {method}"));
             let report = fit(
                 gpu,
                 &seeded.data,
@@ -216,18 +227,30 @@ pub fn execute_compare(
                 &mut |_| {},
             )
             .map_err(|e| super::run::explain_size(e, &cfg))?;
-            results[mi].push(report.test.clone());
+            results.push(report.test.clone());
             if let Some(plan) = &p.finetune {
                 let ft = TrainConfig {
                     freeze: plan.freeze.clone(),
                     epochs: plan.epochs,
                     ..cfg.clone()
                 };
-                progress(&format!("seed {seed}, {method} fine-tuned per task"));
+                say(&format!("seed {seed}, {method} fine-tuned per task"));
                 let runs = finetune_per_task(gpu, &seeded.data, &seeded.split, &all, &report, &ft)?;
-                let per_task: Vec<TaskMetrics> = runs.into_iter().flat_map(|r| r.test).collect();
-                finetuned[mi].push(per_task);
+                finetuned.push(runs.into_iter().flat_map(|r| r.test).collect::<Vec<_>>());
             }
+        }
+        Ok((stl, results, finetuned))
+    })?;
+    let mut baselines = Vec::new();
+    let mut results: Vec<PerSeed> = vec![Vec::new(); p.methods.len()];
+    let mut finetuned: Vec<PerSeed> = vec![Vec::new(); p.methods.len()];
+    for (stl, seed_results, seed_finetuned) in per_seed {
+        baselines.push(stl);
+        for (mi, r) in seed_results.into_iter().enumerate() {
+            results[mi].push(r);
+        }
+        for (mi, r) in seed_finetuned.into_iter().enumerate() {
+            finetuned[mi].push(r);
         }
     }
     let (methods, results) = match p.finetune {

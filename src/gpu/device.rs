@@ -275,6 +275,20 @@ impl Gpu {
         })
     }
 
+    /// Another device on this one's adapter that carries this device's
+    /// measured choices (its [`Gpu::memo`] values, the matmul tuning among
+    /// them), so that the same work computes the same numbers on either.
+    /// Independent runs on separate devices can go on at once
+    /// ([`crate::train::on_devices`]); a software adapter such as lavapipe
+    /// runs each device's queue on a thread of its own.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn sibling(&self) -> Result<Gpu> {
+        let gpu = pollster::block_on(Self::open(self.adapter.clone()))?;
+        let memos = self.memos.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        *gpu.memos.lock().unwrap_or_else(|p| p.into_inner()) = memos;
+        Ok(gpu)
+    }
+
     /// The value stored under `key` for this device, made by `make` the first
     /// time (a choice measured once per adapter, such as a kernel's tuning).
     /// `make` runs without any lock held, so it may use the device freely.

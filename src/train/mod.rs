@@ -6,12 +6,14 @@ mod forward;
 mod graph;
 pub mod metrics;
 pub mod mlp_step;
+mod parallel;
 mod schedule;
 pub mod step;
 mod trainer;
 
 pub use forward::ForwardProgram;
 pub use graph::graph_dot;
+pub use parallel::on_devices;
 pub use schedule::Schedule;
 pub use trainer::{
     finetune_per_task, fit, fit_async, grad_stats, single_task_baselines,
