@@ -35,14 +35,13 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{mpsc, Arc, Mutex};
 
 use clap::Parser;
 use plotters::prelude::*;
 use taskgrad::data::synthetic::{self, SyntheticSpec};
 use taskgrad::data::{Dataset, Split, Table, TaskType};
 use taskgrad::nn::{Arch, Freeze};
-use taskgrad::train::{fit, ForwardProgram, TrainConfig};
+use taskgrad::train::{fit, on_devices, ForwardProgram, TrainConfig};
 use taskgrad::{mtl, Error, Gpu};
 
 #[derive(Parser, Clone)]
@@ -216,7 +215,12 @@ struct Outcome {
     seconds: f64,
 }
 
-fn train_job(gpu: &Gpu, job: &Job, args: &Args) -> taskgrad::Result<Vec<Outcome>> {
+fn train_job(
+    gpu: &Gpu,
+    job: &Job,
+    args: &Args,
+    say: &dyn Fn(&str),
+) -> taskgrad::Result<Vec<Outcome>> {
     let p = args.correlations[job.pi];
     let rd = run_data(p, job.seed, args)?;
     let mut out = Vec::new();
@@ -285,64 +289,39 @@ fn train_job(gpu: &Gpu, job: &Job, args: &Args) -> taskgrad::Result<Vec<Outcome>
             params,
             seconds: clock.elapsed().as_secs_f64(),
         });
+        say("a model trained");
     }
     Ok(out)
 }
 
-/// Train `jobs` on `args.jobs` threads, each with a device of its own; a
-/// progress bar counts the trained models.
-fn train_all(jobs: Vec<Job>, args: &Args, what: &str) -> taskgrad::Result<Vec<Outcome>> {
-    let bar = indicatif::ProgressBar::new(3 * jobs.len() as u64).with_style(
+/// Train `jobs` on `args.jobs` devices at once (`train::on_devices`: the
+/// results do not depend on how many); a progress bar counts the trained models.
+fn train_all(gpu: &Gpu, jobs: Vec<Job>, args: &Args, what: &str) -> taskgrad::Result<Vec<Outcome>> {
+    let models: usize = jobs.iter().map(|j| j.lrs.len()).sum();
+    let bar = indicatif::ProgressBar::new(models as u64).with_style(
         indicatif::ProgressStyle::with_template(
             "{msg} {bar:30} {pos}/{len} models, {elapsed_precise} elapsed, ETA {eta_precise}",
         )
         .expect("a valid template"),
     );
     bar.set_message(what.to_string());
-    let queue = Arc::new(Mutex::new(jobs.into_iter().rev().collect::<Vec<_>>()));
-    let (tx, rx) = mpsc::channel();
-    let threads: Vec<_> = (0..args.jobs.max(1))
-        .map(|_| {
-            let (queue, tx, args) = (queue.clone(), tx.clone(), args.clone());
-            std::thread::spawn(move || {
-                let gpu = match Gpu::new() {
-                    Ok(g) => g,
-                    Err(e) => return tx.send(Err(e)).unwrap_or(()),
-                };
-                loop {
-                    let job = queue.lock().expect("the job queue").pop();
-                    let Some(job) = job else { break };
-                    let done = train_job(&gpu, &job, &args);
-                    let failed = done.is_err();
-                    if tx.send(done).is_err() || failed {
-                        break;
-                    }
-                }
-            })
-        })
-        .collect();
-    drop(tx);
-    let mut all = Vec::new();
-    for done in rx {
-        match done {
-            Ok(o) => {
-                bar.inc(o.len() as u64);
-                all.extend(o);
-            }
-            Err(e) => {
-                // Stop the other threads after their current job.
-                queue.lock().expect("the job queue").clear();
-                bar.abandon();
-                return Err(e);
-            }
+    let done = on_devices(
+        gpu,
+        args.jobs,
+        jobs,
+        &mut |_| bar.inc(1),
+        |gpu, job, say| train_job(gpu, &job, args, say),
+    );
+    match done {
+        Ok(runs) => {
+            bar.finish_and_clear();
+            Ok(runs.into_iter().flatten().collect())
+        }
+        Err(e) => {
+            bar.abandon();
+            Err(e)
         }
     }
-    for t in threads {
-        t.join()
-            .map_err(|_| Error::InvalidConfig("a training thread panicked".into()))?;
-    }
-    bar.finish_and_clear();
-    Ok(all)
 }
 
 /// Seeds: p's index in the high bits, so runs at different p are independent;
@@ -367,7 +346,6 @@ fn run(args: Args) -> taskgrad::Result<()> {
     }
     let gpu = Gpu::new()?;
     println!("adapter: {} ({} at once)", gpu.report, args.jobs);
-    drop(gpu);
     let (alpha, beta) = synthetic::sines(args.function_seed, 10);
     let fmt = |v: &[f64]| {
         v.iter()
@@ -410,7 +388,7 @@ fn run(args: Args) -> taskgrad::Result<()> {
                 }
             }
         }
-        tuned = train_all(jobs, &args, "choosing rates")?;
+        tuned = train_all(&gpu, jobs, &args, "choosing rates")?;
         summary +=
             "## Learning rates (mean final training loss of both tasks over the tuning runs)\n\n";
         summary += &format!(
@@ -470,7 +448,7 @@ fn run(args: Args) -> taskgrad::Result<()> {
             })
         })
         .collect();
-    let runs = train_all(jobs, &args, "reported runs")?;
+    let runs = train_all(&gpu, jobs, &args, "reported runs")?;
     // [pi][model] → outcomes sorted by seed (pairs line up).
     let mut cells: BTreeMap<(usize, usize), Vec<&Outcome>> = BTreeMap::new();
     for o in &runs {
