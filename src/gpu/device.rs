@@ -279,11 +279,18 @@ impl Gpu {
     /// measured choices (its [`Gpu::memo`] values, the matmul tuning among
     /// them), so that the same work computes the same numbers on either.
     /// Independent runs on separate devices can go on at once
-    /// ([`crate::train::on_devices`]); a software adapter such as lavapipe
-    /// runs each device's queue on a thread of its own.
+    /// ([`crate::train::on_devices`]). The adapter is found again through an
+    /// instance of the sibling's own: a software driver keeps its worker
+    /// threads per instance (lavapipe: per `VkInstance`'s physical device), and
+    /// siblings sharing one instance queued behind each other there (five
+    /// penguins seeds on two cores, `compare --jobs 2`: 3.5–3.8 s through one
+    /// instance, 3.0–3.2 s through their own; BENCHMARKS.md, "compare --jobs").
+    /// Where the adapter cannot be found again, the sibling shares this one's.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn sibling(&self) -> Result<Gpu> {
-        let gpu = pollster::block_on(Self::open(self.adapter.clone()))?;
+        let adapter = pollster::block_on(same_adapter_anew(&self.adapter))
+            .unwrap_or_else(|| self.adapter.clone());
+        let gpu = pollster::block_on(Self::open(adapter))?;
         let memos = self.memos.lock().unwrap_or_else(|p| p.into_inner()).clone();
         *gpu.memos.lock().unwrap_or_else(|p| p.into_inner()) = memos;
         Ok(gpu)
@@ -507,6 +514,19 @@ impl Gpu {
 
 /// The best adapter among `backends` whose name contains `name_filter`:
 /// hardware before software, native APIs before GL.
+/// The adapter `adapter` is, found through a new instance (None if that
+/// instance does not list it).
+#[cfg(not(target_arch = "wasm32"))]
+async fn same_adapter_anew(adapter: &wgpu::Adapter) -> Option<wgpu::Adapter> {
+    let info = adapter.get_info();
+    let backends: wgpu::Backends = info.backend.into();
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+    desc.backends = backends;
+    let instance = wgpu::Instance::new(desc);
+    let found = instance.enumerate_adapters(backends).await;
+    found.into_iter().find(|a| a.get_info() == info)
+}
+
 async fn choose_adapter(
     backends: wgpu::Backends,
     name_filter: Option<&str>,
