@@ -1,7 +1,8 @@
 //! Kernel benchmarks: matmul GFLOP/s beside the CPU reference, convolution
 //! GFLOP/s (LeNet's two layers, im2col + matmul against the implicit GEMM),
-//! and the throughput of the fused softmax cross-entropy and of Adam over an
-//! arena.
+//! the throughput of the fused softmax cross-entropy and of Adam over an
+//! arena, and R runs' products in one dispatch over the replica axis against
+//! R dispatches (`matmul_replicas`).
 //!
 //!     cargo bench --bench kernels
 //!
@@ -13,7 +14,7 @@
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::time::Duration;
 use taskgrad::kernels::im2col::{im2col, ConvGeometry};
-use taskgrad::kernels::matmul::{matmul, MatmulOptions};
+use taskgrad::kernels::matmul::{matmul, MatmulOptions, Operand, Replicas};
 use taskgrad::kernels::{conv_direct, softmax_ce};
 use taskgrad::optim;
 use taskgrad::optim::Optimizer as _;
@@ -62,6 +63,92 @@ fn bench_matmul(c: &mut Criterion, gpu: &Gpu) {
         group.bench_with_input(BenchmarkId::new("cpu_reference", n), &n, |bench, &n| {
             bench.iter(|| reference::matmul(&a, &b, n, n, n, false, false, None, false))
         });
+    }
+    group.finish();
+}
+
+/// A small network's products for R runs at once (DESIGN.md, "many runs in
+/// one program"): the forward product of a 64-wide hidden layer over a batch
+/// of 32 rows (X·W + b, ReLU) and its weight gradient (Xᵀ·dZ with the ReLU
+/// mask and the bias gradient), each replica with its own weights in its own
+/// block of one arena: R dispatches in one pass (`separate`) against one
+/// dispatch over the replica axis (`one_dispatch`).
+fn bench_matmul_replicas(c: &mut Criterion, gpu: &Gpu) {
+    let mut group = c.benchmark_group("matmul_replicas");
+    group
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_secs(1));
+    let (b, h) = (32usize, 64usize);
+    let al = (gpu.limits.min_storage_buffer_offset_alignment as usize / 4).max(1);
+    let up = |v: usize| v.div_ceil(al) * al;
+    // One replica's block of the arena: W (h×h) then its bias.
+    let (boff, sp, sx) = (up(h * h), up(h * h) + up(h), up(b * h));
+    for reps in [1usize, 5] {
+        let arena = Tensor::from_slice(gpu, &[reps * sp], &pattern(reps * sp, 3), "arena").unwrap();
+        let grads = Tensor::zeros(gpu, &[reps * sp], "gradients").unwrap();
+        let x = Tensor::from_slice(gpu, &[reps * sx], &pattern(reps * sx, 4), "X").unwrap();
+        let y = Tensor::zeros(gpu, &[reps * sx], "Y").unwrap();
+        let dy = Tensor::from_slice(gpu, &[reps * sx], &pattern(reps * sx, 5), "dY").unwrap();
+        let view = |t: &Tensor, r: usize, stride: usize, shape: &[usize]| {
+            t.slice(r * stride, shape).unwrap()
+        };
+        // Replica r's two products; with `count`, those of replicas r.. r + count.
+        let products = |r: usize, count: Option<usize>| {
+            let (xr, yr, dyr) = (
+                view(&x, r, sx, &[b, h]),
+                view(&y, r, sx, &[b, h]),
+                view(&dy, r, sx, &[b, h]),
+            );
+            let (w, bias) = (
+                view(&arena, r, sp, &[h, h]),
+                view(&arena, r, sp, &[boff + h]).slice(boff, &[h]).unwrap(),
+            );
+            let (dw, db) = (
+                view(&grads, r, sp, &[h, h]),
+                view(&grads, r, sp, &[boff + h]).slice(boff, &[h]).unwrap(),
+            );
+            let fwd = MatmulOptions {
+                bias: Some(&bias),
+                relu: true,
+                replicas: count.map(|count| Replicas {
+                    count,
+                    a: sx,
+                    b: sp,
+                    c: sx,
+                    bias: sp,
+                }),
+                ..Default::default()
+            };
+            let bwd = MatmulOptions {
+                trans_a: true,
+                mask: Some((&yr, Operand::B)),
+                bias_grad: Some(&db),
+                replicas: count.map(|count| Replicas {
+                    count,
+                    a: sx,
+                    b: sx,
+                    c: sp,
+                    bias: sp,
+                }),
+                ..Default::default()
+            };
+            vec![
+                matmul(gpu, &xr, &w, &yr, fwd).unwrap(),
+                matmul(gpu, &xr, &dyr, &dw, bwd).unwrap(),
+            ]
+        };
+        let separate: Vec<_> = (0..reps).flat_map(|r| products(r, None)).collect();
+        let one = products(0, Some(reps));
+        for (name, list) in [("separate", &separate), ("one_dispatch", &one)] {
+            let list: Vec<_> = list.iter().collect();
+            group.bench_with_input(BenchmarkId::new(name, reps), &reps, |bench, _| {
+                bench.iter(|| {
+                    gpu.run(&list).unwrap();
+                    gpu.wait().unwrap();
+                })
+            });
+        }
     }
     group.finish();
 }
@@ -196,6 +283,7 @@ fn benches(c: &mut Criterion) {
         Gpu::new().expect("a GPU adapter (see README: mesa-vulkan-drivers gives a software one)");
     eprintln!("adapter: {}", gpu.report);
     bench_matmul(c, &gpu);
+    bench_matmul_replicas(c, &gpu);
     bench_conv(c, &gpu);
     bench_softmax_ce(c, &gpu);
     bench_adam(c, &gpu);

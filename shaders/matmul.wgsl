@@ -52,13 +52,13 @@ fn matmul(@builtin(global_invocation_id) gid: vec3<u32>) {
     // Flat indices of op(A)[rows, 0] and op(B)[0, cols], and how far one step along k moves them.
     let step_a = select(1u, p.m, TRANS_A);
     let step_b = select(p.n, 1u, TRANS_B);
-    // This workgroup's range of k: all of it, or split-K layer z's slice.
-    split_z = gid.z;
-    let ks = k_range(gid.z);
+    // This workgroup's replica and range of k: all of it, or its split-K slice.
+    set_layer(gid.z);
+    let ks = k_range();
     let k0 = ks.x;
     let k1 = ks.y;
-    var ia = select(rows * p.k, rows, TRANS_A) + k0 * step_a;
-    var ib = select(cols, cols * p.k, TRANS_B) + k0 * step_b;
+    var ia = select(rows * p.k, rows, TRANS_A) + k0 * step_a + rep * p.rep_a;
+    var ib = select(cols, cols * p.k, TRANS_B) + k0 * step_b + rep * p.rep_b;
     var acc0 = vec4<f32>(0.0);
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);

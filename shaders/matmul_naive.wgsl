@@ -21,11 +21,12 @@ fn matmul_naive(@builtin(global_invocation_id) gid: vec3<u32>) {
     let row = gid.y;
     let col = gid.x;
     if (row >= p.m || col >= p.n) { return; }
+    set_layer(gid.z);
     var sum = 0.0;
     var bsum = 0.0;
     for (var kk = 0u; kk < p.k; kk = kk + 1u) {
-        let ia = select(row * p.k + kk, kk * p.m + row, TRANS_A);
-        let ib = select(kk * p.n + col, col * p.k + kk, TRANS_B);
+        let ia = rep * p.rep_a + select(row * p.k + kk, kk * p.m + row, TRANS_A);
+        let ib = rep * p.rep_b + select(kk * p.n + col, col * p.k + kk, TRANS_B);
         var av = a[ia];
         var bv = b[ib];
         if (MASK_A) { av = select(0.0, av, mask[ia] > 0.0); }

@@ -12,12 +12,24 @@
 // ACCUMULATE). The flags select the epilogue per dispatch; the transposes,
 // masks and bias gradient are pipeline constants, so each variant compiles
 // without them in its inner loop. WGX×WGY is the workgroup shape.
+//
+// Replicas: R products of the same shape in one dispatch (independent runs
+// of one model, DESIGN.md's "many runs in one program"). Workgroup layer z
+// is replica z / S, split-K slice z % S (S = 1 without split-K); replica r
+// reads A at r·rep_a elements past replica 0's (and the mask with its
+// operand), B at r·rep_b, the bias at r·rep_bias, and writes C at r·rep_c
+// and dbias at r·rep_bias. Each output is the same sum in the same order as
+// in a product of its own, so replica r's numbers equal its product alone.
 
 struct Params {
     m: u32,
     n: u32,
     k: u32,
     flags: u32,
+    rep_a: u32,
+    rep_b: u32,
+    rep_c: u32,
+    rep_bias: u32,
 }
 
 const BIAS: u32 = 4u;
@@ -37,13 +49,24 @@ override WGY: u32 = 8u;
 // epilogue; matmul_reduce.wgsl adds the partials up and applies it. For
 // products with few outputs and a long k, which otherwise leave a GPU idle.
 override KC: u32 = 0u;
-// The workgroup layer z of a split-K dispatch (set by each entry point).
+// This workgroup's layer z, its split-K slice and its replica (set by each
+// entry point through `set_layer`).
+var<private> layer: u32;
 var<private> split_z: u32;
+var<private> rep: u32;
 
-// This workgroup's range [begin, end) of k: all of it, or layer z's slice.
-fn k_range(z: u32) -> vec2<u32> {
+fn set_layer(z: u32) {
+    var slices = 1u;
+    if (KC > 0u) { slices = max(1u, (p.k + KC - 1u) / max(KC, 1u)); }
+    layer = z;
+    split_z = z % slices;
+    rep = z / slices;
+}
+
+// This workgroup's range [begin, end) of k: all of it, or its slice.
+fn k_range() -> vec2<u32> {
     if (KC == 0u) { return vec2<u32>(0u, p.k); }
-    return vec2<u32>(min(p.k, z * KC), min(p.k, z * KC + KC));
+    return vec2<u32>(min(p.k, split_z * KC), min(p.k, split_z * KC + KC));
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -57,32 +80,33 @@ fn k_range(z: u32) -> vec2<u32> {
 @group(0) @binding(6) var<storage, read_write> dbias: array<f32>;
 
 // C[row, col] = value, through the epilogue (split-K: the raw partial sum of
-// layer split_z); nothing outside the matrix.
+// this layer, at layer·M·N); nothing outside the matrix.
 fn store(row: u32, col: u32, value: f32) {
     if (row >= p.m || col >= p.n) { return; }
-    let i = row * p.n + col;
     if (KC > 0u) {
-        c[split_z * p.m * p.n + i] = value;
+        c[layer * p.m * p.n + row * p.n + col] = value;
         return;
     }
+    let i = rep * p.rep_c + row * p.n + col;
     var v = value;
     if ((p.flags & ACCUMULATE) != 0u) {
         v = v + c[i];
     } else {
-        if ((p.flags & BIAS) != 0u) { v = v + bias[col]; }
+        if ((p.flags & BIAS) != 0u) { v = v + bias[rep * p.rep_bias + col]; }
         if ((p.flags & RELU) != 0u) { v = max(v, 0.0); }
     }
     c[i] = v;
 }
 
-// dbias[col] = sum (added to it with ACCUMULATE; split-K: layer split_z's raw partial).
+// dbias[col] = sum (added to it with ACCUMULATE; split-K: this layer's raw partial).
 fn store_bias_grad(col: u32, sum: f32) {
     if (col >= p.n) { return; }
     if (KC > 0u) {
-        dbias[split_z * p.n + col] = sum;
+        dbias[layer * p.n + col] = sum;
         return;
     }
+    let i = rep * p.rep_bias + col;
     var v = sum;
-    if ((p.flags & ACCUMULATE) != 0u) { v = v + dbias[col]; }
-    dbias[col] = v;
+    if ((p.flags & ACCUMULATE) != 0u) { v = v + dbias[i]; }
+    dbias[i] = v;
 }

@@ -5,6 +5,9 @@
 //   dbias[j]  = Σ_s pbias[s·N + j]                                 (BIAS_GRAD; += with ACCUMULATE)
 //
 // Shapes: C is M×N, partial is S·M·N, bias and dbias are N, pbias is S·N.
+// With R replicas (matmul_prelude.wgsl) the partials are R·S·M·N (replica r's
+// S slices at r·S·M·N) and pbias R·S·N; replica r writes C at r·rep_c and
+// reads the bias and writes dbias at r·rep_bias.
 // One invocation per output (and per bias-gradient column); the grid is
 // folded past 65,535 workgroups as the elementwise kernels' is.
 
@@ -13,6 +16,10 @@ struct Params {
     n: u32,
     splits: u32,
     flags: u32,
+    reps: u32,
+    rep_c: u32,
+    rep_bias: u32,
+    pad: u32,
 }
 
 const BIAS: u32 = 4u;
@@ -32,23 +39,29 @@ override WG: u32 = 256u;
 @compute @workgroup_size(WG)
 fn matmul_reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
                  @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = (wid.x + wid.y * nwg.x) * WG + lid.x;
+    let e = (wid.x + wid.y * nwg.x) * WG + lid.x;
     let mn = p.m * p.n;
-    if (i < mn) {
+    if (e < p.reps * mn) {
+        let r = e / mn;
+        let i = e % mn;
         var v = 0.0;
-        for (var s = 0u; s < p.splits; s = s + 1u) { v = v + partial[s * mn + i]; }
+        for (var s = 0u; s < p.splits; s = s + 1u) { v = v + partial[(r * p.splits + s) * mn + i]; }
+        let ci = r * p.rep_c + i;
         if ((p.flags & ACCUMULATE) != 0u) {
-            v = v + c[i];
+            v = v + c[ci];
         } else {
-            if ((p.flags & BIAS) != 0u) { v = v + bias[i % p.n]; }
+            if ((p.flags & BIAS) != 0u) { v = v + bias[r * p.rep_bias + i % p.n]; }
             if ((p.flags & RELU) != 0u) { v = max(v, 0.0); }
         }
-        c[i] = v;
+        c[ci] = v;
     }
-    if (BIAS_GRAD && i < p.n) {
+    if (BIAS_GRAD && e < p.reps * p.n) {
+        let r = e / p.n;
+        let j = e % p.n;
         var v = 0.0;
-        for (var s = 0u; s < p.splits; s = s + 1u) { v = v + pbias[s * p.n + i]; }
-        if ((p.flags & ACCUMULATE) != 0u) { v = v + dbias[i]; }
-        dbias[i] = v;
+        for (var s = 0u; s < p.splits; s = s + 1u) { v = v + pbias[(r * p.splits + s) * p.n + j]; }
+        let di = r * p.rep_bias + j;
+        if ((p.flags & ACCUMULATE) != 0u) { v = v + dbias[di]; }
+        dbias[di] = v;
     }
 }

@@ -40,7 +40,7 @@ var<workgroup> bs: array<vec4<f32>, BK * (MAX_TILE / 4u)>;
 // op(A)[row, kk], zero outside the matrix.
 fn load_a(row: u32, kk: u32) -> f32 {
     if (row >= p.m || kk >= p.k) { return 0.0; }
-    let i = select(row * p.k + kk, kk * p.m + row, TRANS_A);
+    let i = rep * p.rep_a + select(row * p.k + kk, kk * p.m + row, TRANS_A);
     var v = a[i];
     if (MASK_A) { v = select(0.0, v, mask[i] > 0.0); }
     return v;
@@ -49,7 +49,7 @@ fn load_a(row: u32, kk: u32) -> f32 {
 // op(B)[kk, col], zero outside the matrix.
 fn load_b(kk: u32, col: u32) -> f32 {
     if (kk >= p.k || col >= p.n) { return 0.0; }
-    let i = select(kk * p.n + col, col * p.k + kk, TRANS_B);
+    let i = rep * p.rep_b + select(kk * p.n + col, col * p.k + kk, TRANS_B);
     var v = b[i];
     if (MASK_B) { v = select(0.0, v, mask[i] > 0.0); }
     return v;
@@ -101,9 +101,10 @@ fn matmul_tiled(@builtin(workgroup_id) wid: vec3<u32>,
     var bsum1 = vec4<f32>(0.0);
     let ra = lid.y * (TM / 4u);
     let cb = lid.x * (TN / 4u);
-    // All of k, or split-K layer z's slice (KC is a multiple of BK there).
-    split_z = wid.z;
-    let ks = k_range(wid.z);
+    // This workgroup's replica, and all of k or its split-K slice (KC is a
+    // multiple of BK there).
+    set_layer(wid.z);
+    let ks = k_range();
     // ANCHOR: tiled_loop
     for (var k0 = ks.x; k0 < ks.y; k0 = k0 + BK) {
         // Stage op(A)[row0.., k0..] (bm×BK) and op(B)[k0.., col0..] (BK×bn),

@@ -1739,3 +1739,378 @@ fn sums_longer_than_one_invocation_may_loop_are_split_not_cut() {
         1e-4,
     );
 }
+
+// ---- matmul over a replica axis ---------------------------------------------
+
+/// One replicated product's operands, laid out as R runs would hold them:
+/// each replica's weights and bias in its own block of a parameter "arena"
+/// (gradients likewise), activations one replica after another, every
+/// block padded to the adapter's binding alignment so that each replica's
+/// views can also be bound alone.
+struct ReplicaCase {
+    /// Elements per replica of A, of the arena, of C.
+    sa: usize,
+    sp: usize,
+    sc: usize,
+    /// Where the bias starts in a replica's arena block.
+    boff: usize,
+}
+
+impl ReplicaCase {
+    fn new(gpu: &taskgrad::Gpu, a: usize, b: usize, c: usize, n: usize) -> Self {
+        let al = (gpu.limits.min_storage_buffer_offset_alignment as usize / 4).max(1);
+        let up = |v: usize| v.div_ceil(al) * al;
+        // A gap after each block: a stride longer than the data, as in an arena.
+        let boff = up(b + 1);
+        ReplicaCase {
+            sa: up(a + 3),
+            sp: boff + up(n + 2),
+            sc: up(c + 5),
+            boff,
+        }
+    }
+}
+
+/// Run `product` once over the replica axis and once per replica on that
+/// replica's own views (with no replicas), and require the outputs (C, and the
+/// bias gradient when asked) to be equal bit for bit and to match the CPU
+/// reference `want(r)`. `shared_a`: every replica reads the same A (stride 0).
+#[allow(clippy::too_many_arguments)]
+fn check_replicated(
+    gpu: &taskgrad::Gpu,
+    what: &str,
+    (m, k, n): (usize, usize, usize),
+    opts: MatmulOptions,
+    use_mask: Option<taskgrad::kernels::matmul::Operand>,
+    want_bias_grad: bool,
+    shared_a: bool,
+    seed: u64,
+    product: &dyn Fn(&Tensor, &Tensor, &Tensor, MatmulOptions) -> Vec<taskgrad::gpu::Dispatch>,
+) {
+    use taskgrad::kernels::matmul::{Operand, Replicas};
+    let reps = 3;
+    let case = ReplicaCase::new(gpu, m * k, k * n, m * n, n);
+    let mut r = rng(seed);
+    let a_host = random(&mut r, reps * case.sa);
+    let arena_host = random(&mut r, reps * case.sp);
+    let c0_host = random(&mut r, reps * case.sc);
+    let db0_host = random(&mut r, reps * case.sp);
+    let mask_host = random(&mut r, reps * case.sa.max(case.sp));
+    let a_shape = if opts.trans_a { [k, m] } else { [m, k] };
+    let b_shape = if opts.trans_b { [n, k] } else { [k, n] };
+    let ga = upload(gpu, &[a_host.len()], &a_host);
+    let arena = upload(gpu, &[arena_host.len()], &arena_host);
+    let gmask = upload(gpu, &[mask_host.len()], &mask_host);
+    let sa = if shared_a { 0 } else { case.sa };
+    let mask_stride = match use_mask {
+        Some(Operand::B) => case.sp,
+        _ => sa,
+    };
+    // Views of replica `i` (replica 0's are what the replicated product is given).
+    let a_of = |i: usize| ga.slice(i * sa, &a_shape).unwrap();
+    let b_of = |i: usize| arena.slice(i * case.sp, &b_shape).unwrap();
+    let bias_of = |i: usize| arena.slice(i * case.sp + case.boff, &[n]).unwrap();
+    let mask_of = |i: usize| {
+        let shape = if use_mask == Some(Operand::B) {
+            b_shape
+        } else {
+            a_shape
+        };
+        gmask.slice(i * mask_stride, &shape).unwrap()
+    };
+    fn with<'t>(
+        mut o: MatmulOptions<'t>,
+        bias: &'t Tensor,
+        db: Option<&'t Tensor>,
+        mask: Option<(&'t Tensor, taskgrad::kernels::matmul::Operand)>,
+    ) -> MatmulOptions<'t> {
+        if o.bias.is_some() {
+            o.bias = Some(bias);
+        }
+        o.bias_grad = db;
+        o.mask = mask;
+        o
+    }
+    // Replicated: C (and db) with replica blocks one stride apart.
+    let gc = upload(gpu, &[c0_host.len()], &c0_host);
+    let gdb = upload(gpu, &[db0_host.len()], &db0_host);
+    let (bias0, mask0) = (bias_of(0), mask_of(0));
+    let db0 = gdb.slice(case.boff, &[n]).unwrap();
+    let mut o = with(
+        opts,
+        &bias0,
+        want_bias_grad.then_some(&db0),
+        use_mask.map(|op| (&mask0, op)),
+    );
+    o.replicas = Some(Replicas {
+        count: reps,
+        a: sa,
+        b: case.sp,
+        c: case.sc,
+        bias: case.sp,
+    });
+    let (a0, b0, c0) = (a_of(0), b_of(0), gc.slice(0, &[m, n]).unwrap());
+    let ds = product(&a0, &b0, &c0, o);
+    gpu.run(&ds.iter().collect::<Vec<_>>()).unwrap();
+    let got_c = gpu.read_one(&gc).unwrap();
+    let got_db = gpu.read_one(&gdb).unwrap();
+    let tol = 1e-5 * k as f32 + 1e-5;
+    for i in 0..reps {
+        // Alone, on this replica's views, into fresh copies of its outputs.
+        let c_alone = upload(gpu, &[m, n], &c0_host[i * case.sc..i * case.sc + m * n]);
+        let db_alone = upload(gpu, &[n], &db0_host[i * case.sp + case.boff..][..n]);
+        let (ai, bi, biasi, maski) = (a_of(i), b_of(i), bias_of(i), mask_of(i));
+        let oi = with(
+            opts,
+            &biasi,
+            want_bias_grad.then_some(&db_alone),
+            use_mask.map(|op| (&maski, op)),
+        );
+        let ds = product(&ai, &bi, &c_alone, oi);
+        gpu.run(&ds.iter().collect::<Vec<_>>()).unwrap();
+        let alone = gpu.read(&[&c_alone, &db_alone]).unwrap();
+        let rep_c = &got_c[i * case.sc..i * case.sc + m * n];
+        assert!(
+            rep_c
+                .iter()
+                .zip(&alone[0])
+                .all(|(x, y)| x.to_bits() == y.to_bits()),
+            "{what}: replica {i}'s C differs from its product alone"
+        );
+        // ... and what lies between the blocks is untouched.
+        assert_eq!(
+            &got_c[i * case.sc + m * n..(i + 1) * case.sc],
+            &c0_host[i * case.sc + m * n..(i + 1) * case.sc],
+            "{what}: replica {i} wrote past its C"
+        );
+        // The CPU reference of this replica.
+        let ah = &a_host[i * sa..][..m * k];
+        let bh = &arena_host[i * case.sp..][..k * n];
+        let biash = &arena_host[i * case.sp + case.boff..][..n];
+        let mh = &mask_host[i * mask_stride..][..if use_mask == Some(Operand::B) {
+            k * n
+        } else {
+            m * k
+        }];
+        let masked = |v: &[f32]| -> Vec<f32> {
+            v.iter()
+                .zip(mh)
+                .map(|(x, w)| if *w > 0.0 { *x } else { 0.0 })
+                .collect()
+        };
+        let (ah, bh) = match use_mask {
+            Some(Operand::A) => (masked(ah), bh.to_vec()),
+            Some(Operand::B) => (ah.to_vec(), masked(bh)),
+            None => (ah.to_vec(), bh.to_vec()),
+        };
+        let mut want = cpu::matmul(
+            &ah,
+            &bh,
+            m,
+            k,
+            n,
+            opts.trans_a,
+            opts.trans_b,
+            opts.bias.is_some().then_some(biash),
+            opts.relu,
+        );
+        if opts.accumulate {
+            want = cpu::add(&c0_host[i * case.sc..][..m * n], &want);
+        }
+        assert_close(&format!("{what} replica {i}"), rep_c, &want, tol, 1e-4);
+        if want_bias_grad {
+            let rep_db = &got_db[i * case.sp + case.boff..][..n];
+            assert!(
+                rep_db
+                    .iter()
+                    .zip(&alone[1])
+                    .all(|(x, y)| x.to_bits() == y.to_bits()),
+                "{what}: replica {i}'s bias gradient differs from its product alone"
+            );
+            // db = Σ_k op(B)[k, :] (+ what was there with accumulate).
+            let mut want_db: Vec<f32> = (0..n)
+                .map(|j| {
+                    (0..k)
+                        .map(|kk| {
+                            if opts.trans_b {
+                                bh[j * k + kk]
+                            } else {
+                                bh[kk * n + j]
+                            }
+                        })
+                        .sum()
+                })
+                .collect();
+            if opts.accumulate {
+                want_db = cpu::add(&db0_host[i * case.sp + case.boff..][..n], &want_db);
+            }
+            assert_close(
+                &format!("{what} replica {i} db"),
+                rep_db,
+                &want_db,
+                tol,
+                1e-4,
+            );
+        }
+    }
+    // The arena's other values (the weights around each db) are untouched.
+    for i in 0..reps {
+        assert_eq!(
+            &got_db[i * case.sp..i * case.sp + case.boff],
+            &db0_host[i * case.sp..i * case.sp + case.boff],
+            "{what}: replica {i}'s bias gradient spilled"
+        );
+    }
+}
+
+#[test]
+fn replicated_matmul_equals_each_replica_alone_bit_for_bit() {
+    // Three products of one shape in one dispatch, by every kernel (and
+    // split-K), with every transpose, bias + ReLU, accumulate, the ReLU mask on
+    // either operand and the bias gradient: each replica's outputs equal its
+    // product recorded alone on its own views, bit for bit, and the reference.
+    use taskgrad::kernels::matmul::Operand;
+    let gpu = gpu_or_skip!();
+    type Product<'g> =
+        Box<dyn Fn(&Tensor, &Tensor, &Tensor, MatmulOptions) -> Vec<taskgrad::gpu::Dispatch> + 'g>;
+    let mut products: Vec<(String, Product)> = Vec::new();
+    for kernel in MatmulKernel::ALL.into_iter().filter(|k| k.fits(gpu)) {
+        products.push((
+            format!("{kernel:?}"),
+            Box::new(move |a, b, c, o| vec![mm(gpu, kernel, a, b, c, o)]),
+        ));
+    }
+    for (kernel, wg) in [
+        (MatmulKernel::Register, (8, 8)),
+        (MatmulKernel::Tiled, (16, 16)),
+    ] {
+        products.push((
+            format!("{kernel:?} split-K"),
+            Box::new(move |a, b, c, o| {
+                matmul::matmul_split(gpu, a, b, c, o, kernel, wg, 3).expect("split")
+            }),
+        ));
+    }
+    products.push((
+        "chosen".into(),
+        Box::new(move |a, b, c, o| matmul::matmul_auto(gpu, a, b, c, o).expect("auto")),
+    ));
+    let mut seed = 500;
+    let transposes = [(false, false), (true, false), (false, true), (true, true)];
+    for (name, product) in &products {
+        for &(m, k, n) in &[(5, 7, 3), (33, 17, 12), (4, 65, 9)] {
+            // Each shape with two of the four transposes (all four over the shapes).
+            for (ta, tb) in transposes
+                .into_iter()
+                .cycle()
+                .skip(seed as usize % 4)
+                .take(2)
+            {
+                seed += 1;
+                let base = MatmulOptions {
+                    trans_a: ta,
+                    trans_b: tb,
+                    ..Default::default()
+                };
+                let dummy = zeros(gpu, &[1]);
+                let what = format!("{name} m={m} k={k} n={n} ta={ta} tb={tb}");
+                let cases: [(&str, MatmulOptions, Option<Operand>, bool, bool); 5] = [
+                    (
+                        "bias relu",
+                        MatmulOptions {
+                            bias: Some(&dummy),
+                            relu: true,
+                            ..base
+                        },
+                        None,
+                        false,
+                        false,
+                    ),
+                    (
+                        "shared A",
+                        MatmulOptions {
+                            bias: Some(&dummy),
+                            ..base
+                        },
+                        None,
+                        false,
+                        true,
+                    ),
+                    (
+                        "accumulate",
+                        MatmulOptions {
+                            accumulate: true,
+                            ..base
+                        },
+                        None,
+                        false,
+                        false,
+                    ),
+                    ("mask B, db", base, Some(Operand::B), true, false),
+                    (
+                        "mask A, db accumulate",
+                        MatmulOptions {
+                            accumulate: true,
+                            ..base
+                        },
+                        Some(Operand::A),
+                        true,
+                        false,
+                    ),
+                ];
+                for (case, o, mask, db, shared) in cases {
+                    check_replicated(
+                        gpu,
+                        &format!("{what} {case}"),
+                        (m, k, n),
+                        o,
+                        mask,
+                        db,
+                        shared,
+                        seed,
+                        product.as_ref(),
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn replicated_matmul_refuses_outputs_that_overlap() {
+    // C's replicas one stride apart must not overlap: a stride shorter than
+    // M·N (or 0 for a written operand) is an error, not a race.
+    use taskgrad::kernels::matmul::Replicas;
+    let gpu = gpu_or_skip!();
+    let a = zeros(gpu, &[4, 3]);
+    let b = zeros(gpu, &[3, 2]);
+    let c = zeros(gpu, &[64]).slice(0, &[4, 2]).unwrap();
+    for stride in [0, 7] {
+        let o = MatmulOptions {
+            replicas: Some(Replicas {
+                count: 2,
+                a: 0,
+                b: 0,
+                c: stride,
+                bias: 0,
+            }),
+            ..Default::default()
+        };
+        let err = matmul::matmul_kernel(gpu, &a, &b, &c, o, MatmulKernel::Register, (8, 8))
+            .err()
+            .unwrap_or_else(|| panic!("C stride {stride} accepted"));
+        assert!(err.to_string().contains("overlaps"), "{err}");
+    }
+    // A span past the buffer's end is refused too.
+    let o = MatmulOptions {
+        replicas: Some(Replicas {
+            count: 9,
+            a: 0,
+            b: 0,
+            c: 8,
+            bias: 0,
+        }),
+        ..Default::default()
+    };
+    assert!(matmul::matmul_kernel(gpu, &a, &b, &c, o, MatmulKernel::Register, (8, 8)).is_err());
+}

@@ -95,7 +95,6 @@ pub fn grid_1d(gpu: &Gpu, n: usize) -> Result<[u32; 3]> {
 /// source itself, keys the pipeline cache. `bindings` lists binding 0 (the
 /// uniform `params`) and then one entry per tensor; a tensor bound
 /// read-write must not overlap any other.
-// ANCHOR: host_record
 #[allow(clippy::too_many_arguments)]
 pub fn record<P: bytemuck::Pod>(
     gpu: &Gpu,
@@ -108,25 +107,137 @@ pub fn record<P: bytemuck::Pod>(
     tensors: &[&Tensor],
     workgroups: [u32; 3],
 ) -> Result<Dispatch> {
+    check_aliases(
+        file,
+        entry,
+        bindings,
+        tensors,
+        &ReplicaAxis::one(tensors.len()),
+    )?;
+    bind(
+        gpu, file, source, entry, bindings, constants, params, tensors, workgroups,
+    )
+}
+
+/// How the tensors of a dispatch repeat along a replica axis: `count` copies
+/// of the same work, the copy r of binding i + 1 lying `strides[i]·r`
+/// elements past the tensor given for it (a stride of 0: every copy reads
+/// the same tensor).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplicaAxis {
+    pub count: usize,
+    pub strides: Vec<usize>,
+}
+
+impl ReplicaAxis {
+    /// No replicas: one copy of each of `bindings` tensors.
+    pub fn one(bindings: usize) -> ReplicaAxis {
+        ReplicaAxis {
+            count: 1,
+            strides: vec![0; bindings],
+        }
+    }
+}
+
+/// [`record`] for `axis.count` copies of the same work in one dispatch: the
+/// kernel finds copy r of each tensor `axis.strides[i]·r` elements past
+/// copy 0's (given in `tensors`), and each binding covers every copy. No
+/// copy a kernel writes may overlap any other copy of any binding.
+#[allow(clippy::too_many_arguments)]
+pub fn record_replicated<P: bytemuck::Pod>(
+    gpu: &Gpu,
+    file: &'static str,
+    source: &'static str,
+    entry: &'static str,
+    bindings: &[Binding],
+    constants: &[(&str, f64)],
+    params: &P,
+    tensors: &[&Tensor],
+    axis: &ReplicaAxis,
+    workgroups: [u32; 3],
+) -> Result<Dispatch> {
+    if axis.strides.len() != tensors.len() {
+        return Err(Error::internal(
+            format!("recording {file}::{entry}"),
+            format!(
+                "{} replica strides for {} tensors",
+                axis.strides.len(),
+                tensors.len()
+            ),
+        ));
+    }
+    check_aliases(file, entry, bindings, tensors, axis)?;
+    let spans = tensors
+        .iter()
+        .zip(&axis.strides)
+        .map(|(t, &s)| t.replica_span(axis.count, s))
+        .collect::<Result<Vec<_>>>()?;
+    let spans: Vec<&Tensor> = spans.iter().collect();
+    bind(
+        gpu, file, source, entry, bindings, constants, params, &spans, workgroups,
+    )
+}
+
+/// A tensor written by the kernel must not alias any other binding (nor,
+/// along a replica axis, any other copy of any binding).
+fn check_aliases(
+    file: &str,
+    entry: &str,
+    bindings: &[Binding],
+    tensors: &[&Tensor],
+    axis: &ReplicaAxis,
+) -> Result<()> {
     debug_assert_eq!(
         bindings.len(),
         tensors.len() + 1,
         "{file}::{entry} binding count"
     );
-    // A tensor written by the kernel must not alias any other binding.
-    for (i, t) in tensors.iter().enumerate() {
-        if bindings[i + 1] == Binding::ReadWrite {
-            for (j, u) in tensors.iter().enumerate() {
-                if i != j && t.overlaps(u) {
-                    return Err(Error::InvalidConfig(format!(
-                        "{file}::{entry}: output binding {} overlaps binding {}",
-                        i + 1,
-                        j + 1
-                    )));
-                }
+    let copies: Vec<(usize, usize, Tensor)> = tensors
+        .iter()
+        .enumerate()
+        .flat_map(|(i, t)| {
+            let stride = axis.strides[i];
+            (0..axis.count).map(move |r| (i, r, t.replica(r, stride)))
+        })
+        .collect();
+    for (i, r, t) in &copies {
+        if bindings[i + 1] != Binding::ReadWrite {
+            continue;
+        }
+        for (j, q, u) in &copies {
+            if (i, r) != (j, q) && t.overlaps(u) {
+                let copy = |r: &usize| match axis.count {
+                    1 => String::new(),
+                    _ => format!(" (replica {r})"),
+                };
+                return Err(Error::InvalidConfig(format!(
+                    "{file}::{entry}: output binding {}{} overlaps binding {}{}",
+                    i + 1,
+                    copy(r),
+                    j + 1,
+                    copy(q)
+                )));
             }
         }
     }
+    Ok(())
+}
+
+// ANCHOR: host_record
+/// Make the bind group of `tensors` at bindings 1.. and the uniform `params`
+/// at binding 0, and the dispatch that runs it.
+#[allow(clippy::too_many_arguments)]
+fn bind<P: bytemuck::Pod>(
+    gpu: &Gpu,
+    file: &'static str,
+    source: &'static str,
+    entry: &'static str,
+    bindings: &[Binding],
+    constants: &[(&str, f64)],
+    params: &P,
+    tensors: &[&Tensor],
+    workgroups: [u32; 3],
+) -> Result<Dispatch> {
     let kernel = gpu.kernel(file, source, entry, bindings, constants)?;
     let label = kernel.label.clone();
     gpu.scoped(&format!("binding {label}"), || {

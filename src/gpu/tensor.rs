@@ -463,6 +463,43 @@ impl Tensor {
         })
     }
 
+    /// The view covering `count` copies of this one's layout, `stride`
+    /// elements apart, from this one's start (flat): what a dispatch over a
+    /// replica axis binds ([`crate::gpu::dispatch::record_replicated`]).
+    /// Fails where the last copy would end past the buffer.
+    pub fn replica_span(&self, count: usize, stride: usize) -> Result<Tensor> {
+        if count <= 1 {
+            return Ok(self.clone());
+        }
+        let elements = (count - 1) * stride + self.numel();
+        let end = self.offset + self.dtype.size() * elements as u64;
+        if end > self.buffer.size() {
+            return Err(Error::shape(
+                "replica span",
+                format!(
+                    "{count} copies {stride} elements apart within the buffer's {} bytes",
+                    self.buffer.size()
+                ),
+                format!("{end} bytes"),
+            ));
+        }
+        Ok(Tensor {
+            buffer: self.buffer.clone(),
+            offset: self.offset,
+            shape: vec![elements],
+            dtype: self.dtype,
+        })
+    }
+
+    /// Copy `r` of a replica span: this view moved `r·stride` elements on
+    /// (unchecked against the buffer's end: for reasoning about overlaps).
+    pub(crate) fn replica(&self, r: usize, stride: usize) -> Tensor {
+        Tensor {
+            offset: self.offset + self.dtype.size() * (r * stride) as u64,
+            ..self.clone()
+        }
+    }
+
     /// Where this tensor starts inside `whole`, in elements, if it lies within it.
     pub fn start_within(&self, whole: &Tensor) -> Option<usize> {
         (Arc::ptr_eq(&self.buffer, &whole.buffer)

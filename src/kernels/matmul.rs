@@ -14,10 +14,10 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::gpu::dispatch::ReplicaAxis;
 use crate::gpu::Dispatch;
 use crate::gpu::{Binding, Gpu};
 use crate::gpu::{DType, Tensor};
-use crate::kernels::record;
 
 /// Outputs per invocation along each dimension (the register block).
 pub const BLOCK: u32 = 4;
@@ -32,6 +32,27 @@ pub(crate) struct Params {
     n: u32,
     k: u32,
     flags: u32,
+    rep_a: u32,
+    rep_b: u32,
+    rep_c: u32,
+    rep_bias: u32,
+}
+
+/// Several products of one shape in one dispatch (the replica axis of
+/// independent runs: each replica's own weights, activations and
+/// gradients): replica r's A lies `a·r` elements past the A given (its mask
+/// too, when the mask applies to A), its B `b·r` past B's (or the mask's),
+/// its C `c·r`, its bias and bias gradient `bias·r`. A stride may be 0 for
+/// an operand every replica reads. Each replica's outputs are the same sums
+/// in the same order as its product alone, so equal to them bit for bit.
+/// The f32 kernels only (`matmul_mixed` and the tensor cores refuse it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Replicas {
+    pub count: usize,
+    pub a: usize,
+    pub b: usize,
+    pub c: usize,
+    pub bias: usize,
 }
 
 /// Which operand the ReLU mask applies to.
@@ -58,6 +79,39 @@ pub struct MatmulOptions<'a> {
     pub mask: Option<(&'a Tensor, Operand)>,
     /// Also write db = Σ_k op(B)[k, :] (length N) here (accumulating when `accumulate`).
     pub bias_grad: Option<&'a Tensor>,
+    /// Run this product for several replicas at once (None: one).
+    pub replicas: Option<Replicas>,
+}
+
+impl MatmulOptions<'_> {
+    /// How many replicas the product runs for (1 without [`Replicas`]).
+    pub fn replica_count(&self) -> usize {
+        self.replicas.map_or(1, |r| r.count.max(1))
+    }
+
+    /// The replica axis of the f32 kernels' bindings (C, A, B, bias, mask,
+    /// dbias): the mask moves with the operand it masks.
+    fn axis(&self) -> ReplicaAxis {
+        let r = self.replicas.unwrap_or_default();
+        let mask = match self.mask {
+            Some((_, Operand::B)) => r.b,
+            _ => r.a,
+        };
+        ReplicaAxis {
+            count: self.replica_count(),
+            strides: vec![r.c, r.a, r.b, r.bias, mask, r.bias],
+        }
+    }
+
+    /// Refuse replicas in a kernel without the replica axis.
+    pub(crate) fn refuse_replicas(&self, kernel: &str) -> Result<()> {
+        if self.replica_count() > 1 {
+            return Err(Error::InvalidConfig(format!(
+                "{kernel} has no replica axis: replicated products run in f32"
+            )));
+        }
+        Ok(())
+    }
 }
 
 fn dims(op: &'static str, t: &Tensor, trans: bool) -> Result<(usize, usize)> {
@@ -159,13 +213,22 @@ pub fn plan(
     check_options(opts, a, b, n)?;
     let gx = (n as u64).div_ceil((block * wg.0) as u64);
     let gy = (m as u64).div_ceil((block * wg.1) as u64);
+    let gz = opts.replica_count() as u64;
     let max = gpu.limits.max_compute_workgroups_per_dimension as u64;
-    if gx > max || gy > max {
+    if gx > max || gy > max || gz > max {
         return Err(Error::DispatchTooLarge {
-            workgroups: gx.max(gy),
+            workgroups: gx.max(gy).max(gz),
             limit: max,
         });
     }
+    let r = opts.replicas.unwrap_or_default();
+    let stride = |s: usize| {
+        u32::try_from(s).map_err(|_| {
+            Error::InvalidConfig(format!(
+                "matmul: a replica stride of {s} elements does not fit 32 bits"
+            ))
+        })
+    };
     let flag = |on: bool| if on { 1.0 } else { 0.0 };
     Ok(MatmulPlan {
         m,
@@ -178,8 +241,12 @@ pub fn plan(
             flags: (opts.bias.is_some() as u32) << 2
                 | (opts.relu as u32) << 3
                 | (opts.accumulate as u32) << 4,
+            rep_a: stride(r.a)?,
+            rep_b: stride(r.b)?,
+            rep_c: stride(r.c)?,
+            rep_bias: stride(r.bias)?,
         },
-        grid: [gx as u32, gy as u32, 1],
+        grid: [gx as u32, gy as u32, gz as u32],
         constants: vec![
             ("TRANS_A", flag(opts.trans_a)),
             ("TRANS_B", flag(opts.trans_b)),
@@ -358,11 +425,26 @@ pub fn matmul_split(
         });
     }
     let (m, n) = (plan.m, plan.n);
-    let partial = Tensor::zeros(gpu, &[splits * m * n], "matmul split-K partial sums")?;
-    let pbias = Tensor::zeros(gpu, &[splits * n], "matmul split-K bias-gradient partials")?;
+    let reps = opts.replica_count();
+    if reps * splits > max {
+        return Err(Error::DispatchTooLarge {
+            workgroups: (reps * splits) as u64,
+            limit: max as u64,
+        });
+    }
+    // Replica r's partials (its `splits` slices) at r·splits·M·N, its bias
+    // gradient's at r·splits·N: replica 0's views, one replica apart.
+    let partial = Tensor::zeros(gpu, &[reps * splits * m * n], "matmul split-K partial sums")?
+        .slice(0, &[splits * m * n])?;
+    let pbias = Tensor::zeros(
+        gpu,
+        &[reps * splits * n],
+        "matmul split-K bias-gradient partials",
+    )?
+    .slice(0, &[splits * n])?;
     let epilogue_flags = plan.params.flags;
     plan.params.flags = 0;
-    plan.grid[2] = splits as u32;
+    plan.grid[2] = (reps * splits) as u32;
     plan.constants.push(("KC", kc as f64));
     let first = record_partials(gpu, kernel, &plan, (a, b, &opts), (&partial, &pbias))?;
     let params = ReduceParams {
@@ -370,6 +452,10 @@ pub fn matmul_split(
         n: n as u32,
         splits: splits as u32,
         flags: epilogue_flags,
+        reps: reps as u32,
+        rep_c: plan.params.rep_c,
+        rep_bias: plan.params.rep_bias,
+        pad: 0,
     };
     let second = record_reduce(gpu, &params, c, &opts, (&partial, &pbias))?;
     Ok(vec![first, second])
@@ -391,14 +477,20 @@ fn record_partials(
         Uniform, ReadWrite, ReadOnly, ReadOnly, ReadOnly, ReadOnly, ReadWrite,
     ];
     let mut tensors = vec![partial, a, b, a, mask_slot, pbias];
+    // The partials go by workgroup layer, replica after replica.
+    let mut axis = opts.axis();
+    axis.strides[0] = partial.numel();
+    axis.strides[3] = axis.strides[1];
+    axis.strides[5] = pbias.numel();
     let mut constants = kernel.constants(plan);
     if kernel == MatmulKernel::Register {
         // Its vec4 view of B, unused here.
         constants.push(("B_VEC4", 0.0));
         bindings.push(ReadOnly);
         tensors.push(&scratch4);
+        axis.strides.push(0);
     }
-    record(
+    record_f32(
         gpu,
         kernel.file(),
         kernel.entry(),
@@ -406,6 +498,7 @@ fn record_partials(
         &constants,
         &plan.params,
         &tensors,
+        &axis,
         plan.grid,
     )
 }
@@ -418,12 +511,28 @@ fn record_reduce(
     opts: &MatmulOptions,
     (partial, pbias): (&Tensor, &Tensor),
 ) -> Result<Dispatch> {
+    let reps = opts.replica_count();
     let unused_bias = Tensor::zeros(gpu, &[1], "matmul split-K unused bias")?;
-    let unused_dbias = Tensor::zeros(gpu, &[1], "matmul split-K unused bias gradient")?;
+    let (unused_dbias, dbias_stride) = unused_output(gpu, reps)?;
     let flag = |on: bool| if on { 1.0 } else { 0.0 };
     let (m, n) = (params.m as usize, params.n as usize);
+    let r = opts.replicas.unwrap_or_default();
+    let axis = ReplicaAxis {
+        count: reps,
+        strides: vec![
+            r.c,
+            partial.numel(),
+            if opts.bias.is_some() { r.bias } else { 0 },
+            if opts.bias_grad.is_some() {
+                r.bias
+            } else {
+                dbias_stride
+            },
+            pbias.numel(),
+        ],
+    };
     use Binding::*;
-    record(
+    record_f32(
         gpu,
         "matmul_reduce.wgsl",
         "matmul_reduce",
@@ -437,7 +546,8 @@ fn record_reduce(
             opts.bias_grad.unwrap_or(&unused_dbias),
             pbias,
         ],
-        super::grid_1d(gpu, (m * n).max(n))?,
+        &axis,
+        super::grid_1d(gpu, reps * (m * n).max(n))?,
     )
 }
 
@@ -449,6 +559,46 @@ struct ReduceParams {
     n: u32,
     splits: u32,
     flags: u32,
+    reps: u32,
+    rep_c: u32,
+    rep_bias: u32,
+    pad: u32,
+}
+
+/// A writable slot a kernel never writes through (an unused bias gradient),
+/// as a view of one element per replica, one apart, so that its copies do
+/// not overlap: (replica 0's view, the stride).
+fn unused_output(gpu: &Gpu, reps: usize) -> Result<(Tensor, usize)> {
+    let t = Tensor::zeros(gpu, &[reps], "matmul unused bias gradient")?;
+    Ok((t.slice(0, &[1])?, 1))
+}
+
+/// Record one of the matmul kernels over the replica axis `axis` (one copy
+/// without replicas).
+#[allow(clippy::too_many_arguments)]
+fn record_f32<P: bytemuck::Pod>(
+    gpu: &Gpu,
+    file: &'static str,
+    entry: &'static str,
+    bindings: &[Binding],
+    constants: &[(&str, f64)],
+    params: &P,
+    tensors: &[&Tensor],
+    axis: &ReplicaAxis,
+    grid: [u32; 3],
+) -> Result<Dispatch> {
+    crate::gpu::dispatch::record_replicated(
+        gpu,
+        file,
+        super::source(file),
+        entry,
+        bindings,
+        constants,
+        params,
+        tensors,
+        axis,
+        grid,
+    )
 }
 
 /// The register-blocked kernel with an explicit workgroup shape (WGX, WGY).
@@ -496,22 +646,29 @@ pub fn matmul_kernel(
     }
     // Unused slots are bound to operands the kernel then never reads through them;
     // the unused writable slot gets a one-element scratch buffer.
+    let mut axis = opts.axis();
     let bias_slot = opts.bias.unwrap_or(a);
+    if opts.bias.is_none() {
+        axis.strides[3] = axis.strides[1];
+    }
     let mask_slot = mask.unwrap_or(a);
     let scratch;
     let dbias_slot = match opts.bias_grad {
         Some(t) => t,
         None => {
-            scratch = Tensor::zeros(gpu, &[1], "matmul unused bias gradient")?;
+            let (t, stride) = unused_output(gpu, opts.replica_count())?;
+            scratch = t;
+            axis.strides[5] = stride;
             &scratch
         }
     };
     // vec4 loads of B: row-major, unmasked, rows of a multiple of 4 floats, and a
-    // binding offset the vec4 view can start at.
+    // binding offset (and replica stride) the vec4 view can start at.
     let b_vec4 = !opts.trans_b
         && opts.mask.is_none_or(|(_, o)| o != Operand::B)
         && plan.n % 4 == 0
-        && b.offset().is_multiple_of(16);
+        && b.offset().is_multiple_of(16)
+        && plan.params.rep_b % 4 == 0;
     // The vec4 view must be at least one vec4 long even when unused.
     let scratch4;
     let b4_slot = if b_vec4 {
@@ -522,8 +679,9 @@ pub fn matmul_kernel(
     };
     let mut constants = plan.constants.clone();
     constants.push(("B_VEC4", if b_vec4 { 1.0 } else { 0.0 }));
+    axis.strides.push(if b_vec4 { axis.strides[2] } else { 0 });
     use Binding::*;
-    record(
+    record_f32(
         gpu,
         "matmul.wgsl",
         "matmul",
@@ -533,6 +691,7 @@ pub fn matmul_kernel(
         &constants,
         &plan.params,
         &[c, a, b, bias_slot, mask_slot, dbias_slot, b4_slot],
+        &axis,
         plan.grid,
     )
 }
@@ -548,12 +707,19 @@ fn record_plain(
     c: &Tensor,
     opts: &MatmulOptions,
 ) -> Result<Dispatch> {
-    let scratch = Tensor::zeros(gpu, &[1], "matmul unused bias gradient")?;
+    let mut axis = opts.axis();
+    let (scratch, stride) = unused_output(gpu, opts.replica_count())?;
     let bias_slot = opts.bias.unwrap_or(a);
+    if opts.bias.is_none() {
+        axis.strides[3] = axis.strides[1];
+    }
     let mask_slot = opts.mask.map(|(t, _)| t).unwrap_or(a);
+    if opts.bias_grad.is_none() {
+        axis.strides[5] = stride;
+    }
     let dbias_slot = opts.bias_grad.unwrap_or(&scratch);
     use Binding::*;
-    record(
+    record_f32(
         gpu,
         kernel.file(),
         kernel.entry(),
@@ -563,6 +729,7 @@ fn record_plain(
         &kernel.constants(plan),
         &plan.params,
         &[c, a, b, bias_slot, mask_slot, dbias_slot],
+        &axis,
         plan.grid,
     )
 }

@@ -15,7 +15,7 @@ use crate::kernels::record;
 pub const BLOCK: u32 = 64;
 
 /// Whether the cooperative-matrix kernel computes this product: A and B f16,
-/// C f32, no ReLU mask or bias gradient, M and N multiples of 64, K of 16.
+/// C f32, no ReLU mask or bias gradient, one replica, M and N multiples of 64, K of 16.
 pub fn supports(gpu: &Gpu, a: &Tensor, b: &Tensor, c: &Tensor, opts: &MatmulOptions) -> bool {
     let multiple = |v: usize, of: usize| v > 0 && v.is_multiple_of(of);
     gpu.has_coop_f16()
@@ -24,6 +24,7 @@ pub fn supports(gpu: &Gpu, a: &Tensor, b: &Tensor, c: &Tensor, opts: &MatmulOpti
         && c.dtype() == DType::F32
         && opts.mask.is_none()
         && opts.bias_grad.is_none()
+        && opts.replica_count() == 1
         && c.shape().len() == 2
         && a.shape().len() == 2
         && multiple(c.shape()[0], 64)
@@ -84,6 +85,7 @@ pub fn matmul_coop_variant(
     opts: MatmulOptions,
     variant: CoopVariant,
 ) -> Result<Dispatch> {
+    opts.refuse_replicas("the cooperative-matrix matmul")?;
     if !gpu.has_coop_f16() {
         return Err(Error::MissingFeature {
             feature: "EXPERIMENTAL_COOPERATIVE_MATRIX (16x16x16, f16 inputs, f32 accumulator)",

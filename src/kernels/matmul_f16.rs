@@ -53,6 +53,7 @@ pub fn matmul_mixed(
     opts: MatmulOptions,
     wg: (u32, u32),
 ) -> Result<Dispatch> {
+    opts.refuse_replicas("the mixed-precision matmul")?;
     require_f16(gpu)?;
     if gpu.limits.max_storage_buffers_per_shader_stage < 10 {
         return Err(Error::MissingFeature {
