@@ -54,7 +54,7 @@ fn matmul(@builtin(global_invocation_id) gid: vec3<u32>) {
     let step_b = select(p.n, 1u, TRANS_B);
     // This workgroup's replica and range of k: all of it, or its split-K slice.
     set_layer(gid.z);
-    let ks = k_range();
+    let ks = k_range(gid.z);
     let k0 = ks.x;
     let k1 = ks.y;
     var ia = select(rows * p.k, rows, TRANS_A) + k0 * step_a + rep * p.rep_a;

@@ -55,18 +55,26 @@ var<private> layer: u32;
 var<private> split_z: u32;
 var<private> rep: u32;
 
-fn set_layer(z: u32) {
-    var slices = 1u;
-    if (KC > 0u) { slices = max(1u, (p.k + KC - 1u) / max(KC, 1u)); }
-    layer = z;
-    split_z = z % slices;
-    rep = z / slices;
+// Split-K slices per replica (1 without split-K).
+fn split_slices() -> u32 {
+    if (KC == 0u) { return 1u; }
+    return max(1u, (p.k + KC - 1u) / max(KC, 1u));
 }
 
-// This workgroup's range [begin, end) of k: all of it, or its slice.
-fn k_range() -> vec2<u32> {
+fn set_layer(z: u32) {
+    layer = z;
+    split_z = z % split_slices();
+    rep = z / split_slices();
+}
+
+// Workgroup layer z's range [begin, end) of k: all of it, or its slice.
+// It takes z rather than reading `split_z`: the tiled kernel loops over this
+// range around barriers, and WGSL's uniformity analysis (Tint's, in browsers)
+// counts a private variable as non-uniform but the workgroup id as uniform.
+fn k_range(z: u32) -> vec2<u32> {
     if (KC == 0u) { return vec2<u32>(0u, p.k); }
-    return vec2<u32>(min(p.k, split_z * KC), min(p.k, split_z * KC + KC));
+    let s = z % split_slices();
+    return vec2<u32>(min(p.k, s * KC), min(p.k, s * KC + KC));
 }
 
 @group(0) @binding(0) var<uniform> p: Params;

@@ -104,7 +104,7 @@ fn matmul_tiled(@builtin(workgroup_id) wid: vec3<u32>,
     // This workgroup's replica, and all of k or its split-K slice (KC is a
     // multiple of BK there).
     set_layer(wid.z);
-    let ks = k_range();
+    let ks = k_range(wid.z);
     // ANCHOR: tiled_loop
     for (var k0 = ks.x; k0 < ks.y; k0 = k0 + BK) {
         // Stage op(A)[row0.., k0..] (bm×BK) and op(B)[k0.., col0..] (BK×bn),
