@@ -7,7 +7,7 @@
 //! one table compares them on the test split, with Δm%.
 //!
 //!     cargo run --release --example iris_mtl -- [--weighting METHOD] [--space params|rep]
-//!                                               [--seed S] [--seeds N] [--epochs N] [--grad-stats] [--half] [--profile]
+//!                                               [--seed S] [--seeds N [--jobs J]] [--epochs N] [--grad-stats] [--half] [--profile]
 //!                                               [--arch shared|cross_stitch|omoe|mmoe|cgc|ple|dselect_k:K --experts E --expert-hidden H]
 //!                                               [--dump-step] [--dump-graph FILE.dot] [--grad-stats-every N]
 //!                                               [--finetune EPOCHS [--freeze trunk]]
@@ -23,7 +23,7 @@ use taskgrad::mtl::{self, GradSpace};
 use taskgrad::nn::{Arch, Freeze};
 use taskgrad::train::metrics::delta_m;
 use taskgrad::train::{
-    finetune_per_task, fit, single_task_baselines, EpochLog, TrainConfig, WatchedStep,
+    finetune_per_task, fit, on_devices, single_task_baselines, EpochLog, TrainConfig, WatchedStep,
 };
 use taskgrad::Gpu;
 
@@ -56,6 +56,10 @@ struct Args {
     /// Also train seeds seed+1, … (this many in all) and print Δm% as mean ± std.
     #[arg(long, default_value_t = 1)]
     seeds: usize,
+    /// Train this many of the further seeds at once, each on a device of its
+    /// own (the same adapter); the numbers do not depend on it.
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
     #[arg(long, default_value_t = 150)]
     epochs: usize,
     /// Print each task's gradient norm and the pairwise cosines every 10 epochs.
@@ -313,8 +317,11 @@ fn run(args: Args) -> taskgrad::Result<()> {
     };
     if args.seeds > 1 {
         let (mut dms, mut fts) = (vec![dm], dm_ft.into_iter().collect::<Vec<_>>());
-        for seed in args.seed + 1..args.seed + args.seeds as u64 {
-            let (d, f) = delta_m_for_seed(&gpu, &table, seed, &args, grad_space)?;
+        let more: Vec<u64> = (args.seed + 1..args.seed + args.seeds as u64).collect();
+        let runs = on_devices(&gpu, args.jobs, more, &mut |_| {}, |gpu, seed, _| {
+            delta_m_for_seed(gpu, &table, seed, &args, grad_space)
+        })?;
+        for (d, f) in runs {
             dms.push(d);
             fts.extend(f);
         }
