@@ -440,6 +440,45 @@ pub struct StepPlan {
 }
 
 impl StepPlan {
+    /// A small MLP: the network, its losses and its backward pass as one
+    /// dispatch, in place of theirs, where `mlp_step::MlpStep`
+    /// takes the network and nothing runs between those phases.
+    #[allow(clippy::too_many_arguments)]
+    fn fuse_small_mlp(
+        &mut self,
+        gpu: &Gpu,
+        net: &MultiTaskNet,
+        params: &ParamSet,
+        tasks: &[TaskSpec],
+        (d, b): (usize, usize),
+        tb: &TaskBuffers,
+        opts: StepOptions,
+        space: Option<GradSpace>,
+    ) -> Result<Option<super::mlp_step::MlpStep>> {
+        let seeds_only = self.reseed.is_empty()
+            && self.solve.is_empty()
+            && self.after_backward.is_empty()
+            && self.after_update.is_empty();
+        let fused = super::mlp_step::MlpStep::try_build(
+            gpu,
+            net,
+            params,
+            tasks,
+            (d, b),
+            tb,
+            opts,
+            space,
+            seeds_only,
+        )?;
+        Ok(fused.map(|(step, dispatch)| {
+            self.network = vec![dispatch];
+            self.losses.clear();
+            self.heads_backward.clear();
+            self.trunk_backward.clear();
+            step
+        }))
+    }
+
     // ANCHOR: step_order
     /// A training step, in order, without the optimizer.
     pub fn train(&self) -> Vec<&Dispatch> {
@@ -588,6 +627,48 @@ impl LossLog {
     }
 }
 
+/// The forward passes of a step's minibatches on one tape.
+struct Minibatches {
+    batches: Vec<BatchBuffers>,
+    traces: Vec<Traced>,
+    /// The network's dispatches and the losses', every minibatch's.
+    network: Vec<Dispatch>,
+    losses: Vec<Dispatch>,
+}
+
+/// One trace per minibatch of the step (several for MoDo and SDMGrad): each
+/// its own activations over the same parameter nodes.
+#[allow(clippy::too_many_arguments)]
+fn trace_minibatches(
+    tape: &mut Tape<'_>,
+    net: &MultiTaskNet,
+    params: &ParamSet,
+    tasks: &[TaskSpec],
+    (d, b): (usize, usize),
+    tb: &TaskBuffers,
+    space: Option<GradSpace>,
+    samples: usize,
+) -> Result<Minibatches> {
+    let gpu = tape.gpu;
+    let mut out = Minibatches {
+        batches: Vec::new(),
+        traces: Vec::new(),
+        network: Vec::new(),
+        losses: Vec::new(),
+    };
+    for _ in 0..samples {
+        let batch = BatchBuffers::new(gpu, tasks, d, b)?;
+        let start = tape.forward.len();
+        let traced = trace(tape, net, params, &batch, tb, space)?;
+        let mut forward = tape.forward.split_off(start);
+        out.losses.extend(forward.split_off(traced.n_net - start));
+        out.network.extend(forward);
+        out.batches.push(batch);
+        out.traces.push(traced);
+    }
+    Ok(out)
+}
+
 impl Program {
     /// Trace `net` on batches of `b` rows and build the step for `tasks`.
     #[allow(clippy::too_many_arguments)]
@@ -630,21 +711,12 @@ impl Program {
         tape.fuse = opts.fused;
         tape.half = opts.half;
         tape.training = true;
-        // One trace per minibatch of the step (several for MoDo and SDMGrad):
-        // each its own activations over the same parameter nodes.
-        let mut batches = Vec::new();
-        let mut traces = Vec::new();
-        let (mut network, mut losses) = (Vec::new(), Vec::new());
-        for _ in 0..samples {
-            let batch = BatchBuffers::new(gpu, tasks, d, b)?;
-            let start = tape.forward.len();
-            let traced = trace(&mut tape, net, params, &batch, &tb, space)?;
-            let mut forward = tape.forward.split_off(start);
-            losses.extend(forward.split_off(traced.n_net - start));
-            network.extend(forward);
-            batches.push(batch);
-            traces.push(traced);
-        }
+        let Minibatches {
+            batches,
+            mut traces,
+            network,
+            losses,
+        } = trace_minibatches(&mut tape, net, params, tasks, (d, b), &tb, space, samples)?;
         let loss_vars: Vec<Var> = traces.iter().flat_map(|t| t.loss_vars.clone()).collect();
         tape.backward(&loss_vars)?;
         if samples > 1 {
@@ -725,32 +797,10 @@ impl Program {
                 s => s,
             },
         };
-        // A small MLP: the network, its losses and its backward pass as one dispatch.
-        let seeds_only = plan.reseed.is_empty()
-            && plan.solve.is_empty()
-            && plan.after_backward.is_empty()
-            && plan.after_update.is_empty();
-        let mut mlp_step = None;
-        if samples == 1 {
-            let fused = super::mlp_step::MlpStep::try_build(
-                gpu,
-                net,
-                params,
-                tasks,
-                (d, b),
-                &tb,
-                opts,
-                space,
-                seeds_only,
-            )?;
-            if let Some((step, dispatch)) = fused {
-                plan.network = vec![dispatch];
-                plan.losses.clear();
-                plan.heads_backward.clear();
-                plan.trunk_backward.clear();
-                mlp_step = Some(step);
-            }
-        }
+        let mlp_step = match samples {
+            1 => plan.fuse_small_mlp(gpu, net, params, tasks, (d, b), &tb, opts, space)?,
+            _ => None,
+        };
         // What a step leaves to look at is its last minibatch's.
         let last = traces.pop().expect("at least one trace");
         Ok(Program {
