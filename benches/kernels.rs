@@ -1,8 +1,8 @@
 //! Kernel benchmarks: matmul GFLOP/s beside the CPU reference, convolution
 //! GFLOP/s (LeNet's two layers, im2col + matmul against the implicit GEMM),
 //! the throughput of the fused softmax cross-entropy and of Adam over an
-//! arena, and R runs' products in one dispatch over the replica axis against
-//! R dispatches (`matmul_replicas`).
+//! arena, and R runs' products and losses in one dispatch over the replica
+//! axis against R dispatches (`matmul_replicas`, `loss_replicas`).
 //!
 //!     cargo bench --bench kernels
 //!
@@ -15,7 +15,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use std::time::Duration;
 use taskgrad::kernels::im2col::{im2col, ConvGeometry};
 use taskgrad::kernels::matmul::{matmul, MatmulOptions, Operand, Replicas};
-use taskgrad::kernels::{conv_direct, softmax_ce};
+use taskgrad::kernels::{conv_direct, mse, softmax_ce, LossReplicas};
 use taskgrad::optim;
 use taskgrad::optim::Optimizer as _;
 use taskgrad::{reference, Gpu, Tensor};
@@ -140,6 +140,86 @@ fn bench_matmul_replicas(c: &mut Criterion, gpu: &Gpu) {
         };
         let separate: Vec<_> = (0..reps).flat_map(|r| products(r, None)).collect();
         let one = products(0, Some(reps));
+        for (name, list) in [("separate", &separate), ("one_dispatch", &one)] {
+            let list: Vec<_> = list.iter().collect();
+            group.bench_with_input(BenchmarkId::new(name, reps), &reps, |bench, _| {
+                bench.iter(|| {
+                    gpu.run(&list).unwrap();
+                    gpu.wait().unwrap();
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+/// The three losses of a penguins step for R runs at once (DESIGN.md, "many
+/// runs in one program"): softmax-CE over 32 rows × 3 species, softmax-CE
+/// over 2 sexes and MSE over the body mass, each replica's tensors in its
+/// own block: R dispatches per loss (`separate`) against one dispatch per
+/// loss over the replica axis (`one_dispatch`).
+fn bench_loss_replicas(c: &mut Criterion, gpu: &Gpu) {
+    let mut group = c.benchmark_group("loss_replicas");
+    group
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_secs(1));
+    let (b, k) = (32usize, 3usize);
+    let al = (gpu.limits.min_storage_buffer_offset_alignment as usize / 4).max(1);
+    let up = |v: usize| v.div_ceil(al) * al;
+    let reps_of = |count| LossReplicas {
+        count,
+        values: up(b * 3),
+        rows: up(b),
+        tasks: up(k),
+    };
+    for reps in [1usize, 5] {
+        let l = reps_of(reps);
+        let f32s = |n: usize, seed: usize, name: &str| {
+            Tensor::from_slice(gpu, &[reps * n], &pattern(reps * n, seed), name).unwrap()
+        };
+        let (z, dz) = (f32s(l.values, 1, "logits"), f32s(l.values, 0, "dlogits"));
+        let target = f32s(l.values, 2, "targets");
+        let labels: Vec<u32> = (0..reps * l.rows).map(|i| (i % 2) as u32).collect();
+        let labels = Tensor::from_u32(gpu, &[reps * l.rows], &labels, "labels").unwrap();
+        let mask =
+            Tensor::from_slice(gpu, &[reps * l.rows], &vec![1.0; reps * l.rows], "mask").unwrap();
+        let (rows, scale, loss) = (
+            f32s(l.rows, 0, "rows"),
+            f32s(l.tasks, 3, "scale"),
+            f32s(l.tasks, 0, "loss"),
+        );
+        let v = |t: &Tensor, r: usize, stride: usize, shape: &[usize]| {
+            t.slice(r * stride, shape).unwrap()
+        };
+        // Replica r's three losses; with `count`, those of replicas r.. r + count.
+        let losses = |r: usize, count: usize| {
+            let lr = LossReplicas { count, ..l };
+            let (s, lo) = (v(&scale, r, l.tasks, &[k]), v(&loss, r, l.tasks, &[k]));
+            let ce = |classes: usize, slot: usize| {
+                let out = softmax_ce::SoftmaxCeOutputs {
+                    dlogits: &v(&dz, r, l.values, &[b, classes]),
+                    loss_rows: &v(&rows, r, l.rows, &[b]),
+                    loss: &lo,
+                };
+                let z = v(&z, r, l.values, &[b, classes]);
+                let (y, m) = (v(&labels, r, l.rows, &[b]), v(&mask, r, l.rows, &[b]));
+                softmax_ce::softmax_ce_replicated(gpu, &z, &y, &m, &s, slot, out, lr).unwrap()
+            };
+            let (p, t, d) = (
+                v(&z, r, l.values, &[b, 1]),
+                v(&target, r, l.values, &[b, 1]),
+                v(&dz, r, l.values, &[b, 1]),
+            );
+            let m = v(&mask, r, l.rows, &[b]);
+            vec![
+                ce(3, 0),
+                ce(2, 1),
+                mse::mse_replicated(gpu, &p, &t, &m, &s, 2, &d, &lo, lr).unwrap(),
+            ]
+        };
+        let separate: Vec<_> = (0..reps).flat_map(|r| losses(r, 1)).collect();
+        let one = losses(0, reps);
         for (name, list) in [("separate", &separate), ("one_dispatch", &one)] {
             let list: Vec<_> = list.iter().collect();
             group.bench_with_input(BenchmarkId::new(name, reps), &reps, |bench, _| {
@@ -284,6 +364,7 @@ fn benches(c: &mut Criterion) {
     eprintln!("adapter: {}", gpu.report);
     bench_matmul(c, &gpu);
     bench_matmul_replicas(c, &gpu);
+    bench_loss_replicas(c, &gpu);
     bench_conv(c, &gpu);
     bench_softmax_ce(c, &gpu);
     bench_adam(c, &gpu);

@@ -20,12 +20,21 @@
 // where 1 + e would round away e's digits in f32.
 // The target of a masked row is never read into the result, so it may hold NaN.
 // One workgroup, the same structure as mse.wgsl. WG must be a power of two.
+//
+// Replicas (R runs of one model, DESIGN.md's "many runs in one program"):
+// workgroup z computes replica z's loss, its z, y and dz at z·rep_values
+// elements past replica 0's, mask at z·rep_rows, scale and loss at
+// z·rep_tasks. One replica: z = 0 and the strides do not matter.
 
 struct Params {
     rows: u32,
     cols: u32,
     slot: u32,
     _pad: u32,
+    rep_values: u32,
+    rep_rows: u32,
+    rep_tasks: u32,
+    _pad2: u32,
 }
 
 override WG: u32 = 256u;
@@ -61,22 +70,29 @@ fn log1p_small(e: f32) -> f32 {
 }
 
 @compute @workgroup_size(WG)
-fn bce(@builtin(local_invocation_id) lid3: vec3<u32>) {
+fn bce(
+    @builtin(local_invocation_id) lid3: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
+) {
     let lid = lid3.x;
+    // This replica's first value, first row and task slot.
+    let zv = wid.z * p.rep_values;
+    let zr = wid.z * p.rep_rows;
+    let slot = wid.z * p.rep_tasks + p.slot;
     var count = 0.0;
     for (var r = lid; r < p.rows; r = r + WG) {
-        if (mask[r] > 0.5) { count = count + 1.0; }
+        if (mask[zr + r] > 0.5) { count = count + 1.0; }
     }
     let n_valid = tree_sum(lid, count);
     let denom = n_valid * f32(p.cols);
     let inv = select(0.0, 1.0 / denom, denom > 0.0);
-    let g = scale[p.slot] * inv;
+    let g = scale[slot] * inv;
 
     var local_loss = 0.0;
     for (var r = lid; r < p.rows; r = r + WG) {
-        let valid = mask[r] > 0.5;
+        let valid = mask[zr + r] > 0.5;
         for (var t = 0u; t < p.cols; t = t + 1u) {
-            let i = r * p.cols + t;
+            let i = zv + r * p.cols + t;
             var d = 0.0;
             if (valid) {
                 let x = z[i];
@@ -90,5 +106,5 @@ fn bce(@builtin(local_invocation_id) lid3: vec3<u32>) {
         }
     }
     let total = tree_sum(lid, local_loss);
-    if (lid == 0u) { loss[p.slot] = total * inv; }
+    if (lid == 0u) { loss[slot] = total * inv; }
 }

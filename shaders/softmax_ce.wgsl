@@ -15,12 +15,21 @@
 // One workgroup: it counts the valid rows, then each invocation handles rows
 // lid, lid + WG, ... and the per-row losses are summed by a tree in workgroup memory.
 // WG must be a power of two.
+//
+// Replicas (R runs of one model, DESIGN.md's "many runs in one program"):
+// workgroup z computes replica z's loss, its z, dlogits at z·rep_values
+// elements past replica 0's, y, mask and loss_rows at z·rep_rows, scale and
+// loss at z·rep_tasks. One replica: z = 0 and the strides do not matter.
 
 struct Params {
     rows: u32,
     classes: u32,
     slot: u32,
     _pad: u32,
+    rep_values: u32,
+    rep_rows: u32,
+    rep_tasks: u32,
+    _pad2: u32,
 }
 
 override WG: u32 = 256u;
@@ -36,6 +45,7 @@ override WG: u32 = 256u;
 
 var<workgroup> partial: array<f32, WG>;
 
+// Row r (already offset to its replica) has a label to learn from.
 fn is_valid(r: u32) -> bool {
     return mask[r] > 0.5 && labels[r] < p.classes;
 }
@@ -54,40 +64,47 @@ fn tree_sum(lid: u32, value: f32) -> f32 {
 
 // ANCHOR: softmax_ce
 @compute @workgroup_size(WG)
-fn softmax_ce(@builtin(local_invocation_id) lid3: vec3<u32>) {
+fn softmax_ce(
+    @builtin(local_invocation_id) lid3: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
+) {
     let lid = lid3.x;
     let c = p.classes;
+    // This replica's first logit, first row and task slot.
+    let zv = wid.z * p.rep_values;
+    let zr = wid.z * p.rep_rows;
+    let slot = wid.z * p.rep_tasks + p.slot;
     var count = 0.0;
     for (var r = lid; r < p.rows; r = r + WG) {
-        if (is_valid(r)) { count = count + 1.0; }
+        if (is_valid(zr + r)) { count = count + 1.0; }
     }
     let n_valid = tree_sum(lid, count);
     let inv = select(0.0, 1.0 / n_valid, n_valid > 0.0);
-    let g = scale[p.slot] * inv;
+    let g = scale[slot] * inv;
 
     var local_loss = 0.0;
     for (var r = lid; r < p.rows; r = r + WG) {
-        let base = r * c;
-        let valid = is_valid(r);
+        let base = zv + r * c;
+        let valid = is_valid(zr + r);
         var zmax = logits[base];
         for (var j = 1u; j < c; j = j + 1u) { zmax = max(zmax, logits[base + j]); }
         var sum = 0.0;
         for (var j = 0u; j < c; j = j + 1u) { sum = sum + exp(logits[base + j] - zmax); }
         let lse = zmax + log(sum);
         var row_loss = 0.0;
-        if (valid) { row_loss = lse - logits[base + labels[r]]; }
-        loss_rows[r] = row_loss;
+        if (valid) { row_loss = lse - logits[base + labels[zr + r]]; }
+        loss_rows[zr + r] = row_loss;
         local_loss = local_loss + row_loss;
         for (var j = 0u; j < c; j = j + 1u) {
             var d = 0.0;
             if (valid) {
-                let onehot = select(0.0, 1.0, j == labels[r]);
+                let onehot = select(0.0, 1.0, j == labels[zr + r]);
                 d = (exp(logits[base + j] - lse) - onehot) * g;
             }
             dlogits[base + j] = d;
         }
     }
     let total = tree_sum(lid, local_loss);
-    if (lid == 0u) { loss[p.slot] = total * inv; }
+    if (lid == 0u) { loss[slot] = total * inv; }
 }
 // ANCHOR_END: softmax_ce

@@ -2114,3 +2114,232 @@ fn replicated_matmul_refuses_outputs_that_overlap() {
     };
     assert!(matmul::matmul_kernel(gpu, &a, &b, &c, o, MatmulKernel::Register, (8, 8)).is_err());
 }
+
+/// One of the fused losses, recorded on replica 0's tensors for `reps`:
+/// (logits or predictions, labels or targets, mask, scale, slot, the
+/// gradient, per-row losses where the loss has them, loss).
+type LossRecord<'g> = Box<
+    dyn Fn(
+            &Tensor,
+            &Tensor,
+            &Tensor,
+            &Tensor,
+            usize,
+            &Tensor,
+            &Tensor,
+            &Tensor,
+            taskgrad::kernels::LossReplicas,
+        ) -> taskgrad::gpu::Dispatch
+        + 'g,
+>;
+
+#[test]
+fn replicated_losses_equal_each_replica_alone_bit_for_bit() {
+    // Three replicas of softmax-CE, MSE and BCE in one dispatch each, every
+    // tensor kind at its own stride with a gap after each copy: each
+    // replica's gradient, per-row losses and loss equal its loss recorded
+    // alone on its own views, bit for bit, and nothing in the gaps or in
+    // the other tasks' slots is written. Replica 1 has a different mask and
+    // scale, replica 2 no labelled row at all; 300 rows take the kernels'
+    // strided row loop past one workgroup's 256 invocations.
+    use taskgrad::kernels::LossReplicas;
+    use taskgrad::task::binary;
+    let gpu = gpu_or_skip!();
+    let al = (gpu.limits.min_storage_buffer_offset_alignment as usize / 4).max(1);
+    let up = |v: usize| (v + 1).div_ceil(al) * al; // at least one element of gap
+    let ce: LossRecord = Box::new(|z, y, m, s, slot, dz, rows, loss, reps| {
+        let out = softmax_ce::SoftmaxCeOutputs {
+            dlogits: dz,
+            loss_rows: rows,
+            loss,
+        };
+        softmax_ce::softmax_ce_replicated(gpu, z, y, m, s, slot, out, reps).unwrap()
+    });
+    let mse: LossRecord = Box::new(|z, y, m, s, slot, dz, _, loss, reps| {
+        mse::mse_replicated(gpu, z, y, m, s, slot, dz, loss, reps).unwrap()
+    });
+    let bce: LossRecord = Box::new(|z, y, m, s, slot, dz, _, loss, reps| {
+        binary::kernel_replicated(gpu, z, y, m, s, slot, dz, loss, reps).unwrap()
+    });
+    let (count, k, slot) = (3usize, 2usize, 1usize);
+    for (name, record, labels_u32, cols) in [
+        ("softmax_ce", &ce, true, 3),
+        ("mse", &mse, false, 2),
+        ("bce", &bce, false, 1),
+    ] {
+        for b in [5usize, 300] {
+            let what = format!("{name} b={b}");
+            let reps = LossReplicas {
+                count,
+                values: up(b * cols),
+                rows: up(b),
+                tasks: up(k),
+            };
+            let mut r = rng(40 + b as u64);
+            let z = upload(
+                gpu,
+                &[count * reps.values],
+                &random(&mut r, count * reps.values),
+            );
+            let y = if labels_u32 {
+                // Labels 0..=3 with 3 out of range: such a row is not learned from.
+                let v: Vec<u32> = (0..count * reps.rows).map(|i| (i * 7 % 4) as u32).collect();
+                Tensor::from_u32(gpu, &[count * reps.rows], &v, "labels").unwrap()
+            } else {
+                let v: Vec<f32> = (0..count * reps.values)
+                    .map(|i| ((i * 5) % 3 == 0) as u32 as f32)
+                    .collect();
+                upload(gpu, &[count * reps.values], &v)
+            };
+            let mask: Vec<f32> = (0..count * reps.rows)
+                .map(|i| match i / reps.rows {
+                    0 => (i % 5 != 2) as u32 as f32,
+                    1 => (i % 3 == 0) as u32 as f32,
+                    _ => 0.0,
+                })
+                .collect();
+            let mask = upload(gpu, &[count * reps.rows], &mask);
+            let scale: Vec<f32> = (0..count * reps.tasks)
+                .map(|i| 0.5 + i as f32 * 0.25)
+                .collect();
+            let scale = upload(gpu, &[count * reps.tasks], &scale);
+            let sentinel = |n| upload(gpu, &[n], &vec![-7.5; n]);
+            let outputs = || {
+                (
+                    sentinel(count * reps.values),
+                    sentinel(count * reps.rows),
+                    sentinel(count * reps.tasks),
+                )
+            };
+            // Replica r's view of a tensor laid out at `stride` per replica.
+            let view = |t: &Tensor, r: usize, stride: usize, shape: &[usize]| {
+                t.slice(r * stride, shape).unwrap()
+            };
+            let y_stride = if labels_u32 { reps.rows } else { reps.values };
+            let y_shape: Vec<usize> = if labels_u32 { vec![b] } else { vec![b, cols] };
+            let args = |r: usize, (dz, rows, loss): &(Tensor, Tensor, Tensor)| {
+                (
+                    view(&z, r, reps.values, &[b, cols]),
+                    view(&y, r, y_stride, &y_shape),
+                    view(&mask, r, reps.rows, &[b]),
+                    view(&scale, r, reps.tasks, &[k]),
+                    view(dz, r, reps.values, &[b, cols]),
+                    view(rows, r, reps.rows, &[b]),
+                    view(loss, r, reps.tasks, &[k]),
+                )
+            };
+            let together = outputs();
+            let (z0, y0, m0, s0, dz0, rows0, l0) = args(0, &together);
+            let d = record(&z0, &y0, &m0, &s0, slot, &dz0, &rows0, &l0, reps);
+            gpu.run(&[&d]).unwrap();
+            let alone = outputs();
+            let ds: Vec<_> = (0..count)
+                .map(|r| {
+                    let (zr, yr, mr, sr, dzr, rowsr, lr) = args(r, &alone);
+                    record(
+                        &zr,
+                        &yr,
+                        &mr,
+                        &sr,
+                        slot,
+                        &dzr,
+                        &rowsr,
+                        &lr,
+                        LossReplicas::ONE,
+                    )
+                })
+                .collect();
+            gpu.run(&ds.iter().collect::<Vec<_>>()).unwrap();
+            let got = gpu.read(&[&together.0, &together.1, &together.2]).unwrap();
+            let want = gpu.read(&[&alone.0, &alone.1, &alone.2]).unwrap();
+            for (i, part) in ["gradient", "per-row losses", "losses"].iter().enumerate() {
+                let (g, w) = (&got[i], &want[i]);
+                for (j, (a, e)) in g.iter().zip(w).enumerate() {
+                    assert!(
+                        a.to_bits() == e.to_bits(),
+                        "{what}: {part}[{j}] together {a}, alone {e}"
+                    );
+                }
+            }
+            // Each replica wrote its own loss slot and no other; replica 2
+            // (nothing labelled) has loss 0 and a zero gradient.
+            let losses = &got[2];
+            for rep in 0..count {
+                for i in 0..reps.tasks {
+                    let v = losses[rep * reps.tasks + i];
+                    assert_eq!(
+                        v == -7.5,
+                        i != slot,
+                        "{what}: replica {rep} loss element {i} = {v}"
+                    );
+                }
+            }
+            assert_eq!(
+                losses[2 * reps.tasks + slot],
+                0.0,
+                "{what}: empty replica's loss"
+            );
+            assert!(
+                losses[slot] > 0.0 && losses[reps.tasks + slot] > 0.0,
+                "{what}: {losses:?}"
+            );
+            let gaps = got[0]
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| j % reps.values >= b * cols);
+            assert!(
+                gaps.clone().count() > 0 && gaps.into_iter().all(|(_, &v)| v == -7.5),
+                "{what}: a gap was written"
+            );
+        }
+    }
+}
+
+#[test]
+fn replicated_losses_refuse_copies_that_overlap() {
+    // A loss slot shared by the replicas (stride 0) or gradients closer than
+    // B·C apart would be a race: refused when recorded.
+    use taskgrad::kernels::LossReplicas;
+    let gpu = gpu_or_skip!();
+    let (b, t) = (4, 2);
+    let big = |n: usize| zeros(gpu, &[n]);
+    let (pred, target, dpred) = (big(64), big(64), big(64));
+    let (mask, scale, loss) = (big(64), big(64), big(64));
+    let v = |x: &Tensor, shape: &[usize]| x.slice(0, shape).unwrap();
+    let record = |reps| {
+        mse::mse_replicated(
+            gpu,
+            &v(&pred, &[b, t]),
+            &v(&target, &[b, t]),
+            &v(&mask, &[b]),
+            &v(&scale, &[2]),
+            0,
+            &v(&dpred, &[b, t]),
+            &v(&loss, &[2]),
+            reps,
+        )
+    };
+    let fine = LossReplicas {
+        count: 3,
+        values: b * t,
+        rows: b,
+        tasks: 2,
+    };
+    assert!(record(fine).is_ok());
+    assert!(
+        record(LossReplicas { tasks: 0, ..fine }).is_err(),
+        "a shared loss slot"
+    );
+    assert!(
+        record(LossReplicas {
+            values: b * t - 1,
+            ..fine
+        })
+        .is_err(),
+        "gradients overlapping"
+    );
+    assert!(
+        record(LossReplicas { values: 32, ..fine }).is_err(),
+        "past the buffer's end"
+    );
+}

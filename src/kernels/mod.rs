@@ -145,6 +145,33 @@ pub struct Shader {
 }
 
 impl Shader {
+    /// [`crate::gpu::dispatch::record_replicated`] for the entry point `entry` of this file.
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_replicated<P: bytemuck::Pod>(
+        &self,
+        gpu: &Gpu,
+        entry: &'static str,
+        bindings: &[Binding],
+        constants: &[(&str, f64)],
+        params: &P,
+        tensors: &[&Tensor],
+        axis: &crate::gpu::dispatch::ReplicaAxis,
+        workgroups: [u32; 3],
+    ) -> Result<Dispatch> {
+        crate::gpu::dispatch::record_replicated(
+            gpu,
+            self.file,
+            self.source,
+            entry,
+            bindings,
+            constants,
+            params,
+            tensors,
+            axis,
+            workgroups,
+        )
+    }
+
     /// [`crate::gpu::dispatch::record`] for the entry point `entry` of this file.
     #[allow(clippy::too_many_arguments)]
     pub fn record<P: bytemuck::Pod>(
@@ -171,6 +198,16 @@ impl Shader {
     }
 }
 
+impl Shader {
+    /// The kernel of `shaders/` named by its file in [`SHADERS`].
+    pub(crate) fn builtin(file: &'static str) -> Shader {
+        Shader {
+            file,
+            source: source(file),
+        }
+    }
+}
+
 /// [`Shader::record`] for a kernel of `shaders/` named by its file in [`SHADERS`].
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn record<P: bytemuck::Pod>(
@@ -183,11 +220,7 @@ pub(crate) fn record<P: bytemuck::Pod>(
     tensors: &[&Tensor],
     workgroups: [u32; 3],
 ) -> Result<Dispatch> {
-    let shader = Shader {
-        file,
-        source: source(file),
-    };
-    shader.record(gpu, entry, bindings, constants, params, tensors, workgroups)
+    Shader::builtin(file).record(gpu, entry, bindings, constants, params, tensors, workgroups)
 }
 
 /// C = op(A)·op(B) by the f32 kernels (`matmul::matmul_auto`: the chosen
@@ -213,7 +246,7 @@ pub fn product(
     }
 }
 
-/// The uniform parameters of the fused losses.
+/// The uniform parameters of the fused losses (softmax-CE, MSE, BCE).
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 pub(crate) struct LossParams {
@@ -221,6 +254,92 @@ pub(crate) struct LossParams {
     pub cols: u32,
     pub slot: u32,
     pub _pad: u32,
+    /// Replica r's B×C values (logits or predictions, their gradient, the
+    /// targets), its B-row arrays (labels, mask, per-row losses) and its
+    /// K-element arrays (scale, loss) lie this many elements past replica 0's.
+    pub rep_values: u32,
+    pub rep_rows: u32,
+    pub rep_tasks: u32,
+    pub _pad2: u32,
+}
+
+impl LossParams {
+    pub(crate) fn new(rows: usize, cols: usize, slot: usize, reps: &LossReplicas) -> LossParams {
+        LossParams {
+            rows: rows as u32,
+            cols: cols as u32,
+            slot: slot as u32,
+            _pad: 0,
+            rep_values: reps.values as u32,
+            rep_rows: reps.rows as u32,
+            rep_tasks: reps.tasks as u32,
+            _pad2: 0,
+        }
+    }
+}
+
+/// What each tensor of a fused loss is, for its replica stride.
+#[derive(Clone, Copy)]
+pub(crate) enum LossArray {
+    /// B×C: logits or predictions, their gradient, regression or binary targets.
+    Values,
+    /// B: class labels, the row mask, per-row losses.
+    Rows,
+    /// K: the upstream gradients and the losses, one per task.
+    Tasks,
+}
+
+/// `count` copies of a fused loss in one dispatch (the replica axis of
+/// DESIGN.md's "many runs in one program", as [`matmul::Replicas`] is for
+/// products): replica r's tensors lie r·stride elements past those given for
+/// replica 0, each kind of tensor at its own stride (in elements). Each
+/// replica takes its own mean over its own labelled rows and writes its own
+/// `loss[slot]`, so `tasks` must be at least K and `values`, `rows` at least
+/// the sizes of what the replicas write (checked when recorded).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LossReplicas {
+    pub count: usize,
+    pub values: usize,
+    pub rows: usize,
+    pub tasks: usize,
+}
+
+impl LossReplicas {
+    /// One copy: the loss alone.
+    pub const ONE: LossReplicas = LossReplicas {
+        count: 1,
+        values: 0,
+        rows: 0,
+        tasks: 0,
+    };
+
+    fn stride(&self, kind: LossArray) -> usize {
+        match kind {
+            LossArray::Values => self.values,
+            LossArray::Rows => self.rows,
+            LossArray::Tasks => self.tasks,
+        }
+    }
+
+    /// The replica axis over tensors of these kinds, in binding order.
+    pub(crate) fn axis(&self, kinds: &[LossArray]) -> crate::gpu::dispatch::ReplicaAxis {
+        crate::gpu::dispatch::ReplicaAxis {
+            count: self.count.max(1),
+            strides: kinds.iter().map(|&k| self.stride(k)).collect(),
+        }
+    }
+
+    /// The grid: one workgroup per replica, along z.
+    pub(crate) fn workgroups(&self, gpu: &Gpu) -> Result<[u32; 3]> {
+        let limit = gpu.limits.max_compute_workgroups_per_dimension as usize;
+        if self.count > limit {
+            return Err(Error::DispatchTooLarge {
+                workgroups: self.count as u64,
+                limit: limit as u64,
+            });
+        }
+        Ok([1, 1, self.count.max(1) as u32])
+    }
 }
 
 /// Check that `slot` indexes both the K-element `scale` and `loss` arrays.

@@ -3,7 +3,7 @@
 
 use crate::error::Result;
 use crate::gpu::{Binding, Dispatch, Gpu, Tensor};
-use crate::kernels::{check_slot, matrix, record, LossParams};
+use crate::kernels::{check_slot, matrix, LossArray, LossParams, LossReplicas, Shader};
 
 /// Record the fused mean squared error of `pred` (B×T) against `target` (B×T),
 /// with row `mask` (B) and upstream gradient `scale[slot]`; writes `dpred` (B×T)
@@ -19,27 +19,52 @@ pub fn mse(
     dpred: &Tensor,
     loss: &Tensor,
 ) -> Result<Dispatch> {
+    mse_replicated(
+        gpu,
+        pred,
+        target,
+        mask,
+        scale,
+        slot,
+        dpred,
+        loss,
+        LossReplicas::ONE,
+    )
+}
+
+/// [`mse`] for `reps.count` replicas in one dispatch: the tensors given are
+/// replica 0's, and replica r's lie r·`reps.values` (pred, target, dpred),
+/// r·`reps.rows` (mask) and r·`reps.tasks` (scale, loss) elements further
+/// on. Each replica's outputs are those of its loss recorded alone.
+#[allow(clippy::too_many_arguments)]
+pub fn mse_replicated(
+    gpu: &Gpu,
+    pred: &Tensor,
+    target: &Tensor,
+    mask: &Tensor,
+    scale: &Tensor,
+    slot: usize,
+    dpred: &Tensor,
+    loss: &Tensor,
+    reps: LossReplicas,
+) -> Result<Dispatch> {
     let (b, t) = matrix("mse pred", pred)?;
     target.expect_shape("mse target", &[b, t])?;
     mask.expect_numel("mse mask", b)?;
     check_slot("mse scale/loss", scale, loss, slot)?;
     dpred.expect_shape("mse dpred", &[b, t])?;
     use Binding::*;
-    record(
+    use LossArray::*;
+    Shader::builtin("mse.wgsl").record_replicated(
         gpu,
-        "mse.wgsl",
         "mse",
         &[
             Uniform, ReadWrite, ReadWrite, ReadOnly, ReadOnly, ReadOnly, ReadOnly,
         ],
         &[],
-        &LossParams {
-            rows: b as u32,
-            cols: t as u32,
-            slot: slot as u32,
-            _pad: 0,
-        },
+        &LossParams::new(b, t, slot, &reps),
         &[dpred, loss, pred, target, mask, scale],
-        [1, 1, 1],
+        &reps.axis(&[Values, Tasks, Values, Values, Rows, Tasks]),
+        reps.workgroups(gpu)?,
     )
 }

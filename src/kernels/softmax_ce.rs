@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::{Binding, DType, Dispatch, Gpu, Tensor};
-use crate::kernels::{check_slot, matrix, record, LossParams};
+use crate::kernels::{check_slot, matrix, LossArray, LossParams, LossReplicas, Shader};
 
 /// Outputs of [`softmax_ce`].
 pub struct SoftmaxCeOutputs<'a> {
@@ -27,6 +27,34 @@ pub fn softmax_ce(
     slot: usize,
     out: SoftmaxCeOutputs,
 ) -> Result<Dispatch> {
+    softmax_ce_replicated(
+        gpu,
+        logits,
+        labels,
+        mask,
+        scale,
+        slot,
+        out,
+        LossReplicas::ONE,
+    )
+}
+
+/// [`softmax_ce`] for `reps.count` replicas in one dispatch: the tensors
+/// given are replica 0's, and replica r's lie r·`reps.values` (logits,
+/// dlogits), r·`reps.rows` (labels, mask, loss_rows) and r·`reps.tasks`
+/// (scale, loss) elements further on. Each replica's outputs are those of
+/// its loss recorded alone.
+#[allow(clippy::too_many_arguments)]
+pub fn softmax_ce_replicated(
+    gpu: &Gpu,
+    logits: &Tensor,
+    labels: &Tensor,
+    mask: &Tensor,
+    scale: &Tensor,
+    slot: usize,
+    out: SoftmaxCeOutputs,
+    reps: LossReplicas,
+) -> Result<Dispatch> {
     let (b, c) = matrix("softmax_ce logits", logits)?;
     if c == 0 {
         return Err(Error::shape(
@@ -48,20 +76,15 @@ pub fn softmax_ce(
     out.dlogits.expect_shape("softmax_ce dlogits", &[b, c])?;
     out.loss_rows.expect_numel("softmax_ce loss_rows", b)?;
     use Binding::*;
-    record(
+    use LossArray::*;
+    Shader::builtin("softmax_ce.wgsl").record_replicated(
         gpu,
-        "softmax_ce.wgsl",
         "softmax_ce",
         &[
             Uniform, ReadWrite, ReadWrite, ReadWrite, ReadOnly, ReadOnly, ReadOnly, ReadOnly,
         ],
         &[],
-        &LossParams {
-            rows: b as u32,
-            cols: c as u32,
-            slot: slot as u32,
-            _pad: 0,
-        },
+        &LossParams::new(b, c, slot, &reps),
         &[
             out.dlogits,
             out.loss_rows,
@@ -71,6 +94,7 @@ pub fn softmax_ce(
             mask,
             scale,
         ],
-        [1, 1, 1],
+        &reps.axis(&[Values, Rows, Tasks, Values, Rows, Rows, Tasks]),
+        reps.workgroups(gpu)?,
     )
 }

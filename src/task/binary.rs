@@ -21,7 +21,7 @@ use super::{
 use crate::autodiff::{Tape, Var};
 use crate::error::{Error, Result};
 use crate::gpu::{Binding, DType, Dispatch, Gpu, Tensor};
-use crate::kernels::{check_slot, matrix, LossParams, Shader};
+use crate::kernels::{check_slot, matrix, LossArray, LossParams, LossReplicas, Shader};
 use crate::reference::Real;
 
 /// The fused loss: `shaders/bce.wgsl`.
@@ -185,6 +185,35 @@ pub fn kernel(
     dlogits: &Tensor,
     loss: &Tensor,
 ) -> Result<Dispatch> {
+    kernel_replicated(
+        gpu,
+        logits,
+        target,
+        mask,
+        scale,
+        slot,
+        dlogits,
+        loss,
+        LossReplicas::ONE,
+    )
+}
+
+/// [`kernel`] for `reps.count` replicas in one dispatch: the tensors given
+/// are replica 0's, and replica r's lie r·`reps.values` (logits, target,
+/// dlogits), r·`reps.rows` (mask) and r·`reps.tasks` (scale, loss) elements
+/// further on. Each replica's outputs are those of its loss recorded alone.
+#[allow(clippy::too_many_arguments)]
+pub fn kernel_replicated(
+    gpu: &Gpu,
+    logits: &Tensor,
+    target: &Tensor,
+    mask: &Tensor,
+    scale: &Tensor,
+    slot: usize,
+    dlogits: &Tensor,
+    loss: &Tensor,
+    reps: LossReplicas,
+) -> Result<Dispatch> {
     let (b, t) = matrix("bce logits", logits)?;
     if target.dtype() != DType::F32 {
         return Err(Error::shape("bce target", "f32 values 0 or 1", "u32"));
@@ -194,21 +223,18 @@ pub fn kernel(
     check_slot("bce scale/loss", scale, loss, slot)?;
     dlogits.expect_shape("bce dlogits", &[b, t])?;
     use Binding::*;
-    SHADER.record(
+    use LossArray::*;
+    SHADER.record_replicated(
         gpu,
         "bce",
         &[
             Uniform, ReadWrite, ReadWrite, ReadOnly, ReadOnly, ReadOnly, ReadOnly,
         ],
         &[],
-        &LossParams {
-            rows: b as u32,
-            cols: t as u32,
-            slot: slot as u32,
-            _pad: 0,
-        },
+        &LossParams::new(b, t, slot, &reps),
         &[dlogits, loss, logits, target, mask, scale],
-        [1, 1, 1],
+        &reps.axis(&[Values, Tasks, Values, Values, Rows, Tasks]),
+        reps.workgroups(gpu)?,
     )
 }
 
