@@ -9,11 +9,15 @@
 // A value is non-finite when its exponent bits are all ones (NaN or ±∞);
 // the test is done on the bits because compilers may fold x != x away.
 
+// Replicas (R runs of one model, DESIGN.md's "many runs in one program"):
+// workgroup z keeps replica z's state at z·rep_state elements past replica
+// 0's and reads its losses at z·rep_loss. One replica: z = 0.
+
 struct Params {
     tasks: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
+    rep_state: u32,
+    rep_loss: u32,
+    _pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -25,15 +29,19 @@ fn non_finite(x: f32) -> bool {
 }
 
 @compute @workgroup_size(64)
-fn track_losses(@builtin(local_invocation_id) lid: vec3<u32>) {
+fn track_losses(
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
+) {
     let k = lid.x;
     if (k >= p.tasks) { return; }
-    let l = loss[k];
-    let steps = state[3u * k + 2u] + 1.0;
+    let l = loss[wid.z * p.rep_loss + k];
+    let s = wid.z * p.rep_state + 3u * k;
+    let steps = state[s + 2u] + 1.0;
     if (non_finite(l)) {
-        if (state[3u * k + 1u] == 0.0) { state[3u * k + 1u] = steps; }
+        if (state[s + 1u] == 0.0) { state[s + 1u] = steps; }
     } else {
-        state[3u * k] = state[3u * k] + l;
+        state[s] = state[s] + l;
     }
-    state[3u * k + 2u] = steps;
+    state[s + 2u] = steps;
 }

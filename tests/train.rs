@@ -423,6 +423,54 @@ fn loss_tracking_sums_and_flags_the_first_non_finite_step() {
 }
 
 #[test]
+fn replicated_loss_tracking_keeps_each_replicas_own_books() {
+    // Three replicas' bookkeeping in one dispatch, strides with gaps: each
+    // replica's state is what it would be tracked alone (the test above's
+    // numbers for replica 0; replica 1 never non-finite; replica 2 NaN from
+    // the start), and the gaps are untouched.
+    let gpu = gpu_or_skip!();
+    let al = (gpu.limits.min_storage_buffer_offset_alignment as usize / 4).max(1);
+    let (rep_loss, rep_state) = (al.max(4), al.max(8));
+    let losses = Tensor::zeros(gpu, &[3 * rep_loss], "losses").unwrap();
+    let state =
+        Tensor::from_slice(gpu, &[3 * rep_state], &vec![-1.0; 3 * rep_state], "state").unwrap();
+    for r in 0..3 {
+        let s = state.slice(r * rep_state, &[6]).unwrap();
+        s.write(gpu, &[0.0; 6]).unwrap();
+    }
+    let (l0, s0) = (
+        losses.slice(0, &[2]).unwrap(),
+        state.slice(0, &[6]).unwrap(),
+    );
+    let track =
+        loss_tracking::track_losses_replicated(gpu, &l0, &s0, 3, (rep_loss, rep_state)).unwrap();
+    let steps = [
+        [[1.0, 2.0], [1.0, 1.0], [f32::NAN, 1.0]],
+        [[3.0, f32::NAN], [2.0, 2.0], [1.0, f32::INFINITY]],
+        [[0.5, f32::INFINITY], [3.0, 3.0], [1.0, 1.0]],
+    ];
+    for step in steps {
+        let mut all = vec![0.0; 3 * rep_loss];
+        for (r, l) in step.iter().enumerate() {
+            all[r * rep_loss..r * rep_loss + 2].copy_from_slice(l);
+        }
+        losses.write(gpu, &all).unwrap();
+        gpu.run(&[&track]).unwrap();
+    }
+    let got = gpu.read_one(&state).unwrap();
+    let want = [
+        [4.5, 0.0, 3.0, 2.0, 2.0, 3.0],
+        [6.0, 0.0, 3.0, 6.0, 0.0, 3.0],
+        [2.0, 1.0, 3.0, 2.0, 2.0, 3.0],
+    ];
+    for (r, w) in want.iter().enumerate() {
+        assert_eq!(&got[r * rep_state..r * rep_state + 6], w, "replica {r}");
+        let gap = &got[r * rep_state + 6..(r + 1) * rep_state];
+        assert!(gap.iter().all(|&v| v == -1.0), "replica {r}'s gap: {gap:?}");
+    }
+}
+
+#[test]
 fn every_optimizer_trains_iris() {
     use taskgrad::optim::OptimizerKind;
     let gpu = gpu_or_skip!();

@@ -331,15 +331,21 @@ impl LossReplicas {
 
     /// The grid: one workgroup per replica, along z.
     pub(crate) fn workgroups(&self, gpu: &Gpu) -> Result<[u32; 3]> {
-        let limit = gpu.limits.max_compute_workgroups_per_dimension as usize;
-        if self.count > limit {
-            return Err(Error::DispatchTooLarge {
-                workgroups: self.count as u64,
-                limit: limit as u64,
-            });
-        }
-        Ok([1, 1, self.count.max(1) as u32])
+        replica_grid(gpu, self.count)
     }
+}
+
+/// The grid of a one-workgroup kernel over `count` replicas: one workgroup
+/// per replica, along z.
+pub(crate) fn replica_grid(gpu: &Gpu, count: usize) -> Result<[u32; 3]> {
+    let limit = gpu.limits.max_compute_workgroups_per_dimension as usize;
+    if count > limit {
+        return Err(Error::DispatchTooLarge {
+            workgroups: count as u64,
+            limit: limit as u64,
+        });
+    }
+    Ok([1, 1, count.max(1) as u32])
 }
 
 /// Check that `slot` indexes both the K-element `scale` and `loss` arrays.
@@ -371,7 +377,7 @@ pub(crate) fn matrix(op: &'static str, t: &Tensor) -> Result<(usize, usize)> {
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 pub(crate) struct TaskParams {
-    tasks: u32,
+    pub(crate) tasks: u32,
     _pad: [u32; 3],
 }
 
