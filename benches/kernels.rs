@@ -67,6 +67,26 @@ fn bench_matmul(c: &mut Criterion, gpu: &Gpu) {
     group.finish();
 }
 
+/// Time `reps` runs' dispatches as `separate` lists against `one` over the
+/// replica axis, each iteration one submit and a wait.
+fn separate_or_one(
+    group: &mut criterion::BenchmarkGroup<criterion::measurement::WallTime>,
+    gpu: &Gpu,
+    reps: usize,
+    separate: &[taskgrad::gpu::Dispatch],
+    one: &[taskgrad::gpu::Dispatch],
+) {
+    for (name, list) in [("separate", separate), ("one_dispatch", one)] {
+        let list: Vec<_> = list.iter().collect();
+        group.bench_with_input(BenchmarkId::new(name, reps), &reps, |bench, _| {
+            bench.iter(|| {
+                gpu.run(&list).unwrap();
+                gpu.wait().unwrap();
+            })
+        });
+    }
+}
+
 /// A small network's products for R runs at once (DESIGN.md, "many runs in
 /// one program"): the forward product of a 64-wide hidden layer over a batch
 /// of 32 rows (X·W + b, ReLU) and its weight gradient (Xᵀ·dZ with the ReLU
@@ -140,15 +160,7 @@ fn bench_matmul_replicas(c: &mut Criterion, gpu: &Gpu) {
         };
         let separate: Vec<_> = (0..reps).flat_map(|r| products(r, None)).collect();
         let one = products(0, Some(reps));
-        for (name, list) in [("separate", &separate), ("one_dispatch", &one)] {
-            let list: Vec<_> = list.iter().collect();
-            group.bench_with_input(BenchmarkId::new(name, reps), &reps, |bench, _| {
-                bench.iter(|| {
-                    gpu.run(&list).unwrap();
-                    gpu.wait().unwrap();
-                })
-            });
-        }
+        separate_or_one(&mut group, gpu, reps, &separate, &one);
     }
     group.finish();
 }
@@ -220,15 +232,7 @@ fn bench_loss_replicas(c: &mut Criterion, gpu: &Gpu) {
         };
         let separate: Vec<_> = (0..reps).flat_map(|r| losses(r, 1)).collect();
         let one = losses(0, reps);
-        for (name, list) in [("separate", &separate), ("one_dispatch", &one)] {
-            let list: Vec<_> = list.iter().collect();
-            group.bench_with_input(BenchmarkId::new(name, reps), &reps, |bench, _| {
-                bench.iter(|| {
-                    gpu.run(&list).unwrap();
-                    gpu.wait().unwrap();
-                })
-            });
-        }
+        separate_or_one(&mut group, gpu, reps, &separate, &one);
     }
     group.finish();
 }
