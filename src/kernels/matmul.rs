@@ -490,9 +490,8 @@ fn record_partials(
         tensors.push(&scratch4);
         axis.strides.push(0);
     }
-    record_f32(
+    super::Shader::builtin(kernel.file()).record_replicated(
         gpu,
-        kernel.file(),
         kernel.entry(),
         &bindings,
         &constants,
@@ -532,9 +531,8 @@ fn record_reduce(
         ],
     };
     use Binding::*;
-    record_f32(
+    super::Shader::builtin("matmul_reduce.wgsl").record_replicated(
         gpu,
-        "matmul_reduce.wgsl",
         "matmul_reduce",
         &[Uniform, ReadWrite, ReadOnly, ReadOnly, ReadWrite, ReadOnly],
         &[("BIAS_GRAD", flag(opts.bias_grad.is_some()))],
@@ -571,34 +569,6 @@ struct ReduceParams {
 fn unused_output(gpu: &Gpu, reps: usize) -> Result<(Tensor, usize)> {
     let t = Tensor::zeros(gpu, &[reps], "matmul unused bias gradient")?;
     Ok((t.slice(0, &[1])?, 1))
-}
-
-/// Record one of the matmul kernels over the replica axis `axis` (one copy
-/// without replicas).
-#[allow(clippy::too_many_arguments)]
-fn record_f32<P: bytemuck::Pod>(
-    gpu: &Gpu,
-    file: &'static str,
-    entry: &'static str,
-    bindings: &[Binding],
-    constants: &[(&str, f64)],
-    params: &P,
-    tensors: &[&Tensor],
-    axis: &ReplicaAxis,
-    grid: [u32; 3],
-) -> Result<Dispatch> {
-    crate::gpu::dispatch::record_replicated(
-        gpu,
-        file,
-        super::source(file),
-        entry,
-        bindings,
-        constants,
-        params,
-        tensors,
-        axis,
-        grid,
-    )
 }
 
 /// The register-blocked kernel with an explicit workgroup shape (WGX, WGY).
@@ -681,9 +651,8 @@ pub fn matmul_kernel(
     constants.push(("B_VEC4", if b_vec4 { 1.0 } else { 0.0 }));
     axis.strides.push(if b_vec4 { axis.strides[2] } else { 0 });
     use Binding::*;
-    record_f32(
+    super::Shader::builtin("matmul.wgsl").record_replicated(
         gpu,
-        "matmul.wgsl",
         "matmul",
         &[
             Uniform, ReadWrite, ReadOnly, ReadOnly, ReadOnly, ReadOnly, ReadWrite, ReadOnly,
@@ -719,9 +688,8 @@ fn record_plain(
     }
     let dbias_slot = opts.bias_grad.unwrap_or(&scratch);
     use Binding::*;
-    record_f32(
+    super::Shader::builtin(kernel.file()).record_replicated(
         gpu,
-        kernel.file(),
         kernel.entry(),
         &[
             Uniform, ReadWrite, ReadOnly, ReadOnly, ReadOnly, ReadOnly, ReadWrite,
