@@ -85,35 +85,22 @@ impl ForwardProgram {
         rows: &[usize],
         subset: &[usize],
     ) -> Result<(Vec<Vec<f32>>, Vec<f64>)> {
-        let k = subset.len();
-        let mut outputs: Vec<Vec<f32>> = vec![Vec::new(); k];
-        let (mut loss_sum, mut valid) = (vec![0.0f64; k], vec![0.0f64; k]);
+        let mut sums = Sums::new(subset.len());
         let ds = self.dispatches();
         for chunk in rows.chunks(self.b()) {
             self.batch.write(gpu, data, chunk, subset)?;
             gpu.run(&ds)?;
-            let mut wanted: Vec<&Tensor> = self.outputs.iter().collect();
-            wanted.push(&self.losses);
-            let got = gpu.read_async(&wanted).await?;
-            for j in 0..k {
-                let width = data.tasks[subset[j]].outputs();
-                outputs[j].extend_from_slice(&got[j][..chunk.len() * width]);
-                let mask = data.targets[subset[j]].mask();
-                let n_valid: f64 = chunk.iter().map(|&i| mask[i] as f64).sum();
-                loss_sum[j] += got[k][j] as f64 * n_valid;
-                valid[j] += n_valid;
-            }
+            let got = gpu.read_async(&self.wanted()).await?;
+            sums.add(data, chunk, subset, &got);
         }
-        let losses = (0..k)
-            .map(|j| {
-                if valid[j] > 0.0 {
-                    loss_sum[j] / valid[j]
-                } else {
-                    0.0
-                }
-            })
-            .collect();
-        Ok((outputs, losses))
+        Ok(sums.finish())
+    }
+
+    /// What a batch reads back: each task's outputs, then the losses.
+    fn wanted(&self) -> Vec<&Tensor> {
+        let mut wanted: Vec<&Tensor> = self.outputs.iter().collect();
+        wanted.push(&self.losses);
+        wanted
     }
 
     /// Metrics of every task of `subset` on `rows`.
@@ -127,6 +114,45 @@ impl ForwardProgram {
         pollster::block_on(self.evaluate_async(gpu, data, rows, subset))
     }
 
+    /// [`ForwardProgram::evaluate_async`] of several programs at once
+    /// (`jobs`: program, data, rows, tasks), batch i of each in one submit
+    /// and one readback; each job's metrics as its own evaluation gives.
+    pub async fn evaluate_together(
+        gpu: &Gpu,
+        jobs: &[(&ForwardProgram, &Dataset, &[usize], &[usize])],
+    ) -> Result<Vec<Vec<TaskMetrics>>> {
+        let mut sums: Vec<Sums> = jobs.iter().map(|j| Sums::new(j.3.len())).collect();
+        let batches = (jobs.iter())
+            .map(|(p, _, rows, _)| rows.len().div_ceil(p.b().max(1)))
+            .max()
+            .unwrap_or(0);
+        for i in 0..batches {
+            let chunk = |j: usize| batch_of(jobs[j].2, jobs[j].0.b(), i);
+            let taking: Vec<usize> = (0..jobs.len()).filter(|&j| !chunk(j).is_empty()).collect();
+            let mut ds = Vec::new();
+            let mut wanted = Vec::new();
+            for &j in &taking {
+                let (p, data, _, subset) = jobs[j];
+                p.batch.write(gpu, data, chunk(j), subset)?;
+                ds.extend(p.dispatches());
+                wanted.extend(p.wanted());
+            }
+            gpu.run(&ds)?;
+            let mut got = gpu.read_async(&wanted).await?.into_iter();
+            for &j in &taking {
+                let (p, data, _, subset) = jobs[j];
+                let mine: Vec<Vec<f32>> = got.by_ref().take(p.wanted().len()).collect();
+                sums[j].add(data, chunk(j), subset, &mine);
+            }
+        }
+        Ok((jobs.iter().zip(sums))
+            .map(|((_, data, rows, subset), sums)| {
+                let (outputs, losses) = sums.finish();
+                metrics(data, rows, subset, &outputs, &losses)
+            })
+            .collect())
+    }
+
     /// [`ForwardProgram::evaluate`] as a future.
     pub async fn evaluate_async(
         &self,
@@ -136,14 +162,63 @@ impl ForwardProgram {
         subset: &[usize],
     ) -> Result<Vec<TaskMetrics>> {
         let (outputs, losses) = self.run_async(gpu, data, rows, subset).await?;
-        Ok(subset
-            .iter()
-            .enumerate()
-            .map(|(j, &t)| {
-                data.tasks[t]
-                    .kind
-                    .metrics(&outputs[j], &data.targets[t], rows, losses[j])
-            })
-            .collect())
+        Ok(metrics(data, rows, subset, &outputs, &losses))
+    }
+}
+
+/// Batch `i` of `rows` in batches of `b`.
+fn batch_of(rows: &[usize], b: usize, i: usize) -> &[usize] {
+    let start = (i * b).min(rows.len());
+    &rows[start..(start + b).min(rows.len())]
+}
+
+/// Each task's metrics from its outputs and mean loss over `rows`.
+fn metrics(
+    data: &Dataset,
+    rows: &[usize],
+    subset: &[usize],
+    outputs: &[Vec<f32>],
+    losses: &[f64],
+) -> Vec<TaskMetrics> {
+    (subset.iter().enumerate())
+        .map(|(j, &t)| (data.tasks[t].kind).metrics(&outputs[j], &data.targets[t], rows, losses[j]))
+        .collect()
+}
+
+/// An evaluation's running outputs and loss sums, batch by batch.
+struct Sums {
+    outputs: Vec<Vec<f32>>,
+    loss_sum: Vec<f64>,
+    valid: Vec<f64>,
+}
+
+impl Sums {
+    fn new(k: usize) -> Sums {
+        Sums {
+            outputs: vec![Vec::new(); k],
+            loss_sum: vec![0.0; k],
+            valid: vec![0.0; k],
+        }
+    }
+
+    /// Add a batch of `chunk` rows: `got` is each task's outputs, then the losses.
+    fn add(&mut self, data: &Dataset, chunk: &[usize], subset: &[usize], got: &[Vec<f32>]) {
+        let k = subset.len();
+        for j in 0..k {
+            let width = data.tasks[subset[j]].outputs();
+            self.outputs[j].extend_from_slice(&got[j][..chunk.len() * width]);
+            let mask = data.targets[subset[j]].mask();
+            let n_valid: f64 = chunk.iter().map(|&i| mask[i] as f64).sum();
+            self.loss_sum[j] += got[k][j] as f64 * n_valid;
+            self.valid[j] += n_valid;
+        }
+    }
+
+    /// Each task's outputs and mean loss over its labelled rows.
+    fn finish(self) -> (Vec<Vec<f32>>, Vec<f64>) {
+        let losses = (self.loss_sum.iter().zip(&self.valid))
+            .map(|(&sum, &valid)| if valid > 0.0 { sum / valid } else { 0.0 })
+            .collect();
+        (self.outputs, losses)
     }
 }

@@ -206,7 +206,7 @@ fn describe_step(prog: &Program) -> Vec<String> {
 }
 
 /// What an epoch reads back.
-struct EpochReadback {
+pub(super) struct EpochReadback {
     /// Mean training loss per task.
     losses: Vec<f64>,
     /// The last step's Gram matrix, task weights and gates.
@@ -366,85 +366,291 @@ pub async fn fit_async(
     data: &Dataset,
     split: &Split,
     subset: &[usize],
-    mut weighting: Box<dyn Weighting>,
+    weighting: Box<dyn Weighting>,
     cfg: &TrainConfig,
     on_epoch: &mut dyn FnMut(&EpochLog),
 ) -> Result<FitReport> {
-    let start = Instant::now();
-    check_settings(data, subset, cfg)?;
-    let tasks: Vec<TaskSpec> = subset.iter().map(|&k| data.tasks[k].clone()).collect();
-    let b = cfg.batch_size.min(split.train.len());
-    let (net, params) = build_model(gpu, data, &tasks, cfg, weighting.as_mut())?;
-    let (mut prog, eval) = build_programs(
-        gpu,
-        (&net, &params),
-        (&tasks, data.d, b),
-        weighting.as_mut(),
-        cfg,
-    )?;
-    let dispatches_per_step = prog.train_dispatches().len();
-    let step_listing = match cfg.dump_step {
-        true => describe_step(&prog),
-        false => Vec::new(),
-    };
-
-    let mut epochs = Epochs::new(gpu, &params, &prog.tasks, split, cfg)?;
-    let initial = initial_losses(gpu, &eval, data, split, subset, b).await?;
-    let mut history = Vec::new();
+    let mut run = Run::start(gpu, data, split, subset, weighting, cfg).await?;
     for epoch in 0..cfg.epochs {
-        let lr = cfg.lr * cfg.schedule.factor(epoch, cfg.epochs);
-        prog.optimizer.set_lr(lr);
-        net.set_epoch(gpu, epoch, cfg.epochs)?;
-        let read = epochs
-            .train(gpu, &mut prog, data, subset, &tasks, epoch)
-            .await?;
-        check_divergence(&tasks, &initial, &read.losses, epoch)?;
-        weighting.on_epoch_end(gpu, &prog.tasks.seeds, &read.losses)?;
-        let val = match split.val.is_empty() {
-            true => Vec::new(),
-            false => eval.evaluate_async(gpu, data, &split.val, subset).await?,
-        };
-        let log = read.into_log(epoch, lr, val, prog.plan.space.is_some());
-        on_epoch(&log);
-        let stop = epochs.keep_best(gpu, &params, epoch, log.monitored_loss())?;
-        history.push(log);
-        if stop || epochs.steps >= epochs.total_steps {
+        run.begin_epoch(gpu, epoch)?;
+        run.run_steps(gpu, epoch)?;
+        if run.end_epoch(gpu, epoch, on_epoch).await? {
             break;
         }
     }
-    let graph = match cfg.dump_graph {
-        true => super::graph::graph_dot(gpu, &prog.graph, &params).await?,
-        false => String::new(),
-    };
-    // The weights returned: the best epoch's, or with `keep_best` off the last step's.
-    let best_epoch = match cfg.keep_best {
-        true => {
-            gpu.copy(&epochs.best, &params.values.whole)?;
-            epochs.best_epoch
+    run.finish(gpu).await
+}
+
+/// One training run between its steps: everything [`fit_async`] holds, cut
+/// at the places where several runs can take turns (`super::lockstep`
+/// steps many runs in one submit each). A run's numbers do not depend on
+/// whether it is stepped alone or beside others.
+pub(super) struct Run<'a> {
+    data: &'a Dataset,
+    split: &'a Split,
+    subset: &'a [usize],
+    cfg: &'a TrainConfig,
+    weighting: Box<dyn Weighting>,
+    tasks: Vec<TaskSpec>,
+    net: MultiTaskNet,
+    params: ParamSet,
+    prog: Program,
+    eval: ForwardProgram,
+    epochs: Epochs,
+    initial: Vec<f64>,
+    history: Vec<EpochLog>,
+    dispatches_per_step: usize,
+    step_listing: Vec<String>,
+    start: Instant,
+    /// The learning rate of the epoch under way.
+    lr: f32,
+}
+
+impl<'a> Run<'a> {
+    /// Build the network, its step and its evaluation, and measure the
+    /// losses before training (the yardstick of divergence).
+    pub(super) async fn start(
+        gpu: &Gpu,
+        data: &'a Dataset,
+        split: &'a Split,
+        subset: &'a [usize],
+        mut weighting: Box<dyn Weighting>,
+        cfg: &'a TrainConfig,
+    ) -> Result<Run<'a>> {
+        let start = Instant::now();
+        check_settings(data, subset, cfg)?;
+        let tasks: Vec<TaskSpec> = subset.iter().map(|&k| data.tasks[k].clone()).collect();
+        let b = cfg.batch_size.min(split.train.len());
+        let (net, params) = build_model(gpu, data, &tasks, cfg, weighting.as_mut())?;
+        let (prog, eval) = build_programs(
+            gpu,
+            (&net, &params),
+            (&tasks, data.d, b),
+            weighting.as_mut(),
+            cfg,
+        )?;
+        let dispatches_per_step = prog.train_dispatches().len();
+        let step_listing = match cfg.dump_step {
+            true => describe_step(&prog),
+            false => Vec::new(),
+        };
+        let epochs = Epochs::new(gpu, &params, &prog.tasks, split, cfg)?;
+        let initial = initial_losses(gpu, &eval, data, split, subset, b).await?;
+        Ok(Run {
+            data,
+            split,
+            subset,
+            cfg,
+            weighting,
+            tasks,
+            net,
+            params,
+            prog,
+            eval,
+            epochs,
+            initial,
+            history: Vec::new(),
+            dispatches_per_step,
+            step_listing,
+            start,
+            lr: cfg.lr,
+        })
+    }
+
+    /// The run's epochs.
+    pub(super) fn epochs(&self) -> usize {
+        self.cfg.epochs
+    }
+
+    /// Steps in each of its epochs.
+    pub(super) fn steps_in_epoch(&self) -> usize {
+        self.epochs.steps_in_epoch()
+    }
+
+    /// The epoch's learning rate and schedule, and its minibatch order.
+    pub(super) fn begin_epoch(&mut self, gpu: &Gpu, epoch: usize) -> Result<()> {
+        let cfg = self.cfg;
+        self.lr = cfg.lr * cfg.schedule.factor(epoch, cfg.epochs);
+        self.prog.optimizer.set_lr(self.lr);
+        self.net.set_epoch(gpu, epoch, cfg.epochs)?;
+        self.epochs.begin();
+        Ok(())
+    }
+
+    /// The epoch's steps, one submit each.
+    fn run_steps(&mut self, gpu: &Gpu, epoch: usize) -> Result<()> {
+        for i in 0..self.epochs.steps_in_epoch() {
+            if !self.write_step(gpu, i)? {
+                break;
+            }
+            // Profile the first epoch's steps but its first (pipelines still warming).
+            if self.epochs.profile_first_epoch && epoch == 0 && self.epochs.steps > 0 {
+                let mut profile = std::mem::take(&mut self.epochs.profile);
+                let ds = self.step_dispatches(i);
+                let ms = gpu.run_profiled(&ds)?;
+                crate::gpu::profile::accumulate(&mut profile, &ds, &ms);
+                self.epochs.profile = profile;
+                self.epochs.profiled_steps += 1;
+            } else {
+                gpu.run(&self.step_dispatches(i))?;
+            }
+            self.after_step(i);
         }
-        false => history.len().saturating_sub(1),
-    };
-    let test = match split.test.is_empty() {
-        true => Vec::new(),
-        false => eval.evaluate_async(gpu, data, &split.test, subset).await?,
-    };
-    Ok(FitReport {
-        net,
-        params,
-        tasks,
-        history,
-        best_epoch,
-        stopped_early: epochs.stopped_early,
-        steps: epochs.steps,
-        test,
-        wall: start.elapsed(),
-        train_time: epochs.train_time,
-        dispatches_per_step,
-        step_listing,
-        profile: crate::gpu::profile::summarize(&epochs.profile),
-        profiled_steps: epochs.profiled_steps,
-        graph,
-    })
+        Ok(())
+    }
+
+    /// Write step `i`'s minibatch(es) and per-step values; false when the
+    /// run takes no step `i` (its last step is behind it, or its epoch is shorter).
+    pub(super) fn write_step(&mut self, gpu: &Gpu, i: usize) -> Result<bool> {
+        self.epochs
+            .write_step(gpu, &mut self.prog, self.data, self.subset, i)
+    }
+
+    /// Step `i`'s dispatches, after [`Run::write_step`] said it takes one.
+    pub(super) fn step_dispatches(&self, i: usize) -> Vec<&crate::gpu::Dispatch> {
+        let mut ds = self.prog.train_dispatches();
+        ds.extend(self.epochs.extra_dispatches(i));
+        ds
+    }
+
+    /// The program's step (the same every step).
+    pub(super) fn program_dispatches(&self) -> Vec<&crate::gpu::Dispatch> {
+        self.prog.train_dispatches()
+    }
+
+    /// The copies that follow step `i` (watched and logged steps).
+    pub(super) fn extra_dispatches(&self, i: usize) -> Vec<&crate::gpu::Dispatch> {
+        self.epochs.extra_dispatches(i)
+    }
+
+    /// Count step `i` as run.
+    pub(super) fn after_step(&mut self, i: usize) {
+        self.epochs.after_step(i);
+    }
+
+    /// The epoch's one readback, its checks (non-finite and diverging
+    /// losses), the weighting's epoch hook, validation, `on_epoch`, and the
+    /// best weights so far; true when the run ends here (patience or its
+    /// last step).
+    pub(super) async fn end_epoch(
+        &mut self,
+        gpu: &Gpu,
+        epoch: usize,
+        on_epoch: &mut dyn FnMut(&EpochLog),
+    ) -> Result<bool> {
+        let got = gpu.read_async(&self.epoch_reads()).await?;
+        let read = self.epoch_read(gpu, epoch, got)?;
+        let val = match self.validation() {
+            Some((eval, data, rows, subset)) => {
+                eval.evaluate_async(gpu, data, rows, subset).await?
+            }
+            None => Vec::new(),
+        };
+        self.epoch_log(gpu, epoch, (read, val), on_epoch)
+    }
+
+    /// What the end of an epoch reads back (in one readback).
+    pub(super) fn epoch_reads(&self) -> Vec<&Tensor> {
+        self.epochs.reads(&self.prog)
+    }
+
+    /// The epoch's readback (`got`, of [`Run::epoch_reads`]) checked
+    /// (non-finite and diverging losses), and the weighting's epoch hook.
+    pub(super) fn epoch_read(
+        &mut self,
+        gpu: &Gpu,
+        epoch: usize,
+        got: Vec<Vec<f32>>,
+    ) -> Result<EpochReadback> {
+        let read = (self.epochs).end(gpu, &self.prog, &self.tasks, epoch, got)?;
+        check_divergence(&self.tasks, &self.initial, &read.losses, epoch)?;
+        self.weighting
+            .on_epoch_end(gpu, &self.prog.tasks.seeds, &read.losses)?;
+        Ok(read)
+    }
+
+    /// The evaluation of a validation epoch: program, data, rows, tasks
+    /// (None without validation rows).
+    pub(super) fn validation(&self) -> Option<(&ForwardProgram, &Dataset, &[usize], &[usize])> {
+        (!self.split.val.is_empty()).then_some((
+            &self.eval,
+            self.data,
+            &self.split.val[..],
+            self.subset,
+        ))
+    }
+
+    /// The epoch's log from its readback and validation metrics, told to
+    /// `on_epoch`, and the best weights so far; true when the run ends here.
+    pub(super) fn epoch_log(
+        &mut self,
+        gpu: &Gpu,
+        epoch: usize,
+        (read, val): (EpochReadback, Vec<TaskMetrics>),
+        on_epoch: &mut dyn FnMut(&EpochLog),
+    ) -> Result<bool> {
+        let log = read.into_log(epoch, self.lr, val, self.prog.plan.space.is_some());
+        on_epoch(&log);
+        let stop = self
+            .epochs
+            .keep_best(gpu, &self.params, epoch, log.monitored_loss())?;
+        self.history.push(log);
+        Ok(stop || self.epochs.steps >= self.epochs.total_steps)
+    }
+
+    /// The run's report: the best (or last) weights, their test metrics.
+    pub(super) async fn finish(self, gpu: &Gpu) -> Result<FitReport> {
+        let Run {
+            data,
+            split,
+            subset,
+            cfg,
+            tasks,
+            net,
+            params,
+            prog,
+            eval,
+            epochs,
+            history,
+            dispatches_per_step,
+            step_listing,
+            start,
+            ..
+        } = self;
+        let graph = match cfg.dump_graph {
+            true => super::graph::graph_dot(gpu, &prog.graph, &params).await?,
+            false => String::new(),
+        };
+        // The weights returned: the best epoch's, or with `keep_best` off the last step's.
+        let best_epoch = match cfg.keep_best {
+            true => {
+                gpu.copy(&epochs.best, &params.values.whole)?;
+                epochs.best_epoch
+            }
+            false => history.len().saturating_sub(1),
+        };
+        let test = match split.test.is_empty() {
+            true => Vec::new(),
+            false => eval.evaluate_async(gpu, data, &split.test, subset).await?,
+        };
+        Ok(FitReport {
+            net,
+            params,
+            tasks,
+            history,
+            best_epoch,
+            stopped_early: epochs.stopped_early,
+            steps: epochs.steps,
+            test,
+            wall: start.elapsed(),
+            train_time: epochs.train_time,
+            dispatches_per_step,
+            step_listing,
+            profile: crate::gpu::profile::summarize(&epochs.profile),
+            profiled_steps: epochs.profiled_steps,
+            graph,
+        })
+    }
 }
 
 /// Each task of `subset` fine-tuned alone from a trained multi-task
@@ -662,6 +868,12 @@ struct Epochs {
     loss_log: Option<LossLog>,
     /// Copy the best epoch's weights aside (`TrainConfig::keep_best`).
     keep_best: bool,
+    /// The epoch under way: its first step, when it began, the steps
+    /// watched so far and whether the step being written is one of them.
+    epoch_start: u64,
+    clock: Instant,
+    watched: Vec<u64>,
+    watch_now: bool,
 }
 
 impl Epochs {
@@ -705,116 +917,129 @@ impl Epochs {
             watch,
             loss_log,
             keep_best: cfg.keep_best,
+            epoch_start: 0,
+            clock: Instant::now(),
+            watched: Vec::new(),
+            watch_now: false,
         })
     }
 
-    /// One epoch of steps (one submit each), then its one readback: each
-    /// task's mean training loss, and the last step's Gram matrix. A
-    /// non-finite loss stops the run with its task and step.
-    async fn train(
+    /// A new epoch: shuffle the minibatch order, start its clock.
+    fn begin(&mut self) {
+        self.order.shuffle(&mut self.rng);
+        self.epoch_start = self.steps;
+        self.clock = Instant::now();
+        self.watched.clear();
+        self.watch_now = false;
+    }
+
+    /// Minibatches in an epoch.
+    fn steps_in_epoch(&self) -> usize {
+        self.order.len().div_ceil(self.batch.max(1))
+    }
+
+    /// Minibatch `i` of the epoch's order.
+    fn chunk(&self, i: usize) -> &[usize] {
+        let start = (i * self.batch).min(self.order.len());
+        &self.order[start..(start + self.batch).min(self.order.len())]
+    }
+
+    /// Write step `i`'s minibatch(es) and the optimizer's per-step values;
+    /// false when there is no step `i` to take.
+    fn write_step(
         &mut self,
         gpu: &Gpu,
         prog: &mut Program,
         data: &Dataset,
         subset: &[usize],
+        i: usize,
+    ) -> Result<bool> {
+        // `TrainConfig::max_steps` may end the run inside an epoch.
+        let n = self.steps_in_epoch();
+        if self.steps >= self.total_steps || i >= n {
+            return Ok(false);
+        }
+        // A method that draws S minibatches a step (MoDo, SDMGrad) takes
+        // the next S of the epoch's order, cyclically: step i reads
+        // minibatches iS..iS + S (mod their number), so each minibatch
+        // is read S times an epoch and the epoch keeps its steps.
+        let samples = prog.samples();
+        if samples == 1 {
+            prog.write_batch(gpu, data, self.chunk(i), subset)?;
+        } else {
+            for s in 0..samples {
+                prog.write_sample(gpu, s, data, self.chunk((i * samples + s) % n), subset)?;
+            }
+        }
+        prog.optimizer.prepare_step(gpu);
+        self.watch_now = match &self.watch {
+            Some((watch, every)) => {
+                (self.steps + 1).is_multiple_of(*every as u64)
+                    && self.watched.len() < watch.copies.len()
+            }
+            None => false,
+        };
+        if self.watch_now {
+            self.watched.push(self.steps + 1);
+        }
+        Ok(true)
+    }
+
+    /// What follows the program's dispatches in step `i`'s one submit:
+    /// the copies of a watched or logged step.
+    fn extra_dispatches(&self, i: usize) -> Vec<&crate::gpu::Dispatch> {
+        let mut ds = Vec::new();
+        // A watched step copies its weights and Gram matrix aside, inside its own submit.
+        // ANCHOR: watch_copy
+        if let (Some((watch, _)), true) = (&self.watch, self.watch_now) {
+            ds.extend(watch.copies[self.watched.len() - 1].iter());
+        }
+        // ANCHOR_END: watch_copy
+        if let Some(log) = &self.loss_log {
+            ds.push(&log.copies[i]);
+        }
+        ds
+    }
+
+    /// Count step `i` as taken and tell the step hook.
+    fn after_step(&mut self, i: usize) {
+        self.steps += 1;
+        if let Some(hook) = &self.on_step {
+            (hook.0)(StepProgress {
+                done: self.steps,
+                total: self.total_steps,
+                rows: self.chunk(i).len(),
+            });
+        }
+    }
+
+    /// The epoch's end from its one readback (`got`, of [`Epochs::reads`]):
+    /// each task's mean training loss, and the last step's Gram matrix. A
+    /// non-finite loss stops the run with its task and step.
+    fn end(
+        &mut self,
+        gpu: &Gpu,
+        prog: &Program,
         tasks: &[TaskSpec],
         epoch: usize,
+        got: Vec<Vec<f32>>,
     ) -> Result<EpochReadback> {
-        let epoch_start = self.steps;
-        let clock = Instant::now();
-        let watched = self.run_steps(gpu, prog, data, subset, epoch)?;
-        let ran = (self.steps - epoch_start) as usize;
-        let read = self
-            .read_back(gpu, prog, tasks, (epoch, ran), &watched)
-            .await;
-        self.train_time += clock.elapsed();
-        let (read, st) = read?;
+        let ran = (self.steps - self.epoch_start) as usize;
+        self.train_time += self.clock.elapsed();
+        let (read, st) = self.read_back(prog, tasks, (epoch, ran), got)?;
         prog.tasks.state.write(gpu, &vec![0.0; 3 * tasks.len()])?;
         if let Some((j, t)) = tasks.iter().enumerate().find(|(j, _)| st[3 * j + 1] > 0.0) {
             return Err(Error::NonFinite {
-                step: epoch_start + st[3 * j + 1] as u64,
+                step: self.epoch_start + st[3 * j + 1] as u64,
                 task: t.name.clone(),
             });
         }
         Ok(read)
     }
 
-    /// The epoch's steps, one submit each; the numbers of the watched ones.
-    fn run_steps(
-        &mut self,
-        gpu: &Gpu,
-        prog: &mut Program,
-        data: &Dataset,
-        subset: &[usize],
-        epoch: usize,
-    ) -> Result<Vec<u64>> {
-        self.order.shuffle(&mut self.rng);
-        let mut watched = Vec::new();
-        let chunks: Vec<&[usize]> = self.order.chunks(self.batch).collect();
-        let samples = prog.samples();
-        for (i, &chunk) in chunks.iter().enumerate() {
-            // `TrainConfig::max_steps` may end the run inside an epoch.
-            if self.steps >= self.total_steps {
-                break;
-            }
-            // A method that draws S minibatches a step (MoDo, SDMGrad) takes
-            // the next S of the epoch's order, cyclically: step i reads
-            // minibatches iS..iS + S (mod their number), so each minibatch
-            // is read S times an epoch and the epoch keeps its steps.
-            if samples == 1 {
-                prog.write_batch(gpu, data, chunk, subset)?;
-            } else {
-                for s in 0..samples {
-                    let c = chunks[(i * samples + s) % chunks.len()];
-                    prog.write_sample(gpu, s, data, c, subset)?;
-                }
-            }
-            prog.optimizer.prepare_step(gpu);
-            let mut ds = prog.train_dispatches();
-            // A watched step copies its weights and Gram matrix aside, inside its own submit.
-            // ANCHOR: watch_copy
-            if let Some((watch, every)) = &self.watch {
-                if (self.steps + 1).is_multiple_of(*every as u64)
-                    && watched.len() < watch.copies.len()
-                {
-                    ds.extend(watch.copies[watched.len()].iter());
-                    watched.push(self.steps + 1);
-                }
-            }
-            // ANCHOR_END: watch_copy
-            if let Some(log) = &self.loss_log {
-                ds.push(&log.copies[i]);
-            }
-            // Profile the first epoch's steps but its first (pipelines still warming).
-            if self.profile_first_epoch && epoch == 0 && self.steps > 0 {
-                let ms = gpu.run_profiled(&ds)?;
-                crate::gpu::profile::accumulate(&mut self.profile, &ds, &ms);
-                self.profiled_steps += 1;
-            } else {
-                gpu.run(&ds)?;
-            }
-            self.steps += 1;
-            if let Some(hook) = &self.on_step {
-                (hook.0)(StepProgress {
-                    done: self.steps,
-                    total: self.total_steps,
-                    rows: chunk.len(),
-                });
-            }
-        }
-        Ok(watched)
-    }
-
     /// The epoch's one readback, and the loss bookkeeping it holds (3K
     /// values per task: loss sum, first non-finite step, count).
-    async fn read_back(
-        &self,
-        gpu: &Gpu,
-        prog: &Program,
-        tasks: &[TaskSpec],
-        (epoch, ran): (usize, usize),
-        watched: &[u64],
-    ) -> Result<(EpochReadback, Vec<f32>)> {
+    fn reads<'p>(&'p self, prog: &'p Program) -> Vec<&'p Tensor> {
         // Per task: the loss bookkeeping; the Gram matrix, seeds and
         // combination weights of the last step.
         let tb = &prog.tasks;
@@ -826,7 +1051,19 @@ impl Epochs {
         if let Some(log) = &self.loss_log {
             reads.push(&log.history);
         }
-        let mut got = gpu.read_async(&reads).await?.into_iter();
+        reads
+    }
+
+    /// What [`Epochs::reads`] read back, made into the epoch's record.
+    fn read_back(
+        &self,
+        prog: &Program,
+        tasks: &[TaskSpec],
+        (epoch, ran): (usize, usize),
+        got: Vec<Vec<f32>>,
+    ) -> Result<(EpochReadback, Vec<f32>)> {
+        let watched = &self.watched;
+        let mut got = got.into_iter();
         let mut next = || {
             got.next()
                 .ok_or_else(|| Error::InvalidConfig("epoch readback: a buffer is missing".into()))
