@@ -65,6 +65,9 @@ pub struct Gpu {
     /// Values computed once per device by the layers above (a kernel's tuned
     /// shape, say), by key: see [`Gpu::memo`].
     memos: Mutex<HashMap<&'static str, Arc<dyn std::any::Any + Send + Sync>>>,
+    /// Where the calling thread's new tensors go while a [`super::tensor::Slab`]
+    /// scope is open (see `Gpu::slab_scope`).
+    pub(crate) slab: Mutex<Vec<super::tensor::SlabScope>>,
 }
 
 /// A compiled compute pipeline and the layout its bind groups must follow.
@@ -272,6 +275,7 @@ impl Gpu {
             readbacks: std::sync::atomic::AtomicU64::new(0),
             readback_bytes: std::sync::atomic::AtomicU64::new(0),
             memos: Mutex::new(HashMap::new()),
+            slab: Mutex::new(Vec::new()),
         })
     }
 

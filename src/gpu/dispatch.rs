@@ -22,6 +22,71 @@ pub struct Dispatch {
     /// The tensors bound at bindings 1.., owned so that a recorded step keeps
     /// every buffer it reads or writes alive for as long as it can be replayed.
     pub tensors: Vec<Tensor>,
+    /// The uniform parameters as recorded (before any [`Dispatch::write_params`]).
+    pub recorded_params: Vec<u8>,
+    /// How to record this dispatch again over a replica axis, where its
+    /// kernel has one (see [`Replicable`]).
+    pub replicable: Option<Replicable>,
+}
+
+/// A tensor's stride along a replica axis, in elements: copy r of it lies
+/// `r·stride` elements past it.
+pub type StrideOf<'a> = &'a dyn Fn(&Tensor) -> usize;
+
+/// The recorder of a group of dispatches (those one call of a kernel
+/// wrapper made, e.g. split-K's two) over a replica axis: given `count`
+/// and each tensor's stride, the same group for `count` replicas.
+#[cfg(not(target_arch = "wasm32"))]
+pub type RecordReplicas = dyn Fn(&Gpu, usize, StrideOf<'_>) -> Result<Vec<Dispatch>> + Send + Sync;
+/// (In a browser wgpu's handles are not `Send`.)
+#[cfg(target_arch = "wasm32")]
+pub type RecordReplicas = dyn Fn(&Gpu, usize, StrideOf<'_>) -> Result<Vec<Dispatch>>;
+
+/// A dispatch's place in a group that can be recorded again over a replica
+/// axis: the group's recorder and this dispatch's index in what it returns.
+/// `train::fit_lockstep` uses it to run many runs' same dispatch as one.
+#[derive(Clone)]
+pub struct Replicable {
+    pub group: Arc<RecordReplicas>,
+    pub index: usize,
+}
+
+/// `Send + Sync` natively; nothing in a browser, where wgpu's handles are neither.
+#[cfg(not(target_arch = "wasm32"))]
+pub trait MaybeSendSync: Send + Sync {}
+#[cfg(not(target_arch = "wasm32"))]
+impl<T: Send + Sync> MaybeSendSync for T {}
+/// `Send + Sync` natively; nothing in a browser, where wgpu's handles are neither.
+#[cfg(target_arch = "wasm32")]
+pub trait MaybeSendSync {}
+#[cfg(target_arch = "wasm32")]
+impl<T> MaybeSendSync for T {}
+
+/// Mark `group` (the dispatches of one wrapper call, in order) as
+/// recordable again over a replica axis by `again`.
+pub fn replicable(
+    mut group: Vec<Dispatch>,
+    again: impl Fn(&Gpu, usize, StrideOf<'_>) -> Result<Vec<Dispatch>> + MaybeSendSync + 'static,
+) -> Vec<Dispatch> {
+    let again: Arc<RecordReplicas> = Arc::new(again);
+    for (index, d) in group.iter_mut().enumerate() {
+        d.replicable = Some(Replicable {
+            group: again.clone(),
+            index,
+        });
+    }
+    group
+}
+
+/// [`replicable`] for a group of one dispatch.
+pub fn replicable_one(
+    d: Dispatch,
+    again: impl Fn(&Gpu, usize, StrideOf<'_>) -> Result<Dispatch> + MaybeSendSync + 'static,
+) -> Dispatch {
+    let group = replicable(vec![d], move |gpu, count, stride: StrideOf<'_>| {
+        Ok(vec![again(gpu, count, stride)?])
+    });
+    group.into_iter().next().expect("a group of one")
 }
 
 impl std::fmt::Debug for Dispatch {
@@ -240,6 +305,7 @@ fn bind<P: bytemuck::Pod>(
 ) -> Result<Dispatch> {
     let kernel = gpu.kernel(file, source, entry, bindings, constants)?;
     let label = kernel.label.clone();
+    let recorded_params = bytemuck::bytes_of(params).to_vec();
     gpu.scoped(&format!("binding {label}"), || {
         let params = gpu
             .device
@@ -274,6 +340,8 @@ fn bind<P: bytemuck::Pod>(
             workgroups,
             params,
             tensors: tensors.iter().map(|&t| t.clone()).collect(),
+            recorded_params,
+            replicable: None,
         }
     })
 }

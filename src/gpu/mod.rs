@@ -15,4 +15,4 @@ pub use device::{
 };
 pub use dispatch::Dispatch;
 pub use env::KernelEnv;
-pub use tensor::{Arena, ArenaLayout, DType, Tensor};
+pub use tensor::{Arena, ArenaLayout, DType, Slab, SlabGuard, Tensor};

@@ -63,15 +63,44 @@ impl Gpu {
         Ok(())
     }
 
+    /// A new tensor's storage: a buffer of its own, or a place in the
+    /// calling thread's open slab (see [`Slab`]).
     fn storage_buffer(
         &self,
         label: &str,
         bytes: u64,
         contents: Option<&[u8]>,
-    ) -> Result<wgpu::Buffer> {
+    ) -> Result<(Arc<wgpu::Buffer>, u64)> {
         if bytes == 0 {
             return Err(Error::shape("tensor", "at least one element", "0 elements"));
         }
+        let placed = {
+            let mut scopes = self.slab.lock().unwrap_or_else(|p| p.into_inner());
+            let me = std::thread::current().id();
+            (scopes.iter_mut().find(|s| s.thread == me))
+                .and_then(|scope| scope.place(bytes.div_ceil(4) * 4))
+        };
+        if let Some((buffer, offset)) = placed {
+            if let Some(data) = contents {
+                self.write_padded(&buffer, offset, data);
+            }
+            return Ok((buffer, offset));
+        }
+        Ok((Arc::new(self.own_buffer(label, bytes, contents)?), 0))
+    }
+
+    /// Queue `data` for `buffer` at `offset`, padded to whole 4-byte words.
+    fn write_padded(&self, buffer: &wgpu::Buffer, offset: u64, data: &[u8]) {
+        if data.len().is_multiple_of(4) {
+            self.queue.write_buffer(buffer, offset, data);
+        } else {
+            let mut padded = data.to_vec();
+            padded.resize(data.len().div_ceil(4) * 4, 0);
+            self.queue.write_buffer(buffer, offset, &padded);
+        }
+    }
+
+    fn own_buffer(&self, label: &str, bytes: u64, contents: Option<&[u8]>) -> Result<wgpu::Buffer> {
         self.check_binding_size(bytes)?;
         self.scoped(
             &format!("allocating {label} ({bytes} bytes)"),
@@ -310,10 +339,10 @@ impl Tensor {
     pub fn zeros(gpu: &Gpu, shape: &[usize], label: &str) -> Result<Tensor> {
         let bytes = 4 * numel(shape) as u64;
         // wgpu zero-initialises new buffers.
-        let buffer = gpu.storage_buffer(label, bytes, None)?;
+        let (buffer, offset) = gpu.storage_buffer(label, bytes, None)?;
         Ok(Tensor {
-            buffer: Arc::new(buffer),
-            offset: 0,
+            buffer,
+            offset,
             shape: shape.to_vec(),
             dtype: DType::F32,
         })
@@ -358,10 +387,10 @@ impl Tensor {
                 format!("{len} values"),
             ));
         }
-        let buffer = gpu.storage_buffer(label, bytes.len() as u64, Some(bytes))?;
+        let (buffer, offset) = gpu.storage_buffer(label, bytes.len() as u64, Some(bytes))?;
         Ok(Tensor {
-            buffer: Arc::new(buffer),
-            offset: 0,
+            buffer,
+            offset,
             shape: shape.to_vec(),
             dtype,
         })
@@ -388,10 +417,10 @@ impl Tensor {
     /// A new f16 tensor of zeros.
     pub fn zeros_f16(gpu: &Gpu, shape: &[usize], label: &str) -> Result<Tensor> {
         let bytes = (2 * numel(shape) as u64).div_ceil(4) * 4;
-        let buffer = gpu.storage_buffer(label, bytes, None)?;
+        let (buffer, offset) = gpu.storage_buffer(label, bytes, None)?;
         Ok(Tensor {
-            buffer: Arc::new(buffer),
-            offset: 0,
+            buffer,
+            offset,
             shape: shape.to_vec(),
             dtype: DType::F16,
         })
@@ -622,6 +651,131 @@ impl ArenaLayout {
     /// (name, element offset, shape) of every view.
     pub fn entries(&self) -> &[(String, usize, Vec<usize>)] {
         &self.entries
+    }
+}
+
+/// The tensors of several runs built alike, the same tensor of every run
+/// in one buffer: allocation j of run r lies `r·stride_j` bytes into
+/// buffer j, so a kernel with a replica axis can take every run's copy in
+/// one dispatch (`train::fit_lockstep`). One buffer per allocation, not
+/// one for all, because wgpu tracks a dispatch's read and write use per
+/// buffer: a kernel may not write one range of a buffer it reads another of.
+/// While a [`SlabGuard`] of run r is held, allocation j of the calling
+/// thread goes to buffer j, and one that does not fit (or is past the
+/// count) to a buffer of its own; fresh places are zeros, as new buffers are.
+pub struct Slab {
+    /// Each allocation's buffer and the bytes between one run's copy and the next.
+    pub buffers: Vec<(Arc<wgpu::Buffer>, u64)>,
+}
+
+impl Slab {
+    /// The stride in elements between the runs' copies of `t` (None: `t`
+    /// is not in this slab).
+    pub fn stride_of(&self, t: &Tensor) -> Option<usize> {
+        (self.buffers.iter())
+            .find(|(b, _)| Arc::ptr_eq(b, &t.buffer))
+            .map(|&(_, stride)| (stride / t.dtype.size()) as usize)
+    }
+
+    /// The stride in bytes of the buffer `t` lies in (None: not in this slab).
+    pub fn stride_bytes(&self, t: &Tensor) -> Option<u64> {
+        (self.buffers.iter())
+            .find(|(b, _)| Arc::ptr_eq(b, &t.buffer))
+            .map(|&(_, stride)| stride)
+    }
+}
+
+/// The open scope of a slab region, or of a count (see [`Gpu::count_tensor_bytes`]).
+pub(crate) struct SlabScope {
+    thread: std::thread::ThreadId,
+    /// The slab and the run placed (None: only count the sizes).
+    fill: Option<(Arc<Slab>, usize)>,
+    /// Allocations so far (filling), or their sizes (counting).
+    next: usize,
+    sizes: Vec<u64>,
+}
+
+impl SlabScope {
+    /// The place of the next allocation, of `bytes`, or None where it gets
+    /// a buffer of its own (counting, or past the slab, or too large).
+    fn place(&mut self, bytes: u64) -> Option<(Arc<wgpu::Buffer>, u64)> {
+        let j = self.next;
+        self.next += 1;
+        match &self.fill {
+            None => {
+                self.sizes.push(bytes);
+                None
+            }
+            Some((slab, run)) => {
+                let (buffer, stride) = slab.buffers.get(j)?;
+                (bytes <= *stride).then(|| (buffer.clone(), stride * *run as u64))
+            }
+        }
+    }
+}
+
+/// While held, the calling thread's new tensors go to a run's places in a
+/// slab (or are counted); dropping it ends the scope.
+pub struct SlabGuard<'g> {
+    gpu: &'g Gpu,
+}
+
+impl SlabGuard<'_> {
+    /// The sizes counted so far (bytes, in allocation order).
+    pub fn sizes(&self) -> Vec<u64> {
+        let scopes = self.gpu.slab.lock().unwrap_or_else(|p| p.into_inner());
+        let me = std::thread::current().id();
+        (scopes.iter().find(|s| s.thread == me)).map_or(Vec::new(), |s| s.sizes.clone())
+    }
+}
+
+impl Drop for SlabGuard<'_> {
+    fn drop(&mut self) {
+        let mut scopes = self.gpu.slab.lock().unwrap_or_else(|p| p.into_inner());
+        let me = std::thread::current().id();
+        scopes.retain(|s| s.thread != me);
+    }
+}
+
+impl Gpu {
+    /// Count the sizes of the calling thread's new tensors, in order,
+    /// until the guard is dropped (they are allocated as usual meanwhile);
+    /// read them with [`SlabGuard::sizes`].
+    pub fn count_tensor_bytes(&self) -> SlabGuard<'_> {
+        self.open_slab(None)
+    }
+
+    /// A slab for `runs` runs whose allocations have `sizes` (bytes, in
+    /// order), or None where a buffer of it could not be bound whole.
+    pub fn slab(&self, runs: usize, sizes: &[u64]) -> Option<Slab> {
+        let align = self.limits.min_storage_buffer_offset_alignment.max(4) as u64;
+        let mut buffers = Vec::with_capacity(sizes.len());
+        for &bytes in sizes {
+            let stride = bytes.max(4).div_ceil(align) * align;
+            let total = stride.checked_mul(runs as u64)?;
+            let buffer = self.own_buffer("slab of runs", total, None).ok()?;
+            buffers.push((Arc::new(buffer), stride));
+        }
+        Some(Slab { buffers })
+    }
+
+    /// Place the calling thread's new tensors at run `r`'s places of
+    /// `slab` until the guard is dropped.
+    pub fn slab_region(&self, slab: &Arc<Slab>, r: usize) -> SlabGuard<'_> {
+        self.open_slab(Some((slab.clone(), r)))
+    }
+
+    fn open_slab(&self, fill: Option<(Arc<Slab>, usize)>) -> SlabGuard<'_> {
+        let mut scopes = self.slab.lock().unwrap_or_else(|p| p.into_inner());
+        let me = std::thread::current().id();
+        scopes.retain(|s| s.thread != me);
+        scopes.push(SlabScope {
+            thread: me,
+            fill,
+            next: 0,
+            sizes: Vec::new(),
+        });
+        SlabGuard { gpu: self }
     }
 }
 

@@ -236,13 +236,68 @@ pub fn product(
     opts: matmul::MatmulOptions,
 ) -> Result<Vec<Dispatch>> {
     let f16 = |t: &Tensor| t.dtype() == crate::gpu::DType::F16;
+    // The options but their tensors, for recording the product again.
+    let opts_flags = matmul::MatmulOptions {
+        bias: None,
+        mask: None,
+        bias_grad: None,
+        replicas: None,
+        ..opts
+    };
     if matmul_coop::supports(gpu, a, b, c, &opts) {
         Ok(vec![matmul_coop::matmul_coop(gpu, a, b, c, opts)?])
     } else if f16(a) || f16(b) || f16(c) || opts.mask.is_some_and(|(t, _)| f16(t)) {
         let wg = matmul::workgroup(gpu)?;
         Ok(vec![matmul_f16::matmul_mixed(gpu, a, b, c, opts, wg)?])
-    } else {
+    } else if opts.replicas.is_some() {
         matmul::matmul_auto(gpu, a, b, c, opts)
+    } else {
+        let group = matmul::matmul_auto(gpu, a, b, c, opts)?;
+        // The same product over a replica axis, every operand at one stride.
+        let (a, b, c) = (a.clone(), b.clone(), c.clone());
+        let bias = opts.bias.cloned();
+        let mask = opts.mask.map(|(t, side)| (t.clone(), side));
+        let bias_grad = opts.bias_grad.cloned();
+        let again = move |gpu: &Gpu, count: usize, stride: crate::gpu::dispatch::StrideOf<'_>| {
+            let bias_stride = match (&bias, &bias_grad) {
+                (Some(t), Some(g)) if stride(t) != stride(g) => {
+                    return Err(crate::Error::internal(
+                        "a product over a replica axis",
+                        "bias and bias gradient at different strides",
+                    ))
+                }
+                (Some(t), _) | (None, Some(t)) => stride(t),
+                (None, None) => 0,
+            };
+            let replicas = matmul::Replicas {
+                count,
+                a: stride(&a),
+                b: stride(&b),
+                c: stride(&c),
+                bias: bias_stride,
+            };
+            if let Some((t, side)) = &mask {
+                let operand = match side {
+                    matmul::Operand::A => replicas.a,
+                    matmul::Operand::B => replicas.b,
+                };
+                if stride(t) != operand {
+                    return Err(crate::Error::internal(
+                        "a product over a replica axis",
+                        "the mask and its operand at different strides",
+                    ));
+                }
+            }
+            let again = matmul::MatmulOptions {
+                bias: bias.as_ref(),
+                mask: mask.as_ref().map(|(t, side)| (t, *side)),
+                bias_grad: bias_grad.as_ref(),
+                replicas: Some(replicas),
+                ..opts_flags
+            };
+            matmul::matmul_auto(gpu, &a, &b, &c, again)
+        };
+        Ok(crate::gpu::dispatch::replicable(group, again))
     }
 }
 
@@ -312,6 +367,31 @@ impl LossReplicas {
         rows: 0,
         tasks: 0,
     };
+
+    /// `count` copies, each group of tensors (values, rows, tasks) at the
+    /// stride `stride` gives its tensors, which must agree within a group.
+    pub fn from_strides(
+        count: usize,
+        [values, rows, tasks]: [&[&Tensor]; 3],
+        stride: crate::gpu::dispatch::StrideOf<'_>,
+    ) -> Result<LossReplicas> {
+        let one = |group: &[&Tensor]| -> Result<usize> {
+            let s = group.first().map_or(0, |t| stride(t));
+            match group.iter().all(|t| stride(t) == s) {
+                true => Ok(s),
+                false => Err(crate::Error::internal(
+                    "a loss over a replica axis",
+                    "tensors of one kind at different strides",
+                )),
+            }
+        };
+        Ok(LossReplicas {
+            count,
+            values: one(values)?,
+            rows: one(rows)?,
+            tasks: one(tasks)?,
+        })
+    }
 
     fn stride(&self, kind: LossArray) -> usize {
         match kind {

@@ -19,7 +19,7 @@ pub fn mse(
     dpred: &Tensor,
     loss: &Tensor,
 ) -> Result<Dispatch> {
-    mse_replicated(
+    let d = mse_replicated(
         gpu,
         pred,
         target,
@@ -29,7 +29,20 @@ pub fn mse(
         dpred,
         loss,
         LossReplicas::ONE,
-    )
+    )?;
+    let t = [pred, target, mask, scale, dpred, loss].map(Tensor::clone);
+    Ok(crate::gpu::dispatch::replicable_one(
+        d,
+        move |gpu, count, stride| {
+            let [pred, target, mask, scale, dpred, loss] = &t;
+            let reps = LossReplicas::from_strides(
+                count,
+                [&[pred, target, dpred][..], &[mask][..], &[scale, loss][..]],
+                stride,
+            )?;
+            mse_replicated(gpu, pred, target, mask, scale, slot, dpred, loss, reps)
+        },
+    ))
 }
 
 /// [`mse`] for `reps.count` replicas in one dispatch: the tensors given are

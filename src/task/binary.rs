@@ -185,7 +185,7 @@ pub fn kernel(
     dlogits: &Tensor,
     loss: &Tensor,
 ) -> Result<Dispatch> {
-    kernel_replicated(
+    let d = kernel_replicated(
         gpu,
         logits,
         target,
@@ -195,7 +195,24 @@ pub fn kernel(
         dlogits,
         loss,
         LossReplicas::ONE,
-    )
+    )?;
+    let t = [logits, target, mask, scale, dlogits, loss].map(Tensor::clone);
+    Ok(crate::gpu::dispatch::replicable_one(
+        d,
+        move |gpu, count, stride| {
+            let [logits, target, mask, scale, dlogits, loss] = &t;
+            let reps = LossReplicas::from_strides(
+                count,
+                [
+                    &[logits, target, dlogits][..],
+                    &[mask][..],
+                    &[scale, loss][..],
+                ],
+                stride,
+            )?;
+            kernel_replicated(gpu, logits, target, mask, scale, slot, dlogits, loss, reps)
+        },
+    ))
 }
 
 /// [`kernel`] for `reps.count` replicas in one dispatch: the tensors given
