@@ -1609,6 +1609,27 @@ fn compare_methods_over_seeds_on_penguins() {
         "--jobs 2 changed the results"
     );
     assert!(stderr(&o).contains("[21/21] "), "{}", stderr(&o));
+    // Every seed of a model stepped together on one device (issue 23): the
+    // same numbers again, one progress line per model for all seeds.
+    let lockstep = dir.join("cmp-lockstep");
+    let mut lockstep_args = args.clone();
+    lockstep_args[4] = lockstep.to_str().unwrap();
+    lockstep_args.push("--lockstep");
+    let o = run(&lockstep_args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read_to_string(lockstep.join("results.csv")).unwrap(),
+        csv,
+        "--lockstep changed the results"
+    );
+    assert!(
+        stderr(&o).contains("[7/7] seeds 0–2, mgda"),
+        "{}",
+        stderr(&o)
+    );
+    let mut both = lockstep_args.clone();
+    both.extend(["--jobs", "2", "--force"]);
+    assert_fails(&run(&both), "does not combine with --jobs");
     // The folder holds results: a second compare into it needs --force.
     assert_fails(&run(&args), "already holds results");
     // A bad method, or no seeds, fail before any work and make no folder.

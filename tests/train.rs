@@ -998,3 +998,170 @@ fn runs_on_several_devices_come_back_in_order_and_stop_at_the_first_error() {
         );
     }
 }
+
+// ---- runs stepped together --------------------------------------------------------
+
+/// Runs stepped together (one submit per step for all) compute what each
+/// computes alone: different seeds, splits, methods (one with per-task
+/// gradients and a seeded task order), epochs, early stopping, watched and
+/// logged steps, and a run that fails with a non-finite loss while the
+/// others go on.
+#[test]
+fn lockstep_runs_equal_each_run_alone_bit_for_bit() {
+    use taskgrad::train::{fit_lockstep, FitReport, LockstepRun};
+    let gpu = gpu_or_skip!();
+    let datas: Vec<_> = (2..6).map(common::iris).collect();
+    let cfgs = [
+        TrainConfig {
+            epochs: 40,
+            patience: Some(2),
+            lr: 3e-2,
+            ..small_cfg(2)
+        },
+        TrainConfig {
+            epochs: 6,
+            ..small_cfg(3)
+        },
+        TrainConfig {
+            epochs: 9,
+            watch_every: 3,
+            log_losses: true,
+            max_steps: Some(20),
+            ..small_cfg(4)
+        },
+        TrainConfig {
+            epochs: 5,
+            lr: 1e30,
+            ..small_cfg(5)
+        },
+    ];
+    let methods = ["equal", "mgda", "pcgrad", "equal"];
+    let all = [0, 1, 2];
+    let alone: Vec<_> = (0..4)
+        .map(|r| {
+            let (data, split) = &datas[r];
+            let w = mtl::by_name(methods[r]).unwrap();
+            fit(gpu, data, split, &all, w, &cfgs[r], &mut |_| {})
+        })
+        .collect();
+    let mut epochs_seen = [0; 4];
+    let together = fit_lockstep(
+        gpu,
+        (0..4)
+            .map(|r| LockstepRun {
+                data: &datas[r].0,
+                split: &datas[r].1,
+                subset: &all,
+                weighting: Box::new(move || mtl::by_name(methods[r])),
+                cfg: &cfgs[r],
+            })
+            .collect(),
+        &mut |r, _| epochs_seen[r] += 1,
+    )
+    .reports;
+    assert_eq!(together.len(), 4);
+    let key = |r: &FitReport| lockstep_key(gpu, r);
+    for (r, (a, t)) in alone.iter().zip(&together).enumerate() {
+        match (a, t) {
+            (Ok(a), Ok(t)) => {
+                assert!(key(a) == key(t), "run {r} differs when stepped with others");
+                assert_eq!(epochs_seen[r], t.history.len(), "run {r}'s epochs told");
+            }
+            (Err(a), Err(t)) => assert_eq!(a.to_string(), t.to_string(), "run {r}"),
+            _ => panic!(
+                "run {r}: alone {:?}, together {:?}",
+                a.as_ref().err().map(|e| e.to_string()),
+                t.as_ref().err().map(|e| e.to_string())
+            ),
+        }
+    }
+    // The cases the test means to cover did happen.
+    let ok = |r: usize| alone[r].as_ref().unwrap();
+    assert!(ok(0).stopped_early && ok(0).history.len() < 40);
+    assert_eq!(ok(2).steps, 20);
+    assert!(!ok(2).history[0].steps.is_empty() && !ok(2).history[0].step_losses.is_empty());
+    assert!(matches!(alone[3], Err(Error::NonFinite { .. })));
+}
+
+/// What must agree between a run alone and stepped with others: every
+/// epoch's losses, validation, watched and logged steps, the test metrics,
+/// the weights, steps, best epoch and early stop.
+fn lockstep_key(gpu: &Gpu, r: &taskgrad::train::FitReport) -> String {
+    let history: Vec<_> = (r.history.iter())
+        .map(|h| {
+            let val: Vec<_> = h.val.iter().map(|m| m.loss()).collect();
+            let watched = (h.steps.clone(), h.step_losses.clone());
+            (h.train_loss.clone(), val, watched)
+        })
+        .collect();
+    let params = r.params.read_all(gpu).unwrap();
+    let ends = (r.steps, r.best_epoch, r.stopped_early);
+    format!("{:?}", (history, &r.test, params, ends))
+}
+
+/// Runs of one setting with different seeds are built alike, each in its
+/// own region of one buffer, and share their products, losses and loss
+/// bookkeeping: one dispatch over the replica axis for all runs. Each run
+/// still computes what it computes alone, with early stopping parting them
+/// (one run stops first, the others go on with their own dispatches).
+#[test]
+fn lockstep_runs_of_one_setting_share_dispatches_and_keep_their_numbers() {
+    use taskgrad::train::{fit_lockstep, LockstepRun};
+    let gpu = gpu_or_skip!();
+    let datas: Vec<_> = (7..10).map(common::iris).collect();
+    for method in ["equal", "mgda"] {
+        let cfgs: Vec<TrainConfig> = (7..10)
+            .map(|seed| TrainConfig {
+                epochs: 25,
+                patience: Some(3),
+                lr: 3e-2,
+                ..small_cfg(seed)
+            })
+            .collect();
+        let all = [0, 1, 2];
+        let alone: Vec<_> = (0..3)
+            .map(|r| {
+                let (data, split) = &datas[r];
+                let w = mtl::by_name(method).unwrap();
+                fit(gpu, data, split, &all, w, &cfgs[r], &mut |_| {}).unwrap()
+            })
+            .collect();
+        let together = fit_lockstep(
+            gpu,
+            (0..3)
+                .map(|r| LockstepRun {
+                    data: &datas[r].0,
+                    split: &datas[r].1,
+                    subset: &all,
+                    weighting: Box::new(move || mtl::by_name(method)),
+                    cfg: &cfgs[r],
+                })
+                .collect(),
+            &mut |_, _| {},
+        );
+        let solo = alone[0].dispatches_per_step;
+        // Sharing happened: the products and losses of all three in one dispatch each.
+        assert!(
+            together.shared >= solo / 2,
+            "{method}: {} of {solo} shared",
+            together.shared
+        );
+        assert_eq!(
+            together.dispatches_per_step,
+            together.shared + 3 * (solo - together.shared),
+            "{method}"
+        );
+        for (r, (a, t)) in alone.iter().zip(&together.reports).enumerate() {
+            let t = t.as_ref().unwrap();
+            assert!(
+                lockstep_key(gpu, a) == lockstep_key(gpu, t),
+                "{method}: run {r} differs when shared"
+            );
+        }
+        let lengths: Vec<usize> = alone.iter().map(|a| a.history.len()).collect();
+        assert!(
+            lengths.iter().any(|&l| l != lengths[0]),
+            "{method}: the runs should part (epochs {lengths:?})"
+        );
+    }
+}

@@ -115,6 +115,10 @@ struct CompareArgs {
     /// a 2-core CPU adapter 2 or 3 train about twice as fast.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
     jobs: u64,
+    /// Step all seeds of each model together on one device: step i of every
+    /// seed in one submit, each seed's numbers the same as alone. Not with --jobs.
+    #[arg(long)]
+    lockstep: bool,
     /// Settings from a TOML file (same names as the flags; flags given here win).
     #[arg(long)]
     config: Option<PathBuf>,
@@ -383,7 +387,8 @@ fn compare(matches: &ArgMatches, args: &CompareArgs) -> Result<()> {
         settings.out = PathBuf::from("runs/compare");
     }
     let prepared = prepare_compare(&settings, &args.methods, args.seeds, args.finetune)?
-        .with_jobs(args.jobs as usize);
+        .with_jobs(args.jobs as usize)
+        .with_lockstep(args.lockstep)?;
     for w in prepared.warnings() {
         eprintln!("warning: {w}");
     }
@@ -392,7 +397,7 @@ fn compare(matches: &ArgMatches, args: &CompareArgs) -> Result<()> {
     taskgrad::cli::tune_matmul(&gpu)?;
     let bar = ProgressBar::new(prepared.fits() as u64);
     bar.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} models, {elapsed} (ETA {eta}) {msg}")
+        ProgressStyle::with_template("{bar:30} {pos}/{len}, {elapsed} (ETA {eta}) {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let total = prepared.fits();

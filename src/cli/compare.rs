@@ -29,7 +29,10 @@ use crate::gpu::Gpu;
 use crate::model::checkpoint::write_atomically;
 use crate::nn::Freeze;
 use crate::train::metrics::{delta_m, TaskMetrics};
-use crate::train::{finetune_per_task, fit, on_devices, single_task_baselines, TrainConfig};
+use crate::train::{
+    finetune_per_task, fit, fit_lockstep, on_devices, single_task_baselines, LockstepRun,
+    TrainConfig,
+};
 
 /// `compare --finetune`: after each method's model, each task trained
 /// alone from it (its head alone kept, warm-started from the model) for
@@ -51,6 +54,8 @@ pub struct PreparedCompare {
     seeds: Vec<u64>,
     /// Seeds trained at once, each on a device of its own (1: one after another).
     jobs: usize,
+    /// All seeds of each model stepped together on one device.
+    lockstep: bool,
     loaded: super::run::LoadedData,
     cfg: TrainConfig,
     _lock: OutLock,
@@ -65,6 +70,20 @@ impl PreparedCompare {
         self
     }
 
+    /// Step all seeds of each model together on one device
+    /// ([`crate::train::fit_lockstep`]: step i of every seed in one
+    /// submit); the results are the same as one after another. Not with
+    /// more than one job.
+    pub fn with_lockstep(mut self, lockstep: bool) -> Result<PreparedCompare> {
+        if lockstep && self.jobs > 1 {
+            return Err(Error::InvalidConfig(
+                "--lockstep steps every seed on one device: it does not combine with --jobs".into(),
+            ));
+        }
+        self.lockstep = lockstep;
+        Ok(self)
+    }
+
     /// What looks wrong but does not stop the comparison (a lock taken over
     /// from a run that did not end cleanly).
     pub fn warnings(&self) -> Vec<String> {
@@ -72,11 +91,18 @@ impl PreparedCompare {
     }
 
     /// Progress steps: per seed, one per task (the baselines), one per
-    /// method, and with `--finetune` one per method's fine-tuning (all its tasks).
+    /// method, and with `--finetune` one per method's fine-tuning (all its
+    /// tasks); with `--lockstep` the seeds of a baseline or method are one step.
     pub fn fits(&self) -> usize {
         let k = self.loaded.tasks.len();
         let ft = self.finetune.as_ref().map_or(0, |_| self.methods.len());
-        self.seeds.len() * (k + self.methods.len() + ft)
+        match self.lockstep {
+            true => {
+                let groups = self.seeds.len().div_ceil(LOCKSTEP_GROUP);
+                groups * (k + self.methods.len()) + self.seeds.len() * ft
+            }
+            false => self.seeds.len() * (k + self.methods.len() + ft),
+        }
     }
 }
 
@@ -166,6 +192,7 @@ pub fn prepare_compare(
         parsed,
         seeds: (0..seeds as u64).map(|i| s.seed + i).collect(),
         jobs: 1,
+        lockstep: false,
         loaded,
         cfg,
         _lock: lock,
@@ -197,50 +224,51 @@ pub fn execute_compare(
 ) -> Result<CompareOutcome> {
     let tasks: Vec<String> = p.loaded.tasks.iter().map(|(c, _)| c.clone()).collect();
     let all: Vec<usize> = (0..tasks.len()).collect();
-    // Each seed's models, on as many devices as --jobs says (the results do
-    // not depend on it): the baselines, then each method (and its fine-tuned copy).
-    let per_seed = on_devices(gpu, p.jobs, p.seeds.clone(), progress, |gpu, seed, say| {
-        let seeded = for_seed(&p.loaded, &p.settings, seed, None)?;
-        let cfg = TrainConfig {
-            seed,
-            ..p.cfg.clone()
-        };
-        super::run::check_fits(gpu, &cfg, &seeded.data)?;
-        let mut stl = Vec::new();
-        for (k, task) in tasks.iter().enumerate() {
-            say(&format!("seed {seed}, single-task {task}"));
-            let r = single_task_baselines(gpu, &seeded.data, &seeded.split, &[k], &cfg)
-                .map_err(|e| super::run::explain_size(e, &cfg))?;
-            stl.extend(r.into_iter().flat_map(|r| r.test));
-        }
-        let mut results = Vec::new();
-        let mut finetuned = Vec::new();
-        for (mi, method) in p.methods.iter().enumerate() {
-            say(&format!("seed {seed}, {method}"));
-            let report = fit(
-                gpu,
-                &seeded.data,
-                &seeded.split,
-                &all,
-                p.parsed[mi].build(seed)?,
-                &cfg,
-                &mut |_| {},
-            )
-            .map_err(|e| super::run::explain_size(e, &cfg))?;
-            results.push(report.test.clone());
-            if let Some(plan) = &p.finetune {
-                let ft = TrainConfig {
-                    freeze: plan.freeze.clone(),
-                    epochs: plan.epochs,
-                    ..cfg.clone()
-                };
-                say(&format!("seed {seed}, {method} fine-tuned per task"));
-                let runs = finetune_per_task(gpu, &seeded.data, &seeded.split, &all, &report, &ft)?;
-                finetuned.push(runs.into_iter().flat_map(|r| r.test).collect::<Vec<_>>());
+    // Each seed's models, on as many devices as --jobs says, or every
+    // seed's at once with --lockstep (the results depend on neither): the
+    // baselines, then each method (and its fine-tuned copy).
+    let per_seed = match p.lockstep {
+        true => lockstep_seeds(gpu, &p, progress)?,
+        false => on_devices(gpu, p.jobs, p.seeds.clone(), progress, |gpu, seed, say| {
+            let seeded = for_seed(&p.loaded, &p.settings, seed, None)?;
+            let cfg = TrainConfig {
+                seed,
+                ..p.cfg.clone()
+            };
+            super::run::check_fits(gpu, &cfg, &seeded.data)?;
+            let mut stl = Vec::new();
+            for (k, task) in tasks.iter().enumerate() {
+                say(&format!("seed {seed}, single-task {task}"));
+                let r = single_task_baselines(gpu, &seeded.data, &seeded.split, &[k], &cfg)
+                    .map_err(|e| super::run::explain_size(e, &cfg))?;
+                stl.extend(r.into_iter().flat_map(|r| r.test));
             }
-        }
-        Ok((stl, results, finetuned))
-    })?;
+            let mut results = Vec::new();
+            let mut finetuned = Vec::new();
+            for (mi, method) in p.methods.iter().enumerate() {
+                say(&format!("seed {seed}, {method}"));
+                let report = fit(
+                    gpu,
+                    &seeded.data,
+                    &seeded.split,
+                    &all,
+                    p.parsed[mi].build(seed)?,
+                    &cfg,
+                    &mut |_| {},
+                )
+                .map_err(|e| super::run::explain_size(e, &cfg))?;
+                results.push(report.test.clone());
+                if let Some(ft) =
+                    finetune_one(&p, &seeded, (&report, method), &cfg, &all, gpu, &mut |m| {
+                        say(m)
+                    })?
+                {
+                    finetuned.push(ft);
+                }
+            }
+            Ok((stl, results, finetuned))
+        })?,
+    };
     let mut baselines = Vec::new();
     let mut results: Vec<PerSeed> = vec![Vec::new(); p.methods.len()];
     let mut finetuned: Vec<PerSeed> = vec![Vec::new(); p.methods.len()];
@@ -272,6 +300,120 @@ pub fn execute_compare(
     };
     outcome.files = write_outputs(&p.settings.out, &outcome)?;
     Ok(outcome)
+}
+
+/// The most seeds `--lockstep` trains at once (each group's runs are all
+/// on the device together; more seeds train group after group).
+pub const LOCKSTEP_GROUP: usize = 16;
+
+/// One seed's models: the baselines' test metrics, each method's, and
+/// each method's fine-tuned copy's.
+type SeedModels = (Vec<TaskMetrics>, PerSeed, PerSeed);
+
+/// Every seed's models, each baseline and method trained for a group of
+/// up to [`LOCKSTEP_GROUP`] seeds together ([`fit_lockstep`]); the first
+/// error, in seed order, ends it.
+fn lockstep_seeds(
+    gpu: &Gpu,
+    p: &PreparedCompare,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Vec<SeedModels>> {
+    let mut all = Vec::with_capacity(p.seeds.len());
+    for group in p.seeds.chunks(LOCKSTEP_GROUP) {
+        all.extend(lockstep_group(gpu, p, group, progress)?);
+    }
+    Ok(all)
+}
+
+/// [`lockstep_seeds`] for one group of seeds.
+fn lockstep_group(
+    gpu: &Gpu,
+    p: &PreparedCompare,
+    seeds: &[u64],
+    progress: &mut dyn FnMut(&str),
+) -> Result<Vec<SeedModels>> {
+    let tasks: Vec<&String> = p.loaded.tasks.iter().map(|(c, _)| c).collect();
+    let all: Vec<usize> = (0..tasks.len()).collect();
+    let seeded = (seeds.iter())
+        .map(|&seed| for_seed(&p.loaded, &p.settings, seed, None))
+        .collect::<Result<Vec<_>>>()?;
+    let cfgs: Vec<TrainConfig> = (seeds.iter())
+        .map(|&seed| TrainConfig {
+            seed,
+            ..p.cfg.clone()
+        })
+        .collect();
+    for (cfg, s) in cfgs.iter().zip(&seeded) {
+        super::run::check_fits(gpu, cfg, &s.data)?;
+    }
+    let span = match (seeds.first(), seeds.last()) {
+        (Some(a), Some(b)) if a != b => format!("seeds {a}–{b}"),
+        (Some(a), _) => format!("seed {a}"),
+        _ => String::new(),
+    };
+    // Every seed's run of one model, stepped together; its reports in seed order.
+    let together =
+        |subset: &[usize], weighting: &dyn Fn(u64) -> Result<Box<dyn crate::mtl::Weighting>>| {
+            let runs = (seeded.iter().zip(&cfgs))
+                .map(|(s, cfg)| LockstepRun {
+                    data: &s.data,
+                    split: &s.split,
+                    subset,
+                    weighting: Box::new(move || weighting(cfg.seed)),
+                    cfg,
+                })
+                .collect();
+            fit_lockstep(gpu, runs, &mut |_, _| {})
+                .reports
+                .into_iter()
+                .map(|r| r.map_err(|e| super::run::explain_size(e, &p.cfg)))
+                .collect::<Result<Vec<_>>>()
+        };
+    let mut per_seed: Vec<SeedModels> = seeds.iter().map(|_| Default::default()).collect();
+    for (k, task) in tasks.iter().enumerate() {
+        progress(&format!("{span}, single-task {task}"));
+        let equal = |_| Ok(Box::new(crate::mtl::Equal) as Box<dyn crate::mtl::Weighting>);
+        for (models, r) in per_seed.iter_mut().zip(together(&[k], &equal)?) {
+            models.0.extend(r.test);
+        }
+    }
+    for (mi, method) in p.methods.iter().enumerate() {
+        progress(&format!("{span}, {method}"));
+        let reports = together(&all, &|seed| p.parsed[mi].build(seed))?;
+        for (si, report) in reports.into_iter().enumerate() {
+            per_seed[si].1.push(report.test.clone());
+            let say = &mut |m: &str| progress(m);
+            if let Some(ft) =
+                finetune_one(p, &seeded[si], (&report, method), &cfgs[si], &all, gpu, say)?
+            {
+                per_seed[si].2.push(ft);
+            }
+        }
+    }
+    Ok(per_seed)
+}
+
+/// With `--finetune`, `report`'s model fine-tuned per task: each task's test metrics.
+fn finetune_one(
+    p: &PreparedCompare,
+    seeded: &super::run::Seeded,
+    (report, method): (&crate::train::FitReport, &str),
+    cfg: &TrainConfig,
+    all: &[usize],
+    gpu: &Gpu,
+    say: &mut dyn FnMut(&str),
+) -> Result<Option<Vec<TaskMetrics>>> {
+    let Some(plan) = &p.finetune else {
+        return Ok(None);
+    };
+    let ft = TrainConfig {
+        freeze: plan.freeze.clone(),
+        epochs: plan.epochs,
+        ..cfg.clone()
+    };
+    say(&format!("seed {}, {method} fine-tuned per task", cfg.seed));
+    let runs = finetune_per_task(gpu, &seeded.data, &seeded.split, all, report, &ft)?;
+    Ok(Some(runs.into_iter().flat_map(|r| r.test).collect()))
 }
 
 /// The rows of `methods`, each followed by its fine-tuned row `<method>+ft`.

@@ -4,6 +4,7 @@
 
 mod forward;
 mod graph;
+mod lockstep;
 pub mod metrics;
 pub mod mlp_step;
 mod parallel;
@@ -13,6 +14,7 @@ mod trainer;
 
 pub use forward::ForwardProgram;
 pub use graph::graph_dot;
+pub use lockstep::{fit_lockstep, fit_lockstep_async, Lockstep, LockstepRun, MakeWeighting};
 pub use parallel::on_devices;
 pub use schedule::Schedule;
 pub use trainer::{
