@@ -1627,9 +1627,17 @@ fn compare_methods_over_seeds_on_penguins() {
         "{}",
         stderr(&o)
     );
+    // Two groups of seeds stepped together, side by side on two devices.
     let mut both = lockstep_args.clone();
     both.extend(["--jobs", "2", "--force"]);
-    assert_fails(&run(&both), "does not combine with --jobs");
+    let o = run(&both);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read_to_string(lockstep.join("results.csv")).unwrap(),
+        csv,
+        "--lockstep --jobs 2 changed the results"
+    );
+    assert!(stderr(&o).contains("[14/14] "), "{}", stderr(&o));
     // The folder holds results: a second compare into it needs --force.
     assert_fails(&run(&args), "already holds results");
     // A bad method, or no seeds, fail before any work and make no folder.

@@ -115,8 +115,10 @@ struct CompareArgs {
     /// a 2-core CPU adapter 2 or 3 train about twice as fast.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
     jobs: u64,
-    /// Step all seeds of each model together on one device: step i of every
-    /// seed in one submit, each seed's numbers the same as alone. Not with --jobs.
+    /// Step the seeds of each model together: step i of every seed in one
+    /// submit, their products and losses shared as single dispatches, each
+    /// seed's numbers the same as alone. With --jobs J, J groups of seeds
+    /// side by side, each on a device of its own.
     #[arg(long)]
     lockstep: bool,
     /// Settings from a TOML file (same names as the flags; flags given here win).
@@ -388,7 +390,7 @@ fn compare(matches: &ArgMatches, args: &CompareArgs) -> Result<()> {
     }
     let prepared = prepare_compare(&settings, &args.methods, args.seeds, args.finetune)?
         .with_jobs(args.jobs as usize)
-        .with_lockstep(args.lockstep)?;
+        .with_lockstep(args.lockstep);
     for w in prepared.warnings() {
         eprintln!("warning: {w}");
     }

@@ -70,18 +70,21 @@ impl PreparedCompare {
         self
     }
 
-    /// Step all seeds of each model together on one device
-    /// ([`crate::train::fit_lockstep`]: step i of every seed in one
-    /// submit); the results are the same as one after another. Not with
-    /// more than one job.
-    pub fn with_lockstep(mut self, lockstep: bool) -> Result<PreparedCompare> {
-        if lockstep && self.jobs > 1 {
-            return Err(Error::InvalidConfig(
-                "--lockstep steps every seed on one device: it does not combine with --jobs".into(),
-            ));
-        }
+    /// Step the seeds of each model together ([`crate::train::fit_lockstep`]:
+    /// step i of every seed in one submit), in groups of up to
+    /// [`LOCKSTEP_GROUP`], one group per job; the results are the same as
+    /// one after another.
+    pub fn with_lockstep(mut self, lockstep: bool) -> PreparedCompare {
         self.lockstep = lockstep;
-        Ok(self)
+        self
+    }
+
+    /// The seeds' groups stepped together: as many as jobs, each at most
+    /// [`LOCKSTEP_GROUP`] seeds.
+    fn lockstep_groups(&self) -> Vec<Vec<u64>> {
+        let size = self.seeds.len().div_ceil(self.jobs.max(1));
+        let size = size.clamp(1, LOCKSTEP_GROUP);
+        self.seeds.chunks(size).map(|c| c.to_vec()).collect()
     }
 
     /// What looks wrong but does not stop the comparison (a lock taken over
@@ -98,7 +101,7 @@ impl PreparedCompare {
         let ft = self.finetune.as_ref().map_or(0, |_| self.methods.len());
         match self.lockstep {
             true => {
-                let groups = self.seeds.len().div_ceil(LOCKSTEP_GROUP);
+                let groups = self.lockstep_groups().len();
                 groups * (k + self.methods.len()) + self.seeds.len() * ft
             }
             false => self.seeds.len() * (k + self.methods.len() + ft),
@@ -311,18 +314,18 @@ pub const LOCKSTEP_GROUP: usize = 16;
 type SeedModels = (Vec<TaskMetrics>, PerSeed, PerSeed);
 
 /// Every seed's models, each baseline and method trained for a group of
-/// up to [`LOCKSTEP_GROUP`] seeds together ([`fit_lockstep`]); the first
-/// error, in seed order, ends it.
+/// seeds together ([`fit_lockstep`]), the groups on as many devices as
+/// --jobs says; the first error, in seed order, ends it.
 fn lockstep_seeds(
     gpu: &Gpu,
     p: &PreparedCompare,
     progress: &mut dyn FnMut(&str),
 ) -> Result<Vec<SeedModels>> {
-    let mut all = Vec::with_capacity(p.seeds.len());
-    for group in p.seeds.chunks(LOCKSTEP_GROUP) {
-        all.extend(lockstep_group(gpu, p, group, progress)?);
-    }
-    Ok(all)
+    let groups = p.lockstep_groups();
+    let per_group = on_devices(gpu, p.jobs, groups, progress, |gpu, group, say| {
+        lockstep_group(gpu, p, &group, &mut |line| say(line))
+    })?;
+    Ok(per_group.into_iter().flatten().collect())
 }
 
 /// [`lockstep_seeds`] for one group of seeds.
