@@ -7,7 +7,7 @@
 //! one table compares them on the test split, with Δm%.
 //!
 //!     cargo run --release --example iris_mtl -- [--weighting METHOD] [--space params|rep]
-//!                                               [--seed S] [--seeds N [--jobs J]] [--epochs N] [--grad-stats] [--half] [--profile]
+//!                                               [--seed S] [--seeds N [--jobs J | --lockstep]] [--epochs N] [--grad-stats] [--half] [--profile]
 //!                                               [--arch shared|cross_stitch|omoe|mmoe|cgc|ple|dselect_k:K --experts E --expert-hidden H]
 //!                                               [--dump-step] [--dump-graph FILE.dot] [--grad-stats-every N]
 //!                                               [--finetune EPOCHS [--freeze trunk]]
@@ -23,7 +23,8 @@ use taskgrad::mtl::{self, GradSpace};
 use taskgrad::nn::{Arch, Freeze};
 use taskgrad::train::metrics::delta_m;
 use taskgrad::train::{
-    finetune_per_task, fit, on_devices, single_task_baselines, EpochLog, TrainConfig, WatchedStep,
+    finetune_per_task, fit, fit_lockstep, on_devices, single_task_baselines, EpochLog, FitReport,
+    LockstepRun, TrainConfig, WatchedStep,
 };
 use taskgrad::Gpu;
 
@@ -60,6 +61,10 @@ struct Args {
     /// own (the same adapter); the numbers do not depend on it.
     #[arg(long, default_value_t = 1)]
     jobs: usize,
+    /// Step the further seeds together on one device (their products and
+    /// losses as single dispatches); the numbers do not depend on it.
+    #[arg(long, conflicts_with = "jobs")]
+    lockstep: bool,
     #[arg(long, default_value_t = 150)]
     epochs: usize,
     /// Print each task's gradient norm and the pairwise cosines every 10 epochs.
@@ -159,6 +164,28 @@ fn delta_m_for_seed(
     args: &Args,
     grad_space: Option<GradSpace>,
 ) -> taskgrad::Result<(f64, Option<f64>)> {
+    let (data, split, cfg, mtl_cfg) = seed_setting(table, seed, args, grad_space)?;
+    let method = mtl::by_name_seeded(&args.weighting, seed)?;
+    let run = fit(
+        gpu,
+        &data,
+        &split,
+        &[0, 1, 2],
+        method,
+        &mtl_cfg,
+        &mut |_| {},
+    )?;
+    let stl = single_task_baselines(gpu, &data, &split, &[0, 1, 2], &cfg)?;
+    delta_ms(gpu, (&data, &split), args, &mtl_cfg, &run, &stl)
+}
+
+/// Seed `seed`'s split, data, and the single-task and multi-task settings.
+fn seed_setting(
+    table: &Table,
+    seed: u64,
+    args: &Args,
+    grad_space: Option<GradSpace>,
+) -> taskgrad::Result<(Dataset, Split, TrainConfig, TrainConfig)> {
     let split = Split::new(table.n_rows(), 0.2, 0.2, seed)?;
     let data = Dataset::from_table(table, &INPUTS, &TASKS, &split.train)?;
     let cfg = TrainConfig {
@@ -167,7 +194,6 @@ fn delta_m_for_seed(
         grad_space,
         ..Default::default()
     };
-    let method = mtl::by_name_seeded(&args.weighting, seed)?;
     let mtl_cfg = TrainConfig {
         half: args.half,
         arch: Arch::parse(
@@ -179,21 +205,68 @@ fn delta_m_for_seed(
         )?,
         ..cfg.clone()
     };
-    let run = fit(
-        gpu,
-        &data,
-        &split,
-        &[0, 1, 2],
-        method,
-        &mtl_cfg,
-        &mut |_| {},
-    )?;
-    let stl = single_task_baselines(gpu, &data, &split, &[0, 1, 2], &cfg)?;
+    Ok((data, split, cfg, mtl_cfg))
+}
+
+/// [`delta_m_for_seed`] for several seeds, each model of all seeds stepped
+/// together on one device (`fit_lockstep`): the same numbers.
+fn delta_m_lockstep(
+    gpu: &Gpu,
+    table: &Table,
+    seeds: &[u64],
+    args: &Args,
+    grad_space: Option<GradSpace>,
+) -> taskgrad::Result<Vec<(f64, Option<f64>)>> {
+    let settings = (seeds.iter())
+        .map(|&seed| seed_setting(table, seed, args, grad_space))
+        .collect::<taskgrad::Result<Vec<_>>>()?;
+    let together = |subset: &[usize], multi: bool| {
+        let runs = (settings.iter())
+            .map(|(data, split, cfg, mtl_cfg)| LockstepRun {
+                data,
+                split,
+                subset,
+                weighting: match multi {
+                    true => Box::new(move || mtl::by_name_seeded(&args.weighting, cfg.seed)),
+                    false => Box::new(|| mtl::by_name("equal")),
+                },
+                cfg: if multi { mtl_cfg } else { cfg },
+            })
+            .collect();
+        fit_lockstep(gpu, runs, &mut |_, _| {})
+            .reports
+            .into_iter()
+            .collect::<taskgrad::Result<Vec<FitReport>>>()
+    };
+    let runs = together(&[0, 1, 2], true)?;
+    let mut stl: Vec<Vec<FitReport>> = seeds.iter().map(|_| Vec::new()).collect();
+    for k in 0..TASKS.len() {
+        for (per_seed, r) in stl.iter_mut().zip(together(&[k], false)?) {
+            per_seed.push(r);
+        }
+    }
+    (settings.iter().zip(runs.iter().zip(&stl)))
+        .map(|((data, split, _, mtl_cfg), (run, stl))| {
+            delta_ms(gpu, (data, split), args, mtl_cfg, run, stl)
+        })
+        .collect()
+}
+
+/// Δm% of `run` against the single-task runs `stl`, and of `run` fine-tuned
+/// per task (with --finetune).
+fn delta_ms(
+    gpu: &Gpu,
+    (data, split): (&Dataset, &Split),
+    args: &Args,
+    mtl_cfg: &TrainConfig,
+    run: &FitReport,
+    stl: &[FitReport],
+) -> taskgrad::Result<(f64, Option<f64>)> {
     let m: Vec<_> = run.test.iter().map(|t| t.primary()).collect();
     let s: Vec<_> = stl.iter().map(|r| r.test[0].primary()).collect();
-    let ft = match finetune_config(args, &mtl_cfg)? {
+    let ft = match finetune_config(args, mtl_cfg)? {
         Some(ft) => {
-            let runs = finetune_per_task(gpu, &data, &split, &[0, 1, 2], &run, &ft)?;
+            let runs = finetune_per_task(gpu, data, split, &[0, 1, 2], run, &ft)?;
             let f: Vec<_> = runs.iter().map(|r| r.test[0].primary()).collect();
             Some(delta_m(&f, &s))
         }
@@ -318,9 +391,12 @@ fn run(args: Args) -> taskgrad::Result<()> {
     if args.seeds > 1 {
         let (mut dms, mut fts) = (vec![dm], dm_ft.into_iter().collect::<Vec<_>>());
         let more: Vec<u64> = (args.seed + 1..args.seed + args.seeds as u64).collect();
-        let runs = on_devices(&gpu, args.jobs, more, &mut |_| {}, |gpu, seed, _| {
-            delta_m_for_seed(gpu, &table, seed, &args, grad_space)
-        })?;
+        let runs = match args.lockstep {
+            true => delta_m_lockstep(&gpu, &table, &more, &args, grad_space)?,
+            false => on_devices(&gpu, args.jobs, more, &mut |_| {}, |gpu, seed, _| {
+                delta_m_for_seed(gpu, &table, seed, &args, grad_space)
+            })?,
+        };
         for (d, f) in runs {
             dms.push(d);
             fts.extend(f);
