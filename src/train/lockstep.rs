@@ -12,17 +12,19 @@
 //! records alone, in the same order, over buffers of its own, so each
 //! run's numbers are the same as [`super::fit`]'s (tested bit for bit).
 //!
-//! Runs built alike also share dispatches: every run is built inside its
-//! own region of one buffer (a [`crate::gpu::Slab`]), so the same
-//! tensor of every run lies at one stride, and each dispatch of the step
-//! whose kernel has a replica axis (the products, the fused losses, the
-//! loss bookkeeping: `Dispatch::replicable`) is recorded once more for all
-//! runs, after a check that every run's copy binds its tensors at exactly
-//! that stride with the same kernel, grid and parameters. While every run
-//! takes the step, the submit holds those shared dispatches and each run's
-//! own for the rest (the optimizer, whose per-step values each run
-//! writes); once the runs part (one stops early, say), each takes its own.
-//! Each replicated kernel gives every replica the numbers of its dispatch
+//! Runs built alike also share dispatches: the runs are built in a
+//! [`crate::gpu::Slab`] (allocation j of every run in buffer j, at one
+//! stride), and each dispatch of the step whose kernel has a replica axis
+//! (the products, the fused losses, the loss bookkeeping:
+//! `Dispatch::replicable`) is recorded once more for all runs, after a
+//! check that every run's copy binds its tensors at exactly that stride
+//! with the same kernel, grid and parameters. A step's submit then holds
+//! those shared dispatches and each run's own for the rest (the optimizer,
+//! whose per-step values each run writes). A run that ends early
+//! (patience) rides along in the shared dispatches, which compute its
+//! products into buffers no one reads again, while its own dispatches,
+//! the optimizer's among them, are left out: its weights stay as they
+//! ended. Each replicated kernel gives every replica the numbers of its dispatch
 //! alone (tests/kernels.rs), so the shared step changes no run's numbers.
 
 use std::sync::Arc;
@@ -102,8 +104,11 @@ pub async fn fit_lockstep_async(
         return outcome;
     }
     let epochs = runs.iter().map(|r| r.cfg.epochs).max().unwrap_or(0);
+    // A run's step graph shows its last step's gradients, which a run
+    // riding along in shared dispatches after it ended would overwrite.
     let slab = match runs.len() {
         0 | 1 => None,
+        _ if runs.iter().any(|r| r.cfg.dump_graph) => None,
         n => slab_for(gpu, &runs[0], n).await,
     };
     let mut states = Vec::with_capacity(runs.len());
@@ -163,18 +168,30 @@ pub async fn fit_lockstep_async(
                     }
                 }
             }
-            let together = stepping.iter().all(|&s| s);
+            // The shared step runs while every run still training takes
+            // step i; runs that ended ride along in its shared dispatches
+            // (their own, the optimizer's among them, are left out, so
+            // their weights stay as they ended).
+            let together = (states.iter().zip(&stepping))
+                .all(|(s, &step)| step || !matches!(s, State::Training(_)))
+                && stepping.iter().any(|&s| s);
             let ds: Vec<&Dispatch> = match (&shared, together) {
                 (Some(plan), true) => {
-                    let runs: Vec<&Run> = (states.iter())
-                        .filter_map(|s| match s {
+                    let runs: Vec<Option<&Run>> = (states.iter())
+                        .map(|s| match s {
                             State::Training(run) => Some(&**run),
                             _ => None,
                         })
                         .collect();
                     let mut ds = plan.dispatches(&runs);
-                    ds.extend(runs.iter().flat_map(|run| run.extra_dispatches(i)));
-                    outcome.dispatches_per_step = ds.len();
+                    ds.extend(
+                        runs.iter()
+                            .flatten()
+                            .flat_map(|run| run.extra_dispatches(i)),
+                    );
+                    if runs.iter().all(|r| r.is_some()) {
+                        outcome.dispatches_per_step = ds.len();
+                    }
                     ds
                 }
                 _ => (states.iter().zip(&stepping))
@@ -309,9 +326,14 @@ impl SharedStep {
         alike.then_some(group)
     }
 
-    /// The dispatches of a step every run takes, in order.
-    fn dispatches<'a>(&'a self, runs: &[&'a Run<'_>]) -> Vec<&'a Dispatch> {
-        let lists: Vec<Vec<&Dispatch>> = runs.iter().map(|r| r.program_dispatches()).collect();
+    /// The dispatches of a step the runs still training (`Some`) take, in
+    /// order: the shared ones (for every run) and each training run's own.
+    fn dispatches<'a>(&'a self, runs: &[Option<&'a Run<'_>>]) -> Vec<&'a Dispatch> {
+        let lists: Vec<Vec<&Dispatch>> = runs
+            .iter()
+            .flatten()
+            .map(|r| r.program_dispatches())
+            .collect();
         let mut ds = Vec::new();
         for entry in &self.entries {
             match *entry {
