@@ -30,8 +30,9 @@
 //!   p, the convergence check); `runs.csv` (every run) and `curves.csv`.
 //!
 //! Runs go `--jobs` at a time, each on a device of its own (one run leaves a
-//! CPU adapter's second core idle); every run is seeded, so the numbers do
-//! not depend on `--jobs`.
+//! CPU adapter's second core idle), and with `--lockstep` a group of runs
+//! steps together on each device; every run is seeded, so the numbers do
+//! not depend on either.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -41,7 +42,9 @@ use plotters::prelude::*;
 use taskgrad::data::synthetic::{self, SyntheticSpec};
 use taskgrad::data::{Dataset, Split, Table, TaskType};
 use taskgrad::nn::{Arch, Freeze};
-use taskgrad::train::{fit, on_devices, ForwardProgram, TrainConfig};
+use taskgrad::train::{
+    fit, fit_lockstep, on_devices, FitReport, ForwardProgram, LockstepRun, TrainConfig,
+};
 use taskgrad::{mtl, Error, Gpu};
 
 #[derive(Parser, Clone)]
@@ -76,6 +79,12 @@ struct Args {
     /// Runs trained at once, each on its own device.
     #[arg(long, default_value_t = 2)]
     jobs: usize,
+    /// Step the runs together (`train::fit_lockstep`): each model of up to
+    /// 16 runs in one submit per step, their products shared as single
+    /// dispatches; with --jobs J, J such groups side by side. The numbers
+    /// do not change (each run's seconds are its group's time over its runs).
+    #[arg(long)]
+    lockstep: bool,
     /// Output folder.
     #[arg(long, default_value = "runs/mmoe_synthetic")]
     out: PathBuf,
@@ -236,62 +245,113 @@ fn train_job(
             &cfg,
             &mut |_| {},
         )?;
-        let curve = r
-            .history
-            .iter()
-            .flat_map(|l| {
-                l.step_losses
-                    .iter()
-                    .map(|s| (s[TASK] * rd.var[TASK]) as f32)
-            })
-            .collect();
-        let eval = ForwardProgram::build(
-            gpu,
-            &r.net,
-            &r.params,
-            &r.tasks,
-            rd.data.d,
-            256,
-            Default::default(),
-        )?;
-        let mse = |rows: &[usize]| -> taskgrad::Result<[f64; 2]> {
-            let m = eval.evaluate(gpu, &rd.data, rows, &[0, 1])?;
-            Ok([m[0].loss() * rd.var[0], m[1].loss() * rd.var[1]])
-        };
-        if r.steps != args.steps {
-            return Err(Error::InvalidConfig(format!(
-                "a run took {} steps, not {}",
-                r.steps, args.steps
-            )));
-        }
-        // Trained parameters: the frozen (zero) gate biases are not the model's.
-        let frozen =
-            |name: &str| matches!(&cfg.freeze, Freeze::Named(n) if n.iter().any(|f| f == name));
-        let params = r
-            .params
-            .values
-            .layout
-            .entries()
-            .iter()
-            .filter(|(name, _, _)| !frozen(name))
-            .map(|(_, _, s)| s.iter().product::<usize>())
-            .sum::<usize>();
-        out.push(Outcome {
-            tuning: job.tuning,
-            pi: job.pi,
-            model,
-            seed: job.seed,
-            lr,
-            curve,
-            train: mse(&rd.split.train)?,
-            test: mse(&rd.split.test)?,
-            corr: rd.corr,
-            params,
-            seconds: clock.elapsed().as_secs_f64(),
-        });
+        let seconds = clock.elapsed().as_secs_f64();
+        out.push(outcome(gpu, job, (&rd, model, &cfg), &r, seconds, args)?);
         say("a model trained");
     }
     Ok(out)
+}
+
+/// [`train_job`] for a group of jobs, each model of all of them stepped
+/// together (`fit_lockstep`); outcomes in the same order (job, then model).
+fn train_group(
+    gpu: &Gpu,
+    group: &[Job],
+    args: &Args,
+    say: &dyn Fn(&str),
+) -> taskgrad::Result<Vec<Outcome>> {
+    let rds = (group.iter())
+        .map(|job| run_data(args.correlations[job.pi], job.seed, args))
+        .collect::<taskgrad::Result<Vec<_>>>()?;
+    let mut out: Vec<Vec<Outcome>> = group.iter().map(|_| Vec::new()).collect();
+    for model in 0..MODELS.len() {
+        let clock = std::time::Instant::now();
+        let cfgs: Vec<TrainConfig> = (group.iter())
+            .map(|job| config(model, job.lrs[model], job.seed, args))
+            .collect();
+        let runs = (rds.iter().zip(&cfgs))
+            .map(|(rd, cfg)| LockstepRun {
+                data: &rd.data,
+                split: &rd.split,
+                subset: &[0, 1],
+                weighting: Box::new(|| mtl::by_name("equal")),
+                cfg,
+            })
+            .collect();
+        let reports = fit_lockstep(gpu, runs, &mut |_, _| {}).reports;
+        let seconds = clock.elapsed().as_secs_f64() / group.len() as f64;
+        for (j, r) in reports.into_iter().enumerate() {
+            let at = (&rds[j], model, &cfgs[j]);
+            out[j].push(outcome(gpu, &group[j], at, &r?, seconds, args)?);
+            say("a model trained");
+        }
+    }
+    Ok(out.into_iter().flatten().collect())
+}
+
+/// What a trained model of a job measured: its curve, final losses and size.
+fn outcome(
+    gpu: &Gpu,
+    job: &Job,
+    (rd, model, cfg): (&RunData, usize, &TrainConfig),
+    r: &FitReport,
+    seconds: f64,
+    args: &Args,
+) -> taskgrad::Result<Outcome> {
+    let lr = job.lrs[model];
+    let curve = r
+        .history
+        .iter()
+        .flat_map(|l| {
+            l.step_losses
+                .iter()
+                .map(|s| (s[TASK] * rd.var[TASK]) as f32)
+        })
+        .collect();
+    let eval = ForwardProgram::build(
+        gpu,
+        &r.net,
+        &r.params,
+        &r.tasks,
+        rd.data.d,
+        256,
+        Default::default(),
+    )?;
+    let mse = |rows: &[usize]| -> taskgrad::Result<[f64; 2]> {
+        let m = eval.evaluate(gpu, &rd.data, rows, &[0, 1])?;
+        Ok([m[0].loss() * rd.var[0], m[1].loss() * rd.var[1]])
+    };
+    if r.steps != args.steps {
+        return Err(Error::InvalidConfig(format!(
+            "a run took {} steps, not {}",
+            r.steps, args.steps
+        )));
+    }
+    // Trained parameters: the frozen (zero) gate biases are not the model's.
+    let frozen =
+        |name: &str| matches!(&cfg.freeze, Freeze::Named(n) if n.iter().any(|f| f == name));
+    let params = r
+        .params
+        .values
+        .layout
+        .entries()
+        .iter()
+        .filter(|(name, _, _)| !frozen(name))
+        .map(|(_, _, s)| s.iter().product::<usize>())
+        .sum::<usize>();
+    Ok(Outcome {
+        tuning: job.tuning,
+        pi: job.pi,
+        model,
+        seed: job.seed,
+        lr,
+        curve,
+        train: mse(&rd.split.train)?,
+        test: mse(&rd.split.test)?,
+        corr: rd.corr,
+        params,
+        seconds,
+    })
 }
 
 /// Train `jobs` on `args.jobs` devices at once (`train::on_devices`: the
@@ -305,13 +365,26 @@ fn train_all(gpu: &Gpu, jobs: Vec<Job>, args: &Args, what: &str) -> taskgrad::Re
         .expect("a valid template"),
     );
     bar.set_message(what.to_string());
-    let done = on_devices(
-        gpu,
-        args.jobs,
-        jobs,
-        &mut |_| bar.inc(1),
-        |gpu, job, say| train_job(gpu, &job, args, say),
-    );
+    let done = match args.lockstep {
+        false => on_devices(
+            gpu,
+            args.jobs,
+            jobs,
+            &mut |_| bar.inc(1),
+            |gpu, job, say| train_job(gpu, &job, args, say),
+        ),
+        true => {
+            let size = jobs.len().div_ceil(args.jobs.max(1)).clamp(1, 16);
+            let groups: Vec<Vec<Job>> = jobs.chunks(size).map(|g| g.to_vec()).collect();
+            on_devices(
+                gpu,
+                args.jobs,
+                groups,
+                &mut |_| bar.inc(1),
+                |gpu, group, say| train_group(gpu, &group, args, say),
+            )
+        }
+    };
     match done {
         Ok(runs) => {
             bar.finish_and_clear();
