@@ -78,15 +78,19 @@ pub fn replicable(
     group
 }
 
-/// [`replicable`] for a group of one dispatch.
-pub fn replicable_one(
-    d: Dispatch,
-    again: impl Fn(&Gpu, usize, StrideOf<'_>) -> Result<Dispatch> + MaybeSendSync + 'static,
-) -> Dispatch {
-    let group = replicable(vec![d], move |gpu, count, stride: StrideOf<'_>| {
-        Ok(vec![again(gpu, count, stride)?])
+/// Record one copy of a dispatch with `record` (one replica, every stride
+/// 0), marked [`replicable`] by the same recorder: a kernel wrapper with a
+/// replica axis states its call once.
+pub fn record_replicable(
+    gpu: &Gpu,
+    record: impl Fn(&Gpu, usize, StrideOf<'_>) -> Result<Dispatch> + MaybeSendSync + 'static,
+) -> Result<Dispatch> {
+    let mut d = record(gpu, 1, &|_| 0)?;
+    let group: Arc<RecordReplicas> = Arc::new(move |gpu: &Gpu, count, stride: StrideOf<'_>| {
+        Ok(vec![record(gpu, count, stride)?])
     });
-    group.into_iter().next().expect("a group of one")
+    d.replicable = Some(Replicable { group, index: 0 });
+    Ok(d)
 }
 
 impl std::fmt::Debug for Dispatch {

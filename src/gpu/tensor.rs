@@ -672,9 +672,8 @@ impl Slab {
     /// The stride in elements between the runs' copies of `t` (None: `t`
     /// is not in this slab).
     pub fn stride_of(&self, t: &Tensor) -> Option<usize> {
-        (self.buffers.iter())
-            .find(|(b, _)| Arc::ptr_eq(b, &t.buffer))
-            .map(|&(_, stride)| (stride / t.dtype.size()) as usize)
+        self.stride_bytes(t)
+            .map(|stride| (stride / t.dtype.size()) as usize)
     }
 
     /// The stride in bytes of the buffer `t` lies in (None: not in this slab).

@@ -17,20 +17,11 @@ struct TrackParams {
 
 /// Add this step's losses (K) to the bookkeeping `state` (3K).
 pub fn track_losses(gpu: &Gpu, losses: &Tensor, state: &Tensor) -> Result<Dispatch> {
-    let d = track_losses_replicated(gpu, losses, state, 1, (0, 0))?;
     let (losses, state) = (losses.clone(), state.clone());
-    Ok(crate::gpu::dispatch::replicable_one(
-        d,
-        move |gpu, count, stride| {
-            track_losses_replicated(
-                gpu,
-                &losses,
-                &state,
-                count,
-                (stride(&losses), stride(&state)),
-            )
-        },
-    ))
+    crate::gpu::dispatch::record_replicable(gpu, move |gpu, count, stride| {
+        let strides = (stride(&losses), stride(&state));
+        track_losses_replicated(gpu, &losses, &state, count, strides)
+    })
 }
 
 /// [`track_losses`] for `count` replicas in one dispatch: replica r's

@@ -19,30 +19,13 @@ pub fn mse(
     dpred: &Tensor,
     loss: &Tensor,
 ) -> Result<Dispatch> {
-    let d = mse_replicated(
-        gpu,
-        pred,
-        target,
-        mask,
-        scale,
-        slot,
-        dpred,
-        loss,
-        LossReplicas::ONE,
-    )?;
     let t = [pred, target, mask, scale, dpred, loss].map(Tensor::clone);
-    Ok(crate::gpu::dispatch::replicable_one(
-        d,
-        move |gpu, count, stride| {
-            let [pred, target, mask, scale, dpred, loss] = &t;
-            let reps = LossReplicas::from_strides(
-                count,
-                [&[pred, target, dpred][..], &[mask][..], &[scale, loss][..]],
-                stride,
-            )?;
-            mse_replicated(gpu, pred, target, mask, scale, slot, dpred, loss, reps)
-        },
-    ))
+    crate::gpu::dispatch::record_replicable(gpu, move |gpu, count, stride| {
+        let [pred, target, mask, scale, dpred, loss] = &t;
+        let groups = [&[pred, target, dpred][..], &[mask][..], &[scale, loss][..]];
+        let reps = LossReplicas::from_strides(count, groups, stride)?;
+        mse_replicated(gpu, pred, target, mask, scale, slot, dpred, loss, reps)
+    })
 }
 
 /// [`mse`] for `reps.count` replicas in one dispatch: the tensors given are

@@ -27,16 +27,6 @@ pub fn softmax_ce(
     slot: usize,
     out: SoftmaxCeOutputs,
 ) -> Result<Dispatch> {
-    let d = softmax_ce_replicated(
-        gpu,
-        logits,
-        labels,
-        mask,
-        scale,
-        slot,
-        SoftmaxCeOutputs { ..out },
-        LossReplicas::ONE,
-    )?;
     let t = [
         logits,
         labels,
@@ -47,24 +37,21 @@ pub fn softmax_ce(
         out.loss,
     ]
     .map(Tensor::clone);
-    Ok(crate::gpu::dispatch::replicable_one(
-        d,
-        move |gpu, count, stride| {
-            let [logits, labels, mask, scale, dlogits, loss_rows, loss] = &t;
-            let out = SoftmaxCeOutputs {
-                dlogits,
-                loss_rows,
-                loss,
-            };
-            let groups = [
-                &[logits, dlogits][..],
-                &[labels, mask, loss_rows][..],
-                &[scale, loss][..],
-            ];
-            let reps = LossReplicas::from_strides(count, groups, stride)?;
-            softmax_ce_replicated(gpu, logits, labels, mask, scale, slot, out, reps)
-        },
-    ))
+    crate::gpu::dispatch::record_replicable(gpu, move |gpu, count, stride| {
+        let [logits, labels, mask, scale, dlogits, loss_rows, loss] = &t;
+        let out = SoftmaxCeOutputs {
+            dlogits,
+            loss_rows,
+            loss,
+        };
+        let groups = [
+            &[logits, dlogits][..],
+            &[labels, mask, loss_rows][..],
+            &[scale, loss][..],
+        ];
+        let reps = LossReplicas::from_strides(count, groups, stride)?;
+        softmax_ce_replicated(gpu, logits, labels, mask, scale, slot, out, reps)
+    })
 }
 
 /// [`softmax_ce`] for `reps.count` replicas in one dispatch: the tensors

@@ -185,34 +185,17 @@ pub fn kernel(
     dlogits: &Tensor,
     loss: &Tensor,
 ) -> Result<Dispatch> {
-    let d = kernel_replicated(
-        gpu,
-        logits,
-        target,
-        mask,
-        scale,
-        slot,
-        dlogits,
-        loss,
-        LossReplicas::ONE,
-    )?;
     let t = [logits, target, mask, scale, dlogits, loss].map(Tensor::clone);
-    Ok(crate::gpu::dispatch::replicable_one(
-        d,
-        move |gpu, count, stride| {
-            let [logits, target, mask, scale, dlogits, loss] = &t;
-            let reps = LossReplicas::from_strides(
-                count,
-                [
-                    &[logits, target, dlogits][..],
-                    &[mask][..],
-                    &[scale, loss][..],
-                ],
-                stride,
-            )?;
-            kernel_replicated(gpu, logits, target, mask, scale, slot, dlogits, loss, reps)
-        },
-    ))
+    crate::gpu::dispatch::record_replicable(gpu, move |gpu, count, stride| {
+        let [logits, target, mask, scale, dlogits, loss] = &t;
+        let groups = [
+            &[logits, target, dlogits][..],
+            &[mask][..],
+            &[scale, loss][..],
+        ];
+        let reps = LossReplicas::from_strides(count, groups, stride)?;
+        kernel_replicated(gpu, logits, target, mask, scale, slot, dlogits, loss, reps)
+    })
 }
 
 /// [`kernel`] for `reps.count` replicas in one dispatch: the tensors given

@@ -111,35 +111,9 @@ pub async fn fit_lockstep_async(
         _ if runs.iter().any(|r| r.cfg.dump_graph) => None,
         n => slab_for(gpu, &runs[0], n).await,
     };
-    let mut states = Vec::with_capacity(runs.len());
-    for (i, r) in runs.iter().enumerate() {
-        let region = slab.as_ref().map(|slab| gpu.slab_region(slab, i));
-        let started = match (r.weighting)() {
-            Ok(w) => Run::start(gpu, r.data, r.split, r.subset, w, r.cfg).await,
-            Err(e) => Err(e),
-        };
-        drop(region);
-        states.push(match started {
-            Ok(run) => State::Training(Box::new(run)),
-            Err(e) => State::Failed(e),
-        });
-    }
-    // The step shared by all runs, where they were built alike.
-    let shared = match &slab {
-        Some(slab) if states.iter().all(|s| matches!(s, State::Training(_))) => {
-            let lists: Vec<Vec<&Dispatch>> = (states.iter())
-                .filter_map(|s| match s {
-                    State::Training(run) => Some(run.program_dispatches()),
-                    _ => None,
-                })
-                .collect();
-            SharedStep::plan(gpu, &lists, slab)
-        }
-        _ => None,
-    };
-    if let Some(plan) = &shared {
-        outcome.shared = plan.shared_of_run_0;
-    }
+    let mut states = start_runs(gpu, &runs, slab.as_ref()).await;
+    let shared = slab.and_then(|slab| SharedStep::plan(gpu, &states, &slab));
+    outcome.shared = shared.as_ref().map_or(0, |plan| plan.shared_of_run_0);
     for epoch in 0..epochs {
         // Runs with fewer epochs than the longest end before it.
         for state in states.iter_mut() {
@@ -151,76 +125,11 @@ pub async fn fit_lockstep_async(
                 }
             }
         }
-        let longest = (states.iter())
-            .filter_map(|s| match s {
-                State::Training(run) => Some(run.steps_in_epoch()),
-                _ => None,
-            })
-            .max();
-        let Some(longest) = longest else { break };
-        for i in 0..longest {
-            let mut stepping = vec![false; states.len()];
-            for (state, step) in states.iter_mut().zip(stepping.iter_mut()) {
-                if let State::Training(run) = state {
-                    match run.write_step(gpu, i) {
-                        Ok(takes) => *step = takes,
-                        Err(e) => *state = State::Failed(e),
-                    }
-                }
-            }
-            // The shared step runs while every run still training takes
-            // step i; runs that ended ride along in its shared dispatches
-            // (their own, the optimizer's among them, are left out, so
-            // their weights stay as they ended).
-            let together = (states.iter().zip(&stepping))
-                .all(|(s, &step)| step || !matches!(s, State::Training(_)))
-                && stepping.iter().any(|&s| s);
-            let ds: Vec<&Dispatch> = match (&shared, together) {
-                (Some(plan), true) => {
-                    let runs: Vec<Option<&Run>> = (states.iter())
-                        .map(|s| match s {
-                            State::Training(run) => Some(&**run),
-                            _ => None,
-                        })
-                        .collect();
-                    let mut ds = plan.dispatches(&runs);
-                    ds.extend(
-                        runs.iter()
-                            .flatten()
-                            .flat_map(|run| run.extra_dispatches(i)),
-                    );
-                    if runs.iter().all(|r| r.is_some()) {
-                        outcome.dispatches_per_step = ds.len();
-                    }
-                    ds
-                }
-                _ => (states.iter().zip(&stepping))
-                    .filter_map(|(state, &step)| match (state, step) {
-                        (State::Training(run), true) => Some(run.step_dispatches(i)),
-                        _ => None,
-                    })
-                    .flatten()
-                    .collect(),
-            };
-            if ds.is_empty() {
-                break;
-            }
-            // A failed submit is the device's, not one run's: every run
-            // still training ends with it.
-            if let Err(e) = gpu.run(&ds) {
-                drop(ds);
-                let training: Vec<usize> = (0..states.len())
-                    .filter(|&r| matches!(states[r], State::Training(_)))
-                    .collect();
-                fail_all(&mut states, &training, e);
-                break;
-            }
-            drop(ds);
-            for (state, &step) in states.iter_mut().zip(&stepping) {
-                if let (State::Training(run), true) = (state, step) {
-                    run.after_step(i);
-                }
-            }
+        if !states.iter().any(|s| matches!(s, State::Training(_))) {
+            break;
+        }
+        if let Some(n) = step_epoch(gpu, &mut states, shared.as_ref()) {
+            outcome.dispatches_per_step = n;
         }
         end_epoch_together(gpu, &mut states, epoch, on_epoch).await;
     }
@@ -232,6 +141,102 @@ pub async fn fit_lockstep_async(
         });
     }
     outcome
+}
+
+/// Build every run, run r in region r of `slab` where there is one.
+async fn start_runs<'a>(
+    gpu: &Gpu,
+    runs: &[LockstepRun<'a>],
+    slab: Option<&Arc<Slab>>,
+) -> Vec<State<'a>> {
+    let mut states = Vec::with_capacity(runs.len());
+    for (i, r) in runs.iter().enumerate() {
+        let region = slab.map(|slab| gpu.slab_region(slab, i));
+        let started = match (r.weighting)() {
+            Ok(w) => Run::start(gpu, r.data, r.split, r.subset, w, r.cfg).await,
+            Err(e) => Err(e),
+        };
+        drop(region);
+        states.push(match started {
+            Ok(run) => State::Training(Box::new(run)),
+            Err(e) => State::Failed(e),
+        });
+    }
+    states
+}
+
+/// The epoch's steps, one submit each for every run taking it. Returns
+/// the dispatches in a step's submit where every run took it through the
+/// shared step (None if no step did).
+fn step_epoch(gpu: &Gpu, states: &mut [State<'_>], shared: Option<&SharedStep>) -> Option<usize> {
+    let longest = (states.iter())
+        .filter_map(|s| match s {
+            State::Training(run) => Some(run.steps_in_epoch()),
+            _ => None,
+        })
+        .max()?;
+    let mut all_shared = None;
+    for i in 0..longest {
+        let mut stepping = vec![false; states.len()];
+        for (state, step) in states.iter_mut().zip(stepping.iter_mut()) {
+            if let State::Training(run) = state {
+                match run.write_step(gpu, i) {
+                    Ok(takes) => *step = takes,
+                    Err(e) => *state = State::Failed(e),
+                }
+            }
+        }
+        // The shared step runs while every run still training takes step
+        // i; runs that ended ride along in its shared dispatches (their
+        // own, the optimizer's among them, are left out, so their weights
+        // stay as they ended).
+        let together = (states.iter().zip(&stepping))
+            .all(|(s, &step)| step || !matches!(s, State::Training(_)))
+            && stepping.iter().any(|&s| s);
+        let runs: Vec<Option<&Run>> = (states.iter().zip(&stepping))
+            .map(|(s, &step)| match s {
+                State::Training(run) if step => Some(&**run),
+                _ => None,
+            })
+            .collect();
+        let ds: Vec<&Dispatch> = match (shared, together) {
+            (Some(plan), true) => {
+                let mut ds = plan.dispatches(&runs);
+                ds.extend(
+                    runs.iter()
+                        .flatten()
+                        .flat_map(|run| run.extra_dispatches(i)),
+                );
+                if runs.iter().all(|r| r.is_some()) {
+                    all_shared = Some(ds.len());
+                }
+                ds
+            }
+            _ => (runs.iter().flatten())
+                .flat_map(|run| run.step_dispatches(i))
+                .collect(),
+        };
+        if ds.is_empty() {
+            break;
+        }
+        // A failed submit is the device's, not one run's: every run
+        // still training ends with it.
+        if let Err(e) = gpu.run(&ds) {
+            drop(ds);
+            let training: Vec<usize> = (0..states.len())
+                .filter(|&r| matches!(states[r], State::Training(_)))
+                .collect();
+            fail_all(states, &training, e);
+            break;
+        }
+        drop(ds);
+        for (state, &step) in states.iter_mut().zip(&stepping) {
+            if let (State::Training(run), true) = (state, step) {
+                run.after_step(i);
+            }
+        }
+    }
+    all_shared
 }
 
 /// A slab with a region per run, each as large as `first` takes when built
@@ -263,9 +268,16 @@ struct SharedStep {
 }
 
 impl SharedStep {
-    /// Plan the shared step of runs whose steps are `lists`, built in the
-    /// regions of `slab`; None where nothing can be shared.
-    fn plan(gpu: &Gpu, lists: &[Vec<&Dispatch>], slab: &Slab) -> Option<SharedStep> {
+    /// Plan the shared step of runs built in the regions of `slab`; None
+    /// where a run failed to start or nothing can be shared.
+    fn plan(gpu: &Gpu, states: &[State<'_>], slab: &Slab) -> Option<SharedStep> {
+        let lists = (states.iter())
+            .map(|s| match s {
+                State::Training(run) => Some(run.program_dispatches()),
+                _ => None,
+            })
+            .collect::<Option<Vec<Vec<&Dispatch>>>>()?;
+        let lists = &lists[..];
         let n = lists[0].len();
         if lists.iter().any(|l| l.len() != n) {
             return None;
@@ -425,10 +437,13 @@ async fn end_epoch_together(
         )
     };
     let mut vals = match vals {
-        Ok(vals) => validated
-            .into_iter()
-            .zip(vals)
-            .collect::<std::collections::HashMap<_, _>>(),
+        Ok(vals) => {
+            let mut by_run: Vec<Option<Vec<_>>> = states.iter().map(|_| None).collect();
+            for (r, val) in validated.into_iter().zip(vals) {
+                by_run[r] = Some(val);
+            }
+            by_run
+        }
         Err(e) => {
             let still: Vec<usize> = read.iter().map(|(r, _)| *r).collect();
             fail_all(states, &still, e);
@@ -438,7 +453,7 @@ async fn end_epoch_together(
     for (r, epoch_read) in read {
         let state = &mut states[r];
         if let State::Training(run) = state {
-            let val = vals.remove(&r).unwrap_or_default();
+            let val = vals[r].take().unwrap_or_default();
             let mut tell = |log: &EpochLog| on_epoch(r, log);
             match run.epoch_log(gpu, epoch, (epoch_read, val), &mut tell) {
                 Ok(true) => end(state),
