@@ -22,11 +22,28 @@
 
 
 // (Params, the options, bindings 0-6 and `store`: shaders/matmul_prelude.wgsl.)
-// B row-major (not transposed, no mask) with N a multiple of 4: each step
-// along k loads op(B)[k, c0..c0+4] as one vec4 through `b4`, the same buffer.
-override B_VEC4: bool = false;
+//
+// Vector loads. On a CPU adapter (lavapipe) every load whose address differs
+// between invocations is a loop over the SIMD lanes, and a vec4 load costs
+// about what a scalar one does, so loads, not multiply-adds, set the speed;
+// reading four values per load made W-iris's 120×64·64×64 product 3-4×
+// faster (BENCHMARKS.md, "Vector loads"). Where an operand's layout allows,
+// it is read through a vec4 view of its buffer (bindings 7-9):
+//   A_VEC = 1: op(A) = A row-major with K % 4 == 0: a row's next 4 values of k;
+//   A_VEC = 2: A stored K×M (TRANS_A) with M % 4 == 0: the block's 4 rows at one k;
+//   B_VEC = 1: B row-major with N % 4 == 0: the block's 4 columns at one k;
+//   B_VEC = 2: B stored N×K (TRANS_B) with K % 4 == 0: a column's next 4 values of k;
+// 0: scalar loads. A mask moves with its operand (its vec4 view, binding 9).
+// With either operand along k the loop takes 4 values of k per turn (the
+// host asks K, and a split's KC, to be multiples of 4). The sums are the same
+// products added in the same order as with scalar loads, so every mode gives
+// the same numbers bit for bit.
+override A_VEC: u32 = 0u;
+override B_VEC: u32 = 0u;
 
 @group(0) @binding(7) var<storage, read> b4: array<vec4<f32>>;
+@group(0) @binding(8) var<storage, read> a4: array<vec4<f32>>;
+@group(0) @binding(9) var<storage, read> mask4: array<vec4<f32>>;
 
 // Operand loads by flat index (the caller walks the indices), with the optional ReLU mask.
 fn load_a(i: u32) -> f32 {
@@ -39,6 +56,31 @@ fn load_b(i: u32) -> f32 {
     var v = b[i];
     if (MASK_B) { v = select(0.0, v, mask[i] > 0.0); }
     return v;
+}
+
+// The same through the vec4 views: elements i..i+4 (i a multiple of 4).
+fn load_a4(i: u32) -> vec4<f32> {
+    var v = a4[i / 4u];
+    if (MASK_A) { v = select(vec4<f32>(0.0), v, mask4[i / 4u] > vec4<f32>(0.0)); }
+    return v;
+}
+
+fn load_b4(i: u32) -> vec4<f32> {
+    var v = b4[i / 4u];
+    if (MASK_B) { v = select(vec4<f32>(0.0), v, mask4[i / 4u] > vec4<f32>(0.0)); }
+    return v;
+}
+
+// op(A)[rows, k] for the block's 4 rows (their flat indices at k: ia).
+fn a_at(ia: vec4<u32>) -> vec4<f32> {
+    if (A_VEC == 2u) { return load_a4(ia.x); }
+    return vec4<f32>(load_a(ia.x), load_a(ia.y), load_a(ia.z), load_a(ia.w));
+}
+
+// op(B)[k, cols] for the block's 4 columns (their flat indices at k: ib).
+fn b_at(ib: vec4<u32>) -> vec4<f32> {
+    if (B_VEC == 1u) { return load_b4(ib.x); }
+    return vec4<f32>(load_b(ib.x), load_b(ib.y), load_b(ib.z), load_b(ib.w));
 }
 
 
@@ -65,20 +107,81 @@ fn matmul(@builtin(global_invocation_id) gid: vec3<u32>) {
     var acc3 = vec4<f32>(0.0);
     var bsum = vec4<f32>(0.0);
     // ANCHOR: register_loop
-    for (var kk = k0; kk < k1; kk = kk + 1u) {
-        var bv: vec4<f32>;
-        if (B_VEC4) {
-            bv = b4[ib.x / 4u];
-        } else {
-            bv = vec4<f32>(load_b(ib.x), load_b(ib.y), load_b(ib.z), load_b(ib.w));
+    if (A_VEC == 1u || B_VEC == 2u) {
+        // Four values of k per turn: av[j] and bv[j] hold op(A)[rows, k + j]
+        // and op(B)[k + j, cols], read as rows of k where the layout allows.
+        for (var kk = k0; kk < k1; kk = kk + 4u) {
+            var a0: vec4<f32>;
+            var a1: vec4<f32>;
+            var a2: vec4<f32>;
+            var a3: vec4<f32>;
+            if (A_VEC == 1u) {
+                let x = load_a4(ia.x);
+                let y = load_a4(ia.y);
+                let z = load_a4(ia.z);
+                let w = load_a4(ia.w);
+                a0 = vec4(x.x, y.x, z.x, w.x);
+                a1 = vec4(x.y, y.y, z.y, w.y);
+                a2 = vec4(x.z, y.z, z.z, w.z);
+                a3 = vec4(x.w, y.w, z.w, w.w);
+            } else {
+                a0 = a_at(ia);
+                a1 = a_at(ia + step_a);
+                a2 = a_at(ia + 2u * step_a);
+                a3 = a_at(ia + 3u * step_a);
+            }
+            var b0: vec4<f32>;
+            var b1: vec4<f32>;
+            var b2: vec4<f32>;
+            var b3: vec4<f32>;
+            if (B_VEC == 2u) {
+                let x = load_b4(ib.x);
+                let y = load_b4(ib.y);
+                let z = load_b4(ib.z);
+                let w = load_b4(ib.w);
+                b0 = vec4(x.x, y.x, z.x, w.x);
+                b1 = vec4(x.y, y.y, z.y, w.y);
+                b2 = vec4(x.z, y.z, z.z, w.z);
+                b3 = vec4(x.w, y.w, z.w, w.w);
+            } else {
+                b0 = b_at(ib);
+                b1 = b_at(ib + step_b);
+                b2 = b_at(ib + 2u * step_b);
+                b3 = b_at(ib + 3u * step_b);
+            }
+            // k, k+1, k+2, k+3 in turn: the scalar loop's order.
+            acc0 = acc0 + a0.x * b0;
+            acc1 = acc1 + a0.y * b0;
+            acc2 = acc2 + a0.z * b0;
+            acc3 = acc3 + a0.w * b0;
+            acc0 = acc0 + a1.x * b1;
+            acc1 = acc1 + a1.y * b1;
+            acc2 = acc2 + a1.z * b1;
+            acc3 = acc3 + a1.w * b1;
+            acc0 = acc0 + a2.x * b2;
+            acc1 = acc1 + a2.y * b2;
+            acc2 = acc2 + a2.z * b2;
+            acc3 = acc3 + a2.w * b2;
+            acc0 = acc0 + a3.x * b3;
+            acc1 = acc1 + a3.y * b3;
+            acc2 = acc2 + a3.z * b3;
+            acc3 = acc3 + a3.w * b3;
+            if (BIAS_GRAD) { bsum = bsum + b0 + b1 + b2 + b3; }
+            ia = ia + 4u * step_a;
+            ib = ib + 4u * step_b;
         }
-        acc0 = acc0 + load_a(ia.x) * bv;
-        acc1 = acc1 + load_a(ia.y) * bv;
-        acc2 = acc2 + load_a(ia.z) * bv;
-        acc3 = acc3 + load_a(ia.w) * bv;
-        if (BIAS_GRAD) { bsum = bsum + bv; }
-        ia = ia + step_a;
-        ib = ib + step_b;
+    } else {
+        for (var kk = k0; kk < k1; kk = kk + 1u) {
+            let av = a_at(ia);
+            let bv = b_at(ib);
+            acc0 = acc0 + av.x * bv;
+            acc1 = acc1 + av.y * bv;
+            acc2 = acc2 + av.z * bv;
+            acc3 = acc3 + av.w * bv;
+            if (BIAS_GRAD) { bsum = bsum + bv; }
+            ia = ia + step_a;
+            ib = ib + step_b;
+        }
     }
     // ANCHOR_END: register_loop
     for (var j = 0u; j < 4u; j = j + 1u) {

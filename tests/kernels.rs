@@ -238,6 +238,9 @@ fn matmul_shapes_not_multiple_of_tile() {
         (65, 129, 3),
         (129, 33, 257),
         (257, 257, 65),
+        // Multiples of 4: the register kernel's vec4 loads (W-iris's shapes).
+        (120, 64, 64),
+        (64, 120, 4),
     ]
     .iter()
     .enumerate()
@@ -260,6 +263,8 @@ fn matmul_fused_relu_mask_and_bias_gradient() {
             (63, 65, 17),
             (129, 33, 5),
             (130, 70, 140),
+            // Every vec4 mode of the register kernel, the masks' views among them.
+            (132, 64, 120),
         ] {
             let mut r = rng(31 + b as u64);
             let (x, w, dy) = (

@@ -471,7 +471,6 @@ fn record_partials(
     (partial, pbias): (&Tensor, &Tensor),
 ) -> Result<Dispatch> {
     let mask_slot = opts.mask.map(|(t, _)| t).unwrap_or(a);
-    let scratch4 = Tensor::zeros(gpu, &[4], "matmul unused vec4 view")?;
     use Binding::*;
     let mut bindings = vec![
         Uniform, ReadWrite, ReadOnly, ReadOnly, ReadOnly, ReadOnly, ReadWrite,
@@ -483,12 +482,17 @@ fn record_partials(
     axis.strides[3] = axis.strides[1];
     axis.strides[5] = pbias.numel();
     let mut constants = kernel.constants(plan);
+    let views;
     if kernel == MatmulKernel::Register {
-        // Its vec4 view of B, unused here.
-        constants.push(("B_VEC4", 0.0));
-        bindings.push(ReadOnly);
-        tensors.push(&scratch4);
-        axis.strides.push(0);
+        let kc = plan
+            .constants
+            .iter()
+            .find(|(name, _)| *name == "KC")
+            .map_or(0, |&(_, v)| v as usize);
+        views = VectorViews::new(gpu, plan, a, b, opts, kc)?;
+        views.add_to(&mut constants, &mut axis);
+        bindings.extend([ReadOnly; 3]);
+        tensors.extend([&views.b4, &views.a4, &views.mask4]);
     }
     super::Shader::builtin(kernel.file()).record_replicated(
         gpu,
@@ -632,37 +636,117 @@ pub fn matmul_kernel(
             &scratch
         }
     };
-    // vec4 loads of B: row-major, unmasked, rows of a multiple of 4 floats, and a
-    // binding offset (and replica stride) the vec4 view can start at.
-    let b_vec4 = !opts.trans_b
-        && opts.mask.is_none_or(|(_, o)| o != Operand::B)
-        && plan.n % 4 == 0
-        && b.offset().is_multiple_of(16)
-        && plan.params.rep_b % 4 == 0;
-    // The vec4 view must be at least one vec4 long even when unused.
-    let scratch4;
-    let b4_slot = if b_vec4 {
-        b
-    } else {
-        scratch4 = Tensor::zeros(gpu, &[4], "matmul unused vec4 view")?;
-        &scratch4
-    };
     let mut constants = plan.constants.clone();
-    constants.push(("B_VEC4", if b_vec4 { 1.0 } else { 0.0 }));
-    axis.strides.push(if b_vec4 { axis.strides[2] } else { 0 });
+    let views = VectorViews::new(gpu, &plan, a, b, &opts, 0)?;
+    views.add_to(&mut constants, &mut axis);
     use Binding::*;
     super::Shader::builtin("matmul.wgsl").record_replicated(
         gpu,
         "matmul",
         &[
             Uniform, ReadWrite, ReadOnly, ReadOnly, ReadOnly, ReadOnly, ReadWrite, ReadOnly,
+            ReadOnly, ReadOnly,
         ],
         &constants,
         &plan.params,
-        &[c, a, b, bias_slot, mask_slot, dbias_slot, b4_slot],
+        &[
+            c,
+            a,
+            b,
+            bias_slot,
+            mask_slot,
+            dbias_slot,
+            &views.b4,
+            &views.a4,
+            &views.mask4,
+        ],
         &axis,
         plan.grid,
     )
+}
+
+/// The register kernel's vec4 views of its operands (bindings 7-9 of
+/// shaders/matmul.wgsl) and the modes that say how it reads them: A along
+/// k (row-major A, K a multiple of 4) or along m (Aᵀ, M a multiple of 4), B
+/// along n (row-major B, N a multiple of 4) or along k (Bᵀ); each view
+/// starting where a vec4 may (a 16-byte offset, replica strides of whole
+/// vec4s), and a view along k only when every split-K slice (`kc`, 0 for no
+/// split) starts at a multiple of 4. An unused view is a 4-float scratch.
+struct VectorViews {
+    a_vec: u32,
+    b_vec: u32,
+    /// Whether `mask4` is the mask (else a scratch).
+    mask_view: bool,
+    a4: Tensor,
+    b4: Tensor,
+    mask4: Tensor,
+}
+
+impl VectorViews {
+    fn new(
+        gpu: &Gpu,
+        plan: &MatmulPlan,
+        a: &Tensor,
+        b: &Tensor,
+        opts: &MatmulOptions,
+        kc: usize,
+    ) -> Result<VectorViews> {
+        let k_ok = plan.k % 4 == 0 && kc % 4 == 0;
+        let whole = |t: &Tensor, stride: u32| t.offset() % 16 == 0 && stride % 4 == 0;
+        let mask = opts.mask;
+        let mask_ok =
+            |on: Operand, stride: u32| mask.is_none_or(|(t, o)| o != on || whole(t, stride));
+        let (ra, rb) = (plan.params.rep_a, plan.params.rep_b);
+        let a_vec = match opts.trans_a {
+            _ if !whole(a, ra) || !mask_ok(Operand::A, ra) => 0,
+            false if k_ok => 1,
+            true if plan.m % 4 == 0 => 2,
+            _ => 0,
+        };
+        let b_vec = match opts.trans_b {
+            _ if !whole(b, rb) || !mask_ok(Operand::B, rb) => 0,
+            false if plan.n % 4 == 0 => 1,
+            true if k_ok => 2,
+            _ => 0,
+        };
+        let scratch = Tensor::zeros(gpu, &[4], "matmul unused vec4 view")?;
+        let mask4 = match mask {
+            Some((t, Operand::A)) if a_vec > 0 => Some(t.clone()),
+            Some((t, Operand::B)) if b_vec > 0 => Some(t.clone()),
+            _ => None,
+        };
+        Ok(VectorViews {
+            a_vec,
+            b_vec,
+            mask_view: mask4.is_some(),
+            a4: if a_vec > 0 {
+                a.clone()
+            } else {
+                scratch.clone()
+            },
+            b4: if b_vec > 0 {
+                b.clone()
+            } else {
+                scratch.clone()
+            },
+            mask4: mask4.unwrap_or(scratch),
+        })
+    }
+
+    /// The modes as pipeline constants, and the views' strides along the
+    /// replica axis (each its operand's; 0 for the scratch) after the
+    /// first six bindings'.
+    fn add_to(&self, constants: &mut Vec<(&'static str, f64)>, axis: &mut ReplicaAxis) {
+        constants.push(("A_VEC", self.a_vec as f64));
+        constants.push(("B_VEC", self.b_vec as f64));
+        let s = axis.strides.clone();
+        let stride = |used: bool, i: usize| if used { s[i] } else { 0 };
+        axis.strides.extend([
+            stride(self.b_vec > 0, 2),
+            stride(self.a_vec > 0, 1),
+            stride(self.mask_view, 4),
+        ]);
+    }
 }
 
 /// Record the naive or the tiled kernel: the register kernel's bindings
@@ -854,13 +938,38 @@ impl MatmulChoice {
     ) -> (MatmulKernel, (u32, u32)) {
         let tile = |wg: u32| (self.large.block() * wg) as usize;
         let fills = m >= tile(self.large_wg.1) && n >= tile(self.large_wg.0);
+        let register = (
+            MatmulKernel::Register,
+            fit_to_output(self.register_wg, (m, n)),
+        );
         match forced {
-            Some(MatmulKernel::Register) => (MatmulKernel::Register, self.register_wg),
+            Some(MatmulKernel::Register) => register,
             Some(k) if k == self.large => (k, self.large_wg),
             Some(k) => (k, k.default_wg()),
             None if m * n * k >= LARGE_MACS && fills => (self.large, self.large_wg),
-            None => (MatmulKernel::Register, self.register_wg),
+            None => register,
         }
+    }
+}
+
+/// The register kernel's workgroup `wg` reshaped (same size) for an m×n
+/// output narrower or shorter than one workgroup's blocks: a head's 120×3
+/// output under 8×8 workgroups kept one invocation of eight busy, and on a
+/// CPU adapter, which runs eight invocations as one SIMD instruction, paid
+/// for all eight in every turn of the loop. Each output is the same sum
+/// whatever invocation computes it, so the shape never changes a number.
+pub fn fit_to_output((wx, wy): (u32, u32), (m, n): (usize, usize)) -> (u32, u32) {
+    let size = wx * wy;
+    let blocks = |len: usize| (len.div_ceil(BLOCK as usize).max(1) as u32).next_power_of_two();
+    let (bx, by) = (blocks(n), blocks(m));
+    if bx < wx {
+        let x = bx.min(size);
+        (x, (size / x).min(by))
+    } else if by < wy {
+        let y = by.min(size);
+        ((size / y).min(bx), y)
+    } else {
+        (wx, wy)
     }
 }
 
