@@ -26,8 +26,8 @@
 // Vector loads. On a CPU adapter (lavapipe) every load whose address differs
 // between invocations is a loop over the SIMD lanes, and a vec4 load costs
 // about what a scalar one does, so loads, not multiply-adds, set the speed;
-// reading four values per load made W-iris's 120×64·64×64 product 3-4×
-// faster (BENCHMARKS.md, "Vector loads"). Where an operand's layout allows,
+// reading four values per load made W-iris's 120×64·64×64 product 1.6×
+// faster (BENCHMARKS.md, "Vector loads in the register matmul"). Where an operand's layout allows,
 // it is read through a vec4 view of its buffer (bindings 7-9):
 //   A_VEC = 1: op(A) = A row-major with K % 4 == 0: a row's next 4 values of k;
 //   A_VEC = 2: A stored K×M (TRANS_A) with M % 4 == 0: the block's 4 rows at one k;
