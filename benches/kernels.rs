@@ -1,7 +1,8 @@
 //! Kernel benchmarks: matmul GFLOP/s beside the CPU reference, convolution
 //! GFLOP/s (LeNet's two layers, im2col + matmul against the implicit GEMM),
-//! the throughput of the fused softmax cross-entropy and of Adam over an
-//! arena, and R runs' products and losses in one dispatch over the replica
+//! W-iris's products by the register kernel against the rows kernels
+//! (`matmul_small`), the throughput of the fused softmax cross-entropy and
+//! of Adam over an arena, and R runs' products and losses in one dispatch over the replica
 //! axis against R dispatches (`matmul_replicas`, `loss_replicas`).
 //!
 //!     cargo bench --bench kernels
@@ -14,7 +15,9 @@
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::time::Duration;
 use taskgrad::kernels::im2col::{im2col, ConvGeometry};
-use taskgrad::kernels::matmul::{matmul, MatmulOptions, Operand, Replicas};
+use taskgrad::kernels::matmul::{
+    fit_to_output, matmul, matmul_kernel, rows_for, MatmulKernel, MatmulOptions, Operand, Replicas,
+};
 use taskgrad::kernels::{conv_direct, mse, softmax_ce, LossReplicas};
 use taskgrad::optim;
 use taskgrad::optim::Optimizer as _;
@@ -63,6 +66,53 @@ fn bench_matmul(c: &mut Criterion, gpu: &Gpu) {
         group.bench_with_input(BenchmarkId::new("cpu_reference", n), &n, |bench, &n| {
             bench.iter(|| reference::matmul(&a, &b, n, n, n, false, false, None, false))
         });
+    }
+    group.finish();
+}
+
+/// A small network's products, one kernel against another: W-iris's
+/// (WORKLOADS.md: 120 rows, 2 inputs, a 64-64 trunk, heads of 3, 1 and 1),
+/// forward (X·W), weight gradient (Xᵀ·dZ) and input gradient (dZ·Wᵀ), by
+/// the register kernel (workgroup (8, 8) fitted to the output) and by the
+/// rows kernels ([`rows_for`]). Each iteration one dispatch, submitted and
+/// waited for.
+fn bench_matmul_small(c: &mut Criterion, gpu: &Gpu) {
+    let mut group = c.benchmark_group("matmul_small");
+    group
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(2))
+        .warm_up_time(Duration::from_millis(500));
+    // (name, m, k, n, trans_a, trans_b)
+    let products = [
+        ("hidden_fwd_120x64x64", 120, 64, 64, false, false),
+        ("hidden_dw_64x120x64", 64, 120, 64, true, false),
+        ("hidden_dx_120x64x64", 120, 64, 64, false, true),
+        ("head_fwd_120x64x3", 120, 64, 3, false, false),
+        ("head_dw_64x120x3", 64, 120, 3, true, false),
+        ("head_dx_120x3x64", 120, 3, 64, false, true),
+    ];
+    for (name, m, k, n, ta, tb) in products {
+        let a_shape = if ta { [k, m] } else { [m, k] };
+        let b_shape = if tb { [n, k] } else { [k, n] };
+        let a = Tensor::from_slice(gpu, &a_shape, &pattern(m * k, 1), "A").unwrap();
+        let b = Tensor::from_slice(gpu, &b_shape, &pattern(k * n, 2), "B").unwrap();
+        let out = Tensor::zeros(gpu, &[m, n], "C").unwrap();
+        let opts = MatmulOptions {
+            trans_a: ta,
+            trans_b: tb,
+            ..Default::default()
+        };
+        let (rows, rows_wg) = rows_for(n);
+        let register = (MatmulKernel::Register, fit_to_output((8, 8), (m, n)));
+        for (way, (kernel, wg)) in [("register", register), ("rows", (rows, rows_wg))] {
+            let d = matmul_kernel(gpu, &a, &b, &out, opts, kernel, wg).unwrap();
+            group.bench_function(BenchmarkId::new(way, name), |bench| {
+                bench.iter(|| {
+                    gpu.run(&[&d]).unwrap();
+                    gpu.wait().unwrap();
+                })
+            });
+        }
     }
     group.finish();
 }
@@ -367,6 +417,7 @@ fn benches(c: &mut Criterion) {
         Gpu::new().expect("a GPU adapter (see README: mesa-vulkan-drivers gives a software one)");
     eprintln!("adapter: {}", gpu.report);
     bench_matmul(c, &gpu);
+    bench_matmul_small(c, &gpu);
     bench_matmul_replicas(c, &gpu);
     bench_loss_replicas(c, &gpu);
     bench_conv(c, &gpu);

@@ -4,7 +4,7 @@
 //!     cargo run --release --example workloads -- W-iris  [--weighting M] [--unfused | --half]
 //!     cargo run --release --example workloads -- W-synth [--weighting M] [--unfused | --half]
 //!     cargo run --release --example workloads -- W-lenet [--weighting M]
-//!     cargo run --release --example workloads -- W-matmul [--sizes 256,512,1024] [--kernel naive|register|tiled|tiled32] [--half] [--per-submit N]
+//!     cargo run --release --example workloads -- W-matmul [--sizes 256,512,1024] [--kernel naive|register|rows|tiled|tiled32] [--half] [--per-submit N]
 //!
 //! `--profile` adds a per-kernel table (timestamp queries) for W-iris and W-synth.
 //!
@@ -46,7 +46,7 @@ struct Args {
     /// W-matmul: the square sizes n.
     #[arg(long, value_delimiter = ',', default_value = "256,512,1024")]
     sizes: Vec<usize>,
-    /// W-matmul: naive, register or tiled (default: the kernel chosen for this
+    /// W-matmul: naive, register, rows, tiled or tiled32 (default: the kernel chosen for this
     /// adapter and size); with --half, coop, coop-staged or mixed (default: coop where the
     /// adapter has it).
     #[arg(long)]

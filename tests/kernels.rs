@@ -368,6 +368,152 @@ fn every_matmul_workgroup_shape_gives_the_same_product() {
 }
 
 #[test]
+fn rows_matmul_equals_the_register_kernel_bit_for_bit() {
+    // `matmul_rows` adds each output's products in the register kernel's
+    // order, so the two agree bit for bit in every mode: both transposes,
+    // bias + ReLU, accumulate, the mask on either operand with the bias
+    // gradient, the vec4 views (shapes with K, M or N multiples of 4) and
+    // split-K, at workgroup widths down to one invocation.
+    use taskgrad::kernels::matmul::Operand;
+    let gpu = gpu_or_skip!();
+    let shapes = [
+        (1, 1, 1),
+        (5, 7, 3),
+        (9, 12, 13),
+        (13, 8, 4),
+        (16, 8, 12),
+        (120, 64, 64),
+        (36, 20, 24),
+    ];
+    let mut seed = 900;
+    for &(m, k, n) in &shapes {
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            seed += 1;
+            let mut r = rng(seed);
+            let a_shape = if ta { [k, m] } else { [m, k] };
+            let b_shape = if tb { [n, k] } else { [k, n] };
+            let (a, b, bias) = (
+                random(&mut r, m * k),
+                random(&mut r, k * n),
+                random(&mut r, n),
+            );
+            let (ma, mb, c0) = (
+                random(&mut r, m * k),
+                random(&mut r, k * n),
+                random(&mut r, m * n),
+            );
+            let (ga, gb, gbias) = (
+                upload(gpu, &a_shape, &a),
+                upload(gpu, &b_shape, &b),
+                upload(gpu, &[n], &bias),
+            );
+            let (gma, gmb) = (upload(gpu, &a_shape, &ma), upload(gpu, &b_shape, &mb));
+            let modes: Vec<(&str, MatmulOptions)> = vec![
+                ("plain", MatmulOptions::default()),
+                (
+                    "bias+relu",
+                    MatmulOptions {
+                        bias: Some(&gbias),
+                        relu: true,
+                        ..Default::default()
+                    },
+                ),
+                (
+                    "accumulate, mask A",
+                    MatmulOptions {
+                        accumulate: true,
+                        mask: Some((&gma, Operand::A)),
+                        ..Default::default()
+                    },
+                ),
+                (
+                    "mask B, bias gradient",
+                    MatmulOptions {
+                        mask: Some((&gmb, Operand::B)),
+                        ..Default::default()
+                    },
+                ),
+            ];
+            for (name, mode) in modes {
+                let bias_grad = name.contains("bias gradient");
+                // (C, db) from one way of computing the product.
+                let run = |product: &dyn Fn(
+                    &Tensor,
+                    &Tensor,
+                    MatmulOptions,
+                ) -> Vec<taskgrad::gpu::Dispatch>| {
+                    let c = upload(gpu, &[m, n], &c0);
+                    let db = upload(gpu, &[n], &bias);
+                    let mut o = MatmulOptions {
+                        trans_a: ta,
+                        trans_b: tb,
+                        ..mode
+                    };
+                    if bias_grad {
+                        o.bias_grad = Some(&db);
+                    }
+                    let ds = product(&c, &db, o);
+                    gpu.run(&ds.iter().collect::<Vec<_>>()).unwrap();
+                    gpu.read(&[&c, &db]).unwrap()
+                };
+                let want = run(&|c, _, o| {
+                    vec![
+                        matmul::matmul_kernel(gpu, &ga, &gb, c, o, MatmulKernel::Register, (8, 8))
+                            .unwrap(),
+                    ]
+                });
+                let mut ways: Vec<(String, Vec<Vec<f32>>)> = Vec::new();
+                for (kernel, wgx) in [
+                    (MatmulKernel::Rows, 1),
+                    (MatmulKernel::Rows, 8),
+                    (MatmulKernel::Rows4, 2),
+                ] {
+                    ways.push((
+                        format!("{kernel:?} wg {wgx}"),
+                        run(&|c, _, o| {
+                            vec![matmul::matmul_kernel(gpu, &ga, &gb, c, o, kernel, (wgx, 1))
+                                .unwrap()]
+                        }),
+                    ));
+                }
+                if k >= 8 {
+                    // Split-K: each kernel's partial sums over the same slices.
+                    let split = |kernel, wg| {
+                        run(&|c, _, o| {
+                            matmul::matmul_split(gpu, &ga, &gb, c, o, kernel, wg, 2).unwrap()
+                        })
+                    };
+                    let want_split = split(MatmulKernel::Register, (8, 8));
+                    for (kernel, wg) in
+                        [(MatmulKernel::Rows, (4, 1)), (MatmulKernel::Rows4, (2, 1))]
+                    {
+                        let got = split(kernel, wg);
+                        let same = (want_split.iter().flatten())
+                            .zip(got.iter().flatten())
+                            .all(|(x, y)| x.to_bits() == y.to_bits());
+                        assert!(
+                            same,
+                            "split-K {kernel:?} differs from split-K register: \
+                             {m}x{k}x{n} ta={ta} tb={tb} {name}"
+                        );
+                    }
+                }
+                for (way, got) in ways {
+                    for (which, (w, g)) in ["C", "db"].iter().zip(want.iter().zip(&got)) {
+                        if let Some(i) = (0..w.len()).find(|&i| w[i].to_bits() != g[i].to_bits()) {
+                            panic!(
+                                "{way}, {m}x{k}x{n} ta={ta} tb={tb} {name}: {which}[{i}] = {} against the register kernel's {}",
+                                g[i], w[i]
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
 fn matmul_backward_products_match_reference() {
     // Y = X·W (X B×D, W D×H): dX = dY·Wᵀ and dW = Xᵀ·dY, as the tape will run them.
     let gpu = gpu_or_skip!();

@@ -568,9 +568,14 @@ fn info() -> Result<()> {
     );
     let choice = taskgrad::kernels::matmul::choice(&gpu)?;
     println!(
-        "matmul (timed search, cached): register-blocked workgroup {:?}; products of {} multiply-adds \
-         and more: {} {:?}",
+        "matmul (timed search, cached): register-blocked workgroup {:?}{}; products of {} \
+         multiply-adds and more: {} {:?}",
         choice.register_wg,
+        if choice.rows {
+            " (small products of 8 rows or more: the rows kernels)"
+        } else {
+            ""
+        },
         taskgrad::kernels::matmul::LARGE_MACS,
         choice.large.name(),
         choice.large_wg

@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 
 /// The f32 matmul kernels `TASKGRAD_MATMUL` may name (the kernels layer's
 /// `MatmulKernel` has exactly these; a test holds them equal).
-pub const MATMUL_KERNELS: [&str; 4] = ["naive", "register", "tiled", "tiled32"];
+pub const MATMUL_KERNELS: [&str; 6] = ["naive", "register", "rows", "rows4", "tiled", "tiled32"];
 
 /// Kernel settings from the environment.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -79,7 +79,7 @@ impl KernelEnv {
                     bad(
                         "TASKGRAD_MATMUL",
                         s,
-                        "use naive, register, tiled or tiled32",
+                        "use naive, register, rows, rows4, tiled or tiled32",
                     )
                 })?)
             }

@@ -1,15 +1,19 @@
 //! C = op(A)·op(B) [+ bias] \[ReLU\], or C += op(A)·op(B), with the ReLU mask of
 //! the backward pass and the bias gradient fused in. See shaders/matmul.wgsl.
 //!
-//! Three kernels compute the same product (the ladder of BENCHMARKS.md):
+//! Four kernels compute the same product (the ladder of BENCHMARKS.md):
 //! naive (one output per invocation), register-blocked (4×4 per invocation,
-//! no barriers) and block-tiled (8×8 per invocation, 16-wide k-slices staged
-//! in workgroup memory; `tiled32` stages 32-wide ones). Small products use the register-blocked kernel; for
-//! large ones ([`LARGE_MACS`]) a timed search per adapter picks the faster
-//! kernel, and the register kernel's workgroup shape
-//! (`kernels::matmul_choice`). `TASKGRAD_MATMUL=naive|register|tiled|tiled32` forces
-//! one kernel for every product, `TASKGRAD_MATMUL_WG=8x8` the register
-//! kernel's shape.
+//! no barriers), rows (8 rows × 8 or 4 columns per invocation, the rows
+//! shared by a 1-D workgroup: fewer loads per multiply-add) and block-tiled
+//! (8×8 per invocation, 16-wide k-slices staged in workgroup memory;
+//! `tiled32` stages 32-wide ones). Small products use the register-blocked
+//! kernel, or the rows kernels where they are faster; for large ones
+//! ([`LARGE_MACS`]) a timed search per adapter picks the faster kernel, and
+//! the register kernel's workgroup shape (`kernels::matmul_choice`).
+//! `TASKGRAD_MATMUL=naive|register|rows|rows4|tiled|tiled32` forces one kernel
+//! for every product (`rows` and `rows4` both mean the rows kernels, each
+//! product taking the one for its width), `TASKGRAD_MATMUL_WG=8x8` the
+//! register kernel's shape.
 
 use serde::{Deserialize, Serialize};
 
@@ -188,7 +192,7 @@ fn check_options(opts: &MatmulOptions, a: &Tensor, b: &Tensor, n: usize) -> Resu
 }
 
 /// Check `opts` against the operands and size the grid for workgroup `wg`,
-/// each invocation computing a `block`×`block` block of C.
+/// each workgroup computing a `tile` of C (columns, rows).
 pub fn plan(
     gpu: &Gpu,
     a: &Tensor,
@@ -196,7 +200,7 @@ pub fn plan(
     c: &Tensor,
     opts: &MatmulOptions,
     wg: (u32, u32),
-    block: u32,
+    tile: (u32, u32),
 ) -> Result<MatmulPlan> {
     let (m, n) = output_shape(a, b, opts.trans_a, opts.trans_b)?;
     let k = if opts.trans_a {
@@ -211,8 +215,8 @@ pub fn plan(
         }
     }
     check_options(opts, a, b, n)?;
-    let gx = (n as u64).div_ceil((block * wg.0) as u64);
-    let gy = (m as u64).div_ceil((block * wg.1) as u64);
+    let gx = (n as u64).div_ceil(tile.0 as u64);
+    let gy = (m as u64).div_ceil(tile.1 as u64);
     let gz = opts.replica_count() as u64;
     let max = gpu.limits.max_compute_workgroups_per_dimension as u64;
     if gx > max || gy > max || gz > max {
@@ -339,7 +343,7 @@ pub fn splits_for(
     } else {
         (SPLIT_TARGET_WORKGROUPS, MIN_SPLIT_K)
     };
-    let tile = (kernel.block() * wg.0, kernel.block() * wg.1);
+    let tile = kernel.tile(wg);
     let grid = (n as u64).div_ceil(tile.0 as u64) * (m as u64).div_ceil(tile.1 as u64);
     let wanted = target.div_ceil(grid.max(1)) as usize;
     wanted.min(k / min_k).max(1).max(needed)
@@ -399,7 +403,7 @@ pub fn matmul_split(
         ));
     }
     kernel.check_fits(gpu)?;
-    let mut plan = plan(gpu, a, b, c, &opts, wg, kernel.block())?;
+    let mut plan = plan(gpu, a, b, c, &opts, wg, kernel.tile(wg))?;
     for t in [Some(a), Some(b), Some(c), opts.mask.map(|(t, _)| t)]
         .into_iter()
         .flatten()
@@ -483,7 +487,7 @@ fn record_partials(
     axis.strides[5] = pbias.numel();
     let mut constants = kernel.constants(plan);
     let views;
-    if kernel == MatmulKernel::Register {
+    if kernel.has_views() {
         let kc = plan
             .constants
             .iter()
@@ -613,9 +617,9 @@ pub fn matmul_kernel(
         }
     }
     kernel.check_fits(gpu)?;
-    let plan = plan(gpu, a, b, c, &opts, wg, kernel.block())?;
+    let plan = plan(gpu, a, b, c, &opts, wg, kernel.tile(wg))?;
     check_k_fits(gpu, "one matmul dispatch (matmul_auto splits k)", plan.k)?;
-    if kernel != MatmulKernel::Register {
+    if !kernel.has_views() {
         return record_plain(gpu, kernel, &plan, a, b, c, &opts);
     }
     // Unused slots are bound to operands the kernel then never reads through them;
@@ -636,13 +640,13 @@ pub fn matmul_kernel(
             &scratch
         }
     };
-    let mut constants = plan.constants.clone();
+    let mut constants = kernel.constants(&plan);
     let views = VectorViews::new(gpu, &plan, a, b, &opts, 0)?;
     views.add_to(&mut constants, &mut axis);
     use Binding::*;
-    super::Shader::builtin("matmul.wgsl").record_replicated(
+    super::Shader::builtin(kernel.file()).record_replicated(
         gpu,
-        "matmul",
+        kernel.entry(),
         &[
             Uniform, ReadWrite, ReadOnly, ReadOnly, ReadOnly, ReadOnly, ReadWrite, ReadOnly,
             ReadOnly, ReadOnly,
@@ -794,6 +798,12 @@ pub enum MatmulKernel {
     Naive,
     /// 4×4 outputs per invocation from registers, no barriers (shaders/matmul.wgsl).
     Register,
+    /// 8 rows × 8 columns per invocation, the rows shared by a 1-D
+    /// workgroup: fewer loads per multiply-add (shaders/matmul.wgsl's
+    /// `matmul_rows`).
+    Rows,
+    /// The same with 4 columns per invocation, for outputs narrower than 8.
+    Rows4,
     /// 8×8 outputs per invocation, 16-wide k-slices staged in workgroup
     /// memory (shaders/matmul_tiled.wgsl).
     Tiled,
@@ -804,21 +814,23 @@ pub enum MatmulKernel {
 }
 
 impl MatmulKernel {
-    pub const ALL: [MatmulKernel; 4] = [
+    pub const ALL: [MatmulKernel; 6] = [
         MatmulKernel::Naive,
         MatmulKernel::Register,
+        MatmulKernel::Rows,
+        MatmulKernel::Rows4,
         MatmulKernel::Tiled,
         MatmulKernel::Tiled32,
     ];
 
-    /// `naive`, `register`, `tiled` or `tiled32`.
+    /// `naive`, `register`, `rows`, `rows4`, `tiled` or `tiled32`.
     pub fn parse(s: &str) -> Result<MatmulKernel> {
         MatmulKernel::ALL
             .into_iter()
             .find(|k| k.name() == s.trim().to_ascii_lowercase())
             .ok_or_else(|| {
                 Error::InvalidConfig(format!(
-                    "TASKGRAD_MATMUL={s:?}: use naive, register, tiled or tiled32"
+                    "TASKGRAD_MATMUL={s:?}: use naive, register, rows, rows4, tiled or tiled32"
                 ))
             })
     }
@@ -826,6 +838,8 @@ impl MatmulKernel {
         match self {
             MatmulKernel::Naive => "naive",
             MatmulKernel::Register => "register",
+            MatmulKernel::Rows => "rows",
+            MatmulKernel::Rows4 => "rows4",
             MatmulKernel::Tiled => "tiled",
             MatmulKernel::Tiled32 => "tiled32",
         }
@@ -833,7 +847,7 @@ impl MatmulKernel {
     fn file(self) -> &'static str {
         match self {
             MatmulKernel::Naive => "matmul_naive.wgsl",
-            MatmulKernel::Register => "matmul.wgsl",
+            MatmulKernel::Register | MatmulKernel::Rows | MatmulKernel::Rows4 => "matmul.wgsl",
             MatmulKernel::Tiled | MatmulKernel::Tiled32 => "matmul_tiled.wgsl",
         }
     }
@@ -841,16 +855,32 @@ impl MatmulKernel {
         match self {
             MatmulKernel::Naive => "matmul_naive",
             MatmulKernel::Register => "matmul",
+            MatmulKernel::Rows | MatmulKernel::Rows4 => "matmul_rows",
             MatmulKernel::Tiled | MatmulKernel::Tiled32 => "matmul_tiled",
         }
     }
-    /// Outputs per invocation along each dimension.
-    pub fn block(self) -> u32 {
+    /// Outputs per invocation along each dimension (columns, rows).
+    pub fn block(self) -> (u32, u32) {
         match self {
-            MatmulKernel::Naive => 1,
-            MatmulKernel::Register => BLOCK,
-            MatmulKernel::Tiled | MatmulKernel::Tiled32 => 8,
+            MatmulKernel::Naive => (1, 1),
+            MatmulKernel::Register => (BLOCK, BLOCK),
+            MatmulKernel::Rows => (8, 8),
+            MatmulKernel::Rows4 => (BLOCK, 8),
+            MatmulKernel::Tiled | MatmulKernel::Tiled32 => (8, 8),
         }
+    }
+    /// Outputs per workgroup of shape `wg` (columns, rows).
+    pub fn tile(self, wg: (u32, u32)) -> (u32, u32) {
+        let (bx, by) = self.block();
+        (bx * wg.0, by * wg.1)
+    }
+    /// The kernels of shaders/matmul.wgsl, which read operands through vec4
+    /// views (bindings 7-9) where their layout allows.
+    fn has_views(self) -> bool {
+        matches!(
+            self,
+            MatmulKernel::Register | MatmulKernel::Rows | MatmulKernel::Rows4
+        )
     }
     /// The k-slice width a tiled kernel stages (its `BK` override).
     pub fn bk(self) -> Option<u32> {
@@ -887,12 +917,17 @@ impl MatmulKernel {
         if let Some(bk) = self.bk() {
             c.push(("BK", bk as f64));
         }
+        if matches!(self, MatmulKernel::Rows | MatmulKernel::Rows4) {
+            c.push(("RN", self.block().0 as f64));
+        }
         c
     }
     /// The workgroup shape used when nothing was searched for this kernel.
     pub fn default_wg(self) -> (u32, u32) {
         match self {
             MatmulKernel::Register => (8, 8),
+            MatmulKernel::Rows => (8, 1),
+            MatmulKernel::Rows4 => (16, 1),
             MatmulKernel::Naive | MatmulKernel::Tiled | MatmulKernel::Tiled32 => (16, 16),
         }
     }
@@ -905,8 +940,14 @@ pub const LARGE_MACS: usize = 1 << 24;
 /// What the timed search chose for an adapter.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MatmulChoice {
-    /// Workgroup shape of the register-blocked kernel (every small product).
+    /// Workgroup shape of the register-blocked kernel (every small product,
+    /// unless `rows`).
     pub register_wg: (u32, u32),
+    /// Small products of at least 8 rows by the rows kernels ([`rows_for`])
+    /// instead of the register kernel: measured faster on the adapter (on
+    /// lavapipe, fewer loads per multiply-add).
+    #[serde(default)]
+    pub rows: bool,
     /// Kernel and workgroup shape for large products.
     pub large: MatmulKernel,
     pub large_wg: (u32, u32),
@@ -918,6 +959,7 @@ impl Default for MatmulChoice {
     fn default() -> MatmulChoice {
         MatmulChoice {
             register_wg: (8, 8),
+            rows: false,
             large: MatmulKernel::Register,
             large_wg: (8, 8),
         }
@@ -931,22 +973,27 @@ impl MatmulChoice {
     /// is at least one of its tiles wide and tall: a tile of 128 columns
     /// over a 10-column output (a convolution's channels) computes 12× the
     /// work it keeps, where the register kernel's small blocks waste none.
+    /// The others go to the rows kernels where the search chose them
+    /// (`rows`) and the output has at least their 8 rows, else to the
+    /// register kernel with its workgroup fitted to the output.
     pub fn for_product(
         &self,
         (m, n, k): (usize, usize, usize),
         forced: Option<MatmulKernel>,
     ) -> (MatmulKernel, (u32, u32)) {
-        let tile = |wg: u32| (self.large.block() * wg) as usize;
-        let fills = m >= tile(self.large_wg.1) && n >= tile(self.large_wg.0);
+        let tile = self.large.tile(self.large_wg);
+        let fills = m >= tile.1 as usize && n >= tile.0 as usize;
         let register = (
             MatmulKernel::Register,
             fit_to_output(self.register_wg, (m, n)),
         );
         match forced {
             Some(MatmulKernel::Register) => register,
+            Some(MatmulKernel::Rows | MatmulKernel::Rows4) => rows_for(n),
             Some(k) if k == self.large => (k, self.large_wg),
             Some(k) => (k, k.default_wg()),
             None if m * n * k >= LARGE_MACS && fills => (self.large, self.large_wg),
+            None if self.rows && m >= 8 => rows_for(n),
             None => register,
         }
     }
@@ -973,6 +1020,23 @@ pub fn fit_to_output((wx, wy): (u32, u32), (m, n): (usize, usize)) -> (u32, u32)
     }
 }
 
+/// The rows kernel for an output `n` columns wide: 8 columns per invocation,
+/// or 4 under 8 columns, in a 1-D workgroup no wider (a power of two) than
+/// the output needs, up to its default width: a 3-column head takes one
+/// invocation, not 16 mostly idle ones.
+pub fn rows_for(n: usize) -> (MatmulKernel, (u32, u32)) {
+    let kernel = if n >= 8 {
+        MatmulKernel::Rows
+    } else {
+        MatmulKernel::Rows4
+    };
+    let per = kernel.block().0 as usize;
+    let wx = (n.div_ceil(per).max(1) as u32)
+        .next_power_of_two()
+        .min(kernel.default_wg().0);
+    (kernel, (wx, 1))
+}
+
 /// `TASKGRAD_MATMUL`, if set: one kernel for every product (read and checked
 /// when the `Gpu` was made).
 pub fn forced_kernel(gpu: &Gpu) -> Result<Option<MatmulKernel>> {
@@ -989,6 +1053,7 @@ mod tests {
     fn the_large_kernel_takes_only_products_that_fill_its_tiles() {
         let c = MatmulChoice {
             register_wg: (8, 8),
+            rows: false,
             large: MatmulKernel::Tiled32,
             large_wg: (16, 16),
         };
@@ -1007,5 +1072,39 @@ mod tests {
         assert_eq!(kernel((127, 4096, 4096)), MatmulKernel::Register);
         let forced = c.for_product((147456, 10, 25), Some(MatmulKernel::Tiled32));
         assert_eq!(forced, (MatmulKernel::Tiled32, (16, 16)));
+    }
+
+    #[test]
+    fn the_rows_kernels_take_small_products_of_8_rows_where_chosen() {
+        let c = MatmulChoice {
+            rows: true,
+            large: MatmulKernel::Tiled32,
+            large_wg: (16, 16),
+            ..MatmulChoice::default()
+        };
+        let pick = |shape| c.for_product(shape, None);
+        // A hidden layer: 8 columns per invocation, 8 invocations for 64 columns.
+        assert_eq!(pick((120, 64, 64)), (MatmulKernel::Rows, (8, 1)));
+        assert_eq!(pick((120, 300, 64)), (MatmulKernel::Rows, (8, 1)));
+        // Heads: 4 columns per invocation, as few invocations as cover them.
+        assert_eq!(pick((120, 3, 64)), (MatmulKernel::Rows4, (1, 1)));
+        assert_eq!(pick((120, 7, 64)), (MatmulKernel::Rows4, (2, 1)));
+        assert_eq!(pick((120, 8, 64)), (MatmulKernel::Rows, (1, 1)));
+        assert_eq!(pick((120, 20, 64)), (MatmulKernel::Rows, (4, 1)));
+        // Fewer than 8 rows (a first layer's weight gradient): the register kernel.
+        assert_eq!(pick((4, 64, 120)).0, MatmulKernel::Register);
+        // Large products keep the large kernel.
+        assert_eq!(pick((512, 512, 512)).0, MatmulKernel::Tiled32);
+        // Not chosen: the register kernel.
+        let off = MatmulChoice { rows: false, ..c };
+        assert_eq!(
+            off.for_product((120, 64, 64), None).0,
+            MatmulKernel::Register
+        );
+        // Forced: the rows kernels for any product.
+        assert_eq!(
+            off.for_product((4, 3, 9), Some(MatmulKernel::Rows)),
+            (MatmulKernel::Rows4, (1, 1))
+        );
     }
 }

@@ -7,6 +7,12 @@
 //!   and a 256³ product, scoring each by its time relative to the best at each
 //!   size; a shape replaces the default (8, 8) only when it scores at least
 //!   [`MARGIN`] better, so noise does not flip the choice from run to run;
+//! - for small products, the register kernel (that shape, fitted to each
+//!   output) against the rows kernels ([`super::matmul::rows_for`]) on a
+//!   small network's two products, a 128×64·64×64 hidden layer and a
+//!   128×64·64×4 head, scored the same way; the rows kernels replace the
+//!   register kernel only when they score at least [`MARGIN`] better (on
+//!   Mesa's llvmpipe they are taken without a search, see `llvmpipe` below);
 //! - for large products, the register-blocked kernel against the block-tiled
 //!   ones (16- and 32-wide k-slices where the adapter's workgroup memory
 //!   allows, 16×16 and 8×8 workgroups) on one product of 512³ (software adapters)
@@ -27,7 +33,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use web_time::Instant;
 
-use super::matmul::{matmul_kernel, MatmulChoice, MatmulKernel, MatmulOptions, CANDIDATES};
+use super::matmul::{
+    fit_to_output, matmul_kernel, rows_for, MatmulChoice, MatmulKernel, MatmulOptions, CANDIDATES,
+};
 use crate::error::Result;
 use crate::gpu::{Dispatch, Gpu, Tensor};
 
@@ -37,7 +45,7 @@ pub const REPS: usize = 9;
 pub const MARGIN: f64 = 0.10;
 /// Bumped when the search changes, so old cache entries are ignored (a change
 /// to a kernel's source changes the key by itself: see [`cache_key`]).
-const SEARCH_VERSION: u32 = 3;
+const SEARCH_VERSION: u32 = 4;
 
 /// How this adapter's matmul choice was made: searched now (and how long
 /// that took) or read from the cache, and where the cache is.
@@ -156,9 +164,53 @@ fn search(gpu: &Gpu, fixed_wg: Option<(u32, u32)>) -> Result<MatmulChoice> {
     let (large, large_wg) = contenders[pick(&times)];
     Ok(MatmulChoice {
         register_wg,
+        rows: llvmpipe(gpu) || search_rows(gpu, register_wg)?,
         large,
         large_wg,
     })
+}
+
+/// Mesa's llvmpipe (lavapipe on Vulkan, llvmpipe on GL) takes the rows
+/// kernels without a search: it compiles every load in a loop to a loop
+/// over the SIMD lanes, so loads per multiply-add set the speed, and the rows
+/// kernels make fewer (1.3-1.5× on W-iris's products, BENCHMARKS.md, "The
+/// rows kernels"). Fixed rather than timed, so a noisy CPU cannot flip it
+/// between runs (the book draws the dispatches of a step, kernel names
+/// included, and CI checks the drawing).
+fn llvmpipe(gpu: &Gpu) -> bool {
+    gpu.report.name.contains("llvmpipe") || gpu.report.driver.contains("llvmpipe")
+}
+
+/// Whether the rows kernels beat the register kernel (workgroup `register_wg`
+/// fitted to each output) on a small network's products by [`MARGIN`], each
+/// product's time relative to the faster of the two, summed.
+fn search_rows(gpu: &Gpu, register_wg: (u32, u32)) -> Result<bool> {
+    let mut score = [0.0f64; 2];
+    for (m, k, n) in [(128, 64, 64), (128, 64, 4)] {
+        let a = Tensor::from_slice(gpu, &[m, k], &vec![0.5; m * k], "matmul search A")?;
+        let b = Tensor::from_slice(gpu, &[k, n], &vec![0.25; k * n], "matmul search B")?;
+        let c = Tensor::zeros(gpu, &[m, n], "matmul search C")?;
+        let opts = MatmulOptions::default();
+        let (rows, rows_wg) = rows_for(n);
+        let ds = [
+            matmul_kernel(
+                gpu,
+                &a,
+                &b,
+                &c,
+                opts,
+                MatmulKernel::Register,
+                fit_to_output(register_wg, (m, n)),
+            )?,
+            matmul_kernel(gpu, &a, &b, &c, opts, rows, rows_wg)?,
+        ];
+        let times = best_times(gpu, &ds)?;
+        let best = times[0].min(times[1]);
+        for (s, t) in score.iter_mut().zip(&times) {
+            *s += t / best;
+        }
+    }
+    Ok(pick(&score) == 1)
 }
 
 /// Index of the fastest, unless it beats the first (the incumbent) by less than [`MARGIN`].

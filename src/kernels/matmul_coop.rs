@@ -92,7 +92,7 @@ pub fn matmul_coop_variant(
             why: format!("{} has no such cooperative matrices", gpu.report),
         });
     }
-    let plan = plan(gpu, a, b, c, &opts, (1, 1), 1)?;
+    let plan = plan(gpu, a, b, c, &opts, (1, 1), (1, 1))?;
     if !supports(gpu, a, b, c, &opts) {
         return Err(Error::InvalidConfig(format!(
             "matmul_coop takes f16 A and B, f32 C, no mask or bias gradient, M and N multiples \

@@ -64,7 +64,7 @@ pub fn matmul_mixed(
             ),
         });
     }
-    let plan = plan(gpu, a, b, c, &opts, wg, BLOCK)?;
+    let plan = plan(gpu, a, b, c, &opts, wg, (BLOCK * wg.0, BLOCK * wg.1))?;
     super::matmul::check_k_fits(gpu, "the mixed-precision matmul (no split-K)", plan.k)?;
     let f16 = |t: &Tensor| t.dtype() == DType::F16;
     let flag = |on: bool| if on { 1.0 } else { 0.0 };
