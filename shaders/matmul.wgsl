@@ -83,6 +83,27 @@ fn b_at(ib: vec4<u32>) -> vec4<f32> {
     return vec4<f32>(load_b(ib.x), load_b(ib.y), load_b(ib.z), load_b(ib.w));
 }
 
+// op(B)[k + j, cols] into bj, j = 0..3, for the 4 columns whose flat indices
+// at k are ib: with B_VEC = 2 four vec4s along k, one per column, transposed.
+fn b_block(ib: vec4<u32>, step_b: u32, b0: ptr<function, vec4<f32>>, b1: ptr<function, vec4<f32>>,
+           b2: ptr<function, vec4<f32>>, b3: ptr<function, vec4<f32>>) {
+    if (B_VEC == 2u) {
+        let x = load_b4(ib.x);
+        let y = load_b4(ib.y);
+        let z = load_b4(ib.z);
+        let w = load_b4(ib.w);
+        *b0 = vec4(x.x, y.x, z.x, w.x);
+        *b1 = vec4(x.y, y.y, z.y, w.y);
+        *b2 = vec4(x.z, y.z, z.z, w.z);
+        *b3 = vec4(x.w, y.w, z.w, w.w);
+    } else {
+        *b0 = b_at(ib);
+        *b1 = b_at(ib + step_b);
+        *b2 = b_at(ib + 2u * step_b);
+        *b3 = b_at(ib + 3u * step_b);
+    }
+}
+
 
 @compute @workgroup_size(WGX, WGY)
 fn matmul(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -134,21 +155,7 @@ fn matmul(@builtin(global_invocation_id) gid: vec3<u32>) {
             var b1: vec4<f32>;
             var b2: vec4<f32>;
             var b3: vec4<f32>;
-            if (B_VEC == 2u) {
-                let x = load_b4(ib.x);
-                let y = load_b4(ib.y);
-                let z = load_b4(ib.z);
-                let w = load_b4(ib.w);
-                b0 = vec4(x.x, y.x, z.x, w.x);
-                b1 = vec4(x.y, y.y, z.y, w.y);
-                b2 = vec4(x.z, y.z, z.z, w.z);
-                b3 = vec4(x.w, y.w, z.w, w.w);
-            } else {
-                b0 = b_at(ib);
-                b1 = b_at(ib + step_b);
-                b2 = b_at(ib + 2u * step_b);
-                b3 = b_at(ib + 3u * step_b);
-            }
+            b_block(ib, step_b, &b0, &b1, &b2, &b3);
             // k, k+1, k+2, k+3 in turn: the scalar loop's order.
             acc0 = acc0 + a0.x * b0;
             acc1 = acc1 + a0.y * b0;
@@ -285,37 +292,8 @@ fn matmul_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
             var h1: vec4<f32>;
             var h2: vec4<f32>;
             var h3: vec4<f32>;
-            if (B_VEC == 2u) {
-                let x = load_b4(ib.x);
-                let y = load_b4(ib.y);
-                let z = load_b4(ib.z);
-                let w = load_b4(ib.w);
-                b0 = vec4(x.x, y.x, z.x, w.x);
-                b1 = vec4(x.y, y.y, z.y, w.y);
-                b2 = vec4(x.z, y.z, z.z, w.z);
-                b3 = vec4(x.w, y.w, z.w, w.w);
-                if (RN == 8u) {
-                    let x = load_b4(ibh.x);
-                    let y = load_b4(ibh.y);
-                    let z = load_b4(ibh.z);
-                    let w = load_b4(ibh.w);
-                    h0 = vec4(x.x, y.x, z.x, w.x);
-                    h1 = vec4(x.y, y.y, z.y, w.y);
-                    h2 = vec4(x.z, y.z, z.z, w.z);
-                    h3 = vec4(x.w, y.w, z.w, w.w);
-                }
-            } else {
-                b0 = b_at(ib);
-                b1 = b_at(ib + step_b);
-                b2 = b_at(ib + 2u * step_b);
-                b3 = b_at(ib + 3u * step_b);
-                if (RN == 8u) {
-                    h0 = b_at(ibh);
-                    h1 = b_at(ibh + step_b);
-                    h2 = b_at(ibh + 2u * step_b);
-                    h3 = b_at(ibh + 3u * step_b);
-                }
-            }
+            b_block(ib, step_b, &b0, &b1, &b2, &b3);
+            if (RN == 8u) { b_block(ibh, step_b, &h0, &h1, &h2, &h3); }
             let a0 = a_along_k(ra.x, kk);
             let a1 = a_along_k(ra.y, kk);
             let a2 = a_along_k(ra.z, kk);
