@@ -695,8 +695,9 @@ impl VectorViews {
         opts: &MatmulOptions,
         kc: usize,
     ) -> Result<VectorViews> {
-        let k_ok = plan.k % 4 == 0 && kc % 4 == 0;
-        let whole = |t: &Tensor, stride: u32| t.offset() % 16 == 0 && stride % 4 == 0;
+        let k_ok = plan.k.is_multiple_of(4) && kc.is_multiple_of(4);
+        let whole =
+            |t: &Tensor, stride: u32| t.offset().is_multiple_of(16) && stride.is_multiple_of(4);
         let mask = opts.mask;
         let mask_ok =
             |on: Operand, stride: u32| mask.is_none_or(|(t, o)| o != on || whole(t, stride));
@@ -704,12 +705,12 @@ impl VectorViews {
         let a_vec = match opts.trans_a {
             _ if !whole(a, ra) || !mask_ok(Operand::A, ra) => 0,
             false if k_ok => 1,
-            true if plan.m % 4 == 0 => 2,
+            true if plan.m.is_multiple_of(4) => 2,
             _ => 0,
         };
         let b_vec = match opts.trans_b {
             _ if !whole(b, rb) || !mask_ok(Operand::B, rb) => 0,
-            false if plan.n % 4 == 0 => 1,
+            false if plan.n.is_multiple_of(4) => 1,
             true if k_ok => 2,
             _ => 0,
         };
