@@ -173,8 +173,8 @@ fn search(gpu: &Gpu, fixed_wg: Option<(u32, u32)>) -> Result<MatmulChoice> {
 /// Mesa's llvmpipe (lavapipe on Vulkan, llvmpipe on GL) takes the rows
 /// kernels without a search: it compiles every load in a loop to a loop
 /// over the SIMD lanes, so loads per multiply-add set the speed, and the rows
-/// kernels make fewer (1.3-1.5× on W-iris's products, BENCHMARKS.md, "The
-/// rows kernels"). Fixed rather than timed, so a noisy CPU cannot flip it
+/// kernels make fewer (1.35-1.7× on W-iris's 64-wide products, up to 1.3×
+/// on its heads: BENCHMARKS.md, "The rows kernels"). Fixed rather than timed, so a noisy CPU cannot flip it
 /// between runs (the book draws the dispatches of a step, kernel names
 /// included, and CI checks the drawing).
 fn llvmpipe(gpu: &Gpu) -> bool {
