@@ -408,8 +408,9 @@ fn rows_matmul_equals_the_register_kernel_bit_for_bit() {
                 upload(gpu, &[n], &bias),
             );
             let (gma, gmb) = (upload(gpu, &a_shape, &ma), upload(gpu, &b_shape, &mb));
-            let modes: Vec<(&str, MatmulOptions)> = vec![
-                ("plain", MatmulOptions::default()),
+            // (name, options, whether the bias gradient is asked for too)
+            let modes: Vec<(&str, MatmulOptions, bool)> = vec![
+                ("plain", MatmulOptions::default(), false),
                 (
                     "bias+relu",
                     MatmulOptions {
@@ -417,6 +418,7 @@ fn rows_matmul_equals_the_register_kernel_bit_for_bit() {
                         relu: true,
                         ..Default::default()
                     },
+                    false,
                 ),
                 (
                     "accumulate, mask A",
@@ -425,6 +427,7 @@ fn rows_matmul_equals_the_register_kernel_bit_for_bit() {
                         mask: Some((&gma, Operand::A)),
                         ..Default::default()
                     },
+                    false,
                 ),
                 (
                     "mask B, bias gradient",
@@ -432,31 +435,28 @@ fn rows_matmul_equals_the_register_kernel_bit_for_bit() {
                         mask: Some((&gmb, Operand::B)),
                         ..Default::default()
                     },
+                    true,
                 ),
             ];
-            for (name, mode) in modes {
-                let bias_grad = name.contains("bias gradient");
+            for (name, mode, bias_grad) in modes {
                 // (C, db) from one way of computing the product.
-                let run = |product: &dyn Fn(
-                    &Tensor,
-                    &Tensor,
-                    MatmulOptions,
-                ) -> Vec<taskgrad::gpu::Dispatch>| {
-                    let c = upload(gpu, &[m, n], &c0);
-                    let db = upload(gpu, &[n], &bias);
-                    let mut o = MatmulOptions {
-                        trans_a: ta,
-                        trans_b: tb,
-                        ..mode
+                let run =
+                    |product: &dyn Fn(&Tensor, MatmulOptions) -> Vec<taskgrad::gpu::Dispatch>| {
+                        let c = upload(gpu, &[m, n], &c0);
+                        let db = upload(gpu, &[n], &bias);
+                        let mut o = MatmulOptions {
+                            trans_a: ta,
+                            trans_b: tb,
+                            ..mode
+                        };
+                        if bias_grad {
+                            o.bias_grad = Some(&db);
+                        }
+                        let ds = product(&c, o);
+                        gpu.run(&ds.iter().collect::<Vec<_>>()).unwrap();
+                        gpu.read(&[&c, &db]).unwrap()
                     };
-                    if bias_grad {
-                        o.bias_grad = Some(&db);
-                    }
-                    let ds = product(&c, &db, o);
-                    gpu.run(&ds.iter().collect::<Vec<_>>()).unwrap();
-                    gpu.read(&[&c, &db]).unwrap()
-                };
-                let want = run(&|c, _, o| {
+                let want = run(&|c, o| {
                     vec![
                         matmul::matmul_kernel(gpu, &ga, &gb, c, o, MatmulKernel::Register, (8, 8))
                             .unwrap(),
@@ -470,7 +470,7 @@ fn rows_matmul_equals_the_register_kernel_bit_for_bit() {
                 ] {
                     ways.push((
                         format!("{kernel:?} wg {wgx}"),
-                        run(&|c, _, o| {
+                        run(&|c, o| {
                             vec![matmul::matmul_kernel(gpu, &ga, &gb, c, o, kernel, (wgx, 1))
                                 .unwrap()]
                         }),
@@ -479,7 +479,7 @@ fn rows_matmul_equals_the_register_kernel_bit_for_bit() {
                 if k >= 8 {
                     // Split-K: each kernel's partial sums over the same slices.
                     let split = |kernel, wg| {
-                        run(&|c, _, o| {
+                        run(&|c, o| {
                             matmul::matmul_split(gpu, &ga, &gb, c, o, kernel, wg, 2).unwrap()
                         })
                     };

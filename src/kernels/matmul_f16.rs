@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::gpu::Dispatch;
 use crate::gpu::{Binding, Gpu};
 use crate::gpu::{DType, Tensor};
-use crate::kernels::matmul::{plan, workgroup, MatmulOptions, BLOCK};
+use crate::kernels::matmul::{plan, workgroup, MatmulKernel, MatmulOptions};
 use crate::kernels::{grid_1d, record};
 
 /// The casts' parameters (the WGSL `Params` with m = n elements).
@@ -64,7 +64,7 @@ pub fn matmul_mixed(
             ),
         });
     }
-    let plan = plan(gpu, a, b, c, &opts, wg, (BLOCK * wg.0, BLOCK * wg.1))?;
+    let plan = plan(gpu, a, b, c, &opts, wg, MatmulKernel::Register.tile(wg))?;
     super::matmul::check_k_fits(gpu, "the mixed-precision matmul (no split-K)", plan.k)?;
     let f16 = |t: &Tensor| t.dtype() == DType::F16;
     let flag = |on: bool| if on { 1.0 } else { 0.0 };
