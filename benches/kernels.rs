@@ -1,6 +1,7 @@
 //! Kernel benchmarks: matmul GFLOP/s beside the CPU reference, convolution
 //! GFLOP/s (LeNet's two layers, im2col + matmul against the implicit GEMM),
-//! W-iris's products by the register kernel against the rows kernels
+//! W-iris's products by the register kernel, the rows kernels and (where it fits)
+//! the written-out kernel
 //! (`matmul_small`), the throughput of the fused softmax cross-entropy and
 //! of Adam over an arena, and R runs' products and losses in one dispatch over the replica
 //! axis against R dispatches (`matmul_replicas`, `loss_replicas`).
@@ -18,7 +19,7 @@ use taskgrad::kernels::im2col::{im2col, ConvGeometry};
 use taskgrad::kernels::matmul::{
     fit_to_output, matmul, matmul_kernel, rows_for, MatmulKernel, MatmulOptions, Operand, Replicas,
 };
-use taskgrad::kernels::{conv_direct, mse, softmax_ce, LossReplicas};
+use taskgrad::kernels::{conv_direct, matmul_unrolled, mse, softmax_ce, LossReplicas};
 use taskgrad::optim;
 use taskgrad::optim::Optimizer as _;
 use taskgrad::{reference, Gpu, Tensor};
@@ -90,6 +91,8 @@ fn bench_matmul_small(c: &mut Criterion, gpu: &Gpu) {
         ("head_fwd_120x64x3", 120, 64, 3, false, false),
         ("head_dw_64x120x3", 64, 120, 3, true, false),
         ("head_dx_120x3x64", 120, 3, 64, false, true),
+        ("first_fwd_120x2x64", 120, 2, 64, false, false),
+        ("first_dw_2x120x64", 2, 120, 64, true, false),
     ];
     for (name, m, k, n, ta, tb) in products {
         let a_shape = if ta { [k, m] } else { [m, k] };
@@ -104,7 +107,11 @@ fn bench_matmul_small(c: &mut Criterion, gpu: &Gpu) {
         };
         let (rows, rows_wg) = rows_for(n);
         let register = (MatmulKernel::Register, fit_to_output((8, 8), (m, n)));
-        for (way, (kernel, wg)) in [("register", register), ("rows", (rows, rows_wg))] {
+        let mut ways = vec![("register", register), ("rows", (rows, rows_wg))];
+        if matmul_unrolled::lanes_for((m, n, k)).is_some() {
+            ways.push(("unrolled", (MatmulKernel::Unrolled, (8, 1))));
+        }
+        for (way, (kernel, wg)) in ways {
             let d = matmul_kernel(gpu, &a, &b, &out, opts, kernel, wg).unwrap();
             group.bench_function(BenchmarkId::new(way, name), |bench| {
                 bench.iter(|| {

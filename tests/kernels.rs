@@ -374,7 +374,6 @@ fn rows_matmul_equals_the_register_kernel_bit_for_bit() {
     // bias + ReLU, accumulate, the mask on either operand with the bias
     // gradient, the vec4 views (shapes with K, M or N multiples of 4) and
     // split-K, at workgroup widths down to one invocation.
-    use taskgrad::kernels::matmul::Operand;
     let gpu = gpu_or_skip!();
     let shapes = [
         (1, 1, 1),
@@ -385,8 +384,77 @@ fn rows_matmul_equals_the_register_kernel_bit_for_bit() {
         (120, 64, 64),
         (36, 20, 24),
     ];
-    let mut seed = 900;
-    for &(m, k, n) in &shapes {
+    let ways = [
+        (MatmulKernel::Rows, (1, 1)),
+        (MatmulKernel::Rows, (8, 1)),
+        (MatmulKernel::Rows4, (2, 1)),
+    ];
+    assert_same_bits_as_register(gpu, &shapes, &ways, 900);
+}
+
+#[test]
+fn unrolled_matmul_matches_the_reference_and_the_register_kernel_bit_for_bit() {
+    // The written-out kernel (`kernels::matmul_unrolled`) on products small
+    // enough for it, with lanes along rows and along columns: against the CPU
+    // reference with every epilogue, then bit for bit against the register
+    // kernel in every mode (it adds the same products in the same order).
+    let gpu = gpu_or_skip!();
+    // (m, k, n): W-iris's head products and first layer's, and awkward sizes.
+    let shapes = [
+        (1, 1, 1),
+        (5, 7, 3),
+        (13, 8, 4),
+        (9, 12, 13),
+        (3, 30, 20),
+        (120, 64, 3),
+        (64, 120, 3),
+        (120, 3, 64),
+        (2, 120, 64),
+        (17, 2, 64),
+    ];
+    // (The reference on a few; the register kernel, itself checked against
+    // it, bit for bit on all.)
+    for (i, &(m, k, n)) in [(5, 7, 3), (9, 12, 13), (3, 30, 20), (120, 3, 64)]
+        .iter()
+        .enumerate()
+    {
+        check_matmul_with(gpu, m, k, n, 70 + i as u64, |a, b, c, o| {
+            matmul::matmul_kernel(gpu, a, b, c, o, MatmulKernel::Unrolled, (8, 1)).expect("fits")
+        });
+    }
+    assert_same_bits_as_register(gpu, &shapes, &[(MatmulKernel::Unrolled, (8, 1))], 950);
+    // A product too large to write out is refused, not truncated.
+    let (a, b, c) = (
+        zeros(gpu, &[120, 64]),
+        zeros(gpu, &[64, 64]),
+        zeros(gpu, &[120, 64]),
+    );
+    let e = matmul::matmul_kernel(
+        gpu,
+        &a,
+        &b,
+        &c,
+        MatmulOptions::default(),
+        MatmulKernel::Unrolled,
+        (8, 1),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("at most 512 terms"), "{e}");
+}
+
+/// Each of `ways` (kernel, workgroup) computes every mode of each (m, k, n)
+/// in `shapes` bit for bit as the register kernel does: both transposes,
+/// bias + ReLU, accumulate with the mask on A, the mask on B with the bias
+/// gradient, and split-K (for the kernels that split, where k ≥ 8).
+fn assert_same_bits_as_register(
+    gpu: &taskgrad::Gpu,
+    shapes: &[(usize, usize, usize)],
+    ways_in: &[(MatmulKernel, (u32, u32))],
+    seed0: u64,
+) {
+    use taskgrad::kernels::matmul::Operand;
+    let mut seed = seed0;
+    for &(m, k, n) in shapes {
         for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
             seed += 1;
             let mut r = rng(seed);
@@ -463,20 +531,18 @@ fn rows_matmul_equals_the_register_kernel_bit_for_bit() {
                     ]
                 });
                 let mut ways: Vec<(String, Vec<Vec<f32>>)> = Vec::new();
-                for (kernel, wgx) in [
-                    (MatmulKernel::Rows, 1),
-                    (MatmulKernel::Rows, 8),
-                    (MatmulKernel::Rows4, 2),
-                ] {
+                for &(kernel, wg) in ways_in {
                     ways.push((
-                        format!("{kernel:?} wg {wgx}"),
+                        format!("{kernel:?} wg {wg:?}"),
                         run(&|c, o| {
-                            vec![matmul::matmul_kernel(gpu, &ga, &gb, c, o, kernel, (wgx, 1))
-                                .unwrap()]
+                            vec![matmul::matmul_kernel(gpu, &ga, &gb, c, o, kernel, wg).unwrap()]
                         }),
                     ));
                 }
-                if k >= 8 {
+                let splits = ways_in
+                    .iter()
+                    .any(|(kernel, _)| *kernel != MatmulKernel::Unrolled);
+                if k >= 8 && splits {
                     // Split-K: each kernel's partial sums over the same slices.
                     let split = |kernel, wg| {
                         run(&|c, o| {
@@ -484,9 +550,7 @@ fn rows_matmul_equals_the_register_kernel_bit_for_bit() {
                         })
                     };
                     let want_split = split(MatmulKernel::Register, (8, 8));
-                    for (kernel, wg) in
-                        [(MatmulKernel::Rows, (4, 1)), (MatmulKernel::Rows4, (2, 1))]
-                    {
+                    for &(kernel, wg) in ways_in {
                         let got = split(kernel, wg);
                         let same = (want_split.iter().flatten())
                             .zip(got.iter().flatten())

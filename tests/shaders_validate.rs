@@ -26,7 +26,57 @@ fn all_sources() -> Vec<(String, &'static str)> {
     for shader in units {
         all.push((shader.file.to_string(), shader.source));
     }
+    all.extend(unrolled_sources());
     all
+}
+
+/// The written-out matmul (`kernels::matmul_unrolled`, generated per
+/// product): each way of laying out lanes, both transposes, either mask and
+/// the bias gradient, on small awkward shapes.
+fn unrolled_sources() -> Vec<(String, &'static str)> {
+    use taskgrad::kernels::matmul::Operand;
+    use taskgrad::kernels::matmul_unrolled::source;
+    let mut all = Vec::new();
+    // (m, n, k): lanes along rows, then along columns (k·n > k·m).
+    for shape in [(5, 3, 8), (2, 64, 12)] {
+        for trans in [(false, false), (true, false), (false, true), (true, true)] {
+            for (mask, bias_grad, fours) in [
+                (None, false, false),
+                (Some(Operand::A), false, false),
+                (Some(Operand::B), true, false),
+                (Some(Operand::B), true, true),
+            ] {
+                let name =
+                    format!("matmul_unrolled {shape:?} {trans:?} {mask:?} {bias_grad} {fours}");
+                all.push((
+                    name,
+                    source(shape, trans, mask, bias_grad, fours).expect("fits"),
+                ));
+            }
+        }
+    }
+    all
+}
+
+#[test]
+fn the_written_out_matmul_refuses_products_too_large_to_write_out() {
+    use taskgrad::kernels::matmul_unrolled::{lanes_for, source, Lanes, MAX_TERMS};
+    assert_eq!(lanes_for((120, 3, 64)), Some(Lanes::Rows), "a head");
+    assert_eq!(
+        lanes_for((2, 64, 120)),
+        Some(Lanes::Cols),
+        "a first layer's weight gradient"
+    );
+    assert_eq!(lanes_for((120, 64, 64)), None, "a hidden layer");
+    // Whichever writes out fewer terms, up to MAX_TERMS.
+    assert_eq!(lanes_for((MAX_TERMS + 88, MAX_TERMS, 1)), Some(Lanes::Rows));
+    assert_eq!(lanes_for((1, MAX_TERMS, 1)), Some(Lanes::Cols));
+    assert_eq!(lanes_for((MAX_TERMS + 1, MAX_TERMS + 1, 1)), None);
+    for (name, src) in unrolled_sources() {
+        validate(&name, src);
+    }
+    let e = source((120, 64, 64), (false, false), None, false, false).unwrap_err();
+    assert!(e.to_string().contains("at most 512 terms"), "{e}");
 }
 
 /// Compile to SPIR-V with every override at its default, as the Vulkan

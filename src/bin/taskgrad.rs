@@ -568,13 +568,22 @@ fn info() -> Result<()> {
     );
     let choice = taskgrad::kernels::matmul::choice(&gpu)?;
     println!(
-        "matmul (timed search, cached): register-blocked workgroup {:?}{}; products of {} \
+        "matmul (timed search, cached): register-blocked workgroup {:?}{}{}; products of {} \
          multiply-adds and more: {} {:?}",
         choice.register_wg,
         if choice.rows {
             " (small products of 8 rows or more: the rows kernels)"
         } else {
             ""
+        },
+        if choice.unrolled {
+            format!(
+                " (products of at most {} terms per row or column, one run at a time: \
+                 the written-out kernel)",
+                taskgrad::kernels::matmul_unrolled::MAX_TERMS
+            )
+        } else {
+            String::new()
         },
         taskgrad::kernels::matmul::LARGE_MACS,
         choice.large.name(),

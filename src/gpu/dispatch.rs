@@ -119,7 +119,7 @@ impl Dispatch {
             })
             .collect();
         format!(
-            "{:<40} grid {x}×{y}×{z}  {}",
+            "{:<48} grid {x}×{y}×{z}  {}",
             self.kernel.label,
             tensors.join(", ")
         )

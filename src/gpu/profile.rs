@@ -141,7 +141,7 @@ pub fn summarize(table: &BTreeMap<String, (usize, f64)>) -> Vec<KernelTime> {
 pub fn format_table(rows: &[KernelTime], steps: usize) -> String {
     let total: f64 = rows.iter().map(|r| r.total_ms).sum();
     let mut out = format!(
-        "{:<34} {:>7} {:>10} {:>7}\n",
+        "{:<48} {:>7} {:>10} {:>7}\n",
         "kernel", "calls", "total ms", "share"
     );
     for r in rows {
@@ -151,12 +151,12 @@ pub fn format_table(rows: &[KernelTime], steps: usize) -> String {
             0.0
         };
         out += &format!(
-            "{:<34} {:>7} {:>10.3} {:>6.1}%\n",
+            "{:<48} {:>7} {:>10.3} {:>6.1}%\n",
             r.kernel, r.calls, r.total_ms, share
         );
     }
     out += &format!(
-        "{:<34} {:>7} {:>10.3} over {steps} profiled steps ({:.3} ms of kernel time per step)\n",
+        "{:<48} {:>7} {:>10.3} over {steps} profiled steps ({:.3} ms of kernel time per step)\n",
         "total",
         "",
         total,

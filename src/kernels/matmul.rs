@@ -60,7 +60,7 @@ pub struct Replicas {
 }
 
 /// Which operand the ReLU mask applies to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Operand {
     A,
     B,
@@ -280,8 +280,11 @@ pub fn matmul(
     } else {
         a.shape()[1]
     };
-    let (kernel, wg) =
-        super::matmul_choice::choice(gpu)?.for_product((m, n, k), forced_kernel(gpu)?);
+    let (kernel, wg) = super::matmul_choice::choice(gpu)?.for_product_of(
+        (m, n, k),
+        forced_kernel(gpu)?,
+        opts.replica_count(),
+    );
     matmul_kernel(gpu, a, b, c, opts, kernel, wg)
 }
 
@@ -365,11 +368,18 @@ pub fn matmul_auto(
     } else {
         a.shape()[1]
     };
-    let (kernel, wg) =
-        super::matmul_choice::choice(gpu)?.for_product((m, n, k), forced_kernel(gpu)?);
+    let (kernel, wg) = super::matmul_choice::choice(gpu)?.for_product_of(
+        (m, n, k),
+        forced_kernel(gpu)?,
+        opts.replica_count(),
+    );
     let splits = match kernel {
         MatmulKernel::Naive => {
             check_k_fits(gpu, "the naive matmul (no split-K)", k)?;
+            1
+        }
+        MatmulKernel::Unrolled => {
+            check_k_fits(gpu, "the written-out matmul", k)?;
             1
         }
         _ => splits_for(gpu, kernel, (m, n, k), wg),
@@ -397,10 +407,11 @@ pub fn matmul_split(
     wg: (u32, u32),
     splits: usize,
 ) -> Result<Vec<Dispatch>> {
-    if kernel == MatmulKernel::Naive {
-        return Err(Error::InvalidConfig(
-            "the naive matmul has no split-K".into(),
-        ));
+    if matches!(kernel, MatmulKernel::Naive | MatmulKernel::Unrolled) {
+        return Err(Error::InvalidConfig(format!(
+            "the {} matmul has no split-K",
+            kernel.name()
+        )));
     }
     kernel.check_fits(gpu)?;
     let mut plan = plan(gpu, a, b, c, &opts, wg, kernel.tile(wg))?;
@@ -601,6 +612,9 @@ pub fn matmul_kernel(
     kernel: MatmulKernel,
     wg: (u32, u32),
 ) -> Result<Dispatch> {
+    if kernel == MatmulKernel::Unrolled {
+        return super::matmul_unrolled::matmul_unrolled(gpu, a, b, c, opts);
+    }
     let mask = opts.mask.map(|(t, _)| t);
     for (what, t) in [
         ("matmul A", Some(a)),
@@ -667,6 +681,18 @@ pub fn matmul_kernel(
         &axis,
         plan.grid,
     )
+}
+
+/// Whether the register and rows kernels sum op(A)·op(B) four values of k
+/// per turn for one replica and no split: with their vec4 view of A along k
+/// or of Bᵀ along k ([`VectorViews`]: A_VEC = 1 or B_VEC = 2). The
+/// written-out kernel groups its bias-gradient sums the same way.
+pub(crate) fn four_k_per_turn(a: &Tensor, b: &Tensor, opts: &MatmulOptions, k: usize) -> bool {
+    let whole = |t: &Tensor| t.offset().is_multiple_of(16);
+    let mask_ok = |on: Operand| opts.mask.is_none_or(|(t, o)| o != on || whole(t));
+    k.is_multiple_of(4)
+        && ((!opts.trans_a && whole(a) && mask_ok(Operand::A))
+            || (opts.trans_b && whole(b) && mask_ok(Operand::B)))
 }
 
 /// The register kernel's vec4 views of its operands (bindings 7-9 of
@@ -805,6 +831,11 @@ pub enum MatmulKernel {
     Rows,
     /// The same with 4 columns per invocation, for outputs narrower than 8.
     Rows4,
+    /// One row (or column) of C per invocation, every k and output written
+    /// out in WGSL generated for the product's shape, no loop: small
+    /// products only (`kernels::matmul_unrolled`). Not one of [`MatmulKernel::ALL`],
+    /// the kernels that take any product.
+    Unrolled,
     /// 8×8 outputs per invocation, 16-wide k-slices staged in workgroup
     /// memory (shaders/matmul_tiled.wgsl).
     Tiled,
@@ -841,6 +872,7 @@ impl MatmulKernel {
             MatmulKernel::Register => "register",
             MatmulKernel::Rows => "rows",
             MatmulKernel::Rows4 => "rows4",
+            MatmulKernel::Unrolled => "unrolled",
             MatmulKernel::Tiled => "tiled",
             MatmulKernel::Tiled32 => "tiled32",
         }
@@ -849,6 +881,7 @@ impl MatmulKernel {
         match self {
             MatmulKernel::Naive => "matmul_naive.wgsl",
             MatmulKernel::Register | MatmulKernel::Rows | MatmulKernel::Rows4 => "matmul.wgsl",
+            MatmulKernel::Unrolled => "generated/matmul_unrolled.wgsl",
             MatmulKernel::Tiled | MatmulKernel::Tiled32 => "matmul_tiled.wgsl",
         }
     }
@@ -857,6 +890,7 @@ impl MatmulKernel {
             MatmulKernel::Naive => "matmul_naive",
             MatmulKernel::Register => "matmul",
             MatmulKernel::Rows | MatmulKernel::Rows4 => "matmul_rows",
+            MatmulKernel::Unrolled => "matmul_unrolled",
             MatmulKernel::Tiled | MatmulKernel::Tiled32 => "matmul_tiled",
         }
     }
@@ -867,6 +901,7 @@ impl MatmulKernel {
             MatmulKernel::Register => (BLOCK, BLOCK),
             MatmulKernel::Rows => (8, 8),
             MatmulKernel::Rows4 => (BLOCK, 8),
+            MatmulKernel::Unrolled => (1, 1),
             MatmulKernel::Tiled | MatmulKernel::Tiled32 => (8, 8),
         }
     }
@@ -929,6 +964,7 @@ impl MatmulKernel {
             MatmulKernel::Register => (8, 8),
             MatmulKernel::Rows => (8, 1),
             MatmulKernel::Rows4 => (16, 1),
+            MatmulKernel::Unrolled => (8, 1),
             MatmulKernel::Naive | MatmulKernel::Tiled | MatmulKernel::Tiled32 => (16, 16),
         }
     }
@@ -949,6 +985,12 @@ pub struct MatmulChoice {
     /// lavapipe, fewer loads per multiply-add).
     #[serde(default)]
     pub rows: bool,
+    /// Small products that fit the written-out kernel
+    /// ([`super::matmul_unrolled::lanes_for`]) by it, one replica at a time:
+    /// taken on Mesa's llvmpipe, where it runs a head's products 1.4-2.1× faster
+    /// than the rows kernels; never chosen elsewhere.
+    #[serde(default)]
+    pub unrolled: bool,
     /// Kernel and workgroup shape for large products.
     pub large: MatmulKernel,
     pub large_wg: (u32, u32),
@@ -961,6 +1003,7 @@ impl Default for MatmulChoice {
         MatmulChoice {
             register_wg: (8, 8),
             rows: false,
+            unrolled: false,
             large: MatmulKernel::Register,
             large_wg: (8, 8),
         }
@@ -979,9 +1022,30 @@ impl MatmulChoice {
     /// register kernel with its workgroup fitted to the output.
     pub fn for_product(
         &self,
-        (m, n, k): (usize, usize, usize),
+        shape: (usize, usize, usize),
         forced: Option<MatmulKernel>,
     ) -> (MatmulKernel, (u32, u32)) {
+        self.for_product_of(shape, forced, 1)
+    }
+
+    /// [`MatmulChoice::for_product`] for a product run for `replicas` runs
+    /// at once: where the written-out kernel is chosen it takes the products
+    /// small enough for it, of one replica (it has no replica axis; a
+    /// replicated product takes the kernel it would have had without it,
+    /// whose sums are the same bit for bit).
+    pub fn for_product_of(
+        &self,
+        (m, n, k): (usize, usize, usize),
+        forced: Option<MatmulKernel>,
+        replicas: usize,
+    ) -> (MatmulKernel, (u32, u32)) {
+        if forced.is_none()
+            && self.unrolled
+            && replicas <= 1
+            && super::matmul_unrolled::lanes_for((m, n, k)).is_some()
+        {
+            return (MatmulKernel::Unrolled, MatmulKernel::Unrolled.default_wg());
+        }
         let tile = self.large.tile(self.large_wg);
         let fills = m >= tile.1 as usize && n >= tile.0 as usize;
         let register = (
@@ -1055,6 +1119,7 @@ mod tests {
         let c = MatmulChoice {
             register_wg: (8, 8),
             rows: false,
+            unrolled: false,
             large: MatmulKernel::Tiled32,
             large_wg: (16, 16),
         };
@@ -1073,6 +1138,38 @@ mod tests {
         assert_eq!(kernel((127, 4096, 4096)), MatmulKernel::Register);
         let forced = c.for_product((147456, 10, 25), Some(MatmulKernel::Tiled32));
         assert_eq!(forced, (MatmulKernel::Tiled32, (16, 16)));
+    }
+
+    #[test]
+    fn the_written_out_kernel_takes_small_products_of_one_replica_where_chosen() {
+        let c = MatmulChoice {
+            rows: true,
+            unrolled: true,
+            large: MatmulKernel::Tiled32,
+            large_wg: (16, 16),
+            ..MatmulChoice::default()
+        };
+        let pick = |shape| c.for_product(shape, None).0;
+        // W-iris: a head's three products and the first layer's; not the hidden layer's.
+        assert_eq!(pick((120, 3, 64)), MatmulKernel::Unrolled);
+        assert_eq!(pick((64, 3, 120)), MatmulKernel::Unrolled);
+        assert_eq!(pick((120, 64, 3)), MatmulKernel::Unrolled);
+        assert_eq!(pick((2, 64, 120)), MatmulKernel::Unrolled);
+        assert_eq!(pick((120, 64, 64)), MatmulKernel::Rows);
+        // Replicated, or forced, or not chosen: the kernel it would be without it.
+        assert_eq!(
+            c.for_product_of((120, 3, 64), None, 3).0,
+            MatmulKernel::Rows4
+        );
+        assert_eq!(
+            c.for_product((120, 3, 64), Some(MatmulKernel::Register)).0,
+            MatmulKernel::Register
+        );
+        let off = MatmulChoice {
+            unrolled: false,
+            ..c
+        };
+        assert_eq!(off.for_product((120, 3, 64), None).0, MatmulKernel::Rows4);
     }
 
     #[test]

@@ -45,7 +45,7 @@ pub const REPS: usize = 9;
 pub const MARGIN: f64 = 0.10;
 /// Bumped when the search changes, so old cache entries are ignored (a change
 /// to a kernel's source changes the key by itself: see [`cache_key`]).
-const SEARCH_VERSION: u32 = 4;
+const SEARCH_VERSION: u32 = 5;
 
 /// How this adapter's matmul choice was made: searched now (and how long
 /// that took) or read from the cache, and where the cache is.
@@ -165,17 +165,21 @@ fn search(gpu: &Gpu, fixed_wg: Option<(u32, u32)>) -> Result<MatmulChoice> {
     Ok(MatmulChoice {
         register_wg,
         rows: llvmpipe(gpu) || search_rows(gpu, register_wg)?,
+        unrolled: llvmpipe(gpu),
         large,
         large_wg,
     })
 }
 
 /// Mesa's llvmpipe (lavapipe on Vulkan, llvmpipe on GL) takes the rows
-/// kernels without a search: it compiles every load in a loop to a loop
-/// over the SIMD lanes, so loads per multiply-add set the speed, and the rows
-/// kernels make fewer (1.35-1.7× on W-iris's 64-wide products, up to 1.3×
-/// on its heads: BENCHMARKS.md, "The rows kernels"). Fixed rather than timed, so a noisy CPU cannot flip it
-/// between runs (the book draws the dispatches of a step, kernel names
+/// kernels, and the written-out kernel for the products small enough for
+/// it, without a search: it compiles every load in a loop to a loop over the
+/// SIMD lanes, so loads per multiply-add set the speed, and the rows kernels
+/// make fewer (1.35-1.7× on W-iris's 64-wide products, up to 1.3× on its
+/// heads: BENCHMARKS.md, "The rows kernels"); the written-out kernel has no
+/// loop at all (`super::matmul_unrolled`; 1.4–2.1× faster again on W-iris's
+/// heads, "The written-out kernel"). Fixed rather than timed, so a noisy CPU
+/// cannot flip it between runs (the book draws the dispatches of a step, kernel names
 /// included, and CI checks the drawing).
 fn llvmpipe(gpu: &Gpu) -> bool {
     gpu.report.name.contains("llvmpipe") || gpu.report.driver.contains("llvmpipe")

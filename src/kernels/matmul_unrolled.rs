@@ -1,0 +1,363 @@
+//! The written-out matmul: small products as WGSL generated per shape, with
+//! every value of k and every output of an invocation spelt out, and no loop.
+//!
+//! ```text
+//! C = op(A) · op(B)  [+ bias]  [ReLU]    or, with accumulate,   C += op(A) · op(B)
+//! ```
+//!
+//! with the masks and the bias gradient of the other f32 kernels
+//! (shaders/matmul_prelude.wgsl, whose bindings and epilogue it shares).
+//!
+//! Why: Mesa's llvmpipe (lavapipe) compiles every storage-buffer load inside
+//! a loop or a branch into a loop over the SIMD lanes, even where all lanes
+//! read the same address; only a load outside all control flow, at an
+//! address the compiler knows is the same for every lane, becomes one load
+//! and a broadcast. A skinny product (a head's 120×64·64×3, its weight
+//! gradient 64×120·120×3, its input gradient 120×3·3×64) is all loop and
+//! little arithmetic, and the loop kernels pay the lane loops on every load:
+//! 100–230 µs each on lavapipe for at most 23 thousand multiply-adds. Written
+//! out, one operand's every load has a constant address (a broadcast) and
+//! only the other's depends on the invocation: one invocation per row of C
+//! (`Lanes::Rows`: op(B) at constant addresses) or per column
+//! (`Lanes::Cols`: op(A) constant), whichever writes out fewer terms.
+//! BENCHMARKS.md, "The written-out kernel", has the measurements.
+//!
+//! The sums are the other kernels' (each output's products in ascending k,
+//! from zero; the bias gradient likewise), so the numbers are the same bit
+//! for bit (tests/kernels.rs checks it against the register kernel). The
+//! source grows with k × outputs per invocation, so only products up to
+//! [`MAX_TERMS`] are written out; larger ones keep the loop kernels. One
+//! replica only: the replica axis would make the constant addresses
+//! per-workgroup values, which llvmpipe loads lane by lane again.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::{Mutex, OnceLock};
+
+use super::matmul::{plan, MatmulOptions, Operand};
+use crate::error::{Error, Result};
+use crate::gpu::{Binding, Dispatch, Gpu, Tensor};
+
+/// Most multiply-adds one invocation may write out (k × its outputs): a
+/// head's 192–360 compile in tens of milliseconds on lavapipe; 4096 (a 64×64
+/// layer) took 2 s and ran no faster than the rows kernel.
+pub const MAX_TERMS: usize = 512;
+
+/// Invocations per workgroup: one SIMD vector of lavapipe's 256-bit lanes.
+const WG: u32 = 8;
+
+/// What one invocation covers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Lanes {
+    /// One row of C: op(A)[row, ·] per invocation, op(B) at constant addresses.
+    Rows,
+    /// One column of C: op(B)[·, col] per invocation, op(A) at constant addresses.
+    Cols,
+}
+
+/// How an m×k·k×n product would be written out (None: too large, see [`MAX_TERMS`]).
+pub fn lanes_for((m, n, k): (usize, usize, usize)) -> Option<Lanes> {
+    let (rows, cols) = (k * n, k * m);
+    if rows <= MAX_TERMS && rows <= cols {
+        Some(Lanes::Rows)
+    } else if cols <= MAX_TERMS {
+        Some(Lanes::Cols)
+    } else {
+        None
+    }
+}
+
+/// Everything the generated source depends on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct Spec {
+    m: usize,
+    n: usize,
+    k: usize,
+    trans_a: bool,
+    trans_b: bool,
+    mask: Option<Operand>,
+    bias_grad: bool,
+    /// Whether the loop kernels would take four values of k per turn
+    /// (`matmul::four_k_per_turn`), whose bias-gradient sums this copies.
+    fours: bool,
+    lanes: Lanes,
+}
+
+impl Spec {
+    /// Flat index of op(A)[r, kk] (r a WGSL expression).
+    fn a_index(&self, r: &str, kk: usize) -> String {
+        if self.trans_a {
+            format!("{}u + {r}", kk * self.m)
+        } else {
+            format!("{r} * {}u + {kk}u", self.k)
+        }
+    }
+
+    /// Flat index of op(B)[kk, c] (c a WGSL expression).
+    fn b_index(&self, kk: usize, c: &str) -> String {
+        if self.trans_b {
+            format!("{c} * {}u + {kk}u", self.k)
+        } else {
+            format!("{}u + {c}", kk * self.n)
+        }
+    }
+
+    /// A load of `array[index]`, times [mask > 0] when `operand` is masked.
+    fn load(&self, array: &str, operand: Operand, index: &str) -> String {
+        if self.mask == Some(operand) {
+            format!("select(0.0, {array}[{index}], mask[{index}] > 0.0)")
+        } else {
+            format!("{array}[{index}]")
+        }
+    }
+
+    /// After term `kk`, the values of k whose op(B) the bias gradient adds
+    /// now, in one expression: each one as it comes, or with `fours` each
+    /// four at the fourth, `bs + y0 + y1 + y2 + y3`, the loop kernels' own
+    /// expression when they take four values of k per turn. The same
+    /// expression matters on the GL backend, whose compiler may regroup
+    /// such a sum (the two groupings differed in the last bit there).
+    fn bias_terms(&self, kk: usize) -> Option<std::ops::Range<usize>> {
+        match (self.bias_grad, self.fours) {
+            (false, _) => None,
+            (true, false) => Some(kk..kk + 1),
+            (true, true) if kk % 4 == 3 => Some(kk - 3..kk + 1),
+            (true, true) => None,
+        }
+    }
+
+    /// The entry point `matmul_unrolled`, to follow shaders/matmul_prelude.wgsl.
+    fn source(&self) -> String {
+        let Spec { m, n, k, .. } = *self;
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "\n// Written out by kernels::matmul_unrolled for op(A) {m}×{k} · op(B) {k}×{n} \
+             (trans_a {}, trans_b {}, mask {:?}, bias gradient {}, lanes {:?}).",
+            self.trans_a, self.trans_b, self.mask, self.bias_grad, self.lanes
+        );
+        let _ = writeln!(s, "@compute @workgroup_size({WG})");
+        s.push_str("fn matmul_unrolled(@builtin(global_invocation_id) gid: vec3<u32>) {\n");
+        // The invocation's row (or column), clamped so that every load is in
+        // bounds without a branch; the stores below are guarded.
+        let (outs, own) = match self.lanes {
+            Lanes::Rows => (n, m),
+            Lanes::Cols => (m, n),
+        };
+        let _ = writeln!(s, "    let i = min(gid.x, {}u);", own - 1);
+        // The sums start from a zero the compiler cannot see (p.m < 2^31, so
+        // its top bit is 0): from a literal 0.0 it folds 0.0 + x·y into x·y,
+        // which is -0.0 where the loop kernels' 0.0 + (-0.0) gives +0.0.
+        s.push_str("    let zero = bitcast<f32>(p.m & 0x80000000u);\n");
+        for o in 0..outs {
+            let _ = writeln!(s, "    var acc{o} = zero;");
+        }
+        let grad = self.bias_grad;
+        match self.lanes {
+            Lanes::Rows => {
+                // op(B) at constant addresses: the bias gradient's sums are the
+                // same in every invocation (invocation 0 stores them).
+                if grad {
+                    for c in 0..n {
+                        let _ = writeln!(s, "    var bs{c} = zero;");
+                    }
+                }
+                for kk in 0..k {
+                    let x = self.load("a", Operand::A, &self.a_index("i", kk));
+                    let _ = writeln!(s, "    let x{kk} = {x};");
+                    for c in 0..n {
+                        let y = self.load("b", Operand::B, &self.b_index(kk, &format!("{c}u")));
+                        let _ = writeln!(s, "    let y{kk}_{c} = {y};");
+                        let _ = writeln!(s, "    acc{c} = acc{c} + x{kk} * y{kk}_{c};");
+                    }
+                    if let Some(ks) = self.bias_terms(kk) {
+                        for c in 0..n {
+                            let terms: Vec<String> =
+                                ks.clone().map(|j| format!(" + y{j}_{c}")).collect();
+                            let _ = writeln!(s, "    bs{c} = bs{c}{};", terms.concat());
+                        }
+                    }
+                }
+                let _ = writeln!(s, "    if (gid.x < {m}u) {{");
+                for c in 0..n {
+                    let _ = writeln!(s, "        store(i, {c}u, acc{c});");
+                }
+                s.push_str("    }\n");
+                if grad {
+                    s.push_str("    if (gid.x == 0u) {\n");
+                    for c in 0..n {
+                        let _ = writeln!(s, "        store_bias_grad({c}u, bs{c});");
+                    }
+                    s.push_str("    }\n");
+                }
+            }
+            Lanes::Cols => {
+                if grad {
+                    s.push_str("    var bs = zero;\n");
+                }
+                for kk in 0..k {
+                    let y = self.load("b", Operand::B, &self.b_index(kk, "i"));
+                    let _ = writeln!(s, "    let y{kk} = {y};");
+                    for r in 0..m {
+                        let x = self.load("a", Operand::A, &self.a_index(&format!("{r}u"), kk));
+                        let _ = writeln!(s, "    acc{r} = acc{r} + {x} * y{kk};");
+                    }
+                    if let Some(ks) = self.bias_terms(kk) {
+                        let terms: Vec<String> = ks.map(|j| format!(" + y{j}")).collect();
+                        let _ = writeln!(s, "    bs = bs{};", terms.concat());
+                    }
+                }
+                let _ = writeln!(s, "    if (gid.x < {n}u) {{");
+                for r in 0..m {
+                    let _ = writeln!(s, "        store({r}u, i, acc{r});");
+                }
+                if grad {
+                    s.push_str("        store_bias_grad(i, bs);\n");
+                }
+                s.push_str("    }\n");
+            }
+        }
+        s.push_str("}\n");
+        s
+    }
+}
+
+/// The generated source of `spec`, made once per process and kept for the
+/// pipeline cache, which keys kernels by their source's address (a few
+/// kilobytes per product shape a program uses).
+fn source_for(spec: Spec) -> &'static str {
+    static SOURCES: OnceLock<Mutex<HashMap<Spec, &'static str>>> = OnceLock::new();
+    let mut map = SOURCES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    map.entry(spec).or_insert_with(|| {
+        let text = format!(
+            "{}{}",
+            include_str!("../../shaders/matmul_prelude.wgsl"),
+            spec.source()
+        );
+        Box::leak(text.into_boxed_str())
+    })
+}
+
+/// The WGSL written out for an m×k·k×n product (what [`matmul_unrolled`]
+/// compiles for it, its options' transposes, mask and bias gradient given
+/// apart), for the naga validation test and for reading.
+///
+/// `fours`: whether the bias gradient adds op(B) four values of k at a time,
+/// as the loop kernels do where their vec4 views read along k.
+pub fn source(
+    (m, n, k): (usize, usize, usize),
+    (trans_a, trans_b): (bool, bool),
+    mask: Option<Operand>,
+    bias_grad: bool,
+    fours: bool,
+) -> Result<&'static str> {
+    let lanes = lanes_fitting((m, n, k))?;
+    Ok(source_for(Spec {
+        m,
+        n,
+        k,
+        trans_a,
+        trans_b,
+        mask,
+        bias_grad,
+        fours: fours && k.is_multiple_of(4),
+        lanes,
+    }))
+}
+
+fn lanes_fitting((m, n, k): (usize, usize, usize)) -> Result<Lanes> {
+    lanes_for((m, n, k)).ok_or_else(|| {
+        Error::InvalidConfig(format!(
+            "the written-out matmul takes products of at most {MAX_TERMS} terms per \
+             invocation (k·n or k·m); {m}×{k}·{k}×{n} has {}",
+            (k * n).min(k * m)
+        ))
+    })
+}
+
+fn spec((m, n, k): (usize, usize, usize), opts: &MatmulOptions, fours: bool) -> Result<Spec> {
+    let lanes = lanes_fitting((m, n, k))?;
+    if opts.replica_count() > 1 {
+        return Err(Error::InvalidConfig(
+            "the written-out matmul has no replica axis".into(),
+        ));
+    }
+    Ok(Spec {
+        m,
+        n,
+        k,
+        trans_a: opts.trans_a,
+        trans_b: opts.trans_b,
+        mask: opts.mask.map(|(_, o)| o),
+        bias_grad: opts.bias_grad.is_some(),
+        fours,
+        lanes,
+    })
+}
+
+/// Record C = op(A)·op(B) with the epilogue in `opts` by the written-out
+/// kernel: f32, one replica, at most [`MAX_TERMS`] terms per invocation.
+pub fn matmul_unrolled(
+    gpu: &Gpu,
+    a: &Tensor,
+    b: &Tensor,
+    c: &Tensor,
+    opts: MatmulOptions,
+) -> Result<Dispatch> {
+    let (m, n) = super::matmul::output_shape(a, b, opts.trans_a, opts.trans_b)?;
+    let k = if opts.trans_a {
+        a.shape()[0]
+    } else {
+        a.shape()[1]
+    };
+    if m == 0 || n == 0 {
+        return Err(Error::InvalidConfig("matmul: an empty output".into()));
+    }
+    let fours = super::matmul::four_k_per_turn(a, b, &opts, k);
+    let spec = spec((m, n, k), &opts, fours)?;
+    // The grid: one invocation per row (or column) of C, WG to a workgroup.
+    let tile = match spec.lanes {
+        Lanes::Rows => (n as u32, WG),
+        Lanes::Cols => (WG, m as u32),
+    };
+    let p = plan(gpu, a, b, c, &opts, (1, 1), tile)?;
+    let mask = opts.mask.map(|(t, _)| t);
+    for (what, t) in [
+        ("matmul A", Some(a)),
+        ("matmul B", Some(b)),
+        ("matmul C", Some(c)),
+        ("matmul mask", mask),
+    ] {
+        let Some(t) = t else { continue };
+        if t.dtype() != crate::gpu::DType::F32 {
+            return Err(Error::shape(
+                what,
+                "f32 elements (the written-out kernel)",
+                format!("{:?}", t.dtype()),
+            ));
+        }
+    }
+    let scratch = Tensor::zeros(gpu, &[1], "matmul unused bias gradient")?;
+    let bias_slot = opts.bias.unwrap_or(a);
+    let mask_slot = mask.unwrap_or(a);
+    let dbias_slot = opts.bias_grad.unwrap_or(&scratch);
+    use Binding::*;
+    let shader = super::Shader {
+        file: "generated/matmul_unrolled.wgsl",
+        source: source_for(spec),
+    };
+    shader.record(
+        gpu,
+        "matmul_unrolled",
+        &[
+            Uniform, ReadWrite, ReadOnly, ReadOnly, ReadOnly, ReadOnly, ReadWrite,
+        ],
+        &[],
+        &p.params,
+        &[c, a, b, bias_slot, mask_slot, dbias_slot],
+        [p.grid[0] * p.grid[1], 1, 1],
+    )
+}
