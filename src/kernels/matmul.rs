@@ -901,6 +901,7 @@ impl MatmulKernel {
             MatmulKernel::Register => (BLOCK, BLOCK),
             MatmulKernel::Rows => (8, 8),
             MatmulKernel::Rows4 => (BLOCK, 8),
+            // (Unused: `kernels::matmul_unrolled` sizes its own grid, a row or a column of C per invocation.)
             MatmulKernel::Unrolled => (1, 1),
             MatmulKernel::Tiled | MatmulKernel::Tiled32 => (8, 8),
         }
@@ -1042,6 +1043,8 @@ impl MatmulChoice {
         if forced.is_none()
             && self.unrolled
             && replicas <= 1
+            && m > 0
+            && n > 0
             && super::matmul_unrolled::lanes_for((m, n, k)).is_some()
         {
             return (MatmulKernel::Unrolled, MatmulKernel::Unrolled.default_wg());
