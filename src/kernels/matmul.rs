@@ -125,6 +125,18 @@ fn dims(op: &'static str, t: &Tensor, trans: bool) -> Result<(usize, usize)> {
     }
 }
 
+/// (m, n, k) of op(A)·op(B): [`output_shape`] and the length of the sums.
+pub fn product_shape(
+    a: &Tensor,
+    b: &Tensor,
+    trans_a: bool,
+    trans_b: bool,
+) -> Result<(usize, usize, usize)> {
+    let (m, n) = output_shape(a, b, trans_a, trans_b)?;
+    let (_, k) = dims("matmul", a, trans_a)?;
+    Ok((m, n, k))
+}
+
 /// Shape (M, N) of op(A)·op(B), checking that the inner dimensions agree.
 pub fn output_shape(
     a: &Tensor,
@@ -202,12 +214,7 @@ pub fn plan(
     wg: (u32, u32),
     tile: (u32, u32),
 ) -> Result<MatmulPlan> {
-    let (m, n) = output_shape(a, b, opts.trans_a, opts.trans_b)?;
-    let k = if opts.trans_a {
-        a.shape()[0]
-    } else {
-        a.shape()[1]
-    };
+    let (m, n, k) = product_shape(a, b, opts.trans_a, opts.trans_b)?;
     c.expect_shape("matmul output", &[m, n])?;
     for (what, t) in [("matmul A", a), ("matmul B", b), ("matmul C", c)] {
         if t.dtype() == DType::U32 {
@@ -274,12 +281,7 @@ pub fn matmul(
     c: &Tensor,
     opts: MatmulOptions,
 ) -> Result<Dispatch> {
-    let (m, n) = output_shape(a, b, opts.trans_a, opts.trans_b)?;
-    let k = if opts.trans_a {
-        a.shape()[0]
-    } else {
-        a.shape()[1]
-    };
+    let (m, n, k) = product_shape(a, b, opts.trans_a, opts.trans_b)?;
     let (kernel, wg) = super::matmul_choice::choice(gpu)?.for_product_of(
         (m, n, k),
         forced_kernel(gpu)?,
@@ -362,12 +364,7 @@ pub fn matmul_auto(
     c: &Tensor,
     opts: MatmulOptions,
 ) -> Result<Vec<Dispatch>> {
-    let (m, n) = output_shape(a, b, opts.trans_a, opts.trans_b)?;
-    let k = if opts.trans_a {
-        a.shape()[0]
-    } else {
-        a.shape()[1]
-    };
+    let (m, n, k) = product_shape(a, b, opts.trans_a, opts.trans_b)?;
     let (kernel, wg) = super::matmul_choice::choice(gpu)?.for_product_of(
         (m, n, k),
         forced_kernel(gpu)?,

@@ -307,12 +307,7 @@ pub fn matmul_unrolled(
     c: &Tensor,
     opts: MatmulOptions,
 ) -> Result<Dispatch> {
-    let (m, n) = super::matmul::output_shape(a, b, opts.trans_a, opts.trans_b)?;
-    let k = if opts.trans_a {
-        a.shape()[0]
-    } else {
-        a.shape()[1]
-    };
+    let (m, n, k) = super::matmul::product_shape(a, b, opts.trans_a, opts.trans_b)?;
     if m == 0 || n == 0 {
         return Err(Error::InvalidConfig("matmul: an empty output".into()));
     }
