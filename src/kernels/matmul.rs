@@ -582,7 +582,7 @@ struct ReduceParams {
 /// A writable slot a kernel never writes through (an unused bias gradient),
 /// as a view of one element per replica, one apart, so that its copies do
 /// not overlap: (replica 0's view, the stride).
-fn unused_output(gpu: &Gpu, reps: usize) -> Result<(Tensor, usize)> {
+pub(super) fn unused_output(gpu: &Gpu, reps: usize) -> Result<(Tensor, usize)> {
     let t = Tensor::zeros(gpu, &[reps], "matmul unused bias gradient")?;
     Ok((t.slice(0, &[1])?, 1))
 }

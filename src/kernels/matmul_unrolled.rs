@@ -152,73 +152,82 @@ impl Spec {
         for o in 0..outs {
             let _ = writeln!(s, "    var acc{o} = zero;");
         }
-        let grad = self.bias_grad;
         match self.lanes {
-            Lanes::Rows => {
-                // op(B) at constant addresses: the bias gradient's sums are the
-                // same in every invocation (invocation 0 stores them).
-                if grad {
-                    for c in 0..n {
-                        let _ = writeln!(s, "    var bs{c} = zero;");
-                    }
-                }
-                for kk in 0..k {
-                    let x = self.load("a", Operand::A, &self.a_index("i", kk));
-                    let _ = writeln!(s, "    let x{kk} = {x};");
-                    for c in 0..n {
-                        let y = self.load("b", Operand::B, &self.b_index(kk, &format!("{c}u")));
-                        let _ = writeln!(s, "    let y{kk}_{c} = {y};");
-                        let _ = writeln!(s, "    acc{c} = acc{c} + x{kk} * y{kk}_{c};");
-                    }
-                    if let Some(ks) = self.bias_terms(kk) {
-                        for c in 0..n {
-                            let terms: Vec<String> =
-                                ks.clone().map(|j| format!(" + y{j}_{c}")).collect();
-                            let _ = writeln!(s, "    bs{c} = bs{c}{};", terms.concat());
-                        }
-                    }
-                }
-                let _ = writeln!(s, "    if (gid.x < {m}u) {{");
-                for c in 0..n {
-                    let _ = writeln!(s, "        store(i, {c}u, acc{c});");
-                }
-                s.push_str("    }\n");
-                if grad {
-                    s.push_str("    if (gid.x == 0u) {\n");
-                    for c in 0..n {
-                        let _ = writeln!(s, "        store_bias_grad({c}u, bs{c});");
-                    }
-                    s.push_str("    }\n");
-                }
-            }
-            Lanes::Cols => {
-                if grad {
-                    s.push_str("    var bs = zero;\n");
-                }
-                for kk in 0..k {
-                    let y = self.load("b", Operand::B, &self.b_index(kk, "i"));
-                    let _ = writeln!(s, "    let y{kk} = {y};");
-                    for r in 0..m {
-                        let x = self.load("a", Operand::A, &self.a_index(&format!("{r}u"), kk));
-                        let _ = writeln!(s, "    acc{r} = acc{r} + {x} * y{kk};");
-                    }
-                    if let Some(ks) = self.bias_terms(kk) {
-                        let terms: Vec<String> = ks.map(|j| format!(" + y{j}")).collect();
-                        let _ = writeln!(s, "    bs = bs{};", terms.concat());
-                    }
-                }
-                let _ = writeln!(s, "    if (gid.x < {n}u) {{");
-                for r in 0..m {
-                    let _ = writeln!(s, "        store({r}u, i, acc{r});");
-                }
-                if grad {
-                    s.push_str("        store_bias_grad(i, bs);\n");
-                }
-                s.push_str("    }\n");
-            }
+            Lanes::Rows => self.rows_body(&mut s),
+            Lanes::Cols => self.cols_body(&mut s),
         }
         s.push_str("}\n");
         s
+    }
+
+    /// One invocation per row i of C: op(A)[i, k] per invocation, op(B) at
+    /// constant addresses; the bias gradient's sums are then the same in
+    /// every invocation, and invocation 0 stores them.
+    fn rows_body(&self, s: &mut String) {
+        let Spec { m, n, k, .. } = *self;
+        let grad = self.bias_grad;
+        if grad {
+            for c in 0..n {
+                let _ = writeln!(s, "    var bs{c} = zero;");
+            }
+        }
+        for kk in 0..k {
+            let x = self.load("a", Operand::A, &self.a_index("i", kk));
+            let _ = writeln!(s, "    let x{kk} = {x};");
+            for c in 0..n {
+                let y = self.load("b", Operand::B, &self.b_index(kk, &format!("{c}u")));
+                let _ = writeln!(s, "    let y{kk}_{c} = {y};");
+                let _ = writeln!(s, "    acc{c} = acc{c} + x{kk} * y{kk}_{c};");
+            }
+            if let Some(ks) = self.bias_terms(kk) {
+                for c in 0..n {
+                    let terms: Vec<String> = ks.clone().map(|j| format!(" + y{j}_{c}")).collect();
+                    let _ = writeln!(s, "    bs{c} = bs{c}{};", terms.concat());
+                }
+            }
+        }
+        let _ = writeln!(s, "    if (gid.x < {m}u) {{");
+        for c in 0..n {
+            let _ = writeln!(s, "        store(i, {c}u, acc{c});");
+        }
+        s.push_str("    }\n");
+        if grad {
+            s.push_str("    if (gid.x == 0u) {\n");
+            for c in 0..n {
+                let _ = writeln!(s, "        store_bias_grad({c}u, bs{c});");
+            }
+            s.push_str("    }\n");
+        }
+    }
+
+    /// One invocation per column i of C: op(B)[k, i] per invocation, op(A)
+    /// at constant addresses; each invocation stores its column's bias gradient.
+    fn cols_body(&self, s: &mut String) {
+        let Spec { m, n, k, .. } = *self;
+        let grad = self.bias_grad;
+        if grad {
+            s.push_str("    var bs = zero;\n");
+        }
+        for kk in 0..k {
+            let y = self.load("b", Operand::B, &self.b_index(kk, "i"));
+            let _ = writeln!(s, "    let y{kk} = {y};");
+            for r in 0..m {
+                let x = self.load("a", Operand::A, &self.a_index(&format!("{r}u"), kk));
+                let _ = writeln!(s, "    acc{r} = acc{r} + {x} * y{kk};");
+            }
+            if let Some(ks) = self.bias_terms(kk) {
+                let terms: Vec<String> = ks.map(|j| format!(" + y{j}")).collect();
+                let _ = writeln!(s, "    bs = bs{};", terms.concat());
+            }
+        }
+        let _ = writeln!(s, "    if (gid.x < {n}u) {{");
+        for r in 0..m {
+            let _ = writeln!(s, "        store({r}u, i, acc{r});");
+        }
+        if grad {
+            s.push_str("        store_bias_grad(i, bs);\n");
+        }
+        s.push_str("    }\n");
     }
 }
 
@@ -335,7 +344,7 @@ pub fn matmul_unrolled(
             ));
         }
     }
-    let scratch = Tensor::zeros(gpu, &[1], "matmul unused bias gradient")?;
+    let (scratch, _) = super::matmul::unused_output(gpu, 1)?;
     let bias_slot = opts.bias.unwrap_or(a);
     let mask_slot = mask.unwrap_or(a);
     let dbias_slot = opts.bias_grad.unwrap_or(&scratch);
