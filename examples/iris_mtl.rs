@@ -19,8 +19,9 @@ use std::time::Instant;
 
 use clap::Parser;
 use taskgrad::data::{Dataset, Split, Table, TaskType};
+use taskgrad::gpu::CpuThreads;
 use taskgrad::mtl::{self, GradSpace};
-use taskgrad::nn::{Arch, Freeze};
+use taskgrad::nn::{Arch, Freeze, MultiTaskNet};
 use taskgrad::train::metrics::delta_m;
 use taskgrad::train::{
     finetune_per_task, fit, fit_lockstep, on_devices, single_task_baselines, EpochLog, FitReport,
@@ -277,10 +278,6 @@ fn delta_ms(
 
 fn run(args: Args) -> taskgrad::Result<()> {
     let started = Instant::now();
-    let gpu = Gpu::new()?;
-    // The matmul's timed search (first run on an adapter only) is a step of
-    // its own, announced and timed apart from training.
-    let tuning = taskgrad::cli::tune_matmul(&gpu)?;
 
     // Data: 150 rows; 60% train, 20% validation (early stopping), 20% test.
     let table = Table::from_csv(concat!(env!("CARGO_MANIFEST_DIR"), "/data/iris.csv"))?;
@@ -301,6 +298,23 @@ fn run(args: Args) -> taskgrad::Result<()> {
         grad_space,
         ..Default::default()
     };
+
+    // A CPU adapter runs a step this small on the submitting thread alone
+    // (`CpuThreads`: a dispatch handed to worker threads costs more here
+    // than its arithmetic).
+    let spec = TrainConfig {
+        arch: arch.clone(),
+        ..cfg.clone()
+    }
+    .net_spec(&data, &data.tasks);
+    let batch = cfg.batch_size.min(split.train.len());
+    // --lockstep steps the further seeds together: their products share dispatches.
+    let runs = if args.lockstep { args.seeds.max(1) } else { 1 } as u64;
+    let work = MultiTaskNet::forward_multiply_adds(&spec, batch)?.map(|n| n * runs);
+    let gpu = Gpu::new_with(CpuThreads::for_step(work))?;
+    // The matmul's timed search (first run on an adapter only) is a step of
+    // its own, announced and timed apart from training.
+    let tuning = taskgrad::cli::tune_matmul(&gpu)?;
 
     // The multi-task model, then one single-task model per task.
     let method = mtl::by_name_seeded(&args.weighting, args.seed)?;
@@ -350,8 +364,12 @@ fn run(args: Args) -> taskgrad::Result<()> {
 
     // The table: per task, the test metric of MTL and of STL, then Δm%.
     println!(
-        "taskgrad iris_mtl | adapter: {} | weighting: {} | arch: {} | seed {}",
-        gpu.report, args.weighting, args.arch, args.seed
+        "taskgrad iris_mtl | adapter: {}{} | weighting: {} | arch: {} | seed {}",
+        gpu.report,
+        gpu.threads_note(),
+        args.weighting,
+        args.arch,
+        args.seed
     );
     println!(
         "test split: {} rows (train {}, validation {})\n",

@@ -1,7 +1,7 @@
 //! workloads: run one reference workload of WORKLOADS.md exactly as defined
 //! and print one line, so the same work can be compared with other systems.
 //!
-//!     cargo run --release --example workloads -- W-iris  [--weighting M] [--unfused | --half]
+//!     cargo run --release --example workloads -- W-iris  [--weighting M] [--unfused | --half] [--hidden 64,64]
 //!     cargo run --release --example workloads -- W-synth [--weighting M] [--unfused | --half]
 //!     cargo run --release --example workloads -- W-lenet [--weighting M]
 //!     cargo run --release --example workloads -- W-matmul [--sizes 256,512,1024] [--kernel naive|register|rows|tiled|tiled32] [--half] [--per-submit N]
@@ -19,6 +19,7 @@
 use std::time::Instant;
 
 use clap::Parser;
+use taskgrad::gpu::CpuThreads;
 use taskgrad::kernels::matmul::{self, MatmulKernel, MatmulOptions};
 use taskgrad::kernels::{matmul_coop, matmul_f16};
 use taskgrad::train::step::StepOptions;
@@ -62,6 +63,10 @@ struct Args {
     experts: usize,
     #[arg(long, default_value_t = 64)]
     expert_hidden: usize,
+    /// W-iris: the trunk's hidden widths (WORKLOADS.md's is 64,64; others
+    /// measure how the step scales with the network).
+    #[arg(long, value_delimiter = ',', default_value = "64,64")]
+    hidden: Vec<usize>,
 }
 
 fn print_profile(gpu: &Gpu, w: &mut Workload, steps: usize) -> taskgrad::Result<()> {
@@ -115,7 +120,13 @@ fn steps(
 }
 
 fn run(args: Args) -> taskgrad::Result<()> {
-    let gpu = Gpu::new()?;
+    // A CPU adapter runs a small step on this thread alone (`CpuThreads`);
+    // W-synth's and W-lenet's steps are hundreds of times larger.
+    let threads = match args.workload.to_ascii_lowercase().as_str() {
+        "w-iris" => workloads::iris_threads(&args.hidden)?,
+        _ => CpuThreads::Driver,
+    };
+    let gpu = Gpu::new_with(threads)?;
     let fused = !args.unfused;
     let opts = StepOptions {
         fused,
@@ -125,16 +136,22 @@ fn run(args: Args) -> taskgrad::Result<()> {
     let half = args.half;
     match args.workload.to_ascii_lowercase().as_str() {
         "w-iris" => {
-            let mut w = w_iris(&gpu, &args.weighting, opts)?;
+            let mut w = if args.hidden == [64, 64] {
+                w_iris(&gpu, &args.weighting, opts)?
+            } else {
+                let lr = workloads::adam(1e-2);
+                workloads::iris_variant(&gpu, &args.weighting, None, args.hidden.clone(), lr, opts)?
+            };
             let (sps, bytes) = steps(&gpu, &mut w, 50, 500, 100)?;
             if args.profile {
                 print_profile(&gpu, &mut w, 50)?;
             }
             println!(
-                "workload=W-iris weighting={} fused={fused} half={half} steps_per_s={sps:.1} dispatches_per_step={} readback_bytes_per_step={bytes:.2} matmul_wg={:?} adapter=\"{}\"",
+                "workload=W-iris weighting={} fused={fused} half={half} steps_per_s={sps:.1} dispatches_per_step={} readback_bytes_per_step={bytes:.2} matmul_wg={:?} cpu_threads={:?} adapter=\"{}\"",
                 args.weighting,
                 w.dispatches_per_step(),
                 taskgrad::kernels::matmul::workgroup(&gpu)?,
+                gpu.cpu_threads,
                 gpu.report
             );
         }

@@ -23,7 +23,7 @@ use rand::{Rng, SeedableRng};
 
 use taskgrad::data::{Dataset, Split, Table, TaskType};
 use taskgrad::error::Result;
-use taskgrad::gpu::Gpu;
+use taskgrad::gpu::{CpuThreads, Gpu};
 use taskgrad::mtl::{self, GradSpace};
 use taskgrad::nn::{Arch, LayerSpec, MultiTaskNet, NetSpec, ParamBuilder, ParamSet};
 use taskgrad::optim::OptimizerConfig;
@@ -181,16 +181,8 @@ pub fn adam(lr: f32) -> OptimizerConfig {
     }
 }
 
-/// W-iris's data and full batch with another trunk, gradient space and
-/// optimizer (the book's cost comparisons and descent experiment).
-pub fn iris_variant(
-    gpu: &Gpu,
-    weighting: &str,
-    space: Option<GradSpace>,
-    trunk: Vec<usize>,
-    optimizer: OptimizerConfig,
-    opts: StepOptions,
-) -> Result<Workload> {
+/// W-iris's training data and its one batch (the 120 training rows).
+fn iris_data() -> Result<(Dataset, Vec<usize>)> {
     // Bundled, not read from disk: the browser demo runs this workload too.
     let table = Table::from_csv_text("data/iris.csv", include_str!("../../data/iris.csv"))?;
     let split = Split::new(table.n_rows(), 0.0, 0.2, 0)?;
@@ -205,10 +197,33 @@ pub fn iris_variant(
         &tasks,
         &split.train,
     )?;
+    Ok((data, split.train))
+}
+
+/// How a CPU adapter should run W-iris's step through a trunk of these
+/// widths, from its size (known before a device is opened).
+pub fn iris_threads(trunk: &[usize]) -> Result<CpuThreads> {
+    let (data, rows) = iris_data()?;
+    let spec = spec_for(&data, trunk.to_vec(), Arch::Shared);
+    let work = MultiTaskNet::forward_multiply_adds(&spec, rows.len())?;
+    Ok(CpuThreads::for_step(work))
+}
+
+/// W-iris's data and full batch with another trunk, gradient space and
+/// optimizer (the book's cost comparisons and descent experiment).
+pub fn iris_variant(
+    gpu: &Gpu,
+    weighting: &str,
+    space: Option<GradSpace>,
+    trunk: Vec<usize>,
+    optimizer: OptimizerConfig,
+    opts: StepOptions,
+) -> Result<Workload> {
+    let (data, rows) = iris_data()?;
     build(
         gpu,
         data,
-        vec![split.train.clone()],
+        vec![rows],
         trunk,
         optimizer,
         weighting,

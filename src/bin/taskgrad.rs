@@ -239,8 +239,8 @@ fn train(matches: &ArgMatches, config: Option<&std::path::Path>) -> Result<()> {
     for w in &prepared.warnings {
         eprintln!("warning: {w}");
     }
-    let gpu = Gpu::new()?;
-    eprintln!("adapter: {}", gpu.report);
+    let gpu = Gpu::new_with(prepared.cpu_threads()?)?;
+    eprintln!("adapter: {}{}", gpu.report, gpu.threads_note());
     taskgrad::cli::tune_matmul(&gpu)?;
     if settings.profile && !gpu.can_profile() {
         eprintln!(
@@ -394,8 +394,8 @@ fn compare(matches: &ArgMatches, args: &CompareArgs) -> Result<()> {
     for w in prepared.warnings() {
         eprintln!("warning: {w}");
     }
-    let gpu = Gpu::new()?;
-    eprintln!("adapter: {}", gpu.report);
+    let gpu = Gpu::new_with(prepared.cpu_threads()?)?;
+    eprintln!("adapter: {}{}", gpu.report, gpu.threads_note());
     taskgrad::cli::tune_matmul(&gpu)?;
     let bar = ProgressBar::new(prepared.fits() as u64);
     bar.set_style(

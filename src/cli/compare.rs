@@ -25,7 +25,7 @@ use super::run::{
     RunSettings,
 };
 use crate::error::{Error, Result};
-use crate::gpu::Gpu;
+use crate::gpu::{CpuThreads, Gpu};
 use crate::model::checkpoint::write_atomically;
 use crate::nn::Freeze;
 use crate::train::metrics::{delta_m, TaskMetrics};
@@ -87,6 +87,29 @@ impl PreparedCompare {
         self.seeds.chunks(size).map(|c| c.to_vec()).collect()
     }
 
+    /// How a CPU adapter should run the comparison's steps
+    /// ([`CpuThreads::for_step`]), from the first seed's network and batch
+    /// (times the seeds stepped together with `--lockstep`). Tables of more
+    /// than [`THREADS_ESTIMATE_ROWS`] rows keep the driver's threads rather
+    /// than encode the data once more before the device opens.
+    pub fn cpu_threads(&self) -> Result<CpuThreads> {
+        let first = match self.seeds.first() {
+            Some(&s) if self.loaded.kept.len() <= THREADS_ESTIMATE_ROWS => s,
+            _ => return Ok(CpuThreads::Driver),
+        };
+        let seeded = for_seed(&self.loaded, &self.settings, first, None)?;
+        let runs = match self.lockstep {
+            true => self
+                .lockstep_groups()
+                .iter()
+                .map(Vec::len)
+                .max()
+                .unwrap_or(1),
+            false => 1,
+        };
+        super::run::threads_for(&self.cfg, &seeded.data, &seeded.split, runs)
+    }
+
     /// What looks wrong but does not stop the comparison (a lock taken over
     /// from a run that did not end cleanly).
     pub fn warnings(&self) -> Vec<String> {
@@ -110,6 +133,10 @@ impl PreparedCompare {
 }
 
 /// Check everything (sizes, methods, data, output folder) before the GPU starts.
+/// The most rows whose data [`PreparedCompare::cpu_threads`] encodes to size
+/// the network before the device opens.
+pub const THREADS_ESTIMATE_ROWS: usize = 200_000;
+
 /// The most seeds a comparison takes.
 pub const MAX_SEEDS: usize = 1000;
 

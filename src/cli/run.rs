@@ -10,7 +10,7 @@ use super::settings::{layer_list, parse_embed};
 use crate::data::encode::{usable_rows, Missing, Schema};
 use crate::data::{Split, Table, TaskType};
 use crate::error::{Error, Result};
-use crate::gpu::Gpu;
+use crate::gpu::{CpuThreads, Gpu};
 use crate::model::checkpoint::{self, ModelMeta, SplitRecord};
 use crate::train::{fit, single_task_baselines, EpochLog, FitReport, InitParams, TrainConfig};
 
@@ -84,6 +84,28 @@ pub struct PreparedRun {
     /// Held while the run writes its folder; removed when the run ends.
     _lock: OutLock,
 }
+impl PreparedRun {
+    /// How a CPU adapter should run this run's steps, from the network and
+    /// the batch ([`CpuThreads::for_step`]): known before a device is opened.
+    pub fn cpu_threads(&self) -> Result<CpuThreads> {
+        threads_for(&self.cfg, &self.data, &self.split, 1)
+    }
+}
+
+/// [`CpuThreads::for_step`] for `runs` runs of `cfg` over `data` stepped
+/// together (lockstep seeds share each dispatch).
+pub(crate) fn threads_for(
+    cfg: &TrainConfig,
+    data: &crate::data::Dataset,
+    split: &Split,
+    runs: usize,
+) -> Result<CpuThreads> {
+    let spec = cfg.net_spec(data, &data.tasks);
+    let batch = cfg.batch_size.min(split.train.len()).max(1);
+    let work = crate::nn::MultiTaskNet::forward_multiply_adds(&spec, batch)?;
+    Ok(CpuThreads::for_step(work.map(|n| n * runs as u64)))
+}
+
 /// The run folder's lock, `<out>/.taskgrad.lock`: an OS file lock on it
 /// (released by the system when the process ends, however it ends) and the
 /// owner's pid written inside. A lock file whose lock nobody holds is what a

@@ -58,6 +58,10 @@ pub struct Gpu {
     /// The kernel settings from the environment, read and checked when the
     /// `Gpu` was made ([`super::env`]).
     pub env: super::env::KernelEnv,
+    /// How a CPU adapter runs this device's dispatches ([`CpuThreads`]): what
+    /// was asked when it was opened, unless the user's own `LP_NUM_THREADS`
+    /// said otherwise (it wins).
+    pub cpu_threads: CpuThreads,
     pipelines: Mutex<HashMap<PipelineKey, Arc<Kernel>>>,
     uncaptured: Arc<Mutex<Option<String>>>,
     pub(crate) readbacks: std::sync::atomic::AtomicU64,
@@ -162,6 +166,82 @@ pub fn list_adapters() -> Vec<String> {
         .collect()
 }
 
+/// How many threads a CPU adapter (Mesa's llvmpipe, through Vulkan or GL)
+/// runs each dispatch on. Hardware adapters ignore it.
+///
+/// llvmpipe hands every dispatch to worker threads, one per core, and waits
+/// for them: a thread wake-up and a wait per dispatch, tens of microseconds,
+/// which a small network's step pays some twenty times for a few hundred
+/// thousand multiply-adds. Run on the submitting thread instead, W-iris
+/// (2→64→64, three heads, 120 rows) steps 1.6–1.8× faster on a 2-core
+/// machine; with 128-wide layers the workers win again (BENCHMARKS.md,
+/// "One thread for a small step"). [`CpuThreads::for_step`] chooses by size.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CpuThreads {
+    /// The driver's choice (llvmpipe: a worker per core).
+    #[default]
+    Driver,
+    /// The submitting thread alone: llvmpipe opened with `LP_NUM_THREADS=0`.
+    Inline,
+}
+
+impl CpuThreads {
+    /// The most forward multiply-adds per step that run [`CpuThreads::Inline`]:
+    /// between W-iris's 0.55 M (1.6–1.8× faster inline) and the same data
+    /// through a 128-wide trunk's 2.1 M (1.2× slower inline), on the 2-core
+    /// machine of BENCHMARKS.md.
+    pub const INLINE_UP_TO: u64 = 1 << 20;
+
+    /// The choice for a step of `forward_multiply_adds` (None: not known,
+    /// such as a network over images, whose convolutions reuse each weight
+    /// at every pixel): inline up to [`CpuThreads::INLINE_UP_TO`].
+    pub fn for_step(forward_multiply_adds: Option<u64>) -> CpuThreads {
+        match forward_multiply_adds {
+            Some(n) if n <= Self::INLINE_UP_TO => CpuThreads::Inline,
+            _ => CpuThreads::Driver,
+        }
+    }
+}
+
+/// `LP_NUM_THREADS=0` while an instance is made, for [`CpuThreads::Inline`]:
+/// llvmpipe reads it once, when it sets up an instance's device (its worker
+/// pools belong to that screen), so it is removed again on drop and later
+/// instances get the driver's choice. A value the user set is left alone.
+struct LlvmpipeThreads {
+    set: bool,
+}
+
+impl LlvmpipeThreads {
+    const VAR: &'static str = "LP_NUM_THREADS";
+
+    fn apply(threads: CpuThreads) -> LlvmpipeThreads {
+        let set = cfg!(not(target_arch = "wasm32"))
+            && threads == CpuThreads::Inline
+            && std::env::var_os(Self::VAR).is_none();
+        if set {
+            std::env::set_var(Self::VAR, "0");
+        }
+        LlvmpipeThreads { set }
+    }
+
+    /// What llvmpipe will do: [`CpuThreads::Inline`] where the variable is 0
+    /// (set here or by the user), else the driver's choice.
+    fn in_effect() -> CpuThreads {
+        match std::env::var(Self::VAR) {
+            Ok(v) if v.trim() == "0" => CpuThreads::Inline,
+            _ => CpuThreads::Driver,
+        }
+    }
+}
+
+impl Drop for LlvmpipeThreads {
+    fn drop(&mut self) {
+        if self.set {
+            std::env::remove_var(Self::VAR);
+        }
+    }
+}
+
 /// Loop back-edges an llvmpipe invocation takes before its loops are cut
 /// short (gallivm's `LP_MAX_TGSI_LOOP_ITERATIONS`).
 pub const LLVMPIPE_LOOP_LIMIT: u64 = 65_535;
@@ -173,9 +253,23 @@ impl Gpu {
         pollster::block_on(Self::new_async())
     }
 
+    /// [`Gpu::new`] with a CPU adapter's threads chosen (see [`CpuThreads`]).
+    /// [`CpuThreads::Inline`] sets `LP_NUM_THREADS` while the adapter is
+    /// opened, which changes the process environment: open it before other
+    /// threads of the program read the environment (the `taskgrad` tool and
+    /// the examples open it from `main`'s thread, before any work starts).
+    pub fn new_with(threads: CpuThreads) -> Result<Gpu> {
+        pollster::block_on(Self::new_with_async(threads))
+    }
+
     /// [`Gpu::new`] without blocking: the form a browser needs, where the
     /// adapter and device arrive through the event loop.
     pub async fn new_async() -> Result<Gpu> {
+        Self::new_with_async(CpuThreads::Driver).await
+    }
+
+    /// [`Gpu::new_with`] without blocking.
+    pub async fn new_with_async(threads: CpuThreads) -> Result<Gpu> {
         let backends = match std::env::var("TASKGRAD_BACKEND") {
             Ok(s) if !s.trim().is_empty() => parse_backend(&s)?,
             // In a browser: its WebGPU (WebGL cannot run compute shaders).
@@ -190,7 +284,7 @@ impl Gpu {
         let name_filter = std::env::var("TASKGRAD_ADAPTER")
             .ok()
             .filter(|s| !s.is_empty());
-        Self::with_options_async(backends, name_filter.as_deref()).await
+        Self::opened(backends, name_filter.as_deref(), threads).await
     }
 
     /// Open the best adapter among `backends` whose name contains `name_filter`.
@@ -203,12 +297,22 @@ impl Gpu {
         backends: wgpu::Backends,
         name_filter: Option<&str>,
     ) -> Result<Gpu> {
-        Self::open(choose_adapter(backends, name_filter).await?).await
+        Self::opened(backends, name_filter, CpuThreads::Driver).await
+    }
+
+    async fn opened(
+        backends: wgpu::Backends,
+        name_filter: Option<&str>,
+        threads: CpuThreads,
+    ) -> Result<Gpu> {
+        let _env = LlvmpipeThreads::apply(threads);
+        let adapter = choose_adapter(backends, name_filter).await?;
+        Self::open(adapter, LlvmpipeThreads::in_effect()).await
     }
 
     /// A device and queue on `adapter`, with its limits and the optional
     /// features taskgrad uses, and uncaptured errors kept for [`Gpu::check`].
-    async fn open(adapter: wgpu::Adapter) -> Result<Gpu> {
+    async fn open(adapter: wgpu::Adapter, cpu_threads: CpuThreads) -> Result<Gpu> {
         let env = super::env::KernelEnv::from_env()?;
         let info = adapter.get_info();
         let report = AdapterReport {
@@ -270,6 +374,7 @@ impl Gpu {
             limits,
             features,
             env,
+            cpu_threads,
             pipelines: Mutex::new(HashMap::new()),
             uncaptured,
             readbacks: std::sync::atomic::AtomicU64::new(0),
@@ -292,12 +397,24 @@ impl Gpu {
     /// Where the adapter cannot be found again, the sibling shares this one's.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn sibling(&self) -> Result<Gpu> {
+        let _env = LlvmpipeThreads::apply(self.cpu_threads);
         let adapter = pollster::block_on(same_adapter_anew(&self.adapter))
             .unwrap_or_else(|| self.adapter.clone());
-        let gpu = pollster::block_on(Self::open(adapter))?;
+        let gpu = pollster::block_on(Self::open(adapter, LlvmpipeThreads::in_effect()))?;
         let memos = self.memos.lock().unwrap_or_else(|p| p.into_inner()).clone();
         *gpu.memos.lock().unwrap_or_else(|p| p.into_inner()) = memos;
         Ok(gpu)
+    }
+
+    /// ", each dispatch on the submitting thread" where a CPU adapter was
+    /// opened [`CpuThreads::Inline`] (for the adapter line the tools print).
+    pub fn threads_note(&self) -> &'static str {
+        match (self.cpu_threads, self.report.device_type) {
+            (CpuThreads::Inline, wgpu::DeviceType::Cpu) => {
+                ", each dispatch on the submitting thread"
+            }
+            _ => "",
+        }
     }
 
     /// The value stored under `key` for this device, made by `make` the first

@@ -11,7 +11,8 @@ pub mod profile;
 mod tensor;
 
 pub use device::{
-    list_adapters, parse_backend, quiet_graphics_stack, AdapterReport, Binding, Gpu, Kernel,
+    list_adapters, parse_backend, quiet_graphics_stack, AdapterReport, Binding, CpuThreads, Gpu,
+    Kernel,
 };
 pub use dispatch::Dispatch;
 pub use env::KernelEnv;

@@ -257,6 +257,21 @@ impl MultiTaskNet {
         })
     }
 
+    /// Multiply-adds of one forward pass over `batch` rows, for choosing how
+    /// to run a step ([`crate::gpu::CpuThreads::for_step`]): `batch` × the
+    /// parameters, exact for linear layers and mixtures of experts, an
+    /// overcount for embedding tables (a row reads one entry of each). None
+    /// for a network over images, whose convolutions use each weight at every
+    /// pixel. Needs no device: the network is laid out, not built.
+    pub fn forward_multiply_adds(spec: &NetSpec, batch: usize) -> Result<Option<u64>> {
+        if spec.image.is_some() {
+            return Ok(None);
+        }
+        let mut p = ParamBuilder::scratch();
+        MultiTaskNet::new(&mut p, spec.clone(), 0)?;
+        Ok(Some(batch as u64 * p.layout().len() as u64))
+    }
+
     /// Tell the network which epoch of how many is next (Learning to
     /// Branch's temperature and warm-up; nothing for the others).
     pub fn set_epoch(&self, gpu: &crate::gpu::Gpu, epoch: usize, epochs: usize) -> Result<()> {
