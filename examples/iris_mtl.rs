@@ -299,7 +299,7 @@ fn run(args: Args) -> taskgrad::Result<()> {
         ..Default::default()
     };
 
-    // A CPU adapter runs a step this small on the submitting thread alone
+    // A CPU adapter runs a step this small on one thread
     // (`CpuThreads`: a dispatch handed to worker threads costs more here
     // than its arithmetic).
     let spec = TrainConfig {

@@ -10,7 +10,7 @@
 //!     cargo run --release --example penguins_mtl -- [--weighting M] [--seed S] [--out DIR]
 
 use clap::Parser;
-use taskgrad::cli::run::{results_table, train_run, RunSettings};
+use taskgrad::cli::run::{execute_run, prepare_run, results_table, RunSettings};
 use taskgrad::Gpu;
 
 #[derive(Parser)]
@@ -32,7 +32,6 @@ fn main() {
 }
 
 fn run(args: Args) -> taskgrad::Result<()> {
-    let gpu = Gpu::new()?;
     let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     let settings = RunSettings {
         data: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/data/penguins.csv").into()),
@@ -52,11 +51,17 @@ fn run(args: Args) -> taskgrad::Result<()> {
         force: true,
         ..Default::default()
     };
-    let outcome = train_run(&gpu, &settings, &mut |_| {})?;
+    let prepared = prepare_run(&settings)?;
+    // A step this small runs on one thread of a CPU adapter (`CpuThreads`).
+    let gpu = Gpu::new_with(prepared.cpu_threads()?)?;
+    let outcome = execute_run(&gpu, prepared, &mut |_| {})?;
     let (tr, va, te) = outcome.split;
     println!(
-        "taskgrad penguins_mtl | adapter: {} | weighting: {} | seed {}",
-        gpu.report, args.weighting, args.seed
+        "taskgrad penguins_mtl | adapter: {}{} | weighting: {} | seed {}",
+        gpu.report,
+        gpu.threads_note(),
+        args.weighting,
+        args.seed
     );
     println!(
         "rows: train {tr}, validation {va}, test {te} ({} dropped: missing measurements)",

@@ -1,5 +1,5 @@
 //! A CPU adapter's threads (`CpuThreads`): a small network's step can run on
-//! the submitting thread alone, which llvmpipe is told through
+//! one thread, without llvmpipe's workers, which llvmpipe is told through
 //! `LP_NUM_THREADS` while the device opens. A binary of its own, since
 //! opening a device that way changes the process environment for a moment.
 

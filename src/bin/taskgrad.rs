@@ -442,8 +442,13 @@ fn finetune(matches: &ArgMatches, args: &FinetuneArgs) -> Result<()> {
     for w in prepared.iter().flat_map(|p| &p.warnings) {
         eprintln!("warning: {w}");
     }
-    let gpu = Gpu::new()?;
-    eprintln!("adapter: {}", gpu.report);
+    // Each task's fine-tuning trains the same network on the same batches.
+    let threads = match prepared.first() {
+        Some(p) => p.cpu_threads()?,
+        None => taskgrad::gpu::CpuThreads::Driver,
+    };
+    let gpu = Gpu::new_with(threads)?;
+    eprintln!("adapter: {}{}", gpu.report, gpu.threads_note());
     taskgrad::cli::tune_matmul(&gpu)?;
     let parent = finetune::parent_metrics(&gpu, &settings, &args.model)?;
     let mut outcomes = Vec::new();

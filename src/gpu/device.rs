@@ -172,7 +172,7 @@ pub fn list_adapters() -> Vec<String> {
 /// llvmpipe hands every dispatch to worker threads, one per core, and waits
 /// for them: a thread wake-up and a wait per dispatch, tens of microseconds,
 /// which a small network's step pays some twenty times for a few hundred
-/// thousand multiply-adds. Run on the submitting thread instead, W-iris
+/// thousand multiply-adds. Run on one thread instead, W-iris
 /// (2→64→64, three heads, 120 rows) steps 1.6–1.8× faster on a 2-core
 /// machine; with 128-wide layers the workers win again (BENCHMARKS.md,
 /// "One thread for a small step"). [`CpuThreads::for_step`] chooses by size.
@@ -181,7 +181,8 @@ pub enum CpuThreads {
     /// The driver's choice (llvmpipe: a worker per core).
     #[default]
     Driver,
-    /// The submitting thread alone: llvmpipe opened with `LP_NUM_THREADS=0`.
+    /// One thread: llvmpipe opened with `LP_NUM_THREADS=0` starts no workers
+    /// and runs each dispatch on the thread that executes the commands.
     Inline,
 }
 
@@ -406,13 +407,11 @@ impl Gpu {
         Ok(gpu)
     }
 
-    /// ", each dispatch on the submitting thread" where a CPU adapter was
+    /// ", each dispatch on one thread" where a CPU adapter was
     /// opened [`CpuThreads::Inline`] (for the adapter line the tools print).
     pub fn threads_note(&self) -> &'static str {
         match (self.cpu_threads, self.report.device_type) {
-            (CpuThreads::Inline, wgpu::DeviceType::Cpu) => {
-                ", each dispatch on the submitting thread"
-            }
+            (CpuThreads::Inline, wgpu::DeviceType::Cpu) => ", each dispatch on one thread",
             _ => "",
         }
     }
