@@ -132,7 +132,6 @@ impl PreparedCompare {
     }
 }
 
-/// Check everything (sizes, methods, data, output folder) before the GPU starts.
 /// The most rows whose data [`PreparedCompare::cpu_threads`] encodes to size
 /// the network before the device opens.
 pub const THREADS_ESTIMATE_ROWS: usize = 200_000;
@@ -140,7 +139,8 @@ pub const THREADS_ESTIMATE_ROWS: usize = 200_000;
 /// The most seeds a comparison takes.
 pub const MAX_SEEDS: usize = 1000;
 
-/// Seeds are `settings.seed`, `settings.seed + 1`, … (`seeds` of them).
+/// Check everything (sizes, methods, data, output folder) before the GPU
+/// starts. Seeds are `settings.seed`, `settings.seed + 1`, … (`seeds` of them).
 pub fn prepare_compare(
     s: &RunSettings,
     methods: &[String],

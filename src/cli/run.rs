@@ -84,6 +84,7 @@ pub struct PreparedRun {
     /// Held while the run writes its folder; removed when the run ends.
     _lock: OutLock,
 }
+
 impl PreparedRun {
     /// How a CPU adapter should run this run's steps, from the network and
     /// the batch ([`CpuThreads::for_step`]): known before a device is opened.
