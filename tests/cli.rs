@@ -2727,3 +2727,34 @@ fn every_architecture_trains_iris_through_the_cli() {
         assert!(out.join("model.safetensors").exists(), "{arch:?}");
     }
 }
+
+#[test]
+fn a_small_run_says_it_runs_on_one_thread_and_the_users_setting_wins() {
+    // Issue 23: on llvmpipe a step this small (penguins, 64-64 trunk, batch
+    // 32: 0.15 M forward multiply-adds) runs each dispatch on one thread,
+    // and the adapter line says so; an LP_NUM_THREADS the user set wins.
+    let gpu = gpu_or_skip!();
+    if !gpu.report.name.contains("llvmpipe") || std::env::var_os("LP_NUM_THREADS").is_some() {
+        println!("not llvmpipe with LP_NUM_THREADS unset: nothing to check");
+        return;
+    }
+    let dir = scratch("threads");
+    let out = dir.join("run");
+    let mut args = vec!["train", "--data", PENGUINS, "--out", out.to_str().unwrap()];
+    args.extend(&PENGUIN_ARGS[..PENGUIN_ARGS.len() - 2]);
+    args.extend(["--epochs", "1", "--force"]);
+    let note = ", each dispatch on one thread";
+    let o = run(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains(note), "stderr: {}", stderr(&o));
+    let o = Command::new(BIN)
+        .args(&args)
+        .env("LP_NUM_THREADS", "2")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains(note), "stderr: {}", stderr(&o));
+    let o = run(&["info"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("LP_NUM_THREADS=0"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -594,5 +594,14 @@ fn info() -> Result<()> {
         choice.large.name(),
         choice.large_wg
     );
+    if gpu.report.device_type == taskgrad::wgpu::DeviceType::Cpu {
+        println!(
+            "threads: train, compare and finetune run a step of at most {} forward \
+             multiply-adds (batch x parameters) with each dispatch on one thread \
+             (LP_NUM_THREADS=0), larger ones on the driver's workers; an LP_NUM_THREADS \
+             you set wins",
+            taskgrad::gpu::CpuThreads::INLINE_UP_TO
+        );
+    }
     Ok(())
 }
