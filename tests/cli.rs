@@ -2731,7 +2731,7 @@ fn every_architecture_trains_iris_through_the_cli() {
 #[test]
 fn a_small_run_says_it_runs_on_one_thread_and_the_users_setting_wins() {
     // Issue 23: on llvmpipe a step this small (penguins, 64-64 trunk, batch
-    // 32: 0.15 M forward multiply-adds) runs each dispatch on one thread,
+    // 32: 0.16 M forward multiply-adds) runs each dispatch on one thread,
     // and the adapter line says so; an LP_NUM_THREADS the user set wins.
     let gpu = gpu_or_skip!();
     if !gpu.report.name.contains("llvmpipe") || std::env::var_os("LP_NUM_THREADS").is_some() {
