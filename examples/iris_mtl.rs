@@ -311,7 +311,7 @@ fn run(args: Args) -> taskgrad::Result<()> {
     // --lockstep steps the further seeds together: their products share dispatches.
     let runs = if args.lockstep { args.seeds.max(1) } else { 1 } as u64;
     let work = MultiTaskNet::forward_multiply_adds(&spec, batch)?.map(|n| n * runs);
-    let gpu = Gpu::new_with(CpuThreads::for_step(work))?;
+    let gpu = Gpu::new_with(CpuThreads::for_jobs(work, args.jobs))?;
     // The matmul's timed search (first run on an adapter only) is a step of
     // its own, announced and timed apart from training.
     let tuning = taskgrad::cli::tune_matmul(&gpu)?;

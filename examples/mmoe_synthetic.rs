@@ -417,8 +417,15 @@ fn run(args: Args) -> taskgrad::Result<()> {
     if args.replot {
         return replot(&args);
     }
-    let gpu = Gpu::new()?;
-    println!("adapter: {} ({} at once)", gpu.report, args.jobs);
+    // Each run's network is over CpuThreads' bound by size, but runs side by
+    // side that fill the cores run better without llvmpipe's workers.
+    let gpu = Gpu::new_with(taskgrad::gpu::CpuThreads::for_jobs(None, args.jobs))?;
+    println!(
+        "adapter: {}{} ({} at once)",
+        gpu.report,
+        gpu.threads_note(),
+        args.jobs
+    );
     let (alpha, beta) = synthetic::sines(args.function_seed, 10);
     let fmt = |v: &[f64]| {
         v.iter()

@@ -134,4 +134,16 @@ fn the_thread_choice_follows_the_step_size() {
         None
     );
     assert_eq!(CpuThreads::for_step(None), CpuThreads::Driver);
+
+    // Runs side by side that fill the cores take one thread each, whatever
+    // their size; fewer runs than cores choose by size.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let jobs = cores.max(2);
+    assert_eq!(CpuThreads::for_jobs(None, jobs), CpuThreads::Inline);
+    assert_eq!(
+        CpuThreads::for_jobs(Some(u64::MAX), jobs),
+        CpuThreads::Inline
+    );
+    assert_eq!(CpuThreads::for_jobs(None, 1), CpuThreads::Driver);
+    assert_eq!(CpuThreads::for_jobs(work, 1), CpuThreads::for_step(work));
 }

@@ -598,8 +598,8 @@ fn info() -> Result<()> {
         println!(
             "threads: train, compare and finetune run a step of at most {} forward \
              multiply-adds (batch x parameters) with each dispatch on one thread \
-             (LP_NUM_THREADS=0), larger ones on the driver's workers; an LP_NUM_THREADS \
-             you set wins",
+             (LP_NUM_THREADS=0), larger ones on the driver's workers unless --jobs fills \
+             the cores; an LP_NUM_THREADS you set wins",
             taskgrad::gpu::CpuThreads::INLINE_UP_TO
         );
     }

@@ -88,14 +88,16 @@ impl PreparedCompare {
     }
 
     /// How a CPU adapter should run the comparison's steps
-    /// ([`CpuThreads::for_step`]), from the first seed's network and batch
-    /// (times the seeds stepped together with `--lockstep`). Tables of more
-    /// than [`THREADS_ESTIMATE_ROWS`] rows keep the driver's threads rather
-    /// than encode the data once more before the device opens.
+    /// ([`CpuThreads::for_jobs`]), from the first seed's network and batch
+    /// (times the seeds stepped together with `--lockstep`) and `--jobs`.
+    /// Tables of more than [`THREADS_ESTIMATE_ROWS`] rows are not sized
+    /// (their data is not encoded once more before the device opens): they
+    /// keep the driver's threads unless the jobs fill the cores.
     pub fn cpu_threads(&self) -> Result<CpuThreads> {
+        let jobs = self.jobs.min(self.seeds.len().max(1));
         let first = match self.seeds.first() {
             Some(&s) if self.loaded.kept.len() <= THREADS_ESTIMATE_ROWS => s,
-            _ => return Ok(CpuThreads::Driver),
+            _ => return Ok(CpuThreads::for_jobs(None, jobs)),
         };
         let seeded = for_seed(&self.loaded, &self.settings, first, None)?;
         let runs = match self.lockstep {
@@ -107,7 +109,8 @@ impl PreparedCompare {
                 .unwrap_or(1),
             false => 1,
         };
-        super::run::threads_for(&self.cfg, &seeded.data, &seeded.split, runs)
+        let work = super::run::step_work(&self.cfg, &seeded.data, &seeded.split, runs)?;
+        Ok(CpuThreads::for_jobs(work, jobs))
     }
 
     /// What looks wrong but does not stop the comparison (a lock taken over

@@ -89,22 +89,24 @@ impl PreparedRun {
     /// How a CPU adapter should run this run's steps, from the network and
     /// the batch ([`CpuThreads::for_step`]): known before a device is opened.
     pub fn cpu_threads(&self) -> Result<CpuThreads> {
-        threads_for(&self.cfg, &self.data, &self.split, 1)
+        let work = step_work(&self.cfg, &self.data, &self.split, 1)?;
+        Ok(CpuThreads::for_step(work))
     }
 }
 
-/// [`CpuThreads::for_step`] for `runs` runs of `cfg` over `data` stepped
-/// together (lockstep seeds share each dispatch).
-pub(crate) fn threads_for(
+/// Forward multiply-adds of a step of `runs` runs of `cfg` over `data`
+/// stepped together (lockstep seeds share each dispatch), for
+/// [`CpuThreads`]: None for a network over images.
+pub(crate) fn step_work(
     cfg: &TrainConfig,
     data: &crate::data::Dataset,
     split: &Split,
     runs: usize,
-) -> Result<CpuThreads> {
+) -> Result<Option<u64>> {
     let spec = cfg.net_spec(data, &data.tasks);
     let batch = cfg.batch_size.min(split.train.len()).max(1);
     let work = crate::nn::MultiTaskNet::forward_multiply_adds(&spec, batch)?;
-    Ok(CpuThreads::for_step(work.map(|n| n * runs as u64)))
+    Ok(work.map(|n| n * runs as u64))
 }
 
 /// The run folder's lock, `<out>/.taskgrad.lock`: an OS file lock on it

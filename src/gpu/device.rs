@@ -202,6 +202,21 @@ impl CpuThreads {
             _ => CpuThreads::Driver,
         }
     }
+
+    /// The choice for `jobs` runs side by side, each on a device of its own
+    /// ([`crate::train::on_devices`]), every step of `forward_multiply_adds`:
+    /// inline as [`CpuThreads::for_step`] says, and also whenever there are
+    /// at least as many jobs as cores, since the runs then keep every core
+    /// busy and workers would only add their hand-overs (the MMoE
+    /// experiment, two jobs on two cores: 1.14–1.19× faster inline;
+    /// BENCHMARKS.md, "One thread for a small step").
+    pub fn for_jobs(forward_multiply_adds: Option<u64>, jobs: usize) -> CpuThreads {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        match jobs >= cores.max(2) {
+            true => CpuThreads::Inline,
+            false => Self::for_step(forward_multiply_adds),
+        }
+    }
 }
 
 /// `LP_NUM_THREADS=0` while an instance is made, for [`CpuThreads::Inline`]:
