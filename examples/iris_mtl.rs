@@ -21,7 +21,7 @@ use clap::Parser;
 use taskgrad::data::{Dataset, Split, Table, TaskType};
 use taskgrad::gpu::CpuThreads;
 use taskgrad::mtl::{self, GradSpace};
-use taskgrad::nn::{Arch, Freeze, MultiTaskNet};
+use taskgrad::nn::{Arch, Freeze};
 use taskgrad::train::metrics::delta_m;
 use taskgrad::train::{
     finetune_per_task, fit, fit_lockstep, on_devices, single_task_baselines, EpochLog, FitReport,
@@ -302,15 +302,13 @@ fn run(args: Args) -> taskgrad::Result<()> {
     // A CPU adapter runs a step this small on one thread
     // (`CpuThreads`: a dispatch handed to worker threads costs more here
     // than its arithmetic).
-    let spec = TrainConfig {
+    let net = TrainConfig {
         arch: arch.clone(),
         ..cfg.clone()
-    }
-    .net_spec(&data, &data.tasks);
-    let batch = cfg.batch_size.min(split.train.len());
+    };
     // --lockstep steps the further seeds together: their products share dispatches.
-    let runs = if args.lockstep { args.seeds.max(1) } else { 1 } as u64;
-    let work = MultiTaskNet::forward_multiply_adds(&spec, batch)?.map(|n| n * runs);
+    let runs = if args.lockstep { args.seeds.max(1) } else { 1 };
+    let work = taskgrad::cli::run::step_work(&net, &data, &split, runs)?;
     let gpu = Gpu::new_with(CpuThreads::for_jobs(work, args.jobs))?;
     // The matmul's timed search (first run on an adapter only) is a step of
     // its own, announced and timed apart from training.

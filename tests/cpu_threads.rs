@@ -15,19 +15,6 @@ fn threads() -> Option<usize> {
     Some(std::fs::read_dir("/proc/self/task").ok()?.count())
 }
 
-fn open(threads: CpuThreads) -> Option<Gpu> {
-    match Gpu::new_with(threads) {
-        Ok(g) => Some(g),
-        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") => {
-            panic!("CI=true and no GPU adapter: {e}")
-        }
-        Err(e) => {
-            eprintln!("SKIPPING GPU test: {e}");
-            None
-        }
-    }
-}
-
 fn train(gpu: &Gpu) -> FitReport {
     let (data, split) = common::iris(3);
     let cfg = TrainConfig {
@@ -53,7 +40,7 @@ fn a_small_step_runs_on_one_thread_with_the_same_numbers() {
     common::keep_tuning_out_of_the_user_cache();
     let users = std::env::var_os("LP_NUM_THREADS");
     let t0 = threads();
-    let Some(inline) = open(CpuThreads::Inline) else {
+    let Some(inline) = common::open_gpu_with(CpuThreads::Inline) else {
         return;
     };
     let t1 = threads();
@@ -61,7 +48,7 @@ fn a_small_step_runs_on_one_thread_with_the_same_numbers() {
     assert_eq!(std::env::var_os("LP_NUM_THREADS"), users);
     let sibling = inline.sibling().unwrap();
     let t2 = threads();
-    let driver = open(CpuThreads::Driver).unwrap();
+    let driver = common::open_gpu_with(CpuThreads::Driver).unwrap();
     let t3 = threads();
     assert_eq!(std::env::var_os("LP_NUM_THREADS"), users);
     println!(

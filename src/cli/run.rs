@@ -96,8 +96,9 @@ impl PreparedRun {
 
 /// Forward multiply-adds of a step of `runs` runs of `cfg` over `data`
 /// stepped together (lockstep seeds share each dispatch), for
-/// [`CpuThreads`]: None for a network over images.
-pub(crate) fn step_work(
+/// [`CpuThreads`]: None for a network over images. Known before a device
+/// is opened.
+pub fn step_work(
     cfg: &TrainConfig,
     data: &crate::data::Dataset,
     split: &Split,

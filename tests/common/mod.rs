@@ -34,7 +34,14 @@ pub fn keep_tuning_out_of_the_user_cache() {
 }
 
 fn open_gpu() -> Option<Gpu> {
-    match Gpu::new() {
+    open_gpu_with(taskgrad::gpu::CpuThreads::Driver)
+}
+
+/// Open a GPU with a CPU adapter's threads chosen, under the same rules as
+/// [`gpu`] (a failure under `CI=true`, else a skip said on stderr; the
+/// adapter `TASKGRAD_EXPECT_ADAPTER` names). Each call opens a new device.
+pub fn open_gpu_with(threads: taskgrad::gpu::CpuThreads) -> Option<Gpu> {
+    match Gpu::new_with(threads) {
         Ok(gpu) => {
             println!("taskgrad test adapter: {}", gpu.report);
             if let Ok(want) = std::env::var("TASKGRAD_EXPECT_ADAPTER") {
