@@ -1,8 +1,7 @@
 //! Kernel benchmarks: matmul GFLOP/s beside the CPU reference, convolution
 //! GFLOP/s (LeNet's two layers, im2col + matmul against the implicit GEMM),
-//! W-iris's products by the register kernel, the rows kernels and (where it fits)
-//! the written-out kernel
-//! (`matmul_small`), the throughput of the fused softmax cross-entropy and
+//! W-iris's products by the register kernel, the rows kernels and, where
+//! each fits, the written-out and the subgroup kernels (`matmul_small`), the throughput of the fused softmax cross-entropy and
 //! of Adam over an arena, and R runs' products and losses in one dispatch over the replica
 //! axis against R dispatches (`matmul_replicas`, `loss_replicas`).
 //!
@@ -19,7 +18,9 @@ use taskgrad::kernels::im2col::{im2col, ConvGeometry};
 use taskgrad::kernels::matmul::{
     fit_to_output, matmul, matmul_kernel, rows_for, MatmulKernel, MatmulOptions, Operand, Replicas,
 };
-use taskgrad::kernels::{conv_direct, matmul_unrolled, mse, softmax_ce, LossReplicas};
+use taskgrad::kernels::{
+    conv_direct, matmul_lanes, matmul_unrolled, mse, softmax_ce, LossReplicas,
+};
 use taskgrad::optim;
 use taskgrad::optim::Optimizer as _;
 use taskgrad::{reference, Gpu, Tensor};
@@ -110,6 +111,9 @@ fn bench_matmul_small(c: &mut Criterion, gpu: &Gpu) {
         let mut ways = vec![("register", register), ("rows", (rows, rows_wg))];
         if matmul_unrolled::lanes_for((m, n, k)).is_some() {
             ways.push(("unrolled", (MatmulKernel::Unrolled, (8, 1))));
+        }
+        if matmul_lanes::fits(gpu, &a, &b, &out, &opts) {
+            ways.push(("lanes", (MatmulKernel::Lanes, (8, 1))));
         }
         for (way, (kernel, wg)) in ways {
             let d = matmul_kernel(gpu, &a, &b, &out, opts, kernel, wg).unwrap();

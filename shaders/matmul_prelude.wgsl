@@ -87,6 +87,8 @@ fn k_range(z: u32) -> vec2<u32> {
 // parameter arena holds both W and b) cannot meet in one dispatch.
 @group(0) @binding(6) var<storage, read_write> dbias: array<f32>;
 
+// ---- the epilogue (generated kernels that store C as vec4s write their own) ----
+
 // C[row, col] = value, through the epilogue (split-K: the raw partial sum of
 // this layer, at layer·M·N); nothing outside the matrix.
 fn store(row: u32, col: u32, value: f32) {

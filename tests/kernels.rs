@@ -442,6 +442,68 @@ fn unrolled_matmul_matches_the_reference_and_the_register_kernel_bit_for_bit() {
     assert!(e.to_string().contains("at most 512 terms"), "{e}");
 }
 
+#[test]
+fn subgroup_matmul_matches_the_reference_and_the_register_kernel_bit_for_bit() {
+    // The subgroup kernel (`kernels::matmul_lanes`): lanes own rows, the
+    // op(B) block broadcast. Against the CPU reference with every epilogue,
+    // then bit for bit against the register kernel in every mode, on shapes
+    // it takes in all four layouts (k and n multiples of 4): W-iris's hidden
+    // products, rows and columns that leave the last blocks partial, and
+    // one lane's rows spread over several row groups.
+    use taskgrad::kernels::matmul_lanes;
+    let gpu = gpu_or_skip!();
+    if matmul_lanes::subgroup_size(gpu).is_none() {
+        assert!(
+            !gpu.report.name.contains("llvmpipe"),
+            "lavapipe has subgroups of one fixed size (its SIMD width); {} reports none",
+            gpu.report
+        );
+        eprintln!("skipped: {} has no fixed-size subgroups", gpu.report);
+        return;
+    }
+    let shapes = [
+        (120, 64, 64),
+        (64, 120, 64),
+        (9, 12, 16),
+        (17, 8, 20),
+        (130, 8, 40),
+        (5, 4, 4),
+    ];
+    for &(m, k, n) in &shapes {
+        for (trans_a, trans_b) in [(false, false), (true, false), (false, true), (true, true)] {
+            let a = zeros(gpu, &if trans_a { [k, m] } else { [m, k] });
+            let b = zeros(gpu, &if trans_b { [n, k] } else { [k, n] });
+            let c = zeros(gpu, &[m, n]);
+            let o = MatmulOptions {
+                trans_a,
+                trans_b,
+                ..Default::default()
+            };
+            assert!(
+                matmul_lanes::fits(gpu, &a, &b, &c, &o),
+                "{m}x{k}x{n} ta={trans_a} tb={trans_b} should fit the subgroup kernel"
+            );
+        }
+    }
+    for (i, &(m, k, n)) in [(9, 12, 16), (130, 8, 40), (64, 120, 64)]
+        .iter()
+        .enumerate()
+    {
+        check_matmul_with(gpu, m, k, n, 80 + i as u64, |a, b, c, o| {
+            matmul_lanes::matmul_lanes(gpu, a, b, c, o).expect("fits")
+        });
+    }
+    assert_same_bits_as_register(gpu, &shapes, &[(MatmulKernel::Lanes, (8, 1))], 990);
+    // What it cannot take is refused with the reason, not computed wrongly.
+    let (a, b, c) = (
+        zeros(gpu, &[8, 6]),
+        zeros(gpu, &[6, 16]),
+        zeros(gpu, &[8, 16]),
+    );
+    let e = matmul_lanes::matmul_lanes(gpu, &a, &b, &c, MatmulOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("k and n multiples of 4"), "{e}");
+}
+
 /// Each of `ways` (kernel, workgroup) computes every mode of each (m, k, n)
 /// in `shapes` bit for bit as the register kernel does: both transposes,
 /// bias + ReLU, accumulate with the mask on A, the mask on B with the bias
@@ -539,9 +601,9 @@ fn assert_same_bits_as_register(
                         }),
                     ));
                 }
-                let splits = ways_in
-                    .iter()
-                    .any(|(kernel, _)| *kernel != MatmulKernel::Unrolled);
+                let splits = ways_in.iter().any(|(kernel, _)| {
+                    !matches!(kernel, MatmulKernel::Unrolled | MatmulKernel::Lanes)
+                });
                 if k >= 8 && splits {
                     // Split-K: each kernel's partial sums over the same slices.
                     let split = |kernel, wg| {

@@ -27,6 +27,35 @@ fn all_sources() -> Vec<(String, &'static str)> {
         all.push((shader.file.to_string(), shader.source));
     }
     all.extend(unrolled_sources());
+    all.extend(lanes_sources());
+    all
+}
+
+/// The subgroup matmul (`kernels::matmul_lanes`, generated per product):
+/// both transposes, either mask with the bias gradient, each epilogue, one
+/// lane's rows in one and in several row groups, whole and partial column
+/// blocks.
+fn lanes_sources() -> Vec<(String, &'static str)> {
+    use taskgrad::kernels::matmul::Operand;
+    use taskgrad::kernels::matmul_lanes::source;
+    let mut all = Vec::new();
+    for shape in [(5, 16, 8), (40, 36, 12)] {
+        for trans in [(false, false), (true, false), (false, true), (true, true)] {
+            for (mask, bias_grad, epilogue) in [
+                (None, false, (true, true, false)),
+                (Some(Operand::A), false, (false, false, true)),
+                (Some(Operand::B), true, (false, false, false)),
+                (Some(Operand::B), true, (false, false, true)),
+            ] {
+                let name =
+                    format!("matmul_lanes {shape:?} {trans:?} {mask:?} {bias_grad} {epilogue:?}");
+                all.push((
+                    name,
+                    source(shape, trans, mask, bias_grad, epilogue, 8).expect("fits"),
+                ));
+            }
+        }
+    }
     all
 }
 
@@ -40,17 +69,20 @@ fn unrolled_sources() -> Vec<(String, &'static str)> {
     // (m, n, k): lanes along rows, then along columns (k·n > k·m).
     for shape in [(5, 3, 8), (2, 64, 12)] {
         for trans in [(false, false), (true, false), (false, true), (true, true)] {
-            for (mask, bias_grad, fours) in [
-                (None, false, false),
-                (Some(Operand::A), false, false),
-                (Some(Operand::B), true, false),
-                (Some(Operand::B), true, true),
+            for (mask, bias_grad, fours, c4) in [
+                (None, false, false, None),
+                (Some(Operand::A), false, false, None),
+                (Some(Operand::B), true, false, None),
+                (Some(Operand::B), true, true, None),
+                (None, false, false, Some((true, true, false))),
+                (Some(Operand::B), true, true, Some((false, false, true))),
             ] {
-                let name =
-                    format!("matmul_unrolled {shape:?} {trans:?} {mask:?} {bias_grad} {fours}");
+                let name = format!(
+                    "matmul_unrolled {shape:?} {trans:?} {mask:?} {bias_grad} {fours} {c4:?}"
+                );
                 all.push((
                     name,
-                    source(shape, trans, mask, bias_grad, fours).expect("fits"),
+                    source(shape, trans, mask, bias_grad, fours, c4).expect("fits"),
                 ));
             }
         }
@@ -75,7 +107,7 @@ fn the_written_out_matmul_refuses_products_too_large_to_write_out() {
     for (name, src) in unrolled_sources() {
         validate(&name, src);
     }
-    let e = source((120, 64, 64), (false, false), None, false, false).unwrap_err();
+    let e = source((120, 64, 64), (false, false), None, false, false, None).unwrap_err();
     assert!(e.to_string().contains("at most 512 terms"), "{e}");
 }
 

@@ -573,7 +573,7 @@ fn info() -> Result<()> {
     );
     let choice = taskgrad::kernels::matmul::choice(&gpu)?;
     println!(
-        "matmul (timed search, cached): register-blocked workgroup {:?}{}{}; products of {} \
+        "matmul (timed search, cached): register-blocked workgroup {:?}{}{}{}; products of {} \
          multiply-adds and more: {} {:?}",
         choice.register_wg,
         if choice.rows {
@@ -589,6 +589,12 @@ fn info() -> Result<()> {
             )
         } else {
             String::new()
+        },
+        if choice.lanes {
+            " (the other small products of at least 8 rows and 16 columns, one run at a time, \
+             where the layout allows: the subgroup kernel)"
+        } else {
+            ""
         },
         taskgrad::kernels::matmul::LARGE_MACS,
         choice.large.name(),

@@ -344,7 +344,8 @@ impl Gpu {
         // Ask for everything the adapter can do: the real storage-binding limit
         // matters for large tensors, and the optional features for later work.
         let coop = coop_f16_16(&adapter);
-        let mut wanted = wgpu::Features::SHADER_F16 | wgpu::Features::TIMESTAMP_QUERY;
+        let mut wanted =
+            wgpu::Features::SHADER_F16 | wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SUBGROUP;
         if coop {
             wanted |= wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX;
         }

@@ -612,6 +612,17 @@ pub fn matmul_kernel(
     if kernel == MatmulKernel::Unrolled {
         return super::matmul_unrolled::matmul_unrolled(gpu, a, b, c, opts);
     }
+    if kernel == MatmulKernel::Lanes {
+        // Chosen by shape; where the layout does not allow it (a tensor off
+        // a 16-byte start, k or n not a multiple of 4, ...) the rows kernels
+        // take the product, with the same sums.
+        if super::matmul_lanes::fits(gpu, a, b, c, &opts) {
+            return super::matmul_lanes::matmul_lanes(gpu, a, b, c, opts);
+        }
+        let (_, n, _) = product_shape(a, b, opts.trans_a, opts.trans_b)?;
+        let (rows, wg) = rows_for(n);
+        return matmul_kernel(gpu, a, b, c, opts, rows, wg);
+    }
     let mask = opts.mask.map(|(t, _)| t);
     for (what, t) in [
         ("matmul A", Some(a)),
@@ -833,6 +844,12 @@ pub enum MatmulKernel {
     /// products only (`kernels::matmul_unrolled`). Not one of [`MatmulKernel::ALL`],
     /// the kernels that take any product.
     Unrolled,
+    /// Each SIMD lane its own rows of C, the block of op(B) they share
+    /// loaded once across the lanes and broadcast (`subgroupBroadcast`), in
+    /// WGSL generated for the product's shape (`kernels::matmul_lanes`):
+    /// adapters with fixed-size subgroups, where the layout allows. Not one
+    /// of [`MatmulKernel::ALL`].
+    Lanes,
     /// 8×8 outputs per invocation, 16-wide k-slices staged in workgroup
     /// memory (shaders/matmul_tiled.wgsl).
     Tiled,
@@ -870,6 +887,7 @@ impl MatmulKernel {
             MatmulKernel::Rows => "rows",
             MatmulKernel::Rows4 => "rows4",
             MatmulKernel::Unrolled => "unrolled",
+            MatmulKernel::Lanes => "lanes",
             MatmulKernel::Tiled => "tiled",
             MatmulKernel::Tiled32 => "tiled32",
         }
@@ -879,6 +897,7 @@ impl MatmulKernel {
             MatmulKernel::Naive => "matmul_naive.wgsl",
             MatmulKernel::Register | MatmulKernel::Rows | MatmulKernel::Rows4 => "matmul.wgsl",
             MatmulKernel::Unrolled => "generated/matmul_unrolled.wgsl",
+            MatmulKernel::Lanes => "generated/matmul_lanes.wgsl",
             MatmulKernel::Tiled | MatmulKernel::Tiled32 => "matmul_tiled.wgsl",
         }
     }
@@ -888,6 +907,7 @@ impl MatmulKernel {
             MatmulKernel::Register => "matmul",
             MatmulKernel::Rows | MatmulKernel::Rows4 => "matmul_rows",
             MatmulKernel::Unrolled => "matmul_unrolled",
+            MatmulKernel::Lanes => "matmul_lanes",
             MatmulKernel::Tiled | MatmulKernel::Tiled32 => "matmul_tiled",
         }
     }
@@ -900,6 +920,8 @@ impl MatmulKernel {
             MatmulKernel::Rows4 => (BLOCK, 8),
             // (Unused: `kernels::matmul_unrolled` sizes its own grid, a row or a column of C per invocation.)
             MatmulKernel::Unrolled => (1, 1),
+            // (Unused: `kernels::matmul_lanes` sizes its own blocks.)
+            MatmulKernel::Lanes => (1, 1),
             MatmulKernel::Tiled | MatmulKernel::Tiled32 => (8, 8),
         }
     }
@@ -962,7 +984,7 @@ impl MatmulKernel {
             MatmulKernel::Register => (8, 8),
             MatmulKernel::Rows => (8, 1),
             MatmulKernel::Rows4 => (16, 1),
-            MatmulKernel::Unrolled => (8, 1),
+            MatmulKernel::Unrolled | MatmulKernel::Lanes => (8, 1),
             MatmulKernel::Naive | MatmulKernel::Tiled | MatmulKernel::Tiled32 => (16, 16),
         }
     }
@@ -989,6 +1011,14 @@ pub struct MatmulChoice {
     /// than the rows kernels; never chosen elsewhere.
     #[serde(default)]
     pub unrolled: bool,
+    /// Small products of at least 8 rows, 16 columns and 4 values of k that
+    /// the written-out kernel does not take, by the subgroup kernel
+    /// (`super::matmul_lanes`) where the layout allows, one replica at a
+    /// time: taken on Mesa's llvmpipe with fixed-size subgroups, where it
+    /// runs W-iris's hidden products about 2× faster than the rows kernels;
+    /// never chosen elsewhere.
+    #[serde(default)]
+    pub lanes: bool,
     /// Kernel and workgroup shape for large products.
     pub large: MatmulKernel,
     pub large_wg: (u32, u32),
@@ -1002,6 +1032,7 @@ impl Default for MatmulChoice {
             register_wg: (8, 8),
             rows: false,
             unrolled: false,
+            lanes: false,
             large: MatmulKernel::Register,
             large_wg: (8, 8),
         }
@@ -1045,6 +1076,16 @@ impl MatmulChoice {
             && super::matmul_unrolled::lanes_for((m, n, k)).is_some()
         {
             return (MatmulKernel::Unrolled, MatmulKernel::Unrolled.default_wg());
+        }
+        if forced.is_none()
+            && self.lanes
+            && replicas <= 1
+            && m >= 8
+            && n >= 16
+            && k >= 4
+            && m * n * k < LARGE_MACS
+        {
+            return (MatmulKernel::Lanes, MatmulKernel::Lanes.default_wg());
         }
         let tile = self.large.tile(self.large_wg);
         let fills = m >= tile.1 as usize && n >= tile.0 as usize;
@@ -1120,6 +1161,7 @@ mod tests {
             register_wg: (8, 8),
             rows: false,
             unrolled: false,
+            lanes: false,
             large: MatmulKernel::Tiled32,
             large_wg: (16, 16),
         };
@@ -1170,6 +1212,37 @@ mod tests {
             ..c
         };
         assert_eq!(off.for_product((120, 3, 64), None).0, MatmulKernel::Rows4);
+    }
+
+    #[test]
+    fn the_subgroup_kernel_takes_the_small_products_the_written_out_one_leaves() {
+        let c = MatmulChoice {
+            rows: true,
+            unrolled: true,
+            lanes: true,
+            large: MatmulKernel::Tiled32,
+            large_wg: (16, 16),
+            ..MatmulChoice::default()
+        };
+        let pick = |shape| c.for_product(shape, None).0;
+        // W-iris's hidden layer: forward, weight gradient, input gradient.
+        assert_eq!(pick((120, 64, 64)), MatmulKernel::Lanes);
+        assert_eq!(pick((64, 64, 120)), MatmulKernel::Lanes);
+        // Its heads stay written out; narrow or short outputs and large
+        // products keep the rows and large kernels.
+        assert_eq!(pick((120, 3, 64)), MatmulKernel::Unrolled);
+        assert_eq!(pick((120, 8, 600)), MatmulKernel::Rows);
+        assert_eq!(pick((4, 64, 600)), MatmulKernel::Register);
+        assert_eq!(pick((512, 512, 512)), MatmulKernel::Tiled32);
+        // Replicated or forced: the kernel it would be without it.
+        assert_eq!(
+            c.for_product_of((120, 64, 64), None, 3).0,
+            MatmulKernel::Rows
+        );
+        assert_eq!(
+            c.for_product((120, 64, 64), Some(MatmulKernel::Register)).0,
+            MatmulKernel::Register
+        );
     }
 
     #[test]

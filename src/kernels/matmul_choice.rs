@@ -45,7 +45,7 @@ pub const REPS: usize = 9;
 pub const MARGIN: f64 = 0.10;
 /// Bumped when the search changes, so old cache entries are ignored (a change
 /// to a kernel's source changes the key by itself: see [`cache_key`]).
-const SEARCH_VERSION: u32 = 5;
+const SEARCH_VERSION: u32 = 6;
 
 /// How this adapter's matmul choice was made: searched now (and how long
 /// that took) or read from the cache, and where the cache is.
@@ -166,6 +166,7 @@ fn search(gpu: &Gpu, fixed_wg: Option<(u32, u32)>) -> Result<MatmulChoice> {
         register_wg,
         rows: llvmpipe(gpu) || search_rows(gpu, register_wg)?,
         unrolled: llvmpipe(gpu),
+        lanes: llvmpipe(gpu) && super::matmul_lanes::subgroup_size(gpu).is_some(),
         large,
         large_wg,
     })
@@ -178,7 +179,9 @@ fn search(gpu: &Gpu, fixed_wg: Option<(u32, u32)>) -> Result<MatmulChoice> {
 /// make fewer (1.35-1.7× on W-iris's 64-wide products, up to 1.3× on its
 /// heads: BENCHMARKS.md, "The rows kernels"); the written-out kernel has no
 /// loop at all (`super::matmul_unrolled`; 1.4–2.1× faster again on W-iris's
-/// heads, "The written-out kernel"). Fixed rather than timed, so a noisy CPU
+/// heads, "The written-out kernel"); with fixed-size subgroups the larger
+/// small products take the subgroup kernel (`super::matmul_lanes`: a
+/// lane's operand loads shared by broadcast, "Subgroup broadcasts"). Fixed rather than timed, so a noisy CPU
 /// cannot flip it between runs (the book draws the dispatches of a step, kernel names
 /// included, and CI checks the drawing).
 fn llvmpipe(gpu: &Gpu) -> bool {

@@ -81,6 +81,10 @@ struct Spec {
     /// (`matmul::four_k_per_turn`), whose bias-gradient sums this copies.
     fours: bool,
     lanes: Lanes,
+    /// With lanes along rows, C stored four columns at a time through a vec4
+    /// view, with the epilogue written for these options (bias, relu,
+    /// accumulate); None: through the prelude's scalar `store`.
+    c4: Option<(bool, bool, bool)>,
 }
 
 impl Spec {
@@ -186,6 +190,10 @@ impl Spec {
                 }
             }
         }
+        if let Some(epilogue) = self.c4 {
+            self.rows_store4(s, epilogue);
+            return;
+        }
         let _ = writeln!(s, "    if (gid.x < {m}u) {{");
         for c in 0..n {
             let _ = writeln!(s, "        store(i, {c}u, acc{c});");
@@ -195,6 +203,62 @@ impl Spec {
             s.push_str("    if (gid.x == 0u) {\n");
             for c in 0..n {
                 let _ = writeln!(s, "        store_bias_grad({c}u, bs{c});");
+            }
+            s.push_str("    }\n");
+        }
+    }
+
+    /// Row i of C four columns at a time through the vec4 view `c4`, with
+    /// the epilogue written for (bias, relu, accumulate): the operations of
+    /// the prelude's `store`, in its order, on four outputs at once (one
+    /// lane loop per vec4 on llvmpipe where `store` makes one per output);
+    /// the bias gradient likewise.
+    fn rows_store4(&self, s: &mut String, (bias, relu, accumulate): (bool, bool, bool)) {
+        let Spec { m, n, .. } = *self;
+        if bias && !accumulate {
+            // Constant addresses outside any branch: one load and a splat each.
+            for q in 0..n / 4 {
+                let _ = writeln!(
+                    s,
+                    "    let bb{q} = vec4<f32>(bias[{}u], bias[{}u], bias[{}u], bias[{}u]);",
+                    4 * q,
+                    4 * q + 1,
+                    4 * q + 2,
+                    4 * q + 3
+                );
+            }
+        }
+        let _ = writeln!(s, "    if (gid.x < {m}u) {{");
+        for q in 0..n / 4 {
+            let idx = format!("i * {}u + {q}u", n / 4);
+            let mut v = format!(
+                "vec4<f32>(acc{}, acc{}, acc{}, acc{})",
+                4 * q,
+                4 * q + 1,
+                4 * q + 2,
+                4 * q + 3
+            );
+            if accumulate {
+                v = format!("{v} + c4[{idx}]");
+            } else {
+                if bias {
+                    v = format!("{v} + bb{q}");
+                }
+                if relu {
+                    v = format!("max({v}, vec4<f32>(0.0))");
+                }
+            }
+            let _ = writeln!(s, "        c4[{idx}] = {v};");
+        }
+        s.push_str("    }\n");
+        if self.bias_grad {
+            s.push_str("    if (gid.x == 0u) {\n");
+            for c in 0..n {
+                let sum = match accumulate {
+                    true => format!("bs{c} + dbias[{c}u]"),
+                    false => format!("bs{c}"),
+                };
+                let _ = writeln!(s, "        dbias[{c}u] = {sum};");
             }
             s.push_str("    }\n");
         }
@@ -241,11 +305,11 @@ fn source_for(spec: Spec) -> &'static str {
         .lock()
         .unwrap_or_else(|p| p.into_inner());
     map.entry(spec).or_insert_with(|| {
-        let text = format!(
-            "{}{}",
-            include_str!("../../shaders/matmul_prelude.wgsl"),
-            spec.source()
-        );
+        let prelude = match spec.c4 {
+            Some(_) => super::matmul_lanes::prelude_vec4_c(),
+            None => include_str!("../../shaders/matmul_prelude.wgsl"),
+        };
+        let text = format!("{prelude}{}", spec.source());
         Box::leak(text.into_boxed_str())
     })
 }
@@ -255,15 +319,20 @@ fn source_for(spec: Spec) -> &'static str {
 /// apart), for the naga validation test and for reading.
 ///
 /// `fours`: whether the bias gradient adds op(B) four values of k at a time,
-/// as the loop kernels do where their vec4 views read along k.
+/// as the loop kernels do where their vec4 views read along k. `c4`: C
+/// stored four columns at a time with the epilogue for (bias, relu,
+/// accumulate), which the kernel does where lanes run along rows, N is a
+/// multiple of 4 and C starts on 16 bytes (ignored otherwise).
 pub fn source(
     (m, n, k): (usize, usize, usize),
     (trans_a, trans_b): (bool, bool),
     mask: Option<Operand>,
     bias_grad: bool,
     fours: bool,
+    c4: Option<(bool, bool, bool)>,
 ) -> Result<&'static str> {
     let lanes = lanes_fitting((m, n, k))?;
+    let c4 = c4.filter(|_| lanes == Lanes::Rows && n.is_multiple_of(4));
     Ok(source_for(Spec {
         m,
         n,
@@ -274,6 +343,7 @@ pub fn source(
         bias_grad,
         fours: fours && k.is_multiple_of(4),
         lanes,
+        c4,
     }))
 }
 
@@ -287,8 +357,16 @@ fn lanes_fitting((m, n, k): (usize, usize, usize)) -> Result<Lanes> {
     })
 }
 
-fn spec((m, n, k): (usize, usize, usize), opts: &MatmulOptions, fours: bool) -> Result<Spec> {
+/// `c`'s layout decides whether C is stored four columns at a time.
+fn spec(
+    (m, n, k): (usize, usize, usize),
+    opts: &MatmulOptions,
+    fours: bool,
+    c: &Tensor,
+) -> Result<Spec> {
     let lanes = lanes_fitting((m, n, k))?;
+    let c4 = (lanes == Lanes::Rows && n.is_multiple_of(4) && c.offset().is_multiple_of(16))
+        .then_some((opts.bias.is_some(), opts.relu, opts.accumulate));
     if opts.replica_count() > 1 {
         return Err(Error::InvalidConfig(
             "the written-out matmul has no replica axis".into(),
@@ -304,6 +382,7 @@ fn spec((m, n, k): (usize, usize, usize), opts: &MatmulOptions, fours: bool) -> 
         bias_grad: opts.bias_grad.is_some(),
         fours,
         lanes,
+        c4,
     })
 }
 
@@ -321,7 +400,7 @@ pub fn matmul_unrolled(
         return Err(Error::InvalidConfig("matmul: an empty output".into()));
     }
     let fours = super::matmul::four_k_per_turn(a, b, &opts, k);
-    let spec = spec((m, n, k), &opts, fours)?;
+    let spec = spec((m, n, k), &opts, fours, c)?;
     // The grid: one invocation per row (or column) of C, WG to a workgroup.
     let tile = match spec.lanes {
         Lanes::Rows => (n as u32, WG),

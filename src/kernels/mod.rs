@@ -22,6 +22,7 @@ pub mod matmul;
 pub mod matmul_choice;
 pub mod matmul_coop;
 pub mod matmul_f16;
+pub mod matmul_lanes;
 pub mod matmul_unrolled;
 pub mod mixture;
 pub mod mse;
