@@ -365,11 +365,20 @@ pub fn matmul_auto(
     opts: MatmulOptions,
 ) -> Result<Vec<Dispatch>> {
     let (m, n, k) = product_shape(a, b, opts.trans_a, opts.trans_b)?;
-    let (kernel, wg) = super::matmul_choice::choice(gpu)?.for_product_of(
+    let (mut kernel, mut wg) = super::matmul_choice::choice(gpu)?.for_product_of(
         (m, n, k),
         forced_kernel(gpu)?,
         opts.replica_count(),
     );
+    if kernel == MatmulKernel::Lanes {
+        // The subgroup kernel has no split-K: a product to be split (forced
+        // with TASKGRAD_SPLITK, or on a driver that cuts long loops short)
+        // goes to the rows kernels, which split it.
+        let (rows, rows_wg) = rows_for(n);
+        if splits_for(gpu, rows, (m, n, k), rows_wg) > 1 {
+            (kernel, wg) = (rows, rows_wg);
+        }
+    }
     let splits = match kernel {
         MatmulKernel::Naive => {
             check_k_fits(gpu, "the naive matmul (no split-K)", k)?;
@@ -379,6 +388,7 @@ pub fn matmul_auto(
             check_k_fits(gpu, "the written-out matmul", k)?;
             1
         }
+        MatmulKernel::Lanes => 1,
         _ => splits_for(gpu, kernel, (m, n, k), wg),
     };
     if splits > 1 {
@@ -404,7 +414,10 @@ pub fn matmul_split(
     wg: (u32, u32),
     splits: usize,
 ) -> Result<Vec<Dispatch>> {
-    if matches!(kernel, MatmulKernel::Naive | MatmulKernel::Unrolled) {
+    if matches!(
+        kernel,
+        MatmulKernel::Naive | MatmulKernel::Unrolled | MatmulKernel::Lanes
+    ) {
         return Err(Error::InvalidConfig(format!(
             "the {} matmul has no split-K",
             kernel.name()
