@@ -2,8 +2,8 @@
 # The speed issue's sitting (issue 23) on this machine's adapter, one line
 # per measurement: W-iris against Burn and PyTorch (scripts/w_iris_sitting.sh),
 # penguins through the command line (`train` with its defaults; `compare
-# --methods equal,mgda --epochs 20` with one seed, five seeds one after
-# another, and five seeds with --lockstep --jobs 2), ROUNDS interleaved
+# --methods equal,mgda --epochs 20` with one seed, and five seeds one after
+# another, with --jobs 2, --lockstep, and both), ROUNDS interleaved
 # rounds of each; then each method's solve at K = 3, in ms per call over 50
 # profiled steps of `workloads W-iris --weighting M --profile` (methods that
 # only weight the losses have none).
@@ -27,10 +27,13 @@ ROUNDS=$rounds bash scripts/w_iris_sitting.sh
 compare=("$bin" compare "${penguins[@]}" --methods equal,mgda --epochs 20)
 for round in $(seq "$rounds"); do
     echo "round $round"
-    echo "train penguins s=$(secs "$bin" train "${penguins[@]}" --out "$out/train")"
-    echo "compare --seeds 1 s=$(secs "${compare[@]}" --seeds 1 --out "$out/c1")"
-    echo "compare --seeds 5 s=$(secs "${compare[@]}" --seeds 5 --out "$out/c5")"
-    echo "compare --seeds 5 --lockstep --jobs 2 s=$(secs "${compare[@]}" --seeds 5 --lockstep --jobs 2 --out "$out/c5l")"
+    r="$out/$round"
+    echo "train penguins s=$(secs "$bin" train "${penguins[@]}" --out "$r/train")"
+    echo "compare --seeds 1 s=$(secs "${compare[@]}" --seeds 1 --out "$r/c1")"
+    echo "compare --seeds 5 s=$(secs "${compare[@]}" --seeds 5 --out "$r/c5")"
+    echo "compare --seeds 5 --jobs 2 s=$(secs "${compare[@]}" --seeds 5 --jobs 2 --out "$r/c5j")"
+    echo "compare --seeds 5 --lockstep s=$(secs "${compare[@]}" --seeds 5 --lockstep --out "$r/c5l")"
+    echo "compare --seeds 5 --lockstep --jobs 2 s=$(secs "${compare[@]}" --seeds 5 --lockstep --jobs 2 --out "$r/c5lj")"
 done
 methods=$("$bin" train --help | sed -n '/--weighting/,/default: equal/p' \
     | grep -oE '^ {12}[a-z_0-9]+ ' | tr -d ' ')

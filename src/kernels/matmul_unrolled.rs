@@ -6,7 +6,11 @@
 //! ```
 //!
 //! with the masks and the bias gradient of the other f32 kernels
-//! (shaders/matmul_prelude.wgsl, whose bindings and epilogue it shares).
+//! (shaders/matmul_prelude.wgsl, whose bindings and epilogue it shares;
+//! with one invocation per row, N a multiple of 4 and C on a 16-byte start,
+//! it stores C four columns at a time through a vec4 view instead, with the
+//! same epilogue written for the product's options: a store loops over the
+//! SIMD lanes on llvmpipe too, and this makes a quarter of them).
 //!
 //! Why: Mesa's llvmpipe (lavapipe) compiles every storage-buffer load inside
 //! a loop or a branch into a loop over the SIMD lanes, even where all lanes
