@@ -600,6 +600,51 @@ pub(super) fn unused_output(gpu: &Gpu, reps: usize) -> Result<(Tensor, usize)> {
     Ok((t.slice(0, &[1])?, 1))
 }
 
+/// Record a kernel generated per product (`matmul_unrolled`,
+/// `matmul_lanes`) on the prelude's bindings: C, A, B, the bias, the mask
+/// and the bias gradient (an unused slot bound to A, or for the bias
+/// gradient to a scratch element), and with `views` also binding 7-9, the
+/// vec4 views of B, A and the mask.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn record_generated(
+    gpu: &Gpu,
+    shader: super::Shader,
+    entry: &'static str,
+    plan: &MatmulPlan,
+    (a, b, c): (&Tensor, &Tensor, &Tensor),
+    opts: &MatmulOptions,
+    views: bool,
+    workgroups: [u32; 3],
+) -> Result<Dispatch> {
+    let (scratch, _) = unused_output(gpu, 1)?;
+    let mask = opts.mask.map_or(a, |(t, _)| t);
+    let mut tensors = vec![
+        c,
+        a,
+        b,
+        opts.bias.unwrap_or(a),
+        mask,
+        opts.bias_grad.unwrap_or(&scratch),
+    ];
+    use Binding::*;
+    let mut bindings = vec![
+        Uniform, ReadWrite, ReadOnly, ReadOnly, ReadOnly, ReadOnly, ReadWrite,
+    ];
+    if views {
+        tensors.extend([b, a, mask]);
+        bindings.extend([ReadOnly; 3]);
+    }
+    shader.record(
+        gpu,
+        entry,
+        &bindings,
+        &[],
+        &plan.params,
+        &tensors,
+        workgroups,
+    )
+}
+
 /// The register-blocked kernel with an explicit workgroup shape (WGX, WGY).
 pub fn matmul_with(
     gpu: &Gpu,

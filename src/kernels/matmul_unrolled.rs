@@ -39,8 +39,9 @@ use std::fmt::Write as _;
 use std::sync::{Mutex, OnceLock};
 
 use super::matmul::{plan, MatmulOptions, Operand};
+use super::matmul_lanes::Epilogue;
 use crate::error::{Error, Result};
-use crate::gpu::{Binding, Dispatch, Gpu, Tensor};
+use crate::gpu::{Dispatch, Gpu, Tensor};
 
 /// Most multiply-adds one invocation may write out (k × its outputs): a
 /// head's 192–360 compile in tens of milliseconds on lavapipe; 4096 (a 64×64
@@ -88,7 +89,7 @@ struct Spec {
     /// With lanes along rows, C stored four columns at a time through a vec4
     /// view, with the epilogue written for these options (bias, relu,
     /// accumulate); None: through the prelude's scalar `store`.
-    c4: Option<(bool, bool, bool)>,
+    c4: Option<Epilogue>,
 }
 
 impl Spec {
@@ -217,9 +218,9 @@ impl Spec {
     /// the prelude's `store`, in its order, on four outputs at once (one
     /// lane loop per vec4 on llvmpipe where `store` makes one per output);
     /// the bias gradient likewise.
-    fn rows_store4(&self, s: &mut String, (bias, relu, accumulate): (bool, bool, bool)) {
+    fn rows_store4(&self, s: &mut String, epilogue: Epilogue) {
         let Spec { m, n, .. } = *self;
-        if bias && !accumulate {
+        if epilogue.bias && !epilogue.accumulate {
             // Constant addresses outside any branch: one load and a splat each.
             for q in 0..n / 4 {
                 let _ = writeln!(
@@ -235,33 +236,21 @@ impl Spec {
         let _ = writeln!(s, "    if (gid.x < {m}u) {{");
         for q in 0..n / 4 {
             let idx = format!("i * {}u + {q}u", n / 4);
-            let mut v = format!(
+            let acc = format!(
                 "vec4<f32>(acc{}, acc{}, acc{}, acc{})",
                 4 * q,
                 4 * q + 1,
                 4 * q + 2,
                 4 * q + 3
             );
-            if accumulate {
-                v = format!("{v} + c4[{idx}]");
-            } else {
-                if bias {
-                    v = format!("{v} + bb{q}");
-                }
-                if relu {
-                    v = format!("max({v}, vec4<f32>(0.0))");
-                }
-            }
+            let v = epilogue.apply(&acc, &idx, &format!("bb{q}"));
             let _ = writeln!(s, "        c4[{idx}] = {v};");
         }
         s.push_str("    }\n");
         if self.bias_grad {
             s.push_str("    if (gid.x == 0u) {\n");
             for c in 0..n {
-                let sum = match accumulate {
-                    true => format!("bs{c} + dbias[{c}u]"),
-                    false => format!("bs{c}"),
-                };
+                let sum = epilogue.bias_grad(&format!("bs{c}"), &format!("{c}u"));
                 let _ = writeln!(s, "        dbias[{c}u] = {sum};");
             }
             s.push_str("    }\n");
@@ -336,7 +325,13 @@ pub fn source(
     c4: Option<(bool, bool, bool)>,
 ) -> Result<&'static str> {
     let lanes = lanes_fitting((m, n, k))?;
-    let c4 = c4.filter(|_| lanes == Lanes::Rows && n.is_multiple_of(4));
+    let c4 = c4
+        .filter(|_| lanes == Lanes::Rows && n.is_multiple_of(4))
+        .map(|(bias, relu, accumulate)| Epilogue {
+            bias,
+            relu,
+            accumulate,
+        });
     Ok(source_for(Spec {
         m,
         n,
@@ -370,7 +365,11 @@ fn spec(
 ) -> Result<Spec> {
     let lanes = lanes_fitting((m, n, k))?;
     let c4 = (lanes == Lanes::Rows && n.is_multiple_of(4) && c.offset().is_multiple_of(16))
-        .then_some((opts.bias.is_some(), opts.relu, opts.accumulate));
+        .then_some(Epilogue {
+            bias: opts.bias.is_some(),
+            relu: opts.relu,
+            accumulate: opts.accumulate,
+        });
     if opts.replica_count() > 1 {
         return Err(Error::InvalidConfig(
             "the written-out matmul has no replica axis".into(),
@@ -427,24 +426,19 @@ pub fn matmul_unrolled(
             ));
         }
     }
-    let (scratch, _) = super::matmul::unused_output(gpu, 1)?;
-    let bias_slot = opts.bias.unwrap_or(a);
-    let mask_slot = mask.unwrap_or(a);
-    let dbias_slot = opts.bias_grad.unwrap_or(&scratch);
-    use Binding::*;
     let shader = super::Shader {
         file: "generated/matmul_unrolled.wgsl",
         source: source_for(spec),
     };
-    shader.record(
+    let grid = [p.grid[0] * p.grid[1], 1, 1];
+    super::matmul::record_generated(
         gpu,
+        shader,
         "matmul_unrolled",
-        &[
-            Uniform, ReadWrite, ReadOnly, ReadOnly, ReadOnly, ReadOnly, ReadWrite,
-        ],
-        &[],
-        &p.params,
-        &[c, a, b, bias_slot, mask_slot, dbias_slot],
-        [p.grid[0] * p.grid[1], 1, 1],
+        &p,
+        (a, b, c),
+        &opts,
+        false,
+        grid,
     )
 }
