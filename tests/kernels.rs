@@ -452,16 +452,7 @@ fn subgroup_matmul_matches_the_reference_and_the_register_kernel_bit_for_bit() {
     // one lane's rows spread over several row groups.
     use taskgrad::kernels::matmul_lanes;
     let gpu = gpu_or_skip!();
-    if matmul_lanes::subgroup_size(gpu).is_none() {
-        // Lavapipe (llvmpipe through Vulkan) has them; wgpu's GL backend offers none.
-        let lavapipe = gpu.report.name.contains("llvmpipe")
-            && gpu.report.backend == taskgrad::wgpu::Backend::Vulkan;
-        assert!(
-            !lavapipe,
-            "lavapipe has subgroups of one fixed size (its SIMD width); {} reports none",
-            gpu.report
-        );
-        eprintln!("skipped: {} has no fixed-size subgroups", gpu.report);
+    if !has_fixed_subgroups(gpu) {
         return;
     }
     let shapes = [
@@ -505,6 +496,50 @@ fn subgroup_matmul_matches_the_reference_and_the_register_kernel_bit_for_bit() {
     );
     let e = matmul_lanes::matmul_lanes(gpu, &a, &b, &c, MatmulOptions::default()).unwrap_err();
     assert!(e.to_string().contains("k and n multiples of 4"), "{e}");
+}
+
+/// Whether the adapter has subgroups of one fixed size (the subgroup
+/// kernel's need). Lavapipe (llvmpipe through Vulkan) must have them; on
+/// another adapter without them (wgpu's GL backend offers none) the caller
+/// skips, saying so.
+fn has_fixed_subgroups(gpu: &taskgrad::Gpu) -> bool {
+    if taskgrad::kernels::matmul_lanes::subgroup_size(gpu).is_some() {
+        return true;
+    }
+    let lavapipe = gpu.report.name.contains("llvmpipe")
+        && gpu.report.backend == taskgrad::wgpu::Backend::Vulkan;
+    assert!(
+        !lavapipe,
+        "lavapipe has subgroups of one fixed size (its SIMD width); {} reports none",
+        gpu.report
+    );
+    eprintln!("skipped: {} has no fixed-size subgroups", gpu.report);
+    false
+}
+
+#[test]
+fn subgroup_matmul_runs_replicas_each_as_alone_bit_for_bit() {
+    // The subgroup kernel over the replica axis (workgroup layer z): three
+    // replicas in one dispatch, every transpose and mode, equal bit for bit
+    // to each replica's product alone and to the reference; the shapes
+    // leave partial row and column blocks. Recorded by the kernel itself,
+    // which refuses what it cannot take, so no fallback is what is tested.
+    use taskgrad::kernels::matmul_lanes;
+    let gpu = gpu_or_skip!();
+    if !has_fixed_subgroups(gpu) {
+        return;
+    }
+    let product = |a: &Tensor, b: &Tensor, c: &Tensor, o: MatmulOptions| {
+        vec![matmul_lanes::matmul_lanes(gpu, a, b, c, o).expect("fits, replicated")]
+    };
+    let mut seed = 700;
+    for (m, k, n) in [(20, 8, 16), (33, 12, 36)] {
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            seed += 1;
+            let what = format!("lanes m={m} k={k} n={n} ta={ta} tb={tb}");
+            check_replicated_cases(gpu, &what, (m, k, n), (ta, tb), seed, &product);
+        }
+    }
 }
 
 /// Each of `ways` (kernel, workgroup) computes every mode of each (m, k, n)
@@ -2249,7 +2284,6 @@ fn replicated_matmul_equals_each_replica_alone_bit_for_bit() {
     // split-K), with every transpose, bias + ReLU, accumulate, the ReLU mask on
     // either operand and the bias gradient: each replica's outputs equal its
     // product recorded alone on its own views, bit for bit, and the reference.
-    use taskgrad::kernels::matmul::Operand;
     let gpu = gpu_or_skip!();
     type Product<'g> =
         Box<dyn Fn(&Tensor, &Tensor, &Tensor, MatmulOptions) -> Vec<taskgrad::gpu::Dispatch> + 'g>;
@@ -2287,72 +2321,87 @@ fn replicated_matmul_equals_each_replica_alone_bit_for_bit() {
                 .take(2)
             {
                 seed += 1;
-                let base = MatmulOptions {
-                    trans_a: ta,
-                    trans_b: tb,
-                    ..Default::default()
-                };
-                let dummy = zeros(gpu, &[1]);
                 let what = format!("{name} m={m} k={k} n={n} ta={ta} tb={tb}");
-                let cases: [(&str, MatmulOptions, Option<Operand>, bool, bool); 5] = [
-                    (
-                        "bias relu",
-                        MatmulOptions {
-                            bias: Some(&dummy),
-                            relu: true,
-                            ..base
-                        },
-                        None,
-                        false,
-                        false,
-                    ),
-                    (
-                        "shared A",
-                        MatmulOptions {
-                            bias: Some(&dummy),
-                            ..base
-                        },
-                        None,
-                        false,
-                        true,
-                    ),
-                    (
-                        "accumulate",
-                        MatmulOptions {
-                            accumulate: true,
-                            ..base
-                        },
-                        None,
-                        false,
-                        false,
-                    ),
-                    ("mask B, db", base, Some(Operand::B), true, false),
-                    (
-                        "mask A, db accumulate",
-                        MatmulOptions {
-                            accumulate: true,
-                            ..base
-                        },
-                        Some(Operand::A),
-                        true,
-                        false,
-                    ),
-                ];
-                for (case, o, mask, db, shared) in cases {
-                    check_replicated(
-                        gpu,
-                        &format!("{what} {case}"),
-                        (m, k, n),
-                        o,
-                        mask,
-                        db,
-                        shared,
-                        seed,
-                        product.as_ref(),
-                    );
-                }
+                check_replicated_cases(gpu, &what, (m, k, n), (ta, tb), seed, product.as_ref());
             }
         }
+    }
+}
+
+/// [`check_replicated`] for one shape and transpose in each mode: bias +
+/// ReLU, a shared A (stride 0) with a bias, accumulate, the mask on B with
+/// the bias gradient, the mask on A with the bias gradient accumulated.
+fn check_replicated_cases(
+    gpu: &taskgrad::Gpu,
+    what: &str,
+    (m, k, n): (usize, usize, usize),
+    (ta, tb): (bool, bool),
+    seed: u64,
+    product: &dyn Fn(&Tensor, &Tensor, &Tensor, MatmulOptions) -> Vec<taskgrad::gpu::Dispatch>,
+) {
+    use taskgrad::kernels::matmul::Operand;
+    let base = MatmulOptions {
+        trans_a: ta,
+        trans_b: tb,
+        ..Default::default()
+    };
+    let dummy = zeros(gpu, &[1]);
+    let cases: [(&str, MatmulOptions, Option<Operand>, bool, bool); 5] = [
+        (
+            "bias relu",
+            MatmulOptions {
+                bias: Some(&dummy),
+                relu: true,
+                ..base
+            },
+            None,
+            false,
+            false,
+        ),
+        (
+            "shared A",
+            MatmulOptions {
+                bias: Some(&dummy),
+                ..base
+            },
+            None,
+            false,
+            true,
+        ),
+        (
+            "accumulate",
+            MatmulOptions {
+                accumulate: true,
+                ..base
+            },
+            None,
+            false,
+            false,
+        ),
+        ("mask B, db", base, Some(Operand::B), true, false),
+        (
+            "mask A, db accumulate",
+            MatmulOptions {
+                accumulate: true,
+                ..base
+            },
+            Some(Operand::A),
+            true,
+            false,
+        ),
+    ];
+    for (case, o, mask, db, shared) in cases {
+        check_replicated(
+            gpu,
+            &format!("{what} {case}"),
+            (m, k, n),
+            o,
+            mask,
+            db,
+            shared,
+            seed,
+            product,
+        );
     }
 }
 

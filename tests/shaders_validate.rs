@@ -34,7 +34,7 @@ fn all_sources() -> Vec<(String, &'static str)> {
 /// The subgroup matmul (`kernels::matmul_lanes`, generated per product):
 /// both transposes, either mask with the bias gradient, each epilogue, one
 /// lane's rows in one and in several row groups, whole and partial column
-/// blocks.
+/// blocks, for one replica and for several.
 fn lanes_sources() -> Vec<(String, &'static str)> {
     use taskgrad::kernels::matmul::Operand;
     use taskgrad::kernels::matmul_lanes::source;
@@ -47,12 +47,14 @@ fn lanes_sources() -> Vec<(String, &'static str)> {
                 (Some(Operand::B), true, (false, false, false)),
                 (Some(Operand::B), true, (false, false, true)),
             ] {
-                let name =
-                    format!("matmul_lanes {shape:?} {trans:?} {mask:?} {bias_grad} {epilogue:?}");
-                all.push((
-                    name,
-                    source(shape, trans, mask, bias_grad, epilogue, 8).expect("fits"),
-                ));
+                for replicated in [false, true] {
+                    let name = format!(
+                        "matmul_lanes {shape:?} {trans:?} {mask:?} {bias_grad} {epilogue:?} \
+                         replicated {replicated}"
+                    );
+                    let text = source(shape, trans, mask, bias_grad, epilogue, replicated, 8);
+                    all.push((name, text.expect("fits")));
+                }
             }
         }
     }

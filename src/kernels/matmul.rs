@@ -603,8 +603,9 @@ pub(super) fn unused_output(gpu: &Gpu, reps: usize) -> Result<(Tensor, usize)> {
 /// Record a kernel generated per product (`matmul_unrolled`,
 /// `matmul_lanes`) on the prelude's bindings: C, A, B, the bias, the mask
 /// and the bias gradient (an unused slot bound to A, or for the bias
-/// gradient to a scratch element), and with `views` also binding 7-9, the
-/// vec4 views of B, A and the mask.
+/// gradient to a scratch element per replica), and with `views` also
+/// binding 7-9, the vec4 views of B, A and the mask; each binding spans
+/// every replica's copy ([`MatmulOptions::replicas`]).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn record_generated(
     gpu: &Gpu,
@@ -616,7 +617,14 @@ pub(super) fn record_generated(
     views: bool,
     workgroups: [u32; 3],
 ) -> Result<Dispatch> {
-    let (scratch, _) = unused_output(gpu, 1)?;
+    let mut axis = opts.axis();
+    let (scratch, stride) = unused_output(gpu, opts.replica_count())?;
+    if opts.bias.is_none() {
+        axis.strides[3] = axis.strides[1];
+    }
+    if opts.bias_grad.is_none() {
+        axis.strides[5] = stride;
+    }
     let mask = opts.mask.map_or(a, |(t, _)| t);
     let mut tensors = vec![
         c,
@@ -633,14 +641,17 @@ pub(super) fn record_generated(
     if views {
         tensors.extend([b, a, mask]);
         bindings.extend([ReadOnly; 3]);
+        axis.strides
+            .extend([axis.strides[2], axis.strides[1], axis.strides[4]]);
     }
-    shader.record(
+    shader.record_replicated(
         gpu,
         entry,
         &bindings,
         &[],
         &plan.params,
         &tensors,
+        &axis,
         workgroups,
     )
 }
@@ -1071,8 +1082,8 @@ pub struct MatmulChoice {
     pub unrolled: bool,
     /// Small products of at least 8 rows, 16 columns and 4 values of k that
     /// the written-out kernel does not take, by the subgroup kernel
-    /// (`super::matmul_lanes`) where the layout allows, one replica at a
-    /// time: taken on Mesa's llvmpipe with fixed-size subgroups, where it
+    /// (`super::matmul_lanes`) where the layout allows, for one replica or
+    /// several: taken on Mesa's llvmpipe with fixed-size subgroups, where it
     /// runs W-iris's hidden products about 2× faster than the rows kernels;
     /// never chosen elsewhere.
     #[serde(default)]
@@ -1119,7 +1130,8 @@ impl MatmulChoice {
     /// at once: where the written-out kernel is chosen it takes the products
     /// small enough for it, of one replica (it has no replica axis; a
     /// replicated product takes the kernel it would have had without it,
-    /// whose sums are the same bit for bit).
+    /// whose sums are the same bit for bit); the subgroup kernel takes its
+    /// products of any number of replicas.
     pub fn for_product_of(
         &self,
         (m, n, k): (usize, usize, usize),
@@ -1135,14 +1147,7 @@ impl MatmulChoice {
         {
             return (MatmulKernel::Unrolled, MatmulKernel::Unrolled.default_wg());
         }
-        if forced.is_none()
-            && self.lanes
-            && replicas <= 1
-            && m >= 8
-            && n >= 16
-            && k >= 4
-            && m * n * k < LARGE_MACS
-        {
+        if forced.is_none() && self.lanes && m >= 8 && n >= 16 && k >= 4 && m * n * k < LARGE_MACS {
             return (MatmulKernel::Lanes, MatmulKernel::Lanes.default_wg());
         }
         let tile = self.large.tile(self.large_wg);
@@ -1292,11 +1297,22 @@ mod tests {
         assert_eq!(pick((120, 8, 600)), MatmulKernel::Rows);
         assert_eq!(pick((4, 64, 600)), MatmulKernel::Register);
         assert_eq!(pick((512, 512, 512)), MatmulKernel::Tiled32);
-        // Replicated or forced: the kernel it would be without it.
+        // Replicated: still the subgroup kernel, which has a replica axis,
+        // and for a head too, which the written-out kernel takes only alone
+        // (`matmul_kernel` gives the rows kernels what the layout refuses).
         assert_eq!(
             c.for_product_of((120, 64, 64), None, 3).0,
-            MatmulKernel::Rows
+            MatmulKernel::Lanes
         );
+        assert_eq!(
+            c.for_product_of((120, 16, 64), None, 3).0,
+            MatmulKernel::Lanes
+        );
+        assert_eq!(
+            c.for_product_of((120, 3, 64), None, 3).0,
+            MatmulKernel::Rows4
+        );
+        // Forced: the kernel forced.
         assert_eq!(
             c.for_product((120, 64, 64), Some(MatmulKernel::Register)).0,
             MatmulKernel::Register

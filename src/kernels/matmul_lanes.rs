@@ -33,9 +33,10 @@
 //! it against the register kernel on every layout). It needs subgroups of
 //! one fixed size (lavapipe's are its SIMD width, 8 lanes at 256 bits), k
 //! and n multiples of 4, and the tensors it reads or writes as vec4s
-//! starting where vec4s may ([`fits`]); one replica, no split-K. WGSL is generated per shape, like
-//! `super::matmul_unrolled`'s, so that the block sizes and the layout's
-//! index arithmetic are constants.
+//! starting where vec4s may ([`fits`]); replicas along workgroup layer z
+//! (replica r's tensors `p.rep_*`·r elements on, in whole vec4s), no
+//! split-K. WGSL is generated per shape, like `super::matmul_unrolled`'s, so
+//! that the block sizes and the layout's index arithmetic are constants.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -71,6 +72,9 @@ struct Spec {
     /// Columns per workgroup.
     cb: usize,
     epilogue: Epilogue,
+    /// Several replicas, replica z = workgroup layer z (offsets from
+    /// `p.rep_*`); without, the source has no replica arithmetic at all.
+    replicated: bool,
 }
 
 /// The options that shape the stores, written into the source (here and by
@@ -100,11 +104,11 @@ impl Epilogue {
         v
     }
 
-    /// The prelude's `store_bias_grad` for column `col`: `sum`, added to
+    /// The prelude's `store_bias_grad` at `dbias[idx]`: `sum`, added to
     /// dbias with accumulate.
-    pub(crate) fn bias_grad(&self, sum: &str, col: &str) -> String {
+    pub(crate) fn bias_grad(&self, sum: &str, idx: &str) -> String {
         match self.accumulate {
-            true => format!("{sum} + dbias[{col}]"),
+            true => format!("{sum} + dbias[{idx}]"),
             false => sum.to_string(),
         }
     }
@@ -123,14 +127,17 @@ pub fn subgroup_size(gpu: &Gpu) -> Option<usize> {
 }
 
 /// Whether this kernel can run the product on `gpu`: fixed-size subgroups,
-/// one replica, f32 tensors, K and N multiples of 4, and each tensor it
-/// reads or writes as vec4s starting on 16 bytes (op(A) is read along k
-/// when A is row-major, Aᵀ as scalars; op(B) along n, Bᵀ along k; C four
-/// columns at a time).
+/// f32 tensors, K and N multiples of 4, and each tensor it reads or writes
+/// as vec4s starting on 16 bytes (op(A) is read along k when A is
+/// row-major, Aᵀ as scalars; op(B) along n, Bᵀ along k; C four columns at a
+/// time), replica after replica (strides of whole vec4s).
 pub fn fits(gpu: &Gpu, a: &Tensor, b: &Tensor, c: &Tensor, opts: &MatmulOptions) -> bool {
     let Ok((m, n, k)) = product_shape(a, b, opts.trans_a, opts.trans_b) else {
         return false;
     };
+    let r = opts.replicas.unwrap_or_default();
+    let strides_whole =
+        opts.replica_count() <= 1 || [r.a, r.b, r.c].iter().all(|s| s.is_multiple_of(4));
     let whole = |t: &Tensor| t.offset().is_multiple_of(16);
     let mask_ok = |on: Operand| opts.mask.is_none_or(|(t, o)| o != on || whole(t));
     let f32s = [Some(a), Some(b), Some(c), opts.mask.map(|(t, _)| t)]
@@ -138,7 +145,7 @@ pub fn fits(gpu: &Gpu, a: &Tensor, b: &Tensor, c: &Tensor, opts: &MatmulOptions)
         .flatten()
         .all(|t| t.dtype() == DType::F32);
     subgroup_size(gpu).is_some()
-        && opts.replica_count() <= 1
+        && strides_whole
         && f32s
         && m > 0
         && n > 0
@@ -166,17 +173,27 @@ impl Spec {
     /// op(B) block; at k = kk, [`Spec::b_step`] is added to it.
     fn b_item_offset(&self, t: &str) -> String {
         let Spec { n, k, cb, .. } = *self;
+        let rb = self.rep("rb4");
         if self.trans_b {
             // Column c0 + t, its values of k as vec4s.
-            format!("min(c0 + {t}, {}u) * {}u", n - 1, k / 4)
+            format!("{rb}min(c0 + {t}, {}u) * {}u", n - 1, k / 4)
         } else {
             // Row q = t / (CB/4) of the block, its vec4 h = t % (CB/4) of columns.
             let h = cb / 4;
             format!(
-                "({t} / {h}u) * {}u + min(c0 / 4u + {t} % {h}u, {}u)",
+                "{rb}({t} / {h}u) * {}u + min(c0 / 4u + {t} % {h}u, {}u)",
                 n / 4,
                 n / 4 - 1
             )
+        }
+    }
+
+    /// `"{offset} + "` where replicated (the replica's offset, a WGSL
+    /// variable of [`Spec::setup`]), else nothing.
+    fn rep(&self, offset: &str) -> String {
+        match self.replicated {
+            true => format!("{offset} + "),
+            false => String::new(),
         }
     }
 
@@ -229,12 +246,13 @@ impl Spec {
         let Spec { m, k, .. } = *self;
         if self.trans_a {
             let at = |q: usize| {
-                let idx = format!("(kk + {q}u) * {m}u + row{i}");
+                let idx = format!("{}(kk + {q}u) * {m}u + row{i}", self.rep("ra"));
                 self.load1("a", Operand::A, &idx)
             };
             format!("vec4<f32>({}, {}, {}, {})", at(0), at(1), at(2), at(3))
         } else {
-            self.load4("a4", Operand::A, &format!("row{i} * {}u + kk / 4u", k / 4))
+            let idx = format!("{}row{i} * {}u + kk / 4u", self.rep("ra4"), k / 4);
+            self.load4("a4", Operand::A, &idx)
         }
     }
 
@@ -274,6 +292,15 @@ impl Spec {
         // from a literal 0.0 it may fold 0.0 + x·y into x·y, which is -0.0
         // where the loop kernels' 0.0 + (-0.0) gives +0.0.
         w.push_str("    let zero = bitcast<f32>(p.m & 0x80000000u);\n");
+        if self.replicated {
+            // Replica wid.z's offsets: A's in elements and vec4s, B's and
+            // C's in vec4s (whole vec4s, `fits`), the bias's in elements.
+            w.push_str("    let ra = wid.z * p.rep_a;\n");
+            w.push_str("    let ra4 = wid.z * (p.rep_a / 4u);\n");
+            w.push_str("    let rb4 = wid.z * (p.rep_b / 4u);\n");
+            w.push_str("    let rc4 = wid.z * (p.rep_c / 4u);\n");
+            w.push_str("    let rbias = wid.z * p.rep_bias;\n");
+        }
         let _ = writeln!(w, "    let r0 = wid.x * {}u;", s * ri);
         let _ = writeln!(w, "    let c0 = wid.y * {cb}u;");
         // This lane's rows (clamped into C: every load in bounds without a
@@ -363,7 +390,10 @@ impl Spec {
         if self.epilogue.bias && !self.epilogue.accumulate {
             // The block's bias, the same for every row (clamped; unused past N).
             for h in 0..cb / 4 {
-                let at = |j: usize| format!("bias[min(c0 + {}u, {}u)]", 4 * h + j, n - 1);
+                let at = |j: usize| {
+                    let col = format!("min(c0 + {}u, {}u)", 4 * h + j, n - 1);
+                    format!("bias[{}{col}]", self.rep("rbias"))
+                };
                 let _ = writeln!(
                     w,
                     "    let bb{h} = vec4<f32>({}, {}, {}, {});",
@@ -376,7 +406,12 @@ impl Spec {
         }
         for i in 0..ri {
             let _ = writeln!(w, "    if (r0 + l + {}u < {m}u) {{", s * i);
-            let _ = writeln!(w, "        let base{i} = row{i} * {}u + c0 / 4u;", n / 4);
+            let _ = writeln!(
+                w,
+                "        let base{i} = {}row{i} * {}u + c0 / 4u;",
+                self.rep("rc4"),
+                n / 4
+            );
             for h in 0..cb / 4 {
                 let idx = format!("base{i} + {h}u");
                 let v = self
@@ -400,8 +435,9 @@ impl Spec {
             for h in 0..cb / 4 {
                 for (j, c) in ["x", "y", "z", "w"].iter().enumerate() {
                     let col = format!("c0 + {}u", 4 * h + j);
-                    let sum = self.epilogue.bias_grad(&format!("bs{h}.{c}"), &col);
-                    let _ = writeln!(w, "        if ({col} < {n}u) {{ dbias[{col}] = {sum}; }}");
+                    let idx = format!("{}{col}", self.rep("rbias"));
+                    let sum = self.epilogue.bias_grad(&format!("bs{h}.{c}"), &idx);
+                    let _ = writeln!(w, "        if ({col} < {n}u) {{ dbias[{idx}] = {sum}; }}");
                 }
             }
             w.push_str("    }\n");
@@ -443,14 +479,16 @@ fn source_for(spec: Spec) -> &'static str {
 
 /// The WGSL generated for an m×k·k×n product with subgroups of `s` lanes
 /// (what [`matmul_lanes`] compiles for it: the transposes, the masked
-/// operand, the bias gradient and the epilogue's (bias, relu, accumulate)
-/// given apart), for the naga validation test and for reading.
+/// operand, the bias gradient, the epilogue's (bias, relu, accumulate) and
+/// whether it runs for several replicas given apart), for the naga
+/// validation test and for reading.
 pub fn source(
     shape: (usize, usize, usize),
     trans: (bool, bool),
     mask: Option<Operand>,
     bias_grad: bool,
     (bias, relu, accumulate): (bool, bool, bool),
+    replicated: bool,
     s: usize,
 ) -> Result<&'static str> {
     let epilogue = Epilogue {
@@ -459,7 +497,7 @@ pub fn source(
         accumulate,
     };
     Ok(source_for(spec(
-        shape, trans, mask, bias_grad, epilogue, s,
+        shape, trans, mask, bias_grad, epilogue, replicated, s,
     )?))
 }
 
@@ -469,6 +507,7 @@ fn spec(
     mask: Option<Operand>,
     bias_grad: bool,
     epilogue: Epilogue,
+    replicated: bool,
     s: usize,
 ) -> Result<Spec> {
     if m == 0 || n == 0 || k == 0 || !k.is_multiple_of(4) || !n.is_multiple_of(4) {
@@ -489,6 +528,7 @@ fn spec(
         ri,
         cb,
         epilogue,
+        replicated,
     })
 }
 
@@ -505,8 +545,8 @@ pub fn matmul_lanes(
     let Some(s) = subgroup_size(gpu).filter(|_| fits(gpu, a, b, c, &opts)) else {
         return Err(Error::InvalidConfig(format!(
             "the subgroup matmul cannot run {m}×{k}·{k}×{n} here: it needs subgroups of one \
-             fixed size, one replica, f32 tensors, k and n multiples of 4 and tensors it reads \
-             and writes as vec4s on 16-byte offsets"
+             fixed size, f32 tensors, k and n multiples of 4 and tensors it reads and writes \
+             as vec4s on 16-byte offsets (and replica strides of whole vec4s)"
         )));
     };
     let epilogue = Epilogue {
@@ -520,10 +560,12 @@ pub fn matmul_lanes(
         opts.mask.map(|(_, o)| o),
         opts.bias_grad.is_some(),
         epilogue,
+        opts.replica_count() > 1,
         s,
     )?;
     // The plan checks the shapes and options and makes the parameters; the
-    // grid is this kernel's: row blocks of s·ri along x, column blocks along y.
+    // grid is this kernel's: row blocks of s·ri along x, column blocks along
+    // y, replicas along z.
     let p = plan(
         gpu,
         a,
@@ -537,7 +579,7 @@ pub fn matmul_lanes(
         file: "generated/matmul_lanes.wgsl",
         source: source_for(spec),
     };
-    let grid = [p.grid[1], p.grid[0], 1];
+    let grid = [p.grid[1], p.grid[0], p.grid[2]];
     super::matmul::record_generated(
         gpu,
         shader,
