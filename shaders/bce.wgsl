@@ -19,7 +19,7 @@
 // z < 0, with e = e^{-|z|}. log(1 + e) uses e - e²/2 + e³/3 when e < 1e-3,
 // where 1 + e would round away e's digits in f32.
 // The target of a masked row is never read into the result, so it may hold NaN.
-// One workgroup, the same structure as mse.wgsl. WG must be a power of two.
+// One workgroup, the same structure as mse.wgsl (WG chosen as there).
 //
 // Replicas (R runs of one model, DESIGN.md's "many runs in one program"):
 // workgroup z computes replica z's loss, its z, y and dz at z·rep_values

@@ -10,7 +10,7 @@
 //   dpred[r,t]      = valid(r) ? 2 (pred[r,t] - truth[r,t]) · scale[slot] / (n_valid · T) : 0
 //
 // The truth of a masked row is never read into the result, so it may hold NaN.
-// One workgroup, the same structure as softmax_ce.wgsl. WG must be a power of two.
+// One workgroup, the same structure as softmax_ce.wgsl (WG chosen as there).
 //
 // Replicas (R runs of one model, DESIGN.md's "many runs in one program"):
 // workgroup z computes replica z's loss, its pred, truth and dpred at z·rep_values

@@ -14,7 +14,9 @@
 //
 // One workgroup: it counts the valid rows, then each invocation handles rows
 // lid, lid + WG, ... and the per-row losses are summed by a tree in workgroup memory.
-// WG must be a power of two.
+// WG must be a power of two; the host sets it to the smallest one ≥ B from 32
+// to 256 (kernels::LossParams::workgroup): the sums are those of 256
+// invocations, whose idle ones add only zeros.
 //
 // Replicas (R runs of one model, DESIGN.md's "many runs in one program"):
 // workgroup z computes replica z's loss, its z, dlogits at z·rep_values

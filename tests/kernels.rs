@@ -1005,6 +1005,63 @@ fn run_softmax_ce(
 }
 
 #[test]
+fn softmax_ce_sized_to_the_batch_equals_256_invocations_bit_for_bit() {
+    // The loss kernels' workgroup is the smallest power of two ≥ B (32 to
+    // 256; kernels::LossParams::workgroup): the same source recorded at 256
+    // invocations gives the same bits, loss, per-row losses and gradient.
+    let gpu = gpu_or_skip!();
+    let mut r = rng(12);
+    for &(b, c) in &[
+        (1usize, 3usize),
+        (17, 1),
+        (32, 3),
+        (33, 10),
+        (100, 3),
+        (255, 2),
+    ] {
+        let z: Vec<f32> = random(&mut r, b * c).iter().map(|v| v * 5.0).collect();
+        let y: Vec<u32> = (0..b).map(|i| ((i * 5 + 1) % c) as u32).collect();
+        let mask: Vec<f32> = (0..b).map(|i| if i % 3 == 1 { 0.0 } else { 1.0 }).collect();
+        let sized = run_softmax_ce(gpu, &z, &y, &mask, b, c, 0.7);
+        let logits = upload(gpu, &[b, c], &z);
+        let labels = Tensor::from_u32(gpu, &[b], &y, "labels").unwrap();
+        let (mask, scale) = (upload(gpu, &[b], &mask), upload(gpu, &[1], &[0.7]));
+        let (dlogits, loss_rows, loss) = (zeros(gpu, &[b, c]), zeros(gpu, &[b]), zeros(gpu, &[1]));
+        use taskgrad::gpu::Binding::*;
+        // softmax_ce.wgsl's Params: rows, classes, slot, pad, then the replica strides.
+        let params: [u32; 8] = [b as u32, c as u32, 0, 0, 0, 0, 0, 0];
+        let wide = taskgrad::gpu::dispatch::record(
+            gpu,
+            "softmax_ce.wgsl",
+            include_str!("../shaders/softmax_ce.wgsl"),
+            "softmax_ce",
+            &[
+                Uniform, ReadWrite, ReadWrite, ReadWrite, ReadOnly, ReadOnly, ReadOnly, ReadOnly,
+            ],
+            &[("WG", 256.0)],
+            &params,
+            &[&dlogits, &loss_rows, &loss, &logits, &labels, &mask, &scale],
+            [1, 1, 1],
+        )
+        .unwrap();
+        gpu.run(&[&wide]).unwrap();
+        let got = gpu.read(&[&loss, &loss_rows, &dlogits]).unwrap();
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(
+            got[0][0].to_bits(),
+            sized.loss.to_bits(),
+            "loss, B={b} C={c}"
+        );
+        assert_eq!(
+            bits(&got[1]),
+            bits(&sized.loss_rows),
+            "per-row losses, B={b} C={c}"
+        );
+        assert_eq!(bits(&got[2]), bits(&sized.dlogits), "gradient, B={b} C={c}");
+    }
+}
+
+#[test]
 fn softmax_ce_hand_checked() {
     let gpu = gpu_or_skip!();
     // Two rows, two classes, all logits 0: softmax = [1/2, 1/2], each row's loss = ln 2.

@@ -57,7 +57,7 @@ pub fn mse_replicated(
         &[
             Uniform, ReadWrite, ReadWrite, ReadOnly, ReadOnly, ReadOnly, ReadOnly,
         ],
-        &[],
+        &LossParams::workgroup(b),
         &LossParams::new(b, t, slot, &reps),
         &[dpred, loss, pred, target, mask, scale],
         &reps.axis(&[Values, Tasks, Values, Values, Rows, Tasks]),

@@ -98,7 +98,7 @@ pub fn softmax_ce_replicated(
         &[
             Uniform, ReadWrite, ReadWrite, ReadWrite, ReadOnly, ReadOnly, ReadOnly, ReadOnly,
         ],
-        &[],
+        &LossParams::workgroup(b),
         &LossParams::new(b, c, slot, &reps),
         &[
             out.dlogits,

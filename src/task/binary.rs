@@ -230,7 +230,7 @@ pub fn kernel_replicated(
         &[
             Uniform, ReadWrite, ReadWrite, ReadOnly, ReadOnly, ReadOnly, ReadOnly,
         ],
-        &[],
+        &LossParams::workgroup(b),
         &LossParams::new(b, t, slot, &reps),
         &[dlogits, loss, logits, target, mask, scale],
         &reps.axis(&[Values, Tasks, Values, Values, Rows, Tasks]),
