@@ -1627,7 +1627,8 @@ fn compare_methods_over_seeds_on_penguins() {
         "{}",
         stderr(&o)
     );
-    // Two groups of seeds stepped together, side by side on two devices.
+    // The seeds' models shared out to two devices, each model still all
+    // seeds stepped together: one progress line per model, as above.
     let mut both = lockstep_args.clone();
     both.extend(["--jobs", "2", "--force"]);
     let o = run(&both);
@@ -1637,7 +1638,7 @@ fn compare_methods_over_seeds_on_penguins() {
         csv,
         "--lockstep --jobs 2 changed the results"
     );
-    assert!(stderr(&o).contains("[14/14] "), "{}", stderr(&o));
+    assert!(stderr(&o).contains("[7/7] seeds 0–2, "), "{}", stderr(&o));
     // The folder holds results: a second compare into it needs --force.
     assert_fails(&run(&args), "already holds results");
     // A bad method, or no seeds, fail before any work and make no folder.

@@ -117,8 +117,8 @@ struct CompareArgs {
     jobs: u64,
     /// Step the seeds of each model together: step i of every seed in one
     /// submit, their products and losses shared as single dispatches, each
-    /// seed's numbers the same as alone. With --jobs J, J groups of seeds
-    /// side by side, each on a device of its own.
+    /// seed's numbers the same as alone. With --jobs J, J models (each
+    /// with all its seeds) side by side, each on a device of its own.
     #[arg(long)]
     lockstep: bool,
     /// Settings from a TOML file (same names as the flags; flags given here win).

@@ -72,19 +72,22 @@ impl PreparedCompare {
 
     /// Step the seeds of each model together ([`crate::train::fit_lockstep`]:
     /// step i of every seed in one submit), in groups of up to
-    /// [`LOCKSTEP_GROUP`], one group per job; the results are the same as
-    /// one after another.
+    /// [`LOCKSTEP_GROUP`]; with several jobs the models share out the
+    /// devices ([`lockstep_items`]). The results are the same as one after
+    /// another.
     pub fn with_lockstep(mut self, lockstep: bool) -> PreparedCompare {
         self.lockstep = lockstep;
         self
     }
 
-    /// The seeds' groups stepped together: as many as jobs, each at most
-    /// [`LOCKSTEP_GROUP`] seeds.
+    /// The seeds' groups stepped together, each at most
+    /// [`LOCKSTEP_GROUP`] seeds (the jobs share out the groups' models, not
+    /// the seeds: [`lockstep_items`]).
     fn lockstep_groups(&self) -> Vec<Vec<u64>> {
-        let size = self.seeds.len().div_ceil(self.jobs.max(1));
-        let size = size.clamp(1, LOCKSTEP_GROUP);
-        self.seeds.chunks(size).map(|c| c.to_vec()).collect()
+        self.seeds
+            .chunks(LOCKSTEP_GROUP)
+            .map(|c| c.to_vec())
+            .collect()
     }
 
     /// How a CPU adapter should run the comparison's steps
@@ -94,7 +97,13 @@ impl PreparedCompare {
     /// (their data is not encoded once more before the device opens): they
     /// keep the driver's threads unless the jobs fill the cores.
     pub fn cpu_threads(&self) -> Result<CpuThreads> {
-        let jobs = self.jobs.min(self.seeds.len().max(1));
+        // Devices that will have work: one per seed, or with --lockstep
+        // one per model of each group of seeds.
+        let items = match self.lockstep {
+            true => self.lockstep_groups().len() * (self.loaded.tasks.len() + self.methods.len()),
+            false => self.seeds.len(),
+        };
+        let jobs = self.jobs.min(items.max(1));
         let first = match self.seeds.first() {
             Some(&s) if self.loaded.kept.len() <= THREADS_ESTIMATE_ROWS => s,
             _ => return Ok(CpuThreads::for_jobs(None, jobs)),
@@ -343,42 +352,121 @@ pub const LOCKSTEP_GROUP: usize = 16;
 /// each method's fine-tuned copy's.
 type SeedModels = (Vec<TaskMetrics>, PerSeed, PerSeed);
 
+/// A model `--lockstep` trains for a group of seeds together: the
+/// single-task baseline of task k, or method mi.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Model {
+    Baseline(usize),
+    Method(usize),
+}
+
+/// The work of `--lockstep`: each model of each seed group, one item per
+/// device turn. With one device the baselines come first, then the methods
+/// (the order of the progress lines without `--lockstep`); with several,
+/// the methods, which train every task, go first, so that the shorter
+/// baselines fill in around them (longest first: a group of seeds per
+/// device left one device idle while the other trained a third seed).
+fn lockstep_items(groups: usize, tasks: usize, methods: usize, jobs: usize) -> Vec<(usize, Model)> {
+    let baselines = (0..tasks).map(Model::Baseline);
+    let methods = (0..methods).map(Model::Method);
+    let models: Vec<Model> = match jobs > 1 {
+        true => methods.chain(baselines).collect(),
+        false => baselines.chain(methods).collect(),
+    };
+    (0..groups)
+        .flat_map(|g| models.iter().map(move |&m| (g, m)))
+        .collect()
+}
+
 /// Every seed's models, each baseline and method trained for a group of
-/// seeds together ([`fit_lockstep`]), the groups on as many devices as
-/// --jobs says; the first error, in seed order, ends it.
+/// seeds together ([`fit_lockstep`]), the (group, model) items on as many
+/// devices as --jobs says ([`lockstep_items`]); the first error, in the
+/// items' order, ends it.
 fn lockstep_seeds(
     gpu: &Gpu,
     p: &PreparedCompare,
     progress: &mut dyn FnMut(&str),
 ) -> Result<Vec<SeedModels>> {
     let groups = p.lockstep_groups();
-    let per_group = on_devices(gpu, p.jobs, groups, progress, |gpu, group, say| {
-        lockstep_group(gpu, p, &group, &mut |line| say(line))
-    })?;
-    Ok(per_group.into_iter().flatten().collect())
+    let seeded = (groups.iter())
+        .map(|group| {
+            (group.iter())
+                .map(|&seed| for_seed(&p.loaded, &p.settings, seed, None))
+                .collect::<Result<Vec<_>>>()
+        })
+        .collect::<Result<Vec<_>>>()?;
+    for (group, seeded) in groups.iter().zip(&seeded) {
+        for (&seed, s) in group.iter().zip(seeded) {
+            let cfg = TrainConfig {
+                seed,
+                ..p.cfg.clone()
+            };
+            super::run::check_fits(gpu, &cfg, &s.data)?;
+        }
+    }
+    let (tasks, methods) = (p.loaded.tasks.len(), p.methods.len());
+    let items = lockstep_items(groups.len(), tasks, methods, p.jobs);
+    let trained = on_devices(
+        gpu,
+        p.jobs,
+        items.clone(),
+        progress,
+        |gpu, (g, model), say| {
+            lockstep_model(gpu, p, (&groups[g], &seeded[g]), model, &|line| say(line))
+        },
+    )?;
+    // Back in the order of a seed trained alone: its baselines by task,
+    // then its methods (each with its fine-tuned copy) by method.
+    let mut per_seed: Vec<SeedModels> = p.seeds.iter().map(|_| Default::default()).collect();
+    let mut firsts = Vec::new();
+    let mut first = 0;
+    for group in &groups {
+        firsts.push(first);
+        first += group.len();
+    }
+    let mut by_item: Vec<Option<Vec<Trained>>> = trained.into_iter().map(Some).collect();
+    for g in 0..groups.len() {
+        let models = (0..tasks)
+            .map(Model::Baseline)
+            .chain((0..methods).map(Model::Method));
+        for model in models {
+            let i = items.iter().position(|&it| it == (g, model));
+            let runs = i.and_then(|i| by_item[i].take()).unwrap_or_default();
+            for (si, (test, ft)) in runs.into_iter().enumerate() {
+                let seed = &mut per_seed[firsts[g] + si];
+                match model {
+                    Model::Baseline(_) => seed.0.extend(test),
+                    Model::Method(_) => {
+                        seed.1.push(test);
+                        seed.2.extend(ft);
+                    }
+                }
+            }
+        }
+    }
+    Ok(per_seed)
 }
 
-/// [`lockstep_seeds`] for one group of seeds.
-fn lockstep_group(
+/// One seed's run of one model: its test metrics, and with `--finetune` a
+/// method's fine-tuned copy's.
+type Trained = (Vec<TaskMetrics>, Option<Vec<TaskMetrics>>);
+
+/// One item of [`lockstep_seeds`]: `model` trained for every seed of a
+/// group together; each seed's [`Trained`], in seed order.
+fn lockstep_model(
     gpu: &Gpu,
     p: &PreparedCompare,
-    seeds: &[u64],
-    progress: &mut dyn FnMut(&str),
-) -> Result<Vec<SeedModels>> {
-    let tasks: Vec<&String> = p.loaded.tasks.iter().map(|(c, _)| c).collect();
-    let all: Vec<usize> = (0..tasks.len()).collect();
-    let seeded = (seeds.iter())
-        .map(|&seed| for_seed(&p.loaded, &p.settings, seed, None))
-        .collect::<Result<Vec<_>>>()?;
+    (seeds, seeded): (&[u64], &[super::run::Seeded]),
+    model: Model,
+    say: &dyn Fn(&str),
+) -> Result<Vec<Trained>> {
+    let all: Vec<usize> = (0..p.loaded.tasks.len()).collect();
     let cfgs: Vec<TrainConfig> = (seeds.iter())
         .map(|&seed| TrainConfig {
             seed,
             ..p.cfg.clone()
         })
         .collect();
-    for (cfg, s) in cfgs.iter().zip(&seeded) {
-        super::run::check_fits(gpu, cfg, &s.data)?;
-    }
     let span = match (seeds.first(), seeds.last()) {
         (Some(a), Some(b)) if a != b => format!("seeds {a}–{b}"),
         (Some(a), _) => format!("seed {a}"),
@@ -402,28 +490,27 @@ fn lockstep_group(
                 .map(|r| r.map_err(|e| super::run::explain_size(e, &p.cfg)))
                 .collect::<Result<Vec<_>>>()
         };
-    let mut per_seed: Vec<SeedModels> = seeds.iter().map(|_| Default::default()).collect();
-    for (k, task) in tasks.iter().enumerate() {
-        progress(&format!("{span}, single-task {task}"));
-        let equal = |_| Ok(Box::new(crate::mtl::Equal) as Box<dyn crate::mtl::Weighting>);
-        for (models, r) in per_seed.iter_mut().zip(together(&[k], &equal)?) {
-            models.0.extend(r.test);
+    match model {
+        Model::Baseline(k) => {
+            say(&format!("{span}, single-task {}", p.loaded.tasks[k].0));
+            let equal = |_| Ok(Box::new(crate::mtl::Equal) as Box<dyn crate::mtl::Weighting>);
+            let reports = together(&[k], &equal)?;
+            Ok(reports.into_iter().map(|r| (r.test, None)).collect())
+        }
+        Model::Method(mi) => {
+            let method = &p.methods[mi];
+            say(&format!("{span}, {method}"));
+            let reports = together(&all, &|seed| p.parsed[mi].build(seed))?;
+            (reports.iter().enumerate())
+                .map(|(si, report)| {
+                    let say = &mut |m: &str| say(m);
+                    let ft =
+                        finetune_one(p, &seeded[si], (report, method), &cfgs[si], &all, gpu, say)?;
+                    Ok((report.test.clone(), ft))
+                })
+                .collect()
         }
     }
-    for (mi, method) in p.methods.iter().enumerate() {
-        progress(&format!("{span}, {method}"));
-        let reports = together(&all, &|seed| p.parsed[mi].build(seed))?;
-        for (si, report) in reports.into_iter().enumerate() {
-            per_seed[si].1.push(report.test.clone());
-            let say = &mut |m: &str| progress(m);
-            if let Some(ft) =
-                finetune_one(p, &seeded[si], (&report, method), &cfgs[si], &all, gpu, say)?
-            {
-                per_seed[si].2.push(ft);
-            }
-        }
-    }
-    Ok(per_seed)
 }
 
 /// With `--finetune`, `report`'s model fine-tuned per task: each task's test metrics.
@@ -705,4 +792,37 @@ fn draw_compare<DB: DrawingBackend>(
         ))
         .map_err(err)?;
     root.present().map_err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{lockstep_items, Model};
+
+    #[test]
+    fn lockstep_items_put_the_methods_first_on_several_devices() {
+        use Model::*;
+        // One device: baselines by task, then methods, group after group.
+        assert_eq!(
+            lockstep_items(2, 2, 1, 1),
+            [
+                (0, Baseline(0)),
+                (0, Baseline(1)),
+                (0, Method(0)),
+                (1, Baseline(0)),
+                (1, Baseline(1)),
+                (1, Method(0)),
+            ]
+        );
+        // Several: each group's methods (every task) before its baselines.
+        assert_eq!(
+            lockstep_items(1, 3, 2, 2),
+            [
+                (0, Method(0)),
+                (0, Method(1)),
+                (0, Baseline(0)),
+                (0, Baseline(1)),
+                (0, Baseline(2)),
+            ]
+        );
+    }
 }
