@@ -72,9 +72,9 @@ impl PreparedCompare {
 
     /// Step the seeds of each model together ([`crate::train::fit_lockstep`]:
     /// step i of every seed in one submit), in groups of up to
-    /// [`LOCKSTEP_GROUP`]; with several jobs the models share out the
-    /// devices ([`lockstep_items`]). The results are the same as one after
-    /// another.
+    /// [`LOCKSTEP_GROUP`]; with several jobs the models (each with all its
+    /// seeds) share out the devices, the methods first. The results are the
+    /// same as one after another.
     pub fn with_lockstep(mut self, lockstep: bool) -> PreparedCompare {
         self.lockstep = lockstep;
         self
@@ -430,8 +430,9 @@ fn lockstep_seeds(
             .map(Model::Baseline)
             .chain((0..methods).map(Model::Method));
         for model in models {
-            let i = items.iter().position(|&it| it == (g, model));
-            let runs = i.and_then(|i| by_item[i].take()).unwrap_or_default();
+            let i = (items.iter().position(|&it| it == (g, model)))
+                .expect("lockstep_items lists every model of every group");
+            let runs = by_item[i].take().expect("each item is read once");
             for (si, (test, ft)) in runs.into_iter().enumerate() {
                 let seed = &mut per_seed[firsts[g] + si];
                 match model {
