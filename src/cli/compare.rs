@@ -52,7 +52,8 @@ pub struct PreparedCompare {
     /// The methods, read once.
     parsed: Vec<crate::mtl::Method>,
     seeds: Vec<u64>,
-    /// Seeds trained at once, each on a device of its own (1: one after another).
+    /// Seeds trained at once, each on a device of its own, or with
+    /// `lockstep` models (each with all its seeds) (1: one after another).
     jobs: usize,
     /// All seeds of each model stepped together on one device.
     lockstep: bool,
@@ -100,7 +101,10 @@ impl PreparedCompare {
         // Devices that will have work: one per seed, or with --lockstep
         // one per model of each group of seeds.
         let items = match self.lockstep {
-            true => self.lockstep_groups().len() * (self.loaded.tasks.len() + self.methods.len()),
+            true => {
+                let groups = self.lockstep_groups().len();
+                lockstep_items(groups, self.loaded.tasks.len(), self.methods.len(), 1).len()
+            }
             false => self.seeds.len(),
         };
         let jobs = self.jobs.min(items.max(1));
@@ -353,8 +357,9 @@ pub const LOCKSTEP_GROUP: usize = 16;
 type SeedModels = (Vec<TaskMetrics>, PerSeed, PerSeed);
 
 /// A model `--lockstep` trains for a group of seeds together: the
-/// single-task baseline of task k, or method mi.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+/// single-task baseline of task k, or method mi (ordered as a seed's
+/// results are: the baselines, then the methods).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 enum Model {
     Baseline(usize),
     Method(usize),
@@ -416,31 +421,19 @@ fn lockstep_seeds(
         },
     )?;
     // Back in the order of a seed trained alone: its baselines by task,
-    // then its methods (each with its fine-tuned copy) by method.
+    // then its methods (each with its fine-tuned copy) by method, which is
+    // the order of `Model`; seed si of group g is seed g·LOCKSTEP_GROUP + si.
+    let mut done: Vec<_> = items.into_iter().zip(trained).collect();
+    done.sort_by_key(|&(item, _)| item);
     let mut per_seed: Vec<SeedModels> = p.seeds.iter().map(|_| Default::default()).collect();
-    let mut firsts = Vec::new();
-    let mut first = 0;
-    for group in &groups {
-        firsts.push(first);
-        first += group.len();
-    }
-    let mut by_item: Vec<Option<Vec<Trained>>> = trained.into_iter().map(Some).collect();
-    for g in 0..groups.len() {
-        let models = (0..tasks)
-            .map(Model::Baseline)
-            .chain((0..methods).map(Model::Method));
-        for model in models {
-            let i = (items.iter().position(|&it| it == (g, model)))
-                .expect("lockstep_items lists every model of every group");
-            let runs = by_item[i].take().expect("each item is read once");
-            for (si, (test, ft)) in runs.into_iter().enumerate() {
-                let seed = &mut per_seed[firsts[g] + si];
-                match model {
-                    Model::Baseline(_) => seed.0.extend(test),
-                    Model::Method(_) => {
-                        seed.1.push(test);
-                        seed.2.extend(ft);
-                    }
+    for ((g, model), runs) in done {
+        for (si, (test, ft)) in runs.into_iter().enumerate() {
+            let seed = &mut per_seed[g * LOCKSTEP_GROUP + si];
+            match model {
+                Model::Baseline(_) => seed.0.extend(test),
+                Model::Method(_) => {
+                    seed.1.push(test);
+                    seed.2.extend(ft);
                 }
             }
         }
