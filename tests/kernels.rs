@@ -2729,3 +2729,180 @@ fn replicated_losses_refuse_copies_that_overlap() {
         "past the buffer's end"
     );
 }
+
+// ---- the optimizers and the Gram reduction over a replica axis --------------
+
+/// Build `count` runs with `make` in the regions of one slab (as runs
+/// stepped together are built) and `count` twins alone; returns the slab,
+/// the runs in it and the twins.
+fn slab_and_twins<T>(
+    gpu: &taskgrad::Gpu,
+    count: usize,
+    make: impl Fn(usize) -> T,
+) -> (std::sync::Arc<taskgrad::gpu::Slab>, Vec<T>, Vec<T>) {
+    let counting = gpu.count_tensor_bytes();
+    drop(make(0));
+    let sizes = counting.sizes();
+    drop(counting);
+    let slab = std::sync::Arc::new(gpu.slab(count, &sizes).expect("slab"));
+    let together = (0..count)
+        .map(|r| {
+            let _region = gpu.slab_region(&slab, r);
+            make(r)
+        })
+        .collect();
+    (slab, together, (0..count).map(&make).collect())
+}
+
+/// `d` (run 0's) recorded again for `count` runs of `slab`.
+fn over_replicas(
+    gpu: &taskgrad::Gpu,
+    d: &taskgrad::gpu::Dispatch,
+    count: usize,
+    slab: &taskgrad::gpu::Slab,
+) -> taskgrad::gpu::Dispatch {
+    let rep = d.replicable.as_ref().expect("a replica axis");
+    let stride = |t: &Tensor| slab.stride_of(t).expect("in the slab");
+    (rep.group)(gpu, count, &stride).unwrap().remove(rep.index)
+}
+
+fn assert_same_bits(what: &str, got: &[Vec<f32>], want: &[Vec<f32>]) {
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert_eq!(g.len(), w.len(), "{what}: tensor {i}");
+        for (j, (a, e)) in g.iter().zip(w).enumerate() {
+            assert!(
+                a.to_bits() == e.to_bits(),
+                "{what}: tensor {i}[{j}] together {a}, alone {e}"
+            );
+        }
+    }
+}
+
+#[test]
+fn replicated_optimizers_equal_each_replica_alone_bit_for_bit() {
+    // Three runs' Adam, AdamW and SGD updates, each run built in its own
+    // region of a slab, then recorded once over the replica axis and
+    // stepped three times with each step's settings (learning rate, bias
+    // corrections) copied in from run 0's own dispatch, as runs stepped
+    // together take them: every replica's θ and state equal those of its
+    // twin stepped by its own dispatch, bit for bit. 1000 elements take
+    // four workgroups, 5 one.
+    use optim::{Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
+    let gpu = gpu_or_skip!();
+    let count = 3;
+    for n in [5usize, 1000] {
+        for kind in ["adam", "adamw", "sgd"] {
+            let what = format!("{kind} n={n}");
+            let make = |r: usize| {
+                // Each in a buffer of its own length, so that each has its
+                // own replica stride.
+                let mut g = rng(90 + r as u64 + n as u64);
+                let mut slice_of = |extra: usize, abs: bool| {
+                    let mut x = random(&mut g, n + extra);
+                    if abs {
+                        x.iter_mut().for_each(|x| *x = x.abs());
+                    }
+                    upload(gpu, &[n + extra], &x).slice(0, &[n]).unwrap()
+                };
+                let theta = slice_of(0, false);
+                let grad = slice_of(300, false);
+                let m = slice_of(100, false);
+                let v = slice_of(200, true);
+                let opt: Box<dyn Optimizer> = match kind {
+                    "sgd" => {
+                        Box::new(Sgd::new(gpu, SgdConfig::default(), &theta, &m, &grad).unwrap())
+                    }
+                    _ => {
+                        let cfg = AdamConfig {
+                            lr: 3e-2,
+                            weight_decay: 0.1,
+                            decoupled: kind == "adamw",
+                            ..AdamConfig::default()
+                        };
+                        Box::new(Adam::new(gpu, cfg, &theta, &m, &v, &grad).unwrap())
+                    }
+                };
+                (opt, [theta, m, v])
+            };
+            let (slab, mut together, mut alone) = slab_and_twins(gpu, count, make);
+            let shared = over_replicas(gpu, together[0].0.dispatches()[0], count, &slab);
+            let per_step = (together[0].0.dispatches()[0].replicable.as_ref())
+                .and_then(|r| r.per_step.clone())
+                .expect("an optimizer's settings change per step");
+            for step in 0..3 {
+                for (opt, _) in together.iter_mut().chain(alone.iter_mut()) {
+                    if step == 2 {
+                        opt.set_lr(1e-2);
+                    }
+                    opt.prepare_step(gpu);
+                }
+                let now = together[0].0.dispatches()[0]
+                    .written_params(per_step.clone())
+                    .unwrap();
+                gpu.queue
+                    .write_buffer(&shared.params, per_step.start as u64, &now);
+                gpu.run(&[&shared]).unwrap();
+                let own: Vec<_> = alone.iter().flat_map(|(o, _)| o.dispatches()).collect();
+                gpu.run(&own).unwrap();
+            }
+            let read = |runs: &[(Box<dyn Optimizer>, [Tensor; 3])]| {
+                let ts: Vec<&Tensor> = runs.iter().flat_map(|(_, t)| t.iter()).collect();
+                gpu.read(&ts).unwrap()
+            };
+            let (got, want) = (read(&together), read(&alone));
+            assert_same_bits(&what, &got, &want);
+            // The updates happened: θ moved from where it started.
+            let start = random(&mut rng(90 + n as u64), n);
+            assert!(want[0] != start, "{what}: θ did not move");
+        }
+    }
+}
+
+#[test]
+fn replicated_gram_reduction_equals_each_replica_alone_bit_for_bit() {
+    // Three runs' Gram matrix (partial sums and their finish), combination
+    // Σ w_k g_k and scaled rows w_k g_k over K = 3 gradient rows of N with
+    // a row stride past N, each run built in its own region of a slab and
+    // recorded once over the replica axis: every replica's outputs equal
+    // those of its own dispatches on a twin set of buffers, bit for bit.
+    use taskgrad::kernels::gram::{self, GradRows};
+    let gpu = gpu_or_skip!();
+    let (count, k) = (3, 3);
+    for n in [7usize, 3000] {
+        let stride = n + 5;
+        let make = |r: usize| {
+            let mut g = rng(120 + r as u64 + n as u64);
+            let rows = upload(gpu, &[k * stride], &random(&mut g, k * stride));
+            let w = upload(gpu, &[k], &random(&mut g, k));
+            let gram_m = zeros(gpu, &[k * k]);
+            let out = zeros(gpu, &[n]);
+            let scaled = zeros(gpu, &[k * stride]);
+            let rows_g = GradRows::new(rows.clone(), k, n, stride).unwrap();
+            let gd = gram::gram(gpu, &rows_g, &gram_m).unwrap();
+            let ds = vec![
+                gd.partial,
+                gd.finish,
+                gram::combine(gpu, &rows_g, &w, &out).unwrap(),
+                gram::scale_rows(gpu, &rows_g, &w, &scaled).unwrap(),
+            ];
+            (ds, [gram_m, out, scaled, gd.scratch])
+        };
+        let (slab, together, alone) = slab_and_twins(gpu, count, make);
+        let shared: Vec<_> = (together[0].0.iter())
+            .map(|d| over_replicas(gpu, d, count, &slab))
+            .collect();
+        gpu.run(&shared.iter().collect::<Vec<_>>()).unwrap();
+        let own: Vec<_> = alone.iter().flat_map(|(ds, _)| ds.iter()).collect();
+        gpu.run(&own).unwrap();
+        let read = |runs: &[(Vec<taskgrad::gpu::Dispatch>, [Tensor; 4])]| {
+            let ts: Vec<&Tensor> = runs.iter().flat_map(|(_, t)| t.iter()).collect();
+            gpu.read(&ts).unwrap()
+        };
+        let (got, want) = (read(&together), read(&alone));
+        assert_same_bits(&format!("gram n={n}"), &got, &want);
+        assert!(
+            want[0].iter().all(|&x| x != 0.0),
+            "the Gram matrix was written"
+        );
+    }
+}

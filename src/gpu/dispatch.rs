@@ -24,6 +24,9 @@ pub struct Dispatch {
     pub tensors: Vec<Tensor>,
     /// The uniform parameters as recorded (before any [`Dispatch::write_params`]).
     pub recorded_params: Vec<u8>,
+    /// The uniform parameters as last written (recorded, or by
+    /// [`Dispatch::write_params`]).
+    written_params: std::sync::Mutex<Vec<u8>>,
     /// How to record this dispatch again over a replica axis, where its
     /// kernel has one (see [`Replicable`]).
     pub replicable: Option<Replicable>,
@@ -45,10 +48,17 @@ pub type RecordReplicas = dyn Fn(&Gpu, usize, StrideOf<'_>) -> Result<Vec<Dispat
 /// A dispatch's place in a group that can be recorded again over a replica
 /// axis: the group's recorder and this dispatch's index in what it returns.
 /// `train::fit_lockstep` uses it to run many runs' same dispatch as one.
+///
+/// A dispatch whose settings change from step to step (an optimizer's
+/// learning rate and bias corrections) names the bytes of its parameters
+/// that carry them in `per_step`: recorded over a replica axis it can only
+/// be shared by runs that all take the step, with those bytes equal in
+/// each run's copy, and they are copied into the shared dispatch each step.
 #[derive(Clone)]
 pub struct Replicable {
     pub group: Arc<RecordReplicas>,
     pub index: usize,
+    pub per_step: Option<std::ops::Range<usize>>,
 }
 
 /// `Send + Sync` natively; nothing in a browser, where wgpu's handles are neither.
@@ -73,6 +83,7 @@ pub fn replicable(
         d.replicable = Some(Replicable {
             group: again.clone(),
             index,
+            per_step: None,
         });
     }
     group
@@ -89,7 +100,26 @@ pub fn record_replicable(
     let group: Arc<RecordReplicas> = Arc::new(move |gpu: &Gpu, count, stride: StrideOf<'_>| {
         Ok(vec![record(gpu, count, stride)?])
     });
-    d.replicable = Some(Replicable { group, index: 0 });
+    d.replicable = Some(Replicable {
+        group,
+        index: 0,
+        per_step: None,
+    });
+    Ok(d)
+}
+
+/// [`record_replicable`] for a dispatch whose parameters change from step
+/// to step: `per_step` is the byte range of them that does (see
+/// [`Replicable`]), and it must end before any replica stride.
+pub fn record_replicable_per_step(
+    gpu: &Gpu,
+    per_step: std::ops::Range<usize>,
+    record: impl Fn(&Gpu, usize, StrideOf<'_>) -> Result<Dispatch> + MaybeSendSync + 'static,
+) -> Result<Dispatch> {
+    let mut d = record_replicable(gpu, record)?;
+    if let Some(r) = d.replicable.as_mut() {
+        r.per_step = Some(per_step);
+    }
     Ok(d)
 }
 
@@ -127,8 +157,24 @@ impl Dispatch {
 
     /// Overwrite the uniform parameters (for example Adam's bias corrections at step t).
     pub fn write_params<P: bytemuck::Pod>(&self, gpu: &Gpu, params: &P) {
-        gpu.queue
-            .write_buffer(&self.params, 0, bytemuck::bytes_of(params));
+        let bytes = bytemuck::bytes_of(params);
+        gpu.queue.write_buffer(&self.params, 0, bytes);
+        let mut now = self
+            .written_params
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        now.clear();
+        now.extend_from_slice(bytes);
+    }
+
+    /// Bytes `range` of the uniform parameters as last written (None where
+    /// they are shorter).
+    pub fn written_params(&self, range: std::ops::Range<usize>) -> Option<Vec<u8>> {
+        let now = self
+            .written_params
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        now.get(range).map(|b| b.to_vec())
     }
 }
 
@@ -344,6 +390,7 @@ fn bind<P: bytemuck::Pod>(
             workgroups,
             params,
             tensors: tensors.iter().map(|&t| t.clone()).collect(),
+            written_params: std::sync::Mutex::new(recorded_params.clone()),
             recorded_params,
             replicable: None,
         }

@@ -2,10 +2,11 @@
 //! of K gradient rows. See shaders/gram.wgsl.
 
 use crate::error::{Error, Result};
+use crate::gpu::dispatch::{record_replicable, ReplicaAxis, StrideOf};
 use crate::gpu::Dispatch;
 use crate::gpu::Tensor;
 use crate::gpu::{Binding, Gpu};
-use crate::kernels::{grid, record};
+use crate::kernels::{grid, on_replicas, replica_stride, Shader};
 
 /// Most tasks the reduction handles (136 pairs in private memory).
 pub const MAX_TASKS: usize = 16;
@@ -19,6 +20,68 @@ struct Params {
     n: u32,
     stride: u32,
     threads: u32,
+    /// Replica strides (elements) of out, g and aux.
+    rep: [u32; 3],
+    _pad: u32,
+}
+
+impl Params {
+    fn new(g: &GradRows, threads: usize) -> Params {
+        Params {
+            k: g.k as u32,
+            n: g.n as u32,
+            stride: g.stride as u32,
+            threads: threads as u32,
+            rep: [0; 3],
+            _pad: 0,
+        }
+    }
+}
+
+/// Record `entry` of gram.wgsl over `count` replicas: `tensors` are its
+/// out, g and (where it binds one) aux, replica r's lying r·`stride(t)`
+/// elements past those given.
+fn record_over(
+    gpu: &Gpu,
+    entry: &'static str,
+    mut params: Params,
+    tensors: &[&Tensor],
+    (count, stride): (usize, StrideOf<'_>),
+    workgroups: [u32; 3],
+) -> Result<Dispatch> {
+    let strides: Vec<usize> = tensors.iter().map(|t| stride(t)).collect();
+    for (p, &s) in params.rep.iter_mut().zip(&strides) {
+        *p = replica_stride("gram", s)?;
+    }
+    use Binding::*;
+    Shader::builtin("gram.wgsl").record_replicated(
+        gpu,
+        entry,
+        &[Uniform, ReadWrite, ReadOnly, ReadOnly][..tensors.len() + 1],
+        &[],
+        &params,
+        tensors,
+        &ReplicaAxis {
+            count: count.max(1),
+            strides,
+        },
+        on_replicas(gpu, workgroups, count)?,
+    )
+}
+
+/// [`record_over`] one replica, recordable again over a replica axis.
+fn record_one(
+    gpu: &Gpu,
+    entry: &'static str,
+    params: Params,
+    tensors: &[&Tensor],
+    workgroups: [u32; 3],
+) -> Result<Dispatch> {
+    let tensors: Vec<Tensor> = tensors.iter().map(|&t| t.clone()).collect();
+    record_replicable(gpu, move |gpu, count, stride| {
+        let ts: Vec<&Tensor> = tensors.iter().collect();
+        record_over(gpu, entry, params, &ts, (count, stride), workgroups)
+    })
 }
 
 /// K gradient rows of length N, `stride` elements apart, in one buffer.
@@ -119,30 +182,18 @@ pub fn gram(gpu: &Gpu, g: &GradRows, gram: &Tensor) -> Result<GramDispatches> {
     };
     let threads = (workgroups * WG) as usize;
     let scratch = Tensor::zeros(gpu, &[threads * pairs], "gram partial sums")?;
-    let params = Params {
-        k: g.k as u32,
-        n: g.n as u32,
-        stride: g.stride as u32,
-        threads: threads as u32,
-    };
-    use Binding::*;
-    let partial = record(
+    let params = Params::new(g, threads);
+    let partial = record_one(
         gpu,
-        "gram.wgsl",
         "gram_partial",
-        &[Uniform, ReadWrite, ReadOnly],
-        &[],
-        &params,
+        params,
         &[&scratch, &g.rows],
         [workgroups as u32, 1, 1],
     )?;
-    let finish = record(
+    let finish = record_one(
         gpu,
-        "gram.wgsl",
         "gram_finish",
-        &[Uniform, ReadWrite, ReadOnly, ReadOnly],
-        &[],
-        &params,
+        params,
         &[gram, &g.rows, &scratch],
         [1, 1, 1],
     )?;
@@ -157,20 +208,10 @@ pub fn gram(gpu: &Gpu, g: &GradRows, gram: &Tensor) -> Result<GramDispatches> {
 pub fn combine(gpu: &Gpu, g: &GradRows, w: &Tensor, out: &Tensor) -> Result<Dispatch> {
     w.expect_numel("combine weights", g.k)?;
     out.expect_numel("combine output", g.n)?;
-    let params = Params {
-        k: g.k as u32,
-        n: g.n as u32,
-        stride: g.stride as u32,
-        threads: 0,
-    };
-    use Binding::*;
-    record(
+    record_one(
         gpu,
-        "gram.wgsl",
         "combine",
-        &[Uniform, ReadWrite, ReadOnly, ReadOnly],
-        &[],
-        &params,
+        Params::new(g, 0),
         &[out, &g.rows, w],
         grid(gpu, (g.n as u64).div_ceil(WG))?,
     )
@@ -181,20 +222,10 @@ pub fn combine(gpu: &Gpu, g: &GradRows, w: &Tensor, out: &Tensor) -> Result<Disp
 pub fn scale_rows(gpu: &Gpu, g: &GradRows, w: &Tensor, out: &Tensor) -> Result<Dispatch> {
     w.expect_numel("scale_rows weights", g.k)?;
     out.expect_numel("scale_rows output", g.rows.numel())?;
-    let params = Params {
-        k: g.k as u32,
-        n: g.n as u32,
-        stride: g.stride as u32,
-        threads: 0,
-    };
-    use Binding::*;
-    record(
+    record_one(
         gpu,
-        "gram.wgsl",
         "scale_rows",
-        &[Uniform, ReadWrite, ReadOnly, ReadOnly],
-        &[],
-        &params,
+        Params::new(g, 0),
         &[out, &g.rows, w],
         grid(gpu, ((g.k * g.n) as u64).div_ceil(WG))?,
     )

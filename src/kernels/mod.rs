@@ -442,6 +442,23 @@ pub(crate) fn replica_grid(gpu: &Gpu, count: usize) -> Result<[u32; 3]> {
     Ok([1, 1, count.max(1) as u32])
 }
 
+/// `grid` repeated for `count` replicas along z (the kernel reads its
+/// replica from the workgroup's z).
+pub(crate) fn on_replicas(gpu: &Gpu, grid: [u32; 3], count: usize) -> Result<[u32; 3]> {
+    let [x, y, _] = grid;
+    let [_, _, z] = replica_grid(gpu, count)?;
+    Ok([x, y, z])
+}
+
+/// A replica stride (elements) as the 32-bit value a kernel's parameters hold.
+pub(crate) fn replica_stride(op: &str, stride: usize) -> Result<u32> {
+    u32::try_from(stride).map_err(|_| {
+        Error::InvalidConfig(format!(
+            "{op}: a replica stride of {stride} elements does not fit 32 bits"
+        ))
+    })
+}
+
 /// Check that `slot` indexes both the K-element `scale` and `loss` arrays.
 pub(crate) fn check_slot(
     op: &'static str,

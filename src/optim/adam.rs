@@ -14,8 +14,9 @@
 
 use super::{same_len, Optimizer};
 use crate::error::{Error, Result};
+use crate::gpu::dispatch::{record_replicable_per_step, ReplicaAxis};
 use crate::gpu::{Binding, Dispatch, Gpu, Tensor};
-use crate::kernels::{grid_1d, record};
+use crate::kernels::{grid_1d, on_replicas, replica_stride, Shader};
 use crate::reference::Real;
 
 /// Hyper-parameters of Adam; `decoupled` makes it AdamW.
@@ -53,8 +54,15 @@ struct AdamParams {
     bc1: f32,
     bc2: f32,
     decoupled: u32,
+    /// Replica strides (elements) of θ, m, v and the gradient.
+    rep: [u32; 4],
     _pad: [u32; 3],
 }
+
+/// The bytes of [`AdamParams`] a step rewrites (every field before the
+/// replica strides): runs stepped together share one update only where
+/// these agree.
+const PER_STEP: std::ops::Range<usize> = 0..36;
 
 impl AdamParams {
     /// Step t's parameters (t ≥ 1): the bias corrections 1 - β^t are computed here.
@@ -70,13 +78,15 @@ impl AdamParams {
             bc1: (1.0 - (cfg.beta1 as f64).powi(t)) as f32,
             bc2: (1.0 - (cfg.beta2 as f64).powi(t)) as f32,
             decoupled: cfg.decoupled as u32,
+            rep: [0; 4],
             _pad: [0; 3],
         }
     }
 }
 
 /// One Adam (or AdamW) step over θ with moments m, v, recorded with step 1's
-/// bias corrections; [`Adam`]'s `prepare_step` rewrites them each step.
+/// bias corrections; [`Adam`]'s `prepare_step` rewrites them each step. It
+/// can be recorded again over a replica axis (runs stepped together).
 pub fn kernel(
     gpu: &Gpu,
     cfg: AdamConfig,
@@ -92,17 +102,41 @@ pub fn kernel(
             cfg.beta1, cfg.beta2
         )));
     }
+    let ts = [theta, m, v, grad].map(|t| t.clone());
+    record_replicable_per_step(gpu, PER_STEP, move |gpu, count, stride| {
+        let strides = ts.each_ref().map(stride);
+        kernel_replicated(gpu, cfg, [&ts[0], &ts[1], &ts[2], &ts[3]], count, strides)
+    })
+}
+
+/// [`kernel`] for `count` replicas in one dispatch: replica r's θ, m, v and
+/// gradient lie r·`strides[i]` elements past those given (in that order).
+pub fn kernel_replicated(
+    gpu: &Gpu,
+    cfg: AdamConfig,
+    [theta, m, v, grad]: [&Tensor; 4],
+    count: usize,
+    strides: [usize; 4],
+) -> Result<Dispatch> {
+    same_len("adam", theta, &[m, v, grad])?;
     let n = theta.numel();
+    let mut params = AdamParams::new(cfg, n, 1);
+    for (p, &s) in params.rep.iter_mut().zip(&strides) {
+        *p = replica_stride("adam", s)?;
+    }
     use Binding::*;
-    record(
+    Shader::builtin("optim.wgsl").record_replicated(
         gpu,
-        "optim.wgsl",
         "adam",
         &[Uniform, ReadWrite, ReadWrite, ReadWrite, ReadOnly],
         &[],
-        &AdamParams::new(cfg, n, 1),
+        &params,
         &[theta, m, v, grad],
-        grid_1d(gpu, n)?,
+        &ReplicaAxis {
+            count: count.max(1),
+            strides: strides.to_vec(),
+        },
+        on_replicas(gpu, grid_1d(gpu, n)?, count)?,
     )
 }
 

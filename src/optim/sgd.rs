@@ -8,8 +8,9 @@
 
 use super::{same_len, Optimizer};
 use crate::error::Result;
+use crate::gpu::dispatch::{record_replicable_per_step, ReplicaAxis};
 use crate::gpu::{Binding, Dispatch, Gpu, Tensor};
-use crate::kernels::{grid_1d, record};
+use crate::kernels::{grid_1d, on_replicas, replica_stride, Shader};
 use crate::reference::Real;
 
 /// Hyper-parameters of SGD with momentum.
@@ -37,7 +38,15 @@ struct SgdParams {
     lr: f32,
     momentum: f32,
     weight_decay: f32,
+    /// Replica strides (elements) of θ, the velocity and the gradient.
+    rep: [u32; 3],
+    _pad: u32,
 }
+
+/// The bytes of [`SgdParams`] a step rewrites (every field before the
+/// replica strides): runs stepped together share one update only where
+/// these agree.
+const PER_STEP: std::ops::Range<usize> = 0..16;
 
 impl SgdParams {
     fn new(cfg: SgdConfig, n: usize) -> Self {
@@ -46,11 +55,15 @@ impl SgdParams {
             lr: cfg.lr,
             momentum: cfg.momentum,
             weight_decay: cfg.weight_decay,
+            rep: [0; 3],
+            _pad: 0,
         }
     }
 }
 
-/// The update as a dispatch (recorded once, replayed each step): θ, velocity and gradient have the same length.
+/// The update as a dispatch (recorded once, replayed each step): θ, velocity
+/// and gradient have the same length. It can be recorded again over a
+/// replica axis (runs stepped together).
 pub fn kernel(
     gpu: &Gpu,
     cfg: SgdConfig,
@@ -59,18 +72,41 @@ pub fn kernel(
     grad: &Tensor,
 ) -> Result<Dispatch> {
     same_len("sgd", theta, &[velocity, grad])?;
+    let ts = [theta, velocity, grad].map(|t| t.clone());
+    record_replicable_per_step(gpu, PER_STEP, move |gpu, count, stride| {
+        let strides = ts.each_ref().map(stride);
+        kernel_replicated(gpu, cfg, [&ts[0], &ts[1], &ts[2]], count, strides)
+    })
+}
+
+/// [`kernel`] for `count` replicas in one dispatch: replica r's θ, velocity
+/// and gradient lie r·`strides[i]` elements past those given (in that order).
+pub fn kernel_replicated(
+    gpu: &Gpu,
+    cfg: SgdConfig,
+    [theta, velocity, grad]: [&Tensor; 3],
+    count: usize,
+    strides: [usize; 3],
+) -> Result<Dispatch> {
+    same_len("sgd", theta, &[velocity, grad])?;
     let n = theta.numel();
-    let params = SgdParams::new(cfg, n);
+    let mut params = SgdParams::new(cfg, n);
+    for (p, &s) in params.rep.iter_mut().zip(&strides) {
+        *p = replica_stride("sgd", s)?;
+    }
     use Binding::*;
-    record(
+    Shader::builtin("optim.wgsl").record_replicated(
         gpu,
-        "optim.wgsl",
         "sgd",
         &[Uniform, ReadWrite, ReadWrite, ReadOnly],
         &[],
         &params,
         &[theta, velocity, grad],
-        grid_1d(gpu, n)?,
+        &ReplicaAxis {
+            count: count.max(1),
+            strides: strides.to_vec(),
+        },
+        on_replicas(gpu, grid_1d(gpu, n)?, count)?,
     )
 }
 

@@ -15,17 +15,22 @@
 //! Runs built alike also share dispatches: the runs are built in a
 //! [`crate::gpu::Slab`] (allocation j of every run in buffer j, at one
 //! stride), and each dispatch of the step whose kernel has a replica axis
-//! (the products, the fused losses, the loss bookkeeping:
-//! `Dispatch::replicable`) is recorded once more for all runs, after a
-//! check that every run's copy binds its tensors at exactly that stride
-//! with the same kernel, grid and parameters. A step's submit then holds
-//! those shared dispatches and each run's own for the rest (the optimizer,
-//! whose per-step values each run writes). A run that ends early
-//! (patience) rides along in the shared dispatches, which compute its
-//! products into buffers no one reads again, while its own dispatches,
-//! the optimizer's among them, are left out: its weights stay as they
-//! ended. Each replicated kernel gives every replica the numbers of its dispatch
-//! alone (tests/kernels.rs), so the shared step changes no run's numbers.
+//! (the products, the fused losses, the loss bookkeeping, the Gram
+//! reduction and the optimizer: `Dispatch::replicable`) is recorded once
+//! more for all runs, after a check that every run's copy binds its
+//! tensors at exactly that stride with the same kernel, grid and
+//! parameters. A step's submit then holds those shared dispatches and each
+//! run's own for the rest (a gradient method's solve). A run that ends
+//! early (patience) rides along in the shared dispatches, which compute its
+//! products into buffers no one reads again, while its own dispatches are
+//! left out. The optimizer is shared only while every run takes the step:
+//! its settings change each step (the learning rate, Adam's bias
+//! corrections), so each run writes them into its own dispatch as alone,
+//! the shared one takes them where all runs' agree, and otherwise each run
+//! still training takes its own, leaving a stopped run's weights as they
+//! ended. Each replicated kernel gives every replica the numbers of its
+//! dispatch alone (tests/kernels.rs), so the shared step changes no run's
+//! numbers.
 
 use std::sync::Arc;
 
@@ -188,8 +193,8 @@ fn step_epoch(gpu: &Gpu, states: &mut [State<'_>], shared: Option<&SharedStep>) 
         }
         // The shared step runs while every run still training takes step
         // i; runs that ended ride along in its shared dispatches (their
-        // own, the optimizer's among them, are left out, so their weights
-        // stay as they ended).
+        // own are left out, and so is the shared optimizer, so their
+        // weights stay as they ended).
         let together = (states.iter().zip(&stepping))
             .all(|(s, &step)| step || !matches!(s, State::Training(_)))
             && stepping.iter().any(|&s| s);
@@ -201,7 +206,7 @@ fn step_epoch(gpu: &Gpu, states: &mut [State<'_>], shared: Option<&SharedStep>) 
             .collect();
         let ds: Vec<&Dispatch> = match (shared, together) {
             (Some(plan), true) => {
-                let mut ds = plan.dispatches(&runs);
+                let mut ds = plan.dispatches(gpu, &runs);
                 ds.extend(
                     runs.iter()
                         .flatten()
@@ -257,6 +262,11 @@ enum Entry {
     Shared(usize),
     /// Dispatch j of each run's own step, in run order.
     Each(usize),
+    /// A dispatch whose settings change each step (the optimizer's): the
+    /// shared one, `.0`, where every run takes the step with the same
+    /// settings (they are copied into it), else dispatch `.1` of each run
+    /// taking it. A run that has ended must not take it (its weights stay).
+    PerStep(usize, usize, std::ops::Range<usize>),
 }
 
 /// The step of all runs in one list: run 0's step with each dispatch that
@@ -292,8 +302,14 @@ impl SharedStep {
         while j < n {
             if let Some(group) = step.try_group(gpu, lists, j, slab) {
                 let len = group.len();
-                for d in group {
-                    step.entries.push(Entry::Shared(step.shared.len()));
+                for (t, d) in group.into_iter().enumerate() {
+                    let k = step.shared.len();
+                    let per_step =
+                        (lists[0][j + t].replicable.as_ref()).and_then(|r| r.per_step.clone());
+                    step.entries.push(match per_step {
+                        Some(bytes) => Entry::PerStep(k, j + t, bytes),
+                        None => Entry::Shared(k),
+                    });
                     step.shared.push(d);
                 }
                 step.shared_of_run_0 += len;
@@ -340,7 +356,9 @@ impl SharedStep {
 
     /// The dispatches of a step the runs still training (`Some`) take, in
     /// order: the shared ones (for every run) and each training run's own.
-    fn dispatches<'a>(&'a self, runs: &[Option<&'a Run<'_>>]) -> Vec<&'a Dispatch> {
+    /// A shared dispatch with per-step settings gets them written here.
+    fn dispatches<'a>(&'a self, gpu: &Gpu, runs: &[Option<&'a Run<'_>>]) -> Vec<&'a Dispatch> {
+        let every_run = runs.iter().all(|r| r.is_some());
         let lists: Vec<Vec<&Dispatch>> = runs
             .iter()
             .flatten()
@@ -348,13 +366,38 @@ impl SharedStep {
             .collect();
         let mut ds = Vec::new();
         for entry in &self.entries {
-            match *entry {
-                Entry::Shared(k) => ds.push(&self.shared[k]),
-                Entry::Each(j) => ds.extend(lists.iter().map(|l| l[j])),
+            match entry {
+                Entry::Shared(k) => ds.push(&self.shared[*k]),
+                Entry::Each(j) => ds.extend(lists.iter().map(|l| l[*j])),
+                Entry::PerStep(k, j, bytes) => {
+                    let settings = every_run
+                        .then(|| same_settings(lists.iter().map(|l| l[*j]), bytes))
+                        .flatten();
+                    match settings {
+                        Some(now) => {
+                            let shared = &self.shared[*k];
+                            gpu.queue
+                                .write_buffer(&shared.params, bytes.start as u64, &now);
+                            ds.push(shared);
+                        }
+                        None => ds.extend(lists.iter().map(|l| l[*j])),
+                    }
+                }
             }
         }
         ds
     }
+}
+
+/// Bytes `range` of the parameters each of `ds` was last given, where they
+/// are the same in all.
+fn same_settings<'a>(
+    mut ds: impl Iterator<Item = &'a Dispatch>,
+    range: &std::ops::Range<usize>,
+) -> Option<Vec<u8>> {
+    let first = ds.next()?.written_params(range.clone())?;
+    ds.all(|d| d.written_params(range.clone()).as_ref() == Some(&first))
+        .then_some(first)
 }
 
 /// Whether `other` is `first` for run `r`: the same kernel, grid and
