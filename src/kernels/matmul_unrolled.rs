@@ -32,7 +32,12 @@
 //! source grows with k × outputs per invocation, so only products up to
 //! [`MAX_TERMS`] are written out; larger ones keep the loop kernels. One
 //! replica only: the replica axis would make the constant addresses
-//! per-workgroup values, which llvmpipe loads lane by lane again.
+//! per-workgroup values, which llvmpipe loads lane by lane again. So runs
+//! stepped together (`train::fit_lockstep`) keep each run's own written-out
+//! dispatch for such a product ([`runs`] tells them apart) rather than one
+//! dispatch of the rows kernels over all runs: on lavapipe five of them
+//! cost less than that one (BENCHMARKS.md, "Each seed's own written-out
+//! products").
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -50,6 +55,14 @@ pub const MAX_TERMS: usize = 512;
 
 /// Invocations per workgroup: one SIMD vector of lavapipe's 256-bit lanes.
 const WG: u32 = 8;
+
+/// The name the generated sources go by (in kernel labels and messages).
+const FILE: &str = "generated/matmul_unrolled.wgsl";
+
+/// Whether `d` runs a kernel this module wrote out.
+pub fn runs(d: &Dispatch) -> bool {
+    d.kernel.label.starts_with(FILE)
+}
 
 /// What one invocation covers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -427,7 +440,7 @@ pub fn matmul_unrolled(
         }
     }
     let shader = super::Shader {
-        file: "generated/matmul_unrolled.wgsl",
+        file: FILE,
         source: source_for(spec),
     };
     let grid = [p.grid[0] * p.grid[1], 1, 1];

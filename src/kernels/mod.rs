@@ -255,6 +255,12 @@ pub fn product(
         matmul::matmul_auto(gpu, a, b, c, opts)
     } else {
         let group = matmul::matmul_auto(gpu, a, b, c, opts)?;
+        // The written-out kernel has no replica axis, and each run's own
+        // costs less than one shared dispatch of the rows kernels: such a
+        // product is not recorded again (see `matmul_unrolled`).
+        if group.iter().any(matmul_unrolled::runs) {
+            return Ok(group);
+        }
         // The same product over a replica axis, every operand at one stride.
         let (a, b, c) = (a.clone(), b.clone(), c.clone());
         let bias = opts.bias.cloned();

@@ -20,7 +20,8 @@
 //! more for all runs, after a check that every run's copy binds its
 //! tensors at exactly that stride with the same kernel, grid and
 //! parameters. A step's submit then holds those shared dispatches and each
-//! run's own for the rest (a gradient method's solve). A run that ends
+//! run's own for the rest (a gradient method's solve, and on llvmpipe the
+//! written-out products, which cost less each on its own there). A run that ends
 //! early (patience) rides along in the shared dispatches, which compute its
 //! products into buffers no one reads again, while its own dispatches are
 //! left out. The optimizer is shared only while every run takes the step:
@@ -62,6 +63,10 @@ pub struct Lockstep {
     pub dispatches_per_step: usize,
     /// Of run 0's step, how many dispatches were shared by all runs.
     pub shared: usize,
+    /// The kernels (labels) of run 0's step that each run took on its own,
+    /// in order (a gradient method's solve, and on llvmpipe the written-out
+    /// products: `kernels::matmul_unrolled`).
+    pub own: Vec<String>,
 }
 
 enum State<'a> {
@@ -94,6 +99,7 @@ pub async fn fit_lockstep_async(
         reports: Vec::with_capacity(runs.len()),
         dispatches_per_step: 0,
         shared: 0,
+        own: Vec::new(),
     };
     if runs.iter().any(|r| r.cfg.profile) {
         for (i, r) in runs.into_iter().enumerate() {
@@ -118,7 +124,10 @@ pub async fn fit_lockstep_async(
     };
     let mut states = start_runs(gpu, &runs, slab.as_ref()).await;
     let shared = slab.and_then(|slab| SharedStep::plan(gpu, &states, &slab));
-    outcome.shared = shared.as_ref().map_or(0, |plan| plan.shared_of_run_0);
+    if let Some(plan) = &shared {
+        outcome.shared = plan.shared_of_run_0;
+        outcome.own = plan.own.clone();
+    }
     for epoch in 0..epochs {
         // Runs with fewer epochs than the longest end before it.
         for state in states.iter_mut() {
@@ -275,6 +284,8 @@ struct SharedStep {
     shared: Vec<Dispatch>,
     entries: Vec<Entry>,
     shared_of_run_0: usize,
+    /// The kernels of the `Each` entries.
+    own: Vec<String>,
 }
 
 impl SharedStep {
@@ -297,6 +308,7 @@ impl SharedStep {
             shared: Vec::new(),
             entries: Vec::new(),
             shared_of_run_0: 0,
+            own: Vec::new(),
         };
         let mut j = 0;
         while j < n {
@@ -316,6 +328,7 @@ impl SharedStep {
                 j += len;
             } else {
                 step.entries.push(Entry::Each(j));
+                step.own.push(lists[0][j].kernel.label.clone());
                 j += 1;
             }
         }
