@@ -3,7 +3,9 @@
 # real GPU, from binaries built elsewhere (no Rust toolchain needed there).
 #
 # Build here:   cargo build --release --examples --benches
+#               cargo build --release --bin taskgrad
 #               mkdir -p .bin && strip -o .bin/workloads target/release/examples/workloads \
+#                 && strip -o .bin/taskgrad target/release/taskgrad \
 #                 && cp "$(ls -t target/release/deps/kernels-* | grep -v '\.d$' | head -1)" .bin/kernels-bench
 # Vulkan loader (where the GPU machine lacks one), once, in the repo root:
 #   mkdir -p .gl && (cd .gl && apt-get download libvulkan1)
@@ -44,6 +46,21 @@ run env TASKGRAD_MATMUL=register "$bin/workloads" W-synth
 run "$bin/workloads" W-synth --half
 run "$bin/workloads" W-iris --profile
 run "$bin/workloads" W-synth --profile
+# Five penguins seeds against one through the command line (issue 23: "in
+# about the time of one on a GPU"), after a first run that fills the cache.
+if [ -x "$bin/taskgrad" ]; then
+    penguins=(--data data/penguins.csv --inputs bill_length_mm,bill_depth_mm,flipper_length_mm,island
+        --task species:class --task sex:class --task body_mass_g:reg --methods equal,mgda)
+    run "$bin/taskgrad" compare "${penguins[@]}" --seeds 1 --epochs 1 --out "$out/cmp-warm" --force > /dev/null
+    for round in 1 2; do
+        for seeds in "--seeds 1" "--seeds 5 --lockstep" "--seeds 5"; do
+            start=$(date +%s.%N)
+            # shellcheck disable=SC2086
+            run "$bin/taskgrad" compare "${penguins[@]}" --epochs 20 $seeds --out "$out/cmp" --force > /dev/null
+            echo "compare $seeds round $round s=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')" | tee -a "$log"
+        done
+    done
+fi
 if [ -x "$bin/kernels-bench" ]; then
     run "$bin/kernels-bench" --bench matmul --noplot
 fi
