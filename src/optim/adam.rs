@@ -62,7 +62,7 @@ struct AdamParams {
 /// The bytes of [`AdamParams`] a step rewrites (every field before the
 /// replica strides): runs stepped together share one update only where
 /// these agree.
-const PER_STEP: std::ops::Range<usize> = 0..36;
+const PER_STEP: std::ops::Range<usize> = 0..std::mem::offset_of!(AdamParams, rep);
 
 impl AdamParams {
     /// Step t's parameters (t ≥ 1): the bias corrections 1 - β^t are computed here.

@@ -46,7 +46,7 @@ struct SgdParams {
 /// The bytes of [`SgdParams`] a step rewrites (every field before the
 /// replica strides): runs stepped together share one update only where
 /// these agree.
-const PER_STEP: std::ops::Range<usize> = 0..16;
+const PER_STEP: std::ops::Range<usize> = 0..std::mem::offset_of!(SgdParams, rep);
 
 impl SgdParams {
     fn new(cfg: SgdConfig, n: usize) -> Self {
